@@ -1,0 +1,70 @@
+//! The one table of what Vltava implements, API by API.
+
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::ApiKey;
+
+/// Every API the broker implements and tests, with the version range whose
+/// semantics it honours. ApiVersions responses are built from this table and
+/// requests outside it are refused, so adding a row is a promise.
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    // Produce 12+ carries KIP-890 transaction semantics that are not built yet.
+    (ApiKey::Produce, 3, 11),
+    // Fetch 17 adds KRaft replica directories; 16 is everything a consumer needs.
+    (ApiKey::Fetch, 4, 16),
+    (ApiKey::ListOffsets, 1, 8),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The supported `(min, max)` versions of `api_key`, if it is implemented.
+pub fn supported_range(api_key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED_APIS
+        .iter()
+        .find(|(key, _, _)| *key == api_key)
+        .map(|&(_, min, max)| (min, max))
+}
+
+/// The ApiVersions response entries, straight from [`SUPPORTED_APIS`].
+pub fn api_versions_entries() -> Vec<ApiVersion> {
+    SUPPORTED_APIS
+        .iter()
+        .map(|&(key, min, max)| {
+            ApiVersion::default()
+                .with_api_key(key as i16)
+                .with_min_version(min)
+                .with_max_version(max)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_stays_within_what_the_message_types_can_encode() {
+        for &(key, min, max) in SUPPORTED_APIS {
+            let known = key.valid_versions();
+            assert!(min <= max, "{key:?}");
+            assert!(min >= known.min && max <= known.max, "{key:?} {min}-{max}");
+        }
+    }
+
+    #[test]
+    fn every_api_appears_once() {
+        for (i, (a, _, _)) in SUPPORTED_APIS.iter().enumerate() {
+            for (b, _, _) in &SUPPORTED_APIS[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+}
