@@ -1,0 +1,982 @@
+//! One partition's log on disk, in Kafka's layout.
+//!
+//! A [`Log`] owns a directory of segments (`<base offset, 20 digits>.log`)
+//! holding v2 record batches verbatim, each with a sparse offset index
+//! (`.index`) and time index (`.timeindex`), plus a `log-start-offset` file.
+//! It appends validated batches (assigning offsets by patching the header),
+//! serves reads as file ranges, rolls segments, applies retention and
+//! DeleteRecords, and recovers after a crash. It knows nothing of Kafka
+//! requests. The byte layout and the crash argument are in
+//! `docs/log-format.md`.
+//!
+//! Invariants:
+//! - Indexes are derived data: they can always be rebuilt from the `.log`
+//!   files, and are on open whenever they do not check out.
+//! - Readers never see a torn batch: a segment's `size` only covers complete
+//!   batches, and it advances after the bytes are written.
+//! - One writer at a time (the writer mutex); readers never take it.
+
+mod segment;
+
+use std::fs::{self, File};
+use std::io;
+use std::ops::ControlFlow;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::{Mutex, RwLock};
+use vltava_record::{BatchHeader, RecordError};
+
+use segment::{Segment, SegmentState};
+
+/// Name of the file holding the durable log start offset.
+pub const LOG_START_OFFSET_FILE: &str = "log-start-offset";
+
+/// Per-partition log settings (Kafka's topic-level names in comments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll when the active segment would exceed this.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll when the active segment's first batch is this old.
+    pub segment_ms: i64,
+    /// `retention.ms`: -1 keeps data forever.
+    pub retention_ms: i64,
+    /// `retention.bytes`: -1 means no size limit.
+    pub retention_bytes: i64,
+    /// `index.interval.bytes`: bytes between offset index entries.
+    pub index_interval_bytes: u32,
+    /// `flush.messages`: fsync after this many records; `u64::MAX` never.
+    pub flush_messages: u64,
+    /// `flush.ms`: fsync when the last one is this old; `i64::MAX` never.
+    pub flush_ms: i64,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_bytes: -1,
+            index_interval_bytes: 4096,
+            flush_messages: u64::MAX,
+            flush_ms: i64::MAX,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("log I/O error: {0}")]
+    Io(#[from] io::Error),
+    #[error("offset {requested} out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        requested: i64,
+        log_start: i64,
+        log_end: i64,
+    },
+    #[error("invalid batch: {0}")]
+    InvalidBatch(#[from] RecordError),
+    /// An earlier write or fsync failed; the log accepts no more writes.
+    #[error("log storage failed: {0}")]
+    StorageFailed(String),
+}
+
+/// Offsets assigned to an appended batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub log_start_offset: i64,
+    pub max_timestamp: i64,
+}
+
+/// A byte range of one segment file holding whole batches.
+#[derive(Debug, Clone)]
+pub struct ReadSlice {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: usize,
+}
+
+impl ReadSlice {
+    fn empty(file: Arc<File>) -> ReadSlice {
+        ReadSlice {
+            file,
+            position: 0,
+            len: 0,
+        }
+    }
+
+    /// Copies the range into memory (the zero-copy path will use the fields).
+    pub fn to_bytes(&self) -> io::Result<Bytes> {
+        let mut buf = BytesMut::zeroed(self.len);
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(buf.freeze())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// State only the writer touches.
+struct WriterState {
+    records_since_flush: u64,
+}
+
+/// Group commit: the offset below which everything is known to be fsynced.
+struct FlushState {
+    flushed_offset: i64,
+    last_flush_ms: i64,
+}
+
+/// One partition's log. `Send + Sync`; every method takes `&self`.
+pub struct Log {
+    dir: PathBuf,
+    config: RwLock<LogConfig>,
+    /// Sorted by base offset; never empty; the last one is active. Held only
+    /// long enough to clone an `Arc`.
+    segments: RwLock<Vec<Arc<Segment>>>,
+    /// Serialises writers (append, roll, retention, truncation). Nothing in
+    /// this crate awaits, so a blocking mutex held across file writes is fine;
+    /// readers never take it.
+    writer: Mutex<WriterState>,
+    /// Serialises fsyncs, outside the writer mutex, so appenders waiting for
+    /// durability share one fsync.
+    flusher: Mutex<FlushState>,
+    log_start_offset: AtomicI64,
+    log_end_offset: AtomicI64,
+    failure: RwLock<Option<String>>,
+    recovered_tail: Vec<BatchHeader>,
+    #[cfg(test)]
+    fail_next_write: std::sync::atomic::AtomicBool,
+}
+
+/// Headers kept for the producer-state seam.
+const RECOVERED_TAIL_BATCHES_MAX: usize = 10_000;
+
+impl Log {
+    /// Opens (or creates) the log in `dir`, recovering from any crash.
+    pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<Log, LogError> {
+        fs::create_dir_all(dir)?;
+        let bases = list_segments(dir)?;
+        let mut segments = Vec::with_capacity(bases.len().max(1));
+        let mut recovered_tail = Vec::new();
+        for (i, &base) in bases.iter().enumerate() {
+            let segment = match bases.get(i + 1) {
+                Some(&next) => open_closed_segment(dir, base, next, &config)?,
+                None => {
+                    let (segment, tail) = recover_last_segment(dir, base, &config)?;
+                    recovered_tail = tail;
+                    segment
+                }
+            };
+            segments.push(Arc::new(segment));
+        }
+        if segments.is_empty() {
+            segments.push(Arc::new(Segment::create(dir, 0)?));
+            sync_dir(dir)?;
+        }
+        if let Some(active) = segments.last() {
+            active.state.write().created_ms = now_ms;
+        }
+        let log_end = segments.last().map_or(0, |s| s.state.read().next_offset);
+        let first_base = segments[0].base_offset;
+        let log_start = read_log_start(dir)?.unwrap_or(first_base).max(first_base);
+        let log_start = log_start.min(log_end);
+        Ok(Log {
+            dir: dir.to_path_buf(),
+            config: RwLock::new(config),
+            segments: RwLock::new(segments),
+            writer: Mutex::new(WriterState {
+                records_since_flush: 0,
+            }),
+            flusher: Mutex::new(FlushState {
+                flushed_offset: log_end,
+                last_flush_ms: now_ms,
+            }),
+            log_start_offset: AtomicI64::new(log_start),
+            log_end_offset: AtomicI64::new(log_end),
+            failure: RwLock::new(None),
+            recovered_tail,
+            #[cfg(test)]
+            fail_next_write: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::Acquire)
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset.load(Ordering::Acquire)
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.config.read().clone()
+    }
+
+    pub fn set_config(&self, config: LogConfig) {
+        *self.config.write() = config;
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.read().iter().map(|s| s.size()).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.read().len()
+    }
+
+    /// Headers of the batches found in the last segment when the log was
+    /// opened (at most the last 10 000), for rebuilding producer state.
+    pub fn recovered_tail_batches(&self) -> Vec<BatchHeader> {
+        self.recovered_tail.clone()
+    }
+
+    fn active(&self) -> Arc<Segment> {
+        Arc::clone(
+            self.segments
+                .read()
+                .last()
+                .expect("a log always has a segment"),
+        )
+    }
+
+    fn check_not_failed(&self) -> Result<(), LogError> {
+        match &*self.failure.read() {
+            Some(reason) => Err(LogError::StorageFailed(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Records an environmental failure: from now on writes are refused.
+    fn fail(&self, what: &str, e: io::Error) -> LogError {
+        let reason = format!("{what} in {}: {e}", self.dir.display());
+        tracing::error!(%reason, "log storage failed; refusing further writes");
+        self.failure.write().get_or_insert(reason);
+        LogError::Io(e)
+    }
+
+    /// Appends one batch that the caller already validated. Assigns it the
+    /// next offsets by patching its base offset and leader epoch.
+    pub fn append(
+        &self,
+        mut batch: BytesMut,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let header = BatchHeader::parse(&batch)?;
+        if header.total_bytes() != batch.len() {
+            return Err(LogError::InvalidBatch(RecordError::LengthMismatch {
+                declared: header.total_bytes(),
+                actual: batch.len(),
+            }));
+        }
+        let config = self.config();
+        let (info, flush_to) = {
+            let mut writer = self.writer.lock();
+            self.check_not_failed()?;
+            let base_offset = self.log_end_offset();
+            vltava_record::set_base_offset(&mut batch, base_offset);
+            vltava_record::set_partition_leader_epoch(&mut batch, leader_epoch);
+            let header = BatchHeader {
+                base_offset,
+                partition_leader_epoch: leader_epoch,
+                ..header
+            };
+            self.maybe_roll(&header, &config, now_ms)?;
+            self.write_batch(&batch, &header, &config)?;
+            let info = AppendInfo {
+                base_offset,
+                last_offset: header.last_offset(),
+                log_start_offset: self.log_start_offset(),
+                max_timestamp: header.max_timestamp,
+            };
+            writer.records_since_flush += header.records_count.max(1) as u64;
+            let due = writer.records_since_flush >= config.flush_messages;
+            if due {
+                writer.records_since_flush = 0;
+            }
+            (info, due.then(|| header.next_offset()))
+        };
+        if let Some(offset) = flush_to {
+            self.flush_to(offset, now_ms, false)?;
+        }
+        Ok(info)
+    }
+
+    /// Writes the batch at the end of the active segment, then publishes it.
+    fn write_batch(
+        &self,
+        batch: &[u8],
+        header: &BatchHeader,
+        config: &LogConfig,
+    ) -> Result<(), LogError> {
+        let active = self.active();
+        let position = active.size();
+        #[cfg(test)]
+        if self.fail_next_write.swap(false, Ordering::SeqCst) {
+            return Err(self.fail("write", io::Error::other("injected write failure")));
+        }
+        active
+            .file
+            .write_all_at(batch, position)
+            .map_err(|e| self.fail("write", e))?;
+        let (new, counts) = {
+            let mut state = active.state.write();
+            let new = state.on_batch(
+                active.base_offset,
+                position,
+                header,
+                config.index_interval_bytes,
+            );
+            (new, (state.offset_index.len(), state.time_index.len()))
+        };
+        active
+            .write_entries(&new, counts)
+            .map_err(|e| self.fail("index write", e))?;
+        self.log_end_offset
+            .store(header.next_offset(), Ordering::Release);
+        Ok(())
+    }
+
+    fn maybe_roll(
+        &self,
+        header: &BatchHeader,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let active = self.active();
+        let state = active.state.read().clone();
+        if state.size == 0 {
+            return Ok(());
+        }
+        let size_limit = config.segment_bytes.min(u64::from(u32::MAX));
+        let too_big = state.size + header.total_bytes() as u64 > size_limit;
+        // Like Kafka, age is measured in record time (this batch's max
+        // timestamp minus the first batch's) when records carry timestamps,
+        // and in wall-clock time since the segment was created otherwise.
+        let age_ms = match state.first_batch_timestamp {
+            Some(first) if first >= 0 => header.max_timestamp.saturating_sub(first),
+            _ => now_ms.saturating_sub(state.created_ms),
+        };
+        let too_old = age_ms >= config.segment_ms;
+        let offsets_overflow = header.last_offset() - active.base_offset > i64::from(i32::MAX);
+        if too_big || too_old || offsets_overflow {
+            self.roll(header.base_offset, now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Seals and fsyncs the active segment, then starts a new one at
+    /// `base_offset`. Caller holds the writer mutex.
+    fn roll(&self, base_offset: i64, now_ms: i64) -> Result<(), LogError> {
+        let old = self.active();
+        old.seal().map_err(|e| self.fail("index write", e))?;
+        // Every segment but the last is durable before the next exists, so
+        // recovery only has to check the last one.
+        old.sync_all().map_err(|e| self.fail("fsync", e))?;
+        let new = Segment::create(&self.dir, base_offset).map_err(|e| self.fail("roll", e))?;
+        new.state.write().created_ms = now_ms;
+        sync_dir(&self.dir).map_err(|e| self.fail("fsync dir", e))?;
+        self.segments.write().push(Arc::new(new));
+        tracing::debug!(dir = %self.dir.display(), base_offset, "rolled segment");
+        Ok(())
+    }
+
+    /// fsyncs everything below `offset` unless a concurrent flush already
+    /// did (group commit).
+    fn flush_to(&self, offset: i64, now_ms: i64, with_indexes: bool) -> Result<(), LogError> {
+        let mut flush = self.flusher.lock();
+        if flush.flushed_offset >= offset && !with_indexes {
+            return Ok(());
+        }
+        self.check_not_failed()?;
+        // Read the end before choosing the segment: anything below it is in
+        // this segment or in an earlier one, which a roll already fsynced.
+        let end = self.log_end_offset();
+        let active = self.active();
+        let synced = if with_indexes {
+            active.sync_all()
+        } else {
+            // The active segment's indexes are rebuilt on recovery anyway.
+            active.sync_data()
+        };
+        synced.map_err(|e| self.fail("fsync", e))?;
+        flush.flushed_offset = flush.flushed_offset.max(end);
+        flush.last_flush_ms = now_ms;
+        Ok(())
+    }
+
+    /// fsyncs the active segment and its indexes.
+    pub fn flush(&self) -> Result<(), LogError> {
+        let now_ms = self.flusher.lock().last_flush_ms;
+        self.flush_to(self.log_end_offset(), now_ms, true)
+    }
+
+    /// fsyncs if unflushed data is older than `flush_ms`.
+    pub fn flush_if_due(&self, now_ms: i64) -> Result<(), LogError> {
+        let flush_ms = self.config.read().flush_ms;
+        let due = {
+            let flush = self.flusher.lock();
+            flush.flushed_offset < self.log_end_offset()
+                && now_ms.saturating_sub(flush.last_flush_ms) >= flush_ms
+        };
+        if due {
+            self.flush_to(self.log_end_offset(), now_ms, false)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes everything for shutdown.
+    pub fn close(&self) -> Result<(), LogError> {
+        let _writer = self.writer.lock();
+        self.flush()
+    }
+
+    /// Removes the partition directory (topic deletion).
+    pub fn delete(self) -> Result<(), LogError> {
+        let _writer = self.writer.lock();
+        fs::remove_dir_all(&self.dir)?;
+        Ok(())
+    }
+
+    fn out_of_range(&self, requested: i64) -> LogError {
+        LogError::OffsetOutOfRange {
+            requested,
+            log_start: self.log_start_offset(),
+            log_end: self.log_end_offset(),
+        }
+    }
+
+    /// The segment that holds `offset`: the last one starting at or below it.
+    fn segment_for(&self, offset: i64) -> Arc<Segment> {
+        let segments = self.segments.read();
+        let i = segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        Arc::clone(&segments[i])
+    }
+
+    /// Bytes for a fetch starting at `offset`: the batch holding it and the
+    /// whole batches after it in the same segment that start below
+    /// `end_offset_exclusive`, within `max_bytes` except that the first batch
+    /// is always whole (KIP-74).
+    pub fn read(
+        &self,
+        offset: i64,
+        end_offset_exclusive: i64,
+        max_bytes: usize,
+    ) -> Result<ReadSlice, LogError> {
+        let log_end = self.log_end_offset();
+        if offset < self.log_start_offset() || offset > log_end {
+            return Err(self.out_of_range(offset));
+        }
+        let end = end_offset_exclusive.min(log_end);
+        let mut segment = self.segment_for(offset);
+        if offset >= end {
+            return Ok(ReadSlice::empty(Arc::clone(&segment.file)));
+        }
+        loop {
+            if let Some(slice) = read_segment(&segment, offset, end, max_bytes)? {
+                return Ok(slice);
+            }
+            // The offset lies past this segment's last batch (a gap); move on.
+            let next = {
+                let segments = self.segments.read();
+                let i = segments.partition_point(|s| s.base_offset <= segment.base_offset);
+                segments.get(i).map(Arc::clone)
+            };
+            match next {
+                Some(next) => segment = next,
+                None => return Ok(ReadSlice::empty(Arc::clone(&segment.file))),
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Vec<Arc<Segment>> {
+        self.segments.read().clone()
+    }
+
+    /// The first record with timestamp >= `ts`, as `(offset, timestamp)`.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let log_start = self.log_start_offset();
+        let log_end = self.log_end_offset();
+        for segment in self.snapshot() {
+            let (max_ts, start_offset) = {
+                let state = segment.state.read();
+                (
+                    state.max_timestamp,
+                    state.offset_for_time(segment.base_offset, ts),
+                )
+            };
+            if max_ts < ts || segment.state.read().next_offset <= log_start {
+                continue;
+            }
+            let from = start_offset.max(log_start);
+            let mut found = None;
+            for_each_batch(&segment, from, log_end, |position, header| {
+                if header.max_timestamp < ts {
+                    return Ok(ControlFlow::Continue(()));
+                }
+                let batch = segment.batch_at(position, header)?;
+                let records = vltava_record::decode_records(&batch)?;
+                found = records
+                    .iter()
+                    .find(|r| r.offset >= log_start && r.timestamp >= ts)
+                    .map(|r| (r.offset, r.timestamp));
+                Ok(if found.is_some() {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                })
+            })?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Offset and timestamp of the first record carrying the log's largest
+    /// timestamp (ListOffsets MAX_TIMESTAMP); `None` for an empty log.
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let log_start = self.log_start_offset();
+        let log_end = self.log_end_offset();
+        let mut best: Option<(i64, Arc<Segment>, u64, BatchHeader)> = None;
+        for segment in self.snapshot() {
+            let state = segment.state.read().clone();
+            let best_ts = best.as_ref().map_or(-1, |b| b.0);
+            // The cached maximum is an upper bound (exact unless DeleteRecords
+            // cut the segment), so most segments need no scan at all.
+            if state.next_offset <= log_start || state.max_timestamp <= best_ts {
+                continue;
+            }
+            let from = if segment.base_offset >= log_start {
+                state.offset_of_max_timestamp
+            } else {
+                log_start
+            };
+            let mut segment_best: Option<(u64, BatchHeader)> = None;
+            for_each_batch(&segment, from, log_end, |position, h| {
+                if h.base_offset + i64::from(h.last_offset_delta) < from {
+                    return Ok(ControlFlow::Continue(()));
+                }
+                if segment_best.is_none_or(|(_, b)| h.max_timestamp > b.max_timestamp) {
+                    segment_best = Some((position, *h));
+                }
+                Ok(if h.max_timestamp >= state.max_timestamp {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                })
+            })?;
+            if let Some((position, h)) = segment_best {
+                if h.max_timestamp > best_ts {
+                    best = Some((h.max_timestamp, Arc::clone(&segment), position, h));
+                }
+            }
+        }
+        let Some((_, segment, position, header)) = best else {
+            return Ok(None);
+        };
+        let batch = segment.batch_at(position, &header)?;
+        let records = vltava_record::decode_records(&batch)?;
+        Ok(records
+            .iter()
+            .filter(|r| r.offset >= log_start)
+            .max_by_key(|r| (r.timestamp, std::cmp::Reverse(r.offset)))
+            .map(|r| (r.offset, r.timestamp)))
+    }
+
+    /// DeleteRecords: moves the log start to `offset`, durably, and deletes
+    /// the segments that lie wholly below it. Returns the new log start.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
+        let _writer = self.writer.lock();
+        self.check_not_failed()?;
+        if offset > self.log_end_offset() || offset < 0 {
+            return Err(self.out_of_range(offset));
+        }
+        if offset <= self.log_start_offset() {
+            return Ok(self.log_start_offset());
+        }
+        self.advance_log_start(offset)?;
+        self.delete_segments_below_start()?;
+        Ok(offset)
+    }
+
+    /// Persists a new log start (tmp file, fsync, rename, fsync dir) and then
+    /// publishes it. Caller holds the writer mutex.
+    fn advance_log_start(&self, offset: i64) -> Result<(), LogError> {
+        write_log_start(&self.dir, offset).map_err(|e| self.fail("log start write", e))?;
+        self.log_start_offset.fetch_max(offset, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Deletes every segment whose successor starts at or below the log start.
+    fn delete_segments_below_start(&self) -> Result<usize, LogError> {
+        let log_start = self.log_start_offset();
+        let removed: Vec<Arc<Segment>> = {
+            let mut segments = self.segments.write();
+            let keep_from = segments
+                .windows(2)
+                .take_while(|w| w[1].base_offset <= log_start)
+                .count();
+            segments.drain(..keep_from).collect()
+        };
+        for segment in &removed {
+            delete_segment_files(&self.dir, segment.base_offset)
+                .map_err(|e| self.fail("segment delete", e))?;
+        }
+        Ok(removed.len())
+    }
+
+    /// Deletes the oldest segments that are past `retention_ms` or beyond
+    /// `retention_bytes`. Returns how many were deleted.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<usize, LogError> {
+        let _writer = self.writer.lock();
+        self.check_not_failed()?;
+        let config = self.config();
+        let segments = self.snapshot();
+        let mut excess_bytes = if config.retention_bytes >= 0 {
+            segments.iter().map(|s| s.size() as i64).sum::<i64>() - config.retention_bytes
+        } else {
+            i64::MIN
+        };
+        let mut expired = 0;
+        for segment in &segments {
+            let state = segment.state.read().clone();
+            let by_time = config.retention_ms >= 0
+                && state.max_timestamp >= 0
+                && now_ms - state.max_timestamp > config.retention_ms;
+            let by_size = excess_bytes != i64::MIN && excess_bytes - state.size as i64 >= 0;
+            if !(by_time || by_size) || state.size == 0 {
+                break;
+            }
+            if by_size {
+                excess_bytes -= state.size as i64;
+            }
+            expired += 1;
+        }
+        if expired == 0 {
+            return self.delete_segments_below_start();
+        }
+        if expired == segments.len() {
+            // Never leave the log without an active segment.
+            self.roll(self.log_end_offset(), now_ms)?;
+        }
+        let new_start = self.segments.read()[expired].base_offset;
+        if new_start > self.log_start_offset() {
+            self.advance_log_start(new_start)?;
+        }
+        self.delete_segments_below_start()
+    }
+
+    /// Removes every batch at or after the batch holding `offset` (for
+    /// replication). The log end becomes the start of that batch.
+    pub fn truncate_to(&self, offset: i64) -> Result<(), LogError> {
+        let _writer = self.writer.lock();
+        self.check_not_failed()?;
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        if offset < self.log_start_offset() {
+            return Err(self.out_of_range(offset));
+        }
+        let removed: Vec<Arc<Segment>> = {
+            let mut segments = self.segments.write();
+            let keep = segments.partition_point(|s| s.base_offset <= offset).max(1);
+            segments.drain(keep..).collect()
+        };
+        for segment in removed.iter().rev() {
+            delete_segment_files(&self.dir, segment.base_offset)
+                .map_err(|e| self.fail("segment delete", e))?;
+        }
+        let active = self.active();
+        let mut cut = active.size();
+        for_each_batch(&active, offset, i64::MAX, |position, header| {
+            if header.last_offset() >= offset {
+                cut = position;
+                return Ok(ControlFlow::Break(()));
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        let truncated = (|| {
+            active.file.set_len(cut)?;
+            active.file.sync_data()?;
+            active.rebuild_from_headers(self.config.read().index_interval_bytes)
+        })();
+        truncated.map_err(|e| self.fail("truncate", e))?;
+        let end = active.state.read().next_offset;
+        self.log_end_offset.store(end, Ordering::Release);
+        self.log_start_offset.fetch_min(end, Ordering::AcqRel);
+        let mut flush = self.flusher.lock();
+        flush.flushed_offset = flush.flushed_offset.min(end);
+        Ok(())
+    }
+
+    #[cfg(test)]
+    fn inject_write_failure(&self) {
+        self.fail_next_write.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Reads from `segment` starting at the batch holding `offset`. `None` if no
+/// batch in the segment ends at or after `offset`.
+fn read_segment(
+    segment: &Arc<Segment>,
+    offset: i64,
+    end: i64,
+    max_bytes: usize,
+) -> Result<Option<ReadSlice>, LogError> {
+    let mut start: Option<u64> = None;
+    let mut len = 0usize;
+    for_each_batch(segment, offset, end, |position, header| {
+        let total = header.total_bytes();
+        if start.is_none() {
+            if header.last_offset() >= offset {
+                start = Some(position);
+                len = total;
+            }
+            return Ok(ControlFlow::Continue(()));
+        }
+        if len + total > max_bytes {
+            return Ok(ControlFlow::Break(()));
+        }
+        len += total;
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(start.map(|position| ReadSlice {
+        file: Arc::clone(&segment.file),
+        position,
+        len,
+    }))
+}
+
+/// Calls `f` with each batch header of `segment`, starting from the index
+/// position for `from_offset`, until `f` breaks, the segment's published
+/// size is reached, or a batch starts at or after `end_offset`.
+fn for_each_batch<F>(
+    segment: &Segment,
+    from_offset: i64,
+    end_offset: i64,
+    mut f: F,
+) -> Result<(), LogError>
+where
+    F: FnMut(u64, &BatchHeader) -> Result<ControlFlow<()>, LogError>,
+{
+    let (mut position, size) = {
+        let state = segment.state.read();
+        (
+            state.position_for(segment.base_offset, from_offset),
+            state.size,
+        )
+    };
+    while let Some(header) = segment.header_at(position, size)? {
+        if header.base_offset >= end_offset {
+            break;
+        }
+        if f(position, &header)?.is_break() {
+            break;
+        }
+        position += header.total_bytes() as u64;
+    }
+    Ok(())
+}
+
+/// Base offsets of the `*.log` files in `dir`, sorted; removes leftovers of
+/// interrupted operations and index files without a log.
+fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
+    let mut bases = Vec::new();
+    let mut index_files = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if name.ends_with(".cleaned")
+            || name.ends_with(".swap")
+            || name.ends_with(".deleted")
+            || name.ends_with(".tmp")
+        {
+            tracing::warn!(file = %path.display(), "removing leftover file");
+            fs::remove_file(&path)?;
+            continue;
+        }
+        let Some((stem, ext)) = name.split_once('.') else {
+            continue;
+        };
+        let base = match stem.parse::<i64>() {
+            Ok(base) if stem.len() == 20 && base >= 0 => base,
+            _ => continue,
+        };
+        match ext {
+            "log" => bases.push(base),
+            "index" | "timeindex" => index_files.push((base, path)),
+            _ => {}
+        }
+    }
+    bases.sort_unstable();
+    for (base, path) in index_files {
+        if bases.binary_search(&base).is_err() {
+            tracing::warn!(file = %path.display(), "removing index without a log file");
+            fs::remove_file(&path)?;
+        }
+    }
+    Ok(bases)
+}
+
+fn open_closed_segment(
+    dir: &Path,
+    base: i64,
+    next_base: i64,
+    config: &LogConfig,
+) -> Result<Segment, LogError> {
+    let (segment, offset_bytes, time_bytes) = Segment::open_files(dir, base)?;
+    if !segment.load_indexes(&offset_bytes, &time_bytes, next_base)? {
+        tracing::warn!(segment = %segment.log_path.display(), "rebuilding indexes");
+        segment.rebuild_from_headers(config.index_interval_bytes)?;
+    }
+    Ok(segment)
+}
+
+/// Opens the last segment, validating every batch (CRC included) and cutting
+/// the file at the first byte that is not part of a valid batch.
+fn recover_last_segment(
+    dir: &Path,
+    base: i64,
+    config: &LogConfig,
+) -> Result<(Segment, Vec<BatchHeader>), LogError> {
+    let (segment, _, _) = Segment::open_files(dir, base)?;
+    let file_len = segment.size();
+    let mut state = SegmentState::empty(base);
+    let mut headers = std::collections::VecDeque::new();
+    let mut position = 0u64;
+    let mut reason = None;
+    while position < file_len {
+        match next_valid_batch(&segment, position, file_len, state.next_offset) {
+            Ok(header) => {
+                state.on_batch(base, position, &header, config.index_interval_bytes);
+                position += header.total_bytes() as u64;
+                if headers.len() == RECOVERED_TAIL_BATCHES_MAX {
+                    headers.pop_front();
+                }
+                headers.push_back(header);
+            }
+            Err(e) => {
+                reason = Some(e);
+                break;
+            }
+        }
+    }
+    if let Some(reason) = reason {
+        tracing::warn!(
+            segment = %segment.log_path.display(),
+            position,
+            bytes = file_len - position,
+            %reason,
+            "truncating invalid tail of the log"
+        );
+        segment.file.set_len(position)?;
+        segment.file.sync_data()?;
+    }
+    *segment.state.write() = state;
+    segment.rewrite_indexes()?;
+    Ok((segment, headers.into()))
+}
+
+/// Reads and fully validates the batch at `position`.
+fn next_valid_batch(
+    segment: &Segment,
+    position: u64,
+    file_len: u64,
+    expected_offset: i64,
+) -> Result<BatchHeader, String> {
+    let available = (file_len - position) as usize;
+    let mut prefix = [0u8; segment::LENGTH_PREFIX_BYTES];
+    if available < prefix.len() {
+        return Err(format!("partial batch length ({available} bytes)"));
+    }
+    segment
+        .file
+        .read_exact_at(&mut prefix, position)
+        .map_err(|e| e.to_string())?;
+    let total = vltava_record::batch_total_bytes(&prefix).map_err(|e| e.to_string())?;
+    if total > available {
+        return Err(format!("partial batch ({available} of {total} bytes)"));
+    }
+    let mut batch = vec![0u8; total];
+    segment
+        .file
+        .read_exact_at(&mut batch, position)
+        .map_err(|e| e.to_string())?;
+    let header = vltava_record::validate_batch(&batch).map_err(|e| e.to_string())?;
+    if header.base_offset < expected_offset {
+        return Err(format!(
+            "offset {} goes backwards (expected >= {expected_offset})",
+            header.base_offset
+        ));
+    }
+    if header.last_offset() - segment.base_offset > i64::from(u32::MAX) {
+        return Err(format!(
+            "offset {} beyond segment range",
+            header.last_offset()
+        ));
+    }
+    Ok(header)
+}
+
+fn delete_segment_files(dir: &Path, base: i64) -> io::Result<()> {
+    // The .log goes first: a crash after it leaves only orphaned indexes,
+    // which open() removes.
+    for suffix in ["log", "index", "timeindex"] {
+        match fs::remove_file(segment::file_path(dir, base, suffix)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn read_log_start(dir: &Path) -> Result<Option<i64>, LogError> {
+    let path = dir.join(LOG_START_OFFSET_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    match text.trim().parse::<i64>() {
+        Ok(offset) => Ok(Some(offset)),
+        Err(_) => {
+            // It is only ever replaced by rename, so this means outside damage.
+            tracing::warn!(file = %path.display(), "ignoring unreadable log start offset");
+            Ok(None)
+        }
+    }
+}
+
+fn write_log_start(dir: &Path, offset: i64) -> io::Result<()> {
+    let tmp = dir.join(format!("{LOG_START_OFFSET_FILE}.tmp"));
+    let file = File::create(&tmp)?;
+    file.write_all_at(format!("{offset}\n").as_bytes(), 0)?;
+    file.sync_all()?;
+    fs::rename(&tmp, dir.join(LOG_START_OFFSET_FILE))?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests;

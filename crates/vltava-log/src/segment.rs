@@ -1,0 +1,428 @@
+//! One segment: a `.log` file of verbatim batches plus its two sparse
+//! indexes, kept in memory and appended to their files.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use vltava_record::{BatchHeader, RecordError, BATCH_HEADER_BYTES, LOG_OVERHEAD};
+
+pub(crate) const OFFSET_ENTRY_BYTES: usize = 8;
+pub(crate) const TIME_ENTRY_BYTES: usize = 12;
+
+/// `<base offset, 20 digits>.<suffix>` inside `dir`.
+pub(crate) fn file_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{suffix}"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OffsetEntry {
+    pub relative_offset: u32,
+    pub position: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimeEntry {
+    pub timestamp: i64,
+    pub relative_offset: u32,
+}
+
+/// Everything about a segment that changes on append. Guarded by a short
+/// read/write lock; the file bytes past `size` are never looked at by readers.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentState {
+    /// Bytes of complete batches in the file.
+    pub size: u64,
+    /// Offset after the last batch, or the base offset when empty.
+    pub next_offset: i64,
+    /// Largest batch max timestamp so far (-1 when none).
+    pub max_timestamp: i64,
+    /// Base offset of the first batch that reached `max_timestamp`.
+    pub offset_of_max_timestamp: i64,
+    /// Max timestamp of the first batch, for time-based rolling.
+    pub first_batch_timestamp: Option<i64>,
+    /// Wall-clock creation time, for rolling segments without timestamps.
+    pub created_ms: i64,
+    pub offset_index: Vec<OffsetEntry>,
+    pub time_index: Vec<TimeEntry>,
+    bytes_since_index_entry: u64,
+}
+
+/// Index entries produced by one appended batch, to be written to the files.
+#[derive(Debug, Default)]
+pub(crate) struct NewEntries {
+    pub offset: Option<OffsetEntry>,
+    pub time: Option<TimeEntry>,
+}
+
+impl SegmentState {
+    pub fn empty(base_offset: i64) -> SegmentState {
+        SegmentState {
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            first_batch_timestamp: None,
+            created_ms: 0,
+            offset_index: Vec::new(),
+            time_index: Vec::new(),
+            bytes_since_index_entry: 0,
+        }
+    }
+
+    /// Accounts for a batch written at `position` (= the old `size`). Returns
+    /// the index entries it produced, already pushed to the in-memory indexes.
+    pub fn on_batch(
+        &mut self,
+        base_offset: i64,
+        position: u64,
+        header: &BatchHeader,
+        index_interval_bytes: u32,
+    ) -> NewEntries {
+        let len = header.total_bytes() as u64;
+        debug_assert_eq!(position, self.size);
+        self.size = position + len;
+        self.next_offset = header.next_offset();
+        if self.first_batch_timestamp.is_none() {
+            self.first_batch_timestamp = Some(header.max_timestamp);
+        }
+        if header.max_timestamp > self.max_timestamp {
+            self.max_timestamp = header.max_timestamp;
+            self.offset_of_max_timestamp = header.base_offset;
+        }
+        self.bytes_since_index_entry += len;
+        let mut new = NewEntries::default();
+        if self.bytes_since_index_entry >= u64::from(index_interval_bytes) {
+            self.bytes_since_index_entry = 0;
+            let entry = OffsetEntry {
+                relative_offset: relative(base_offset, header.base_offset),
+                position: position as u32,
+            };
+            self.offset_index.push(entry);
+            new.offset = Some(entry);
+            new.time = self.maybe_time_entry(base_offset);
+        }
+        new
+    }
+
+    /// A time index entry for the current maximum if it is newer than the
+    /// last entry. Also used when the segment is closed.
+    pub fn maybe_time_entry(&mut self, base_offset: i64) -> Option<TimeEntry> {
+        let last = self.time_index.last().map_or(-1, |e| e.timestamp);
+        if self.max_timestamp <= last || self.max_timestamp < 0 {
+            return None;
+        }
+        let entry = TimeEntry {
+            timestamp: self.max_timestamp,
+            relative_offset: relative(base_offset, self.offset_of_max_timestamp),
+        };
+        self.time_index.push(entry);
+        Some(entry)
+    }
+
+    /// File position to start scanning from for `offset`: the largest index
+    /// entry at or below it.
+    pub fn position_for(&self, base_offset: i64, offset: i64) -> u64 {
+        let target = offset - base_offset;
+        let i = self
+            .offset_index
+            .partition_point(|e| i64::from(e.relative_offset) <= target);
+        if i == 0 {
+            0
+        } else {
+            u64::from(self.offset_index[i - 1].position)
+        }
+    }
+
+    /// Offset to start a timestamp search from: the last time index entry
+    /// with a timestamp strictly below `ts`. Every batch before that entry's
+    /// offset has a max timestamp below `ts`.
+    pub fn offset_for_time(&self, base_offset: i64, ts: i64) -> i64 {
+        let i = self.time_index.partition_point(|e| e.timestamp < ts);
+        if i == 0 {
+            base_offset
+        } else {
+            base_offset + i64::from(self.time_index[i - 1].relative_offset)
+        }
+    }
+}
+
+fn relative(base_offset: i64, offset: i64) -> u32 {
+    let rel = offset - base_offset;
+    assert!(
+        (0..=i64::from(u32::MAX)).contains(&rel),
+        "offset {offset} does not fit segment {base_offset}"
+    );
+    rel as u32
+}
+
+pub(crate) struct Segment {
+    pub base_offset: i64,
+    pub log_path: PathBuf,
+    /// Shared with readers for positional reads; writes go through
+    /// `write_all_at` at `size`, so readers never see a torn batch.
+    pub file: Arc<File>,
+    offset_index_file: File,
+    time_index_file: File,
+    pub state: RwLock<SegmentState>,
+}
+
+impl Segment {
+    /// Creates a new, empty segment (files truncated if present).
+    pub fn create(dir: &Path, base_offset: i64) -> io::Result<Segment> {
+        let log_path = file_path(dir, base_offset, "log");
+        let file = open_rw(&log_path, true)?;
+        Ok(Segment {
+            base_offset,
+            file: Arc::new(file),
+            offset_index_file: open_rw(&file_path(dir, base_offset, "index"), true)?,
+            time_index_file: open_rw(&file_path(dir, base_offset, "timeindex"), true)?,
+            log_path,
+            state: RwLock::new(SegmentState::empty(base_offset)),
+        })
+    }
+
+    /// Opens an existing segment without looking at its contents.
+    pub fn open_files(dir: &Path, base_offset: i64) -> io::Result<(Segment, Vec<u8>, Vec<u8>)> {
+        let log_path = file_path(dir, base_offset, "log");
+        let file = open_rw(&log_path, false)?;
+        let offset_index_file = open_rw(&file_path(dir, base_offset, "index"), false)?;
+        let time_index_file = open_rw(&file_path(dir, base_offset, "timeindex"), false)?;
+        let offset_bytes = read_all(&offset_index_file)?;
+        let time_bytes = read_all(&time_index_file)?;
+        let mut state = SegmentState::empty(base_offset);
+        state.size = file.metadata()?.len();
+        let segment = Segment {
+            base_offset,
+            file: Arc::new(file),
+            offset_index_file,
+            time_index_file,
+            log_path,
+            state: RwLock::new(state),
+        };
+        Ok((segment, offset_bytes, time_bytes))
+    }
+
+    pub fn size(&self) -> u64 {
+        self.state.read().size
+    }
+
+    pub fn write_entries(&self, new: &NewEntries, counts: (usize, usize)) -> io::Result<()> {
+        if let Some(e) = new.offset {
+            let mut buf = [0u8; OFFSET_ENTRY_BYTES];
+            buf[..4].copy_from_slice(&e.relative_offset.to_be_bytes());
+            buf[4..].copy_from_slice(&e.position.to_be_bytes());
+            let at = (counts.0 - 1) * OFFSET_ENTRY_BYTES;
+            self.offset_index_file.write_all_at(&buf, at as u64)?;
+        }
+        if let Some(e) = new.time {
+            self.write_time_entry(e, counts.1 - 1)?;
+        }
+        Ok(())
+    }
+
+    pub fn write_time_entry(&self, e: TimeEntry, index: usize) -> io::Result<()> {
+        let mut buf = [0u8; TIME_ENTRY_BYTES];
+        buf[..8].copy_from_slice(&e.timestamp.to_be_bytes());
+        buf[8..].copy_from_slice(&e.relative_offset.to_be_bytes());
+        self.time_index_file
+            .write_all_at(&buf, (index * TIME_ENTRY_BYTES) as u64)
+    }
+
+    /// Replaces both index files with the in-memory entries.
+    pub fn rewrite_indexes(&self) -> io::Result<()> {
+        let state = self.state.read();
+        let mut buf = Vec::with_capacity(state.offset_index.len() * OFFSET_ENTRY_BYTES);
+        for e in &state.offset_index {
+            buf.extend_from_slice(&e.relative_offset.to_be_bytes());
+            buf.extend_from_slice(&e.position.to_be_bytes());
+        }
+        self.offset_index_file.set_len(0)?;
+        self.offset_index_file.write_all_at(&buf, 0)?;
+        buf.clear();
+        for e in &state.time_index {
+            buf.extend_from_slice(&e.timestamp.to_be_bytes());
+            buf.extend_from_slice(&e.relative_offset.to_be_bytes());
+        }
+        self.time_index_file.set_len(0)?;
+        self.time_index_file.write_all_at(&buf, 0)
+    }
+
+    pub fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    pub fn sync_all(&self) -> io::Result<()> {
+        self.file.sync_data()?;
+        self.offset_index_file.sync_data()?;
+        self.time_index_file.sync_data()
+    }
+
+    /// Closes the segment for appends: records the final max timestamp in the
+    /// time index, so a reopened closed segment knows its max from the index.
+    pub fn seal(&self) -> io::Result<()> {
+        let mut state = self.state.write();
+        if let Some(e) = state.maybe_time_entry(self.base_offset) {
+            let index = state.time_index.len() - 1;
+            drop(state);
+            self.write_time_entry(e, index)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the batch header at `position`; `None` at or past `end`.
+    pub fn header_at(&self, position: u64, end: u64) -> io::Result<Option<BatchHeader>> {
+        if position >= end {
+            return Ok(None);
+        }
+        let mut buf = [0u8; BATCH_HEADER_BYTES];
+        self.file.read_exact_at(&mut buf, position)?;
+        let header = BatchHeader::parse(&buf).map_err(corrupt)?;
+        if position + header.total_bytes() as u64 > end {
+            return Err(corrupt(RecordError::Truncated {
+                needed: header.total_bytes(),
+                available: (end - position) as usize,
+            }));
+        }
+        Ok(Some(header))
+    }
+
+    /// Reads one whole batch.
+    pub fn batch_at(&self, position: u64, header: &BatchHeader) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; header.total_bytes()];
+        self.file.read_exact_at(&mut buf, position)?;
+        Ok(buf)
+    }
+
+    /// Rebuilds the in-memory state by walking batch headers up to the file
+    /// size, trusting the data (used for closed segments whose indexes are
+    /// missing or invalid).
+    pub fn rebuild_from_headers(&self, index_interval_bytes: u32) -> io::Result<()> {
+        let end = self.file.metadata()?.len();
+        let mut state = SegmentState::empty(self.base_offset);
+        let mut position = 0;
+        while let Some(header) = self.header_at(position, end)? {
+            state.on_batch(self.base_offset, position, &header, index_interval_bytes);
+            position += header.total_bytes() as u64;
+        }
+        state.maybe_time_entry(self.base_offset);
+        *self.state.write() = state;
+        self.rewrite_indexes()
+    }
+
+    /// Loads the indexes of a closed segment from their file bytes, checking
+    /// them against the log file. Returns false if they are not trustworthy.
+    pub fn load_indexes(
+        &self,
+        offset_bytes: &[u8],
+        time_bytes: &[u8],
+        next_base_offset: i64,
+    ) -> io::Result<bool> {
+        let size = self.size();
+        let Some(offsets) = parse_offset_index(offset_bytes, size) else {
+            return Ok(false);
+        };
+        let span = next_base_offset - self.base_offset;
+        let Some(times) = parse_time_index(time_bytes, span) else {
+            return Ok(false);
+        };
+        // A closed segment with data always has at least one time entry: the
+        // final maximum written when it was sealed.
+        if size > 0 && times.is_empty() {
+            return Ok(false);
+        }
+        if let Some(last) = offsets.last() {
+            let header = match self.header_at(u64::from(last.position), size) {
+                Ok(Some(h)) => h,
+                _ => return Ok(false),
+            };
+            if header.base_offset != self.base_offset + i64::from(last.relative_offset) {
+                return Ok(false);
+            }
+        }
+        let mut state = self.state.write();
+        state.next_offset = next_base_offset;
+        if let Some(last) = times.last() {
+            state.max_timestamp = last.timestamp;
+            state.offset_of_max_timestamp = self.base_offset + i64::from(last.relative_offset);
+        }
+        state.first_batch_timestamp = Some(state.max_timestamp);
+        state.offset_index = offsets;
+        state.time_index = times;
+        Ok(true)
+    }
+}
+
+fn parse_offset_index(bytes: &[u8], file_size: u64) -> Option<Vec<OffsetEntry>> {
+    let chunks = bytes.chunks_exact(OFFSET_ENTRY_BYTES);
+    if !chunks.remainder().is_empty() {
+        return None;
+    }
+    let mut entries: Vec<OffsetEntry> = Vec::with_capacity(bytes.len() / OFFSET_ENTRY_BYTES);
+    for chunk in chunks {
+        let e = OffsetEntry {
+            relative_offset: u32::from_be_bytes(chunk[..4].try_into().ok()?),
+            position: u32::from_be_bytes(chunk[4..].try_into().ok()?),
+        };
+        if u64::from(e.position) >= file_size {
+            return None;
+        }
+        if let Some(prev) = entries.last() {
+            if e.relative_offset <= prev.relative_offset || e.position <= prev.position {
+                return None;
+            }
+        }
+        entries.push(e);
+    }
+    Some(entries)
+}
+
+fn parse_time_index(bytes: &[u8], offset_span: i64) -> Option<Vec<TimeEntry>> {
+    let chunks = bytes.chunks_exact(TIME_ENTRY_BYTES);
+    if !chunks.remainder().is_empty() {
+        return None;
+    }
+    let mut entries: Vec<TimeEntry> = Vec::with_capacity(bytes.len() / TIME_ENTRY_BYTES);
+    for chunk in chunks {
+        let e = TimeEntry {
+            timestamp: i64::from_be_bytes(chunk[..8].try_into().ok()?),
+            relative_offset: u32::from_be_bytes(chunk[8..].try_into().ok()?),
+        };
+        if i64::from(e.relative_offset) >= offset_span || e.timestamp < 0 {
+            return None;
+        }
+        if let Some(prev) = entries.last() {
+            if e.timestamp <= prev.timestamp || e.relative_offset < prev.relative_offset {
+                return None;
+            }
+        }
+        entries.push(e);
+    }
+    Some(entries)
+}
+
+fn corrupt(e: RecordError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(truncate)
+        .open(path)
+}
+
+fn read_all(file: &File) -> io::Result<Vec<u8>> {
+    let len = file.metadata()?.len() as usize;
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, 0)?;
+    Ok(buf)
+}
+
+/// Minimum bytes needed to read a batch's length field.
+pub(crate) const LENGTH_PREFIX_BYTES: usize = LOG_OVERHEAD;
