@@ -1,0 +1,673 @@
+//! The broker's state: topics, partitions, metadata and producer ids.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+use tracing::{info, warn};
+use uuid::Uuid;
+use vltava_meta::{ConfigResource, MetaRecord, MetadataStore, METADATA_DIR};
+use vltava_protocol::ResponseError;
+
+use crate::clock::Clock;
+use crate::config::{validate_topic_config, BrokerConfig, TopicConfig};
+use crate::error::ApiError;
+use crate::partition::Partition;
+
+/// Producer ids are taken from the metadata log in blocks of this many, so
+/// that a restart never hands out an id twice.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// Kafka's longest legal topic name.
+const TOPIC_NAME_CHARS_MAX: usize = 249;
+
+/// Marks a partition directory as belonging to one incarnation of a topic.
+const PARTITION_METADATA_FILE: &str = "partition.metadata";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory {dir}: {source}")]
+    Io { dir: String, source: io::Error },
+    #[error(transparent)]
+    Meta(#[from] vltava_meta::MetaError),
+    #[error("partition {partition}: {source}")]
+    Log {
+        partition: String,
+        source: vltava_log::LogError,
+    },
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+/// A topic as the request handlers see it: an immutable snapshot. Changes
+/// (new partitions, new configs) replace the snapshot; partitions are shared.
+pub struct Topic {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: Vec<Arc<Partition>>,
+    pub config: TopicConfig,
+    pub overrides: BTreeMap<String, String>,
+}
+
+impl Topic {
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+    }
+}
+
+struct ProducerIdBlock {
+    next: i64,
+    end: i64,
+}
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    cluster_id: String,
+    clock: Arc<dyn Clock>,
+    /// Serialises every metadata change; held only for synchronous work.
+    meta: Mutex<MetadataStore>,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    producer_ids: Mutex<ProducerIdBlock>,
+    /// Woken after every append, for fetches waiting on `min_bytes`.
+    appended: Notify,
+}
+
+impl Broker {
+    /// Opens the data directory: node identity, metadata replay, every
+    /// partition's log (with tail recovery), and removal of leftovers of
+    /// deleted topics.
+    pub fn open(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Broker, StartError> {
+        let data_dir = config.data_dir().clone();
+        let io_err = |source| StartError::Io {
+            dir: data_dir.display().to_string(),
+            source,
+        };
+        fs::create_dir_all(&data_dir).map_err(io_err)?;
+        let cluster_id = load_node_identity(&data_dir, config.node_id).map_err(|e| match e {
+            NodeIdentityError::Io(source) => io_err(source),
+            NodeIdentityError::Mismatch(msg) => StartError::Inconsistent(msg),
+        })?;
+        let now_ms = clock.now_ms();
+        let meta = MetadataStore::open(&data_dir.join(METADATA_DIR), now_ms)?;
+        let image = meta.image().clone();
+        remove_orphan_dirs(&data_dir, &image).map_err(io_err)?;
+        let mut topics = BTreeMap::new();
+        for topic in image.topics.values() {
+            let overrides = image.configs_of(&ConfigResource::Topic(topic.name.clone()));
+            let topic_config = TopicConfig::resolve(&config, &overrides);
+            let mut partitions = Vec::with_capacity(topic.partitions.len());
+            for (index, p) in topic.partitions.iter().enumerate() {
+                let partition = open_partition(
+                    &data_dir,
+                    &topic.name,
+                    topic.topic_id,
+                    index as i32,
+                    p.leader_epoch,
+                    &topic_config,
+                    now_ms,
+                )?;
+                partitions.push(Arc::new(partition));
+            }
+            topics.insert(
+                topic.name.clone(),
+                Arc::new(Topic {
+                    name: topic.name.clone(),
+                    id: topic.topic_id,
+                    partitions,
+                    config: topic_config,
+                    overrides,
+                }),
+            );
+        }
+        info!(topics = topics.len(), cluster_id = %cluster_id, "broker state loaded");
+        let next = image.next_producer_id;
+        Ok(Broker {
+            config,
+            cluster_id,
+            clock,
+            meta: Mutex::new(meta),
+            topics: RwLock::new(topics),
+            producer_ids: Mutex::new(ProducerIdBlock { next, end: next }),
+            appended: Notify::new(),
+        })
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn appended(&self) -> &Notify {
+        &self.appended
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.read().get(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.topics.read().values().find(|t| t.id == id).cloned()
+    }
+
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.topics.read().values().cloned().collect()
+    }
+
+    /// Creates a topic. With `validate_only` everything is checked and
+    /// nothing is changed. Returns the topic as it is (or would be).
+    pub fn create_topic(
+        &self,
+        name: &str,
+        num_partitions: i32,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(i32, TopicConfig, Uuid), ApiError> {
+        validate_topic_name(name)?;
+        if num_partitions <= 0 {
+            return Err(ApiError::new(
+                ResponseError::InvalidPartitions,
+                "Number of partitions must be larger than 0.",
+            ));
+        }
+        for (key, value) in &overrides {
+            validate_topic_config(key, value)?;
+        }
+        let topic_config = TopicConfig::resolve(&self.config, &overrides);
+        let mut meta = self.meta.lock();
+        self.check_name_free(name)?;
+        let topic_id = Uuid::new_v4();
+        if validate_only {
+            return Ok((num_partitions, topic_config, topic_id));
+        }
+        let mut records = vec![MetaRecord::Topic {
+            name: name.to_string(),
+            topic_id,
+        }];
+        records.extend(
+            (0..num_partitions).map(|partition| self.partition_record(topic_id, partition)),
+        );
+        records.extend(overrides.iter().map(|(k, v)| MetaRecord::Config {
+            resource: ConfigResource::Topic(name.to_string()),
+            name: k.clone(),
+            value: Some(v.clone()),
+        }));
+        meta.append(&records, self.now_ms())?;
+        let partitions =
+            self.open_new_partitions(name, topic_id, 0..num_partitions, &topic_config)?;
+        self.topics.write().insert(
+            name.to_string(),
+            Arc::new(Topic {
+                name: name.to_string(),
+                id: topic_id,
+                partitions,
+                config: topic_config.clone(),
+                overrides,
+            }),
+        );
+        info!(topic = name, partitions = num_partitions, "created topic");
+        Ok((num_partitions, topic_config, topic_id))
+    }
+
+    fn partition_record(&self, topic_id: Uuid, partition: i32) -> MetaRecord {
+        MetaRecord::Partition {
+            topic_id,
+            partition,
+            replicas: vec![self.node_id()],
+            leader: self.node_id(),
+            leader_epoch: 0,
+        }
+    }
+
+    fn check_name_free(&self, name: &str) -> Result<(), ApiError> {
+        let topics = self.topics.read();
+        if topics.contains_key(name) {
+            return Err(ApiError::new(
+                ResponseError::TopicAlreadyExists,
+                format!("Topic '{name}' already exists."),
+            ));
+        }
+        // Metric names replace '.' with '_', so Kafka refuses names that
+        // would collide that way.
+        let normalized = name.replace('.', "_");
+        if let Some(other) = topics.keys().find(|t| t.replace('.', "_") == normalized) {
+            return Err(ApiError::new(
+                ResponseError::InvalidTopicException,
+                format!("Topic '{name}' collides with existing topic: {other}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn open_new_partitions(
+        &self,
+        name: &str,
+        topic_id: Uuid,
+        range: std::ops::Range<i32>,
+        config: &TopicConfig,
+    ) -> Result<Vec<Arc<Partition>>, ApiError> {
+        let data_dir = self.config.data_dir();
+        range
+            .map(|index| {
+                // Anything already at this path is a leftover of a deleted
+                // topic of the same name: it must not be served.
+                let dir = data_dir.join(Partition::dir_name(name, index));
+                if dir.exists() {
+                    warn!(dir = %dir.display(), "removing stale partition directory");
+                    fs::remove_dir_all(&dir).map_err(storage_error)?;
+                }
+                open_partition(data_dir, name, topic_id, index, 0, config, self.now_ms())
+                    .map(Arc::new)
+                    .map_err(|e| ApiError::new(ResponseError::KafkaStorageError, e.to_string()))
+            })
+            .collect()
+    }
+
+    /// Creates a topic with the broker defaults if auto-creation allows it.
+    pub fn auto_create_topic(&self, name: &str) -> Result<Arc<Topic>, ApiError> {
+        match self.create_topic(name, self.config.num_partitions, BTreeMap::new(), false) {
+            Ok(_) => {}
+            Err(e) if e.error == ResponseError::TopicAlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        self.topic(name).ok_or_else(|| {
+            ApiError::new(
+                ResponseError::UnknownTopicOrPartition,
+                "topic vanished while being created",
+            )
+        })
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<Uuid, ApiError> {
+        let mut meta = self.meta.lock();
+        let topic = self.topic(name).ok_or_else(|| {
+            ApiError::new(
+                ResponseError::UnknownTopicOrPartition,
+                "This server does not host this topic-partition.",
+            )
+        })?;
+        meta.append(
+            &[MetaRecord::RemoveTopic { topic_id: topic.id }],
+            self.now_ms(),
+        )?;
+        self.topics.write().remove(name);
+        drop(meta);
+        for partition in &topic.partitions {
+            let dir = partition.dir();
+            let doomed = dir.with_file_name(format!(
+                "{}.{}-delete",
+                dir.file_name().unwrap_or_default().to_string_lossy(),
+                topic.id.simple()
+            ));
+            // Renaming first makes the directory invisible to a restart even
+            // if the removal below is cut short.
+            let removed = fs::rename(dir, &doomed).and_then(|()| fs::remove_dir_all(&doomed));
+            if let Err(e) = removed {
+                warn!(dir = %dir.display(), error = %e, "could not remove deleted partition; it will be removed at next start");
+            }
+        }
+        info!(topic = name, "deleted topic");
+        Ok(topic.id)
+    }
+
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), ApiError> {
+        let mut meta = self.meta.lock();
+        let topic = self.topic(name).ok_or_else(|| {
+            ApiError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("The topic '{name}' does not exist."),
+            )
+        })?;
+        let current = topic.partitions.len() as i32;
+        if count == current {
+            return Err(ApiError::new(
+                ResponseError::InvalidPartitions,
+                format!("Topic already has {current} partitions."),
+            ));
+        }
+        if count < current {
+            return Err(ApiError::new(
+                ResponseError::InvalidPartitions,
+                format!("Topic currently has {current} partitions, which is higher than the requested {count}."),
+            ));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let records: Vec<MetaRecord> = (current..count)
+            .map(|p| self.partition_record(topic.id, p))
+            .collect();
+        meta.append(&records, self.now_ms())?;
+        let added = self.open_new_partitions(name, topic.id, current..count, &topic.config)?;
+        let mut partitions = topic.partitions.clone();
+        partitions.extend(added);
+        self.replace_topic(
+            &topic,
+            partitions,
+            topic.config.clone(),
+            topic.overrides.clone(),
+        );
+        info!(topic = name, from = current, to = count, "added partitions");
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides with `overrides`.
+    pub fn set_topic_overrides(
+        &self,
+        name: &str,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), ApiError> {
+        for (key, value) in &overrides {
+            validate_topic_config(key, value)?;
+        }
+        let mut meta = self.meta.lock();
+        let topic = self.topic(name).ok_or_else(|| {
+            ApiError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("Topic {name} does not exist"),
+            )
+        })?;
+        if validate_only {
+            return Ok(());
+        }
+        let resource = ConfigResource::Topic(name.to_string());
+        let mut records: Vec<MetaRecord> = overrides
+            .iter()
+            .filter(|(k, v)| topic.overrides.get(*k) != Some(*v))
+            .map(|(k, v)| MetaRecord::Config {
+                resource: resource.clone(),
+                name: k.clone(),
+                value: Some(v.clone()),
+            })
+            .collect();
+        records.extend(
+            topic
+                .overrides
+                .keys()
+                .filter(|k| !overrides.contains_key(*k))
+                .map(|k| MetaRecord::Config {
+                    resource: resource.clone(),
+                    name: k.clone(),
+                    value: None,
+                }),
+        );
+        meta.append(&records, self.now_ms())?;
+        let config = TopicConfig::resolve(&self.config, &overrides);
+        for partition in &topic.partitions {
+            partition.log().set_config(config.log_config());
+        }
+        self.replace_topic(&topic, topic.partitions.clone(), config, overrides);
+        info!(
+            topic = name,
+            changes = records.len(),
+            "altered topic configs"
+        );
+        Ok(())
+    }
+
+    fn replace_topic(
+        &self,
+        old: &Topic,
+        partitions: Vec<Arc<Partition>>,
+        config: TopicConfig,
+        overrides: BTreeMap<String, String>,
+    ) {
+        self.topics.write().insert(
+            old.name.clone(),
+            Arc::new(Topic {
+                name: old.name.clone(),
+                id: old.id,
+                partitions,
+                config,
+                overrides,
+            }),
+        );
+    }
+
+    /// Hands out a fresh producer id, persisting a new block when needed.
+    pub fn allocate_producer_id(&self) -> Result<i64, ApiError> {
+        let mut block = self.producer_ids.lock();
+        if block.next == block.end {
+            let mut meta = self.meta.lock();
+            let start = meta.image().next_producer_id.max(block.end);
+            let end = start + PRODUCER_ID_BLOCK;
+            meta.append(
+                &[MetaRecord::ProducerIds {
+                    next_producer_id: end,
+                }],
+                self.now_ms(),
+            )?;
+            *block = ProducerIdBlock { next: start, end };
+        }
+        let id = block.next;
+        block.next += 1;
+        Ok(id)
+    }
+
+    /// Deletes segments past retention on every partition.
+    pub fn enforce_retention(&self) {
+        let now_ms = self.now_ms();
+        for topic in self.topics() {
+            for partition in &topic.partitions {
+                match partition.log().apply_retention(now_ms) {
+                    Ok(0) => {}
+                    Ok(deleted) => {
+                        info!(topic = %topic.name, partition = partition.index, segments = deleted, "retention deleted segments")
+                    }
+                    Err(e) => {
+                        warn!(topic = %topic.name, partition = partition.index, error = %e, "retention failed")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies the time-based flush policy (`flush.ms`) on every partition.
+    pub fn flush_due(&self) {
+        let now_ms = self.now_ms();
+        for topic in self.topics() {
+            for partition in &topic.partitions {
+                if let Err(e) = partition.log().flush_if_due(now_ms) {
+                    warn!(topic = %topic.name, partition = partition.index, error = %e, "scheduled flush failed");
+                }
+            }
+        }
+    }
+
+    /// Flushes every log and the metadata log, for shutdown.
+    pub fn close(&self) {
+        for topic in self.topics() {
+            for partition in &topic.partitions {
+                if let Err(e) = partition.log().close() {
+                    warn!(topic = %topic.name, partition = partition.index, error = %e, "flush at shutdown failed");
+                }
+            }
+        }
+        if let Err(e) = self.meta.lock().close() {
+            warn!(error = %e, "metadata flush at shutdown failed");
+        }
+    }
+}
+
+fn storage_error(e: io::Error) -> ApiError {
+    ApiError::new(ResponseError::KafkaStorageError, e.to_string())
+}
+
+/// Kafka's topic-name rules.
+pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
+    let invalid = |msg: String| Err(ApiError::new(ResponseError::InvalidTopicException, msg));
+    if name.is_empty() {
+        return invalid("Topic name is illegal, it can't be empty".into());
+    }
+    if name == "." || name == ".." {
+        return invalid("Topic name cannot be \".\" or \"..\"".into());
+    }
+    if name.len() > TOPIC_NAME_CHARS_MAX {
+        return invalid(format!(
+            "Topic name is illegal, it can't be longer than {TOPIC_NAME_CHARS_MAX} characters, topic name: {name}"
+        ));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return invalid(format!(
+            "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+fn open_partition(
+    data_dir: &Path,
+    topic: &str,
+    topic_id: Uuid,
+    index: i32,
+    leader_epoch: i32,
+    config: &TopicConfig,
+    now_ms: i64,
+) -> Result<Partition, StartError> {
+    let name = Partition::dir_name(topic, index);
+    let log_err = |source| StartError::Log {
+        partition: name.clone(),
+        source,
+    };
+    let partition = Partition::open(
+        data_dir,
+        topic,
+        topic_id,
+        index,
+        leader_epoch,
+        config.log_config(),
+        now_ms,
+    )
+    .map_err(log_err)?;
+    let marker = partition.dir().join(PARTITION_METADATA_FILE);
+    if !marker.exists() {
+        fs::write(&marker, format!("version: 0\ntopic_id: {topic_id}\n"))
+            .map_err(|e| log_err(vltava_log::LogError::from(e)))?;
+    }
+    Ok(partition)
+}
+
+impl From<StartError> for ApiError {
+    fn from(e: StartError) -> ApiError {
+        ApiError::new(ResponseError::KafkaStorageError, e.to_string())
+    }
+}
+
+/// Removes directories that no topic in `image` owns: leftovers of deletes
+/// cut short by a crash, or of partitions whose topic was never recorded.
+fn remove_orphan_dirs(data_dir: &Path, image: &vltava_meta::MetadataImage) -> io::Result<()> {
+    for entry in fs::read_dir(data_dir)? {
+        let entry = entry?;
+        if !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name == METADATA_DIR {
+            continue;
+        }
+        let owned = name.rsplit_once('-').is_some_and(|(topic, partition)| {
+            image.topics.get(topic).is_some_and(|t| {
+                partition
+                    .parse::<usize>()
+                    .is_ok_and(|p| p < t.partitions.len() && belongs_to(&entry.path(), t.topic_id))
+            })
+        });
+        if !owned {
+            warn!(dir = %entry.path().display(), "removing directory of a deleted or unknown partition");
+            fs::remove_dir_all(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// A partition directory belongs to a topic incarnation if its marker names
+/// that topic id (or it has no marker yet).
+fn belongs_to(dir: &Path, topic_id: Uuid) -> bool {
+    match fs::read_to_string(dir.join(PARTITION_METADATA_FILE)) {
+        Ok(text) => text.contains(&topic_id.to_string()),
+        Err(_) => true,
+    }
+}
+
+enum NodeIdentityError {
+    Io(io::Error),
+    Mismatch(String),
+}
+
+/// Reads or writes `meta.properties` (cluster id and node id), as Kafka
+/// keeps them, so a data directory is never mounted under another node id.
+fn load_node_identity(data_dir: &Path, node_id: i32) -> Result<String, NodeIdentityError> {
+    let path = data_dir.join("meta.properties");
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let props = crate::config::parse_properties(&text);
+            let get = |k: &str| {
+                props
+                    .iter()
+                    .find(|(key, _)| key == k)
+                    .map(|(_, v)| v.clone())
+            };
+            if let Some(stored) = get("node.id") {
+                if stored != node_id.to_string() {
+                    return Err(NodeIdentityError::Mismatch(format!(
+                        "{} belongs to node.id={stored}, but this broker is node.id={node_id}",
+                        path.display()
+                    )));
+                }
+            }
+            get("cluster.id").ok_or_else(|| {
+                NodeIdentityError::Mismatch(format!("{} has no cluster.id", path.display()))
+            })
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let cluster_id = Uuid::new_v4().simple().to_string()[..22].to_string();
+            let text = format!("version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
+            let tmp = path.with_extension("tmp");
+            fs::write(&tmp, text).map_err(NodeIdentityError::Io)?;
+            fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(NodeIdentityError::Io)?;
+            fs::rename(&tmp, &path).map_err(NodeIdentityError::Io)?;
+            Ok(cluster_id)
+        }
+        Err(e) => Err(NodeIdentityError::Io(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders.v1_x-2").is_ok());
+        for bad in ["", ".", "..", "a b", "naïve", &"x".repeat(250)] {
+            assert_eq!(
+                validate_topic_name(bad).unwrap_err().error,
+                ResponseError::InvalidTopicException,
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,572 @@
+//! Broker and topic configuration, by Kafka's names and with Kafka's defaults.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use vltava_log::LogConfig;
+
+/// How a config value was set, as DescribeConfigs reports it (Kafka's
+/// `ConfigSource` numbering).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i8)]
+pub enum ConfigSource {
+    DynamicTopic = 1,
+    StaticBroker = 4,
+    Default = 5,
+}
+
+/// Value types as DescribeConfigs v3+ reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i8)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Long = 5,
+    Double = 6,
+    List = 7,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("Unknown config name: {0}")]
+    Unknown(String),
+    #[error("Invalid value {value} for configuration {name}: {reason}")]
+    InvalidValue {
+        name: String,
+        value: String,
+        reason: String,
+    },
+}
+
+/// One topic-level config: its name, the broker config that supplies its
+/// default, its type, and the default when the broker config is unset.
+pub struct TopicConfigDef {
+    pub name: &'static str,
+    pub broker_name: &'static str,
+    pub config_type: ConfigType,
+    pub default: &'static str,
+    /// Allowed values for enumerated strings and list items.
+    pub allowed: &'static [&'static str],
+    pub min: i64,
+    pub doc: &'static str,
+}
+
+const I64_MAX: &str = "9223372036854775807";
+
+macro_rules! def {
+    ($name:literal, $broker:literal, $ty:ident, $default:expr, $allowed:expr, $min:expr, $doc:literal) => {
+        TopicConfigDef {
+            name: $name,
+            broker_name: $broker,
+            config_type: ConfigType::$ty,
+            default: $default,
+            allowed: $allowed,
+            min: $min,
+            doc: $doc,
+        }
+    };
+}
+
+/// Every topic config Vltava understands. Anything else is INVALID_CONFIG.
+pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    def!("cleanup.policy", "log.cleanup.policy", List, "delete", &["delete", "compact"], 0,
+        "delete: drop whole segments past retention.ms/retention.bytes; compact: keep the latest record per key (compaction runs once the cleaner lands; until then a compact-only topic is simply never deleted from)"),
+    def!("compression.type", "compression.type", String, "producer", &["producer"], 0,
+        "Batches are stored as the producer compressed them; recompression is not supported"),
+    def!("delete.retention.ms", "log.cleaner.delete.retention.ms", Long, "86400000", &[], 0,
+        "How long tombstones stay in a compacted topic"),
+    def!("flush.messages", "log.flush.interval.messages", Long, I64_MAX, &[], 1,
+        "fsync the log after this many messages; 1 makes every acknowledged write durable on disk"),
+    def!("flush.ms", "log.flush.interval.ms", Long, I64_MAX, &[], 0,
+        "fsync the log when its oldest unflushed message is this old"),
+    def!("index.interval.bytes", "log.index.interval.bytes", Int, "4096", &[], 0,
+        "Bytes of log between two offset-index entries"),
+    def!("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", Long, I64_MAX, &[], 1,
+        "Longest time a record may stay uncompacted"),
+    def!("max.message.bytes", "message.max.bytes", Int, "1048588", &[], 0,
+        "Largest record batch the topic accepts"),
+    def!("message.timestamp.type", "log.message.timestamp.type", String, "CreateTime", &["CreateTime", "LogAppendTime"], 0,
+        "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's time at append"),
+    def!("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", Double, "0.5", &[], 0,
+        "Dirty share of the log that triggers compaction"),
+    def!("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", Long, "0", &[], 0,
+        "Shortest time a record stays uncompacted"),
+    def!("min.insync.replicas", "min.insync.replicas", Int, "1", &[], 1,
+        "Replicas that must have a write for acks=all to succeed"),
+    def!("retention.bytes", "log.retention.bytes", Long, "-1", &[], -1,
+        "Delete the oldest segments while the partition is larger than this; -1 is unlimited"),
+    def!("retention.ms", "log.retention.ms", Long, "604800000", &[], -1,
+        "Delete segments whose newest record is older than this; -1 keeps everything"),
+    def!("segment.bytes", "log.segment.bytes", Int, "1073741824", &[], 14,
+        "Roll to a new segment file at this size"),
+    def!("segment.ms", "log.roll.ms", Long, "604800000", &[], 1,
+        "Roll to a new segment file when the active one is this old"),
+];
+
+pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// Checks one topic config against its definition.
+pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError> {
+    let def = topic_config_def(name).ok_or_else(|| ConfigError::Unknown(name.to_string()))?;
+    validate_value(def.name, def.config_type, def.allowed, def.min, value)
+}
+
+fn validate_value(
+    name: &str,
+    config_type: ConfigType,
+    allowed: &[&str],
+    min: i64,
+    value: &str,
+) -> Result<(), ConfigError> {
+    let invalid = |reason: String| ConfigError::InvalidValue {
+        name: name.to_string(),
+        value: value.to_string(),
+        reason,
+    };
+    match config_type {
+        ConfigType::Int | ConfigType::Long => {
+            let parsed: i64 = value
+                .trim()
+                .parse()
+                .map_err(|_| invalid("not a number".into()))?;
+            if config_type == ConfigType::Int && i32::try_from(parsed).is_err() {
+                return Err(invalid("out of range for an int".into()));
+            }
+            if parsed < min {
+                return Err(invalid(format!("Value must be at least {min}")));
+            }
+        }
+        ConfigType::Double => {
+            let parsed: f64 = value
+                .trim()
+                .parse()
+                .map_err(|_| invalid("not a number".into()))?;
+            if !(0.0..=1.0).contains(&parsed) {
+                return Err(invalid("Value must be between 0 and 1".into()));
+            }
+        }
+        ConfigType::Boolean => {
+            if !matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "false") {
+                return Err(invalid("Expected value to be either true or false".into()));
+            }
+        }
+        ConfigType::String => {
+            if !allowed.is_empty() && !allowed.contains(&value.trim()) {
+                return Err(invalid(format!(
+                    "String must be one of: {}",
+                    allowed.join(", ")
+                )));
+            }
+        }
+        ConfigType::List => {
+            let items: Vec<&str> = value.split(',').map(str::trim).collect();
+            if items.iter().any(|i| i.is_empty() || !allowed.contains(i)) {
+                return Err(invalid(format!(
+                    "Each item must be one of: {}",
+                    allowed.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Effective topic configuration: overrides on top of broker defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicConfig {
+    values: BTreeMap<&'static str, String>,
+}
+
+impl TopicConfig {
+    /// Resolves every topic config: topic override, else broker config, else default.
+    pub fn resolve(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> TopicConfig {
+        let values = TOPIC_CONFIGS
+            .iter()
+            .map(|def| {
+                let value = overrides
+                    .get(def.name)
+                    .cloned()
+                    .unwrap_or_else(|| broker.topic_default(def));
+                (def.name, value)
+            })
+            .collect();
+        TopicConfig { values }
+    }
+
+    pub fn get(&self, name: &str) -> &str {
+        self.values.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    fn long(&self, name: &str) -> i64 {
+        self.get(name).trim().parse().unwrap_or(i64::MAX)
+    }
+
+    pub fn max_message_bytes(&self) -> usize {
+        self.long("max.message.bytes").max(0) as usize
+    }
+
+    pub fn min_insync_replicas(&self) -> i64 {
+        self.long("min.insync.replicas")
+    }
+
+    pub fn log_append_time(&self) -> bool {
+        self.get("message.timestamp.type") == "LogAppendTime"
+    }
+
+    pub fn is_compacted(&self) -> bool {
+        self.get("cleanup.policy")
+            .split(',')
+            .any(|p| p.trim() == "compact")
+    }
+
+    fn deletes(&self) -> bool {
+        self.get("cleanup.policy")
+            .split(',')
+            .any(|p| p.trim() == "delete")
+    }
+
+    pub fn log_config(&self) -> LogConfig {
+        // A compact-only topic must never lose data to time or size retention.
+        let (retention_ms, retention_bytes) = if self.deletes() {
+            (self.long("retention.ms"), self.long("retention.bytes"))
+        } else {
+            (-1, -1)
+        };
+        LogConfig {
+            segment_bytes: self.long("segment.bytes").max(14) as u64,
+            segment_ms: self.long("segment.ms"),
+            retention_ms,
+            retention_bytes,
+            index_interval_bytes: self.long("index.interval.bytes").clamp(0, u32::MAX as i64)
+                as u32,
+            flush_messages: self.long("flush.messages").max(1) as u64,
+            flush_ms: self.long("flush.ms"),
+        }
+    }
+}
+
+/// One `listeners` entry, e.g. `PLAINTEXT://127.0.0.1:9092`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Listener {
+    pub fn parse(spec: &str) -> Result<Listener, String> {
+        let (name, address) = spec
+            .trim()
+            .split_once("://")
+            .ok_or_else(|| format!("listener '{spec}' is not of the form NAME://HOST:PORT"))?;
+        let (host, port) = address
+            .rsplit_once(':')
+            .ok_or_else(|| format!("listener '{spec}' has no port"))?;
+        let port = port
+            .parse()
+            .map_err(|_| format!("listener '{spec}' has an invalid port"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Ok(Listener {
+            name: name.to_string(),
+            host: if host.is_empty() {
+                "0.0.0.0".into()
+            } else {
+                host.to_string()
+            },
+            port,
+        })
+    }
+}
+
+/// Broker configuration keys Vltava reads, with Kafka's defaults, except
+/// `listeners` and `log.dirs`, whose defaults are Vltava's zero-config ones.
+pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
+    ("node.id", "1"),
+    ("listeners", "PLAINTEXT://127.0.0.1:9092"),
+    ("advertised.listeners", ""),
+    ("log.dirs", "./vltava-data"),
+    ("num.partitions", "1"),
+    ("auto.create.topics.enable", "true"),
+    ("default.replication.factor", "1"),
+    ("socket.request.max.bytes", "104857600"),
+    ("max.connections", "10000"),
+    ("log.retention.check.interval.ms", "300000"),
+    ("log.flush.scheduler.interval.ms", "1000"),
+];
+
+/// Time-unit synonyms Kafka accepts, most precise first.
+const TIME_SYNONYMS: &[(&str, &[(&str, i64)])] = &[
+    (
+        "log.retention.ms",
+        &[
+            ("log.retention.minutes", 60_000),
+            ("log.retention.hours", 3_600_000),
+        ],
+    ),
+    ("log.roll.ms", &[("log.roll.hours", 3_600_000)]),
+];
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Keys set explicitly (file or override), after synonym resolution.
+    explicit: BTreeMap<String, String>,
+    pub node_id: i32,
+    pub listeners: Vec<Listener>,
+    pub advertised_listeners: Vec<Listener>,
+    pub log_dirs: Vec<PathBuf>,
+    pub num_partitions: i32,
+    pub auto_create_topics_enable: bool,
+    pub default_replication_factor: i16,
+    pub socket_request_max_bytes: usize,
+    pub max_connections: usize,
+    pub log_retention_check_interval_ms: u64,
+    pub log_flush_scheduler_interval_ms: u64,
+}
+
+impl BrokerConfig {
+    /// Builds the config from `key=value` pairs (a properties file and then
+    /// overrides, later wins). Unknown keys are returned so the caller can
+    /// warn about them, as Kafka does, rather than refuse to start.
+    pub fn from_pairs(pairs: &[(String, String)]) -> Result<(BrokerConfig, Vec<String>), String> {
+        let mut explicit = BTreeMap::new();
+        let mut unknown = Vec::new();
+        for (key, value) in pairs {
+            let key = key.trim();
+            let key = if key == "log.dir" { "log.dirs" } else { key };
+            let known = BROKER_DEFAULTS.iter().any(|(k, _)| *k == key)
+                || TOPIC_CONFIGS.iter().any(|d| d.broker_name == key)
+                || TIME_SYNONYMS
+                    .iter()
+                    .any(|(_, syn)| syn.iter().any(|(s, _)| *s == key));
+            if !known {
+                unknown.push(key.to_string());
+            }
+            explicit.insert(key.to_string(), value.trim().to_string());
+        }
+        for (canonical, synonyms) in TIME_SYNONYMS {
+            if explicit.contains_key(*canonical) {
+                continue;
+            }
+            for (synonym, factor) in *synonyms {
+                if let Some(value) = explicit.get(*synonym) {
+                    let n: i64 = value
+                        .parse()
+                        .map_err(|_| format!("{synonym}={value} is not a number"))?;
+                    explicit.insert(
+                        canonical.to_string(),
+                        (n.saturating_mul(*factor)).to_string(),
+                    );
+                    break;
+                }
+            }
+        }
+        for def in TOPIC_CONFIGS {
+            if let Some(value) = explicit.get(def.broker_name) {
+                validate_value(
+                    def.broker_name,
+                    def.config_type,
+                    def.allowed,
+                    def.min,
+                    value,
+                )
+                .map_err(|e| e.to_string())?;
+            }
+        }
+        let get = |key: &str| -> String {
+            explicit.get(key).cloned().unwrap_or_else(|| {
+                BROKER_DEFAULTS
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| v.to_string())
+                    .unwrap_or_default()
+            })
+        };
+        let number = |key: &str| -> Result<i64, String> {
+            get(key)
+                .parse()
+                .map_err(|_| format!("{key}={} is not a number", get(key)))
+        };
+        let listeners = parse_listeners(&get("listeners"))?;
+        if listeners.is_empty() {
+            return Err("listeners must name at least one listener".into());
+        }
+        let advertised = match get("advertised.listeners").as_str() {
+            "" => listeners.clone(),
+            spec => parse_listeners(spec)?,
+        };
+        let log_dirs: Vec<PathBuf> = get("log.dirs")
+            .split(',')
+            .map(|d| PathBuf::from(d.trim()))
+            .collect();
+        let default_replication_factor = number("default.replication.factor")?;
+        if default_replication_factor != 1 {
+            return Err("default.replication.factor must be 1 on a single-node broker".into());
+        }
+        let num_partitions = number("num.partitions")?;
+        if num_partitions < 1 {
+            return Err("num.partitions must be at least 1".into());
+        }
+        let config = BrokerConfig {
+            node_id: i32::try_from(number("node.id")?).map_err(|_| "node.id out of range")?,
+            listeners,
+            advertised_listeners: advertised,
+            log_dirs,
+            num_partitions: num_partitions as i32,
+            auto_create_topics_enable: get("auto.create.topics.enable")
+                .eq_ignore_ascii_case("true"),
+            default_replication_factor: 1,
+            socket_request_max_bytes: number("socket.request.max.bytes")?.max(1) as usize,
+            max_connections: number("max.connections")?.max(1) as usize,
+            log_retention_check_interval_ms: number("log.retention.check.interval.ms")?.max(1)
+                as u64,
+            log_flush_scheduler_interval_ms: number("log.flush.scheduler.interval.ms")?.max(1)
+                as u64,
+            explicit,
+        };
+        Ok((config, unknown))
+    }
+
+    /// The default of a topic config on this broker: the broker-level
+    /// synonym if it was set, else Kafka's default.
+    pub fn topic_default(&self, def: &TopicConfigDef) -> String {
+        self.explicit
+            .get(def.broker_name)
+            .cloned()
+            .unwrap_or_else(|| def.default.to_string())
+    }
+
+    /// Where a topic config's default comes from.
+    pub fn topic_default_source(&self, def: &TopicConfigDef) -> ConfigSource {
+        if self.explicit.contains_key(def.broker_name) {
+            ConfigSource::StaticBroker
+        } else {
+            ConfigSource::Default
+        }
+    }
+
+    /// Every broker config Vltava knows, with value and source, for
+    /// DescribeConfigs on a broker resource.
+    pub fn describe(&self) -> Vec<(String, String, ConfigSource)> {
+        let mut out: BTreeMap<String, (String, ConfigSource)> = BTreeMap::new();
+        for (key, default) in BROKER_DEFAULTS {
+            out.insert(
+                key.to_string(),
+                (default.to_string(), ConfigSource::Default),
+            );
+        }
+        for def in TOPIC_CONFIGS {
+            out.insert(
+                def.broker_name.to_string(),
+                (def.default.to_string(), ConfigSource::Default),
+            );
+        }
+        for (key, value) in &self.explicit {
+            if let Some(entry) = out.get_mut(key) {
+                *entry = (value.clone(), ConfigSource::StaticBroker);
+            }
+        }
+        out.into_iter().map(|(k, (v, s))| (k, v, s)).collect()
+    }
+
+    /// The data directory (the first of `log.dirs`; more are not used yet).
+    pub fn data_dir(&self) -> &PathBuf {
+        &self.log_dirs[0]
+    }
+}
+
+fn parse_listeners(spec: &str) -> Result<Vec<Listener>, String> {
+    spec.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(Listener::parse)
+        .collect()
+}
+
+/// Parses a Java-style properties file: `key=value` or `key: value` lines,
+/// `#`/`!` comments. Line continuations are not supported.
+pub fn parse_properties(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .filter_map(|l| {
+            let at = l.find(['=', ':'])?;
+            Some((l[..at].trim().to_string(), l[at + 1..].trim().to_string()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn zero_config_defaults() {
+        let (config, unknown) = BrokerConfig::from_pairs(&[]).unwrap();
+        assert!(unknown.is_empty());
+        assert_eq!(config.node_id, 1);
+        assert_eq!(config.listeners[0].port, 9092);
+        assert_eq!(config.data_dir(), &PathBuf::from("./vltava-data"));
+        let topic = TopicConfig::resolve(&config, &BTreeMap::new());
+        assert_eq!(topic.get("retention.ms"), "604800000");
+        assert_eq!(topic.max_message_bytes(), 1048588);
+    }
+
+    #[test]
+    fn broker_synonyms_feed_topic_defaults() {
+        let (config, unknown) = BrokerConfig::from_pairs(&pairs(&[
+            ("log.retention.hours", "2"),
+            ("message.max.bytes", "1000"),
+            ("zookeeper.connect", "x"),
+        ]))
+        .unwrap();
+        assert_eq!(unknown, vec!["zookeeper.connect".to_string()]);
+        let mut overrides = BTreeMap::new();
+        overrides.insert("retention.bytes".to_string(), "5".to_string());
+        let topic = TopicConfig::resolve(&config, &overrides);
+        assert_eq!(topic.get("retention.ms"), "7200000");
+        assert_eq!(topic.get("max.message.bytes"), "1000");
+        assert_eq!(topic.get("retention.bytes"), "5");
+    }
+
+    #[test]
+    fn topic_config_validation() {
+        assert_eq!(
+            validate_topic_config("retention.mss", "1"),
+            Err(ConfigError::Unknown("retention.mss".into()))
+        );
+        assert!(validate_topic_config("retention.ms", "abc").is_err());
+        assert!(validate_topic_config("retention.ms", "-2").is_err());
+        assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate_topic_config("cleanup.policy", "shred").is_err());
+        assert!(validate_topic_config("message.timestamp.type", "LogAppendTime").is_ok());
+        assert!(validate_topic_config("segment.bytes", "99999999999").is_err());
+    }
+
+    #[test]
+    fn listeners_parse() {
+        let l = Listener::parse("PLAINTEXT://127.0.0.1:19092").unwrap();
+        assert_eq!(
+            (l.name.as_str(), l.host.as_str(), l.port),
+            ("PLAINTEXT", "127.0.0.1", 19092)
+        );
+        assert_eq!(
+            Listener::parse("PLAINTEXT://:9092").unwrap().host,
+            "0.0.0.0"
+        );
+        assert!(Listener::parse("127.0.0.1:9092").is_err());
+    }
+
+    #[test]
+    fn properties_file() {
+        let parsed = parse_properties("# c\nnode.id=3\n log.dirs : /tmp/x \n\n!x\n");
+        assert_eq!(parsed, pairs(&[("node.id", "3"), ("log.dirs", "/tmp/x")]));
+    }
+}

@@ -1,0 +1,70 @@
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+use vltava_protocol::ResponseError;
+
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::str_bytes;
+use crate::error::ApiError;
+use crate::Broker;
+
+/// The legacy AlterConfigs: the given configs replace all of a topic's
+/// overrides.
+pub fn handle(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    let responses = request
+        .resources
+        .into_iter()
+        .map(|r| {
+            let result = match r.resource_type {
+                RESOURCE_TOPIC => {
+                    let overrides: Result<BTreeMap<String, String>, ApiError> = r
+                        .configs
+                        .iter()
+                        .map(|c| match &c.value {
+                            Some(v) => Ok((c.name.to_string(), v.to_string())),
+                            None => Err(ApiError::new(
+                                ResponseError::InvalidRequest,
+                                format!("Null value not supported for : {}", c.name.as_str()),
+                            )),
+                        })
+                        .collect();
+                    overrides.and_then(|o| {
+                        broker.set_topic_overrides(
+                            r.resource_name.as_str(),
+                            o,
+                            request.validate_only,
+                        )
+                    })
+                }
+                other => Err(unalterable(other)),
+            };
+            let response = AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name);
+            match result {
+                Ok(()) => response,
+                Err(e) => response
+                    .with_error_code(e.code())
+                    .with_error_message(Some(str_bytes(e.message))),
+            }
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+/// Broker settings are read from server.properties at start; changing
+/// them at run time is refused the way Kafka refuses non-dynamic configs.
+pub fn unalterable(resource_type: i8) -> ApiError {
+    if resource_type == RESOURCE_BROKER {
+        ApiError::new(
+            ResponseError::InvalidRequest,
+            "Cannot update these configs dynamically: Vltava reads broker configs from server.properties and --override at start",
+        )
+    } else {
+        ApiError::new(
+            ResponseError::InvalidRequest,
+            format!("Unsupported resource type {resource_type}"),
+        )
+    }
+}

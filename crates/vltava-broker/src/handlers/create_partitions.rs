@@ -1,0 +1,75 @@
+use std::collections::HashSet;
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use vltava_protocol::ResponseError;
+
+use super::str_bytes;
+use crate::error::ApiError;
+use crate::Broker;
+
+pub fn handle(broker: &Broker, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    let mut seen = HashSet::new();
+    let results = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.to_string();
+            let result = if !seen.insert(name.clone()) {
+                Err(ApiError::new(
+                    ResponseError::InvalidRequest,
+                    "Duplicate topic in request.",
+                ))
+            } else {
+                check_assignments(broker, &topic).and_then(|()| {
+                    broker.create_partitions(&name, topic.count, request.validate_only)
+                })
+            };
+            let response = CreatePartitionsTopicResult::default().with_name(topic.name);
+            match result {
+                Ok(()) => response,
+                Err(e) => response
+                    .with_error_code(e.code())
+                    .with_error_message(Some(str_bytes(e.message))),
+            }
+        })
+        .collect();
+    CreatePartitionsResponse::default().with_results(results)
+}
+
+fn check_assignments(
+    broker: &Broker,
+    topic: &kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic,
+) -> Result<(), ApiError> {
+    let Some(assignments) = &topic.assignments else {
+        return Ok(());
+    };
+    let local = assignments
+        .iter()
+        .all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == broker.node_id());
+    if !local {
+        return Err(ApiError::new(
+            ResponseError::InvalidReplicaAssignment,
+            format!(
+                "Each new partition must be placed on exactly broker {}",
+                broker.node_id()
+            ),
+        ));
+    }
+    if let Some(current) = broker
+        .topic(topic.name.0.as_str())
+        .map(|t| t.partitions.len() as i32)
+    {
+        if assignments.len() as i32 != topic.count - current {
+            return Err(ApiError::new(
+                ResponseError::InvalidReplicaAssignment,
+                format!(
+                    "Increasing the number of partitions by {} but {} assignments provided.",
+                    topic.count - current,
+                    assignments.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,159 @@
+use std::collections::{BTreeMap, HashSet};
+
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use vltava_protocol::ResponseError;
+
+use super::describe_configs::topic_entries;
+use super::str_bytes;
+use crate::error::ApiError;
+use crate::Broker;
+
+/// First version whose response echoes partitions, replication and configs.
+const DESCRIBE_IN_RESPONSE_VERSION: i16 = 5;
+
+pub fn handle(broker: &Broker, version: i16, request: CreateTopicsRequest) -> CreateTopicsResponse {
+    let mut seen = HashSet::new();
+    let duplicates: HashSet<String> = request
+        .topics
+        .iter()
+        .map(|t| t.name.0.to_string())
+        .filter(|n| !seen.insert(n.clone()))
+        .collect();
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.clone();
+            let result = CreatableTopicResult::default()
+                .with_name(name.clone())
+                .with_num_partitions(-1)
+                .with_replication_factor(-1);
+            let created = if duplicates.contains(name.0.as_str()) {
+                Err(ApiError::new(
+                    ResponseError::InvalidRequest,
+                    format!(
+                        "Create topics request from client contains topic {} more than once",
+                        name.0.as_str()
+                    ),
+                ))
+            } else {
+                create(broker, topic, request.validate_only)
+            };
+            match created {
+                Ok((partitions, config, topic_id, overrides)) => {
+                    let result = result
+                        .with_topic_id(topic_id)
+                        .with_num_partitions(partitions)
+                        .with_replication_factor(1);
+                    if version < DESCRIBE_IN_RESPONSE_VERSION {
+                        return result;
+                    }
+                    let configs = topic_entries(broker, &config, &overrides, None, false, false)
+                        .into_iter()
+                        .map(|e| {
+                            CreatableTopicConfigs::default()
+                                .with_name(e.name)
+                                .with_value(e.value)
+                                .with_read_only(e.read_only)
+                                .with_config_source(e.config_source)
+                                .with_is_sensitive(false)
+                        })
+                        .collect();
+                    result.with_configs(Some(configs))
+                }
+                Err(e) => result
+                    .with_error_code(e.code())
+                    .with_error_message(Some(str_bytes(e.message))),
+            }
+        })
+        .collect();
+    CreateTopicsResponse::default().with_topics(topics)
+}
+
+fn create(
+    broker: &Broker,
+    topic: CreatableTopic,
+    validate_only: bool,
+) -> Result<
+    (
+        i32,
+        crate::config::TopicConfig,
+        uuid::Uuid,
+        BTreeMap<String, String>,
+    ),
+    ApiError,
+> {
+    let name = topic.name.0.to_string();
+    let num_partitions = if topic.assignments.is_empty() {
+        match topic.num_partitions {
+            -1 => broker.config.num_partitions,
+            n => n,
+        }
+    } else {
+        check_assignments(broker, &topic)?
+    };
+    let replication_factor = match topic.replication_factor {
+        -1 => broker.config.default_replication_factor,
+        n => n,
+    };
+    if replication_factor != 1 {
+        return Err(ApiError::new(
+            ResponseError::InvalidReplicationFactor,
+            format!(
+                "Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only 1 broker(s) are registered."
+            ),
+        ));
+    }
+    let mut overrides = BTreeMap::new();
+    for config in topic.configs {
+        let value = config.value.ok_or_else(|| {
+            ApiError::new(
+                ResponseError::InvalidConfig,
+                format!(
+                    "Null value not supported for topic configs: {}",
+                    config.name.as_str()
+                ),
+            )
+        })?;
+        overrides.insert(config.name.to_string(), value.to_string());
+    }
+    let (partitions, config, topic_id) =
+        broker.create_topic(&name, num_partitions, overrides.clone(), validate_only)?;
+    Ok((partitions, config, topic_id, overrides))
+}
+
+/// Manual assignments must cover partitions 0..n with exactly this broker.
+fn check_assignments(broker: &Broker, topic: &CreatableTopic) -> Result<i32, ApiError> {
+    if topic.num_partitions != -1 || topic.replication_factor != -1 {
+        return Err(ApiError::new(
+            ResponseError::InvalidRequest,
+            "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
+        ));
+    }
+    let count = topic.assignments.len() as i32;
+    let mut indexes: Vec<i32> = topic
+        .assignments
+        .iter()
+        .map(|a| a.partition_index)
+        .collect();
+    indexes.sort_unstable();
+    let contiguous = indexes.iter().copied().eq(0..count);
+    let local = topic
+        .assignments
+        .iter()
+        .all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == broker.node_id());
+    if !contiguous || !local {
+        return Err(ApiError::new(
+            ResponseError::InvalidReplicaAssignment,
+            format!(
+                "Partitions must be numbered 0..{count} and each placed on exactly broker {}",
+                broker.node_id()
+            ),
+        ));
+    }
+    Ok(count)
+}

@@ -1,0 +1,159 @@
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::FetchPartition;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use tokio::time::Instant;
+use vltava_log::LogError;
+use vltava_protocol::ResponseError;
+
+use crate::broker::Topic;
+use crate::error::ApiError;
+use crate::partition::Partition;
+use crate::Broker;
+
+/// First version whose topics are named by id instead of by name.
+const TOPIC_ID_VERSION: i16 = 13;
+const READ_COMMITTED: i8 = 1;
+
+/// A long-poll fetch: reads what is there and, while fewer than `min_bytes`
+/// are available and `max_wait_ms` has not passed, waits for the next append.
+/// Fetch sessions (KIP-227) are not kept: every response says session 0, so
+/// clients send full requests.
+pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> FetchResponse {
+    let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    loop {
+        // Registered before reading, so an append between the read and the
+        // wait still wakes us.
+        let appended = broker.appended().notified();
+        tokio::pin!(appended);
+        appended.as_mut().enable();
+        let (response, bytes, any_error) = read_once(broker, version, &request);
+        let enough = bytes >= request.min_bytes.max(0) as usize;
+        if enough || any_error || Instant::now() >= deadline {
+            return response;
+        }
+        if tokio::time::timeout_at(deadline, appended).await.is_err() {
+            return read_once(broker, version, &request).0;
+        }
+    }
+}
+
+fn read_once(
+    broker: &Broker,
+    version: i16,
+    request: &FetchRequest,
+) -> (FetchResponse, usize, bool) {
+    let mut bytes_left = if request.max_bytes > 0 {
+        request.max_bytes as usize
+    } else {
+        usize::MAX
+    };
+    let mut total = 0usize;
+    let mut any_error = false;
+    let read_committed = request.isolation_level == READ_COMMITTED;
+    let responses = request
+        .topics
+        .iter()
+        .map(|t| {
+            let (topic, missing) = if version >= TOPIC_ID_VERSION {
+                (
+                    broker.topic_by_id(t.topic_id),
+                    ResponseError::UnknownTopicId,
+                )
+            } else {
+                (
+                    broker.topic(t.topic.0.as_str()),
+                    ResponseError::UnknownTopicOrPartition,
+                )
+            };
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let data = PartitionData::default()
+                        .with_partition_index(p.partition)
+                        .with_preferred_read_replica(BrokerId(-1))
+                        .with_aborted_transactions(read_committed.then(Vec::new));
+                    match read_partition(topic.as_deref(), missing, p, bytes_left, total == 0) {
+                        Ok((partition, records)) => {
+                            total += records.len();
+                            bytes_left = bytes_left.saturating_sub(records.len());
+                            data.with_high_watermark(partition.high_watermark())
+                                .with_last_stable_offset(partition.high_watermark())
+                                .with_log_start_offset(partition.log_start_offset())
+                                .with_records(Some(records))
+                        }
+                        Err((e, partition)) => {
+                            any_error = true;
+                            data.with_error_code(e.code())
+                                .with_high_watermark(partition.map_or(-1, |p| p.high_watermark()))
+                                .with_last_stable_offset(
+                                    partition.map_or(-1, |p| p.high_watermark()),
+                                )
+                                .with_log_start_offset(
+                                    partition.map_or(-1, |p| p.log_start_offset()),
+                                )
+                                .with_records(Some(Bytes::new()))
+                        }
+                    }
+                })
+                .collect();
+            FetchableTopicResponse::default()
+                .with_topic(t.topic.clone())
+                .with_topic_id(t.topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    (
+        FetchResponse::default().with_responses(responses),
+        total,
+        any_error,
+    )
+}
+
+type PartitionRead<'a> = Result<(&'a Partition, Bytes), (ApiError, Option<&'a Partition>)>;
+
+/// Reads one partition. Only the first partition with data may exceed the
+/// response's byte budget (its first batch is always whole, KIP-74).
+fn read_partition<'a>(
+    topic: Option<&'a Topic>,
+    missing: ResponseError,
+    request: &FetchPartition,
+    bytes_left: usize,
+    first_with_data: bool,
+) -> PartitionRead<'a> {
+    let partition: &Partition = topic
+        .and_then(|t| t.partition(request.partition))
+        .map(|p| p.as_ref())
+        .ok_or_else(|| (ApiError::new(missing, ""), None))?;
+    check_leader_epoch(partition, request.current_leader_epoch)
+        .map_err(|e| (e, Some(partition)))?;
+    if bytes_left == 0 {
+        return Ok((partition, Bytes::new()));
+    }
+    let max_bytes = (request.partition_max_bytes.max(0) as usize).min(bytes_left);
+    let slice = partition
+        .read(request.fetch_offset, max_bytes.max(1))
+        .map_err(|e| (ApiError::from(e), Some(partition)))?;
+    if !first_with_data && slice.len > bytes_left {
+        return Ok((partition, Bytes::new()));
+    }
+    let records = slice
+        .to_bytes()
+        .map_err(|e| (ApiError::from(LogError::from(e)), Some(partition)))?;
+    Ok((partition, records))
+}
+
+/// KIP-320: a client that knows a newer epoch than ours is ahead of us; one
+/// that knows an older epoch has been fenced. -1 skips the check.
+fn check_leader_epoch(partition: &Partition, requested: i32) -> Result<(), ApiError> {
+    let current = partition.leader_epoch();
+    match requested {
+        -1 => Ok(()),
+        r if r > current => Err(ApiError::new(ResponseError::UnknownLeaderEpoch, "")),
+        r if r < current => Err(ApiError::new(ResponseError::FencedLeaderEpoch, "")),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,128 @@
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use vltava_protocol::ResponseError;
+
+use super::alter_configs::unalterable;
+use super::describe_configs::RESOURCE_TOPIC;
+use super::str_bytes;
+use crate::config::{topic_config_def, ConfigError, ConfigType};
+use crate::error::ApiError;
+use crate::Broker;
+
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+pub fn handle(
+    broker: &Broker,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let responses = request
+        .resources
+        .into_iter()
+        .map(|r| {
+            let result = match r.resource_type {
+                RESOURCE_TOPIC => alter_topic(
+                    broker,
+                    r.resource_name.as_str(),
+                    &r.configs,
+                    request.validate_only,
+                ),
+                other => Err(unalterable(other)),
+            };
+            let response = AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name);
+            match result {
+                Ok(()) => response,
+                Err(e) => response
+                    .with_error_code(e.code())
+                    .with_error_message(Some(str_bytes(e.message))),
+            }
+        })
+        .collect();
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+fn alter_topic(
+    broker: &Broker,
+    name: &str,
+    ops: &[AlterableConfig],
+    validate_only: bool,
+) -> Result<(), ApiError> {
+    let topic = broker.topic(name).ok_or_else(|| {
+        ApiError::new(
+            ResponseError::UnknownTopicOrPartition,
+            format!("Topic {name} does not exist"),
+        )
+    })?;
+    let mut overrides = topic.overrides.clone();
+    for op in ops {
+        apply(&mut overrides, &topic.config, op)?;
+    }
+    broker.set_topic_overrides(name, overrides, validate_only)
+}
+
+fn apply(
+    overrides: &mut BTreeMap<String, String>,
+    current: &crate::config::TopicConfig,
+    op: &AlterableConfig,
+) -> Result<(), ApiError> {
+    let name = op.name.to_string();
+    let def = topic_config_def(&name)
+        .ok_or_else(|| ApiError::from(ConfigError::Unknown(name.clone())))?;
+    let value = op.value.as_ref().map(|v| v.to_string());
+    match op.config_operation {
+        OP_SET => {
+            let value = value.ok_or_else(|| {
+                ApiError::new(
+                    ResponseError::InvalidRequest,
+                    format!("Null value not supported for : {name}"),
+                )
+            })?;
+            overrides.insert(name, value);
+        }
+        OP_DELETE => {
+            overrides.remove(&name);
+        }
+        OP_APPEND | OP_SUBTRACT => {
+            if def.config_type != ConfigType::List {
+                return Err(ApiError::new(
+                    ResponseError::InvalidConfig,
+                    format!("Config value append/subtract is not allowed for config key {name}, which is not a list"),
+                ));
+            }
+            let mut items: Vec<String> = current
+                .get(&name)
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .collect();
+            for item in value
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
+                if op.config_operation == OP_APPEND {
+                    if !items.iter().any(|i| i == item) {
+                        items.push(item.to_string());
+                    }
+                } else {
+                    items.retain(|i| i != item);
+                }
+            }
+            overrides.insert(name, items.join(","));
+        }
+        other => {
+            return Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!("Unknown config operation {other}"),
+            ));
+        }
+    }
+    Ok(())
+}

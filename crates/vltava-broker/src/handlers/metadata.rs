@@ -1,0 +1,105 @@
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use uuid::Uuid;
+use vltava_protocol::ResponseError;
+
+use super::str_bytes;
+use crate::broker::{validate_topic_name, Topic};
+use crate::Broker;
+
+/// Kafka's marker for "authorized operations were not requested".
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+pub fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> MetadataResponse {
+    let allow_auto_create = broker.config.auto_create_topics_enable
+        && (version < 4 || request.allow_auto_topic_creation);
+    let topics = match request.topics {
+        // v0 has no null: an empty list means all topics.
+        Some(list) if !(version == 0 && list.is_empty()) => list
+            .into_iter()
+            .map(|t| match t.name {
+                Some(name) => by_name(broker, name.0.as_str(), allow_auto_create),
+                None => by_id(broker, t.topic_id),
+            })
+            .collect(),
+        _ => broker
+            .topics()
+            .iter()
+            .map(|t| describe(broker, t))
+            .collect(),
+    };
+    let listener = &broker.config.advertised_listeners[0];
+    MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(broker.node_id()))
+            .with_host(str_bytes(listener.host.clone()))
+            .with_port(i32::from(listener.port))])
+        .with_cluster_id(Some(str_bytes(broker.cluster_id())))
+        .with_controller_id(BrokerId(broker.node_id()))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}
+
+fn by_name(broker: &Broker, name: &str, allow_auto_create: bool) -> MetadataResponseTopic {
+    if let Some(topic) = broker.topic(name) {
+        return describe(broker, &topic);
+    }
+    let failed = |error: ResponseError| {
+        MetadataResponseTopic::default()
+            .with_name(Some(TopicName(str_bytes(name))))
+            .with_error_code(error.code())
+            .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+    };
+    if let Err(e) = validate_topic_name(name) {
+        return failed(e.error);
+    }
+    if !allow_auto_create {
+        return failed(ResponseError::UnknownTopicOrPartition);
+    }
+    match broker.auto_create_topic(name) {
+        Ok(topic) => describe(broker, &topic),
+        Err(e) => {
+            tracing::warn!(topic = name, error = %e, "auto-create failed");
+            failed(e.error)
+        }
+    }
+}
+
+fn by_id(broker: &Broker, topic_id: Uuid) -> MetadataResponseTopic {
+    match broker.topic_by_id(topic_id) {
+        Some(topic) => describe(broker, &topic),
+        None => MetadataResponseTopic::default()
+            .with_topic_id(topic_id)
+            .with_error_code(ResponseError::UnknownTopicId.code())
+            .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
+    }
+}
+
+fn describe(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
+    let node = BrokerId(broker.node_id());
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p.index)
+                .with_leader_id(node)
+                .with_leader_epoch(p.leader_epoch())
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
+        .with_topic_id(topic.id)
+        .with_is_internal(is_internal(&topic.name))
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}
+
+/// Kafka flags only its own bookkeeping topics as internal.
+fn is_internal(name: &str) -> bool {
+    matches!(name, "__consumer_offsets" | "__transaction_state")
+}

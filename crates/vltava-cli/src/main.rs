@@ -1,0 +1,113 @@
+//! `vltava`: the broker and, later, Kafka-style tools in one binary.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use vltava_broker::config::parse_properties;
+use vltava_broker::{Broker, BrokerConfig, SystemClock};
+
+#[derive(Parser)]
+#[command(
+    name = "vltava",
+    version,
+    about = "An event streaming platform that speaks Kafka"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker. With no flags: listener 127.0.0.1:9092, data in
+    /// ./vltava-data, topics auto-created with one partition.
+    Server {
+        /// A Kafka-style server.properties file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Set one config, e.g. --override log.dirs=/tmp/data (repeatable;
+        /// wins over the file).
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    match Cli::parse().command {
+        Command::Server { config, overrides } => server(config, overrides),
+    }
+}
+
+fn server(file: Option<PathBuf>, overrides: Vec<String>) -> Result<()> {
+    let mut pairs = match &file {
+        Some(path) => parse_properties(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?,
+        ),
+        None => Vec::new(),
+    };
+    for o in &overrides {
+        let (k, v) = o
+            .split_once('=')
+            .with_context(|| format!("--override {o}: expected KEY=VALUE"))?;
+        pairs.push((k.to_string(), v.to_string()));
+    }
+    let (config, unknown) = BrokerConfig::from_pairs(&pairs).map_err(anyhow::Error::msg)?;
+    for key in unknown {
+        warn!(
+            key,
+            "The configuration was supplied but isn't a known config"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let broker = Arc::new(
+            tokio::task::spawn_blocking(move || Broker::open(config, Arc::new(SystemClock)))
+                .await??,
+        );
+        let listeners = vltava_server::bind(&broker).await?;
+        info!(
+            version = env!("CARGO_PKG_VERSION"),
+            node_id = broker.node_id(),
+            data = %broker.config.data_dir().display(),
+            "Vltava broker started"
+        );
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        vltava_server::serve(broker.clone(), listeners, shutdown).await;
+        tokio::task::spawn_blocking(move || broker.close()).await?;
+        info!("Vltava broker stopped");
+        Ok(())
+    })
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        warn!("cannot install signal handlers; stop the broker with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: shutting down"),
+        _ = int.recv() => info!("SIGINT: shutting down"),
+    }
+    shutdown.cancel();
+}

@@ -1,0 +1,113 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::record::MetaRecord;
+
+/// What a config override applies to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ConfigResource {
+    Topic(String),
+    /// A broker by node id; the empty string is the cluster-wide default.
+    Broker(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionImage {
+    pub replicas: Vec<i32>,
+    pub leader: i32,
+    pub leader_epoch: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicImage {
+    pub name: String,
+    pub topic_id: Uuid,
+    /// Indexed by partition number; partitions are never removed one by one.
+    pub partitions: Vec<PartitionImage>,
+}
+
+/// The state obtained by applying every metadata record in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataImage {
+    pub topics: BTreeMap<String, TopicImage>,
+    pub configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
+    pub next_producer_id: i64,
+}
+
+impl MetadataImage {
+    pub fn topic_by_id(&self, topic_id: Uuid) -> Option<&TopicImage> {
+        self.topics.values().find(|t| t.topic_id == topic_id)
+    }
+
+    pub fn configs_of(&self, resource: &ConfigResource) -> BTreeMap<String, String> {
+        self.configs.get(resource).cloned().unwrap_or_default()
+    }
+
+    /// Applies one record. Records that refer to something absent (a
+    /// partition of a removed topic) are ignored: a later record always wins.
+    pub fn apply(&mut self, record: &MetaRecord) {
+        match record {
+            MetaRecord::Topic { name, topic_id } => {
+                self.topics.insert(
+                    name.clone(),
+                    TopicImage {
+                        name: name.clone(),
+                        topic_id: *topic_id,
+                        partitions: Vec::new(),
+                    },
+                );
+            }
+            MetaRecord::Partition {
+                topic_id,
+                partition,
+                replicas,
+                leader,
+                leader_epoch,
+            } => {
+                let Some(topic) = self.topics.values_mut().find(|t| t.topic_id == *topic_id) else {
+                    return;
+                };
+                let image = PartitionImage {
+                    replicas: replicas.clone(),
+                    leader: *leader,
+                    leader_epoch: *leader_epoch,
+                };
+                let index = *partition as usize;
+                if index < topic.partitions.len() {
+                    topic.partitions[index] = image;
+                } else if index == topic.partitions.len() {
+                    topic.partitions.push(image);
+                }
+            }
+            MetaRecord::Config {
+                resource,
+                name,
+                value,
+            } => {
+                let entries = self.configs.entry(resource.clone()).or_default();
+                match value {
+                    Some(value) => {
+                        entries.insert(name.clone(), value.clone());
+                    }
+                    None => {
+                        entries.remove(name);
+                    }
+                }
+                if entries.is_empty() {
+                    self.configs.remove(resource);
+                }
+            }
+            MetaRecord::RemoveTopic { topic_id } => {
+                if let Some(name) = self.topic_by_id(*topic_id).map(|t| t.name.clone()) {
+                    self.topics.remove(&name);
+                    self.configs.remove(&ConfigResource::Topic(name));
+                }
+            }
+            MetaRecord::ProducerIds { next_producer_id } => {
+                self.next_producer_id = self.next_producer_id.max(*next_producer_id);
+            }
+        }
+    }
+}

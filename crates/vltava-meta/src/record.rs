@@ -1,0 +1,32 @@
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::image::ConfigResource;
+
+/// One change to cluster metadata. Stored as JSON in the value of a Kafka
+/// record, so the log stays readable with any Kafka tool and new fields can be
+/// added with serde defaults. Never remove or repurpose a variant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum MetaRecord {
+    /// A topic exists with this name and id.
+    Topic { name: String, topic_id: Uuid },
+    /// A partition of a topic, its replicas and its current leader.
+    Partition {
+        topic_id: Uuid,
+        partition: i32,
+        replicas: Vec<i32>,
+        leader: i32,
+        leader_epoch: i32,
+    },
+    /// A config override set (`value` is `Some`) or removed (`None`).
+    Config {
+        resource: ConfigResource,
+        name: String,
+        value: Option<String>,
+    },
+    /// A topic and all its partitions are gone.
+    RemoveTopic { topic_id: Uuid },
+    /// Producer ids below `next_producer_id` have been handed out.
+    ProducerIds { next_producer_id: i64 },
+}

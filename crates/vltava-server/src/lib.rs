@@ -1,0 +1,116 @@
+//! Networking: listeners, one task per connection, the request pipeline,
+//! connection limits, background maintenance and graceful shutdown.
+//!
+//! Each connection reads a frame, checks its length against
+//! `socket.request.max.bytes` before reading the body, decodes it with
+//! `vltava-protocol`, hands it to the broker's handlers and writes the
+//! response. Requests on one connection are answered in order, one at a
+//! time, as Kafka does (it mutes a channel while a request is in flight).
+//! A frame that cannot be decoded closes its connection with one log line;
+//! other connections never notice.
+
+mod connection;
+mod maintenance;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use vltava_broker::Broker;
+
+/// How long shutdown waits for in-flight requests before aborting them.
+const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+/// Binds every listener in the broker's config.
+pub async fn bind(broker: &Broker) -> Result<Vec<TcpListener>, ServerError> {
+    let mut bound = Vec::new();
+    for listener in &broker.config.listeners {
+        let address = format!("{}:{}", listener.host, listener.port);
+        let socket = TcpListener::bind(&address)
+            .await
+            .map_err(|source| ServerError::Bind {
+                address: address.clone(),
+                source,
+            })?;
+        info!(listener = %listener.name, %address, "listening");
+        bound.push(socket);
+    }
+    Ok(bound)
+}
+
+/// Serves until `shutdown` is cancelled, then stops accepting, lets
+/// in-flight requests finish (up to a patience timeout) and returns.
+pub async fn serve(broker: Arc<Broker>, listeners: Vec<TcpListener>, shutdown: CancellationToken) {
+    let permits = Arc::new(Semaphore::new(broker.config.max_connections));
+    let mut acceptors = JoinSet::new();
+    for listener in listeners {
+        acceptors.spawn(accept_loop(
+            broker.clone(),
+            listener,
+            permits.clone(),
+            shutdown.clone(),
+        ));
+    }
+    let maintenance = tokio::spawn(maintenance::run(broker.clone(), shutdown.clone()));
+    while acceptors.join_next().await.is_some() {}
+    let _ = maintenance.await;
+}
+
+async fn accept_loop(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    permits: Arc<Semaphore>,
+    shutdown: CancellationToken,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            warn!(%peer, max_connections = broker.config.max_connections, "connection refused: max.connections reached");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let broker = broker.clone();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            connection::serve(broker, stream, peer, shutdown).await;
+            drop(permit);
+        });
+        // Reap finished connections so the set does not grow without bound.
+        while connections.try_join_next().is_some() {}
+    }
+    let drained = tokio::time::timeout(SHUTDOWN_PATIENCE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(
+            connections = connections.len(),
+            "aborting connections still busy after shutdown patience"
+        );
+        connections.abort_all();
+    }
+}
