@@ -2,7 +2,7 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use vltava_protocol::ResponseError;
 
-use super::str_bytes;
+use super::{authorized_operations, str_bytes, CLUSTER_OPERATIONS};
 use crate::Broker;
 
 const ENDPOINT_BROKERS: i8 = 1;
@@ -12,7 +12,10 @@ pub fn handle(broker: &Broker, request: DescribeClusterRequest) -> DescribeClust
         .with_endpoint_type(request.endpoint_type)
         .with_cluster_id(str_bytes(broker.cluster_id()))
         .with_controller_id(BrokerId(broker.node_id()))
-        .with_cluster_authorized_operations(i32::MIN);
+        .with_cluster_authorized_operations(authorized_operations(
+            request.include_cluster_authorized_operations,
+            CLUSTER_OPERATIONS,
+        ));
     if request.endpoint_type != ENDPOINT_BROKERS {
         return response
             .with_error_code(ResponseError::UnsupportedEndpointType.code())

@@ -9,13 +9,18 @@ use super::str_bytes;
 use crate::broker::{validate_topic_name, Topic};
 use crate::Broker;
 
-/// Kafka's marker for "authorized operations were not requested".
-const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+use super::{
+    authorized_operations, AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS, TOPIC_OPERATIONS,
+};
 
 pub fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> MetadataResponse {
     let allow_auto_create = broker.config.auto_create_topics_enable
         && (version < 4 || request.allow_auto_topic_creation);
-    let topics = match request.topics {
+    let topic_operations = authorized_operations(
+        request.include_topic_authorized_operations,
+        TOPIC_OPERATIONS,
+    );
+    let topics: Vec<MetadataResponseTopic> = match request.topics {
         // v0 has no null: an empty list means all topics.
         Some(list) if !(version == 0 && list.is_empty()) => list
             .into_iter()
@@ -38,8 +43,23 @@ pub fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> Metada
             .with_port(i32::from(listener.port))])
         .with_cluster_id(Some(str_bytes(broker.cluster_id())))
         .with_controller_id(BrokerId(broker.node_id()))
-        .with_topics(topics)
-        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|t| {
+                    let ops = if t.error_code == 0 {
+                        topic_operations
+                    } else {
+                        AUTHORIZED_OPERATIONS_OMITTED
+                    };
+                    t.with_topic_authorized_operations(ops)
+                })
+                .collect(),
+        )
+        .with_cluster_authorized_operations(authorized_operations(
+            request.include_cluster_authorized_operations,
+            CLUSTER_OPERATIONS,
+        ))
 }
 
 fn by_name(broker: &Broker, name: &str, allow_auto_create: bool) -> MetadataResponseTopic {

@@ -75,6 +75,23 @@ pub async fn handle(broker: &Broker, request: Request) -> Option<ResponseKind> {
     Some(response)
 }
 
+/// Kafka's marker for "authorized operations were not requested".
+pub(crate) const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// ACL operation numbers (Kafka's `AclOperation` codes) allowed on topics
+/// and on the cluster. With no authorizer every operation is allowed, and
+/// Kafka then reports all of those the resource type supports.
+pub(crate) const TOPIC_OPERATIONS: &[u8] = &[3, 4, 5, 6, 7, 8, 10, 11];
+pub(crate) const CLUSTER_OPERATIONS: &[u8] = &[5, 7, 8, 9, 10, 11, 12];
+
+/// The authorized-operations bit field, or the "omitted" marker.
+pub(crate) fn authorized_operations(requested: bool, operations: &[u8]) -> i32 {
+    if !requested {
+        return AUTHORIZED_OPERATIONS_OMITTED;
+    }
+    operations.iter().fold(0, |bits, op| bits | (1 << op))
+}
+
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
