@@ -1,0 +1,342 @@
+//! Test harness for Vltava's integration tests (the tests themselves live in
+//! `tests/tests/*.rs`).
+//!
+//! It owns two things:
+//!
+//! * [`TestBroker`]: starts the real `vltava` binary on a free loopback port
+//!   with its data in a fresh temporary directory, stops it with SIGTERM
+//!   (asserting a clean exit) or SIGKILL, and restarts it on the same port and
+//!   directory. The broker's stderr goes to `broker.stderr` in that directory
+//!   and is printed when a test panics, so a failing test shows what the
+//!   broker said.
+//! * [`raw::RawClient`]: a small blocking Kafka client that sends requests
+//!   built from the `kafka-protocol` crate's types (or arbitrary bytes) and
+//!   reads response frames, for protocol-level and malformed-input tests.
+//!
+//! The binary is `$VLTAVA_BIN` if set, else `target/<profile>/vltava` next to
+//! the test executable (`target/<profile>/deps/<test>`); build it first with
+//! `cargo build -p vltava-cli`.
+//!
+//! Nothing here sleeps as synchronisation: waits poll a condition with a
+//! deadline ([`wait_until`]).
+
+pub mod raw;
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a broker may take to start listening or to exit after SIGTERM.
+pub const BROKER_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a broker may take to exit after SIGTERM.
+pub const BROKER_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Polls `cond` every 20 ms until it returns true or `timeout` passes.
+/// Returns whether the condition became true.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A port that was free a moment ago: bind port 0, read it, drop the socket.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+/// Path of the `vltava` binary under test.
+pub fn vltava_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("VLTAVA_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/debug/deps/<test> -> target/debug/vltava
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    profile_dir.join("vltava")
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
+}
+
+/// A running (or stopped) `vltava server` process owned by one test.
+///
+/// Dropping it kills the process (SIGKILL) and removes its data directory; if
+/// the thread is panicking, the broker's stderr is printed first.
+pub struct TestBroker {
+    child: Option<Child>,
+    port: u16,
+    overrides: Vec<(String, String)>,
+    stderr_path: PathBuf,
+    starts: u32,
+    /// Set once the stderr tail went into a panic message, so Drop does not
+    /// print it a second time.
+    stderr_shown: std::cell::Cell<bool>,
+    // Declared last so it is removed after the process is gone.
+    dir: tempfile::TempDir,
+}
+
+impl TestBroker {
+    /// Starts a broker with `node.id=1`, a loopback listener on a free port,
+    /// `log.dirs` in a fresh temporary directory and the given extra
+    /// `--override key=value` pairs; returns once the port accepts
+    /// connections.
+    pub fn start(overrides: &[(&str, &str)]) -> TestBroker {
+        let dir = tempfile::Builder::new()
+            .prefix("vltava-it-")
+            .tempdir()
+            .expect("create tempdir");
+        let stderr_path = dir.path().join("broker.stderr");
+        let mut broker = TestBroker {
+            child: None,
+            port: free_port(),
+            overrides: overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            stderr_path,
+            starts: 0,
+            stderr_shown: std::cell::Cell::new(false),
+            dir,
+        };
+        broker.spawn();
+        broker
+    }
+
+    /// `127.0.0.1:<port>`, for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The listener's socket address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The listener's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The broker's `log.dirs`.
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The OS process id, if the broker is running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().expect("try_wait").is_none(),
+            None => false,
+        }
+    }
+
+    /// Panics (printing stderr) unless the process is still running.
+    pub fn assert_running(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                panic!(
+                    "broker exited unexpectedly with {status}\n{}",
+                    self.stderr_banner()
+                );
+            }
+        } else {
+            panic!("broker is not started");
+        }
+    }
+
+    /// Resident set size of the broker process in KiB (from /proc).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let pid = self.pid()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+
+    /// Everything the broker has written to stderr so far (all runs).
+    pub fn stderr_log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = File::open(&self.stderr_path) {
+            let mut bytes = Vec::new();
+            let _ = f.read_to_end(&mut bytes);
+            text = String::from_utf8_lossy(&bytes).into_owned();
+        }
+        text
+    }
+
+    /// Sends SIGTERM, waits for the process to exit and asserts exit status 0.
+    pub fn stop_sigterm(&mut self) {
+        let status = self.signal_and_wait("-TERM");
+        assert!(
+            status.success(),
+            "broker did not exit 0 after SIGTERM: {status}\n{}",
+            self.stderr_banner()
+        );
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn kill_sigkill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill(); // SIGKILL on Unix
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again with the same port, data directory and
+    /// overrides. The previous process must have been stopped.
+    pub fn restart(&mut self) {
+        assert!(
+            !self.is_running(),
+            "restart() called while the broker is running"
+        );
+        self.child = None;
+        self.spawn();
+    }
+
+    fn signal_and_wait(&mut self, signal: &str) -> ExitStatus {
+        let mut child = self.child.take().expect("broker is not running");
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill(1)");
+        assert!(status.success(), "kill {signal} failed");
+        let deadline = Instant::now() + BROKER_STOP_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "broker did not exit within {BROKER_STOP_TIMEOUT:?} of {signal}\n{}",
+                    self.stderr_banner()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn spawn(&mut self) {
+        let bin = vltava_bin();
+        assert!(
+            bin.exists(),
+            "vltava binary not found at {} (build it with `cargo build -p vltava-cli` or set VLTAVA_BIN)",
+            bin.display()
+        );
+        std::fs::create_dir_all(self.log_dir()).expect("create log dir");
+        let stderr = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stderr_path)
+            .expect("open stderr file");
+        self.starts += 1;
+        use std::io::Write;
+        let mut marker = stderr.try_clone().expect("clone stderr file");
+        let _ = writeln!(marker, "===== vltava-tests: start #{} =====", self.starts);
+
+        let mut cmd = Command::new(&bin);
+        cmd.arg("server")
+            .arg("--override")
+            .arg("node.id=1")
+            .arg("--override")
+            .arg(format!("listeners=PLAINTEXT://127.0.0.1:{}", self.port))
+            .arg("--override")
+            .arg(format!("log.dirs={}", self.log_dir().display()));
+        for (k, v) in &self.overrides {
+            cmd.arg("--override").arg(format!("{k}={v}"));
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(stderr.try_clone().expect("clone stderr file")))
+            .stderr(Stdio::from(stderr));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let addr = self.addr();
+        let deadline = Instant::now() + BROKER_START_TIMEOUT;
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "broker exited during startup with {status}\n{}",
+                    self.stderr_banner()
+                );
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "broker did not listen on {addr} within {BROKER_START_TIMEOUT:?}\n{}",
+                    self.stderr_banner()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr_banner(&self) -> String {
+        const TAIL_BYTES: usize = 32 * 1024;
+        self.stderr_shown.set(true);
+        let log = self.stderr_log();
+        let tail = if log.len() > TAIL_BYTES {
+            let mut start = log.len() - TAIL_BYTES;
+            while !log.is_char_boundary(start) {
+                start += 1;
+            }
+            &log[start..]
+        } else {
+            &log[..]
+        };
+        format!(
+            "----- broker stderr ({}) -----\n{tail}\n----- end broker stderr -----",
+            self.stderr_path.display()
+        )
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        if std::thread::panicking() && !self.stderr_shown.get() {
+            eprintln!("{}", self.stderr_banner());
+        }
+        self.kill_sigkill();
+    }
+}
