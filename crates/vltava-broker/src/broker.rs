@@ -16,6 +16,8 @@ use vltava_protocol::ResponseError;
 use crate::clock::Clock;
 use crate::config::{validate_topic_config, BrokerConfig, TopicConfig};
 use crate::error::ApiError;
+use crate::group::store::OFFSETS_TOPIC;
+use crate::group::GroupCoordinator;
 use crate::partition::Partition;
 
 /// Producer ids are taken from the metadata log in blocks of this many, so
@@ -76,6 +78,7 @@ pub struct Broker {
     producer_ids: Mutex<ProducerIdBlock>,
     /// Woken after every append, for fetches waiting on `min_bytes`.
     appended: Notify,
+    groups: GroupCoordinator,
 }
 
 impl Broker {
@@ -127,7 +130,8 @@ impl Broker {
         }
         info!(topics = topics.len(), cluster_id = %cluster_id, "broker state loaded");
         let next = image.next_producer_id;
-        Ok(Broker {
+        let groups = GroupCoordinator::new(config.groups.clone());
+        let broker = Broker {
             config,
             cluster_id,
             clock,
@@ -135,7 +139,17 @@ impl Broker {
             topics: RwLock::new(topics),
             producer_ids: Mutex::new(ProducerIdBlock { next, end: next }),
             appended: Notify::new(),
-        })
+            groups,
+        };
+        broker
+            .groups
+            .load(&broker)
+            .map_err(|e| StartError::Inconsistent(format!("loading {OFFSETS_TOPIC}: {e}")))?;
+        Ok(broker)
+    }
+
+    pub fn groups(&self) -> &GroupCoordinator {
+        &self.groups
     }
 
     pub fn cluster_id(&self) -> &str {
@@ -291,6 +305,12 @@ impl Broker {
     }
 
     pub fn delete_topic(&self, name: &str) -> Result<Uuid, ApiError> {
+        if is_internal_topic(name) {
+            return Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!("Topic {name} is an internal topic and cannot be deleted"),
+            ));
+        }
         let mut meta = self.meta.lock();
         let topic = self.topic(name).ok_or_else(|| {
             ApiError::new(
@@ -318,6 +338,7 @@ impl Broker {
                 warn!(dir = %dir.display(), error = %e, "could not remove deleted partition; it will be removed at next start");
             }
         }
+        self.groups.forget_topic(name);
         info!(topic = name, "deleted topic");
         Ok(topic.id)
     }
@@ -505,6 +526,12 @@ impl Broker {
             warn!(error = %e, "metadata flush at shutdown failed");
         }
     }
+}
+
+/// Kafka's own bookkeeping topics: created by the broker, hidden from
+/// auto-create, protected from deletion and from client writes.
+pub fn is_internal_topic(name: &str) -> bool {
+    matches!(name, OFFSETS_TOPIC | "__transaction_state")
 }
 
 fn storage_error(e: io::Error) -> ApiError {

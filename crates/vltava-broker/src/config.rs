@@ -71,7 +71,7 @@ macro_rules! def {
 /// Every topic config Vltava understands. Anything else is INVALID_CONFIG.
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def!("cleanup.policy", "log.cleanup.policy", List, "delete", &["delete", "compact"], 0,
-        "delete: drop whole segments past retention.ms/retention.bytes; compact: keep the latest record per key (compaction runs once the cleaner lands; until then a compact-only topic is simply never deleted from)"),
+        "delete: drop whole segments past retention.ms/retention.bytes; compact: keep the latest record per key (the log cleaner rewrites closed segments); compact,delete: both"),
     def!("compression.type", "compression.type", String, "producer", &["producer"], 0,
         "Batches are stored as the producer compressed them; recompression is not supported"),
     def!("delete.retention.ms", "log.cleaner.delete.retention.ms", Long, "86400000", &[], 0,
@@ -235,9 +235,17 @@ impl TopicConfig {
         } else {
             (-1, -1)
         };
+        // Only closed segments are compacted, so Kafka rolls a compacted
+        // topic's segment at max.compaction.lag.ms at the latest.
+        let segment_ms = if self.is_compacted() {
+            self.long("segment.ms")
+                .min(self.long("max.compaction.lag.ms").max(1))
+        } else {
+            self.long("segment.ms")
+        };
         LogConfig {
             segment_bytes: self.long("segment.bytes").max(14) as u64,
-            segment_ms: self.long("segment.ms"),
+            segment_ms,
             retention_ms,
             retention_bytes,
             index_interval_bytes: self.long("index.interval.bytes").clamp(0, u32::MAX as i64)
@@ -246,6 +254,31 @@ impl TopicConfig {
             flush_ms: self.long("flush.ms"),
         }
     }
+
+    /// What steers compaction of this topic's logs.
+    pub fn clean_config(&self) -> vltava_log::cleaner::CleanConfig {
+        vltava_log::cleaner::CleanConfig {
+            delete_retention_ms: self.long("delete.retention.ms"),
+            min_compaction_lag_ms: self.long("min.compaction.lag.ms"),
+            max_compaction_lag_ms: self.long("max.compaction.lag.ms"),
+            min_cleanable_dirty_ratio: self
+                .get("min.cleanable.dirty.ratio")
+                .trim()
+                .parse()
+                .unwrap_or(0.5),
+        }
+    }
+}
+
+/// The log cleaner's broker configs (`log.cleaner.*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanerSettings {
+    /// `log.cleaner.io.max.bytes.per.second`: bytes read plus written.
+    pub io_max_bytes_per_second: f64,
+    /// `log.cleaner.dedupe.buffer.size`: the offset map's memory.
+    pub dedupe_buffer_bytes: u64,
+    /// `log.cleaner.backoff.ms`: pause between cleaner runs.
+    pub backoff_ms: u64,
 }
 
 /// One `listeners` entry, e.g. `PLAINTEXT://127.0.0.1:9092`.
@@ -295,6 +328,21 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("max.connections", "10000"),
     ("log.retention.check.interval.ms", "300000"),
     ("log.flush.scheduler.interval.ms", "1000"),
+    (
+        "log.cleaner.io.max.bytes.per.second",
+        "1.7976931348623157E308",
+    ),
+    ("log.cleaner.dedupe.buffer.size", "134217728"),
+    ("log.cleaner.backoff.ms", "15000"),
+    ("group.min.session.timeout.ms", "6000"),
+    ("group.max.session.timeout.ms", "1800000"),
+    ("group.initial.rebalance.delay.ms", "3000"),
+    ("group.max.size", "2147483647"),
+    ("offsets.topic.num.partitions", "50"),
+    ("offsets.topic.segment.bytes", "104857600"),
+    ("offset.metadata.max.bytes", "4096"),
+    ("group.consumer.session.timeout.ms", "45000"),
+    ("group.consumer.heartbeat.interval.ms", "5000"),
 ];
 
 /// Time-unit synonyms Kafka accepts, most precise first.
@@ -324,6 +372,8 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     pub log_retention_check_interval_ms: u64,
     pub log_flush_scheduler_interval_ms: u64,
+    pub cleaner: CleanerSettings,
+    pub groups: crate::group::GroupSettings,
 }
 
 impl BrokerConfig {
@@ -424,6 +474,30 @@ impl BrokerConfig {
                 as u64,
             log_flush_scheduler_interval_ms: number("log.flush.scheduler.interval.ms")?.max(1)
                 as u64,
+            cleaner: CleanerSettings {
+                io_max_bytes_per_second: get("log.cleaner.io.max.bytes.per.second")
+                    .parse()
+                    .map_err(|_| "log.cleaner.io.max.bytes.per.second is not a number")?,
+                dedupe_buffer_bytes: number("log.cleaner.dedupe.buffer.size")?.max(0) as u64,
+                backoff_ms: number("log.cleaner.backoff.ms")?.max(1) as u64,
+            },
+            groups: crate::group::GroupSettings {
+                min_session_timeout_ms: clamp_i32(number("group.min.session.timeout.ms")?),
+                max_session_timeout_ms: clamp_i32(number("group.max.session.timeout.ms")?),
+                initial_rebalance_delay_ms: number("group.initial.rebalance.delay.ms")?.max(0),
+                max_size: number("group.max.size")?.max(1) as usize,
+                offsets_partitions: clamp_i32(number("offsets.topic.num.partitions")?).max(1),
+                offsets_segment_bytes: number("offsets.topic.segment.bytes")?.max(14),
+                offset_metadata_max_bytes: number("offset.metadata.max.bytes")?.max(0) as usize,
+                consumer_session_timeout_ms: clamp_i32(number(
+                    "group.consumer.session.timeout.ms",
+                )?)
+                .max(1),
+                consumer_heartbeat_interval_ms: clamp_i32(number(
+                    "group.consumer.heartbeat.interval.ms",
+                )?)
+                .max(1),
+            },
             explicit,
         };
         Ok((config, unknown))
@@ -475,6 +549,10 @@ impl BrokerConfig {
     pub fn data_dir(&self) -> &PathBuf {
         &self.log_dirs[0]
     }
+}
+
+fn clamp_i32(n: i64) -> i32 {
+    n.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
 fn parse_listeners(spec: &str) -> Result<Vec<Listener>, String> {

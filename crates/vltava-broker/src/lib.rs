@@ -13,14 +13,16 @@
 //! client input can panic a handler.
 
 mod broker;
+mod cleaner;
 mod clock;
 pub mod config;
 mod error;
+pub mod group;
 pub mod handlers;
 mod partition;
 mod producer_state;
 
-pub use broker::{validate_topic_name, Broker, StartError, Topic};
+pub use broker::{is_internal_topic, validate_topic_name, Broker, StartError, Topic};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BrokerConfig, Listener};
 pub use error::ApiError;

@@ -1,4 +1,9 @@
-//! `vltava`: the broker and, later, Kafka-style tools in one binary.
+//! `vltava`: the broker and the Kafka-style tools (`topics`,
+//! `console-producer`, `console-consumer`, `consumer-groups`, `configs`,
+//! `broker-api-versions`, `cluster`) in one binary. Each tool lives in its
+//! own module under `tools/` and takes the flags of its `kafka-*.sh` twin.
+
+mod tools;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -35,20 +40,65 @@ enum Command {
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Create, list, describe, alter or delete topics (kafka-topics.sh).
+    Topics(tools::topics::TopicsArgs),
+    /// Produce stdin lines as records (kafka-console-producer.sh).
+    ConsoleProducer(tools::console_producer::ConsoleProducerArgs),
+    /// Print records to stdout (kafka-console-consumer.sh).
+    ConsoleConsumer(tools::console_consumer::ConsoleConsumerArgs),
+    /// List, describe, delete groups and reset offsets (kafka-consumer-groups.sh).
+    ConsumerGroups(tools::consumer_groups::ConsumerGroupsArgs),
+    /// Describe and alter topic and broker configs (kafka-configs.sh).
+    Configs(tools::configs::ConfigsArgs),
+    /// Print the API versions each broker supports (kafka-broker-api-versions.sh).
+    BrokerApiVersions(tools::broker_api_versions::BrokerApiVersionsArgs),
+    /// Show the cluster id, controller and brokers.
+    Cluster(tools::cluster::ClusterArgs),
 }
 
 fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // The broker logs at info; the tools stay quiet unless RUST_LOG asks.
+    let default_level = match cli.command {
+        Command::Server { .. } => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    match Cli::parse().command {
-        Command::Server { config, overrides } => server(config, overrides),
+    let raw_args = std::env::args().skip(2).collect::<Vec<_>>().join(" ");
+    let tool = match cli.command {
+        Command::Server { config, overrides } => return server(config, overrides),
+        command => command,
+    };
+    let result = tools::runtime().and_then(|rt| {
+        rt.block_on(async move {
+            match tool {
+                Command::Server { .. } => unreachable!("handled above"),
+                Command::Topics(a) => tools::topics::run(a).await,
+                Command::ConsoleProducer(a) => tools::console_producer::run(a).await,
+                Command::ConsoleConsumer(a) => tools::console_consumer::run(a).await,
+                Command::ConsumerGroups(a) => tools::consumer_groups::run(a).await,
+                Command::Configs(a) => tools::configs::run(a, &raw_args).await,
+                Command::BrokerApiVersions(a) => tools::broker_api_versions::run(a).await,
+                Command::Cluster(a) => tools::cluster::run(a).await,
+            }
+        })
+    });
+    if let Err(e) = result {
+        // Tool failures are one message, never a backtrace.
+        match e.downcast_ref::<tools::Failure>() {
+            Some(f) => eprintln!("{f}"),
+            None => eprintln!("Error: {e:#}"),
+        }
+        std::process::exit(1);
     }
+    Ok(())
 }
 
 fn server(file: Option<PathBuf>, overrides: Vec<String>) -> Result<()> {

@@ -5,7 +5,8 @@
 //! (`.index`) and time index (`.timeindex`), plus a `log-start-offset` file.
 //! It appends validated batches (assigning offsets by patching the header),
 //! serves reads as file ranges, rolls segments, applies retention and
-//! DeleteRecords, and recovers after a crash. It knows nothing of Kafka
+//! DeleteRecords, compacts closed segments ([`cleaner`]), and recovers after
+//! a crash, finishing an interrupted swap of cleaned segments. It knows nothing of Kafka
 //! requests. The byte layout and the crash argument are in
 //! `docs/log-format.md`.
 //!
@@ -15,7 +16,10 @@
 //! - Readers never see a torn batch: a segment's `size` only covers complete
 //!   batches, and it advances after the bytes are written.
 //! - One writer at a time (the writer mutex); readers never take it.
+//! - The cleaner only rewrites closed segments, never the active one, and
+//!   swaps a cleaned segment in under the writer mutex.
 
+pub mod cleaner;
 mod segment;
 
 use std::fs::{self, File};
@@ -152,8 +156,13 @@ pub struct Log {
     log_end_offset: AtomicI64,
     failure: RwLock<Option<String>>,
     recovered_tail: Vec<BatchHeader>,
+    /// Cleaner progress (`cleaner-offset-checkpoint`) and the lock that
+    /// serialises cleaning passes on this log.
+    cleaner_state: cleaner::CleanerState,
     #[cfg(test)]
     fail_next_write: std::sync::atomic::AtomicBool,
+    #[cfg(test)]
+    crash_swap_after_step: std::sync::atomic::AtomicU8,
 }
 
 /// Headers kept for the producer-state seam.
@@ -188,6 +197,7 @@ impl Log {
         let first_base = segments[0].base_offset;
         let log_start = read_log_start(dir)?.unwrap_or(first_base).max(first_base);
         let log_start = log_start.min(log_end);
+        let cleaner_state = cleaner::CleanerState::open(dir)?;
         Ok(Log {
             dir: dir.to_path_buf(),
             config: RwLock::new(config),
@@ -203,8 +213,11 @@ impl Log {
             log_end_offset: AtomicI64::new(log_end),
             failure: RwLock::new(None),
             recovered_tail,
+            cleaner_state,
             #[cfg(test)]
             fail_next_write: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            crash_swap_after_step: std::sync::atomic::AtomicU8::new(0),
         })
     }
 
@@ -653,8 +666,15 @@ impl Log {
             i64::MIN
         };
         let mut expired = 0;
-        for segment in &segments {
+        for (i, segment) in segments.iter().enumerate() {
             let state = segment.state.read().clone();
+            // Compaction can leave a closed segment empty: it holds nothing
+            // to keep, so it must not stop retention of the ones after it.
+            let empty_closed = state.size == 0 && i + 1 < segments.len();
+            if empty_closed && (config.retention_ms >= 0 || excess_bytes >= 0) {
+                expired += 1;
+                continue;
+            }
             let by_time = config.retention_ms >= 0
                 && state.max_timestamp >= 0
                 && now_ms - state.max_timestamp > config.retention_ms;
@@ -719,6 +739,11 @@ impl Log {
         let end = active.state.read().next_offset;
         self.log_end_offset.store(end, Ordering::Release);
         self.log_start_offset.fetch_min(end, Ordering::AcqRel);
+        // Offsets at or above `end` will be written again and were never
+        // seen by the cleaner: its checkpoint must not cover them.
+        self.cleaner_state
+            .on_truncate(&self.dir, end)
+            .map_err(|e| self.fail("cleaner checkpoint write", e))?;
         let mut flush = self.flusher.lock();
         flush.flushed_offset = flush.flushed_offset.min(end);
         Ok(())
@@ -796,6 +821,7 @@ where
 /// Base offsets of the `*.log` files in `dir`, sorted; removes leftovers of
 /// interrupted operations and index files without a log.
 fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
+    cleaner::finish_interrupted_swaps(dir)?;
     let mut bases = Vec::new();
     let mut index_files = Vec::new();
     for entry in fs::read_dir(dir)? {
@@ -919,7 +945,10 @@ fn next_valid_batch(
         .file
         .read_exact_at(&mut batch, position)
         .map_err(|e| e.to_string())?;
-    let header = vltava_record::validate_batch(&batch).map_err(|e| e.to_string())?;
+    // Stored, not produced: a compacted batch may hold fewer records than its
+    // offset range (a closed, cleaned segment becomes the last after
+    // truncation).
+    let header = vltava_record::validate_stored_batch(&batch).map_err(|e| e.to_string())?;
     if header.base_offset < expected_offset {
         return Err(format!(
             "offset {} goes backwards (expected >= {expected_offset})",
@@ -966,11 +995,16 @@ fn read_log_start(dir: &Path) -> Result<Option<i64>, LogError> {
 }
 
 fn write_log_start(dir: &Path, offset: i64) -> io::Result<()> {
-    let tmp = dir.join(format!("{LOG_START_OFFSET_FILE}.tmp"));
+    write_durably(dir, LOG_START_OFFSET_FILE, &format!("{offset}\n"))
+}
+
+/// Replaces `dir/name` with `text`: tmp file, fsync, rename, fsync dir.
+fn write_durably(dir: &Path, name: &str, text: &str) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
     let file = File::create(&tmp)?;
-    file.write_all_at(format!("{offset}\n").as_bytes(), 0)?;
+    file.write_all_at(text.as_bytes(), 0)?;
     file.sync_all()?;
-    fs::rename(&tmp, dir.join(LOG_START_OFFSET_FILE))?;
+    fs::rename(&tmp, dir.join(name))?;
     sync_dir(dir)
 }
 

@@ -108,6 +108,21 @@ impl SegmentState {
         new
     }
 
+    /// The `.index` and `.timeindex` file contents for the in-memory entries.
+    pub fn index_bytes(&self) -> (Vec<u8>, Vec<u8>) {
+        let mut offsets = Vec::with_capacity(self.offset_index.len() * OFFSET_ENTRY_BYTES);
+        for e in &self.offset_index {
+            offsets.extend_from_slice(&e.relative_offset.to_be_bytes());
+            offsets.extend_from_slice(&e.position.to_be_bytes());
+        }
+        let mut times = Vec::with_capacity(self.time_index.len() * TIME_ENTRY_BYTES);
+        for e in &self.time_index {
+            times.extend_from_slice(&e.timestamp.to_be_bytes());
+            times.extend_from_slice(&e.relative_offset.to_be_bytes());
+        }
+        (offsets, times)
+    }
+
     /// A time index entry for the current maximum if it is newer than the
     /// last entry. Also used when the segment is closed.
     pub fn maybe_time_entry(&mut self, base_offset: i64) -> Option<TimeEntry> {
@@ -234,21 +249,11 @@ impl Segment {
 
     /// Replaces both index files with the in-memory entries.
     pub fn rewrite_indexes(&self) -> io::Result<()> {
-        let state = self.state.read();
-        let mut buf = Vec::with_capacity(state.offset_index.len() * OFFSET_ENTRY_BYTES);
-        for e in &state.offset_index {
-            buf.extend_from_slice(&e.relative_offset.to_be_bytes());
-            buf.extend_from_slice(&e.position.to_be_bytes());
-        }
+        let (offsets, times) = self.state.read().index_bytes();
         self.offset_index_file.set_len(0)?;
-        self.offset_index_file.write_all_at(&buf, 0)?;
-        buf.clear();
-        for e in &state.time_index {
-            buf.extend_from_slice(&e.timestamp.to_be_bytes());
-            buf.extend_from_slice(&e.relative_offset.to_be_bytes());
-        }
+        self.offset_index_file.write_all_at(&offsets, 0)?;
         self.time_index_file.set_len(0)?;
-        self.time_index_file.write_all_at(&buf, 0)
+        self.time_index_file.write_all_at(&times, 0)
     }
 
     pub fn sync_data(&self) -> io::Result<()> {

@@ -485,7 +485,9 @@ fn leftover_files_are_cleaned_up() {
     for name in [
         "00000000000000000000.log.deleted",
         "00000000000000000000.log.cleaned",
-        "00000000000000000000.log.swap",
+        "00000000000000000000.index.swap",
+        "00000000000000000000.timeindex.cleaned",
+        "cleaner-offset-checkpoint.tmp",
         "log-start-offset.tmp",
     ] {
         fs::write(dir.path().join(name), b"x").unwrap();

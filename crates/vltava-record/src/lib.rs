@@ -278,6 +278,27 @@ pub fn increment_sequence(sequence: i32, increment: i32) -> i32 {
 /// magic 2, CRC32C over bytes 21.. matches, then a known codec and a record count
 /// consistent with `last_offset_delta`. Records are not decoded.
 pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, RecordError> {
+    validate(buf, CountRule::Exact)
+}
+
+/// Validates a batch as stored in a log. Like [`validate_batch`], except
+/// that the record count may be smaller than the offset range: compaction
+/// removes records from a batch but keeps its base and last offsets (so the
+/// producer's sequence range survives), as Kafka does. Produce requests must
+/// use [`validate_batch`]; this is for batches read back from disk.
+pub fn validate_stored_batch(buf: &[u8]) -> Result<BatchHeader, RecordError> {
+    validate(buf, CountRule::AtMostOffsetRange)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CountRule {
+    /// `records_count == last_offset_delta + 1` (or an empty batch).
+    Exact,
+    /// `records_count <= last_offset_delta + 1`.
+    AtMostOffsetRange,
+}
+
+fn validate(buf: &[u8], rule: CountRule) -> Result<BatchHeader, RecordError> {
     let header = BatchHeader::parse(buf)?;
     let declared = header.total_bytes();
     if buf.len() < declared {
@@ -301,9 +322,13 @@ pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, RecordError> {
     }
     // Checked after the CRC so that corruption is reported as such.
     Compression::from_attributes(header.attributes)?;
-    let count_ok = header.records_count >= 0
-        && (header.records_count == 0
-            || i64::from(header.last_offset_delta) == i64::from(header.records_count) - 1);
+    let count = i64::from(header.records_count);
+    let range = i64::from(header.last_offset_delta) + 1;
+    let count_ok = count >= 0
+        && match rule {
+            CountRule::Exact => count == 0 || range == count,
+            CountRule::AtMostOffsetRange => count == 0 || (range >= count && range >= 1),
+        };
     if !count_ok {
         return Err(RecordError::BadRecordCount {
             records_count: header.records_count,
@@ -394,10 +419,13 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
 }
 
 /// Decodes (and decompresses) every record of one batch. The batch is
-/// validated first. For LogAppendTime batches every record reports the
-/// batch's `max_timestamp`, as Kafka does.
+/// validated first with [`validate_stored_batch`] (so compacted batches
+/// decode; produce validates with [`validate_batch`] before this). Record
+/// offsets must increase and stay within the batch's offset range. For
+/// LogAppendTime batches every record reports the batch's `max_timestamp`,
+/// as Kafka does.
 pub fn decode_records(batch: &[u8]) -> Result<Vec<Record>, RecordError> {
-    let header = validate_batch(batch)?;
+    let header = validate_stored_batch(batch)?;
     let count = header.records_count as usize;
     let payload_bytes = batch.len() - BATCH_HEADER_BYTES;
     // Bound the record count by the bytes available before the decoder
@@ -437,6 +465,18 @@ pub fn decode_records(batch: &[u8]) -> Result<Vec<Record>, RecordError> {
     let mut records = decoded.records;
     if records.len() != count {
         return Err(invalid_count(&header));
+    }
+    let mut previous = header.base_offset - 1;
+    for record in &records {
+        if record.offset <= previous || record.offset > header.last_offset() {
+            return Err(RecordError::InvalidRecord(format!(
+                "record offset {} outside batch range {}..={} or not increasing",
+                record.offset,
+                header.base_offset,
+                header.last_offset()
+            )));
+        }
+        previous = record.offset;
     }
     if header.is_log_append_time() {
         for record in &mut records {
@@ -625,6 +665,10 @@ impl BatchBuilder {
         buf
     }
 }
+
+mod rebuild;
+
+pub use rebuild::{empty_batch_like, rebuild_batch};
 
 #[cfg(test)]
 mod tests;

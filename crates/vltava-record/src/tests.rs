@@ -314,3 +314,81 @@ proptest! {
         let _ = decode_records(&batch);
     }
 }
+
+#[test]
+fn rebuilt_batch_keeps_offsets_fields_and_codec() {
+    for codec in [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        let mut batch = BatchBuilder::new(codec)
+            .producer(7, 3, 100)
+            .partition_leader_epoch(4)
+            .record(b("k0"), b("v0"), vec![], 1_000)
+            .record(b("k1"), b("v1"), vec![("h".to_string(), b("x"))], 1_005)
+            .record(b("k2"), None, vec![], 1_002)
+            .record(b("k3"), b("v3"), vec![], 990)
+            .build();
+        set_base_offset(&mut batch, 50);
+        let original = validate_batch(&batch).unwrap();
+        let records = decode_records(&batch).unwrap();
+        let kept = vec![records[1].clone(), records[2].clone()];
+        let rebuilt = rebuild_batch(&original, &kept).unwrap();
+        // Fewer records than the offset range: fine on disk, not on produce.
+        assert!(matches!(
+            validate_batch(&rebuilt),
+            Err(RecordError::BadRecordCount { .. })
+        ));
+        let h = validate_stored_batch(&rebuilt).unwrap();
+        assert_eq!(
+            (h.base_offset, h.last_offset(), h.records_count),
+            (50, 53, 2)
+        );
+        assert_eq!(h.compression(), codec);
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (7, 3, 100)
+        );
+        assert_eq!(h.partition_leader_epoch, 4);
+        assert_eq!(h.max_timestamp, 1_005);
+        let decoded = decode_records(&rebuilt).unwrap();
+        assert_eq!(decoded.len(), 2);
+        for (d, k) in decoded.iter().zip(&kept) {
+            assert_eq!(
+                (d.offset, d.timestamp, d.sequence),
+                (k.offset, k.timestamp, k.sequence)
+            );
+            assert_eq!(
+                (&d.key, &d.value, &d.headers),
+                (&k.key, &k.value, &k.headers)
+            );
+        }
+
+        let empty = empty_batch_like(&original);
+        let h = validate_stored_batch(&empty).unwrap();
+        assert_eq!(
+            (h.base_offset, h.last_offset(), h.records_count),
+            (50, 53, 0)
+        );
+        assert_eq!((h.base_timestamp, h.max_timestamp), (1_005, 1_005));
+        assert_eq!(h.compression(), Compression::None);
+        assert_eq!(h.last_sequence(), 103);
+        assert!(decode_records(&empty).unwrap().is_empty());
+    }
+}
+
+#[test]
+fn stored_validation_still_rejects_more_records_than_offsets() {
+    let mut batch = three_records(Compression::None);
+    // last offset delta 2 → 1: three records in a range of two.
+    batch[23..27].copy_from_slice(&1i32.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_COVERED_FROM..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    assert!(matches!(
+        validate_stored_batch(&batch),
+        Err(RecordError::BadRecordCount { .. })
+    ));
+}

@@ -89,7 +89,16 @@ async fn respond(broker: &Broker, frame: Bytes, peer: SocketAddr) -> Option<Answ
             let api_key = request.api_key;
             let version = request.api_version();
             let correlation_id = request.header.correlation_id;
-            let response = handlers::handle(broker, request).await;
+            let client = handlers::ClientInfo {
+                client_id: request
+                    .header
+                    .client_id
+                    .as_ref()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+                client_host: format!("/{}", peer.ip()),
+            };
+            let response = handlers::handle(broker, request, &client).await;
             Some((api_key, version, correlation_id, response))
         }
         Err(DecodeError::UnsupportedVersion {

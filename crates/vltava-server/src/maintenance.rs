@@ -1,4 +1,5 @@
-//! Background work on a timer: retention and time-based flushes.
+//! Background work on a timer: retention, time-based flushes and the log
+//! cleaner.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +8,15 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use vltava_broker::Broker;
 
+/// Group timers (sessions, rebalances) are checked this often.
+const GROUP_TICK: Duration = Duration::from_millis(100);
+
 pub async fn run(broker: Arc<Broker>, shutdown: CancellationToken) {
+    // A cleaner run can take long (it is rate-limited), so it has its own
+    // task and never delays retention, flushes or group timers.
+    tokio::spawn(run_cleaner(broker.clone(), shutdown.clone()));
+    let mut groups = tokio::time::interval(GROUP_TICK);
+    groups.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut retention = tokio::time::interval(Duration::from_millis(
         broker.config.log_retention_check_interval_ms,
     ));
@@ -21,9 +30,57 @@ pub async fn run(broker: Arc<Broker>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = retention.tick() => Broker::enforce_retention,
             _ = flush.tick() => Broker::flush_due,
+            _ = groups.tick() => {
+                broker.groups().tick(&broker);
+                continue;
+            }
         };
         // File work runs off the async workers.
         let broker = broker.clone();
         let _ = tokio::task::spawn_blocking(move || task(&broker)).await;
+    }
+}
+
+/// The log cleaner: one run every `log.cleaner.backoff.ms`, off the async
+/// workers, never two at once. The cleaner (offset map, throttle) moves into
+/// each run and back.
+async fn run_cleaner(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let mut cleaner = Some(broker.log_cleaner());
+    let stop = cleaner.as_ref().map(|c| c.stop_flag());
+    let mut backoff =
+        tokio::time::interval(Duration::from_millis(broker.config.cleaner.backoff_ms));
+    backoff.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = backoff.tick() => {}
+        }
+        let Some(mut owned) = cleaner.take() else {
+            return;
+        };
+        let broker = broker.clone();
+        let run = tokio::task::spawn_blocking(move || {
+            broker.clean_compacted(&mut owned);
+            owned
+        });
+        let finished = tokio::select! {
+            finished = run => finished,
+            _ = shutdown.cancelled() => {
+                // A throttled pass could run for minutes: make it stop at
+                // its next batch (it leaves what a crash would) rather than
+                // hold up the runtime's shutdown.
+                if let Some(stop) = &stop {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                return;
+            }
+        };
+        match finished {
+            Ok(owned) => cleaner = Some(owned),
+            Err(e) => {
+                tracing::error!(error = %e, "log cleaner run panicked; the cleaner is stopped");
+                return;
+            }
+        }
     }
 }

@@ -6,7 +6,8 @@ use uuid::Uuid;
 use vltava_protocol::ResponseError;
 
 use super::str_bytes;
-use crate::broker::{validate_topic_name, Topic};
+use crate::broker::{is_internal_topic, validate_topic_name, Topic};
+use crate::group::store::OFFSETS_TOPIC;
 use crate::Broker;
 
 use super::{
@@ -75,6 +76,16 @@ fn by_name(broker: &Broker, name: &str, allow_auto_create: bool) -> MetadataResp
     if let Err(e) = validate_topic_name(name) {
         return failed(e.error);
     }
+    if is_internal_topic(name) {
+        // Internal topics are made by the broker with their own settings,
+        // never auto-created with the defaults.
+        if name == OFFSETS_TOPIC && broker.groups().ensure_ready(broker).is_ok() {
+            if let Some(topic) = broker.topic(name) {
+                return describe(broker, &topic);
+            }
+        }
+        return failed(ResponseError::UnknownTopicOrPartition);
+    }
     if !allow_auto_create {
         return failed(ResponseError::UnknownTopicOrPartition);
     }
@@ -114,12 +125,7 @@ fn describe(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
         .with_topic_id(topic.id)
-        .with_is_internal(is_internal(&topic.name))
+        .with_is_internal(is_internal_topic(&topic.name))
         .with_partitions(partitions)
         .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
-}
-
-/// Kafka flags only its own bookkeeping topics as internal.
-fn is_internal(name: &str) -> bool {
-    matches!(name, "__consumer_offsets" | "__transaction_state")
 }

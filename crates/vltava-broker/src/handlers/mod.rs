@@ -3,18 +3,31 @@
 
 mod alter_configs;
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
 
 use kafka_protocol::protocol::StrBytes;
 use vltava_protocol::{Request, RequestKind, ResponseKind};
@@ -23,9 +36,21 @@ use crate::Broker;
 
 pub use api_versions::unsupported_version_response;
 
+/// Who sent a request, as group APIs report it.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub client_id: String,
+    /// The peer address as Kafka shows it: `/127.0.0.1`.
+    pub client_host: String,
+}
+
 /// Handles one decoded request. `None` means no response is sent (a
 /// produce with acks=0).
-pub async fn handle(broker: &Broker, request: Request) -> Option<ResponseKind> {
+pub async fn handle(
+    broker: &Broker,
+    request: Request,
+    client: &ClientInfo,
+) -> Option<ResponseKind> {
     let version = request.api_version();
     let response = match request.body {
         RequestKind::ApiVersions(req) => {
@@ -65,6 +90,41 @@ pub async fn handle(broker: &Broker, request: Request) -> Option<ResponseKind> {
         }
         RequestKind::DescribeCluster(req) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(broker, req))
+        }
+        RequestKind::FindCoordinator(req) => {
+            ResponseKind::FindCoordinator(find_coordinator::handle(broker, version, req))
+        }
+        RequestKind::JoinGroup(req) => {
+            ResponseKind::JoinGroup(join_group::handle(broker, version, client, req).await)
+        }
+        RequestKind::SyncGroup(req) => {
+            ResponseKind::SyncGroup(sync_group::handle(broker, req).await)
+        }
+        RequestKind::Heartbeat(req) => ResponseKind::Heartbeat(heartbeat::handle(broker, req)),
+        RequestKind::LeaveGroup(req) => {
+            ResponseKind::LeaveGroup(leave_group::handle(broker, version, req))
+        }
+        RequestKind::OffsetCommit(req) => {
+            ResponseKind::OffsetCommit(offset_commit::handle(broker, req))
+        }
+        RequestKind::OffsetFetch(req) => {
+            ResponseKind::OffsetFetch(offset_fetch::handle(broker, version, req))
+        }
+        RequestKind::ListGroups(req) => ResponseKind::ListGroups(list_groups::handle(broker, req)),
+        RequestKind::DescribeGroups(req) => {
+            ResponseKind::DescribeGroups(describe_groups::handle(broker, version, req))
+        }
+        RequestKind::DeleteGroups(req) => {
+            ResponseKind::DeleteGroups(delete_groups::handle(broker, req))
+        }
+        RequestKind::OffsetDelete(req) => {
+            ResponseKind::OffsetDelete(offset_delete::handle(broker, req))
+        }
+        RequestKind::ConsumerGroupHeartbeat(req) => ResponseKind::ConsumerGroupHeartbeat(
+            consumer_group_heartbeat::handle(broker, version, client, req),
+        ),
+        RequestKind::ConsumerGroupDescribe(req) => {
+            ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(broker, req))
         }
         other => {
             // decode_request refuses APIs outside SUPPORTED_APIS, so this is

@@ -6,7 +6,7 @@ use vltava_protocol::ResponseError;
 use vltava_record::{batches, decode_records, validate_batch, BatchHeader, RecordError};
 
 use super::str_bytes;
-use crate::broker::Topic;
+use crate::broker::{is_internal_topic, Topic};
 use crate::error::ApiError;
 use crate::partition::Appended;
 use crate::Broker;
@@ -85,6 +85,12 @@ fn produce_partition(
         )
     };
     let topic = topic.ok_or_else(unknown)?;
+    if is_internal_topic(&topic.name) {
+        return Err(ApiError::new(
+            ResponseError::InvalidTopicException,
+            format!("Cannot append to internal topic {}", topic.name),
+        ));
+    }
     let partition = topic.partition(index).ok_or_else(unknown)?;
     let (batch, header) = single_batch(records.unwrap_or_default())?;
     if batch.len() > topic.config.max_message_bytes() {

@@ -1,0 +1,357 @@
+//! The fixed benchmark suite's load generator, on librdkafka (the `rdkafka`
+//! crate) so the client is neither ours nor tuned for us. Point it at any
+//! Kafka-compatible broker with `--bootstrap`. Each scenario prints one JSON
+//! line; `bench/run` runs the suite and renders the table in
+//! docs/benchmarks.md.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::util::Timeout;
+use rdkafka::TopicPartitionList;
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(about = "Kafka-protocol benchmark scenarios on librdkafka")]
+struct Cli {
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Produce `records` of `record_bytes` to a fresh topic as fast as possible.
+    Produce {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        topic: String,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        #[arg(long)]
+        records: u64,
+        #[arg(long)]
+        record_bytes: usize,
+        /// Producer properties, e.g. acks=all linger.ms=5.
+        #[arg(long = "prop", value_name = "K=V")]
+        props: Vec<String>,
+    },
+    /// Read a whole topic from the beginning with the client's default fetch settings.
+    Consume {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        topic: String,
+        /// Records expected (stop when all are read).
+        #[arg(long)]
+        records: u64,
+    },
+    /// Produce at a fixed rate with acks=all and measure produce-call to
+    /// consumer-receipt latency.
+    EndToEnd {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        rate: u64,
+        #[arg(long)]
+        seconds: u64,
+        #[arg(long)]
+        record_bytes: usize,
+    },
+    /// Raw loopback TCP throughput (one socket, large writes): the ceiling
+    /// every throughput figure is compared with.
+    Loopback {
+        #[arg(long, default_value_t = 4096)]
+        megabytes: u64,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let line = match cli.scenario {
+        Scenario::Produce {
+            name,
+            topic,
+            partitions,
+            records,
+            record_bytes,
+            props,
+        } => {
+            create_topic(&cli.bootstrap, &topic, partitions)?;
+            produce(&cli.bootstrap, &name, &topic, records, record_bytes, &props)?
+        }
+        Scenario::Consume {
+            name,
+            topic,
+            records,
+        } => consume(&cli.bootstrap, &name, &topic, records)?,
+        Scenario::EndToEnd {
+            name,
+            topic,
+            rate,
+            seconds,
+            record_bytes,
+        } => {
+            create_topic(&cli.bootstrap, &topic, 1)?;
+            end_to_end(&cli.bootstrap, &name, &topic, rate, seconds, record_bytes)?
+        }
+        Scenario::Loopback { megabytes } => loopback(megabytes)?,
+    };
+    println!("{line}");
+    Ok(())
+}
+
+fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let results = runtime.block_on(admin.create_topics(
+        &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+    ))?;
+    for result in results {
+        if let Err((name, code)) = result {
+            if code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
+                bail!("creating {name}: {code:?}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+fn produce(
+    bootstrap: &str,
+    name: &str,
+    topic: &str,
+    records: u64,
+    record_bytes: usize,
+    props: &[String],
+) -> Result<serde_json::Value> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576");
+    for p in props {
+        let (k, v) = p.split_once('=').context("--prop expects K=V")?;
+        config.set(k, v);
+    }
+    let producer: ThreadedProducer<_> = config.create()?;
+    let payload = vec![b'x'; record_bytes];
+    let start = Instant::now();
+    let cpu_start = process_cpu_seconds();
+    for i in 0..records {
+        let key = (i % 1024).to_be_bytes();
+        let mut record = BaseRecord::to(topic).payload(&payload[..]).key(&key[..]);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    r,
+                )) => {
+                    record = r;
+                    producer.poll(Duration::from_millis(1));
+                }
+                Err((e, _)) => bail!("produce failed: {e}"),
+            }
+        }
+    }
+    producer.flush(Timeout::After(Duration::from_secs(300)))?;
+    let seconds = start.elapsed().as_secs_f64();
+    let bytes = records as f64 * record_bytes as f64;
+    Ok(json!({
+        "scenario": name,
+        "records": records,
+        "record_bytes": record_bytes,
+        "seconds": seconds,
+        "records_per_sec": records as f64 / seconds,
+        "mb_per_sec": bytes / seconds / 1e6,
+        "client_cpu_seconds": process_cpu_seconds() - cpu_start,
+    }))
+}
+
+fn consume(bootstrap: &str, name: &str, topic: &str, records: u64) -> Result<serde_json::Value> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "vltava-bench")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let partitions = metadata.topics()[0].partitions().len() as i32;
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment.add_partition_offset(topic, p, rdkafka::Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    let start = Instant::now();
+    let cpu_start = process_cpu_seconds();
+    let (mut count, mut bytes) = (0u64, 0u64);
+    let deadline = start + Duration::from_secs(600);
+    while count < records && Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message?;
+            count += 1;
+            bytes += message.payload_len() as u64;
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    if count < records {
+        bail!("read {count} of {records} records before the deadline");
+    }
+    Ok(json!({
+        "scenario": name,
+        "records": count,
+        "seconds": seconds,
+        "records_per_sec": count as f64 / seconds,
+        "mb_per_sec": bytes as f64 / seconds / 1e6,
+        "client_cpu_seconds": process_cpu_seconds() - cpu_start,
+    }))
+}
+
+fn end_to_end(
+    bootstrap: &str,
+    name: &str,
+    topic: &str,
+    rate: u64,
+    seconds: u64,
+    record_bytes: usize,
+) -> Result<serde_json::Value> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "vltava-bench-e2e")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "100")
+        .set("fetch.min.bytes", "1")
+        .create()?;
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, 0, rdkafka::Offset::End)?;
+    consumer.assign(&assignment)?;
+    // Let the consumer settle at the end of the log before producing.
+    let settle = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < settle {
+        consumer.poll(Duration::from_millis(50));
+    }
+    let producer: ThreadedProducer<_> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("linger.ms", "0")
+        .create()?;
+    let total = rate * seconds;
+    let mut payload = vec![b'x'; record_bytes.max(8)];
+    let start = Instant::now();
+    let mut latencies: Vec<u64> = Vec::with_capacity(total as usize);
+    let mut sent = 0u64;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    while latencies.len() < total as usize && start.elapsed() < Duration::from_secs(seconds + 30) {
+        while sent < total && start.elapsed() >= interval.mul_f64(sent as f64) {
+            payload[..8].copy_from_slice(&now_us().to_be_bytes());
+            if producer
+                .send(BaseRecord::<(), [u8]>::to(topic).payload(&payload[..]))
+                .is_err()
+            {
+                producer.poll(Duration::from_millis(1));
+                continue;
+            }
+            sent += 1;
+        }
+        if let Some(Ok(message)) = consumer.poll(Duration::from_micros(200)) {
+            if let Some(p) = message.payload() {
+                let sent_us = u64::from_be_bytes(p[..8].try_into().expect("8 bytes"));
+                latencies.push(now_us().saturating_sub(sent_us));
+            }
+        }
+    }
+    latencies.sort_unstable();
+    let pct = |q: f64| -> f64 {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q) as usize)
+            .map_or(f64::NAN, |us| *us as f64 / 1000.0)
+    };
+    Ok(json!({
+        "scenario": name,
+        "records": latencies.len(),
+        "rate": rate,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "p999_ms": pct(0.999),
+        "max_ms": pct(1.0),
+    }))
+}
+
+fn loopback(megabytes: u64) -> Result<serde_json::Value> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let address = listener.local_addr()?;
+    let total = megabytes * 1_000_000;
+    let reader = std::thread::spawn(move || -> Result<u64> {
+        let (mut socket, _) = listener.accept()?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut read = 0u64;
+        loop {
+            let n = socket.read(&mut buf)?;
+            if n == 0 {
+                return Ok(read);
+            }
+            read += n as u64;
+        }
+    });
+    let mut socket = TcpStream::connect(address)?;
+    let chunk = vec![7u8; 1 << 20];
+    let start = Instant::now();
+    let mut written = 0u64;
+    while written < total {
+        socket.write_all(&chunk)?;
+        written += chunk.len() as u64;
+    }
+    drop(socket);
+    let read = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reader panicked"))??;
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(
+        json!({ "scenario": "P6-loopback", "bytes": read, "seconds": seconds, "mb_per_sec": read as f64 / seconds / 1e6 }),
+    )
+}
+
+/// CPU seconds used by this process so far (user + system), from /proc.
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // After the command name: field 12 is utime, 13 stime (0-based from state).
+    (ticks(11) + ticks(12)) / 100.0
+}

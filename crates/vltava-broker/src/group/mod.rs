@@ -1,0 +1,756 @@
+//! The group coordinator: classic and KIP-848 consumer groups and their
+//! committed offsets, persisted in `__consumer_offsets`.
+//!
+//! All group state sits behind one mutex. Every transition is synchronous
+//! (no await inside); responses that must wait for other members are
+//! returned as [`Reply::Later`] receivers that a later transition
+//! completes. Changes are written to the group's `__consumer_offsets`
+//! partition before they are acknowledged, and replayed at start-up, so a
+//! restarted broker resumes every group where it was.
+//!
+//! Timers (session and rebalance timeouts) are driven by [`GroupCoordinator::tick`]
+//! with the broker's clock, so tests can move time by hand.
+
+pub mod assignor;
+pub mod classic;
+pub mod consumer;
+pub mod store;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+use vltava_protocol::ResponseError;
+use vltava_record::{
+    batches, decode_records, validate_batch, validate_stored_batch, BatchBuilder, Compression,
+};
+
+use crate::error::ApiError;
+use crate::Broker;
+use classic::{ClassicGroup, JoinArgs, SyncArgs};
+use consumer::{ConsumerGroup, HeartbeatArgs, HeartbeatError, HeartbeatOutcome};
+use store::{ClassicGroupValue, ConsumerGroupValue, OffsetValue, RecordKey, OFFSETS_TOPIC};
+
+/// A response now, or one that another member's action will produce.
+pub enum Reply<T> {
+    Now(T),
+    Later(oneshot::Receiver<T>),
+}
+
+/// Group settings, by Kafka's broker config names.
+#[derive(Debug, Clone)]
+pub struct GroupSettings {
+    /// group.min.session.timeout.ms / group.max.session.timeout.ms
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    /// group.initial.rebalance.delay.ms
+    pub initial_rebalance_delay_ms: i64,
+    /// group.max.size
+    pub max_size: usize,
+    /// offsets.topic.num.partitions
+    pub offsets_partitions: i32,
+    /// offsets.topic.segment.bytes
+    pub offsets_segment_bytes: i64,
+    /// offset.metadata.max.bytes
+    pub offset_metadata_max_bytes: usize,
+    /// group.consumer.session.timeout.ms
+    pub consumer_session_timeout_ms: i32,
+    /// group.consumer.heartbeat.interval.ms
+    pub consumer_heartbeat_interval_ms: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+    pub commit_timestamp_ms: i64,
+}
+
+/// Committed offsets by topic, then partition (`None`: nothing committed).
+pub type FetchedOffsets = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
+
+/// How an OffsetCommit identifies its sender.
+pub struct CommitIdentity<'a> {
+    pub generation_or_member_epoch: i32,
+    pub member_id: &'a str,
+    pub group_instance_id: Option<&'a str>,
+}
+
+#[derive(Default)]
+struct Groups {
+    classic: HashMap<String, ClassicGroup>,
+    consumer: HashMap<String, ConsumerGroup>,
+    offsets: HashMap<String, BTreeMap<(String, i32), CommittedOffset>>,
+}
+
+/// A group as ListGroups and DescribeGroups show it.
+pub struct GroupSummary {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: String,
+    /// "classic" or "consumer".
+    pub group_type: &'static str,
+}
+
+pub struct GroupCoordinator {
+    pub settings: GroupSettings,
+    groups: Mutex<Groups>,
+}
+
+impl GroupCoordinator {
+    pub fn new(settings: GroupSettings) -> GroupCoordinator {
+        GroupCoordinator {
+            settings,
+            groups: Mutex::new(Groups::default()),
+        }
+    }
+
+    /// Replays `__consumer_offsets` (if it exists) into memory.
+    pub fn load(&self, broker: &Broker) -> Result<(), ApiError> {
+        let Some(topic) = broker.topic(OFFSETS_TOPIC) else {
+            return Ok(());
+        };
+        let now_ms = broker.now_ms();
+        let mut groups = self.groups.lock();
+        let mut records = 0usize;
+        for partition in &topic.partitions {
+            let end = partition.high_watermark();
+            let mut offset = partition.log_start_offset();
+            while offset < end {
+                let bytes = partition
+                    .read(offset, 1 << 20)?
+                    .to_bytes()
+                    .map_err(vltava_log::LogError::from)?;
+                if bytes.is_empty() {
+                    break;
+                }
+                for batch in batches(&bytes) {
+                    let batch = batch
+                        .map_err(|e| ApiError::new(ResponseError::CorruptMessage, e.to_string()))?;
+                    // Compaction may have thinned these batches.
+                    let header = validate_stored_batch(&batch)
+                        .map_err(|e| ApiError::new(ResponseError::CorruptMessage, e.to_string()))?;
+                    let decoded = decode_records(&batch)
+                        .map_err(|e| ApiError::new(ResponseError::CorruptMessage, e.to_string()))?;
+                    for record in decoded {
+                        if let Some(key) = record.key.as_deref().and_then(RecordKey::decode) {
+                            groups.apply(key, record.value.as_deref(), now_ms);
+                            records += 1;
+                        }
+                    }
+                    offset = header.next_offset();
+                }
+            }
+        }
+        info!(
+            records,
+            classic_groups = groups.classic.len(),
+            consumer_groups = groups.consumer.len(),
+            "group state loaded"
+        );
+        Ok(())
+    }
+
+    /// Creates `__consumer_offsets` on first use, compacted, with the
+    /// configured partition count.
+    fn offsets_topic(&self, broker: &Broker) -> Result<std::sync::Arc<crate::Topic>, ApiError> {
+        if let Some(topic) = broker.topic(OFFSETS_TOPIC) {
+            return Ok(topic);
+        }
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            (
+                "segment.bytes".to_string(),
+                self.settings.offsets_segment_bytes.to_string(),
+            ),
+        ]);
+        match broker.create_topic(
+            OFFSETS_TOPIC,
+            self.settings.offsets_partitions,
+            configs,
+            false,
+        ) {
+            Ok(_) => {}
+            Err(e) if e.error == ResponseError::TopicAlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        broker.topic(OFFSETS_TOPIC).ok_or_else(|| {
+            ApiError::new(
+                ResponseError::CoordinatorNotAvailable,
+                "offsets topic missing",
+            )
+        })
+    }
+
+    /// Makes sure the coordinator's topic exists (FindCoordinator does this,
+    /// as Kafka does, so the first group operation does not pay for it).
+    pub fn ensure_ready(&self, broker: &Broker) -> Result<(), ApiError> {
+        self.offsets_topic(broker).map(|_| ())
+    }
+
+    /// Writes records of one group durably (one batch, one partition).
+    fn persist(
+        &self,
+        broker: &Broker,
+        group: &str,
+        records: Vec<(RecordKey, Option<Vec<u8>>)>,
+    ) -> Result<(), ApiError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let topic = self.offsets_topic(broker)?;
+        let index = store::partition_for(group, topic.partitions.len() as i32);
+        let partition = topic.partition(index).ok_or_else(|| {
+            ApiError::new(
+                ResponseError::CoordinatorNotAvailable,
+                "offsets partition missing",
+            )
+        })?;
+        let now_ms = broker.now_ms();
+        let mut builder = BatchBuilder::new(Compression::None);
+        for (key, value) in records {
+            builder = builder.record(
+                Some(key.encode()),
+                value.map(Bytes::from),
+                Vec::new(),
+                now_ms,
+            );
+        }
+        let batch = builder.build();
+        let header = validate_batch(&batch)
+            .map_err(|e| ApiError::new(ResponseError::UnknownServerError, e.to_string()))?;
+        partition.append(batch, &header, false, now_ms)?;
+        Ok(())
+    }
+
+    fn persist_classic(&self, broker: &Broker, group: &mut ClassicGroup) {
+        if !group.dirty {
+            return;
+        }
+        group.dirty = false;
+        let value = serde_json::to_vec(&group.to_value()).expect("group values serialise");
+        let key = RecordKey::ClassicGroup {
+            group: group.group_id.clone(),
+        };
+        if let Err(e) = self.persist(broker, &group.group_id.clone(), vec![(key, Some(value))]) {
+            warn!(group = %group.group_id, error = %e, "could not persist group metadata");
+        }
+    }
+
+    fn persist_consumer(&self, broker: &Broker, group: &mut ConsumerGroup) {
+        if !group.dirty {
+            return;
+        }
+        group.dirty = false;
+        let value = serde_json::to_vec(&group.to_value()).expect("group values serialise");
+        let key = RecordKey::ConsumerGroup {
+            group: group.group_id.clone(),
+        };
+        if let Err(e) = self.persist(broker, &group.group_id.clone(), vec![(key, Some(value))]) {
+            warn!(group = %group.group_id, error = %e, "could not persist group metadata");
+        }
+    }
+
+    pub fn join(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        args: JoinArgs,
+    ) -> Reply<kafka_protocol::messages::JoinGroupResponse> {
+        let now_ms = broker.now_ms();
+        let mut groups = self.groups.lock();
+        if groups
+            .consumer
+            .get(group_id)
+            .is_some_and(|g| !g.members.is_empty())
+        {
+            return Reply::Now(
+                kafka_protocol::messages::JoinGroupResponse::default()
+                    .with_error_code(ResponseError::InconsistentGroupProtocol.code())
+                    .with_generation_id(-1),
+            );
+        }
+        let group = groups
+            .classic
+            .entry(group_id.to_string())
+            .or_insert_with(|| ClassicGroup::new(group_id));
+        let reply = group.join(args, &self.settings, now_ms);
+        self.persist_classic(broker, group);
+        reply
+    }
+
+    pub fn sync(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        args: SyncArgs,
+    ) -> Reply<kafka_protocol::messages::SyncGroupResponse> {
+        let now_ms = broker.now_ms();
+        let mut groups = self.groups.lock();
+        let Some(group) = groups.classic.get_mut(group_id) else {
+            return Reply::Now(
+                kafka_protocol::messages::SyncGroupResponse::default()
+                    .with_error_code(ResponseError::UnknownMemberId.code()),
+            );
+        };
+        let reply = group.sync(args, now_ms);
+        self.persist_classic(broker, group);
+        reply
+    }
+
+    pub fn heartbeat(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), ResponseError> {
+        let mut groups = self.groups.lock();
+        let group = groups
+            .classic
+            .get_mut(group_id)
+            .ok_or(ResponseError::UnknownMemberId)?;
+        group.heartbeat(member_id, instance_id, generation, broker.now_ms())
+    }
+
+    /// LeaveGroup for each `(member_id, instance_id)`; per-member results.
+    pub fn leave(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
+        let now_ms = broker.now_ms();
+        let mut groups = self.groups.lock();
+        let group = groups
+            .classic
+            .get_mut(group_id)
+            .ok_or(ResponseError::UnknownMemberId)?;
+        let results = members
+            .iter()
+            .map(|(member, instance)| {
+                group.leave(member, instance.as_deref(), &self.settings, now_ms)
+            })
+            .collect();
+        self.persist_classic(broker, group);
+        Ok(results)
+    }
+
+    /// KIP-848 heartbeat. `resolve` maps the request's topic ids to names.
+    pub fn consumer_heartbeat(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        args: HeartbeatArgs,
+    ) -> Result<HeartbeatOutcome, (ResponseError, String)> {
+        let now_ms = broker.now_ms();
+        let all_topics: BTreeMap<String, i32> = broker
+            .topics()
+            .iter()
+            .filter(|t| t.name != OFFSETS_TOPIC)
+            .map(|t| (t.name.clone(), t.partitions.len() as i32))
+            .collect();
+        let mut groups = self.groups.lock();
+        if groups.classic.get(group_id).is_some_and(|g| !g.is_empty()) {
+            return Err((
+                ResponseError::GroupIdNotFound,
+                format!("Group {group_id} is not a consumer group."),
+            ));
+        }
+        groups.classic.remove(group_id);
+        let group = groups
+            .consumer
+            .entry(group_id.to_string())
+            .or_insert_with(|| ConsumerGroup::new(group_id));
+        let outcome = group
+            .heartbeat(args, &all_topics, now_ms)
+            .map_err(|e| match e {
+                HeartbeatError::UnknownMember => (ResponseError::UnknownMemberId, String::new()),
+                HeartbeatError::FencedEpoch => (ResponseError::FencedMemberEpoch, String::new()),
+                HeartbeatError::InvalidRequest(m) => (ResponseError::InvalidRequest, m),
+            })?;
+        self.persist_consumer(broker, group);
+        Ok(outcome)
+    }
+
+    /// Validates and stores committed offsets. A group-level error applies
+    /// to every partition; otherwise each partition has its own result.
+    pub fn commit(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        identity: CommitIdentity<'_>,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
+        let mut groups = self.groups.lock();
+        groups.check_commit(group_id, &identity)?;
+        let mut results = Vec::with_capacity(offsets.len());
+        let mut records = Vec::new();
+        let mut accepted = Vec::new();
+        for (topic, partition, committed) in offsets {
+            let known = broker
+                .topic(&topic)
+                .is_some_and(|t| t.partition(partition).is_some());
+            let result = if committed
+                .metadata
+                .as_ref()
+                .is_some_and(|m| m.len() > self.settings.offset_metadata_max_bytes)
+            {
+                Err(ResponseError::OffsetMetadataTooLarge)
+            } else if !known {
+                Err(ResponseError::UnknownTopicOrPartition)
+            } else {
+                let value = OffsetValue {
+                    offset: committed.offset,
+                    leader_epoch: committed.leader_epoch,
+                    metadata: committed.metadata.clone(),
+                    commit_timestamp_ms: committed.commit_timestamp_ms,
+                };
+                let key = RecordKey::Offset {
+                    group: group_id.to_string(),
+                    topic: topic.clone(),
+                    partition,
+                };
+                records.push((
+                    key,
+                    Some(serde_json::to_vec(&value).expect("offsets serialise")),
+                ));
+                accepted.push((topic, partition, committed));
+                Ok(())
+            };
+            results.push(result);
+        }
+        if let Err(e) = self.persist(broker, group_id, records) {
+            warn!(group = group_id, error = %e, "offset commit could not be written");
+            return Err(e.error);
+        }
+        let stored = groups.offsets.entry(group_id.to_string()).or_default();
+        for (topic, partition, committed) in accepted {
+            stored.insert((topic, partition), committed);
+        }
+        if !groups.consumer.contains_key(group_id) {
+            groups
+                .classic
+                .entry(group_id.to_string())
+                .or_insert_with(|| ClassicGroup::new(group_id));
+        }
+        Ok(results)
+    }
+
+    /// Committed offsets of a group: all of them (`None`) or the listed
+    /// partitions (absent ones are `None`).
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        wanted: Option<Vec<(String, Vec<i32>)>>,
+    ) -> FetchedOffsets {
+        let groups = self.groups.lock();
+        let stored = groups.offsets.get(group_id);
+        match wanted {
+            Some(topics) => topics
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    let found = partitions
+                        .into_iter()
+                        .map(|p| (p, stored.and_then(|s| s.get(&(topic.clone(), p)).cloned())))
+                        .collect();
+                    (topic, found)
+                })
+                .collect(),
+            None => {
+                let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> =
+                    BTreeMap::new();
+                for ((topic, partition), committed) in stored.into_iter().flatten() {
+                    by_topic
+                        .entry(topic.clone())
+                        .or_default()
+                        .push((*partition, Some(committed.clone())));
+                }
+                by_topic.into_iter().collect()
+            }
+        }
+    }
+
+    /// Checks a KIP-848 member's identity for OffsetFetch v9.
+    pub fn check_fetch_member(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        member_epoch: i32,
+    ) -> Result<(), ResponseError> {
+        let groups = self.groups.lock();
+        let Some(group) = groups.consumer.get(group_id) else {
+            return Err(ResponseError::GroupIdNotFound);
+        };
+        let member = group
+            .members
+            .get(member_id)
+            .ok_or(ResponseError::UnknownMemberId)?;
+        if member.member_epoch != member_epoch {
+            return Err(ResponseError::StaleMemberEpoch);
+        }
+        Ok(())
+    }
+
+    pub fn list(&self) -> Vec<GroupSummary> {
+        let groups = self.groups.lock();
+        let mut out: Vec<GroupSummary> = groups
+            .classic
+            .values()
+            .map(|g| GroupSummary {
+                group_id: g.group_id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                state: g.state.name().to_string(),
+                group_type: "classic",
+            })
+            .chain(groups.consumer.values().map(|g| GroupSummary {
+                group_id: g.group_id.clone(),
+                protocol_type: "consumer".to_string(),
+                state: g.state().name().to_string(),
+                group_type: "consumer",
+            }))
+            .collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out
+    }
+
+    /// Runs `f` on a classic group, if there is one.
+    pub fn with_classic<T>(&self, group_id: &str, f: impl FnOnce(&ClassicGroup) -> T) -> Option<T> {
+        self.groups.lock().classic.get(group_id).map(f)
+    }
+
+    /// Runs `f` on a consumer group, if there is one.
+    pub fn with_consumer<T>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&ConsumerGroup) -> T,
+    ) -> Option<T> {
+        self.groups.lock().consumer.get(group_id).map(f)
+    }
+
+    /// DeleteGroups: only groups without members; removes their offsets too.
+    pub fn delete_group(&self, broker: &Broker, group_id: &str) -> Result<(), ResponseError> {
+        let mut groups = self.groups.lock();
+        let classic = groups.classic.get(group_id).map(ClassicGroup::is_empty);
+        let consumer = groups.consumer.get(group_id).map(|g| g.members.is_empty());
+        match (classic, consumer) {
+            (None, None) if !groups.offsets.contains_key(group_id) => {
+                return Err(ResponseError::GroupIdNotFound)
+            }
+            (Some(false), _) | (_, Some(false)) => return Err(ResponseError::NonEmptyGroup),
+            _ => {}
+        }
+        let mut records: Vec<(RecordKey, Option<Vec<u8>>)> = groups
+            .offsets
+            .get(group_id)
+            .into_iter()
+            .flat_map(|o| o.keys())
+            .map(|(topic, partition)| {
+                (
+                    RecordKey::Offset {
+                        group: group_id.to_string(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                    },
+                    None,
+                )
+            })
+            .collect();
+        records.push((
+            RecordKey::ClassicGroup {
+                group: group_id.to_string(),
+            },
+            None,
+        ));
+        records.push((
+            RecordKey::ConsumerGroup {
+                group: group_id.to_string(),
+            },
+            None,
+        ));
+        self.persist(broker, group_id, records)
+            .map_err(|e| e.error)?;
+        groups.offsets.remove(group_id);
+        groups.classic.remove(group_id);
+        groups.consumer.remove(group_id);
+        info!(group = group_id, "deleted group");
+        Ok(())
+    }
+
+    /// OffsetDelete: refuses topics the group's members subscribe to.
+    pub fn delete_offsets(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
+        let mut groups = self.groups.lock();
+        let all_topics: BTreeMap<String, i32> = broker
+            .topics()
+            .iter()
+            .map(|t| (t.name.clone(), t.partitions.len() as i32))
+            .collect();
+        let subscribed: BTreeSet<String> =
+            match (groups.classic.get(group_id), groups.consumer.get(group_id)) {
+                (Some(g), _) if !g.is_empty() => g.subscribed_topics(),
+                (_, Some(g)) => g.subscribed_topics(&all_topics),
+                (None, None) if !groups.offsets.contains_key(group_id) => {
+                    return Err(ResponseError::GroupIdNotFound)
+                }
+                _ => BTreeSet::new(),
+            };
+        let mut records = Vec::new();
+        let results: Vec<Result<(), ResponseError>> = partitions
+            .iter()
+            .map(|(topic, partition)| {
+                if subscribed.contains(topic) {
+                    return Err(ResponseError::GroupSubscribedToTopic);
+                }
+                records.push((
+                    RecordKey::Offset {
+                        group: group_id.to_string(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                    },
+                    None,
+                ));
+                Ok(())
+            })
+            .collect();
+        self.persist(broker, group_id, records)
+            .map_err(|e| e.error)?;
+        if let Some(stored) = groups.offsets.get_mut(group_id) {
+            for ((topic, partition), result) in partitions.iter().zip(&results) {
+                if result.is_ok() {
+                    stored.remove(&(topic.clone(), *partition));
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    /// Drops committed offsets of a deleted topic from every group.
+    pub fn forget_topic(&self, topic: &str) {
+        let mut groups = self.groups.lock();
+        for stored in groups.offsets.values_mut() {
+            stored.retain(|(t, _), _| t != topic);
+        }
+    }
+
+    /// Advances every group's timers to `now_ms`.
+    pub fn tick(&self, broker: &Broker) {
+        let now_ms = broker.now_ms();
+        let mut groups = self.groups.lock();
+        let ids: Vec<String> = groups.classic.keys().cloned().collect();
+        for id in ids {
+            let group = groups.classic.get_mut(&id).expect("listed");
+            group.tick(&self.settings, now_ms);
+            self.persist_classic(broker, group);
+        }
+        let ids: Vec<String> = groups.consumer.keys().cloned().collect();
+        for id in ids {
+            let group = groups.consumer.get_mut(&id).expect("listed");
+            group.tick(i64::from(self.settings.consumer_session_timeout_ms), now_ms);
+            self.persist_consumer(broker, group);
+        }
+    }
+}
+
+impl Groups {
+    fn apply(&mut self, key: RecordKey, value: Option<&[u8]>, now_ms: i64) {
+        match key {
+            RecordKey::Offset {
+                group,
+                topic,
+                partition,
+            } => match value.and_then(|v| serde_json::from_slice::<OffsetValue>(v).ok()) {
+                Some(v) => {
+                    self.offsets.entry(group.clone()).or_default().insert(
+                        (topic, partition),
+                        CommittedOffset {
+                            offset: v.offset,
+                            leader_epoch: v.leader_epoch,
+                            metadata: v.metadata,
+                            commit_timestamp_ms: v.commit_timestamp_ms,
+                        },
+                    );
+                    if !self.consumer.contains_key(&group) {
+                        self.classic
+                            .entry(group.clone())
+                            .or_insert_with(|| ClassicGroup::new(&group));
+                    }
+                }
+                None => {
+                    if let Some(stored) = self.offsets.get_mut(&group) {
+                        stored.remove(&(topic, partition));
+                    }
+                }
+            },
+            RecordKey::ClassicGroup { group } => {
+                match value.and_then(|v| serde_json::from_slice::<ClassicGroupValue>(v).ok()) {
+                    Some(v) => {
+                        self.classic
+                            .insert(group.clone(), ClassicGroup::from_value(&group, v, now_ms));
+                    }
+                    None => {
+                        self.classic.remove(&group);
+                        self.offsets.remove(&group);
+                    }
+                }
+            }
+            RecordKey::ConsumerGroup { group } => {
+                match value.and_then(|v| serde_json::from_slice::<ConsumerGroupValue>(v).ok()) {
+                    Some(v) => {
+                        self.classic.remove(&group);
+                        self.consumer
+                            .insert(group.clone(), ConsumerGroup::from_value(&group, v, now_ms));
+                    }
+                    None => {
+                        self.consumer.remove(&group);
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_commit(
+        &self,
+        group_id: &str,
+        identity: &CommitIdentity<'_>,
+    ) -> Result<(), ResponseError> {
+        let simple = identity.generation_or_member_epoch < 0 && identity.member_id.is_empty();
+        if let Some(group) = self.consumer.get(group_id) {
+            if simple && group.members.is_empty() {
+                return Ok(());
+            }
+            let member = group
+                .members
+                .get(identity.member_id)
+                .ok_or(ResponseError::UnknownMemberId)?;
+            if member.member_epoch != identity.generation_or_member_epoch {
+                return Err(ResponseError::StaleMemberEpoch);
+            }
+            return Ok(());
+        }
+        match self.classic.get(group_id) {
+            None if simple => Ok(()),
+            None => Err(ResponseError::IllegalGeneration),
+            Some(group) if simple && group.is_empty() => Ok(()),
+            Some(group) => {
+                group.check_member(
+                    identity.member_id,
+                    identity.group_instance_id,
+                    identity.generation_or_member_epoch,
+                )?;
+                match group.state {
+                    classic::ClassicState::Stable => Ok(()),
+                    _ => Err(ResponseError::RebalanceInProgress),
+                }
+            }
+        }
+    }
+}

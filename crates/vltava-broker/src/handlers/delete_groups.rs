@@ -1,0 +1,23 @@
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+use vltava_protocol::ResponseError;
+
+use crate::Broker;
+
+pub fn handle(broker: &Broker, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let results = request
+        .groups_names
+        .into_iter()
+        .map(|group_id| {
+            let result = if group_id.0.is_empty() {
+                Err(ResponseError::InvalidGroupId)
+            } else {
+                broker.groups().delete_group(broker, group_id.0.as_str())
+            };
+            DeletableGroupResult::default()
+                .with_group_id(group_id)
+                .with_error_code(result.err().map_or(0, |e| e.code()))
+        })
+        .collect();
+    DeleteGroupsResponse::default().with_results(results)
+}

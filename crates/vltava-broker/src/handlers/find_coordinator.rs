@@ -1,0 +1,64 @@
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+use vltava_protocol::ResponseError;
+
+use super::str_bytes;
+use crate::Broker;
+
+const KEY_TYPE_GROUP: i8 = 0;
+/// From this version the request carries a batch of keys.
+const BATCHED_VERSION: i16 = 4;
+
+/// Every group is coordinated by this (single) broker; the offsets topic is
+/// created on first use.
+pub fn handle(
+    broker: &Broker,
+    version: i16,
+    request: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let listener = &broker.config.advertised_listeners[0];
+    let error = if request.key_type != KEY_TYPE_GROUP {
+        Some((
+            ResponseError::InvalidRequest,
+            "only group coordinators exist: transactions and share groups are not supported yet"
+                .to_string(),
+        ))
+    } else {
+        broker
+            .groups()
+            .ensure_ready(broker)
+            .err()
+            .map(|e| (ResponseError::CoordinatorNotAvailable, e.message))
+    };
+    let coordinator = |key: StrBytes| {
+        let c = Coordinator::default().with_key(key);
+        match &error {
+            Some((e, message)) => c
+                .with_error_code(e.code())
+                .with_error_message(Some(str_bytes(message.clone())))
+                .with_node_id(BrokerId(-1))
+                .with_port(-1),
+            None => c
+                .with_node_id(BrokerId(broker.node_id()))
+                .with_host(str_bytes(listener.host.clone()))
+                .with_port(i32::from(listener.port)),
+        }
+    };
+    if version >= BATCHED_VERSION {
+        return FindCoordinatorResponse::default().with_coordinators(
+            request
+                .coordinator_keys
+                .into_iter()
+                .map(coordinator)
+                .collect(),
+        );
+    }
+    let c = coordinator(request.key);
+    FindCoordinatorResponse::default()
+        .with_error_code(c.error_code)
+        .with_error_message(c.error_message)
+        .with_node_id(c.node_id)
+        .with_host(c.host)
+        .with_port(c.port)
+}

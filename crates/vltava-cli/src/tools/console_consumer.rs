@@ -1,0 +1,427 @@
+//! `vltava console-consumer`: `kafka-console-consumer.sh`, printing records
+//! with Kafka's `DefaultMessageFormatter` rules.
+//!
+//! Without `--group` the consumer assigns itself every partition (or the one
+//! `--partition`) and commits nothing; with `--group` it joins the group
+//! (classic protocol, range assignor), starts from the committed offsets and
+//! commits what it printed every `auto.commit.interval.ms` and on exit.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::Args;
+use vltava_client::consumer::IsolationLevel;
+use vltava_client::group::Heartbeat;
+use vltava_client::{
+    Consumer, ConsumerConfig, ConsumerRecord, GroupConfig, GroupMember, OffsetSpec, TopicPartition,
+};
+
+use super::{connect, fail, parse_pairs, read_properties};
+
+/// Read records and print them to stdout (kafka-console-consumer.sh).
+#[derive(Args, Debug)]
+pub struct ConsoleConsumerArgs {
+    /// REQUIRED: The server(s) to connect to (host:port[,host:port]).
+    #[arg(long, value_name = "String: server to connect to")]
+    pub bootstrap_server: String,
+    /// The topic to consume on.
+    #[arg(long, value_name = "String: topic")]
+    pub topic: String,
+    /// The consumer group id of the consumer.
+    #[arg(long, value_name = "String: consumer group id")]
+    pub group: Option<String>,
+    /// The partition to consume from; all partitions when absent.
+    #[arg(long, value_name = "Integer: partition")]
+    pub partition: Option<i32>,
+    /// The offset to start from: a non-negative number, 'earliest' or 'latest' (default).
+    #[arg(long, value_name = "String: consume offset")]
+    pub offset: Option<String>,
+    /// Start with the earliest message present if the consumer has no committed offset.
+    #[arg(long)]
+    pub from_beginning: bool,
+    /// Exit after this many messages.
+    #[arg(long, value_name = "Integer: num_messages")]
+    pub max_messages: Option<u64>,
+    /// Exit if no message is available for this long (ms).
+    #[arg(long, value_name = "Integer: timeout_ms")]
+    pub timeout_ms: Option<u64>,
+    /// Formatter properties: print.key, print.value, print.partition,
+    /// print.offset, print.timestamp, print.headers, key.separator,
+    /// line.separator, headers.separator, null.literal (repeatable).
+    #[arg(long = "property", value_name = "String: prop")]
+    pub properties: Vec<String>,
+    /// A consumer config as key=value: auto.offset.reset, client.id,
+    /// enable.auto.commit, auto.commit.interval.ms, fetch.max.wait.ms (repeatable).
+    #[arg(long = "consumer-property", value_name = "String: consumer_prop")]
+    pub consumer_properties: Vec<String>,
+    /// Consumer config properties file.
+    #[arg(long = "consumer.config", value_name = "String: config file")]
+    pub consumer_config: Option<String>,
+    /// read_committed or read_uncommitted (default).
+    #[arg(long, default_value = "read_uncommitted", value_name = "String")]
+    pub isolation_level: String,
+    /// Skip a message that cannot be printed instead of stopping.
+    #[arg(long)]
+    pub skip_message_on_error: bool,
+}
+
+/// `DefaultMessageFormatter`'s settings.
+#[derive(Debug, Clone)]
+pub struct Formatter {
+    pub print_timestamp: bool,
+    pub print_partition: bool,
+    pub print_offset: bool,
+    pub print_headers: bool,
+    pub print_key: bool,
+    pub print_value: bool,
+    pub key_separator: String,
+    pub line_separator: String,
+    pub headers_separator: String,
+    pub null_literal: String,
+}
+
+impl Formatter {
+    pub fn from_properties(props: &BTreeMap<String, String>) -> Formatter {
+        let flag = |k: &str, d: bool| {
+            props
+                .get(k)
+                .map_or(d, |v| v.trim().eq_ignore_ascii_case("true"))
+        };
+        let text = |k: &str, d: &str| props.get(k).cloned().unwrap_or_else(|| d.to_string());
+        Formatter {
+            print_timestamp: flag("print.timestamp", false),
+            print_partition: flag("print.partition", false),
+            print_offset: flag("print.offset", false),
+            print_headers: flag("print.headers", false),
+            print_key: flag("print.key", false),
+            print_value: flag("print.value", true),
+            key_separator: text("key.separator", "\t"),
+            line_separator: text("line.separator", "\n"),
+            headers_separator: text("headers.separator", ","),
+            null_literal: text("null.literal", "null"),
+        }
+    }
+
+    /// One record, exactly as `DefaultMessageFormatter.writeTo` writes it.
+    pub fn format(&self, r: &ConsumerRecord) -> Vec<u8> {
+        let mut columns: Vec<Vec<u8>> = Vec::new();
+        if self.print_timestamp {
+            columns.push(format!("{}:{}", r.timestamp_type, r.timestamp_ms).into_bytes());
+        }
+        if self.print_partition {
+            columns.push(format!("Partition:{}", r.partition).into_bytes());
+        }
+        if self.print_offset {
+            columns.push(format!("Offset:{}", r.offset).into_bytes());
+        }
+        if self.print_headers {
+            if r.headers.is_empty() {
+                columns.push(b"NO_HEADERS".to_vec());
+            } else {
+                let mut h = Vec::new();
+                for (i, (k, v)) in r.headers.iter().enumerate() {
+                    if i > 0 {
+                        h.extend_from_slice(self.headers_separator.as_bytes());
+                    }
+                    h.extend_from_slice(k.as_bytes());
+                    h.push(b':');
+                    h.extend_from_slice(self.or_null(v));
+                }
+                columns.push(h);
+            }
+        }
+        if self.print_key {
+            columns.push(self.or_null(&r.key).to_vec());
+        }
+        if self.print_value {
+            columns.push(self.or_null(&r.value).to_vec());
+        }
+        let mut out = Vec::new();
+        let count = columns.len();
+        for (i, c) in columns.into_iter().enumerate() {
+            out.extend_from_slice(&c);
+            // Columns are joined by key.separator and the last one ends the
+            // line (Kafka's `writeSeparator(columnSeparator)`).
+            if i + 1 < count {
+                out.extend_from_slice(self.key_separator.as_bytes());
+            } else {
+                out.extend_from_slice(self.line_separator.as_bytes());
+            }
+        }
+        out
+    }
+
+    fn or_null<'a>(&'a self, v: &'a Option<Bytes>) -> &'a [u8] {
+        match v {
+            Some(b) => b,
+            None => self.null_literal.as_bytes(),
+        }
+    }
+}
+
+struct Settings {
+    consumer: ConsumerConfig,
+    client_id: String,
+    auto_commit: bool,
+    auto_commit_interval: Duration,
+}
+
+fn settings(args: &ConsoleConsumerArgs) -> anyhow::Result<Settings> {
+    let mut props = match &args.consumer_config {
+        Some(path) => read_properties(path)?,
+        None => BTreeMap::new(),
+    };
+    props.extend(parse_pairs(
+        "--consumer-property",
+        &args.consumer_properties,
+    )?);
+    let auto_offset_reset = match props.get("auto.offset.reset").map(|s| s.trim()) {
+        _ if args.from_beginning => OffsetSpec::Earliest,
+        Some("earliest") => OffsetSpec::Earliest,
+        Some("latest") | None => OffsetSpec::Latest,
+        Some(other) => return fail(format!("Invalid value {other} for configuration auto.offset.reset: String must be one of: latest, earliest, none")),
+    };
+    let isolation_level = match args.isolation_level.as_str() {
+        "read_committed" => IsolationLevel::ReadCommitted,
+        "read_uncommitted" => IsolationLevel::ReadUncommitted,
+        other => return fail(format!("Invalid value {other} for configuration isolation.level: String must be one of: read_committed, read_uncommitted")),
+    };
+    let ms = |k: &str, d: u64| -> anyhow::Result<u64> {
+        match props.get(k) {
+            Some(v) => v.trim().parse().or_else(|_| {
+                fail(format!(
+                    "Invalid value {v} for configuration {k}: Not a number of type INT"
+                ))
+            }),
+            None => Ok(d),
+        }
+    };
+    let consumer = ConsumerConfig {
+        auto_offset_reset,
+        isolation_level,
+        fetch_max_wait: Duration::from_millis(ms("fetch.max.wait.ms", 500)?),
+        ..ConsumerConfig::default()
+    };
+    Ok(Settings {
+        consumer,
+        client_id: props
+            .get("client.id")
+            .cloned()
+            .unwrap_or_else(|| "console-consumer".into()),
+        auto_commit: props
+            .get("enable.auto.commit")
+            .is_none_or(|v| v.trim() == "true"),
+        auto_commit_interval: Duration::from_millis(ms("auto.commit.interval.ms", 5000)?),
+    })
+}
+
+fn check_args(args: &ConsoleConsumerArgs) -> anyhow::Result<Option<OffsetSpecOrExact>> {
+    if args.group.is_some() && args.partition.is_some() {
+        return fail("Options group and partition cannot be specified together.");
+    }
+    if args.offset.is_some() && args.partition.is_none() {
+        return fail("The partition is required when offset is specified.");
+    }
+    if args.offset.is_some() && args.from_beginning {
+        return fail("Options from-beginning and offset cannot be specified together.");
+    }
+    Ok(match args.offset.as_deref() {
+        None => None,
+        Some("earliest") => Some(OffsetSpecOrExact::Spec(OffsetSpec::Earliest)),
+        Some("latest") => Some(OffsetSpecOrExact::Spec(OffsetSpec::Latest)),
+        Some(n) => match n.parse::<i64>() {
+            Ok(o) if o >= 0 => Some(OffsetSpecOrExact::Exact(o)),
+            _ => return fail(format!("The provided offset value '{n}' is incorrect. Valid values are 'earliest', 'latest', or a non-negative long.")),
+        },
+    })
+}
+
+enum OffsetSpecOrExact {
+    Spec(OffsetSpec),
+    Exact(i64),
+}
+
+pub async fn run(args: ConsoleConsumerArgs) -> anyhow::Result<()> {
+    let start = check_args(&args)?;
+    let formatter = Formatter::from_properties(&parse_pairs("--property", &args.properties)?);
+    let settings = settings(&args)?;
+    let client = connect(&args.bootstrap_server, &settings.client_id).await?;
+    let mut consumer = Consumer::new(client.clone(), settings.consumer.clone());
+    let mut member = None;
+    match (&args.group, args.partition) {
+        (Some(group), _) => {
+            let mut m = GroupMember::new(client, GroupConfig::new(group), vec![args.topic.clone()]);
+            rejoin(&mut m, &mut consumer).await?;
+            member = Some(m);
+        }
+        (None, Some(p)) => {
+            let tp = (args.topic.clone(), p);
+            let info = client
+                .topic(&args.topic, false)
+                .await
+                .or_else(|e| fail(format!("Error: {e}")))?;
+            if !info.partitions.iter().any(|x| x.partition == p) {
+                return fail(format!(
+                    "Error: partition {p} of topic {} does not exist",
+                    args.topic
+                ));
+            }
+            consumer.assign(vec![tp.clone()]);
+            match start {
+                Some(OffsetSpecOrExact::Exact(o)) => consumer.seek(&tp, o),
+                Some(OffsetSpecOrExact::Spec(s)) => consumer.seek_to(&tp, s),
+                None => {}
+            }
+        }
+        (None, None) => {
+            if let Err(e) = consumer.assign_topic(&args.topic).await {
+                return fail(format!("Error: {e}"));
+            }
+        }
+    }
+    let mut stop = Box::pin(stop_signal());
+    let mut out = std::io::stdout().lock();
+    let mut count: u64 = 0;
+    let mut printed: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    let mut last_record = Instant::now();
+    let mut last_commit = Instant::now();
+    let result: anyhow::Result<()> = async {
+        loop {
+            if args.max_messages.is_some_and(|m| count >= m) {
+                break;
+            }
+            if args.timeout_ms.is_some_and(|t| last_record.elapsed() >= Duration::from_millis(t)) {
+                eprintln!("Error processing message, terminating consumer process:  org.apache.kafka.common.errors.TimeoutException");
+                break;
+            }
+            let records = tokio::select! {
+                _ = &mut stop => break,
+                r = consumer.poll() => r,
+            };
+            let records = match records {
+                Ok(r) => r,
+                Err(e) => return fail(format!("Error: {e}")),
+            };
+            for r in records {
+                if args.max_messages.is_some_and(|m| count >= m) {
+                    break;
+                }
+                out.write_all(&formatter.format(&r))?;
+                count += 1;
+                printed.insert((r.topic.clone(), r.partition), r.offset + 1);
+                last_record = Instant::now();
+            }
+            out.flush()?;
+            if let Some(m) = member.as_mut() {
+                if settings.auto_commit && last_commit.elapsed() >= settings.auto_commit_interval {
+                    let _ = m.commit(&printed).await;
+                    last_commit = Instant::now();
+                }
+                if m.heartbeat_if_due().await? == Heartbeat::Rejoin {
+                    if settings.auto_commit {
+                        let _ = m.commit(&printed).await;
+                    }
+                    rejoin(m, &mut consumer).await?;
+                    printed.retain(|tp, _| consumer.assignment().contains(tp));
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    out.flush()?;
+    if let Some(m) = member.as_mut() {
+        if settings.auto_commit {
+            if let Err(e) = m.commit(&printed).await {
+                eprintln!("Error: committing offsets failed: {e}");
+            }
+        }
+        let _ = m.leave().await;
+    }
+    eprintln!("Processed a total of {count} messages");
+    result
+}
+
+/// Joins the group and positions the consumer at the committed offsets
+/// (else `auto.offset.reset`).
+async fn rejoin(member: &mut GroupMember, consumer: &mut Consumer) -> anyhow::Result<()> {
+    let assignment = match member.join().await {
+        Ok(a) => a,
+        Err(e) => {
+            return fail(format!(
+                "Error: joining group {} failed: {e}",
+                member.group_id()
+            ))
+        }
+    };
+    consumer.assign(assignment.clone());
+    let committed = member
+        .committed(&assignment)
+        .await
+        .or_else(|e| fail(format!("Error: fetching committed offsets failed: {e}")))?;
+    for (tp, offset) in committed {
+        consumer.seek(&tp, offset);
+    }
+    Ok(())
+}
+
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> ConsumerRecord {
+        ConsumerRecord {
+            topic: "t".into(),
+            partition: 2,
+            offset: 7,
+            timestamp_ms: 1000,
+            timestamp_type: "CreateTime",
+            key: Some(Bytes::from_static(b"k")),
+            value: None,
+            headers: vec![("h".into(), Some(Bytes::from_static(b"v")))],
+        }
+    }
+
+    #[test]
+    fn value_only_by_default() {
+        let f = Formatter::from_properties(&BTreeMap::new());
+        assert_eq!(f.format(&record()), b"null\n");
+    }
+
+    #[test]
+    fn every_column_in_kafka_order() {
+        let props = [
+            "print.timestamp",
+            "print.partition",
+            "print.offset",
+            "print.headers",
+            "print.key",
+        ]
+        .iter()
+        .map(|k| (k.to_string(), "true".to_string()))
+        .collect();
+        let f = Formatter::from_properties(&props);
+        assert_eq!(
+            String::from_utf8(f.format(&record())).unwrap(),
+            "CreateTime:1000\tPartition:2\tOffset:7\th:v\tk\tnull\n"
+        );
+    }
+}

@@ -1,0 +1,614 @@
+//! `vltava consumer-groups`: `kafka-consumer-groups.sh` — list, describe
+//! (offsets, members, state), reset offsets, delete.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use clap::{ArgGroup, Args};
+use vltava_client::admin::{GroupDescription, MemberDescription};
+use vltava_client::{Admin, OffsetSpec, TopicPartition};
+
+use super::{connect, fail};
+
+/// List, describe, delete consumer groups and reset their offsets (kafka-consumer-groups.sh).
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("action").required(true).args(["list", "describe", "delete", "reset_offsets"])))]
+pub struct ConsumerGroupsArgs {
+    /// REQUIRED: The server(s) to connect to.
+    #[arg(long, value_name = "String: server to connect to")]
+    pub bootstrap_server: String,
+    /// List all consumer groups.
+    #[arg(long)]
+    pub list: bool,
+    /// Describe consumer group(s) and list offset lag.
+    #[arg(long)]
+    pub describe: bool,
+    /// Delete consumer group(s).
+    #[arg(long)]
+    pub delete: bool,
+    /// Reset offsets of a consumer group (one group at a time; the group must be inactive).
+    #[arg(long)]
+    pub reset_offsets: bool,
+    /// The consumer group(s) (repeatable).
+    #[arg(long = "group", value_name = "String: consumer group")]
+    pub groups: Vec<String>,
+    /// Apply to all consumer groups.
+    #[arg(long)]
+    pub all_groups: bool,
+    /// With --describe: show members.
+    #[arg(long)]
+    pub members: bool,
+    /// With --describe: show group state.
+    #[arg(long)]
+    pub state: bool,
+    /// With --describe: show offsets (the default).
+    #[arg(long)]
+    pub offsets: bool,
+    /// With --describe --members: show partition assignments.
+    #[arg(long)]
+    pub verbose: bool,
+    /// The topic(s) to reset, as 'topic' or 'topic:0,1,2' (repeatable).
+    #[arg(long = "topic", value_name = "String: topic")]
+    pub topics: Vec<String>,
+    /// Reset offsets of every topic the group has offsets for.
+    #[arg(long)]
+    pub all_topics: bool,
+    /// Reset to the earliest offset.
+    #[arg(long)]
+    pub to_earliest: bool,
+    /// Reset to the latest offset.
+    #[arg(long)]
+    pub to_latest: bool,
+    /// Reset to the current offset.
+    #[arg(long)]
+    pub to_current: bool,
+    /// Reset to this offset.
+    #[arg(long, value_name = "Long: offset")]
+    pub to_offset: Option<i64>,
+    /// Shift the current offset by n (may be negative).
+    #[arg(
+        long,
+        value_name = "Long: number-of-offsets",
+        allow_hyphen_values = true
+    )]
+    pub shift_by: Option<i64>,
+    /// Reset to the offset at this time: 'YYYY-MM-DDTHH:mm:SS.sss' (UTC unless a zone like +01:00 or Z follows).
+    #[arg(long, value_name = "String: datetime")]
+    pub to_datetime: Option<String>,
+    /// Reset to the offset at now minus this duration: 'PnDTnHnMnS'.
+    #[arg(long, value_name = "String: duration")]
+    pub by_duration: Option<String>,
+    /// Only show the result (default).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Execute the reset.
+    #[arg(long)]
+    pub execute: bool,
+}
+
+pub async fn run(args: ConsumerGroupsArgs) -> anyhow::Result<()> {
+    let client = connect(&args.bootstrap_server, "vltava-consumer-groups").await?;
+    let admin = Admin::new(client);
+    if args.list {
+        for g in admin.list_groups().await? {
+            println!("{}", g.group_id);
+        }
+        return Ok(());
+    }
+    let groups = if args.all_groups {
+        admin
+            .list_groups()
+            .await?
+            .into_iter()
+            .map(|g| g.group_id)
+            .collect()
+    } else if args.groups.is_empty() {
+        return fail("Option [describe|delete|reset-offsets] takes one of these options: [all-groups], [group]");
+    } else {
+        args.groups.clone()
+    };
+    if args.delete {
+        return delete(&admin, &groups).await;
+    }
+    if args.reset_offsets {
+        return reset(&admin, &args, &groups).await;
+    }
+    for g in &groups {
+        describe(&admin, &args, g).await?;
+    }
+    Ok(())
+}
+
+/// Kafka pads with `%-Ns`; wide values just push the next column.
+fn pad(s: &str, width: usize) -> String {
+    format!("{s:<width$}")
+}
+
+fn width(min: usize, values: impl Iterator<Item = usize>) -> usize {
+    values.fold(min, usize::max)
+}
+
+async fn describe(admin: &Admin, args: &ConsumerGroupsArgs, group: &str) -> anyhow::Result<()> {
+    let d = admin.describe_group(group).await?;
+    match d.state.as_str() {
+        "Dead" => return fail(format!("Error: Consumer group '{group}' does not exist.")),
+        "Empty" if !args.state => eprintln!("\nConsumer group '{group}' has no active members."),
+        "PreparingRebalance" | "CompletingRebalance" if !args.state => {
+            eprintln!("\nWarning: Consumer group '{group}' is rebalancing.")
+        }
+        _ => {}
+    }
+    if args.state {
+        print_state(admin, &d);
+    } else if args.members {
+        print_members(&d, args.verbose);
+    } else {
+        print_offsets(admin, &d).await?;
+    }
+    Ok(())
+}
+
+fn print_state(admin: &Admin, d: &GroupDescription) {
+    let coordinator = admin
+        .client()
+        .cluster()
+        .brokers
+        .get(&d.coordinator)
+        .map_or(format!("({})", d.coordinator), |b| {
+            format!("{}  ({})", b.addr(), b.id)
+        });
+    let gw = width(15, [d.group_id.len()].into_iter());
+    let cw = width(25, [coordinator.len()].into_iter());
+    println!(
+        "\n{} {} {} {} #MEMBERS",
+        pad("GROUP", gw),
+        pad("COORDINATOR (ID)", cw),
+        pad("ASSIGNMENT-STRATEGY", 20),
+        pad("STATE", 20),
+    );
+    println!(
+        "{} {} {} {} {}",
+        pad(&d.group_id, gw),
+        pad(&coordinator, cw),
+        pad(&d.protocol, 20),
+        pad(&d.state, 20),
+        d.members.len()
+    );
+}
+
+fn print_members(d: &GroupDescription, verbose: bool) {
+    let gw = width(15, [d.group_id.len()].into_iter());
+    let mw = width(15, d.members.iter().map(|m| m.member_id.len()));
+    let hw = width(15, d.members.iter().map(|m| m.host.len()));
+    let cw = width(15, d.members.iter().map(|m| m.client_id.len()));
+    let mut header = format!(
+        "\n{} {} {} {} {} ",
+        pad("GROUP", gw),
+        pad("CONSUMER-ID", mw),
+        pad("HOST", hw),
+        pad("CLIENT-ID", cw),
+        pad("#PARTITIONS", 12)
+    );
+    if verbose {
+        header.push_str("ASSIGNMENT");
+    }
+    println!("{header}");
+    for m in &d.members {
+        let mut line = format!(
+            "{} {} {} {} {} ",
+            pad(&d.group_id, gw),
+            pad(&m.member_id, mw),
+            pad(&m.host, hw),
+            pad(&m.client_id, cw),
+            pad(&m.assignment.len().to_string(), 12)
+        );
+        if verbose {
+            line.push_str(&assignment_text(&m.assignment));
+        }
+        println!("{line}");
+    }
+}
+
+/// `topic(0,1),other(2)`, or `-` when empty.
+fn assignment_text(tps: &[TopicPartition]) -> String {
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (t, p) in tps {
+        by_topic.entry(t).or_default().push(*p);
+    }
+    if by_topic.is_empty() {
+        return "-".into();
+    }
+    by_topic
+        .into_iter()
+        .map(|(t, ps)| {
+            let ps: Vec<String> = ps.iter().map(i32::to_string).collect();
+            format!("{t}({})", ps.join(","))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One row of the offsets table; `None` prints as `-`.
+struct Row {
+    topic: Option<String>,
+    partition: Option<i32>,
+    current: Option<i64>,
+    log_end: Option<i64>,
+    member: Option<MemberDescription>,
+}
+
+async fn print_offsets(admin: &Admin, d: &GroupDescription) -> anyhow::Result<()> {
+    let committed = admin.group_offsets(&d.group_id).await?;
+    let mut owner: BTreeMap<TopicPartition, &MemberDescription> = BTreeMap::new();
+    for m in &d.members {
+        for tp in &m.assignment {
+            owner.insert(tp.clone(), m);
+        }
+    }
+    let tps: BTreeSet<TopicPartition> = committed.keys().chain(owner.keys()).cloned().collect();
+    let wanted: Vec<(TopicPartition, OffsetSpec)> = tps
+        .iter()
+        .map(|tp| (tp.clone(), OffsetSpec::Latest))
+        .collect();
+    let log_end = admin.list_offsets(&wanted).await?;
+    let mut rows: Vec<Row> = tps
+        .iter()
+        .map(|tp| Row {
+            topic: Some(tp.0.clone()),
+            partition: Some(tp.1),
+            current: committed.get(tp).copied(),
+            log_end: log_end.get(tp).copied(),
+            member: owner.get(tp).map(|m| (*m).clone()),
+        })
+        .collect();
+    // Members with no partitions still get a line, as in Kafka.
+    for m in d.members.iter().filter(|m| m.assignment.is_empty()) {
+        rows.push(Row {
+            topic: None,
+            partition: None,
+            current: None,
+            log_end: None,
+            member: Some(m.clone()),
+        });
+    }
+    let dash = || "-".to_string();
+    let gw = width(15, [d.group_id.len()].into_iter());
+    let tw = width(
+        15,
+        rows.iter().map(|r| r.topic.as_ref().map_or(1, String::len)),
+    );
+    let mw = width(
+        15,
+        rows.iter()
+            .map(|r| r.member.as_ref().map_or(1, |m| m.member_id.len())),
+    );
+    let hw = width(
+        15,
+        rows.iter()
+            .map(|r| r.member.as_ref().map_or(1, |m| m.host.len())),
+    );
+    println!(
+        "\n{} {} {} {} {} {} {} {} CLIENT-ID",
+        pad("GROUP", gw),
+        pad("TOPIC", tw),
+        pad("PARTITION", 10),
+        pad("CURRENT-OFFSET", 15),
+        pad("LOG-END-OFFSET", 15),
+        pad("LAG", 15),
+        pad("CONSUMER-ID", mw),
+        pad("HOST", hw)
+    );
+    for r in rows {
+        let lag = match (r.current, r.log_end) {
+            (Some(c), Some(e)) => (e - c).max(0).to_string(),
+            _ => dash(),
+        };
+        println!(
+            "{} {} {} {} {} {} {} {} {}",
+            pad(&d.group_id, gw),
+            pad(&r.topic.unwrap_or_else(dash), tw),
+            pad(&r.partition.map_or_else(dash, |p| p.to_string()), 10),
+            pad(&r.current.map_or_else(dash, |o| o.to_string()), 15),
+            pad(&r.log_end.map_or_else(dash, |o| o.to_string()), 15),
+            pad(&lag, 15),
+            pad(
+                &r.member.as_ref().map_or_else(dash, |m| m.member_id.clone()),
+                mw
+            ),
+            pad(&r.member.as_ref().map_or_else(dash, |m| m.host.clone()), hw),
+            r.member.as_ref().map_or_else(dash, |m| m.client_id.clone()),
+        );
+    }
+    Ok(())
+}
+
+async fn delete(admin: &Admin, groups: &[String]) -> anyhow::Result<()> {
+    let results = admin.delete_groups(groups).await?;
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|(g, r)| {
+            r.as_ref().err().map(|e| {
+                format!(
+                    "* Group '{g}' could not be deleted due to: {}",
+                    error_name(e)
+                )
+            })
+        })
+        .collect();
+    if failed.is_empty() {
+        let names: Vec<String> = groups.iter().map(|g| format!("'{g}'")).collect();
+        println!(
+            "Deletion of requested consumer groups ({}) was successful.",
+            names.join(", ")
+        );
+        Ok(())
+    } else {
+        fail(format!(
+            "Deletion of some consumer groups failed:\n{}",
+            failed.join("\n")
+        ))
+    }
+}
+
+fn error_name(e: &vltava_client::KafkaError) -> String {
+    format!("{}: {}", super::java_exception(e.code), e.text())
+}
+
+async fn reset(admin: &Admin, args: &ConsumerGroupsArgs, groups: &[String]) -> anyhow::Result<()> {
+    let specs = [
+        args.to_earliest,
+        args.to_latest,
+        args.to_current,
+        args.to_offset.is_some(),
+        args.shift_by.is_some(),
+        args.to_datetime.is_some(),
+        args.by_duration.is_some(),
+    ];
+    if specs.iter().filter(|s| **s).count() != 1 {
+        return fail("Option [reset-offsets] takes exactly one of these options: [to-datetime], [by-duration], [to-earliest], [to-latest], [shift-by], [from-file], [to-current], [to-offset]");
+    }
+    if args.topics.is_empty() && !args.all_topics {
+        return fail("Option [reset-offsets] takes one of these options: [all-topics], [topic]");
+    }
+    if args.dry_run && args.execute {
+        return fail("Option [reset-offsets] only accepts one of [execute] and [dry-run]");
+    }
+    if !args.dry_run && !args.execute {
+        eprintln!("WARN: No action will be performed as the --execute option is missing. In a future major release, the default behavior of this command will be to prompt the user before executing the reset rather than doing a dry run. You should add the --dry-run option explicitly if you are scripting this command and want to keep the current default behavior without prompting.");
+    }
+    for group in groups {
+        let d = admin.describe_group(group).await?;
+        if !matches!(d.state.as_str(), "Empty" | "Dead") {
+            return fail(format!(
+                "Error: Assignments can only be reset if the group '{group}' is inactive, but the current state is {}.",
+                d.state
+            ));
+        }
+        let committed = admin.group_offsets(group).await?;
+        let tps = reset_partitions(admin, args, &committed).await?;
+        let new = target_offsets(admin, args, &tps, &committed).await?;
+        if args.execute {
+            admin.alter_group_offsets(group, &new).await?;
+        }
+        let gw = width(30, [group.len()].into_iter());
+        let tw = width(30, new.keys().map(|tp| tp.0.len()));
+        println!(
+            "\n{} {} {} {}",
+            pad("GROUP", gw),
+            pad("TOPIC", tw),
+            pad("PARTITION", 10),
+            pad("NEW-OFFSET", 15)
+        );
+        for ((t, p), o) in &new {
+            println!(
+                "{} {} {} {}",
+                pad(group, gw),
+                pad(t, tw),
+                pad(&p.to_string(), 10),
+                pad(&o.to_string(), 15)
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn reset_partitions(
+    admin: &Admin,
+    args: &ConsumerGroupsArgs,
+    committed: &BTreeMap<TopicPartition, i64>,
+) -> anyhow::Result<Vec<TopicPartition>> {
+    if args.all_topics {
+        return Ok(committed.keys().cloned().collect());
+    }
+    let mut out = Vec::new();
+    for spec in &args.topics {
+        match spec.split_once(':') {
+            Some((t, ps)) => {
+                for p in ps.split(',').filter(|p| !p.is_empty()) {
+                    match p.trim().parse::<i32>() {
+                        Ok(p) => out.push((t.to_string(), p)),
+                        Err(_) => {
+                            return fail(format!(
+                                "Error: invalid partition '{p}' in --topic {spec}"
+                            ))
+                        }
+                    }
+                }
+            }
+            None => {
+                let info = admin.client().topic(spec, false).await;
+                match info {
+                    Ok(info) => {
+                        out.extend(info.partitions.iter().map(|p| (spec.clone(), p.partition)))
+                    }
+                    Err(_) => return fail(format!("Error: The topic '{spec}' does not exist.")),
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn target_offsets(
+    admin: &Admin,
+    args: &ConsumerGroupsArgs,
+    tps: &[TopicPartition],
+    committed: &BTreeMap<TopicPartition, i64>,
+) -> anyhow::Result<BTreeMap<TopicPartition, i64>> {
+    let list = |spec: OffsetSpec| -> Vec<(TopicPartition, OffsetSpec)> {
+        tps.iter().map(|tp| (tp.clone(), spec)).collect()
+    };
+    let earliest = admin.list_offsets(&list(OffsetSpec::Earliest)).await?;
+    let latest = admin.list_offsets(&list(OffsetSpec::Latest)).await?;
+    let clamp = |tp: &TopicPartition, o: i64| -> i64 {
+        let lo = earliest.get(tp).copied().unwrap_or(0);
+        let hi = latest.get(tp).copied().unwrap_or(o);
+        o.clamp(lo, hi.max(lo))
+    };
+    let current = |tp: &TopicPartition| -> i64 {
+        committed
+            .get(tp)
+            .copied()
+            .unwrap_or_else(|| latest.get(tp).copied().unwrap_or(0))
+    };
+    let by_time = match (&args.to_datetime, &args.by_duration) {
+        (Some(dt), _) => Some(parse_datetime(dt).or_else(fail)?),
+        (_, Some(d)) => Some(now_ms() - parse_duration(d).or_else(fail)?),
+        _ => None,
+    };
+    let timed = match by_time {
+        Some(ts) => admin.list_offsets(&list(OffsetSpec::Timestamp(ts))).await?,
+        None => BTreeMap::new(),
+    };
+    Ok(tps
+        .iter()
+        .map(|tp| {
+            let o = if args.to_earliest {
+                earliest.get(tp).copied().unwrap_or(0)
+            } else if args.to_latest {
+                latest.get(tp).copied().unwrap_or(0)
+            } else if args.to_current {
+                current(tp)
+            } else if let Some(o) = args.to_offset {
+                clamp(tp, o)
+            } else if let Some(n) = args.shift_by {
+                clamp(tp, current(tp) + n)
+            } else {
+                // No record at or after the time: the log end, as Kafka does.
+                match timed.get(tp).copied() {
+                    Some(o) if o >= 0 => o,
+                    _ => latest.get(tp).copied().unwrap_or(0),
+                }
+            };
+            (tp.clone(), o)
+        })
+        .collect())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `YYYY-MM-DDTHH:mm:SS[.sss][Z|±HH:mm]` to epoch ms (UTC when no zone).
+pub fn parse_datetime(text: &str) -> Result<i64, String> {
+    let bad =
+        || format!("Error: the datetime '{text}' is not in the format 'YYYY-MM-DDTHH:mm:SS.sss'");
+    let (main, offset_min) = if let Some(s) = text.strip_suffix('Z') {
+        (s, 0)
+    } else if text.len() > 6
+        && matches!(&text[text.len() - 6..text.len() - 5], "+" | "-")
+        && text[text.len() - 3..].starts_with(':')
+    {
+        let zone = &text[text.len() - 6..];
+        let sign = if zone.starts_with('-') { -1 } else { 1 };
+        let h: i64 = zone[1..3].parse().map_err(|_| bad())?;
+        let m: i64 = zone[4..6].parse().map_err(|_| bad())?;
+        (&text[..text.len() - 6], sign * (h * 60 + m))
+    } else {
+        (text, 0)
+    };
+    let (date, time) = main.split_once('T').ok_or_else(bad)?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|x| x.parse().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let (hms, millis) = match time.split_once('.') {
+        Some((hms, ms)) => (
+            hms,
+            format!("{ms:0<3}")[..3].parse::<i64>().map_err(|_| bad())?,
+        ),
+        None => (time, 0),
+    };
+    let t: Vec<i64> = hms
+        .split(':')
+        .map(|x| x.parse().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    if d.len() != 3 || t.len() != 3 {
+        return Err(bad());
+    }
+    let days = days_from_civil(d[0], d[1], d[2]);
+    Ok(((days * 24 + t[0]) * 60 + t[1] - offset_min) * 60_000 + t[2] * 1000 + millis)
+}
+
+/// Days since 1970-01-01 (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// ISO-8601 `PnDTnHnMnS` to ms.
+pub fn parse_duration(text: &str) -> Result<i64, String> {
+    let bad = || format!("Error: the duration '{text}' is not in the format 'PnDTnHnMnS'");
+    let rest = text.strip_prefix('P').ok_or_else(bad)?;
+    let mut ms = 0i64;
+    let mut number = String::new();
+    let mut in_time = false;
+    for c in rest.chars() {
+        match c {
+            'T' => in_time = true,
+            '0'..='9' | '.' => number.push(c),
+            unit => {
+                let n: f64 = number.parse().map_err(|_| bad())?;
+                number.clear();
+                let factor = match (unit, in_time) {
+                    ('D', false) => 86_400_000.0,
+                    ('H', true) => 3_600_000.0,
+                    ('M', true) => 60_000.0,
+                    ('S', true) => 1000.0,
+                    _ => return Err(bad()),
+                };
+                ms += (n * factor) as i64;
+            }
+        }
+    }
+    if !number.is_empty() {
+        return Err(bad());
+    }
+    Ok(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetimes_and_durations() {
+        assert_eq!(parse_datetime("1970-01-01T00:00:00.000").unwrap(), 0);
+        assert_eq!(
+            parse_datetime("2024-03-01T12:30:15.250Z").unwrap(),
+            1_709_296_215_250
+        );
+        assert_eq!(
+            parse_datetime("2024-03-01T13:30:15.250+01:00").unwrap(),
+            1_709_296_215_250
+        );
+        assert_eq!(parse_duration("P1DT2H3M4S").unwrap(), 93_784_000);
+        assert!(parse_duration("1D").is_err());
+    }
+}

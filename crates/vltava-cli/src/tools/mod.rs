@@ -1,0 +1,145 @@
+//! The Kafka-style command-line tools, one module each, all on
+//! `vltava-client`. Shared here: connecting (with the one-line message for
+//! an unreachable broker), `key=value` property parsing, and the error type
+//! whose text is printed as is.
+
+pub mod broker_api_versions;
+pub mod cluster;
+pub mod configs;
+pub mod console_consumer;
+pub mod console_producer;
+pub mod consumer_groups;
+pub mod topics;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use vltava_client::connection::Timeouts;
+use vltava_client::{Client, ClientConfig, Error};
+
+/// An error whose text is the whole message the user sees (printed to
+/// stderr, exit status 1).
+#[derive(Debug)]
+pub struct Failure(pub String);
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// `Err(Failure(message))` as an `anyhow::Error`.
+pub fn fail<T>(message: impl Into<String>) -> anyhow::Result<T> {
+    Err(Failure(message.into()).into())
+}
+
+/// A runtime for one tool run.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Connects to `bootstrap` (comma-separated). An unreachable broker becomes
+/// one line naming the address and suggesting `vltava server`.
+pub async fn connect(bootstrap: &str, client_id: &str) -> anyhow::Result<Client> {
+    let mut config = ClientConfig::new(bootstrap).client_id(client_id);
+    config.timeouts = Timeouts {
+        connect: Duration::from_secs(5),
+        request: Duration::from_secs(30),
+    };
+    if config.bootstrap_servers.is_empty() {
+        return fail("Missing required argument \"[bootstrap-server]\"");
+    }
+    match Client::connect(config).await {
+        Ok(c) => Ok(c),
+        Err(Error::Connect { addr, reason }) => fail(format!(
+            "Error: cannot reach a Kafka broker at {addr} ({reason}). Is one running there? Start one with `vltava server`."
+        )),
+        Err(e) => fail(format!("Error: {e}")),
+    }
+}
+
+/// Parses `key=value` pairs (later wins), as `--property` and friends take
+/// them. A value may contain `=`.
+pub fn parse_pairs(option: &str, pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for p in pairs {
+        match p.split_once('=') {
+            Some((k, v)) => {
+                out.insert(k.trim().to_string(), v.to_string());
+            }
+            None => return fail(format!("Invalid {option} '{p}': expected key=value")),
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a Java-style `.properties` file (`key=value`, `#` comments).
+pub fn read_properties(path: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("Error: cannot read {path}: {e}")),
+    };
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .filter_map(|l| {
+            let (k, v) = l.split_once('=').or_else(|| l.split_once(':'))?;
+            Some((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect())
+}
+
+/// The Java exception class Kafka's tools print for an error code.
+pub fn java_exception(code: i16) -> &'static str {
+    match code {
+        3 => "org.apache.kafka.common.errors.UnknownTopicOrPartitionException",
+        17 => "org.apache.kafka.common.errors.InvalidTopicException",
+        36 => "org.apache.kafka.common.errors.TopicExistsException",
+        37 => "org.apache.kafka.common.errors.InvalidPartitionsException",
+        38 => "org.apache.kafka.common.errors.InvalidReplicationFactorException",
+        40 => "org.apache.kafka.common.errors.InvalidConfigurationException",
+        42 => "org.apache.kafka.common.errors.InvalidRequestException",
+        44 => "org.apache.kafka.common.errors.PolicyViolationException",
+        68 => "org.apache.kafka.common.errors.GroupNotEmptyException",
+        69 => "org.apache.kafka.common.errors.GroupIdNotFoundException",
+        _ => "org.apache.kafka.common.KafkaException",
+    }
+}
+
+/// Kafka's `Uuid.toString()`: URL-safe base64 of the 16 bytes, no padding.
+pub fn kafka_uuid(id: &uuid::Uuid) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = id.as_bytes();
+    let mut out = String::with_capacity(22);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_uuid_is_url_safe_base64_without_padding() {
+        let id =
+            uuid::Uuid::from_bytes([0xfb, 0xff, 0xbf, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        // base64url of those bytes: "-_-_AAECAwQFBgcICQoLDA"
+        assert_eq!(kafka_uuid(&id), "-_-_AAECAwQFBgcICQoLDA");
+    }
+}

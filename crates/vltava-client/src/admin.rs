@@ -1,0 +1,496 @@
+//! Admin calls: topics, partitions, configs, cluster, and groups, each
+//! returning per-item results the way Kafka's `Admin` client does.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest,
+    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, GroupId,
+    IncrementalAlterConfigsRequest, ListGroupsRequest,
+};
+
+use crate::client::{str_bytes, topic_name, BrokerInfo, Client, Node, TopicInfo};
+use crate::consumer::{list_offsets, IsolationLevel, OffsetSpec, TopicPartition};
+use crate::error::{Error, KafkaError};
+use crate::group;
+
+/// The request timeout sent with admin operations.
+const OPERATION_TIMEOUT_MS: i32 = 30_000;
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1: the broker's `num.partitions`.
+    pub partitions: i32,
+    /// -1: the broker's `default.replication.factor`.
+    pub replication_factor: i16,
+    pub configs: Vec<(String, String)>,
+}
+
+/// `ConfigResource.Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceType {
+    Topic = 2,
+    Broker = 4,
+}
+
+/// `AlterConfigOp.OpType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlterOp {
+    Set = 0,
+    Delete = 1,
+}
+
+/// One config as DescribeConfigs reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: Option<String>,
+    pub read_only: bool,
+    pub is_sensitive: bool,
+    /// Kafka's `ConfigSource` code (1 dynamic topic, 2 dynamic broker, 4
+    /// static broker, 5 default, ...).
+    pub source: i8,
+    /// `(name, value, source)` of each synonym, most specific first.
+    pub synonyms: Vec<(String, Option<String>, i8)>,
+}
+
+impl ConfigEntry {
+    /// Kafka's name for `source`, as `kafka-configs.sh --all` prints it.
+    pub fn source_name(source: i8) -> &'static str {
+        match source {
+            1 => "DYNAMIC_TOPIC_CONFIG",
+            2 => "DYNAMIC_BROKER_CONFIG",
+            3 => "DYNAMIC_DEFAULT_BROKER_CONFIG",
+            4 => "STATIC_BROKER_CONFIG",
+            5 => "DEFAULT_CONFIG",
+            6 => "DYNAMIC_BROKER_LOGGER_CONFIG",
+            7 => "CLIENT_METRICS_CONFIG",
+            8 => "GROUP_CONFIG",
+            _ => "UNKNOWN",
+        }
+    }
+
+    /// True when the value is the built-in default.
+    pub fn is_default(&self) -> bool {
+        self.source == 5
+    }
+}
+
+/// What DescribeCluster (or Metadata) says about the cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterDescription {
+    pub cluster_id: Option<String>,
+    pub controller_id: i32,
+    pub brokers: Vec<BrokerInfo>,
+}
+
+/// A group as ListGroups reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    /// Empty when the broker is older than ListGroups v4.
+    pub state: String,
+}
+
+/// A group member as DescribeGroups reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub host: String,
+    /// Decoded from the consumer-protocol assignment (empty otherwise).
+    pub assignment: Vec<TopicPartition>,
+}
+
+/// A group as DescribeGroups reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub group_id: String,
+    pub state: String,
+    pub protocol_type: String,
+    /// The assignor (`range`, ...).
+    pub protocol: String,
+    pub coordinator: i32,
+    pub members: Vec<MemberDescription>,
+}
+
+/// Admin operations over a [`Client`].
+#[derive(Clone)]
+pub struct Admin {
+    client: Client,
+}
+
+impl Admin {
+    pub fn new(client: Client) -> Admin {
+        Admin { client }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Creates topics; one result per topic, in order.
+    pub async fn create_topics(
+        &self,
+        topics: &[NewTopic],
+        validate_only: bool,
+    ) -> Result<Vec<(String, Result<(), KafkaError>)>, Error> {
+        let response = self
+            .client
+            .send(Node::Controller, |_| {
+                CreateTopicsRequest::default()
+                    .with_timeout_ms(OPERATION_TIMEOUT_MS)
+                    .with_validate_only(validate_only)
+                    .with_topics(
+                        topics
+                            .iter()
+                            .map(|t| {
+                                CreatableTopic::default()
+                                    .with_name(topic_name(&t.name))
+                                    .with_num_partitions(t.partitions)
+                                    .with_replication_factor(t.replication_factor)
+                                    .with_configs(
+                                        t.configs
+                                            .iter()
+                                            .map(|(k, v)| {
+                                                CreatableTopicConfig::default()
+                                                    .with_name(str_bytes(k))
+                                                    .with_value(Some(str_bytes(v)))
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    )
+            })
+            .await?;
+        Ok(response
+            .topics
+            .iter()
+            .map(|t| {
+                (
+                    t.name.to_string(),
+                    item_result(t.error_code, &t.error_message),
+                )
+            })
+            .collect())
+    }
+
+    /// Deletes topics by name; one result per topic.
+    pub async fn delete_topics(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<(String, Result<(), KafkaError>)>, Error> {
+        let response = self
+            .client
+            .send(Node::Controller, |_| {
+                DeleteTopicsRequest::default()
+                    .with_timeout_ms(OPERATION_TIMEOUT_MS)
+                    .with_topic_names(names.iter().map(|n| topic_name(n)).collect())
+            })
+            .await?;
+        for n in names {
+            self.client.invalidate(n);
+        }
+        Ok(response
+            .responses
+            .iter()
+            .map(|t| {
+                (
+                    t.name.as_ref().map(|n| n.to_string()).unwrap_or_default(),
+                    item_result(t.error_code, &t.error_message),
+                )
+            })
+            .collect())
+    }
+
+    /// Every topic (including internal ones), sorted by name.
+    pub async fn list_topics(&self) -> Result<Vec<TopicInfo>, Error> {
+        let mut topics: Vec<TopicInfo> = self
+            .client
+            .metadata(None, false)
+            .await?
+            .into_iter()
+            .filter(|t| t.error_code == 0)
+            .collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(topics)
+    }
+
+    /// Metadata of the named topics, each with its own error code.
+    pub async fn describe_topics(&self, names: &[String]) -> Result<Vec<TopicInfo>, Error> {
+        self.client.metadata(Some(names), false).await
+    }
+
+    /// Raises `topic` to `count` partitions.
+    pub async fn create_partitions(&self, topic: &str, count: i32) -> Result<(), Error> {
+        let response = self
+            .client
+            .send(Node::Controller, |_| {
+                CreatePartitionsRequest::default()
+                    .with_timeout_ms(OPERATION_TIMEOUT_MS)
+                    .with_topics(vec![CreatePartitionsTopic::default()
+                        .with_name(topic_name(topic))
+                        .with_count(count)
+                        .with_assignments(None)])
+            })
+            .await?;
+        self.client.invalidate(topic);
+        for r in &response.results {
+            item_result(r.error_code, &r.error_message)?;
+        }
+        Ok(())
+    }
+
+    /// Every config of one resource, with synonyms.
+    pub async fn describe_configs(
+        &self,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> Result<Vec<ConfigEntry>, Error> {
+        let node = match resource_type {
+            ResourceType::Broker => name.parse().map_or(Node::Any, Node::Broker),
+            ResourceType::Topic => Node::Any,
+        };
+        let response = self
+            .client
+            .send(node, |_| {
+                DescribeConfigsRequest::default()
+                    .with_include_synonyms(true)
+                    .with_resources(vec![DescribeConfigsResource::default()
+                        .with_resource_type(resource_type as i8)
+                        .with_resource_name(str_bytes(name))
+                        .with_configuration_keys(None)])
+            })
+            .await?;
+        let mut out = Vec::new();
+        for r in &response.results {
+            item_result(r.error_code, &r.error_message)?;
+            for c in &r.configs {
+                out.push(ConfigEntry {
+                    name: c.name.to_string(),
+                    value: c.value.as_ref().map(|v| v.to_string()),
+                    read_only: c.read_only,
+                    is_sensitive: c.is_sensitive,
+                    source: c.config_source,
+                    synonyms: c
+                        .synonyms
+                        .iter()
+                        .map(|s| {
+                            (
+                                s.name.to_string(),
+                                s.value.as_ref().map(|v| v.to_string()),
+                                s.source,
+                            )
+                        })
+                        .collect(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// IncrementalAlterConfigs on one resource.
+    pub async fn incremental_alter_configs(
+        &self,
+        resource_type: ResourceType,
+        name: &str,
+        ops: &[(String, AlterOp, Option<String>)],
+    ) -> Result<(), Error> {
+        let node = match resource_type {
+            ResourceType::Broker => name.parse().map_or(Node::Any, Node::Broker),
+            ResourceType::Topic => Node::Any,
+        };
+        let response = self
+            .client
+            .send(node, |_| {
+                IncrementalAlterConfigsRequest::default().with_resources(vec![
+                    AlterConfigsResource::default()
+                        .with_resource_type(resource_type as i8)
+                        .with_resource_name(str_bytes(name))
+                        .with_configs(
+                            ops.iter()
+                                .map(|(k, op, v)| {
+                                    AlterableConfig::default()
+                                        .with_name(str_bytes(k))
+                                        .with_config_operation(*op as i8)
+                                        .with_value(v.as_deref().map(str_bytes))
+                                })
+                                .collect(),
+                        ),
+                ])
+            })
+            .await?;
+        for r in &response.responses {
+            item_result(r.error_code, &r.error_message)?;
+        }
+        Ok(())
+    }
+
+    /// Brokers and controller: DescribeCluster when the broker has it, else
+    /// Metadata.
+    pub async fn describe_cluster(&self) -> Result<ClusterDescription, Error> {
+        if self
+            .client
+            .version::<DescribeClusterRequest>(Node::Any)
+            .await
+            .is_ok()
+        {
+            let r = self
+                .client
+                .send(Node::Any, |_| DescribeClusterRequest::default())
+                .await?;
+            item_result(r.error_code, &r.error_message)?;
+            return Ok(ClusterDescription {
+                cluster_id: Some(r.cluster_id.to_string()),
+                controller_id: r.controller_id.0,
+                brokers: r
+                    .brokers
+                    .iter()
+                    .map(|b| BrokerInfo {
+                        id: b.broker_id.0,
+                        host: b.host.to_string(),
+                        port: b.port,
+                        rack: b.rack.as_ref().map(|r| r.to_string()),
+                    })
+                    .collect(),
+            });
+        }
+        self.client.metadata(Some(&[]), false).await?;
+        let c = self.client.cluster();
+        Ok(ClusterDescription {
+            cluster_id: c.cluster_id,
+            controller_id: c.controller_id,
+            brokers: c.brokers.into_values().collect(),
+        })
+    }
+
+    /// Every group on every broker, sorted by id.
+    pub async fn list_groups(&self) -> Result<Vec<GroupListing>, Error> {
+        self.client.metadata(Some(&[]), false).await?;
+        let mut out = Vec::new();
+        for id in self.client.cluster().brokers.keys() {
+            let r = self
+                .client
+                .send(Node::Broker(*id), |_| ListGroupsRequest::default())
+                .await?;
+            KafkaError::check(r.error_code, None)?;
+            out.extend(r.groups.iter().map(|g| GroupListing {
+                group_id: g.group_id.to_string(),
+                protocol_type: g.protocol_type.to_string(),
+                state: g.group_state.to_string(),
+            }));
+        }
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        Ok(out)
+    }
+
+    /// Describes one group at its coordinator.
+    pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription, Error> {
+        let coordinator = group::find_coordinator(&self.client, group_id).await?;
+        let r = self
+            .client
+            .send(Node::Broker(coordinator), |_| {
+                DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes(group_id))])
+            })
+            .await?;
+        let g = r
+            .groups
+            .first()
+            .ok_or_else(|| Error::Invalid("DescribeGroups returned no group".into()))?;
+        item_result(g.error_code, &g.error_message)?;
+        Ok(GroupDescription {
+            group_id: g.group_id.to_string(),
+            state: g.group_state.to_string(),
+            protocol_type: g.protocol_type.to_string(),
+            protocol: g.protocol_data.to_string(),
+            coordinator,
+            members: g
+                .members
+                .iter()
+                .map(|m| MemberDescription {
+                    member_id: m.member_id.to_string(),
+                    group_instance_id: m.group_instance_id.as_ref().map(|s| s.to_string()),
+                    client_id: m.client_id.to_string(),
+                    host: m.client_host.to_string(),
+                    assignment: if g.protocol_type.as_str() == group::PROTOCOL_TYPE {
+                        group::decode_assignment(&Bytes::clone(&m.member_assignment))
+                            .unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect(),
+        })
+    }
+
+    /// Deletes groups; one result per group.
+    pub async fn delete_groups(
+        &self,
+        group_ids: &[String],
+    ) -> Result<Vec<(String, Result<(), KafkaError>)>, Error> {
+        let mut out = Vec::new();
+        for g in group_ids {
+            let coordinator = group::find_coordinator(&self.client, g).await?;
+            let r = self
+                .client
+                .send(Node::Broker(coordinator), |_| {
+                    DeleteGroupsRequest::default().with_groups_names(vec![GroupId(str_bytes(g))])
+                })
+                .await?;
+            for res in &r.results {
+                out.push((res.group_id.to_string(), item_result(res.error_code, &None)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The group's committed offsets (all partitions).
+    pub async fn group_offsets(
+        &self,
+        group_id: &str,
+    ) -> Result<BTreeMap<TopicPartition, i64>, Error> {
+        let coordinator = group::find_coordinator(&self.client, group_id).await?;
+        group::fetch_offsets(&self.client, coordinator, group_id, None).await
+    }
+
+    /// Commits offsets for a group from outside it (the group must be
+    /// empty), as `kafka-consumer-groups.sh --reset-offsets --execute` does.
+    pub async fn alter_group_offsets(
+        &self,
+        group_id: &str,
+        offsets: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<(), Error> {
+        let coordinator = group::find_coordinator(&self.client, group_id).await?;
+        group::commit_offsets(&self.client, coordinator, group_id, -1, "", offsets).await
+    }
+
+    /// Resolves offsets (earliest, latest, by time) with ListOffsets.
+    pub async fn list_offsets(
+        &self,
+        wanted: &[(TopicPartition, OffsetSpec)],
+    ) -> Result<BTreeMap<TopicPartition, i64>, Error> {
+        list_offsets(&self.client, wanted, IsolationLevel::ReadUncommitted).await
+    }
+}
+
+fn item_result(
+    code: i16,
+    message: &Option<kafka_protocol::protocol::StrBytes>,
+) -> Result<(), KafkaError> {
+    match KafkaError::from_code(code, message.as_ref().map(|m| m.as_str())) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

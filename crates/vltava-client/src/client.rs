@@ -1,0 +1,583 @@
+//! The cluster view: bootstrap, the metadata cache, one pooled connection
+//! per broker, and routing a request to "any broker", a given broker or the
+//! controller.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::{Request, StrBytes};
+use tokio::sync::Mutex as AsyncMutex;
+use tracing::debug;
+
+use crate::connection::{Connection, Timeouts};
+use crate::error::{codes, Error, KafkaError};
+
+/// Settings shared by every part of the client.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `bootstrap.servers`: `host:port` entries tried in order.
+    pub bootstrap_servers: Vec<String>,
+    /// `client.id`, sent in every request header.
+    pub client_id: String,
+    pub timeouts: Timeouts,
+    /// How many times a retriable failure is retried (`retries`).
+    pub retries: u32,
+    /// `retry.backoff.ms`.
+    pub retry_backoff: Duration,
+}
+
+impl ClientConfig {
+    /// A config for a comma-separated `bootstrap.servers` list.
+    pub fn new(bootstrap_servers: &str) -> ClientConfig {
+        ClientConfig {
+            bootstrap_servers: bootstrap_servers
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            client_id: "vltava-client".to_string(),
+            timeouts: Timeouts::default(),
+            retries: 10,
+            retry_backoff: Duration::from_millis(100),
+        }
+    }
+
+    pub fn client_id(mut self, client_id: &str) -> Self {
+        self.client_id = client_id.to_string();
+        self
+    }
+}
+
+/// A broker as metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+impl BrokerInfo {
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// One partition as metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    pub partition: i32,
+    pub error_code: i16,
+    /// -1 when there is no leader.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub offline: Vec<i32>,
+}
+
+/// One topic as metadata describes it; `partitions` sorted by index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub error_code: i16,
+    pub topic_id: uuid::Uuid,
+    pub is_internal: bool,
+    pub partitions: Vec<PartitionInfo>,
+}
+
+/// What the last Metadata response said about the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterInfo {
+    pub cluster_id: Option<String>,
+    pub controller_id: i32,
+    pub brokers: BTreeMap<i32, BrokerInfo>,
+}
+
+#[derive(Default)]
+struct Cache {
+    cluster: ClusterInfo,
+    topics: HashMap<String, TopicInfo>,
+}
+
+type Pooled = Arc<AsyncMutex<Connection>>;
+
+struct Inner {
+    config: ClientConfig,
+    // std Mutex: held only to read or replace maps, never across an await.
+    cache: std::sync::Mutex<Cache>,
+    pool: std::sync::Mutex<HashMap<i32, Pooled>>,
+    /// The connection made to a bootstrap address, used for requests that
+    /// can go to any broker.
+    bootstrap: std::sync::Mutex<Option<Pooled>>,
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Node {
+    /// Any broker (the bootstrap connection).
+    Any,
+    /// The broker with this id.
+    Broker(i32),
+    /// The active controller as metadata last reported it (else any).
+    Controller,
+}
+
+/// A cheap-to-clone handle on a cluster. Producer, consumer, group member
+/// and admin calls all go through one.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl Client {
+    /// Connects to the first reachable bootstrap server and loads the broker
+    /// list. Fails with [`Error::Connect`] naming the last address tried when
+    /// none answers.
+    pub async fn connect(config: ClientConfig) -> Result<Client, Error> {
+        if config.bootstrap_servers.is_empty() {
+            return Err(Error::Invalid("bootstrap.servers is empty".into()));
+        }
+        let client = Client {
+            inner: Arc::new(Inner {
+                config,
+                cache: Default::default(),
+                pool: Default::default(),
+                bootstrap: Default::default(),
+            }),
+        };
+        client.bootstrap_connection().await?;
+        client.metadata(Some(&[]), false).await?;
+        Ok(client)
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    async fn bootstrap_connection(&self) -> Result<Pooled, Error> {
+        if let Some(conn) = self.inner.bootstrap.lock().expect("poisoned").clone() {
+            return Ok(conn);
+        }
+        let mut last = None;
+        // Known brokers first (after a failure), then the bootstrap list.
+        let known: Vec<String> = {
+            let cache = self.inner.cache.lock().expect("poisoned");
+            cache
+                .cluster
+                .brokers
+                .values()
+                .map(BrokerInfo::addr)
+                .collect()
+        };
+        for addr in known
+            .iter()
+            .chain(self.inner.config.bootstrap_servers.iter())
+        {
+            match Connection::connect(
+                addr,
+                &self.inner.config.client_id,
+                self.inner.config.timeouts,
+            )
+            .await
+            {
+                Ok(conn) => {
+                    let conn = Arc::new(AsyncMutex::new(conn));
+                    *self.inner.bootstrap.lock().expect("poisoned") = Some(conn.clone());
+                    return Ok(conn);
+                }
+                Err(e) => {
+                    debug!(addr, error = %e, "bootstrap connection failed");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.expect("bootstrap list is not empty"))
+    }
+
+    async fn connection(&self, node: Node) -> Result<Pooled, Error> {
+        let id = match node {
+            Node::Any => return self.bootstrap_connection().await,
+            Node::Broker(id) => id,
+            Node::Controller => {
+                let id = self.cluster().controller_id;
+                if id < 0 {
+                    return self.bootstrap_connection().await;
+                }
+                id
+            }
+        };
+        if let Some(conn) = self.inner.pool.lock().expect("poisoned").get(&id).cloned() {
+            return Ok(conn);
+        }
+        let broker = self.cluster().brokers.get(&id).cloned();
+        let broker = match broker {
+            Some(b) => b,
+            None => {
+                let response = self.metadata_once(Some(&[]), false).await?;
+                self.absorb_metadata(response);
+                self.cluster().brokers.get(&id).cloned().ok_or_else(|| {
+                    Error::Invalid(format!("broker {id} is not in the cluster metadata"))
+                })?
+            }
+        };
+        let conn = Connection::connect(
+            &broker.addr(),
+            &self.inner.config.client_id,
+            self.inner.config.timeouts,
+        )
+        .await?;
+        let conn = Arc::new(AsyncMutex::new(conn));
+        self.inner
+            .pool
+            .lock()
+            .expect("poisoned")
+            .insert(id, conn.clone());
+        Ok(conn)
+    }
+
+    /// Forgets a pooled connection after a transport error so the next
+    /// request reconnects.
+    fn evict(&self, node: Node, conn: &Pooled) {
+        let same = |c: &Pooled| Arc::ptr_eq(c, conn);
+        let mut bootstrap = self.inner.bootstrap.lock().expect("poisoned");
+        if bootstrap.as_ref().is_some_and(same) {
+            *bootstrap = None;
+        }
+        drop(bootstrap);
+        if let Node::Broker(id) = node {
+            let mut pool = self.inner.pool.lock().expect("poisoned");
+            if pool.get(&id).is_some_and(same) {
+                pool.remove(&id);
+            }
+        }
+        let mut pool = self.inner.pool.lock().expect("poisoned");
+        pool.retain(|_, c| !same(c));
+    }
+
+    /// Sends one request to `node` at the negotiated version; `build` gets
+    /// that version. A transport failure drops the connection (the next call
+    /// reconnects) and is returned; it is not retried here because not every
+    /// request is safe to repeat.
+    pub async fn send<R: Request>(
+        &self,
+        node: Node,
+        build: impl FnOnce(i16) -> R,
+    ) -> Result<R::Response, Error> {
+        let conn = self.connection(node).await?;
+        let mut guard = conn.lock().await;
+        let result = guard.request(build).await;
+        drop(guard);
+        if let Err(e) = &result {
+            if e.is_transport() || matches!(e, Error::Protocol { .. }) {
+                self.evict(node, &conn);
+            }
+        }
+        result
+    }
+
+    /// Like [`Client::send`] for requests that get no response.
+    pub async fn send_only<R: Request>(
+        &self,
+        node: Node,
+        build: impl FnOnce(i16) -> R,
+    ) -> Result<(), Error> {
+        let conn = self.connection(node).await?;
+        let mut guard = conn.lock().await;
+        let result = match guard.version::<R>() {
+            Ok(v) => guard.send_only(&build(v), v).await,
+            Err(e) => Err(e),
+        };
+        drop(guard);
+        if result.as_ref().is_err_and(Error::is_transport) {
+            self.evict(node, &conn);
+        }
+        result
+    }
+
+    /// The negotiated version of `R` with `node`.
+    pub async fn version<R: Request>(&self, node: Node) -> Result<i16, Error> {
+        let conn = self.connection(node).await?;
+        let guard = conn.lock().await;
+        guard.version::<R>()
+    }
+
+    /// The `(min, max)` versions `node` advertised for every API key.
+    pub async fn broker_api_versions(
+        &self,
+        node: Node,
+    ) -> Result<(String, HashMap<i16, (i16, i16)>), Error> {
+        let conn = self.connection(node).await?;
+        let guard = conn.lock().await;
+        Ok((guard.addr().to_string(), guard.broker_apis().clone()))
+    }
+
+    /// A fresh, unpooled connection to `node` (for long-lived use such as a
+    /// group coordinator's heartbeats beside a long-polling fetch).
+    pub async fn dedicated_connection(&self, broker_id: i32) -> Result<Connection, Error> {
+        let broker = self
+            .cluster()
+            .brokers
+            .get(&broker_id)
+            .cloned()
+            .ok_or_else(|| Error::Invalid(format!("broker {broker_id} is unknown")))?;
+        Connection::connect(
+            &broker.addr(),
+            &self.inner.config.client_id,
+            self.inner.config.timeouts,
+        )
+        .await
+    }
+
+    /// The brokers and controller from the last metadata response.
+    pub fn cluster(&self) -> ClusterInfo {
+        self.inner.cache.lock().expect("poisoned").cluster.clone()
+    }
+
+    /// The cached metadata of `topic`, if any.
+    pub fn cached_topic(&self, topic: &str) -> Option<TopicInfo> {
+        self.inner
+            .cache
+            .lock()
+            .expect("poisoned")
+            .topics
+            .get(topic)
+            .cloned()
+    }
+
+    /// Asks for metadata of `topics` (`None`: every topic; `Some(&[])`: just
+    /// the brokers) and updates the cache. Topics come back with their own
+    /// error codes, unfiltered.
+    pub async fn metadata(
+        &self,
+        topics: Option<&[String]>,
+        allow_auto_topic_creation: bool,
+    ) -> Result<Vec<TopicInfo>, Error> {
+        let mut attempt = 0;
+        loop {
+            let response = self.metadata_once(topics, allow_auto_topic_creation).await;
+            match response {
+                Ok(r) => return Ok(self.absorb_metadata(r)),
+                Err(e) if e.is_transport() && attempt < self.inner.config.retries => {
+                    attempt += 1;
+                    tokio::time::sleep(self.inner.config.retry_backoff).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One Metadata request on the bootstrap connection. It does not go
+    /// through [`Client::send`] because connecting to a broker by id may
+    /// itself need fresh metadata.
+    async fn metadata_once(
+        &self,
+        topics: Option<&[String]>,
+        allow_auto_topic_creation: bool,
+    ) -> Result<MetadataResponse, Error> {
+        let conn = self.bootstrap_connection().await?;
+        let mut guard = conn.lock().await;
+        let result = guard
+            .request(|version| metadata_request(version, topics, allow_auto_topic_creation))
+            .await;
+        drop(guard);
+        if result.is_err() {
+            self.evict(Node::Any, &conn);
+        }
+        result
+    }
+
+    fn absorb_metadata(&self, response: MetadataResponse) -> Vec<TopicInfo> {
+        let brokers: BTreeMap<i32, BrokerInfo> = response
+            .brokers
+            .iter()
+            .map(|b| {
+                (
+                    b.node_id.0,
+                    BrokerInfo {
+                        id: b.node_id.0,
+                        host: b.host.to_string(),
+                        port: b.port,
+                        rack: b.rack.as_ref().map(|r| r.to_string()),
+                    },
+                )
+            })
+            .collect();
+        let topics: Vec<TopicInfo> = response
+            .topics
+            .iter()
+            .map(|t| {
+                let mut partitions: Vec<PartitionInfo> = t
+                    .partitions
+                    .iter()
+                    .map(|p| PartitionInfo {
+                        partition: p.partition_index,
+                        error_code: p.error_code,
+                        leader: p.leader_id.0,
+                        leader_epoch: p.leader_epoch,
+                        replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+                        isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+                        offline: p.offline_replicas.iter().map(|b| b.0).collect(),
+                    })
+                    .collect();
+                partitions.sort_by_key(|p| p.partition);
+                TopicInfo {
+                    name: t.name.as_ref().map(|n| n.to_string()).unwrap_or_default(),
+                    error_code: t.error_code,
+                    topic_id: t.topic_id,
+                    is_internal: t.is_internal,
+                    partitions,
+                }
+            })
+            .collect();
+        let mut cache = self.inner.cache.lock().expect("poisoned");
+        cache.cluster = ClusterInfo {
+            cluster_id: response.cluster_id.as_ref().map(|c| c.to_string()),
+            controller_id: response.controller_id.0,
+            brokers,
+        };
+        for t in &topics {
+            if t.error_code == 0 {
+                cache.topics.insert(t.name.clone(), t.clone());
+            } else {
+                cache.topics.remove(&t.name);
+            }
+        }
+        topics
+    }
+
+    /// Metadata for one topic that must exist with leaders for every
+    /// partition; retries (with a metadata refresh) while the broker reports
+    /// LEADER_NOT_AVAILABLE or, when `allow_auto_topic_creation`, while an
+    /// auto-created topic appears.
+    pub async fn topic(
+        &self,
+        topic: &str,
+        allow_auto_topic_creation: bool,
+    ) -> Result<TopicInfo, Error> {
+        let mut attempt = 0;
+        loop {
+            let names = [topic.to_string()];
+            let infos = self
+                .metadata(Some(&names), allow_auto_topic_creation)
+                .await?;
+            let info = infos
+                .into_iter()
+                .find(|t| t.name == topic)
+                .ok_or_else(|| Error::Kafka(unknown_topic(topic)))?;
+            let retriable = match info.error_code {
+                0 => info.partitions.iter().any(|p| p.leader < 0),
+                codes::LEADER_NOT_AVAILABLE => true,
+                codes::UNKNOWN_TOPIC_OR_PARTITION => allow_auto_topic_creation,
+                code => {
+                    return Err(KafkaError::check(code, None).unwrap_err());
+                }
+            };
+            if !retriable {
+                return Ok(info);
+            }
+            if attempt >= self.inner.config.retries {
+                return match info.error_code {
+                    0 => Ok(info),
+                    codes::UNKNOWN_TOPIC_OR_PARTITION => Err(Error::Kafka(unknown_topic(topic))),
+                    code => Err(KafkaError::check(code, None).unwrap_err()),
+                };
+            }
+            attempt += 1;
+            tokio::time::sleep(self.inner.config.retry_backoff).await;
+        }
+    }
+
+    /// The leader of `topic`/`partition` from the cache (refreshing it when
+    /// missing).
+    pub async fn leader(&self, topic: &str, partition: i32) -> Result<i32, Error> {
+        let cached = self
+            .cached_topic(topic)
+            .and_then(|t| {
+                t.partitions
+                    .iter()
+                    .find(|p| p.partition == partition)
+                    .map(|p| p.leader)
+            })
+            .filter(|l| *l >= 0);
+        if let Some(leader) = cached {
+            return Ok(leader);
+        }
+        let info = self.topic(topic, false).await?;
+        info.partitions
+            .iter()
+            .find(|p| p.partition == partition)
+            .map(|p| p.leader)
+            .filter(|l| *l >= 0)
+            .ok_or_else(|| {
+                Error::Kafka(KafkaError {
+                    code: codes::LEADER_NOT_AVAILABLE,
+                    message: Some(format!("no leader for partition {topic}-{partition}")),
+                })
+            })
+    }
+
+    /// Forgets cached metadata for `topic` so the next lookup asks again.
+    pub fn invalidate(&self, topic: &str) {
+        self.inner
+            .cache
+            .lock()
+            .expect("poisoned")
+            .topics
+            .remove(topic);
+    }
+}
+
+/// True for the errors after which a metadata refresh and a retry may
+/// succeed: the partition moved or is not there yet.
+pub fn is_stale_metadata(code: i16) -> bool {
+    matches!(
+        code,
+        codes::NOT_LEADER_OR_FOLLOWER
+            | codes::UNKNOWN_TOPIC_OR_PARTITION
+            | codes::LEADER_NOT_AVAILABLE
+            | codes::FENCED_LEADER_EPOCH
+            | codes::UNKNOWN_LEADER_EPOCH
+    )
+}
+
+pub(crate) fn unknown_topic(topic: &str) -> KafkaError {
+    KafkaError {
+        code: codes::UNKNOWN_TOPIC_OR_PARTITION,
+        message: Some(format!("Topic '{topic}' does not exist.")),
+    }
+}
+
+fn metadata_request(version: i16, topics: Option<&[String]>, auto_create: bool) -> MetadataRequest {
+    let topics = topics.map(|names| {
+        names
+            .iter()
+            .map(|n| {
+                MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_string(n.clone()))))
+            })
+            .collect()
+    });
+    let mut request = MetadataRequest::default().with_topics(topics);
+    if version >= 4 {
+        request = request.with_allow_auto_topic_creation(auto_create);
+    }
+    request
+}
+
+pub(crate) fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+pub(crate) fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+#[allow(dead_code)]
+pub(crate) fn broker_id(id: i32) -> BrokerId {
+    BrokerId(id)
+}

@@ -1,0 +1,489 @@
+//! The consumer: assigned partitions, a position per partition, ListOffsets
+//! to turn "earliest"/"latest"/a timestamp into an offset, and a fetch loop
+//! against each partition's leader. Group membership lives in
+//! [`crate::group`] and drives `assign`/`seek` from outside.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, ListOffsetsRequest};
+use tracing::debug;
+use vltava_record::{batches, decode_records, BatchHeader, TimestampType};
+
+use crate::client::{is_stale_metadata, topic_name, Client, Node};
+use crate::error::{codes, Error, KafkaError};
+
+/// `topic`, `partition`.
+pub type TopicPartition = (String, i32);
+
+/// A logical position to resolve with ListOffsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    Earliest,
+    Latest,
+    /// The first offset whose timestamp is at or after this (ms); the log
+    /// end when there is none.
+    Timestamp(i64),
+}
+
+impl OffsetSpec {
+    fn wire(self) -> i64 {
+        match self {
+            OffsetSpec::Earliest => -2,
+            OffsetSpec::Latest => -1,
+            OffsetSpec::Timestamp(ts) => ts,
+        }
+    }
+}
+
+/// `isolation.level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsolationLevel {
+    ReadUncommitted,
+    ReadCommitted,
+}
+
+/// Consumer settings, named after the Java client's.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// `auto.offset.reset`: where a partition without a position starts.
+    pub auto_offset_reset: OffsetSpec,
+    /// `fetch.max.wait.ms`.
+    pub fetch_max_wait: Duration,
+    /// `fetch.min.bytes`.
+    pub fetch_min_bytes: i32,
+    /// `fetch.max.bytes`.
+    pub fetch_max_bytes: i32,
+    /// `max.partition.fetch.bytes`.
+    pub partition_max_bytes: i32,
+    pub isolation_level: IsolationLevel,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            auto_offset_reset: OffsetSpec::Latest,
+            fetch_max_wait: Duration::from_millis(500),
+            fetch_min_bytes: 1,
+            fetch_max_bytes: 50 * 1024 * 1024,
+            partition_max_bytes: 1024 * 1024,
+            isolation_level: IsolationLevel::ReadUncommitted,
+        }
+    }
+}
+
+/// One consumed record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp_ms: i64,
+    /// `CreateTime` or `LogAppendTime`, as Kafka prints them.
+    pub timestamp_type: &'static str,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Position {
+    Offset(i64),
+    Reset(OffsetSpec),
+}
+
+/// A consumer of explicitly assigned partitions.
+pub struct Consumer {
+    client: Client,
+    config: ConsumerConfig,
+    positions: BTreeMap<TopicPartition, Position>,
+    buffered: VecDeque<ConsumerRecord>,
+}
+
+impl Consumer {
+    pub fn new(client: Client, config: ConsumerConfig) -> Consumer {
+        Consumer {
+            client,
+            config,
+            positions: BTreeMap::new(),
+            buffered: VecDeque::new(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Replaces the assignment. Partitions kept keep their position; new
+    /// ones start at `auto.offset.reset` unless sought.
+    pub fn assign(&mut self, partitions: Vec<TopicPartition>) {
+        let mut next = BTreeMap::new();
+        for tp in partitions {
+            let pos = self
+                .positions
+                .get(&tp)
+                .copied()
+                .unwrap_or(Position::Reset(self.config.auto_offset_reset));
+            next.insert(tp, pos);
+        }
+        self.positions = next;
+        self.buffered
+            .retain(|r| self.positions.contains_key(&(r.topic.clone(), r.partition)));
+    }
+
+    /// Every partition of `topic`, assigned.
+    pub async fn assign_topic(&mut self, topic: &str) -> Result<Vec<TopicPartition>, Error> {
+        let info = self.client.topic(topic, false).await?;
+        let tps: Vec<TopicPartition> = info
+            .partitions
+            .iter()
+            .map(|p| (topic.to_string(), p.partition))
+            .collect();
+        let mut all: Vec<TopicPartition> = self.positions.keys().cloned().collect();
+        all.extend(tps.iter().cloned());
+        all.sort();
+        all.dedup();
+        self.assign(all);
+        Ok(tps)
+    }
+
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.positions.keys().cloned().collect()
+    }
+
+    /// Sets the next offset to read.
+    pub fn seek(&mut self, tp: &TopicPartition, offset: i64) {
+        self.positions.insert(tp.clone(), Position::Offset(offset));
+        self.drop_buffered(tp);
+    }
+
+    /// Resolves the position with ListOffsets on the next poll.
+    pub fn seek_to(&mut self, tp: &TopicPartition, spec: OffsetSpec) {
+        self.positions.insert(tp.clone(), Position::Reset(spec));
+        self.drop_buffered(tp);
+    }
+
+    fn drop_buffered(&mut self, tp: &TopicPartition) {
+        self.buffered
+            .retain(|r| !(r.topic == tp.0 && r.partition == tp.1));
+    }
+
+    /// The next offset to be returned for `tp`, once known. Records already
+    /// fetched but not yet returned by `poll` count as not consumed.
+    pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
+        if let Some(r) = self
+            .buffered
+            .iter()
+            .find(|r| r.topic == tp.0 && r.partition == tp.1)
+        {
+            return Some(r.offset);
+        }
+        match self.positions.get(tp)? {
+            Position::Offset(o) => Some(*o),
+            Position::Reset(_) => None,
+        }
+    }
+
+    /// Resolves every pending position with ListOffsets.
+    pub async fn resolve_positions(&mut self) -> Result<(), Error> {
+        let pending: Vec<(TopicPartition, OffsetSpec)> = self
+            .positions
+            .iter()
+            .filter_map(|(tp, p)| match p {
+                Position::Reset(spec) => Some((tp.clone(), *spec)),
+                Position::Offset(_) => None,
+            })
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let resolved = list_offsets(&self.client, &pending, self.config.isolation_level).await?;
+        for (tp, offset) in resolved {
+            debug!(topic = %tp.0, partition = tp.1, offset, "consumer positioned");
+            self.positions.insert(tp, Position::Offset(offset));
+        }
+        Ok(())
+    }
+
+    /// Returns the next records: buffered ones first, else one fetch round
+    /// (which waits up to `fetch.max.wait.ms` for data).
+    pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>, Error> {
+        if self.buffered.is_empty() {
+            self.fetch_round().await?;
+        }
+        Ok(self.buffered.drain(..).collect())
+    }
+
+    async fn fetch_round(&mut self) -> Result<(), Error> {
+        self.resolve_positions().await?;
+        if self.positions.is_empty() {
+            tokio::time::sleep(self.config.fetch_max_wait).await;
+            return Ok(());
+        }
+        let mut by_leader: BTreeMap<i32, Vec<(TopicPartition, i64)>> = BTreeMap::new();
+        for (tp, pos) in &self.positions {
+            if let Position::Offset(offset) = pos {
+                match self.client.leader(&tp.0, tp.1).await {
+                    Ok(leader) => by_leader
+                        .entry(leader)
+                        .or_default()
+                        .push((tp.clone(), *offset)),
+                    Err(e) if is_retriable(&e) => {
+                        self.client.invalidate(&tp.0);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if by_leader.is_empty() {
+            tokio::time::sleep(self.client.config().retry_backoff).await;
+        }
+        // With several leaders each long poll is shortened so one quiet
+        // broker does not hold up the others for long.
+        let wait = if by_leader.len() > 1 {
+            Duration::from_millis(50)
+        } else {
+            self.config.fetch_max_wait
+        };
+        for (leader, parts) in by_leader {
+            match self.fetch_from(leader, &parts, wait).await {
+                Ok(()) => {}
+                Err(e) if is_retriable(&e) => {
+                    debug!(leader, error = %e, "fetch failed; refreshing metadata");
+                    for (tp, _) in &parts {
+                        self.client.invalidate(&tp.0);
+                    }
+                    tokio::time::sleep(self.client.config().retry_backoff).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    async fn fetch_from(
+        &mut self,
+        leader: i32,
+        parts: &[(TopicPartition, i64)],
+        wait: Duration,
+    ) -> Result<(), Error> {
+        let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+        for ((topic, partition), offset) in parts {
+            topics.entry(topic).or_default().push(
+                FetchPartition::default()
+                    .with_partition(*partition)
+                    .with_fetch_offset(*offset)
+                    .with_partition_max_bytes(self.config.partition_max_bytes),
+            );
+        }
+        let config = &self.config;
+        let response = self
+            .client
+            .send(Node::Broker(leader), |_version| {
+                FetchRequest::default()
+                    .with_replica_id(BrokerId(-1))
+                    .with_max_wait_ms(wait.as_millis() as i32)
+                    .with_min_bytes(config.fetch_min_bytes)
+                    .with_max_bytes(config.fetch_max_bytes)
+                    .with_isolation_level(match config.isolation_level {
+                        IsolationLevel::ReadUncommitted => 0,
+                        IsolationLevel::ReadCommitted => 1,
+                    })
+                    .with_topics(
+                        topics
+                            .iter()
+                            .map(|(t, p)| {
+                                FetchTopic::default()
+                                    .with_topic(topic_name(t))
+                                    .with_partitions(p.clone())
+                            })
+                            .collect(),
+                    )
+            })
+            .await?;
+        KafkaError::check(response.error_code, None)?;
+        for t in &response.responses {
+            for p in &t.partitions {
+                let tp = (t.topic.to_string(), p.partition_index);
+                let Some(Position::Offset(position)) = self.positions.get(&tp).copied() else {
+                    continue;
+                };
+                match p.error_code {
+                    0 => {}
+                    codes::OFFSET_OUT_OF_RANGE => {
+                        debug!(topic = %tp.0, partition = tp.1, position, "offset out of range; resetting");
+                        self.positions
+                            .insert(tp, Position::Reset(self.config.auto_offset_reset));
+                        continue;
+                    }
+                    code if is_stale_metadata(code) => {
+                        self.client.invalidate(&tp.0);
+                        continue;
+                    }
+                    code => return Err(KafkaError::check(code, None).unwrap_err()),
+                }
+                let Some(records) = &p.records else { continue };
+                let next = self.absorb(&tp, position, records)?;
+                self.positions.insert(tp, Position::Offset(next));
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes the batches of one partition's record set, buffers records at
+    /// or after `position`, and returns the next position. A partial batch
+    /// at the end (the broker cut at the byte limit) is left for next time.
+    fn absorb(
+        &mut self,
+        tp: &TopicPartition,
+        position: i64,
+        records: &Bytes,
+    ) -> Result<i64, Error> {
+        let mut next = position;
+        for batch in batches(records) {
+            let Ok(batch) = batch else { break };
+            let header = BatchHeader::parse(&batch).map_err(|e| corrupt(tp, e))?;
+            if header.next_offset() <= next {
+                continue;
+            }
+            if header.is_control() {
+                next = header.next_offset();
+                continue;
+            }
+            let timestamp_type = if header.is_log_append_time() {
+                "LogAppendTime"
+            } else {
+                "CreateTime"
+            };
+            for record in decode_records(&batch).map_err(|e| corrupt(tp, e))? {
+                if record.offset < next {
+                    continue;
+                }
+                self.buffered.push_back(ConsumerRecord {
+                    topic: tp.0.clone(),
+                    partition: tp.1,
+                    offset: record.offset,
+                    timestamp_ms: record.timestamp,
+                    timestamp_type: match record.timestamp_type {
+                        TimestampType::LogAppend => "LogAppendTime",
+                        TimestampType::Creation => timestamp_type,
+                    },
+                    key: record.key,
+                    value: record.value,
+                    headers: record
+                        .headers
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect(),
+                });
+            }
+            next = header.next_offset();
+        }
+        Ok(next)
+    }
+}
+
+fn corrupt(tp: &TopicPartition, e: vltava_record::RecordError) -> Error {
+    Error::Protocol {
+        addr: format!("leader of {}-{}", tp.0, tp.1),
+        message: format!("corrupt record batch: {e}"),
+    }
+}
+
+fn is_retriable(e: &Error) -> bool {
+    e.is_transport()
+        || e.kafka()
+            .is_some_and(|k| k.is_retriable() || is_stale_metadata(k.code))
+}
+
+/// Resolves each `(partition, spec)` to an offset with ListOffsets sent to
+/// the partition's leader, retrying on stale metadata.
+pub async fn list_offsets(
+    client: &Client,
+    wanted: &[(TopicPartition, OffsetSpec)],
+    isolation_level: IsolationLevel,
+) -> Result<BTreeMap<TopicPartition, i64>, Error> {
+    let mut out = BTreeMap::new();
+    let mut todo: Vec<(TopicPartition, OffsetSpec)> = wanted.to_vec();
+    let mut attempt = 0;
+    while !todo.is_empty() {
+        let mut by_leader: BTreeMap<i32, Vec<(TopicPartition, OffsetSpec)>> = BTreeMap::new();
+        let mut retry = Vec::new();
+        for (tp, spec) in todo.drain(..) {
+            match client.leader(&tp.0, tp.1).await {
+                Ok(l) => by_leader.entry(l).or_default().push((tp, spec)),
+                Err(e) if is_retriable(&e) && attempt < client.config().retries => {
+                    retry.push((tp, spec))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for (leader, parts) in by_leader {
+            let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
+            for ((t, p), spec) in &parts {
+                topics.entry(t).or_default().push(
+                    ListOffsetsPartition::default()
+                        .with_partition_index(*p)
+                        .with_timestamp(spec.wire()),
+                );
+            }
+            let response = client
+                .send(Node::Broker(leader), |version| {
+                    let mut r = ListOffsetsRequest::default()
+                        .with_replica_id(BrokerId(-1))
+                        .with_topics(
+                            topics
+                                .iter()
+                                .map(|(t, p)| {
+                                    ListOffsetsTopic::default()
+                                        .with_name(topic_name(t))
+                                        .with_partitions(p.clone())
+                                })
+                                .collect(),
+                        );
+                    if version >= 2 && isolation_level == IsolationLevel::ReadCommitted {
+                        r = r.with_isolation_level(1);
+                    }
+                    r
+                })
+                .await;
+            let response = match response {
+                Ok(r) => r,
+                Err(e) if is_retriable(&e) && attempt < client.config().retries => {
+                    retry.extend(parts);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            for t in &response.topics {
+                for p in &t.partitions {
+                    let tp = (t.name.to_string(), p.partition_index);
+                    match p.error_code {
+                        0 => {
+                            out.insert(tp, p.offset);
+                        }
+                        code if (is_stale_metadata(code)
+                            || code == codes::LEADER_NOT_AVAILABLE)
+                            && attempt < client.config().retries =>
+                        {
+                            client.invalidate(&tp.0);
+                            if let Some(spec) = parts.iter().find(|(x, _)| *x == tp).map(|x| x.1) {
+                                retry.push((tp, spec));
+                            }
+                        }
+                        code => return Err(KafkaError::check(code, None).unwrap_err()),
+                    }
+                }
+            }
+        }
+        if !retry.is_empty() {
+            attempt += 1;
+            tokio::time::sleep(client.config().retry_backoff).await;
+        }
+        todo = retry;
+    }
+    Ok(out)
+}
