@@ -63,6 +63,10 @@ pub struct ConsumerGroup {
     pub assignment_epoch: i32,
     pub members: BTreeMap<String, ConsumerMember>,
     pub target: BTreeMap<String, Assignment>,
+    /// Partition counts of the subscribed topics the target was computed
+    /// from; when they change (a subscribed topic is created, deleted or
+    /// grows) the group epoch moves, as in Java's subscription metadata.
+    pub target_topics: BTreeMap<String, i32>,
     pub dirty: bool,
 }
 
@@ -124,6 +128,7 @@ impl ConsumerGroup {
             assignment_epoch: 0,
             members: BTreeMap::new(),
             target: BTreeMap::new(),
+            target_topics: BTreeMap::new(),
             dirty: false,
         }
     }
@@ -190,6 +195,11 @@ impl ConsumerGroup {
             }
         }
         self.update_member(&args, now_ms);
+        if self.group_epoch == self.assignment_epoch
+            && self.subscribed_counts(all_topics) != self.target_topics
+        {
+            self.bump();
+        }
         if self.group_epoch > self.assignment_epoch {
             self.compute_target(all_topics);
         }
@@ -325,6 +335,20 @@ impl ConsumerGroup {
         changed
     }
 
+    /// Partition count of every existing topic some member subscribes to.
+    fn subscribed_counts(&self, all_topics: &BTreeMap<String, i32>) -> BTreeMap<String, i32> {
+        let wanted: BTreeSet<String> = self
+            .members
+            .values()
+            .flat_map(|m| subscribed(m, all_topics))
+            .collect();
+        all_topics
+            .iter()
+            .filter(|(t, _)| wanted.contains(*t))
+            .map(|(t, n)| (t.clone(), *n))
+            .collect()
+    }
+
     /// Recomputes every member's target from the current subscriptions.
     pub fn compute_target(&mut self, all_topics: &BTreeMap<String, i32>) {
         let subscriptions: BTreeMap<String, BTreeSet<String>> = self
@@ -345,12 +369,9 @@ impl ConsumerGroup {
                 )
             })
             .collect();
-        let counts: BTreeMap<String, i32> = all_topics
-            .iter()
-            .filter(|(t, _)| subscriptions.values().any(|s| s.contains(*t)))
-            .map(|(t, n)| (t.clone(), *n))
-            .collect();
+        let counts = self.subscribed_counts(all_topics);
         self.target = assignor::assign(&self.assignor_name(), &specs, &counts);
+        self.target_topics = counts;
         self.assignment_epoch = self.group_epoch;
         self.dirty = true;
     }
@@ -480,6 +501,7 @@ impl ConsumerGroup {
             assignment_epoch: value.assignment_epoch,
             members,
             target: BTreeMap::new(),
+            target_topics: BTreeMap::new(),
             dirty: false,
         }
     }
@@ -561,6 +583,41 @@ mod tests {
         assert_eq!(count(&b2.assignment.unwrap()), 2);
         assert_eq!(b2.member_epoch, 2);
         assert_eq!(group.state(), ConsumerState::Stable);
+    }
+
+    #[test]
+    fn a_subscribed_topic_that_appears_or_grows_moves_the_group_epoch() {
+        let mut group = ConsumerGroup::new("g");
+        let none = BTreeMap::new();
+        let a = group.heartbeat(args("a", 0, None), &none, 0).unwrap();
+        assert_eq!(
+            (a.member_epoch, a.assignment.map(|x| count(&x))),
+            (1, Some(0))
+        );
+
+        // "t" is created: the next heartbeat gets a new epoch and its partitions.
+        let two = BTreeMap::from([("t".to_string(), 2)]);
+        let a = group
+            .heartbeat(args("a", 1, Some(Assignment::new())), &two, 1)
+            .unwrap();
+        assert_eq!(a.member_epoch, 2);
+        assert_eq!(count(&a.assignment.unwrap()), 2);
+
+        // "t" grows to three partitions.
+        let three = BTreeMap::from([("t".to_string(), 3)]);
+        let owned = group.members["a"].assigned.clone();
+        let a = group
+            .heartbeat(args("a", 2, Some(owned)), &three, 2)
+            .unwrap();
+        assert_eq!(a.member_epoch, 3);
+        assert_eq!(count(&a.assignment.unwrap()), 3);
+
+        // Nothing changed: same epoch, nothing sent.
+        let owned = group.members["a"].assigned.clone();
+        let a = group
+            .heartbeat(args("a", 3, Some(owned)), &three, 3)
+            .unwrap();
+        assert_eq!((a.member_epoch, a.assignment), (3, None));
     }
 
     #[test]

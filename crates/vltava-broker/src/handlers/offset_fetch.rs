@@ -3,13 +3,16 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use vltava_protocol::ResponseError;
 
 use super::str_bytes;
-use crate::group::{CommittedOffset, FetchedOffsets};
+use crate::group::CommittedOffset;
 use crate::Broker;
 
 /// From this version several groups are fetched at once.
 const BATCHED_VERSION: i16 = 8;
+
+type Wanted = Option<Vec<(String, Vec<i32>)>>;
 
 pub fn handle(broker: &Broker, version: i16, request: OffsetFetchRequest) -> OffsetFetchResponse {
     if version >= BATCHED_VERSION {
@@ -22,7 +25,8 @@ pub fn handle(broker: &Broker, version: i16, request: OffsetFetchRequest) -> Off
                         .map(|t| (t.name.0.to_string(), t.partition_indexes))
                         .collect()
                 });
-                let checked = match (&g.member_id, g.member_epoch) {
+                // v9 consumers identify themselves; their epoch must be current.
+                let member = match (&g.member_id, g.member_epoch) {
                     (Some(member), epoch) if epoch >= 0 => broker.groups().check_fetch_member(
                         g.group_id.0.as_str(),
                         member.as_str(),
@@ -30,33 +34,7 @@ pub fn handle(broker: &Broker, version: i16, request: OffsetFetchRequest) -> Off
                     ),
                     _ => Ok(()),
                 };
-                let response =
-                    OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-                match checked {
-                    Err(e) => response.with_error_code(e.code()),
-                    Ok(()) => response.with_topics(
-                        fetch(broker, &g.group_id, wanted)
-                            .into_iter()
-                            .map(|(topic, partitions)| {
-                                OffsetFetchResponseTopics::default()
-                                    .with_name(TopicName(str_bytes(topic)))
-                                    .with_partitions(
-                                        partitions
-                                            .into_iter()
-                                            .map(|(p, c)| {
-                                                let (offset, epoch, metadata) = fields(c);
-                                                OffsetFetchResponsePartitions::default()
-                                                    .with_partition_index(p)
-                                                    .with_committed_offset(offset)
-                                                    .with_committed_leader_epoch(epoch)
-                                                    .with_metadata(Some(str_bytes(metadata)))
-                                            })
-                                            .collect(),
-                                    )
-                            })
-                            .collect(),
-                    ),
-                }
+                one_group(broker, g.group_id, wanted, member)
             })
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
@@ -66,38 +44,69 @@ pub fn handle(broker: &Broker, version: i16, request: OffsetFetchRequest) -> Off
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    let topics = fetch(broker, &request.group_id, wanted)
+    // Versions before 8 carry one group's topics at the top level.
+    let group = one_group(broker, request.group_id, wanted, Ok(()));
+    let topics = group
+        .topics
         .into_iter()
-        .map(|(topic, partitions)| {
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_committed_offset(p.committed_offset)
+                        .with_committed_leader_epoch(p.committed_leader_epoch)
+                        .with_metadata(p.metadata)
+                        .with_error_code(p.error_code)
+                })
+                .collect();
             OffsetFetchResponseTopic::default()
-                .with_name(TopicName(str_bytes(topic)))
-                .with_partitions(
-                    partitions
-                        .into_iter()
-                        .map(|(p, c)| {
-                            let (offset, epoch, metadata) = fields(c);
-                            OffsetFetchResponsePartition::default()
-                                .with_partition_index(p)
-                                .with_committed_offset(offset)
-                                .with_committed_leader_epoch(epoch)
-                                .with_metadata(Some(str_bytes(metadata)))
-                        })
-                        .collect(),
-                )
+                .with_name(t.name)
+                .with_partitions(partitions)
         })
         .collect();
-    OffsetFetchResponse::default().with_topics(topics)
+    OffsetFetchResponse::default()
+        .with_error_code(group.error_code)
+        .with_topics(topics)
 }
 
-fn fetch(
+fn one_group(
     broker: &Broker,
-    group: &GroupId,
-    wanted: Option<Vec<(String, Vec<i32>)>>,
-) -> FetchedOffsets {
-    if group.0.is_empty() {
-        return Vec::new();
+    group_id: GroupId,
+    wanted: Wanted,
+    member: Result<(), ResponseError>,
+) -> OffsetFetchResponseGroup {
+    let response = OffsetFetchResponseGroup::default().with_group_id(group_id.clone());
+    if let Err(e) = member {
+        return response.with_error_code(e.code());
     }
-    broker.groups().fetch_offsets(group.0.as_str(), wanted)
+    if group_id.0.is_empty() {
+        return response;
+    }
+    let topics = broker
+        .groups()
+        .fetch_offsets(group_id.0.as_str(), wanted)
+        .into_iter()
+        .map(|(topic, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|(p, committed)| {
+                    let (offset, epoch, metadata) = fields(committed);
+                    OffsetFetchResponsePartitions::default()
+                        .with_partition_index(p)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(epoch)
+                        .with_metadata(Some(str_bytes(metadata)))
+                })
+                .collect();
+            OffsetFetchResponseTopics::default()
+                .with_name(TopicName(str_bytes(topic)))
+                .with_partitions(partitions)
+        })
+        .collect();
+    response.with_topics(topics)
 }
 
 /// Kafka answers "no committed offset" with offset -1, no epoch and empty
