@@ -226,31 +226,17 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    fn persist_classic(&self, broker: &Broker, group: &mut ClassicGroup) {
-        if !group.dirty {
+    /// Writes a group's metadata if it changed. A failed write is logged
+    /// and the in-memory state kept: members keep working, and the next
+    /// change writes the whole group again.
+    fn persist_group(&self, broker: &Broker, group: &mut impl StoredGroup) {
+        if !std::mem::take(group.dirty()) {
             return;
         }
-        group.dirty = false;
-        let value = serde_json::to_vec(&group.to_value()).expect("group values serialise");
-        let key = RecordKey::ClassicGroup {
-            group: group.group_id.clone(),
-        };
-        if let Err(e) = self.persist(broker, &group.group_id.clone(), vec![(key, Some(value))]) {
-            warn!(group = %group.group_id, error = %e, "could not persist group metadata");
-        }
-    }
-
-    fn persist_consumer(&self, broker: &Broker, group: &mut ConsumerGroup) {
-        if !group.dirty {
-            return;
-        }
-        group.dirty = false;
-        let value = serde_json::to_vec(&group.to_value()).expect("group values serialise");
-        let key = RecordKey::ConsumerGroup {
-            group: group.group_id.clone(),
-        };
-        if let Err(e) = self.persist(broker, &group.group_id.clone(), vec![(key, Some(value))]) {
-            warn!(group = %group.group_id, error = %e, "could not persist group metadata");
+        let (key, value) = group.record();
+        let group_id = key.group().to_string();
+        if let Err(e) = self.persist(broker, &group_id, vec![(key, Some(value))]) {
+            warn!(group = %group_id, error = %e, "could not persist group metadata");
         }
     }
 
@@ -278,7 +264,7 @@ impl GroupCoordinator {
             .entry(group_id.to_string())
             .or_insert_with(|| ClassicGroup::new(group_id));
         let reply = group.join(args, &self.settings, now_ms);
-        self.persist_classic(broker, group);
+        self.persist_group(broker, group);
         reply
     }
 
@@ -297,7 +283,7 @@ impl GroupCoordinator {
             );
         };
         let reply = group.sync(args, now_ms);
-        self.persist_classic(broker, group);
+        self.persist_group(broker, group);
         reply
     }
 
@@ -336,7 +322,7 @@ impl GroupCoordinator {
                 group.leave(member, instance.as_deref(), &self.settings, now_ms)
             })
             .collect();
-        self.persist_classic(broker, group);
+        self.persist_group(broker, group);
         Ok(results)
     }
 
@@ -373,7 +359,7 @@ impl GroupCoordinator {
                 HeartbeatError::FencedEpoch => (ResponseError::FencedMemberEpoch, String::new()),
                 HeartbeatError::InvalidRequest(m) => (ResponseError::InvalidRequest, m),
             })?;
-        self.persist_consumer(broker, group);
+        self.persist_group(broker, group);
         Ok(outcome)
     }
 
@@ -649,14 +635,52 @@ impl GroupCoordinator {
         for id in ids {
             let group = groups.classic.get_mut(&id).expect("listed");
             group.tick(&self.settings, now_ms);
-            self.persist_classic(broker, group);
+            self.persist_group(broker, group);
         }
         let ids: Vec<String> = groups.consumer.keys().cloned().collect();
         for id in ids {
             let group = groups.consumer.get_mut(&id).expect("listed");
             group.tick(i64::from(self.settings.consumer_session_timeout_ms), now_ms);
-            self.persist_consumer(broker, group);
+            self.persist_group(broker, group);
         }
+    }
+}
+
+/// A group whose metadata is one record in `__consumer_offsets`.
+trait StoredGroup {
+    fn dirty(&mut self) -> &mut bool;
+    fn record(&self) -> (RecordKey, Vec<u8>);
+}
+
+impl StoredGroup for ClassicGroup {
+    fn dirty(&mut self) -> &mut bool {
+        &mut self.dirty
+    }
+
+    fn record(&self) -> (RecordKey, Vec<u8>) {
+        let key = RecordKey::ClassicGroup {
+            group: self.group_id.clone(),
+        };
+        (
+            key,
+            serde_json::to_vec(&self.to_value()).expect("group values serialise"),
+        )
+    }
+}
+
+impl StoredGroup for ConsumerGroup {
+    fn dirty(&mut self) -> &mut bool {
+        &mut self.dirty
+    }
+
+    fn record(&self) -> (RecordKey, Vec<u8>) {
+        let key = RecordKey::ConsumerGroup {
+            group: self.group_id.clone(),
+        };
+        (
+            key,
+            serde_json::to_vec(&self.to_value()).expect("group values serialise"),
+        )
     }
 }
 
