@@ -1,8 +1,11 @@
 //! The fixed benchmark suite's load generator, on librdkafka (the `rdkafka`
-//! crate) so the client is neither ours nor tuned for us. Point it at any
-//! Kafka-compatible broker with `--bootstrap`. Each scenario prints one JSON
-//! line; `bench/run` runs the suite and renders the table in
-//! docs/benchmarks.md.
+//! crate) so the client is neither ours nor tuned for us, and with
+//! `--client vltava` on our own `vltava-client` (module `vclient`), measured
+//! the same way. Point it at any Kafka-compatible broker with `--bootstrap`.
+//! Each scenario prints one JSON line; `bench/run` runs the suite and
+//! renders the table in docs/benchmarks.md.
+
+mod vclient;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -25,8 +28,19 @@ use serde_json::json;
 struct Cli {
     #[arg(long, default_value = "127.0.0.1:9092")]
     bootstrap: String,
+    /// The client library that generates the load.
+    #[arg(long, value_enum, default_value_t = ClientKind::Rdkafka)]
+    client: ClientKind,
     #[command(subcommand)]
     scenario: Scenario,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ClientKind {
+    /// librdkafka through the `rdkafka` crate.
+    Rdkafka,
+    /// Our `vltava-client`.
+    Vltava,
 }
 
 #[derive(Subcommand)]
@@ -81,7 +95,26 @@ enum Scenario {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let line = match cli.scenario {
+    let mut line = match (cli.client, cli.scenario) {
+        (_, Scenario::Loopback { megabytes }) => loopback(megabytes)?,
+        (ClientKind::Vltava, scenario) => vclient::run(&cli.bootstrap, scenario)?,
+        (ClientKind::Rdkafka, scenario) => run_rdkafka(&cli.bootstrap, scenario)?,
+    };
+    if let Some(fields) = line.as_object_mut() {
+        if !fields.contains_key("client") {
+            let client = match cli.client {
+                ClientKind::Rdkafka => "rdkafka",
+                ClientKind::Vltava => "vltava-client",
+            };
+            fields.insert("client".into(), json!(client));
+        }
+    }
+    println!("{line}");
+    Ok(())
+}
+
+fn run_rdkafka(bootstrap: &str, scenario: Scenario) -> Result<serde_json::Value> {
+    Ok(match scenario {
         Scenario::Produce {
             name,
             topic,
@@ -90,14 +123,14 @@ fn main() -> Result<()> {
             record_bytes,
             props,
         } => {
-            create_topic(&cli.bootstrap, &topic, partitions)?;
-            produce(&cli.bootstrap, &name, &topic, records, record_bytes, &props)?
+            create_topic(bootstrap, &topic, partitions)?;
+            produce(bootstrap, &name, &topic, records, record_bytes, &props)?
         }
         Scenario::Consume {
             name,
             topic,
             records,
-        } => consume(&cli.bootstrap, &name, &topic, records)?,
+        } => consume(bootstrap, &name, &topic, records)?,
         Scenario::EndToEnd {
             name,
             topic,
@@ -105,13 +138,11 @@ fn main() -> Result<()> {
             seconds,
             record_bytes,
         } => {
-            create_topic(&cli.bootstrap, &topic, 1)?;
-            end_to_end(&cli.bootstrap, &name, &topic, rate, seconds, record_bytes)?
+            create_topic(bootstrap, &topic, 1)?;
+            end_to_end(bootstrap, &name, &topic, rate, seconds, record_bytes)?
         }
         Scenario::Loopback { megabytes } => loopback(megabytes)?,
-    };
-    println!("{line}");
-    Ok(())
+    })
 }
 
 fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
@@ -135,7 +166,7 @@ fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
     Ok(())
 }
 
-fn now_us() -> u64 {
+pub(crate) fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
@@ -332,13 +363,17 @@ fn loopback(megabytes: u64) -> Result<serde_json::Value> {
         .join()
         .map_err(|_| anyhow::anyhow!("reader panicked"))??;
     let seconds = start.elapsed().as_secs_f64();
-    Ok(
-        json!({ "scenario": "P6-loopback", "bytes": read, "seconds": seconds, "mb_per_sec": read as f64 / seconds / 1e6 }),
-    )
+    Ok(json!({
+        "scenario": "P6-loopback",
+        "client": "std-socket",
+        "bytes": read,
+        "seconds": seconds,
+        "mb_per_sec": read as f64 / seconds / 1e6,
+    }))
 }
 
 /// CPU seconds used by this process so far (user + system), from /proc.
-fn process_cpu_seconds() -> f64 {
+pub(crate) fn process_cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit(')')

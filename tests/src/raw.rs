@@ -289,8 +289,12 @@ pub fn encode_batch(
             producer_epoch: stamp.producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
+            // The encoder starts a new batch whenever `offset - sequence`
+            // changes, so unsequenced records count up from -1 too: the
+            // header's base sequence (the first record's) stays -1, and
+            // records carry no sequence of their own.
             sequence: if stamp.base_sequence < 0 {
-                -1
+                i as i32 - 1
             } else {
                 stamp.base_sequence + i as i32
             },

@@ -314,6 +314,20 @@ impl Listener {
     }
 }
 
+/// `queued.max.request.bytes`: -1 (or any negative) is unbounded; otherwise
+/// it must admit the largest request, or that request would wait forever.
+fn queued_max_request_bytes(queued: i64, request_max: i64) -> Result<Option<usize>, String> {
+    if queued < 0 {
+        return Ok(None);
+    }
+    if queued < request_max.max(1) {
+        return Err(format!(
+            "queued.max.request.bytes={queued} must be -1 or at least socket.request.max.bytes={request_max}"
+        ));
+    }
+    Ok(Some(queued as usize))
+}
+
 /// Broker configuration keys Vltava reads, with Kafka's defaults, except
 /// `listeners` and `log.dirs`, whose defaults are Vltava's zero-config ones.
 pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
@@ -326,6 +340,13 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("default.replication.factor", "1"),
     ("socket.request.max.bytes", "104857600"),
     ("max.connections", "10000"),
+    ("connections.max.idle.ms", "600000"),
+    // Vltava's own (Kafka has no server-side read timeout): how long one
+    // request may take to arrive once its first byte has.
+    ("socket.request.read.timeout.ms", "30000"),
+    // Kafka's default is -1 (unbounded); Vltava bounds request memory by
+    // default. Must be at least socket.request.max.bytes.
+    ("queued.max.request.bytes", "536870912"),
     ("log.retention.check.interval.ms", "300000"),
     ("log.flush.scheduler.interval.ms", "1000"),
     (
@@ -370,6 +391,15 @@ pub struct BrokerConfig {
     pub default_replication_factor: i16,
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
+    /// `connections.max.idle.ms`: a connection with no request started (or a
+    /// response not written) within this is closed.
+    pub connections_max_idle_ms: u64,
+    /// `socket.request.read.timeout.ms`: time allowed for the rest of a
+    /// request once its first byte has arrived (slow senders are closed).
+    pub socket_request_read_timeout_ms: u64,
+    /// `queued.max.request.bytes`: request bytes held in memory across all
+    /// connections; `None` (-1) is unbounded.
+    pub queued_max_request_bytes: Option<usize>,
     pub log_retention_check_interval_ms: u64,
     pub log_flush_scheduler_interval_ms: u64,
     pub cleaner: CleanerSettings,
@@ -470,6 +500,12 @@ impl BrokerConfig {
             default_replication_factor: 1,
             socket_request_max_bytes: number("socket.request.max.bytes")?.max(1) as usize,
             max_connections: number("max.connections")?.max(1) as usize,
+            connections_max_idle_ms: number("connections.max.idle.ms")?.max(1) as u64,
+            socket_request_read_timeout_ms: number("socket.request.read.timeout.ms")?.max(1) as u64,
+            queued_max_request_bytes: queued_max_request_bytes(
+                number("queued.max.request.bytes")?,
+                number("socket.request.max.bytes")?,
+            )?,
             log_retention_check_interval_ms: number("log.retention.check.interval.ms")?.max(1)
                 as u64,
             log_flush_scheduler_interval_ms: number("log.flush.scheduler.interval.ms")?.max(1)

@@ -1,6 +1,6 @@
 //! `vltava`: the broker and the Kafka-style tools (`topics`,
 //! `console-producer`, `console-consumer`, `consumer-groups`, `configs`,
-//! `broker-api-versions`, `cluster`) in one binary. Each tool lives in its
+//! `broker-api-versions`, `cluster`, `perf`) in one binary. Each tool lives in its
 //! own module under `tools/` and takes the flags of its `kafka-*.sh` twin.
 
 mod tools;
@@ -54,6 +54,10 @@ enum Command {
     BrokerApiVersions(tools::broker_api_versions::BrokerApiVersionsArgs),
     /// Show the cluster id, controller and brokers.
     Cluster(tools::cluster::ClusterArgs),
+    /// Load tests: `perf producer` (kafka-producer-perf-test.sh), `perf
+    /// consumer` (kafka-consumer-perf-test.sh), `perf end-to-end` (Kafka's
+    /// EndToEndLatency).
+    Perf(tools::perf::PerfArgs),
 }
 
 fn main() -> Result<()> {
@@ -76,7 +80,11 @@ fn main() -> Result<()> {
         Command::Server { config, overrides } => return server(config, overrides),
         command => command,
     };
-    let result = tools::runtime().and_then(|rt| {
+    let runtime = match tool {
+        Command::Perf(_) => tools::perf::runtime(),
+        _ => tools::runtime(),
+    };
+    let result = runtime.and_then(|rt| {
         rt.block_on(async move {
             match tool {
                 Command::Server { .. } => unreachable!("handled above"),
@@ -87,6 +95,7 @@ fn main() -> Result<()> {
                 Command::Configs(a) => tools::configs::run(a, &raw_args).await,
                 Command::BrokerApiVersions(a) => tools::broker_api_versions::run(a).await,
                 Command::Cluster(a) => tools::cluster::run(a).await,
+                Command::Perf(a) => tools::perf::run(a).await,
             }
         })
     });

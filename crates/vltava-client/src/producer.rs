@@ -186,14 +186,7 @@ impl Producer {
             None => self.choose_partition(&record).await?,
         };
         let (reply, delivery) = oneshot::channel();
-        let size = record.key.as_ref().map_or(0, Bytes::len)
-            + record.value.as_ref().map_or(0, Bytes::len)
-            + record
-                .headers
-                .iter()
-                .map(|(k, v)| k.len() + v.as_ref().map_or(0, Bytes::len))
-                .sum::<usize>()
-            + 16;
+        let size = record_size(&record.key, &record.value, &record.headers);
         let full = {
             let mut acc = self.shared.acc.lock().expect("poisoned");
             if acc.closed {
@@ -287,6 +280,54 @@ impl Drop for Producer {
     }
 }
 
+/// The bytes a record counts against `batch.size`: key, value and headers
+/// plus a fixed allowance for its framing.
+fn record_size(
+    key: &Option<Bytes>,
+    value: &Option<Bytes>,
+    headers: &[(String, Option<Bytes>)],
+) -> usize {
+    key.as_ref().map_or(0, Bytes::len)
+        + value.as_ref().map_or(0, Bytes::len)
+        + headers
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Bytes::len))
+            .sum::<usize>()
+        + 16
+}
+
+/// Takes the records of `tp`'s open batch that fit in `batch_size_bytes`
+/// (at least one). Records keep arriving while a Produce is in flight, so an
+/// open batch can outgrow `batch.size`; sending it whole would exceed the
+/// broker's `max.message.bytes`. The rest stays queued, still ready.
+fn take_front(
+    batches: &mut BTreeMap<Tp, OpenBatch>,
+    tp: &Tp,
+    batch_size_bytes: usize,
+) -> OpenBatch {
+    let open = batches.get_mut(tp).expect("key just listed");
+    let (mut bytes, mut count) = (0, 0);
+    for r in &open.records {
+        let size = record_size(&r.key, &r.value, &r.headers);
+        if count > 0 && bytes + size > batch_size_bytes {
+            break;
+        }
+        bytes += size;
+        count += 1;
+    }
+    if count == open.records.len() {
+        return batches.remove(tp).expect("key just listed");
+    }
+    let rest = open.records.split_off(count);
+    let front = std::mem::replace(&mut open.records, rest);
+    open.bytes -= bytes;
+    OpenBatch {
+        records: front,
+        bytes,
+        opened: open.opened,
+    }
+}
+
 struct ReadyBatch {
     tp: Tp,
     records: Vec<Pending>,
@@ -345,7 +386,7 @@ impl Sender {
         }
         let mut ready = Vec::new();
         for tp in ready_keys {
-            let batch = acc.batches.remove(&tp).expect("key just listed");
+            let batch = take_front(&mut acc.batches, &tp, self.config.batch_size_bytes);
             // The sticky partition moves on once its batch is sent (KIP-480).
             if acc.sticky.get(&tp.0) == Some(&tp.1) {
                 acc.sticky.remove(&tp.0);
@@ -560,4 +601,53 @@ pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(value_bytes: usize) -> Pending {
+        Pending {
+            key: None,
+            value: Some(Bytes::from(vec![b'x'; value_bytes])),
+            headers: Vec::new(),
+            timestamp_ms: 0,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn an_overgrown_batch_is_sent_in_batch_size_pieces() {
+        let tp: Tp = ("t".into(), 0);
+        let mut batches = BTreeMap::new();
+        // Ten records of 84 + 16 = 100 counted bytes each; batch.size 250.
+        let records: Vec<Pending> = (0..10).map(|_| pending(84)).collect();
+        batches.insert(
+            tp.clone(),
+            OpenBatch {
+                records,
+                bytes: 1000,
+                opened: Some(Instant::now()),
+            },
+        );
+        let mut taken = Vec::new();
+        while batches.contains_key(&tp) {
+            let b = take_front(&mut batches, &tp, 250);
+            assert_eq!(b.bytes, b.records.len() * 100);
+            taken.push(b.records.len());
+        }
+        assert_eq!(taken, vec![2, 2, 2, 2, 2]);
+        // A single record larger than batch.size still goes, alone.
+        batches.insert(
+            tp.clone(),
+            OpenBatch {
+                records: vec![pending(1000), pending(10)],
+                bytes: 1042,
+                opened: None,
+            },
+        );
+        assert_eq!(take_front(&mut batches, &tp, 250).records.len(), 1);
+        assert_eq!(batches[&tp].bytes, 26);
+    }
 }

@@ -578,11 +578,17 @@ impl Log {
         self.swap_files(group, cleaned.base)
             .map_err(|e| self.fail("cleaner swap", e))?;
         let config = self.config();
-        let segment = open_closed_segment(&self.dir, cleaned.base, cleaned.next_base, &config)
-            .map_err(|e| match e {
-                LogError::Io(e) => self.fail("cleaner swap", e),
-                other => other,
-            })?;
+        let segment = open_closed_segment(
+            &*self.storage,
+            &self.dir,
+            cleaned.base,
+            cleaned.next_base,
+            &config,
+        )
+        .map_err(|e| match e {
+            LogError::Io(e) => self.fail("cleaner swap", e),
+            other => other,
+        })?;
         self.segments
             .write()
             .splice(at..at + group.len(), [Arc::new(segment)]);
@@ -917,8 +923,8 @@ fn remove_if_exists(path: &Path) -> io::Result<()> {
     }
 }
 
-fn mtime_ms(file: &File) -> io::Result<i64> {
-    let modified = file.metadata()?.modified()?;
+fn mtime_ms(file: &Arc<dyn crate::storage::SegmentFile>) -> io::Result<i64> {
+    let modified = file.modified()?;
     Ok(modified
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64))

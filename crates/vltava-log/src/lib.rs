@@ -21,6 +21,7 @@
 
 pub mod cleaner;
 mod segment;
+pub mod storage;
 
 use std::fs::{self, File};
 use std::io;
@@ -35,6 +36,7 @@ use parking_lot::{Mutex, RwLock};
 use vltava_record::{BatchHeader, RecordError};
 
 use segment::{Segment, SegmentState};
+use storage::{FileStorage, SegmentFile, Storage};
 
 /// Name of the file holding the durable log start offset.
 pub const LOG_START_OFFSET_FILE: &str = "log-start-offset";
@@ -87,6 +89,18 @@ pub enum LogError {
     /// An earlier write or fsync failed; the log accepts no more writes.
     #[error("log storage failed: {0}")]
     StorageFailed(String),
+    /// The disk is full. Unlike `StorageFailed` this does not stick: the
+    /// write that hit it was undone and the next one is tried again.
+    #[error("no space left for the log: {0}")]
+    NoSpace(String),
+    /// Bytes read back from a segment are not a valid batch (CRC, magic,
+    /// length or offsets): the disk returned something that was not written.
+    #[error("corrupt batch in {path} at position {position}: {reason}")]
+    Corrupt {
+        path: PathBuf,
+        position: u64,
+        reason: String,
+    },
 }
 
 /// Offsets assigned to an appended batch.
@@ -101,25 +115,58 @@ pub struct AppendInfo {
 /// A byte range of one segment file holding whole batches.
 #[derive(Debug, Clone)]
 pub struct ReadSlice {
-    pub file: Arc<File>,
+    /// `file.as_file()` is the OS file for a zero-copy path.
+    pub file: Arc<dyn SegmentFile>,
+    /// The segment's `.log` path, for reports.
+    pub path: PathBuf,
     pub position: u64,
     pub len: usize,
 }
 
 impl ReadSlice {
-    fn empty(file: Arc<File>) -> ReadSlice {
+    fn empty(segment: &Segment) -> ReadSlice {
         ReadSlice {
-            file,
+            file: Arc::clone(&segment.file),
+            path: segment.log_path.clone(),
             position: 0,
             len: 0,
         }
     }
 
-    /// Copies the range into memory (the zero-copy path will use the fields).
+    /// Copies the range into memory without looking at it.
     pub fn to_bytes(&self) -> io::Result<Bytes> {
         let mut buf = BytesMut::zeroed(self.len);
-        self.file.read_exact_at(&mut buf, self.position)?;
+        self.file.read_at(&mut buf, self.position)?;
         Ok(buf.freeze())
+    }
+
+    /// Copies the range into memory and checks every batch in it (length,
+    /// magic, CRC-32C, increasing offsets), so that a consumer is never
+    /// served bytes the disk corrupted. Returns the whole batches before the
+    /// first bad one; if the first batch is bad, `LogError::Corrupt` naming
+    /// the file and position (and logs it).
+    pub fn to_verified_bytes(&self) -> Result<Bytes, LogError> {
+        let bytes = self.to_bytes()?;
+        let valid = verified_prefix(&bytes);
+        if valid.len == bytes.len() {
+            return Ok(bytes);
+        }
+        let position = self.position + valid.len as u64;
+        let reason = valid.error.unwrap_or_default();
+        tracing::error!(
+            file = %self.path.display(),
+            position,
+            %reason,
+            "corrupt batch on disk; not serving it"
+        );
+        if valid.len == 0 {
+            return Err(LogError::Corrupt {
+                path: self.path.clone(),
+                position,
+                reason,
+            });
+        }
+        Ok(bytes.slice(..valid.len))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -156,6 +203,8 @@ pub struct Log {
     log_end_offset: AtomicI64,
     failure: RwLock<Option<String>>,
     recovered_tail: Vec<BatchHeader>,
+    /// Opens segment files: the real file system, or a fault injector.
+    storage: Arc<dyn Storage>,
     /// Cleaner progress (`cleaner-offset-checkpoint`) and the lock that
     /// serialises cleaning passes on this log.
     cleaner_state: cleaner::CleanerState,
@@ -171,15 +220,26 @@ const RECOVERED_TAIL_BATCHES_MAX: usize = 10_000;
 impl Log {
     /// Opens (or creates) the log in `dir`, recovering from any crash.
     pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<Log, LogError> {
+        Log::open_with_storage(dir, config, now_ms, Arc::new(FileStorage))
+    }
+
+    /// [`Log::open`] with segment files opened through `storage` (tests
+    /// inject faults with [`storage::FaultyStorage`]).
+    pub fn open_with_storage(
+        dir: &Path,
+        config: LogConfig,
+        now_ms: i64,
+        storage: Arc<dyn Storage>,
+    ) -> Result<Log, LogError> {
         fs::create_dir_all(dir)?;
         let bases = list_segments(dir)?;
         let mut segments = Vec::with_capacity(bases.len().max(1));
         let mut recovered_tail = Vec::new();
         for (i, &base) in bases.iter().enumerate() {
             let segment = match bases.get(i + 1) {
-                Some(&next) => open_closed_segment(dir, base, next, &config)?,
+                Some(&next) => open_closed_segment(&*storage, dir, base, next, &config)?,
                 None => {
-                    let (segment, tail) = recover_last_segment(dir, base, &config)?;
+                    let (segment, tail) = recover_last_segment(&*storage, dir, base, &config)?;
                     recovered_tail = tail;
                     segment
                 }
@@ -187,7 +247,7 @@ impl Log {
             segments.push(Arc::new(segment));
         }
         if segments.is_empty() {
-            segments.push(Arc::new(Segment::create(dir, 0)?));
+            segments.push(Arc::new(Segment::create(&*storage, dir, 0)?));
             sync_dir(dir)?;
         }
         if let Some(active) = segments.last() {
@@ -213,6 +273,7 @@ impl Log {
             log_end_offset: AtomicI64::new(log_end),
             failure: RwLock::new(None),
             recovered_tail,
+            storage,
             cleaner_state,
             #[cfg(test)]
             fail_next_write: std::sync::atomic::AtomicBool::new(false),
@@ -272,7 +333,15 @@ impl Log {
     }
 
     /// Records an environmental failure: from now on writes are refused.
+    /// Except a full disk, outside fsync: the caller undid its write, and
+    /// writes resume when space is freed. A failed fsync always sticks, as
+    /// the kernel may have dropped the dirty pages it could not write.
     fn fail(&self, what: &str, e: io::Error) -> LogError {
+        if storage::is_no_space(&e) && !what.starts_with("fsync") {
+            let reason = format!("{what} in {}: {e}", self.dir.display());
+            tracing::warn!(%reason, "disk full; write refused, will retry on the next one");
+            return LogError::NoSpace(reason);
+        }
         let reason = format!("{what} in {}: {e}", self.dir.display());
         tracing::error!(%reason, "log storage failed; refusing further writes");
         self.failure.write().get_or_insert(reason);
@@ -340,10 +409,12 @@ impl Log {
         if self.fail_next_write.swap(false, Ordering::SeqCst) {
             return Err(self.fail("write", io::Error::other("injected write failure")));
         }
-        active
-            .file
-            .write_all_at(batch, position)
-            .map_err(|e| self.fail("write", e))?;
+        if let Err(e) = active.file.write_at(batch, position) {
+            // Readers never look past `size`, but a crash would leave the
+            // partial write for recovery to cut; cut it now where we can.
+            let _ = active.file.set_len(position);
+            return Err(self.fail("write", e));
+        }
         let (new, counts) = {
             let mut state = active.state.write();
             let new = state.on_batch(
@@ -354,9 +425,15 @@ impl Log {
             );
             (new, (state.offset_index.len(), state.time_index.len()))
         };
-        active
-            .write_entries(&new, counts)
-            .map_err(|e| self.fail("index write", e))?;
+        if let Err(e) = active.write_entries(&new, counts) {
+            if !storage::is_no_space(&e) {
+                return Err(self.fail("index write", e));
+            }
+            // The batch is written and published; only the derived index
+            // file lags, and it is rewritten before the segment is sealed.
+            tracing::warn!(dir = %self.dir.display(), error = %e, "index entry not written (disk full); will rewrite");
+            active.mark_indexes_dirty();
+        }
         self.log_end_offset
             .store(header.next_offset(), Ordering::Release);
         Ok(())
@@ -398,7 +475,8 @@ impl Log {
         // Every segment but the last is durable before the next exists, so
         // recovery only has to check the last one.
         old.sync_all().map_err(|e| self.fail("fsync", e))?;
-        let new = Segment::create(&self.dir, base_offset).map_err(|e| self.fail("roll", e))?;
+        let new = Segment::create(&*self.storage, &self.dir, base_offset)
+            .map_err(|e| self.fail("roll", e))?;
         new.state.write().created_ms = now_ms;
         sync_dir(&self.dir).map_err(|e| self.fail("fsync dir", e))?;
         self.segments.write().push(Arc::new(new));
@@ -497,7 +575,7 @@ impl Log {
         let end = end_offset_exclusive.min(log_end);
         let mut segment = self.segment_for(offset);
         if offset >= end {
-            return Ok(ReadSlice::empty(Arc::clone(&segment.file)));
+            return Ok(ReadSlice::empty(&segment));
         }
         loop {
             if let Some(slice) = read_segment(&segment, offset, end, max_bytes)? {
@@ -511,7 +589,7 @@ impl Log {
             };
             match next {
                 Some(next) => segment = next,
-                None => return Ok(ReadSlice::empty(Arc::clone(&segment.file))),
+                None => return Ok(ReadSlice::empty(&segment)),
             }
         }
     }
@@ -732,7 +810,7 @@ impl Log {
         })?;
         let truncated = (|| {
             active.file.set_len(cut)?;
-            active.file.sync_data()?;
+            active.file.sync()?;
             active.rebuild_from_headers(self.config.read().index_interval_bytes)
         })();
         truncated.map_err(|e| self.fail("truncate", e))?;
@@ -782,6 +860,7 @@ fn read_segment(
     })?;
     Ok(start.map(|position| ReadSlice {
         file: Arc::clone(&segment.file),
+        path: segment.log_path.clone(),
         position,
         len,
     }))
@@ -799,12 +878,28 @@ fn for_each_batch<F>(
 where
     F: FnMut(u64, &BatchHeader) -> Result<ControlFlow<()>, LogError>,
 {
-    let (mut position, size) = {
+    let (entry, size) = {
         let state = segment.state.read();
         (
-            state.position_for(segment.base_offset, from_offset),
+            state.index_entry_for(segment.base_offset, from_offset),
             state.size,
         )
+    };
+    let mut position = match entry {
+        Some(e) if index_entry_matches(segment, e, size) => u64::from(e.position),
+        Some(e) => {
+            // Indexes are checked on open only as far as is cheap; an entry
+            // that points elsewhere than it says must not send a read to the
+            // wrong batch (found by the index_lookup fuzz smoke test).
+            tracing::warn!(
+                segment = %segment.log_path.display(),
+                relative_offset = e.relative_offset,
+                position = e.position,
+                "offset index entry does not match the log; scanning from the segment start"
+            );
+            0
+        }
+        None => 0,
     };
     while let Some(header) = segment.header_at(position, size)? {
         if header.base_offset >= end_offset {
@@ -816,6 +911,15 @@ where
         position += header.total_bytes() as u64;
     }
     Ok(())
+}
+
+/// True if the batch at the entry's position has the entry's offset.
+fn index_entry_matches(segment: &Segment, entry: segment::OffsetEntry, size: u64) -> bool {
+    let expected = segment.base_offset + i64::from(entry.relative_offset);
+    matches!(
+        segment.header_at(u64::from(entry.position), size),
+        Ok(Some(h)) if h.base_offset == expected
+    )
 }
 
 /// Base offsets of the `*.log` files in `dir`, sorted; removes leftovers of
@@ -862,12 +966,13 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
 }
 
 fn open_closed_segment(
+    storage: &dyn Storage,
     dir: &Path,
     base: i64,
     next_base: i64,
     config: &LogConfig,
 ) -> Result<Segment, LogError> {
-    let (segment, offset_bytes, time_bytes) = Segment::open_files(dir, base)?;
+    let (segment, offset_bytes, time_bytes) = Segment::open_files(storage, dir, base)?;
     if !segment.load_indexes(&offset_bytes, &time_bytes, next_base)? {
         tracing::warn!(segment = %segment.log_path.display(), "rebuilding indexes");
         segment.rebuild_from_headers(config.index_interval_bytes)?;
@@ -878,11 +983,12 @@ fn open_closed_segment(
 /// Opens the last segment, validating every batch (CRC included) and cutting
 /// the file at the first byte that is not part of a valid batch.
 fn recover_last_segment(
+    storage: &dyn Storage,
     dir: &Path,
     base: i64,
     config: &LogConfig,
 ) -> Result<(Segment, Vec<BatchHeader>), LogError> {
-    let (segment, _, _) = Segment::open_files(dir, base)?;
+    let (segment, _, _) = Segment::open_files(storage, dir, base)?;
     let file_len = segment.size();
     let mut state = SegmentState::empty(base);
     let mut headers = std::collections::VecDeque::new();
@@ -913,7 +1019,7 @@ fn recover_last_segment(
             "truncating invalid tail of the log"
         );
         segment.file.set_len(position)?;
-        segment.file.sync_data()?;
+        segment.file.sync()?;
     }
     *segment.state.write() = state;
     segment.rewrite_indexes()?;
@@ -934,7 +1040,7 @@ fn next_valid_batch(
     }
     segment
         .file
-        .read_exact_at(&mut prefix, position)
+        .read_at(&mut prefix, position)
         .map_err(|e| e.to_string())?;
     let total = vltava_record::batch_total_bytes(&prefix).map_err(|e| e.to_string())?;
     if total > available {
@@ -943,7 +1049,7 @@ fn next_valid_batch(
     let mut batch = vec![0u8; total];
     segment
         .file
-        .read_exact_at(&mut batch, position)
+        .read_at(&mut batch, position)
         .map_err(|e| e.to_string())?;
     // Stored, not produced: a compacted batch may hold fewer records than its
     // offset range (a closed, cleaned segment becomes the last after
@@ -962,6 +1068,53 @@ fn next_valid_batch(
         ));
     }
     Ok(header)
+}
+
+/// How much of a read range is whole, valid batches.
+struct VerifiedPrefix {
+    len: usize,
+    error: Option<String>,
+}
+
+/// Walks the batches in `bytes` and stops at the first that is not whole,
+/// not CRC-valid or whose base offset goes backwards.
+fn verified_prefix(bytes: &[u8]) -> VerifiedPrefix {
+    let mut position = 0;
+    let mut next_offset = i64::MIN;
+    while position < bytes.len() {
+        let rest = &bytes[position..];
+        let checked = vltava_record::batch_total_bytes(rest)
+            .and_then(|total| {
+                let batch = rest.get(..total).ok_or(RecordError::Truncated {
+                    needed: total,
+                    available: rest.len(),
+                })?;
+                vltava_record::validate_stored_batch(batch)
+            })
+            .map_err(|e| e.to_string())
+            .and_then(|header| {
+                if header.base_offset < next_offset {
+                    return Err(format!("offset {} goes backwards", header.base_offset));
+                }
+                Ok(header)
+            });
+        match checked {
+            Ok(header) => {
+                next_offset = header.next_offset();
+                position += header.total_bytes();
+            }
+            Err(reason) => {
+                return VerifiedPrefix {
+                    len: position,
+                    error: Some(reason),
+                }
+            }
+        }
+    }
+    VerifiedPrefix {
+        len: position,
+        error: None,
+    }
 }
 
 fn delete_segment_files(dir: &Path, base: i64) -> io::Result<()> {

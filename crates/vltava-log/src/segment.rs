@@ -1,14 +1,15 @@
 //! One segment: a `.log` file of verbatim batches plus its two sparse
 //! indexes, kept in memory and appended to their files.
 
-use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 use vltava_record::{BatchHeader, RecordError, BATCH_HEADER_BYTES, LOG_OVERHEAD};
+
+use crate::storage::{SegmentFile, Storage};
 
 pub(crate) const OFFSET_ENTRY_BYTES: usize = 8;
 pub(crate) const TIME_ENTRY_BYTES: usize = 12;
@@ -138,18 +139,14 @@ impl SegmentState {
         Some(entry)
     }
 
-    /// File position to start scanning from for `offset`: the largest index
-    /// entry at or below it.
-    pub fn position_for(&self, base_offset: i64, offset: i64) -> u64 {
+    /// The index entry to start scanning from for `offset`: the largest at
+    /// or below it; `None` means the segment start.
+    pub fn index_entry_for(&self, base_offset: i64, offset: i64) -> Option<OffsetEntry> {
         let target = offset - base_offset;
         let i = self
             .offset_index
             .partition_point(|e| i64::from(e.relative_offset) <= target);
-        if i == 0 {
-            0
-        } else {
-            u64::from(self.offset_index[i - 1].position)
-        }
+        i.checked_sub(1).map(|i| self.offset_index[i])
     }
 
     /// Offset to start a timestamp search from: the last time index entry
@@ -178,45 +175,55 @@ pub(crate) struct Segment {
     pub base_offset: i64,
     pub log_path: PathBuf,
     /// Shared with readers for positional reads; writes go through
-    /// `write_all_at` at `size`, so readers never see a torn batch.
-    pub file: Arc<File>,
-    offset_index_file: File,
-    time_index_file: File,
+    /// `write_at` at `size`, so readers never see a torn batch.
+    pub file: Arc<dyn SegmentFile>,
+    offset_index_file: Arc<dyn SegmentFile>,
+    time_index_file: Arc<dyn SegmentFile>,
     pub state: RwLock<SegmentState>,
+    /// An index entry failed to reach its file (disk full): the in-memory
+    /// index is right, the file is rewritten from it before the segment is
+    /// sealed.
+    indexes_dirty: AtomicBool,
 }
 
 impl Segment {
     /// Creates a new, empty segment (files truncated if present).
-    pub fn create(dir: &Path, base_offset: i64) -> io::Result<Segment> {
+    pub fn create(storage: &dyn Storage, dir: &Path, base_offset: i64) -> io::Result<Segment> {
         let log_path = file_path(dir, base_offset, "log");
-        let file = open_rw(&log_path, true)?;
+        let file = storage.open(&log_path, true)?;
         Ok(Segment {
             base_offset,
-            file: Arc::new(file),
-            offset_index_file: open_rw(&file_path(dir, base_offset, "index"), true)?,
-            time_index_file: open_rw(&file_path(dir, base_offset, "timeindex"), true)?,
+            file,
+            offset_index_file: storage.open(&file_path(dir, base_offset, "index"), true)?,
+            time_index_file: storage.open(&file_path(dir, base_offset, "timeindex"), true)?,
             log_path,
             state: RwLock::new(SegmentState::empty(base_offset)),
+            indexes_dirty: AtomicBool::new(false),
         })
     }
 
     /// Opens an existing segment without looking at its contents.
-    pub fn open_files(dir: &Path, base_offset: i64) -> io::Result<(Segment, Vec<u8>, Vec<u8>)> {
+    pub fn open_files(
+        storage: &dyn Storage,
+        dir: &Path,
+        base_offset: i64,
+    ) -> io::Result<(Segment, Vec<u8>, Vec<u8>)> {
         let log_path = file_path(dir, base_offset, "log");
-        let file = open_rw(&log_path, false)?;
-        let offset_index_file = open_rw(&file_path(dir, base_offset, "index"), false)?;
-        let time_index_file = open_rw(&file_path(dir, base_offset, "timeindex"), false)?;
-        let offset_bytes = read_all(&offset_index_file)?;
-        let time_bytes = read_all(&time_index_file)?;
+        let file = storage.open(&log_path, false)?;
+        let offset_index_file = storage.open(&file_path(dir, base_offset, "index"), false)?;
+        let time_index_file = storage.open(&file_path(dir, base_offset, "timeindex"), false)?;
+        let offset_bytes = read_all(&*offset_index_file)?;
+        let time_bytes = read_all(&*time_index_file)?;
         let mut state = SegmentState::empty(base_offset);
-        state.size = file.metadata()?.len();
+        state.size = file.len()?;
         let segment = Segment {
             base_offset,
-            file: Arc::new(file),
+            file,
             offset_index_file,
             time_index_file,
             log_path,
             state: RwLock::new(state),
+            indexes_dirty: AtomicBool::new(false),
         };
         Ok((segment, offset_bytes, time_bytes))
     }
@@ -231,7 +238,7 @@ impl Segment {
             buf[..4].copy_from_slice(&e.relative_offset.to_be_bytes());
             buf[4..].copy_from_slice(&e.position.to_be_bytes());
             let at = (counts.0 - 1) * OFFSET_ENTRY_BYTES;
-            self.offset_index_file.write_all_at(&buf, at as u64)?;
+            self.offset_index_file.write_at(&buf, at as u64)?;
         }
         if let Some(e) = new.time {
             self.write_time_entry(e, counts.1 - 1)?;
@@ -244,26 +251,40 @@ impl Segment {
         buf[..8].copy_from_slice(&e.timestamp.to_be_bytes());
         buf[8..].copy_from_slice(&e.relative_offset.to_be_bytes());
         self.time_index_file
-            .write_all_at(&buf, (index * TIME_ENTRY_BYTES) as u64)
+            .write_at(&buf, (index * TIME_ENTRY_BYTES) as u64)
+    }
+
+    /// Remembers that the index files lag the in-memory indexes.
+    pub fn mark_indexes_dirty(&self) {
+        self.indexes_dirty.store(true, Ordering::Release);
+    }
+
+    /// Rewrites the index files if an entry failed to reach them.
+    pub fn repair_indexes(&self) -> io::Result<()> {
+        if self.indexes_dirty.load(Ordering::Acquire) {
+            self.rewrite_indexes()?;
+            self.indexes_dirty.store(false, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Replaces both index files with the in-memory entries.
     pub fn rewrite_indexes(&self) -> io::Result<()> {
         let (offsets, times) = self.state.read().index_bytes();
         self.offset_index_file.set_len(0)?;
-        self.offset_index_file.write_all_at(&offsets, 0)?;
+        self.offset_index_file.write_at(&offsets, 0)?;
         self.time_index_file.set_len(0)?;
-        self.time_index_file.write_all_at(&times, 0)
+        self.time_index_file.write_at(&times, 0)
     }
 
     pub fn sync_data(&self) -> io::Result<()> {
-        self.file.sync_data()
+        self.file.sync()
     }
 
     pub fn sync_all(&self) -> io::Result<()> {
-        self.file.sync_data()?;
-        self.offset_index_file.sync_data()?;
-        self.time_index_file.sync_data()
+        self.file.sync()?;
+        self.offset_index_file.sync()?;
+        self.time_index_file.sync()
     }
 
     /// Closes the segment for appends: records the final max timestamp in the
@@ -273,9 +294,13 @@ impl Segment {
         if let Some(e) = state.maybe_time_entry(self.base_offset) {
             let index = state.time_index.len() - 1;
             drop(state);
-            self.write_time_entry(e, index)?;
+            if let Err(e) = self.write_time_entry(e, index) {
+                // The entry is in memory; a retried seal rewrites the file.
+                self.mark_indexes_dirty();
+                return Err(e);
+            }
         }
-        Ok(())
+        self.repair_indexes()
     }
 
     /// Reads the batch header at `position`; `None` at or past `end`.
@@ -284,7 +309,7 @@ impl Segment {
             return Ok(None);
         }
         let mut buf = [0u8; BATCH_HEADER_BYTES];
-        self.file.read_exact_at(&mut buf, position)?;
+        self.file.read_at(&mut buf, position)?;
         let header = BatchHeader::parse(&buf).map_err(corrupt)?;
         if position + header.total_bytes() as u64 > end {
             return Err(corrupt(RecordError::Truncated {
@@ -298,7 +323,7 @@ impl Segment {
     /// Reads one whole batch.
     pub fn batch_at(&self, position: u64, header: &BatchHeader) -> io::Result<Vec<u8>> {
         let mut buf = vec![0u8; header.total_bytes()];
-        self.file.read_exact_at(&mut buf, position)?;
+        self.file.read_at(&mut buf, position)?;
         Ok(buf)
     }
 
@@ -306,7 +331,7 @@ impl Segment {
     /// size, trusting the data (used for closed segments whose indexes are
     /// missing or invalid).
     pub fn rebuild_from_headers(&self, index_interval_bytes: u32) -> io::Result<()> {
-        let end = self.file.metadata()?.len();
+        let end = self.file.len()?;
         let mut state = SegmentState::empty(self.base_offset);
         let mut position = 0;
         while let Some(header) = self.header_at(position, end)? {
@@ -339,14 +364,28 @@ impl Segment {
         if size > 0 && times.is_empty() {
             return Ok(false);
         }
-        if let Some(last) = offsets.last() {
-            let header = match self.header_at(u64::from(last.position), size) {
-                Ok(Some(h)) => h,
-                _ => return Ok(false),
-            };
-            if header.base_offset != self.base_offset + i64::from(last.relative_offset) {
-                return Ok(false);
+        let tail_from = match offsets.last() {
+            Some(last) => {
+                let header = match self.header_at(u64::from(last.position), size) {
+                    Ok(Some(h)) => h,
+                    _ => return Ok(false),
+                };
+                if header.base_offset != self.base_offset + i64::from(last.relative_offset) {
+                    return Ok(false);
+                }
+                u64::from(last.position)
             }
+            None => 0,
+        };
+        // The batches after the last offset entry (at most about
+        // index.interval.bytes of them) must chain exactly to the end of the
+        // file, and the final time entry must be at least their newest
+        // timestamp: a time index cut short (or stale) fails this.
+        let Some(tail_max_timestamp) = self.max_timestamp_from(tail_from, size) else {
+            return Ok(false);
+        };
+        if times.last().map_or(-1, |t| t.timestamp) < tail_max_timestamp {
+            return Ok(false);
         }
         let mut state = self.state.write();
         state.next_offset = next_base_offset;
@@ -358,6 +397,20 @@ impl Segment {
         state.offset_index = offsets;
         state.time_index = times;
         Ok(true)
+    }
+}
+
+impl Segment {
+    /// The newest batch timestamp from `position` to `end`, walking headers;
+    /// `None` if they do not chain exactly to `end`.
+    fn max_timestamp_from(&self, mut position: u64, end: u64) -> Option<i64> {
+        let mut max = -1;
+        while position < end {
+            let header = self.header_at(position, end).ok()??;
+            max = max.max(header.max_timestamp);
+            position += header.total_bytes() as u64;
+        }
+        Some(max)
     }
 }
 
@@ -413,19 +466,10 @@ fn corrupt(e: RecordError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
-fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(truncate)
-        .open(path)
-}
-
-fn read_all(file: &File) -> io::Result<Vec<u8>> {
-    let len = file.metadata()?.len() as usize;
+fn read_all(file: &dyn SegmentFile) -> io::Result<Vec<u8>> {
+    let len = file.len()? as usize;
     let mut buf = vec![0u8; len];
-    file.read_exact_at(&mut buf, 0)?;
+    file.read_at(&mut buf, 0)?;
     Ok(buf)
 }
 

@@ -466,9 +466,13 @@ pub fn decode_records(batch: &[u8]) -> Result<Vec<Record>, RecordError> {
     if records.len() != count {
         return Err(invalid_count(&header));
     }
-    let mut previous = header.base_offset - 1;
-    for record in &records {
-        if record.offset <= previous || record.offset > header.last_offset() {
+    // Saturating: a batch from disk or another broker may carry any base
+    // offset, i64::MIN included (found by the record_batch fuzz smoke test).
+    let mut previous = header.base_offset.saturating_sub(1);
+    for (i, record) in records.iter().enumerate() {
+        let increasing =
+            record.offset > previous || (i == 0 && record.offset == header.base_offset);
+        if !increasing || record.offset > header.last_offset() {
             return Err(RecordError::InvalidRecord(format!(
                 "record offset {} outside batch range {}..={} or not increasing",
                 record.offset,

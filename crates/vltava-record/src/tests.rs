@@ -392,3 +392,15 @@ fn stored_validation_still_rejects_more_records_than_offsets() {
         Err(RecordError::BadRecordCount { .. })
     ));
 }
+
+/// Found by the record_batch fuzz smoke test: a stored batch whose base
+/// offset is i64::MIN made `decode_records` overflow (a panic in debug
+/// builds) instead of decoding or refusing it.
+#[test]
+fn decode_records_survives_a_base_offset_of_i64_min() {
+    let mut batch = three_records(Compression::None);
+    set_base_offset(&mut batch, i64::MIN);
+    let decoded = decode_records(&batch).unwrap();
+    let offsets: Vec<i64> = decoded.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, [i64::MIN, i64::MIN + 1, i64::MIN + 2]);
+}

@@ -1,11 +1,29 @@
 //! One client connection: frames in, responses out, in order.
+//!
+//! Limits, all named after broker config keys (see [`ConnectionLimits`]):
+//! - one request in flight per connection: the next frame is not read until
+//!   the previous response is in the socket, so a client that never reads
+//!   its responses makes the broker stop reading from it (one queued
+//!   response at most), and is closed after `connections.max.idle.ms`;
+//! - `socket.request.max.bytes`: checked on the length prefix, before any
+//!   body byte is read or memory is set aside;
+//! - `queued.max.request.bytes`: request bytes held across all connections,
+//!   reserved 64 KiB ahead of what has arrived; a connection waits (without
+//!   reading) while the pool is exhausted;
+//! - `socket.request.read.timeout.ms`: once the first byte of a request has
+//!   arrived, the rest must follow within this (slowloris);
+//! - `connections.max.idle.ms`: no new request within this closes the
+//!   connection, as does a response that cannot be written within it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use vltava_broker::handlers;
@@ -15,75 +33,236 @@ use vltava_protocol::{
     FRAME_PREFIX_BYTES,
 };
 
-/// Socket read buffer; frames larger than this are read in pieces.
-const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// A frame body is read (and its memory reserved) this many bytes at a
+/// time, so the buffer grows as bytes come in rather than trusting the
+/// prefix up front.
+const FRAME_CHUNK_BYTES: usize = 64 * 1024;
 
-pub async fn serve(
+/// The per-connection limits, from the broker config.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionLimits {
+    /// `socket.request.max.bytes`.
+    pub request_bytes_max: usize,
+    /// `connections.max.idle.ms`.
+    pub idle_timeout: Duration,
+    /// `socket.request.read.timeout.ms`.
+    pub request_read_timeout: Duration,
+    /// `queued.max.request.bytes`, shared by every connection; `None` is
+    /// unbounded.
+    pub request_memory: Option<Arc<Semaphore>>,
+}
+
+impl ConnectionLimits {
+    pub fn from_config(config: &vltava_broker::BrokerConfig) -> ConnectionLimits {
+        ConnectionLimits {
+            request_bytes_max: config.socket_request_max_bytes,
+            idle_timeout: Duration::from_millis(config.connections_max_idle_ms),
+            request_read_timeout: Duration::from_millis(config.socket_request_read_timeout_ms),
+            request_memory: config
+                .queued_max_request_bytes
+                .map(|bytes| Arc::new(Semaphore::new(bytes.min(Semaphore::MAX_PERMITS)))),
+        }
+    }
+}
+
+/// Why a connection ends; each is logged once, at a level that matches
+/// whose fault it is.
+#[derive(Debug)]
+enum Close {
+    ClientGone,
+    Shutdown,
+    Idle,
+    ReadTimeout { received: usize, expected: usize },
+    BadFrame(String),
+    WriteStalled { response_bytes: usize },
+    EncodeFailed,
+}
+
+impl Close {
+    fn log(&self, peer: SocketAddr, limits: &ConnectionLimits) {
+        match self {
+            Close::ClientGone | Close::Shutdown | Close::EncodeFailed => {
+                debug!(%peer, reason = ?self, "connection closed")
+            }
+            Close::Idle => debug!(
+                %peer,
+                idle_ms = limits.idle_timeout.as_millis() as u64,
+                "closing idle connection (connections.max.idle.ms)"
+            ),
+            Close::ReadTimeout { received, expected } => warn!(
+                %peer,
+                received, expected,
+                timeout_ms = limits.request_read_timeout.as_millis() as u64,
+                "closing connection: request not received in time (socket.request.read.timeout.ms)"
+            ),
+            Close::BadFrame(error) => warn!(%peer, %error, "closing connection"),
+            Close::WriteStalled { response_bytes } => warn!(
+                %peer,
+                response_bytes,
+                timeout_ms = limits.idle_timeout.as_millis() as u64,
+                "closing connection: client is not reading its responses (connections.max.idle.ms)"
+            ),
+        }
+    }
+}
+
+/// A request frame and the share of `queued.max.request.bytes` it holds
+/// until it has been handled.
+struct Frame {
+    bytes: Bytes,
+    _memory: Option<OwnedSemaphorePermit>,
+}
+
+pub(crate) async fn serve(
     broker: Arc<Broker>,
     stream: TcpStream,
     peer: SocketAddr,
+    limits: ConnectionLimits,
     shutdown: CancellationToken,
 ) {
     debug!(%peer, "connection opened");
-    let (reader, writer) = stream.into_split();
-    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
-    let mut writer = BufWriter::new(writer);
-    let request_bytes_max = broker.config.socket_request_max_bytes;
-    loop {
-        let mut prefix = [0u8; FRAME_PREFIX_BYTES];
-        let read = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            read = reader.read_exact(&mut prefix) => read,
+    let (mut reader, mut writer) = stream.into_split();
+    let close = loop {
+        let frame = tokio::select! {
+            _ = shutdown.cancelled() => break Close::Shutdown,
+            frame = read_frame(&mut reader, &limits) => frame,
         };
-        if read.is_err() {
-            break; // the client went away
-        }
-        let frame_bytes = match frame_length(prefix, request_bytes_max) {
-            Ok(n) => n,
-            Err(e) => {
-                warn!(%peer, error = %e, "closing connection");
-                break;
-            }
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(close) => break close,
         };
-        // Grow the buffer as bytes arrive rather than trusting the prefix
-        // with an allocation up front.
-        let mut frame = Vec::with_capacity(frame_bytes.min(READ_BUFFER_BYTES));
-        match (&mut reader)
-            .take(frame_bytes as u64)
-            .read_to_end(&mut frame)
-            .await
-        {
-            Ok(n) if n == frame_bytes => {}
-            _ => {
-                debug!(%peer, "connection closed mid-frame");
-                break;
-            }
-        }
-        let Some((api_key, version, correlation_id, response)) =
-            respond(&broker, Bytes::from(frame), peer).await
-        else {
-            break;
-        };
+        let (api_key, version, correlation_id, response) =
+            match respond(&broker, frame.bytes, peer).await {
+                Ok(answer) => answer,
+                Err(close) => break close,
+            };
         let Some(response) = response else { continue };
         let encoded = match encode_response(api_key, version, correlation_id, &response) {
             Ok(bytes) => bytes,
             Err(e) => {
                 // Our own response failed to encode: a bug, reported loudly.
                 tracing::error!(%peer, ?api_key, version, error = %e, "response encoding failed");
-                break;
+                break Close::EncodeFailed;
             }
         };
-        if writer.write_all(&encoded).await.is_err() || writer.flush().await.is_err() {
-            break;
+        if let Err(close) = write_response(&mut writer, &encoded, limits.idle_timeout).await {
+            break close;
+        }
+    };
+    close.log(peer, &limits);
+}
+
+/// Reads one frame: waits up to the idle timeout for its first byte, then
+/// up to the read timeout for the rest (memory waits included, so a frame
+/// that cannot get memory gives up its share in bounded time).
+async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    limits: &ConnectionLimits,
+) -> Result<Frame, Close> {
+    let mut prefix = [0u8; FRAME_PREFIX_BYTES];
+    match timeout(limits.idle_timeout, reader.read(&mut prefix[..1])).await {
+        Err(_) => return Err(Close::Idle),
+        Ok(Ok(0)) | Ok(Err(_)) => return Err(Close::ClientGone),
+        Ok(Ok(_)) => {}
+    }
+    let mut progress = Progress {
+        received: 1,
+        expected: FRAME_PREFIX_BYTES,
+    };
+    let read = read_rest(reader, prefix, limits, &mut progress);
+    match timeout(limits.request_read_timeout, read).await {
+        Ok(result) => result,
+        Err(_) => Err(Close::ReadTimeout {
+            received: progress.received,
+            expected: progress.expected,
+        }),
+    }
+}
+
+/// How much of the current frame has arrived, for the timeout report.
+struct Progress {
+    received: usize,
+    expected: usize,
+}
+
+async fn read_rest<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    mut prefix: [u8; FRAME_PREFIX_BYTES],
+    limits: &ConnectionLimits,
+    progress: &mut Progress,
+) -> Result<Frame, Close> {
+    reader
+        .read_exact(&mut prefix[1..])
+        .await
+        .map_err(|_| Close::ClientGone)?;
+    let frame_bytes = frame_length(prefix, limits.request_bytes_max)
+        .map_err(|e| Close::BadFrame(e.to_string()))?;
+    *progress = Progress {
+        received: 0,
+        expected: frame_bytes,
+    };
+    let mut body = Vec::with_capacity(frame_bytes.min(FRAME_CHUNK_BYTES));
+    let mut memory: Option<OwnedSemaphorePermit> = None;
+    while body.len() < frame_bytes {
+        let chunk = (frame_bytes - body.len()).min(FRAME_CHUNK_BYTES);
+        reserve_request_memory(limits, chunk, &mut memory).await;
+        let mut filled = body.len();
+        body.resize(filled + chunk, 0);
+        while filled < body.len() {
+            match reader.read(&mut body[filled..]).await {
+                Ok(0) | Err(_) => return Err(Close::ClientGone),
+                Ok(n) => filled += n,
+            }
+            progress.received = filled;
         }
     }
-    debug!(%peer, "connection closed");
+    Ok(Frame {
+        bytes: Bytes::from(body),
+        _memory: memory,
+    })
+}
+
+/// Adds `chunk_bytes` to this frame's share of `queued.max.request.bytes`,
+/// waiting until they fit. Memory is taken as bytes arrive, one chunk
+/// ahead, so a frame that only announces a large size holds little.
+async fn reserve_request_memory(
+    limits: &ConnectionLimits,
+    chunk_bytes: usize,
+    held: &mut Option<OwnedSemaphorePermit>,
+) {
+    let Some(pool) = limits.request_memory.as_ref() else {
+        return;
+    };
+    // Chunks are at most FRAME_CHUNK_BYTES, far below u32::MAX.
+    let permits = chunk_bytes as u32;
+    if let Ok(permit) = Arc::clone(pool).acquire_many_owned(permits).await {
+        match held {
+            Some(held) => held.merge(permit),
+            None => *held = Some(permit),
+        }
+    }
+}
+
+/// Writes one response; a client that does not take it within
+/// `stall_timeout` is closed.
+async fn write_response<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    response: &[u8],
+    stall_timeout: Duration,
+) -> Result<(), Close> {
+    match timeout(stall_timeout, writer.write_all(response)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Close::ClientGone),
+        Err(_) => Err(Close::WriteStalled {
+            response_bytes: response.len(),
+        }),
+    }
 }
 
 type Answer = (ApiKey, i16, i32, Option<ResponseKind>);
 
-/// Decodes and handles one frame. `None` means the connection must close.
-async fn respond(broker: &Broker, frame: Bytes, peer: SocketAddr) -> Option<Answer> {
+/// Decodes and handles one frame; an undecodable one closes the connection.
+async fn respond(broker: &Broker, frame: Bytes, peer: SocketAddr) -> Result<Answer, Close> {
     match decode_request(frame) {
         Ok(request) => {
             let api_key = request.api_key;
@@ -99,7 +278,7 @@ async fn respond(broker: &Broker, frame: Bytes, peer: SocketAddr) -> Option<Answ
                 client_host: format!("/{}", peer.ip()),
             };
             let response = handlers::handle(broker, request, &client).await;
-            Some((api_key, version, correlation_id, response))
+            Ok((api_key, version, correlation_id, response))
         }
         Err(DecodeError::UnsupportedVersion {
             api_key: ApiKey::ApiVersions,
@@ -108,16 +287,92 @@ async fn respond(broker: &Broker, frame: Bytes, peer: SocketAddr) -> Option<Answ
         }) => {
             debug!(%peer, version = preamble.api_version, "ApiVersions version unsupported; answering v0");
             let response = ResponseKind::ApiVersions(handlers::unsupported_version_response());
-            Some((
+            Ok((
                 ApiKey::ApiVersions,
                 0,
                 preamble.correlation_id,
                 Some(response),
             ))
         }
-        Err(e) => {
-            warn!(%peer, error = %e, "closing connection");
-            None
+        Err(e) => Err(Close::BadFrame(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    fn limits(request_memory_bytes: Option<usize>) -> ConnectionLimits {
+        ConnectionLimits {
+            request_bytes_max: 1024,
+            idle_timeout: Duration::from_secs(600),
+            request_read_timeout: Duration::from_secs(30),
+            request_memory: request_memory_bytes.map(|b| Arc::new(Semaphore::new(b))),
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_sender_is_closed_after_the_read_timeout() {
+        let (mut client, mut server) = tokio::io::duplex(64);
+        client.write_all(&[0, 0, 0, 10, 1, 2]).await.unwrap();
+        let limits = limits(None);
+        match read_frame(&mut server, &limits).await {
+            Err(Close::ReadTimeout { received, expected }) => {
+                assert_eq!((received, expected), (2, 10));
+            }
+            other => panic!("expected a read timeout, got {:?}", other.map(|f| f.bytes)),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_is_idle() {
+        let (_client, mut server) = tokio::io::duplex(64);
+        let result = read_frame(&mut server, &limits(None)).await;
+        assert!(matches!(result, Err(Close::Idle)), "{:?}", result.err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_oversized_prefix_is_refused_before_reading_the_body() {
+        let (mut client, mut server) = tokio::io::duplex(64);
+        client
+            .write_all(&0x7fff_ffffu32.to_be_bytes())
+            .await
+            .unwrap();
+        let result = read_frame(&mut server, &limits(None)).await;
+        assert!(
+            matches!(result, Err(Close::BadFrame(_))),
+            "{:?}",
+            result.err()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn request_memory_is_held_until_the_frame_is_dropped() {
+        let (mut client, mut server) = tokio::io::duplex(4096);
+        let limits = limits(Some(1024));
+        let memory = Arc::clone(limits.request_memory.as_ref().unwrap());
+        client.write_all(&[0, 0, 0, 3, 7, 8, 9]).await.unwrap();
+        let frame = read_frame(&mut server, &limits).await.ok().unwrap();
+        assert_eq!(&frame.bytes[..], &[7, 8, 9]);
+        assert_eq!(memory.available_permits(), 1021);
+        drop(frame);
+        assert_eq!(memory.available_permits(), 1024);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_never_reads_is_closed_after_the_idle_timeout() {
+        let (_client, mut server) = tokio::io::duplex(16);
+        let response = vec![0u8; 1024];
+        let result = write_response(&mut server, &response, Duration::from_secs(5)).await;
+        assert!(
+            matches!(
+                result,
+                Err(Close::WriteStalled {
+                    response_bytes: 1024
+                })
+            ),
+            "{result:?}"
+        );
     }
 }

@@ -55,12 +55,16 @@ pub async fn bind(broker: &Broker) -> Result<Vec<TcpListener>, ServerError> {
 /// in-flight requests finish (up to a patience timeout) and returns.
 pub async fn serve(broker: Arc<Broker>, listeners: Vec<TcpListener>, shutdown: CancellationToken) {
     let permits = Arc::new(Semaphore::new(broker.config.max_connections));
+    // One set of limits for every listener: queued.max.request.bytes is
+    // broker-wide.
+    let limits = connection::ConnectionLimits::from_config(&broker.config);
     let mut acceptors = JoinSet::new();
     for listener in listeners {
         acceptors.spawn(accept_loop(
             broker.clone(),
             listener,
             permits.clone(),
+            limits.clone(),
             shutdown.clone(),
         ));
     }
@@ -73,6 +77,7 @@ async fn accept_loop(
     broker: Arc<Broker>,
     listener: TcpListener,
     permits: Arc<Semaphore>,
+    limits: connection::ConnectionLimits,
     shutdown: CancellationToken,
 ) {
     let mut connections = JoinSet::new();
@@ -95,8 +100,9 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let broker = broker.clone();
         let shutdown = shutdown.clone();
+        let limits = limits.clone();
         connections.spawn(async move {
-            connection::serve(broker, stream, peer, shutdown).await;
+            connection::serve(broker, stream, peer, limits, shutdown).await;
             drop(permit);
         });
         // Reap finished connections so the set does not grow without bound.

@@ -5,7 +5,6 @@ use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use tokio::time::Instant;
-use vltava_log::LogError;
 use vltava_protocol::ResponseError;
 
 use crate::broker::Topic;
@@ -140,9 +139,11 @@ fn read_partition<'a>(
     if !first_with_data && slice.len > bytes_left {
         return Ok((partition, Bytes::new()));
     }
+    // Checked batch by batch (CRC-32C): corruption on disk is reported as
+    // KAFKA_STORAGE_ERROR, never served as data (docs/reliability.md).
     let records = slice
-        .to_bytes()
-        .map_err(|e| (ApiError::from(LogError::from(e)), Some(partition)))?;
+        .to_verified_bytes()
+        .map_err(|e| (ApiError::from(e), Some(partition)))?;
     Ok((partition, records))
 }
 

@@ -1,0 +1,275 @@
+//! The storage seam: every byte the log reads or writes in a segment's
+//! `.log`, `.index` and `.timeindex` goes through [`SegmentFile`], opened by
+//! a [`Storage`]. [`FileStorage`] is the real one; [`FaultyStorage`] wraps
+//! it to inject failures in tests (fail after N operations, short writes,
+//! fsync errors, a full disk, bit flips on read).
+//!
+//! Outside the seam (plain `std::fs`, not worth a trait): directory listing,
+//! renames and deletes, directory fsyncs, the small `log-start-offset` and
+//! `cleaner-offset-checkpoint` files, and the cleaner's `.cleaned` output
+//! (it becomes a segment, through the seam, once swapped in).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+
+/// One open file of a segment. Positional I/O only, so readers and the one
+/// writer share it without a cursor.
+#[allow(clippy::len_without_is_empty)] // a file's length is an I/O result
+pub trait SegmentFile: Send + Sync + std::fmt::Debug {
+    /// Fills `buf` from `position`, or fails (`UnexpectedEof` past the end).
+    fn read_at(&self, buf: &mut [u8], position: u64) -> io::Result<()>;
+    /// Writes all of `buf` at `position`. On error any prefix may be written.
+    fn write_at(&self, buf: &[u8], position: u64) -> io::Result<()>;
+    /// `fdatasync`.
+    fn sync(&self) -> io::Result<()>;
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    fn len(&self) -> io::Result<u64>;
+    fn modified(&self) -> io::Result<SystemTime>;
+    /// The OS file underneath, for zero-copy (`sendfile`) paths; `None` when
+    /// the bytes must go through [`SegmentFile::read_at`] (fault injection).
+    fn as_file(&self) -> Option<&File>;
+}
+
+/// Opens segment files.
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    /// Opens `path` for reading and writing, creating it if missing and
+    /// emptying it if `truncate`.
+    fn open(&self, path: &Path, truncate: bool) -> io::Result<Arc<dyn SegmentFile>>;
+}
+
+/// The real thing: `std::fs::File` with `pread`/`pwrite`/`fdatasync`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FileStorage;
+
+impl Storage for FileStorage {
+    fn open(&self, path: &Path, truncate: bool) -> io::Result<Arc<dyn SegmentFile>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(truncate)
+            .open(path)?;
+        Ok(Arc::new(file))
+    }
+}
+
+impl SegmentFile for File {
+    fn read_at(&self, buf: &mut [u8], position: u64) -> io::Result<()> {
+        self.read_exact_at(buf, position)
+    }
+    fn write_at(&self, buf: &[u8], position: u64) -> io::Result<()> {
+        self.write_all_at(buf, position)
+    }
+    fn sync(&self) -> io::Result<()> {
+        self.sync_data()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        File::set_len(self, len)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+    fn modified(&self) -> io::Result<SystemTime> {
+        self.metadata()?.modified()
+    }
+    fn as_file(&self) -> Option<&File> {
+        Some(self)
+    }
+}
+
+/// True for the errors that mean "no space left", which the log treats as
+/// recoverable (writes resume once space is freed), unlike other write
+/// errors and every fsync error.
+pub fn is_no_space(e: &io::Error) -> bool {
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    e.kind() == io::ErrorKind::StorageFull || matches!(e.raw_os_error(), Some(ENOSPC | EDQUOT))
+}
+
+/// What [`FaultyStorage`] does wrong; shared by every file it opened, and
+/// changeable while the log runs.
+#[derive(Debug, Default)]
+pub struct FaultPlan {
+    state: Mutex<FaultState>,
+}
+
+#[derive(Debug, Default)]
+struct FaultState {
+    /// Reads, writes, syncs and set_lens so far.
+    ops: u64,
+    /// Every operation after this many fails with EIO.
+    fail_after_ops: Option<u64>,
+    /// The next write writes only this many bytes, then fails with EIO.
+    short_write_next: Option<usize>,
+    /// fsyncs fail with EIO.
+    fail_syncs: bool,
+    /// Writes that would grow a file write half their bytes and fail with
+    /// ENOSPC.
+    disk_full: bool,
+    /// Reads covering this (file, byte) see its lowest bit flipped.
+    flip_on_read: Option<(PathBuf, u64)>,
+}
+
+enum Fault {
+    None,
+    Fail(io::Error),
+    Short(usize, io::Error),
+}
+
+impl FaultPlan {
+    pub fn new() -> Arc<FaultPlan> {
+        Arc::new(FaultPlan::default())
+    }
+
+    /// Operations performed so far.
+    pub fn ops(&self) -> u64 {
+        self.state.lock().ops
+    }
+
+    pub fn fail_after_ops(&self, ops: Option<u64>) {
+        self.state.lock().fail_after_ops = ops;
+    }
+
+    pub fn short_write_next(&self, bytes: usize) {
+        self.state.lock().short_write_next = Some(bytes);
+    }
+
+    pub fn fail_syncs(&self, fail: bool) {
+        self.state.lock().fail_syncs = fail;
+    }
+
+    pub fn disk_full(&self, full: bool) {
+        self.state.lock().disk_full = full;
+    }
+
+    pub fn flip_bit_on_read(&self, path: &Path, position: u64) {
+        self.state.lock().flip_on_read = Some((path.to_path_buf(), position));
+    }
+
+    /// Counts one operation and decides its fault.
+    fn next(&self, kind: OpKind, len: usize) -> Fault {
+        let mut s = self.state.lock();
+        s.ops += 1;
+        if s.fail_after_ops.is_some_and(|n| s.ops > n) {
+            return Fault::Fail(eio("injected failure after N operations"));
+        }
+        match kind {
+            OpKind::Sync if s.fail_syncs => Fault::Fail(eio("injected fsync failure")),
+            OpKind::Write => {
+                if let Some(bytes) = s.short_write_next.take() {
+                    return Fault::Short(bytes.min(len), eio("injected short write"));
+                }
+                if s.disk_full {
+                    return Fault::Short(len / 2, io::Error::from_raw_os_error(28));
+                }
+                Fault::None
+            }
+            _ => Fault::None,
+        }
+    }
+
+    fn flip(&self, path: &Path, buf: &mut [u8], position: u64) {
+        let s = self.state.lock();
+        if let Some((p, at)) = &s.flip_on_read {
+            if p == path && (position..position + buf.len() as u64).contains(at) {
+                buf[(at - position) as usize] ^= 1;
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum OpKind {
+    Read,
+    Write,
+    Sync,
+    SetLen,
+}
+
+fn eio(what: &str) -> io::Error {
+    io::Error::other(what.to_string())
+}
+
+/// Real files with the faults of a shared [`FaultPlan`]. Files it opens
+/// report no `as_file`, so every read goes through the faults.
+#[derive(Debug, Clone)]
+pub struct FaultyStorage {
+    pub plan: Arc<FaultPlan>,
+}
+
+impl FaultyStorage {
+    pub fn new(plan: Arc<FaultPlan>) -> FaultyStorage {
+        FaultyStorage { plan }
+    }
+}
+
+impl Storage for FaultyStorage {
+    fn open(&self, path: &Path, truncate: bool) -> io::Result<Arc<dyn SegmentFile>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(truncate)
+            .open(path)?;
+        Ok(Arc::new(FaultyFile {
+            file,
+            path: path.to_path_buf(),
+            plan: Arc::clone(&self.plan),
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct FaultyFile {
+    file: File,
+    path: PathBuf,
+    plan: Arc<FaultPlan>,
+}
+
+impl SegmentFile for FaultyFile {
+    fn read_at(&self, buf: &mut [u8], position: u64) -> io::Result<()> {
+        if let Fault::Fail(e) = self.plan.next(OpKind::Read, buf.len()) {
+            return Err(e);
+        }
+        self.file.read_exact_at(buf, position)?;
+        self.plan.flip(&self.path, buf, position);
+        Ok(())
+    }
+    fn write_at(&self, buf: &[u8], position: u64) -> io::Result<()> {
+        match self.plan.next(OpKind::Write, buf.len()) {
+            Fault::None => self.file.write_all_at(buf, position),
+            Fault::Fail(e) => Err(e),
+            Fault::Short(bytes, e) => {
+                self.file.write_all_at(&buf[..bytes], position)?;
+                Err(e)
+            }
+        }
+    }
+    fn sync(&self) -> io::Result<()> {
+        match self.plan.next(OpKind::Sync, 0) {
+            Fault::None => self.file.sync_data(),
+            Fault::Fail(e) | Fault::Short(_, e) => Err(e),
+        }
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        match self.plan.next(OpKind::SetLen, 0) {
+            Fault::None => self.file.set_len(len),
+            Fault::Fail(e) | Fault::Short(_, e) => Err(e),
+        }
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+    fn modified(&self) -> io::Result<SystemTime> {
+        self.file.metadata()?.modified()
+    }
+    fn as_file(&self) -> Option<&File> {
+        None
+    }
+}
