@@ -6,7 +6,7 @@
 //! id and per-partition sequence numbers and keeps one batch in flight per
 //! partition, so a retried batch can never overtake or duplicate another.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -109,7 +109,10 @@ struct OpenBatch {
 
 #[derive(Default)]
 struct Accumulator {
-    batches: BTreeMap<Tp, OpenBatch>,
+    /// Per partition, closed batches then the open one (at the back), as
+    /// the Java client's accumulator: a batch closes when the next record
+    /// would take it past `batch.size`.
+    batches: BTreeMap<Tp, VecDeque<OpenBatch>>,
     /// Records handed to the sender and not yet answered.
     in_flight: usize,
     flushes: usize,
@@ -192,20 +195,18 @@ impl Producer {
             if acc.closed {
                 return Err(Error::Invalid("the producer is closed".into()));
             }
-            let batch = acc
+            let queue = acc
                 .batches
                 .entry((record.topic.clone(), partition))
                 .or_default();
-            batch.opened.get_or_insert_with(Instant::now);
-            batch.bytes += size;
-            batch.records.push(Pending {
+            let pending = Pending {
                 key: record.key,
                 value: record.value,
                 headers: record.headers,
                 timestamp_ms: record.timestamp_ms.unwrap_or_else(now_ms),
                 reply,
-            });
-            batch.bytes >= self.config.batch_size_bytes || batch.records.len() == 1
+            };
+            append_record(queue, pending, size, self.config.batch_size_bytes)
         };
         if full {
             // A new batch starts its linger clock; a full one is ready now.
@@ -296,36 +297,30 @@ fn record_size(
         + 16
 }
 
-/// Takes the records of `tp`'s open batch that fit in `batch_size_bytes`
-/// (at least one). Records keep arriving while a Produce is in flight, so an
-/// open batch can outgrow `batch.size`; sending it whole would exceed the
-/// broker's `max.message.bytes`. The rest stays queued, still ready.
-fn take_front(
-    batches: &mut BTreeMap<Tp, OpenBatch>,
-    tp: &Tp,
+/// Adds a record to a partition's queue, opening a new batch when it would
+/// take the open one past `batch_size_bytes` (a record larger than that
+/// gets a batch of its own). Records keep arriving while a Produce is in
+/// flight; a batch that grew without bound would exceed the broker's
+/// `max.message.bytes`. True when the sender should look now: a batch is
+/// full, or the first one starts its linger clock.
+fn append_record(
+    queue: &mut VecDeque<OpenBatch>,
+    record: Pending,
+    size: usize,
     batch_size_bytes: usize,
-) -> OpenBatch {
-    let open = batches.get_mut(tp).expect("key just listed");
-    let (mut bytes, mut count) = (0, 0);
-    for r in &open.records {
-        let size = record_size(&r.key, &r.value, &r.headers);
-        if count > 0 && bytes + size > batch_size_bytes {
-            break;
-        }
-        bytes += size;
-        count += 1;
+) -> bool {
+    let fits = queue
+        .back()
+        .is_some_and(|b| b.records.is_empty() || b.bytes + size <= batch_size_bytes);
+    if !fits {
+        queue.push_back(OpenBatch::default());
     }
-    if count == open.records.len() {
-        return batches.remove(tp).expect("key just listed");
-    }
-    let rest = open.records.split_off(count);
-    let front = std::mem::replace(&mut open.records, rest);
-    open.bytes -= bytes;
-    OpenBatch {
-        records: front,
-        bytes,
-        opened: open.opened,
-    }
+    let queued = queue.len();
+    let batch = queue.back_mut().expect("just ensured");
+    batch.opened.get_or_insert_with(Instant::now);
+    batch.bytes += size;
+    batch.records.push(record);
+    queued > 1 || batch.bytes >= batch_size_bytes || batch.records.len() == 1
 }
 
 struct ReadyBatch {
@@ -375,9 +370,11 @@ impl Sender {
         let force = acc.flushes > 0 || acc.closed;
         let mut ready_keys = Vec::new();
         let mut wait: Option<Duration> = None;
-        for (tp, batch) in &acc.batches {
+        for (tp, queue) in &acc.batches {
+            let Some(batch) = queue.front() else { continue };
             let age = batch.opened.map_or(Duration::ZERO, |o| now - o);
-            if force || batch.bytes >= self.config.batch_size_bytes || age >= self.config.linger {
+            let closed = queue.len() > 1 || batch.bytes >= self.config.batch_size_bytes;
+            if force || closed || age >= self.config.linger {
                 ready_keys.push(tp.clone());
             } else {
                 let left = self.config.linger - age;
@@ -386,7 +383,13 @@ impl Sender {
         }
         let mut ready = Vec::new();
         for tp in ready_keys {
-            let batch = take_front(&mut acc.batches, &tp, self.config.batch_size_bytes);
+            // One batch per partition per Produce (Kafka requires it); the
+            // partition's next batch goes in the next request.
+            let queue = acc.batches.get_mut(&tp).expect("key just listed");
+            let batch = queue.pop_front().expect("listed as ready");
+            if queue.is_empty() {
+                acc.batches.remove(&tp);
+            }
             // The sticky partition moves on once its batch is sent (KIP-480).
             if acc.sticky.get(&tp.0) == Some(&tp.1) {
                 acc.sticky.remove(&tp.0);
@@ -618,36 +621,27 @@ mod tests {
     }
 
     #[test]
-    fn an_overgrown_batch_is_sent_in_batch_size_pieces() {
-        let tp: Tp = ("t".into(), 0);
-        let mut batches = BTreeMap::new();
+    fn batches_close_before_they_pass_batch_size() {
+        let mut queue = VecDeque::new();
         // Ten records of 84 + 16 = 100 counted bytes each; batch.size 250.
-        let records: Vec<Pending> = (0..10).map(|_| pending(84)).collect();
-        batches.insert(
-            tp.clone(),
-            OpenBatch {
-                records,
-                bytes: 1000,
-                opened: Some(Instant::now()),
-            },
+        let ready: Vec<bool> = (0..10)
+            .map(|_| append_record(&mut queue, pending(84), 100, 250))
+            .collect();
+        let sizes: Vec<usize> = queue.iter().map(|b| b.records.len()).collect();
+        assert_eq!(sizes, vec![2, 2, 2, 2, 2]);
+        assert!(queue.iter().all(|b| b.bytes == 200));
+        // The first record starts the linger clock; later ones make the
+        // sender look because a closed batch waits behind the open one.
+        assert_eq!(
+            ready,
+            vec![true, false, true, true, true, true, true, true, true, true]
         );
-        let mut taken = Vec::new();
-        while batches.contains_key(&tp) {
-            let b = take_front(&mut batches, &tp, 250);
-            assert_eq!(b.bytes, b.records.len() * 100);
-            taken.push(b.records.len());
-        }
-        assert_eq!(taken, vec![2, 2, 2, 2, 2]);
-        // A single record larger than batch.size still goes, alone.
-        batches.insert(
-            tp.clone(),
-            OpenBatch {
-                records: vec![pending(1000), pending(10)],
-                bytes: 1042,
-                opened: None,
-            },
-        );
-        assert_eq!(take_front(&mut batches, &tp, 250).records.len(), 1);
-        assert_eq!(batches[&tp].bytes, 26);
+        // A record larger than batch.size goes alone.
+        let mut queue = VecDeque::new();
+        append_record(&mut queue, pending(10), 26, 250);
+        append_record(&mut queue, pending(1000), 1016, 250);
+        append_record(&mut queue, pending(10), 26, 250);
+        let sizes: Vec<usize> = queue.iter().map(|b| b.records.len()).collect();
+        assert_eq!(sizes, vec![1, 1, 1]);
     }
 }
