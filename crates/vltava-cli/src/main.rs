@@ -131,6 +131,7 @@ fn server(file: Option<PathBuf>, overrides: Vec<String>) -> Result<()> {
             "The configuration was supplied but isn't a known config"
         );
     }
+    raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -169,4 +170,22 @@ async fn stop_on_signal(shutdown: CancellationToken) {
         _ = int.recv() => info!("SIGINT: shutting down"),
     }
     shutdown.cancel();
+}
+
+/// A broker holds a descriptor per segment file and per connection, so, as
+/// the JVM does for Kafka, raise the soft limit on open files to the hard
+/// limit. Failure only means the operator's limit stays in force.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => info!(open_files_max = ?limit.maximum, "raised the open-files limit"),
+            Err(e) => warn!(error = %e, "could not raise the open-files limit"),
+        }
+    }
 }

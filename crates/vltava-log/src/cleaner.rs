@@ -579,7 +579,7 @@ impl Log {
             .map_err(|e| self.fail("cleaner swap", e))?;
         let config = self.config();
         let segment = open_closed_segment(
-            &*self.storage,
+            &self.storage,
             &self.dir,
             cleaned.base,
             cleaned.next_base,

@@ -237,9 +237,9 @@ impl Log {
         let mut recovered_tail = Vec::new();
         for (i, &base) in bases.iter().enumerate() {
             let segment = match bases.get(i + 1) {
-                Some(&next) => open_closed_segment(&*storage, dir, base, next, &config)?,
+                Some(&next) => open_closed_segment(&storage, dir, base, next, &config)?,
                 None => {
-                    let (segment, tail) = recover_last_segment(&*storage, dir, base, &config)?;
+                    let (segment, tail) = recover_last_segment(&storage, dir, base, &config)?;
                     recovered_tail = tail;
                     segment
                 }
@@ -247,7 +247,7 @@ impl Log {
             segments.push(Arc::new(segment));
         }
         if segments.is_empty() {
-            segments.push(Arc::new(Segment::create(&*storage, dir, 0)?));
+            segments.push(Arc::new(Segment::create(&storage, dir, 0)?));
             sync_dir(dir)?;
         }
         if let Some(active) = segments.last() {
@@ -475,7 +475,8 @@ impl Log {
         // Every segment but the last is durable before the next exists, so
         // recovery only has to check the last one.
         old.sync_all().map_err(|e| self.fail("fsync", e))?;
-        let new = Segment::create(&*self.storage, &self.dir, base_offset)
+        old.release_index_files();
+        let new = Segment::create(&self.storage, &self.dir, base_offset)
             .map_err(|e| self.fail("roll", e))?;
         new.state.write().created_ms = now_ms;
         sync_dir(&self.dir).map_err(|e| self.fail("fsync dir", e))?;
@@ -966,7 +967,7 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
 }
 
 fn open_closed_segment(
-    storage: &dyn Storage,
+    storage: &Arc<dyn Storage>,
     dir: &Path,
     base: i64,
     next_base: i64,
@@ -977,13 +978,14 @@ fn open_closed_segment(
         tracing::warn!(segment = %segment.log_path.display(), "rebuilding indexes");
         segment.rebuild_from_headers(config.index_interval_bytes)?;
     }
+    segment.release_index_files();
     Ok(segment)
 }
 
 /// Opens the last segment, validating every batch (CRC included) and cutting
 /// the file at the first byte that is not part of a valid batch.
 fn recover_last_segment(
-    storage: &dyn Storage,
+    storage: &Arc<dyn Storage>,
     dir: &Path,
     base: i64,
     config: &LogConfig,
@@ -1023,6 +1025,7 @@ fn recover_last_segment(
     }
     *segment.state.write() = state;
     segment.rewrite_indexes()?;
+    segment.release_index_files();
     Ok((segment, headers.into()))
 }
 

@@ -171,14 +171,54 @@ fn relative(base_offset: i64, offset: i64) -> u32 {
     rel as u32
 }
 
+/// An index file opened only while it is being written. Indexes live in
+/// memory; keeping their files closed otherwise means an idle partition
+/// holds one descriptor (its `.log`), not three, so 10,000 partitions fit
+/// a 20,000-descriptor limit.
+struct LazyFile {
+    path: PathBuf,
+    open: parking_lot::Mutex<Option<Arc<dyn SegmentFile>>>,
+}
+
+impl LazyFile {
+    fn new(path: PathBuf) -> LazyFile {
+        LazyFile {
+            path,
+            open: parking_lot::Mutex::new(None),
+        }
+    }
+
+    fn get(&self, storage: &dyn Storage) -> io::Result<Arc<dyn SegmentFile>> {
+        let mut open = self.open.lock();
+        if let Some(file) = &*open {
+            return Ok(file.clone());
+        }
+        let file = storage.open(&self.path, false)?;
+        *open = Some(file.clone());
+        Ok(file)
+    }
+
+    /// Syncs the file if it is open (a closed one has nothing unsynced:
+    /// it is closed only after a sync, or after a rewrite of derived data).
+    fn sync(&self) -> io::Result<()> {
+        let open = self.open.lock().clone();
+        open.map_or(Ok(()), |f| f.sync())
+    }
+
+    fn release(&self) {
+        self.open.lock().take();
+    }
+}
+
 pub(crate) struct Segment {
     pub base_offset: i64,
     pub log_path: PathBuf,
     /// Shared with readers for positional reads; writes go through
     /// `write_at` at `size`, so readers never see a torn batch.
     pub file: Arc<dyn SegmentFile>,
-    offset_index_file: Arc<dyn SegmentFile>,
-    time_index_file: Arc<dyn SegmentFile>,
+    storage: Arc<dyn Storage>,
+    offset_index_file: LazyFile,
+    time_index_file: LazyFile,
     pub state: RwLock<SegmentState>,
     /// An index entry failed to reach its file (disk full): the in-memory
     /// index is right, the file is rewritten from it before the segment is
@@ -188,14 +228,20 @@ pub(crate) struct Segment {
 
 impl Segment {
     /// Creates a new, empty segment (files truncated if present).
-    pub fn create(storage: &dyn Storage, dir: &Path, base_offset: i64) -> io::Result<Segment> {
+    pub fn create(storage: &Arc<dyn Storage>, dir: &Path, base_offset: i64) -> io::Result<Segment> {
         let log_path = file_path(dir, base_offset, "log");
         let file = storage.open(&log_path, true)?;
+        let index_path = file_path(dir, base_offset, "index");
+        let time_path = file_path(dir, base_offset, "timeindex");
+        // Created empty now, as Kafka does; opened again when written.
+        storage.open(&index_path, true)?;
+        storage.open(&time_path, true)?;
         Ok(Segment {
             base_offset,
             file,
-            offset_index_file: storage.open(&file_path(dir, base_offset, "index"), true)?,
-            time_index_file: storage.open(&file_path(dir, base_offset, "timeindex"), true)?,
+            storage: storage.clone(),
+            offset_index_file: LazyFile::new(index_path),
+            time_index_file: LazyFile::new(time_path),
             log_path,
             state: RwLock::new(SegmentState::empty(base_offset)),
             indexes_dirty: AtomicBool::new(false),
@@ -204,23 +250,24 @@ impl Segment {
 
     /// Opens an existing segment without looking at its contents.
     pub fn open_files(
-        storage: &dyn Storage,
+        storage: &Arc<dyn Storage>,
         dir: &Path,
         base_offset: i64,
     ) -> io::Result<(Segment, Vec<u8>, Vec<u8>)> {
         let log_path = file_path(dir, base_offset, "log");
         let file = storage.open(&log_path, false)?;
-        let offset_index_file = storage.open(&file_path(dir, base_offset, "index"), false)?;
-        let time_index_file = storage.open(&file_path(dir, base_offset, "timeindex"), false)?;
-        let offset_bytes = read_all(&*offset_index_file)?;
-        let time_bytes = read_all(&*time_index_file)?;
+        let index_path = file_path(dir, base_offset, "index");
+        let time_path = file_path(dir, base_offset, "timeindex");
+        let offset_bytes = read_all(&*storage.open(&index_path, false)?)?;
+        let time_bytes = read_all(&*storage.open(&time_path, false)?)?;
         let mut state = SegmentState::empty(base_offset);
         state.size = file.len()?;
         let segment = Segment {
             base_offset,
             file,
-            offset_index_file,
-            time_index_file,
+            storage: storage.clone(),
+            offset_index_file: LazyFile::new(index_path),
+            time_index_file: LazyFile::new(time_path),
             log_path,
             state: RwLock::new(state),
             indexes_dirty: AtomicBool::new(false),
@@ -238,7 +285,9 @@ impl Segment {
             buf[..4].copy_from_slice(&e.relative_offset.to_be_bytes());
             buf[4..].copy_from_slice(&e.position.to_be_bytes());
             let at = (counts.0 - 1) * OFFSET_ENTRY_BYTES;
-            self.offset_index_file.write_at(&buf, at as u64)?;
+            self.offset_index_file
+                .get(&*self.storage)?
+                .write_at(&buf, at as u64)?;
         }
         if let Some(e) = new.time {
             self.write_time_entry(e, counts.1 - 1)?;
@@ -251,6 +300,7 @@ impl Segment {
         buf[..8].copy_from_slice(&e.timestamp.to_be_bytes());
         buf[8..].copy_from_slice(&e.relative_offset.to_be_bytes());
         self.time_index_file
+            .get(&*self.storage)?
             .write_at(&buf, (index * TIME_ENTRY_BYTES) as u64)
     }
 
@@ -271,10 +321,18 @@ impl Segment {
     /// Replaces both index files with the in-memory entries.
     pub fn rewrite_indexes(&self) -> io::Result<()> {
         let (offsets, times) = self.state.read().index_bytes();
-        self.offset_index_file.set_len(0)?;
-        self.offset_index_file.write_at(&offsets, 0)?;
-        self.time_index_file.set_len(0)?;
-        self.time_index_file.write_at(&times, 0)
+        let offset_file = self.offset_index_file.get(&*self.storage)?;
+        offset_file.set_len(0)?;
+        offset_file.write_at(&offsets, 0)?;
+        let time_file = self.time_index_file.get(&*self.storage)?;
+        time_file.set_len(0)?;
+        time_file.write_at(&times, 0)
+    }
+
+    /// Closes the index files until the next write needs them.
+    pub fn release_index_files(&self) {
+        self.offset_index_file.release();
+        self.time_index_file.release();
     }
 
     pub fn sync_data(&self) -> io::Result<()> {
