@@ -117,6 +117,8 @@ pub struct AppendInfo {
 pub struct ReadSlice {
     /// `file.as_file()` is the OS file for a zero-copy path.
     pub file: Arc<dyn SegmentFile>,
+    /// The segment's checked byte ranges (see [`Self::to_sendable`]).
+    verified: Arc<segment::VerifiedRanges>,
     /// The segment's `.log` path, for reports.
     pub path: PathBuf,
     pub position: u64,
@@ -127,6 +129,7 @@ impl ReadSlice {
     fn empty(segment: &Segment) -> ReadSlice {
         ReadSlice {
             file: Arc::clone(&segment.file),
+            verified: Arc::clone(&segment.verified),
             path: segment.log_path.clone(),
             position: 0,
             len: 0,
@@ -172,6 +175,34 @@ impl ReadSlice {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// What a fetch sends: the range itself, untouched, when every byte of
+    /// it is known good and the storage is a real file (the caller may then
+    /// `sendfile` it); otherwise the checked bytes of
+    /// [`Self::to_verified_bytes`], after which the range counts as known
+    /// good. Each byte is thus read and CRC-checked once per process, not
+    /// once per fetch; a disk that corrupts data after that is caught by the
+    /// client's own CRC check, as with Kafka.
+    pub fn to_sendable(&self) -> Result<Sendable, LogError> {
+        let end = self.position + self.len as u64;
+        if self.len > 0
+            && self.file.as_file().is_some()
+            && self.verified.contains(self.position, end)
+        {
+            return Ok(Sendable::File(self.clone()));
+        }
+        let bytes = self.to_verified_bytes()?;
+        self.verified
+            .insert(self.position, self.position + bytes.len() as u64);
+        Ok(Sendable::Bytes(bytes))
+    }
+}
+
+/// A fetch's bytes for one partition: in memory, or a checked file range.
+#[derive(Debug, Clone)]
+pub enum Sendable {
+    Bytes(Bytes),
+    File(ReadSlice),
 }
 
 /// State only the writer touches.
@@ -415,6 +446,10 @@ impl Log {
             let _ = active.file.set_len(position);
             return Err(self.fail("write", e));
         }
+        // Written from a batch the broker validated (CRC included).
+        active
+            .verified
+            .insert(position, position + batch.len() as u64);
         let (new, counts) = {
             let mut state = active.state.write();
             let new = state.on_batch(
@@ -811,6 +846,7 @@ impl Log {
         })?;
         let truncated = (|| {
             active.file.set_len(cut)?;
+            active.verified.truncate(cut);
             active.file.sync()?;
             active.rebuild_from_headers(self.config.read().index_interval_bytes)
         })();
@@ -861,6 +897,7 @@ fn read_segment(
     })?;
     Ok(start.map(|position| ReadSlice {
         file: Arc::clone(&segment.file),
+        verified: Arc::clone(&segment.verified),
         path: segment.log_path.clone(),
         position,
         len,
@@ -1026,6 +1063,8 @@ fn recover_last_segment(
     *segment.state.write() = state;
     segment.rewrite_indexes()?;
     segment.release_index_files();
+    // Every batch up to `position` was just CRC-checked.
+    segment.verified.insert(0, position);
     Ok((segment, headers.into()))
 }
 

@@ -210,8 +210,52 @@ impl LazyFile {
     }
 }
 
+/// Byte ranges of a segment known to hold whole, CRC-valid batches: written
+/// by this process from validated batches, checked by recovery, or checked
+/// on an earlier read. Ranges inside it may be sent without being read
+/// (zero-copy); anything else is read and checked first.
+#[derive(Debug, Default)]
+pub struct VerifiedRanges {
+    /// Sorted, disjoint, non-adjacent `[start, end)` ranges.
+    ranges: parking_lot::Mutex<Vec<(u64, u64)>>,
+}
+
+impl VerifiedRanges {
+    pub fn contains(&self, start: u64, end: u64) -> bool {
+        let ranges = self.ranges.lock();
+        let i = ranges.partition_point(|&(_, e)| e < end);
+        ranges.get(i).is_some_and(|&(s, e)| s <= start && end <= e)
+    }
+
+    pub fn insert(&self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        let mut ranges = self.ranges.lock();
+        // Merge every range that touches [start, end).
+        let first = ranges.partition_point(|&(_, e)| e < start);
+        let last = ranges.partition_point(|&(s, _)| s <= end);
+        let (mut new_start, mut new_end) = (start, end);
+        if first < last {
+            new_start = new_start.min(ranges[first].0);
+            new_end = new_end.max(ranges[last - 1].1);
+        }
+        ranges.splice(first..last, [(new_start, new_end)]);
+    }
+
+    /// Forgets everything at or past `position` (the file was cut there).
+    pub fn truncate(&self, position: u64) {
+        let mut ranges = self.ranges.lock();
+        ranges.retain(|&(s, _)| s < position);
+        if let Some(last) = ranges.last_mut() {
+            last.1 = last.1.min(position);
+        }
+    }
+}
+
 pub(crate) struct Segment {
     pub base_offset: i64,
+    pub verified: Arc<VerifiedRanges>,
     pub log_path: PathBuf,
     /// Shared with readers for positional reads; writes go through
     /// `write_at` at `size`, so readers never see a torn batch.
@@ -238,6 +282,7 @@ impl Segment {
         storage.open(&time_path, true)?;
         Ok(Segment {
             base_offset,
+            verified: Arc::default(),
             file,
             storage: storage.clone(),
             offset_index_file: LazyFile::new(index_path),
@@ -264,6 +309,7 @@ impl Segment {
         state.size = file.len()?;
         let segment = Segment {
             base_offset,
+            verified: Arc::default(),
             file,
             storage: storage.clone(),
             offset_index_file: LazyFile::new(index_path),
@@ -533,3 +579,25 @@ fn read_all(file: &dyn SegmentFile) -> io::Result<Vec<u8>> {
 
 /// Minimum bytes needed to read a batch's length field.
 pub(crate) const LENGTH_PREFIX_BYTES: usize = LOG_OVERHEAD;
+
+#[cfg(test)]
+mod verified_tests {
+    use super::VerifiedRanges;
+
+    #[test]
+    fn ranges_merge_and_answer_containment() {
+        let v = VerifiedRanges::default();
+        v.insert(10, 20);
+        v.insert(30, 40);
+        assert!(v.contains(12, 18));
+        assert!(!v.contains(15, 35));
+        v.insert(20, 30);
+        assert!(v.contains(10, 40));
+        assert!(!v.contains(5, 12));
+        v.insert(0, 50);
+        assert!(v.contains(0, 50));
+        v.truncate(25);
+        assert!(v.contains(0, 25));
+        assert!(!v.contains(0, 26));
+    }
+}

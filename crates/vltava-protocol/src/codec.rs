@@ -140,6 +140,85 @@ pub fn encode_response(
     Ok(buf.freeze())
 }
 
+/// Bytes that stand in for a records field while a response is encoded,
+/// to be replaced by `len` bytes the writer supplies (e.g. with `sendfile`
+/// straight from a segment file). The marker must be unique in the response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordsPlaceholder {
+    pub marker: [u8; RECORDS_MARKER_BYTES],
+    pub len: usize,
+}
+
+pub const RECORDS_MARKER_BYTES: usize = 16;
+
+/// Encodes a response whose records fields hold the placeholders' markers,
+/// in order, and cuts it around them: the frame on the wire is
+/// `pieces[0] + content(0) + pieces[1] + … + content(n-1) + pieces[n]`,
+/// where `content(i)` is `placeholders[i].len` bytes. Length prefixes (the
+/// frame's and each records field's) are rewritten for the real lengths.
+pub fn encode_response_spliced(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &ResponseKind,
+    placeholders: &[RecordsPlaceholder],
+) -> anyhow::Result<Vec<Bytes>> {
+    let encoded = encode_response(api_key, version, correlation_id, body)?;
+    // Flexible versions (those with a v1 response header) encode records
+    // as COMPACT_RECORDS: an unsigned varint of length + 1.
+    let flexible = api_key.response_header_version(version) >= 1;
+    let mut pieces = Vec::with_capacity(placeholders.len() + 1);
+    let mut cursor = 0;
+    let mut frame_bytes = encoded.len() - FRAME_PREFIX_BYTES;
+    let mut piece = BytesMut::new();
+    for placeholder in placeholders {
+        let found = find(&encoded[cursor..], &placeholder.marker)
+            .ok_or_else(|| anyhow::anyhow!("records placeholder not found in the response"))?;
+        let marker_at = cursor + found;
+        let (prefix_bytes, expected): (usize, &[u8]) = if flexible {
+            (1, &[RECORDS_MARKER_BYTES as u8 + 1])
+        } else {
+            (4, &(RECORDS_MARKER_BYTES as i32).to_be_bytes())
+        };
+        let prefix_at = marker_at
+            .checked_sub(prefix_bytes)
+            .filter(|&at| {
+                at >= cursor.max(FRAME_PREFIX_BYTES) && &encoded[at..marker_at] == expected
+            })
+            .ok_or_else(|| anyhow::anyhow!("records placeholder is not a records field"))?;
+        piece.extend_from_slice(&encoded[cursor..prefix_at]);
+        let before = piece.len();
+        if flexible {
+            put_unsigned_varint(&mut piece, placeholder.len as u64 + 1);
+        } else {
+            piece.put_i32(i32::try_from(placeholder.len)?);
+        }
+        frame_bytes = frame_bytes - prefix_bytes - RECORDS_MARKER_BYTES
+            + (piece.len() - before)
+            + placeholder.len;
+        pieces.push(std::mem::take(&mut piece).freeze());
+        cursor = marker_at + RECORDS_MARKER_BYTES;
+    }
+    piece.extend_from_slice(&encoded[cursor..]);
+    pieces.push(piece.freeze());
+    let mut first = BytesMut::from(&pieces[0][..]);
+    first[..FRAME_PREFIX_BYTES].copy_from_slice(&i32::try_from(frame_bytes)?.to_be_bytes());
+    pieces[0] = first.freeze();
+    Ok(pieces)
+}
+
+fn put_unsigned_varint(buf: &mut BytesMut, mut n: u64) {
+    while n >= 0x80 {
+        buf.put_u8((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    buf.put_u8(n as u8);
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +287,70 @@ mod tests {
             decode_request(buf.freeze()),
             Err(DecodeError::Malformed { .. })
         ));
+    }
+
+    /// A spliced response with the content put back is byte for byte the
+    /// response encoded with that content inline, for flexible and older
+    /// Fetch versions and content sizes whose varint needs several bytes.
+    #[test]
+    fn spliced_fetch_responses_equal_inline_ones() {
+        use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+        use kafka_protocol::messages::{FetchResponse, TopicName};
+        let contents = [vec![7u8; 3], vec![9u8; 300], vec![1u8; 70_000]];
+        let response = |records: Vec<Bytes>| {
+            let partitions = records
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    PartitionData::default()
+                        .with_partition_index(i as i32)
+                        .with_records(Some(r))
+                })
+                .collect();
+            ResponseKind::Fetch(FetchResponse::default().with_responses(
+                vec![FetchableTopicResponse::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(partitions)],
+            ))
+        };
+        for version in [4, 11, 12, 16] {
+            let placeholders: Vec<RecordsPlaceholder> = contents
+                .iter()
+                .enumerate()
+                .map(|(i, c)| RecordsPlaceholder {
+                    marker: [i as u8 + 0xA0; RECORDS_MARKER_BYTES],
+                    len: c.len(),
+                })
+                .collect();
+            let with_markers = response(
+                placeholders
+                    .iter()
+                    .map(|p| Bytes::copy_from_slice(&p.marker))
+                    .collect(),
+            );
+            let pieces =
+                encode_response_spliced(ApiKey::Fetch, version, 9, &with_markers, &placeholders)
+                    .unwrap();
+            assert_eq!(pieces.len(), contents.len() + 1);
+            let mut spliced = pieces[0].to_vec();
+            for (content, piece) in contents.iter().zip(&pieces[1..]) {
+                spliced.extend_from_slice(content);
+                spliced.extend_from_slice(piece);
+            }
+            let inline = encode_response(
+                ApiKey::Fetch,
+                version,
+                9,
+                &response(contents.iter().map(|c| Bytes::copy_from_slice(c)).collect()),
+            )
+            .unwrap();
+            let first_difference = spliced.iter().zip(inline.iter()).position(|(a, b)| a != b);
+            assert_eq!(
+                (spliced.len(), first_difference),
+                (inline.len(), None),
+                "version {version}"
+            );
+        }
     }
 
     #[test]

@@ -12,8 +12,8 @@ mod codec;
 mod versions;
 
 pub use codec::{
-    decode_request, encode_response, frame_length, DecodeError, Request, RequestPreamble,
-    FRAME_PREFIX_BYTES,
+    decode_request, encode_response, encode_response_spliced, frame_length, DecodeError,
+    RecordsPlaceholder, Request, RequestPreamble, FRAME_PREFIX_BYTES, RECORDS_MARKER_BYTES,
 };
 pub use kafka_protocol::error::ResponseError;
 pub use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};

@@ -19,8 +19,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::io;
+
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout;
@@ -28,9 +31,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use vltava_broker::handlers;
 use vltava_broker::Broker;
+use vltava_log::ReadSlice;
 use vltava_protocol::{
-    decode_request, encode_response, frame_length, ApiKey, DecodeError, ResponseKind,
-    FRAME_PREFIX_BYTES,
+    decode_request, encode_response_spliced, frame_length, ApiKey, DecodeError, RecordsPlaceholder,
+    ResponseKind, FRAME_PREFIX_BYTES,
 };
 
 /// A frame body is read (and its memory reserved) this many bytes at a
@@ -137,15 +141,29 @@ pub(crate) async fn serve(
                 Err(close) => break close,
             };
         let Some(response) = response else { continue };
-        let encoded = match encode_response(api_key, version, correlation_id, &response) {
-            Ok(bytes) => bytes,
+        let placeholders: Vec<RecordsPlaceholder> = response
+            .file_ranges
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect();
+        let encoded = encode_response_spliced(
+            api_key,
+            version,
+            correlation_id,
+            &response.body,
+            &placeholders,
+        );
+        let pieces = match encoded {
+            Ok(pieces) => pieces,
             Err(e) => {
                 // Our own response failed to encode: a bug, reported loudly.
                 tracing::error!(%peer, ?api_key, version, error = %e, "response encoding failed");
                 break Close::EncodeFailed;
             }
         };
-        if let Err(close) = write_response(&mut writer, &encoded, limits.idle_timeout).await {
+        let ranges = response.file_ranges.iter().map(|(_, slice)| slice);
+        let written = write_response(&mut writer, &pieces, ranges, limits.idle_timeout).await;
+        if let Err(close) = written {
             break close;
         }
     };
@@ -243,23 +261,94 @@ async fn reserve_request_memory(
     }
 }
 
-/// Writes one response; a client that does not take it within
-/// `stall_timeout` is closed.
-async fn write_response<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    response: &[u8],
-    stall_timeout: Duration,
-) -> Result<(), Close> {
-    match timeout(stall_timeout, writer.write_all(response)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(Close::ClientGone),
-        Err(_) => Err(Close::WriteStalled {
-            response_bytes: response.len(),
-        }),
+/// Where responses go: a socket (file ranges are sent with `sendfile`) or,
+/// in tests, any byte stream (file ranges are copied).
+trait ResponseSink: AsyncWrite + Unpin {
+    fn socket(&self) -> Option<&TcpStream>;
+}
+
+impl ResponseSink for OwnedWriteHalf {
+    fn socket(&self) -> Option<&TcpStream> {
+        Some(self.as_ref())
     }
 }
 
-type Answer = (ApiKey, i16, i32, Option<ResponseKind>);
+#[cfg(test)]
+impl ResponseSink for tokio::io::DuplexStream {
+    fn socket(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+/// Writes one response: its encoded pieces with the file ranges between
+/// them. A client that does not take it within `stall_timeout` is closed.
+async fn write_response<'a, W: ResponseSink>(
+    writer: &mut W,
+    pieces: &[Bytes],
+    ranges: impl Iterator<Item = &'a ReadSlice>,
+    stall_timeout: Duration,
+) -> Result<(), Close> {
+    let response_bytes = pieces.iter().map(Bytes::len).sum::<usize>();
+    let write = async {
+        let mut ranges = ranges;
+        for (i, piece) in pieces.iter().enumerate() {
+            writer.write_all(piece).await?;
+            if i + 1 == pieces.len() {
+                break;
+            }
+            let range = ranges
+                .next()
+                .ok_or_else(|| io::Error::other("missing file range"))?;
+            match (writer.socket(), range.file.as_file()) {
+                (Some(socket), Some(file)) => send_file_range(socket, file, range).await?,
+                // Storage without an OS file (fault injection) or a test
+                // stream: copy.
+                _ => writer.write_all(&range.to_bytes()?).await?,
+            }
+        }
+        Ok::<(), io::Error>(())
+    };
+    match timeout(stall_timeout, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Close::ClientGone),
+        Err(_) => Err(Close::WriteStalled { response_bytes }),
+    }
+}
+
+/// Sends a segment file range to the socket with `sendfile`: the bytes go
+/// from the page cache to the socket without a copy through user space.
+async fn send_file_range(
+    socket: &TcpStream,
+    file: &std::fs::File,
+    range: &ReadSlice,
+) -> io::Result<()> {
+    let mut offset = range.position;
+    let end = range.position + range.len as u64;
+    while offset < end {
+        socket.writable().await?;
+        let count = (end - offset) as usize;
+        let sent = socket.try_io(Interest::WRITABLE, || {
+            rustix::fs::sendfile(socket, file, Some(&mut offset), count).map_err(io::Error::from)
+        });
+        match sent {
+            // The frame length already promised these bytes: a file that
+            // ends early (it cannot, segments only grow while open) must
+            // not leave a short frame behind.
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "segment file ended inside the range being sent",
+                ))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+type Answer = (ApiKey, i16, i32, Option<handlers::Response>);
 
 /// Decodes and handles one frame; an undecodable one closes the connection.
 async fn respond(broker: &Broker, frame: Bytes, peer: SocketAddr) -> Result<Answer, Close> {
@@ -286,7 +375,10 @@ async fn respond(broker: &Broker, frame: Bytes, peer: SocketAddr) -> Result<Answ
             ..
         }) => {
             debug!(%peer, version = preamble.api_version, "ApiVersions version unsupported; answering v0");
-            let response = ResponseKind::ApiVersions(handlers::unsupported_version_response());
+            let response = handlers::Response {
+                body: ResponseKind::ApiVersions(handlers::unsupported_version_response()),
+                file_ranges: Vec::new(),
+            };
             Ok((
                 ApiKey::ApiVersions,
                 0,
@@ -364,7 +456,14 @@ mod tests {
     async fn a_client_that_never_reads_is_closed_after_the_idle_timeout() {
         let (_client, mut server) = tokio::io::duplex(16);
         let response = vec![0u8; 1024];
-        let result = write_response(&mut server, &response, Duration::from_secs(5)).await;
+        let pieces = [Bytes::from(response)];
+        let result = write_response(
+            &mut server,
+            &pieces,
+            std::iter::empty(),
+            Duration::from_secs(5),
+        )
+        .await;
         assert!(
             matches!(
                 result,

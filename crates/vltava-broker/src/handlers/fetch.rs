@@ -5,8 +5,11 @@ use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use tokio::time::Instant;
-use vltava_protocol::ResponseError;
+use uuid::Uuid;
+use vltava_log::Sendable;
+use vltava_protocol::{RecordsPlaceholder, ResponseError};
 
+use super::FileRange;
 use crate::broker::Topic;
 use crate::error::ApiError;
 use crate::partition::Partition;
@@ -20,7 +23,15 @@ const READ_COMMITTED: i8 = 1;
 /// are available and `max_wait_ms` has not passed, waits for the next append.
 /// Fetch sessions (KIP-227) are not kept: every response says session 0, so
 /// clients send full requests.
-pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> FetchResponse {
+///
+/// Records already known good on disk are not copied: their field holds a
+/// placeholder and the range goes back beside the response, for the server
+/// to `sendfile`.
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    request: FetchRequest,
+) -> (FetchResponse, Vec<FileRange>) {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     loop {
         // Registered before reading, so an append between the read and the
@@ -28,22 +39,26 @@ pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> Fet
         let appended = broker.appended().notified();
         tokio::pin!(appended);
         appended.as_mut().enable();
-        let (response, bytes, any_error) = read_once(broker, version, &request);
-        let enough = bytes >= request.min_bytes.max(0) as usize;
-        if enough || any_error || Instant::now() >= deadline {
-            return response;
+        let read = read_once(broker, version, &request);
+        let enough = read.bytes >= request.min_bytes.max(0) as usize;
+        if enough || read.any_error || Instant::now() >= deadline {
+            return (read.response, read.file_ranges);
         }
         if tokio::time::timeout_at(deadline, appended).await.is_err() {
-            return read_once(broker, version, &request).0;
+            let read = read_once(broker, version, &request);
+            return (read.response, read.file_ranges);
         }
     }
 }
 
-fn read_once(
-    broker: &Broker,
-    version: i16,
-    request: &FetchRequest,
-) -> (FetchResponse, usize, bool) {
+struct Read {
+    response: FetchResponse,
+    file_ranges: Vec<FileRange>,
+    bytes: usize,
+    any_error: bool,
+}
+
+fn read_once(broker: &Broker, version: i16, request: &FetchRequest) -> Read {
     let mut bytes_left = if request.max_bytes > 0 {
         request.max_bytes as usize
     } else {
@@ -51,6 +66,7 @@ fn read_once(
     };
     let mut total = 0usize;
     let mut any_error = false;
+    let mut file_ranges = Vec::new();
     let read_committed = request.isolation_level == READ_COMMITTED;
     let responses = request
         .topics
@@ -76,9 +92,24 @@ fn read_once(
                         .with_preferred_read_replica(BrokerId(-1))
                         .with_aborted_transactions(read_committed.then(Vec::new));
                     match read_partition(topic.as_deref(), missing, p, bytes_left, total == 0) {
-                        Ok((partition, records)) => {
-                            total += records.len();
-                            bytes_left = bytes_left.saturating_sub(records.len());
+                        Ok((partition, sendable)) => {
+                            let (records, len) = match sendable {
+                                Sendable::Bytes(bytes) => {
+                                    let len = bytes.len();
+                                    (bytes, len)
+                                }
+                                Sendable::File(slice) => {
+                                    let placeholder = RecordsPlaceholder {
+                                        marker: *Uuid::new_v4().as_bytes(),
+                                        len: slice.len,
+                                    };
+                                    let marker = Bytes::copy_from_slice(&placeholder.marker);
+                                    file_ranges.push((placeholder, slice));
+                                    (marker, file_ranges[file_ranges.len() - 1].0.len)
+                                }
+                            };
+                            total += len;
+                            bytes_left = bytes_left.saturating_sub(len);
                             data.with_high_watermark(partition.high_watermark())
                                 .with_last_stable_offset(partition.high_watermark())
                                 .with_log_start_offset(partition.log_start_offset())
@@ -105,14 +136,15 @@ fn read_once(
                 .with_partitions(partitions)
         })
         .collect();
-    (
-        FetchResponse::default().with_responses(responses),
-        total,
+    Read {
+        response: FetchResponse::default().with_responses(responses),
+        file_ranges,
+        bytes: total,
         any_error,
-    )
+    }
 }
 
-type PartitionRead<'a> = Result<(&'a Partition, Bytes), (ApiError, Option<&'a Partition>)>;
+type PartitionRead<'a> = Result<(&'a Partition, Sendable), (ApiError, Option<&'a Partition>)>;
 
 /// Reads one partition. Only the first partition with data may exceed the
 /// response's byte budget (its first batch is always whole, KIP-74).
@@ -130,21 +162,22 @@ fn read_partition<'a>(
     check_leader_epoch(partition, request.current_leader_epoch)
         .map_err(|e| (e, Some(partition)))?;
     if bytes_left == 0 {
-        return Ok((partition, Bytes::new()));
+        return Ok((partition, Sendable::Bytes(Bytes::new())));
     }
     let max_bytes = (request.partition_max_bytes.max(0) as usize).min(bytes_left);
     let slice = partition
         .read(request.fetch_offset, max_bytes.max(1))
         .map_err(|e| (ApiError::from(e), Some(partition)))?;
     if !first_with_data && slice.len > bytes_left {
-        return Ok((partition, Bytes::new()));
+        return Ok((partition, Sendable::Bytes(Bytes::new())));
     }
-    // Checked batch by batch (CRC-32C): corruption on disk is reported as
-    // KAFKA_STORAGE_ERROR, never served as data (docs/reliability.md).
-    let records = slice
-        .to_verified_bytes()
+    // Bytes are CRC-checked batch by batch the first time they are served:
+    // corruption on disk is reported as KAFKA_STORAGE_ERROR, never served
+    // as data (docs/reliability.md); known-good ranges go out zero-copy.
+    let sendable = slice
+        .to_sendable()
         .map_err(|e| (ApiError::from(e), Some(partition)))?;
-    Ok((partition, records))
+    Ok((partition, sendable))
 }
 
 /// KIP-320: a client that knows a newer epoch than ours is ahead of us; one

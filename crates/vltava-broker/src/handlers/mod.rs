@@ -30,7 +30,8 @@ mod produce;
 mod sync_group;
 
 use kafka_protocol::protocol::StrBytes;
-use vltava_protocol::{Request, RequestKind, ResponseKind};
+use vltava_log::ReadSlice;
+use vltava_protocol::{RecordsPlaceholder, Request, RequestKind, ResponseKind};
 
 use crate::Broker;
 
@@ -44,14 +45,28 @@ pub struct ClientInfo {
     pub client_host: String,
 }
 
+/// A records field to be filled straight from a segment file: its
+/// placeholder (in the response body) and the file range.
+pub type FileRange = (RecordsPlaceholder, ReadSlice);
+
+/// A response, and the file ranges its records placeholders stand for (in
+/// the order they appear in the body).
+pub struct Response {
+    pub body: ResponseKind,
+    pub file_ranges: Vec<FileRange>,
+}
+
 /// Handles one decoded request. `None` means no response is sent (a
 /// produce with acks=0).
-pub async fn handle(
-    broker: &Broker,
-    request: Request,
-    client: &ClientInfo,
-) -> Option<ResponseKind> {
+pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> Option<Response> {
     let version = request.api_version();
+    if let RequestKind::Fetch(req) = request.body {
+        let (body, file_ranges) = fetch::handle(broker, version, req).await;
+        return Some(Response {
+            body: ResponseKind::Fetch(body),
+            file_ranges,
+        });
+    }
     let response = match request.body {
         RequestKind::ApiVersions(req) => {
             ResponseKind::ApiVersions(api_versions::handle(version, req))
@@ -60,7 +75,6 @@ pub async fn handle(
             ResponseKind::Metadata(metadata::handle(broker, version, req))
         }
         RequestKind::Produce(req) => ResponseKind::Produce(produce::handle(broker, version, req)?),
-        RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::handle(broker, version, req).await),
         RequestKind::ListOffsets(req) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, version, req))
         }
@@ -132,7 +146,10 @@ pub async fn handle(
             unreachable!("no handler for supported request {other:?}")
         }
     };
-    Some(response)
+    Some(Response {
+        body: response,
+        file_ranges: Vec::new(),
+    })
 }
 
 /// Kafka's marker for "authorized operations were not requested".
