@@ -272,51 +272,77 @@ fn end_to_end(
     seconds: u64,
     record_bytes: usize,
 ) -> Result<serde_json::Value> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "vltava-bench-e2e")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "100")
-        .set("fetch.min.bytes", "1")
-        .create()?;
-    let mut assignment = TopicPartitionList::new();
-    assignment.add_partition_offset(topic, 0, rdkafka::Offset::End)?;
-    consumer.assign(&assignment)?;
-    // Let the consumer settle at the end of the log before producing.
-    let settle = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < settle {
-        consumer.poll(Duration::from_millis(50));
-    }
+    let total = (rate * seconds) as usize;
+    // The consumer has its own thread, so a receipt is timed when it
+    // arrives, not when the producing loop next gets round to polling.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let consumer_config = {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", bootstrap)
+            .set("group.id", "vltava-bench-e2e")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "100")
+            .set("fetch.min.bytes", "1");
+        c
+    };
+    let consumer_topic = topic.to_string();
+    let deadline = Duration::from_secs(seconds + 30);
+    let receiver = std::thread::spawn(move || -> Result<Vec<u64>> {
+        let consumer: BaseConsumer = consumer_config.create()?;
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(&consumer_topic, 0, rdkafka::Offset::End)?;
+        consumer.assign(&assignment)?;
+        // Settle at the end of the log before the producer starts.
+        let settle = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < settle {
+            consumer.poll(Duration::from_millis(50));
+        }
+        let _ = ready_tx.send(());
+        let start = Instant::now();
+        let mut latencies = Vec::with_capacity(total);
+        while latencies.len() < total && start.elapsed() < deadline {
+            if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+                if let Some(p) = message.payload() {
+                    let sent_us = u64::from_be_bytes(p[..8].try_into().expect("8 bytes"));
+                    latencies.push(now_us().saturating_sub(sent_us));
+                }
+            }
+        }
+        Ok(latencies)
+    });
+    ready_rx
+        .recv()
+        .map_err(|_| anyhow::anyhow!("consumer thread failed to start"))?;
     let producer: ThreadedProducer<_> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("acks", "all")
         .set("linger.ms", "0")
         .create()?;
-    let total = rate * seconds;
     let mut payload = vec![b'x'; record_bytes.max(8)];
-    let start = Instant::now();
-    let mut latencies: Vec<u64> = Vec::with_capacity(total as usize);
-    let mut sent = 0u64;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
-    while latencies.len() < total as usize && start.elapsed() < Duration::from_secs(seconds + 30) {
-        while sent < total && start.elapsed() >= interval.mul_f64(sent as f64) {
-            payload[..8].copy_from_slice(&now_us().to_be_bytes());
-            if producer
-                .send(BaseRecord::<(), [u8]>::to(topic).payload(&payload[..]))
-                .is_err()
-            {
-                producer.poll(Duration::from_millis(1));
-                continue;
-            }
-            sent += 1;
+    let start = Instant::now();
+    let mut sent = 0usize;
+    while sent < total {
+        let due = interval.mul_f64(sent as f64);
+        let elapsed = start.elapsed();
+        if elapsed < due {
+            std::thread::sleep((due - elapsed).min(Duration::from_micros(200)));
+            continue;
         }
-        if let Some(Ok(message)) = consumer.poll(Duration::from_micros(200)) {
-            if let Some(p) = message.payload() {
-                let sent_us = u64::from_be_bytes(p[..8].try_into().expect("8 bytes"));
-                latencies.push(now_us().saturating_sub(sent_us));
-            }
+        payload[..8].copy_from_slice(&now_us().to_be_bytes());
+        if producer
+            .send(BaseRecord::<(), [u8]>::to(topic).payload(&payload[..]))
+            .is_err()
+        {
+            producer.poll(Duration::from_millis(1));
+            continue;
         }
+        sent += 1;
     }
+    producer.flush(Timeout::After(Duration::from_secs(30)))?;
+    let mut latencies = receiver
+        .join()
+        .map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;
     latencies.sort_unstable();
     let pct = |q: f64| -> f64 {
         latencies
