@@ -164,6 +164,9 @@ pub fn encode_response_spliced(
     placeholders: &[RecordsPlaceholder],
 ) -> anyhow::Result<Vec<Bytes>> {
     let encoded = encode_response(api_key, version, correlation_id, body)?;
+    if placeholders.is_empty() {
+        return Ok(vec![encoded]);
+    }
     // Flexible versions (those with a v1 response header) encode records
     // as COMPACT_RECORDS: an unsigned varint of length + 1.
     let flexible = api_key.response_header_version(version) >= 1;
