@@ -340,16 +340,21 @@ fn end_to_end(
         sent += 1;
     }
     producer.flush(Timeout::After(Duration::from_secs(30)))?;
-    let mut latencies = receiver
+    let latencies = receiver
         .join()
         .map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;
+    Ok(latency_summary(name, rate, latencies))
+}
+
+/// The end-to-end result line: percentiles of latencies in microseconds.
+pub(crate) fn latency_summary(name: &str, rate: u64, mut latencies: Vec<u64>) -> serde_json::Value {
     latencies.sort_unstable();
     let pct = |q: f64| -> f64 {
         latencies
             .get(((latencies.len() as f64 - 1.0) * q) as usize)
             .map_or(f64::NAN, |us| *us as f64 / 1000.0)
     };
-    Ok(json!({
+    json!({
         "scenario": name,
         "records": latencies.len(),
         "rate": rate,
@@ -357,7 +362,7 @@ fn end_to_end(
         "p99_ms": pct(0.99),
         "p999_ms": pct(0.999),
         "max_ms": pct(1.0),
-    }))
+    })
 }
 
 fn loopback(megabytes: u64) -> Result<serde_json::Value> {

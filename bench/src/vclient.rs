@@ -14,7 +14,7 @@ use vltava_client::{
     ProducerConfig, ProducerRecord,
 };
 
-use crate::{now_us, process_cpu_seconds, Scenario};
+use crate::{latency_summary, now_us, process_cpu_seconds, Scenario};
 
 /// Records sent and not yet acknowledged before the sending loop waits for
 /// the oldest: the analogue of librdkafka's queue bound in `main.rs`.
@@ -260,21 +260,7 @@ async fn end_to_end(
         tokio::time::sleep(Duration::from_micros(500)).await;
     }
     producer.flush().await;
-    let mut latencies = receiver.await??;
+    let latencies = receiver.await??;
     producer.close().await;
-    latencies.sort_unstable();
-    let pct = |q: f64| -> f64 {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * q) as usize)
-            .map_or(f64::NAN, |us| *us as f64 / 1000.0)
-    };
-    Ok(json!({
-        "scenario": name,
-        "records": latencies.len(),
-        "rate": rate,
-        "p50_ms": pct(0.50),
-        "p99_ms": pct(0.99),
-        "p999_ms": pct(0.999),
-        "max_ms": pct(1.0),
-    }))
+    Ok(latency_summary(name, rate, latencies))
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::Args;
 use tokio::sync::mpsc;
-use vltava_client::{Compression, Producer, ProducerConfig, ProducerRecord};
+use vltava_client::{Producer, ProducerConfig, ProducerRecord};
 
 use super::{connect, fail, parse_pairs, read_properties};
 
@@ -191,24 +191,8 @@ fn producer_config(args: &ConsoleProducerArgs) -> anyhow::Result<(ProducerConfig
         .cloned()
         .or_else(|| args.compression_codec.clone())
         .unwrap_or_else(|| "none".into());
-    let compression = match codec.trim() {
-        "none" => Compression::None,
-        "gzip" => Compression::Gzip,
-        "snappy" => Compression::Snappy,
-        "lz4" => Compression::Lz4,
-        "zstd" => Compression::Zstd,
-        other => return fail(format!("Invalid value {other} for configuration compression.type: String must be one of: none, gzip, snappy, lz4, zstd")),
-    };
-    let number = |k: &str, d: u64| -> anyhow::Result<u64> {
-        match props.get(k) {
-            Some(v) => v.trim().parse().or_else(|_| {
-                fail(format!(
-                    "Invalid value {v} for configuration {k}: Not a number of type LONG"
-                ))
-            }),
-            None => Ok(d),
-        }
-    };
+    let compression = super::compression(&codec)?;
+    let number = |k: &str, d: u64| super::long_property(&props, k, d);
     let linger_ms = if args.sync {
         0
     } else {

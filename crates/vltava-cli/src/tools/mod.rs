@@ -37,6 +37,35 @@ pub fn fail<T>(message: impl Into<String>) -> anyhow::Result<T> {
 }
 
 /// A runtime for one tool run.
+/// `compression.type` as Kafka's producer spells it.
+pub fn compression(value: &str) -> anyhow::Result<vltava_client::Compression> {
+    use vltava_client::Compression;
+    Ok(match value.trim() {
+        "none" => Compression::None,
+        "gzip" => Compression::Gzip,
+        "snappy" => Compression::Snappy,
+        "lz4" => Compression::Lz4,
+        "zstd" => Compression::Zstd,
+        other => return fail(format!("Invalid value {other} for configuration compression.type: String must be one of: none, gzip, snappy, lz4, zstd")),
+    })
+}
+
+/// A LONG producer property, or `default` when it is not set.
+pub fn long_property(
+    props: &BTreeMap<String, String>,
+    key: &str,
+    default: u64,
+) -> anyhow::Result<u64> {
+    match props.get(key) {
+        Some(v) => v.trim().parse().or_else(|_| {
+            fail(format!(
+                "Invalid value {v} for configuration {key}: Not a number of type LONG"
+            ))
+        }),
+        None => Ok(default),
+    }
+}
+
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -17,7 +17,7 @@ use rand::Rng;
 use tokio::sync::mpsc;
 use vltava_client::producer::DeliveryFuture;
 use vltava_client::{
-    Compression, Consumer, ConsumerConfig, OffsetSpec, Producer, ProducerConfig, ProducerRecord,
+    Consumer, ConsumerConfig, OffsetSpec, Producer, ProducerConfig, ProducerRecord,
 };
 
 use super::{connect, fail, parse_pairs, read_properties};
@@ -161,24 +161,9 @@ fn producer_config(props: &BTreeMap<String, String>) -> anyhow::Result<ProducerC
         ))
         }
     };
-    let compression = match props.get("compression.type").map_or("none", |v| v.trim()) {
-        "none" => Compression::None,
-        "gzip" => Compression::Gzip,
-        "snappy" => Compression::Snappy,
-        "lz4" => Compression::Lz4,
-        "zstd" => Compression::Zstd,
-        other => return fail(format!("Invalid value {other} for configuration compression.type: String must be one of: none, gzip, snappy, lz4, zstd")),
-    };
-    let number = |k: &str, d: u64| -> anyhow::Result<u64> {
-        match props.get(k) {
-            Some(v) => v.trim().parse().or_else(|_| {
-                fail(format!(
-                    "Invalid value {v} for configuration {k}: Not a number of type LONG"
-                ))
-            }),
-            None => Ok(d),
-        }
-    };
+    let compression =
+        super::compression(props.get("compression.type").map_or("none", |v| v.as_str()))?;
+    let number = |k: &str, d: u64| super::long_property(props, k, d);
     let idempotence = match props.get("enable.idempotence").map(|v| v.trim()) {
         Some("true") if acks != -1 => {
             return fail("Must set acks to all in order to use the idempotent producer. Otherwise we cannot guarantee idempotence.")
