@@ -602,7 +602,10 @@ impl From<StartError> for ApiError {
 }
 
 /// Removes directories that no topic in `image` owns: leftovers of deletes
-/// cut short by a crash, or of partitions whose topic was never recorded.
+/// cut short by a crash (`…-delete`), or partition directories
+/// (`<topic>-<n>` with a partition file inside) whose topic is gone or is
+/// another incarnation. Anything else (`lost+found` on a mount point, a
+/// directory an operator put there) is not ours and is left alone.
 fn remove_orphan_dirs(data_dir: &Path, image: &vltava_meta::MetadataImage) -> io::Result<()> {
     for entry in fs::read_dir(data_dir)? {
         let entry = entry?;
@@ -613,19 +616,45 @@ fn remove_orphan_dirs(data_dir: &Path, image: &vltava_meta::MetadataImage) -> io
         if name == METADATA_DIR {
             continue;
         }
-        let owned = name.rsplit_once('-').is_some_and(|(topic, partition)| {
-            image.topics.get(topic).is_some_and(|t| {
-                partition
-                    .parse::<usize>()
-                    .is_ok_and(|p| p < t.partitions.len() && belongs_to(&entry.path(), t.topic_id))
-            })
-        });
+        let path = entry.path();
+        let Some(partition) = partition_dir_name(&name) else {
+            if !name.ends_with("-delete") {
+                continue;
+            }
+            warn!(dir = %path.display(), "removing the leftover of a deleted partition");
+            fs::remove_dir_all(&path)?;
+            continue;
+        };
+        if !looks_like_partition(&path) {
+            continue;
+        }
+        let owned = image
+            .topics
+            .get(partition.0)
+            .is_some_and(|t| partition.1 < t.partitions.len() && belongs_to(&path, t.topic_id));
         if !owned {
-            warn!(dir = %entry.path().display(), "removing directory of a deleted or unknown partition");
-            fs::remove_dir_all(entry.path())?;
+            warn!(dir = %path.display(), "removing directory of a deleted or unknown partition");
+            fs::remove_dir_all(&path)?;
         }
     }
     Ok(())
+}
+
+/// `<topic>-<partition>` split into its parts.
+fn partition_dir_name(name: &str) -> Option<(&str, usize)> {
+    let (topic, partition) = name.rsplit_once('-')?;
+    Some((topic, partition.parse().ok()?))
+}
+
+/// A directory is a partition's if it holds a segment or the partition file.
+fn looks_like_partition(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".log") || name == PARTITION_METADATA_FILE
+        })
+    })
 }
 
 /// A partition directory belongs to a topic incarnation if its marker names
@@ -685,6 +714,31 @@ fn load_node_identity(data_dir: &Path, node_id: i32) -> Result<String, NodeIdent
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_partition_directories_are_removed_as_orphans() {
+        let data = tempfile::tempdir().unwrap();
+        let make = |name: &str, file: Option<&str>| {
+            let dir = data.path().join(name);
+            fs::create_dir(&dir).unwrap();
+            if let Some(file) = file {
+                fs::write(dir.join(file), b"").unwrap();
+            }
+            dir
+        };
+        let orphan = make("gone-0", Some("00000000000000000000.log"));
+        let leftover = make("gone-1.0123abcd-delete", Some("00000000000000000000.log"));
+        let foreign = make("lost+found", None);
+        let operators = make("backup-2024", None);
+        remove_orphan_dirs(data.path(), &vltava_meta::MetadataImage::default()).unwrap();
+        assert!(!orphan.exists());
+        assert!(!leftover.exists());
+        assert!(foreign.exists());
+        assert!(
+            operators.exists(),
+            "not a partition directory: no segment inside"
+        );
+    }
 
     #[test]
     fn topic_names_follow_kafka_rules() {
