@@ -213,17 +213,15 @@ fn produce(
         }
     }
     producer.flush(Timeout::After(Duration::from_secs(300)))?;
-    let seconds = start.elapsed().as_secs_f64();
-    let bytes = records as f64 * record_bytes as f64;
-    Ok(json!({
-        "scenario": name,
-        "records": records,
-        "record_bytes": record_bytes,
-        "seconds": seconds,
-        "records_per_sec": records as f64 / seconds,
-        "mb_per_sec": bytes / seconds / 1e6,
-        "client_cpu_seconds": process_cpu_seconds() - cpu_start,
-    }))
+    let mut line = throughput_summary(
+        name,
+        records,
+        records * record_bytes as u64,
+        start,
+        cpu_start,
+    );
+    line["record_bytes"] = json!(record_bytes);
+    Ok(line)
 }
 
 fn consume(bootstrap: &str, name: &str, topic: &str, records: u64) -> Result<serde_json::Value> {
@@ -250,18 +248,10 @@ fn consume(bootstrap: &str, name: &str, topic: &str, records: u64) -> Result<ser
             bytes += message.payload_len() as u64;
         }
     }
-    let seconds = start.elapsed().as_secs_f64();
     if count < records {
         bail!("read {count} of {records} records before the deadline");
     }
-    Ok(json!({
-        "scenario": name,
-        "records": count,
-        "seconds": seconds,
-        "records_per_sec": count as f64 / seconds,
-        "mb_per_sec": bytes as f64 / seconds / 1e6,
-        "client_cpu_seconds": process_cpu_seconds() - cpu_start,
-    }))
+    Ok(throughput_summary(name, count, bytes, start, cpu_start))
 }
 
 fn end_to_end(
@@ -344,6 +334,26 @@ fn end_to_end(
         .join()
         .map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;
     Ok(latency_summary(name, rate, latencies))
+}
+
+/// A throughput result line: `records` records of `bytes` bytes in all
+/// since `start`, with this process's CPU time since `cpu_start`.
+pub(crate) fn throughput_summary(
+    name: &str,
+    records: u64,
+    bytes: u64,
+    start: Instant,
+    cpu_start: f64,
+) -> serde_json::Value {
+    let seconds = start.elapsed().as_secs_f64();
+    json!({
+        "scenario": name,
+        "records": records,
+        "seconds": seconds,
+        "records_per_sec": records as f64 / seconds,
+        "mb_per_sec": bytes as f64 / seconds / 1e6,
+        "client_cpu_seconds": process_cpu_seconds() - cpu_start,
+    })
 }
 
 /// The end-to-end result line: percentiles of latencies in microseconds.

@@ -14,7 +14,7 @@ use vltava_client::{
     ProducerConfig, ProducerRecord,
 };
 
-use crate::{latency_summary, now_us, process_cpu_seconds, Scenario};
+use crate::{latency_summary, now_us, process_cpu_seconds, throughput_summary, Scenario};
 
 /// Records sent and not yet acknowledged before the sending loop waits for
 /// the oldest: the analogue of librdkafka's queue bound in `main.rs`.
@@ -145,18 +145,17 @@ async fn produce(
     for delivery in in_flight {
         delivery.await.context("producer stopped")??;
     }
-    let seconds = start.elapsed().as_secs_f64();
+    let mut line = throughput_summary(
+        name,
+        records,
+        records * record_bytes as u64,
+        start,
+        cpu_start,
+    );
+    line["record_bytes"] = json!(record_bytes);
+    // Timed to the last delivery, not to the producer's shutdown.
     producer.close().await;
-    let bytes = records as f64 * record_bytes as f64;
-    Ok(json!({
-        "scenario": name,
-        "records": records,
-        "record_bytes": record_bytes,
-        "seconds": seconds,
-        "records_per_sec": records as f64 / seconds,
-        "mb_per_sec": bytes / seconds / 1e6,
-        "client_cpu_seconds": process_cpu_seconds() - cpu_start,
-    }))
+    Ok(line)
 }
 
 async fn consume(
@@ -183,18 +182,10 @@ async fn consume(
             bytes += r.value.as_ref().map_or(0, |v| v.len() as u64);
         }
     }
-    let seconds = start.elapsed().as_secs_f64();
     if count < records {
         bail!("read {count} of {records} records before the deadline");
     }
-    Ok(json!({
-        "scenario": name,
-        "records": count,
-        "seconds": seconds,
-        "records_per_sec": count as f64 / seconds,
-        "mb_per_sec": bytes as f64 / seconds / 1e6,
-        "client_cpu_seconds": process_cpu_seconds() - cpu_start,
-    }))
+    Ok(throughput_summary(name, count, bytes, start, cpu_start))
 }
 
 async fn end_to_end(
