@@ -99,13 +99,14 @@ fn read_once(broker: &Broker, version: i16, request: &FetchRequest) -> Read {
                                     (bytes, len)
                                 }
                                 Sendable::File(slice) => {
+                                    let len = slice.len;
                                     let placeholder = RecordsPlaceholder {
                                         marker: *Uuid::new_v4().as_bytes(),
-                                        len: slice.len,
+                                        len,
                                     };
                                     let marker = Bytes::copy_from_slice(&placeholder.marker);
                                     file_ranges.push((placeholder, slice));
-                                    (marker, file_ranges[file_ranges.len() - 1].0.len)
+                                    (marker, len)
                                 }
                             };
                             total += len;
