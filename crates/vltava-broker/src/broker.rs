@@ -27,6 +27,19 @@ const PRODUCER_ID_BLOCK: i64 = 1000;
 /// Kafka's longest legal topic name.
 const TOPIC_NAME_CHARS_MAX: usize = 249;
 
+/// The name of the cluster metadata log's topic; its partition directory is
+/// the broker's own metadata log, so no client topic may take the name.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// Partitions one CreateTopics or CreatePartitions request may add in all:
+/// Kafka's controller caps one operation at this many records.
+pub const PARTITIONS_PER_REQUEST_MAX: i32 = 10_000;
+
+/// Partitions one broker hosts in all. Each holds a directory, a few file
+/// handles while active, and its index memory; P5 in docs/benchmarks.md
+/// measures 10,000 idle ones.
+pub const PARTITIONS_PER_BROKER_MAX: usize = 100_000;
+
 /// Marks a partition directory as belonging to one incarnation of a topic.
 const PARTITION_METADATA_FILE: &str = "partition.metadata";
 
@@ -78,8 +91,56 @@ pub struct Broker {
     producer_ids: Mutex<ProducerIdBlock>,
     /// Woken after every append, for fetches waiting on `min_bytes`.
     appended: Notify,
+    /// Produce requests being validated and appended at once; see
+    /// [`PRODUCE_REQUESTS_IN_PROGRESS_MAX`].
+    produce_permits: tokio::sync::Semaphore,
     groups: GroupCoordinator,
+    /// The exclusive lock on `log.dirs`, held for the broker's lifetime.
+    _dir_lock: fs::File,
 }
+
+/// The lock file in `log.dirs`, as Kafka names it.
+pub const DATA_DIR_LOCK_FILE: &str = ".lock";
+
+/// Takes the exclusive lock on the data directory before anything in it is
+/// read: two brokers replaying and appending to the same logs would corrupt
+/// them. The lock is an `flock`, so it goes with the process, however that
+/// ends. The holder's pid is written into the file for the message a second
+/// broker prints.
+fn lock_data_dir(data_dir: &Path) -> Result<fs::File, StartError> {
+    use std::io::Write;
+    let path = data_dir.join(DATA_DIR_LOCK_FILE);
+    let io_err = |source| StartError::Io {
+        dir: data_dir.display().to_string(),
+        source,
+    };
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_err)?;
+    if let Err(e) = rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        let holder = fs::read_to_string(&path).unwrap_or_default();
+        return Err(StartError::Inconsistent(format!(
+            "data directory {} is in use by another broker ({}; {e}): one broker per log.dirs",
+            data_dir.display(),
+            match holder.trim() {
+                "" => "holder unknown".to_string(),
+                pid => format!("pid {pid}"),
+            }
+        )));
+    }
+    file.set_len(0).map_err(io_err)?;
+    write!(file, "{}", std::process::id()).map_err(io_err)?;
+    Ok(file)
+}
+
+/// Produce requests the broker validates and appends at the same time.
+/// Inflating a compressed batch may cost a codec window of up to 128 MiB and
+/// is CPU-bound, so more than a few at once only adds memory, not speed.
+pub const PRODUCE_REQUESTS_IN_PROGRESS_MAX: usize = 4;
 
 impl Broker {
     /// Opens the data directory: node identity, metadata replay, every
@@ -92,6 +153,7 @@ impl Broker {
             source,
         };
         fs::create_dir_all(&data_dir).map_err(io_err)?;
+        let dir_lock = lock_data_dir(&data_dir)?;
         let cluster_id = load_node_identity(&data_dir, config.node_id).map_err(|e| match e {
             NodeIdentityError::Io(source) => io_err(source),
             NodeIdentityError::Mismatch(msg) => StartError::Inconsistent(msg),
@@ -99,7 +161,7 @@ impl Broker {
         let now_ms = clock.now_ms();
         let meta = MetadataStore::open(&data_dir.join(METADATA_DIR), now_ms)?;
         let image = meta.image().clone();
-        remove_orphan_dirs(&data_dir, &image).map_err(io_err)?;
+        remove_orphan_dirs(&data_dir, &image)?;
         let mut topics = BTreeMap::new();
         for topic in image.topics.values() {
             let overrides = image.configs_of(&ConfigResource::Topic(topic.name.clone()));
@@ -139,7 +201,9 @@ impl Broker {
             topics: RwLock::new(topics),
             producer_ids: Mutex::new(ProducerIdBlock { next, end: next }),
             appended: Notify::new(),
+            produce_permits: tokio::sync::Semaphore::new(PRODUCE_REQUESTS_IN_PROGRESS_MAX),
             groups,
+            _dir_lock: dir_lock,
         };
         broker
             .groups
@@ -168,6 +232,14 @@ impl Broker {
         &self.appended
     }
 
+    /// A permit to validate and append one produce request.
+    pub(crate) async fn produce_permit(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.produce_permits
+            .acquire()
+            .await
+            .expect("the produce semaphore is never closed")
+    }
+
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
         self.topics.read().get(name).cloned()
     }
@@ -180,9 +252,39 @@ impl Broker {
         self.topics.read().values().cloned().collect()
     }
 
-    /// Creates a topic. With `validate_only` everything is checked and
-    /// nothing is changed. Returns the topic as it is (or would be).
+    /// Creates a topic for a client. With `validate_only` everything is
+    /// checked and nothing is changed. Returns the topic as it is (or would
+    /// be). Internal topics are the broker's to create, with its settings.
     pub fn create_topic(
+        &self,
+        name: &str,
+        num_partitions: i32,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(i32, TopicConfig, Uuid), ApiError> {
+        validate_topic_name(name)?;
+        if is_internal_topic(name) {
+            self.check_name_free(name)?;
+            return Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!("Topic {name} is an internal topic: the broker creates it with its own settings"),
+            ));
+        }
+        self.create_topic_unchecked(name, num_partitions, overrides, validate_only)
+    }
+
+    /// Creates one of the broker's internal topics with the given settings.
+    pub(crate) fn create_internal_topic(
+        &self,
+        name: &str,
+        num_partitions: i32,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<(i32, TopicConfig, Uuid), ApiError> {
+        assert!(is_internal_topic(name), "{name} is not an internal topic");
+        self.create_topic_unchecked(name, num_partitions, overrides, false)
+    }
+
+    fn create_topic_unchecked(
         &self,
         name: &str,
         num_partitions: i32,
@@ -196,16 +298,23 @@ impl Broker {
                 "Number of partitions must be larger than 0.",
             ));
         }
+        check_partitions_per_request(num_partitions)?;
         for (key, value) in &overrides {
             validate_topic_config(key, value)?;
         }
         let topic_config = TopicConfig::resolve(&self.config, &overrides);
         let mut meta = self.meta.lock();
         self.check_name_free(name)?;
+        self.check_partitions_per_broker(num_partitions)?;
         let topic_id = Uuid::new_v4();
         if validate_only {
             return Ok((num_partitions, topic_config, topic_id));
         }
+        // Directories first, the metadata record last: a failure on the way
+        // leaves nothing behind, and a crash leaves only directories that
+        // no topic owns, which start-up clears.
+        let partitions =
+            self.open_new_partitions(name, topic_id, 0..num_partitions, &topic_config)?;
         let mut records = vec![MetaRecord::Topic {
             name: name.to_string(),
             topic_id,
@@ -218,9 +327,10 @@ impl Broker {
             name: k.clone(),
             value: Some(v.clone()),
         }));
-        meta.append(&records, self.now_ms())?;
-        let partitions =
-            self.open_new_partitions(name, topic_id, 0..num_partitions, &topic_config)?;
+        if let Err(e) = meta.append(&records, self.now_ms()) {
+            remove_new_partitions(partitions);
+            return Err(e.into());
+        }
         self.topics.write().insert(
             name.to_string(),
             Arc::new(Topic {
@@ -265,6 +375,24 @@ impl Broker {
         Ok(())
     }
 
+    fn check_partitions_per_broker(&self, adding: i32) -> Result<(), ApiError> {
+        let hosted: usize = self
+            .topics
+            .read()
+            .values()
+            .map(|t| t.partitions.len())
+            .sum();
+        if hosted + adding.max(0) as usize > PARTITIONS_PER_BROKER_MAX {
+            return Err(ApiError::new(
+                ResponseError::PolicyViolation,
+                format!(
+                    "Adding {adding} partitions to the {hosted} this broker hosts would pass its limit of {PARTITIONS_PER_BROKER_MAX} (PARTITIONS_PER_BROKER_MAX)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn open_new_partitions(
         &self,
         name: &str,
@@ -273,20 +401,33 @@ impl Broker {
         config: &TopicConfig,
     ) -> Result<Vec<Arc<Partition>>, ApiError> {
         let data_dir = self.config.data_dir();
-        range
-            .map(|index| {
-                // Anything already at this path is a leftover of a deleted
-                // topic of the same name: it must not be served.
-                let dir = data_dir.join(Partition::dir_name(name, index));
-                if dir.exists() {
+        let mut opened = Vec::with_capacity(range.len());
+        for index in range {
+            // Anything already at this path is a leftover of a deleted
+            // topic of the same name: it must not be served.
+            let dir = data_dir.join(Partition::dir_name(name, index));
+            let result = match dir.exists() {
+                true => {
                     warn!(dir = %dir.display(), "removing stale partition directory");
-                    fs::remove_dir_all(&dir).map_err(storage_error)?;
+                    fs::remove_dir_all(&dir).map_err(storage_error)
                 }
+                false => Ok(()),
+            }
+            .and_then(|()| {
                 open_partition(data_dir, name, topic_id, index, 0, config, self.now_ms())
-                    .map(Arc::new)
                     .map_err(|e| ApiError::new(ResponseError::KafkaStorageError, e.to_string()))
-            })
-            .collect()
+            });
+            match result {
+                Ok(partition) => opened.push(Arc::new(partition)),
+                Err(e) => {
+                    // Nothing refers to these yet: take them back out.
+                    remove_new_partitions(opened);
+                    let _ = fs::remove_dir_all(&dir);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(opened)
     }
 
     /// Creates a topic with the broker defaults if auto-creation allows it.
@@ -369,14 +510,19 @@ impl Broker {
                 format!("Topic currently has {current} partitions, which is higher than the requested {count}."),
             ));
         }
+        check_partitions_per_request(count - current)?;
+        self.check_partitions_per_broker(count - current)?;
         if validate_only {
             return Ok(());
         }
         let records: Vec<MetaRecord> = (current..count)
             .map(|p| self.partition_record(topic.id, p))
             .collect();
-        meta.append(&records, self.now_ms())?;
         let added = self.open_new_partitions(name, topic.id, current..count, &topic.config)?;
+        if let Err(e) = meta.append(&records, self.now_ms()) {
+            remove_new_partitions(added);
+            return Err(e.into());
+        }
         let mut partitions = topic.partitions.clone();
         partitions.extend(added);
         self.replace_topic(
@@ -534,6 +680,31 @@ pub fn is_internal_topic(name: &str) -> bool {
     matches!(name, OFFSETS_TOPIC | "__transaction_state")
 }
 
+/// Refuses one request adding more than [`PARTITIONS_PER_REQUEST_MAX`].
+pub fn check_partitions_per_request(adding: i32) -> Result<(), ApiError> {
+    if adding > PARTITIONS_PER_REQUEST_MAX {
+        return Err(ApiError::new(
+            ResponseError::InvalidPartitions,
+            format!(
+                "A request may add at most {PARTITIONS_PER_REQUEST_MAX} partitions (PARTITIONS_PER_REQUEST_MAX); this one adds {adding}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Closes and removes partitions that were opened for a change that did
+/// not happen. Nothing else holds them.
+fn remove_new_partitions(partitions: Vec<Arc<Partition>>) {
+    for partition in partitions {
+        let dir = partition.dir().to_path_buf();
+        drop(partition);
+        if let Err(e) = fs::remove_dir_all(&dir) {
+            warn!(dir = %dir.display(), error = %e, "could not remove a partition of a failed change; start-up will");
+        }
+    }
+}
+
 fn storage_error(e: io::Error) -> ApiError {
     ApiError::new(ResponseError::KafkaStorageError, e.to_string())
 }
@@ -546,6 +717,11 @@ pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
     }
     if name == "." || name == ".." {
         return invalid("Topic name cannot be \".\" or \"..\"".into());
+    }
+    if name == METADATA_TOPIC {
+        return invalid(format!(
+            "Topic name {METADATA_TOPIC} is reserved for the cluster metadata log"
+        ));
     }
     if name.len() > TOPIC_NAME_CHARS_MAX {
         return invalid(format!(
@@ -601,15 +777,27 @@ impl From<StartError> for ApiError {
     }
 }
 
-/// Removes directories that no topic in `image` owns: leftovers of deletes
-/// cut short by a crash (`…-delete`), or partition directories
-/// (`<topic>-<n>` with a partition file inside) whose topic is gone or is
-/// another incarnation. Anything else (`lost+found` on a mount point, a
-/// directory an operator put there) is not ours and is left alone.
-fn remove_orphan_dirs(data_dir: &Path, image: &vltava_meta::MetadataImage) -> io::Result<()> {
-    for entry in fs::read_dir(data_dir)? {
-        let entry = entry?;
-        if !entry.file_type()?.is_dir() {
+/// Clears directories that no topic in `image` owns. Leftovers of deletes
+/// cut short by a crash (`…-delete`) and partition directories holding no
+/// records (a creation cut short) are removed. A partition directory that
+/// holds records is never removed here: it is renamed `<dir>.<id>-stray` and
+/// left for the operator, since the metadata log may be what is wrong. If
+/// the metadata log names no topic at all while such directories exist,
+/// start-up stops instead: that is a lost or replaced metadata log, not a
+/// set of deleted topics. Anything that is not a partition directory
+/// (`lost+found`, an operator's own) is left alone.
+fn remove_orphan_dirs(
+    data_dir: &Path,
+    image: &vltava_meta::MetadataImage,
+) -> Result<(), StartError> {
+    let io_err = |source| StartError::Io {
+        dir: data_dir.display().to_string(),
+        source,
+    };
+    let mut strays = Vec::new();
+    for entry in fs::read_dir(data_dir).map_err(io_err)? {
+        let entry = entry.map_err(io_err)?;
+        if !entry.file_type().map_err(io_err)?.is_dir() {
             continue;
         }
         let name = entry.file_name().to_string_lossy().to_string();
@@ -618,11 +806,10 @@ fn remove_orphan_dirs(data_dir: &Path, image: &vltava_meta::MetadataImage) -> io
         }
         let path = entry.path();
         let Some(partition) = partition_dir_name(&name) else {
-            if !name.ends_with("-delete") {
-                continue;
+            if name.ends_with("-delete") {
+                warn!(dir = %path.display(), "removing the leftover of a deleted partition");
+                fs::remove_dir_all(&path).map_err(io_err)?;
             }
-            warn!(dir = %path.display(), "removing the leftover of a deleted partition");
-            fs::remove_dir_all(&path)?;
             continue;
         };
         if !looks_like_partition(&path) {
@@ -632,12 +819,46 @@ fn remove_orphan_dirs(data_dir: &Path, image: &vltava_meta::MetadataImage) -> io
             .topics
             .get(partition.0)
             .is_some_and(|t| partition.1 < t.partitions.len() && belongs_to(&path, t.topic_id));
-        if !owned {
-            warn!(dir = %path.display(), "removing directory of a deleted or unknown partition");
-            fs::remove_dir_all(&path)?;
+        if owned {
+            continue;
+        }
+        if holds_records(&path).map_err(io_err)? {
+            strays.push(path);
+        } else {
+            warn!(dir = %path.display(), "removing an empty partition directory no topic owns");
+            fs::remove_dir_all(&path).map_err(io_err)?;
         }
     }
+    if image.topics.is_empty() && !strays.is_empty() {
+        return Err(StartError::Inconsistent(format!(
+            "the metadata log in {} names no topics, but {} partition directories hold records (for example {}); refusing to start rather than lose them: restore the metadata log, or move those directories out of log.dirs",
+            data_dir.join(METADATA_DIR).display(),
+            strays.len(),
+            strays[0].display()
+        )));
+    }
+    for path in strays {
+        let stray = path.with_file_name(format!(
+            "{}.{}-stray",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            Uuid::new_v4().simple()
+        ));
+        warn!(dir = %path.display(), renamed = %stray.display(), "a partition directory no topic owns holds records; keeping it aside");
+        fs::rename(&path, &stray).map_err(io_err)?;
+    }
     Ok(())
+}
+
+/// Whether any segment file in `dir` has bytes in it.
+fn holds_records(dir: &Path) -> io::Result<bool> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_string_lossy().ends_with(".log") && entry.metadata()?.len() > 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// `<topic>-<partition>` split into its parts.

@@ -175,6 +175,14 @@ fn validate_value(
 }
 
 /// Effective topic configuration: overrides on top of broker defaults.
+/// How far a produced batch may inflate relative to `max.message.bytes`.
+pub const DECOMPRESSION_RATIO_MAX: usize = 64;
+/// Lowest decompression bound, whatever `max.message.bytes` is.
+pub const DECOMPRESSED_BATCH_BYTES_FLOOR: usize =
+    vltava_record::DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT;
+/// Highest decompression bound, whatever `max.message.bytes` is.
+pub const DECOMPRESSED_BATCH_BYTES_CAP: usize = 1 << 30;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicConfig {
     values: BTreeMap<&'static str, String>,
@@ -206,6 +214,17 @@ impl TopicConfig {
 
     pub fn max_message_bytes(&self) -> usize {
         self.long("max.message.bytes").max(0) as usize
+    }
+
+    /// The most plain bytes one produced batch may inflate to: a ratio of
+    /// [`DECOMPRESSION_RATIO_MAX`] over `max.message.bytes`, kept within
+    /// [`DECOMPRESSED_BATCH_BYTES_FLOOR`]..=[`DECOMPRESSED_BATCH_BYTES_CAP`].
+    /// Records are checked while they stream out of the decompressor, so the
+    /// bound caps the CPU one batch costs, not memory held.
+    pub fn decompressed_batch_bytes_max(&self) -> usize {
+        self.max_message_bytes()
+            .saturating_mul(DECOMPRESSION_RATIO_MAX)
+            .clamp(DECOMPRESSED_BATCH_BYTES_FLOOR, DECOMPRESSED_BATCH_BYTES_CAP)
     }
 
     pub fn min_insync_replicas(&self) -> i64 {
@@ -334,6 +353,10 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("node.id", "1"),
     ("listeners", "PLAINTEXT://127.0.0.1:9092"),
     ("advertised.listeners", ""),
+    (
+        "listener.security.protocol.map",
+        "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+    ),
     ("log.dirs", "./vltava-data"),
     ("num.partitions", "1"),
     ("auto.create.topics.enable", "true"),
@@ -477,6 +500,10 @@ impl BrokerConfig {
             "" => listeners.clone(),
             spec => parse_listeners(spec)?,
         };
+        check_security(
+            &get("listener.security.protocol.map"),
+            listeners.iter().chain(&advertised),
+        )?;
         let log_dirs: Vec<PathBuf> = get("log.dirs")
             .split(',')
             .map(|d| PathBuf::from(d.trim()))
@@ -591,6 +618,57 @@ fn clamp_i32(n: i64) -> i32 {
     n.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
+/// Kafka's security protocols, by the names `listener.security.protocol.map`
+/// uses.
+const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+
+/// The protocols Vltava serves today. A listener that promises more must not
+/// start as plaintext: a TLS client would fail confusingly and a plaintext
+/// tool would succeed where the operator meant to require security.
+const SECURITY_PROTOCOLS_IMPLEMENTED: &[&str] = &["PLAINTEXT"];
+
+/// Every listener name must map to a security protocol, and that protocol
+/// must be one Vltava implements.
+fn check_security<'a>(
+    map_spec: &str,
+    listeners: impl Iterator<Item = &'a Listener>,
+) -> Result<(), String> {
+    let mut map = BTreeMap::new();
+    for entry in map_spec.split(',').filter(|e| !e.trim().is_empty()) {
+        let (name, protocol) = entry.trim().split_once(':').ok_or_else(|| {
+            format!("listener.security.protocol.map entry '{entry}' is not NAME:PROTOCOL")
+        })?;
+        let protocol = protocol.trim().to_ascii_uppercase();
+        if !SECURITY_PROTOCOLS.contains(&protocol.as_str()) {
+            return Err(format!(
+                "listener.security.protocol.map: unknown security protocol '{protocol}' (known: {})",
+                SECURITY_PROTOCOLS.join(", ")
+            ));
+        }
+        map.insert(name.trim().to_ascii_uppercase(), protocol);
+    }
+    for listener in listeners {
+        let name = listener.name.to_ascii_uppercase();
+        let Some(protocol) = map.get(&name) else {
+            return Err(format!(
+                "listener {name} has no security protocol: add {name}:PLAINTEXT (or another) to listener.security.protocol.map{}",
+                if name == "CONTROLLER" {
+                    "; controller listeners come with the cluster (process.roles), which this broker does not run yet"
+                } else {
+                    ""
+                }
+            ));
+        };
+        if !SECURITY_PROTOCOLS_IMPLEMENTED.contains(&protocol.as_str()) {
+            return Err(format!(
+                "listener {name} uses security protocol {protocol}, which Vltava does not implement yet; it serves {} only. Refusing to start rather than serve that listener without the security it promises",
+                SECURITY_PROTOCOLS_IMPLEMENTED.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn parse_listeners(spec: &str) -> Result<Vec<Listener>, String> {
     spec.split(',')
         .filter(|s| !s.trim().is_empty())
@@ -631,6 +709,53 @@ mod tests {
         let topic = TopicConfig::resolve(&config, &BTreeMap::new());
         assert_eq!(topic.get("retention.ms"), "604800000");
         assert_eq!(topic.max_message_bytes(), 1048588);
+    }
+
+    #[test]
+    fn listeners_that_promise_security_refuse_to_start() {
+        let start = |list: &[(&str, &str)]| BrokerConfig::from_pairs(&pairs(list)).map(|_| ());
+        for protocol in ["SSL", "SASL_PLAINTEXT", "SASL_SSL"] {
+            let listener = format!("{protocol}://127.0.0.1:9093");
+            let err = start(&[("listeners", &listener)]).unwrap_err();
+            assert!(
+                err.contains(&format!("security protocol {protocol}")),
+                "{err}"
+            );
+        }
+        // A listener renamed onto a secure protocol is refused too.
+        let err = start(&[
+            ("listeners", "INTERNAL://127.0.0.1:9093"),
+            ("listener.security.protocol.map", "INTERNAL:SSL"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.contains("listener INTERNAL uses security protocol SSL"),
+            "{err}"
+        );
+        // So is an advertised one.
+        let err = start(&[("advertised.listeners", "SSL://broker:9093")]).unwrap_err();
+        assert!(
+            err.contains("listener SSL uses security protocol SSL"),
+            "{err}"
+        );
+        let err = start(&[("listeners", "INTERNAL://127.0.0.1:9093")]).unwrap_err();
+        assert!(
+            err.contains("listener INTERNAL has no security protocol"),
+            "{err}"
+        );
+        let err = start(&[("listeners", "CONTROLLER://127.0.0.1:9093")]).unwrap_err();
+        assert!(
+            err.contains("controller listeners come with the cluster"),
+            "{err}"
+        );
+        let err = start(&[("listener.security.protocol.map", "PLAINTEXT:TLS")]).unwrap_err();
+        assert!(err.contains("unknown security protocol 'TLS'"), "{err}");
+        // A custom name mapped to PLAINTEXT is fine.
+        start(&[
+            ("listeners", "INTERNAL://127.0.0.1:9093"),
+            ("listener.security.protocol.map", "INTERNAL:PLAINTEXT"),
+        ])
+        .unwrap();
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct Partition {
     /// the append so that both see the same state. Never held across an
     /// await (there is none on this path).
     writer: Mutex<ProducerStateMap>,
+    #[cfg(test)]
+    pub(crate) hooks: tests::Hooks,
 }
 
 impl Partition {
@@ -74,6 +76,8 @@ impl Partition {
             leader_epoch: AtomicI32::new(leader_epoch),
             high_watermark,
             writer: Mutex::new(producers),
+            #[cfg(test)]
+            hooks: tests::Hooks::default(),
         })
     }
 
@@ -87,6 +91,16 @@ impl Partition {
 
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::Acquire)
+    }
+
+    /// Moves the high watermark to `offset`, which must not be below it.
+    fn advance_high_watermark(&self, offset: i64) {
+        let previous = self.high_watermark.swap(offset, Ordering::AcqRel);
+        assert!(
+            offset >= previous,
+            "high watermark of {} would move back from {previous} to {offset}",
+            self.dir.display()
+        );
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -130,10 +144,13 @@ impl Partition {
         };
         let info = self.log.append(batch, self.leader_epoch(), now_ms)?;
         producers.record(header, info.base_offset, log_append_time_ms);
+        #[cfg(test)]
+        self.hooks.before_publish();
+        // Single replica: everything appended is committed. Published while
+        // the writer lock is held, so appends publish in the order they
+        // were written and the high watermark never steps back.
+        self.advance_high_watermark(info.last_offset + 1);
         drop(producers);
-        // Single replica: everything appended is committed.
-        self.high_watermark
-            .store(info.last_offset + 1, Ordering::Release);
         Ok(Appended {
             base_offset: info.base_offset,
             log_append_time_ms,
@@ -161,5 +178,82 @@ impl Partition {
         }
         let _writer = self.writer.lock();
         Ok(self.log.delete_records_before(target)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use vltava_record::{validate_batch, BatchBuilder, Compression};
+
+    use super::*;
+
+    /// Test-only pause points inside `append`.
+    #[derive(Default)]
+    pub(crate) struct Hooks {
+        before_publish: Mutex<Option<Box<dyn Fn() + Send>>>,
+    }
+
+    impl Hooks {
+        /// Runs the hook once (it is taken out, so later appends pass).
+        pub(crate) fn before_publish(&self) {
+            let hook = self.before_publish.lock().take();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
+    }
+
+    fn append_one(partition: &Partition) -> Appended {
+        let batch = BatchBuilder::new(Compression::None)
+            .record(None, Some(Bytes::from_static(b"v")), vec![], 1)
+            .build();
+        let header = validate_batch(&batch).unwrap();
+        partition.append(batch, &header, false, 1).unwrap()
+    }
+
+    /// Two appends race: the first is held between writing its batch and
+    /// publishing its high watermark while the second tries to append. The
+    /// second must not publish first, or the first would then move the
+    /// high watermark back over the second's acknowledged record.
+    #[test]
+    fn a_slow_publisher_never_moves_the_high_watermark_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let partition = Arc::new(
+            Partition::open(dir.path(), "t", Uuid::nil(), 0, 0, LogConfig::default(), 0).unwrap(),
+        );
+        let (paused_tx, paused_rx) = mpsc::channel::<()>();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let go_rx = Mutex::new(go_rx);
+        *partition.hooks.before_publish.lock() = Some(Box::new(move || {
+            let _ = paused_tx.send(());
+            let _ = go_rx.lock().recv();
+        }));
+
+        let first = {
+            let partition = partition.clone();
+            std::thread::spawn(move || append_one(&partition))
+        };
+        paused_rx.recv().unwrap();
+        let second = {
+            let partition = partition.clone();
+            std::thread::spawn(move || append_one(&partition))
+        };
+        // Give the second append every chance to overtake: wait until it
+        // finished or a deadline passed (it cannot finish while the first
+        // holds the writer lock).
+        let deadline = Instant::now() + Duration::from_millis(300);
+        while !second.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        go_tx.send(()).unwrap();
+        let offsets = [first.join().unwrap(), second.join().unwrap()].map(|a| a.base_offset);
+        assert_eq!(offsets, [0, 1]);
+        assert_eq!(partition.log_end_offset(), 2);
+        assert_eq!(partition.high_watermark(), 2);
     }
 }

@@ -399,6 +399,18 @@ impl Log {
             let mut writer = self.writer.lock();
             self.check_not_failed()?;
             let base_offset = self.log_end_offset();
+            // The log end only moves forward: a batch that claims no offsets
+            // (or offsets past i64) would hand out offsets already used.
+            let advances = header.last_offset_delta >= 0
+                && base_offset
+                    .checked_add(i64::from(header.last_offset_delta) + 1)
+                    .is_some();
+            if !advances {
+                return Err(LogError::InvalidBatch(RecordError::BadRecordCount {
+                    records_count: header.records_count,
+                    last_offset_delta: header.last_offset_delta,
+                }));
+            }
             vltava_record::set_base_offset(&mut batch, base_offset);
             vltava_record::set_partition_leader_epoch(&mut batch, leader_epoch);
             let header = BatchHeader {
@@ -469,8 +481,15 @@ impl Log {
             tracing::warn!(dir = %self.dir.display(), error = %e, "index entry not written (disk full); will rewrite");
             active.mark_indexes_dirty();
         }
-        self.log_end_offset
-            .store(header.next_offset(), Ordering::Release);
+        let previous = self
+            .log_end_offset
+            .swap(header.next_offset(), Ordering::AcqRel);
+        assert!(
+            header.next_offset() > previous,
+            "log end offset of {} would move from {previous} to {}",
+            self.dir.display(),
+            header.next_offset()
+        );
         Ok(())
     }
 

@@ -96,6 +96,9 @@ pub enum RecordError {
     /// A record inside the batch could not be decoded (or encoded).
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// A compressed batch inflates past the bound its reader was given.
+    #[error("the batch's records decompress to more than {limit} bytes")]
+    DecompressedTooLarge { limit: usize },
 }
 
 /// Compression codec of a batch (attribute bits 0-2).
@@ -275,8 +278,9 @@ pub fn increment_sequence(sequence: i32, increment: i32) -> i32 {
 }
 
 /// Validates one complete batch at batch level: `buf` is exactly one batch,
-/// magic 2, CRC32C over bytes 21.. matches, then a known codec and a record count
-/// consistent with `last_offset_delta`. Records are not decoded.
+/// magic 2, CRC32C over bytes 21.. matches, then a known codec and a record
+/// count of at least one that equals `last_offset_delta + 1`. Records are not
+/// decoded; [`check_records`] walks them.
 pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, RecordError> {
     validate(buf, CountRule::Exact)
 }
@@ -292,7 +296,9 @@ pub fn validate_stored_batch(buf: &[u8]) -> Result<BatchHeader, RecordError> {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum CountRule {
-    /// `records_count == last_offset_delta + 1` (or an empty batch).
+    /// `records_count == last_offset_delta + 1 >= 1`: what a producer
+    /// sends. An empty batch, or one whose header claims offsets it has no
+    /// records for, would move the log end by a number nobody wrote.
     Exact,
     /// `records_count <= last_offset_delta + 1`.
     AtMostOffsetRange,
@@ -326,7 +332,7 @@ fn validate(buf: &[u8], rule: CountRule) -> Result<BatchHeader, RecordError> {
     let range = i64::from(header.last_offset_delta) + 1;
     let count_ok = count >= 0
         && match rule {
-            CountRule::Exact => count == 0 || range == count,
+            CountRule::Exact => count >= 1 && range == count,
             CountRule::AtMostOffsetRange => count == 0 || (range >= count && range >= 1),
         };
     if !count_ok {
@@ -425,6 +431,15 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
 /// LogAppendTime batches every record reports the batch's `max_timestamp`,
 /// as Kafka does.
 pub fn decode_records(batch: &[u8]) -> Result<Vec<Record>, RecordError> {
+    decode_records_bounded(batch, DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT)
+}
+
+/// [`decode_records`] with an explicit bound on the plain bytes a compressed
+/// batch may inflate to.
+pub fn decode_records_bounded(
+    batch: &[u8],
+    decompressed_bytes_max: usize,
+) -> Result<Vec<Record>, RecordError> {
     let header = validate_stored_batch(batch)?;
     let count = header.records_count as usize;
     let payload_bytes = batch.len() - BATCH_HEADER_BYTES;
@@ -444,15 +459,11 @@ pub fn decode_records(batch: &[u8]) -> Result<Vec<Record>, RecordError> {
         RecordBatchDecoder::decode_with_custom_compression(
             &mut input,
             Some(|buf: &mut Bytes, _| {
-                use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
-                let take = |b: &mut Bytes| Ok(b.clone());
-                let plain = match compression {
-                    Compression::None => Ok(buf.clone()),
-                    Compression::Gzip => Gzip::decompress(buf, take),
-                    Compression::Snappy => Snappy::decompress(buf, take),
-                    Compression::Lz4 => Lz4::decompress(buf, take),
-                    Compression::Zstd => Zstd::decompress(buf, take),
-                }?;
+                let plain = Bytes::from(decompress_bounded(
+                    compression,
+                    buf,
+                    decompressed_bytes_max,
+                )?);
                 if count > plain.len() / RECORD_BYTES_MIN {
                     return Err(invalid_count(&header).into());
                 }
@@ -461,7 +472,10 @@ pub fn decode_records(batch: &[u8]) -> Result<Vec<Record>, RecordError> {
         )
     }))
     .map_err(|_| RecordError::InvalidRecord("record fields overflow".to_string()))?
-    .map_err(|e| RecordError::InvalidRecord(format!("{e:#}")))?;
+    .map_err(|e| match e.downcast::<RecordError>() {
+        Ok(e) => e,
+        Err(e) => RecordError::InvalidRecord(format!("{e:#}")),
+    })?;
     let mut records = decoded.records;
     if records.len() != count {
         return Err(invalid_count(&header));
@@ -670,8 +684,14 @@ impl BatchBuilder {
     }
 }
 
+mod check;
+mod decompress;
 mod rebuild;
 
+pub use check::{check_records, RecordFault, RecordRules, RecordsRefused, RECORD_FAULTS_MAX};
+pub use decompress::{
+    decompress_bounded, decompressing_reader, DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT,
+};
 pub use rebuild::{empty_batch_like, rebuild_batch};
 
 #[cfg(test)]

@@ -66,12 +66,19 @@ fn every_codec_round_trips() {
 }
 
 #[test]
-fn empty_batch_is_valid() {
+fn empty_batch_is_stored_but_never_produced() {
     let batch = BatchBuilder::new(Compression::None).build();
     assert_eq!(batch.len(), BATCH_HEADER_BYTES);
-    let h = validate_batch(&batch).unwrap();
+    let h = validate_stored_batch(&batch).unwrap();
     assert_eq!(h.records_count, 0);
     assert!(decode_records(&batch).unwrap().is_empty());
+    assert_eq!(
+        validate_batch(&batch),
+        Err(RecordError::BadRecordCount {
+            records_count: 0,
+            last_offset_delta: 0
+        })
+    );
 }
 
 #[test]
@@ -297,7 +304,7 @@ proptest! {
     #[test]
     fn arbitrary_records_with_valid_crc_never_panic(
         tail in proptest::collection::vec(any::<u8>(), 0..120),
-        count in 0i32..10,
+        count in 1i32..10,
         codec in 0u8..5,
     ) {
         let mut batch = BatchBuilder::new(Compression::None).build().to_vec();
@@ -310,8 +317,18 @@ proptest! {
             .copy_from_slice(&(count - 1).max(0).to_be_bytes());
         let crc = crc32c::crc32c(&batch[CRC_COVERED_FROM..]);
         batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
-        prop_assert!(validate_batch(&batch).is_ok());
+        let header = validate_batch(&batch);
+        prop_assert!(header.is_ok());
         let _ = decode_records(&batch);
+        let rules = RecordRules { key_required: true, decompressed_bytes_max: 1 << 20 };
+        let checked = check_records(&batch, &header.unwrap(), &rules);
+        // Whatever the walk says must agree with the full decoder: a batch
+        // the walk accepts decodes to exactly `count` keyed records.
+        if checked.is_ok() {
+            let records = decode_records(&batch);
+            prop_assert!(records.is_ok(), "walk accepted what decode refuses: {records:?}");
+            prop_assert_eq!(records.unwrap().len(), count as usize);
+        }
     }
 }
 

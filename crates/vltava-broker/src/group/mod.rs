@@ -100,6 +100,18 @@ pub struct GroupCoordinator {
     groups: Mutex<Groups>,
 }
 
+/// Longest group id a group may be created under: its `__consumer_offsets`
+/// keys store it with an `i16` length, as Kafka's do, and it is never cut.
+pub const GROUP_ID_BYTES_MAX: usize = i16::MAX as usize;
+
+/// Refuses group ids that could not be stored whole.
+fn check_group_id(group_id: &str) -> Result<(), ResponseError> {
+    if group_id.len() > GROUP_ID_BYTES_MAX {
+        return Err(ResponseError::InvalidGroupId);
+    }
+    Ok(())
+}
+
 impl GroupCoordinator {
     pub fn new(settings: GroupSettings) -> GroupCoordinator {
         GroupCoordinator {
@@ -167,12 +179,8 @@ impl GroupCoordinator {
                 self.settings.offsets_segment_bytes.to_string(),
             ),
         ]);
-        match broker.create_topic(
-            OFFSETS_TOPIC,
-            self.settings.offsets_partitions,
-            configs,
-            false,
-        ) {
+        match broker.create_internal_topic(OFFSETS_TOPIC, self.settings.offsets_partitions, configs)
+        {
             Ok(_) => {}
             Err(e) if e.error == ResponseError::TopicAlreadyExists => {}
             Err(e) => return Err(e),
@@ -247,6 +255,13 @@ impl GroupCoordinator {
         args: JoinArgs,
     ) -> Reply<kafka_protocol::messages::JoinGroupResponse> {
         let now_ms = broker.now_ms();
+        if let Err(error) = check_group_id(group_id) {
+            return Reply::Now(
+                kafka_protocol::messages::JoinGroupResponse::default()
+                    .with_error_code(error.code())
+                    .with_generation_id(-1),
+            );
+        }
         let mut groups = self.groups.lock();
         if groups
             .consumer
@@ -334,6 +349,12 @@ impl GroupCoordinator {
         args: HeartbeatArgs,
     ) -> Result<HeartbeatOutcome, (ResponseError, String)> {
         let now_ms = broker.now_ms();
+        check_group_id(group_id).map_err(|e| {
+            (
+                e,
+                format!("group ids are limited to {GROUP_ID_BYTES_MAX} bytes (GROUP_ID_BYTES_MAX)"),
+            )
+        })?;
         let all_topics: BTreeMap<String, i32> = broker
             .topics()
             .iter()
@@ -372,6 +393,7 @@ impl GroupCoordinator {
         identity: CommitIdentity<'_>,
         offsets: Vec<(String, i32, CommittedOffset)>,
     ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
+        check_group_id(group_id)?;
         let mut groups = self.groups.lock();
         groups.check_commit(group_id, &identity)?;
         let mut results = Vec::with_capacity(offsets.len());

@@ -99,9 +99,14 @@ impl RecordKey {
     }
 }
 
+/// Writes an `i16`-length string. Callers bound what they store (group ids
+/// by `GROUP_ID_BYTES_MAX`, topic names by Kafka's 249), so a longer one is
+/// a bug: cutting it would merge two groups after a restart.
 fn put_string(buf: &mut BytesMut, s: &str) {
-    buf.put_i16(s.len().min(i16::MAX as usize) as i16);
-    buf.put_slice(&s.as_bytes()[..s.len().min(i16::MAX as usize)]);
+    let len = i16::try_from(s.len())
+        .unwrap_or_else(|_| panic!("a {}-byte string in a group record key", s.len()));
+    buf.put_i16(len);
+    buf.put_slice(s.as_bytes());
 }
 
 fn get_string(buf: &mut &[u8]) -> Option<String> {

@@ -9,6 +9,7 @@ use vltava_protocol::ResponseError;
 
 use super::describe_configs::topic_entries;
 use super::str_bytes;
+use crate::broker::{check_partitions_per_request, PARTITIONS_PER_REQUEST_MAX};
 use crate::error::ApiError;
 use crate::Broker;
 
@@ -23,6 +24,8 @@ pub fn handle(broker: &Broker, version: i16, request: CreateTopicsRequest) -> Cr
         .map(|t| t.name.0.to_string())
         .filter(|n| !seen.insert(n.clone()))
         .collect();
+    // Partitions this request may still add (PARTITIONS_PER_REQUEST_MAX).
+    let mut budget = PARTITIONS_PER_REQUEST_MAX;
     let topics = request
         .topics
         .into_iter()
@@ -41,7 +44,7 @@ pub fn handle(broker: &Broker, version: i16, request: CreateTopicsRequest) -> Cr
                     ),
                 ))
             } else {
-                create(broker, topic, request.validate_only)
+                create(broker, topic, request.validate_only, &mut budget)
             };
             match created {
                 Ok((partitions, config, topic_id, overrides)) => {
@@ -78,6 +81,7 @@ fn create(
     broker: &Broker,
     topic: CreatableTopic,
     validate_only: bool,
+    budget: &mut i32,
 ) -> Result<
     (
         i32,
@@ -96,6 +100,13 @@ fn create(
     } else {
         check_assignments(broker, &topic)?
     };
+    if num_partitions > *budget {
+        // The first topic past the budget fails; smaller ones after it may
+        // still fit.
+        check_partitions_per_request(
+            (PARTITIONS_PER_REQUEST_MAX - *budget).saturating_add(num_partitions),
+        )?;
+    }
     let replication_factor = match topic.replication_factor {
         -1 => broker.config.default_replication_factor,
         n => n,
@@ -123,6 +134,7 @@ fn create(
     }
     let (partitions, config, topic_id) =
         broker.create_topic(&name, num_partitions, overrides.clone(), validate_only)?;
+    *budget -= partitions;
     Ok((partitions, config, topic_id, overrides))
 }
 

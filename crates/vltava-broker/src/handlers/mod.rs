@@ -74,7 +74,9 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
         RequestKind::Metadata(req) => {
             ResponseKind::Metadata(metadata::handle(broker, version, req))
         }
-        RequestKind::Produce(req) => ResponseKind::Produce(produce::handle(broker, version, req)?),
+        RequestKind::Produce(req) => {
+            ResponseKind::Produce(produce::handle(broker, version, req).await?)
+        }
         RequestKind::ListOffsets(req) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, version, req))
         }

@@ -1,9 +1,14 @@
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use tracing::debug;
 use vltava_protocol::ResponseError;
-use vltava_record::{batches, decode_records, validate_batch, BatchHeader, RecordError};
+use vltava_record::{
+    batches, check_records, validate_batch, BatchHeader, RecordError, RecordFault, RecordRules,
+    RecordsRefused,
+};
 
 use super::str_bytes;
 use crate::broker::{is_internal_topic, Topic};
@@ -12,7 +17,27 @@ use crate::partition::Appended;
 use crate::Broker;
 
 /// Returns `None` for acks=0: the client expects no response.
-pub fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
+///
+/// Checking records (inflating compressed batches) and appending are CPU and
+/// file work: they run under one of the broker's produce permits and, on a
+/// multi-threaded runtime, off the async workers' task queue
+/// (`block_in_place`), so one large or hostile batch never stalls other
+/// connections.
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    request: ProduceRequest,
+) -> Option<ProduceResponse> {
+    let _permit = broker.produce_permit().await;
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle_now(broker, version, request))
+        }
+        _ => handle_now(broker, version, request),
+    }
+}
+
+fn handle_now(broker: &Broker, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
     let acks = request.acks;
     let now_ms = broker.now_ms();
     let mut any_appended = false;
@@ -29,7 +54,8 @@ pub fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Option<
                         Err(ApiError::new(
                             ResponseError::InvalidRequiredAcks,
                             format!("invalid acks {acks}"),
-                        ))
+                        )
+                        .into())
                     } else {
                         produce_partition(topic.as_deref(), p.index, p.records, acks, now_ms)
                     };
@@ -48,10 +74,26 @@ pub fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Option<
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
 
+/// Why one partition's data was refused: the error, and for KIP-467 the
+/// records at fault (empty when the whole batch is at fault).
+struct Refusal {
+    error: ApiError,
+    record_errors: Vec<RecordFault>,
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Refusal {
+        Refusal {
+            error,
+            record_errors: Vec::new(),
+        }
+    }
+}
+
 fn partition_response(
     version: i16,
     index: i32,
-    result: Result<Appended, ApiError>,
+    result: Result<Appended, Refusal>,
 ) -> PartitionProduceResponse {
     let response = PartitionProduceResponse::default().with_index(index);
     match result {
@@ -59,14 +101,30 @@ fn partition_response(
             .with_base_offset(appended.base_offset)
             .with_log_append_time_ms(appended.log_append_time_ms)
             .with_log_start_offset(appended.log_start_offset),
-        Err(e) => {
-            debug!(partition = index, error = %e, "produce refused");
-            response
-                .with_error_code(e.code())
+        Err(Refusal {
+            error,
+            record_errors,
+        }) => {
+            debug!(partition = index, error = %error, "produce refused");
+            let response = response
+                .with_error_code(error.code())
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
-                .with_log_start_offset(-1)
-                .with_error_message((version >= 8).then(|| str_bytes(e.message)))
+                .with_log_start_offset(-1);
+            if version < 8 {
+                return response;
+            }
+            let record_errors = record_errors
+                .into_iter()
+                .map(|fault| {
+                    BatchIndexAndErrorMessage::default()
+                        .with_batch_index(fault.batch_index)
+                        .with_batch_index_error_message(Some(str_bytes(fault.message)))
+                })
+                .collect();
+            response
+                .with_error_message(Some(str_bytes(error.message)))
+                .with_record_errors(record_errors)
         }
     }
 }
@@ -77,7 +135,7 @@ fn produce_partition(
     records: Option<Bytes>,
     acks: i16,
     now_ms: i64,
-) -> Result<Appended, ApiError> {
+) -> Result<Appended, Refusal> {
     let unknown = || {
         ApiError::new(
             ResponseError::UnknownTopicOrPartition,
@@ -89,7 +147,8 @@ fn produce_partition(
         return Err(ApiError::new(
             ResponseError::InvalidTopicException,
             format!("Cannot append to internal topic {}", topic.name),
-        ));
+        )
+        .into());
     }
     let partition = topic.partition(index).ok_or_else(unknown)?;
     let (batch, header) = single_batch(records.unwrap_or_default())?;
@@ -101,17 +160,21 @@ fn produce_partition(
                 batch.len(),
                 topic.config.max_message_bytes()
             ),
-        ));
+        )
+        .into());
     }
     if header.is_transactional() || header.is_control() {
         return Err(ApiError::new(
             ResponseError::InvalidTxnState,
             "transactional produce is not supported yet",
-        ));
+        )
+        .into());
     }
-    if topic.config.is_compacted() {
-        reject_keyless(&batch)?;
-    }
+    let rules = RecordRules {
+        key_required: topic.config.is_compacted(),
+        decompressed_bytes_max: topic.config.decompressed_batch_bytes_max(),
+    };
+    check_records(&batch, &header, &rules).map_err(records_refused)?;
     if acks == -1 && topic.config.min_insync_replicas() > 1 {
         return Err(ApiError::new(
             ResponseError::NotEnoughReplicas,
@@ -119,18 +182,19 @@ fn produce_partition(
                 "min.insync.replicas={} but the partition has 1 in-sync replica",
                 topic.config.min_insync_replicas()
             ),
-        ));
+        )
+        .into());
     }
-    partition.append(
+    Ok(partition.append(
         BytesMut::from(&batch[..]),
         &header,
         topic.config.log_append_time(),
         now_ms,
-    )
+    )?)
 }
 
-/// Produce v3+ carries exactly one v2 batch per partition; it is checked
-/// whole (length, magic, CRC) without decoding its records.
+/// Produce v3+ carries exactly one v2 batch per partition; its header,
+/// length and CRC are checked here, its records by [`check_records`].
 fn single_batch(records: Bytes) -> Result<(Bytes, BatchHeader), ApiError> {
     let invalid = |message: String| ApiError::new(ResponseError::InvalidRecord, message);
     let mut iter = batches(&records);
@@ -153,21 +217,36 @@ fn single_batch(records: Bytes) -> Result<(Bytes, BatchHeader), ApiError> {
     Ok((batch, header))
 }
 
+/// Kafka's codes: bytes that fail their CRC or framing are CORRUPT_MESSAGE;
+/// a well-framed batch whose contents break the rules is INVALID_RECORD.
 fn record_error(e: RecordError) -> ApiError {
     let error = match e {
-        RecordError::BadMagic(_) => ResponseError::InvalidRecord,
-        _ => ResponseError::CorruptMessage,
+        RecordError::BadMagic(_)
+        | RecordError::BadRecordCount { .. }
+        | RecordError::InvalidRecord(_)
+        | RecordError::DecompressedTooLarge { .. } => ResponseError::InvalidRecord,
+        RecordError::Truncated { .. }
+        | RecordError::BadLength(_)
+        | RecordError::LengthMismatch { .. }
+        | RecordError::CrcMismatch { .. }
+        | RecordError::UnknownCompression(_) => ResponseError::CorruptMessage,
     };
     ApiError::new(error, e.to_string())
 }
 
-fn reject_keyless(batch: &[u8]) -> Result<(), ApiError> {
-    let records = decode_records(batch).map_err(record_error)?;
-    if records.iter().any(|r| r.key.is_none()) {
-        return Err(ApiError::new(
-            ResponseError::InvalidRecord,
-            "Compacted topic cannot accept message without key",
-        ));
+fn records_refused(refused: RecordsRefused) -> Refusal {
+    match refused {
+        RecordsRefused::Batch(e) => record_error(e).into(),
+        RecordsRefused::Records { faults, total } => {
+            let first = faults.first().map_or("", |f| f.message.as_str());
+            let message = format!(
+                "{total} record(s) in the batch were refused; the first (index {}): {first}",
+                faults.first().map_or(-1, |f| f.batch_index)
+            );
+            Refusal {
+                error: ApiError::new(ResponseError::InvalidRecord, message),
+                record_errors: faults,
+            }
+        }
     }
-    Ok(())
 }
