@@ -35,7 +35,11 @@ impl Broker {
             let config = topic.config.clean_config();
             for partition in &topic.partitions {
                 // Passes can take a while: read the clock for each.
-                match partition.log().clean(cleaner, &config, self.now_ms()) {
+                let high_watermark = partition.high_watermark();
+                match partition
+                    .log()
+                    .clean(cleaner, &config, high_watermark, self.now_ms())
+                {
                     Ok(None) => {}
                     Ok(Some(s)) => {
                         cleaned += 1;

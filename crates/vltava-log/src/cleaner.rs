@@ -355,10 +355,15 @@ impl Log {
     /// the segments changed under the pass (retention, truncation), in which
     /// case the next pass starts over. Appends and reads go on meanwhile;
     /// only the swap of each cleaned group takes the writer mutex.
+    ///
+    /// Nothing at or above `high_watermark` is cleaned: the segment holding
+    /// it and every later one are left as written, since records there are
+    /// not yet committed and a follower may still truncate them.
     pub fn clean(
         &self,
         cleaner: &mut Cleaner,
         config: &CleanConfig,
+        high_watermark: i64,
         now_ms: i64,
     ) -> Result<Option<CleanSummary>, LogError> {
         let Some(_pass) = self.cleaner_state.pass.try_lock() else {
@@ -368,7 +373,7 @@ impl Log {
         let truncations = self.cleaner_state.truncations.load(Ordering::Acquire);
         let segments = self.snapshot();
         let checkpoint = *self.cleaner_state.checkpoint.lock();
-        let Some(plan) = self.plan(&segments, &checkpoint, config, now_ms)? else {
+        let Some(plan) = self.plan(&segments, &checkpoint, config, high_watermark, now_ms)? else {
             return Ok(None);
         };
         let mut summary = CleanSummary {
@@ -426,6 +431,7 @@ impl Log {
         segments: &[Arc<Segment>],
         checkpoint: &Checkpoint,
         config: &CleanConfig,
+        high_watermark: i64,
         now_ms: i64,
     ) -> Result<Option<Plan>, LogError> {
         let Some(active) = segments.last().filter(|_| segments.len() > 1) else {
@@ -439,6 +445,12 @@ impl Log {
             log_start
         };
         let mut first_uncleanable = active.base_offset;
+        let holding_high_watermark = segments
+            .windows(2)
+            .find(|w| w[1].base_offset > high_watermark);
+        if let Some(w) = holding_high_watermark {
+            first_uncleanable = first_uncleanable.min(w[0].base_offset);
+        }
         if config.min_compaction_lag_ms > 0 {
             let horizon = now_ms.saturating_sub(config.min_compaction_lag_ms);
             let young = segments.windows(2).find(|w| {

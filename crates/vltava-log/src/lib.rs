@@ -341,6 +341,11 @@ impl Log {
         self.segments.read().len()
     }
 
+    /// The base offset of every segment, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.read().iter().map(|s| s.base_offset).collect()
+    }
+
     /// Headers of the batches found in the last segment when the log was
     /// opened (at most the last 10 000), for rebuilding producer state.
     pub fn recovered_tail_batches(&self) -> Vec<BatchHeader> {

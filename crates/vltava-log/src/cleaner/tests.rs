@@ -10,6 +10,8 @@ use crate::LogConfig;
 const EPOCH: i32 = 3;
 const NOW_MS: i64 = 1_700_000_000_000;
 const HOUR_MS: i64 = 3_600_000;
+/// A high watermark past every offset: the whole log is committed.
+const ALL_COMMITTED: i64 = i64::MAX;
 
 type Kv = (String, Option<String>);
 
@@ -143,6 +145,45 @@ fn without_marker(
 }
 
 #[test]
+fn nothing_at_or_above_the_high_watermark_is_cleaned() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), 16 * 1024);
+    write_versions(&log, 1_000, 5, Compression::None);
+    let marker = roll_with_marker(&log);
+    let before = records(&log);
+    // With the high watermark in the first segment, no segment is wholly
+    // committed: nothing may be cleaned.
+    let first_segment_end = log.segment_base_offsets()[1];
+    let summary = log
+        .clean(
+            &mut cleaner(),
+            &clean_config(),
+            first_segment_end - 1,
+            NOW_MS,
+        )
+        .unwrap();
+    assert!(summary.is_none(), "{summary:?}");
+    assert_eq!(records(&log), before);
+    // Once four segments are committed, only they are cleaned.
+    let committed = log.segment_base_offsets()[4];
+    let summary = log
+        .clean(&mut cleaner(), &clean_config(), committed, NOW_MS)
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.clean_offset, committed);
+    let after = records(&log);
+    let above = |r: &Vec<(i64, String, Option<String>)>| {
+        r.iter()
+            .filter(|(o, _, _)| *o >= committed)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(above(&after), above(&before));
+    assert!(after.len() < before.len());
+    assert!(marker > committed);
+}
+
+#[test]
 fn latest_value_per_key_survives_at_its_original_offset() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path(), 16 * 1024);
@@ -153,7 +194,7 @@ fn latest_value_per_key_survives_at_its_original_offset() {
     let size_before = log.size_bytes();
 
     let summary = log
-        .clean(&mut cleaner(), &clean_config(), NOW_MS)
+        .clean(&mut cleaner(), &clean_config(), ALL_COMMITTED, NOW_MS)
         .unwrap()
         .unwrap();
     assert_eq!(summary.first_dirty_offset, 0);
@@ -169,11 +210,16 @@ fn latest_value_per_key_survives_at_its_original_offset() {
     // Nothing dirty and no tombstone due: no pass.
     let early = NOW_MS + HOUR_MS - 1;
     assert!(log
-        .clean(&mut cleaner(), &clean_config(), early)
+        .clean(&mut cleaner(), &clean_config(), ALL_COMMITTED, early)
         .unwrap()
         .is_none());
     let summary = log
-        .clean(&mut cleaner(), &clean_config(), NOW_MS + HOUR_MS)
+        .clean(
+            &mut cleaner(),
+            &clean_config(),
+            ALL_COMMITTED,
+            NOW_MS + HOUR_MS,
+        )
         .unwrap()
         .unwrap();
     assert_eq!(summary.records_removed, 143);
@@ -202,7 +248,9 @@ fn tombstones_are_kept_until_delete_retention_after_a_later_write() {
         min_cleanable_dirty_ratio: 0.0,
         ..clean_config()
     };
-    log.clean(&mut cleaner(), &config, NOW_MS).unwrap().unwrap();
+    log.clean(&mut cleaner(), &config, ALL_COMMITTED, NOW_MS)
+        .unwrap()
+        .unwrap();
     // New dirty data half an hour later: that pass must not remove the
     // tombstones, which have only been clean for half an hour.
     let more: Vec<Kv> = vec![("fresh".into(), Some("x".into()))];
@@ -214,7 +262,9 @@ fn tombstones_are_kept_until_delete_retention_after_a_later_write() {
     .unwrap();
     roll_with_marker2(&log);
     let half = NOW_MS + HOUR_MS / 2;
-    log.clean(&mut cleaner(), &config, half).unwrap().unwrap();
+    log.clean(&mut cleaner(), &config, ALL_COMMITTED, half)
+        .unwrap()
+        .unwrap();
     let tombstones = records(&log).iter().filter(|r| r.2.is_none()).count();
     assert_eq!(
         tombstones,
@@ -223,10 +273,10 @@ fn tombstones_are_kept_until_delete_retention_after_a_later_write() {
     assert!(tombstones > 0);
     // Due an hour after the first pass, with no new data.
     assert!(log
-        .clean(&mut cleaner(), &config, NOW_MS + HOUR_MS - 1)
+        .clean(&mut cleaner(), &config, ALL_COMMITTED, NOW_MS + HOUR_MS - 1)
         .unwrap()
         .is_none());
-    log.clean(&mut cleaner(), &config, NOW_MS + HOUR_MS)
+    log.clean(&mut cleaner(), &config, ALL_COMMITTED, NOW_MS + HOUR_MS)
         .unwrap()
         .unwrap();
     assert_eq!(records(&log).iter().filter(|r| r.2.is_none()).count(), 0);
@@ -270,7 +320,7 @@ fn compressed_batches_keep_their_codec_and_header_fields() {
             .unwrap();
         roll_with_marker(&log);
 
-        log.clean(&mut cleaner(), &clean_config(), NOW_MS)
+        log.clean(&mut cleaner(), &clean_config(), ALL_COMMITTED, NOW_MS)
             .unwrap()
             .unwrap();
         let mut expect = expected(&latest, true);
@@ -334,7 +384,7 @@ fn an_emptied_batch_is_kept_only_if_it_is_its_producers_last() {
         .append(kv_batch(&plain, 11, Compression::None), EPOCH, NOW_MS)
         .unwrap();
     roll_with_marker(&log);
-    log.clean(&mut cleaner(), &clean_config(), NOW_MS)
+    log.clean(&mut cleaner(), &clean_config(), ALL_COMMITTED, NOW_MS)
         .unwrap()
         .unwrap();
     let headers: Vec<BatchHeader> = batches(&log)
@@ -373,7 +423,10 @@ fn a_full_offset_map_cleans_up_to_where_it_got() {
         ..clean_config()
     };
     let mut checkpoints = Vec::new();
-    while let Some(summary) = log.clean(&mut small, &config, NOW_MS).unwrap() {
+    while let Some(summary) = log
+        .clean(&mut small, &config, ALL_COMMITTED, NOW_MS)
+        .unwrap()
+    {
         checkpoints.push(summary.clean_offset);
         if summary.clean_offset == marker {
             break;
@@ -398,7 +451,7 @@ fn min_compaction_lag_keeps_recent_segments_dirty() {
         ..clean_config()
     };
     assert!(log
-        .clean(&mut cleaner(), &config, NOW_MS)
+        .clean(&mut cleaner(), &config, ALL_COMMITTED, NOW_MS)
         .unwrap()
         .is_none());
     assert_eq!(log.cleaner_checkpoint(), -1);
@@ -407,7 +460,7 @@ fn min_compaction_lag_keeps_recent_segments_dirty() {
         ..config
     };
     assert!(log
-        .clean(&mut cleaner(), &config, NOW_MS)
+        .clean(&mut cleaner(), &config, ALL_COMMITTED, NOW_MS)
         .unwrap()
         .is_some());
 }
@@ -418,7 +471,7 @@ fn dirty_ratio_and_max_compaction_lag_trigger_passes() {
     let log = open(dir.path(), 4 * 1024);
     write_versions(&log, 100, 3, Compression::None);
     roll_with_marker(&log);
-    log.clean(&mut cleaner(), &clean_config(), NOW_MS)
+    log.clean(&mut cleaner(), &clean_config(), ALL_COMMITTED, NOW_MS)
         .unwrap()
         .unwrap();
     // A little new dirty data: under the 0.5 ratio.
@@ -431,7 +484,7 @@ fn dirty_ratio_and_max_compaction_lag_trigger_passes() {
     .unwrap();
     roll_with_marker2(&log);
     assert!(log
-        .clean(&mut cleaner(), &clean_config(), NOW_MS)
+        .clean(&mut cleaner(), &clean_config(), ALL_COMMITTED, NOW_MS)
         .unwrap()
         .is_none());
     // The dirty segment's first batch (timestamp 10 000 000) is older than
@@ -441,7 +494,7 @@ fn dirty_ratio_and_max_compaction_lag_trigger_passes() {
         ..clean_config()
     };
     let summary = log
-        .clean(&mut cleaner(), &overdue, NOW_MS)
+        .clean(&mut cleaner(), &overdue, ALL_COMMITTED, NOW_MS)
         .unwrap()
         .unwrap();
     assert_eq!(summary.records_removed, 1);
@@ -466,7 +519,7 @@ fn a_crash_at_every_step_of_a_swap_recovers_to_a_consistent_log() {
     let reference = tempfile::tempdir().unwrap();
     let (log, latest) = crash_fixture(reference.path());
     let before = records(&log);
-    log.clean(&mut cleaner(), &clean_config(), NOW_MS)
+    log.clean(&mut cleaner(), &clean_config(), ALL_COMMITTED, NOW_MS)
         .unwrap()
         .unwrap();
     let after = records(&log);
@@ -479,7 +532,10 @@ fn a_crash_at_every_step_of_a_swap_recovers_to_a_consistent_log() {
         let dir = tempfile::tempdir().unwrap();
         let (log, _) = crash_fixture(dir.path());
         log.crash_cleaner_after_step(step);
-        if log.clean(&mut cleaner(), &clean_config(), NOW_MS).is_ok() {
+        if log
+            .clean(&mut cleaner(), &clean_config(), ALL_COMMITTED, NOW_MS)
+            .is_ok()
+        {
             break;
         }
         drop(log);
@@ -512,7 +568,7 @@ fn a_crash_at_every_step_of_a_swap_recovers_to_a_consistent_log() {
             .collect();
         assert!(leftovers.is_empty(), "step {step}: {leftovers:?}");
         // A pass after recovery gives exactly the uninterrupted result.
-        log.clean(&mut cleaner(), &clean_config(), NOW_MS)
+        log.clean(&mut cleaner(), &clean_config(), ALL_COMMITTED, NOW_MS)
             .unwrap()
             .unwrap();
         assert_eq!(records(&log), after, "step {step}");
@@ -555,7 +611,9 @@ fn recovery_keeps_group_segments_past_the_swapped_range() {
     // Crash after the log's `.swap` rename (step 4): segments 0 and 1 still
     // have their names; the swap holds only offset 0.
     log.crash_cleaner_after_step(4);
-    assert!(log.clean(&mut cleaner(), &clean_config(), NOW_MS).is_err());
+    assert!(log
+        .clean(&mut cleaner(), &clean_config(), ALL_COMMITTED, NOW_MS)
+        .is_err());
     drop(log);
     let log = open(dir.path(), 2 * one_batch);
     let got: Vec<(i64, String)> = records(&log).into_iter().map(|r| (r.0, r.1)).collect();
@@ -568,7 +626,7 @@ fn recovery_keeps_group_segments_past_the_swapped_range() {
             (3, "marker".into())
         ]
     );
-    log.clean(&mut cleaner(), &clean_config(), NOW_MS)
+    log.clean(&mut cleaner(), &clean_config(), ALL_COMMITTED, NOW_MS)
         .unwrap()
         .unwrap();
     let got: Vec<(i64, String)> = records(&log).into_iter().map(|r| (r.0, r.1)).collect();
@@ -584,7 +642,7 @@ fn truncation_below_the_checkpoint_moves_it_back() {
     let log = open(dir.path(), 4 * 1024);
     write_versions(&log, 100, 3, Compression::None);
     let marker = roll_with_marker(&log);
-    log.clean(&mut cleaner(), &clean_config(), NOW_MS)
+    log.clean(&mut cleaner(), &clean_config(), ALL_COMMITTED, NOW_MS)
         .unwrap()
         .unwrap();
     assert_eq!(log.cleaner_checkpoint(), marker);
@@ -637,14 +695,16 @@ fn a_stopped_pass_leaves_a_log_that_reopens_intact() {
     let before = records(&log);
     let mut c = cleaner();
     c.stop_flag().store(true, Ordering::SeqCst);
-    let err = log.clean(&mut c, &clean_config(), NOW_MS).unwrap_err();
+    let err = log
+        .clean(&mut c, &clean_config(), ALL_COMMITTED, NOW_MS)
+        .unwrap_err();
     assert!(matches!(err, LogError::Io(ref e) if e.kind() == io::ErrorKind::Interrupted));
     assert_eq!(records(&log), before);
     drop(log);
     let log = open(dir.path(), 4 * 1024);
     assert_eq!(records(&log), before);
     assert!(log
-        .clean(&mut cleaner(), &clean_config(), NOW_MS)
+        .clean(&mut cleaner(), &clean_config(), ALL_COMMITTED, NOW_MS)
         .unwrap()
         .is_some());
 }
@@ -674,7 +734,10 @@ fn cleaning_throughput() {
     let before = log.size_bytes();
     let mut c = Cleaner::new(128 << 20, Throttler::unlimited());
     let started = Instant::now();
-    let summary = log.clean(&mut c, &clean_config(), NOW_MS).unwrap().unwrap();
+    let summary = log
+        .clean(&mut c, &clean_config(), ALL_COMMITTED, NOW_MS)
+        .unwrap()
+        .unwrap();
     let secs = started.elapsed().as_secs_f64();
     println!(
         "cleaned {:.1} MB -> {:.1} MB ({} records removed) in {secs:.2} s: {:.1} MB/s read",
