@@ -6,24 +6,45 @@ use super::{authorized_operations, str_bytes, CLUSTER_OPERATIONS};
 use crate::Broker;
 
 const ENDPOINT_BROKERS: i8 = 1;
+const ENDPOINT_CONTROLLERS: i8 = 2;
 
 pub fn handle(broker: &Broker, request: DescribeClusterRequest) -> DescribeClusterResponse {
-    let response = DescribeClusterResponse::default()
-        .with_endpoint_type(request.endpoint_type)
+    // As Kafka's AuthHelper: a broker listener asked for controllers is the
+    // wrong endpoint; any other type is unknown. v0 cannot name a type, so
+    // it never gets here with anything but brokers.
+    match request.endpoint_type {
+        ENDPOINT_BROKERS => {}
+        ENDPOINT_CONTROLLERS => {
+            return failed(
+                ResponseError::MismatchedEndpointType,
+                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER".into(),
+            )
+        }
+        other => {
+            return failed(
+                ResponseError::UnsupportedEndpointType,
+                format!("Unsupported endpoint type {other}"),
+            )
+        }
+    }
+    let listener = &broker.config.advertised_listeners[0];
+    DescribeClusterResponse::default()
+        .with_endpoint_type(ENDPOINT_BROKERS)
         .with_cluster_id(str_bytes(broker.cluster_id()))
         .with_controller_id(BrokerId(broker.node_id()))
         .with_cluster_authorized_operations(authorized_operations(
             request.include_cluster_authorized_operations,
             CLUSTER_OPERATIONS,
-        ));
-    if request.endpoint_type != ENDPOINT_BROKERS {
-        return response
-            .with_error_code(ResponseError::UnsupportedEndpointType.code())
-            .with_error_message(Some(str_bytes("Vltava serves broker endpoints only")));
-    }
-    let listener = &broker.config.advertised_listeners[0];
-    response.with_brokers(vec![DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(broker.node_id()))
-        .with_host(str_bytes(listener.host.clone()))
-        .with_port(i32::from(listener.port))])
+        ))
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(broker.node_id()))
+            .with_host(str_bytes(listener.host.clone()))
+            .with_port(i32::from(listener.port))])
+}
+
+/// An error answer carries nothing else, as Kafka's does.
+fn failed(error: ResponseError, message: String) -> DescribeClusterResponse {
+    DescribeClusterResponse::default()
+        .with_error_code(error.code())
+        .with_error_message(Some(str_bytes(message)))
 }

@@ -183,7 +183,7 @@ fn read_partition<'a>(
 
 /// KIP-320: a client that knows a newer epoch than ours is ahead of us; one
 /// that knows an older epoch has been fenced. -1 skips the check.
-fn check_leader_epoch(partition: &Partition, requested: i32) -> Result<(), ApiError> {
+pub(super) fn check_leader_epoch(partition: &Partition, requested: i32) -> Result<(), ApiError> {
     let current = partition.leader_epoch();
     match requested {
         -1 => Ok(()),

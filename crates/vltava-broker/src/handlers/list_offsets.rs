@@ -1,9 +1,11 @@
+use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use vltava_protocol::ResponseError;
 
+use super::fetch::check_leader_epoch;
 use crate::error::ApiError;
 use crate::partition::Partition;
 use crate::Broker;
@@ -11,8 +13,10 @@ use crate::Broker;
 const EARLIEST_TIMESTAMP: i64 = -2;
 const LATEST_TIMESTAMP: i64 = -1;
 const MAX_TIMESTAMP: i64 = -3;
+/// First version whose answers carry the leader epoch (KIP-320).
+const LEADER_EPOCH_VERSION: i16 = 4;
 
-pub fn handle(broker: &Broker, _version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
+pub fn handle(broker: &Broker, version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let topics = request
         .topics
         .into_iter()
@@ -20,28 +24,10 @@ pub fn handle(broker: &Broker, _version: i16, request: ListOffsetsRequest) -> Li
             let topic = broker.topic(t.name.0.as_str());
             let partitions = t
                 .partitions
-                .into_iter()
+                .iter()
                 .map(|p| {
-                    let response = ListOffsetsPartitionResponse::default()
-                        .with_partition_index(p.partition_index);
-                    let found = topic
-                        .as_ref()
-                        .and_then(|topic| topic.partition(p.partition_index));
-                    let result = match found {
-                        Some(partition) => lookup(partition, p.timestamp),
-                        None => Err(ApiError::new(ResponseError::UnknownTopicOrPartition, "")),
-                    };
-                    match result {
-                        Ok((offset, timestamp)) => response
-                            .with_offset(offset)
-                            .with_timestamp(timestamp)
-                            .with_leader_epoch(found.map_or(-1, |p| p.leader_epoch())),
-                        Err(e) => response
-                            .with_error_code(e.code())
-                            .with_offset(-1)
-                            .with_timestamp(-1)
-                            .with_leader_epoch(-1),
-                    }
+                    let found = topic.as_ref().and_then(|t| t.partition(p.partition_index));
+                    answer(version, found.map(|p| p.as_ref()), p)
                 })
                 .collect();
             ListOffsetsTopicResponse::default()
@@ -50,6 +36,36 @@ pub fn handle(broker: &Broker, _version: i16, request: ListOffsetsRequest) -> Li
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+fn answer(
+    version: i16,
+    partition: Option<&Partition>,
+    request: &ListOffsetsPartition,
+) -> ListOffsetsPartitionResponse {
+    let response =
+        ListOffsetsPartitionResponse::default().with_partition_index(request.partition_index);
+    let result = match partition {
+        Some(partition) => check_leader_epoch(partition, request.current_leader_epoch)
+            .and_then(|()| lookup(partition, request.timestamp))
+            .map(|found| (partition, found)),
+        None => Err(ApiError::new(ResponseError::UnknownTopicOrPartition, "")),
+    };
+    match result {
+        // Versions before 4 have no epoch field (a set one makes the
+        // response unencodable); no offset found has no epoch, as in Kafka.
+        Ok((partition, (offset, timestamp))) if version >= LEADER_EPOCH_VERSION && offset >= 0 => {
+            response
+                .with_offset(offset)
+                .with_timestamp(timestamp)
+                .with_leader_epoch(partition.leader_epoch())
+        }
+        Ok((_, (offset, timestamp))) => response.with_offset(offset).with_timestamp(timestamp),
+        Err(e) => response
+            .with_error_code(e.code())
+            .with_offset(-1)
+            .with_timestamp(-1),
+    }
 }
 
 /// The `(offset, timestamp)` answer for one partition. A timestamp past every

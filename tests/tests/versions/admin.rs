@@ -1,0 +1,492 @@
+//! Topic, config and partition administration, producer ids, the cluster.
+
+use anyhow::{bail, ensure, Context, Result};
+use kafka_protocol::messages::alter_configs_request::{
+    AlterConfigsResource, AlterableConfig as LegacyAlterableConfig,
+};
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource as IncrementalResource, AlterableConfig,
+};
+use kafka_protocol::messages::{
+    AlterConfigsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest,
+    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, TransactionalId,
+};
+use uuid::Uuid;
+use vltava_tests::raw::topic_name;
+
+use super::support::*;
+use super::Ctx;
+
+fn create_request(topic: CreatableTopic, validate_only: bool) -> CreateTopicsRequest {
+    CreateTopicsRequest::default()
+        .with_topics(vec![topic])
+        .with_timeout_ms(TIMEOUT_MS)
+        .with_validate_only(validate_only)
+}
+
+fn creatable(version: i16, name: &str) -> CreatableTopic {
+    CreatableTopic::default()
+        .with_name(topic_name(name))
+        .with_num_partitions(3)
+        // -1 (the broker default) is allowed from v4 (KIP-464).
+        .with_replication_factor(if version >= 4 { -1 } else { 1 })
+        .with_configs(vec![CreatableTopicConfig::default()
+            .with_name(text("cleanup.policy"))
+            .with_value(Some(text("compact")))])
+}
+
+pub(crate) fn create_topics(ctx: &mut Ctx, version: i16) -> Result<()> {
+    let name = ctx.fresh("create");
+    let resp = ctx.request(&create_request(creatable(version, &name), false), version)?;
+    let result = only(&resp.topics, "created topics")?;
+    eq("created name", result.name.0.as_str(), name.as_str())?;
+    code("create", result.error_code, NONE)?;
+    if version >= 5 {
+        eq(
+            "partitions",
+            (result.num_partitions, result.replication_factor),
+            (3, 1),
+        )?;
+        let policy = result
+            .configs
+            .iter()
+            .flatten()
+            .find(|c| c.name.as_str() == "cleanup.policy");
+        eq(
+            "cleanup.policy in response",
+            policy.and_then(|c| c.value.as_deref()),
+            Some("compact"),
+        )?;
+    }
+    let id = topic_id(ctx, &name)?;
+    if version >= 7 {
+        eq("topic id", Some(result.topic_id), id)?;
+    }
+    eq("partitions created", partition_count(ctx, &name)?, Some(3))?;
+    eq(
+        "cleanup.policy",
+        topic_config(ctx, &name, "cleanup.policy")?,
+        ("compact".into(), DYNAMIC_TOPIC_CONFIG),
+    )?;
+    let dry = ctx.fresh("create-dry");
+    let resp = ctx.request(&create_request(creatable(version, &dry), true), version)?;
+    code(
+        "validate only",
+        only(&resp.topics, "validated topics")?.error_code,
+        NONE,
+    )?;
+    eq("validate-only topic", partition_count(ctx, &dry)?, None)?;
+    let again = ctx.request(&create_request(creatable(version, &name), false), version)?;
+    code(
+        "create existing",
+        only(&again.topics, "created topics")?.error_code,
+        TOPIC_ALREADY_EXISTS,
+    )
+}
+
+fn delete_request(version: i16, name: Option<&str>, id: Uuid) -> DeleteTopicsRequest {
+    let req = DeleteTopicsRequest::default().with_timeout_ms(TIMEOUT_MS);
+    if version >= 6 {
+        req.with_topics(vec![DeleteTopicState::default()
+            .with_name(name.map(topic_name))
+            .with_topic_id(id)])
+    } else {
+        req.with_topic_names(name.into_iter().map(topic_name).collect())
+    }
+}
+
+pub(crate) fn delete_topics(ctx: &mut Ctx, version: i16) -> Result<()> {
+    let name = ctx.fresh("delete");
+    create_topic(ctx, &name, 1, &[])?;
+    let resp = ctx.request(&delete_request(version, Some(&name), Uuid::nil()), version)?;
+    let result = only(&resp.responses, "deleted topics")?;
+    eq(
+        "deleted name",
+        result.name.as_ref().map(|n| n.0.as_str()),
+        Some(name.as_str()),
+    )?;
+    code("delete", result.error_code, NONE)?;
+    eq("deleted topic", partition_count(ctx, &name)?, None)?;
+    let resp = ctx.request(
+        &delete_request(version, Some(MISSING_TOPIC), Uuid::nil()),
+        version,
+    )?;
+    code(
+        "delete unknown",
+        only(&resp.responses, "deleted topics")?.error_code,
+        UNKNOWN_TOPIC,
+    )?;
+    if version >= 6 {
+        delete_topic_by_id(ctx, version)?;
+    }
+    Ok(())
+}
+
+fn delete_topic_by_id(ctx: &mut Ctx, version: i16) -> Result<()> {
+    let name = ctx.fresh("delete-id");
+    let id = create_topic(ctx, &name, 1, &[])?;
+    let resp = ctx.request(&delete_request(version, None, id), version)?;
+    let result = only(&resp.responses, "deleted topics")?;
+    code("delete by id", result.error_code, NONE)?;
+    eq(
+        "deleted by id",
+        (result.name.as_ref().map(|n| n.0.as_str()), result.topic_id),
+        (Some(name.as_str()), id),
+    )?;
+    eq("deleted topic", partition_count(ctx, &name)?, None)?;
+    let resp = ctx.request(&delete_request(version, None, Uuid::new_v4()), version)?;
+    code(
+        "delete unknown id",
+        only(&resp.responses, "deleted topics")?.error_code,
+        UNKNOWN_TOPIC_ID,
+    )
+}
+
+fn delete_records_at(ctx: &mut Ctx, version: i16, topic: &str, before: i64) -> Result<(i16, i64)> {
+    let req = DeleteRecordsRequest::default()
+        .with_timeout_ms(TIMEOUT_MS)
+        .with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![DeleteRecordsPartition::default()
+                .with_partition_index(0)
+                .with_offset(before)])]);
+    let resp = ctx.request(&req, version)?;
+    let t = only(&resp.topics, "topics")?;
+    let p = only(&t.partitions, "partitions")?;
+    Ok((p.error_code, p.low_watermark))
+}
+
+pub(crate) fn delete_records(ctx: &mut Ctx, version: i16) -> Result<()> {
+    let topic = ctx.fresh("delete-records");
+    create_topic(ctx, &topic, 1, &[])?;
+    produce_records(ctx, &topic, 0, &kv_batch("dr", 5))?;
+    eq(
+        "delete before 3",
+        delete_records_at(ctx, version, &topic, 3)?,
+        (NONE, 3),
+    )?;
+    eq("log offsets after", log_offsets(ctx, &topic, 0)?, (3, 5))?;
+    let (error, _) = delete_records_at(ctx, version, &topic, 10)?;
+    code("delete past the high watermark", error, OFFSET_OUT_OF_RANGE)?;
+    let (error, _) = delete_records_at(ctx, version, MISSING_TOPIC, 1)?;
+    code("delete in unknown topic", error, UNKNOWN_TOPIC)
+}
+
+pub(crate) fn init_producer_id(ctx: &mut Ctx, version: i16) -> Result<()> {
+    // An idempotent producer has no transactional id (null, not empty).
+    let req = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000);
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let resp = ctx.request(&req, version)?;
+        code("init producer id", resp.error_code, NONE)?;
+        eq("producer epoch", resp.producer_epoch, 0)?;
+        ensure!(
+            resp.producer_id.0 >= 0,
+            "producer id {}",
+            resp.producer_id.0
+        );
+        ids.push(resp.producer_id.0);
+    }
+    ensure!(ids[0] != ids[1], "two producers got the same id {}", ids[0]);
+    // Kafka refuses an empty transactional id.
+    let empty = req.with_transactional_id(Some(TransactionalId(text(""))));
+    code(
+        "empty transactional id",
+        ctx.request(&empty, version)?.error_code,
+        INVALID_REQUEST,
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Configs and partitions.
+
+fn describe_configs_request(
+    version: i16,
+    resources: Vec<DescribeConfigsResource>,
+) -> DescribeConfigsRequest {
+    let req = DescribeConfigsRequest::default()
+        .with_resources(resources)
+        .with_include_synonyms(true);
+    if version >= 3 {
+        req.with_include_documentation(true)
+    } else {
+        req
+    }
+}
+
+fn resource(kind: i8, name: &str, keys: Option<&[&str]>) -> DescribeConfigsResource {
+    DescribeConfigsResource::default()
+        .with_resource_type(kind)
+        .with_resource_name(text(name))
+        .with_configuration_keys(keys.map(|ks| ks.iter().map(|k| text(k)).collect()))
+}
+
+pub(crate) fn describe_configs(ctx: &mut Ctx, version: i16) -> Result<()> {
+    let req = describe_configs_request(
+        version,
+        vec![
+            resource(TOPIC_RESOURCE, DATA_TOPIC, None),
+            resource(TOPIC_RESOURCE, DATA_TOPIC, Some(&["retention.ms"])),
+            resource(BROKER_RESOURCE, "1", Some(&["node.id"])),
+            resource(TOPIC_RESOURCE, MISSING_TOPIC, None),
+        ],
+    );
+    let resp = ctx.request(&req, version)?;
+    let [all, one, broker, missing] = &resp.results[..] else {
+        bail!("expected 4 results, got {:?}", resp.results);
+    };
+    check_cleanup_policy(version, all)?;
+    let names: Vec<_> = one.configs.iter().map(|c| c.name.to_string()).collect();
+    eq(
+        "entries for keys [retention.ms]",
+        names,
+        vec!["retention.ms".to_string()],
+    )?;
+    code("broker", broker.error_code, NONE)?;
+    let node = only(&broker.configs, "broker entries")?;
+    eq(
+        "node.id",
+        (node.value.as_deref(), node.config_source),
+        (Some("1"), STATIC_BROKER_CONFIG),
+    )?;
+    code("unknown topic", missing.error_code, UNKNOWN_TOPIC)
+}
+
+fn check_cleanup_policy(version: i16, result: &DescribeConfigsResult) -> Result<()> {
+    code("topic", result.error_code, NONE)?;
+    let entry = result
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == "cleanup.policy")
+        .context("no cleanup.policy entry")?;
+    eq(
+        "cleanup.policy",
+        (entry.value.as_deref(), entry.config_source, entry.read_only),
+        (Some("delete"), DEFAULT_CONFIG, false),
+    )?;
+    let last = entry.synonyms.last().context("no synonyms")?;
+    eq(
+        "default synonym",
+        (last.name.as_str(), last.source),
+        ("log.cleanup.policy", DEFAULT_CONFIG),
+    )?;
+    if version >= 3 {
+        eq("config type", entry.config_type, LIST_TYPE)?;
+        ensure!(
+            entry.documentation.as_ref().is_some_and(|d| !d.is_empty()),
+            "no documentation"
+        );
+    }
+    Ok(())
+}
+
+fn alter_configs_at(
+    ctx: &mut Ctx,
+    version: i16,
+    topic: &str,
+    retention_ms: &str,
+    validate_only: bool,
+) -> Result<i16> {
+    let req = AlterConfigsRequest::default()
+        .with_validate_only(validate_only)
+        .with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(TOPIC_RESOURCE)
+            .with_resource_name(text(topic))
+            .with_configs(vec![LegacyAlterableConfig::default()
+                .with_name(text("retention.ms"))
+                .with_value(Some(text(retention_ms)))])]);
+    let resp = ctx.request(&req, version)?;
+    let result = only(&resp.responses, "altered resources")?;
+    eq("altered resource", result.resource_name.as_str(), topic)?;
+    Ok(result.error_code)
+}
+
+/// The legacy AlterConfigs replaces all of a topic's overrides.
+pub(crate) fn alter_configs(ctx: &mut Ctx, version: i16) -> Result<()> {
+    let topic = ctx.fresh("alter");
+    create_topic(ctx, &topic, 1, &[("max.message.bytes", "2000")])?;
+    code(
+        "alter",
+        alter_configs_at(ctx, version, &topic, "12345", false)?,
+        NONE,
+    )?;
+    eq(
+        "retention.ms",
+        topic_config(ctx, &topic, "retention.ms")?,
+        ("12345".into(), DYNAMIC_TOPIC_CONFIG),
+    )?;
+    let (value, source) = topic_config(ctx, &topic, "max.message.bytes")?;
+    ensure!(
+        value != "2000" && source != DYNAMIC_TOPIC_CONFIG,
+        "max.message.bytes override survived: {value} (source {source})"
+    );
+    code(
+        "validate only",
+        alter_configs_at(ctx, version, &topic, "999", true)?,
+        NONE,
+    )?;
+    eq(
+        "retention.ms after validate only",
+        topic_config(ctx, &topic, "retention.ms")?.0,
+        "12345".into(),
+    )?;
+    code(
+        "unknown topic",
+        alter_configs_at(ctx, version, MISSING_TOPIC, "1", false)?,
+        UNKNOWN_TOPIC,
+    )
+}
+
+fn incremental_at(
+    ctx: &mut Ctx,
+    version: i16,
+    topic: &str,
+    ops: &[(&str, i8, Option<&str>)],
+) -> Result<i16> {
+    let configs = ops
+        .iter()
+        .map(|&(name, op, value)| {
+            AlterableConfig::default()
+                .with_name(text(name))
+                .with_config_operation(op)
+                .with_value(value.map(text))
+        })
+        .collect();
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        IncrementalResource::default()
+            .with_resource_type(TOPIC_RESOURCE)
+            .with_resource_name(text(topic))
+            .with_configs(configs),
+    ]);
+    let resp = ctx.request(&req, version)?;
+    Ok(only(&resp.responses, "altered resources")?.error_code)
+}
+
+pub(crate) fn incremental_alter_configs(ctx: &mut Ctx, version: i16) -> Result<()> {
+    let topic = ctx.fresh("incremental");
+    create_topic(ctx, &topic, 1, &[])?;
+    let ops = [
+        ("retention.ms", OP_SET, Some("54321")),
+        ("cleanup.policy", OP_APPEND, Some("compact")),
+    ];
+    code(
+        "set and append",
+        incremental_at(ctx, version, &topic, &ops)?,
+        NONE,
+    )?;
+    eq(
+        "retention.ms",
+        topic_config(ctx, &topic, "retention.ms")?,
+        ("54321".into(), DYNAMIC_TOPIC_CONFIG),
+    )?;
+    eq(
+        "cleanup.policy",
+        topic_config(ctx, &topic, "cleanup.policy")?.0,
+        "delete,compact".into(),
+    )?;
+    code(
+        "delete",
+        incremental_at(ctx, version, &topic, &[("retention.ms", OP_DELETE, None)])?,
+        NONE,
+    )?;
+    let (_, source) = topic_config(ctx, &topic, "retention.ms")?;
+    ensure!(
+        source != DYNAMIC_TOPIC_CONFIG,
+        "retention.ms override survived its deletion"
+    );
+    let set = [("retention.ms", OP_SET, Some("1"))];
+    code(
+        "unknown topic",
+        incremental_at(ctx, version, MISSING_TOPIC, &set)?,
+        UNKNOWN_TOPIC,
+    )
+}
+
+fn create_partitions_at(ctx: &mut Ctx, version: i16, topic: &str, count: i32) -> Result<i16> {
+    let req = CreatePartitionsRequest::default()
+        .with_timeout_ms(TIMEOUT_MS)
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(topic_name(topic))
+            .with_count(count)
+            // The broker places the new partitions (null, not empty).
+            .with_assignments(None)]);
+    let resp = ctx.request(&req, version)?;
+    let result = only(&resp.results, "results")?;
+    eq("grown topic", result.name.0.as_str(), topic)?;
+    Ok(result.error_code)
+}
+
+pub(crate) fn create_partitions(ctx: &mut Ctx, version: i16) -> Result<()> {
+    let topic = ctx.fresh("grow");
+    create_topic(ctx, &topic, 1, &[])?;
+    code(
+        "grow to 3",
+        create_partitions_at(ctx, version, &topic, 3)?,
+        NONE,
+    )?;
+    eq("partitions", partition_count(ctx, &topic)?, Some(3))?;
+    eq(
+        "produce to new partition 2",
+        produce_records(ctx, &topic, 2, &kv_batch("p2", 1))?,
+        0,
+    )?;
+    code(
+        "shrink to 2",
+        create_partitions_at(ctx, version, &topic, 2)?,
+        INVALID_PARTITIONS,
+    )?;
+    code(
+        "unknown topic",
+        create_partitions_at(ctx, version, MISSING_TOPIC, 2)?,
+        UNKNOWN_TOPIC,
+    )
+}
+
+pub(crate) fn describe_cluster(ctx: &mut Ctx, version: i16) -> Result<()> {
+    let resp = ctx.request(&DescribeClusterRequest::default(), version)?;
+    code("describe cluster", resp.error_code, NONE)?;
+    eq(
+        "cluster id",
+        resp.cluster_id.as_str(),
+        ctx.fixture.cluster_id.as_str(),
+    )?;
+    eq("controller", resp.controller_id.0, 1)?;
+    let brokers: Vec<_> = resp
+        .brokers
+        .iter()
+        .map(|b| (b.broker_id.0, b.host.to_string(), b.port))
+        .collect();
+    eq(
+        "brokers",
+        brokers,
+        vec![(1, HOST.to_string(), i32::from(ctx.port))],
+    )?;
+    if version == 0 {
+        return Ok(());
+    }
+    eq("endpoint type", resp.endpoint_type, 1)?;
+    // A broker listener asked for controllers, or for a type with no name.
+    for (endpoint_type, want) in [
+        (2, MISMATCHED_ENDPOINT_TYPE),
+        (9, UNSUPPORTED_ENDPOINT_TYPE),
+    ] {
+        let req = DescribeClusterRequest::default().with_endpoint_type(endpoint_type);
+        code(
+            &format!("endpoint type {endpoint_type}"),
+            ctx.request(&req, version)?.error_code,
+            want,
+        )?;
+    }
+    Ok(())
+}
