@@ -479,7 +479,7 @@ impl Broker {
                 warn!(dir = %dir.display(), error = %e, "could not remove deleted partition; it will be removed at next start");
             }
         }
-        self.groups.forget_topic(name);
+        self.groups.forget_topic(self, name);
         info!(topic = name, "deleted topic");
         Ok(topic.id)
     }
@@ -962,9 +962,51 @@ mod tests {
     }
 
     #[test]
+    fn partition_directories_holding_records_are_never_removed() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().join("gone-0");
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("00000000000000000000.log"), b"records").unwrap();
+        // No topic at all in the metadata: a lost metadata log, not a delete.
+        let err = remove_orphan_dirs(data.path(), &vltava_meta::MetadataImage::default());
+        assert!(
+            matches!(&err, Err(StartError::Inconsistent(m)) if m.contains("names no topics")),
+            "{err:?}"
+        );
+        assert!(dir.exists());
+        // With other topics known, the orphan is kept aside, not deleted.
+        let mut image = vltava_meta::MetadataImage::default();
+        image.apply(&MetaRecord::Topic {
+            name: "other".into(),
+            topic_id: Uuid::new_v4(),
+        });
+        remove_orphan_dirs(data.path(), &image).unwrap();
+        assert!(!dir.exists());
+        let kept: Vec<String> = fs::read_dir(data.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert!(
+            kept[0].starts_with("gone-0.") && kept[0].ends_with("-stray"),
+            "{kept:?}"
+        );
+        let segment = data.path().join(&kept[0]).join("00000000000000000000.log");
+        assert_eq!(fs::read(segment).unwrap(), b"records");
+    }
+
+    #[test]
     fn topic_names_follow_kafka_rules() {
         assert!(validate_topic_name("orders.v1_x-2").is_ok());
-        for bad in ["", ".", "..", "a b", "naïve", &"x".repeat(250)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a b",
+            "naïve",
+            &"x".repeat(250),
+            "__cluster_metadata",
+        ] {
             assert_eq!(
                 validate_topic_name(bad).unwrap_err().error,
                 ResponseError::InvalidTopicException,

@@ -30,10 +30,8 @@ pub async fn run(broker: Arc<Broker>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = retention.tick() => Broker::enforce_retention,
             _ = flush.tick() => Broker::flush_due,
-            _ = groups.tick() => {
-                broker.groups().tick(&broker);
-                continue;
-            }
+            // Timers may write group metadata: file work too.
+            _ = groups.tick() => |broker: &Broker| broker.groups().tick(broker),
         };
         // File work runs off the async workers.
         let broker = broker.clone();

@@ -84,6 +84,10 @@ struct Groups {
     classic: HashMap<String, ClassicGroup>,
     consumer: HashMap<String, ConsumerGroup>,
     offsets: HashMap<String, BTreeMap<(String, i32), CommittedOffset>>,
+    /// `__consumer_offsets` partitions whose load stopped at a record that
+    /// could not be read: their groups are not served (COORDINATOR_NOT_
+    /// AVAILABLE) rather than served from a state that misses changes.
+    unloaded: BTreeSet<i32>,
 }
 
 /// A group as ListGroups and DescribeGroups show it.
@@ -129,31 +133,16 @@ impl GroupCoordinator {
         let mut groups = self.groups.lock();
         let mut records = 0usize;
         for partition in &topic.partitions {
-            let end = partition.high_watermark();
-            let mut offset = partition.log_start_offset();
-            while offset < end {
-                let bytes = partition
-                    .read(offset, 1 << 20)?
-                    .to_bytes()
-                    .map_err(vltava_log::LogError::from)?;
-                if bytes.is_empty() {
-                    break;
-                }
-                for batch in batches(&bytes) {
-                    let batch = batch
-                        .map_err(|e| ApiError::new(ResponseError::CorruptMessage, e.to_string()))?;
-                    // Compaction may have thinned these batches.
-                    let header = validate_stored_batch(&batch)
-                        .map_err(|e| ApiError::new(ResponseError::CorruptMessage, e.to_string()))?;
-                    let decoded = decode_records(&batch)
-                        .map_err(|e| ApiError::new(ResponseError::CorruptMessage, e.to_string()))?;
-                    for record in decoded {
-                        if let Some(key) = record.key.as_deref().and_then(RecordKey::decode) {
-                            groups.apply(key, record.value.as_deref(), now_ms);
-                            records += 1;
-                        }
-                    }
-                    offset = header.next_offset();
+            match load_partition(&mut groups, partition, now_ms) {
+                Ok(n) => records += n,
+                Err(e) => {
+                    tracing::error!(
+                        partition = partition.index,
+                        error = %e,
+                        "{OFFSETS_TOPIC}-{} cannot be loaded; its groups are unavailable until it is repaired",
+                        partition.index
+                    );
+                    groups.unloaded.insert(partition.index);
                 }
             }
         }
@@ -163,6 +152,31 @@ impl GroupCoordinator {
             consumer_groups = groups.consumer.len(),
             "group state loaded"
         );
+        Ok(())
+    }
+
+    /// COORDINATOR_NOT_AVAILABLE for a group whose `__consumer_offsets`
+    /// partition could not be loaded.
+    fn check_loaded(
+        &self,
+        broker: &Broker,
+        groups: &Groups,
+        group_id: &str,
+    ) -> Result<(), ResponseError> {
+        if groups.unloaded.is_empty() {
+            return Ok(());
+        }
+        let partitions = broker
+            .topic(OFFSETS_TOPIC)
+            .map_or(self.settings.offsets_partitions, |t| {
+                t.partitions.len() as i32
+            });
+        if groups
+            .unloaded
+            .contains(&store::partition_for(group_id, partitions))
+        {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
         Ok(())
     }
 
@@ -234,18 +248,25 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    /// Writes a group's metadata if it changed. A failed write is logged
-    /// and the in-memory state kept: members keep working, and the next
-    /// change writes the whole group again.
-    fn persist_group(&self, broker: &Broker, group: &mut impl StoredGroup) {
+    /// Writes a group's metadata if it changed. A failed write is logged,
+    /// the group stays marked changed (the next tick, 100 ms later, writes
+    /// it again) and the error is returned for the caller to answer with.
+    fn persist_group(
+        &self,
+        broker: &Broker,
+        group: &mut impl StoredGroup,
+    ) -> Result<(), ResponseError> {
         if !std::mem::take(group.dirty()) {
-            return;
+            return Ok(());
         }
         let (key, value) = group.record();
         let group_id = key.group().to_string();
         if let Err(e) = self.persist(broker, &group_id, vec![(key, Some(value))]) {
-            warn!(group = %group_id, error = %e, "could not persist group metadata");
+            *group.dirty() = true;
+            warn!(group = %group_id, error = %e, "could not persist group metadata; will retry");
+            return Err(coordinator_error(&e));
         }
+        Ok(())
     }
 
     pub fn join(
@@ -263,6 +284,13 @@ impl GroupCoordinator {
             );
         }
         let mut groups = self.groups.lock();
+        if let Err(error) = self.check_loaded(broker, &groups, group_id) {
+            return Reply::Now(
+                kafka_protocol::messages::JoinGroupResponse::default()
+                    .with_error_code(error.code())
+                    .with_generation_id(-1),
+            );
+        }
         if groups
             .consumer
             .get(group_id)
@@ -279,7 +307,9 @@ impl GroupCoordinator {
             .entry(group_id.to_string())
             .or_insert_with(|| ClassicGroup::new(group_id));
         let reply = group.join(args, &self.settings, now_ms);
-        self.persist_group(broker, group);
+        // Membership alone is written again on the next tick if this
+        // fails; what a member was told stays true in memory.
+        let _ = self.persist_group(broker, group);
         reply
     }
 
@@ -291,6 +321,12 @@ impl GroupCoordinator {
     ) -> Reply<kafka_protocol::messages::SyncGroupResponse> {
         let now_ms = broker.now_ms();
         let mut groups = self.groups.lock();
+        if let Err(error) = self.check_loaded(broker, &groups, group_id) {
+            return Reply::Now(
+                kafka_protocol::messages::SyncGroupResponse::default()
+                    .with_error_code(error.code()),
+            );
+        }
         let Some(group) = groups.classic.get_mut(group_id) else {
             return Reply::Now(
                 kafka_protocol::messages::SyncGroupResponse::default()
@@ -298,8 +334,14 @@ impl GroupCoordinator {
             );
         };
         let reply = group.sync(args, now_ms);
-        self.persist_group(broker, group);
-        reply
+        match (self.persist_group(broker, group), reply) {
+            // The leader's assignment did not reach the log: the leader is
+            // told, as Kafka's coordinator does, and syncs again.
+            (Err(error), Reply::Now(response)) => {
+                Reply::Now(response.with_error_code(error.code()))
+            }
+            (_, reply) => reply,
+        }
     }
 
     pub fn heartbeat(
@@ -311,6 +353,7 @@ impl GroupCoordinator {
         generation: i32,
     ) -> Result<(), ResponseError> {
         let mut groups = self.groups.lock();
+        self.check_loaded(broker, &groups, group_id)?;
         let group = groups
             .classic
             .get_mut(group_id)
@@ -327,6 +370,7 @@ impl GroupCoordinator {
     ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
         let now_ms = broker.now_ms();
         let mut groups = self.groups.lock();
+        self.check_loaded(broker, &groups, group_id)?;
         let group = groups
             .classic
             .get_mut(group_id)
@@ -337,7 +381,7 @@ impl GroupCoordinator {
                 group.leave(member, instance.as_deref(), &self.settings, now_ms)
             })
             .collect();
-        self.persist_group(broker, group);
+        let _ = self.persist_group(broker, group);
         Ok(results)
     }
 
@@ -362,6 +406,12 @@ impl GroupCoordinator {
             .map(|t| (t.name.clone(), t.partitions.len() as i32))
             .collect();
         let mut groups = self.groups.lock();
+        self.check_loaded(broker, &groups, group_id).map_err(|e| {
+            (
+                e,
+                format!("the partition of {OFFSETS_TOPIC} holding this group could not be loaded"),
+            )
+        })?;
         if groups.classic.get(group_id).is_some_and(|g| !g.is_empty()) {
             return Err((
                 ResponseError::GroupIdNotFound,
@@ -380,7 +430,7 @@ impl GroupCoordinator {
                 HeartbeatError::FencedEpoch => (ResponseError::FencedMemberEpoch, String::new()),
                 HeartbeatError::InvalidRequest(m) => (ResponseError::InvalidRequest, m),
             })?;
-        self.persist_group(broker, group);
+        let _ = self.persist_group(broker, group);
         Ok(outcome)
     }
 
@@ -395,6 +445,7 @@ impl GroupCoordinator {
     ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
         check_group_id(group_id)?;
         let mut groups = self.groups.lock();
+        self.check_loaded(broker, &groups, group_id)?;
         groups.check_commit(group_id, &identity)?;
         let mut results = Vec::with_capacity(offsets.len());
         let mut records = Vec::new();
@@ -434,7 +485,7 @@ impl GroupCoordinator {
         }
         if let Err(e) = self.persist(broker, group_id, records) {
             warn!(group = group_id, error = %e, "offset commit could not be written");
-            return Err(e.error);
+            return Err(coordinator_error(&e));
         }
         let stored = groups.offsets.entry(group_id.to_string()).or_default();
         for (topic, partition, committed) in accepted {
@@ -450,15 +501,19 @@ impl GroupCoordinator {
     }
 
     /// Committed offsets of a group: all of them (`None`) or the listed
-    /// partitions (absent ones are `None`).
+    /// partitions (absent ones are `None`). A group whose partition could
+    /// not be loaded is an error, never "nothing committed": a consumer
+    /// would reset its position.
     pub fn fetch_offsets(
         &self,
+        broker: &Broker,
         group_id: &str,
         wanted: Option<Vec<(String, Vec<i32>)>>,
-    ) -> FetchedOffsets {
+    ) -> Result<FetchedOffsets, ResponseError> {
         let groups = self.groups.lock();
+        self.check_loaded(broker, &groups, group_id)?;
         let stored = groups.offsets.get(group_id);
-        match wanted {
+        Ok(match wanted {
             Some(topics) => topics
                 .into_iter()
                 .map(|(topic, partitions)| {
@@ -480,7 +535,7 @@ impl GroupCoordinator {
                 }
                 by_topic.into_iter().collect()
             }
-        }
+        })
     }
 
     /// Checks a KIP-848 member's identity for OffsetFetch v9.
@@ -543,6 +598,7 @@ impl GroupCoordinator {
     /// DeleteGroups: only groups without members; removes their offsets too.
     pub fn delete_group(&self, broker: &Broker, group_id: &str) -> Result<(), ResponseError> {
         let mut groups = self.groups.lock();
+        self.check_loaded(broker, &groups, group_id)?;
         let classic = groups.classic.get(group_id).map(ClassicGroup::is_empty);
         let consumer = groups.consumer.get(group_id).map(|g| g.members.is_empty());
         match (classic, consumer) {
@@ -581,7 +637,7 @@ impl GroupCoordinator {
             None,
         ));
         self.persist(broker, group_id, records)
-            .map_err(|e| e.error)?;
+            .map_err(|e| coordinator_error(&e))?;
         groups.offsets.remove(group_id);
         groups.classic.remove(group_id);
         groups.consumer.remove(group_id);
@@ -597,6 +653,7 @@ impl GroupCoordinator {
         partitions: &[(String, i32)],
     ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
         let mut groups = self.groups.lock();
+        self.check_loaded(broker, &groups, group_id)?;
         let all_topics: BTreeMap<String, i32> = broker
             .topics()
             .iter()
@@ -630,7 +687,7 @@ impl GroupCoordinator {
             })
             .collect();
         self.persist(broker, group_id, records)
-            .map_err(|e| e.error)?;
+            .map_err(|e| coordinator_error(&e))?;
         if let Some(stored) = groups.offsets.get_mut(group_id) {
             for ((topic, partition), result) in partitions.iter().zip(&results) {
                 if result.is_ok() {
@@ -641,11 +698,43 @@ impl GroupCoordinator {
         Ok(results)
     }
 
-    /// Drops committed offsets of a deleted topic from every group.
-    pub fn forget_topic(&self, topic: &str) {
+    /// Drops committed offsets of a deleted topic from every group, on disk
+    /// (tombstones) and in memory, so a topic created later under the same
+    /// name does not inherit them after a restart.
+    pub fn forget_topic(&self, broker: &Broker, topic: &str) {
         let mut groups = self.groups.lock();
-        for stored in groups.offsets.values_mut() {
-            stored.retain(|(t, _), _| t != topic);
+        let doomed: Vec<(String, Vec<i32>)> = groups
+            .offsets
+            .iter()
+            .map(|(group, stored)| {
+                let partitions = stored
+                    .keys()
+                    .filter(|(t, _)| t == topic)
+                    .map(|(_, p)| *p)
+                    .collect::<Vec<_>>();
+                (group.clone(), partitions)
+            })
+            .filter(|(_, partitions)| !partitions.is_empty())
+            .collect();
+        for (group, partitions) in doomed {
+            let records = partitions
+                .iter()
+                .map(|&partition| {
+                    let key = RecordKey::Offset {
+                        group: group.clone(),
+                        topic: topic.to_string(),
+                        partition,
+                    };
+                    (key, None)
+                })
+                .collect();
+            if let Err(e) = self.persist(broker, &group, records) {
+                tracing::error!(group = %group, topic, error = %e,
+                    "could not write tombstones for a deleted topic's offsets; they return after a restart");
+            }
+            if let Some(stored) = groups.offsets.get_mut(&group) {
+                stored.retain(|(t, _), _| t != topic);
+            }
         }
     }
 
@@ -657,15 +746,71 @@ impl GroupCoordinator {
         for id in ids {
             let group = groups.classic.get_mut(&id).expect("listed");
             group.tick(&self.settings, now_ms);
-            self.persist_group(broker, group);
+            let _ = self.persist_group(broker, group);
         }
         let ids: Vec<String> = groups.consumer.keys().cloned().collect();
         for id in ids {
             let group = groups.consumer.get_mut(&id).expect("listed");
             group.tick(i64::from(self.settings.consumer_session_timeout_ms), now_ms);
-            self.persist_group(broker, group);
+            let _ = self.persist_group(broker, group);
         }
     }
+}
+
+/// The error a group request gets when its `__consumer_offsets` write
+/// failed, as Kafka's coordinator maps append errors.
+fn coordinator_error(e: &ApiError) -> ResponseError {
+    match e.error {
+        ResponseError::UnknownTopicOrPartition
+        | ResponseError::NotEnoughReplicas
+        | ResponseError::NotEnoughReplicasAfterAppend
+        | ResponseError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError => {
+            ResponseError::NotCoordinator
+        }
+        ResponseError::MessageTooLarge
+        | ResponseError::RecordListTooLarge
+        | ResponseError::InvalidFetchSize => ResponseError::InvalidCommitOffsetSize,
+        _ => ResponseError::UnknownServerError,
+    }
+}
+
+/// Replays one `__consumer_offsets` partition into `groups`. Stops at the
+/// first record that cannot be read: applying the ones after it would build
+/// a state that never existed.
+fn load_partition(
+    groups: &mut Groups,
+    partition: &crate::partition::Partition,
+    now_ms: i64,
+) -> Result<usize, String> {
+    let end = partition.high_watermark();
+    let mut offset = partition.log_start_offset();
+    let mut records = 0usize;
+    while offset < end {
+        let bytes = partition
+            .read(offset, 1 << 20)
+            .and_then(|slice| slice.to_bytes().map_err(vltava_log::LogError::from))
+            .map_err(|e| format!("read at offset {offset}: {e}"))?;
+        if bytes.is_empty() {
+            break;
+        }
+        for batch in batches(&bytes) {
+            let at = |e: &dyn std::fmt::Display| format!("batch at offset {offset}: {e}");
+            let batch = batch.map_err(|e| at(&e))?;
+            // Compaction may have thinned these batches.
+            let header = validate_stored_batch(&batch).map_err(|e| at(&e))?;
+            for record in decode_records(&batch).map_err(|e| at(&e))? {
+                if let Some(key) = record.key.as_deref().and_then(RecordKey::decode) {
+                    groups
+                        .apply(key, record.value.as_deref(), now_ms)
+                        .map_err(|e| format!("record at offset {}: {e}", record.offset))?;
+                    records += 1;
+                }
+            }
+            offset = header.next_offset();
+        }
+    }
+    Ok(records)
 }
 
 /// A group whose metadata is one record in `__consumer_offsets`.
@@ -706,14 +851,22 @@ impl StoredGroup for ConsumerGroup {
     }
 }
 
+/// A stored value: `None` for a tombstone, an error for bytes that do not
+/// decode (never read as a tombstone: that would delete what was there).
+fn decode_value<T: serde::de::DeserializeOwned>(value: Option<&[u8]>) -> Result<Option<T>, String> {
+    value
+        .map(|v| serde_json::from_slice(v).map_err(|e| format!("undecodable value: {e}")))
+        .transpose()
+}
+
 impl Groups {
-    fn apply(&mut self, key: RecordKey, value: Option<&[u8]>, now_ms: i64) {
+    fn apply(&mut self, key: RecordKey, value: Option<&[u8]>, now_ms: i64) -> Result<(), String> {
         match key {
             RecordKey::Offset {
                 group,
                 topic,
                 partition,
-            } => match value.and_then(|v| serde_json::from_slice::<OffsetValue>(v).ok()) {
+            } => match decode_value::<OffsetValue>(value)? {
                 Some(v) => {
                     self.offsets.entry(group.clone()).or_default().insert(
                         (topic, partition),
@@ -736,20 +889,18 @@ impl Groups {
                     }
                 }
             },
-            RecordKey::ClassicGroup { group } => {
-                match value.and_then(|v| serde_json::from_slice::<ClassicGroupValue>(v).ok()) {
-                    Some(v) => {
-                        self.classic
-                            .insert(group.clone(), ClassicGroup::from_value(&group, v, now_ms));
-                    }
-                    None => {
-                        self.classic.remove(&group);
-                        self.offsets.remove(&group);
-                    }
+            RecordKey::ClassicGroup { group } => match decode_value::<ClassicGroupValue>(value)? {
+                Some(v) => {
+                    self.classic
+                        .insert(group.clone(), ClassicGroup::from_value(&group, v, now_ms));
                 }
-            }
+                None => {
+                    self.classic.remove(&group);
+                    self.offsets.remove(&group);
+                }
+            },
             RecordKey::ConsumerGroup { group } => {
-                match value.and_then(|v| serde_json::from_slice::<ConsumerGroupValue>(v).ok()) {
+                match decode_value::<ConsumerGroupValue>(value)? {
                     Some(v) => {
                         self.classic.remove(&group);
                         self.consumer
@@ -761,6 +912,7 @@ impl Groups {
                 }
             }
         }
+        Ok(())
     }
 
     fn check_commit(
@@ -798,5 +950,124 @@ impl Groups {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{BrokerConfig, ManualClock};
+
+    const PARTITIONS: i32 = 4;
+
+    fn open(dir: &std::path::Path) -> Broker {
+        let pairs = [
+            ("log.dirs", dir.display().to_string()),
+            ("offsets.topic.num.partitions", PARTITIONS.to_string()),
+        ]
+        .map(|(k, v)| (k.to_string(), v));
+        let (config, _) = BrokerConfig::from_pairs(&pairs).unwrap();
+        Broker::open(config, Arc::new(ManualClock::new(1_000_000))).unwrap()
+    }
+
+    fn commit(broker: &Broker, group: &str, topic: &str, offset: i64) -> Result<(), ResponseError> {
+        let identity = CommitIdentity {
+            generation_or_member_epoch: -1,
+            member_id: "",
+            group_instance_id: None,
+        };
+        let committed = CommittedOffset {
+            offset,
+            leader_epoch: -1,
+            metadata: None,
+            commit_timestamp_ms: 1,
+        };
+        let results = broker.groups().commit(
+            broker,
+            group,
+            identity,
+            vec![(topic.to_string(), 0, committed)],
+        )?;
+        results.into_iter().collect()
+    }
+
+    fn committed(broker: &Broker, group: &str, topic: &str) -> Result<Option<i64>, ResponseError> {
+        let fetched = broker.groups().fetch_offsets(
+            broker,
+            group,
+            Some(vec![(topic.to_string(), vec![0])]),
+        )?;
+        Ok(fetched[0].1[0].1.as_ref().map(|c| c.offset))
+    }
+
+    /// Two group ids on different `__consumer_offsets` partitions.
+    fn two_groups() -> (String, String) {
+        let a = "group-a".to_string();
+        let b = (0..)
+            .map(|i| format!("group-b{i}"))
+            .find(|b| store::partition_for(b, PARTITIONS) != store::partition_for(&a, PARTITIONS))
+            .unwrap();
+        (a, b)
+    }
+
+    #[test]
+    fn an_unreadable_value_stops_only_the_load_of_its_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = two_groups();
+        {
+            let broker = open(dir.path());
+            broker.create_topic("t", 1, BTreeMap::new(), false).unwrap();
+            commit(&broker, &a, "t", 5).unwrap();
+            commit(&broker, &b, "t", 7).unwrap();
+            // A value that does not decode, under a valid key of group a.
+            let key = RecordKey::Offset {
+                group: a.clone(),
+                topic: "t".into(),
+                partition: 0,
+            };
+            let batch = BatchBuilder::new(Compression::None)
+                .record(
+                    Some(key.encode()),
+                    Some(Bytes::from_static(b"{not json")),
+                    vec![],
+                    1,
+                )
+                .build();
+            let header = validate_batch(&batch).unwrap();
+            let offsets = broker.topic(OFFSETS_TOPIC).unwrap();
+            let partition = offsets
+                .partition(store::partition_for(&a, PARTITIONS))
+                .unwrap();
+            partition.append(batch, &header, false, 1).unwrap();
+            broker.close();
+        }
+        let broker = open(dir.path());
+        assert_eq!(
+            committed(&broker, &a, "t"),
+            Err(ResponseError::CoordinatorNotAvailable)
+        );
+        assert_eq!(
+            commit(&broker, &a, "t", 6),
+            Err(ResponseError::CoordinatorNotAvailable)
+        );
+        assert_eq!(committed(&broker, &b, "t"), Ok(Some(7)));
+    }
+
+    #[test]
+    fn a_deleted_topics_offsets_stay_deleted_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let broker = open(dir.path());
+            broker.create_topic("t", 1, BTreeMap::new(), false).unwrap();
+            commit(&broker, "g", "t", 42).unwrap();
+            broker.delete_topic("t").unwrap();
+            broker.create_topic("t", 1, BTreeMap::new(), false).unwrap();
+            assert_eq!(committed(&broker, "g", "t"), Ok(None));
+            broker.close();
+        }
+        let broker = open(dir.path());
+        assert_eq!(committed(&broker, "g", "t"), Ok(None));
     }
 }

@@ -11,6 +11,8 @@ use crate::Broker;
 
 /// From this version several groups are fetched at once.
 const BATCHED_VERSION: i16 = 8;
+/// From this version the response has a group-level error code.
+const TOP_LEVEL_ERROR_VERSION: i16 = 2;
 
 type Wanted = Option<Vec<(String, Vec<i32>)>>;
 
@@ -45,7 +47,12 @@ pub fn handle(broker: &Broker, version: i16, request: OffsetFetchRequest) -> Off
             .collect()
     });
     // Versions before 8 carry one group's topics at the top level.
-    let group = one_group(broker, request.group_id, wanted, Ok(()));
+    let group = one_group(broker, request.group_id, wanted.clone(), Ok(()));
+    if group.error_code != 0 && version < TOP_LEVEL_ERROR_VERSION {
+        // v1 has no group-level error: every partition asked for carries it.
+        return OffsetFetchResponse::default()
+            .with_topics(partition_errors(wanted, group.error_code));
+    }
     let topics = group
         .topics
         .into_iter()
@@ -85,9 +92,14 @@ fn one_group(
     if group_id.0.is_empty() {
         return response;
     }
-    let topics = broker
+    let fetched = match broker
         .groups()
-        .fetch_offsets(group_id.0.as_str(), wanted)
+        .fetch_offsets(broker, group_id.0.as_str(), wanted)
+    {
+        Ok(fetched) => fetched,
+        Err(e) => return response.with_error_code(e.code()),
+    };
+    let topics = fetched
         .into_iter()
         .map(|(topic, partitions)| {
             let partitions = partitions
@@ -107,6 +119,28 @@ fn one_group(
         })
         .collect();
     response.with_topics(topics)
+}
+
+/// `error` on every partition the request named, for v1.
+fn partition_errors(wanted: Wanted, error: i16) -> Vec<OffsetFetchResponseTopic> {
+    wanted
+        .into_iter()
+        .flatten()
+        .map(|(topic, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|p| {
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_committed_offset(-1)
+                        .with_error_code(error)
+                })
+                .collect();
+            OffsetFetchResponseTopic::default()
+                .with_name(TopicName(str_bytes(topic)))
+                .with_partitions(partitions)
+        })
+        .collect()
 }
 
 /// Kafka answers "no committed offset" with offset -1, no epoch and empty
