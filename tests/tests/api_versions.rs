@@ -210,38 +210,3 @@ fn unknown_and_unadvertised_api_keys_close_only_that_connection() {
     assert_eq!(resp.error_code, 0);
     broker.assert_running();
 }
-
-#[test]
-fn kcat_lists_topics() {
-    let Some(kcat) = which("kcat") else {
-        println!("note: kcat is not on PATH; skipping the kcat -L check");
-        return;
-    };
-    let broker = TestBroker::start(&[]);
-    let mut client = RawClient::connect(broker.addr()).unwrap();
-    assert_eq!(client.create_topic_code("kcat-listed", 2).unwrap(), 0);
-
-    let out = std::process::Command::new(kcat)
-        .args(["-b", &broker.bootstrap(), "-L", "-m", "10"])
-        .output()
-        .expect("run kcat");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "kcat -L failed: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("topic \"kcat-listed\" with 2 partitions"),
-        "kcat -L output lacks the topic:\n{stdout}"
-    );
-}
-
-fn which(program: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|p| p.is_file())
-    })
-}
