@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
 use tracing::{info, warn};
 use uuid::Uuid;
 use vltava_meta::{ConfigResource, MetaRecord, MetadataStore, METADATA_DIR};
@@ -89,8 +88,6 @@ pub struct Broker {
     meta: Mutex<MetadataStore>,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     producer_ids: Mutex<ProducerIdBlock>,
-    /// Woken after every append, for fetches waiting on `min_bytes`.
-    appended: Notify,
     /// Produce requests being validated and appended at once; see
     /// [`PRODUCE_REQUESTS_IN_PROGRESS_MAX`].
     produce_permits: tokio::sync::Semaphore,
@@ -200,7 +197,6 @@ impl Broker {
             meta: Mutex::new(meta),
             topics: RwLock::new(topics),
             producer_ids: Mutex::new(ProducerIdBlock { next, end: next }),
-            appended: Notify::new(),
             produce_permits: tokio::sync::Semaphore::new(PRODUCE_REQUESTS_IN_PROGRESS_MAX),
             groups,
             _dir_lock: dir_lock,
@@ -226,10 +222,6 @@ impl Broker {
 
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
-    }
-
-    pub fn appended(&self) -> &Notify {
-        &self.appended
     }
 
     /// A permit to validate and append one produce request.

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 
 use bytes::BytesMut;
 use parking_lot::Mutex;
+use tokio::sync::Notify;
 use uuid::Uuid;
 use vltava_log::{Log, LogConfig, LogError, ReadSlice};
 use vltava_record::{set_log_append_time, BatchHeader};
@@ -38,6 +39,12 @@ pub struct Partition {
     /// the append so that both see the same state. Never held across an
     /// await (there is none on this path).
     writer: Mutex<ProducerStateMap>,
+    /// Woken when the high watermark moves: consumers' long-poll fetches
+    /// parked on this partition, and no one else.
+    high_watermark_advanced: Notify,
+    /// Woken when the log end moves (before the high watermark, once
+    /// followers exist): what replica fetches will wait on.
+    log_end_advanced: Notify,
     #[cfg(test)]
     pub(crate) hooks: tests::Hooks,
 }
@@ -76,6 +83,8 @@ impl Partition {
             leader_epoch: AtomicI32::new(leader_epoch),
             high_watermark,
             writer: Mutex::new(producers),
+            high_watermark_advanced: Notify::new(),
+            log_end_advanced: Notify::new(),
             #[cfg(test)]
             hooks: tests::Hooks::default(),
         })
@@ -93,7 +102,8 @@ impl Partition {
         self.high_watermark.load(Ordering::Acquire)
     }
 
-    /// Moves the high watermark to `offset`, which must not be below it.
+    /// Moves the high watermark to `offset`, which must not be below it,
+    /// and wakes the fetches waiting on this partition.
     fn advance_high_watermark(&self, offset: i64) {
         let previous = self.high_watermark.swap(offset, Ordering::AcqRel);
         assert!(
@@ -101,6 +111,19 @@ impl Partition {
             "high watermark of {} would move back from {previous} to {offset}",
             self.dir.display()
         );
+        if offset > previous {
+            self.high_watermark_advanced.notify_waiters();
+        }
+    }
+
+    /// Notified when the high watermark moves.
+    pub fn high_watermark_advanced(&self) -> &Notify {
+        &self.high_watermark_advanced
+    }
+
+    /// Notified when the log end moves.
+    pub fn log_end_advanced(&self) -> &Notify {
+        &self.log_end_advanced
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -143,6 +166,7 @@ impl Partition {
             -1
         };
         let info = self.log.append(batch, self.leader_epoch(), now_ms)?;
+        self.log_end_advanced.notify_waiters();
         producers.record(header, info.base_offset, log_append_time_ms);
         #[cfg(test)]
         self.hooks.before_publish();

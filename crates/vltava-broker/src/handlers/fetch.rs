@@ -1,9 +1,14 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use tokio::sync::futures::Notified;
 use tokio::time::Instant;
 use uuid::Uuid;
 use vltava_log::Sendable;
@@ -35,20 +40,53 @@ pub async fn handle(
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     loop {
         // Registered before reading, so an append between the read and the
-        // wait still wakes us.
-        let appended = broker.appended().notified();
-        tokio::pin!(appended);
-        appended.as_mut().enable();
+        // wait still wakes us; only the partitions asked for can.
+        let watched = requested_partitions(broker, version, &request);
+        let mut advanced: Vec<Pin<Box<Notified<'_>>>> = watched
+            .iter()
+            .map(|p| Box::pin(p.high_watermark_advanced().notified()))
+            .collect();
+        for wait in &mut advanced {
+            wait.as_mut().enable();
+        }
         let read = read_once(broker, version, &request);
         let enough = read.bytes >= request.min_bytes.max(0) as usize;
         if enough || read.any_error || Instant::now() >= deadline {
             return (read.response, read.file_ranges);
         }
-        if tokio::time::timeout_at(deadline, appended).await.is_err() {
+        let any = std::future::poll_fn(|cx| {
+            match advanced.iter_mut().any(|w| w.as_mut().poll(cx).is_ready()) {
+                true => Poll::Ready(()),
+                false => Poll::Pending,
+            }
+        });
+        if tokio::time::timeout_at(deadline, any).await.is_err() {
             let read = read_once(broker, version, &request);
             return (read.response, read.file_ranges);
         }
     }
+}
+
+/// The partitions a fetch names that exist here.
+fn requested_partitions(
+    broker: &Broker,
+    version: i16,
+    request: &FetchRequest,
+) -> Vec<Arc<Partition>> {
+    let mut partitions = Vec::new();
+    for t in &request.topics {
+        let topic = match version >= TOPIC_ID_VERSION {
+            true => broker.topic_by_id(t.topic_id),
+            false => broker.topic(t.topic.0.as_str()),
+        };
+        let Some(topic) = topic else { continue };
+        partitions.extend(
+            t.partitions
+                .iter()
+                .filter_map(|p| topic.partition(p.partition).cloned()),
+        );
+    }
+    partitions
 }
 
 struct Read {
@@ -190,5 +228,104 @@ pub(super) fn check_leader_epoch(partition: &Partition, requested: i32) -> Resul
         r if r > current => Err(ApiError::new(ResponseError::UnknownLeaderEpoch, "")),
         r if r < current => Err(ApiError::new(ResponseError::FencedLeaderEpoch, "")),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Wake, Waker};
+
+    use kafka_protocol::messages::fetch_request::FetchTopic;
+    use kafka_protocol::messages::TopicName;
+    use vltava_record::{validate_batch, BatchBuilder, Compression};
+
+    use super::*;
+    use crate::{BrokerConfig, ManualClock};
+
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn append_one(broker: &Broker, topic: &str) {
+        let batch = BatchBuilder::new(Compression::None)
+            .record(None, Some(Bytes::from_static(b"v")), vec![], 1)
+            .build();
+        let header = validate_batch(&batch).unwrap();
+        let topic = broker.topic(topic).unwrap();
+        topic
+            .partition(0)
+            .unwrap()
+            .append(batch, &header, false, 1)
+            .unwrap();
+    }
+
+    /// A fetch parked on one partition is woken by appends to that
+    /// partition only: with a broker-wide wake-up, every produce cost every
+    /// parked fetch a re-read.
+    #[test]
+    fn a_parked_fetch_wakes_only_for_its_own_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let pairs = [("log.dirs".to_string(), dir.path().display().to_string())];
+        let (config, _) = BrokerConfig::from_pairs(&pairs).unwrap();
+        let broker = Broker::open(config, Arc::new(ManualClock::new(1_000))).unwrap();
+        for name in ["quiet", "busy"] {
+            broker
+                .create_topic(name, 1, BTreeMap::new(), false)
+                .unwrap();
+        }
+        let request = FetchRequest::default()
+            .with_max_wait_ms(60_000)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(crate::handlers::str_bytes("quiet")))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_current_leader_epoch(-1)
+                    .with_partition_max_bytes(1 << 20)])]);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let wakes = Arc::new(CountingWaker(AtomicUsize::new(0)));
+            let waker = Waker::from(wakes.clone());
+            let mut cx = Context::from_waker(&waker);
+            let mut fetch = Box::pin(handle(&broker, 12, request));
+            assert!(fetch.as_mut().poll(&mut cx).is_pending());
+            for _ in 0..10 {
+                append_one(&broker, "busy");
+            }
+            assert_eq!(
+                wakes.0.load(Ordering::SeqCst),
+                0,
+                "woken by another partition"
+            );
+            append_one(&broker, "quiet");
+            assert!(
+                wakes.0.load(Ordering::SeqCst) > 0,
+                "not woken by its own partition"
+            );
+            let Poll::Ready((response, ranges)) = fetch.as_mut().poll(&mut cx) else {
+                panic!("the fetch did not complete once its partition had data");
+            };
+            let data = &response.responses[0].partitions[0];
+            assert_eq!((data.error_code, data.high_watermark), (0, 1));
+            // The record comes back as bytes or as a file range to send.
+            let served = ranges.iter().map(|(p, _)| p.len).sum::<usize>()
+                + data
+                    .records
+                    .as_ref()
+                    .filter(|_| ranges.is_empty())
+                    .map_or(0, |r| r.len());
+            assert!(served > 0, "no records served");
+        });
     }
 }

@@ -40,7 +40,6 @@ pub async fn handle(
 fn handle_now(broker: &Broker, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
     let acks = request.acks;
     let now_ms = broker.now_ms();
-    let mut any_appended = false;
     let responses = request
         .topic_data
         .into_iter()
@@ -59,7 +58,6 @@ fn handle_now(broker: &Broker, version: i16, request: ProduceRequest) -> Option<
                     } else {
                         produce_partition(topic.as_deref(), p.index, p.records, acks, now_ms)
                     };
-                    any_appended |= result.as_ref().is_ok_and(|a| !a.duplicate);
                     partition_response(version, p.index, result)
                 })
                 .collect();
@@ -68,9 +66,6 @@ fn handle_now(broker: &Broker, version: i16, request: ProduceRequest) -> Option<
                 .with_partition_responses(partition_responses)
         })
         .collect();
-    if any_appended {
-        broker.appended().notify_waiters();
-    }
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
 
