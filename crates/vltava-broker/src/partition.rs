@@ -65,6 +65,16 @@ impl Partition {
     ) -> Result<Partition, LogError> {
         let dir = data_dir.join(Self::dir_name(topic, index));
         let log = Log::open(&dir, config, now_ms)?;
+        Ok(Self::from_log(dir, log, topic_id, index, leader_epoch))
+    }
+
+    fn from_log(
+        dir: PathBuf,
+        log: Log,
+        topic_id: Uuid,
+        index: i32,
+        leader_epoch: i32,
+    ) -> Partition {
         let mut producers = ProducerStateMap::default();
         for header in log.recovered_tail_batches() {
             let timestamp = if header.is_log_append_time() {
@@ -75,7 +85,7 @@ impl Partition {
             producers.record(&header, header.base_offset, timestamp);
         }
         let high_watermark = AtomicI64::new(log.log_end_offset());
-        Ok(Partition {
+        Partition {
             topic_id,
             index,
             dir,
@@ -87,7 +97,7 @@ impl Partition {
             log_end_advanced: Notify::new(),
             #[cfg(test)]
             hooks: tests::Hooks::default(),
-        })
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -165,7 +175,9 @@ impl Partition {
         } else {
             -1
         };
-        let info = self.log.append(batch, self.leader_epoch(), now_ms)?;
+        let (info, flush_to) = self
+            .log
+            .append_without_flush(batch, self.leader_epoch(), now_ms)?;
         self.log_end_advanced.notify_waiters();
         producers.record(header, info.base_offset, log_append_time_ms);
         #[cfg(test)]
@@ -175,6 +187,13 @@ impl Partition {
         // were written and the high watermark never steps back.
         self.advance_high_watermark(info.last_offset + 1);
         drop(producers);
+        // The fsync the flush policy asks for (flush.messages) runs outside
+        // the writer lock, so appends to this partition go on meanwhile and
+        // one fsync covers every batch written before it started. The
+        // producer is answered only once its batch is covered.
+        if let Some(offset) = flush_to {
+            self.log.flush_appended(offset, now_ms)?;
+        }
         Ok(Appended {
             base_offset: info.base_offset,
             log_append_time_ms,
@@ -230,6 +249,61 @@ mod tests {
                 hook();
             }
         }
+    }
+
+    /// Many producers on one partition with `flush.messages=1` and a slow
+    /// disk: each is answered only after an fsync that covers its batch,
+    /// and fsyncs are shared rather than taken one after another under the
+    /// partition's writer lock.
+    #[test]
+    fn concurrent_appends_share_fsyncs() {
+        use vltava_log::storage::{FaultPlan, FaultyStorage};
+        const PRODUCERS: usize = 8;
+        const APPENDS: usize = 5;
+        let dir = tempfile::tempdir().unwrap();
+        let plan = FaultPlan::new();
+        let config = LogConfig {
+            flush_messages: 1,
+            ..LogConfig::default()
+        };
+        let storage = Arc::new(FaultyStorage::new(plan.clone()));
+        let log = Log::open_with_storage(&dir.path().join("t-0"), config, 0, storage).unwrap();
+        let partition = Arc::new(Partition::from_log(
+            dir.path().join("t-0"),
+            log,
+            Uuid::nil(),
+            0,
+            0,
+        ));
+        plan.slow_syncs(Duration::from_millis(20));
+        let syncs_before = plan.syncs();
+        let threads: Vec<_> = (0..PRODUCERS)
+            .map(|_| {
+                let partition = partition.clone();
+                let plan = plan.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..APPENDS {
+                        let appended = append_one(&partition);
+                        // Answered only once an fsync covered the batch.
+                        assert!(
+                            plan.syncs() > syncs_before,
+                            "{appended:?} answered before any fsync"
+                        );
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let syncs = plan.syncs() - syncs_before;
+        let appends = (PRODUCERS * APPENDS) as u64;
+        assert_eq!(partition.log_end_offset(), appends as i64);
+        assert!(
+            syncs < appends,
+            "{syncs} fsyncs for {appends} appends: none shared"
+        );
+        println!("{appends} appends, {syncs} fsyncs");
     }
 
     fn append_one(partition: &Partition) -> Appended {

@@ -385,13 +385,31 @@ impl Log {
     }
 
     /// Appends one batch that the caller already validated. Assigns it the
-    /// next offsets by patching its base offset and leader epoch.
+    /// next offsets by patching its base offset and leader epoch, and
+    /// fsyncs when the flush policy says so before returning.
     pub fn append(
+        &self,
+        batch: BytesMut,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let (info, flush_to) = self.append_without_flush(batch, leader_epoch, now_ms)?;
+        if let Some(offset) = flush_to {
+            self.flush_to(offset, now_ms, false)?;
+        }
+        Ok(info)
+    }
+
+    /// [`Log::append`] without the fsync: returns the offset the flush
+    /// policy wants durable, if any, for the caller to pass to
+    /// [`Log::flush_appended`] once it has released its own locks. Appenders
+    /// that flush concurrently share one fsync (group commit).
+    pub fn append_without_flush(
         &self,
         mut batch: BytesMut,
         leader_epoch: i32,
         now_ms: i64,
-    ) -> Result<AppendInfo, LogError> {
+    ) -> Result<(AppendInfo, Option<i64>), LogError> {
         let header = BatchHeader::parse(&batch)?;
         if header.total_bytes() != batch.len() {
             return Err(LogError::InvalidBatch(RecordError::LengthMismatch {
@@ -438,10 +456,13 @@ impl Log {
             }
             (info, due.then(|| header.next_offset()))
         };
-        if let Some(offset) = flush_to {
-            self.flush_to(offset, now_ms, false)?;
-        }
-        Ok(info)
+        Ok((info, flush_to))
+    }
+
+    /// Makes everything below `offset` durable, unless an fsync that
+    /// covered it already happened (group commit).
+    pub fn flush_appended(&self, offset: i64, now_ms: i64) -> Result<(), LogError> {
+        self.flush_to(offset, now_ms, false)
     }
 
     /// Writes the batch at the end of the active segment, then publishes it.

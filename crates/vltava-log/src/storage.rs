@@ -114,6 +114,10 @@ struct FaultState {
     disk_full: bool,
     /// Reads covering this (file, byte) see its lowest bit flipped.
     flip_on_read: Option<(PathBuf, u64)>,
+    /// fsyncs that completed.
+    syncs: u64,
+    /// Each fsync takes at least this long (a slow disk).
+    sync_delay: std::time::Duration,
 }
 
 enum Fault {
@@ -146,6 +150,16 @@ impl FaultPlan {
 
     pub fn disk_full(&self, full: bool) {
         self.state.lock().disk_full = full;
+    }
+
+    /// fsyncs completed so far.
+    pub fn syncs(&self) -> u64 {
+        self.state.lock().syncs
+    }
+
+    /// Makes every fsync take at least `delay`, as a slow disk does.
+    pub fn slow_syncs(&self, delay: std::time::Duration) {
+        self.state.lock().sync_delay = delay;
     }
 
     pub fn flip_bit_on_read(&self, path: &Path, position: u64) {
@@ -253,7 +267,13 @@ impl SegmentFile for FaultyFile {
     }
     fn sync(&self) -> io::Result<()> {
         match self.plan.next(OpKind::Sync, 0) {
-            Fault::None => self.file.sync_data(),
+            Fault::None => {
+                let delay = self.plan.state.lock().sync_delay;
+                std::thread::sleep(delay);
+                self.file.sync_data()?;
+                self.plan.state.lock().syncs += 1;
+                Ok(())
+            }
             Fault::Fail(e) | Fault::Short(_, e) => Err(e),
         }
     }
