@@ -458,6 +458,9 @@ impl Broker {
         self.topics.write().remove(name);
         drop(meta);
         for partition in &topic.partitions {
+            // Appends, retention and cleaner passes holding this partition
+            // finish or stop before its directory is renamed.
+            partition.log().close_for_delete();
             let dir = partition.dir();
             let doomed = dir.with_file_name(format!(
                 "{}.{}-delete",

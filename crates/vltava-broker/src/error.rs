@@ -38,6 +38,7 @@ impl From<LogError> for ApiError {
         let error = match &e {
             LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
             LogError::InvalidBatch(_) => ResponseError::CorruptMessage,
+            LogError::Closed(_) => ResponseError::UnknownTopicOrPartition,
             _ => ResponseError::KafkaStorageError,
         };
         if error == ResponseError::KafkaStorageError {

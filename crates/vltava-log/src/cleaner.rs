@@ -249,7 +249,7 @@ struct Checkpoint {
 /// that were truncated and rewritten while it ran.
 pub(crate) struct CleanerState {
     /// Held for the whole pass, outside the writer mutex.
-    pass: Mutex<()>,
+    pub(crate) pass: Mutex<()>,
     /// Short critical sections only; taken after the writer mutex.
     checkpoint: Mutex<Checkpoint>,
     truncations: AtomicU64,
@@ -519,6 +519,9 @@ impl Log {
             let expired =
                 mtime_ms(&source.file)?.saturating_add(filter.delete_retention_ms) <= filter.now_ms;
             for_each_batch(source, source.base_offset, i64::MAX, |position, header| {
+                // A log closed for deletion stops here: its directory may be
+                // renamed, and its name taken by a new topic, at any moment.
+                self.check_not_failed()?;
                 let batch = source.batch_at(position, header)?;
                 throttler.throttle(batch.len())?;
                 summary.bytes_read += batch.len() as u64;

@@ -93,6 +93,9 @@ pub enum LogError {
     /// write that hit it was undone and the next one is tried again.
     #[error("no space left for the log: {0}")]
     NoSpace(String),
+    /// The log was closed for deletion; nothing writes through it again.
+    #[error("log in {0} is closed: its partition was deleted")]
+    Closed(String),
     /// Bytes read back from a segment are not a valid batch (CRC, magic,
     /// length or offsets): the disk returned something that was not written.
     #[error("corrupt batch in {path} at position {position}: {reason}")]
@@ -233,6 +236,9 @@ pub struct Log {
     log_start_offset: AtomicI64,
     log_end_offset: AtomicI64,
     failure: RwLock<Option<String>>,
+    /// Set when the partition is deleted: nothing may write through this
+    /// log again, since its directory name may soon belong to a new topic.
+    closed: std::sync::atomic::AtomicBool,
     recovered_tail: Vec<BatchHeader>,
     /// Opens segment files: the real file system, or a fault injector.
     storage: Arc<dyn Storage>,
@@ -303,6 +309,7 @@ impl Log {
             log_start_offset: AtomicI64::new(log_start),
             log_end_offset: AtomicI64::new(log_end),
             failure: RwLock::new(None),
+            closed: std::sync::atomic::AtomicBool::new(false),
             recovered_tail,
             storage,
             cleaner_state,
@@ -362,6 +369,9 @@ impl Log {
     }
 
     fn check_not_failed(&self) -> Result<(), LogError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(LogError::Closed(self.dir.display().to_string()));
+        }
         match &*self.failure.read() {
             Some(reason) => Err(LogError::StorageFailed(reason.clone())),
             None => Ok(()),
@@ -587,6 +597,20 @@ impl Log {
         flush.flushed_offset = flush.flushed_offset.max(end);
         flush.last_flush_ms = now_ms;
         Ok(())
+    }
+
+    /// Fences the log before its directory is renamed away for deletion:
+    /// waits for an in-flight append, roll, retention or cleaner pass to
+    /// finish (a pass stops at its next batch) and refuses every write
+    /// after. Whoever still holds the log can read; nothing can rename,
+    /// create or delete files under a directory name that a re-created
+    /// topic may already own.
+    pub fn close_for_delete(&self) {
+        {
+            let _writer = self.writer.lock();
+            self.closed.store(true, Ordering::Release);
+        }
+        let _pass = self.cleaner_state.pass.lock();
     }
 
     /// fsyncs the active segment and its indexes.

@@ -747,3 +747,78 @@ fn cleaning_throughput() {
         summary.bytes_read as f64 / 1e6 / secs
     );
 }
+
+/// A partition deleted and re-created under the same directory name while
+/// a (slow) cleaner pass runs on the old log: the pass must stop without
+/// touching the new log's files.
+#[test]
+fn a_log_closed_for_deletion_stops_its_cleaner_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let log = Arc::new(open(&path, 16 * 1024));
+    write_versions(&log, 1_000, 5, Compression::None);
+    roll_with_marker(&log);
+    // About 1.5 MiB to read and write at 512 KiB/s: a pass of seconds.
+    let pass = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut cleaner = Cleaner::new(1 << 20, Throttler::new(512.0 * 1024.0));
+            log.clean(&mut cleaner, &clean_config(), ALL_COMMITTED, NOW_MS)
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let cleaning = || {
+        fs::read_dir(&path).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".cleaned")
+        })
+    };
+    while !cleaning() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pass never started writing"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    log.close_for_delete();
+    assert!(
+        pass.is_finished(),
+        "close_for_delete returned while the pass ran"
+    );
+    let result = pass.join().unwrap();
+    assert!(matches!(result, Err(LogError::Closed(_))), "{result:?}");
+    // Delete, as the broker does, and re-create the partition.
+    fs::rename(&path, dir.path().join("t-0.x-delete")).unwrap();
+    let new = open(&path, 16 * 1024);
+    new.append(
+        kv_batch(
+            &[("k".into(), Some("new".into()))],
+            NOW_MS,
+            Compression::None,
+        ),
+        EPOCH,
+        NOW_MS,
+    )
+    .unwrap();
+    assert!(matches!(
+        log.append(
+            kv_batch(&[("k".into(), None)], NOW_MS, Compression::None),
+            EPOCH,
+            NOW_MS
+        ),
+        Err(LogError::Closed(_))
+    ));
+    let mut files: Vec<String> = fs::read_dir(&path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".log") || n.contains(".cleaned") || n.contains(".swap"))
+        .collect();
+    files.sort();
+    assert_eq!(files, vec!["00000000000000000000.log".to_string()]);
+    assert_eq!(
+        records(&new),
+        vec![(0, "k".to_string(), Some("new".to_string()))]
+    );
+}
