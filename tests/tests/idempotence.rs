@@ -51,6 +51,61 @@ fn records(prefix: &str, n: usize) -> Vec<TestRecord> {
         .collect()
 }
 
+/// A retry whose first attempt was acknowledged (the response was lost),
+/// sent after the batch's segment rolled away and the broker was killed:
+/// the broker must answer with the first attempt's offset and append
+/// nothing. Without deduplication (or with producer state rebuilt from the
+/// last segment only) the retry is stored twice.
+#[test]
+fn a_retry_after_a_roll_and_a_crash_is_not_stored_twice() {
+    let mut broker = TestBroker::start(&[("log.segment.bytes", "1024")]);
+    let mut c = RawClient::connect(broker.addr()).unwrap();
+    assert_eq!(c.create_topic_code("retry", 1).unwrap(), 0);
+    let (pid, epoch) = init_producer_id(&mut c);
+    let batch = |sequence: i32| {
+        let stamp = ProducerStamp {
+            producer_id: pid,
+            producer_epoch: epoch,
+            base_sequence: sequence,
+        };
+        let value = format!("{sequence:0>300}");
+        encode_batch(&[TestRecord::kv("k", &value)], stamp, Compression::None)
+    };
+    for sequence in 0..12 {
+        let resp = c.produce("retry", 0, batch(sequence), -1).unwrap();
+        assert_eq!(
+            (resp.error_code, resp.base_offset),
+            (0, i64::from(sequence))
+        );
+    }
+    let segments = std::fs::read_dir(broker.log_dir().join("retry-0"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "log")
+        })
+        .count();
+    assert!(segments >= 4, "{segments} segments: the test needs rolls");
+    broker.kill_sigkill();
+    broker.restart();
+    let mut c = RawClient::connect(broker.addr()).unwrap();
+    for sequence in 7..12 {
+        let resp = c.produce("retry", 0, batch(sequence), -1).unwrap();
+        assert_eq!(
+            (resp.error_code, resp.base_offset),
+            (0, i64::from(sequence)),
+            "retry of sequence {sequence}"
+        );
+    }
+    let end = c.list_offset("retry", 0, LATEST_TIMESTAMP).unwrap();
+    assert_eq!(end.offset, 12, "a retry was appended again");
+    let resp = c.produce("retry", 0, batch(12), -1).unwrap();
+    assert_eq!((resp.error_code, resp.base_offset), (0, 12));
+}
+
 #[test]
 fn raw_idempotent_produce_rules() {
     let broker = TestBroker::start(&[]);

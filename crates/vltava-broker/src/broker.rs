@@ -629,6 +629,11 @@ impl Broker {
         let now_ms = self.now_ms();
         for topic in self.topics() {
             for partition in &topic.partitions {
+                let expired =
+                    partition.expire_producers(now_ms, self.config.producer_id_expiration_ms);
+                if expired > 0 {
+                    info!(topic = %topic.name, partition = partition.index, producers = expired, "expired idle producer ids");
+                }
                 match partition.log().apply_retention(now_ms) {
                     Ok(0) => {}
                     Ok(deleted) => {
@@ -658,7 +663,7 @@ impl Broker {
     pub fn close(&self) {
         for topic in self.topics() {
             for partition in &topic.partitions {
-                if let Err(e) = partition.log().close() {
+                if let Err(e) = partition.close() {
                     warn!(topic = %topic.name, partition = partition.index, error = %e, "flush at shutdown failed");
                 }
             }

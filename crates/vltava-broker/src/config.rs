@@ -371,6 +371,7 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     // default. Must be at least socket.request.max.bytes.
     ("queued.max.request.bytes", "536870912"),
     ("log.retention.check.interval.ms", "300000"),
+    ("producer.id.expiration.ms", "86400000"),
     ("log.flush.scheduler.interval.ms", "1000"),
     (
         "log.cleaner.io.max.bytes.per.second",
@@ -424,6 +425,10 @@ pub struct BrokerConfig {
     /// connections; `None` (-1) is unbounded.
     pub queued_max_request_bytes: Option<usize>,
     pub log_retention_check_interval_ms: u64,
+    /// `producer.id.expiration.ms`: an idempotent producer's state is
+    /// dropped this long after its newest batch (checked on the retention
+    /// timer).
+    pub producer_id_expiration_ms: i64,
     pub log_flush_scheduler_interval_ms: u64,
     pub cleaner: CleanerSettings,
     pub groups: crate::group::GroupSettings,
@@ -535,6 +540,7 @@ impl BrokerConfig {
             )?,
             log_retention_check_interval_ms: number("log.retention.check.interval.ms")?.max(1)
                 as u64,
+            producer_id_expiration_ms: number("producer.id.expiration.ms")?.max(1),
             log_flush_scheduler_interval_ms: number("log.flush.scheduler.interval.ms")?.max(1)
                 as u64,
             cleaner: CleanerSettings {
@@ -709,6 +715,10 @@ mod tests {
         let topic = TopicConfig::resolve(&config, &BTreeMap::new());
         assert_eq!(topic.get("retention.ms"), "604800000");
         assert_eq!(topic.max_message_bytes(), 1048588);
+        assert_eq!(config.producer_id_expiration_ms, 86_400_000);
+        let pairs = pairs(&[("producer.id.expiration.ms", "60000")]);
+        let (config, _) = BrokerConfig::from_pairs(&pairs).unwrap();
+        assert_eq!(config.producer_id_expiration_ms, 60_000);
     }
 
     #[test]

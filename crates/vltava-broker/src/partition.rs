@@ -65,7 +65,7 @@ impl Partition {
     ) -> Result<Partition, LogError> {
         let dir = data_dir.join(Self::dir_name(topic, index));
         let log = Log::open(&dir, config, now_ms)?;
-        Ok(Self::from_log(dir, log, topic_id, index, leader_epoch))
+        Self::from_log(dir, log, topic_id, index, leader_epoch)
     }
 
     fn from_log(
@@ -74,18 +74,10 @@ impl Partition {
         topic_id: Uuid,
         index: i32,
         leader_epoch: i32,
-    ) -> Partition {
-        let mut producers = ProducerStateMap::default();
-        for header in log.recovered_tail_batches() {
-            let timestamp = if header.is_log_append_time() {
-                header.max_timestamp
-            } else {
-                -1
-            };
-            producers.record(&header, header.base_offset, timestamp);
-        }
+    ) -> Result<Partition, LogError> {
+        let producers = rebuild_producers(&log)?;
         let high_watermark = AtomicI64::new(log.log_end_offset());
-        Partition {
+        Ok(Partition {
             topic_id,
             index,
             dir,
@@ -97,7 +89,7 @@ impl Partition {
             log_end_advanced: Notify::new(),
             #[cfg(test)]
             hooks: tests::Hooks::default(),
-        }
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -180,6 +172,18 @@ impl Partition {
             .append_without_flush(batch, self.leader_epoch(), now_ms)?;
         self.log_end_advanced.notify_waiters();
         producers.record(header, info.base_offset, log_append_time_ms);
+        if info.rolled {
+            // Kafka's rule: a snapshot at every roll, so a restart replays
+            // at most the active segment's headers. A failed snapshot costs
+            // only a longer replay.
+            let end = info.last_offset + 1;
+            if let Err(e) = self
+                .log
+                .write_producer_snapshot(end, &producers.to_snapshot())
+            {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "producer snapshot not written");
+            }
+        }
         #[cfg(test)]
         self.hooks.before_publish();
         // Single replica: everything appended is committed. Published while
@@ -202,6 +206,35 @@ impl Partition {
         })
     }
 
+    /// Flushes the log and snapshots producer state at the log end, for a
+    /// clean shutdown.
+    pub fn close(&self) -> Result<(), LogError> {
+        let producers = self.writer.lock();
+        self.log.close()?;
+        self.log
+            .write_producer_snapshot(self.log.log_end_offset(), &producers.to_snapshot())
+    }
+
+    /// Forgets idle producers (`producer.id.expiration.ms`).
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.writer.lock().expire(now_ms, expiration_ms)
+    }
+
+    /// Removes every batch from the one holding `offset` on, and rolls
+    /// producer state back to match (a follower truncating to its leader).
+    pub fn truncate_to(&self, offset: i64) -> Result<(), ApiError> {
+        let mut producers = self.writer.lock();
+        self.log.truncate_to(offset)?;
+        *producers = rebuild_producers(&self.log)?;
+        let end = self.log.log_end_offset();
+        if self.high_watermark() > end {
+            // Only a follower truncates, and only above its high watermark
+            // would it ever need to; on one replica this cannot happen.
+            self.high_watermark.store(end, Ordering::Release);
+        }
+        Ok(())
+    }
+
     /// Reads from `offset` up to the high watermark.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadSlice, LogError> {
         self.log.read(offset, self.high_watermark(), max_bytes)
@@ -222,6 +255,31 @@ impl Partition {
         let _writer = self.writer.lock();
         Ok(self.log.delete_records_before(target)?)
     }
+}
+
+/// Producer state as of the log end: the newest snapshot, then the header
+/// of every batch after it.
+fn rebuild_producers(log: &Log) -> Result<ProducerStateMap, LogError> {
+    let (mut producers, from) = match log.latest_producer_snapshot()? {
+        Some((offset, payload)) => match ProducerStateMap::from_snapshot(&payload) {
+            Ok(producers) => (producers, offset),
+            Err(e) => {
+                tracing::warn!(dir = %log.dir().display(), offset, error = %e,
+                    "producer snapshot does not decode; rebuilding from the log start");
+                (ProducerStateMap::default(), log.log_start_offset())
+            }
+        },
+        None => (ProducerStateMap::default(), log.log_start_offset()),
+    };
+    log.for_each_batch_header(from, |header| {
+        let timestamp = if header.is_log_append_time() {
+            header.max_timestamp
+        } else {
+            -1
+        };
+        producers.record(header, header.base_offset, timestamp);
+    })?;
+    Ok(producers)
 }
 
 #[cfg(test)]
@@ -268,13 +326,8 @@ mod tests {
         };
         let storage = Arc::new(FaultyStorage::new(plan.clone()));
         let log = Log::open_with_storage(&dir.path().join("t-0"), config, 0, storage).unwrap();
-        let partition = Arc::new(Partition::from_log(
-            dir.path().join("t-0"),
-            log,
-            Uuid::nil(),
-            0,
-            0,
-        ));
+        let partition =
+            Arc::new(Partition::from_log(dir.path().join("t-0"), log, Uuid::nil(), 0, 0).unwrap());
         plan.slow_syncs(Duration::from_millis(20));
         let syncs_before = plan.syncs();
         let threads: Vec<_> = (0..PRODUCERS)
@@ -304,6 +357,97 @@ mod tests {
             "{syncs} fsyncs for {appends} appends: none shared"
         );
         println!("{appends} appends, {syncs} fsyncs");
+    }
+
+    fn idempotent(sequence: i32) -> BytesMut {
+        BatchBuilder::new(Compression::None)
+            .producer(77, 0, sequence)
+            .record(
+                None,
+                Some(Bytes::from(vec![b'x'; 400])),
+                vec![],
+                1_000 + i64::from(sequence),
+            )
+            .build()
+    }
+
+    fn append_idempotent(partition: &Partition, sequence: i32) -> Appended {
+        let batch = idempotent(sequence);
+        let header = validate_batch(&batch).unwrap();
+        partition.append(batch, &header, false, 1).unwrap()
+    }
+
+    fn open_small_segments(dir: &Path) -> Partition {
+        let config = LogConfig {
+            segment_bytes: 2_000,
+            ..LogConfig::default()
+        };
+        Partition::open(dir, "t", Uuid::nil(), 0, 0, config, 0).unwrap()
+    }
+
+    /// A retry of a batch that is several segments back, after a crash
+    /// (no clean-shutdown snapshot): the roll snapshots must still know it.
+    #[test]
+    fn retries_are_recognised_across_rolls_and_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let partition = open_small_segments(dir.path());
+            for sequence in 0..20 {
+                assert_eq!(
+                    append_idempotent(&partition, sequence).base_offset,
+                    i64::from(sequence)
+                );
+            }
+            assert!(partition.log().segment_count() > 4);
+            // Dropped without close(): as after SIGKILL.
+        }
+        let snapshots = vltava_log::snapshot::list(&dir.path().join("t-0")).unwrap();
+        assert!(!snapshots.is_empty(), "no snapshot written at a roll");
+        let partition = open_small_segments(dir.path());
+        // The last five batches are cached; a retry of each is a duplicate.
+        for sequence in 15..20 {
+            let again = append_idempotent(&partition, sequence);
+            assert!(again.duplicate, "sequence {sequence} appended twice");
+            assert_eq!(again.base_offset, i64::from(sequence));
+        }
+        assert_eq!(partition.log_end_offset(), 20);
+        // And the sequence continues where it was.
+        assert_eq!(append_idempotent(&partition, 20).base_offset, 20);
+        let batch = idempotent(22);
+        let header = validate_batch(&batch).unwrap();
+        let gap = partition.append(batch, &header, false, 1).unwrap_err();
+        assert_eq!(
+            gap.error,
+            vltava_protocol::ResponseError::OutOfOrderSequenceNumber
+        );
+    }
+
+    #[test]
+    fn truncation_rolls_producer_state_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let partition = open_small_segments(dir.path());
+        for sequence in 0..12 {
+            append_idempotent(&partition, sequence);
+        }
+        partition.truncate_to(8).unwrap();
+        assert_eq!(partition.log_end_offset(), 8);
+        // Sequence 8 is new again (it was truncated away), 7 a duplicate.
+        assert!(append_idempotent(&partition, 7).duplicate);
+        let next = append_idempotent(&partition, 8);
+        assert_eq!((next.duplicate, next.base_offset), (false, 8));
+    }
+
+    #[test]
+    fn idle_producers_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let partition = open_small_segments(dir.path());
+        append_idempotent(&partition, 0);
+        // Its batch's timestamp is 1000: not expired at 1000 + 500 with a
+        // 1000 ms expiration, expired at 1000 + 1001.
+        assert_eq!(partition.expire_producers(1_500, 1_000), 0);
+        assert_eq!(partition.expire_producers(2_001, 1_000), 1);
+        // An expired producer may start again anywhere.
+        assert!(!append_idempotent(&partition, 0).duplicate);
     }
 
     fn append_one(partition: &Partition) -> Appended {

@@ -3,13 +3,15 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use serde::{Deserialize, Serialize};
+
 use vltava_record::{increment_sequence, BatchHeader};
 
 /// Kafka keeps the metadata of this many recent batches per producer, which
 /// is why idempotent producers allow at most five requests in flight.
 pub const CACHED_BATCHES_PER_PRODUCER: usize = 5;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct CachedBatch {
     first_sequence: i32,
     last_sequence: i32,
@@ -17,10 +19,13 @@ struct CachedBatch {
     timestamp_ms: i64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<CachedBatch>,
+    /// The newest batch timestamp seen (its max timestamp, or the append
+    /// time for LogAppendTime): what `producer.id.expiration.ms` counts from.
+    last_timestamp_ms: i64,
 }
 
 /// What to do with an incoming batch.
@@ -41,7 +46,11 @@ pub enum SequenceError {
     OutOfOrder { expected: i32, received: i32 },
 }
 
-#[derive(Debug, Default)]
+/// Every idempotent producer's recent batches on one partition. It is
+/// snapshotted (`<offset>.snapshot`, see `vltava_log::snapshot`) at every
+/// segment roll and at clean shutdown, and rebuilt from the newest snapshot
+/// plus the batch headers after it.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerStateMap {
     producers: HashMap<i64, ProducerEntry>,
 }
@@ -111,12 +120,39 @@ impl ProducerStateMap {
         if entry.batches.len() == CACHED_BATCHES_PER_PRODUCER {
             entry.batches.pop_front();
         }
+        let timestamp = if timestamp_ms >= 0 {
+            timestamp_ms
+        } else {
+            batch.max_timestamp
+        };
+        entry.last_timestamp_ms = entry.last_timestamp_ms.max(timestamp);
         entry.batches.push_back(CachedBatch {
             first_sequence: batch.base_sequence,
             last_sequence: batch.last_sequence(),
             base_offset,
             timestamp_ms,
         });
+    }
+}
+
+impl ProducerStateMap {
+    /// Forgets producers whose newest batch is older than `expiration_ms`
+    /// (`producer.id.expiration.ms`); returns how many.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        let horizon = now_ms.saturating_sub(expiration_ms);
+        self.producers.retain(|_, e| e.last_timestamp_ms >= horizon);
+        before - self.producers.len()
+    }
+
+    /// The snapshot payload.
+    pub fn to_snapshot(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("producer state serialises")
+    }
+
+    /// Reads a snapshot payload back.
+    pub fn from_snapshot(payload: &[u8]) -> Result<ProducerStateMap, String> {
+        serde_json::from_slice(payload).map_err(|e| e.to_string())
     }
 }
 

@@ -21,6 +21,7 @@
 
 pub mod cleaner;
 mod segment;
+pub mod snapshot;
 pub mod storage;
 
 use std::fs::{self, File};
@@ -113,6 +114,8 @@ pub struct AppendInfo {
     pub last_offset: i64,
     pub log_start_offset: i64,
     pub max_timestamp: i64,
+    /// The batch started a new segment.
+    pub rolled: bool,
 }
 
 /// A byte range of one segment file holding whole batches.
@@ -353,6 +356,42 @@ impl Log {
         self.segments.read().iter().map(|s| s.base_offset).collect()
     }
 
+    /// Calls `f` with the header of every batch that ends at or after
+    /// `from`, oldest first, up to the log end: what producer state is
+    /// rebuilt from after its snapshot.
+    pub fn for_each_batch_header(
+        &self,
+        from: i64,
+        mut f: impl FnMut(&BatchHeader),
+    ) -> Result<(), LogError> {
+        let end = self.log_end_offset();
+        let segments = self.snapshot();
+        for (i, segment) in segments.iter().enumerate() {
+            let next_base = segments.get(i + 1).map_or(i64::MAX, |s| s.base_offset);
+            if next_base <= from {
+                continue;
+            }
+            for_each_batch(segment, from.max(segment.base_offset), end, |_, header| {
+                if header.last_offset() >= from {
+                    f(header);
+                }
+                Ok(ControlFlow::Continue(()))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Writes a producer-state snapshot at `offset` (see [`snapshot`]).
+    pub fn write_producer_snapshot(&self, offset: i64, payload: &[u8]) -> Result<(), LogError> {
+        self.check_not_failed()?;
+        snapshot::write(&self.dir, offset, payload).map_err(LogError::from)
+    }
+
+    /// The newest valid producer-state snapshot at or below the log end.
+    pub fn latest_producer_snapshot(&self) -> Result<Option<(i64, Vec<u8>)>, LogError> {
+        Ok(snapshot::latest(&self.dir, self.log_end_offset())?)
+    }
+
     /// Headers of the batches found in the last segment when the log was
     /// opened (at most the last 10 000), for rebuilding producer state.
     pub fn recovered_tail_batches(&self) -> Vec<BatchHeader> {
@@ -451,13 +490,14 @@ impl Log {
                 partition_leader_epoch: leader_epoch,
                 ..header
             };
-            self.maybe_roll(&header, &config, now_ms)?;
+            let rolled = self.maybe_roll(&header, &config, now_ms)?;
             self.write_batch(&batch, &header, &config)?;
             let info = AppendInfo {
                 base_offset,
                 last_offset: header.last_offset(),
                 log_start_offset: self.log_start_offset(),
                 max_timestamp: header.max_timestamp,
+                rolled,
             };
             writer.records_since_flush += header.records_count.max(1) as u64;
             let due = writer.records_since_flush >= config.flush_messages;
@@ -529,16 +569,18 @@ impl Log {
         Ok(())
     }
 
+    /// Rolls before `header`'s batch if the active segment is full or old;
+    /// returns whether it rolled.
     fn maybe_roll(
         &self,
         header: &BatchHeader,
         config: &LogConfig,
         now_ms: i64,
-    ) -> Result<(), LogError> {
+    ) -> Result<bool, LogError> {
         let active = self.active();
         let state = active.state.read().clone();
         if state.size == 0 {
-            return Ok(());
+            return Ok(false);
         }
         let size_limit = config.segment_bytes.min(u64::from(u32::MAX));
         let too_big = state.size + header.total_bytes() as u64 > size_limit;
@@ -553,8 +595,9 @@ impl Log {
         let offsets_overflow = header.last_offset() - active.base_offset > i64::from(i32::MAX);
         if too_big || too_old || offsets_overflow {
             self.roll(header.base_offset, now_ms)?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Seals and fsyncs the active segment, then starts a new one at
@@ -921,6 +964,8 @@ impl Log {
         })();
         truncated.map_err(|e| self.fail("truncate", e))?;
         let end = active.state.read().next_offset;
+        // Producer state above the new end described batches that are gone.
+        snapshot::remove_above(&self.dir, end).map_err(|e| self.fail("snapshot delete", e))?;
         self.log_end_offset.store(end, Ordering::Release);
         self.log_start_offset.fetch_min(end, Ordering::AcqRel);
         // Offsets at or above `end` will be written again and were never
