@@ -6,13 +6,19 @@
 use bytes::{Bytes, BytesMut};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::time::Duration;
-use vltava_record::{set_base_offset, validate_batch, BatchBuilder, Compression};
+use vltava_record::{
+    check_records, set_base_offset, validate_batch, BatchBuilder, Compression, RecordRules,
+};
 
 /// A batch of `count` keyless records of `value_bytes` each.
 fn batch(count: usize, value_bytes: usize) -> BytesMut {
+    batch_with(Compression::None, count, value_bytes)
+}
+
+fn batch_with(codec: Compression, count: usize, value_bytes: usize) -> BytesMut {
     let value = Bytes::from(vec![b'x'; value_bytes]);
     (0..count)
-        .fold(BatchBuilder::new(Compression::None), |b, i| {
+        .fold(BatchBuilder::new(codec), |b, i| {
             b.record(
                 None,
                 Some(value.clone()),
@@ -36,6 +42,26 @@ fn benches(c: &mut Criterion) {
         g.bench_function(name, |bench| {
             bench.iter(|| validate_batch(black_box(&b)).expect("valid"))
         });
+    }
+    g.finish();
+
+    // What produce adds since every record is walked (issue 11): the walk
+    // alone, and validate + walk, per batch shape; zstd includes inflating.
+    let rules = RecordRules {
+        key_required: false,
+        decompressed_bytes_max: 64 << 20,
+    };
+    let mut g = c.benchmark_group("check_records");
+    let codecs = [("none", Compression::None), ("zstd", Compression::Zstd)];
+    for (codec_name, codec) in codecs {
+        for (name, count, value_bytes) in shapes {
+            let b = batch_with(codec, count, value_bytes).freeze();
+            let header = validate_batch(&b).expect("valid");
+            g.throughput(Throughput::Bytes((count * value_bytes) as u64));
+            g.bench_function(format!("{codec_name}/{name}"), |bench| {
+                bench.iter(|| check_records(black_box(&b), &header, &rules).expect("valid"))
+            });
+        }
     }
     g.finish();
 

@@ -15,7 +15,7 @@
 use std::io::{self, BufRead};
 
 use crate::decompress::{decompressing_reader, io_to_record_error, is_over_limit};
-use crate::{BatchHeader, RecordError, BATCH_HEADER_BYTES};
+use crate::{BatchHeader, Compression, RecordError, BATCH_HEADER_BYTES};
 
 /// What the caller requires of every record.
 #[derive(Debug, Clone, Copy)]
@@ -66,11 +66,25 @@ pub fn check_records(
 ) -> Result<(), RecordsRefused> {
     let payload = &batch[BATCH_HEADER_BYTES.min(batch.len())..];
     let limit = rules.decompressed_bytes_max;
+    // The uncompressed hot path walks the slice itself (no virtual call per
+    // byte); compressed batches stream out of their decompressor.
+    if header.compression() == Compression::None {
+        return walk(&mut &payload[..], header, rules);
+    }
     let mut reader = decompressing_reader(header.compression(), payload, limit)
         .map_err(RecordsRefused::Batch)?;
+    walk(&mut reader, header, rules)
+}
+
+fn walk<R: BufRead + ?Sized>(
+    reader: &mut R,
+    header: &BatchHeader,
+    rules: &RecordRules,
+) -> Result<(), RecordsRefused> {
+    let limit = rules.decompressed_bytes_max;
     let mut faults = Faults::default();
     for index in 0..header.records_count.max(0) {
-        match check_one(&mut reader, index, rules) {
+        match check_one(reader, index, rules) {
             Ok(None) => {}
             Ok(Some(message)) => faults.push(index, message),
             Err(e) if is_over_limit(&e) => {
@@ -134,8 +148,8 @@ fn malformed(index: i32, error: &io::Error) -> String {
 
 /// Walks one record. `Ok(Some(_))` is a well-formed record the rules refuse;
 /// `Err` is a record that cannot be read (the walk stops there).
-fn check_one(
-    reader: &mut dyn BufRead,
+fn check_one<R: BufRead + ?Sized>(
+    reader: &mut R,
     index: i32,
     rules: &RecordRules,
 ) -> io::Result<Option<String>> {
@@ -188,11 +202,11 @@ fn check_one(
 }
 
 /// The records stream, one byte or one skip at a time.
-struct Stream<'a>(&'a mut dyn BufRead);
+struct Stream<'a, R: ?Sized>(&'a mut R);
 
 /// A record body: reads may not pass the record's declared length.
-struct Counted<'a> {
-    inner: Stream<'a>,
+struct Counted<'a, R: ?Sized> {
+    inner: Stream<'a, R>,
     left: usize,
 }
 
@@ -201,7 +215,7 @@ trait ByteSource {
     fn skip(&mut self, n: usize) -> io::Result<()>;
 }
 
-impl ByteSource for Stream<'_> {
+impl<R: BufRead + ?Sized> ByteSource for Stream<'_, R> {
     fn next_byte(&mut self) -> io::Result<u8> {
         let byte = *self
             .0
@@ -226,7 +240,7 @@ impl ByteSource for Stream<'_> {
     }
 }
 
-impl ByteSource for Counted<'_> {
+impl<R: BufRead + ?Sized> ByteSource for Counted<'_, R> {
     fn next_byte(&mut self) -> io::Result<u8> {
         if self.left == 0 {
             return Err(bad("a field runs past the record's length".to_string()));
