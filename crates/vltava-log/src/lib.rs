@@ -956,14 +956,21 @@ impl Log {
             }
             Ok(ControlFlow::Continue(()))
         })?;
-        let truncated = (|| {
-            active.file.set_len(cut)?;
-            active.verified.truncate(cut);
-            active.file.sync()?;
-            active.rebuild_from_headers(self.config.read().index_interval_bytes)
-        })();
-        truncated.map_err(|e| self.fail("truncate", e))?;
-        let end = active.state.read().next_offset;
+        // Never shrink the file in place: a fetch may hold a range of it
+        // (sendfile) that appends would then overwrite with other batches.
+        // The kept prefix goes to a new file swapped in under the name; the
+        // old segment keeps its file (and its bytes) for whoever holds it.
+        let interval = self.config.read().index_interval_bytes;
+        let replacement = (|| {
+            let replacement = copy_prefix(&self.storage, &self.dir, &active, cut)?;
+            replacement.rebuild_from_headers(interval)?;
+            Ok::<_, io::Error>(Arc::new(replacement))
+        })()
+        .map_err(|e| self.fail("truncate", e))?;
+        if let Some(last) = self.segments.write().last_mut() {
+            *last = Arc::clone(&replacement);
+        }
+        let end = replacement.state.read().next_offset;
         // Producer state above the new end described batches that are gone.
         snapshot::remove_above(&self.dir, end).map_err(|e| self.fail("snapshot delete", e))?;
         self.log_end_offset.store(end, Ordering::Release);
@@ -1086,6 +1093,7 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
             continue;
         };
         if name.ends_with(".cleaned")
+            || name.ends_with(".truncated")
             || name.ends_with(".swap")
             || name.ends_with(".deleted")
             || name.ends_with(".tmp")
@@ -1315,6 +1323,37 @@ fn write_durably(dir: &Path, name: &str, text: &str) -> io::Result<()> {
     file.sync_all()?;
     fs::rename(&tmp, dir.join(name))?;
     sync_dir(dir)
+}
+
+/// Chunk size for copying a segment's kept prefix on truncation.
+const TRUNCATE_COPY_CHUNK_BYTES: u64 = 1 << 20;
+
+/// Writes the first `len` bytes of `segment` to `<base>.log.truncated`,
+/// fsyncs it, renames it over the segment's file and opens it as a new
+/// segment. A crash before the rename leaves the old file (recovery removes
+/// the `.truncated` leftover); after it, the new one.
+fn copy_prefix(
+    storage: &Arc<dyn Storage>,
+    dir: &Path,
+    segment: &Segment,
+    len: u64,
+) -> io::Result<Segment> {
+    let tmp = segment::file_path(dir, segment.base_offset, "log.truncated");
+    let out = storage.open(&tmp, true)?;
+    let mut buf = vec![0u8; TRUNCATE_COPY_CHUNK_BYTES.min(len) as usize];
+    let mut at = 0u64;
+    while at < len {
+        let n = (len - at).min(TRUNCATE_COPY_CHUNK_BYTES) as usize;
+        segment.file.read_at(&mut buf[..n], at)?;
+        out.write_at(&buf[..n], at)?;
+        at += n as u64;
+    }
+    out.sync()?;
+    drop(out);
+    fs::rename(&tmp, &segment.log_path)?;
+    sync_dir(dir)?;
+    let (replacement, _, _) = Segment::open_files(storage, dir, segment.base_offset)?;
+    Ok(replacement)
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {

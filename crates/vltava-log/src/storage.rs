@@ -2,7 +2,8 @@
 //! `.log`, `.index` and `.timeindex` goes through [`SegmentFile`], opened by
 //! a [`Storage`]. [`FileStorage`] is the real one; [`FaultyStorage`] wraps
 //! it to inject failures in tests (fail after N operations, short writes,
-//! fsync errors, a full disk, bit flips on read).
+//! fsync errors, a full disk, bit flips on read, and a power cut that
+//! discards every write no completed fsync covered).
 //!
 //! Outside the seam (plain `std::fs`, not worth a trait): directory listing,
 //! renames and deletes, directory fsyncs, the small `log-start-offset` and
@@ -118,6 +119,18 @@ struct FaultState {
     syncs: u64,
     /// Each fsync takes at least this long (a slow disk).
     sync_delay: std::time::Duration,
+    /// Power-cut model: per file, what a completed fsync made durable.
+    /// `None` until [`FaultPlan::track_power_loss`] turns it on.
+    durable: Option<std::collections::HashMap<PathBuf, Durable>>,
+}
+
+/// What survives a power cut of one file: its length at the last completed
+/// fsync, and the bytes that writes or truncations since then replaced in
+/// that durable region (to put back, newest first).
+#[derive(Debug, Default)]
+struct Durable {
+    synced_len: u64,
+    undo: Vec<(u64, Vec<u8>)>,
 }
 
 enum Fault {
@@ -150,6 +163,80 @@ impl FaultPlan {
 
     pub fn disk_full(&self, full: bool) {
         self.state.lock().disk_full = full;
+    }
+
+    /// From now on, remember what each file's fsyncs made durable, so that
+    /// [`FaultPlan::power_cut`] can discard the rest. Files that exist when
+    /// they are first opened count as durable as they are.
+    pub fn track_power_loss(&self) {
+        self.state
+            .lock()
+            .durable
+            .get_or_insert_with(Default::default);
+    }
+
+    /// A power cut: every write and truncation that no completed fsync
+    /// covered is undone, on every file opened since tracking began. (The
+    /// page cache of directories is outside the seam: files keep existing
+    /// and renames stay done.) The log must not be used afterwards; reopen
+    /// the directory.
+    pub fn power_cut(&self) -> io::Result<()> {
+        let mut s = self.state.lock();
+        let Some(durable) = s.durable.as_mut() else {
+            return Ok(());
+        };
+        for (path, image) in durable.iter_mut() {
+            let file = match OpenOptions::new().write(true).open(path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for (position, bytes) in image.undo.drain(..).rev() {
+                file.write_all_at(&bytes, position)?;
+            }
+            file.set_len(image.synced_len)?;
+        }
+        Ok(())
+    }
+
+    /// Remembers the durable bytes `[from, to)` of `path` before they are
+    /// overwritten or cut off.
+    fn before_change(&self, file: &File, path: &Path, from: u64, to: u64) -> io::Result<()> {
+        let mut s = self.state.lock();
+        let Some(durable) = s.durable.as_mut() else {
+            return Ok(());
+        };
+        let Some(image) = durable.get_mut(path) else {
+            return Ok(());
+        };
+        let to = to.min(image.synced_len);
+        if from >= to {
+            return Ok(());
+        }
+        let mut old = vec![0u8; (to - from) as usize];
+        file.read_exact_at(&mut old, from)?;
+        image.undo.push((from, old));
+        Ok(())
+    }
+
+    /// Starts tracking `path` as durable at its current length.
+    fn on_open(&self, path: &Path, len: u64) {
+        let mut s = self.state.lock();
+        if let Some(durable) = s.durable.as_mut() {
+            durable.entry(path.to_path_buf()).or_insert(Durable {
+                synced_len: len,
+                undo: Vec::new(),
+            });
+        }
+    }
+
+    /// A completed fsync: everything in `path` up to `len` is durable.
+    fn on_sync(&self, path: &Path, len: u64) {
+        let mut s = self.state.lock();
+        if let Some(image) = s.durable.as_mut().and_then(|d| d.get_mut(path)) {
+            image.synced_len = len;
+            image.undo.clear();
+        }
     }
 
     /// fsyncs completed so far.
@@ -229,8 +316,14 @@ impl Storage for FaultyStorage {
             .read(true)
             .write(true)
             .create(true)
-            .truncate(truncate)
+            .truncate(false)
             .open(path)?;
+        self.plan.on_open(path, file.metadata()?.len());
+        if truncate {
+            self.plan
+                .before_change(&file, path, 0, file.metadata()?.len())?;
+            file.set_len(0)?;
+        }
         Ok(Arc::new(FaultyFile {
             file,
             path: path.to_path_buf(),
@@ -256,6 +349,12 @@ impl SegmentFile for FaultyFile {
         Ok(())
     }
     fn write_at(&self, buf: &[u8], position: u64) -> io::Result<()> {
+        self.plan.before_change(
+            &self.file,
+            &self.path,
+            position,
+            position + buf.len() as u64,
+        )?;
         match self.plan.next(OpKind::Write, buf.len()) {
             Fault::None => self.file.write_all_at(buf, position),
             Fault::Fail(e) => Err(e),
@@ -272,12 +371,15 @@ impl SegmentFile for FaultyFile {
                 std::thread::sleep(delay);
                 self.file.sync_data()?;
                 self.plan.state.lock().syncs += 1;
+                self.plan.on_sync(&self.path, self.file.metadata()?.len());
                 Ok(())
             }
             Fault::Fail(e) | Fault::Short(_, e) => Err(e),
         }
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
+        self.plan
+            .before_change(&self.file, &self.path, len, u64::MAX)?;
         match self.plan.next(OpKind::SetLen, 0) {
             Fault::None => self.file.set_len(len),
             Fault::Fail(e) | Fault::Short(_, e) => Err(e),

@@ -650,6 +650,58 @@ fn truncate_to_removes_batches_from_the_one_holding_offset() {
     assert_eq!(read_batches(&log)[..6], stored[..6]);
 }
 
+/// A fetch holding a range (as sendfile does) across a truncation and new
+/// appends at the same offsets: the range must still read the bytes it was
+/// cut from, never the batches written after the truncation.
+#[test]
+fn a_range_in_flight_never_reads_bytes_written_after_a_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    let stored = fill(&log, 6, 40);
+    let in_flight = log.read(9, i64::MAX, 1 << 20).unwrap();
+    let before = in_flight.to_bytes().unwrap();
+    assert_eq!(before, stored[3..].concat());
+    log.truncate_to(9).unwrap();
+    assert_eq!(log.log_end_offset(), 9);
+    let replaced = fill_from(&log, 9, 3, 40, 9_000);
+    assert_eq!(
+        in_flight.to_bytes().unwrap(),
+        before,
+        "the old range reads new bytes"
+    );
+    // New reads see the new batches; nothing is left over after a reopen.
+    let now = log.read(9, i64::MAX, 1 << 20).unwrap().to_bytes().unwrap();
+    assert_eq!(now, replaced.concat());
+    drop((in_flight, log));
+    let log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    assert_eq!(read_batches(&log), [&stored[..3], &replaced[..]].concat());
+    assert!(fs::read_dir(dir.path()).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".truncated")));
+}
+
+/// Appends `count` 3-record batches from `first_offset` with timestamps
+/// from `ts`; returns the stored bytes.
+fn fill_from(
+    log: &Log,
+    first_offset: i64,
+    count: usize,
+    value_bytes: usize,
+    ts: i64,
+) -> Vec<Bytes> {
+    (0..count)
+        .map(|i| {
+            let t = ts + i as i64;
+            let b = batch(3, value_bytes, &[t, t, t]);
+            let info = log.append(b.clone(), EPOCH, 0).unwrap();
+            assert_eq!(info.base_offset, first_offset + 3 * i as i64);
+            patched(&b, info.base_offset)
+        })
+        .collect()
+}
+
 #[test]
 fn delete_removes_the_directory() {
     let dir = tempfile::tempdir().unwrap();
