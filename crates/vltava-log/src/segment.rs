@@ -242,15 +242,6 @@ impl VerifiedRanges {
         }
         ranges.splice(first..last, [(new_start, new_end)]);
     }
-
-    /// Forgets everything at or past `position` (the file was cut there).
-    pub fn truncate(&self, position: u64) {
-        let mut ranges = self.ranges.lock();
-        ranges.retain(|&(s, _)| s < position);
-        if let Some(last) = ranges.last_mut() {
-            last.1 = last.1.min(position);
-        }
-    }
 }
 
 pub(crate) struct Segment {
@@ -596,8 +587,6 @@ mod verified_tests {
         assert!(!v.contains(5, 12));
         v.insert(0, 50);
         assert!(v.contains(0, 50));
-        v.truncate(25);
-        assert!(v.contains(0, 25));
-        assert!(!v.contains(0, 26));
+        assert!(!v.contains(0, 51));
     }
 }
