@@ -418,6 +418,16 @@ impl GroupCoordinator {
                 format!("Group {group_id} is not a consumer group."),
             ));
         }
+        // Only a member joining (epoch 0) creates a group, as in Kafka;
+        // anyone else naming a missing group is told so, and nothing is
+        // created for it.
+        if args.member_epoch != 0 && !groups.consumer.contains_key(group_id) {
+            let message = match groups.classic.contains_key(group_id) {
+                true => format!("Group {group_id} is not a consumer group."),
+                false => format!("Consumer group {group_id} not found."),
+            };
+            return Err((ResponseError::GroupIdNotFound, message));
+        }
         groups.classic.remove(group_id);
         let group = groups
             .consumer

@@ -54,10 +54,6 @@ pub fn handle(
     } else {
         request.member_id.to_string()
     };
-    if let Some(message) = missing_group(broker, request.group_id.0.as_str(), request.member_epoch)
-    {
-        return fail(ResponseError::GroupIdNotFound, message);
-    }
     let id_to_name: BTreeMap<Uuid, String> = broker
         .topics()
         .iter()
@@ -129,21 +125,4 @@ pub fn handle(
                 .with_assignment(assignment)
         }
     }
-}
-
-/// Only a joining member (epoch 0) creates a group. Kafka answers any other
-/// epoch for a group that is not a consumer group with GROUP_ID_NOT_FOUND,
-/// without creating one; the coordinator would otherwise create an empty
-/// group and answer UNKNOWN_MEMBER_ID. (A group removed between this check
-/// and the heartbeat only gets the latter answer.)
-fn missing_group(broker: &Broker, group_id: &str, member_epoch: i32) -> Option<String> {
-    let groups = broker.groups();
-    if member_epoch == 0 || groups.with_consumer(group_id, |_| ()).is_some() {
-        return None;
-    }
-    Some(if groups.with_classic(group_id, |_| ()).is_some() {
-        format!("Group {group_id} is not a consumer group.")
-    } else {
-        format!("Consumer group {group_id} not found.")
-    })
 }
