@@ -32,6 +32,8 @@ const INVALID_GROUP_ID: i16 = 24;
 const INVALID_PARTITIONS: i16 = 37;
 const INVALID_REQUEST: i16 = 42;
 const INVALID_RECORD: i16 = 87;
+const KAFKA_STORAGE_ERROR: i16 = 56;
+const LEADER_NOT_AVAILABLE: i16 = 5;
 
 // Byte positions in a v2 batch header.
 const CRC_AT: usize = 17;
@@ -502,4 +504,62 @@ fn corrupt_batches_are_still_corrupt_messages() {
     bad[last] ^= 0x5a;
     let resp = c.produce("crc", 0, bad.freeze(), -1).unwrap();
     assert_refused(&resp, CORRUPT_MESSAGE, "bad CRC");
+}
+
+#[test]
+fn a_partition_that_cannot_be_opened_is_offline_and_the_rest_are_served() {
+    let mut broker = TestBroker::start(&[]);
+    let mut c = RawClient::connect(broker.addr()).unwrap();
+    assert_eq!(c.create_topic_code("split", 2).unwrap(), 0);
+    for partition in 0..2 {
+        let resp = c
+            .produce("split", partition, one_record("before"), -1)
+            .unwrap();
+        assert_eq!((resp.error_code, resp.base_offset), (0, 0));
+    }
+    broker.stop_sigterm();
+    // Partition 1's segment turns into something that cannot be opened.
+    let segment = broker.log_dir().join("split-1/00000000000000000000.log");
+    std::fs::remove_file(&segment).unwrap();
+    std::fs::create_dir(&segment).unwrap();
+    broker.restart();
+    let mut c = RawClient::connect(broker.addr()).unwrap();
+
+    assert_still_appends_at(&mut c, "split", 0, 1);
+    let resp = c.produce("split", 1, one_record("after"), -1).unwrap();
+    assert_refused(
+        &resp,
+        KAFKA_STORAGE_ERROR,
+        "produce to the offline partition",
+    );
+    let fetched = c.fetch("split", 1, 0).unwrap();
+    assert_eq!(
+        fetched.error_code, KAFKA_STORAGE_ERROR,
+        "fetch: {fetched:?}"
+    );
+    let listed = c.list_offset("split", 1, LATEST_TIMESTAMP).unwrap();
+    assert_eq!(
+        listed.error_code, KAFKA_STORAGE_ERROR,
+        "list offsets: {listed:?}"
+    );
+    let md = c.metadata(Some(&["split"])).unwrap();
+    let p1 = md.topics[0]
+        .partitions
+        .iter()
+        .find(|p| p.partition_index == 1)
+        .unwrap();
+    assert_eq!(
+        (p1.error_code, p1.leader_id.0),
+        (LEADER_NOT_AVAILABLE, -1),
+        "{p1:?}"
+    );
+    assert!(broker.stderr_log().contains("partition cannot be opened"));
+    broker.assert_running();
+}
+
+fn assert_still_appends_at(client: &mut RawClient, topic: &str, partition: i32, offset: i64) {
+    let resp = client
+        .produce(topic, partition, one_record("after"), -1)
+        .unwrap();
+    assert_eq!((resp.error_code, resp.base_offset), (0, offset), "{resp:?}");
 }

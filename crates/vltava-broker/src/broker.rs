@@ -165,7 +165,7 @@ impl Broker {
             let topic_config = TopicConfig::resolve(&config, &overrides);
             let mut partitions = Vec::with_capacity(topic.partitions.len());
             for (index, p) in topic.partitions.iter().enumerate() {
-                let partition = open_partition(
+                let opened = open_partition(
                     &data_dir,
                     &topic.name,
                     topic.topic_id,
@@ -173,7 +173,21 @@ impl Broker {
                     p.leader_epoch,
                     &topic_config,
                     now_ms,
-                )?;
+                );
+                // One partition that cannot be opened must not keep the
+                // broker down: it is served as offline, the rest as usual.
+                let partition = opened.unwrap_or_else(|e| {
+                    tracing::error!(topic = %topic.name, partition = index, error = %e,
+                        "partition cannot be opened; it answers KAFKA_STORAGE_ERROR until repaired and restarted");
+                    Partition::offline(
+                        &data_dir,
+                        &topic.name,
+                        topic.topic_id,
+                        index as i32,
+                        p.leader_epoch,
+                        e.to_string(),
+                    )
+                });
                 partitions.push(Arc::new(partition));
             }
             topics.insert(
@@ -628,7 +642,7 @@ impl Broker {
     pub fn enforce_retention(&self) {
         let now_ms = self.now_ms();
         for topic in self.topics() {
-            for partition in &topic.partitions {
+            for partition in topic.partitions.iter().filter(|p| !p.is_offline()) {
                 let expired =
                     partition.expire_producers(now_ms, self.config.producer_id_expiration_ms);
                 if expired > 0 {
@@ -651,7 +665,7 @@ impl Broker {
     pub fn flush_due(&self) {
         let now_ms = self.now_ms();
         for topic in self.topics() {
-            for partition in &topic.partitions {
+            for partition in topic.partitions.iter().filter(|p| !p.is_offline()) {
                 if let Err(e) = partition.log().flush_if_due(now_ms) {
                     warn!(topic = %topic.name, partition = partition.index, error = %e, "scheduled flush failed");
                 }
@@ -662,7 +676,7 @@ impl Broker {
     /// Flushes every log and the metadata log, for shutdown.
     pub fn close(&self) {
         for topic in self.topics() {
-            for partition in &topic.partitions {
+            for partition in topic.partitions.iter().filter(|p| !p.is_offline()) {
                 if let Err(e) = partition.close() {
                     warn!(topic = %topic.name, partition = partition.index, error = %e, "flush at shutdown failed");
                 }
@@ -993,6 +1007,39 @@ mod tests {
         );
         let segment = data.path().join(&kept[0]).join("00000000000000000000.log");
         assert_eq!(fs::read(segment).unwrap(), b"records");
+    }
+
+    fn open_broker(dir: &Path) -> Broker {
+        let pairs = [("log.dirs".to_string(), dir.display().to_string())];
+        let (config, _) = BrokerConfig::from_pairs(&pairs).unwrap();
+        Broker::open(config, Arc::new(crate::ManualClock::new(1_000))).unwrap()
+    }
+
+    /// A creation that fails half-way leaves nothing: no directory, no
+    /// metadata record, so no topic after a restart, and the name is free.
+    #[test]
+    fn a_topic_creation_that_fails_half_way_leaves_nothing_behind() {
+        let data = tempfile::tempdir().unwrap();
+        {
+            let broker = open_broker(data.path());
+            // Partition 1's directory cannot be made: a file holds its name.
+            fs::write(data.path().join("t-1"), b"in the way").unwrap();
+            let err = broker
+                .create_topic("t", 2, BTreeMap::new(), false)
+                .unwrap_err();
+            assert_eq!(err.error, ResponseError::KafkaStorageError, "{err:?}");
+            assert!(broker.topic("t").is_none());
+            assert!(!data.path().join("t-0").exists(), "partition 0 left behind");
+            broker.close();
+        }
+        let broker = open_broker(data.path());
+        assert!(
+            broker.topic("t").is_none(),
+            "the failed topic exists after a restart"
+        );
+        fs::remove_file(data.path().join("t-1")).unwrap();
+        broker.create_topic("t", 2, BTreeMap::new(), false).unwrap();
+        assert_eq!(broker.topic("t").unwrap().partitions.len(), 2);
     }
 
     #[test]

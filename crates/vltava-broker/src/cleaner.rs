@@ -33,7 +33,7 @@ impl Broker {
                 continue;
             }
             let config = topic.config.clean_config();
-            for partition in &topic.partitions {
+            for partition in topic.partitions.iter().filter(|p| !p.is_offline()) {
                 // Passes can take a while: read the clock for each.
                 let high_watermark = partition.high_watermark();
                 match partition

@@ -76,8 +76,48 @@ impl Partition {
         leader_epoch: i32,
     ) -> Result<Partition, LogError> {
         let producers = rebuild_producers(&log)?;
+        Ok(Self::assemble(
+            dir,
+            log,
+            topic_id,
+            index,
+            leader_epoch,
+            producers,
+        ))
+    }
+
+    /// A partition whose log could not be opened: it is listed, and every
+    /// read and write on it answers KAFKA_STORAGE_ERROR (the log says
+    /// `reason`), while the broker serves its other partitions.
+    pub fn offline(
+        data_dir: &Path,
+        topic: &str,
+        topic_id: Uuid,
+        index: i32,
+        leader_epoch: i32,
+        reason: String,
+    ) -> Partition {
+        let dir = data_dir.join(Self::dir_name(topic, index));
+        let log = Log::offline(&dir, reason);
+        let producers = ProducerStateMap::default();
+        Self::assemble(dir, log, topic_id, index, leader_epoch, producers)
+    }
+
+    /// Whether the partition's log could not be opened.
+    pub fn is_offline(&self) -> bool {
+        self.log.offline_reason().is_some()
+    }
+
+    fn assemble(
+        dir: PathBuf,
+        log: Log,
+        topic_id: Uuid,
+        index: i32,
+        leader_epoch: i32,
+        producers: ProducerStateMap,
+    ) -> Partition {
         let high_watermark = AtomicI64::new(log.log_end_offset());
-        Ok(Partition {
+        Partition {
             topic_id,
             index,
             dir,
@@ -89,7 +129,7 @@ impl Partition {
             log_end_advanced: Notify::new(),
             #[cfg(test)]
             hooks: tests::Hooks::default(),
-        })
+        }
     }
 
     pub fn dir(&self) -> &Path {

@@ -289,6 +289,18 @@ impl CleanerState {
         })
     }
 
+    /// The state of an offline log: never cleaned, nothing read from disk.
+    pub(crate) fn offline() -> CleanerState {
+        CleanerState {
+            pass: Mutex::new(()),
+            checkpoint: Mutex::new(Checkpoint {
+                clean_offset: -1,
+                tombstone_due_ms: -1,
+            }),
+            truncations: AtomicU64::new(0),
+        }
+    }
+
     /// Called by `truncate_to` (writer mutex held) with the new log end.
     pub(crate) fn on_truncate(&self, dir: &Path, end: i64) -> io::Result<()> {
         self.truncations.fetch_add(1, Ordering::AcqRel);

@@ -242,6 +242,9 @@ pub struct Log {
     /// Set when the partition is deleted: nothing may write through this
     /// log again, since its directory name may soon belong to a new topic.
     closed: std::sync::atomic::AtomicBool,
+    /// Why the log could not be opened, for an offline log: reads fail as
+    /// well as writes.
+    offline: Option<String>,
     recovered_tail: Vec<BatchHeader>,
     /// Opens segment files: the real file system, or a fault injector.
     storage: Arc<dyn Storage>,
@@ -313,6 +316,7 @@ impl Log {
             log_end_offset: AtomicI64::new(log_end),
             failure: RwLock::new(None),
             closed: std::sync::atomic::AtomicBool::new(false),
+            offline: None,
             recovered_tail,
             storage,
             cleaner_state,
@@ -321,6 +325,52 @@ impl Log {
             #[cfg(test)]
             crash_swap_after_step: std::sync::atomic::AtomicU8::new(0),
         })
+    }
+
+    /// A log that could not be opened (its directory unreadable, a segment
+    /// that is not a file, …): it holds nothing and refuses every read and
+    /// write with `StorageFailed(reason)`, so its partition answers
+    /// KAFKA_STORAGE_ERROR while the broker serves the others. Nothing in
+    /// `dir` is touched.
+    pub fn offline(dir: &Path, reason: String) -> Log {
+        let storage: Arc<dyn Storage> = Arc::new(storage::NullStorage);
+        let segment = Segment::create(&storage, dir, 0).expect("null storage never fails to open");
+        Log {
+            dir: dir.to_path_buf(),
+            config: RwLock::new(LogConfig::default()),
+            segments: RwLock::new(vec![Arc::new(segment)]),
+            writer: Mutex::new(WriterState {
+                records_since_flush: 0,
+            }),
+            flusher: Mutex::new(FlushState {
+                flushed_offset: 0,
+                last_flush_ms: 0,
+            }),
+            log_start_offset: AtomicI64::new(0),
+            log_end_offset: AtomicI64::new(0),
+            failure: RwLock::new(Some(reason.clone())),
+            closed: std::sync::atomic::AtomicBool::new(false),
+            offline: Some(reason),
+            recovered_tail: Vec::new(),
+            storage,
+            cleaner_state: cleaner::CleanerState::offline(),
+            #[cfg(test)]
+            fail_next_write: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            crash_swap_after_step: std::sync::atomic::AtomicU8::new(0),
+        }
+    }
+
+    /// Why the log is offline, if it is.
+    pub fn offline_reason(&self) -> Option<&str> {
+        self.offline.as_deref()
+    }
+
+    fn check_online(&self) -> Result<(), LogError> {
+        match &self.offline {
+            Some(reason) => Err(LogError::StorageFailed(reason.clone())),
+            None => Ok(()),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -716,6 +766,7 @@ impl Log {
         end_offset_exclusive: i64,
         max_bytes: usize,
     ) -> Result<ReadSlice, LogError> {
+        self.check_online()?;
         let log_end = self.log_end_offset();
         if offset < self.log_start_offset() || offset > log_end {
             return Err(self.out_of_range(offset));
@@ -748,6 +799,7 @@ impl Log {
 
     /// The first record with timestamp >= `ts`, as `(offset, timestamp)`.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        self.check_online()?;
         let log_start = self.log_start_offset();
         let log_end = self.log_end_offset();
         for segment in self.snapshot() {
@@ -789,6 +841,7 @@ impl Log {
     /// Offset and timestamp of the first record carrying the log's largest
     /// timestamp (ListOffsets MAX_TIMESTAMP); `None` for an empty log.
     pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
+        self.check_online()?;
         let log_start = self.log_start_offset();
         let log_end = self.log_end_offset();
         let mut best: Option<(i64, Arc<Segment>, u64, BatchHeader)> = None;

@@ -297,6 +297,48 @@ fn eio(what: &str) -> io::Error {
     io::Error::other(what.to_string())
 }
 
+/// No files at all: what an offline log stands on. Every read and write
+/// fails; lengths are zero.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct NullStorage;
+
+impl Storage for NullStorage {
+    fn open(&self, _path: &Path, _truncate: bool) -> io::Result<Arc<dyn SegmentFile>> {
+        Ok(Arc::new(NullFile))
+    }
+}
+
+#[derive(Debug)]
+struct NullFile;
+
+fn offline() -> io::Error {
+    io::Error::other("the log is offline")
+}
+
+impl SegmentFile for NullFile {
+    fn read_at(&self, _buf: &mut [u8], _position: u64) -> io::Result<()> {
+        Err(offline())
+    }
+    fn write_at(&self, _buf: &[u8], _position: u64) -> io::Result<()> {
+        Err(offline())
+    }
+    fn sync(&self) -> io::Result<()> {
+        Err(offline())
+    }
+    fn set_len(&self, _len: u64) -> io::Result<()> {
+        Err(offline())
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(0)
+    }
+    fn modified(&self) -> io::Result<SystemTime> {
+        Ok(SystemTime::UNIX_EPOCH)
+    }
+    fn as_file(&self) -> Option<&File> {
+        None
+    }
+}
+
 /// Real files with the faults of a shared [`FaultPlan`]. Files it opens
 /// report no `as_file`, so every read goes through the faults.
 #[derive(Debug, Clone)]

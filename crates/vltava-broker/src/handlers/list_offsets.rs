@@ -71,6 +71,9 @@ fn answer(
 /// The `(offset, timestamp)` answer for one partition. A timestamp past every
 /// record answers offset -1, as Kafka does.
 fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), ApiError> {
+    if let Some(reason) = partition.log().offline_reason() {
+        return Err(ApiError::new(ResponseError::KafkaStorageError, reason));
+    }
     let high_watermark = partition.high_watermark();
     match timestamp {
         EARLIEST_TIMESTAMP => Ok((partition.log_start_offset(), -1)),

@@ -114,12 +114,20 @@ fn describe(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
         .partitions
         .iter()
         .map(|p| {
-            MetadataResponsePartition::default()
+            let partition = MetadataResponsePartition::default()
                 .with_partition_index(p.index)
-                .with_leader_id(node)
                 .with_leader_epoch(p.leader_epoch())
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_replica_nodes(vec![node]);
+            if p.is_offline() {
+                // Its only replica's log is unreadable: no leader, as Kafka
+                // reports a partition whose replicas are all offline.
+                return partition
+                    .with_error_code(ResponseError::LeaderNotAvailable.code())
+                    .with_leader_id(BrokerId(-1))
+                    .with_isr_nodes(vec![])
+                    .with_offline_replicas(vec![node]);
+            }
+            partition.with_leader_id(node).with_isr_nodes(vec![node])
         })
         .collect();
     MetadataResponseTopic::default()
