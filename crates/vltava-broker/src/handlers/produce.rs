@@ -22,19 +22,50 @@ use crate::Broker;
 /// file work: they run under one of the broker's produce permits and, on a
 /// multi-threaded runtime, off the async workers' task queue
 /// (`block_in_place`), so one large or hostile batch never stalls other
-/// connections.
+/// connections. A request that cannot get a permit within its `timeout_ms`
+/// is answered REQUEST_TIMED_OUT for every partition, with nothing
+/// appended.
 pub async fn handle(
     broker: &Broker,
     version: i16,
     request: ProduceRequest,
 ) -> Option<ProduceResponse> {
-    let _permit = broker.produce_permit().await;
+    let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
+    let Ok(_permit) = tokio::time::timeout(timeout, broker.produce_permit()).await else {
+        return timed_out(request);
+    };
     match tokio::runtime::Handle::current().runtime_flavor() {
         tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(|| handle_now(broker, version, request))
         }
         _ => handle_now(broker, version, request),
     }
+}
+
+/// Every partition of `request` answered REQUEST_TIMED_OUT.
+fn timed_out(request: ProduceRequest) -> Option<ProduceResponse> {
+    let responses = request
+        .topic_data
+        .into_iter()
+        .map(|topic_data| {
+            let partitions = topic_data
+                .partition_data
+                .iter()
+                .map(|p| {
+                    PartitionProduceResponse::default()
+                        .with_index(p.index)
+                        .with_error_code(ResponseError::RequestTimedOut.code())
+                        .with_base_offset(-1)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(-1)
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(topic_data.name)
+                .with_partition_responses(partitions)
+        })
+        .collect();
+    (request.acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
 
 fn handle_now(broker: &Broker, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
@@ -243,5 +274,63 @@ fn records_refused(refused: RecordsRefused) -> Refusal {
                 record_errors: faults,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::TopicName;
+    use vltava_record::{BatchBuilder, Compression};
+
+    use super::*;
+    use crate::{BrokerConfig, ManualClock};
+
+    /// With every produce permit taken, a request waits at most its
+    /// `timeout_ms`, then gets REQUEST_TIMED_OUT and appends nothing.
+    #[test]
+    fn a_request_that_cannot_start_within_its_timeout_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let pairs = [("log.dirs".to_string(), dir.path().display().to_string())];
+        let (config, _) = BrokerConfig::from_pairs(&pairs).unwrap();
+        let broker = Broker::open(config, Arc::new(ManualClock::new(1_000))).unwrap();
+        broker.create_topic("t", 1, BTreeMap::new(), false).unwrap();
+        let batch = BatchBuilder::new(Compression::None)
+            .record(None, Some(Bytes::from_static(b"v")), vec![], 1)
+            .build()
+            .freeze();
+        let request = |timeout_ms| {
+            ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(timeout_ms)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(TopicName(str_bytes("t")))
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(batch.clone()))])])
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut held = Vec::new();
+            for _ in 0..crate::broker::PRODUCE_REQUESTS_IN_PROGRESS_MAX {
+                held.push(broker.produce_permit().await);
+            }
+            let started = std::time::Instant::now();
+            let response = handle(&broker, 9, request(50)).await.unwrap();
+            let partition = &response.responses[0].partition_responses[0];
+            assert_eq!(partition.error_code, ResponseError::RequestTimedOut.code());
+            assert!(started.elapsed() >= std::time::Duration::from_millis(50));
+            assert_eq!(broker.topic("t").unwrap().partitions[0].log_end_offset(), 0);
+            drop(held);
+            let response = handle(&broker, 9, request(50)).await.unwrap();
+            let partition = &response.responses[0].partition_responses[0];
+            assert_eq!((partition.error_code, partition.base_offset), (0, 0));
+        });
     }
 }
