@@ -81,28 +81,30 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
             ResponseKind::ListOffsets(list_offsets::handle(broker, version, req))
         }
         RequestKind::CreateTopics(req) => {
-            ResponseKind::CreateTopics(create_topics::handle(broker, version, req))
+            ResponseKind::CreateTopics(off_workers(|| create_topics::handle(broker, version, req)))
         }
         RequestKind::DeleteTopics(req) => {
-            ResponseKind::DeleteTopics(delete_topics::handle(broker, version, req))
+            ResponseKind::DeleteTopics(off_workers(|| delete_topics::handle(broker, version, req)))
         }
         RequestKind::CreatePartitions(req) => {
-            ResponseKind::CreatePartitions(create_partitions::handle(broker, req))
+            ResponseKind::CreatePartitions(off_workers(|| create_partitions::handle(broker, req)))
         }
         RequestKind::DescribeConfigs(req) => {
             ResponseKind::DescribeConfigs(describe_configs::handle(broker, version, req))
         }
         RequestKind::AlterConfigs(req) => {
-            ResponseKind::AlterConfigs(alter_configs::handle(broker, req))
+            ResponseKind::AlterConfigs(off_workers(|| alter_configs::handle(broker, req)))
         }
         RequestKind::IncrementalAlterConfigs(req) => {
-            ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(broker, req))
+            ResponseKind::IncrementalAlterConfigs(off_workers(|| {
+                incremental_alter_configs::handle(broker, req)
+            }))
         }
         RequestKind::DeleteRecords(req) => {
-            ResponseKind::DeleteRecords(delete_records::handle(broker, req))
+            ResponseKind::DeleteRecords(off_workers(|| delete_records::handle(broker, req)))
         }
         RequestKind::InitProducerId(req) => {
-            ResponseKind::InitProducerId(init_producer_id::handle(broker, req))
+            ResponseKind::InitProducerId(off_workers(|| init_producer_id::handle(broker, req)))
         }
         RequestKind::DescribeCluster(req) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(broker, req))
@@ -118,10 +120,10 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
         }
         RequestKind::Heartbeat(req) => ResponseKind::Heartbeat(heartbeat::handle(broker, req)),
         RequestKind::LeaveGroup(req) => {
-            ResponseKind::LeaveGroup(leave_group::handle(broker, version, req))
+            ResponseKind::LeaveGroup(off_workers(|| leave_group::handle(broker, version, req)))
         }
         RequestKind::OffsetCommit(req) => {
-            ResponseKind::OffsetCommit(offset_commit::handle(broker, req))
+            ResponseKind::OffsetCommit(off_workers(|| offset_commit::handle(broker, req)))
         }
         RequestKind::OffsetFetch(req) => {
             ResponseKind::OffsetFetch(offset_fetch::handle(broker, version, req))
@@ -131,14 +133,16 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
             ResponseKind::DescribeGroups(describe_groups::handle(broker, version, req))
         }
         RequestKind::DeleteGroups(req) => {
-            ResponseKind::DeleteGroups(delete_groups::handle(broker, req))
+            ResponseKind::DeleteGroups(off_workers(|| delete_groups::handle(broker, req)))
         }
         RequestKind::OffsetDelete(req) => {
-            ResponseKind::OffsetDelete(offset_delete::handle(broker, req))
+            ResponseKind::OffsetDelete(off_workers(|| offset_delete::handle(broker, req)))
         }
-        RequestKind::ConsumerGroupHeartbeat(req) => ResponseKind::ConsumerGroupHeartbeat(
-            consumer_group_heartbeat::handle(broker, version, client, req),
-        ),
+        RequestKind::ConsumerGroupHeartbeat(req) => {
+            ResponseKind::ConsumerGroupHeartbeat(off_workers(|| {
+                consumer_group_heartbeat::handle(broker, version, client, req)
+            }))
+        }
         RequestKind::ConsumerGroupDescribe(req) => {
             ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(broker, req))
         }
@@ -152,6 +156,17 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
         body: response,
         file_ranges: Vec::new(),
     })
+}
+
+/// Runs a handler that writes to disk (metadata log, `__consumer_offsets`,
+/// new partitions, log start files) off the async workers' task queue on a
+/// multi-threaded runtime, so its file I/O and fsyncs never stall the
+/// other connections served by the same worker.
+fn off_workers<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
+        _ => work(),
+    }
 }
 
 /// Kafka's marker for "authorized operations were not requested".

@@ -34,12 +34,7 @@ pub async fn handle(
     let Ok(_permit) = tokio::time::timeout(timeout, broker.produce_permit()).await else {
         return timed_out(request);
     };
-    match tokio::runtime::Handle::current().runtime_flavor() {
-        tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| handle_now(broker, version, request))
-        }
-        _ => handle_now(broker, version, request),
-    }
+    super::off_workers(|| handle_now(broker, version, request))
 }
 
 /// Every partition of `request` answered REQUEST_TIMED_OUT.
