@@ -323,7 +323,7 @@ fn rebuild_producers(log: &Log) -> Result<ProducerStateMap, LogError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::mpsc;
     use std::sync::Arc;
     use std::time::{Duration, Instant};
@@ -340,6 +340,12 @@ mod tests {
     }
 
     impl Hooks {
+        /// Makes the next append call `hook` between writing its batch and
+        /// publishing it (with the partition's writer lock held).
+        pub(crate) fn pause_next_publish(&self, hook: Box<dyn Fn() + Send>) {
+            *self.before_publish.lock() = Some(hook);
+        }
+
         /// Runs the hook once (it is taken out, so later appends pass).
         pub(crate) fn before_publish(&self) {
             let hook = self.before_publish.lock().take();

@@ -101,8 +101,18 @@ pub struct GroupSummary {
 
 pub struct GroupCoordinator {
     pub settings: GroupSettings,
+    /// Group state. Held only for in-memory work, never across a write to
+    /// `__consumer_offsets`.
     groups: Mutex<Groups>,
+    /// Orders the writes to each `__consumer_offsets` partition (striped by
+    /// partition index): held from taking a change's records through the
+    /// append to applying it, so memory follows the order on disk. Taken
+    /// before `groups`, never while holding it.
+    write_order: Vec<Mutex<()>>,
 }
+
+/// Stripes of [`GroupCoordinator::write_order`].
+const WRITE_ORDER_STRIPES: usize = 64;
 
 /// Longest group id a group may be created under: its `__consumer_offsets`
 /// keys store it with an `i16` length, as Kafka's do, and it is never cut.
@@ -121,6 +131,7 @@ impl GroupCoordinator {
         GroupCoordinator {
             settings,
             groups: Mutex::new(Groups::default()),
+            write_order: (0..WRITE_ORDER_STRIPES).map(|_| Mutex::new(())).collect(),
         }
     }
 
@@ -248,21 +259,30 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    /// Writes a group's metadata if it changed. A failed write is logged,
-    /// the group stays marked changed (the next tick, 100 ms later, writes
-    /// it again) and the error is returned for the caller to answer with.
-    fn persist_group(
-        &self,
-        broker: &Broker,
-        group: &mut impl StoredGroup,
-    ) -> Result<(), ResponseError> {
-        if !std::mem::take(group.dirty()) {
+    /// The write-order lock of `group_id`'s `__consumer_offsets` partition.
+    fn write_order(&self, broker: &Broker, group_id: &str) -> parking_lot::MutexGuard<'_, ()> {
+        let partitions = broker
+            .topic(OFFSETS_TOPIC)
+            .map_or(self.settings.offsets_partitions, |t| {
+                t.partitions.len() as i32
+            });
+        let index = store::partition_for(group_id, partitions.max(1)) as usize;
+        self.write_order[index % WRITE_ORDER_STRIPES].lock()
+    }
+
+    /// Writes a group's metadata if it changed since it was last written.
+    /// The record is taken under the write-order lock, so the last write is
+    /// of the latest state; the group lock is not held across the append. A
+    /// failed write is logged, the group stays marked changed (the next
+    /// tick, 100 ms later, writes it again) and the error is returned for
+    /// the caller to answer with.
+    fn store_group(&self, broker: &Broker, group_id: &str) -> Result<(), ResponseError> {
+        let _order = self.write_order(broker, group_id);
+        let Some((key, value)) = self.groups.lock().take_changed(group_id) else {
             return Ok(());
-        }
-        let (key, value) = group.record();
-        let group_id = key.group().to_string();
-        if let Err(e) = self.persist(broker, &group_id, vec![(key, Some(value))]) {
-            *group.dirty() = true;
+        };
+        if let Err(e) = self.persist(broker, group_id, vec![(key, Some(value))]) {
+            self.groups.lock().mark_changed(group_id);
             warn!(group = %group_id, error = %e, "could not persist group metadata; will retry");
             return Err(coordinator_error(&e));
         }
@@ -307,9 +327,10 @@ impl GroupCoordinator {
             .entry(group_id.to_string())
             .or_insert_with(|| ClassicGroup::new(group_id));
         let reply = group.join(args, &self.settings, now_ms);
+        drop(groups);
         // Membership alone is written again on the next tick if this
         // fails; what a member was told stays true in memory.
-        let _ = self.persist_group(broker, group);
+        let _ = self.store_group(broker, group_id);
         reply
     }
 
@@ -334,7 +355,8 @@ impl GroupCoordinator {
             );
         };
         let reply = group.sync(args, now_ms);
-        match (self.persist_group(broker, group), reply) {
+        drop(groups);
+        match (self.store_group(broker, group_id), reply) {
             // The leader's assignment did not reach the log: the leader is
             // told, as Kafka's coordinator does, and syncs again.
             (Err(error), Reply::Now(response)) => {
@@ -381,7 +403,8 @@ impl GroupCoordinator {
                 group.leave(member, instance.as_deref(), &self.settings, now_ms)
             })
             .collect();
-        let _ = self.persist_group(broker, group);
+        drop(groups);
+        let _ = self.store_group(broker, group_id);
         Ok(results)
     }
 
@@ -440,7 +463,8 @@ impl GroupCoordinator {
                 HeartbeatError::FencedEpoch => (ResponseError::FencedMemberEpoch, String::new()),
                 HeartbeatError::InvalidRequest(m) => (ResponseError::InvalidRequest, m),
             })?;
-        let _ = self.persist_group(broker, group);
+        drop(groups);
+        let _ = self.store_group(broker, group_id);
         Ok(outcome)
     }
 
@@ -454,7 +478,8 @@ impl GroupCoordinator {
         offsets: Vec<(String, i32, CommittedOffset)>,
     ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
         check_group_id(group_id)?;
-        let mut groups = self.groups.lock();
+        let _order = self.write_order(broker, group_id);
+        let groups = self.groups.lock();
         self.check_loaded(broker, &groups, group_id)?;
         groups.check_commit(group_id, &identity)?;
         let mut results = Vec::with_capacity(offsets.len());
@@ -493,10 +518,12 @@ impl GroupCoordinator {
             };
             results.push(result);
         }
+        drop(groups);
         if let Err(e) = self.persist(broker, group_id, records) {
             warn!(group = group_id, error = %e, "offset commit could not be written");
             return Err(coordinator_error(&e));
         }
+        let mut groups = self.groups.lock();
         let stored = groups.offsets.entry(group_id.to_string()).or_default();
         for (topic, partition, committed) in accepted {
             stored.insert((topic, partition), committed);
@@ -607,7 +634,8 @@ impl GroupCoordinator {
 
     /// DeleteGroups: only groups without members; removes their offsets too.
     pub fn delete_group(&self, broker: &Broker, group_id: &str) -> Result<(), ResponseError> {
-        let mut groups = self.groups.lock();
+        let _order = self.write_order(broker, group_id);
+        let groups = self.groups.lock();
         self.check_loaded(broker, &groups, group_id)?;
         let classic = groups.classic.get(group_id).map(ClassicGroup::is_empty);
         let consumer = groups.consumer.get(group_id).map(|g| g.members.is_empty());
@@ -646,8 +674,10 @@ impl GroupCoordinator {
             },
             None,
         ));
+        drop(groups);
         self.persist(broker, group_id, records)
             .map_err(|e| coordinator_error(&e))?;
+        let mut groups = self.groups.lock();
         groups.offsets.remove(group_id);
         groups.classic.remove(group_id);
         groups.consumer.remove(group_id);
@@ -662,7 +692,8 @@ impl GroupCoordinator {
         group_id: &str,
         partitions: &[(String, i32)],
     ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
-        let mut groups = self.groups.lock();
+        let _order = self.write_order(broker, group_id);
+        let groups = self.groups.lock();
         self.check_loaded(broker, &groups, group_id)?;
         let all_topics: BTreeMap<String, i32> = broker
             .topics()
@@ -696,8 +727,10 @@ impl GroupCoordinator {
                 Ok(())
             })
             .collect();
+        drop(groups);
         self.persist(broker, group_id, records)
             .map_err(|e| coordinator_error(&e))?;
+        let mut groups = self.groups.lock();
         if let Some(stored) = groups.offsets.get_mut(group_id) {
             for ((topic, partition), result) in partitions.iter().zip(&results) {
                 if result.is_ok() {
@@ -712,8 +745,9 @@ impl GroupCoordinator {
     /// (tombstones) and in memory, so a topic created later under the same
     /// name does not inherit them after a restart.
     pub fn forget_topic(&self, broker: &Broker, topic: &str) {
-        let mut groups = self.groups.lock();
-        let doomed: Vec<(String, Vec<i32>)> = groups
+        let doomed: Vec<(String, Vec<i32>)> = self
+            .groups
+            .lock()
             .offsets
             .iter()
             .map(|(group, stored)| {
@@ -727,6 +761,7 @@ impl GroupCoordinator {
             .filter(|(_, partitions)| !partitions.is_empty())
             .collect();
         for (group, partitions) in doomed {
+            let _order = self.write_order(broker, &group);
             let records = partitions
                 .iter()
                 .map(|&partition| {
@@ -742,7 +777,7 @@ impl GroupCoordinator {
                 tracing::error!(group = %group, topic, error = %e,
                     "could not write tombstones for a deleted topic's offsets; they return after a restart");
             }
-            if let Some(stored) = groups.offsets.get_mut(&group) {
+            if let Some(stored) = self.groups.lock().offsets.get_mut(&group) {
                 stored.retain(|(t, _), _| t != topic);
             }
         }
@@ -751,18 +786,26 @@ impl GroupCoordinator {
     /// Advances every group's timers to `now_ms`.
     pub fn tick(&self, broker: &Broker) {
         let now_ms = broker.now_ms();
-        let mut groups = self.groups.lock();
-        let ids: Vec<String> = groups.classic.keys().cloned().collect();
-        for id in ids {
-            let group = groups.classic.get_mut(&id).expect("listed");
-            group.tick(&self.settings, now_ms);
-            let _ = self.persist_group(broker, group);
-        }
-        let ids: Vec<String> = groups.consumer.keys().cloned().collect();
-        for id in ids {
-            let group = groups.consumer.get_mut(&id).expect("listed");
-            group.tick(i64::from(self.settings.consumer_session_timeout_ms), now_ms);
-            let _ = self.persist_group(broker, group);
+        let changed: Vec<String> = {
+            let mut groups = self.groups.lock();
+            let mut changed = Vec::new();
+            for (id, group) in groups.classic.iter_mut() {
+                group.tick(&self.settings, now_ms);
+                if group.dirty {
+                    changed.push(id.clone());
+                }
+            }
+            let session_timeout_ms = i64::from(self.settings.consumer_session_timeout_ms);
+            for (id, group) in groups.consumer.iter_mut() {
+                group.tick(session_timeout_ms, now_ms);
+                if group.dirty {
+                    changed.push(id.clone());
+                }
+            }
+            changed
+        };
+        for id in changed {
+            let _ = self.store_group(broker, &id);
         }
     }
 }
@@ -870,6 +913,28 @@ fn decode_value<T: serde::de::DeserializeOwned>(value: Option<&[u8]>) -> Result<
 }
 
 impl Groups {
+    /// The metadata record of `group_id` if it changed since it was last
+    /// taken (and marks it unchanged).
+    fn take_changed(&mut self, group_id: &str) -> Option<(RecordKey, Vec<u8>)> {
+        if let Some(group) = self.classic.get_mut(group_id) {
+            if std::mem::take(group.dirty()) {
+                return Some(group.record());
+            }
+        }
+        let group = self.consumer.get_mut(group_id)?;
+        std::mem::take(group.dirty()).then(|| group.record())
+    }
+
+    /// Marks `group_id` changed again after its write failed.
+    fn mark_changed(&mut self, group_id: &str) {
+        if let Some(group) = self.classic.get_mut(group_id) {
+            *group.dirty() = true;
+        }
+        if let Some(group) = self.consumer.get_mut(group_id) {
+            *group.dirty() = true;
+        }
+    }
+
     fn apply(&mut self, key: RecordKey, value: Option<&[u8]>, now_ms: i64) -> Result<(), String> {
         match key {
             RecordKey::Offset {
@@ -1063,6 +1128,47 @@ mod tests {
             Err(ResponseError::CoordinatorNotAvailable)
         );
         assert_eq!(committed(&broker, &b, "t"), Ok(Some(7)));
+    }
+
+    /// While one group's commit is inside its `__consumer_offsets` append,
+    /// other groups are served: the coordinator's lock is not held across
+    /// the write.
+    #[test]
+    fn no_group_lock_is_held_across_an_offsets_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = two_groups();
+        let broker = open(dir.path());
+        broker.create_topic("t", 1, BTreeMap::new(), false).unwrap();
+        commit(&broker, &a, "t", 1).unwrap();
+        let offsets = broker.topic(OFFSETS_TOPIC).unwrap();
+        let partition = offsets
+            .partition(store::partition_for(&a, PARTITIONS))
+            .unwrap();
+        let (paused_tx, paused_rx) = std::sync::mpsc::channel::<()>();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let go_rx = Mutex::new(go_rx);
+        partition.hooks.pause_next_publish(Box::new(move || {
+            let _ = paused_tx.send(());
+            let _ = go_rx.lock().recv();
+        }));
+        std::thread::scope(|scope| {
+            let committer = scope.spawn(|| commit(&broker, &a, "t", 9));
+            paused_rx.recv().unwrap();
+            let (done_tx, done_rx) = std::sync::mpsc::channel();
+            let (broker, b) = (&broker, &b);
+            scope.spawn(move || {
+                let listed = broker.groups().list().len();
+                let other = commit(broker, b, "t", 3);
+                let _ = done_tx.send((listed, other));
+            });
+            let served = done_rx.recv_timeout(std::time::Duration::from_secs(10));
+            go_tx.send(()).unwrap();
+            let (listed, other) = served.expect("other groups waited for a's write");
+            assert_eq!((listed, other), (1, Ok(())));
+            assert_eq!(committer.join().unwrap(), Ok(()));
+        });
+        assert_eq!(committed(&broker, &a, "t"), Ok(Some(9)));
+        assert_eq!(committed(&broker, &b, "t"), Ok(Some(3)));
     }
 
     #[test]
