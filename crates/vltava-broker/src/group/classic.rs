@@ -108,6 +108,9 @@ pub struct ClassicGroup {
     pending_members: HashMap<String, i64>,
     /// True when a change must be written to `__consumer_offsets`.
     pub dirty: bool,
+    /// SyncGroup answers the leader's assignment produced, held until that
+    /// assignment is written (`release_syncs`), as Kafka's coordinator does.
+    synced: Vec<(oneshot::Sender<SyncGroupResponse>, SyncGroupResponse)>,
 }
 
 fn error_join(error: ResponseError, member_id: &str) -> JoinGroupResponse {
@@ -134,6 +137,7 @@ impl ClassicGroup {
             members: Vec::new(),
             pending_members: HashMap::new(),
             dirty: false,
+            synced: Vec::new(),
         }
     }
 
@@ -603,12 +607,25 @@ impl ClassicGroup {
                         .collect();
                     for (m, response) in self.members.iter_mut().zip(responses) {
                         if let Some(tx) = m.pending_sync.take() {
-                            let _ = tx.send(response);
+                            self.synced.push((tx, response));
                         }
                     }
                 }
                 Reply::Later(rx)
             }
+        }
+    }
+
+    /// Sends the SyncGroup answers held since the leader's assignment: as
+    /// they are once it is written, or all with `error` if the write failed
+    /// (the members sync again).
+    pub fn release_syncs(&mut self, error: Option<ResponseError>) {
+        for (tx, response) in self.synced.drain(..) {
+            let response = match error {
+                Some(e) => error_sync(e),
+                None => response,
+            };
+            let _ = tx.send(response);
         }
     }
 
@@ -822,6 +839,7 @@ impl ClassicGroup {
             members,
             pending_members: HashMap::new(),
             dirty: false,
+            synced: Vec::new(),
         }
     }
 }
@@ -960,6 +978,8 @@ mod tests {
             .collect();
         let mut leader = later(group.sync(sync(&ids[0], assignments), 2));
         assert_eq!(group.state, ClassicState::Stable);
+        assert!(follower.try_recv().is_err(), "answered before the write");
+        group.release_syncs(None);
         assert_eq!(
             follower.try_recv().unwrap().assignment,
             Bytes::from(format!("a-{}", ids[1]))

@@ -356,14 +356,14 @@ impl GroupCoordinator {
         };
         let reply = group.sync(args, now_ms);
         drop(groups);
-        match (self.store_group(broker, group_id), reply) {
-            // The leader's assignment did not reach the log: the leader is
-            // told, as Kafka's coordinator does, and syncs again.
-            (Err(error), Reply::Now(response)) => {
-                Reply::Now(response.with_error_code(error.code()))
-            }
-            (_, reply) => reply,
+        // The answers the leader's assignment produced go out only once it
+        // is written; if the write fails every member is told and syncs
+        // again (the next tick retries the write).
+        let stored = self.store_group(broker, group_id).err();
+        if let Some(group) = self.groups.lock().classic.get_mut(group_id) {
+            group.release_syncs(stored);
         }
+        reply
     }
 
     pub fn heartbeat(
