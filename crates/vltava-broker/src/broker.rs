@@ -94,7 +94,14 @@ pub struct Broker {
     groups: GroupCoordinator,
     /// The exclusive lock on `log.dirs`, held for the broker's lifetime.
     _dir_lock: fs::File,
+    /// (client id, topic) pairs already warned about an unsupported
+    /// feature, so each client is told in the log once.
+    warned: Mutex<std::collections::HashSet<(String, &'static str)>>,
 }
+
+/// Distinct (client, feature) warnings remembered; past this the log
+/// repeats rather than memory growing with client ids.
+const WARNED_CLIENTS_MAX: usize = 10_000;
 
 /// The lock file in `log.dirs`, as Kafka names it.
 pub const DATA_DIR_LOCK_FILE: &str = ".lock";
@@ -214,6 +221,7 @@ impl Broker {
             produce_permits: tokio::sync::Semaphore::new(PRODUCE_REQUESTS_IN_PROGRESS_MAX),
             groups,
             _dir_lock: dir_lock,
+            warned: Mutex::new(Default::default()),
         };
         broker
             .groups
@@ -236,6 +244,18 @@ impl Broker {
 
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// Logs `message` at WARN the first time `client_id` asks for the
+    /// unsupported `feature`.
+    pub(crate) fn warn_once(&self, client_id: &str, feature: &'static str, message: &str) {
+        let mut warned = self.warned.lock();
+        if warned.len() >= WARNED_CLIENTS_MAX {
+            warned.clear();
+        }
+        if warned.insert((client_id.to_string(), feature)) {
+            warn!(client_id, feature, "{message}");
+        }
     }
 
     /// A permit to validate and append one produce request.

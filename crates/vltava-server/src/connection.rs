@@ -366,7 +366,10 @@ async fn respond(broker: &Broker, frame: Bytes, peer: SocketAddr) -> Result<Answ
                     .unwrap_or_default(),
                 client_host: format!("/{}", peer.ip()),
             };
+            let started = std::time::Instant::now();
             let response = handlers::handle(broker, request, &client).await;
+            debug!(%peer, api = ?api_key, version, client_id = %client.client_id, correlation_id,
+                micros = started.elapsed().as_micros() as u64, "request answered");
             Ok((api_key, version, correlation_id, response))
         }
         Err(DecodeError::UnsupportedVersion {

@@ -438,6 +438,9 @@ impl ClassicGroup {
             deadline_ms: now_ms + timeout,
             not_before_ms: now_ms + delay.min(timeout),
         };
+        tracing::info!(group = %self.group_id, generation = self.generation,
+            members = self.members.len(), rebalance_timeout_ms = timeout,
+            "preparing to rebalance");
     }
 
     fn all_joined(&self) -> bool {
@@ -485,6 +488,9 @@ impl ClassicGroup {
         self.state = ClassicState::CompletingRebalance {
             deadline_ms: now_ms + timeout,
         };
+        tracing::info!(group = %self.group_id, generation = self.generation,
+            members = self.members.len(), protocol = ?self.protocol, leader = ?self.leader,
+            "join phase complete; waiting for the leader's assignment");
         let leader = self.leader.clone();
         let responses: Vec<(usize, JoinGroupResponse)> = self
             .members
@@ -600,6 +606,10 @@ impl ClassicGroup {
                     }
                     self.state = ClassicState::Stable;
                     self.dirty = true;
+                    let sizes: Vec<usize> =
+                        self.members.iter().map(|m| m.assignment.len()).collect();
+                    tracing::info!(group = %self.group_id, generation = self.generation,
+                        members = self.members.len(), assignment_bytes = ?sizes, "group stable");
                     let responses: Vec<SyncGroupResponse> = self
                         .members
                         .iter()
@@ -690,6 +700,7 @@ impl ClassicGroup {
         if self.member(&member_id).is_none() {
             return Err(ResponseError::UnknownMemberId);
         }
+        tracing::info!(group = %self.group_id, member = %member_id, "member left");
         self.remove_member(&member_id, settings, now_ms);
         Ok(())
     }

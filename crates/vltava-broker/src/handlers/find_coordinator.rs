@@ -3,10 +3,18 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 use vltava_protocol::ResponseError;
 
-use super::str_bytes;
+use super::{str_bytes, ClientInfo};
 use crate::Broker;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+/// What a transactional client is told. TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+/// is the one coordinator error every client treats as fatal at once
+/// (librdkafka retries any other until its timeout and then reports a
+/// retriable timeout), so the user sees this message instead of a hang.
+pub(super) const TRANSACTIONS_UNSUPPORTED: &str =
+    "Vltava does not support Kafka transactions yet; unset transactional.id (an idempotent producer still writes each record once per partition)";
 /// From this version the request carries a batch of keys.
 const BATCHED_VERSION: i16 = 4;
 
@@ -15,14 +23,20 @@ const BATCHED_VERSION: i16 = 4;
 pub fn handle(
     broker: &Broker,
     version: i16,
+    client: &ClientInfo,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let listener = &broker.config.advertised_listeners[0];
-    let error = if request.key_type != KEY_TYPE_GROUP {
+    let error = if request.key_type == KEY_TYPE_TRANSACTION {
+        broker.warn_once(&client.client_id, "transactions", TRANSACTIONS_UNSUPPORTED);
+        Some((
+            ResponseError::TransactionalIdAuthorizationFailed,
+            TRANSACTIONS_UNSUPPORTED.to_string(),
+        ))
+    } else if request.key_type != KEY_TYPE_GROUP {
         Some((
             ResponseError::InvalidRequest,
-            "only group coordinators exist: transactions and share groups are not supported yet"
-                .to_string(),
+            "only group coordinators exist: share groups are not supported yet".to_string(),
         ))
     } else {
         broker

@@ -103,14 +103,14 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
         RequestKind::DeleteRecords(req) => {
             ResponseKind::DeleteRecords(off_workers(|| delete_records::handle(broker, req)))
         }
-        RequestKind::InitProducerId(req) => {
-            ResponseKind::InitProducerId(off_workers(|| init_producer_id::handle(broker, req)))
-        }
+        RequestKind::InitProducerId(req) => ResponseKind::InitProducerId(off_workers(|| {
+            init_producer_id::handle(broker, client, req)
+        })),
         RequestKind::DescribeCluster(req) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(broker, req))
         }
         RequestKind::FindCoordinator(req) => {
-            ResponseKind::FindCoordinator(find_coordinator::handle(broker, version, req))
+            ResponseKind::FindCoordinator(find_coordinator::handle(broker, version, client, req))
         }
         RequestKind::JoinGroup(req) => {
             ResponseKind::JoinGroup(join_group::handle(broker, version, client, req).await)
