@@ -11,14 +11,14 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::{
-    CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest,
-    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, GroupId,
-    IncrementalAlterConfigsRequest, ListGroupsRequest,
+    ConsumerGroupDescribeRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteGroupsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    DescribeGroupsRequest, GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest,
 };
 
 use crate::client::{str_bytes, topic_name, BrokerInfo, Client, Node, TopicInfo};
 use crate::consumer::{list_offsets, IsolationLevel, OffsetSpec, TopicPartition};
-use crate::error::{Error, KafkaError};
+use crate::error::{codes, Error, KafkaError};
 use crate::group;
 
 /// The request timeout sent with admin operations.
@@ -100,30 +100,49 @@ pub struct GroupListing {
     pub protocol_type: String,
     /// Empty when the broker is older than ListGroups v4.
     pub state: String,
+    /// `classic` or `consumer` (KIP-848); empty when the broker is older
+    /// than ListGroups v5.
+    pub group_type: String,
 }
 
-/// A group member as DescribeGroups reports it.
+/// A group member as DescribeGroups or ConsumerGroupDescribe reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberDescription {
     pub member_id: String,
     pub group_instance_id: Option<String>,
     pub client_id: String,
     pub host: String,
-    /// Decoded from the consumer-protocol assignment (empty otherwise).
+    /// The partitions the member owns: decoded from the consumer-protocol
+    /// assignment of a classic group (empty for other protocol types).
     pub assignment: Vec<TopicPartition>,
+    /// KIP-848 groups only: the partitions the coordinator wants the member
+    /// to own once it has reconciled.
+    pub target_assignment: Option<Vec<TopicPartition>>,
+    /// KIP-848 groups only.
+    pub member_epoch: Option<i32>,
 }
 
-/// A group as DescribeGroups reports it.
+/// A group as DescribeGroups or ConsumerGroupDescribe reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupDescription {
     pub group_id: String,
+    /// `classic` or `consumer`, as ListGroups v5 names group types.
+    pub group_type: &'static str,
     pub state: String,
     pub protocol_type: String,
-    /// The assignor (`range`, ...).
+    /// The assignor (`range`, `uniform`, ...).
     pub protocol: String,
     pub coordinator: i32,
     pub members: Vec<MemberDescription>,
+    /// KIP-848 groups only.
+    pub group_epoch: Option<i32>,
+    /// KIP-848 groups only: the epoch of the current target assignment.
+    pub target_assignment_epoch: Option<i32>,
 }
+
+/// `GroupType` names as ListGroups v5 and Kafka's tools print them.
+pub const GROUP_TYPE_CLASSIC: &str = "classic";
+pub const GROUP_TYPE_CONSUMER: &str = "consumer";
 
 /// Admin operations over a [`Client`].
 #[derive(Clone)]
@@ -378,25 +397,139 @@ impl Admin {
 
     /// Every group on every broker, sorted by id.
     pub async fn list_groups(&self) -> Result<Vec<GroupListing>, Error> {
+        self.list_groups_filtered(&[], &[]).await
+    }
+
+    /// Groups in one of `states` (any when empty) and of one of `types`
+    /// (`classic`, `consumer`; any when empty), sorted by id. The broker
+    /// filters (ListGroups v4 states, v5 types, both case-insensitive); the
+    /// same filter is applied here for brokers older than that, where a
+    /// group's type is unknown (empty) and so matches no type filter.
+    pub async fn list_groups_filtered(
+        &self,
+        states: &[String],
+        types: &[String],
+    ) -> Result<Vec<GroupListing>, Error> {
         self.client.metadata(Some(&[]), false).await?;
         let mut out = Vec::new();
         for id in self.client.cluster().brokers.keys() {
             let r = self
                 .client
-                .send(Node::Broker(*id), |_| ListGroupsRequest::default())
+                .send(Node::Broker(*id), |v| {
+                    let mut request = ListGroupsRequest::default();
+                    if v >= 4 {
+                        request.states_filter = states.iter().map(|s| str_bytes(s)).collect();
+                    }
+                    if v >= 5 {
+                        request.types_filter = types.iter().map(|t| str_bytes(t)).collect();
+                    }
+                    request
+                })
                 .await?;
             KafkaError::check(r.error_code, None)?;
             out.extend(r.groups.iter().map(|g| GroupListing {
                 group_id: g.group_id.to_string(),
                 protocol_type: g.protocol_type.to_string(),
                 state: g.group_state.to_string(),
+                group_type: g.group_type.to_string(),
             }));
         }
+        let wanted = |filter: &[String], value: &str| {
+            filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value))
+        };
+        out.retain(|g| wanted(states, &g.state) && wanted(types, &g.group_type));
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         Ok(out)
     }
 
-    /// Describes one group at its coordinator.
+    /// Describes a group of either type, as Kafka's `describeConsumerGroups`
+    /// does: ConsumerGroupDescribe first, then DescribeGroups when the group
+    /// is not a consumer group or the broker lacks the API. An unknown group
+    /// is described as `Dead` with no members.
+    pub async fn describe_any_group(&self, group_id: &str) -> Result<GroupDescription, Error> {
+        let coordinator = group::find_coordinator(&self.client, group_id).await?;
+        let node = Node::Broker(coordinator);
+        if self
+            .client
+            .version::<ConsumerGroupDescribeRequest>(node)
+            .await
+            .is_ok()
+        {
+            match self.describe_consumer_group(coordinator, group_id).await {
+                Err(Error::Kafka(e)) if e.code == codes::GROUP_ID_NOT_FOUND => {}
+                other => return other,
+            }
+        }
+        match self.describe_group(group_id).await {
+            Err(Error::Kafka(e)) if e.code == codes::GROUP_ID_NOT_FOUND => Ok(GroupDescription {
+                group_id: group_id.to_string(),
+                group_type: GROUP_TYPE_CLASSIC,
+                state: "Dead".into(),
+                protocol_type: String::new(),
+                protocol: String::new(),
+                coordinator,
+                members: Vec::new(),
+                group_epoch: None,
+                target_assignment_epoch: None,
+            }),
+            other => other,
+        }
+    }
+
+    /// Describes one KIP-848 group at its coordinator (ConsumerGroupDescribe).
+    async fn describe_consumer_group(
+        &self,
+        coordinator: i32,
+        group_id: &str,
+    ) -> Result<GroupDescription, Error> {
+        let r = self
+            .client
+            .send(Node::Broker(coordinator), |_| {
+                ConsumerGroupDescribeRequest::default()
+                    .with_group_ids(vec![GroupId(str_bytes(group_id))])
+            })
+            .await?;
+        let g = r
+            .groups
+            .first()
+            .ok_or_else(|| Error::Invalid("ConsumerGroupDescribe returned no group".into()))?;
+        item_result(g.error_code, &g.error_message)?;
+        let partitions =
+            |a: &kafka_protocol::messages::consumer_group_describe_response::Assignment| {
+                let mut tps: Vec<TopicPartition> = a
+                    .topic_partitions
+                    .iter()
+                    .flat_map(|t| t.partitions.iter().map(|p| (t.topic_name.to_string(), *p)))
+                    .collect();
+                tps.sort();
+                tps
+            };
+        Ok(GroupDescription {
+            group_id: g.group_id.to_string(),
+            group_type: GROUP_TYPE_CONSUMER,
+            state: g.group_state.to_string(),
+            protocol_type: group::PROTOCOL_TYPE.to_string(),
+            protocol: g.assignor_name.to_string(),
+            coordinator,
+            members: g
+                .members
+                .iter()
+                .map(|m| MemberDescription {
+                    member_id: m.member_id.to_string(),
+                    group_instance_id: m.instance_id.as_ref().map(|s| s.to_string()),
+                    client_id: m.client_id.to_string(),
+                    host: m.client_host.to_string(),
+                    assignment: partitions(&m.assignment),
+                    target_assignment: Some(partitions(&m.target_assignment)),
+                    member_epoch: Some(m.member_epoch),
+                })
+                .collect(),
+            group_epoch: Some(g.group_epoch),
+            target_assignment_epoch: Some(g.assignment_epoch),
+        })
+    }
+
+    /// Describes one classic group at its coordinator (DescribeGroups).
     pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription, Error> {
         let coordinator = group::find_coordinator(&self.client, group_id).await?;
         let r = self
@@ -412,6 +545,7 @@ impl Admin {
         item_result(g.error_code, &g.error_message)?;
         Ok(GroupDescription {
             group_id: g.group_id.to_string(),
+            group_type: GROUP_TYPE_CLASSIC,
             state: g.group_state.to_string(),
             protocol_type: g.protocol_type.to_string(),
             protocol: g.protocol_data.to_string(),
@@ -430,8 +564,12 @@ impl Admin {
                     } else {
                         Vec::new()
                     },
+                    target_assignment: None,
+                    member_epoch: None,
                 })
                 .collect(),
+            group_epoch: None,
+            target_assignment_epoch: None,
         })
     }
 

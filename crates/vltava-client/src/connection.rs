@@ -41,9 +41,10 @@ pub const CLIENT_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::LeaveGroup, 1, 5),
     (ApiKey::OffsetCommit, 2, 8),
     (ApiKey::OffsetFetch, 1, 7),
-    (ApiKey::ListGroups, 1, 4),
+    (ApiKey::ListGroups, 1, 5),
     (ApiKey::DescribeGroups, 1, 5),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// The client's range for `key`, if it speaks that API at all.

@@ -1,10 +1,12 @@
-//! `vltava consumer-groups`: `kafka-consumer-groups.sh` — list, describe
-//! (offsets, members, state), reset offsets, delete.
+//! `vltava consumer-groups`: `kafka-consumer-groups.sh` — list (filtered
+//! by state and type), describe (offsets, members, state) classic and
+//! KIP-848 consumer groups alike, reset offsets, delete. Output follows
+//! Kafka 4's tool column for column.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use clap::{ArgGroup, Args};
-use vltava_client::admin::{GroupDescription, MemberDescription};
+use vltava_client::admin::{GroupDescription, GroupListing, MemberDescription};
 use vltava_client::{Admin, OffsetSpec, TopicPartition};
 
 use super::{connect, fail};
@@ -16,7 +18,7 @@ pub struct ConsumerGroupsArgs {
     /// REQUIRED: The server(s) to connect to.
     #[arg(long, value_name = "String: server to connect to")]
     pub bootstrap_server: String,
-    /// List all consumer groups.
+    /// List all consumer groups (with --state and/or --type: filtered, with those columns).
     #[arg(long)]
     pub list: bool,
     /// Describe consumer group(s) and list offset lag.
@@ -37,13 +39,18 @@ pub struct ConsumerGroupsArgs {
     /// With --describe: show members.
     #[arg(long)]
     pub members: bool,
-    /// With --describe: show group state.
-    #[arg(long)]
-    pub state: bool,
+    /// With --describe: show group state. With --list: show the STATE column,
+    /// and list only groups in these states (comma-separated, case-insensitive) if given.
+    #[arg(long, value_name = "String: state", num_args = 0..=1)]
+    pub state: Option<Option<String>>,
+    /// With --list: show the TYPE column, and list only groups of these types
+    /// (classic, consumer; comma-separated, case-insensitive) if given.
+    #[arg(long = "type", value_name = "String: type", num_args = 0..=1)]
+    pub group_type: Option<Option<String>>,
     /// With --describe: show offsets (the default).
     #[arg(long)]
     pub offsets: bool,
-    /// With --describe --members: show partition assignments.
+    /// With --describe --members: show assignments and epochs; with --describe --state: epochs.
     #[arg(long)]
     pub verbose: bool,
     /// The topic(s) to reset, as 'topic' or 'topic:0,1,2' (repeatable).
@@ -89,10 +96,7 @@ pub async fn run(args: ConsumerGroupsArgs) -> anyhow::Result<()> {
     let client = connect(&args.bootstrap_server, "vltava-consumer-groups").await?;
     let admin = Admin::new(client);
     if args.list {
-        for g in admin.list_groups().await? {
-            println!("{}", g.group_id);
-        }
-        return Ok(());
+        return list(&admin, &args).await;
     }
     let groups = if args.all_groups {
         admin
@@ -127,27 +131,118 @@ fn width(min: usize, values: impl Iterator<Item = usize>) -> usize {
     values.fold(min, usize::max)
 }
 
+/// Kafka's `GroupState` names valid for consumer groups, in its enum order.
+const GROUP_STATES: &[&str] = &[
+    "PreparingRebalance",
+    "CompletingRebalance",
+    "Stable",
+    "Dead",
+    "Empty",
+    "Assigning",
+    "Reconciling",
+];
+
+/// Kafka's `GroupType` names the tool accepts and prints.
+const GROUP_TYPES: &[&str] = &["Classic", "Consumer"];
+
+/// Parses a `--state` or `--type` list into Kafka's spelling of each name,
+/// or fails as Kafka does ("Invalid state list", "Invalid types list"),
+/// naming the valid ones.
+fn parse_names(input: &str, valid: &[&str], what: (&str, &str)) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for name in input.split(',').map(str::trim) {
+        match valid.iter().find(|v| v.eq_ignore_ascii_case(name)) {
+            Some(v) => out.push(v.to_string()),
+            None => {
+                return fail(format!(
+                    "Invalid {} list '{input}'. Valid {} are: {}",
+                    what.0,
+                    what.1,
+                    valid.join(", ")
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn list(admin: &Admin, args: &ConsumerGroupsArgs) -> anyhow::Result<()> {
+    if args.state.is_none() && args.group_type.is_none() {
+        for g in admin.list_groups().await? {
+            println!("{}", g.group_id);
+        }
+        return Ok(());
+    }
+    let filter = |value: &Option<Option<String>>, valid: &[&str], what| match value {
+        Some(Some(v)) if !v.is_empty() => parse_names(v, valid, what),
+        _ => Ok(Vec::new()),
+    };
+    let states = filter(&args.state, GROUP_STATES, ("state", "states"))?;
+    let types = filter(&args.group_type, GROUP_TYPES, ("types", "types"))?;
+    let groups = admin.list_groups_filtered(&states, &types).await?;
+    print_listing(&groups, args.group_type.is_some(), args.state.is_some());
+    Ok(())
+}
+
+/// `--list --type/--state`: GROUP padded to the longest id (at least 15)
+/// plus 10, then TYPE and/or STATE padded to 20, as Kafka prints them.
+fn print_listing(groups: &[GroupListing], with_type: bool, with_state: bool) {
+    let gw = width(15, groups.iter().map(|g| g.group_id.len())) + 10;
+    let line = |id: &str, group_type: &str, state: &str| {
+        let mut line = pad(id, gw);
+        if with_type {
+            line.push_str(&format!(" {}", pad(group_type, 20)));
+        }
+        if with_state {
+            line.push_str(&format!(" {}", pad(state, 20)));
+        }
+        println!("{line}");
+    };
+    line("GROUP", "TYPE", "STATE");
+    for g in groups {
+        line(&g.group_id, &type_name(&g.group_type), or_unknown(&g.state));
+    }
+}
+
+/// `classic` → `Classic`, as Kafka's `GroupType` prints.
+fn type_name(group_type: &str) -> String {
+    GROUP_TYPES
+        .iter()
+        .find(|t| t.eq_ignore_ascii_case(group_type))
+        .map_or("Unknown".to_string(), |t| t.to_string())
+}
+
+fn or_unknown(state: &str) -> &str {
+    if state.is_empty() {
+        "Unknown"
+    } else {
+        state
+    }
+}
+
 async fn describe(admin: &Admin, args: &ConsumerGroupsArgs, group: &str) -> anyhow::Result<()> {
-    let d = admin.describe_group(group).await?;
+    let d = admin.describe_any_group(group).await?;
     match d.state.as_str() {
         "Dead" => return fail(format!("Error: Consumer group '{group}' does not exist.")),
-        "Empty" if !args.state => eprintln!("\nConsumer group '{group}' has no active members."),
-        "PreparingRebalance" | "CompletingRebalance" if !args.state => {
+        "Empty" => eprintln!("\nConsumer group '{group}' has no active members."),
+        "PreparingRebalance" | "CompletingRebalance" | "Assigning" | "Reconciling" => {
             eprintln!("\nWarning: Consumer group '{group}' is rebalancing.")
         }
         _ => {}
     }
-    if args.state {
-        print_state(admin, &d);
+    // Kafka's precedence: offsets (also the default), then members, then state.
+    if args.offsets || (!args.members && args.state.is_none()) {
+        print_offsets(admin, &d).await
     } else if args.members {
         print_members(&d, args.verbose);
+        Ok(())
     } else {
-        print_offsets(admin, &d).await?;
+        print_state(admin, &d, args.verbose);
+        Ok(())
     }
-    Ok(())
 }
 
-fn print_state(admin: &Admin, d: &GroupDescription) {
+fn print_state(admin: &Admin, d: &GroupDescription, verbose: bool) {
     let coordinator = admin
         .client()
         .cluster()
@@ -158,61 +253,148 @@ fn print_state(admin: &Admin, d: &GroupDescription) {
         });
     let gw = width(15, [d.group_id.len()].into_iter());
     let cw = width(25, [coordinator.len()].into_iter());
-    println!(
-        "\n{} {} {} {} #MEMBERS",
-        pad("GROUP", gw),
-        pad("COORDINATOR (ID)", cw),
-        pad("ASSIGNMENT-STRATEGY", 20),
-        pad("STATE", 20),
-    );
-    println!(
-        "{} {} {} {} {}",
-        pad(&d.group_id, gw),
-        pad(&coordinator, cw),
-        pad(&d.protocol, 20),
-        pad(&d.state, 20),
-        d.members.len()
-    );
-}
-
-fn print_members(d: &GroupDescription, verbose: bool) {
-    let gw = width(15, [d.group_id.len()].into_iter());
-    let mw = width(15, d.members.iter().map(|m| m.member_id.len()));
-    let hw = width(15, d.members.iter().map(|m| m.host.len()));
-    let cw = width(15, d.members.iter().map(|m| m.client_id.len()));
-    let mut header = format!(
-        "\n{} {} {} {} {} ",
-        pad("GROUP", gw),
-        pad("CONSUMER-ID", mw),
-        pad("HOST", hw),
-        pad("CLIENT-ID", cw),
-        pad("#PARTITIONS", 12)
-    );
-    if verbose {
-        header.push_str("ASSIGNMENT");
-    }
-    println!("{header}");
-    for m in &d.members {
+    let strategy = if d.protocol.is_empty() {
+        "-"
+    } else {
+        &d.protocol
+    };
+    let epoch = |e: Option<i32>| e.map_or_else(|| "-".to_string(), |e| e.to_string());
+    let line = |cells: [&str; 7]| {
         let mut line = format!(
-            "{} {} {} {} {} ",
-            pad(&d.group_id, gw),
-            pad(&m.member_id, mw),
-            pad(&m.host, hw),
-            pad(&m.client_id, cw),
-            pad(&m.assignment.len().to_string(), 12)
+            "{} {} {} {} ",
+            pad(cells[0], gw),
+            pad(cells[1], cw),
+            pad(cells[2], 20),
+            pad(cells[3], 20)
         );
         if verbose {
-            line.push_str(&assignment_text(&m.assignment));
+            line.push_str(&format!("{} {} ", pad(cells[4], 15), pad(cells[5], 25)));
         }
-        println!("{line}");
+        line.push_str(cells[6]);
+        line
+    };
+    println!(
+        "\n{}",
+        line([
+            "GROUP",
+            "COORDINATOR (ID)",
+            "ASSIGNMENT-STRATEGY",
+            "STATE",
+            "GROUP-EPOCH",
+            "TARGET-ASSIGNMENT-EPOCH",
+            "#MEMBERS"
+        ])
+    );
+    println!(
+        "{}",
+        line([
+            &d.group_id,
+            &coordinator,
+            strategy,
+            &d.state,
+            &epoch(d.group_epoch),
+            &epoch(d.target_assignment_epoch),
+            &d.members.len().to_string()
+        ])
+    );
+}
+
+/// `--members`: Kafka 4's columns; GROUP-INSTANCE-ID only when a member has
+/// one; `--verbose` adds each member's epoch and current and target
+/// assignments (`-` for what a classic group does not have).
+fn print_members(d: &GroupDescription, verbose: bool) {
+    let dash = || "-".to_string();
+    let current: Vec<String> = d
+        .members
+        .iter()
+        .map(|m| assignment_text(&m.assignment))
+        .collect();
+    let target: Vec<String> = d
+        .members
+        .iter()
+        .map(|m| {
+            m.target_assignment
+                .as_deref()
+                .map_or_else(dash, assignment_text)
+        })
+        .collect();
+    let with_instance = d.members.iter().any(|m| m.group_instance_id.is_some());
+    let gw = width(15, [d.group_id.len()].into_iter());
+    let mw = width(15, d.members.iter().map(|m| m.member_id.len()));
+    let iw = width(
+        17,
+        d.members
+            .iter()
+            .map(|m| m.group_instance_id.as_ref().map_or(0, String::len)),
+    );
+    let hw = width(15, d.members.iter().map(|m| m.host.len()));
+    let cw = width(15, d.members.iter().map(|m| m.client_id.len()));
+    let aw = width(20, current.iter().map(String::len));
+    let tw = width(20, target.iter().map(String::len));
+    let line = |cells: [&str; 10]| {
+        let mut line = format!("{} {} ", pad(cells[0], gw), pad(cells[1], mw));
+        if with_instance {
+            line.push_str(&format!("{} ", pad(cells[2], iw)));
+        }
+        line.push_str(&format!(
+            "{} {} {} ",
+            pad(cells[3], hw),
+            pad(cells[4], cw),
+            pad(cells[5], 15)
+        ));
+        if verbose {
+            line.push_str(&format!(
+                "{} {} {} {}",
+                pad(cells[6], 15),
+                pad(cells[7], aw),
+                pad(cells[8], 15),
+                pad(cells[9], tw)
+            ));
+        }
+        line
+    };
+    println!(
+        "\n{}",
+        line([
+            "GROUP",
+            "CONSUMER-ID",
+            "GROUP-INSTANCE-ID",
+            "HOST",
+            "CLIENT-ID",
+            "#PARTITIONS",
+            "CURRENT-EPOCH",
+            "CURRENT-ASSIGNMENT",
+            "TARGET-EPOCH",
+            "TARGET-ASSIGNMENT"
+        ])
+    );
+    for (i, m) in d.members.iter().enumerate() {
+        let epoch = |e: Option<i32>| e.map_or_else(dash, |e| e.to_string());
+        println!(
+            "{}",
+            line([
+                &d.group_id,
+                &m.member_id,
+                m.group_instance_id.as_deref().unwrap_or(""),
+                &m.host,
+                &m.client_id,
+                &m.assignment.len().to_string(),
+                &epoch(m.member_epoch),
+                &current[i],
+                // Kafka prints the group's target assignment epoch here.
+                &epoch(d.target_assignment_epoch),
+                &target[i]
+            ])
+        );
     }
 }
 
-/// `topic(0,1),other(2)`, or `-` when empty.
+/// `topic:0,1;other:2` (topics and partitions sorted), or `-` when empty,
+/// as Kafka 4 prints assignments.
 fn assignment_text(tps: &[TopicPartition]) -> String {
-    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    let mut by_topic: BTreeMap<&str, BTreeSet<i32>> = BTreeMap::new();
     for (t, p) in tps {
-        by_topic.entry(t).or_default().push(*p);
+        by_topic.entry(t).or_default().insert(*p);
     }
     if by_topic.is_empty() {
         return "-".into();
@@ -221,10 +403,10 @@ fn assignment_text(tps: &[TopicPartition]) -> String {
         .into_iter()
         .map(|(t, ps)| {
             let ps: Vec<String> = ps.iter().map(i32::to_string).collect();
-            format!("{t}({})", ps.join(","))
+            format!("{t}:{}", ps.join(","))
         })
         .collect::<Vec<_>>()
-        .join(",")
+        .join(";")
 }
 
 /// One row of the offsets table; `None` prints as `-`.
@@ -269,6 +451,10 @@ async fn print_offsets(admin: &Admin, d: &GroupDescription) -> anyhow::Result<()
             log_end: None,
             member: Some(m.clone()),
         });
+    }
+    // Nothing to show (no members, no offsets): Kafka prints no table.
+    if rows.is_empty() {
+        return Ok(());
     }
     let dash = || "-".to_string();
     let gw = width(15, [d.group_id.len()].into_iter());
@@ -376,7 +562,7 @@ async fn reset(admin: &Admin, args: &ConsumerGroupsArgs, groups: &[String]) -> a
         eprintln!("WARN: No action will be performed as the --execute option is missing. In a future major release, the default behavior of this command will be to prompt the user before executing the reset rather than doing a dry run. You should add the --dry-run option explicitly if you are scripting this command and want to keep the current default behavior without prompting.");
     }
     for group in groups {
-        let d = admin.describe_group(group).await?;
+        let d = admin.describe_any_group(group).await?;
         if !matches!(d.state.as_str(), "Empty" | "Dead") {
             return fail(format!(
                 "Error: Assignments can only be reset if the group '{group}' is inactive, but the current state is {}.",
