@@ -9,7 +9,7 @@ use std::time::Duration;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::{Request, StrBytes};
-use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 use tracing::debug;
 
 use crate::connection::{Connection, Timeouts};
@@ -259,24 +259,64 @@ impl Client {
         pool.retain(|_, c| !same(c));
     }
 
+    /// The pooled connection to `node`, locked, and usable: one left broken
+    /// by an abandoned request (see [`Connection`]) is evicted and replaced.
+    /// Nothing was sent on the broken one for this request, so replacing it
+    /// is safe for any request.
+    async fn usable_connection(
+        &self,
+        node: Node,
+    ) -> Result<(Pooled, OwnedMutexGuard<Connection>), Error> {
+        // Another task can break the fresh connection before we lock it, so
+        // bound the attempts; a last broken one fails its request as I/O.
+        for _ in 0..2 {
+            let conn = self.connection(node).await?;
+            let guard = conn.clone().lock_owned().await;
+            if guard.is_usable() {
+                return Ok((conn, guard));
+            }
+            drop(guard);
+            debug!(
+                ?node,
+                "replacing a connection left broken by an abandoned request"
+            );
+            self.evict(node, &conn);
+        }
+        let conn = self.connection(node).await?;
+        let guard = conn.clone().lock_owned().await;
+        Ok((conn, guard))
+    }
+
+    /// Drops `conn` from the pool after `result` if the exchange left it
+    /// broken (I/O error, timeout, cancellation) or the broker sent bytes we
+    /// could not read.
+    fn evict_if_broken<T>(
+        &self,
+        node: Node,
+        conn: &Pooled,
+        guard: OwnedMutexGuard<Connection>,
+        result: &Result<T, Error>,
+    ) {
+        let broken = !guard.is_usable() || matches!(result, Err(Error::Protocol { .. }));
+        drop(guard);
+        if broken {
+            self.evict(node, conn);
+        }
+    }
+
     /// Sends one request to `node` at the negotiated version; `build` gets
     /// that version. A transport failure drops the connection (the next call
     /// reconnects) and is returned; it is not retried here because not every
-    /// request is safe to repeat.
+    /// request is safe to repeat. Cancelling the returned future is safe: a
+    /// connection whose exchange was cut short is never used again.
     pub async fn send<R: Request>(
         &self,
         node: Node,
         build: impl FnOnce(i16) -> R,
     ) -> Result<R::Response, Error> {
-        let conn = self.connection(node).await?;
-        let mut guard = conn.lock().await;
+        let (conn, mut guard) = self.usable_connection(node).await?;
         let result = guard.request(build).await;
-        drop(guard);
-        if let Err(e) = &result {
-            if e.is_transport() || matches!(e, Error::Protocol { .. }) {
-                self.evict(node, &conn);
-            }
-        }
+        self.evict_if_broken(node, &conn, guard, &result);
         result
     }
 
@@ -286,16 +326,12 @@ impl Client {
         node: Node,
         build: impl FnOnce(i16) -> R,
     ) -> Result<(), Error> {
-        let conn = self.connection(node).await?;
-        let mut guard = conn.lock().await;
+        let (conn, mut guard) = self.usable_connection(node).await?;
         let result = match guard.version::<R>() {
             Ok(v) => guard.send_only(&build(v), v).await,
             Err(e) => Err(e),
         };
-        drop(guard);
-        if result.as_ref().is_err_and(Error::is_transport) {
-            self.evict(node, &conn);
-        }
+        self.evict_if_broken(node, &conn, guard, &result);
         result
     }
 
@@ -379,8 +415,16 @@ impl Client {
         topics: Option<&[String]>,
         allow_auto_topic_creation: bool,
     ) -> Result<MetadataResponse, Error> {
-        let conn = self.bootstrap_connection().await?;
-        let mut guard = conn.lock().await;
+        let mut conn = self.bootstrap_connection().await?;
+        let mut guard = conn.clone().lock_owned().await;
+        // As in `usable_connection`, which cannot be used here: connecting to
+        // a broker by id may call this.
+        if !guard.is_usable() {
+            drop(guard);
+            self.evict(Node::Any, &conn);
+            conn = self.bootstrap_connection().await?;
+            guard = conn.clone().lock_owned().await;
+        }
         let result = guard
             .request(|version| metadata_request(version, topics, allow_auto_topic_creation))
             .await;
@@ -580,4 +624,173 @@ pub(crate) fn str_bytes(s: &str) -> StrBytes {
 #[allow(dead_code)]
 pub(crate) fn broker_id(id: i32) -> BrokerId {
     BrokerId(id)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Cancellation against a tiny in-test broker that answers ApiVersions
+    //! and Metadata at once and Heartbeat only after [`SLOW_REPLY`], so a
+    //! caller's shorter timeout abandons the Heartbeat mid-flight.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use bytes::{Buf, BufMut, BytesMut};
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
+    use kafka_protocol::messages::{
+        ApiKey, ApiVersionsResponse, HeartbeatRequest, HeartbeatResponse, RequestHeader,
+        ResponseHeader,
+    };
+    use kafka_protocol::protocol::{Decodable, Encodable};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    const SLOW_REPLY: Duration = Duration::from_millis(300);
+    /// The caller gives up on a Heartbeat well before [`SLOW_REPLY`].
+    const CALLER_PATIENCE: Duration = Duration::from_millis(50);
+
+    /// Starts the broker; returns its address and the count of connections
+    /// it accepted.
+    async fn tiny_broker() -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(serve(stream, addr.port()));
+            }
+        });
+        (addr.to_string(), accepted)
+    }
+
+    async fn serve(mut stream: TcpStream, port: u16) {
+        loop {
+            let mut len = [0u8; 4];
+            if stream.read_exact(&mut len).await.is_err() {
+                return;
+            }
+            let mut frame = vec![0u8; i32::from_be_bytes(len) as usize];
+            stream.read_exact(&mut frame).await.unwrap();
+            let mut frame = bytes::Bytes::from(frame);
+            let key = ApiKey::try_from(frame.clone().get_i16()).unwrap();
+            let version = frame.clone().slice(2..).get_i16();
+            let header =
+                RequestHeader::decode(&mut frame, key.request_header_version(version)).unwrap();
+            let mut out = BytesMut::new();
+            out.put_i32(0);
+            ResponseHeader::default()
+                .with_correlation_id(header.correlation_id)
+                .encode(&mut out, key.response_header_version(version))
+                .unwrap();
+            match key {
+                ApiKey::ApiVersions => api_versions().encode(&mut out, version),
+                ApiKey::Metadata => MetadataResponse::default()
+                    .with_controller_id(BrokerId(1))
+                    .with_brokers(vec![MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(1))
+                        .with_host(str_bytes("127.0.0.1"))
+                        .with_port(i32::from(port))])
+                    .encode(&mut out, version),
+                ApiKey::Heartbeat => {
+                    tokio::time::sleep(SLOW_REPLY).await;
+                    HeartbeatResponse::default().encode(&mut out, version)
+                }
+                other => panic!("the tiny broker does not answer {other:?}"),
+            }
+            .unwrap();
+            let n = (out.len() - 4) as i32;
+            out[..4].copy_from_slice(&n.to_be_bytes());
+            if stream.write_all(&out).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn api_versions() -> ApiVersionsResponse {
+        let keys = [
+            (ApiKey::ApiVersions, 0, 3),
+            (ApiKey::Metadata, 1, 12),
+            (ApiKey::Heartbeat, 1, 4),
+        ];
+        ApiVersionsResponse::default().with_api_keys(
+            keys.iter()
+                .map(|&(k, min, max)| {
+                    ApiVersion::default()
+                        .with_api_key(k as i16)
+                        .with_min_version(min)
+                        .with_max_version(max)
+                })
+                .collect(),
+        )
+    }
+
+    fn heartbeat(_version: i16) -> HeartbeatRequest {
+        HeartbeatRequest::default()
+            .with_group_id(kafka_protocol::messages::GroupId(str_bytes("g")))
+            .with_generation_id(1)
+            .with_member_id(str_bytes("m"))
+    }
+
+    /// The console consumer's Ctrl-C bug: a Fetch cancelled by `select!` left
+    /// its response on the pooled connection and the OffsetCommit after it
+    /// read that response ("correlation id 18 in response to 19").
+    #[tokio::test]
+    async fn a_request_after_a_cancelled_one_gets_its_own_response() {
+        let (addr, accepted) = tiny_broker().await;
+        let client = Client::connect(ClientConfig::new(&addr)).await.unwrap();
+        for node in [Node::Any, Node::Broker(1)] {
+            let abandoned =
+                tokio::time::timeout(CALLER_PATIENCE, client.send(node, heartbeat)).await;
+            assert!(
+                abandoned.is_err(),
+                "the Heartbeat should still be in flight"
+            );
+            let metadata = client
+                .send(node, |v| metadata_request(v, Some(&[]), false))
+                .await
+                .expect("the next request reads its own response");
+            assert_eq!(metadata.brokers.len(), 1);
+            // And the connection after that is a good one again.
+            client.send(node, heartbeat).await.unwrap();
+        }
+        // Bootstrap, its replacement, broker 1 and its replacement.
+        assert_eq!(accepted.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn a_connection_abandoned_mid_request_refuses_the_next_one() {
+        let (addr, _) = tiny_broker().await;
+        let mut conn = Connection::connect(&addr, "test", Timeouts::default())
+            .await
+            .unwrap();
+        assert!(conn.is_usable());
+        let abandoned = tokio::time::timeout(CALLER_PATIENCE, conn.request(heartbeat)).await;
+        assert!(abandoned.is_err());
+        assert!(!conn.is_usable());
+        let refused = conn.request(heartbeat).await.unwrap_err();
+        assert!(refused.is_transport(), "{refused}");
+        assert!(
+            refused
+                .to_string()
+                .contains("abandoned before its response"),
+            "{refused}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_timeout_breaks_the_connection() {
+        let (addr, _) = tiny_broker().await;
+        let timeouts = Timeouts {
+            request: CALLER_PATIENCE,
+            ..Timeouts::default()
+        };
+        let mut conn = Connection::connect(&addr, "test", timeouts).await.unwrap();
+        let timed_out = conn.request(heartbeat).await.unwrap_err();
+        assert!(matches!(timed_out, Error::Timeout { .. }), "{timed_out}");
+        assert!(!conn.is_usable());
+    }
 }

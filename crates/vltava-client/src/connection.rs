@@ -73,12 +73,24 @@ impl Default for Timeouts {
 
 /// A connection after the ApiVersions handshake. Requests go one at a time
 /// (`&mut self`), which is also how Kafka brokers answer them.
+///
+/// A request whose future is dropped (a `select!` that took another branch,
+/// an outer timeout) or that fails after it started writing leaves the
+/// stream at an unknown position: part of the request may be unsent, or its
+/// response unread, and the next request would read that response as its own.
+/// So a connection is *broken* from the moment a request starts until its
+/// whole response has been read, and a broken connection refuses every
+/// later request; [`crate::Client`] replaces it with a fresh one.
 pub struct Connection {
     addr: String,
     stream: TcpStream,
     client_id: StrBytes,
     timeouts: Timeouts,
     next_correlation_id: i32,
+    /// The correlation id of the request whose exchange began and did not
+    /// finish: set before the first byte is written, cleared after the last
+    /// byte of its response is read. Never cleared otherwise.
+    broken_by: Option<i32>,
     /// The broker's `(min, max)` per API key, from ApiVersions.
     broker_apis: HashMap<i16, (i16, i16)>,
 }
@@ -113,6 +125,7 @@ impl Connection {
             client_id: StrBytes::from_string(client_id.to_string()),
             timeouts,
             next_correlation_id: 1,
+            broken_by: None,
             broker_apis: HashMap::new(),
         };
         conn.handshake().await?;
@@ -122,6 +135,12 @@ impl Connection {
     /// `host:port` this connection goes to.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// Whether a request may still be sent: false once an exchange was
+    /// abandoned or failed midway (see [`Connection`]).
+    pub fn is_usable(&self) -> bool {
+        self.broken_by.is_none()
     }
 
     /// The broker's advertised `(min, max)` for every API key it listed.
@@ -194,6 +213,18 @@ impl Connection {
         expect_response: bool,
     ) -> Result<Option<Bytes>, Error> {
         let key = api_key::<R>();
+        if let Some(abandoned) = self.broken_by {
+            return Err(Error::Io {
+                addr: self.addr.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    format!(
+                        "request {abandoned} was abandoned before its response was read; \
+                         the connection cannot be reused"
+                    ),
+                ),
+            });
+        }
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
         let header = RequestHeader::default()
@@ -211,6 +242,9 @@ impl Connection {
         buf[..4].copy_from_slice(&len.to_be_bytes());
         let timeout = self.timeouts.request;
         let addr = self.addr.clone();
+        // Cleared only when the exchange completes below; a dropped future,
+        // a timeout or an I/O error leaves it set.
+        self.broken_by = Some(correlation_id);
         let io = async {
             self.stream.write_all(&buf).await?;
             if !expect_response {
@@ -238,7 +272,10 @@ impl Connection {
                 })
             }
             Ok(Err(source)) => return Err(Error::Io { addr, source }),
-            Ok(Ok(None)) => return Ok(None),
+            Ok(Ok(None)) => {
+                self.broken_by = None;
+                return Ok(None);
+            }
             Ok(Ok(Some(frame))) => frame,
         };
         let mut frame = frame;
@@ -250,6 +287,9 @@ impl Connection {
                 header.correlation_id
             )));
         }
+        // Only a whole frame carrying our correlation id puts the stream back
+        // at a request boundary; a bad header above leaves it broken.
+        self.broken_by = None;
         Ok(Some(frame))
     }
 

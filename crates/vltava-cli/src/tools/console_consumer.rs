@@ -243,105 +243,181 @@ enum OffsetSpecOrExact {
     Exact(i64),
 }
 
+/// How long shutdown may spend committing and leaving the group after a
+/// signal or the last record, so a broker that stopped answering cannot keep
+/// Ctrl-C from ending the process.
+const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(5);
+
+/// What has been printed: the count for "Processed a total of N messages"
+/// and, per partition, the next offset to commit.
+#[derive(Default)]
+struct Progress {
+    /// Set once connected and assigned. A failure before that (an
+    /// unreachable broker, a failed join) is reported alone, without the
+    /// Processed line; a signal is reported with it at any point.
+    consuming: bool,
+    count: u64,
+    printed: BTreeMap<TopicPartition, i64>,
+}
+
 pub async fn run(args: ConsoleConsumerArgs) -> anyhow::Result<()> {
     let start = check_args(&args)?;
     let formatter = Formatter::from_properties(&parse_pairs("--property", &args.properties)?);
     let settings = settings(&args)?;
+    // Registered before the first await: until then SIGINT/SIGTERM would
+    // end the process at once, without the Processed line or LeaveGroup.
+    let mut stop = Box::pin(stop_signal()?);
+    let mut member: Option<GroupMember> = None;
+    let mut progress = Progress::default();
+    // A signal at any point, even while connecting or joining the group,
+    // ends in the same shutdown below. Cancelling a request mid-flight is
+    // safe: the client never reuses a connection left mid-exchange.
+    let (result, signalled) = tokio::select! {
+        biased;
+        _ = &mut stop => (Ok(()), true),
+        r = consume(&args, start, &settings, &formatter, &mut member, &mut progress) => (r, false),
+    };
+    if let Some(m) = member.as_mut() {
+        leave_group(m, &progress, settings.auto_commit).await;
+    }
+    if signalled || progress.consuming {
+        eprintln!("Processed a total of {} messages", progress.count);
+    }
+    result
+}
+
+/// Commits what was printed (when auto-committing) and leaves the group,
+/// within [`SHUTDOWN_PATIENCE`]. A member that never got a member id has
+/// nothing to leave; one that got an id but not yet an assignment leaves so
+/// the group does not wait a session timeout for it.
+async fn leave_group(member: &mut GroupMember, progress: &Progress, auto_commit: bool) {
+    let shutdown = async {
+        if auto_commit {
+            if let Err(e) = member.commit(&progress.printed).await {
+                eprintln!("Error: committing offsets failed: {e}");
+            }
+        }
+        if let Err(e) = member.leave().await {
+            eprintln!("Error: leaving group {} failed: {e}", member.group_id());
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_PATIENCE, shutdown)
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "Error: committing offsets and leaving the group did not finish within {} ms",
+            SHUTDOWN_PATIENCE.as_millis()
+        );
+    }
+}
+
+/// Connects, joins the group or assigns partitions, and prints records until
+/// `--max-messages` or `--timeout-ms` ends it (a signal cancels it). The
+/// member is put in `member` as soon as it exists, so the caller can make it
+/// leave whenever this stops.
+async fn consume(
+    args: &ConsoleConsumerArgs,
+    start: Option<OffsetSpecOrExact>,
+    settings: &Settings,
+    formatter: &Formatter,
+    member: &mut Option<GroupMember>,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
     let client = connect(&args.bootstrap_server, &settings.client_id).await?;
     let mut consumer = Consumer::new(client.clone(), settings.consumer.clone());
-    let mut member = None;
     match (&args.group, args.partition) {
         (Some(group), _) => {
-            let mut m = GroupMember::new(client, GroupConfig::new(group), vec![args.topic.clone()]);
-            rejoin(&mut m, &mut consumer).await?;
-            member = Some(m);
+            let m = member.insert(GroupMember::new(
+                client,
+                GroupConfig::new(group),
+                vec![args.topic.clone()],
+            ));
+            rejoin(m, &mut consumer).await?;
         }
-        (None, Some(p)) => {
-            let tp = (args.topic.clone(), p);
-            let info = client
-                .topic(&args.topic, false)
-                .await
-                .or_else(|e| fail(format!("Error: {e}")))?;
-            if !info.partitions.iter().any(|x| x.partition == p) {
-                return fail(format!(
-                    "Error: partition {p} of topic {} does not exist",
-                    args.topic
-                ));
-            }
-            consumer.assign(vec![tp.clone()]);
-            match start {
-                Some(OffsetSpecOrExact::Exact(o)) => consumer.seek(&tp, o),
-                Some(OffsetSpecOrExact::Spec(s)) => consumer.seek_to(&tp, s),
-                None => {}
-            }
-        }
+        (None, Some(p)) => assign_partition(&client, &mut consumer, &args.topic, p, start).await?,
         (None, None) => {
             if let Err(e) = consumer.assign_topic(&args.topic).await {
                 return fail(format!("Error: {e}"));
             }
         }
     }
-    let mut stop = Box::pin(stop_signal());
+    progress.consuming = true;
     let mut out = std::io::stdout().lock();
-    let mut count: u64 = 0;
-    let mut printed: BTreeMap<TopicPartition, i64> = BTreeMap::new();
     let mut last_record = Instant::now();
     let mut last_commit = Instant::now();
-    let result: anyhow::Result<()> = async {
+    let result = async {
         loop {
-            if args.max_messages.is_some_and(|m| count >= m) {
-                break;
+            if args.max_messages.is_some_and(|m| progress.count >= m) {
+                return Ok(());
             }
             if args.timeout_ms.is_some_and(|t| last_record.elapsed() >= Duration::from_millis(t)) {
                 eprintln!("Error processing message, terminating consumer process:  org.apache.kafka.common.errors.TimeoutException");
-                break;
+                return Ok(());
             }
-            let records = tokio::select! {
-                _ = &mut stop => break,
-                r = consumer.poll() => r,
-            };
-            let records = match records {
+            let records = match consumer.poll().await {
                 Ok(r) => r,
                 Err(e) => return fail(format!("Error: {e}")),
             };
+            // No await from here to the flush: a signal cancels this
+            // future only at an await, so the count always matches what
+            // was written.
             for r in records {
-                if args.max_messages.is_some_and(|m| count >= m) {
+                if args.max_messages.is_some_and(|m| progress.count >= m) {
                     break;
                 }
                 out.write_all(&formatter.format(&r))?;
-                count += 1;
-                printed.insert((r.topic.clone(), r.partition), r.offset + 1);
+                progress.count += 1;
+                progress.printed.insert((r.topic.clone(), r.partition), r.offset + 1);
                 last_record = Instant::now();
             }
             out.flush()?;
             if let Some(m) = member.as_mut() {
                 if settings.auto_commit && last_commit.elapsed() >= settings.auto_commit_interval {
-                    let _ = m.commit(&printed).await;
+                    let _ = m.commit(&progress.printed).await;
                     last_commit = Instant::now();
                 }
                 if m.heartbeat_if_due().await? == Heartbeat::Rejoin {
                     if settings.auto_commit {
-                        let _ = m.commit(&printed).await;
+                        let _ = m.commit(&progress.printed).await;
                     }
                     rejoin(m, &mut consumer).await?;
-                    printed.retain(|tp, _| consumer.assignment().contains(tp));
+                    progress.printed.retain(|tp, _| consumer.assignment().contains(tp));
                 }
             }
         }
-        Ok(())
     }
     .await;
     out.flush()?;
-    if let Some(m) = member.as_mut() {
-        if settings.auto_commit {
-            if let Err(e) = m.commit(&printed).await {
-                eprintln!("Error: committing offsets failed: {e}");
-            }
-        }
-        let _ = m.leave().await;
-    }
-    eprintln!("Processed a total of {count} messages");
     result
+}
+
+/// `--partition` (and `--offset`): assigns that one partition after checking
+/// it exists.
+async fn assign_partition(
+    client: &vltava_client::Client,
+    consumer: &mut Consumer,
+    topic: &str,
+    partition: i32,
+    start: Option<OffsetSpecOrExact>,
+) -> anyhow::Result<()> {
+    let tp = (topic.to_string(), partition);
+    let info = client
+        .topic(topic, false)
+        .await
+        .or_else(|e| fail(format!("Error: {e}")))?;
+    if !info.partitions.iter().any(|x| x.partition == partition) {
+        return fail(format!(
+            "Error: partition {partition} of topic {topic} does not exist"
+        ));
+    }
+    consumer.assign(vec![tp.clone()]);
+    match start {
+        Some(OffsetSpecOrExact::Exact(o)) => consumer.seek(&tp, o),
+        Some(OffsetSpecOrExact::Spec(s)) => consumer.seek_to(&tp, s),
+        None => {}
+    }
+    Ok(())
 }
 
 /// Joins the group and positions the consumer at the committed offsets
@@ -367,20 +443,18 @@ async fn rejoin(member: &mut GroupMember, consumer: &mut Consumer) -> anyhow::Re
     Ok(())
 }
 
-async fn stop_signal() {
+/// Resolves at the first SIGINT or SIGTERM. The handlers are installed
+/// here, when it is called, not when the future is first polled.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-        _ => std::future::pending().await,
-    }
+    })
 }
 
 #[cfg(test)]
