@@ -1,5 +1,6 @@
 //! `vltava broker-api-versions`: `kafka-broker-api-versions.sh`.
 
+use super::{BOOTSTRAP_DEFAULT, BOOTSTRAP_ENV};
 use clap::Args;
 use kafka_protocol::messages::ApiKey;
 use vltava_client::connection::client_range;
@@ -10,8 +11,9 @@ use super::connect;
 /// Print the API versions every broker supports (kafka-broker-api-versions.sh).
 #[derive(Args, Debug)]
 pub struct BrokerApiVersionsArgs {
-    /// REQUIRED: The server to connect to.
-    #[arg(long, value_name = "String: server(s) to use for bootstrapping")]
+    /// The server to connect to; default $VLTAVA_BOOTSTRAP, else 127.0.0.1:9092 (the
+    /// zero-config broker).
+    #[arg(long, env = BOOTSTRAP_ENV, default_value = BOOTSTRAP_DEFAULT, value_name = "String: server(s) to use for bootstrapping")]
     pub bootstrap_server: String,
 }
 

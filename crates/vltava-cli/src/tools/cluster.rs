@@ -2,6 +2,7 @@
 //! (what `kafka-cluster.sh cluster-id` and `kafka-metadata-quorum.sh` show,
 //! in one short listing).
 
+use super::{BOOTSTRAP_DEFAULT, BOOTSTRAP_ENV};
 use clap::Args;
 use vltava_client::Admin;
 
@@ -10,8 +11,9 @@ use super::connect;
 /// Show the cluster id, the controller and the brokers.
 #[derive(Args, Debug)]
 pub struct ClusterArgs {
-    /// REQUIRED: The server to connect to.
-    #[arg(long, value_name = "String: server to connect to")]
+    /// The server to connect to; default $VLTAVA_BOOTSTRAP, else 127.0.0.1:9092 (the
+    /// zero-config broker).
+    #[arg(long, env = BOOTSTRAP_ENV, default_value = BOOTSTRAP_DEFAULT, value_name = "String: server to connect to")]
     pub bootstrap_server: String,
 }
 

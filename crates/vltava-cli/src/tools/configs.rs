@@ -1,6 +1,7 @@
 //! `vltava configs`: `kafka-configs.sh` for topics and brokers, altering
 //! with IncrementalAlterConfigs.
 
+use super::{BOOTSTRAP_DEFAULT, BOOTSTRAP_ENV};
 use clap::{ArgGroup, Args};
 use vltava_client::admin::{AlterOp, ConfigEntry, ResourceType};
 use vltava_client::Admin;
@@ -11,8 +12,9 @@ use super::{connect, fail, java_exception};
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("action").required(true).args(["describe", "alter"])))]
 pub struct ConfigsArgs {
-    /// REQUIRED: The Kafka server to connect to.
-    #[arg(long, value_name = "String: server to connect to")]
+    /// The Kafka server to connect to; default $VLTAVA_BOOTSTRAP, else 127.0.0.1:9092 (the
+    /// zero-config broker).
+    #[arg(long, env = BOOTSTRAP_ENV, default_value = BOOTSTRAP_DEFAULT, value_name = "String: server to connect to")]
     pub bootstrap_server: String,
     /// topics or brokers.
     #[arg(long, value_name = "String")]

@@ -6,6 +6,7 @@
 //! (classic protocol, range assignor), starts from the committed offsets and
 //! commits what it printed every `auto.commit.interval.ms` and on exit.
 
+use super::{BOOTSTRAP_DEFAULT, BOOTSTRAP_ENV};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -23,8 +24,9 @@ use super::{connect, fail, parse_pairs, read_properties};
 /// Read records and print them to stdout (kafka-console-consumer.sh).
 #[derive(Args, Debug)]
 pub struct ConsoleConsumerArgs {
-    /// REQUIRED: The server(s) to connect to (host:port[,host:port]).
-    #[arg(long, value_name = "String: server to connect to")]
+    /// The server(s) to connect to (host:port[,host:port]); default $VLTAVA_BOOTSTRAP, else 127.0.0.1:9092 (the
+    /// zero-config broker).
+    #[arg(long, env = BOOTSTRAP_ENV, default_value = BOOTSTRAP_DEFAULT, value_name = "String: server to connect to")]
     pub bootstrap_server: String,
     /// The topic to consume on.
     #[arg(long, value_name = "String: topic")]

@@ -5,6 +5,7 @@
 //! `ignore.error`). The `>` prompt is printed before each line only when
 //! stdin is a terminal, as Kafka's does.
 
+use super::{BOOTSTRAP_DEFAULT, BOOTSTRAP_ENV};
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
@@ -19,8 +20,9 @@ use super::{connect, fail, parse_pairs, read_properties};
 /// Read lines from stdin and produce them as records (kafka-console-producer.sh).
 #[derive(Args, Debug)]
 pub struct ConsoleProducerArgs {
-    /// REQUIRED: The server(s) to connect to (host:port[,host:port]).
-    #[arg(long, value_name = "String: server to connect to")]
+    /// The server(s) to connect to (host:port[,host:port]); default $VLTAVA_BOOTSTRAP, else 127.0.0.1:9092 (the
+    /// zero-config broker).
+    #[arg(long, env = BOOTSTRAP_ENV, default_value = BOOTSTRAP_DEFAULT, value_name = "String: server to connect to")]
     pub bootstrap_server: String,
     /// REQUIRED: The topic id to produce messages to.
     #[arg(long, value_name = "String: topic")]

@@ -3,6 +3,7 @@
 //! KIP-848 consumer groups alike, reset offsets, delete. Output follows
 //! Kafka 4's tool column for column.
 
+use super::{BOOTSTRAP_DEFAULT, BOOTSTRAP_ENV};
 use std::collections::{BTreeMap, BTreeSet};
 
 use clap::{ArgGroup, Args};
@@ -15,8 +16,9 @@ use super::{connect, fail};
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("action").required(true).args(["list", "describe", "delete", "reset_offsets"])))]
 pub struct ConsumerGroupsArgs {
-    /// REQUIRED: The server(s) to connect to.
-    #[arg(long, value_name = "String: server to connect to")]
+    /// The server(s) to connect to; default $VLTAVA_BOOTSTRAP, else 127.0.0.1:9092 (the
+    /// zero-config broker).
+    #[arg(long, env = BOOTSTRAP_ENV, default_value = BOOTSTRAP_DEFAULT, value_name = "String: server to connect to")]
     pub bootstrap_server: String,
     /// List all consumer groups (with --state and/or --type: filtered, with those columns).
     #[arg(long)]

@@ -72,6 +72,11 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// Where the tools connect when `--bootstrap-server` is not given: this
+/// environment variable, else the zero-config broker's listener.
+pub const BOOTSTRAP_ENV: &str = "VLTAVA_BOOTSTRAP";
+pub const BOOTSTRAP_DEFAULT: &str = "127.0.0.1:9092";
+
 /// Connects to `bootstrap` (comma-separated). An unreachable broker becomes
 /// one line naming the address and suggesting `vltava server`.
 pub async fn connect(bootstrap: &str, client_id: &str) -> anyhow::Result<Client> {

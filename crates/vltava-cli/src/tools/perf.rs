@@ -8,6 +8,7 @@
 //! assigned partitions without joining a group (so `rebalance.time.ms` is 0),
 //! and dates are printed in UTC.
 
+use super::{BOOTSTRAP_DEFAULT, BOOTSTRAP_ENV};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -78,8 +79,9 @@ pub struct ProducerPerfArgs {
 
 #[derive(Args, Debug)]
 pub struct ConsumerPerfArgs {
-    /// REQUIRED: The server(s) to connect to.
-    #[arg(long, value_name = "String: server to connect to")]
+    /// The server(s) to connect to; default $VLTAVA_BOOTSTRAP, else 127.0.0.1:9092 (the
+    /// zero-config broker).
+    #[arg(long, env = BOOTSTRAP_ENV, default_value = BOOTSTRAP_DEFAULT, value_name = "String: server to connect to")]
     pub bootstrap_server: String,
     /// REQUIRED: The topic to consume from.
     #[arg(long, value_name = "String: topic")]

@@ -1,5 +1,6 @@
 //! `vltava topics`: `kafka-topics.sh` with the same flags and output.
 
+use super::{BOOTSTRAP_DEFAULT, BOOTSTRAP_ENV};
 use clap::{ArgGroup, Args};
 use vltava_client::admin::{ConfigEntry, NewTopic, ResourceType};
 use vltava_client::client::TopicInfo;
@@ -12,8 +13,9 @@ use super::{connect, fail, kafka_uuid, parse_pairs};
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("action").required(true).args(["create", "list", "describe", "alter", "delete"])))]
 pub struct TopicsArgs {
-    /// REQUIRED: The Kafka server to connect to (host:port[,host:port]).
-    #[arg(long, value_name = "String: server to connect to")]
+    /// The Kafka server to connect to (host:port[,host:port]); default $VLTAVA_BOOTSTRAP, else 127.0.0.1:9092 (the
+    /// zero-config broker).
+    #[arg(long, env = BOOTSTRAP_ENV, default_value = BOOTSTRAP_DEFAULT, value_name = "String: server to connect to")]
     pub bootstrap_server: String,
     /// Create a new topic.
     #[arg(long)]
