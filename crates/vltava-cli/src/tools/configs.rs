@@ -6,7 +6,7 @@ use clap::{ArgGroup, Args};
 use vltava_client::admin::{AlterOp, ConfigEntry, ResourceType};
 use vltava_client::Admin;
 
-use super::{connect, fail, java_exception};
+use super::{fail, java_exception};
 
 /// Describe or alter topic and broker configs (kafka-configs.sh).
 #[derive(Args, Debug)]
@@ -16,6 +16,10 @@ pub struct ConfigsArgs {
     /// zero-config broker).
     #[arg(long, env = BOOTSTRAP_ENV, default_value = BOOTSTRAP_DEFAULT, value_name = "String: server to connect to")]
     pub bootstrap_server: String,
+    /// Client settings for the admin connection (client.id); security
+    /// settings and anything else are refused, never ignored.
+    #[arg(long, value_name = "String: command config property file")]
+    pub command_config: Option<String>,
     /// topics or brokers.
     #[arg(long, value_name = "String")]
     pub entity_type: String,
@@ -83,7 +87,8 @@ pub fn parse_add_config(text: &str) -> Result<Vec<(String, String)>, String> {
 
 pub async fn run(args: ConfigsArgs, raw_args: &str) -> anyhow::Result<()> {
     let (resource_type, name, label) = entity(&args)?;
-    let client = connect(&args.bootstrap_server, "vltava-configs").await?;
+    let command = super::read_command_config(args.command_config.as_deref())?;
+    let client = super::connect_with(&args.bootstrap_server, &command, "vltava-configs").await?;
     let admin = Admin::new(client);
     let result = if args.describe {
         describe(&admin, resource_type, &name, &label, args.all).await

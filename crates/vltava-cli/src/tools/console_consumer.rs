@@ -179,6 +179,7 @@ fn settings(args: &ConsoleConsumerArgs) -> anyhow::Result<Settings> {
         "--consumer-property",
         &args.consumer_properties,
     )?);
+    super::refuse_security_settings("--consumer.config or --consumer-property", &props)?;
     let auto_offset_reset = match props.get("auto.offset.reset").map(|s| s.trim()) {
         _ if args.from_beginning => OffsetSpec::Earliest,
         Some("earliest") => OffsetSpec::Earliest,

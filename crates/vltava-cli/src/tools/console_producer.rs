@@ -174,6 +174,7 @@ fn producer_config(args: &ConsoleProducerArgs) -> anyhow::Result<(ProducerConfig
         "--producer-property",
         &args.producer_properties,
     )?);
+    super::refuse_security_settings("--producer.config or --producer-property", &props)?;
     let acks_text = props
         .get("acks")
         .cloned()

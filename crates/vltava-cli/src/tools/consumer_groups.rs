@@ -10,7 +10,7 @@ use clap::{ArgGroup, Args};
 use vltava_client::admin::{GroupDescription, GroupListing, MemberDescription};
 use vltava_client::{Admin, OffsetSpec, TopicPartition};
 
-use super::{connect, fail};
+use super::fail;
 
 /// List, describe, delete consumer groups and reset their offsets (kafka-consumer-groups.sh).
 #[derive(Args, Debug)]
@@ -20,6 +20,10 @@ pub struct ConsumerGroupsArgs {
     /// zero-config broker).
     #[arg(long, env = BOOTSTRAP_ENV, default_value = BOOTSTRAP_DEFAULT, value_name = "String: server to connect to")]
     pub bootstrap_server: String,
+    /// Client settings for the admin connection (client.id); security
+    /// settings and anything else are refused, never ignored.
+    #[arg(long, value_name = "String: command config property file")]
+    pub command_config: Option<String>,
     /// List all consumer groups (with --state and/or --type: filtered, with those columns).
     #[arg(long)]
     pub list: bool,
@@ -95,7 +99,9 @@ pub struct ConsumerGroupsArgs {
 }
 
 pub async fn run(args: ConsumerGroupsArgs) -> anyhow::Result<()> {
-    let client = connect(&args.bootstrap_server, "vltava-consumer-groups").await?;
+    let command = super::read_command_config(args.command_config.as_deref())?;
+    let client =
+        super::connect_with(&args.bootstrap_server, &command, "vltava-consumer-groups").await?;
     let admin = Admin::new(client);
     if args.list {
         return list(&admin, &args).await;

@@ -97,6 +97,18 @@ pub async fn connect(bootstrap: &str, client_id: &str) -> anyhow::Result<Client>
     }
 }
 
+/// [`connect`] with an admin tool's `--command-config` settings applied
+/// (`client.id` names the connection; `security.protocol` may only be
+/// PLAINTEXT).
+pub async fn connect_with(
+    bootstrap: &str,
+    command: &BTreeMap<String, String>,
+    client_id: &str,
+) -> anyhow::Result<Client> {
+    let client_id = command.get("client.id").map_or(client_id, |c| c.as_str());
+    connect(bootstrap, client_id).await
+}
+
 /// Parses `key=value` pairs (later wins), as `--property` and friends take
 /// them. A value may contain `=`.
 pub fn parse_pairs(option: &str, pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -110,6 +122,54 @@ pub fn parse_pairs(option: &str, pairs: &[String]) -> anyhow::Result<BTreeMap<St
         }
     }
     Ok(out)
+}
+
+/// Refuses client settings that ask for security the tools do not have yet
+/// (TLS, SASL): connecting over plaintext anyway would hand credentials and
+/// data to a listener the user meant to be secure, and succeed against one
+/// that is not. `source` names where the settings came from.
+pub fn refuse_security_settings(
+    source: &str,
+    props: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    if let Some(protocol) = props.get("security.protocol") {
+        if !protocol.trim().eq_ignore_ascii_case("PLAINTEXT") {
+            return fail(format!(
+                "Error: security.protocol={} ({source}) is not supported by Vltava's tools yet: they connect over PLAINTEXT only, and will not connect without the security you asked for",
+                protocol.trim()
+            ));
+        }
+    }
+    let secure = props
+        .keys()
+        .find(|k| k.starts_with("ssl.") || k.starts_with("sasl."));
+    if let Some(key) = secure {
+        return fail(format!(
+            "Error: {key} ({source}) is not supported by Vltava's tools yet: TLS and SASL are not implemented, so this setting cannot be honoured"
+        ));
+    }
+    Ok(())
+}
+
+/// Reads an admin tool's `--command-config` file. The admin tools implement
+/// only these client settings; anything else in the file is refused rather
+/// than silently ignored.
+pub fn read_command_config(path: Option<&str>) -> anyhow::Result<BTreeMap<String, String>> {
+    // The broker comes from --bootstrap-server (or its default), which in
+    // Kafka's tools overrides bootstrap.servers in this file anyway.
+    const IMPLEMENTED: &[&str] = &["client.id", "security.protocol"];
+    let Some(path) = path else {
+        return Ok(BTreeMap::new());
+    };
+    let props = read_properties(path)?;
+    refuse_security_settings(&format!("in {path}"), &props)?;
+    if let Some(key) = props.keys().find(|k| !IMPLEMENTED.contains(&k.as_str())) {
+        return fail(format!(
+            "Error: {key} (in {path}) is not supported by this tool; it reads only {}",
+            IMPLEMENTED.join(", ")
+        ));
+    }
+    Ok(props)
 }
 
 /// Reads a Java-style `.properties` file (`key=value`, `#` comments).

@@ -309,6 +309,7 @@ async fn producer(args: ProducerPerfArgs) -> anyhow::Result<()> {
         None => BTreeMap::new(),
     };
     props.extend(parse_pairs("--producer-props", &args.producer_props)?);
+    super::refuse_security_settings("--producer.config or --producer-props", &props)?;
     let Some(bootstrap) = args
         .bootstrap_server
         .clone()
@@ -401,6 +402,7 @@ fn consumer_config(args: &ConsumerPerfArgs) -> anyhow::Result<ConsumerConfig> {
         Some(path) => read_properties(path)?,
         None => BTreeMap::new(),
     };
+    super::refuse_security_settings("--consumer.config", &props)?;
     let number = |k: &str, d: i64| -> anyhow::Result<i64> {
         match props.get(k) {
             Some(v) => v.trim().parse().or_else(|_| {

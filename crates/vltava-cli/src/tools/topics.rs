@@ -7,7 +7,7 @@ use vltava_client::client::TopicInfo;
 use vltava_client::error::codes;
 use vltava_client::Admin;
 
-use super::{connect, fail, kafka_uuid, parse_pairs};
+use super::{connect_with, fail, kafka_uuid, parse_pairs};
 
 /// Create, list, describe, alter or delete topics (kafka-topics.sh).
 #[derive(Args, Debug)]
@@ -53,13 +53,15 @@ pub struct TopicsArgs {
     /// Exclude internal topics when listing or describing topics.
     #[arg(long)]
     pub exclude_internal: bool,
-    /// Accepted for compatibility; client properties are not read.
+    /// Client settings for the admin connection (client.id); security
+    /// settings and anything else are refused, never ignored.
     #[arg(long, value_name = "String: command config property file")]
     pub command_config: Option<String>,
 }
 
 pub async fn run(args: TopicsArgs) -> anyhow::Result<()> {
-    let client = connect(&args.bootstrap_server, "vltava-topics").await?;
+    let command = super::read_command_config(args.command_config.as_deref())?;
+    let client = connect_with(&args.bootstrap_server, &command, "vltava-topics").await?;
     let admin = Admin::new(client);
     if args.create {
         create(&admin, &args).await
