@@ -54,6 +54,8 @@ enum Command {
     BrokerApiVersions(tools::broker_api_versions::BrokerApiVersionsArgs),
     /// Show the cluster id, controller and brokers.
     Cluster(tools::cluster::ClusterArgs),
+    /// Print topic partitions' offsets at a time (kafka-get-offsets.sh).
+    GetOffsets(tools::get_offsets::GetOffsetsArgs),
     /// Load tests: `perf producer` (kafka-producer-perf-test.sh), `perf
     /// consumer` (kafka-consumer-perf-test.sh), `perf end-to-end` (Kafka's
     /// EndToEndLatency).
@@ -95,6 +97,7 @@ fn main() -> Result<()> {
                 Command::Configs(a) => tools::configs::run(a, &raw_args).await,
                 Command::BrokerApiVersions(a) => tools::broker_api_versions::run(a).await,
                 Command::Cluster(a) => tools::cluster::run(a).await,
+                Command::GetOffsets(a) => tools::get_offsets::run(a).await,
                 Command::Perf(a) => tools::perf::run(a).await,
             }
         })

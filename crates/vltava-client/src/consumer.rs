@@ -27,6 +27,9 @@ pub enum OffsetSpec {
     /// The first offset whose timestamp is at or after this (ms); the log
     /// end when there is none.
     Timestamp(i64),
+    /// The offset of the record with the largest timestamp (KIP-734,
+    /// ListOffsets v7+); -1 when the partition is empty.
+    MaxTimestamp,
 }
 
 impl OffsetSpec {
@@ -35,6 +38,7 @@ impl OffsetSpec {
             OffsetSpec::Earliest => -2,
             OffsetSpec::Latest => -1,
             OffsetSpec::Timestamp(ts) => ts,
+            OffsetSpec::MaxTimestamp => -3,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod configs;
 pub mod console_consumer;
 pub mod console_producer;
 pub mod consumer_groups;
+pub mod get_offsets;
 pub mod perf;
 pub mod topics;
 

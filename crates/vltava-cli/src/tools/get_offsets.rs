@@ -1,0 +1,107 @@
+//! `vltava get-offsets`: `kafka-get-offsets.sh` (GetOffsetShell) with the
+//! same flags and output: one `topic:partition:offset` line per partition,
+//! sorted, partitions with no offset at the asked time left out.
+
+use clap::Args;
+use regex::Regex;
+use vltava_client::consumer::OffsetSpec;
+use vltava_client::Admin;
+
+use super::{fail, BOOTSTRAP_DEFAULT, BOOTSTRAP_ENV};
+
+/// Print the offsets of topic partitions at a time (kafka-get-offsets.sh).
+#[derive(Args, Debug)]
+pub struct GetOffsetsArgs {
+    /// The server(s) to connect to; default $VLTAVA_BOOTSTRAP, else
+    /// 127.0.0.1:9092 (the zero-config broker).
+    #[arg(long, env = BOOTSTRAP_ENV, default_value = BOOTSTRAP_DEFAULT, value_name = "String: HOST1:PORT1,...,HOST3:PORT3")]
+    pub bootstrap_server: String,
+    /// The topic to get the offsets for; a regular expression (matched
+    /// whole) selects several. All topics when absent.
+    #[arg(long, value_name = "String: topic")]
+    pub topic: Option<String>,
+    /// Comma-separated partition ids; all partitions when absent.
+    #[arg(long, value_name = "String: partition ids")]
+    pub partitions: Option<String>,
+    /// -1 or latest, -2 or earliest, -3 or max-timestamp, or a timestamp in
+    /// milliseconds (the first offset at or after it).
+    #[arg(
+        long,
+        value_name = "<String: timestamp>",
+        default_value = "latest",
+        allow_hyphen_values = true
+    )]
+    pub time: String,
+    /// Leave out internal topics (__consumer_offsets).
+    #[arg(long)]
+    pub exclude_internal_topics: bool,
+    /// Client settings for the admin connection (client.id); security
+    /// settings and anything else are refused, never ignored.
+    #[arg(long, value_name = "String: config file")]
+    pub command_config: Option<String>,
+}
+
+fn offset_spec(time: &str) -> anyhow::Result<OffsetSpec> {
+    Ok(match time.trim() {
+        "-1" | "latest" => OffsetSpec::Latest,
+        "-2" | "earliest" => OffsetSpec::Earliest,
+        "-3" | "max-timestamp" => OffsetSpec::MaxTimestamp,
+        other => match other.parse::<i64>() {
+            Ok(ms) if ms >= 0 => OffsetSpec::Timestamp(ms),
+            _ => {
+                return fail(format!(
+                    "Malformed time argument {other}. Please use -1 or latest / -2 or earliest / -3 or max-timestamp, or a specified long format timestamp"
+                ))
+            }
+        },
+    })
+}
+
+fn partition_list(text: &str) -> anyhow::Result<Vec<i32>> {
+    text.split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<i32>()
+                .or_else(|_| fail(format!("Invalid partition '{p}' in --partitions")))
+        })
+        .collect()
+}
+
+pub async fn run(args: GetOffsetsArgs) -> anyhow::Result<()> {
+    let spec = offset_spec(&args.time)?;
+    let partitions = args.partitions.as_deref().map(partition_list).transpose()?;
+    let pattern = match &args.topic {
+        Some(t) => match Regex::new(&format!("^(?:{t})$")) {
+            Ok(re) => Some(re),
+            Err(e) => return fail(format!("Invalid topic pattern '{t}': {e}")),
+        },
+        None => None,
+    };
+    let command = super::read_command_config(args.command_config.as_deref())?;
+    let client = super::connect_with(&args.bootstrap_server, &command, "GetOffsetShell").await?;
+    let admin = Admin::new(client);
+    let mut wanted = Vec::new();
+    for topic in admin.list_topics().await? {
+        if (topic.is_internal && args.exclude_internal_topics)
+            || pattern.as_ref().is_some_and(|re| !re.is_match(&topic.name))
+        {
+            continue;
+        }
+        for p in 0..topic.partitions.len() as i32 {
+            if partitions.as_ref().is_none_or(|list| list.contains(&p)) {
+                wanted.push(((topic.name.clone(), p), spec));
+            }
+        }
+    }
+    if wanted.is_empty() {
+        return fail("Could not match any topic-partitions with the specified filters");
+    }
+    let offsets = admin.list_offsets(&wanted).await?;
+    for ((topic, partition), offset) in offsets {
+        // As Kafka's tool: a partition with no offset at that time is left out.
+        if offset >= 0 {
+            println!("{topic}:{partition}:{offset}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! `vltava get-offsets` (kafka-get-offsets.sh) against a real broker: exact
+//! `topic:partition:offset` lines for latest, earliest, max-timestamp and a
+//! timestamp, the topic regex and partition filters, and Kafka's errors.
+
+use std::process::{Command, Output};
+
+use bytes::Bytes;
+use kafka_protocol::records::Compression;
+use vltava_tests::raw::{encode_batch, ProducerStamp, RawClient, TestRecord};
+use vltava_tests::{vltava_bin, TestBroker};
+
+fn get_offsets(bootstrap: &str, args: &[&str]) -> Output {
+    Command::new(vltava_bin())
+        .arg("get-offsets")
+        .args(["--bootstrap-server", bootstrap])
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run vltava get-offsets")
+}
+
+fn stdout_of(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn produce_at(c: &mut RawClient, topic: &str, partition: i32, timestamp_ms: i64) {
+    let record = TestRecord {
+        key: None,
+        value: Some(Bytes::from_static(b"v")),
+        timestamp_ms,
+        headers: Vec::new(),
+    };
+    let batch = encode_batch(&[record], ProducerStamp::NONE, Compression::None);
+    let resp = c.produce(topic, partition, batch, -1).unwrap();
+    assert_eq!(resp.error_code, 0, "{resp:?}");
+}
+
+#[test]
+fn offsets_at_every_time_spec_and_filter() {
+    let broker = TestBroker::start(&[]);
+    let bs = broker.bootstrap();
+    let mut c = RawClient::connect(broker.addr()).unwrap();
+    assert_eq!(c.create_topic_code("go-a", 2).unwrap(), 0);
+    assert_eq!(c.create_topic_code("go-b", 1).unwrap(), 0);
+    for ts in [1_000, 3_000, 2_000] {
+        produce_at(&mut c, "go-a", 0, ts);
+    }
+    produce_at(&mut c, "go-a", 1, 5_000);
+
+    assert_eq!(
+        stdout_of(&get_offsets(&bs, &["--topic", "go-a"])),
+        "go-a:0:3\ngo-a:1:1\n"
+    );
+    assert_eq!(
+        stdout_of(&get_offsets(&bs, &["--topic", "go-.*", "--time", "-2"])),
+        "go-a:0:0\ngo-a:1:0\ngo-b:0:0\n"
+    );
+    assert_eq!(
+        stdout_of(&get_offsets(&bs, &["--topic", "go-.*", "--time", "latest"])),
+        "go-a:0:3\ngo-a:1:1\ngo-b:0:0\n"
+    );
+    // The first record at or after 2000 ms is offset 1 (3000); partition 1's
+    // only record (5000) is offset 0.
+    assert_eq!(
+        stdout_of(&get_offsets(&bs, &["--topic", "go-a", "--time", "2000"])),
+        "go-a:0:1\ngo-a:1:0\n"
+    );
+    // Nothing at or after 4000 ms in partition 0: left out, as Kafka does.
+    assert_eq!(
+        stdout_of(&get_offsets(&bs, &["--topic", "go-a", "--time", "4000"])),
+        "go-a:1:0\n"
+    );
+    // The largest timestamp (3000) is at offset 1; an empty partition has none.
+    assert_eq!(
+        stdout_of(&get_offsets(
+            &bs,
+            &["--topic", "go-.*", "--time", "max-timestamp"]
+        )),
+        "go-a:0:1\ngo-a:1:0\n"
+    );
+    assert_eq!(
+        stdout_of(&get_offsets(
+            &bs,
+            &["--topic", "go-a", "--partitions", "1", "--time", "-3"]
+        )),
+        "go-a:1:0\n"
+    );
+
+    let out = get_offsets(&bs, &["--topic", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Could not match any topic-partitions with the specified filters\n"
+    );
+    let out = get_offsets(&bs, &["--topic", "go-a", "--time", "yesterday"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("Malformed time argument yesterday."));
+
+    // The kafka-get-offsets.sh wrapper runs the same tool.
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let out = Command::new(repo.join("bin/kafka-get-offsets.sh"))
+        .args(["--bootstrap-server", &bs, "--topic", "go-b"])
+        .env("VLTAVA_BIN", vltava_bin())
+        .output()
+        .unwrap();
+    assert_eq!(stdout_of(&out), "go-b:0:0\n");
+}
