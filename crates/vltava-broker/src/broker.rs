@@ -714,6 +714,24 @@ pub fn is_internal_topic(name: &str) -> bool {
     matches!(name, OFFSETS_TOPIC | "__transaction_state")
 }
 
+/// The partitions one CreateTopics or CreatePartitions request has added so
+/// far, against [`PARTITIONS_PER_REQUEST_MAX`]: an item that would pass the
+/// limit fails, smaller ones after it may still fit.
+#[derive(Debug, Default)]
+pub struct PartitionBudget {
+    spent: i32,
+}
+
+impl PartitionBudget {
+    /// Takes `adding` partitions out of the budget, or refuses them.
+    pub fn spend(&mut self, adding: i32) -> Result<(), ApiError> {
+        let total = self.spent.saturating_add(adding.max(0));
+        check_partitions_per_request(total)?;
+        self.spent = total;
+        Ok(())
+    }
+}
+
 /// Refuses one request adding more than [`PARTITIONS_PER_REQUEST_MAX`].
 pub fn check_partitions_per_request(adding: i32) -> Result<(), ApiError> {
     if adding > PARTITIONS_PER_REQUEST_MAX {

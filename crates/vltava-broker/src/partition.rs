@@ -212,18 +212,12 @@ impl Partition {
             .append_without_flush(batch, self.leader_epoch(), now_ms)?;
         self.log_end_advanced.notify_waiters();
         producers.record(header, info.base_offset, log_append_time_ms);
-        if info.rolled {
-            // Kafka's rule: a snapshot at every roll, so a restart replays
-            // at most the active segment's headers. A failed snapshot costs
-            // only a longer replay.
-            let end = info.last_offset + 1;
-            if let Err(e) = self
-                .log
-                .write_producer_snapshot(end, &producers.to_snapshot())
-            {
-                tracing::warn!(dir = %self.dir.display(), error = %e, "producer snapshot not written");
-            }
-        }
+        // Kafka's rule: a snapshot at every roll, so a restart replays at
+        // most the active segment's headers. The state is taken under the
+        // lock; the file (an fsync and a rename) is written after it.
+        let snapshot = info
+            .rolled
+            .then(|| (info.last_offset + 1, producers.to_snapshot()));
         #[cfg(test)]
         self.hooks.before_publish();
         // Single replica: everything appended is committed. Published while
@@ -231,6 +225,12 @@ impl Partition {
         // were written and the high watermark never steps back.
         self.advance_high_watermark(info.last_offset + 1);
         drop(producers);
+        if let Some((offset, payload)) = snapshot {
+            // A failed snapshot costs only a longer replay at start-up.
+            if let Err(e) = self.log.write_producer_snapshot(offset, &payload) {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "producer snapshot not written");
+            }
+        }
         // The fsync the flush policy asks for (flush.messages) runs outside
         // the writer lock, so appends to this partition go on meanwhile and
         // one fsync covers every batch written before it started. The
@@ -379,14 +379,14 @@ pub(crate) mod tests {
         let threads: Vec<_> = (0..PRODUCERS)
             .map(|_| {
                 let partition = partition.clone();
-                let plan = plan.clone();
                 std::thread::spawn(move || {
                     for _ in 0..APPENDS {
                         let appended = append_one(&partition);
                         // Answered only once an fsync covered the batch.
+                        let flushed = partition.log().flushed_offset();
                         assert!(
-                            plan.syncs() > syncs_before,
-                            "{appended:?} answered before any fsync"
+                            flushed > appended.base_offset,
+                            "{appended:?} answered with only {flushed} fsynced"
                         );
                     }
                 })
@@ -538,8 +538,15 @@ pub(crate) mod tests {
         while !second.is_finished() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
+        // With the old ordering the second append finished (and published)
+        // while the first was paused.
+        let overtook = second.is_finished();
         go_tx.send(()).unwrap();
         let offsets = [first.join().unwrap(), second.join().unwrap()].map(|a| a.base_offset);
+        assert!(
+            !overtook,
+            "an append completed while an earlier one had not published"
+        );
         assert_eq!(offsets, [0, 1]);
         assert_eq!(partition.log_end_offset(), 2);
         assert_eq!(partition.high_watermark(), 2);

@@ -245,7 +245,6 @@ pub struct Log {
     /// Why the log could not be opened, for an offline log: reads fail as
     /// well as writes.
     offline: Option<String>,
-    recovered_tail: Vec<BatchHeader>,
     /// Opens segment files: the real file system, or a fault injector.
     storage: Arc<dyn Storage>,
     /// Cleaner progress (`cleaner-offset-checkpoint`) and the lock that
@@ -256,9 +255,6 @@ pub struct Log {
     #[cfg(test)]
     crash_swap_after_step: std::sync::atomic::AtomicU8,
 }
-
-/// Headers kept for the producer-state seam.
-const RECOVERED_TAIL_BATCHES_MAX: usize = 10_000;
 
 impl Log {
     /// Opens (or creates) the log in `dir`, recovering from any crash.
@@ -277,15 +273,10 @@ impl Log {
         fs::create_dir_all(dir)?;
         let bases = list_segments(dir)?;
         let mut segments = Vec::with_capacity(bases.len().max(1));
-        let mut recovered_tail = Vec::new();
         for (i, &base) in bases.iter().enumerate() {
             let segment = match bases.get(i + 1) {
                 Some(&next) => open_closed_segment(&storage, dir, base, next, &config)?,
-                None => {
-                    let (segment, tail) = recover_last_segment(&storage, dir, base, &config)?;
-                    recovered_tail = tail;
-                    segment
-                }
+                None => recover_last_segment(&storage, dir, base, &config)?,
             };
             segments.push(Arc::new(segment));
         }
@@ -317,7 +308,6 @@ impl Log {
             failure: RwLock::new(None),
             closed: std::sync::atomic::AtomicBool::new(false),
             offline: None,
-            recovered_tail,
             storage,
             cleaner_state,
             #[cfg(test)]
@@ -351,7 +341,6 @@ impl Log {
             failure: RwLock::new(Some(reason.clone())),
             closed: std::sync::atomic::AtomicBool::new(false),
             offline: Some(reason),
-            recovered_tail: Vec::new(),
             storage,
             cleaner_state: cleaner::CleanerState::offline(),
             #[cfg(test)]
@@ -440,12 +429,6 @@ impl Log {
     /// The newest valid producer-state snapshot at or below the log end.
     pub fn latest_producer_snapshot(&self) -> Result<Option<(i64, Vec<u8>)>, LogError> {
         Ok(snapshot::latest(&self.dir, self.log_end_offset())?)
-    }
-
-    /// Headers of the batches found in the last segment when the log was
-    /// opened (at most the last 10 000), for rebuilding producer state.
-    pub fn recovered_tail_batches(&self) -> Vec<BatchHeader> {
-        self.recovered_tail.clone()
     }
 
     fn active(&self) -> Arc<Segment> {
@@ -557,6 +540,11 @@ impl Log {
             (info, due.then(|| header.next_offset()))
         };
         Ok((info, flush_to))
+    }
+
+    /// The offset below which every batch is known to be fsynced.
+    pub fn flushed_offset(&self) -> i64 {
+        self.flusher.lock().flushed_offset
     }
 
     /// Makes everything below `offset` durable, unless an fsync that
@@ -1201,11 +1189,10 @@ fn recover_last_segment(
     dir: &Path,
     base: i64,
     config: &LogConfig,
-) -> Result<(Segment, Vec<BatchHeader>), LogError> {
+) -> Result<Segment, LogError> {
     let (segment, _, _) = Segment::open_files(storage, dir, base)?;
     let file_len = segment.size();
     let mut state = SegmentState::empty(base);
-    let mut headers = std::collections::VecDeque::new();
     let mut position = 0u64;
     let mut reason = None;
     while position < file_len {
@@ -1213,10 +1200,6 @@ fn recover_last_segment(
             Ok(header) => {
                 state.on_batch(base, position, &header, config.index_interval_bytes);
                 position += header.total_bytes() as u64;
-                if headers.len() == RECOVERED_TAIL_BATCHES_MAX {
-                    headers.pop_front();
-                }
-                headers.push_back(header);
             }
             Err(e) => {
                 reason = Some(e);
@@ -1240,7 +1223,7 @@ fn recover_last_segment(
     segment.release_index_files();
     // Every batch up to `position` was just CRC-checked.
     segment.verified.insert(0, position);
-    Ok((segment, headers.into()))
+    Ok(segment)
 }
 
 /// Reads and fully validates the batch at `position`.

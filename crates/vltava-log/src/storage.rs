@@ -6,8 +6,9 @@
 //! discards every write no completed fsync covered).
 //!
 //! Outside the seam (plain `std::fs`, not worth a trait): directory listing,
-//! renames and deletes, directory fsyncs, the small `log-start-offset` and
-//! `cleaner-offset-checkpoint` files, and the cleaner's `.cleaned` output
+//! renames and deletes, directory fsyncs, the small `log-start-offset`,
+//! `cleaner-offset-checkpoint` and `<offset>.snapshot` files, and the
+//! cleaner's `.cleaned` output
 //! (it becomes a segment, through the seam, once swapped in).
 
 use std::fs::{File, OpenOptions};

@@ -5,14 +5,13 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use vltava_protocol::ResponseError;
 
 use super::str_bytes;
-use crate::broker::{check_partitions_per_request, PARTITIONS_PER_REQUEST_MAX};
+use crate::broker::PartitionBudget;
 use crate::error::ApiError;
 use crate::Broker;
 
 pub fn handle(broker: &Broker, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let mut seen = HashSet::new();
-    // Partitions this request may still add (PARTITIONS_PER_REQUEST_MAX).
-    let mut budget = PARTITIONS_PER_REQUEST_MAX;
+    let mut budget = PartitionBudget::default();
     let results = request
         .topics
         .into_iter()
@@ -25,7 +24,7 @@ pub fn handle(broker: &Broker, request: CreatePartitionsRequest) -> CreatePartit
                 ))
             } else {
                 check_assignments(broker, &topic)
-                    .and_then(|()| spend(broker, &name, topic.count, &mut budget))
+                    .and_then(|()| budget.spend(adding(broker, &name, topic.count)))
                     .and_then(|()| {
                         broker.create_partitions(&name, topic.count, request.validate_only)
                     })
@@ -42,17 +41,10 @@ pub fn handle(broker: &Broker, request: CreatePartitionsRequest) -> CreatePartit
     CreatePartitionsResponse::default().with_results(results)
 }
 
-/// Takes the partitions `name` would gain out of the request's budget.
-fn spend(broker: &Broker, name: &str, count: i32, budget: &mut i32) -> Result<(), ApiError> {
+/// The partitions `name` would gain by growing to `count`.
+fn adding(broker: &Broker, name: &str, count: i32) -> i32 {
     let current = broker.topic(name).map_or(0, |t| t.partitions.len() as i32);
-    let adding = count.saturating_sub(current).max(0);
-    if adding > *budget {
-        check_partitions_per_request(
-            (PARTITIONS_PER_REQUEST_MAX - *budget).saturating_add(adding),
-        )?;
-    }
-    *budget -= adding;
-    Ok(())
+    count.saturating_sub(current)
 }
 
 fn check_assignments(

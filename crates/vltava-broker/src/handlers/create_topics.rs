@@ -9,7 +9,7 @@ use vltava_protocol::ResponseError;
 
 use super::describe_configs::topic_entries;
 use super::str_bytes;
-use crate::broker::{check_partitions_per_request, PARTITIONS_PER_REQUEST_MAX};
+use crate::broker::PartitionBudget;
 use crate::error::ApiError;
 use crate::Broker;
 
@@ -24,8 +24,7 @@ pub fn handle(broker: &Broker, version: i16, request: CreateTopicsRequest) -> Cr
         .map(|t| t.name.0.to_string())
         .filter(|n| !seen.insert(n.clone()))
         .collect();
-    // Partitions this request may still add (PARTITIONS_PER_REQUEST_MAX).
-    let mut budget = PARTITIONS_PER_REQUEST_MAX;
+    let mut budget = PartitionBudget::default();
     let topics = request
         .topics
         .into_iter()
@@ -81,7 +80,7 @@ fn create(
     broker: &Broker,
     topic: CreatableTopic,
     validate_only: bool,
-    budget: &mut i32,
+    budget: &mut PartitionBudget,
 ) -> Result<
     (
         i32,
@@ -100,13 +99,7 @@ fn create(
     } else {
         check_assignments(broker, &topic)?
     };
-    if num_partitions > *budget {
-        // The first topic past the budget fails; smaller ones after it may
-        // still fit.
-        check_partitions_per_request(
-            (PARTITIONS_PER_REQUEST_MAX - *budget).saturating_add(num_partitions),
-        )?;
-    }
+    budget.spend(num_partitions)?;
     let replication_factor = match topic.replication_factor {
         -1 => broker.config.default_replication_factor,
         n => n,
@@ -134,7 +127,6 @@ fn create(
     }
     let (partitions, config, topic_id) =
         broker.create_topic(&name, num_partitions, overrides.clone(), validate_only)?;
-    *budget -= partitions;
     Ok((partitions, config, topic_id, overrides))
 }
 

@@ -32,13 +32,13 @@ pub async fn handle(
 ) -> Option<ProduceResponse> {
     let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let Ok(_permit) = tokio::time::timeout(timeout, broker.produce_permit()).await else {
-        return timed_out(request);
+        return timed_out(version, request);
     };
     super::off_workers(|| handle_now(broker, version, request))
 }
 
 /// Every partition of `request` answered REQUEST_TIMED_OUT.
-fn timed_out(request: ProduceRequest) -> Option<ProduceResponse> {
+fn timed_out(version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
     let responses = request
         .topic_data
         .into_iter()
@@ -47,12 +47,11 @@ fn timed_out(request: ProduceRequest) -> Option<ProduceResponse> {
                 .partition_data
                 .iter()
                 .map(|p| {
-                    PartitionProduceResponse::default()
-                        .with_index(p.index)
-                        .with_error_code(ResponseError::RequestTimedOut.code())
-                        .with_base_offset(-1)
-                        .with_log_append_time_ms(-1)
-                        .with_log_start_offset(-1)
+                    let error = ApiError::new(
+                        ResponseError::RequestTimedOut,
+                        "the broker was busy with other produce requests for the whole timeout_ms",
+                    );
+                    partition_response(version, p.index, Err(error.into()))
                 })
                 .collect();
             TopicProduceResponse::default()
