@@ -170,11 +170,20 @@ impl TestBroker {
 
     /// Resident set size of the broker process in KiB (from /proc).
     pub fn rss_kib(&self) -> Option<u64> {
+        self.proc_status_kib("VmRSS:")
+    }
+
+    /// The largest resident set size the broker process has had, in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        self.proc_status_kib("VmHWM:")
+    }
+
+    fn proc_status_kib(&self, field: &str) -> Option<u64> {
         let pid = self.pid()?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         status
             .lines()
-            .find(|l| l.starts_with("VmRSS:"))?
+            .find(|l| l.starts_with(field))?
             .split_whitespace()
             .nth(1)?
             .parse()
@@ -339,4 +348,52 @@ impl Drop for TestBroker {
         }
         self.kill_sigkill();
     }
+}
+
+/// How long one run of a command-line tool may take before it is killed and
+/// the test fails: far more than any tool needs against a local broker.
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `cmd` with `stdin` as its input and returns its output, killing it
+/// and failing the test if it has not exited within `timeout`. A tool that
+/// exits before reading its input (it refused its arguments) is fine.
+pub fn run_tool(mut cmd: Command, stdin: &str, timeout: Duration) -> std::process::Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tool");
+    let mut input = child.stdin.take().expect("piped stdin");
+    match input.write_all(stdin.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("write tool stdin: {e}"),
+        _ => drop(input),
+    }
+    // Drain the pipes on threads so a chatty tool never blocks on them.
+    let stdout = read_on_thread(child.stdout.take().expect("piped stdout"));
+    let stderr = read_on_thread(child.stderr.take().expect("piped stderr"));
+    let mut status = None;
+    let exited = wait_until(timeout, || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{cmd:?} did not exit within {timeout:?}");
+    }
+    std::process::Output {
+        status: status.expect("exited"),
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+fn read_on_thread(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
 }

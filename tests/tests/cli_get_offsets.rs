@@ -7,16 +7,15 @@ use std::process::{Command, Output};
 use bytes::Bytes;
 use kafka_protocol::records::Compression;
 use vltava_tests::raw::{encode_batch, ProducerStamp, RawClient, TestRecord};
-use vltava_tests::{vltava_bin, TestBroker};
+use vltava_tests::{run_tool, vltava_bin, TestBroker, TOOL_TIMEOUT};
 
 fn get_offsets(bootstrap: &str, args: &[&str]) -> Output {
-    Command::new(vltava_bin())
-        .arg("get-offsets")
+    let mut cmd = Command::new(vltava_bin());
+    cmd.arg("get-offsets")
         .args(["--bootstrap-server", bootstrap])
         .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run vltava get-offsets")
+        .env_remove("RUST_LOG");
+    run_tool(cmd, "", TOOL_TIMEOUT)
 }
 
 fn stdout_of(out: &Output) -> String {
@@ -106,10 +105,10 @@ fn offsets_at_every_time_spec_and_filter() {
         .parent()
         .unwrap()
         .to_path_buf();
-    let out = Command::new(repo.join("bin/kafka-get-offsets.sh"))
+    let mut wrapper = Command::new(repo.join("bin/kafka-get-offsets.sh"));
+    wrapper
         .args(["--bootstrap-server", &bs, "--topic", "go-b"])
-        .env("VLTAVA_BIN", vltava_bin())
-        .output()
-        .unwrap();
+        .env("VLTAVA_BIN", vltava_bin());
+    let out = run_tool(wrapper, "", TOOL_TIMEOUT);
     assert_eq!(stdout_of(&out), "go-b:0:0\n");
 }

@@ -2,29 +2,17 @@
 //! admin settings) with one clear line and exit 1, instead of connecting
 //! over plaintext as if nothing had been asked (issue 17, bug 4).
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use vltava_tests::raw::RawClient;
-use vltava_tests::{vltava_bin, TestBroker};
+use vltava_tests::{run_tool, vltava_bin, TestBroker, TOOL_TIMEOUT};
 
 fn vltava(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(vltava_bin())
-        .args(args)
+    let mut cmd = Command::new(vltava_bin());
+    cmd.args(args)
         .env_remove("RUST_LOG")
-        .env_remove("VLTAVA_BOOTSTRAP")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run vltava");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().expect("vltava output")
+        .env_remove("VLTAVA_BOOTSTRAP");
+    run_tool(cmd, stdin, TOOL_TIMEOUT)
 }
 
 fn assert_refused(out: &Output, expected: &str, what: &str) {

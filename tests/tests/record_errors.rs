@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{admin, admin_options, producer};
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::{FutureRecord, Producer};
 use vltava_tests::raw::{RawClient, LATEST_TIMESTAMP};
 use vltava_tests::TestBroker;
 
@@ -32,12 +32,15 @@ async fn keyless_records_on_a_compacted_topic_fail_alone() {
             .expect("create topic");
     assert!(created[0].is_ok(), "{created:?}");
 
-    // One batch: a long linger and a large batch size keep all 100 records
-    // together, so the broker sees a single batch with 10 keyless records.
+    // One batch: a linger far longer than enqueueing takes and a large
+    // batch size keep all 100 records together, and a flush then sends the
+    // batch at once, so the broker sees a single batch with 10 keyless
+    // records.
     let producer = producer(
         &broker.bootstrap(),
         &[
-            ("linger.ms", "500"),
+            ("linger.ms", "30000"),
+            ("message.timeout.ms", "60000"),
             ("batch.num.messages", "1000"),
             ("acks", "all"),
             ("retries", "0"),
@@ -58,6 +61,9 @@ async fn keyless_records_on_a_compacted_topic_fail_alone() {
             .unwrap_or_else(|(e, _)| panic!("enqueue {i}: {e}"));
         deliveries.push(delivery);
     }
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("flush the one batch");
     let mut invalid = Vec::new();
     let mut different = Vec::new();
     for (i, delivery) in deliveries.into_iter().enumerate() {

@@ -782,11 +782,9 @@ fn a_log_closed_for_deletion_stops_its_cleaner_pass() {
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+    // Returns once the pass has let go of the log (the thread may still be
+    // unwinding); from here on nothing touches files in `path`.
     log.close_for_delete();
-    assert!(
-        pass.is_finished(),
-        "close_for_delete returned while the pass ran"
-    );
     let result = pass.join().unwrap();
     assert!(matches!(result, Err(LogError::Closed(_))), "{result:?}");
     // Delete, as the broker does, and re-create the partition.
