@@ -5,6 +5,8 @@
 use std::process::{Command, Output};
 
 use bytes::Bytes;
+use kafka_protocol::messages::FindCoordinatorRequest;
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use vltava_tests::raw::{encode_batch, ProducerStamp, RawClient, TestRecord};
 use vltava_tests::{run_tool, vltava_bin, TestBroker, TOOL_TIMEOUT};
@@ -88,6 +90,31 @@ fn offsets_at_every_time_spec_and_filter() {
             &["--topic", "go-a", "--partitions", "1", "--time", "-3"]
         )),
         "go-a:1:0\n"
+    );
+
+    // Internal topics are listed unless excluded (FindCoordinator makes the
+    // broker create __consumer_offsets).
+    let find = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g"));
+    assert_eq!(c.request(&find, 3).unwrap().error_code, 0);
+    let all = stdout_of(&get_offsets(&bs, &["--time", "earliest"]));
+    assert!(all.starts_with("__consumer_offsets:0:0\n"), "{all}");
+    assert!(all.ends_with("go-a:0:0\ngo-a:1:0\ngo-b:0:0\n"), "{all}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("admin.properties");
+    std::fs::write(&config, "client.id=ops\n").unwrap();
+    let config = config.display().to_string();
+    assert_eq!(
+        stdout_of(&get_offsets(
+            &bs,
+            &[
+                "--time",
+                "earliest",
+                "--exclude-internal-topics",
+                "--command-config",
+                &config
+            ]
+        )),
+        "go-a:0:0\ngo-a:1:0\ngo-b:0:0\n"
     );
 
     let out = get_offsets(&bs, &["--topic", "nope"]);

@@ -182,4 +182,38 @@ fn security_settings_are_refused_not_ignored() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "secure\n");
+    let args = [
+        "consumer-groups",
+        "--bootstrap-server",
+        &bs,
+        "--list",
+        "--command-config",
+        &plain,
+    ];
+    let out = vltava(&args, "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    let args = [
+        "configs",
+        "--bootstrap-server",
+        &bs,
+        "--entity-type",
+        "topics",
+        "--entity-name",
+        "secure",
+        "--describe",
+        "--command-config",
+        &plain,
+    ];
+    let out = vltava(&args, "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("Dynamic configs for topic secure"));
 }
