@@ -782,4 +782,24 @@ fn broker_api_versions_and_cluster() {
             format!("  1 {bs} rack: null")
         ]
     );
+    // kafka-cluster.sh's subcommands: the same id, and a clear refusal to
+    // unregister a broker from a one-broker cluster.
+    let mut cluster_id = script("kafka-cluster.sh");
+    cluster_id.args(["cluster-id", "--bootstrap-server", &bs]);
+    let out = run(cluster_id, "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{}\n", lines[0]));
+    let (stdout, stderr) = fails(&[
+        "cluster",
+        "unregister",
+        "--bootstrap-server",
+        &bs,
+        "--id",
+        "1",
+    ]);
+    assert_eq!(stdout, "");
+    assert_eq!(
+        stderr,
+        "Error: unregistering broker 1 is not supported: this Vltava cluster is a single broker (the one you are connected to), and UnregisterBroker is not implemented until clusters are\n"
+    );
 }

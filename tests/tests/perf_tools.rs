@@ -264,3 +264,68 @@ fn misuse_is_one_line_and_exit_1() {
         "Either --bootstrap-server or bootstrap.servers in --producer-props or --producer.config must be specified\n"
     );
 }
+
+/// `bin/<script>` with `VLTAVA_BIN` pointing at the binary under test,
+/// run to completion; stdout when it succeeds with nothing on stderr.
+fn script_ok(name: &str, args: &[&str]) -> String {
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut cmd = Command::new(repo.join("bin").join(name));
+    cmd.args(args)
+        .env("VLTAVA_BIN", vltava_bin())
+        .env_remove("RUST_LOG");
+    let out = vltava_tests::run_tool(cmd, "", vltava_tests::TOOL_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "{name} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{name} {args:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn kafka_script_names_run_the_same_tools() {
+    let broker = TestBroker::start(&[]);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "wrapped", "1");
+    let out = script_ok(
+        "kafka-producer-perf-test.sh",
+        &[
+            "--topic",
+            "wrapped",
+            "--num-records",
+            "300",
+            "--record-size",
+            "10",
+            "--throughput",
+            "-1",
+            "--producer-props",
+            &format!("bootstrap.servers={bs}"),
+        ],
+    );
+    assert!(producer_total(300).is_match(out.trim_end()), "{out}");
+    let out = script_ok("kafka-e2e-latency.sh", &[&bs, "wrapped", "20", "1", "10"]);
+    assert!(
+        out.lines()
+            .any(|l| Regex::new(r"^Avg latency: \d+\.\d{4} ms$")
+                .unwrap()
+                .is_match(l)),
+        "{out}"
+    );
+    let out = script_ok(
+        "kafka-consumer-perf-test.sh",
+        &[
+            "--bootstrap-server",
+            &bs,
+            "--topic",
+            "wrapped",
+            "--messages",
+            "320",
+            "--hide-header",
+        ],
+    );
+    let fields = consumer_fields(out.trim_end());
+    // 300 values of 10 bytes and 20 of 10 bytes: 3,200 bytes.
+    assert_eq!(fields[4], "320");
+    assert_eq!(fields[2], "0.0031");
+}

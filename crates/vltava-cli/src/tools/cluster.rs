@@ -1,25 +1,73 @@
-//! `vltava cluster`: the cluster id, the controller and the brokers
-//! (what `kafka-cluster.sh cluster-id` and `kafka-metadata-quorum.sh` show,
-//! in one short listing).
+//! `vltava cluster`: the cluster id, the controller and the brokers in one
+//! short listing; `vltava cluster cluster-id` and `unregister` are
+//! `kafka-cluster.sh`'s subcommands with its output.
 
 use super::{BOOTSTRAP_DEFAULT, BOOTSTRAP_ENV};
-use clap::Args;
+use clap::{Args, Subcommand};
 use vltava_client::Admin;
 
-use super::connect;
+use super::{connect_with, fail, read_command_config};
 
 /// Show the cluster id, the controller and the brokers.
 #[derive(Args, Debug)]
 pub struct ClusterArgs {
+    #[command(subcommand)]
+    pub command: Option<ClusterCommand>,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Args, Debug)]
+pub struct Connection {
     /// The server to connect to; default $VLTAVA_BOOTSTRAP, else 127.0.0.1:9092 (the
     /// zero-config broker).
-    #[arg(long, env = BOOTSTRAP_ENV, default_value = BOOTSTRAP_DEFAULT, value_name = "String: server to connect to")]
+    #[arg(long, short = 'b', global = true, env = BOOTSTRAP_ENV, default_value = BOOTSTRAP_DEFAULT, value_name = "String: server to connect to")]
     pub bootstrap_server: String,
+    /// Client settings for the admin connection (client.id); security
+    /// settings and anything else are refused, never ignored.
+    #[arg(long, short = 'c', global = true, value_name = "config file")]
+    pub config: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Print the cluster id (kafka-cluster.sh cluster-id).
+    ClusterId,
+    /// Unregister a broker (kafka-cluster.sh unregister).
+    Unregister {
+        /// The id of the broker to unregister.
+        #[arg(long, value_name = "ID")]
+        id: i32,
+    },
 }
 
 pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
-    let client = connect(&args.bootstrap_server, "vltava-cluster").await?;
+    let command = read_command_config(args.connection.config.as_deref())?;
+    let client = connect_with(
+        &args.connection.bootstrap_server,
+        &command,
+        "vltava-cluster",
+    )
+    .await?;
     let c = Admin::new(client).describe_cluster().await?;
+    match args.command {
+        Some(ClusterCommand::ClusterId) => {
+            println!("Cluster ID: {}", c.cluster_id.as_deref().unwrap_or("null"));
+            return Ok(());
+        }
+        Some(ClusterCommand::Unregister { id }) => {
+            // UnregisterBroker (key 64) removes a fenced broker's
+            // registration from the controller. A Vltava broker is its own
+            // controller and cannot unregister while it runs, so there is
+            // nothing the request could do yet; say so instead of sending it.
+            let known = c.brokers.iter().any(|b| b.id == id);
+            return fail(format!(
+                "Error: unregistering broker {id} is not supported: this Vltava cluster is a single broker{}, and UnregisterBroker is not implemented until clusters are",
+                if known { " (the one you are connected to)" } else { " and has no such broker" }
+            ));
+        }
+        None => {}
+    }
     println!("Cluster ID: {}", c.cluster_id.as_deref().unwrap_or("null"));
     match c.brokers.iter().find(|b| b.id == c.controller_id) {
         Some(b) => println!("Controller: {} ({})", b.id, b.addr()),
