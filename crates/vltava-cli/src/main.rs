@@ -56,6 +56,8 @@ enum Command {
     Cluster(tools::cluster::ClusterArgs),
     /// Print topic partitions' offsets at a time (kafka-get-offsets.sh).
     GetOffsets(tools::get_offsets::GetOffsetsArgs),
+    /// Delete records before an offset per partition (kafka-delete-records.sh).
+    DeleteRecords(tools::delete_records::DeleteRecordsArgs),
     /// Load tests: `perf producer` (kafka-producer-perf-test.sh), `perf
     /// consumer` (kafka-consumer-perf-test.sh), `perf end-to-end` (Kafka's
     /// EndToEndLatency).
@@ -98,6 +100,7 @@ fn main() -> Result<()> {
                 Command::BrokerApiVersions(a) => tools::broker_api_versions::run(a).await,
                 Command::Cluster(a) => tools::cluster::run(a).await,
                 Command::GetOffsets(a) => tools::get_offsets::run(a).await,
+                Command::DeleteRecords(a) => tools::delete_records::run(a).await,
                 Command::Perf(a) => tools::perf::run(a).await,
             }
         })

@@ -6,14 +6,18 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::{
     ConsumerGroupDescribeRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteGroupsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
-    DescribeGroupsRequest, GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest,
+    DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
+    DescribeConfigsRequest, DescribeGroupsRequest, GroupId, IncrementalAlterConfigsRequest,
+    ListGroupsRequest,
 };
 
 use crate::client::{str_bytes, topic_name, BrokerInfo, Client, Node, TopicInfo};
@@ -612,6 +616,66 @@ impl Admin {
     ) -> Result<(), Error> {
         let coordinator = group::find_coordinator(&self.client, group_id).await?;
         group::commit_offsets(&self.client, coordinator, group_id, -1, "", offsets).await
+    }
+
+    /// Deletes every record before each partition's offset (-1: the high
+    /// watermark) with DeleteRecords, sent to each partition's leader. One
+    /// result per partition: its new log start offset (Kafka's "low
+    /// watermark") or the partition's error.
+    pub async fn delete_records(
+        &self,
+        before: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<BTreeMap<TopicPartition, Result<i64, KafkaError>>, Error> {
+        let mut out = BTreeMap::new();
+        let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<DeleteRecordsPartition>>> =
+            BTreeMap::new();
+        for ((topic, partition), offset) in before {
+            match self.client.leader(topic, *partition).await {
+                Ok(leader) => by_leader
+                    .entry(leader)
+                    .or_default()
+                    .entry(topic)
+                    .or_default()
+                    .push(
+                        DeleteRecordsPartition::default()
+                            .with_partition_index(*partition)
+                            .with_offset(*offset),
+                    ),
+                Err(Error::Kafka(e)) => {
+                    out.insert((topic.clone(), *partition), Err(e));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for (leader, topics) in by_leader {
+            let response = self
+                .client
+                .send(Node::Broker(leader), |_| {
+                    DeleteRecordsRequest::default()
+                        .with_timeout_ms(OPERATION_TIMEOUT_MS)
+                        .with_topics(
+                            topics
+                                .iter()
+                                .map(|(t, p)| {
+                                    DeleteRecordsTopic::default()
+                                        .with_name(topic_name(t))
+                                        .with_partitions(p.clone())
+                                })
+                                .collect(),
+                        )
+                })
+                .await?;
+            for t in &response.topics {
+                for p in &t.partitions {
+                    let result = match KafkaError::from_code(p.error_code, None) {
+                        Some(e) => Err(e),
+                        None => Ok(p.low_watermark),
+                    };
+                    out.insert((t.name.to_string(), p.partition_index), result);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Resolves offsets (earliest, latest, by time) with ListOffsets.

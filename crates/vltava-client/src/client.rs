@@ -516,7 +516,10 @@ impl Client {
             let retriable = match info.error_code {
                 0 => info.partitions.iter().any(|p| p.leader < 0),
                 codes::LEADER_NOT_AVAILABLE => true,
-                codes::UNKNOWN_TOPIC_OR_PARTITION => allow_auto_topic_creation,
+                codes::UNKNOWN_TOPIC_OR_PARTITION if allow_auto_topic_creation => true,
+                codes::UNKNOWN_TOPIC_OR_PARTITION => {
+                    return Err(Error::Kafka(unknown_topic(topic)))
+                }
                 code => {
                     return Err(KafkaError::check(code, None).unwrap_err());
                 }
@@ -552,17 +555,22 @@ impl Client {
             return Ok(leader);
         }
         let info = self.topic(topic, false).await?;
-        info.partitions
-            .iter()
-            .find(|p| p.partition == partition)
-            .map(|p| p.leader)
-            .filter(|l| *l >= 0)
-            .ok_or_else(|| {
-                Error::Kafka(KafkaError {
-                    code: codes::LEADER_NOT_AVAILABLE,
-                    message: Some(format!("no leader for partition {topic}-{partition}")),
-                })
-            })
+        let Some(found) = info.partitions.iter().find(|p| p.partition == partition) else {
+            return Err(Error::Kafka(KafkaError {
+                code: codes::UNKNOWN_TOPIC_OR_PARTITION,
+                message: Some(format!(
+                    "topic {topic} has {} partitions; there is no partition {partition}",
+                    info.partitions.len()
+                )),
+            }));
+        };
+        if found.leader < 0 {
+            return Err(Error::Kafka(KafkaError {
+                code: codes::LEADER_NOT_AVAILABLE,
+                message: Some(format!("no leader for partition {topic}-{partition}")),
+            }));
+        }
+        Ok(found.leader)
     }
 
     /// Forgets cached metadata for `topic` so the next lookup asks again.

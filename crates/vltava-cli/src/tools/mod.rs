@@ -9,6 +9,7 @@ pub mod configs;
 pub mod console_consumer;
 pub mod console_producer;
 pub mod consumer_groups;
+pub mod delete_records;
 pub mod get_offsets;
 pub mod perf;
 pub mod topics;
@@ -193,7 +194,11 @@ pub fn read_properties(path: &str) -> anyhow::Result<BTreeMap<String, String>> {
 /// The Java exception class Kafka's tools print for an error code.
 pub fn java_exception(code: i16) -> &'static str {
     match code {
+        1 => "org.apache.kafka.common.errors.OffsetOutOfRangeException",
         3 => "org.apache.kafka.common.errors.UnknownTopicOrPartitionException",
+        5 => "org.apache.kafka.common.errors.LeaderNotAvailableException",
+        6 => "org.apache.kafka.common.errors.NotLeaderOrFollowerException",
+        7 => "org.apache.kafka.common.errors.TimeoutException",
         17 => "org.apache.kafka.common.errors.InvalidTopicException",
         36 => "org.apache.kafka.common.errors.TopicExistsException",
         37 => "org.apache.kafka.common.errors.InvalidPartitionsException",
@@ -201,6 +206,7 @@ pub fn java_exception(code: i16) -> &'static str {
         40 => "org.apache.kafka.common.errors.InvalidConfigurationException",
         42 => "org.apache.kafka.common.errors.InvalidRequestException",
         44 => "org.apache.kafka.common.errors.PolicyViolationException",
+        56 => "org.apache.kafka.common.errors.KafkaStorageException",
         68 => "org.apache.kafka.common.errors.GroupNotEmptyException",
         69 => "org.apache.kafka.common.errors.GroupIdNotFoundException",
         _ => "org.apache.kafka.common.KafkaException",
