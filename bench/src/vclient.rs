@@ -72,6 +72,7 @@ async fn create_topic(client: &Client, topic: &str, partitions: i32) -> Result<(
         partitions,
         replication_factor: 1,
         configs: Vec::new(),
+        assignments: Vec::new(),
     };
     for (name, result) in admin.create_topics(&[new], false).await? {
         if let Err(e) = result {

@@ -20,6 +20,7 @@ use vltava_broker::{Broker, BrokerConfig, SystemClock};
 #[command(
     name = "vltava",
     version,
+    propagate_version = true,
     about = "An event streaming platform that speaks Kafka"
 )]
 struct Cli {

@@ -4,8 +4,11 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsAssignment;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
@@ -14,7 +17,7 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::{
-    ConsumerGroupDescribeRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    BrokerId, ConsumerGroupDescribeRequest, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
     DescribeConfigsRequest, DescribeGroupsRequest, GroupId, IncrementalAlterConfigsRequest,
     ListGroupsRequest,
@@ -37,6 +40,10 @@ pub struct NewTopic {
     /// -1: the broker's `default.replication.factor`.
     pub replication_factor: i16,
     pub configs: Vec<(String, String)>,
+    /// Manual placement: the brokers of partition 0, 1, ... (then
+    /// `partitions` and `replication_factor` must be -1). Empty: the
+    /// broker places them.
+    pub assignments: Vec<Vec<i32>>,
 }
 
 /// `ConfigResource.Type`.
@@ -183,6 +190,22 @@ impl Admin {
                                     .with_name(topic_name(&t.name))
                                     .with_num_partitions(t.partitions)
                                     .with_replication_factor(t.replication_factor)
+                                    .with_assignments(
+                                        t.assignments
+                                            .iter()
+                                            .enumerate()
+                                            .map(|(i, brokers)| {
+                                                CreatableReplicaAssignment::default()
+                                                    .with_partition_index(i as i32)
+                                                    .with_broker_ids(
+                                                        brokers
+                                                            .iter()
+                                                            .map(|b| BrokerId(*b))
+                                                            .collect(),
+                                                    )
+                                            })
+                                            .collect(),
+                                    )
                                     .with_configs(
                                         t.configs
                                             .iter()
@@ -256,8 +279,22 @@ impl Admin {
         self.client.metadata(Some(names), false).await
     }
 
-    /// Raises `topic` to `count` partitions.
-    pub async fn create_partitions(&self, topic: &str, count: i32) -> Result<(), Error> {
+    /// Raises `topic` to `count` partitions; `assignments`, when given,
+    /// places each new partition on those brokers.
+    pub async fn create_partitions(
+        &self,
+        topic: &str,
+        count: i32,
+        assignments: Option<&[Vec<i32>]>,
+    ) -> Result<(), Error> {
+        let assignments = assignments.map(|a| {
+            a.iter()
+                .map(|brokers| {
+                    CreatePartitionsAssignment::default()
+                        .with_broker_ids(brokers.iter().map(|b| BrokerId(*b)).collect())
+                })
+                .collect::<Vec<_>>()
+        });
         let response = self
             .client
             .send(Node::Controller, |_| {
@@ -266,7 +303,7 @@ impl Admin {
                     .with_topics(vec![CreatePartitionsTopic::default()
                         .with_name(topic_name(topic))
                         .with_count(count)
-                        .with_assignments(None)])
+                        .with_assignments(assignments.clone())])
             })
             .await?;
         self.client.invalidate(topic);
