@@ -392,7 +392,12 @@ pub fn describe_lines(
         .collect();
     let replication_factor = t.partitions.first().map_or(0, |p| p.replicas.len());
     let mut out = String::new();
-    if !report.any_partition_report() && !(report.overridden_configs && configs.is_empty()) {
+    let topic_line = if report.overridden_configs {
+        !configs.is_empty()
+    } else {
+        !report.any_partition_report()
+    };
+    if topic_line {
         out.push_str(&format!("Topic: {}", t.name));
         if !t.topic_id.is_nil() {
             out.push_str(&format!("\tTopicId: {}", kafka_uuid(&t.topic_id)));
