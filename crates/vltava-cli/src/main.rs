@@ -109,6 +109,8 @@ fn main() -> Result<()> {
     if let Err(e) = result {
         // Tool failures are one message, never a backtrace.
         match e.downcast_ref::<tools::Failure>() {
+            // An empty message: the tool already said what went wrong.
+            Some(f) if f.0.is_empty() => {}
             Some(f) => eprintln!("{f}"),
             None => eprintln!("Error: {e:#}"),
         }

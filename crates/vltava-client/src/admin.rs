@@ -16,11 +16,14 @@ use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
 use kafka_protocol::messages::{
     BrokerId, ConsumerGroupDescribeRequest, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
     DescribeConfigsRequest, DescribeGroupsRequest, GroupId, IncrementalAlterConfigsRequest,
-    ListGroupsRequest,
+    ListGroupsRequest, OffsetDeleteRequest,
 };
 
 use crate::client::{str_bytes, topic_name, BrokerInfo, Client, Node, TopicInfo};
@@ -642,6 +645,52 @@ impl Admin {
     ) -> Result<BTreeMap<TopicPartition, i64>, Error> {
         let coordinator = group::find_coordinator(&self.client, group_id).await?;
         group::fetch_offsets(&self.client, coordinator, group_id, None).await
+    }
+
+    /// Deletes a group's committed offsets for `partitions` (OffsetDelete).
+    /// `Err` is a group-level error (no such group, group not empty for
+    /// these topics is per partition); otherwise one result per partition.
+    pub async fn delete_group_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, Result<(), KafkaError>>, Error> {
+        let coordinator = group::find_coordinator(&self.client, group_id).await?;
+        let mut by_topic: BTreeMap<&str, Vec<OffsetDeleteRequestPartition>> = BTreeMap::new();
+        for (t, p) in partitions {
+            by_topic
+                .entry(t)
+                .or_default()
+                .push(OffsetDeleteRequestPartition::default().with_partition_index(*p));
+        }
+        let response = self
+            .client
+            .send(Node::Broker(coordinator), |_| {
+                OffsetDeleteRequest::default()
+                    .with_group_id(GroupId(str_bytes(group_id)))
+                    .with_topics(
+                        by_topic
+                            .iter()
+                            .map(|(t, ps)| {
+                                OffsetDeleteRequestTopic::default()
+                                    .with_name(topic_name(t))
+                                    .with_partitions(ps.clone())
+                            })
+                            .collect(),
+                    )
+            })
+            .await?;
+        KafkaError::check(response.error_code, None)?;
+        let mut out = BTreeMap::new();
+        for t in &response.topics {
+            for p in &t.partitions {
+                out.insert(
+                    (t.name.to_string(), p.partition_index),
+                    item_result(p.error_code, &None),
+                );
+            }
+        }
+        Ok(out)
     }
 
     /// Commits offsets for a group from outside it (the group must be

@@ -157,6 +157,7 @@ fn default_message(code: i16) -> Option<&'static str> {
         42 => "This most likely occurs because of a request being malformed by the client library or the message was sent to an incompatible broker.",
         68 => "The group is not empty.",
         69 => "The group id does not exist.",
+        86 => "Deleting offsets of a topic is forbidden while the consumer group is actively subscribed to it.",
         _ => return None,
     })
 }

@@ -14,7 +14,7 @@ use super::fail;
 
 /// List, describe, delete consumer groups and reset their offsets (kafka-consumer-groups.sh).
 #[derive(Args, Debug)]
-#[command(group(ArgGroup::new("action").required(true).args(["list", "describe", "delete", "reset_offsets"])))]
+#[command(group(ArgGroup::new("action").required(true).args(["list", "describe", "delete", "reset_offsets", "delete_offsets"])))]
 pub struct ConsumerGroupsArgs {
     /// The server(s) to connect to; default $VLTAVA_BOOTSTRAP, else 127.0.0.1:9092 (the
     /// zero-config broker).
@@ -36,6 +36,22 @@ pub struct ConsumerGroupsArgs {
     /// Reset offsets of a consumer group (one group at a time; the group must be inactive).
     #[arg(long)]
     pub reset_offsets: bool,
+    /// Delete a group's committed offsets for the --topic(s) (one group at
+    /// a time; a group still consuming a topic keeps that topic's offsets).
+    #[arg(long)]
+    pub delete_offsets: bool,
+    /// The timeout in milliseconds for each request to the broker (e.g.
+    /// while describing a group that is rebalancing).
+    #[arg(long, default_value_t = 5_000, value_name = "Long: timeout (ms)")]
+    pub timeout: u64,
+    /// With --reset-offsets: print the new offsets as CSV (topic,partition,
+    /// offset; group first when several groups) for --from-file.
+    #[arg(long)]
+    pub export: bool,
+    /// With --reset-offsets: reset to the offsets in this CSV file, as
+    /// --export writes it.
+    #[arg(long, value_name = "String: path to CSV file")]
+    pub from_file: Option<String>,
     /// The consumer group(s) (repeatable).
     #[arg(long = "group", value_name = "String: consumer group")]
     pub groups: Vec<String>,
@@ -100,11 +116,25 @@ pub struct ConsumerGroupsArgs {
 
 pub async fn run(args: ConsumerGroupsArgs) -> anyhow::Result<()> {
     let command = super::read_command_config(args.command_config.as_deref())?;
-    let client =
-        super::connect_with(&args.bootstrap_server, &command, "vltava-consumer-groups").await?;
+    if args.delete_offsets && (args.groups.is_empty() || args.topics.is_empty()) {
+        return fail("Option [delete-offsets] takes the following options: [group], [topic]");
+    }
+    if args.export && !args.reset_offsets {
+        return fail("Option [export] can only be used with [reset-offsets]");
+    }
+    let client = super::connect_with_timeout(
+        &args.bootstrap_server,
+        &command,
+        "vltava-consumer-groups",
+        std::time::Duration::from_millis(args.timeout.max(1)),
+    )
+    .await?;
     let admin = Admin::new(client);
     if args.list {
         return list(&admin, &args).await;
+    }
+    if args.delete_offsets {
+        return delete_offsets(&admin, &args.groups[0], &args.topics).await;
     }
     let groups = if args.all_groups {
         admin
@@ -547,6 +577,232 @@ fn error_name(e: &vltava_client::KafkaError) -> String {
     format!("{}: {}", super::java_exception(e.code), e.text())
 }
 
+/// `--delete-offsets`: OffsetDelete for every partition of the topics
+/// (or the listed ones, `topic:0,1`), reported in Kafka's table. A
+/// group-level error is also printed as Kafka does, and the tool then exits
+/// 1 (Kafka's exits 0) so that scripts notice.
+async fn delete_offsets(admin: &Admin, group: &str, topics: &[String]) -> anyhow::Result<()> {
+    let mut partitions = Vec::new();
+    // Topics that could not be described: reported as "Not Provided".
+    let mut unresolved: BTreeMap<String, vltava_client::KafkaError> = BTreeMap::new();
+    for spec in topics {
+        match spec.split_once(':') {
+            Some((t, ps)) => {
+                for p in ps.split(',') {
+                    match p.trim().parse::<i32>() {
+                        Ok(p) => partitions.push((t.to_string(), p)),
+                        Err(_) => {
+                            return fail(format!(
+                                "Error: invalid partition '{p}' in --topic {spec}"
+                            ))
+                        }
+                    }
+                }
+            }
+            None => match admin.client().topic(spec, false).await {
+                Ok(info) => {
+                    partitions.extend(info.partitions.iter().map(|p| (spec.clone(), p.partition)))
+                }
+                Err(vltava_client::Error::Kafka(e)) => {
+                    unresolved.insert(spec.clone(), e);
+                }
+                Err(e) => return Err(e.into()),
+            },
+        }
+    }
+    partitions.sort();
+    partitions.dedup();
+    let (group_error, results) = match admin.delete_group_offsets(group, &partitions).await {
+        Ok(results) => (None, results),
+        Err(vltava_client::Error::Kafka(e)) => {
+            let all = partitions
+                .iter()
+                .map(|tp| (tp.clone(), Err(e.clone())))
+                .collect();
+            (Some(e), all)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let first_partition_error = results.values().find_map(|r| r.as_ref().err()).cloned();
+    let first_error = group_error
+        .clone()
+        .or(first_partition_error)
+        .or_else(|| unresolved.values().next().cloned());
+    let mut failed = None;
+    match first_error.as_ref().map(|e| e.code) {
+        None => println!(
+            "Request succeed for deleting offsets with topic {} group {group}",
+            topics.join(", ")
+        ),
+        Some(code) => {
+            let message = match code {
+                24 => format!("'{group}' is not valid."),
+                69 => format!("'{group}' does not exist."),
+                30 => format!("Access to '{group}' is not authorized."),
+                68 => format!("Deleting offsets of a consumer group '{group}' is forbidden if the group is not empty."),
+                86 | 29 | 3 => "Encounter some partition level error, see the follow-up details:".to_string(),
+                _ => format!("Encounter some unknown error: {}", first_error.as_ref().map_or(String::new(), error_name)),
+            };
+            eprintln!("\nError: {message}");
+            failed = Some(message);
+        }
+    }
+    let row = |topic: &str, partition: &str, status: &str| {
+        format!(
+            "\n{} {} {}",
+            pad(topic, 30),
+            pad(partition, 15),
+            pad(status, 15)
+        )
+    };
+    let mut out = row("TOPIC", "PARTITION", "STATUS");
+    let mut rows: Vec<(TopicPartition, String)> = results
+        .iter()
+        .map(|(tp, r)| {
+            let status = match r {
+                Ok(()) => "Successful".to_string(),
+                Err(e) => format!("Error: :{}", error_name(e)),
+            };
+            (tp.clone(), status)
+        })
+        .collect();
+    rows.extend(
+        unresolved
+            .iter()
+            .map(|(t, e)| ((t.clone(), -1), format!("Error: :{}", error_name(e)))),
+    );
+    rows.sort();
+    for ((t, p), status) in rows {
+        let partition = if p >= 0 {
+            p.to_string()
+        } else {
+            "Not Provided".to_string()
+        };
+        out.push_str(&row(&t, &partition, &status));
+    }
+    println!("{out}");
+    match failed {
+        Some(_) => Err(super::Failure(String::new()).into()),
+        None => Ok(()),
+    }
+}
+
+/// The rows of a `--from-file` reset plan, by group. Each line is
+/// `topic,partition,offset` (only when one --group is given) or
+/// `group,topic,partition,offset`, CSV-quoted as Kafka writes them.
+pub fn parse_reset_plan(
+    text: &str,
+    single_group: Option<&str>,
+) -> anyhow::Result<BTreeMap<String, BTreeMap<TopicPartition, i64>>> {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let rows: Vec<Vec<String>> = lines
+        .iter()
+        .map(|l| {
+            csv_fields(l)
+                .or_else(|e| fail(format!("Error: reading the reset plan: {e} in line '{l}'")))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let without_group = single_group.is_some() && rows.first().is_some_and(|r| r.len() == 3);
+    let mut plan: BTreeMap<String, BTreeMap<TopicPartition, i64>> = BTreeMap::new();
+    for (row, line) in rows.iter().zip(&lines) {
+        let (group, rest) = match (without_group, single_group) {
+            (true, Some(g)) if row.len() == 3 => (g.to_string(), &row[..]),
+            _ if row.len() == 4 => (row[0].clone(), &row[1..]),
+            _ => {
+                return fail(format!(
+                    "Error: reading the reset plan: expected {} fields in line '{line}'",
+                    if without_group {
+                        "topic,partition,offset"
+                    } else {
+                        "group,topic,partition,offset"
+                    }
+                ))
+            }
+        };
+        let (Ok(partition), Ok(offset)) =
+            (rest[1].trim().parse::<i32>(), rest[2].trim().parse::<i64>())
+        else {
+            return fail(format!(
+                "Error: reading the reset plan: partition and offset must be numbers in line '{line}'"
+            ));
+        };
+        plan.entry(group)
+            .or_default()
+            .insert((rest[0].clone(), partition), offset);
+    }
+    Ok(plan)
+}
+
+/// One CSV line's fields: `"` quotes a field, `""` inside quotes is a quote.
+fn csv_fields(line: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', false) if field.is_empty() => quoted = true,
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            ('"', true) => {
+                quoted = false;
+                if chars.peek().is_some_and(|c| *c != ',') {
+                    return Err("text after a closing quote".to_string());
+                }
+            }
+            (',', false) => fields.push(std::mem::take(&mut field)),
+            (c, _) => field.push(c),
+        }
+    }
+    if quoted {
+        return Err("an unclosed quote".to_string());
+    }
+    fields.push(field);
+    Ok(fields)
+}
+
+/// A CSV field, quoted only when it must be.
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) || value.starts_with(' ') || value.ends_with(' ') {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
+}
+
+/// `--export`: Kafka's CSV of a reset, group first when several groups.
+pub fn export_csv(plans: &[(String, BTreeMap<TopicPartition, i64>)], with_group: bool) -> String {
+    let mut out = String::new();
+    for (group, offsets) in plans {
+        for ((t, p), o) in offsets {
+            if with_group {
+                out.push_str(&format!("{},", csv_field(group)));
+            }
+            out.push_str(&format!("{},{p},{o}\n", csv_field(t)));
+        }
+    }
+    out
+}
+
+/// A reset-plan file is read whole; a plan larger than this is not one a
+/// person wrote or `--export` produced for a real group.
+const RESET_PLAN_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+fn read_reset_plan(path: &str) -> anyhow::Result<String> {
+    let size = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) => return fail(format!("Error: cannot read {path}: {e}")),
+    };
+    if size > RESET_PLAN_BYTES_MAX {
+        return fail(format!(
+            "Error: {path} is {size} bytes; a reset plan may be at most {RESET_PLAN_BYTES_MAX}"
+        ));
+    }
+    std::fs::read_to_string(path).or_else(|e| fail(format!("Error: cannot read {path}: {e}")))
+}
+
 async fn reset(admin: &Admin, args: &ConsumerGroupsArgs, groups: &[String]) -> anyhow::Result<()> {
     let specs = [
         args.to_earliest,
@@ -556,19 +812,29 @@ async fn reset(admin: &Admin, args: &ConsumerGroupsArgs, groups: &[String]) -> a
         args.shift_by.is_some(),
         args.to_datetime.is_some(),
         args.by_duration.is_some(),
+        args.from_file.is_some(),
     ];
     if specs.iter().filter(|s| **s).count() != 1 {
         return fail("Option [reset-offsets] takes exactly one of these options: [to-datetime], [by-duration], [to-earliest], [to-latest], [shift-by], [from-file], [to-current], [to-offset]");
     }
-    if args.topics.is_empty() && !args.all_topics {
+    if args.topics.is_empty() && !args.all_topics && args.from_file.is_none() {
         return fail("Option [reset-offsets] takes one of these options: [all-topics], [topic]");
     }
+    let single_group = match groups {
+        [one] if !args.all_groups => Some(one.as_str()),
+        _ => None,
+    };
+    let plan = match &args.from_file {
+        Some(path) => Some(parse_reset_plan(&read_reset_plan(path)?, single_group)?),
+        None => None,
+    };
     if args.dry_run && args.execute {
         return fail("Option [reset-offsets] only accepts one of [execute] and [dry-run]");
     }
     if !args.dry_run && !args.execute {
         eprintln!("WARN: No action will be performed as the --execute option is missing. In a future major release, the default behavior of this command will be to prompt the user before executing the reset rather than doing a dry run. You should add the --dry-run option explicitly if you are scripting this command and want to keep the current default behavior without prompting.");
     }
+    let mut results: Vec<(String, BTreeMap<TopicPartition, i64>)> = Vec::new();
     for group in groups {
         let d = admin.describe_any_group(group).await?;
         if !matches!(d.state.as_str(), "Empty" | "Dead") {
@@ -578,21 +844,47 @@ async fn reset(admin: &Admin, args: &ConsumerGroupsArgs, groups: &[String]) -> a
             ));
         }
         let committed = admin.group_offsets(group).await?;
-        let tps = reset_partitions(admin, args, &committed).await?;
-        let new = target_offsets(admin, args, &tps, &committed).await?;
-        if args.execute {
+        let new = match &plan {
+            Some(plan) => match plan.get(group) {
+                Some(requested) => {
+                    let tps: Vec<TopicPartition> = requested.keys().cloned().collect();
+                    clamped(admin, &tps, requested).await?
+                }
+                None => {
+                    eprintln!("\nError: No reset plan for group {group} found");
+                    BTreeMap::new()
+                }
+            },
+            None => {
+                let tps = reset_partitions(admin, args, &committed).await?;
+                target_offsets(admin, args, &tps, &committed).await?
+            }
+        };
+        if args.execute && !new.is_empty() {
             admin.alter_group_offsets(group, &new).await?;
         }
-        let gw = width(30, [group.len()].into_iter());
-        let tw = width(30, new.keys().map(|tp| tp.0.len()));
-        println!(
-            "\n{} {} {} {}",
-            pad("GROUP", gw),
-            pad("TOPIC", tw),
-            pad("PARTITION", 10),
-            pad("NEW-OFFSET", 15)
-        );
-        for ((t, p), o) in &new {
+        results.push((group.clone(), new));
+    }
+    if args.export {
+        println!("{}", export_csv(&results, single_group.is_none()));
+        return Ok(());
+    }
+    let gw = width(30, results.iter().map(|(g, _)| g.len()));
+    let tw = width(
+        30,
+        results
+            .iter()
+            .flat_map(|(_, n)| n.keys().map(|tp| tp.0.len())),
+    );
+    println!(
+        "\n{} {} {} {}",
+        pad("GROUP", gw),
+        pad("TOPIC", tw),
+        pad("PARTITION", 10),
+        pad("NEW-OFFSET", 15)
+    );
+    for (group, new) in &results {
+        for ((t, p), o) in new {
             println!(
                 "{} {} {} {}",
                 pad(group, gw),
@@ -603,6 +895,28 @@ async fn reset(admin: &Admin, args: &ConsumerGroupsArgs, groups: &[String]) -> a
         }
     }
     Ok(())
+}
+
+/// Requested offsets moved into each partition's [log start, log end], as
+/// Kafka's tool does for --to-offset and --from-file.
+async fn clamped(
+    admin: &Admin,
+    tps: &[TopicPartition],
+    requested: &BTreeMap<TopicPartition, i64>,
+) -> anyhow::Result<BTreeMap<TopicPartition, i64>> {
+    let list = |spec: OffsetSpec| -> Vec<(TopicPartition, OffsetSpec)> {
+        tps.iter().map(|tp| (tp.clone(), spec)).collect()
+    };
+    let earliest = admin.list_offsets(&list(OffsetSpec::Earliest)).await?;
+    let latest = admin.list_offsets(&list(OffsetSpec::Latest)).await?;
+    Ok(requested
+        .iter()
+        .map(|(tp, o)| {
+            let lo = earliest.get(tp).copied().unwrap_or(0);
+            let hi = latest.get(tp).copied().unwrap_or(*o).max(lo);
+            (tp.clone(), (*o).clamp(lo, hi))
+        })
+        .collect())
 }
 
 async fn reset_partitions(

@@ -82,11 +82,20 @@ pub const BOOTSTRAP_DEFAULT: &str = "127.0.0.1:9092";
 /// Connects to `bootstrap` (comma-separated). An unreachable broker becomes
 /// one line naming the address and suggesting `vltava server`.
 pub async fn connect(bootstrap: &str, client_id: &str) -> anyhow::Result<Client> {
-    let mut config = ClientConfig::new(bootstrap).client_id(client_id);
-    config.timeouts = Timeouts {
+    let timeouts = Timeouts {
         connect: Duration::from_secs(5),
         request: Duration::from_secs(30),
     };
+    connect_timeouts(bootstrap, client_id, timeouts).await
+}
+
+async fn connect_timeouts(
+    bootstrap: &str,
+    client_id: &str,
+    timeouts: Timeouts,
+) -> anyhow::Result<Client> {
+    let mut config = ClientConfig::new(bootstrap).client_id(client_id);
+    config.timeouts = timeouts;
     if config.bootstrap_servers.is_empty() {
         return fail("Missing required argument \"[bootstrap-server]\"");
     }
@@ -109,6 +118,26 @@ pub async fn connect_with(
 ) -> anyhow::Result<Client> {
     let client_id = command.get("client.id").map_or(client_id, |c| c.as_str());
     connect(bootstrap, client_id).await
+}
+
+/// [`connect_with`], waiting at most `request` for each answer (the
+/// tools' `--timeout`).
+pub async fn connect_with_timeout(
+    bootstrap: &str,
+    command: &BTreeMap<String, String>,
+    client_id: &str,
+    request: Duration,
+) -> anyhow::Result<Client> {
+    let client_id = command.get("client.id").map_or(client_id, |c| c.as_str());
+    connect_timeouts(
+        bootstrap,
+        client_id,
+        Timeouts {
+            connect: Duration::from_secs(5),
+            request,
+        },
+    )
+    .await
 }
 
 /// Parses `key=value` pairs (later wins), as `--property` and friends take
@@ -209,6 +238,7 @@ pub fn java_exception(code: i16) -> &'static str {
         56 => "org.apache.kafka.common.errors.KafkaStorageException",
         68 => "org.apache.kafka.common.errors.GroupNotEmptyException",
         69 => "org.apache.kafka.common.errors.GroupIdNotFoundException",
+        86 => "org.apache.kafka.common.errors.GroupSubscribedToTopicException",
         _ => "org.apache.kafka.common.KafkaException",
     }
 }
