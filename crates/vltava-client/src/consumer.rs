@@ -91,6 +91,9 @@ pub struct ConsumerRecord {
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
     pub headers: Vec<(String, Option<Bytes>)>,
+    /// The partition leader epoch of the record's batch; `None` when the
+    /// batch carries none (-1).
+    pub leader_epoch: Option<i32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -382,6 +385,8 @@ impl Consumer {
                         .into_iter()
                         .map(|(k, v)| (k.to_string(), v))
                         .collect(),
+                    leader_epoch: (header.partition_leader_epoch >= 0)
+                        .then_some(header.partition_leader_epoch),
                 });
             }
             next = header.next_offset();

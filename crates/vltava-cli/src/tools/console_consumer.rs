@@ -11,14 +11,14 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use clap::Args;
 use vltava_client::consumer::IsolationLevel;
 use vltava_client::group::Heartbeat;
 use vltava_client::{
-    Consumer, ConsumerConfig, ConsumerRecord, GroupConfig, GroupMember, OffsetSpec, TopicPartition,
+    Consumer, ConsumerConfig, GroupConfig, GroupMember, OffsetSpec, TopicPartition,
 };
 
+use super::formatter::MessageFormatter;
 use super::{connect, fail, parse_pairs, read_properties};
 
 /// Read records and print them to stdout (kafka-console-consumer.sh).
@@ -30,7 +30,12 @@ pub struct ConsoleConsumerArgs {
     pub bootstrap_server: String,
     /// The topic to consume on.
     #[arg(long, value_name = "String: topic")]
-    pub topic: String,
+    pub topic: Option<String>,
+    /// A regular expression (matched whole) for the topics to consume,
+    /// instead of --topic; internal topics are left out. Matched once, when
+    /// the consumer starts.
+    #[arg(long, value_name = "String: Java regex (String)")]
+    pub include: Option<String>,
     /// The consumer group id of the consumer.
     #[arg(long, value_name = "String: consumer group id")]
     pub group: Option<String>,
@@ -50,10 +55,27 @@ pub struct ConsoleConsumerArgs {
     #[arg(long, value_name = "Integer: timeout_ms")]
     pub timeout_ms: Option<u64>,
     /// Formatter properties: print.key, print.value, print.partition,
-    /// print.offset, print.timestamp, print.headers, key.separator,
-    /// line.separator, headers.separator, null.literal (repeatable).
+    /// print.offset, print.timestamp, print.headers, print.epoch,
+    /// print.delivery, key.separator, line.separator, headers.separator,
+    /// null.literal, key.deserializer, value.deserializer,
+    /// headers.deserializer (repeatable).
     #[arg(long = "property", value_name = "String: prop")]
     pub properties: Vec<String>,
+    /// The formatter: kafka.tools.DefaultMessageFormatter (default),
+    /// kafka.tools.LoggingMessageFormatter, kafka.tools.NoOpMessageFormatter
+    /// (Kafka's class names, any package), or json (one object per record).
+    #[arg(long, value_name = "String: class")]
+    pub formatter: Option<String>,
+    /// A properties file for the formatter; --property wins over it.
+    #[arg(long, value_name = "String: config file")]
+    pub formatter_config: Option<String>,
+    /// The key.deserializer for printing keys (e.g.
+    /// org.apache.kafka.common.serialization.LongDeserializer).
+    #[arg(long, value_name = "String: deserializer for key")]
+    pub key_deserializer: Option<String>,
+    /// The value.deserializer for printing values.
+    #[arg(long, value_name = "String: deserializer for values")]
+    pub value_deserializer: Option<String>,
     /// A consumer config as key=value: auto.offset.reset, client.id,
     /// enable.auto.commit, auto.commit.interval.ms, fetch.max.wait.ms (repeatable).
     #[arg(long = "consumer-property", value_name = "String: consumer_prop")]
@@ -67,100 +89,6 @@ pub struct ConsoleConsumerArgs {
     /// Skip a message that cannot be printed instead of stopping.
     #[arg(long)]
     pub skip_message_on_error: bool,
-}
-
-/// `DefaultMessageFormatter`'s settings.
-#[derive(Debug, Clone)]
-pub struct Formatter {
-    pub print_timestamp: bool,
-    pub print_partition: bool,
-    pub print_offset: bool,
-    pub print_headers: bool,
-    pub print_key: bool,
-    pub print_value: bool,
-    pub key_separator: String,
-    pub line_separator: String,
-    pub headers_separator: String,
-    pub null_literal: String,
-}
-
-impl Formatter {
-    pub fn from_properties(props: &BTreeMap<String, String>) -> Formatter {
-        let flag = |k: &str, d: bool| {
-            props
-                .get(k)
-                .map_or(d, |v| v.trim().eq_ignore_ascii_case("true"))
-        };
-        let text = |k: &str, d: &str| props.get(k).cloned().unwrap_or_else(|| d.to_string());
-        Formatter {
-            print_timestamp: flag("print.timestamp", false),
-            print_partition: flag("print.partition", false),
-            print_offset: flag("print.offset", false),
-            print_headers: flag("print.headers", false),
-            print_key: flag("print.key", false),
-            print_value: flag("print.value", true),
-            key_separator: text("key.separator", "\t"),
-            line_separator: text("line.separator", "\n"),
-            headers_separator: text("headers.separator", ","),
-            null_literal: text("null.literal", "null"),
-        }
-    }
-
-    /// One record, exactly as `DefaultMessageFormatter.writeTo` writes it.
-    pub fn format(&self, r: &ConsumerRecord) -> Vec<u8> {
-        let mut columns: Vec<Vec<u8>> = Vec::new();
-        if self.print_timestamp {
-            columns.push(format!("{}:{}", r.timestamp_type, r.timestamp_ms).into_bytes());
-        }
-        if self.print_partition {
-            columns.push(format!("Partition:{}", r.partition).into_bytes());
-        }
-        if self.print_offset {
-            columns.push(format!("Offset:{}", r.offset).into_bytes());
-        }
-        if self.print_headers {
-            if r.headers.is_empty() {
-                columns.push(b"NO_HEADERS".to_vec());
-            } else {
-                let mut h = Vec::new();
-                for (i, (k, v)) in r.headers.iter().enumerate() {
-                    if i > 0 {
-                        h.extend_from_slice(self.headers_separator.as_bytes());
-                    }
-                    h.extend_from_slice(k.as_bytes());
-                    h.push(b':');
-                    h.extend_from_slice(self.or_null(v));
-                }
-                columns.push(h);
-            }
-        }
-        if self.print_key {
-            columns.push(self.or_null(&r.key).to_vec());
-        }
-        if self.print_value {
-            columns.push(self.or_null(&r.value).to_vec());
-        }
-        let mut out = Vec::new();
-        let count = columns.len();
-        for (i, c) in columns.into_iter().enumerate() {
-            out.extend_from_slice(&c);
-            // Columns are joined by key.separator and the last one ends the
-            // line (Kafka's `writeSeparator(columnSeparator)`).
-            if i + 1 < count {
-                out.extend_from_slice(self.key_separator.as_bytes());
-            } else {
-                out.extend_from_slice(self.line_separator.as_bytes());
-            }
-        }
-        out
-    }
-
-    fn or_null<'a>(&'a self, v: &'a Option<Bytes>) -> &'a [u8] {
-        match v {
-            Some(b) => b,
-            None => self.null_literal.as_bytes(),
-        }
-    }
 }
 
 struct Settings {
@@ -220,7 +148,31 @@ fn settings(args: &ConsoleConsumerArgs) -> anyhow::Result<Settings> {
     })
 }
 
+/// The formatter's properties: `--formatter-config`, then
+/// `--key-deserializer`/`--value-deserializer`, then `--property` (the
+/// order in which Kafka's tool lets each win).
+fn formatter(args: &ConsoleConsumerArgs) -> anyhow::Result<MessageFormatter> {
+    let mut props = match &args.formatter_config {
+        Some(path) => read_properties(path)?,
+        None => BTreeMap::new(),
+    };
+    if let Some(d) = &args.key_deserializer {
+        props.insert("key.deserializer".into(), d.clone());
+    }
+    if let Some(d) = &args.value_deserializer {
+        props.insert("value.deserializer".into(), d.clone());
+    }
+    props.extend(parse_pairs("--property", &args.properties)?);
+    MessageFormatter::new(args.formatter.as_deref(), &props)
+}
+
 fn check_args(args: &ConsoleConsumerArgs) -> anyhow::Result<Option<OffsetSpecOrExact>> {
+    if args.topic.is_some() == args.include.is_some() {
+        return fail("Exactly one of --include/--topic is required. ");
+    }
+    if args.partition.is_some() && args.topic.is_none() {
+        return fail("The topic is required when partition is specified.");
+    }
     if args.group.is_some() && args.partition.is_some() {
         return fail("Options group and partition cannot be specified together.");
     }
@@ -265,7 +217,7 @@ struct Progress {
 
 pub async fn run(args: ConsoleConsumerArgs) -> anyhow::Result<()> {
     let start = check_args(&args)?;
-    let formatter = Formatter::from_properties(&parse_pairs("--property", &args.properties)?);
+    let formatter = formatter(&args)?;
     let settings = settings(&args)?;
     // Registered before the first await: until then SIGINT/SIGTERM would
     // end the process at once, without the Processed line or LeaveGroup.
@@ -323,25 +275,28 @@ async fn consume(
     args: &ConsoleConsumerArgs,
     start: Option<OffsetSpecOrExact>,
     settings: &Settings,
-    formatter: &Formatter,
+    formatter: &MessageFormatter,
     member: &mut Option<GroupMember>,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
     let client = connect(&args.bootstrap_server, &settings.client_id).await?;
     let mut consumer = Consumer::new(client.clone(), settings.consumer.clone());
+    let topics = match (&args.topic, &args.include) {
+        (Some(topic), _) => vec![topic.clone()],
+        (None, Some(pattern)) => included_topics(&client, pattern).await?,
+        (None, None) => unreachable!("check_args requires --topic or --include"),
+    };
     match (&args.group, args.partition) {
         (Some(group), _) => {
-            let m = member.insert(GroupMember::new(
-                client,
-                GroupConfig::new(group),
-                vec![args.topic.clone()],
-            ));
+            let m = member.insert(GroupMember::new(client, GroupConfig::new(group), topics));
             rejoin(m, &mut consumer).await?;
         }
-        (None, Some(p)) => assign_partition(&client, &mut consumer, &args.topic, p, start).await?,
+        (None, Some(p)) => assign_partition(&client, &mut consumer, &topics[0], p, start).await?,
         (None, None) => {
-            if let Err(e) = consumer.assign_topic(&args.topic).await {
-                return fail(format!("Error: {e}"));
+            for topic in &topics {
+                if let Err(e) = consumer.assign_topic(topic).await {
+                    return fail(format!("Error: {e}"));
+                }
             }
         }
     }
@@ -369,7 +324,16 @@ async fn consume(
                 if args.max_messages.is_some_and(|m| progress.count >= m) {
                     break;
                 }
-                out.write_all(&formatter.format(&r))?;
+                match formatter.write(&r) {
+                    Ok(bytes) => out.write_all(&bytes)?,
+                    Err(e) if args.skip_message_on_error => {
+                        eprintln!("Error processing message, skipping this message: org.apache.kafka.common.errors.SerializationException: {e}");
+                    }
+                    Err(e) => {
+                        out.flush()?;
+                        return fail(format!("Error processing message, terminating consumer process: org.apache.kafka.common.errors.SerializationException: {e}"));
+                    }
+                }
                 progress.count += 1;
                 progress.printed.insert((r.topic.clone(), r.partition), r.offset + 1);
                 last_record = Instant::now();
@@ -393,6 +357,36 @@ async fn consume(
     .await;
     out.flush()?;
     result
+}
+
+/// The topics `--include` matches (whole names), internal ones left out as
+/// a consumer's `exclude.internal.topics` does.
+async fn included_topics(
+    client: &vltava_client::Client,
+    pattern: &str,
+) -> anyhow::Result<Vec<String>> {
+    let regex = match regex::Regex::new(&format!("^(?:{pattern})$")) {
+        Ok(r) => r,
+        Err(e) => {
+            return fail(format!(
+                "Error: --include {pattern} is not a valid regular expression: {e}"
+            ))
+        }
+    };
+    let topics = client
+        .metadata(None, false)
+        .await
+        .or_else(|e| fail(format!("Error: {e}")))?;
+    let mut names: Vec<String> = topics
+        .into_iter()
+        .filter(|t| t.error_code == 0 && !t.is_internal && regex.is_match(&t.name))
+        .map(|t| t.name)
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return fail(format!("Error: no topic matches --include {pattern}"));
+    }
+    Ok(names)
 }
 
 /// `--partition` (and `--offset`): assigns that one partition after checking
@@ -458,47 +452,4 @@ fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             _ = terminate.recv() => {}
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record() -> ConsumerRecord {
-        ConsumerRecord {
-            topic: "t".into(),
-            partition: 2,
-            offset: 7,
-            timestamp_ms: 1000,
-            timestamp_type: "CreateTime",
-            key: Some(Bytes::from_static(b"k")),
-            value: None,
-            headers: vec![("h".into(), Some(Bytes::from_static(b"v")))],
-        }
-    }
-
-    #[test]
-    fn value_only_by_default() {
-        let f = Formatter::from_properties(&BTreeMap::new());
-        assert_eq!(f.format(&record()), b"null\n");
-    }
-
-    #[test]
-    fn every_column_in_kafka_order() {
-        let props = [
-            "print.timestamp",
-            "print.partition",
-            "print.offset",
-            "print.headers",
-            "print.key",
-        ]
-        .iter()
-        .map(|k| (k.to_string(), "true".to_string()))
-        .collect();
-        let f = Formatter::from_properties(&props);
-        assert_eq!(
-            String::from_utf8(f.format(&record())).unwrap(),
-            "CreateTime:1000\tPartition:2\tOffset:7\th:v\tk\tnull\n"
-        );
-    }
 }
