@@ -27,7 +27,14 @@ fn text(bytes: &[u8]) -> String {
 fn read(bs: &str, topic: &str, count: usize, extra: &[&str]) -> String {
     let count_text = count.to_string();
     let mut args = vec![
-        "--topic", topic, "--partition", "0", "--offset", "0", "--max-messages", &count_text,
+        "--topic",
+        topic,
+        "--partition",
+        "0",
+        "--offset",
+        "0",
+        "--max-messages",
+        &count_text,
     ];
     args.extend_from_slice(extra);
     let out = consumer(bs, &args);
@@ -86,7 +93,10 @@ fn formatters_and_deserializers() {
         "--key-deserializer",
         "org.apache.kafka.common.serialization.LongDeserializer",
     ];
-    assert_eq!(read(&bs, "fmt", 1, &long_key), "Offset:0\tEpoch:0\t42\thello\n");
+    assert_eq!(
+        read(&bs, "fmt", 1, &long_key),
+        "Offset:0\tEpoch:0\t42\thello\n"
+    );
 
     // One JSON object per record; bytes that are not UTF-8 are base64.
     assert_eq!(
@@ -99,21 +109,38 @@ fn formatters_and_deserializers() {
         )
     );
     assert_eq!(
-        read(&bs, "fmt", 2, &["--formatter", "org.apache.kafka.tools.consumer.NoOpMessageFormatter"]),
+        read(
+            &bs,
+            "fmt",
+            2,
+            &[
+                "--formatter",
+                "org.apache.kafka.tools.consumer.NoOpMessageFormatter"
+            ]
+        ),
         ""
     );
 
     // --property wins over --formatter-config.
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("formatter.properties");
-    std::fs::write(&config, "print.offset=true\nprint.partition=true\nkey.separator=|\n").unwrap();
+    std::fs::write(
+        &config,
+        "print.offset=true\nprint.partition=true\nkey.separator=|\n",
+    )
+    .unwrap();
     let config = config.to_string_lossy().into_owned();
     assert_eq!(
         read(
             &bs,
             "fmt",
             1,
-            &["--formatter-config", &config, "--property", "print.offset=false"]
+            &[
+                "--formatter-config",
+                &config,
+                "--property",
+                "print.offset=false"
+            ]
         ),
         "Partition:0|hello\n"
     );
@@ -123,8 +150,16 @@ fn formatters_and_deserializers() {
     let out = consumer(
         &bs,
         &[
-            "--topic", "fmt", "--partition", "0", "--offset", "0", "--max-messages", "2",
-            "--value-deserializer", "org.apache.kafka.common.serialization.IntegerDeserializer",
+            "--topic",
+            "fmt",
+            "--partition",
+            "0",
+            "--offset",
+            "0",
+            "--max-messages",
+            "2",
+            "--value-deserializer",
+            "org.apache.kafka.common.serialization.IntegerDeserializer",
         ],
     );
     assert_eq!(out.status.code(), Some(1));
@@ -136,8 +171,17 @@ fn formatters_and_deserializers() {
     let out = consumer(
         &bs,
         &[
-            "--topic", "fmt", "--partition", "0", "--offset", "0", "--max-messages", "2",
-            "--property", "value.deserializer=ShortDeserializer", "--skip-message-on-error",
+            "--topic",
+            "fmt",
+            "--partition",
+            "0",
+            "--offset",
+            "0",
+            "--max-messages",
+            "2",
+            "--property",
+            "value.deserializer=ShortDeserializer",
+            "--skip-message-on-error",
         ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -148,7 +192,17 @@ fn formatters_and_deserializers() {
         "Error processing message, skipping this message: org.apache.kafka.common.errors.SerializationException: Size of data received by ShortDeserializer is not 2\nProcessed a total of 2 messages\n"
     );
 
-    let out = consumer(&bs, &["--topic", "fmt", "--formatter", "kafka.tools.Fancy", "--max-messages", "1"]);
+    let out = consumer(
+        &bs,
+        &[
+            "--topic",
+            "fmt",
+            "--formatter",
+            "kafka.tools.Fancy",
+            "--max-messages",
+            "1",
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).starts_with("Error: unknown formatter kafka.tools.Fancy: "),
@@ -166,7 +220,16 @@ fn include_selects_topics_by_regex() {
         assert_eq!(c.create_topic_code(topic, 1).unwrap(), 0);
         produce(&mut c, topic, &[record(None, Some(topic.as_bytes()), &[])]);
     }
-    let out = consumer(&bs, &["--include", "inc-.*", "--from-beginning", "--max-messages", "2"]);
+    let out = consumer(
+        &bs,
+        &[
+            "--include",
+            "inc-.*",
+            "--from-beginning",
+            "--max-messages",
+            "2",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let mut lines: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
     lines.sort();
@@ -175,7 +238,15 @@ fn include_selects_topics_by_regex() {
     // In a group the member subscribes to every match and commits both.
     let out = consumer(
         &bs,
-        &["--include", "inc-a|other", "--group", "gi", "--from-beginning", "--max-messages", "2"],
+        &[
+            "--include",
+            "inc-a|other",
+            "--group",
+            "gi",
+            "--from-beginning",
+            "--max-messages",
+            "2",
+        ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let mut lines: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
@@ -183,8 +254,20 @@ fn include_selects_topics_by_regex() {
     assert_eq!(lines, ["inc-a", "other"]);
     let mut groups = Command::new(vltava_bin());
     groups
-        .args(["consumer-groups", "--bootstrap-server", &bs, "--group", "gi"])
-        .args(["--reset-offsets", "--all-topics", "--to-current", "--dry-run", "--export"])
+        .args([
+            "consumer-groups",
+            "--bootstrap-server",
+            &bs,
+            "--group",
+            "gi",
+        ])
+        .args([
+            "--reset-offsets",
+            "--all-topics",
+            "--to-current",
+            "--dry-run",
+            "--export",
+        ])
         .env_remove("RUST_LOG");
     let out = run_tool(groups, "", TOOL_TIMEOUT);
     assert_eq!(text(&out.stdout), "inc-a,0,1\nother,0,1\n\n");
@@ -194,12 +277,18 @@ fn include_selects_topics_by_regex() {
             &["--include", "inc-.*", "--topic", "inc-a"][..],
             "Exactly one of --include/--topic is required. \n",
         ),
-        (&["--max-messages", "1"][..], "Exactly one of --include/--topic is required. \n"),
+        (
+            &["--max-messages", "1"][..],
+            "Exactly one of --include/--topic is required. \n",
+        ),
         (
             &["--include", "inc-.*", "--partition", "0"][..],
             "The topic is required when partition is specified.\n",
         ),
-        (&["--include", "nothing-.*"][..], "Error: no topic matches --include nothing-.*\n"),
+        (
+            &["--include", "nothing-.*"][..],
+            "Error: no topic matches --include nothing-.*\n",
+        ),
     ] {
         let out = consumer(&bs, args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");

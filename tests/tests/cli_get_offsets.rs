@@ -139,3 +139,39 @@ fn offsets_at_every_time_spec_and_filter() {
     let out = run_tool(wrapper, "", TOOL_TIMEOUT);
     assert_eq!(stdout_of(&out), "go-b:0:0\n");
 }
+
+#[test]
+fn topic_partitions_rules() {
+    let broker = TestBroker::start(&[]);
+    let bs = broker.bootstrap();
+    let mut c = RawClient::connect(broker.addr()).unwrap();
+    assert_eq!(c.create_topic_code("tp-a", 5).unwrap(), 0);
+    assert_eq!(c.create_topic_code("tp-b", 2).unwrap(), 0);
+    for p in 0..5 {
+        for _ in 0..=p {
+            produce_at(&mut c, "tp-a", p, 1_000);
+        }
+    }
+    let rules = |spec: &str| stdout_of(&get_offsets(&bs, &["--topic-partitions", spec]));
+    // A number, a range with an exclusive upper end, open ends, and a bare
+    // topic regex (every partition); a partition any rule matches is listed.
+    assert_eq!(rules("tp-a:3"), "tp-a:3:4\n");
+    assert_eq!(rules("tp-a:1-3"), "tp-a:1:2\ntp-a:2:3\n");
+    assert_eq!(rules("tp-a:3-"), "tp-a:3:4\ntp-a:4:5\n");
+    assert_eq!(rules("tp-a:-1,tp-b"), "tp-a:0:1\ntp-b:0:0\ntp-b:1:0\n");
+    assert_eq!(rules(":1"), "tp-a:1:2\ntp-b:1:0\n");
+    assert_eq!(rules("tp-.:0,tp-a:4"), "tp-a:0:1\ntp-a:4:5\ntp-b:0:0\n");
+
+    let out = get_offsets(&bs, &["--topic-partitions", "tp-a:x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Invalid rule specification: tp-a:x\n"
+    );
+    let out = get_offsets(&bs, &["--topic-partitions", "tp-a", "--topic", "tp-a"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "--topic-partitions cannot be used with --topic or --partitions\n"
+    );
+}

@@ -47,6 +47,10 @@ pub struct ConfigsArgs {
     /// Key-value pairs to add or update: 'k1=v1,k2=[v1,v2,v2],k3=v3'.
     #[arg(long, value_name = "String")]
     pub add_config: Option<String>,
+    /// A properties file of configs to add or update (instead of
+    /// --add-config).
+    #[arg(long, value_name = "String")]
+    pub add_config_file: Option<String>,
     /// Config keys to remove: 'k1,k2'.
     #[arg(long, value_name = "String")]
     pub delete_config: Option<String>,
@@ -140,6 +144,9 @@ fn entity(args: &ConfigsArgs) -> anyhow::Result<(ResourceType, String, String)> 
                 "an entity name must be specified with --alter of brokers (or --entity-default)",
             ),
         },
+        "users" | "clients" | "ips" => fail(format!(
+            "Error: --entity-type {kind} is not supported yet: Vltava has no client quotas or SCRAM credentials, so there are no {kind} configs to describe or alter"
+        )),
         other => fail(format!(
             "Invalid entity type {other}, the entity type must be one of topics, brokers"
         )),
@@ -205,8 +212,16 @@ async fn alter(
     label: &str,
 ) -> anyhow::Result<()> {
     let mut ops = Vec::new();
+    if args.add_config.is_some() && args.add_config_file.is_some() {
+        return fail("Only one of --add-config or --add-config-file must be specified");
+    }
     if let Some(text) = &args.add_config {
         for (k, v) in parse_add_config(text).or_else(fail)? {
+            ops.push((k, AlterOp::Set, Some(v)));
+        }
+    }
+    if let Some(path) = &args.add_config_file {
+        for (k, v) in super::read_properties(path)? {
             ops.push((k, AlterOp::Set, Some(v)));
         }
     }
@@ -217,7 +232,7 @@ async fn alter(
     }
     if ops.is_empty() {
         return fail(
-            "At least one of --add-config or --delete-config must be specified with --alter",
+            "At least one of --add-config, --add-config-file, or --delete-config must be specified with --alter",
         );
     }
     if resource_type == ResourceType::Topic {

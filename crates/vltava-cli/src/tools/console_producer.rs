@@ -32,6 +32,10 @@ pub struct ConsoleProducerArgs {
     /// null.marker, ignore.error (repeatable).
     #[arg(long = "property", value_name = "String: prop")]
     pub properties: Vec<String>,
+    /// A properties file of message reader settings (the --property
+    /// names); --property wins over it.
+    #[arg(long, value_name = "String: config file")]
+    pub reader_config: Option<String>,
     /// A producer config as key=value: acks, linger.ms, batch.size,
     /// compression.type, enable.idempotence, client.id (repeatable).
     #[arg(long = "producer-property", value_name = "String: producer_prop")]
@@ -229,7 +233,13 @@ fn producer_config(args: &ConsoleProducerArgs) -> anyhow::Result<(ProducerConfig
 }
 
 pub async fn run(args: ConsoleProducerArgs) -> anyhow::Result<()> {
-    let reader = LineReader::from_properties(&parse_pairs("--property", &args.properties)?);
+    // --property wins over --reader-config, as in Kafka's tool.
+    let mut reader_props = match &args.reader_config {
+        Some(path) => read_properties(path)?,
+        None => BTreeMap::new(),
+    };
+    reader_props.extend(parse_pairs("--property", &args.properties)?);
+    let reader = LineReader::from_properties(&reader_props);
     let (config, client_id) = producer_config(&args)?;
     let client = connect(&args.bootstrap_server, &client_id).await?;
     let producer = match Producer::new(client, config).await {

@@ -23,6 +23,14 @@ pub struct GetOffsetsArgs {
     /// Comma-separated partition ids; all partitions when absent.
     #[arg(long, value_name = "String: partition ids")]
     pub partitions: Option<String>,
+    /// Comma-separated rules `topic-regex:partitions`, where partitions is
+    /// a number, `N-M` (M exclusive), `N-`, `-M` or nothing (all); a
+    /// partition matching any rule is listed. Not with --topic/--partitions.
+    #[arg(
+        long,
+        value_name = "String: topic1:1,topic2:0-3,topic3,topic4:5-,topic5:-3"
+    )]
+    pub topic_partitions: Option<String>,
     /// -1 or latest, -2 or earliest, -3 or max-timestamp, or a timestamp in
     /// milliseconds (the first offset at or after it).
     #[arg(
@@ -67,28 +75,95 @@ fn partition_list(text: &str) -> anyhow::Result<Vec<i32>> {
         .collect()
 }
 
+/// One `--topic-partitions` rule: a topic regex and a partition range
+/// (`lo..hi`, `hi` exclusive).
+#[derive(Debug)]
+pub struct Rule {
+    topic: Regex,
+    partitions: std::ops::Range<i64>,
+}
+
+impl Rule {
+    fn allows(&self, topic: &str, partition: i32) -> bool {
+        self.topic.is_match(topic) && self.partitions.contains(&i64::from(partition))
+    }
+}
+
+/// The rules of `--topic-partitions` (Kafka's GetOffsetShell grammar), or
+/// of `--topic`/`--partitions` as one rule per listed partition.
+pub fn rules(
+    topic_partitions: Option<&str>,
+    topic: Option<&str>,
+    partitions: Option<&str>,
+) -> anyhow::Result<Vec<Rule>> {
+    let regex = |t: &str| {
+        Regex::new(&format!("^(?:{t})$"))
+            .or_else(|e| fail(format!("Invalid topic pattern '{t}': {e}")))
+    };
+    let Some(list) = topic_partitions else {
+        let topic = regex(topic.unwrap_or(".*"))?;
+        return Ok(match partitions.map(partition_list).transpose()? {
+            None => vec![Rule {
+                topic,
+                partitions: 0..i64::MAX,
+            }],
+            Some(ids) => ids
+                .into_iter()
+                .map(|p| Rule {
+                    topic: topic.clone(),
+                    partitions: i64::from(p)..i64::from(p) + 1,
+                })
+                .collect(),
+        });
+    };
+    if topic.is_some() || partitions.is_some() {
+        return fail("--topic-partitions cannot be used with --topic or --partitions");
+    }
+    let grammar = Regex::new(r"^([^:,]*)(?::(?:([0-9]*)|(?:([0-9]*)-([0-9]*))))?$")
+        .expect("the rule grammar is a valid regex");
+    list.split(',')
+        .map(|spec| {
+            let Some(caps) = grammar.captures(spec) else {
+                return fail(format!("Invalid rule specification: {spec}"));
+            };
+            let group = |i: usize| caps.get(i).map(|m| m.as_str()).filter(|s| !s.is_empty());
+            let number = |text: &str| {
+                text.parse::<i64>()
+                    .or_else(|_| fail(format!("Invalid rule specification: {spec}")))
+            };
+            let partitions = match (group(2), group(3), group(4)) {
+                (Some(p), _, _) => number(p)?..number(p)? + 1,
+                (None, lo, hi) => {
+                    let lo = lo.map(number).transpose()?.unwrap_or(0);
+                    let hi = hi.map(number).transpose()?.unwrap_or(i64::from(i32::MAX));
+                    lo..hi
+                }
+            };
+            Ok(Rule {
+                topic: regex(group(1).unwrap_or(".*"))?,
+                partitions,
+            })
+        })
+        .collect()
+}
+
 pub async fn run(args: GetOffsetsArgs) -> anyhow::Result<()> {
     let spec = offset_spec(&args.time)?;
-    let partitions = args.partitions.as_deref().map(partition_list).transpose()?;
-    let pattern = match &args.topic {
-        Some(t) => match Regex::new(&format!("^(?:{t})$")) {
-            Ok(re) => Some(re),
-            Err(e) => return fail(format!("Invalid topic pattern '{t}': {e}")),
-        },
-        None => None,
-    };
+    let rules = rules(
+        args.topic_partitions.as_deref(),
+        args.topic.as_deref(),
+        args.partitions.as_deref(),
+    )?;
     let command = super::read_command_config(args.command_config.as_deref())?;
     let client = super::connect_with(&args.bootstrap_server, &command, "GetOffsetShell").await?;
     let admin = Admin::new(client);
     let mut wanted = Vec::new();
     for topic in admin.list_topics().await? {
-        if (topic.is_internal && args.exclude_internal_topics)
-            || pattern.as_ref().is_some_and(|re| !re.is_match(&topic.name))
-        {
+        if topic.is_internal && args.exclude_internal_topics {
             continue;
         }
         for p in 0..topic.partitions.len() as i32 {
-            if partitions.as_ref().is_none_or(|list| list.contains(&p)) {
+            if rules.iter().any(|r| r.allows(&topic.name, p)) {
                 wanted.push(((topic.name.clone(), p), spec));
             }
         }

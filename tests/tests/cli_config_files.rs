@@ -1,0 +1,156 @@
+//! Settings read from files, against a real broker with exact output:
+//! `configs --add-config-file` and `console-producer --reader-config`
+//! (`--property` winning over the file), and `configs --entity-type
+//! users|clients` refused while quotas and SCRAM do not exist.
+
+use std::process::{Command, Output};
+
+use vltava_tests::{run_tool, vltava_bin, TestBroker, TOOL_TIMEOUT};
+
+fn vltava(args: &[&str], stdin: &str) -> Output {
+    let mut cmd = Command::new(vltava_bin());
+    cmd.args(args).env_remove("RUST_LOG");
+    run_tool(cmd, stdin, TOOL_TIMEOUT)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn ok(args: &[&str], stdin: &str) -> String {
+    let out = vltava(args, stdin);
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[test]
+fn add_config_file_and_reader_config() {
+    let broker = TestBroker::start(&[]);
+    let bs = broker.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let configs = dir.path().join("topic.properties");
+    std::fs::write(
+        &configs,
+        "# a retention override\nretention.ms=7200000\ncleanup.policy=compact\n",
+    )
+    .unwrap();
+    let configs = configs.to_string_lossy().into_owned();
+    assert_eq!(
+        ok(
+            &[
+                "topics",
+                "--bootstrap-server",
+                &bs,
+                "--create",
+                "--topic",
+                "files"
+            ],
+            ""
+        ),
+        "Created topic files.\n"
+    );
+    let entity = [
+        "configs",
+        "--bootstrap-server",
+        &bs,
+        "--entity-type",
+        "topics",
+        "--entity-name",
+        "files",
+    ];
+    let mut alter = entity.to_vec();
+    alter.extend(["--alter", "--add-config-file", &configs]);
+    assert_eq!(
+        ok(&alter, ""),
+        "Completed updating config for topic files.\n"
+    );
+    let mut describe = entity.to_vec();
+    describe.push("--describe");
+    let described = ok(&describe, "");
+    let names: Vec<&str> = described
+        .lines()
+        .skip(1)
+        .map(|l| l.trim_start().split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["cleanup.policy=compact", "retention.ms=7200000"],
+        "{described}"
+    );
+
+    let mut both = entity.to_vec();
+    both.extend([
+        "--alter",
+        "--add-config-file",
+        &configs,
+        "--add-config",
+        "retention.ms=1",
+    ]);
+    let out = vltava(&both, "");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "Only one of --add-config or --add-config-file must be specified\n"
+    );
+
+    // The reader's settings from a file; --property overrides one of them.
+    let reader = dir.path().join("reader.properties");
+    std::fs::write(
+        &reader,
+        "parse.key=true\nkey.separator=:\nnull.marker=NULL\n",
+    )
+    .unwrap();
+    let reader = reader.to_string_lossy().into_owned();
+    let produce = [
+        "console-producer",
+        "--bootstrap-server",
+        &bs,
+        "--topic",
+        "files",
+        "--reader-config",
+        &reader,
+        "--property",
+        "key.separator=|",
+    ];
+    assert_eq!(ok(&produce, "k1|v1\nk2|NULL\n"), "");
+    let consumed = ok(
+        &[
+            "console-consumer",
+            "--bootstrap-server",
+            &bs,
+            "--topic",
+            "files",
+            "--from-beginning",
+            "--max-messages",
+            "2",
+            "--property",
+            "print.key=true",
+        ],
+        "",
+    );
+    assert_eq!(consumed, "k1\tv1\nk2\tnull\n");
+}
+
+#[test]
+fn quota_entities_are_refused() {
+    for kind in ["users", "clients"] {
+        let out = vltava(
+            &[
+                "configs",
+                "--bootstrap-server",
+                "127.0.0.1:1",
+                "--entity-type",
+                kind,
+                "--entity-name",
+                "x",
+                "--describe",
+            ],
+            "",
+        );
+        assert_eq!(out.status.code(), Some(1), "{kind}");
+        assert_eq!(
+            text(&out.stderr),
+            format!("Error: --entity-type {kind} is not supported yet: Vltava has no client quotas or SCRAM credentials, so there are no {kind} configs to describe or alter\n")
+        );
+    }
+}
