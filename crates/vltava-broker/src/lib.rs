@@ -27,3 +27,4 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BrokerConfig, Listener};
 pub use error::ApiError;
 pub use partition::Partition;
+pub use producer_state::{BatchSummary, ProducerStateMap, ProducerSummary};

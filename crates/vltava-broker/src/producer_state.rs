@@ -28,6 +28,24 @@ struct ProducerEntry {
     last_timestamp_ms: i64,
 }
 
+/// One producer's state, for display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerSummary {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub last_timestamp_ms: i64,
+    pub newest_batch: Option<BatchSummary>,
+}
+
+/// A cached batch of a producer, for display. (Its max timestamp is the
+/// producer's `last_timestamp_ms`: it is the newest batch.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSummary {
+    pub first_sequence: i32,
+    pub last_sequence: i32,
+    pub base_offset: i64,
+}
+
 /// What to do with an incoming batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SequenceCheck {
@@ -143,6 +161,27 @@ impl ProducerStateMap {
         let horizon = now_ms.saturating_sub(expiration_ms);
         self.producers.retain(|_, e| e.last_timestamp_ms >= horizon);
         before - self.producers.len()
+    }
+
+    /// Every producer with its newest batch, by producer id (what
+    /// `vltava dump-log` prints for a snapshot).
+    pub fn summaries(&self) -> Vec<ProducerSummary> {
+        let mut out: Vec<ProducerSummary> = self
+            .producers
+            .iter()
+            .map(|(id, e)| ProducerSummary {
+                producer_id: *id,
+                producer_epoch: e.epoch,
+                last_timestamp_ms: e.last_timestamp_ms,
+                newest_batch: e.batches.back().map(|b| BatchSummary {
+                    first_sequence: b.first_sequence,
+                    last_sequence: b.last_sequence,
+                    base_offset: b.base_offset,
+                }),
+            })
+            .collect();
+        out.sort_by_key(|s| s.producer_id);
+        out
     }
 
     /// The snapshot payload.

@@ -59,6 +59,9 @@ enum Command {
     GetOffsets(tools::get_offsets::GetOffsetsArgs),
     /// Delete records before an offset per partition (kafka-delete-records.sh).
     DeleteRecords(tools::delete_records::DeleteRecordsArgs),
+    /// Print and check log segments, indexes and producer snapshots
+    /// (kafka-dump-log.sh); reads files, needs no broker.
+    DumpLog(tools::dump_log::DumpLogArgs),
     /// Load tests: `perf producer` (kafka-producer-perf-test.sh), `perf
     /// consumer` (kafka-consumer-perf-test.sh), `perf end-to-end` (Kafka's
     /// EndToEndLatency).
@@ -83,6 +86,7 @@ fn main() -> Result<()> {
     let raw_args = std::env::args().skip(2).collect::<Vec<_>>().join(" ");
     let tool = match cli.command {
         Command::Server { config, overrides } => return server(config, overrides),
+        Command::DumpLog(a) => return exit_on_failure(tools::dump_log::run(a)),
         command => command,
     };
     let runtime = match tool {
@@ -92,7 +96,7 @@ fn main() -> Result<()> {
     let result = runtime.and_then(|rt| {
         rt.block_on(async move {
             match tool {
-                Command::Server { .. } => unreachable!("handled above"),
+                Command::Server { .. } | Command::DumpLog(_) => unreachable!("handled above"),
                 Command::Topics(a) => tools::topics::run(a).await,
                 Command::ConsoleProducer(a) => tools::console_producer::run(a).await,
                 Command::ConsoleConsumer(a) => tools::console_consumer::run(a).await,
@@ -106,8 +110,13 @@ fn main() -> Result<()> {
             }
         })
     });
+    exit_on_failure(result)
+}
+
+/// Ends a tool run: a failure is one message on stderr (never a
+/// backtrace) and exit status 1.
+fn exit_on_failure(result: Result<()>) -> Result<()> {
     if let Err(e) = result {
-        // Tool failures are one message, never a backtrace.
         match e.downcast_ref::<tools::Failure>() {
             // An empty message: the tool already said what went wrong.
             Some(f) if f.0.is_empty() => {}

@@ -117,6 +117,12 @@ fn remove(dir: &Path, offset: i64) -> io::Result<()> {
     }
 }
 
+/// The payload of the snapshot file at `path`, or why it is not one
+/// (for tools that look at one file; the broker uses [`latest`]).
+pub fn read_file(path: &Path) -> io::Result<Result<Vec<u8>, String>> {
+    read(path)
+}
+
 /// The payload of one snapshot file, or why it is not one.
 fn read(path: &Path) -> io::Result<Result<Vec<u8>, String>> {
     let bytes = match fs::metadata(path) {

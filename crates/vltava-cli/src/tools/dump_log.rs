@@ -1,0 +1,684 @@
+//! `vltava dump-log`: `kafka-dump-log.sh` (DumpLogSegments) for a partition
+//! directory's files, with Kafka's flags and output lines, reading the
+//! files directly (no broker needed; safe while one runs, as it only reads).
+//!
+//! - `.log`: one line per batch (offsets, producer fields, position, max
+//!   timestamp, size, codec, CRC and whether it matches); with
+//!   `--deep-iteration` one `|` line per record, with `--print-data-log`
+//!   its key and payload too. Bytes after the last whole batch are
+//!   reported.
+//! - `.index` / `.timeindex`: each entry, checked against the `.log` beside
+//!   it (the offset index must point at the start of the batch with that
+//!   base offset; the time index at the batch that set that maximum
+//!   timestamp); `--verify-index-only` prints only problems and
+//!   `--index-sanity-check` only checks the entries' order and bounds.
+//! - `.snapshot`: the idempotent producers it holds.
+//!
+//! Every length and position read from a file is checked against the file
+//! before it is used: this is the tool for files that may be corrupt.
+//!
+//! Unlike Kafka's tool, which exits 0 whatever it finds, this one exits 1
+//! when a file is corrupt (a CRC that does not match, bytes that are not a
+//! batch, an index entry that points elsewhere), so scripts can check
+//! segments. Offsets that skip (normal after compaction) are reported but
+//! are not a failure.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use vltava_record::{
+    batch_total_bytes, decode_records_bounded, BatchHeader, Compression, Record,
+    BATCH_HEADER_BYTES, CRC_COVERED_FROM, DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT,
+};
+
+use super::Failure;
+
+const OFFSET_ENTRY_BYTES: u64 = 8;
+const TIME_ENTRY_BYTES: u64 = 12;
+/// Attribute bit 6: the batch's base timestamp is its delete horizon.
+const DELETE_HORIZON_BIT: i16 = 0x40;
+/// Control record types (the key's second i16).
+const CONTROL_ABORT: i16 = 0;
+const CONTROL_COMMIT: i16 = 1;
+
+/// Dump log segments, indexes and producer snapshots (kafka-dump-log.sh).
+#[derive(Args, Debug)]
+pub struct DumpLogArgs {
+    /// REQUIRED: The comma separated list of data and index log files to be
+    /// dumped.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required = true,
+        value_name = "String: file1, file2, ..."
+    )]
+    pub files: Vec<PathBuf>,
+    /// Print the records' keys and payloads (implies --deep-iteration).
+    #[arg(long)]
+    pub print_data_log: bool,
+    /// Print every record, not only the batch headers.
+    #[arg(long)]
+    pub deep_iteration: bool,
+    /// Check index entries against the log and print only the problems.
+    #[arg(long)]
+    pub verify_index_only: bool,
+    /// Only check that index entries are in order and in bounds.
+    #[arg(long)]
+    pub index_sanity_check: bool,
+    /// With --print-data-log: print only keys and payloads.
+    #[arg(long)]
+    pub skip_record_metadata: bool,
+    /// Read at most this many bytes of each .log file.
+    #[arg(long, default_value_t = i32::MAX as u64, value_name = "Integer: size")]
+    pub max_bytes: u64,
+    /// The largest batch an index check reads (bytes).
+    #[arg(long, default_value_t = 5 * 1024 * 1024, value_name = "Integer: size")]
+    pub max_message_size: u64,
+}
+
+/// What the checks found, reported on stderr after every file is dumped,
+/// as Kafka's tool does.
+#[derive(Default)]
+struct Findings {
+    /// index path -> (index offset, log offset) pairs that disagree.
+    index_mismatches: BTreeMap<PathBuf, Vec<(i64, i64)>>,
+    /// time index path -> (index timestamp, log timestamp).
+    time_mismatches: BTreeMap<PathBuf, Vec<(i64, i64)>>,
+    /// time index path -> (timestamp, previous timestamp).
+    time_out_of_order: BTreeMap<PathBuf, Vec<(i64, i64)>>,
+    /// time index path -> (indexed offset, log offset found or -1).
+    time_offsets_missing: BTreeMap<PathBuf, Vec<(i64, i64)>>,
+    /// log path -> (offset, next offset) where offsets skip.
+    non_consecutive: BTreeMap<PathBuf, Vec<(i64, i64)>>,
+    /// Whether anything found means a file is corrupt.
+    corrupt: bool,
+}
+
+pub fn run(args: DumpLogArgs) -> anyhow::Result<()> {
+    let mut findings = Findings::default();
+    for file in &args.files {
+        println!("Dumping {}", file.display());
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let result = match name.rsplit_once('.').map(|(_, suffix)| suffix) {
+            Some("log") => dump_log(file, &args, &mut findings),
+            Some("index") => dump_index(file, &args, &mut findings),
+            Some("timeindex") => dump_time_index(file, &args, &mut findings),
+            Some("snapshot") => dump_snapshot(file, &mut findings),
+            _ => {
+                eprintln!("Ignoring unknown file {}", file.display());
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            eprintln!("Error: cannot read {}: {e}", file.display());
+            findings.corrupt = true;
+        }
+    }
+    report(&findings);
+    if findings.corrupt {
+        // Everything was said above.
+        return Err(Failure(String::new()).into());
+    }
+    Ok(())
+}
+
+fn report(f: &Findings) {
+    for (path, pairs) in &f.index_mismatches {
+        eprintln!("Mismatches in :{}", path.display());
+        for (index, log) in pairs {
+            eprintln!("  Index offset: {index}, log offset: {log}");
+        }
+    }
+    for (path, pairs) in &f.time_mismatches {
+        eprintln!("Found timestamp mismatch in :{}", path.display());
+        for (index, log) in pairs {
+            eprintln!("  Index timestamp: {index}, log timestamp: {log}");
+        }
+    }
+    for (path, pairs) in &f.time_out_of_order {
+        eprintln!("Found out of order timestamp in :{}", path.display());
+        for (index, previous) in pairs {
+            eprintln!("  Index timestamp: {index}, Previously indexed timestamp: {previous}");
+        }
+    }
+    for pairs in f.time_offsets_missing.values() {
+        eprintln!("The following indexed offsets are not found in the log.");
+        for (index, log) in pairs {
+            eprintln!("Indexed offset: {index}, found log offset: {log}");
+        }
+    }
+    for (path, pairs) in &f.non_consecutive {
+        eprintln!("Non-consecutive offsets in {}", path.display());
+        for (first, second) in pairs {
+            eprintln!("  {first} is followed by {second}");
+        }
+    }
+}
+
+/// The segment's base offset from its file name (20 digits).
+fn base_offset(file: &Path) -> std::io::Result<i64> {
+    file.file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse::<i64>().ok())
+        .filter(|o| *o >= 0)
+        .ok_or_else(|| std::io::Error::other("the file name is not a segment's base offset"))
+}
+
+fn absolute(file: &Path) -> PathBuf {
+    std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf())
+}
+
+/// One batch located in a `.log` file.
+struct Located {
+    position: u64,
+    header: BatchHeader,
+    bytes: Vec<u8>,
+}
+
+/// Reads the batches of a `.log` file up to `limit` bytes, one at a time.
+/// Stops at the first bytes that are not a whole batch and reports where.
+struct BatchReader {
+    file: File,
+    position: u64,
+    limit: u64,
+    /// Why reading stopped before `limit`, if it did.
+    stopped: Option<String>,
+}
+
+impl BatchReader {
+    fn open(path: &Path, max_bytes: u64) -> std::io::Result<BatchReader> {
+        let file = File::open(path)?;
+        let size = file.metadata()?.len();
+        Ok(BatchReader {
+            file,
+            position: 0,
+            limit: size.min(max_bytes),
+            stopped: None,
+        })
+    }
+
+    /// The next batch, its header parsed; `None` at the end or at bytes
+    /// that cannot be a batch (then `stopped` says why).
+    fn next_batch(&mut self, max_size: u64) -> std::io::Result<Option<Located>> {
+        let left = self.limit - self.position;
+        if left == 0 {
+            return Ok(None);
+        }
+        if left < BATCH_HEADER_BYTES as u64 {
+            self.stopped = Some(format!("{left} bytes are too few for a batch header"));
+            return Ok(None);
+        }
+        let mut head = [0u8; BATCH_HEADER_BYTES];
+        self.file.read_exact_at(&mut head, self.position)?;
+        let total = match batch_total_bytes(&head) {
+            Ok(t) => t as u64,
+            Err(e) => {
+                self.stopped = Some(e.to_string());
+                return Ok(None);
+            }
+        };
+        if total > left {
+            self.stopped = Some(format!(
+                "a batch of {total} bytes is cut off after {left} bytes"
+            ));
+            return Ok(None);
+        }
+        if total > max_size {
+            self.stopped = Some(format!(
+                "a batch of {total} bytes is larger than the {max_size}-byte limit"
+            ));
+            return Ok(None);
+        }
+        let header = match BatchHeader::parse(&head) {
+            Ok(h) => h,
+            Err(e) => {
+                self.stopped = Some(e.to_string());
+                return Ok(None);
+            }
+        };
+        let mut bytes = vec![0u8; total as usize];
+        self.file.read_exact_at(&mut bytes, self.position)?;
+        let located = Located {
+            position: self.position,
+            header,
+            bytes,
+        };
+        self.position += total;
+        Ok(Some(located))
+    }
+}
+
+fn codec_name(attributes: i16) -> &'static str {
+    match Compression::from_attributes(attributes) {
+        Ok(Compression::None) => "none",
+        Ok(Compression::Gzip) => "gzip",
+        Ok(Compression::Snappy) => "snappy",
+        Ok(Compression::Lz4) => "lz4",
+        Ok(Compression::Zstd) => "zstd",
+        Err(_) => "unknown",
+    }
+}
+
+fn timestamp_type(header: &BatchHeader) -> &'static str {
+    if header.is_log_append_time() {
+        "LogAppendTime"
+    } else {
+        "CreateTime"
+    }
+}
+
+/// Kafka's batch line.
+fn batch_line(b: &Located, crc_valid: bool) -> String {
+    let h = &b.header;
+    let delete_horizon = if h.attributes & DELETE_HORIZON_BIT != 0 {
+        format!("OptionalLong[{}]", h.base_timestamp)
+    } else {
+        "OptionalLong.empty".to_string()
+    };
+    format!(
+        "baseOffset: {} lastOffset: {} count: {} baseSequence: {} lastSequence: {} producerId: {} producerEpoch: {} partitionLeaderEpoch: {} isTransactional: {} isControl: {} deleteHorizonMs: {} position: {} {}: {} size: {} magic: {} compresscodec: {} crc: {} isvalid: {}",
+        h.base_offset,
+        h.last_offset(),
+        h.records_count,
+        h.base_sequence,
+        h.last_sequence(),
+        h.producer_id,
+        h.producer_epoch,
+        h.partition_leader_epoch,
+        h.is_transactional(),
+        h.is_control(),
+        delete_horizon,
+        b.position,
+        timestamp_type(h),
+        h.max_timestamp,
+        b.bytes.len(),
+        h.magic,
+        codec_name(h.attributes),
+        h.crc,
+        crc_valid
+    )
+}
+
+fn dump_log(file: &Path, args: &DumpLogArgs, findings: &mut Findings) -> std::io::Result<()> {
+    println!("Log starting offset: {}", base_offset(file)?);
+    let deep = args.deep_iteration || args.print_data_log;
+    let mut reader = BatchReader::open(file, args.max_bytes)?;
+    let mut last_offset: Option<i64> = None;
+    // Batches are read whole; one can be as large as the file.
+    while let Some(batch) = reader.next_batch(u64::MAX)? {
+        let crc_valid = crc32c::crc32c(&batch.bytes[CRC_COVERED_FROM..]) == batch.header.crc;
+        if !crc_valid {
+            findings.corrupt = true;
+        }
+        println!("{}", batch_line(&batch, crc_valid));
+        if !deep {
+            continue;
+        }
+        match decode_records_bounded(&batch.bytes, DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT) {
+            Ok(records) => {
+                for r in &records {
+                    if let Some(last) = last_offset {
+                        if r.offset != last + 1 {
+                            findings
+                                .non_consecutive
+                                .entry(absolute(file))
+                                .or_default()
+                                .push((last, r.offset));
+                        }
+                    }
+                    last_offset = Some(r.offset);
+                    println!("{}", record_line(&batch.header, r, args));
+                }
+            }
+            Err(e) => {
+                findings.corrupt = true;
+                eprintln!(
+                    "Error: the records of the batch at position {} in {} cannot be read: {e}",
+                    batch.position,
+                    file.display()
+                );
+            }
+        }
+    }
+    if let Some(why) = &reader.stopped {
+        findings.corrupt = true;
+        let trailing = reader.limit - reader.position;
+        let name = file
+            .file_name()
+            .map_or(file.as_os_str(), |n| n)
+            .to_string_lossy();
+        println!("Found {trailing} invalid bytes at the end of {name}");
+        eprintln!(
+            "Error: {} at position {}: {why}",
+            file.display(),
+            reader.position
+        );
+    }
+    Ok(())
+}
+
+/// Kafka's `|` record line.
+fn record_line(h: &BatchHeader, r: &Record, args: &DumpLogArgs) -> String {
+    let mut line = String::new();
+    let mut prefix = "| ";
+    if !args.skip_record_metadata {
+        let size = |b: &Option<bytes::Bytes>| b.as_ref().map_or(-1, |b| b.len() as i64);
+        let keys: Vec<String> = r.headers.keys().map(|k| k.to_string()).collect();
+        // From the batch, as Kafka derives it: -1 when the batch has no
+        // sequence (the decoder would add the delta to -1).
+        let sequence = if h.base_sequence < 0 {
+            -1
+        } else {
+            let delta = i32::try_from(r.offset - h.base_offset).unwrap_or(0);
+            vltava_record::increment_sequence(h.base_sequence, delta)
+        };
+        line.push_str(&format!(
+            "{prefix}offset: {} {}: {} keySize: {} valueSize: {} sequence: {} headerKeys: [{}]",
+            r.offset,
+            timestamp_type(h),
+            r.timestamp,
+            size(&r.key),
+            size(&r.value),
+            sequence,
+            keys.join(",")
+        ));
+        prefix = " ";
+        if h.is_control() {
+            line.push_str(&control_text(r));
+        }
+    }
+    if args.print_data_log && !h.is_control() {
+        if let Some(key) = &r.key {
+            line.push_str(&format!("{prefix}key: {}", String::from_utf8_lossy(key)));
+        }
+        if let Some(value) = &r.value {
+            line.push_str(&format!(" payload: {}", String::from_utf8_lossy(value)));
+        }
+    }
+    line
+}
+
+/// What a control record says: a transaction marker, or its type id.
+fn control_text(r: &Record) -> String {
+    let i16_at = |b: &[u8], at: usize| b.get(at..at + 2).map(|s| i16::from_be_bytes([s[0], s[1]]));
+    let Some(kind) = r.key.as_deref().and_then(|k| i16_at(k, 2)) else {
+        return " controlType: UNKNOWN(-1)".to_string();
+    };
+    match kind {
+        CONTROL_ABORT | CONTROL_COMMIT => {
+            let epoch = r
+                .value
+                .as_deref()
+                .and_then(|v| v.get(2..6))
+                .map_or(-1, |s| i32::from_be_bytes([s[0], s[1], s[2], s[3]]));
+            let marker = if kind == CONTROL_ABORT {
+                "ABORT"
+            } else {
+                "COMMIT"
+            };
+            format!(" endTxnMarker: {marker} coordinatorEpoch: {epoch}")
+        }
+        other => format!(" controlType: UNKNOWN({other})"),
+    }
+}
+
+/// The `.log` beside an index file.
+fn log_beside(index: &Path) -> std::io::Result<PathBuf> {
+    let base = base_offset(index)?;
+    Ok(index.with_file_name(format!("{base:020}.log")))
+}
+
+/// Reads an index file whole after checking its size is whole entries.
+fn read_entries(file: &Path, entry_bytes: u64) -> std::io::Result<Result<Vec<u8>, String>> {
+    let size = std::fs::metadata(file)?.len();
+    if size % entry_bytes != 0 {
+        return Ok(Err(format!(
+            "Index file {} is corrupt, found {size} bytes which is not a multiple of {entry_bytes}.",
+            file.display()
+        )));
+    }
+    Ok(Ok(std::fs::read(file)?))
+}
+
+fn dump_index(file: &Path, args: &DumpLogArgs, findings: &mut Findings) -> std::io::Result<()> {
+    let base = base_offset(file)?;
+    let bytes = match read_entries(file, OFFSET_ENTRY_BYTES)? {
+        Ok(b) => b,
+        Err(why) => {
+            eprintln!("{why}");
+            findings.corrupt = true;
+            return Ok(());
+        }
+    };
+    let entries: Vec<(i64, u64)> = bytes
+        .chunks_exact(OFFSET_ENTRY_BYTES as usize)
+        .map(|e| {
+            let relative = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
+            let position = u32::from_be_bytes([e[4], e[5], e[6], e[7]]);
+            (base + i64::from(relative), u64::from(position))
+        })
+        .collect();
+    if entries.is_empty() {
+        println!("{} is empty.", file.display());
+        return Ok(());
+    }
+    let log = log_beside(file)?;
+    let log_size = std::fs::metadata(&log)?.len();
+    if args.index_sanity_check {
+        let problem = entries
+            .windows(2)
+            .find(|w| w[1].0 <= w[0].0 || w[1].1 <= w[0].1);
+        let out_of_bounds = entries.iter().find(|(_, p)| *p >= log_size);
+        match (problem, out_of_bounds) {
+            (Some(w), _) => {
+                eprintln!(
+                    "Corrupt index found, index file ({}) has entry (offset {}, position {}) after (offset {}, position {}): entries must increase in both",
+                    file.display(), w[1].0, w[1].1, w[0].0, w[0].1
+                );
+                findings.corrupt = true;
+            }
+            (None, Some((o, p))) => {
+                eprintln!(
+                    "Corrupt index found, index file ({}) has entry (offset {o}, position {p}) past the end of {} ({log_size} bytes)",
+                    file.display(),
+                    log.display()
+                );
+                findings.corrupt = true;
+            }
+            (None, None) => println!("{} passed sanity check.", file.display()),
+        }
+        return Ok(());
+    }
+    let mut reader = BatchReader::open(&log, u64::MAX)?;
+    for (offset, position) in entries {
+        reader.position = position.min(reader.limit);
+        let found = reader.next_batch(args.max_message_size)?;
+        let log_offset = found.map_or(-1, |b| b.header.base_offset);
+        if log_offset != offset {
+            findings
+                .index_mismatches
+                .entry(absolute(file))
+                .or_default()
+                .push((offset, log_offset));
+            findings.corrupt = true;
+        }
+        if !args.verify_index_only {
+            println!("offset: {offset} position: {position}");
+        }
+    }
+    Ok(())
+}
+
+fn dump_time_index(
+    file: &Path,
+    args: &DumpLogArgs,
+    findings: &mut Findings,
+) -> std::io::Result<()> {
+    let base = base_offset(file)?;
+    let bytes = match read_entries(file, TIME_ENTRY_BYTES)? {
+        Ok(b) => b,
+        Err(why) => {
+            eprintln!("{why}");
+            findings.corrupt = true;
+            return Ok(());
+        }
+    };
+    let entries: Vec<(i64, i64)> = bytes
+        .chunks_exact(TIME_ENTRY_BYTES as usize)
+        .map(|e| {
+            let mut ts = [0u8; 8];
+            ts.copy_from_slice(&e[..8]);
+            let relative = u32::from_be_bytes([e[8], e[9], e[10], e[11]]);
+            (i64::from_be_bytes(ts), base + i64::from(relative))
+        })
+        .collect();
+    if args.index_sanity_check {
+        match entries
+            .windows(2)
+            .find(|w| w[1].0 <= w[0].0 || w[1].1 < w[0].1)
+        {
+            Some(w) => {
+                eprintln!(
+                    "Corrupt time index found, time index file ({}) has entry (timestamp {}, offset {}) after (timestamp {}, offset {}): timestamps must increase and offsets must not decrease",
+                    file.display(), w[1].0, w[1].1, w[0].0, w[0].1
+                );
+                findings.corrupt = true;
+            }
+            None => println!("{} passed sanity check.", file.display()),
+        }
+        return Ok(());
+    }
+    // Every batch of the segment by base offset: (last offset, max timestamp).
+    let mut batches: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    let mut reader = BatchReader::open(&log_beside(file)?, u64::MAX)?;
+    while let Some(b) = reader.next_batch(u64::MAX)? {
+        batches.insert(
+            b.header.base_offset,
+            (b.header.last_offset(), b.header.max_timestamp),
+        );
+    }
+    let path = absolute(file);
+    let mut previous: Option<i64> = None;
+    for (timestamp, offset) in entries {
+        match batches.get(&offset) {
+            Some((_, max_timestamp)) => {
+                if *max_timestamp != timestamp {
+                    findings
+                        .time_mismatches
+                        .entry(path.clone())
+                        .or_default()
+                        .push((timestamp, *max_timestamp));
+                    findings.corrupt = true;
+                }
+            }
+            None => {
+                // The batch that holds the offset, if any.
+                let holder = batches
+                    .range(..=offset)
+                    .next_back()
+                    .filter(|(_, (last, _))| *last >= offset)
+                    .map_or(-1, |(_, (last, _))| *last);
+                findings
+                    .time_offsets_missing
+                    .entry(path.clone())
+                    .or_default()
+                    .push((offset, holder));
+                findings.corrupt = true;
+            }
+        }
+        if let Some(prev) = previous.filter(|p| *p >= timestamp) {
+            findings
+                .time_out_of_order
+                .entry(path.clone())
+                .or_default()
+                .push((timestamp, prev));
+            findings.corrupt = true;
+        }
+        if !args.verify_index_only {
+            println!("timestamp: {timestamp} offset: {offset}");
+        }
+        previous = Some(timestamp);
+    }
+    Ok(())
+}
+
+fn dump_snapshot(file: &Path, findings: &mut Findings) -> std::io::Result<()> {
+    let payload = match vltava_log::snapshot::read_file(file)? {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!(
+                "Error: {} is not a valid producer snapshot: {why}",
+                file.display()
+            );
+            findings.corrupt = true;
+            return Ok(());
+        }
+    };
+    let state = match vltava_broker::ProducerStateMap::from_snapshot(&payload) {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("Error: {} does not decode: {why}", file.display());
+            findings.corrupt = true;
+            return Ok(());
+        }
+    };
+    for p in state.summaries() {
+        let mut line = format!(
+            "producerId: {} producerEpoch: {} coordinatorEpoch: -1 currentTxnFirstOffset: OptionalLong.empty lastTimestamp: {} ",
+            p.producer_id, p.producer_epoch, p.last_timestamp_ms
+        );
+        if let Some(b) = p.newest_batch {
+            let delta = i64::from(b.last_sequence) - i64::from(b.first_sequence);
+            let delta = if delta < 0 {
+                delta + i64::from(i32::MAX) + 1
+            } else {
+                delta
+            };
+            line.push_str(&format!(
+                "firstSequence: {} lastSequence: {} lastOffset: {} offsetDelta: {} timestamp: {}",
+                b.first_sequence,
+                b.last_sequence,
+                b.base_offset + delta,
+                delta,
+                p.last_timestamp_ms
+            ));
+        }
+        println!("{line}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_records_read_as_kafka_prints_them() {
+        let mut r = Record {
+            transactional: true,
+            control: true,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: 1,
+            producer_epoch: 0,
+            timestamp_type: vltava_record::TimestampType::Creation,
+            offset: 0,
+            sequence: -1,
+            timestamp: 0,
+            key: Some(bytes::Bytes::from_static(&[0, 0, 0, 1])),
+            value: Some(bytes::Bytes::from_static(&[0, 0, 0, 0, 0, 7])),
+            headers: Default::default(),
+        };
+        assert_eq!(
+            control_text(&r),
+            " endTxnMarker: COMMIT coordinatorEpoch: 7"
+        );
+        r.key = Some(bytes::Bytes::from_static(&[0, 0, 0, 5]));
+        assert_eq!(control_text(&r), " controlType: UNKNOWN(5)");
+        r.key = Some(bytes::Bytes::from_static(&[0]));
+        assert_eq!(control_text(&r), " controlType: UNKNOWN(-1)");
+    }
+}
