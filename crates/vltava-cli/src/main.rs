@@ -62,6 +62,12 @@ enum Command {
     /// Print and check log segments, indexes and producer snapshots
     /// (kafka-dump-log.sh); reads files, needs no broker.
     DumpLog(tools::dump_log::DumpLogArgs),
+    /// Produce numbered messages, printing each acknowledgement as JSON
+    /// (Kafka's VerifiableProducer).
+    VerifiableProducer(tools::verifiable::VerifiableProducerArgs),
+    /// Consume in a group, printing assignments, consumed ranges and
+    /// commits as JSON (Kafka's VerifiableConsumer).
+    VerifiableConsumer(tools::verifiable::VerifiableConsumerArgs),
     /// Load tests: `perf producer` (kafka-producer-perf-test.sh), `perf
     /// consumer` (kafka-consumer-perf-test.sh), `perf end-to-end` (Kafka's
     /// EndToEndLatency).
@@ -90,7 +96,7 @@ fn main() -> Result<()> {
         command => command,
     };
     let runtime = match tool {
-        Command::Perf(_) => tools::perf::runtime(),
+        Command::Perf(_) | Command::VerifiableProducer(_) => tools::perf::runtime(),
         _ => tools::runtime(),
     };
     let result = runtime.and_then(|rt| {
@@ -106,6 +112,8 @@ fn main() -> Result<()> {
                 Command::Cluster(a) => tools::cluster::run(a).await,
                 Command::GetOffsets(a) => tools::get_offsets::run(a).await,
                 Command::DeleteRecords(a) => tools::delete_records::run(a).await,
+                Command::VerifiableProducer(a) => tools::verifiable::producer(a).await,
+                Command::VerifiableConsumer(a) => tools::verifiable::consumer(a).await,
                 Command::Perf(a) => tools::perf::run(a).await,
             }
         })

@@ -442,7 +442,7 @@ async fn rejoin(member: &mut GroupMember, consumer: &mut Consumer) -> anyhow::Re
 
 /// Resolves at the first SIGINT or SIGTERM. The handlers are installed
 /// here, when it is called, not when the future is first polled.
-fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+pub(super) fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;

@@ -15,6 +15,7 @@ pub mod formatter;
 pub mod get_offsets;
 pub mod perf;
 pub mod topics;
+pub mod verifiable;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -388,7 +388,7 @@ async fn producer(args: ProducerPerfArgs) -> anyhow::Result<()> {
 }
 
 /// Kafka's `ThroughputThrottler`: sleep while ahead of `per_sec`.
-async fn throttle(start: Instant, sent: u64, per_sec: f64) {
+pub(super) async fn throttle(start: Instant, sent: u64, per_sec: f64) {
     let due = start + Duration::from_secs_f64(sent as f64 / per_sec);
     let now = Instant::now();
     // Sleeping for less than a millisecond costs more than it saves.
