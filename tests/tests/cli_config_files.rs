@@ -154,3 +154,56 @@ fn quota_entities_are_refused() {
         );
     }
 }
+
+#[test]
+fn server_help_says_single_node_and_where_the_configs_are() {
+    let out = vltava(&["server", "--help"], "");
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    assert!(
+        help.starts_with("Run a broker (a single node; clusters are not built yet).\n"),
+        "{help}"
+    );
+    assert!(help.contains("docs/configuration.md"), "{help}");
+    // Every key that file lists is one the broker reads: unknown keys are
+    // warned about at start, so none of these may be.
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md"),
+    )
+    .unwrap();
+    let keys: Vec<&str> = doc
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| l.trim_start_matches("| `").split('`').next().unwrap())
+        .collect();
+    assert!(keys.len() > 40, "{keys:?}");
+    let broker_keys: Vec<&str> = doc
+        .split("## Topic")
+        .next()
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| l.trim_start_matches("| `").split('`').next().unwrap())
+        .collect();
+    let broker = vltava_tests::TestBroker::start(
+        &broker_keys
+            .iter()
+            .filter(|k| {
+                !matches!(
+                    **k,
+                    "listeners" | "log.dirs" | "node.id" | "advertised.listeners"
+                )
+            })
+            .map(|k| {
+                let line = doc
+                    .lines()
+                    .find(|l| l.starts_with(&format!("| `{k}` |")))
+                    .unwrap();
+                let default = line.split('|').nth(2).unwrap().trim().trim_matches('`');
+                (*k, if default == "(empty)" { "" } else { default })
+            })
+            .collect::<Vec<_>>(),
+    );
+    let log = broker.stderr_log();
+    assert!(!log.contains("isn't a known config"), "{log}");
+}

@@ -179,3 +179,70 @@ async fn data_and_config_survive_sigterm_and_sigkill() {
     assert_same("after the final restart", &expected, &got);
     broker.stop_sigterm();
 }
+
+/// The broker's log after the `n`th start (1-based).
+fn start_log(broker: &TestBroker, n: usize) -> String {
+    let log = broker.stderr_log();
+    let marker = format!("===== vltava-tests: start #{n} =====");
+    let from = log.find(&marker).expect("that start is in the log");
+    let rest = &log[from + marker.len()..];
+    rest.split("===== vltava-tests: start #")
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn recovery_is_reported_at_info_and_knows_a_clean_stop_from_a_crash() {
+    use vltava_tests::raw::{encode_batch, ProducerStamp, RawClient, TestRecord};
+    let mut broker = TestBroker::start(&[]);
+    let mut c = RawClient::connect(broker.addr()).unwrap();
+    assert_eq!(c.create_topic_code("rec", 1).unwrap(), 0);
+    let record = TestRecord {
+        key: None,
+        value: Some(bytes::Bytes::from_static(b"v")),
+        // Recent, or retention would delete it at the restart.
+        timestamp_ms: now_ms(),
+        headers: Vec::new(),
+    };
+    let batch = encode_batch(
+        &[record],
+        ProducerStamp::NONE,
+        kafka_protocol::records::Compression::None,
+    );
+    let batch_bytes = batch.len();
+    assert_eq!(c.produce("rec", 0, batch, -1).unwrap().error_code, 0);
+
+    broker.stop_sigterm();
+    broker.restart();
+    let second = start_log(&broker, 2);
+    assert!(
+        second.contains(&format!(
+            "logs opened after a clean shutdown partitions=1 segments=1 scanned_bytes={batch_bytes} scanned_batches=1 truncated_partitions=0 truncated_bytes=0 rebuilt_indexes=0 removed_files=0"
+        )),
+        "{second}"
+    );
+    assert!(!second.contains("partition repaired on open"), "{second}");
+
+    // A crash, and a torn write after the last batch.
+    broker.kill_sigkill();
+    let segment = broker.log_dir().join("rec-0/00000000000000000000.log");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes.extend_from_slice(b"torn!!!");
+    std::fs::write(&segment, bytes).unwrap();
+    broker.restart();
+    let third = start_log(&broker, 3);
+    assert!(
+        third.contains(&format!(
+            "partition repaired on open topic=rec partition=0 scanned_bytes={batch_bytes} scanned_batches=1 truncated_bytes=7 rebuilt_indexes=0 removed_files=0"
+        )),
+        "{third}"
+    );
+    assert!(
+        third.contains(&format!(
+            "logs recovered after an unclean shutdown partitions=1 segments=1 scanned_bytes={batch_bytes} scanned_batches=1 truncated_partitions=1 truncated_bytes=7 rebuilt_indexes=0 removed_files=0"
+        )),
+        "{third}"
+    );
+    broker.assert_running();
+}

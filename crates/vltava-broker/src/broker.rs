@@ -162,6 +162,9 @@ impl Broker {
             NodeIdentityError::Io(source) => io_err(source),
             NodeIdentityError::Mismatch(msg) => StartError::Inconsistent(msg),
         })?;
+        // Present only if the last run stopped cleanly; removed now so that
+        // a crash from here on is seen as unclean next time.
+        let clean_shutdown = take_clean_shutdown_marker(&data_dir).map_err(io_err)?;
         let now_ms = clock.now_ms();
         let meta = MetadataStore::open(&data_dir.join(METADATA_DIR), now_ms)?;
         let image = meta.image().clone();
@@ -208,6 +211,7 @@ impl Broker {
                 }),
             );
         }
+        report_recovery(&topics, clean_shutdown);
         info!(topics = topics.len(), cluster_id = %cluster_id, "broker state loaded");
         let next = image.next_producer_id;
         let groups = GroupCoordinator::new(config.groups.clone());
@@ -695,17 +699,100 @@ impl Broker {
 
     /// Flushes every log and the metadata log, for shutdown.
     pub fn close(&self) {
+        let mut flushed = true;
         for topic in self.topics() {
             for partition in topic.partitions.iter().filter(|p| !p.is_offline()) {
                 if let Err(e) = partition.close() {
+                    flushed = false;
                     warn!(topic = %topic.name, partition = partition.index, error = %e, "flush at shutdown failed");
                 }
             }
         }
         if let Err(e) = self.meta.lock().close() {
+            flushed = false;
             warn!(error = %e, "metadata flush at shutdown failed");
         }
+        // Only a shutdown that flushed everything is a clean one.
+        if flushed {
+            if let Err(e) = write_clean_shutdown_marker(self.config.data_dir()) {
+                warn!(error = %e, "could not record the clean shutdown; the next start will recover as after a crash");
+            }
+        }
     }
+}
+
+/// Written by a shutdown that flushed everything; its absence at start means
+/// the last run crashed (Kafka's `.kafka_cleanshutdown`).
+const CLEAN_SHUTDOWN_FILE: &str = ".vltava-clean-shutdown";
+
+fn take_clean_shutdown_marker(data_dir: &Path) -> std::io::Result<bool> {
+    match fs::remove_file(data_dir.join(CLEAN_SHUTDOWN_FILE)) {
+        Ok(()) => {
+            fs::File::open(data_dir)?.sync_all()?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn write_clean_shutdown_marker(data_dir: &Path) -> std::io::Result<()> {
+    let file = fs::File::create(data_dir.join(CLEAN_SHUTDOWN_FILE))?;
+    file.sync_all()?;
+    fs::File::open(data_dir)?.sync_all()
+}
+
+/// Says at INFO what opening the partitions checked and repaired: a line per
+/// partition that was repaired, and one summary, worded by whether the last
+/// run stopped cleanly.
+fn report_recovery(topics: &BTreeMap<String, Arc<Topic>>, clean_shutdown: bool) {
+    let mut total = vltava_log::RecoveryReport::default();
+    let mut partitions = 0usize;
+    let mut truncated_partitions = 0usize;
+    for topic in topics.values() {
+        for partition in topic.partitions.iter().filter(|p| !p.is_offline()) {
+            let r = partition.log().recovery();
+            partitions += 1;
+            total.segments += r.segments;
+            total.scanned_bytes += r.scanned_bytes;
+            total.scanned_batches += r.scanned_batches;
+            total.truncated_bytes += r.truncated_bytes;
+            total.rebuilt_indexes += r.rebuilt_indexes;
+            total.removed_files += r.removed_files;
+            truncated_partitions += usize::from(r.truncated_bytes > 0);
+            if r.repaired() {
+                info!(
+                    topic = %topic.name,
+                    partition = partition.index,
+                    scanned_bytes = r.scanned_bytes,
+                    scanned_batches = r.scanned_batches,
+                    truncated_bytes = r.truncated_bytes,
+                    rebuilt_indexes = r.rebuilt_indexes,
+                    removed_files = r.removed_files,
+                    "partition repaired on open"
+                );
+            }
+        }
+    }
+    if partitions == 0 {
+        return;
+    }
+    let message = if clean_shutdown {
+        "logs opened after a clean shutdown"
+    } else {
+        "logs recovered after an unclean shutdown"
+    };
+    info!(
+        partitions,
+        segments = total.segments,
+        scanned_bytes = total.scanned_bytes,
+        scanned_batches = total.scanned_batches,
+        truncated_partitions,
+        truncated_bytes = total.truncated_bytes,
+        rebuilt_indexes = total.rebuilt_indexes,
+        removed_files = total.removed_files,
+        "{message}"
+    );
 }
 
 /// Kafka's own bookkeeping topics: created by the broker, hidden from

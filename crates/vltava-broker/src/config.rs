@@ -347,48 +347,164 @@ fn queued_max_request_bytes(queued: i64, request_max: i64) -> Result<Option<usiz
     Ok(Some(queued as usize))
 }
 
+/// One broker-level config (not a topic default): its name, default, unit,
+/// what it does, and how it relates to Kafka's config of the same name.
+pub struct BrokerConfigDef {
+    pub name: &'static str,
+    pub default: &'static str,
+    /// "ms", "bytes", "count", ... or "" for text.
+    pub unit: &'static str,
+    pub doc: &'static str,
+    /// "same" when Kafka's config means the same with the same default;
+    /// otherwise what differs.
+    pub kafka: &'static str,
+}
+
+macro_rules! broker {
+    ($name:literal, $default:literal, $unit:literal, $doc:literal, $kafka:literal) => {
+        BrokerConfigDef {
+            name: $name,
+            default: $default,
+            unit: $unit,
+            doc: $doc,
+            kafka: $kafka,
+        }
+    };
+}
+
 /// Broker configuration keys Vltava reads, with Kafka's defaults, except
 /// `listeners` and `log.dirs`, whose defaults are Vltava's zero-config ones.
-pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
-    ("node.id", "1"),
-    ("listeners", "PLAINTEXT://127.0.0.1:9092"),
-    ("advertised.listeners", ""),
-    (
-        "listener.security.protocol.map",
-        "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
-    ),
-    ("log.dirs", "./vltava-data"),
-    ("num.partitions", "1"),
-    ("auto.create.topics.enable", "true"),
-    ("default.replication.factor", "1"),
-    ("socket.request.max.bytes", "104857600"),
-    ("max.connections", "10000"),
-    ("connections.max.idle.ms", "600000"),
-    // Vltava's own (Kafka has no server-side read timeout): how long one
-    // request may take to arrive once its first byte has.
-    ("socket.request.read.timeout.ms", "30000"),
-    // Kafka's default is -1 (unbounded); Vltava bounds request memory by
-    // default. Must be at least socket.request.max.bytes.
-    ("queued.max.request.bytes", "536870912"),
-    ("log.retention.check.interval.ms", "300000"),
-    ("producer.id.expiration.ms", "86400000"),
-    ("log.flush.scheduler.interval.ms", "1000"),
-    (
-        "log.cleaner.io.max.bytes.per.second",
-        "1.7976931348623157E308",
-    ),
-    ("log.cleaner.dedupe.buffer.size", "134217728"),
-    ("log.cleaner.backoff.ms", "15000"),
-    ("group.min.session.timeout.ms", "6000"),
-    ("group.max.session.timeout.ms", "1800000"),
-    ("group.initial.rebalance.delay.ms", "3000"),
-    ("group.max.size", "2147483647"),
-    ("offsets.topic.num.partitions", "50"),
-    ("offsets.topic.segment.bytes", "104857600"),
-    ("offset.metadata.max.bytes", "4096"),
-    ("group.consumer.session.timeout.ms", "45000"),
-    ("group.consumer.heartbeat.interval.ms", "5000"),
+/// `docs/configuration.md` is generated from this table and
+/// [`TOPIC_CONFIGS`] (see [`configuration_markdown`]).
+pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
+    broker!("node.id", "1", "id", "This broker's id in metadata responses", "same; Kafka has no default and requires it"),
+    broker!("listeners", "PLAINTEXT://127.0.0.1:9092", "list", "Where the broker listens, NAME://HOST:PORT, comma-separated; an empty host means every interface", "Kafka's default is PLAINTEXT://:9092 (every interface)"),
+    broker!("advertised.listeners", "", "list", "Addresses given to clients in metadata; empty means the listeners", "same"),
+    broker!("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", "list", "Security protocol of each listener name; only PLAINTEXT is served, and a listener mapped to SSL or SASL refuses to start rather than serve plaintext", "same default; TLS and SASL are not implemented yet"),
+    broker!("log.dirs", "./vltava-data", "path", "The data directory (alias log.dir); locked by one broker at a time; only the first of a list is used", "Kafka's default is /tmp/kafka-logs and it uses every directory listed"),
+    broker!("num.partitions", "1", "count", "Partitions of auto-created topics and of CreateTopics without a count", "same"),
+    broker!("auto.create.topics.enable", "true", "boolean", "Create a topic when a client asks for its metadata or produces to it", "same"),
+    broker!("default.replication.factor", "1", "count", "Replication factor of new topics; must be 1 on a single node", "same default; replication is not implemented yet"),
+    broker!("socket.request.max.bytes", "104857600", "bytes", "Largest request accepted; a larger one closes the connection", "same"),
+    broker!("max.connections", "10000", "count", "Connections accepted at once; more are closed at accept", "Kafka's default is unlimited (2147483647)"),
+    broker!("connections.max.idle.ms", "600000", "ms", "A connection with no request started within this is closed", "same"),
+    broker!("socket.request.read.timeout.ms", "30000", "ms", "How long one request may take to arrive once its first byte has; slower ones close the connection", "Vltava only (Kafka has no server-side read timeout)"),
+    broker!("queued.max.request.bytes", "536870912", "bytes", "Request bytes held in memory at once across connections; must be -1 (unbounded) or at least socket.request.max.bytes", "Kafka's default is -1 (unbounded)"),
+    broker!("log.retention.check.interval.ms", "300000", "ms", "How often retention and producer-id expiration run", "same"),
+    broker!("producer.id.expiration.ms", "86400000", "ms", "Idempotent producer state is dropped this long after the producer's newest batch", "same"),
+    broker!("log.flush.scheduler.interval.ms", "1000", "ms", "How often logs are checked against flush.ms", "Kafka's default is 9223372036854775807 (never)"),
+    broker!("log.cleaner.io.max.bytes.per.second", "1.7976931348623157E308", "bytes/s", "Compaction's read plus write rate", "same"),
+    broker!("log.cleaner.dedupe.buffer.size", "134217728", "bytes", "Memory of the compaction offset map", "same"),
+    broker!("log.cleaner.backoff.ms", "15000", "ms", "Pause between compaction passes when nothing is dirty enough", "same"),
+    broker!("group.min.session.timeout.ms", "6000", "ms", "Smallest session timeout a classic group member may ask for", "same"),
+    broker!("group.max.session.timeout.ms", "1800000", "ms", "Largest session timeout a classic group member may ask for", "same"),
+    broker!("group.initial.rebalance.delay.ms", "3000", "ms", "How long a new classic group waits for more members before its first rebalance", "same"),
+    broker!("group.max.size", "2147483647", "count", "Members one group may have", "same"),
+    broker!("offsets.topic.num.partitions", "50", "count", "Partitions of __consumer_offsets, fixed when it is created", "same"),
+    broker!("offsets.topic.segment.bytes", "104857600", "bytes", "Segment size of __consumer_offsets", "same"),
+    broker!("offset.metadata.max.bytes", "4096", "bytes", "Largest metadata string of a committed offset", "same"),
+    broker!("group.consumer.session.timeout.ms", "45000", "ms", "Session timeout of KIP-848 consumer group members", "same"),
+    broker!("group.consumer.heartbeat.interval.ms", "5000", "ms", "Heartbeat interval the broker gives KIP-848 consumer group members", "same"),
 ];
+
+/// The default of a broker-level config.
+fn broker_default(name: &str) -> Option<&'static str> {
+    BROKER_CONFIGS
+        .iter()
+        .find(|d| d.name == name)
+        .map(|d| d.default)
+}
+
+/// The unit of a topic config, from Kafka's naming (`.ms`, `.bytes`).
+fn topic_unit(def: &TopicConfigDef) -> &'static str {
+    match def.config_type {
+        ConfigType::Boolean => "boolean",
+        ConfigType::Double => "ratio",
+        ConfigType::List | ConfigType::String => "",
+        ConfigType::Int | ConfigType::Long if def.name.ends_with(".ms") => "ms",
+        ConfigType::Int | ConfigType::Long if def.name.ends_with(".bytes") => "bytes",
+        ConfigType::Int | ConfigType::Long => "count",
+    }
+}
+
+/// `docs/configuration.md`: every broker and topic config from the tables
+/// in this file. A test keeps the file in sync (set VLTAVA_UPDATE_DOCS=1
+/// when running it to rewrite the file).
+pub fn configuration_markdown() -> String {
+    let cell = |s: &str| s.replace('|', "\\|");
+    let mut out = String::from(
+        "# Configuration\n\n\
+<!-- Generated from crates/vltava-broker/src/config.rs by the test\n\
+     config::tests::configuration_doc_is_in_sync; run it with\n\
+     VLTAVA_UPDATE_DOCS=1 to rewrite this file. Do not edit by hand. -->\n\n\
+Every key uses Kafka's name. Broker keys are read at start from\n\
+`vltava server --config server.properties` and `--override key=value`\n\
+(later wins); none is dynamic yet: AlterConfigs on a broker is refused with\n\
+INVALID_REQUEST, as Kafka refuses a static config. Unknown broker keys are\n\
+logged and ignored, as Kafka does. Topic keys are set per topic with\n\
+CreateTopics, AlterConfigs or IncrementalAlterConfigs (`vltava topics\n\
+--create --config`, `vltava configs --alter`) and apply at once; each takes\n\
+its default from the broker key named beside it. Unknown topic keys are\n\
+refused with INVALID_CONFIG.\n\n\
+## Broker\n\n\
+| Key | Default | Unit | Dynamic | Meaning | Kafka |\n\
+|-----|---------|------|---------|---------|-------|\n",
+    );
+    let default = |d: &str| {
+        if d.is_empty() {
+            "(empty)".to_string()
+        } else {
+            format!("`{}`", cell(d))
+        }
+    };
+    for d in BROKER_CONFIGS {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | no | {} | {} |\n",
+            d.name,
+            default(d.default),
+            d.unit,
+            cell(d.doc),
+            cell(d.kafka)
+        ));
+    }
+    out.push_str("\nSynonyms, as in Kafka: `log.dir` for `log.dirs`; ");
+    let synonyms: Vec<String> = TIME_SYNONYMS
+        .iter()
+        .flat_map(|(canonical, list)| {
+            list.iter()
+                .map(move |(name, _)| format!("`{name}` for `{canonical}`"))
+        })
+        .collect();
+    out.push_str(&synonyms.join("; "));
+    out.push_str(
+        " (the most precise one set wins).\n\n## Topic\n\n\
+| Key | Default | Unit | Dynamic | Broker key for the default | Meaning | Kafka |\n\
+|-----|---------|------|---------|----------------------------|---------|-------|\n",
+    );
+    for d in TOPIC_CONFIGS {
+        let allowed = if d.allowed.is_empty() {
+            String::new()
+        } else {
+            format!(" (one of: {})", d.allowed.join(", "))
+        };
+        // Where Vltava's accepted values differ from Kafka's.
+        let kafka = match d.name {
+            "compression.type" => "Kafka also accepts a codec and recompresses to it",
+            _ => "same",
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | yes | `{}` | {}{} | {} |\n",
+            d.name,
+            default(d.default),
+            topic_unit(d),
+            d.broker_name,
+            cell(d.doc),
+            allowed,
+            kafka
+        ));
+    }
+    out
+}
 
 /// Time-unit synonyms Kafka accepts, most precise first.
 const TIME_SYNONYMS: &[(&str, &[(&str, i64)])] = &[
@@ -444,7 +560,7 @@ impl BrokerConfig {
         for (key, value) in pairs {
             let key = key.trim();
             let key = if key == "log.dir" { "log.dirs" } else { key };
-            let known = BROKER_DEFAULTS.iter().any(|(k, _)| *k == key)
+            let known = broker_default(key).is_some()
                 || TOPIC_CONFIGS.iter().any(|d| d.broker_name == key)
                 || TIME_SYNONYMS
                     .iter()
@@ -484,13 +600,10 @@ impl BrokerConfig {
             }
         }
         let get = |key: &str| -> String {
-            explicit.get(key).cloned().unwrap_or_else(|| {
-                BROKER_DEFAULTS
-                    .iter()
-                    .find(|(k, _)| *k == key)
-                    .map(|(_, v)| v.to_string())
-                    .unwrap_or_default()
-            })
+            explicit
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| broker_default(key).unwrap_or_default().to_string())
         };
         let number = |key: &str| -> Result<i64, String> {
             get(key)
@@ -594,10 +707,10 @@ impl BrokerConfig {
     /// DescribeConfigs on a broker resource.
     pub fn describe(&self) -> Vec<(String, String, ConfigSource)> {
         let mut out: BTreeMap<String, (String, ConfigSource)> = BTreeMap::new();
-        for (key, default) in BROKER_DEFAULTS {
+        for def in BROKER_CONFIGS {
             out.insert(
-                key.to_string(),
-                (default.to_string(), ConfigSource::Default),
+                def.name.to_string(),
+                (def.default.to_string(), ConfigSource::Default),
             );
         }
         for def in TOPIC_CONFIGS {
@@ -698,6 +811,43 @@ pub fn parse_properties(text: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// docs/configuration.md is this table. Run with VLTAVA_UPDATE_DOCS=1
+    /// to rewrite it after changing a config.
+    #[test]
+    fn configuration_doc_is_in_sync() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+        let expected = configuration_markdown();
+        if std::env::var_os("VLTAVA_UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &expected).expect("write docs/configuration.md");
+        }
+        let actual = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            actual == expected,
+            "docs/configuration.md is out of date: run `VLTAVA_UPDATE_DOCS=1 cargo test -p vltava-broker configuration_doc` and commit it"
+        );
+        // Every key the broker reads is documented, and only those.
+        for def in BROKER_CONFIGS {
+            assert!(
+                actual.contains(&format!("| `{}` |", def.name)),
+                "{}",
+                def.name
+            );
+        }
+        for def in TOPIC_CONFIGS {
+            assert!(
+                actual.contains(&format!("| `{}` |", def.name)),
+                "{}",
+                def.name
+            );
+            assert!(
+                actual.contains(&format!("| `{}` |", def.broker_name)),
+                "{}",
+                def.broker_name
+            );
+        }
+    }
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter()

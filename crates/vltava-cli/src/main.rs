@@ -30,8 +30,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a broker. With no flags: listener 127.0.0.1:9092, data in
-    /// ./vltava-data, topics auto-created with one partition.
+    /// Run a broker (a single node; clusters are not built yet).
+    ///
+    /// The broker is one node that is its own controller: clusters and
+    /// replication are not built yet, so every topic has a replication
+    /// factor of one. With no flags: listener 127.0.0.1:9092, data in
+    /// ./vltava-data, topics auto-created with one partition. Every config
+    /// key, with Kafka's names: docs/configuration.md.
     Server {
         /// A Kafka-style server.properties file.
         #[arg(long, value_name = "FILE")]
@@ -53,20 +58,17 @@ enum Command {
     Configs(tools::configs::ConfigsArgs),
     /// Print the API versions each broker supports (kafka-broker-api-versions.sh).
     BrokerApiVersions(tools::broker_api_versions::BrokerApiVersionsArgs),
-    /// Show the cluster id, controller and brokers.
+    /// Show the cluster id, controller and brokers (kafka-cluster.sh).
     Cluster(tools::cluster::ClusterArgs),
     /// Print topic partitions' offsets at a time (kafka-get-offsets.sh).
     GetOffsets(tools::get_offsets::GetOffsetsArgs),
     /// Delete records before an offset per partition (kafka-delete-records.sh).
     DeleteRecords(tools::delete_records::DeleteRecordsArgs),
-    /// Print and check log segments, indexes and producer snapshots
-    /// (kafka-dump-log.sh); reads files, needs no broker.
+    /// Print and check log segments, indexes and snapshots (kafka-dump-log.sh).
     DumpLog(tools::dump_log::DumpLogArgs),
-    /// Produce numbered messages, printing each acknowledgement as JSON
-    /// (Kafka's VerifiableProducer).
+    /// Produce numbered messages, acknowledgements as JSON (VerifiableProducer).
     VerifiableProducer(tools::verifiable::VerifiableProducerArgs),
-    /// Consume in a group, printing assignments, consumed ranges and
-    /// commits as JSON (Kafka's VerifiableConsumer).
+    /// Consume in a group, events as JSON (VerifiableConsumer).
     VerifiableConsumer(tools::verifiable::VerifiableConsumerArgs),
     /// Load tests: `perf producer` (kafka-producer-perf-test.sh), `perf
     /// consumer` (kafka-consumer-perf-test.sh), `perf end-to-end` (Kafka's

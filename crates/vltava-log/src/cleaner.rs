@@ -605,7 +605,7 @@ impl Log {
         self.swap_files(group, cleaned.base)
             .map_err(|e| self.fail("cleaner swap", e))?;
         let config = self.config();
-        let segment = open_closed_segment(
+        let (segment, _rebuilt) = open_closed_segment(
             &self.storage,
             &self.dir,
             cleaned.base,

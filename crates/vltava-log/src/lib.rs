@@ -223,6 +223,31 @@ struct FlushState {
 }
 
 /// One partition's log. `Send + Sync`; every method takes `&self`.
+/// What [`Log::open`] found and repaired: the active segment is always
+/// scanned batch by batch (CRC included) and cut at the first byte that is
+/// not a valid batch; closed segments get their indexes rebuilt when those
+/// do not check out; leftovers of interrupted operations are removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub segments: usize,
+    /// Valid bytes and batches of the active segment, all checked.
+    pub scanned_bytes: u64,
+    pub scanned_batches: u64,
+    /// Bytes cut from the active segment's tail.
+    pub truncated_bytes: u64,
+    /// Closed segments whose indexes were rebuilt from the log.
+    pub rebuilt_indexes: usize,
+    /// Leftover files of interrupted operations that were removed.
+    pub removed_files: usize,
+}
+
+impl RecoveryReport {
+    /// Whether opening changed anything on disk.
+    pub fn repaired(&self) -> bool {
+        self.truncated_bytes > 0 || self.rebuilt_indexes > 0 || self.removed_files > 0
+    }
+}
+
 pub struct Log {
     dir: PathBuf,
     config: RwLock<LogConfig>,
@@ -250,6 +275,8 @@ pub struct Log {
     /// Cleaner progress (`cleaner-offset-checkpoint`) and the lock that
     /// serialises cleaning passes on this log.
     cleaner_state: cleaner::CleanerState,
+    /// What opening the log found and repaired.
+    recovery: RecoveryReport,
     #[cfg(test)]
     fail_next_write: std::sync::atomic::AtomicBool,
     #[cfg(test)]
@@ -271,12 +298,28 @@ impl Log {
         storage: Arc<dyn Storage>,
     ) -> Result<Log, LogError> {
         fs::create_dir_all(dir)?;
-        let bases = list_segments(dir)?;
+        let (bases, removed_files) = list_segments(dir)?;
+        let mut recovery = RecoveryReport {
+            segments: bases.len(),
+            removed_files,
+            ..RecoveryReport::default()
+        };
         let mut segments = Vec::with_capacity(bases.len().max(1));
         for (i, &base) in bases.iter().enumerate() {
             let segment = match bases.get(i + 1) {
-                Some(&next) => open_closed_segment(&storage, dir, base, next, &config)?,
-                None => recover_last_segment(&storage, dir, base, &config)?,
+                Some(&next) => {
+                    let (segment, rebuilt) =
+                        open_closed_segment(&storage, dir, base, next, &config)?;
+                    recovery.rebuilt_indexes += usize::from(rebuilt);
+                    segment
+                }
+                None => {
+                    let (segment, scan) = recover_last_segment(&storage, dir, base, &config)?;
+                    recovery.scanned_bytes = scan.valid_bytes;
+                    recovery.scanned_batches = scan.batches;
+                    recovery.truncated_bytes = scan.truncated_bytes;
+                    segment
+                }
             };
             segments.push(Arc::new(segment));
         }
@@ -310,11 +353,17 @@ impl Log {
             offline: None,
             storage,
             cleaner_state,
+            recovery,
             #[cfg(test)]
             fail_next_write: std::sync::atomic::AtomicBool::new(false),
             #[cfg(test)]
             crash_swap_after_step: std::sync::atomic::AtomicU8::new(0),
         })
+    }
+
+    /// What opening this log scanned and repaired.
+    pub fn recovery(&self) -> RecoveryReport {
+        self.recovery
     }
 
     /// A log that could not be opened (its directory unreadable, a segment
@@ -343,6 +392,7 @@ impl Log {
             offline: Some(reason),
             storage,
             cleaner_state: cleaner::CleanerState::offline(),
+            recovery: RecoveryReport::default(),
             #[cfg(test)]
             fail_next_write: std::sync::atomic::AtomicBool::new(false),
             #[cfg(test)]
@@ -1124,8 +1174,9 @@ fn index_entry_matches(segment: &Segment, entry: segment::OffsetEntry, size: u64
 
 /// Base offsets of the `*.log` files in `dir`, sorted; removes leftovers of
 /// interrupted operations and index files without a log.
-fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
+fn list_segments(dir: &Path) -> Result<(Vec<i64>, usize), LogError> {
     cleaner::finish_interrupted_swaps(dir)?;
+    let mut removed = 0;
     let mut bases = Vec::new();
     let mut index_files = Vec::new();
     for entry in fs::read_dir(dir)? {
@@ -1141,6 +1192,7 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
         {
             tracing::warn!(file = %path.display(), "removing leftover file");
             fs::remove_file(&path)?;
+            removed += 1;
             continue;
         }
         let Some((stem, ext)) = name.split_once('.') else {
@@ -1161,9 +1213,10 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
         if bases.binary_search(&base).is_err() {
             tracing::warn!(file = %path.display(), "removing index without a log file");
             fs::remove_file(&path)?;
+            removed += 1;
         }
     }
-    Ok(bases)
+    Ok((bases, removed))
 }
 
 fn open_closed_segment(
@@ -1172,14 +1225,22 @@ fn open_closed_segment(
     base: i64,
     next_base: i64,
     config: &LogConfig,
-) -> Result<Segment, LogError> {
+) -> Result<(Segment, bool), LogError> {
     let (segment, offset_bytes, time_bytes) = Segment::open_files(storage, dir, base)?;
-    if !segment.load_indexes(&offset_bytes, &time_bytes, next_base)? {
+    let rebuilt = !segment.load_indexes(&offset_bytes, &time_bytes, next_base)?;
+    if rebuilt {
         tracing::warn!(segment = %segment.log_path.display(), "rebuilding indexes");
         segment.rebuild_from_headers(config.index_interval_bytes)?;
     }
     segment.release_index_files();
-    Ok(segment)
+    Ok((segment, rebuilt))
+}
+
+/// What scanning the active segment found.
+struct TailScan {
+    valid_bytes: u64,
+    batches: u64,
+    truncated_bytes: u64,
 }
 
 /// Opens the last segment, validating every batch (CRC included) and cutting
@@ -1189,17 +1250,19 @@ fn recover_last_segment(
     dir: &Path,
     base: i64,
     config: &LogConfig,
-) -> Result<Segment, LogError> {
+) -> Result<(Segment, TailScan), LogError> {
     let (segment, _, _) = Segment::open_files(storage, dir, base)?;
     let file_len = segment.size();
     let mut state = SegmentState::empty(base);
     let mut position = 0u64;
+    let mut batches = 0u64;
     let mut reason = None;
     while position < file_len {
         match next_valid_batch(&segment, position, file_len, state.next_offset) {
             Ok(header) => {
                 state.on_batch(base, position, &header, config.index_interval_bytes);
                 position += header.total_bytes() as u64;
+                batches += 1;
             }
             Err(e) => {
                 reason = Some(e);
@@ -1223,7 +1286,12 @@ fn recover_last_segment(
     segment.release_index_files();
     // Every batch up to `position` was just CRC-checked.
     segment.verified.insert(0, position);
-    Ok(segment)
+    let scan = TailScan {
+        valid_bytes: position,
+        batches,
+        truncated_bytes: file_len - position,
+    };
+    Ok((segment, scan))
 }
 
 /// Reads and fully validates the batch at `position`.
