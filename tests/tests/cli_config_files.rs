@@ -206,4 +206,28 @@ fn server_help_says_single_node_and_where_the_configs_are() {
     );
     let log = broker.stderr_log();
     assert!(!log.contains("isn't a known config"), "{log}");
+    // The broker keys that set topic defaults (the topic table's fifth
+    // column) are read too: each set to its topic default.
+    let topic_defaults: Vec<(String, String)> = doc
+        .split("## Topic")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (
+                cells[5].trim_matches('`').to_string(),
+                cells[2].trim_matches('`').to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(topic_defaults.len(), keys.len() - broker_keys.len());
+    let pairs: Vec<(&str, &str)> = topic_defaults
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let broker = vltava_tests::TestBroker::start(&pairs);
+    let log = broker.stderr_log();
+    assert!(!log.contains("isn't a known config"), "{log}");
 }

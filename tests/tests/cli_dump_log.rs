@@ -203,6 +203,7 @@ fn dumps_batches_records_indexes_and_snapshot() {
         .args(["--files", &p.log.display().to_string()])
         .env("VLTAVA_BIN", vltava_bin());
     let out = run_tool(wrapper, "", TOOL_TIMEOUT);
+    assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).ends_with(&format!("{batch1}\n")));
 }
 
@@ -306,5 +307,70 @@ fn finds_corruption_and_exits_1() {
             missing.display()
         )),
         "{stderr}"
+    );
+}
+
+#[test]
+fn max_bytes_and_hostile_lengths() {
+    let mut broker = TestBroker::start(&[("log.index.interval.bytes", "1")]);
+    let p = partition_with_two_batches(&mut broker);
+
+    // --max-bytes inside the second batch: only the first, and no fault.
+    let limit = (p.second + 10).to_string();
+    let out = dump(&[&p.log], &["--max-bytes", &limit]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    assert!(
+        stdout.lines().nth(2).unwrap().starts_with("baseOffset: 0 "),
+        "{stdout}"
+    );
+    assert_eq!(text(&out.stderr), "");
+
+    // A batch claiming 2 GiB after a valid one: refused from its length
+    // alone, nothing allocated for it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(&p.log).unwrap()[..p.second].to_vec();
+    bytes.extend_from_slice(&2i64.to_be_bytes());
+    bytes.extend_from_slice(&i32::MAX.to_be_bytes());
+    bytes.extend_from_slice(&[0u8; 64]);
+    let hostile = dir.path().join("00000000000000000000.log");
+    std::fs::write(&hostile, &bytes).unwrap();
+    let out = dump(&[&hostile], &["--deep-iteration"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.ends_with("Found 76 invalid bytes at the end of 00000000000000000000.log\n"),
+        "{stdout}"
+    );
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "Error: {} at position {}: a batch of 2147483659 bytes is cut off after 76 bytes\n",
+            hostile.display(),
+            p.second
+        )
+    );
+
+    // An index whose base offset leaves no room for its entries' offsets.
+    let near_max = dir.path().join("09223372036854775807.index");
+    std::fs::write(&near_max, [0, 0, 0, 5, 0, 0, 0, 0]).unwrap();
+    let out = dump(&[&near_max], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "Corrupt index found, index file ({}) has an entry past the largest offset\n",
+            near_max.display()
+        )
+    );
+    // An empty index passes the sanity check, as in Kafka.
+    let empty = dir.path().join("00000000000000000000.index");
+    std::fs::write(&empty, []).unwrap();
+    let out = dump(&[&empty], &["--index-sanity-check"]);
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout),
+        format!("Dumping {0}\n{0} passed sanity check.\n", empty.display())
     );
 }

@@ -236,10 +236,29 @@ fn replica_assignment_places_partitions() {
         "Error while executing topic command : Partition replica lists may not contain duplicate entries: 1\n"
     );
     assert_eq!(
+        fails(&bs, &["--create", "--topic", "dup", "--replica-assignment", "2:1:2:1:2"]),
+        "Error while executing topic command : Partition replica lists may not contain duplicate entries: 1,2\n"
+    );
+    // A trailing comma is ignored, as Java's split ignores it.
+    assert_eq!(
+        ok(
+            &bs,
+            &[
+                "--create",
+                "--topic",
+                "trailing",
+                "--replica-assignment",
+                "1,1,"
+            ]
+        ),
+        "Created topic trailing.\n"
+    );
+    assert!(ok(&bs, &["--describe", "--topic", "trailing"]).contains("\tPartitionCount: 2\t"));
+    assert_eq!(
         fails(&bs, &["--create", "--topic", "uneven", "--replica-assignment", "1,1:2"]),
         "Error while executing topic command : Partition 1 has different replication factor: [1, 2]\n"
     );
-    assert_eq!(ok(&bs, &["--list"]), "placed\n");
+    assert_eq!(ok(&bs, &["--list"]), "placed\ntrailing\n");
 }
 
 #[test]

@@ -777,6 +777,15 @@ fn report_recovery(topics: &BTreeMap<String, Arc<Topic>>, clean_shutdown: bool) 
     if partitions == 0 {
         return;
     }
+    if clean_shutdown && total.truncated_bytes > 0 {
+        // A clean stop flushed everything: bytes that are not batches
+        // after one mean the disk or something else changed the files.
+        warn!(
+            truncated_partitions,
+            truncated_bytes = total.truncated_bytes,
+            "logs had invalid bytes after a clean shutdown; the disk may be failing"
+        );
+    }
     let message = if clean_shutdown {
         "logs opened after a clean shutdown"
     } else {

@@ -250,9 +250,14 @@ impl Partition {
     /// clean shutdown.
     pub fn close(&self) -> Result<(), LogError> {
         let producers = self.writer.lock();
-        self.log.close()?;
-        self.log
-            .write_producer_snapshot(self.log.log_end_offset(), &producers.to_snapshot())
+        // Fenced whatever happens: once the broker records a clean
+        // shutdown, no write may land after the final flush.
+        let closed = self.log.close().and_then(|()| {
+            self.log
+                .write_producer_snapshot(self.log.log_end_offset(), &producers.to_snapshot())
+        });
+        self.log.fence();
+        closed
     }
 
     /// Forgets idle producers (`producer.id.expiration.ms`).

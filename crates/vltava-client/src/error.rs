@@ -36,7 +36,7 @@ pub enum Error {
         client: String,
     },
     /// The broker answered with a Kafka error code.
-    #[error("{0}")]
+    #[error(transparent)]
     Kafka(#[from] KafkaError),
     /// The caller asked for something impossible (bad config, no such
     /// partition, ...).

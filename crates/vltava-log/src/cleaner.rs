@@ -964,8 +964,10 @@ fn system_time(ms: i64) -> SystemTime {
 /// Recovery, before segments are listed: removes `.cleaned` and `.deleted`
 /// files and completes every swap whose `.log.swap` exists (see
 /// `docs/log-format.md`, *Crash argument*). Other `.swap` files are left
-/// for the caller to remove.
-pub(crate) fn finish_interrupted_swaps(dir: &Path) -> Result<(), LogError> {
+/// for the caller to remove. Returns how many files it removed or swapped
+/// in.
+pub(crate) fn finish_interrupted_swaps(dir: &Path) -> Result<usize, LogError> {
+    let mut changed = 0;
     let mut swaps = Vec::new();
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
@@ -975,6 +977,7 @@ pub(crate) fn finish_interrupted_swaps(dir: &Path) -> Result<(), LogError> {
         if name.ends_with(".cleaned") || name.ends_with(".deleted") {
             tracing::warn!(file = %path.display(), "removing leftover file");
             fs::remove_file(&path)?;
+            changed += 1;
         } else if let Some(base) = name.strip_suffix(".log.swap").and_then(parse_base) {
             swaps.push(base);
         }
@@ -994,11 +997,12 @@ pub(crate) fn finish_interrupted_swaps(dir: &Path) -> Result<(), LogError> {
         }
         fs::rename(&swap, segment::file_path(dir, base, "log"))?;
         tracing::warn!(dir = %dir.display(), base, end, "completed an interrupted swap of a cleaned segment");
+        changed += 1;
     }
     if !swaps.is_empty() {
         sync_dir(dir)?;
     }
-    Ok(())
+    Ok(changed)
 }
 
 fn parse_base(stem: &str) -> Option<i64> {

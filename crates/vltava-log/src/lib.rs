@@ -222,7 +222,6 @@ struct FlushState {
     last_flush_ms: i64,
 }
 
-/// One partition's log. `Send + Sync`; every method takes `&self`.
 /// What [`Log::open`] found and repaired: the active segment is always
 /// scanned batch by batch (CRC included) and cut at the first byte that is
 /// not a valid batch; closed segments get their indexes rebuilt when those
@@ -237,7 +236,8 @@ pub struct RecoveryReport {
     pub truncated_bytes: u64,
     /// Closed segments whose indexes were rebuilt from the log.
     pub rebuilt_indexes: usize,
-    /// Leftover files of interrupted operations that were removed.
+    /// Leftover files of interrupted operations removed, and interrupted
+    /// swaps of cleaned segments completed.
     pub removed_files: usize,
 }
 
@@ -248,6 +248,7 @@ impl RecoveryReport {
     }
 }
 
+/// One partition's log. `Send + Sync`; every method takes `&self`.
 pub struct Log {
     dir: PathBuf,
     config: RwLock<LogConfig>,
@@ -737,6 +738,13 @@ impl Log {
     /// create or delete files under a directory name that a re-created
     /// topic may already own.
     pub fn close_for_delete(&self) {
+        self.fence();
+    }
+
+    /// Refuses every write from now on, after an in-flight append, roll,
+    /// retention or cleaner pass has finished: what a deleted partition and
+    /// a shut-down broker need (nothing may land after the final flush).
+    pub fn fence(&self) {
         {
             let _writer = self.writer.lock();
             self.closed.store(true, Ordering::Release);
@@ -1175,8 +1183,7 @@ fn index_entry_matches(segment: &Segment, entry: segment::OffsetEntry, size: u64
 /// Base offsets of the `*.log` files in `dir`, sorted; removes leftovers of
 /// interrupted operations and index files without a log.
 fn list_segments(dir: &Path) -> Result<(Vec<i64>, usize), LogError> {
-    cleaner::finish_interrupted_swaps(dir)?;
-    let mut removed = 0;
+    let mut removed = cleaner::finish_interrupted_swaps(dir)?;
     let mut bases = Vec::new();
     let mut index_files = Vec::new();
     for entry in fs::read_dir(dir)? {

@@ -365,14 +365,7 @@ async fn included_topics(
     client: &vltava_client::Client,
     pattern: &str,
 ) -> anyhow::Result<Vec<String>> {
-    let regex = match regex::Regex::new(&format!("^(?:{pattern})$")) {
-        Ok(r) => r,
-        Err(e) => {
-            return fail(format!(
-                "Error: --include {pattern} is not a valid regular expression: {e}"
-            ))
-        }
-    };
+    let regex = super::include_list(pattern, "--include")?;
     let topics = client
         .metadata(None, false)
         .await

@@ -119,6 +119,9 @@ pub async fn run(args: ConsumerGroupsArgs) -> anyhow::Result<()> {
     if args.delete_offsets && (args.groups.is_empty() || args.topics.is_empty()) {
         return fail("Option [delete-offsets] takes the following options: [group], [topic]");
     }
+    if args.delete_offsets && (args.groups.len() > 1 || args.all_groups) {
+        return fail("Option [delete-offsets] supports one consumer group at a time");
+    }
     if args.export && !args.reset_offsets {
         return fail("Option [export] can only be used with [reset-offsets]");
     }
@@ -790,19 +793,6 @@ pub fn export_csv(plans: &[(String, BTreeMap<TopicPartition, i64>)], with_group:
 /// person wrote or `--export` produced for a real group.
 const RESET_PLAN_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
-fn read_reset_plan(path: &str) -> anyhow::Result<String> {
-    let size = match std::fs::metadata(path) {
-        Ok(m) => m.len(),
-        Err(e) => return fail(format!("Error: cannot read {path}: {e}")),
-    };
-    if size > RESET_PLAN_BYTES_MAX {
-        return fail(format!(
-            "Error: {path} is {size} bytes; a reset plan may be at most {RESET_PLAN_BYTES_MAX}"
-        ));
-    }
-    std::fs::read_to_string(path).or_else(|e| fail(format!("Error: cannot read {path}: {e}")))
-}
-
 async fn reset(admin: &Admin, args: &ConsumerGroupsArgs, groups: &[String]) -> anyhow::Result<()> {
     let specs = [
         args.to_earliest,
@@ -825,7 +815,10 @@ async fn reset(admin: &Admin, args: &ConsumerGroupsArgs, groups: &[String]) -> a
         _ => None,
     };
     let plan = match &args.from_file {
-        Some(path) => Some(parse_reset_plan(&read_reset_plan(path)?, single_group)?),
+        Some(path) => {
+            let text = super::read_text_capped(path, RESET_PLAN_BYTES_MAX, "a reset plan")?;
+            Some(parse_reset_plan(&text, single_group)?)
+        }
         None => None,
     };
     if args.dry_run && args.execute {
@@ -909,14 +902,17 @@ async fn clamped(
     };
     let earliest = admin.list_offsets(&list(OffsetSpec::Earliest)).await?;
     let latest = admin.list_offsets(&list(OffsetSpec::Latest)).await?;
-    Ok(requested
-        .iter()
-        .map(|(tp, o)| {
-            let lo = earliest.get(tp).copied().unwrap_or(0);
-            let hi = latest.get(tp).copied().unwrap_or(*o).max(lo);
-            (tp.clone(), (*o).clamp(lo, hi))
-        })
-        .collect())
+    let mut out = BTreeMap::new();
+    for (tp, o) in requested {
+        let (Some(lo), Some(hi)) = (earliest.get(tp).copied(), latest.get(tp).copied()) else {
+            return fail(format!(
+                "Error: partition {}-{} has no log to reset into (no such topic or partition)",
+                tp.0, tp.1
+            ));
+        };
+        out.insert(tp.clone(), (*o).clamp(lo, hi.max(lo)));
+    }
+    Ok(out)
 }
 
 async fn reset_partitions(
@@ -980,7 +976,7 @@ async fn target_offsets(
     };
     let by_time = match (&args.to_datetime, &args.by_duration) {
         (Some(dt), _) => Some(parse_datetime(dt).or_else(fail)?),
-        (_, Some(d)) => Some(now_ms() - parse_duration(d).or_else(fail)?),
+        (_, Some(d)) => Some(super::now_ms() - parse_duration(d).or_else(fail)?),
         _ => None,
     };
     let timed = match by_time {
@@ -1010,12 +1006,6 @@ async fn target_offsets(
             (tp.clone(), o)
         })
         .collect())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// `YYYY-MM-DDTHH:mm:SS[.sss][Z|±HH:mm]` to epoch ms (UTC when no zone).

@@ -36,7 +36,11 @@ pub struct DeleteRecordsArgs {
 
 pub async fn run(args: DeleteRecordsArgs) -> anyhow::Result<()> {
     let command = read_command_config(args.command_config.as_deref())?;
-    let text = read_offset_file(&args.offset_json_file)?;
+    let text = super::read_text_capped(
+        &args.offset_json_file,
+        OFFSET_JSON_BYTES_MAX,
+        "an offset JSON file",
+    )?;
     let offsets = parse_offsets(&text)?;
     let client = connect_with(&args.bootstrap_server, &command, "vltava-delete-records").await?;
     println!("Executing records delete operation");
@@ -55,19 +59,6 @@ pub async fn run(args: DeleteRecordsArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn read_offset_file(path: &str) -> anyhow::Result<String> {
-    let size = match std::fs::metadata(path) {
-        Ok(m) => m.len(),
-        Err(e) => return fail(format!("Error: cannot read {path}: {e}")),
-    };
-    if size > OFFSET_JSON_BYTES_MAX {
-        return fail(format!(
-            "Error: {path} is {size} bytes; an offset JSON file may be at most {OFFSET_JSON_BYTES_MAX}"
-        ));
-    }
-    std::fs::read_to_string(path).or_else(|e| fail(format!("Error: cannot read {path}: {e}")))
 }
 
 /// Kafka's offset JSON, version 1 (the version field may be left out). A

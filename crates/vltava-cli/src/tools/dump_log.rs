@@ -74,7 +74,7 @@ pub struct DumpLogArgs {
     /// Read at most this many bytes of each .log file.
     #[arg(long, default_value_t = i32::MAX as u64, value_name = "Integer: size")]
     pub max_bytes: u64,
-    /// The largest batch an index check reads (bytes).
+    /// How far past an index entry's position its batch may end (bytes).
     #[arg(long, default_value_t = 5 * 1024 * 1024, value_name = "Integer: size")]
     pub max_message_size: u64,
 }
@@ -171,20 +171,29 @@ fn absolute(file: &Path) -> PathBuf {
     std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf())
 }
 
-/// One batch located in a `.log` file.
+/// One batch located in a `.log` file: its header and where it is. Its
+/// bytes are read only when needed, a bounded chunk at a time for the CRC.
 struct Located {
     position: u64,
+    size: u64,
     header: BatchHeader,
-    bytes: Vec<u8>,
 }
 
-/// Reads the batches of a `.log` file up to `limit` bytes, one at a time.
-/// Stops at the first bytes that are not a whole batch and reports where.
+/// Bytes read at once while checking a batch's CRC.
+const CRC_CHUNK_BYTES: usize = 1 << 20;
+
+/// Reads the batch headers of a `.log` file, one at a time, up to `limit`
+/// bytes. Every batch length is checked against the bytes left in the file
+/// before anything is read; reading stops at the first bytes that are not a
+/// whole batch and says why.
 struct BatchReader {
     file: File,
     position: u64,
+    /// The file's size.
+    size: u64,
+    /// Where reading stops: the size, or less with `--max-bytes`.
     limit: u64,
-    /// Why reading stopped before `limit`, if it did.
+    /// Why reading stopped before `limit`, if the file is at fault.
     stopped: Option<String>,
 }
 
@@ -195,20 +204,26 @@ impl BatchReader {
         Ok(BatchReader {
             file,
             position: 0,
+            size,
             limit: size.min(max_bytes),
             stopped: None,
         })
     }
 
-    /// The next batch, its header parsed; `None` at the end or at bytes
-    /// that cannot be a batch (then `stopped` says why).
-    fn next_batch(&mut self, max_size: u64) -> std::io::Result<Option<Located>> {
-        let left = self.limit - self.position;
+    /// The header of the batch at `position` if a whole batch starts there
+    /// within `limit`; `None` at the end, at a batch `--max-bytes` cuts
+    /// (not a fault), or at bytes that cannot be a batch (then `stopped`
+    /// says why).
+    fn next_batch(&mut self) -> std::io::Result<Option<Located>> {
+        let left = self.limit.saturating_sub(self.position);
+        let left_in_file = self.size.saturating_sub(self.position);
         if left == 0 {
             return Ok(None);
         }
-        if left < BATCH_HEADER_BYTES as u64 {
-            self.stopped = Some(format!("{left} bytes are too few for a batch header"));
+        if left_in_file < BATCH_HEADER_BYTES as u64 {
+            self.stopped = Some(format!(
+                "{left_in_file} bytes are too few for a batch header"
+            ));
             return Ok(None);
         }
         let mut head = [0u8; BATCH_HEADER_BYTES];
@@ -220,16 +235,14 @@ impl BatchReader {
                 return Ok(None);
             }
         };
-        if total > left {
+        if total > left_in_file {
             self.stopped = Some(format!(
-                "a batch of {total} bytes is cut off after {left} bytes"
+                "a batch of {total} bytes is cut off after {left_in_file} bytes"
             ));
             return Ok(None);
         }
-        if total > max_size {
-            self.stopped = Some(format!(
-                "a batch of {total} bytes is larger than the {max_size}-byte limit"
-            ));
+        if total > left {
+            // Whole in the file, but past --max-bytes: stop quietly.
             return Ok(None);
         }
         let header = match BatchHeader::parse(&head) {
@@ -239,15 +252,36 @@ impl BatchReader {
                 return Ok(None);
             }
         };
-        let mut bytes = vec![0u8; total as usize];
-        self.file.read_exact_at(&mut bytes, self.position)?;
         let located = Located {
             position: self.position,
+            size: total,
             header,
-            bytes,
         };
         self.position += total;
         Ok(Some(located))
+    }
+
+    /// Whether the batch's stored CRC matches its bytes, read in chunks.
+    fn crc_valid(&self, b: &Located) -> std::io::Result<bool> {
+        let mut crc = 0u32;
+        let mut at = b.position + CRC_COVERED_FROM as u64;
+        let end = b.position + b.size;
+        let mut chunk = vec![0u8; CRC_CHUNK_BYTES.min((end - at) as usize)];
+        while at < end {
+            let n = CRC_CHUNK_BYTES.min((end - at) as usize);
+            self.file.read_exact_at(&mut chunk[..n], at)?;
+            crc = crc32c::crc32c_append(crc, &chunk[..n]);
+            at += n as u64;
+        }
+        Ok(crc == b.header.crc)
+    }
+
+    /// The whole batch, for decoding its records (its size was checked
+    /// against the file).
+    fn bytes(&self, b: &Located) -> std::io::Result<Vec<u8>> {
+        let mut bytes = vec![0u8; b.size as usize];
+        self.file.read_exact_at(&mut bytes, b.position)?;
+        Ok(bytes)
     }
 }
 
@@ -294,7 +328,7 @@ fn batch_line(b: &Located, crc_valid: bool) -> String {
         b.position,
         timestamp_type(h),
         h.max_timestamp,
-        b.bytes.len(),
+        b.size,
         h.magic,
         codec_name(h.attributes),
         h.crc,
@@ -307,9 +341,8 @@ fn dump_log(file: &Path, args: &DumpLogArgs, findings: &mut Findings) -> std::io
     let deep = args.deep_iteration || args.print_data_log;
     let mut reader = BatchReader::open(file, args.max_bytes)?;
     let mut last_offset: Option<i64> = None;
-    // Batches are read whole; one can be as large as the file.
-    while let Some(batch) = reader.next_batch(u64::MAX)? {
-        let crc_valid = crc32c::crc32c(&batch.bytes[CRC_COVERED_FROM..]) == batch.header.crc;
+    while let Some(batch) = reader.next_batch()? {
+        let crc_valid = reader.crc_valid(&batch)?;
         if !crc_valid {
             findings.corrupt = true;
         }
@@ -317,7 +350,10 @@ fn dump_log(file: &Path, args: &DumpLogArgs, findings: &mut Findings) -> std::io
         if !deep {
             continue;
         }
-        match decode_records_bounded(&batch.bytes, DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT) {
+        // Decoding needs the whole batch in memory: at most the file's
+        // size, and a batch length is at most 2 GiB.
+        let bytes = reader.bytes(&batch)?;
+        match decode_records_bounded(&bytes, DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT) {
             Ok(records) => {
                 for r in &records {
                     if let Some(last) = last_offset {
@@ -345,12 +381,16 @@ fn dump_log(file: &Path, args: &DumpLogArgs, findings: &mut Findings) -> std::io
     }
     if let Some(why) = &reader.stopped {
         findings.corrupt = true;
-        let trailing = reader.limit - reader.position;
-        let name = file
-            .file_name()
-            .map_or(file.as_os_str(), |n| n)
-            .to_string_lossy();
-        println!("Found {trailing} invalid bytes at the end of {name}");
+        // As Kafka: the count of bytes after the last batch is printed only
+        // when the whole file was read.
+        if args.max_bytes >= reader.size {
+            let trailing = reader.size - reader.position;
+            let name = file
+                .file_name()
+                .map_or(file.as_os_str(), |n| n)
+                .to_string_lossy();
+            println!("Found {trailing} invalid bytes at the end of {name}");
+        }
         eprintln!(
             "Error: {} at position {}: {why}",
             file.display(),
@@ -453,16 +493,28 @@ fn dump_index(file: &Path, args: &DumpLogArgs, findings: &mut Findings) -> std::
             return Ok(());
         }
     };
-    let entries: Vec<(i64, u64)> = bytes
+    let Some(entries) = bytes
         .chunks_exact(OFFSET_ENTRY_BYTES as usize)
         .map(|e| {
             let relative = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
             let position = u32::from_be_bytes([e[4], e[5], e[6], e[7]]);
-            (base + i64::from(relative), u64::from(position))
+            Some((base.checked_add(i64::from(relative))?, u64::from(position)))
         })
-        .collect();
+        .collect::<Option<Vec<(i64, u64)>>>()
+    else {
+        eprintln!(
+            "Corrupt index found, index file ({}) has an entry past the largest offset",
+            file.display()
+        );
+        findings.corrupt = true;
+        return Ok(());
+    };
     if entries.is_empty() {
-        println!("{} is empty.", file.display());
+        if args.index_sanity_check {
+            println!("{} passed sanity check.", file.display());
+        } else {
+            println!("{} is empty.", file.display());
+        }
         return Ok(());
     }
     let log = log_beside(file)?;
@@ -494,10 +546,18 @@ fn dump_index(file: &Path, args: &DumpLogArgs, findings: &mut Findings) -> std::
     }
     let mut reader = BatchReader::open(&log, u64::MAX)?;
     for (offset, position) in entries {
-        reader.position = position.min(reader.limit);
-        let found = reader.next_batch(args.max_message_size)?;
+        reader.position = position.min(reader.size);
+        reader.limit = reader
+            .size
+            .min(reader.position.saturating_add(args.max_message_size));
+        let found = reader.next_batch()?;
+        // Vltava indexes a batch by its base offset, Kafka's segments by
+        // its last offset: either points at the right batch.
+        let matches = found
+            .as_ref()
+            .is_some_and(|b| b.header.base_offset == offset || b.header.last_offset() == offset);
         let log_offset = found.map_or(-1, |b| b.header.base_offset);
-        if log_offset != offset {
+        if !matches {
             findings
                 .index_mismatches
                 .entry(absolute(file))
@@ -526,15 +586,26 @@ fn dump_time_index(
             return Ok(());
         }
     };
-    let entries: Vec<(i64, i64)> = bytes
+    let Some(entries) = bytes
         .chunks_exact(TIME_ENTRY_BYTES as usize)
         .map(|e| {
             let mut ts = [0u8; 8];
             ts.copy_from_slice(&e[..8]);
             let relative = u32::from_be_bytes([e[8], e[9], e[10], e[11]]);
-            (i64::from_be_bytes(ts), base + i64::from(relative))
+            Some((
+                i64::from_be_bytes(ts),
+                base.checked_add(i64::from(relative))?,
+            ))
         })
-        .collect();
+        .collect::<Option<Vec<(i64, i64)>>>()
+    else {
+        eprintln!(
+            "Corrupt time index found, time index file ({}) has an entry past the largest offset",
+            file.display()
+        );
+        findings.corrupt = true;
+        return Ok(());
+    };
     if args.index_sanity_check {
         match entries
             .windows(2)
@@ -551,10 +622,14 @@ fn dump_time_index(
         }
         return Ok(());
     }
-    // Every batch of the segment by base offset: (last offset, max timestamp).
+    if entries.is_empty() {
+        return Ok(());
+    }
+    // Every batch of the segment by base offset: (last offset, max
+    // timestamp), from the headers alone.
     let mut batches: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
     let mut reader = BatchReader::open(&log_beside(file)?, u64::MAX)?;
-    while let Some(b) = reader.next_batch(u64::MAX)? {
+    while let Some(b) = reader.next_batch()? {
         batches.insert(
             b.header.base_offset,
             (b.header.last_offset(), b.header.max_timestamp),
@@ -563,8 +638,15 @@ fn dump_time_index(
     let path = absolute(file);
     let mut previous: Option<i64> = None;
     for (timestamp, offset) in entries {
-        match batches.get(&offset) {
-            Some((_, max_timestamp)) => {
+        // Vltava's entry names the batch's base offset, Kafka's the offset
+        // of the record with the maximum timestamp: take the batch that
+        // holds the offset.
+        let holder = batches
+            .range(..=offset)
+            .next_back()
+            .filter(|(_, (last, _))| *last >= offset);
+        match holder {
+            Some((_, (_, max_timestamp))) => {
                 if *max_timestamp != timestamp {
                     findings
                         .time_mismatches
@@ -575,17 +657,16 @@ fn dump_time_index(
                 }
             }
             None => {
-                // The batch that holds the offset, if any.
-                let holder = batches
+                // The last offset of the batch before the gap, if any.
+                let found = batches
                     .range(..=offset)
                     .next_back()
-                    .filter(|(_, (last, _))| *last >= offset)
                     .map_or(-1, |(_, (last, _))| *last);
                 findings
                     .time_offsets_missing
                     .entry(path.clone())
                     .or_default()
-                    .push((offset, holder));
+                    .push((offset, found));
                 findings.corrupt = true;
             }
         }
@@ -637,13 +718,19 @@ fn dump_snapshot(file: &Path, findings: &mut Findings) -> std::io::Result<()> {
             } else {
                 delta
             };
+            let Some(last_offset) = b.base_offset.checked_add(delta) else {
+                eprintln!(
+                    "Error: {} holds producer {} with offset {} past the largest offset",
+                    file.display(),
+                    p.producer_id,
+                    b.base_offset
+                );
+                findings.corrupt = true;
+                continue;
+            };
             line.push_str(&format!(
                 "firstSequence: {} lastSequence: {} lastOffset: {} offsetDelta: {} timestamp: {}",
-                b.first_sequence,
-                b.last_sequence,
-                b.base_offset + delta,
-                delta,
-                p.last_timestamp_ms
+                b.first_sequence, b.last_sequence, last_offset, delta, p.last_timestamp_ms
             ));
         }
         println!("{line}");

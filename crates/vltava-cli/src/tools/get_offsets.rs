@@ -96,10 +96,7 @@ pub fn rules(
     topic: Option<&str>,
     partitions: Option<&str>,
 ) -> anyhow::Result<Vec<Rule>> {
-    let regex = |t: &str| {
-        Regex::new(&format!("^(?:{t})$"))
-            .or_else(|e| fail(format!("Invalid topic pattern '{t}': {e}")))
-    };
+    let regex = |t: &str| super::include_list(t, "--topic");
     let Some(list) = topic_partitions else {
         let topic = regex(topic.unwrap_or(".*"))?;
         return Ok(match partitions.map(partition_list).transpose()? {
@@ -127,8 +124,10 @@ pub fn rules(
                 return fail(format!("Invalid rule specification: {spec}"));
             };
             let group = |i: usize| caps.get(i).map(|m| m.as_str()).filter(|s| !s.is_empty());
+            // Partition numbers are INT32, as in Kafka's tool.
             let number = |text: &str| {
-                text.parse::<i64>()
+                text.parse::<i32>()
+                    .map(i64::from)
                     .or_else(|_| fail(format!("Invalid rule specification: {spec}")))
             };
             let partitions = match (group(2), group(3), group(4)) {

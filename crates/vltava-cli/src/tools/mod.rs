@@ -86,11 +86,16 @@ pub const BOOTSTRAP_DEFAULT: &str = "127.0.0.1:9092";
 /// one line naming the address and suggesting `vltava server`.
 pub async fn connect(bootstrap: &str, client_id: &str) -> anyhow::Result<Client> {
     let timeouts = Timeouts {
-        connect: Duration::from_secs(5),
-        request: Duration::from_secs(30),
+        connect: CONNECT_TIMEOUT,
+        request: REQUEST_TIMEOUT,
     };
     connect_timeouts(bootstrap, client_id, timeouts).await
 }
+
+/// How long the tools wait to connect, and for each answer unless a tool's
+/// `--timeout` says otherwise.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 async fn connect_timeouts(
     bootstrap: &str,
@@ -119,8 +124,7 @@ pub async fn connect_with(
     command: &BTreeMap<String, String>,
     client_id: &str,
 ) -> anyhow::Result<Client> {
-    let client_id = command.get("client.id").map_or(client_id, |c| c.as_str());
-    connect(bootstrap, client_id).await
+    connect_with_timeout(bootstrap, command, client_id, REQUEST_TIMEOUT).await
 }
 
 /// [`connect_with`], waiting at most `request` for each answer (the
@@ -136,11 +140,50 @@ pub async fn connect_with_timeout(
         bootstrap,
         client_id,
         Timeouts {
-            connect: Duration::from_secs(5),
+            connect: CONNECT_TIMEOUT,
             request,
         },
     )
     .await
+}
+
+/// Kafka's topic include list (`IncludeList`): a regular expression matched
+/// against whole topic names, commas meaning "or", spaces and surrounding
+/// quotes dropped. `what` names the option in the error.
+pub fn include_list(spec: &str, what: &str) -> anyhow::Result<regex::Regex> {
+    let cleaned = spec
+        .trim()
+        .replace(',', "|")
+        .replace(' ', "")
+        .trim_matches(|c| c == '"' || c == '\'')
+        .to_string();
+    regex::Regex::new(&format!("^(?:{cleaned})$")).or_else(|e| {
+        fail(format!(
+            "Error: {what} {spec} is not a valid regular expression: {e}"
+        ))
+    })
+}
+
+/// Reads a whole text file a tool was given, refusing one larger than
+/// `max` bytes (no such file is something a person wrote for a request).
+pub fn read_text_capped(path: &str, max: u64, what: &str) -> anyhow::Result<String> {
+    let size = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) => return fail(format!("Error: cannot read {path}: {e}")),
+    };
+    if size > max {
+        return fail(format!(
+            "Error: {path} is {size} bytes; {what} may be at most {max}"
+        ));
+    }
+    std::fs::read_to_string(path).or_else(|e| fail(format!("Error: cannot read {path}: {e}")))
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Parses `key=value` pairs (later wins), as `--property` and friends take

@@ -2,7 +2,6 @@
 
 use super::{BOOTSTRAP_DEFAULT, BOOTSTRAP_ENV};
 use clap::{ArgGroup, Args};
-use regex::Regex;
 use vltava_client::admin::{ConfigEntry, NewTopic, ResourceType};
 use vltava_client::client::TopicInfo;
 use vltava_client::error::codes;
@@ -194,7 +193,8 @@ fn check_args(args: &TopicsArgs) -> anyhow::Result<()> {
 /// factors are refused).
 pub fn parse_replica_assignment(list: &str) -> anyhow::Result<Vec<Vec<i32>>> {
     let mut out: Vec<Vec<i32>> = Vec::new();
-    for (i, partition) in list.split(',').enumerate() {
+    // Java's split drops trailing empty strings: "1,2," is two partitions.
+    for (i, partition) in list.trim_end_matches(',').split(',').enumerate() {
         let mut brokers = Vec::new();
         for id in partition.split(':') {
             match id.trim().parse::<i32>() {
@@ -207,13 +207,13 @@ pub fn parse_replica_assignment(list: &str) -> anyhow::Result<Vec<Vec<i32>>> {
                 }
             }
         }
-        let mut duplicates: Vec<i32> = brokers
+        // Each broker named more than once, once, in order.
+        let duplicates: std::collections::BTreeSet<i32> = brokers
             .iter()
             .enumerate()
             .filter(|(j, b)| brokers[..*j].contains(b))
             .map(|(_, b)| *b)
             .collect();
-        duplicates.dedup();
         if !duplicates.is_empty() {
             let ids: Vec<String> = duplicates.iter().map(i32::to_string).collect();
             return command_error(format!(
@@ -234,19 +234,6 @@ pub fn parse_replica_assignment(list: &str) -> anyhow::Result<Vec<Vec<i32>>> {
         out.push(brokers);
     }
     Ok(out)
-}
-
-/// Kafka's topic include list: a regular expression matched against the
-/// whole name, commas meaning "or", spaces and surrounding quotes dropped.
-fn topic_filter(spec: &str) -> anyhow::Result<Regex> {
-    let cleaned = spec
-        .trim()
-        .replace(',', "|")
-        .replace(' ', "")
-        .trim_matches(|c| c == '"' || c == '\'')
-        .to_string();
-    Regex::new(&format!("^(?:{cleaned})$"))
-        .or_else(|e| command_error(format!("Invalid topic regular expression {spec}: {e}")))
 }
 
 fn command_error<T>(message: impl std::fmt::Display) -> anyhow::Result<T> {
@@ -311,7 +298,11 @@ async fn list(admin: &Admin, args: &TopicsArgs) -> anyhow::Result<()> {
 /// ones left out with `--exclude-internal`; a `--topic` that matches
 /// nothing is an error unless `--if-exists` (or `--list`).
 async fn selected(admin: &Admin, args: &TopicsArgs) -> anyhow::Result<Vec<TopicInfo>> {
-    let filter = args.topic.as_deref().map(topic_filter).transpose()?;
+    let filter = args
+        .topic
+        .as_deref()
+        .map(|t| super::include_list(t, "--topic"))
+        .transpose()?;
     let topics: Vec<TopicInfo> = admin
         .list_topics()
         .await?

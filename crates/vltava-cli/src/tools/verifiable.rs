@@ -11,7 +11,7 @@
 //! consumed ranges and commits.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clap::builder::TypedValueParser;
 use clap::Args;
@@ -24,13 +24,9 @@ use vltava_client::{
     ProducerConfig, ProducerRecord, TopicPartition,
 };
 
-use super::{connect, fail, java_exception, read_properties, BOOTSTRAP_DEFAULT, BOOTSTRAP_ENV};
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use super::{
+    connect, fail, java_exception, now_ms, read_properties, BOOTSTRAP_DEFAULT, BOOTSTRAP_ENV,
+};
 
 /// Prints one event: `timestamp` and `name` first, then its fields.
 fn emit<T: Serialize>(name: &str, fields: T) {
@@ -71,6 +67,9 @@ fn error_message(e: &Error) -> String {
         None => e.to_string(),
     }
 }
+
+/// Acknowledgements waiting to be printed before sending waits.
+const ACKS_QUEUED_MAX: usize = 10_000;
 
 /// Produce numbered messages and print each acknowledgement as JSON
 /// (Kafka's VerifiableProducer).
@@ -197,8 +196,10 @@ pub async fn producer(args: VerifiableProducerArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     // Acknowledgements are printed in send order by one task, as they
     // resolve.
+    // Bounded: with stdout read slowly, sending waits instead of queueing
+    // acknowledgements without end.
     let (acks_tx, mut acks_rx) =
-        mpsc::unbounded_channel::<(Option<String>, String, DeliveryFuture)>();
+        mpsc::channel::<(Option<String>, String, DeliveryFuture)>(ACKS_QUEUED_MAX);
     let topic = args.topic.clone();
     let printer = tokio::spawn(async move {
         let mut acked = 0u64;
@@ -245,9 +246,13 @@ pub async fn producer(args: VerifiableProducerArgs) -> anyhow::Result<()> {
     let mut key_counter = 0u32;
     let sending = async {
         while sent < max {
+            // As Kafka's: 0..n, then 0 again (with n = 0 it never wraps).
             let key = args.repeating_keys.map(|n| {
                 let k = key_counter.to_string();
-                key_counter = (key_counter + 1) % n.max(1);
+                key_counter = key_counter.wrapping_add(1);
+                if key_counter == n {
+                    key_counter = 0;
+                }
                 k
             });
             let value = match args.value_prefix {
@@ -279,12 +284,15 @@ pub async fn producer(args: VerifiableProducerArgs) -> anyhow::Result<()> {
                 }
             };
             sent += 1;
-            let _ = acks_tx.send((key, value, delivery));
+            let _ = acks_tx.send((key, value, delivery)).await;
             if let Some(t) = create_time.as_mut() {
                 *t += send_started.elapsed().as_millis() as i64;
             }
-            if args.throughput > 0 {
-                super::perf::throttle(start, sent, args.throughput as f64).await;
+            // Kafka's throttler: a target of 0 sends nothing more.
+            match args.throughput {
+                0 => std::future::pending::<()>().await,
+                t if t > 0 => super::perf::throttle(start, sent, t as f64).await,
+                _ => {}
             }
         }
     };
