@@ -178,6 +178,44 @@ def test_describe_broker_configs(broker):
     assert entries["auto.create.topics.enable"].value == "true"
 
 
+def test_dynamic_broker_configs(broker):
+    """A broker's dynamic value set with IncrementalAlterConfigs is what a
+    topic without an override uses, with Kafka's sources. (confluent-kafka
+    refuses an empty broker name, so the cluster-wide resource is tested
+    through `vltava configs` in tests/tests/dynamic_broker_configs.rs.)"""
+    adm = admin(broker.bootstrap)
+    create_topic(adm, "dyncfg", 1)
+    default = ConfigResource(
+        ResourceType.BROKER,
+        "1",
+        incremental_configs=[
+            ConfigEntry("log.retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    fut = adm.incremental_alter_configs([default], request_timeout=ADMIN_TIMEOUT_S)[default]
+    assert error_code(fut) is None
+    entry = describe_topic_configs(adm, "dyncfg")["retention.ms"]
+    assert entry.value == "3600000"
+    assert entry.source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+    res = ConfigResource(ResourceType.BROKER, "1")
+    entries = adm.describe_configs([res], request_timeout=ADMIN_TIMEOUT_S)[res].result(
+        timeout=ADMIN_TIMEOUT_S
+    )
+    assert entries["log.retention.ms"].value == "3600000"
+    assert entries["log.retention.ms"].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+    assert entries["log.retention.ms"].is_read_only is False
+    assert entries["listeners"].is_read_only is True
+    static = ConfigResource(
+        ResourceType.BROKER,
+        "1",
+        incremental_configs=[
+            ConfigEntry("num.partitions", "3", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    fut = adm.incremental_alter_configs([static], request_timeout=ADMIN_TIMEOUT_S)[static]
+    assert error_code(fut) == KafkaError.INVALID_REQUEST
+
+
 def test_create_partitions(broker):
     adm = admin(broker.bootstrap)
     create_topic(adm, "grow", 3)

@@ -82,6 +82,8 @@ struct ProducerIdBlock {
 
 pub struct Broker {
     pub config: BrokerConfig,
+    /// Dynamic broker configs as committed to the metadata log.
+    dynamic: RwLock<dynamic_config::DynamicConfigs>,
     cluster_id: String,
     clock: Arc<dyn Clock>,
     /// Serialises every metadata change; held only for synchronous work.
@@ -98,6 +100,8 @@ pub struct Broker {
     /// feature, so each client is told in the log once.
     warned: Mutex<std::collections::HashSet<(String, &'static str)>>,
 }
+
+mod dynamic_config;
 
 /// Distinct (client, feature) warnings remembered; past this the log
 /// repeats rather than memory growing with client ids.
@@ -169,10 +173,12 @@ impl Broker {
         let meta = MetadataStore::open(&data_dir.join(METADATA_DIR), now_ms)?;
         let image = meta.image().clone();
         remove_orphan_dirs(&data_dir, &image)?;
+        let dynamic = dynamic_config::DynamicConfigs::from_image(&image, config.node_id);
         let mut topics = BTreeMap::new();
         for topic in image.topics.values() {
             let overrides = image.configs_of(&ConfigResource::Topic(topic.name.clone()));
-            let topic_config = TopicConfig::resolve(&config, &overrides);
+            let topic_config =
+                TopicConfig::resolve_with(|def| dynamic.topic_default(&config, def), &overrides);
             let mut partitions = Vec::with_capacity(topic.partitions.len());
             for (index, p) in topic.partitions.iter().enumerate() {
                 let opened = open_partition(
@@ -217,6 +223,7 @@ impl Broker {
         let groups = GroupCoordinator::new(config.groups.clone());
         let broker = Broker {
             config,
+            dynamic: RwLock::new(dynamic),
             cluster_id,
             clock,
             meta: Mutex::new(meta),
@@ -332,7 +339,7 @@ impl Broker {
         for (key, value) in &overrides {
             validate_topic_config(key, value)?;
         }
-        let topic_config = TopicConfig::resolve(&self.config, &overrides);
+        let topic_config = self.resolve_topic_config(&overrides);
         let mut meta = self.meta.lock();
         self.check_name_free(name)?;
         self.check_partitions_per_broker(num_partitions)?;
@@ -610,7 +617,7 @@ impl Broker {
                 }),
         );
         meta.append(&records, self.now_ms())?;
-        let config = TopicConfig::resolve(&self.config, &overrides);
+        let config = self.resolve_topic_config(&overrides);
         for partition in &topic.partitions {
             partition.log().set_config(config.log_config());
         }
@@ -667,8 +674,7 @@ impl Broker {
         let now_ms = self.now_ms();
         for topic in self.topics() {
             for partition in topic.partitions.iter().filter(|p| !p.is_offline()) {
-                let expired =
-                    partition.expire_producers(now_ms, self.config.producer_id_expiration_ms);
+                let expired = partition.expire_producers(now_ms, self.producer_id_expiration_ms());
                 if expired > 0 {
                     info!(topic = %topic.name, partition = partition.index, producers = expired, "expired idle producer ids");
                 }

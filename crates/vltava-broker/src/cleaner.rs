@@ -15,10 +15,9 @@ impl Broker {
     /// it to every [`Broker::clean_compacted`] run, as Kafka's one cleaner
     /// thread owns its offset map.
     pub fn log_cleaner(&self) -> Cleaner {
-        let settings = &self.config.cleaner;
         Cleaner::new(
-            settings.dedupe_buffer_bytes,
-            Throttler::new(settings.io_max_bytes_per_second),
+            self.config.cleaner.dedupe_buffer_bytes,
+            Throttler::new(self.cleaner_io_max_bytes_per_second()),
         )
     }
 
@@ -27,6 +26,11 @@ impl Broker {
     /// expired tombstones). Blocking file work: call it off the async
     /// workers. Returns the number of partitions cleaned.
     pub fn clean_compacted(&self, cleaner: &mut Cleaner) -> usize {
+        // A dynamic log.cleaner.io.max.bytes.per.second applies from the
+        // next run.
+        cleaner
+            .throttler_mut()
+            .set_rate(self.cleaner_io_max_bytes_per_second());
         let mut cleaned = 0;
         for topic in self.topics() {
             if !topic.config.is_compacted() {

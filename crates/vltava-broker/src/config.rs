@@ -11,8 +11,65 @@ use vltava_log::LogConfig;
 #[repr(i8)]
 pub enum ConfigSource {
     DynamicTopic = 1,
+    DynamicBroker = 2,
+    DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
+}
+
+/// Broker-level keys, besides those that set topic defaults, that can be
+/// changed at run time (per broker or cluster-wide), as in Kafka. Others
+/// Kafka allows (thread pools, listeners, TLS, `max.connections`) are not
+/// dynamic here yet and are refused as static.
+pub const DYNAMIC_BROKER_KEYS: &[&str] = &[
+    "log.cleaner.io.max.bytes.per.second",
+    "log.cleaner.backoff.ms",
+    "producer.id.expiration.ms",
+];
+
+/// Whether a broker key may be changed at run time: every key that sets a
+/// topic default, and [`DYNAMIC_BROKER_KEYS`].
+pub fn is_dynamic_broker_config(name: &str) -> bool {
+    TOPIC_CONFIGS.iter().any(|d| d.broker_name == name) || DYNAMIC_BROKER_KEYS.contains(&name)
+}
+
+/// Checks a dynamic broker config; `name` must be one
+/// ([`is_dynamic_broker_config`]) and canonical (not a time synonym).
+pub fn validate_dynamic_broker_config(name: &str, value: &str) -> Result<(), ConfigError> {
+    if let Some(def) = TOPIC_CONFIGS.iter().find(|d| d.broker_name == name) {
+        return validate_value(name, def.config_type, def.allowed, def.min, value);
+    }
+    match name {
+        "log.cleaner.io.max.bytes.per.second" => match value.trim().parse::<f64>() {
+            Ok(v) if v > 0.0 => Ok(()),
+            _ => Err(ConfigError::InvalidValue {
+                name: name.into(),
+                value: value.into(),
+                reason: "Value must be a positive number".into(),
+            }),
+        },
+        _ => validate_value(name, ConfigType::Long, &[], 1, value),
+    }
+}
+
+/// A broker key as stored: the time synonyms Kafka accepts
+/// (`log.retention.hours`, `.minutes`, `log.roll.hours`) become their `ms`
+/// key with the value converted, so one key holds each setting.
+pub fn canonical_broker_config(name: &str, value: &str) -> Result<(String, String), ConfigError> {
+    for (canonical, synonyms) in TIME_SYNONYMS {
+        if let Some((_, factor)) = synonyms.iter().find(|(s, _)| *s == name) {
+            let n: i64 = value
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::InvalidValue {
+                    name: name.into(),
+                    value: value.into(),
+                    reason: "not a number".into(),
+                })?;
+            return Ok((canonical.to_string(), n.saturating_mul(*factor).to_string()));
+        }
+    }
+    Ok((name.to_string(), value.to_string()))
 }
 
 /// Value types as DescribeConfigs v3+ reports them.
@@ -191,13 +248,22 @@ pub struct TopicConfig {
 impl TopicConfig {
     /// Resolves every topic config: topic override, else broker config, else default.
     pub fn resolve(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> TopicConfig {
+        TopicConfig::resolve_with(|def| broker.topic_default(def), overrides)
+    }
+
+    /// Resolves every topic config: topic override, else `default_of`
+    /// (the broker's setting, dynamic or static, else Kafka's default).
+    pub fn resolve_with(
+        default_of: impl Fn(&TopicConfigDef) -> String,
+        overrides: &BTreeMap<String, String>,
+    ) -> TopicConfig {
         let values = TOPIC_CONFIGS
             .iter()
             .map(|def| {
                 let value = overrides
                     .get(def.name)
                     .cloned()
-                    .unwrap_or_else(|| broker.topic_default(def));
+                    .unwrap_or_else(|| default_of(def));
                 (def.name, value)
             })
             .collect();
@@ -439,9 +505,17 @@ pub fn configuration_markdown() -> String {
      VLTAVA_UPDATE_DOCS=1 to rewrite this file. Do not edit by hand. -->\n\n\
 Every key uses Kafka's name. Broker keys are read at start from\n\
 `vltava server --config server.properties` and `--override key=value`\n\
-(later wins); none is dynamic yet: AlterConfigs on a broker is refused with\n\
-INVALID_REQUEST, as Kafka refuses a static config. Unknown broker keys are\n\
-logged and ignored, as Kafka does. Topic keys are set per topic with\n\
+(later wins). Keys marked dynamic, and every broker key that sets a topic\n\
+default (the topic table's fifth column), can also be changed while the\n\
+broker runs, for one broker or cluster-wide, with `vltava configs\n\
+--entity-type brokers --entity-name N|--entity-default --alter` (AlterConfigs\n\
+or IncrementalAlterConfigs): stored in the metadata log, applied at once,\n\
+and winning over the file (per-broker over cluster-wide over static over\n\
+default, as Kafka's sources DYNAMIC_BROKER_CONFIG,\n\
+DYNAMIC_DEFAULT_BROKER_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG). The\n\
+time synonyms are stored as their `ms` key. Changing any other key at run\n\
+time is refused with INVALID_REQUEST, as Kafka refuses a static config.\n\
+Unknown broker keys in the file are logged and ignored, as Kafka does. Topic keys are set per topic with\n\
 CreateTopics, AlterConfigs or IncrementalAlterConfigs (`vltava topics\n\
 --create --config`, `vltava configs --alter`) and apply at once; each takes\n\
 its default from the broker key named beside it. Unknown topic keys are\n\
@@ -458,8 +532,13 @@ refused with INVALID_CONFIG.\n\n\
         }
     };
     for d in BROKER_CONFIGS {
+        let dynamic = if is_dynamic_broker_config(d.name) {
+            "yes"
+        } else {
+            "no"
+        };
         out.push_str(&format!(
-            "| `{}` | {} | {} | no | {} | {} |\n",
+            "| `{}` | {} | {} | {dynamic} | {} | {} |\n",
             d.name,
             default(d.default),
             d.unit,
@@ -692,6 +771,23 @@ impl BrokerConfig {
             .get(def.broker_name)
             .cloned()
             .unwrap_or_else(|| def.default.to_string())
+    }
+
+    /// A broker key's static value (server.properties or `--override`), if
+    /// one was given.
+    pub fn static_value(&self, key: &str) -> Option<&str> {
+        self.explicit.get(key).map(String::as_str)
+    }
+
+    /// Kafka's default for a broker key (a broker-level key or one that
+    /// sets a topic default).
+    pub fn default_value(key: &str) -> Option<&'static str> {
+        broker_default(key).or_else(|| {
+            TOPIC_CONFIGS
+                .iter()
+                .find(|d| d.broker_name == key)
+                .map(|d| d.default)
+        })
     }
 
     /// Where a topic config's default comes from.

@@ -119,6 +119,14 @@ pub struct Throttler {
 }
 
 impl Throttler {
+    /// Changes the rate (a dynamic `log.cleaner.io.max.bytes.per.second`);
+    /// not positive and finite means no limit.
+    pub fn set_rate(&mut self, bytes_per_second: f64) {
+        let limited = bytes_per_second.is_finite() && bytes_per_second > 0.0;
+        self.bytes_per_second = if limited { bytes_per_second } else { 0.0 };
+        self.tokens = self.tokens.min(self.bytes_per_second);
+    }
+
     /// `bytes_per_second` that is not positive and finite means no limit
     /// (Kafka's default is `Double.MAX_VALUE`).
     pub fn new(bytes_per_second: f64) -> Throttler {
@@ -192,6 +200,11 @@ pub struct Cleaner {
 type OffsetMap = HashMap<u128, i64, BuildHasherDefault<PreHashed>>;
 
 impl Cleaner {
+    /// The throttle, to change its rate between passes.
+    pub fn throttler_mut(&mut self) -> &mut Throttler {
+        &mut self.throttler
+    }
+
     /// `dedupe_buffer_bytes` is `log.cleaner.dedupe.buffer.size`.
     pub fn new(dedupe_buffer_bytes: u64, throttler: Throttler) -> Cleaner {
         let slots = dedupe_buffer_bytes / OFFSET_MAP_ENTRY_BYTES;

@@ -45,13 +45,19 @@ pub async fn run(broker: Arc<Broker>, shutdown: CancellationToken) {
 async fn run_cleaner(broker: Arc<Broker>, shutdown: CancellationToken) {
     let mut cleaner = Some(broker.log_cleaner());
     let stop = cleaner.as_ref().map(|c| c.stop_flag());
-    let mut backoff =
-        tokio::time::interval(Duration::from_millis(broker.config.cleaner.backoff_ms));
-    backoff.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut first = true;
     loop {
+        // Read each time: log.cleaner.backoff.ms is dynamic. The first run
+        // starts at once, as the interval timer it replaces did.
+        let backoff = if first {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(broker.cleaner_backoff_ms())
+        };
+        first = false;
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = backoff.tick() => {}
+            _ = tokio::time::sleep(backoff) => {}
         }
         let Some(mut owned) = cleaner.take() else {
             return;

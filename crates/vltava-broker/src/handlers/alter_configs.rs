@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::Broker;
 
 /// The legacy AlterConfigs: the given configs replace all of a topic's
-/// overrides.
+/// overrides, or all of a broker resource's dynamic configs.
 pub fn handle(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let responses = request
         .resources
@@ -37,6 +37,26 @@ pub fn handle(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResp
                         )
                     })
                 }
+                RESOURCE_BROKER => {
+                    let configs: Result<BTreeMap<String, String>, ApiError> = r
+                        .configs
+                        .iter()
+                        .map(|c| match &c.value {
+                            Some(v) => Ok((c.name.to_string(), v.to_string())),
+                            None => Err(ApiError::new(
+                                ResponseError::InvalidRequest,
+                                format!("Null value not supported for : {}", c.name.as_str()),
+                            )),
+                        })
+                        .collect();
+                    configs.and_then(|c| {
+                        broker.set_dynamic_broker_configs(
+                            r.resource_name.as_str(),
+                            &c,
+                            request.validate_only,
+                        )
+                    })
+                }
                 other => Err(unalterable(other)),
             };
             let response = AlterConfigsResourceResponse::default()
@@ -53,18 +73,11 @@ pub fn handle(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResp
     AlterConfigsResponse::default().with_responses(responses)
 }
 
-/// Broker settings are read from server.properties at start; changing
-/// them at run time is refused the way Kafka refuses non-dynamic configs.
+/// A resource type other than topics and brokers (broker loggers, client
+/// metrics, groups) has no configs here.
 pub fn unalterable(resource_type: i8) -> ApiError {
-    if resource_type == RESOURCE_BROKER {
-        ApiError::new(
-            ResponseError::InvalidRequest,
-            "Cannot update these configs dynamically: Vltava reads broker configs from server.properties and --override at start",
-        )
-    } else {
-        ApiError::new(
-            ResponseError::InvalidRequest,
-            format!("Unsupported resource type {resource_type}"),
-        )
-    }
+    ApiError::new(
+        ResponseError::InvalidRequest,
+        format!("Unsupported resource type {resource_type}"),
+    )
 }

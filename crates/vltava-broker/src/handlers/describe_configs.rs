@@ -8,7 +8,9 @@ use kafka_protocol::protocol::StrBytes;
 use vltava_protocol::ResponseError;
 
 use super::str_bytes;
-use crate::config::{ConfigSource, ConfigType, TopicConfig, TOPIC_CONFIGS};
+use crate::config::{
+    is_dynamic_broker_config, ConfigSource, ConfigType, TopicConfig, TOPIC_CONFIGS,
+};
 use crate::error::ApiError;
 use crate::Broker;
 
@@ -94,7 +96,10 @@ pub fn topic_entries(
         .iter()
         .filter(|def| wanted(keys, def.name))
         .map(|def| {
-            let default_source = broker.config.topic_default_source(def);
+            // The broker's layers for the key that sets this default: its
+            // dynamic, cluster-wide dynamic, static and default values.
+            let layers = broker.broker_config_layers(def.broker_name);
+            let default_source = layers.first().map_or(ConfigSource::Default, |(_, s)| *s);
             let source = if overrides.contains_key(def.name) {
                 ConfigSource::DynamicTopic
             } else {
@@ -105,14 +110,9 @@ pub fn topic_entries(
                 if let Some(value) = overrides.get(def.name) {
                     synonyms.push(synonym(def.name, value, ConfigSource::DynamicTopic));
                 }
-                if default_source == ConfigSource::StaticBroker {
-                    synonyms.push(synonym(
-                        def.broker_name,
-                        &broker.config.topic_default(def),
-                        default_source,
-                    ));
+                for (value, source) in &layers {
+                    synonyms.push(synonym(def.broker_name, value, *source));
                 }
-                synonyms.push(synonym(def.broker_name, def.default, ConfigSource::Default));
             }
             entry(
                 def.name,
@@ -135,39 +135,67 @@ fn describe_broker(
     _docs: bool,
 ) -> Result<Vec<DescribeConfigsResourceResult>, ApiError> {
     if name.is_empty() {
-        // Cluster-wide dynamic defaults: Vltava has none yet.
-        return Ok(Vec::new());
+        // The cluster-wide dynamic defaults: only those set, as Kafka
+        // describes the default broker resource.
+        return Ok(broker
+            .dynamic_broker_configs("")?
+            .into_iter()
+            .filter(|(key, _)| wanted(keys, key))
+            .map(|(key, value)| {
+                let synonyms = if include_synonyms {
+                    vec![synonym(&key, &value, ConfigSource::DynamicDefaultBroker)]
+                } else {
+                    Vec::new()
+                };
+                let config_type = config_type_of(&key, &value);
+                entry(
+                    &key,
+                    &value,
+                    ConfigSource::DynamicDefaultBroker,
+                    false,
+                    config_type,
+                    synonyms,
+                )
+            })
+            .collect());
     }
-    if name != broker.node_id().to_string() {
-        return Err(ApiError::new(
-            ResponseError::InvalidRequest,
-            format!(
-                "Unexpected broker id, expected {} or empty string, but received {name}",
-                broker.node_id()
-            ),
-        ));
-    }
+    // Checks the id (this broker's, else INVALID_REQUEST).
+    broker.dynamic_broker_configs(name)?;
     Ok(broker
         .config
         .describe()
         .into_iter()
         .filter(|(key, _, _)| wanted(keys, key))
-        .map(|(key, value, source)| {
+        .map(|(key, _, _)| {
+            let layers = broker.broker_config_layers(&key);
+            let (value, source) = layers
+                .first()
+                .cloned()
+                .unwrap_or_else(|| (String::new(), ConfigSource::Default));
             let synonyms = if include_synonyms {
-                vec![synonym(&key, &value, source)]
+                layers.iter().map(|(v, s)| synonym(&key, v, *s)).collect()
             } else {
                 Vec::new()
             };
-            let config_type = match value.parse::<i64>() {
-                Ok(_) => ConfigType::Long,
-                Err(_) if value == "true" || value == "false" => ConfigType::Boolean,
-                Err(_) => ConfigType::String,
-            };
-            // Broker settings come from server.properties and are fixed
-            // while the broker runs.
-            entry(&key, &value, source, true, config_type, synonyms)
+            let config_type = config_type_of(&key, &value);
+            // Keys Kafka changes only by restart are read-only.
+            let read_only = !is_dynamic_broker_config(&key);
+            entry(&key, &value, source, read_only, config_type, synonyms)
         })
         .collect())
+}
+
+/// The type DescribeConfigs reports for a broker key: the topic config's
+/// type for keys that set a topic default, else guessed from the value.
+fn config_type_of(key: &str, value: &str) -> ConfigType {
+    if let Some(def) = TOPIC_CONFIGS.iter().find(|d| d.broker_name == key) {
+        return def.config_type;
+    }
+    match value.parse::<i64>() {
+        Ok(_) => ConfigType::Long,
+        Err(_) if value == "true" || value == "false" => ConfigType::Boolean,
+        Err(_) => ConfigType::String,
+    }
 }
 
 fn entry(

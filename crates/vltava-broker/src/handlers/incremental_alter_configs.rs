@@ -6,7 +6,7 @@ use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterC
 use vltava_protocol::ResponseError;
 
 use super::alter_configs::unalterable;
-use super::describe_configs::RESOURCE_TOPIC;
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::str_bytes;
 use crate::config::{topic_config_def, ConfigError, ConfigType};
 use crate::error::ApiError;
@@ -27,6 +27,12 @@ pub fn handle(
         .map(|r| {
             let result = match r.resource_type {
                 RESOURCE_TOPIC => alter_topic(
+                    broker,
+                    r.resource_name.as_str(),
+                    &r.configs,
+                    request.validate_only,
+                ),
+                RESOURCE_BROKER => alter_broker(
                     broker,
                     r.resource_name.as_str(),
                     &r.configs,
@@ -65,6 +71,82 @@ fn alter_topic(
         apply(&mut overrides, &topic.config, op)?;
     }
     broker.set_topic_overrides(name, overrides, validate_only)
+}
+
+/// Applies the operations to a broker resource's dynamic configs: SET and
+/// DELETE on any dynamic key, APPEND and SUBTRACT on list keys starting
+/// from the value the key has now.
+fn alter_broker(
+    broker: &Broker,
+    name: &str,
+    ops: &[AlterableConfig],
+    validate_only: bool,
+) -> Result<(), ApiError> {
+    let mut configs = broker.dynamic_broker_configs(name)?;
+    for op in ops {
+        let key = op.name.to_string();
+        let value = op.value.as_ref().map(|v| v.to_string());
+        match op.config_operation {
+            OP_SET => {
+                let value = value.ok_or_else(|| {
+                    ApiError::new(
+                        ResponseError::InvalidRequest,
+                        format!("Null value not supported for : {key}"),
+                    )
+                })?;
+                configs.insert(key, value);
+            }
+            OP_DELETE => {
+                // The stored key of a time synonym is its `ms` key.
+                let (canonical, _) = crate::config::canonical_broker_config(&key, "0")?;
+                configs.remove(&key);
+                configs.remove(&canonical);
+            }
+            OP_APPEND | OP_SUBTRACT => {
+                let is_list = crate::config::TOPIC_CONFIGS
+                    .iter()
+                    .any(|d| d.broker_name == key && d.config_type == ConfigType::List);
+                if !is_list {
+                    return Err(ApiError::new(
+                        ResponseError::InvalidConfig,
+                        format!("Config value append/subtract is not allowed for config key {key}, which is not a list"),
+                    ));
+                }
+                let current = configs
+                    .get(&key)
+                    .cloned()
+                    .or_else(|| broker.broker_config_value(&key).map(|(v, _)| v))
+                    .unwrap_or_default();
+                let mut items: Vec<String> = current
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                for item in value
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                {
+                    if op.config_operation == OP_APPEND {
+                        if !items.iter().any(|i| i == item) {
+                            items.push(item.to_string());
+                        }
+                    } else {
+                        items.retain(|i| i != item);
+                    }
+                }
+                configs.insert(key, items.join(","));
+            }
+            other => {
+                return Err(ApiError::new(
+                    ResponseError::InvalidRequest,
+                    format!("Unknown config operation {other}"),
+                ))
+            }
+        }
+    }
+    broker.set_dynamic_broker_configs(name, &configs, validate_only)
 }
 
 fn apply(

@@ -248,7 +248,11 @@ async fn alter(
     admin
         .incremental_alter_configs(resource_type, name, &ops)
         .await?;
-    println!("Completed updating config for {label}.");
+    if name.is_empty() {
+        println!("Completed updating default config for brokers in the cluster.");
+    } else {
+        println!("Completed updating config for {label}.");
+    }
     Ok(())
 }
 

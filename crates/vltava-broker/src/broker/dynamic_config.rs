@@ -1,0 +1,257 @@
+//! Dynamic broker configs: broker keys changed while brokers run, for one
+//! broker (`ConfigResource::Broker("<id>")`) or cluster-wide
+//! (`ConfigResource::Broker("")`), stored as records in the metadata log and
+//! applied at once. A key's value is the first of: this broker's dynamic
+//! value, the cluster-wide dynamic value, server.properties / `--override`,
+//! Kafka's default (Kafka's DYNAMIC_BROKER_CONFIG,
+//! DYNAMIC_DEFAULT_BROKER_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG).
+
+use std::collections::BTreeMap;
+
+use tracing::info;
+use vltava_meta::{ConfigResource, MetaRecord, MetadataImage};
+use vltava_protocol::ResponseError;
+
+use super::Broker;
+use crate::config::{
+    canonical_broker_config, is_dynamic_broker_config, validate_dynamic_broker_config,
+    BrokerConfig, ConfigSource, TopicConfig, TopicConfigDef,
+};
+use crate::error::ApiError;
+
+/// The dynamic layers, as last committed to the metadata log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct DynamicConfigs {
+    /// `ConfigResource::Broker("")`.
+    pub(crate) cluster: BTreeMap<String, String>,
+    /// `ConfigResource::Broker("<this node id>")`.
+    pub(crate) node: BTreeMap<String, String>,
+}
+
+impl DynamicConfigs {
+    pub(crate) fn from_image(image: &MetadataImage, node_id: i32) -> DynamicConfigs {
+        DynamicConfigs {
+            cluster: image.configs_of(&ConfigResource::Broker(String::new())),
+            node: image.configs_of(&ConfigResource::Broker(node_id.to_string())),
+        }
+    }
+
+    /// Every value `key` has, most to least precedent, with its source;
+    /// empty for a key the broker does not know.
+    pub(crate) fn layers(&self, config: &BrokerConfig, key: &str) -> Vec<(String, ConfigSource)> {
+        let Some(default) = BrokerConfig::default_value(key) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if let Some(v) = self.node.get(key) {
+            out.push((v.clone(), ConfigSource::DynamicBroker));
+        }
+        if let Some(v) = self.cluster.get(key) {
+            out.push((v.clone(), ConfigSource::DynamicDefaultBroker));
+        }
+        if let Some(v) = config.static_value(key) {
+            out.push((v.to_string(), ConfigSource::StaticBroker));
+        }
+        out.push((default.to_string(), ConfigSource::Default));
+        out
+    }
+
+    /// The value `key` has and where it comes from.
+    pub(crate) fn value(&self, config: &BrokerConfig, key: &str) -> Option<(String, ConfigSource)> {
+        self.layers(config, key).into_iter().next()
+    }
+
+    /// A topic config's default on this broker.
+    pub(crate) fn topic_default(&self, config: &BrokerConfig, def: &TopicConfigDef) -> String {
+        self.value(config, def.broker_name)
+            .map_or_else(|| def.default.to_string(), |(v, _)| v)
+    }
+}
+
+impl Broker {
+    /// A broker key's value on this broker and its source, or `None` for a
+    /// key the broker does not read.
+    pub fn broker_config_value(&self, key: &str) -> Option<(String, ConfigSource)> {
+        self.dynamic.read().value(&self.config, key)
+    }
+
+    /// Every value a broker key has here, most precedent first (for
+    /// DescribeConfigs synonyms).
+    pub fn broker_config_layers(&self, key: &str) -> Vec<(String, ConfigSource)> {
+        self.dynamic.read().layers(&self.config, key)
+    }
+
+    /// A topic's configuration: its overrides on top of this broker's
+    /// current (dynamic or static) defaults.
+    pub fn resolve_topic_config(&self, overrides: &BTreeMap<String, String>) -> TopicConfig {
+        let dynamic = self.dynamic.read();
+        TopicConfig::resolve_with(|def| dynamic.topic_default(&self.config, def), overrides)
+    }
+
+    /// A dynamic broker key read as a number where the broker uses it.
+    fn dynamic_number(&self, key: &str) -> Option<f64> {
+        self.broker_config_value(key)
+            .and_then(|(v, _)| v.trim().parse::<f64>().ok())
+    }
+
+    /// `producer.id.expiration.ms`, as it is now.
+    pub fn producer_id_expiration_ms(&self) -> i64 {
+        self.dynamic_number("producer.id.expiration.ms")
+            .map_or(self.config.producer_id_expiration_ms, |v| (v as i64).max(1))
+    }
+
+    /// `log.cleaner.backoff.ms`, as it is now.
+    pub fn cleaner_backoff_ms(&self) -> u64 {
+        self.dynamic_number("log.cleaner.backoff.ms")
+            .map_or(self.config.cleaner.backoff_ms, |v| (v as u64).max(1))
+    }
+
+    /// `log.cleaner.io.max.bytes.per.second`, as it is now.
+    pub fn cleaner_io_max_bytes_per_second(&self) -> f64 {
+        self.dynamic_number("log.cleaner.io.max.bytes.per.second")
+            .unwrap_or(self.config.cleaner.io_max_bytes_per_second)
+    }
+
+    /// The dynamic configs set on a broker resource: `""` for the
+    /// cluster-wide ones, this broker's id for its own.
+    pub fn dynamic_broker_configs(
+        &self,
+        resource_name: &str,
+    ) -> Result<BTreeMap<String, String>, ApiError> {
+        let dynamic = self.dynamic.read();
+        Ok(match self.broker_scope(resource_name)? {
+            Scope::Cluster => dynamic.cluster.clone(),
+            Scope::Node => dynamic.node.clone(),
+        })
+    }
+
+    fn broker_scope(&self, resource_name: &str) -> Result<Scope, ApiError> {
+        if resource_name.is_empty() {
+            Ok(Scope::Cluster)
+        } else if resource_name == self.node_id().to_string() {
+            Ok(Scope::Node)
+        } else {
+            Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!(
+                    "Unexpected broker id, expected {} or empty string, but received {resource_name}",
+                    self.node_id()
+                ),
+            ))
+        }
+    }
+
+    /// Replaces the dynamic configs of a broker resource with `configs`
+    /// (keys as given, time synonyms included), as AlterConfigs does:
+    /// every key must be one Kafka lets change at run time and its value
+    /// valid; the change is committed to the metadata log, then applied to
+    /// every topic whose defaults it changes.
+    pub fn set_dynamic_broker_configs(
+        &self,
+        resource_name: &str,
+        configs: &BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), ApiError> {
+        let scope = self.broker_scope(resource_name)?;
+        let mut wanted = BTreeMap::new();
+        let mut static_keys = Vec::new();
+        for (key, value) in configs {
+            if BrokerConfig::default_value(key).is_none()
+                && canonical_broker_config(key, value)?.0 == *key
+            {
+                return Err(ApiError::new(
+                    ResponseError::InvalidConfig,
+                    format!("Unknown broker config: {key}"),
+                ));
+            }
+            let (key, value) = canonical_broker_config(key, value)?;
+            if !is_dynamic_broker_config(&key) {
+                static_keys.push(key);
+                continue;
+            }
+            validate_dynamic_broker_config(&key, &value)?;
+            wanted.insert(key, value);
+        }
+        if !static_keys.is_empty() {
+            return Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!(
+                    "Cannot update these configs dynamically: Set({})",
+                    static_keys.join(", ")
+                ),
+            ));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let mut meta = self.meta.lock();
+        let current = self.dynamic_broker_configs(resource_name)?;
+        let resource = ConfigResource::Broker(resource_name.to_string());
+        let mut records: Vec<MetaRecord> = wanted
+            .iter()
+            .filter(|(k, v)| current.get(*k) != Some(*v))
+            .map(|(k, v)| MetaRecord::Config {
+                resource: resource.clone(),
+                name: k.clone(),
+                value: Some(v.clone()),
+            })
+            .collect();
+        records.extend(
+            current
+                .keys()
+                .filter(|k| !wanted.contains_key(*k))
+                .map(|k| MetaRecord::Config {
+                    resource: resource.clone(),
+                    name: k.clone(),
+                    value: None,
+                }),
+        );
+        if records.is_empty() {
+            return Ok(());
+        }
+        meta.append(&records, self.now_ms())?;
+        {
+            let mut dynamic = self.dynamic.write();
+            match scope {
+                Scope::Cluster => dynamic.cluster = wanted,
+                Scope::Node => dynamic.node = wanted,
+            }
+        }
+        // Topics take their defaults from the broker: re-resolve each and
+        // apply what changed, as a topic config change would.
+        let mut changed_topics = 0;
+        for topic in self.topics() {
+            let config = self.resolve_topic_config(&topic.overrides);
+            if config != topic.config {
+                for partition in &topic.partitions {
+                    partition.log().set_config(config.log_config());
+                }
+                self.replace_topic(
+                    &topic,
+                    topic.partitions.clone(),
+                    config,
+                    topic.overrides.clone(),
+                );
+                changed_topics += 1;
+            }
+        }
+        drop(meta);
+        info!(
+            resource = if resource_name.is_empty() {
+                "cluster default"
+            } else {
+                resource_name
+            },
+            changes = records.len(),
+            topics = changed_topics,
+            "altered dynamic broker configs"
+        );
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Cluster,
+    Node,
+}
