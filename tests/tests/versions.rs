@@ -89,6 +89,7 @@ const CASES: &[Case] = &[
     case(ApiKey::OffsetDelete,            0..=0,  groups::offset_delete),
     case(ApiKey::ConsumerGroupHeartbeat,  0..=1,  consumer::consumer_group_heartbeat),
     case(ApiKey::ConsumerGroupDescribe,   0..=1,  consumer::consumer_group_describe),
+    case(ApiKey::DescribeTopicPartitions, 0..=0,  admin::describe_topic_partitions),
 ];
 
 fn case_for(api: ApiKey) -> Option<&'static Case> {

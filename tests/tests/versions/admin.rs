@@ -12,14 +12,19 @@ use kafka_protocol::messages::delete_records_request::{
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
+use kafka_protocol::messages::describe_topic_partitions_request::{
+    Cursor as DtpCursor, TopicRequest as DtpTopicRequest,
+};
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource as IncrementalResource, AlterableConfig,
 };
 use kafka_protocol::messages::{
     AlterConfigsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest,
     DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
-    IncrementalAlterConfigsRequest, InitProducerIdRequest, TransactionalId,
+    DescribeTopicPartitionsRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
+    TransactionalId,
 };
+use kafka_protocol::ResponseError;
 use uuid::Uuid;
 use vltava_tests::raw::topic_name;
 
@@ -489,5 +494,137 @@ pub(crate) fn describe_cluster(ctx: &mut Ctx, version: i16) -> Result<()> {
             want,
         )?;
     }
+    Ok(())
+}
+
+fn dtp_request(
+    topics: &[&str],
+    limit: i32,
+    cursor: Option<(&str, i32)>,
+) -> DescribeTopicPartitionsRequest {
+    DescribeTopicPartitionsRequest::default()
+        .with_topics(
+            topics
+                .iter()
+                .map(|t| DtpTopicRequest::default().with_name(topic_name(t)))
+                .collect(),
+        )
+        .with_response_partition_limit(limit)
+        .with_cursor(cursor.map(|(t, p)| {
+            DtpCursor::default()
+                .with_topic_name(topic_name(t))
+                .with_partition_index(p)
+        }))
+}
+
+/// `(topic, [partitions])` of a page, and its next cursor.
+type Page = (Vec<(String, i16, Vec<i32>)>, Option<(String, i32)>);
+
+fn page(resp: &kafka_protocol::messages::DescribeTopicPartitionsResponse) -> Page {
+    let topics = resp
+        .topics
+        .iter()
+        .map(|t| {
+            (
+                t.name.as_ref().map_or(String::new(), |n| n.0.to_string()),
+                t.error_code,
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            )
+        })
+        .collect();
+    let cursor = resp
+        .next_cursor
+        .as_ref()
+        .map(|c| (c.topic_name.0.to_string(), c.partition_index));
+    (topics, cursor)
+}
+
+pub(crate) fn describe_topic_partitions(ctx: &mut Ctx, version: i16) -> Result<()> {
+    // Two topics of three partitions; names sorted as the broker sorts.
+    let mut names = [ctx.fresh("dtp"), ctx.fresh("dtp")];
+    names.sort();
+    for name in &names {
+        let resp = ctx.request(&create_request(creatable(5, name), false), 5)?;
+        code("create", only(&resp.topics, "created")?.error_code, NONE)?;
+    }
+    let (a, b) = (names[0].as_str(), names[1].as_str());
+
+    // A page of four partitions ends inside the second topic.
+    let resp = ctx.request(&dtp_request(&[b, a], 4, None), version)?;
+    eq(
+        "first page",
+        page(&resp),
+        (
+            vec![
+                (a.to_string(), NONE, vec![0, 1, 2]),
+                (b.to_string(), NONE, vec![0]),
+            ],
+            Some((b.to_string(), 1)),
+        ),
+    )?;
+    let first = &resp.topics[0];
+    let p0 = &first.partitions[0];
+    eq(
+        "partition 0",
+        (
+            p0.leader_id.0,
+            p0.replica_nodes.len(),
+            p0.isr_nodes.len(),
+            p0.offline_replicas.len(),
+        ),
+        (1, 1, 1, 0),
+    )?;
+    eq(
+        "elr",
+        p0.eligible_leader_replicas.as_deref().map(<[_]>::len),
+        Some(0),
+    )?;
+    // From the cursor: the rest of the second topic, and no next cursor.
+    let resp = ctx.request(&dtp_request(&[a, b], 4, Some((b, 1))), version)?;
+    eq(
+        "second page",
+        page(&resp),
+        (vec![(b.to_string(), NONE, vec![1, 2])], None),
+    )?;
+    // The data topic by its id, and topics that are not there.
+    let resp = ctx.request(
+        &dtp_request(&[DATA_TOPIC, MISSING_TOPIC, "bad/name"], 100, None),
+        version,
+    )?;
+    eq(
+        "errors",
+        page(&resp).0,
+        vec![
+            (
+                "bad/name".to_string(),
+                ResponseError::InvalidTopicException.code(),
+                vec![],
+            ),
+            (DATA_TOPIC.to_string(), NONE, vec![0, 1]),
+            (MISSING_TOPIC.to_string(), UNKNOWN_TOPIC, vec![]),
+        ],
+    )?;
+    eq(
+        "data topic id",
+        resp.topics[1].topic_id,
+        ctx.fixture.topic_id,
+    )?;
+    // A cursor on a topic the list does not name is refused.
+    let resp = ctx.request(&dtp_request(&[a], 10, Some((b, 0))), version)?;
+    eq(
+        "refused",
+        page(&resp).0,
+        vec![(a.to_string(), INVALID_REQUEST, vec![])],
+    )?;
+    // Every topic, in name order, when none is named.
+    let resp = ctx.request(&dtp_request(&[], 2000, None), version)?;
+    let listed: Vec<String> = page(&resp).0.into_iter().map(|(n, _, _)| n).collect();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    ensure!(listed == sorted, "topics not in name order: {listed:?}");
+    ensure!(
+        listed.iter().any(|n| n == a) && listed.iter().any(|n| n == DATA_TOPIC),
+        "{listed:?}"
+    );
     Ok(())
 }
