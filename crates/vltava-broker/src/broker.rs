@@ -1048,8 +1048,26 @@ enum NodeIdentityError {
 
 /// Reads or writes `meta.properties` (cluster id and node id), as Kafka
 /// keeps them, so a data directory is never mounted under another node id.
+/// The file in `log.dirs` naming the cluster and the node, as Kafka's.
+pub const META_PROPERTIES_FILE: &str = "meta.properties";
+
+/// Writes `meta.properties` (Kafka's keys: version, cluster.id, node.id)
+/// durably: to a temporary file, fsynced, renamed, directory fsynced.
+/// `vltava storage format` writes it ahead of the first start; otherwise
+/// the first start does.
+pub fn write_meta_properties(data_dir: &Path, cluster_id: &str, node_id: i32) -> io::Result<()> {
+    fs::create_dir_all(data_dir)?;
+    let path = data_dir.join(META_PROPERTIES_FILE);
+    let text = format!("version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, text)?;
+    fs::File::open(&tmp)?.sync_all()?;
+    fs::rename(&tmp, &path)?;
+    fs::File::open(data_dir)?.sync_all()
+}
+
 fn load_node_identity(data_dir: &Path, node_id: i32) -> Result<String, NodeIdentityError> {
-    let path = data_dir.join("meta.properties");
+    let path = data_dir.join(META_PROPERTIES_FILE);
     match fs::read_to_string(&path) {
         Ok(text) => {
             let props = crate::config::parse_properties(&text);
@@ -1073,13 +1091,7 @@ fn load_node_identity(data_dir: &Path, node_id: i32) -> Result<String, NodeIdent
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let cluster_id = Uuid::new_v4().simple().to_string()[..22].to_string();
-            let text = format!("version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
-            let tmp = path.with_extension("tmp");
-            fs::write(&tmp, text).map_err(NodeIdentityError::Io)?;
-            fs::File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .map_err(NodeIdentityError::Io)?;
-            fs::rename(&tmp, &path).map_err(NodeIdentityError::Io)?;
+            write_meta_properties(data_dir, &cluster_id, node_id).map_err(NodeIdentityError::Io)?;
             Ok(cluster_id)
         }
         Err(e) => Err(NodeIdentityError::Io(e)),

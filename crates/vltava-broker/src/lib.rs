@@ -22,7 +22,10 @@ pub mod handlers;
 mod partition;
 mod producer_state;
 
-pub use broker::{is_internal_topic, validate_topic_name, Broker, StartError, Topic};
+pub use broker::{
+    is_internal_topic, validate_topic_name, write_meta_properties, Broker, StartError, Topic,
+    META_PROPERTIES_FILE,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BrokerConfig, Listener};
 pub use error::ApiError;

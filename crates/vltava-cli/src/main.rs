@@ -66,6 +66,8 @@ enum Command {
     DeleteRecords(tools::delete_records::DeleteRecordsArgs),
     /// Print and check log segments, indexes and snapshots (kafka-dump-log.sh).
     DumpLog(tools::dump_log::DumpLogArgs),
+    /// Cluster ids and formatting log.dirs ahead of a first start (kafka-storage.sh).
+    Storage(tools::storage::StorageArgs),
     /// Produce numbered messages, acknowledgements as JSON (VerifiableProducer).
     VerifiableProducer(tools::verifiable::VerifiableProducerArgs),
     /// Consume in a group, events as JSON (VerifiableConsumer).
@@ -95,6 +97,7 @@ fn main() -> Result<()> {
     let tool = match cli.command {
         Command::Server { config, overrides } => return server(config, overrides),
         Command::DumpLog(a) => return exit_on_failure(tools::dump_log::run(a)),
+        Command::Storage(a) => return exit_on_failure(tools::storage::run(a)),
         command => command,
     };
     let runtime = match tool {
@@ -104,7 +107,9 @@ fn main() -> Result<()> {
     let result = runtime.and_then(|rt| {
         rt.block_on(async move {
             match tool {
-                Command::Server { .. } | Command::DumpLog(_) => unreachable!("handled above"),
+                Command::Server { .. } | Command::DumpLog(_) | Command::Storage(_) => {
+                    unreachable!("handled above")
+                }
                 Command::Topics(a) => tools::topics::run(a).await,
                 Command::ConsoleProducer(a) => tools::console_producer::run(a).await,
                 Command::ConsoleConsumer(a) => tools::console_consumer::run(a).await,

@@ -14,6 +14,7 @@ pub mod dump_log;
 pub mod formatter;
 pub mod get_offsets;
 pub mod perf;
+pub mod storage;
 pub mod topics;
 pub mod verifiable;
 
