@@ -45,6 +45,42 @@ impl MetadataImage {
         self.configs.get(resource).cloned().unwrap_or_default()
     }
 
+    /// The records that rebuild this image from nothing (a snapshot):
+    /// applied in order to an empty image, they give an equal image.
+    pub fn to_records(&self) -> Vec<MetaRecord> {
+        let mut out = Vec::new();
+        for topic in self.topics.values() {
+            out.push(MetaRecord::Topic {
+                name: topic.name.clone(),
+                topic_id: topic.topic_id,
+            });
+            for (i, p) in topic.partitions.iter().enumerate() {
+                out.push(MetaRecord::Partition {
+                    topic_id: topic.topic_id,
+                    partition: i as i32,
+                    replicas: p.replicas.clone(),
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                });
+            }
+        }
+        for (resource, entries) in &self.configs {
+            for (name, value) in entries {
+                out.push(MetaRecord::Config {
+                    resource: resource.clone(),
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                });
+            }
+        }
+        if self.next_producer_id > 0 {
+            out.push(MetaRecord::ProducerIds {
+                next_producer_id: self.next_producer_id,
+            });
+        }
+        out
+    }
+
     /// Applies one record. Records that refer to something absent (a
     /// partition of a removed topic) are ignored: a later record always wins.
     pub fn apply(&mut self, record: &MetaRecord) {
@@ -109,5 +145,57 @@ impl MetadataImage {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn to_records_rebuilds_the_same_image() {
+        let id = Uuid::from_u128(7);
+        let mut image = MetadataImage::default();
+        for record in [
+            MetaRecord::Topic {
+                name: "t".into(),
+                topic_id: id,
+            },
+            MetaRecord::Partition {
+                topic_id: id,
+                partition: 0,
+                replicas: vec![1],
+                leader: 1,
+                leader_epoch: 0,
+            },
+            MetaRecord::Partition {
+                topic_id: id,
+                partition: 1,
+                replicas: vec![2],
+                leader: 2,
+                leader_epoch: 3,
+            },
+            MetaRecord::Config {
+                resource: ConfigResource::Topic("t".into()),
+                name: "retention.ms".into(),
+                value: Some("5".into()),
+            },
+            MetaRecord::Config {
+                resource: ConfigResource::Broker(String::new()),
+                name: "log.retention.ms".into(),
+                value: Some("9".into()),
+            },
+            MetaRecord::ProducerIds {
+                next_producer_id: 4000,
+            },
+        ] {
+            image.apply(&record);
+        }
+        let mut rebuilt = MetadataImage::default();
+        for record in image.to_records() {
+            rebuilt.apply(&record);
+        }
+        assert_eq!(rebuilt, image);
+        assert!(MetadataImage::default().to_records().is_empty());
     }
 }

@@ -1,0 +1,278 @@
+//! The metadata quorum: Vltava's metadata log (`MetaRecord`s) replicated
+//! among the controller voters by openraft, and the image every node
+//! builds from the committed records.
+//!
+//! - [`log_store`]: openraft's log on `vltava-log` (one batch per entry,
+//!   the batch's leader epoch is the entry's term), with the vote in a
+//!   `quorum-state` file written durably before openraft is answered.
+//! - [`state_machine`]: applies committed batches to a `MetadataImage`;
+//!   snapshots are the records that rebuild the image, so start-up and a
+//!   lagging node do not replay the whole history.
+//! - [`network`]: openraft's RPCs as length-prefixed JSON frames over a
+//!   [`network::Connector`] seam (TCP in production; a simulator can put
+//!   its own streams behind it).
+//! - [`Quorum`]: one node: start, propose records, read the image, see the
+//!   leader, shut down.
+//!
+//! Not wired into the broker yet: that is the next step of the cluster
+//! issue (forwarding controller work, brokers following the log).
+
+// openraft's own error types (StorageError, RaftError) are large by its
+// design; its storage and network traits return them.
+#![allow(clippy::result_large_err)]
+
+pub mod log_store;
+pub mod network;
+pub mod state_machine;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::{BasicNode, Config, Raft};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use vltava_meta::{MetaRecord, MetadataImage};
+
+pub use network::{Connector, TcpConnector};
+
+/// A node id: Kafka's `node.id`.
+pub type NodeId = u64;
+
+/// What one proposal commits: metadata records applied together (all or
+/// nothing), as one entry of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaBatch(pub Vec<MetaRecord>);
+
+openraft::declare_raft_types!(
+    /// The metadata quorum's openraft types.
+    pub TypeConfig:
+        D = MetaBatch,
+        R = (),
+        NodeId = NodeId,
+        Node = BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// One node's settings.
+#[derive(Debug, Clone)]
+pub struct QuorumConfig {
+    pub node_id: NodeId,
+    /// Every voter and its quorum address (`controller.quorum.voters`).
+    pub voters: BTreeMap<NodeId, String>,
+    /// Where the log, the vote and snapshots live.
+    pub dir: PathBuf,
+    pub heartbeat_interval: Duration,
+    pub election_timeout_min: Duration,
+    pub election_timeout_max: Duration,
+    /// Committed entries after which a snapshot is taken.
+    pub snapshot_after_entries: u64,
+    /// Entries kept in the log below the last snapshot (so a follower that
+    /// is slightly behind catches up from the log, not a snapshot).
+    pub entries_kept_after_snapshot: u64,
+    /// How long a proposal may wait for a majority before it fails (a
+    /// minority left alone stops accepting changes with a clear error).
+    pub propose_timeout: Duration,
+}
+
+impl QuorumConfig {
+    /// Defaults close to KRaft's (`controller.quorum.election.timeout.ms`
+    /// 1000, fetch every 500 ms) but quicker to fail over.
+    pub fn new(node_id: NodeId, voters: BTreeMap<NodeId, String>, dir: PathBuf) -> QuorumConfig {
+        QuorumConfig {
+            node_id,
+            voters,
+            dir,
+            heartbeat_interval: Duration::from_millis(150),
+            election_timeout_min: Duration::from_millis(600),
+            election_timeout_max: Duration::from_millis(1200),
+            snapshot_after_entries: 5_000,
+            entries_kept_after_snapshot: 1_000,
+            propose_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuorumError {
+    #[error("metadata quorum storage: {0}")]
+    Storage(String),
+    #[error("metadata quorum: {0}")]
+    Raft(String),
+    #[error("node {node_id} is not one of the voters {voters:?}")]
+    NotAVoter {
+        node_id: NodeId,
+        voters: Vec<NodeId>,
+    },
+}
+
+/// Why a proposal was not committed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    /// Only the leader proposes; `leader` is who it is, when known.
+    #[error("this node is not the metadata leader (leader: {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    /// No quorum answered in time, or the node is shutting down.
+    #[error("the metadata quorum could not commit: {0}")]
+    Unavailable(String),
+}
+
+/// One member of the metadata quorum.
+pub struct Quorum {
+    node_id: NodeId,
+    propose_timeout: Duration,
+    raft: Raft<TypeConfig>,
+    state: state_machine::Shared,
+    server: tokio::task::JoinHandle<()>,
+    stop: watch::Sender<bool>,
+}
+
+impl Quorum {
+    /// Opens the node's storage, starts openraft and serves its RPCs on
+    /// `listener`. A node whose storage is empty initializes the cluster with
+    /// the voters (every voter may: openraft accepts the same membership on
+    /// each, and refuses it once a node holds any log or vote).
+    pub async fn start(
+        config: QuorumConfig,
+        listener: TcpListener,
+        connector: Arc<dyn Connector>,
+    ) -> Result<Quorum, QuorumError> {
+        if !config.voters.contains_key(&config.node_id) {
+            return Err(QuorumError::NotAVoter {
+                node_id: config.node_id,
+                voters: config.voters.keys().copied().collect(),
+            });
+        }
+        std::fs::create_dir_all(&config.dir).map_err(|e| QuorumError::Storage(e.to_string()))?;
+        let log = log_store::LogStore::open(&config.dir.join("log"), &config.dir)
+            .map_err(|e| QuorumError::Storage(e.to_string()))?;
+        let fresh = log.is_empty();
+        let (sm, state) = state_machine::StateMachine::open(&config.dir)
+            .map_err(|e| QuorumError::Storage(e.to_string()))?;
+        let raft_config = Config {
+            cluster_name: "vltava-metadata".into(),
+            heartbeat_interval: config.heartbeat_interval.as_millis() as u64,
+            election_timeout_min: config.election_timeout_min.as_millis() as u64,
+            election_timeout_max: config.election_timeout_max.as_millis() as u64,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_after_entries),
+            max_in_snapshot_log_to_keep: config.entries_kept_after_snapshot,
+            ..Config::default()
+        };
+        let raft_config = Arc::new(
+            raft_config
+                .validate()
+                .map_err(|e| QuorumError::Raft(e.to_string()))?,
+        );
+        let network = network::Network::new(connector);
+        let raft = Raft::new(config.node_id, raft_config, network, log, sm)
+            .await
+            .map_err(|e| QuorumError::Raft(e.to_string()))?;
+        let (stop, stopped) = watch::channel(false);
+        let server = tokio::spawn(network::serve(listener, raft.clone(), stopped));
+        if fresh {
+            let members: BTreeMap<NodeId, BasicNode> = config
+                .voters
+                .iter()
+                .map(|(id, addr)| (*id, BasicNode::new(addr)))
+                .collect();
+            match raft.initialize(members).await {
+                Ok(()) => {}
+                // Another voter got there first and replicated to us.
+                Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(QuorumError::Raft(e.to_string())),
+            }
+        }
+        Ok(Quorum {
+            node_id: config.node_id,
+            propose_timeout: config.propose_timeout,
+            raft,
+            state,
+            server,
+            stop,
+        })
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// Commits `records` as one entry through the leader; returns its log
+    /// index once a majority has it and this node has applied it.
+    pub async fn propose(&self, records: Vec<MetaRecord>) -> Result<u64, ProposeError> {
+        let write = self.raft.client_write(MetaBatch(records));
+        let Ok(written) = tokio::time::timeout(self.propose_timeout, write).await else {
+            return Err(ProposeError::Unavailable(format!(
+                "no majority of voters committed it within {} ms",
+                self.propose_timeout.as_millis()
+            )));
+        };
+        match written {
+            Ok(response) => {
+                let index = response.log_id.index;
+                // client_write answers once applied on the leader.
+                Ok(index)
+            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader {
+                    leader: f.leader_id,
+                })
+            }
+            Err(e) => Err(ProposeError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// The image as of the last applied entry.
+    pub fn image(&self) -> MetadataImage {
+        self.state.read().image.clone()
+    }
+
+    /// The index of the last entry this node applied (`None` before any).
+    pub fn applied_index(&self) -> Option<u64> {
+        self.state.read().last_applied.map(|l| l.index)
+    }
+
+    /// The leader this node knows of.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// The current term (Kafka's quorum epoch).
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
+    /// The voters of the committed membership.
+    pub fn voters(&self) -> BTreeSet<NodeId> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
+    }
+
+    /// Waits until this node has applied at least `index`, or `timeout`.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
+        self.raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "wait_applied")
+            .await
+            .is_ok()
+    }
+
+    /// Stops serving and shuts openraft down (its storage is already
+    /// durable: nothing is lost by stopping at any point).
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.raft.shutdown().await;
+        self.server.abort();
+        let _ = self.server.await;
+    }
+}

@@ -1,0 +1,261 @@
+//! openraft's log on `vltava-log`: entry `i` is the batch at offset `i`,
+//! one record holding the entry as JSON, the batch's partition leader epoch
+//! the entry's term (as KRaft's metadata log keeps epochs). Appends are
+//! fsynced before openraft is told they are durable; the vote is written to
+//! `quorum-state` (temporary file, fsync, rename, directory fsync) before
+//! `save_vote` returns, as openraft's storage contract requires.
+
+use std::fmt::Debug;
+use std::fs;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use vltava_log::{Log, LogConfig};
+use vltava_record::{batches, decode_records, BatchBuilder, Compression};
+
+use crate::{NodeId, TypeConfig};
+
+/// Reads of the log are done in chunks of this many bytes.
+const READ_BYTES: usize = 1 << 20;
+/// The vote file, named as KRaft names it.
+const VOTE_FILE: &str = "quorum-state";
+/// The last purged log id (entries up to it were removed after a snapshot).
+const PURGED_FILE: &str = "purged-log-id";
+
+type Result<T> = std::result::Result<T, StorageError<NodeId>>;
+
+/// The log: cheap to clone (openraft reads through a clone while it
+/// appends through the original).
+#[derive(Clone)]
+pub struct LogStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    log: Log,
+    /// Where the vote and the purged id live.
+    state_dir: PathBuf,
+}
+
+impl LogStore {
+    /// Opens the log in `log_dir` (recovering its tail as any Vltava log)
+    /// and the vote files in `state_dir`.
+    pub fn open(log_dir: &Path, state_dir: &Path) -> io::Result<LogStore> {
+        let config = LogConfig {
+            retention_ms: -1,
+            retention_bytes: -1,
+            segment_bytes: 64 << 20,
+            // Fsynced once per append call below, not per record.
+            flush_messages: u64::MAX,
+            ..LogConfig::default()
+        };
+        let log = Log::open(log_dir, config, now_ms()).map_err(io::Error::other)?;
+        Ok(LogStore {
+            inner: Arc::new(Inner {
+                log,
+                state_dir: state_dir.to_path_buf(),
+            }),
+        })
+    }
+
+    /// Whether the node has never held an entry or a vote.
+    pub fn is_empty(&self) -> bool {
+        self.inner.log.log_end_offset() == 0
+            && !self.inner.state_dir.join(VOTE_FILE).exists()
+            && !self.inner.state_dir.join(PURGED_FILE).exists()
+    }
+
+    fn entries(&self, from: u64, to: u64) -> Result<Vec<Entry<TypeConfig>>> {
+        let log = &self.inner.log;
+        let end = (to as i64).min(log.log_end_offset());
+        let mut offset = (from as i64).max(log.log_start_offset());
+        let mut out = Vec::new();
+        while offset < end {
+            let slice = log
+                .read(offset, end, READ_BYTES)
+                .map_err(|e| StorageIOError::read_logs(&e))?;
+            let bytes = slice
+                .to_bytes()
+                .map_err(|e| StorageIOError::read_logs(&e))?;
+            if bytes.is_empty() {
+                break;
+            }
+            for batch in batches(&bytes) {
+                let batch = batch.map_err(|e| StorageIOError::read_logs(&e))?;
+                for record in decode_records(&batch).map_err(|e| StorageIOError::read_logs(&e))? {
+                    if record.offset < offset || record.offset >= end {
+                        continue;
+                    }
+                    let value = record.value.unwrap_or_default();
+                    let entry: Entry<TypeConfig> = serde_json::from_slice(&value)
+                        .map_err(|e| StorageIOError::read_logs(&e))?;
+                    // The invariant the layout rests on: entry i at offset i.
+                    if entry.log_id.index != record.offset as u64 {
+                        return Err(StorageIOError::read_logs(&io::Error::other(format!(
+                            "log entry {} found at offset {}",
+                            entry.log_id.index, record.offset
+                        )))
+                        .into());
+                    }
+                    offset = record.offset + 1;
+                    out.push(entry);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>> {
+        let from = match range.start_bound() {
+            Bound::Included(x) => *x,
+            Bound::Excluded(x) => x.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let to = match range.end_bound() {
+            Bound::Included(x) => x.saturating_add(1),
+            Bound::Excluded(x) => *x,
+            Bound::Unbounded => u64::MAX,
+        };
+        self.entries(from, to)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>> {
+        let last_purged_log_id: Option<LogId<NodeId>> =
+            read_json(&self.inner.state_dir.join(PURGED_FILE))
+                .map_err(|e| StorageIOError::read_logs(&e))?;
+        let end = self.inner.log.log_end_offset();
+        let last = if end > self.inner.log.log_start_offset() {
+            self.entries(end as u64 - 1, end as u64)?
+                .pop()
+                .map(|e| e.log_id)
+        } else {
+            None
+        };
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id: last.or(last_purged_log_id),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<()> {
+        write_json(&self.inner.state_dir, VOTE_FILE, vote)
+            .map_err(|e| StorageIOError::write_vote(&e))?;
+        Ok(())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>> {
+        Ok(read_json(&self.inner.state_dir.join(VOTE_FILE))
+            .map_err(|e| StorageIOError::read_vote(&e))?)
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<()>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let log = &self.inner.log;
+        let now = now_ms();
+        for entry in entries {
+            let expected = log.log_end_offset() as u64;
+            if entry.log_id.index != expected {
+                let e = io::Error::other(format!(
+                    "append of entry {} at log end {expected}: the log must have no holes",
+                    entry.log_id.index
+                ));
+                callback.log_io_completed(Err(io::Error::other(e.to_string())));
+                return Err(StorageIOError::write_logs(&e).into());
+            }
+            let value = serde_json::to_vec(&entry).map_err(|e| StorageIOError::write_logs(&e))?;
+            let batch = BatchBuilder::new(Compression::None)
+                .record(None, Some(Bytes::from(value)), Vec::new(), now)
+                .build();
+            let term = i32::try_from(entry.log_id.leader_id.term).unwrap_or(i32::MAX);
+            log.append(batch, term, now)
+                .map_err(|e| StorageIOError::write_logs(&e))?;
+        }
+        match log.flush() {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(io::Error::other(e.to_string())));
+                Err(StorageIOError::write_logs(&e).into())
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<()> {
+        // Removes entries from `log_id.index` on (a follower's conflicting tail).
+        self.inner
+            .log
+            .truncate_to(log_id.index as i64)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.inner
+            .log
+            .flush()
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<()> {
+        // Entries up to and including `log_id` are in a snapshot now.
+        write_json(&self.inner.state_dir, PURGED_FILE, &log_id)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        let end = self.inner.log.log_end_offset();
+        let upto = (log_id.index as i64 + 1).min(end);
+        self.inner
+            .log
+            .delete_records_before(upto)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Writes `value` as JSON to `dir/name` durably: a temporary file, fsync,
+/// rename, directory fsync.
+pub(crate) fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> io::Result<()> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    fs::write(&tmp, serde_json::to_vec(value).map_err(io::Error::other)?)?;
+    fs::File::open(&tmp)?.sync_all()?;
+    fs::rename(&tmp, &path)?;
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Reads JSON from `path`; `None` when the file does not exist.
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| io::Error::other(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,317 @@
+//! openraft's RPCs between voters: a request frame and its response frame
+//! on one connection at a time, each a 4-byte big-endian length and JSON.
+//! Connections are opened through a [`Connector`], the seam a simulator
+//! replaces; a connection that fails or times out is dropped and opened
+//! again for the next RPC.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, Raft};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::{NodeId, TypeConfig};
+
+/// The largest frame read: snapshots travel in openraft's chunks (3 MiB by
+/// default) and entries in batches, so anything larger is not a peer.
+pub const RPC_FRAME_BYTES_MAX: usize = 64 << 20;
+
+/// A byte stream to a peer.
+pub trait Io: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static> Io for T {}
+
+pub type ConnectFuture = Pin<Box<dyn Future<Output = io::Result<Box<dyn Io>>> + Send>>;
+
+/// Opens streams to peers by address.
+pub trait Connector: Send + Sync + 'static {
+    fn connect(&self, addr: &str) -> ConnectFuture;
+}
+
+/// TCP, with Nagle off (RPCs are small and latency-bound).
+pub struct TcpConnector;
+
+impl Connector for TcpConnector {
+    fn connect(&self, addr: &str) -> ConnectFuture {
+        let addr = addr.to_string();
+        Box::pin(async move {
+            let stream = TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            Ok(Box::new(stream) as Box<dyn Io>)
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum RpcRequest {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum RpcResponse {
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+}
+
+async fn write_frame<T: Serialize>(
+    io: &mut (impl AsyncWrite + Unpin),
+    value: &T,
+) -> io::Result<()> {
+    let body = serde_json::to_vec(value).map_err(io::Error::other)?;
+    if body.len() > RPC_FRAME_BYTES_MAX {
+        return Err(io::Error::other(format!(
+            "an RPC of {} bytes is over RPC_FRAME_BYTES_MAX",
+            body.len()
+        )));
+    }
+    io.write_all(&(body.len() as u32).to_be_bytes()).await?;
+    io.write_all(&body).await?;
+    io.flush().await
+}
+
+async fn read_frame<T: DeserializeOwned>(io: &mut (impl AsyncRead + Unpin)) -> io::Result<T> {
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > RPC_FRAME_BYTES_MAX {
+        return Err(io::Error::other(format!(
+            "a frame of {len} bytes is over RPC_FRAME_BYTES_MAX"
+        )));
+    }
+    let mut body = vec![0u8; len];
+    io.read_exact(&mut body).await?;
+    serde_json::from_slice(&body).map_err(io::Error::other)
+}
+
+/// Creates a [`Connection`] per peer.
+pub struct Network {
+    connector: Arc<dyn Connector>,
+}
+
+impl Network {
+    pub fn new(connector: Arc<dyn Connector>) -> Network {
+        Network { connector }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Connection {
+        Connection {
+            connector: self.connector.clone(),
+            addr: node.addr.clone(),
+            target,
+            io: None,
+        }
+    }
+}
+
+/// The connection to one peer, opened on first use.
+pub struct Connection {
+    connector: Arc<dyn Connector>,
+    addr: String,
+    target: NodeId,
+    io: Option<Box<dyn Io>>,
+}
+
+impl Connection {
+    /// Sends one request and reads its response within `option`'s hard
+    /// deadline; any failure drops the connection.
+    async fn call(
+        &mut self,
+        request: RpcRequest,
+        option: &RPCOption,
+    ) -> Result<RpcResponse, io::Error> {
+        let exchange = async {
+            if self.io.is_none() {
+                self.io = Some(self.connector.connect(&self.addr).await?);
+            }
+            let io = self.io.as_mut().expect("connected above");
+            write_frame(io, &request).await?;
+            read_frame::<RpcResponse>(io).await
+        };
+        let result = match tokio::time::timeout(option.hard_ttl(), exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "RPC timed out")),
+        };
+        if result.is_err() {
+            self.io = None;
+        }
+        result
+    }
+
+    fn unexpected<E: std::error::Error>(&self) -> RPCError<NodeId, BasicNode, E> {
+        RPCError::Network(NetworkError::new(&io::Error::other(
+            "the peer answered a different RPC",
+        )))
+    }
+}
+
+fn transport_error<E: std::error::Error>(e: io::Error) -> RPCError<NodeId, BasicNode, E> {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound => {
+            RPCError::Unreachable(Unreachable::new(&e))
+        }
+        _ => RPCError::Network(NetworkError::new(&e)),
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Connection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        match self.call(RpcRequest::AppendEntries(rpc), &option).await {
+            Ok(RpcResponse::AppendEntries(Ok(r))) => Ok(r),
+            Ok(RpcResponse::AppendEntries(Err(e))) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            Ok(_) => Err(self.unexpected()),
+            Err(e) => Err(transport_error(e)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        match self.call(RpcRequest::InstallSnapshot(rpc), &option).await {
+            Ok(RpcResponse::InstallSnapshot(Ok(r))) => Ok(r),
+            Ok(RpcResponse::InstallSnapshot(Err(e))) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            Ok(_) => Err(self.unexpected()),
+            Err(e) => Err(transport_error(e)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        match self.call(RpcRequest::Vote(rpc), &option).await {
+            Ok(RpcResponse::Vote(Ok(r))) => Ok(r),
+            Ok(RpcResponse::Vote(Err(e))) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            Ok(_) => Err(self.unexpected()),
+            Err(e) => Err(transport_error(e)),
+        }
+    }
+}
+
+/// Serves peers' RPCs on `listener` until `stop` turns true.
+pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, mut stop: watch::Receiver<bool>) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                connections.spawn(serve_connection(stream, raft.clone()));
+            }
+            Err(e) => tracing::warn!(error = %e, "metadata quorum accept failed"),
+        }
+        while connections.try_join_next().is_some() {}
+    }
+    connections.abort_all();
+}
+
+/// Answers RPCs on one stream until the peer closes it or sends a frame
+/// that is not one.
+pub async fn serve_connection(mut io: impl Io, raft: Raft<TypeConfig>) {
+    loop {
+        let request = match read_frame::<RpcRequest>(&mut io).await {
+            Ok(r) => r,
+            Err(e) => {
+                if e.kind() != io::ErrorKind::UnexpectedEof {
+                    tracing::debug!(error = %e, "metadata quorum connection closed");
+                }
+                return;
+            }
+        };
+        let response = match request {
+            RpcRequest::AppendEntries(r) => {
+                RpcResponse::AppendEntries(raft.append_entries(r).await)
+            }
+            RpcRequest::InstallSnapshot(r) => {
+                RpcResponse::InstallSnapshot(raft.install_snapshot(r).await)
+            }
+            RpcRequest::Vote(r) => RpcResponse::Vote(raft.vote(r).await),
+        };
+        if write_frame(&mut io, &response).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_over_the_limit_or_not_json_are_refused() {
+        let mut big = Vec::new();
+        big.extend_from_slice(&((RPC_FRAME_BYTES_MAX as u32) + 1).to_be_bytes());
+        let e = read_frame::<RpcRequest>(&mut big.as_slice())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("over RPC_FRAME_BYTES_MAX"), "{e}");
+
+        let mut garbage = Vec::new();
+        garbage.extend_from_slice(&5u32.to_be_bytes());
+        garbage.extend_from_slice(b"hello");
+        assert!(read_frame::<RpcRequest>(&mut garbage.as_slice())
+            .await
+            .is_err());
+
+        // A frame cut short is an error, not a hang or a panic.
+        let mut cut = Vec::new();
+        cut.extend_from_slice(&100u32.to_be_bytes());
+        cut.extend_from_slice(b"{}");
+        assert!(read_frame::<RpcRequest>(&mut cut.as_slice()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_request_round_trips() {
+        let request = RpcRequest::Vote(VoteRequest::new(
+            openraft::Vote::new(3, 2),
+            Some(openraft::LogId::new(
+                openraft::CommittedLeaderId::new(2, 1),
+                7,
+            )),
+        ));
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &request).await.unwrap();
+        let back: RpcRequest = read_frame(&mut buf.as_slice()).await.unwrap();
+        assert_eq!(format!("{back:?}"), format!("{request:?}"));
+    }
+}

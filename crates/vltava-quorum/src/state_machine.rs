@@ -1,0 +1,184 @@
+//! The state machine: committed `MetaBatch`es applied to a
+//! `MetadataImage`, in log order. A snapshot is the image written as the
+//! records that rebuild it (`MetadataImage::to_records`), with the last
+//! applied log id and membership, in `snapshot.json` (written durably);
+//! opening restores it, so start-up replays only the log after it.
+
+use std::io::{self, Cursor};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    BasicNode, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership,
+};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use vltava_meta::{MetaRecord, MetadataImage};
+
+use crate::log_store::{read_json, write_json};
+use crate::{NodeId, TypeConfig};
+
+const SNAPSHOT_FILE: &str = "snapshot.json";
+
+type Result<T> = std::result::Result<T, StorageError<NodeId>>;
+
+/// What has been applied, shared with [`crate::Quorum`] for reads.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub last_applied: Option<LogId<NodeId>>,
+    pub membership: StoredMembership<NodeId, BasicNode>,
+    pub image: MetadataImage,
+}
+
+pub type Shared = Arc<RwLock<Applied>>;
+
+/// A snapshot as stored and sent: its meta and the image's records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<NodeId, BasicNode>,
+    records: Vec<MetaRecord>,
+}
+
+#[derive(Clone)]
+pub struct StateMachine {
+    shared: Shared,
+    dir: PathBuf,
+}
+
+impl StateMachine {
+    /// Opens the state machine in `dir`, restoring the last snapshot.
+    pub fn open(dir: &Path) -> io::Result<(StateMachine, Shared)> {
+        let shared: Shared = Arc::default();
+        let sm = StateMachine {
+            shared: shared.clone(),
+            dir: dir.to_path_buf(),
+        };
+        if let Some(snapshot) = read_json::<StoredSnapshot>(&dir.join(SNAPSHOT_FILE))? {
+            sm.restore(&snapshot);
+        }
+        Ok((sm, shared))
+    }
+
+    fn restore(&self, snapshot: &StoredSnapshot) {
+        let mut image = MetadataImage::default();
+        for record in &snapshot.records {
+            image.apply(record);
+        }
+        let mut applied = self.shared.write();
+        applied.image = image;
+        applied.last_applied = snapshot.meta.last_log_id;
+        applied.membership = snapshot.meta.last_membership.clone();
+    }
+
+    fn current(&self) -> io::Result<Option<StoredSnapshot>> {
+        read_json(&self.dir.join(SNAPSHOT_FILE))
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>> {
+        let stored = {
+            let applied = self.shared.read();
+            let snapshot_id = match applied.last_applied {
+                Some(l) => format!("{}-{}", l.leader_id, l.index),
+                None => "empty".to_string(),
+            };
+            StoredSnapshot {
+                meta: SnapshotMeta {
+                    last_log_id: applied.last_applied,
+                    last_membership: applied.membership.clone(),
+                    snapshot_id,
+                },
+                records: applied.image.to_records(),
+            }
+        };
+        write_json(&self.dir, SNAPSHOT_FILE, &stored)
+            .map_err(|e| StorageIOError::write_snapshot(Some(stored.meta.signature()), &e))?;
+        let data = serde_json::to_vec(&stored)
+            .map_err(|e| StorageIOError::write_snapshot(Some(stored.meta.signature()), &e))?;
+        Ok(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = StateMachine;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>)> {
+        let applied = self.shared.read();
+        Ok((applied.last_applied, applied.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<()>>
+    where
+        I: IntoIterator<Item = openraft::Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut replies = Vec::new();
+        let mut applied = self.shared.write();
+        for entry in entries {
+            // Applied strictly in order: an entry at or below the last one
+            // would be a replay, which openraft never asks for.
+            debug_assert!(applied
+                .last_applied
+                .is_none_or(|l| l.index < entry.log_id.index));
+            match entry.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(batch) => {
+                    for record in &batch.0 {
+                        applied.image.apply(record);
+                    }
+                }
+                EntryPayload::Membership(membership) => {
+                    applied.membership = StoredMembership::new(Some(entry.log_id), membership);
+                }
+            }
+            applied.last_applied = Some(entry.log_id);
+            replies.push(());
+        }
+        Ok(replies)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<()> {
+        let mut stored: StoredSnapshot = serde_json::from_slice(snapshot.get_ref())
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        stored.meta = meta.clone();
+        write_json(&self.dir, SNAPSHOT_FILE, &stored)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        self.restore(&stored);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>> {
+        let Some(stored) = self
+            .current()
+            .map_err(|e| StorageIOError::read_snapshot(None, &e))?
+        else {
+            return Ok(None);
+        };
+        let data = serde_json::to_vec(&stored)
+            .map_err(|e| StorageIOError::read_snapshot(Some(stored.meta.signature()), &e))?;
+        Ok(Some(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}
