@@ -1026,6 +1026,32 @@ impl Log {
         self.delete_segments_below_start()
     }
 
+    /// Empties the log and restarts it at `offset`, at or past the log end
+    /// (Kafka's `truncateFullyAndStartAt`): for a replica that installs a
+    /// snapshot newer than its whole log. A new empty segment at `offset`
+    /// is made durable, then the log start, then the old segments go; a
+    /// crash in between leaves a log that ends at `offset` and a start that
+    /// a retry moves up.
+    pub fn truncate_fully_and_start_at(&self, offset: i64, now_ms: i64) -> Result<(), LogError> {
+        let _writer = self.writer.lock();
+        self.check_not_failed()?;
+        let end = self.log_end_offset();
+        if offset < end {
+            return Err(self.out_of_range(offset));
+        }
+        if offset > end {
+            self.roll(offset, now_ms)?;
+            self.log_end_offset.store(offset, Ordering::Release);
+            let mut flush = self.flusher.lock();
+            flush.flushed_offset = flush.flushed_offset.max(offset);
+        }
+        if offset > self.log_start_offset() {
+            self.advance_log_start(offset)?;
+        }
+        self.delete_segments_below_start()?;
+        Ok(())
+    }
+
     /// Removes every batch at or after the batch holding `offset` (for
     /// replication). The log end becomes the start of that batch.
     pub fn truncate_to(&self, offset: i64) -> Result<(), LogError> {

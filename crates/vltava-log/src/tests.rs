@@ -653,6 +653,28 @@ fn truncate_to_removes_batches_from_the_one_holding_offset() {
     assert_eq!(read_batches(&log)[..6], stored[..6]);
 }
 
+#[test]
+fn truncate_fully_and_start_at_restarts_an_empty_log_past_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), three_per_segment(), 0).unwrap();
+    fill(&log, 4, 40); // 12 offsets in two segments
+    assert!(matches!(
+        log.truncate_fully_and_start_at(5, 0),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    log.truncate_fully_and_start_at(100, 0).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 100));
+    assert_eq!(log.segment_base_offsets(), [100]);
+    let info = log.append(batch(3, 40, &[1]), EPOCH, 0).unwrap();
+    assert_eq!(info.base_offset, 100);
+    drop(log);
+    // Durable: the same after a reopen, with nothing below 100 left.
+    let log = Log::open(dir.path(), three_per_segment(), 0).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 103));
+    assert_eq!(log.segment_base_offsets(), [100]);
+    assert_eq!(read_batches(&log).len(), 1);
+}
+
 /// A fetch holding a range (as sendfile does) across a truncation and new
 /// appends at the same offsets: the range must still read the bytes it was
 /// cut from, never the batches written after the truncation.

@@ -82,16 +82,18 @@ pub struct QuorumConfig {
 }
 
 impl QuorumConfig {
-    /// Defaults close to KRaft's (`controller.quorum.election.timeout.ms`
-    /// 1000, fetch every 500 ms) but quicker to fail over.
+    /// Defaults near KRaft's (`controller.quorum.election.timeout.ms` 1000,
+    /// fetches every 500 ms). openraft also uses the heartbeat interval as
+    /// the append timeout, which includes the follower's fsync, so it is
+    /// not set lower.
     pub fn new(node_id: NodeId, voters: BTreeMap<NodeId, String>, dir: PathBuf) -> QuorumConfig {
         QuorumConfig {
             node_id,
             voters,
             dir,
-            heartbeat_interval: Duration::from_millis(150),
-            election_timeout_min: Duration::from_millis(600),
-            election_timeout_max: Duration::from_millis(1200),
+            heartbeat_interval: Duration::from_millis(300),
+            election_timeout_min: Duration::from_millis(1500),
+            election_timeout_max: Duration::from_millis(3000),
             snapshot_after_entries: 5_000,
             entries_kept_after_snapshot: 1_000,
             propose_timeout: Duration::from_secs(5),
@@ -162,6 +164,7 @@ impl Quorum {
             election_timeout_max: config.election_timeout_max.as_millis() as u64,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_after_entries),
             max_in_snapshot_log_to_keep: config.entries_kept_after_snapshot,
+            install_snapshot_timeout: 10_000,
             ..Config::default()
         };
         let raft_config = Arc::new(
@@ -185,7 +188,12 @@ impl Quorum {
                 Ok(()) => {}
                 // Another voter got there first and replicated to us.
                 Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-                Err(e) => return Err(QuorumError::Raft(e.to_string())),
+                Err(e) => {
+                    let _ = stop.send(true);
+                    let _ = raft.shutdown().await;
+                    server.abort();
+                    return Err(QuorumError::Raft(e.to_string()));
+                }
             }
         }
         Ok(Quorum {
@@ -203,7 +211,9 @@ impl Quorum {
     }
 
     /// Commits `records` as one entry through the leader; returns its log
-    /// index once a majority has it and this node has applied it.
+    /// index once a majority has it and this node has applied it. An
+    /// `Unavailable` after the timeout does not mean "not committed": the
+    /// entry may still commit later, so proposals should be safe to repeat.
     pub async fn propose(&self, records: Vec<MetaRecord>) -> Result<u64, ProposeError> {
         let write = self.raft.client_write(MetaBatch(records));
         let Ok(written) = tokio::time::timeout(self.propose_timeout, write).await else {

@@ -128,7 +128,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(x) => *x,
             Bound::Unbounded => u64::MAX,
         };
-        self.entries(from, to)
+        // Offsets are i64: keep both ends in range before they are cast.
+        let cap = i64::MAX as u64;
+        self.entries(from.min(cap), to.min(cap))
     }
 }
 
@@ -147,9 +149,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         } else {
             None
         };
+        // After a crash between recording a purge and deleting, the log may
+        // end below the purged id: the last id is the larger.
         Ok(LogState {
             last_purged_log_id,
-            last_log_id: last.or(last_purged_log_id),
+            last_log_id: last.max(last_purged_log_id),
         })
     }
 
@@ -158,7 +162,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<()> {
-        write_json(&self.inner.state_dir, VOTE_FILE, vote)
+        blocking(|| write_json(&self.inner.state_dir, VOTE_FILE, vote))
             .map_err(|e| StorageIOError::write_vote(&e))?;
         Ok(())
     }
@@ -176,7 +180,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let log = &self.inner.log;
         let now = now_ms();
         for entry in entries {
-            let expected = log.log_end_offset() as u64;
+            let mut expected = log.log_end_offset() as u64;
+            // After a snapshot newer than the whole log was installed, the
+            // next entry follows the snapshot: restart the log there.
+            if entry.log_id.index > expected
+                && snapshot_last_index(&self.inner.state_dir)
+                    .is_some_and(|last| last.saturating_add(1) == entry.log_id.index)
+            {
+                blocking(|| log.truncate_fully_and_start_at(entry.log_id.index as i64, now))
+                    .map_err(|e| StorageIOError::write_logs(&e))?;
+                expected = entry.log_id.index;
+            }
             if entry.log_id.index != expected {
                 let e = io::Error::other(format!(
                     "append of entry {} at log end {expected}: the log must have no holes",
@@ -190,10 +204,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 .record(None, Some(Bytes::from(value)), Vec::new(), now)
                 .build();
             let term = i32::try_from(entry.log_id.leader_id.term).unwrap_or(i32::MAX);
-            log.append(batch, term, now)
+            blocking(|| log.append(batch, term, now))
                 .map_err(|e| StorageIOError::write_logs(&e))?;
         }
-        match log.flush() {
+        match blocking(|| log.flush()) {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
                 Ok(())
@@ -207,28 +221,64 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<()> {
         // Removes entries from `log_id.index` on (a follower's conflicting tail).
-        self.inner
-            .log
-            .truncate_to(log_id.index as i64)
-            .map_err(|e| StorageIOError::write_logs(&e))?;
-        self.inner
-            .log
-            .flush()
-            .map_err(|e| StorageIOError::write_logs(&e))?;
+        let log = &self.inner.log;
+        blocking(|| {
+            log.truncate_to(log_id.index as i64)?;
+            log.flush()
+        })
+        .map_err(|e| StorageIOError::write_logs(&e))?;
         Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<()> {
-        // Entries up to and including `log_id` are in a snapshot now.
-        write_json(&self.inner.state_dir, PURGED_FILE, &log_id)
-            .map_err(|e| StorageIOError::write_logs(&e))?;
-        let end = self.inner.log.log_end_offset();
-        let upto = (log_id.index as i64 + 1).min(end);
-        self.inner
-            .log
-            .delete_records_before(upto)
-            .map_err(|e| StorageIOError::write_logs(&e))?;
+        // Entries up to and including `log_id` are in a snapshot now, or
+        // about to be: openraft may ask for a purge while the snapshot that
+        // covers it is still being installed. Only what the durable
+        // snapshot covers is removed; the rest goes at a later purge.
+        let Some(covered) = snapshot_last_index(&self.inner.state_dir) else {
+            return Ok(());
+        };
+        let upto = log_id.index.min(covered);
+        let recorded = if upto == log_id.index {
+            log_id
+        } else {
+            match self.entries(upto, upto + 1)?.pop() {
+                Some(entry) => entry.log_id,
+                None => return Ok(()),
+            }
+        };
+        let state_dir = &self.inner.state_dir;
+        let log = &self.inner.log;
+        blocking(|| {
+            // Recorded first: a crash after it leaves entries the purged id
+            // covers, which get_log_state and the next purge deal with.
+            write_json(state_dir, PURGED_FILE, &recorded)?;
+            let start = upto as i64 + 1;
+            if start > log.log_end_offset() {
+                log.truncate_fully_and_start_at(start, now_ms())
+                    .map_err(io::Error::other)
+            } else {
+                log.delete_records_before(start)
+                    .map(|_| ())
+                    .map_err(io::Error::other)
+            }
+        })
+        .map_err(|e| StorageIOError::write_logs(&e))?;
         Ok(())
+    }
+}
+
+/// The last log index the durable snapshot (`snapshot.json`) covers.
+fn snapshot_last_index(dir: &Path) -> Option<u64> {
+    crate::state_machine::durable_snapshot_last_index(dir)
+}
+
+/// Runs file work that blocks (writes, fsyncs, segment copies) without
+/// stalling the async workers that carry heartbeats.
+pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 

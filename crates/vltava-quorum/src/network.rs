@@ -135,28 +135,38 @@ pub struct Connection {
 
 impl Connection {
     /// Sends one request and reads its response within `option`'s hard
-    /// deadline; any failure drops the connection.
+    /// deadline. Cancel-safe: the connection is taken out for the exchange
+    /// and put back only after a whole request and response, so an exchange
+    /// that openraft abandons (its own timeout) drops the connection instead
+    /// of leaving a late response to be read as the next one's.
     async fn call(
         &mut self,
         request: RpcRequest,
         option: &RPCOption,
     ) -> Result<RpcResponse, io::Error> {
-        let exchange = async {
-            if self.io.is_none() {
-                self.io = Some(self.connector.connect(&self.addr).await?);
+        let taken = self.io.take();
+        let connector = self.connector.clone();
+        let addr = self.addr.clone();
+        let exchange = async move {
+            let mut io = match taken {
+                Some(io) => io,
+                None => connector.connect(&addr).await.map_err(|e| {
+                    // Refused, unreachable or timed out: the peer is down.
+                    io::Error::new(io::ErrorKind::NotConnected, e.to_string())
+                })?,
+            };
+            write_frame(&mut io, &request).await?;
+            let response = read_frame::<RpcResponse>(&mut io).await?;
+            Ok::<_, io::Error>((io, response))
+        };
+        match tokio::time::timeout(option.hard_ttl(), exchange).await {
+            Ok(Ok((io, response))) => {
+                self.io = Some(io);
+                Ok(response)
             }
-            let io = self.io.as_mut().expect("connected above");
-            write_frame(io, &request).await?;
-            read_frame::<RpcResponse>(io).await
-        };
-        let result = match tokio::time::timeout(option.hard_ttl(), exchange).await {
-            Ok(r) => r,
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "RPC timed out")),
-        };
-        if result.is_err() {
-            self.io = None;
         }
-        result
     }
 
     fn unexpected<E: std::error::Error>(&self) -> RPCError<NodeId, BasicNode, E> {
@@ -167,10 +177,15 @@ impl Connection {
 }
 
 fn transport_error<E: std::error::Error>(e: io::Error) -> RPCError<NodeId, BasicNode, E> {
+    // Unreachable makes openraft back off instead of retrying at once.
     match e.kind() {
-        io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound => {
-            RPCError::Unreachable(Unreachable::new(&e))
-        }
+        io::ErrorKind::NotConnected
+        | io::ErrorKind::ConnectionRefused
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::HostUnreachable
+        | io::ErrorKind::NetworkUnreachable
+        | io::ErrorKind::NotFound => RPCError::Unreachable(Unreachable::new(&e)),
         _ => RPCError::Network(NetworkError::new(&e)),
     }
 }

@@ -45,6 +45,34 @@ struct StoredSnapshot {
 pub struct StateMachine {
     shared: Shared,
     dir: PathBuf,
+    /// Serialises writes of `snapshot.json`: openraft builds snapshots on
+    /// its own task while it may be installing one.
+    writing: Arc<parking_lot::Mutex<()>>,
+}
+
+/// The last log index `snapshot.json` in `dir` covers, if there is one.
+pub fn durable_snapshot_last_index(dir: &Path) -> Option<u64> {
+    read_json::<StoredSnapshot>(&dir.join(SNAPSHOT_FILE))
+        .ok()
+        .flatten()
+        .and_then(|s| s.meta.last_log_id)
+        .map(|l| l.index)
+}
+
+/// Writes `stored` as the snapshot unless the one on disk covers as much
+/// (an older build finishing after a newer install must not replace it).
+fn write_snapshot(
+    dir: &Path,
+    writing: &parking_lot::Mutex<()>,
+    stored: &StoredSnapshot,
+) -> io::Result<()> {
+    let _writing = writing.lock();
+    let new = stored.meta.last_log_id.map(|l| l.index);
+    let current = durable_snapshot_last_index(dir);
+    if current.is_some() && current >= new {
+        return Ok(());
+    }
+    write_json(dir, SNAPSHOT_FILE, stored)
 }
 
 impl StateMachine {
@@ -54,6 +82,7 @@ impl StateMachine {
         let sm = StateMachine {
             shared: shared.clone(),
             dir: dir.to_path_buf(),
+            writing: Arc::default(),
         };
         if let Some(snapshot) = read_json::<StoredSnapshot>(&dir.join(SNAPSHOT_FILE))? {
             sm.restore(&snapshot);
@@ -94,7 +123,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 records: applied.image.to_records(),
             }
         };
-        write_json(&self.dir, SNAPSHOT_FILE, &stored)
+        crate::log_store::blocking(|| write_snapshot(&self.dir, &self.writing, &stored))
             .map_err(|e| StorageIOError::write_snapshot(Some(stored.meta.signature()), &e))?;
         let data = serde_json::to_vec(&stored)
             .map_err(|e| StorageIOError::write_snapshot(Some(stored.meta.signature()), &e))?;
@@ -161,7 +190,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut stored: StoredSnapshot = serde_json::from_slice(snapshot.get_ref())
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         stored.meta = meta.clone();
-        write_json(&self.dir, SNAPSHOT_FILE, &stored)
+        crate::log_store::blocking(|| write_snapshot(&self.dir, &self.writing, &stored))
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         self.restore(&stored);
         Ok(())

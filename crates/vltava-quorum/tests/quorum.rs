@@ -1,8 +1,9 @@
 //! The metadata quorum on real sockets and real files: one voter and three,
 //! commits reaching every node, a proposal at a follower naming the leader,
-//! the leader stopped and another elected, a stopped node catching up from
-//! its own log, a minority refusing changes, and snapshots bounding what a
-//! restart replays. Waits are on conditions with deadlines.
+//! the leader stopped and another elected, a stopped node catching up, a
+//! minority refusing changes, snapshots with the log purged below them, and
+//! a follower so far behind that only a snapshot can bring it back. Waits
+//! are on conditions with deadlines; proposals go to whoever leads.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use tokio::net::TcpListener;
 use vltava_meta::{ConfigResource, MetaRecord, MetadataImage};
 use vltava_quorum::{NodeId, ProposeError, Quorum, QuorumConfig, TcpConnector};
 
-const DEADLINE: Duration = Duration::from_secs(20);
+const DEADLINE: Duration = Duration::from_secs(30);
 
 async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -52,10 +53,9 @@ impl Cluster {
     async fn start(root: &Path, n: u64, snapshot_after: u64) -> Cluster {
         let mut listeners = BTreeMap::new();
         for id in 1..=n {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            listeners.insert(id, listener);
+            listeners.insert(id, TcpListener::bind("127.0.0.1:0").await.unwrap());
         }
-        let addrs: BTreeMap<NodeId, SocketAddr> = listeners
+        let addrs = listeners
             .iter()
             .map(|(id, l)| (*id, l.local_addr().unwrap()))
             .collect();
@@ -116,6 +116,26 @@ impl Cluster {
         agreed.unwrap()
     }
 
+    /// Proposes through whoever leads, looking the leader up again when
+    /// leadership moved meanwhile (these records are safe to repeat).
+    async fn propose(&self, records: Vec<MetaRecord>) {
+        let start = Instant::now();
+        loop {
+            let leader = self.leader().await;
+            match self.nodes[&leader].propose(records.clone()).await {
+                Ok(index) => {
+                    // Answered once applied at the leader.
+                    assert!(self.nodes[&leader].applied_index() >= Some(index));
+                    return;
+                }
+                Err(e) => {
+                    assert!(start.elapsed() < DEADLINE, "no leader committed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
     async fn all_have(&self, n: usize) {
         let want = image_with(n);
         wait_for(
@@ -123,6 +143,21 @@ impl Cluster {
             || self.nodes.values().all(|q| q.image() == want),
         )
         .await;
+    }
+
+    /// A node's log start offset (0 until its log is first purged).
+    fn log_start(&self, id: NodeId) -> u64 {
+        std::fs::read_to_string(self.dirs[&id].join("log/log-start-offset"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    async fn stop_all(mut self) {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for id in ids {
+            self.stop(id).await;
+        }
     }
 }
 
@@ -132,8 +167,7 @@ async fn one_voter_commits_and_keeps_everything_across_a_restart() {
     let mut cluster = Cluster::start(root.path(), 1, 5_000).await;
     assert_eq!(cluster.leader().await, 1);
     for i in 0..5 {
-        let index = cluster.nodes[&1].propose(vec![record(i)]).await.unwrap();
-        assert!(cluster.nodes[&1].applied_index() >= Some(index));
+        cluster.propose(vec![record(i)]).await;
     }
     assert_eq!(cluster.nodes[&1].image(), image_with(5));
     let term = cluster.nodes[&1].term();
@@ -143,9 +177,9 @@ async fn one_voter_commits_and_keeps_everything_across_a_restart() {
     cluster.all_have(5).await;
     // Terms only grow (a lone voter may keep its term across a restart).
     assert!(cluster.nodes[&1].term() >= term);
-    cluster.nodes[&1].propose(vec![record(5)]).await.unwrap();
+    cluster.propose(vec![record(5)]).await;
     assert_eq!(cluster.nodes[&1].image(), image_with(6));
-    cluster.stop(1).await;
+    cluster.stop_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,49 +195,42 @@ async fn three_voters_replicate_fail_over_and_catch_up() {
         [1, 2, 3]
     );
     for i in 0..10 {
-        cluster.nodes[&leader]
-            .propose(vec![record(i)])
-            .await
-            .unwrap();
+        cluster.propose(vec![record(i)]).await;
     }
     cluster.all_have(10).await;
 
-    // A follower refuses and names the leader.
+    // A follower refuses and names a leader other than itself.
+    let leader = cluster.leader().await;
     let follower = *cluster.nodes.keys().find(|id| **id != leader).unwrap();
-    assert_eq!(
-        cluster.nodes[&follower].propose(vec![record(99)]).await,
+    match cluster.nodes[&follower].propose(vec![record(99)]).await {
         Err(ProposeError::NotLeader {
-            leader: Some(leader)
-        })
-    );
+            leader: Some(named),
+        }) => assert_ne!(named, follower),
+        other => panic!("a follower proposed: {other:?}"),
+    }
 
     // The leader stops: the two others elect one of them and go on.
     cluster.stop(leader).await;
     let next = cluster.leader().await;
     assert_ne!(next, leader);
     for i in 10..15 {
-        cluster.nodes[&next].propose(vec![record(i)]).await.unwrap();
+        cluster.propose(vec![record(i)]).await;
     }
     cluster.all_have(15).await;
 
     // The old leader comes back from its own log and catches up.
     cluster.restart(leader).await;
     cluster.all_have(15).await;
-    for id in [1, 2, 3] {
-        cluster.stop(id).await;
-    }
+    cluster.stop_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_minority_refuses_changes_until_the_majority_is_back() {
     let root = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start(root.path(), 3, 5_000).await;
-    let leader = cluster.leader().await;
-    cluster.nodes[&leader]
-        .propose(vec![record(0)])
-        .await
-        .unwrap();
+    cluster.propose(vec![record(0)]).await;
     cluster.all_have(1).await;
+    let leader = cluster.leader().await;
     let others: Vec<NodeId> = [1, 2, 3].into_iter().filter(|id| *id != leader).collect();
     for id in &others {
         cluster.stop(*id).await;
@@ -220,49 +247,67 @@ async fn a_minority_refuses_changes_until_the_majority_is_back() {
     for id in &others {
         cluster.restart(*id).await;
     }
-    let leader = cluster.leader().await;
-    cluster.nodes[&leader]
-        .propose(vec![record(2)])
-        .await
-        .unwrap();
-    // record(1) may or may not have been committed once the majority came
-    // back (it was in the old leader's log); record(0) and record(2) are.
+    cluster.propose(vec![record(2)]).await;
+    // record(1) may or may not commit once the majority is back (it was in
+    // the old leader's log); record(0) and record(2) are committed.
     wait_for("the majority's commits everywhere", || {
         cluster.nodes.values().all(|q| {
-            let image = q.image();
-            let broker = image.configs_of(&ConfigResource::Broker(String::new()));
+            let broker = q.image().configs_of(&ConfigResource::Broker(String::new()));
             broker.contains_key("key-0") && broker.contains_key("key-2")
         })
     })
     .await;
-    for id in [1, 2, 3] {
-        cluster.stop(id).await;
-    }
+    cluster.stop_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn snapshots_bound_what_a_restart_replays() {
+async fn snapshots_with_the_log_purged_below_them_restore_the_image() {
     let root = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start(root.path(), 1, 10).await;
-    cluster.leader().await;
     for i in 0..40 {
-        cluster.nodes[&1].propose(vec![record(i)]).await.unwrap();
+        cluster.propose(vec![record(i)]).await;
     }
     let snapshot = cluster.dirs[&1].join("snapshot.json");
-    let log_start = cluster.dirs[&1].join("log/log-start-offset");
-    // The snapshot is taken and the log below it purged: the restart below
-    // can only get the early records from the snapshot.
+    // Snapshot taken and the log below it purged: after the restart the
+    // early records can only come from the snapshot.
     wait_for("a snapshot and a purged log", || {
-        snapshot.exists()
-            && std::fs::read_to_string(&log_start)
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .is_some_and(|start| start >= 10)
+        snapshot.exists() && cluster.log_start(1) >= 10
     })
     .await;
     cluster.stop(1).await;
     cluster.restart(1).await;
-    cluster.leader().await;
     cluster.all_have(40).await;
-    cluster.stop(1).await;
+    cluster.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_the_purged_log_installs_a_snapshot_and_goes_on() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(root.path(), 3, 10).await;
+    cluster.propose(vec![record(0)]).await;
+    cluster.all_have(1).await;
+    let leader = cluster.leader().await;
+    let behind = *cluster.nodes.keys().find(|id| **id != leader).unwrap();
+    let behind_end = cluster.log_start(behind);
+    cluster.stop(behind).await;
+    // Past several snapshots, the logs purged below each: the stopped
+    // node's next entry is gone from every log that is running.
+    for i in 1..50 {
+        cluster.propose(vec![record(i)]).await;
+    }
+    cluster.all_have(50).await;
+    wait_for("the running logs purged past the stopped node", || {
+        cluster.nodes.keys().all(|id| cluster.log_start(*id) > 10)
+    })
+    .await;
+    cluster.restart(behind).await;
+    cluster.all_have(50).await;
+    // It goes on appending after the snapshot it installed, its log
+    // restarted past its old end.
+    for i in 50..55 {
+        cluster.propose(vec![record(i)]).await;
+    }
+    cluster.all_have(55).await;
+    assert!(cluster.log_start(behind) > behind_end.max(10));
+    cluster.stop_all().await;
 }
