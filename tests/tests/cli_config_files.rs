@@ -231,3 +231,28 @@ fn server_help_says_single_node_and_where_the_configs_are() {
     let log = broker.stderr_log();
     assert!(!log.contains("isn't a known config"), "{log}");
 }
+
+#[test]
+fn a_cluster_configuration_is_refused_not_run_as_lone_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let dirs = format!("log.dirs={}", dir.path().join("data").display());
+    let out = vltava(
+        &[
+            "server",
+            "--override",
+            &dirs,
+            "--override",
+            "listeners=PLAINTEXT://127.0.0.1:0",
+            "--override",
+            "controller.quorum.voters=1@127.0.0.1:19093,2@127.0.0.1:29093,3@127.0.0.1:39093",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).lines().last().unwrap(),
+        "Error: controller.quorum.voters is set, but Vltava runs as a single node for now: clusters (a controller quorum) are not built yet. Remove it to run this node on its own"
+    );
+    // Nothing was written: the data directory was never created.
+    assert!(!dir.path().join("data").exists());
+}

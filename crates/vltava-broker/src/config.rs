@@ -399,6 +399,37 @@ impl Listener {
     }
 }
 
+/// KRaft's cluster settings. Vltava runs as one node that is its own
+/// controller until clusters are built; a server.properties written for a
+/// cluster must not start nodes that each think they are alone, so these
+/// are refused with the reason instead of being ignored as unknown keys.
+const CLUSTER_KEYS: &[&str] = &[
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "controller.listener.names",
+];
+
+fn refuse_cluster_settings(explicit: &BTreeMap<String, String>) -> Result<(), String> {
+    if let Some(roles) = explicit.get("process.roles") {
+        let mut given: Vec<&str> = roles.split(',').map(str::trim).collect();
+        given.sort_unstable();
+        if given != ["broker", "controller"] {
+            return Err(format!(
+                "process.roles={roles} is not supported yet: a Vltava node is broker and controller in one (process.roles=broker,controller, the default) until clusters are built"
+            ));
+        }
+    }
+    if let Some(key) = CLUSTER_KEYS
+        .iter()
+        .find(|k| explicit.get(**k).is_some_and(|v| !v.trim().is_empty()))
+    {
+        return Err(format!(
+            "{key} is set, but Vltava runs as a single node for now: clusters (a controller quorum) are not built yet. Remove it to run this node on its own"
+        ));
+    }
+    Ok(())
+}
+
 /// `queued.max.request.bytes`: -1 (or any negative) is unbounded; otherwise
 /// it must admit the largest request, or that request would wait forever.
 fn queued_max_request_bytes(queued: i64, request_max: i64) -> Result<Option<usize>, String> {
@@ -640,6 +671,8 @@ impl BrokerConfig {
             let key = key.trim();
             let key = if key == "log.dir" { "log.dirs" } else { key };
             let known = broker_default(key).is_some()
+                || key == "process.roles"
+                || CLUSTER_KEYS.contains(&key)
                 || TOPIC_CONFIGS.iter().any(|d| d.broker_name == key)
                 || TIME_SYNONYMS
                     .iter()
@@ -705,6 +738,7 @@ impl BrokerConfig {
             .split(',')
             .map(|d| PathBuf::from(d.trim()))
             .collect();
+        refuse_cluster_settings(&explicit)?;
         let default_replication_factor = number("default.replication.factor")?;
         if default_replication_factor != 1 {
             return Err("default.replication.factor must be 1 on a single-node broker".into());
@@ -938,6 +972,27 @@ mod tests {
         list.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn cluster_settings_are_refused_until_clusters_exist() {
+        let refused = |list: &[(&str, &str)]| BrokerConfig::from_pairs(&pairs(list)).unwrap_err();
+        assert!(refused(&[(
+            "controller.quorum.voters",
+            "1@127.0.0.1:19093,2@127.0.0.1:29093"
+        )])
+        .starts_with("controller.quorum.voters is set, but Vltava runs as a single node for now"));
+        assert!(refused(&[("process.roles", "broker")])
+            .starts_with("process.roles=broker is not supported yet"));
+        // The combined role (either order) and empty cluster keys are fine.
+        for ok in [
+            vec![("process.roles", "broker,controller")],
+            vec![("process.roles", "controller, broker")],
+            vec![("controller.quorum.voters", "")],
+        ] {
+            let (_, unknown) = BrokerConfig::from_pairs(&pairs(&ok)).unwrap();
+            assert!(unknown.is_empty(), "{unknown:?}");
+        }
     }
 
     #[test]

@@ -95,7 +95,9 @@ fn main() -> Result<()> {
         .init();
     let raw_args = std::env::args().skip(2).collect::<Vec<_>>().join(" ");
     let tool = match cli.command {
-        Command::Server { config, overrides } => return server(config, overrides),
+        // One line on failure (a refused config, a port in use), never a
+        // backtrace.
+        Command::Server { config, overrides } => return exit_on_failure(server(config, overrides)),
         Command::DumpLog(a) => return exit_on_failure(tools::dump_log::run(a)),
         Command::Storage(a) => return exit_on_failure(tools::storage::run(a)),
         command => command,
