@@ -30,6 +30,9 @@ use crate::{NodeId, TypeConfig};
 /// default) and entries in batches, so anything larger is not a peer.
 pub const RPC_FRAME_BYTES_MAX: usize = 64 << 20;
 
+/// How long a served connection may stay silent before it is closed.
+pub const PEER_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A byte stream to a peer.
 pub trait Io: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static> Io for T {}
@@ -264,7 +267,15 @@ pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, mut stop: watc
 /// that is not one.
 pub async fn serve_connection(mut io: impl Io, raft: Raft<TypeConfig>) {
     loop {
-        let request = match read_frame::<RpcRequest>(&mut io).await {
+        // A leader sends a heartbeat every few hundred milliseconds; a
+        // connection silent for this long is a peer that went away without
+        // closing it (half-open), and its task would otherwise stay.
+        let read = tokio::time::timeout(PEER_IDLE_TIMEOUT, read_frame::<RpcRequest>(&mut io));
+        let Ok(read) = read.await else {
+            tracing::debug!("metadata quorum connection idle; closing it");
+            return;
+        };
+        let request = match read {
             Ok(r) => r,
             Err(e) => {
                 if e.kind() != io::ErrorKind::UnexpectedEof {
