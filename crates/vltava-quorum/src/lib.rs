@@ -22,6 +22,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod log_store;
+pub mod memory;
 pub mod network;
 pub mod state_machine;
 
@@ -34,11 +35,10 @@ use std::time::Duration;
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, Config, Raft};
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use vltava_meta::{MetaRecord, MetadataImage};
 
-pub use network::{Connector, TcpConnector};
+pub use network::{Acceptor, Connector, TcpConnector};
 
 /// A node id: Kafka's `node.id`.
 pub type NodeId = u64;
@@ -137,12 +137,12 @@ pub struct Quorum {
 
 impl Quorum {
     /// Opens the node's storage, starts openraft and serves its RPCs on
-    /// `listener`. A node whose storage is empty initializes the cluster with
+    /// the streams `acceptor` yields (a `TcpListener`, or a simulator's). A node whose storage is empty initializes the cluster with
     /// the voters (every voter may: openraft accepts the same membership on
     /// each, and refuses it once a node holds any log or vote).
     pub async fn start(
         config: QuorumConfig,
-        listener: TcpListener,
+        acceptor: Box<dyn Acceptor>,
         connector: Arc<dyn Connector>,
     ) -> Result<Quorum, QuorumError> {
         if !config.voters.contains_key(&config.node_id) {
@@ -177,7 +177,7 @@ impl Quorum {
             .await
             .map_err(|e| QuorumError::Raft(e.to_string()))?;
         let (stop, stopped) = watch::channel(false);
-        let server = tokio::spawn(network::serve(listener, raft.clone(), stopped));
+        let server = tokio::spawn(network::serve(acceptor, raft.clone(), stopped));
         if fresh {
             let members: BTreeMap<NodeId, BasicNode> = config
                 .voters

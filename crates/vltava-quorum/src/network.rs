@@ -44,6 +44,23 @@ pub trait Connector: Send + Sync + 'static {
     fn connect(&self, addr: &str) -> ConnectFuture;
 }
 
+pub type AcceptFuture<'a> = Pin<Box<dyn Future<Output = io::Result<Box<dyn Io>>> + Send + 'a>>;
+
+/// Accepts peers' streams: the server half of the seam.
+pub trait Acceptor: Send + 'static {
+    fn accept(&mut self) -> AcceptFuture<'_>;
+}
+
+impl Acceptor for TcpListener {
+    fn accept(&mut self) -> AcceptFuture<'_> {
+        Box::pin(async move {
+            let (stream, _) = TcpListener::accept(self).await?;
+            stream.set_nodelay(true)?;
+            Ok(Box::new(stream) as Box<dyn Io>)
+        })
+    }
+}
+
 /// TCP, with Nagle off (RPCs are small and latency-bound).
 pub struct TcpConnector;
 
@@ -244,19 +261,26 @@ impl RaftNetwork<TypeConfig> for Connection {
 }
 
 /// Serves peers' RPCs on `listener` until `stop` turns true.
-pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    mut acceptor: Box<dyn Acceptor>,
+    raft: Raft<TypeConfig>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
             _ = stop.changed() => break,
-            accepted = listener.accept() => accepted,
+            accepted = acceptor.accept() => accepted,
         };
         match accepted {
-            Ok((stream, _)) => {
-                let _ = stream.set_nodelay(true);
-                connections.spawn(serve_connection(stream, raft.clone()));
+            Ok(io) => {
+                connections.spawn(serve_connection(io, raft.clone()));
             }
-            Err(e) => tracing::warn!(error = %e, "metadata quorum accept failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "metadata quorum accept failed");
+                // An acceptor that keeps failing must not spin.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
         }
         while connections.try_join_next().is_some() {}
     }

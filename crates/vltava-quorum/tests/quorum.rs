@@ -88,7 +88,7 @@ impl Cluster {
     }
 
     async fn launch(&mut self, id: NodeId, listener: TcpListener) {
-        let quorum = Quorum::start(self.config(id), listener, Arc::new(TcpConnector))
+        let quorum = Quorum::start(self.config(id), Box::new(listener), Arc::new(TcpConnector))
             .await
             .unwrap();
         self.nodes.insert(id, quorum);
