@@ -892,25 +892,50 @@ async fn reset(admin: &Admin, args: &ConsumerGroupsArgs, groups: &[String]) -> a
 
 /// Requested offsets moved into each partition's [log start, log end], as
 /// Kafka's tool does for --to-offset and --from-file.
+/// Each partition's log range (log start, log end), as ListOffsets gives
+/// them; resets are moved into it, as Kafka's tool does.
+struct LogRanges {
+    earliest: BTreeMap<TopicPartition, i64>,
+    latest: BTreeMap<TopicPartition, i64>,
+}
+
+impl LogRanges {
+    async fn of(admin: &Admin, tps: &[TopicPartition]) -> anyhow::Result<LogRanges> {
+        let list = |spec: OffsetSpec| -> Vec<(TopicPartition, OffsetSpec)> {
+            tps.iter().map(|tp| (tp.clone(), spec)).collect()
+        };
+        Ok(LogRanges {
+            earliest: admin.list_offsets(&list(OffsetSpec::Earliest)).await?,
+            latest: admin.list_offsets(&list(OffsetSpec::Latest)).await?,
+        })
+    }
+
+    /// `offset` moved into the partition's range; `None` for a partition
+    /// with no log.
+    fn clamp(&self, tp: &TopicPartition, offset: i64) -> Option<i64> {
+        let lo = *self.earliest.get(tp)?;
+        let hi = (*self.latest.get(tp)?).max(lo);
+        Some(offset.clamp(lo, hi))
+    }
+}
+
+/// Requested offsets moved into each partition's log range, as Kafka's tool
+/// does for --from-file; a partition with no log is refused.
 async fn clamped(
     admin: &Admin,
     tps: &[TopicPartition],
     requested: &BTreeMap<TopicPartition, i64>,
 ) -> anyhow::Result<BTreeMap<TopicPartition, i64>> {
-    let list = |spec: OffsetSpec| -> Vec<(TopicPartition, OffsetSpec)> {
-        tps.iter().map(|tp| (tp.clone(), spec)).collect()
-    };
-    let earliest = admin.list_offsets(&list(OffsetSpec::Earliest)).await?;
-    let latest = admin.list_offsets(&list(OffsetSpec::Latest)).await?;
+    let ranges = LogRanges::of(admin, tps).await?;
     let mut out = BTreeMap::new();
     for (tp, o) in requested {
-        let (Some(lo), Some(hi)) = (earliest.get(tp).copied(), latest.get(tp).copied()) else {
+        let Some(offset) = ranges.clamp(tp, *o) else {
             return fail(format!(
                 "Error: partition {}-{} has no log to reset into (no such topic or partition)",
                 tp.0, tp.1
             ));
         };
-        out.insert(tp.clone(), (*o).clamp(lo, hi.max(lo)));
+        out.insert(tp.clone(), offset);
     }
     Ok(out)
 }
@@ -961,13 +986,10 @@ async fn target_offsets(
     let list = |spec: OffsetSpec| -> Vec<(TopicPartition, OffsetSpec)> {
         tps.iter().map(|tp| (tp.clone(), spec)).collect()
     };
-    let earliest = admin.list_offsets(&list(OffsetSpec::Earliest)).await?;
-    let latest = admin.list_offsets(&list(OffsetSpec::Latest)).await?;
-    let clamp = |tp: &TopicPartition, o: i64| -> i64 {
-        let lo = earliest.get(tp).copied().unwrap_or(0);
-        let hi = latest.get(tp).copied().unwrap_or(o);
-        o.clamp(lo, hi.max(lo))
-    };
+    let ranges = LogRanges::of(admin, tps).await?;
+    let (earliest, latest) = (&ranges.earliest, &ranges.latest);
+    // A partition ListOffsets did not answer keeps the offset asked for.
+    let clamp = |tp: &TopicPartition, o: i64| -> i64 { ranges.clamp(tp, o).unwrap_or(o) };
     let current = |tp: &TopicPartition| -> i64 {
         committed
             .get(tp)
