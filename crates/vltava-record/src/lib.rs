@@ -61,6 +61,42 @@ const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 const TRANSACTIONAL_BIT: i16 = 0x10;
 const CONTROL_BIT: i16 = 0x20;
+/// Attribute bit 6 (KIP-534): the base timestamp is the batch's delete
+/// horizon. Never set by Vltava.
+pub(crate) const DELETE_HORIZON_BIT: i16 = 0x40;
+
+/// What a control record (a record of a control batch) marks, from its key
+/// (version, type) and value (version, coordinator epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlRecord {
+    /// The end of an aborted transaction.
+    Abort { coordinator_epoch: i32 },
+    /// The end of a committed transaction.
+    Commit { coordinator_epoch: i32 },
+    /// Any other type id (KRaft's snapshot and voter records, ...), or -1
+    /// when the key is too short to hold one.
+    Other(i16),
+}
+
+impl ControlRecord {
+    /// Reads a control record's key and value; short or missing fields
+    /// give `Other(-1)` or epoch -1, never a panic.
+    pub fn parse(key: Option<&[u8]>, value: Option<&[u8]>) -> ControlRecord {
+        let i16_at =
+            |b: &[u8], at: usize| b.get(at..at + 2).map(|s| i16::from_be_bytes([s[0], s[1]]));
+        let Some(kind) = key.and_then(|k| i16_at(k, 2)) else {
+            return ControlRecord::Other(-1);
+        };
+        let coordinator_epoch = value
+            .and_then(|v| v.get(2..6))
+            .map_or(-1, |s| i32::from_be_bytes([s[0], s[1], s[2], s[3]]));
+        match kind {
+            0 => ControlRecord::Abort { coordinator_epoch },
+            1 => ControlRecord::Commit { coordinator_epoch },
+            other => ControlRecord::Other(other),
+        }
+    }
+}
 
 /// The smallest encoding of one record: length, attributes, timestamp delta,
 /// offset delta, key length, value length and header count, one byte each.
@@ -252,6 +288,11 @@ impl BatchHeader {
 
     pub fn is_transactional(&self) -> bool {
         self.attributes & TRANSACTIONAL_BIT != 0
+    }
+
+    /// The delete horizon (KIP-534) when the batch carries one.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes & DELETE_HORIZON_BIT != 0).then_some(self.base_timestamp)
     }
 
     pub fn is_control(&self) -> bool {

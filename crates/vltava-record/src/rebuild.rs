@@ -14,12 +14,11 @@ use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
 use crate::{
     BatchHeader, Compression, Record, RecordError, BATCH_HEADER_BYTES, BATCH_LENGTH_MIN,
-    COMPRESSION_MASK, CRC_AT, CRC_COVERED_FROM, LOG_OVERHEAD, MAGIC_V2,
+    COMPRESSION_MASK, CRC_AT, CRC_COVERED_FROM, DELETE_HORIZON_BIT, LOG_OVERHEAD, MAGIC_V2,
 };
 
-/// Attribute bit 6 (KIP-534 delete horizon); never set by Vltava, cleared on
-/// rebuild because the base timestamp below is a plain timestamp.
-const DELETE_HORIZON_BIT: i16 = 0x40;
+// DELETE_HORIZON_BIT is cleared on rebuild because the base timestamp
+// below is a plain timestamp.
 
 /// Re-encodes `original` holding only `records` (a non-empty, increasing
 /// subset of its records as [`crate::decode_records`] returned them), with

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use vltava_record::{
-    batch_total_bytes, decode_records_bounded, BatchHeader, Compression, Record,
+    batch_total_bytes, decode_records_bounded, BatchHeader, Compression, ControlRecord, Record,
     BATCH_HEADER_BYTES, CRC_COVERED_FROM, DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT,
 };
 
@@ -38,11 +38,6 @@ use super::Failure;
 
 const OFFSET_ENTRY_BYTES: u64 = 8;
 const TIME_ENTRY_BYTES: u64 = 12;
-/// Attribute bit 6: the batch's base timestamp is its delete horizon.
-const DELETE_HORIZON_BIT: i16 = 0x40;
-/// Control record types (the key's second i16).
-const CONTROL_ABORT: i16 = 0;
-const CONTROL_COMMIT: i16 = 1;
 
 /// Dump log segments, indexes and producer snapshots (kafka-dump-log.sh).
 #[derive(Args, Debug)]
@@ -307,10 +302,9 @@ fn timestamp_type(header: &BatchHeader) -> &'static str {
 /// Kafka's batch line.
 fn batch_line(b: &Located, crc_valid: bool) -> String {
     let h = &b.header;
-    let delete_horizon = if h.attributes & DELETE_HORIZON_BIT != 0 {
-        format!("OptionalLong[{}]", h.base_timestamp)
-    } else {
-        "OptionalLong.empty".to_string()
+    let delete_horizon = match h.delete_horizon_ms() {
+        Some(ms) => format!("OptionalLong[{ms}]"),
+        None => "OptionalLong.empty".to_string(),
     };
     format!(
         "baseOffset: {} lastOffset: {} count: {} baseSequence: {} lastSequence: {} producerId: {} producerEpoch: {} partitionLeaderEpoch: {} isTransactional: {} isControl: {} deleteHorizonMs: {} position: {} {}: {} size: {} magic: {} compresscodec: {} crc: {} isvalid: {}",
@@ -443,25 +437,14 @@ fn record_line(h: &BatchHeader, r: &Record, args: &DumpLogArgs) -> String {
 
 /// What a control record says: a transaction marker, or its type id.
 fn control_text(r: &Record) -> String {
-    let i16_at = |b: &[u8], at: usize| b.get(at..at + 2).map(|s| i16::from_be_bytes([s[0], s[1]]));
-    let Some(kind) = r.key.as_deref().and_then(|k| i16_at(k, 2)) else {
-        return " controlType: UNKNOWN(-1)".to_string();
-    };
-    match kind {
-        CONTROL_ABORT | CONTROL_COMMIT => {
-            let epoch = r
-                .value
-                .as_deref()
-                .and_then(|v| v.get(2..6))
-                .map_or(-1, |s| i32::from_be_bytes([s[0], s[1], s[2], s[3]]));
-            let marker = if kind == CONTROL_ABORT {
-                "ABORT"
-            } else {
-                "COMMIT"
-            };
-            format!(" endTxnMarker: {marker} coordinatorEpoch: {epoch}")
+    match ControlRecord::parse(r.key.as_deref(), r.value.as_deref()) {
+        ControlRecord::Abort { coordinator_epoch } => {
+            format!(" endTxnMarker: ABORT coordinatorEpoch: {coordinator_epoch}")
         }
-        other => format!(" controlType: UNKNOWN({other})"),
+        ControlRecord::Commit { coordinator_epoch } => {
+            format!(" endTxnMarker: COMMIT coordinatorEpoch: {coordinator_epoch}")
+        }
+        ControlRecord::Other(kind) => format!(" controlType: UNKNOWN({kind})"),
     }
 }
 
