@@ -79,7 +79,16 @@ pub struct QuorumConfig {
     /// How long a proposal may wait for a majority before it fails (a
     /// minority left alone stops accepting changes with a clear error).
     pub propose_timeout: Duration,
+    /// Records committed once, right after a single voter first starts: the
+    /// image of an existing single-node metadata log being upgraded in place
+    /// (`MetadataImage::to_records`). Committing them is idempotent, and an
+    /// `imported` marker, written after the commit, keeps later starts from
+    /// proposing them again.
+    pub initial_records: Vec<MetaRecord>,
 }
+
+/// Written once `initial_records` are committed.
+const IMPORTED_FILE: &str = "imported";
 
 impl QuorumConfig {
     /// Defaults near KRaft's (`controller.quorum.election.timeout.ms` 1000,
@@ -97,6 +106,7 @@ impl QuorumConfig {
             snapshot_after_entries: 5_000,
             entries_kept_after_snapshot: 1_000,
             propose_timeout: Duration::from_secs(5),
+            initial_records: Vec::new(),
         }
     }
 }
@@ -196,14 +206,57 @@ impl Quorum {
                 }
             }
         }
-        Ok(Quorum {
+        let quorum = Quorum {
             node_id: config.node_id,
             propose_timeout: config.propose_timeout,
             raft,
             state,
             server,
             stop,
-        })
+        };
+        if let Err(e) = quorum.import(&config).await {
+            quorum.shutdown().await;
+            return Err(e);
+        }
+        Ok(quorum)
+    }
+
+    /// Commits `initial_records` unless an earlier start did. A crash between
+    /// the commit and the marker proposes them again, which leaves the image
+    /// as it was: applying an image's records to itself changes nothing.
+    async fn import(&self, config: &QuorumConfig) -> Result<(), QuorumError> {
+        let marker = config.dir.join(IMPORTED_FILE);
+        if config.initial_records.is_empty() || marker.exists() {
+            return Ok(());
+        }
+        if config.voters.len() != 1 {
+            return Err(QuorumError::Raft(
+                "initial records can only be imported by a single voter (an upgraded single node)"
+                    .into(),
+            ));
+        }
+        let started = std::time::Instant::now();
+        loop {
+            match self.propose(config.initial_records.clone()).await {
+                Ok(_) => break,
+                Err(e) if started.elapsed() < config.propose_timeout * 2 => {
+                    tracing::debug!(error = %e, "waiting to import the metadata image");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => {
+                    return Err(QuorumError::Raft(format!(
+                        "importing the metadata image: {e}"
+                    )))
+                }
+            }
+        }
+        log_store::write_json(&config.dir, IMPORTED_FILE, &true)
+            .map_err(|e| QuorumError::Storage(e.to_string()))?;
+        tracing::info!(
+            records = config.initial_records.len(),
+            "imported the metadata image into the quorum"
+        );
+        Ok(())
     }
 
     pub fn node_id(&self) -> NodeId {

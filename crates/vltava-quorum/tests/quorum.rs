@@ -311,3 +311,84 @@ async fn a_follower_behind_the_purged_log_installs_a_snapshot_and_goes_on() {
     assert!(cluster.log_start(behind) > behind_end.max(10));
     cluster.stop_all().await;
 }
+
+/// An existing single-node metadata log's image, imported once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_node_image_is_imported_once_and_survives_restarts() {
+    use vltava_meta::MetadataStore;
+    let root = tempfile::tempdir().unwrap();
+    // The legacy store, as a single node writes it today.
+    let legacy_dir = root.path().join("legacy");
+    let mut legacy = MetadataStore::open(&legacy_dir, 0).unwrap();
+    let topic_id = uuid_from(9);
+    legacy
+        .append(
+            &[
+                MetaRecord::Topic {
+                    name: "orders".into(),
+                    topic_id,
+                },
+                MetaRecord::Partition {
+                    topic_id,
+                    partition: 0,
+                    replicas: vec![1],
+                    leader: 1,
+                    leader_epoch: 0,
+                },
+                MetaRecord::Partition {
+                    topic_id,
+                    partition: 1,
+                    replicas: vec![1],
+                    leader: 1,
+                    leader_epoch: 2,
+                },
+                MetaRecord::ProducerIds {
+                    next_producer_id: 1000,
+                },
+                record(0),
+            ],
+            0,
+        )
+        .unwrap();
+    let image = legacy.image().clone();
+
+    let dir = root.path().join("quorum");
+    let start = |initial: Vec<MetaRecord>| {
+        let dir = dir.clone();
+        async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap().to_string();
+            let mut config = QuorumConfig::new(1, BTreeMap::from([(1, addr)]), dir);
+            config.initial_records = initial;
+            Quorum::start(config, Box::new(listener), Arc::new(TcpConnector))
+                .await
+                .unwrap()
+        }
+    };
+    let quorum = start(image.to_records()).await;
+    assert_eq!(quorum.image(), image);
+    quorum.shutdown().await;
+
+    // Imported already: records offered again are not proposed again.
+    let quorum = start(vec![record(1)]).await;
+    wait_for("the restarted node to apply its log", || {
+        quorum.image() == image
+    })
+    .await;
+    assert_eq!(quorum.image(), image);
+    quorum.shutdown().await;
+
+    // A crash before the marker was written: the import runs again and
+    // changes nothing.
+    std::fs::remove_file(dir.join("imported")).unwrap();
+    let quorum = start(image.to_records()).await;
+    wait_for("the image after a second import", || {
+        quorum.image() == image
+    })
+    .await;
+    quorum.shutdown().await;
+}
+
+fn uuid_from(n: u128) -> uuid::Uuid {
+    uuid::Uuid::from_u128(n)
+}
