@@ -326,6 +326,18 @@ pub struct GroupMember {
     generation_id: i32,
     assignment: Vec<TopicPartition>,
     last_heartbeat: Instant,
+    /// The first JoinGroup (sent without a member id), run as its own task:
+    /// the broker answers it with a member id it then holds as a pending
+    /// member for a session timeout. If the join is abandoned (a signal
+    /// while joining), the task still learns that id, so `leave` can end
+    /// the pending member instead of leaving it to delay the next
+    /// rebalance.
+    first_join: Option<FirstJoin>,
+}
+
+struct FirstJoin {
+    task: tokio::task::JoinHandle<()>,
+    member_id: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl GroupMember {
@@ -339,6 +351,7 @@ impl GroupMember {
             generation_id: -1,
             assignment: Vec::new(),
             last_heartbeat: Instant::now(),
+            first_join: None,
         }
     }
 
@@ -409,20 +422,52 @@ impl GroupMember {
         let metadata = encode_subscription(&self.topics);
         let config = self.config.clone();
         let member_id = self.member_id.clone();
-        let join = self
-            .client
-            .send(Node::Broker(coordinator), |_| {
-                JoinGroupRequest::default()
-                    .with_group_id(group_id(&config.group_id))
-                    .with_session_timeout_ms(config.session_timeout.as_millis() as i32)
-                    .with_rebalance_timeout_ms(config.rebalance_timeout.as_millis() as i32)
-                    .with_member_id(str_bytes(&member_id))
-                    .with_protocol_type(str_bytes(PROTOCOL_TYPE))
-                    .with_protocols(vec![JoinGroupRequestProtocol::default()
-                        .with_name(str_bytes(RANGE_ASSIGNOR))
-                        .with_metadata(metadata.clone())])
-            })
-            .await?;
+        let send = {
+            let (client, config, member_id) =
+                (self.client.clone(), config.clone(), member_id.clone());
+            async move {
+                client
+                    .send(Node::Broker(coordinator), |_| {
+                        JoinGroupRequest::default()
+                            .with_group_id(group_id(&config.group_id))
+                            .with_session_timeout_ms(config.session_timeout.as_millis() as i32)
+                            .with_rebalance_timeout_ms(config.rebalance_timeout.as_millis() as i32)
+                            .with_member_id(str_bytes(&member_id))
+                            .with_protocol_type(str_bytes(PROTOCOL_TYPE))
+                            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                                .with_name(str_bytes(RANGE_ASSIGNOR))
+                                .with_metadata(metadata.clone())])
+                    })
+                    .await
+            }
+        };
+        let join = if member_id.is_empty() {
+            let learned = std::sync::Arc::new(std::sync::Mutex::new(None));
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let slot = learned.clone();
+            let task = tokio::spawn(async move {
+                let result = send.await;
+                if let Ok(r) = &result {
+                    if !r.member_id.is_empty() {
+                        *slot.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some(r.member_id.to_string());
+                    }
+                }
+                let _ = tx.send(result);
+            });
+            self.first_join = Some(FirstJoin {
+                task,
+                member_id: learned,
+            });
+            let result = rx
+                .await
+                .map_err(|_| Error::Invalid("the JoinGroup task stopped".into()))?;
+            // Answered here: the member id is handled below as usual.
+            self.first_join = None;
+            result?
+        } else {
+            send.await?
+        };
         if join.error_code == codes::MEMBER_ID_REQUIRED {
             self.member_id = join.member_id.to_string();
         }
@@ -570,6 +615,21 @@ impl GroupMember {
     /// Leaves the group so the others rebalance at once.
     pub async fn leave(&mut self) -> Result<(), Error> {
         if self.member_id.is_empty() {
+            // A first JoinGroup abandoned in flight: its answer names the
+            // pending member the broker holds (the caller bounds the wait).
+            if let Some(first) = self.first_join.take() {
+                let _ = first.task.await;
+                let learned = first
+                    .member_id
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                if let Some(id) = learned {
+                    self.member_id = id;
+                }
+            }
+        }
+        if self.member_id.is_empty() {
             return Ok(());
         }
         let coordinator = self.coordinator().await?;
@@ -596,6 +656,160 @@ impl GroupMember {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod abandoned_join {
+        //! A member whose first JoinGroup is abandoned in flight (a signal
+        //! while joining) still leaves: against an in-test broker that
+        //! answers that JoinGroup with MEMBER_ID_REQUIRED only after
+        //! [`SLOW_JOIN`] and records LeaveGroup's member ids.
+
+        use std::sync::{Arc, Mutex};
+
+        use bytes::{Buf, BufMut, BytesMut};
+        use kafka_protocol::messages::api_versions_response::ApiVersion;
+        use kafka_protocol::messages::find_coordinator_response::Coordinator;
+        use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
+        use kafka_protocol::messages::{
+            ApiKey, ApiVersionsResponse, BrokerId, FindCoordinatorResponse, JoinGroupResponse,
+            LeaveGroupRequest, LeaveGroupResponse, MetadataResponse, RequestHeader, ResponseHeader,
+        };
+        use kafka_protocol::protocol::{Decodable, Encodable};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::{TcpListener, TcpStream};
+
+        use super::*;
+        use crate::ClientConfig;
+
+        const SLOW_JOIN: Duration = Duration::from_millis(300);
+        const PENDING_ID: &str = "pending-member-1";
+
+        async fn broker(left: Arc<Mutex<Vec<String>>>) -> String {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    tokio::spawn(serve(stream, addr.port(), left.clone()));
+                }
+            });
+            addr.to_string()
+        }
+
+        async fn serve(mut stream: TcpStream, port: u16, left: Arc<Mutex<Vec<String>>>) {
+            loop {
+                let mut len = [0u8; 4];
+                if stream.read_exact(&mut len).await.is_err() {
+                    return;
+                }
+                let mut frame = vec![0u8; i32::from_be_bytes(len) as usize];
+                stream.read_exact(&mut frame).await.unwrap();
+                let mut frame = Bytes::from(frame);
+                let key = ApiKey::try_from(frame.clone().get_i16()).unwrap();
+                let version = frame.clone().slice(2..).get_i16();
+                let header =
+                    RequestHeader::decode(&mut frame, key.request_header_version(version)).unwrap();
+                let mut out = BytesMut::new();
+                out.put_i32(0);
+                ResponseHeader::default()
+                    .with_correlation_id(header.correlation_id)
+                    .encode(&mut out, key.response_header_version(version))
+                    .unwrap();
+                match key {
+                    ApiKey::ApiVersions => versions().encode(&mut out, version),
+                    ApiKey::Metadata => MetadataResponse::default()
+                        .with_controller_id(BrokerId(1))
+                        .with_brokers(vec![MetadataResponseBroker::default()
+                            .with_node_id(BrokerId(1))
+                            .with_host(str_bytes("127.0.0.1"))
+                            .with_port(i32::from(port))])
+                        .encode(&mut out, version),
+                    ApiKey::FindCoordinator if version >= 4 => FindCoordinatorResponse::default()
+                        .with_coordinators(vec![Coordinator::default()
+                            .with_key(str_bytes("g"))
+                            .with_node_id(BrokerId(1))
+                            .with_host(str_bytes("127.0.0.1"))
+                            .with_port(i32::from(port))])
+                        .encode(&mut out, version),
+                    ApiKey::FindCoordinator => FindCoordinatorResponse::default()
+                        .with_node_id(BrokerId(1))
+                        .with_host(str_bytes("127.0.0.1"))
+                        .with_port(i32::from(port))
+                        .encode(&mut out, version),
+                    ApiKey::JoinGroup => {
+                        tokio::time::sleep(SLOW_JOIN).await;
+                        JoinGroupResponse::default()
+                            .with_error_code(codes::MEMBER_ID_REQUIRED)
+                            .with_member_id(str_bytes(PENDING_ID))
+                            .encode(&mut out, version)
+                    }
+                    ApiKey::LeaveGroup => {
+                        let request = LeaveGroupRequest::decode(&mut frame, version).unwrap();
+                        let mut ids = left.lock().unwrap();
+                        ids.extend(request.members.iter().map(|m| m.member_id.to_string()));
+                        if !request.member_id.is_empty() {
+                            ids.push(request.member_id.to_string());
+                        }
+                        LeaveGroupResponse::default().encode(&mut out, version)
+                    }
+                    other => panic!("this broker does not answer {other:?}"),
+                }
+                .unwrap();
+                let n = (out.len() - 4) as i32;
+                out[..4].copy_from_slice(&n.to_be_bytes());
+                if stream.write_all(&out).await.is_err() {
+                    return;
+                }
+            }
+        }
+
+        fn versions() -> ApiVersionsResponse {
+            let keys = [
+                (ApiKey::ApiVersions, 0, 3),
+                (ApiKey::Metadata, 1, 12),
+                (ApiKey::FindCoordinator, 1, 4),
+                (ApiKey::JoinGroup, 4, 9),
+                (ApiKey::LeaveGroup, 3, 5),
+            ];
+            ApiVersionsResponse::default().with_api_keys(
+                keys.iter()
+                    .map(|&(k, min, max)| {
+                        ApiVersion::default()
+                            .with_api_key(k as i16)
+                            .with_min_version(min)
+                            .with_max_version(max)
+                    })
+                    .collect(),
+            )
+        }
+
+        #[tokio::test]
+        async fn an_abandoned_first_join_still_leaves_its_pending_member() {
+            let left = Arc::new(Mutex::new(Vec::new()));
+            let addr = broker(left.clone()).await;
+            let client = Client::connect(ClientConfig::new(&addr)).await.unwrap();
+            let mut member = GroupMember::new(client, GroupConfig::new("g"), vec!["t".into()]);
+            // The join is abandoned while its first JoinGroup is in flight.
+            let abandoned = tokio::time::timeout(SLOW_JOIN / 6, member.join()).await;
+            assert!(
+                abandoned.is_err(),
+                "the JoinGroup should still be in flight"
+            );
+            assert_eq!(member.member_id(), "");
+            // Leaving waits for that JoinGroup's answer and leaves its member.
+            member.leave().await.unwrap();
+            assert_eq!(*left.lock().unwrap(), [PENDING_ID.to_string()]);
+            assert_eq!(member.member_id(), "");
+        }
+
+        #[tokio::test]
+        async fn a_member_that_never_joined_sends_nothing() {
+            let left = Arc::new(Mutex::new(Vec::new()));
+            let addr = broker(left.clone()).await;
+            let client = Client::connect(ClientConfig::new(&addr)).await.unwrap();
+            let mut member = GroupMember::new(client, GroupConfig::new("g"), vec!["t".into()]);
+            member.leave().await.unwrap();
+            assert!(left.lock().unwrap().is_empty());
+        }
+    }
 
     #[test]
     fn range_gives_the_first_members_the_extra_partitions() {
