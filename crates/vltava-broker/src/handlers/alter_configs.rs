@@ -17,46 +17,16 @@ pub fn handle(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResp
         .into_iter()
         .map(|r| {
             let result = match r.resource_type {
-                RESOURCE_TOPIC => {
-                    let overrides: Result<BTreeMap<String, String>, ApiError> = r
-                        .configs
-                        .iter()
-                        .map(|c| match &c.value {
-                            Some(v) => Ok((c.name.to_string(), v.to_string())),
-                            None => Err(ApiError::new(
-                                ResponseError::InvalidRequest,
-                                format!("Null value not supported for : {}", c.name.as_str()),
-                            )),
-                        })
-                        .collect();
-                    overrides.and_then(|o| {
-                        broker.set_topic_overrides(
-                            r.resource_name.as_str(),
-                            o,
-                            request.validate_only,
-                        )
-                    })
-                }
-                RESOURCE_BROKER => {
-                    let configs: Result<BTreeMap<String, String>, ApiError> = r
-                        .configs
-                        .iter()
-                        .map(|c| match &c.value {
-                            Some(v) => Ok((c.name.to_string(), v.to_string())),
-                            None => Err(ApiError::new(
-                                ResponseError::InvalidRequest,
-                                format!("Null value not supported for : {}", c.name.as_str()),
-                            )),
-                        })
-                        .collect();
-                    configs.and_then(|c| {
-                        broker.set_dynamic_broker_configs(
-                            r.resource_name.as_str(),
-                            &c,
-                            request.validate_only,
-                        )
-                    })
-                }
+                RESOURCE_TOPIC => non_null(&r.configs).and_then(|o| {
+                    broker.set_topic_overrides(r.resource_name.as_str(), o, request.validate_only)
+                }),
+                RESOURCE_BROKER => non_null(&r.configs).and_then(|c| {
+                    broker.set_dynamic_broker_configs(
+                        r.resource_name.as_str(),
+                        &c,
+                        request.validate_only,
+                    )
+                }),
                 other => Err(unalterable(other)),
             };
             let response = AlterConfigsResourceResponse::default()
@@ -71,6 +41,23 @@ pub fn handle(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResp
         })
         .collect();
     AlterConfigsResponse::default().with_responses(responses)
+}
+
+/// The configs of one resource as name → value; AlterConfigs sets every
+/// key it names, so a null value is refused as Kafka refuses it.
+fn non_null(
+    configs: &[kafka_protocol::messages::alter_configs_request::AlterableConfig],
+) -> Result<BTreeMap<String, String>, ApiError> {
+    configs
+        .iter()
+        .map(|c| match &c.value {
+            Some(v) => Ok((c.name.to_string(), v.to_string())),
+            None => Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!("Null value not supported for : {}", c.name.as_str()),
+            )),
+        })
+        .collect()
 }
 
 /// A resource type other than topics and brokers (broker loggers, client

@@ -68,7 +68,20 @@ fn alter_topic(
     })?;
     let mut overrides = topic.overrides.clone();
     for op in ops {
-        apply(&mut overrides, &topic.config, op)?;
+        let name = op.name.to_string();
+        let def = topic_config_def(&name)
+            .ok_or_else(|| ApiError::from(ConfigError::Unknown(name.clone())))?;
+        let current = overrides
+            .get(&name)
+            .cloned()
+            .unwrap_or_else(|| topic.config.get(&name).to_string());
+        edit(
+            &mut overrides,
+            name,
+            op,
+            def.config_type == ConfigType::List,
+            current,
+        )?;
     }
     broker.set_topic_overrides(name, overrides, validate_only)
 }
@@ -85,103 +98,59 @@ fn alter_broker(
     let mut configs = broker.dynamic_broker_configs(name)?;
     for op in ops {
         let key = op.name.to_string();
-        let value = op.value.as_ref().map(|v| v.to_string());
-        match op.config_operation {
-            OP_SET => {
-                let value = value.ok_or_else(|| {
-                    ApiError::new(
-                        ResponseError::InvalidRequest,
-                        format!("Null value not supported for : {key}"),
-                    )
-                })?;
-                configs.insert(key, value);
-            }
-            OP_DELETE => {
-                // The stored key of a time synonym is its `ms` key.
-                let (canonical, _) = crate::config::canonical_broker_config(&key, "0")?;
-                configs.remove(&key);
-                configs.remove(&canonical);
-            }
-            OP_APPEND | OP_SUBTRACT => {
-                let is_list = crate::config::TOPIC_CONFIGS
-                    .iter()
-                    .any(|d| d.broker_name == key && d.config_type == ConfigType::List);
-                if !is_list {
-                    return Err(ApiError::new(
-                        ResponseError::InvalidConfig,
-                        format!("Config value append/subtract is not allowed for config key {key}, which is not a list"),
-                    ));
-                }
-                let current = configs
-                    .get(&key)
-                    .cloned()
-                    .or_else(|| broker.broker_config_value(&key).map(|(v, _)| v))
-                    .unwrap_or_default();
-                let mut items: Vec<String> = current
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                for item in value
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                {
-                    if op.config_operation == OP_APPEND {
-                        if !items.iter().any(|i| i == item) {
-                            items.push(item.to_string());
-                        }
-                    } else {
-                        items.retain(|i| i != item);
-                    }
-                }
-                configs.insert(key, items.join(","));
-            }
-            other => {
-                return Err(ApiError::new(
-                    ResponseError::InvalidRequest,
-                    format!("Unknown config operation {other}"),
-                ))
-            }
+        if op.config_operation == OP_DELETE {
+            // The stored key of a time synonym is its `ms` key.
+            let (canonical, _) = crate::config::canonical_broker_config(&key, "0")?;
+            configs.remove(&canonical);
         }
+        let is_list = crate::config::TOPIC_CONFIGS
+            .iter()
+            .any(|d| d.broker_name == key && d.config_type == ConfigType::List);
+        let current = configs
+            .get(&key)
+            .cloned()
+            .or_else(|| broker.broker_config_value(&key).map(|(v, _)| v))
+            .unwrap_or_default();
+        edit(&mut configs, key, op, is_list, current)?;
     }
     broker.set_dynamic_broker_configs(name, &configs, validate_only)
 }
 
-fn apply(
-    overrides: &mut BTreeMap<String, String>,
-    current: &crate::config::TopicConfig,
+/// Applies one IncrementalAlterConfigs operation to a resource's stored
+/// configs: SET and DELETE on any key, APPEND and SUBTRACT on a list key
+/// (`is_list`), starting from the value it has now (`current`).
+fn edit(
+    configs: &mut BTreeMap<String, String>,
+    key: String,
     op: &AlterableConfig,
+    is_list: bool,
+    current: String,
 ) -> Result<(), ApiError> {
-    let name = op.name.to_string();
-    let def = topic_config_def(&name)
-        .ok_or_else(|| ApiError::from(ConfigError::Unknown(name.clone())))?;
     let value = op.value.as_ref().map(|v| v.to_string());
     match op.config_operation {
         OP_SET => {
             let value = value.ok_or_else(|| {
                 ApiError::new(
                     ResponseError::InvalidRequest,
-                    format!("Null value not supported for : {name}"),
+                    format!("Null value not supported for : {key}"),
                 )
             })?;
-            overrides.insert(name, value);
+            configs.insert(key, value);
         }
         OP_DELETE => {
-            overrides.remove(&name);
+            configs.remove(&key);
         }
         OP_APPEND | OP_SUBTRACT => {
-            if def.config_type != ConfigType::List {
+            if !is_list {
                 return Err(ApiError::new(
                     ResponseError::InvalidConfig,
-                    format!("Config value append/subtract is not allowed for config key {name}, which is not a list"),
+                    format!("Config value append/subtract is not allowed for config key {key}, which is not a list"),
                 ));
             }
             let mut items: Vec<String> = current
-                .get(&name)
                 .split(',')
                 .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
                 .collect();
             for item in value
                 .unwrap_or_default()
@@ -197,7 +166,7 @@ fn apply(
                     items.retain(|i| i != item);
                 }
             }
-            overrides.insert(name, items.join(","));
+            configs.insert(key, items.join(","));
         }
         other => {
             return Err(ApiError::new(
