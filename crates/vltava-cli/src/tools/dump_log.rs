@@ -38,6 +38,9 @@ use super::Failure;
 
 const OFFSET_ENTRY_BYTES: u64 = 8;
 const TIME_ENTRY_BYTES: u64 = 12;
+/// An index is read whole; Kafka caps one at `segment.index.bytes` (10 MiB
+/// by default), so a file far past that is not an index.
+const INDEX_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
 /// Dump log segments, indexes and producer snapshots (kafka-dump-log.sh).
 #[derive(Args, Debug)]
@@ -454,42 +457,57 @@ fn log_beside(index: &Path) -> std::io::Result<PathBuf> {
     Ok(index.with_file_name(format!("{base:020}.log")))
 }
 
-/// Reads an index file whole after checking its size is whole entries.
-fn read_entries(file: &Path, entry_bytes: u64) -> std::io::Result<Result<Vec<u8>, String>> {
-    let size = std::fs::metadata(file)?.len();
-    if size % entry_bytes != 0 {
-        return Ok(Err(format!(
-            "Index file {} is corrupt, found {size} bytes which is not a multiple of {entry_bytes}.",
-            file.display()
-        )));
-    }
-    Ok(Ok(std::fs::read(file)?))
-}
-
-fn dump_index(file: &Path, args: &DumpLogArgs, findings: &mut Findings) -> std::io::Result<()> {
+/// An index file's entries, each parsed by `parse` from its bytes and the
+/// segment's base offset (`None`: an offset past the largest). A size that
+/// is not whole entries, or an unparsable entry, is reported as corruption
+/// and gives `None`.
+fn read_index<T>(
+    file: &Path,
+    entry_bytes: u64,
+    kind: &str,
+    findings: &mut Findings,
+    parse: impl Fn(i64, &[u8]) -> Option<T>,
+) -> std::io::Result<Option<Vec<T>>> {
     let base = base_offset(file)?;
-    let bytes = match read_entries(file, OFFSET_ENTRY_BYTES)? {
-        Ok(b) => b,
-        Err(why) => {
-            eprintln!("{why}");
-            findings.corrupt = true;
-            return Ok(());
-        }
-    };
-    let Some(entries) = bytes
-        .chunks_exact(OFFSET_ENTRY_BYTES as usize)
-        .map(|e| {
-            let relative = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
-            let position = u32::from_be_bytes([e[4], e[5], e[6], e[7]]);
-            Some((base.checked_add(i64::from(relative))?, u64::from(position)))
-        })
-        .collect::<Option<Vec<(i64, u64)>>>()
-    else {
+    let size = std::fs::metadata(file)?.len();
+    if size > INDEX_FILE_BYTES_MAX {
         eprintln!(
-            "Corrupt index found, index file ({}) has an entry past the largest offset",
+            "Index file {} is corrupt, found {size} bytes, more than an index holds ({INDEX_FILE_BYTES_MAX}).",
             file.display()
         );
         findings.corrupt = true;
+        return Ok(None);
+    }
+    if size % entry_bytes != 0 {
+        eprintln!(
+            "Index file {} is corrupt, found {size} bytes which is not a multiple of {entry_bytes}.",
+            file.display()
+        );
+        findings.corrupt = true;
+        return Ok(None);
+    }
+    let bytes = std::fs::read(file)?;
+    let entries = bytes
+        .chunks_exact(entry_bytes as usize)
+        .map(|e| parse(base, e))
+        .collect::<Option<Vec<T>>>();
+    if entries.is_none() {
+        eprintln!(
+            "Corrupt {kind} found, {kind} file ({}) has an entry past the largest offset",
+            file.display()
+        );
+        findings.corrupt = true;
+    }
+    Ok(entries)
+}
+
+fn dump_index(file: &Path, args: &DumpLogArgs, findings: &mut Findings) -> std::io::Result<()> {
+    let Some(entries) = read_index(file, OFFSET_ENTRY_BYTES, "index", findings, |base, e| {
+        let relative = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
+        let position = u32::from_be_bytes([e[4], e[5], e[6], e[7]]);
+        Some((base.checked_add(i64::from(relative))?, u64::from(position)))
+    })?
+    else {
         return Ok(());
     };
     if entries.is_empty() {
@@ -560,33 +578,16 @@ fn dump_time_index(
     args: &DumpLogArgs,
     findings: &mut Findings,
 ) -> std::io::Result<()> {
-    let base = base_offset(file)?;
-    let bytes = match read_entries(file, TIME_ENTRY_BYTES)? {
-        Ok(b) => b,
-        Err(why) => {
-            eprintln!("{why}");
-            findings.corrupt = true;
-            return Ok(());
-        }
-    };
-    let Some(entries) = bytes
-        .chunks_exact(TIME_ENTRY_BYTES as usize)
-        .map(|e| {
-            let mut ts = [0u8; 8];
-            ts.copy_from_slice(&e[..8]);
-            let relative = u32::from_be_bytes([e[8], e[9], e[10], e[11]]);
-            Some((
-                i64::from_be_bytes(ts),
-                base.checked_add(i64::from(relative))?,
-            ))
-        })
-        .collect::<Option<Vec<(i64, i64)>>>()
+    let Some(entries) = read_index(file, TIME_ENTRY_BYTES, "time index", findings, |base, e| {
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&e[..8]);
+        let relative = u32::from_be_bytes([e[8], e[9], e[10], e[11]]);
+        Some((
+            i64::from_be_bytes(ts),
+            base.checked_add(i64::from(relative))?,
+        ))
+    })?
     else {
-        eprintln!(
-            "Corrupt time index found, time index file ({}) has an entry past the largest offset",
-            file.display()
-        );
-        findings.corrupt = true;
         return Ok(());
     };
     if args.index_sanity_check {
