@@ -139,6 +139,32 @@ fn cluster_and_broker_values_apply_at_once_and_survive_a_restart() {
          \x20 log.retention.ms=7200000 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:log.retention.ms=7200000, DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=3600000, STATIC_BROKER_CONFIG:log.retention.ms=86400000, DEFAULT_CONFIG:log.retention.ms=604800000}\n"
     );
     assert!(topic_line(&bs, "dyn", "retention.ms").starts_with("  retention.ms=7200000 "));
+    // A synonym set over the stored ms key replaces it.
+    ok(
+        &bs,
+        &[
+            "--entity-type",
+            "brokers",
+            "--entity-name",
+            "1",
+            "--alter",
+            "--add-config",
+            "log.retention.hours=3",
+        ],
+    );
+    assert!(topic_line(&bs, "dyn", "retention.ms").starts_with("  retention.ms=10800000 "));
+    ok(
+        &bs,
+        &[
+            "--entity-type",
+            "brokers",
+            "--entity-name",
+            "1",
+            "--alter",
+            "--add-config",
+            "log.retention.hours=2",
+        ],
+    );
 
     // Applied without a restart: a smaller message.max.bytes refuses a
     // batch at once; removing it accepts the same batch again.

@@ -339,8 +339,10 @@ impl Broker {
         for (key, value) in &overrides {
             validate_topic_config(key, value)?;
         }
-        let topic_config = self.resolve_topic_config(&overrides);
         let mut meta = self.meta.lock();
+        // Resolved under the metadata lock, which a dynamic broker config
+        // change holds while it re-resolves existing topics.
+        let topic_config = self.resolve_topic_config(&overrides);
         self.check_name_free(name)?;
         self.check_partitions_per_broker(num_partitions)?;
         let topic_id = Uuid::new_v4();

@@ -126,6 +126,10 @@ pub mod codes {
     pub const INVALID_PARTITIONS: i16 = 37;
     pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
     pub const GROUP_ID_NOT_FOUND: i16 = 69;
+    pub const INVALID_GROUP_ID: i16 = 24;
+    pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+    pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
     pub const NON_EMPTY_GROUP: i16 = 68;
     pub const FENCED_LEADER_EPOCH: i16 = 74;
     pub const UNKNOWN_LEADER_EPOCH: i16 = 75;

@@ -99,7 +99,6 @@ fn create(
     } else {
         check_assignments(broker, &topic)?
     };
-    budget.spend(num_partitions)?;
     let replication_factor = match topic.replication_factor {
         -1 => broker.config.default_replication_factor,
         n => n,
@@ -125,6 +124,9 @@ fn create(
         })?;
         overrides.insert(config.name.to_string(), value.to_string());
     }
+    // Spent only by a topic that passed its own checks, so a refused one
+    // does not use up the request's budget for those after it.
+    budget.spend(num_partitions)?;
     let (partitions, config, topic_id) =
         broker.create_topic(&name, num_partitions, overrides.clone(), validate_only)?;
     Ok((partitions, config, topic_id, overrides))

@@ -97,12 +97,16 @@ fn alter_broker(
 ) -> Result<(), ApiError> {
     let mut configs = broker.dynamic_broker_configs(name)?;
     for op in ops {
-        let key = op.name.to_string();
-        if op.config_operation == OP_DELETE {
-            // The stored key of a time synonym is its `ms` key.
-            let (canonical, _) = crate::config::canonical_broker_config(&key, "0")?;
-            configs.remove(&canonical);
+        // Time synonyms are stored as their `ms` key: edit that key, with a
+        // SET's value converted, so a synonym and its key cannot both stand.
+        let mut op = op.clone();
+        let value = op.value.as_ref().map_or("0", |v| v.as_str()).to_string();
+        let (key, converted) = crate::config::canonical_broker_config(op.name.as_str(), &value)?;
+        if op.config_operation == OP_SET && key != op.name.as_str() {
+            op.value = Some(str_bytes(converted));
         }
+        op.name = str_bytes(key.clone());
+        let op = &op;
         let is_list = crate::config::TOPIC_CONFIGS
             .iter()
             .any(|d| d.broker_name == key && d.config_type == ConfigType::List);

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use clap::{ArgGroup, Args};
 use vltava_client::admin::{GroupDescription, GroupListing, MemberDescription};
+use vltava_client::error::codes;
 use vltava_client::{Admin, OffsetSpec, TopicPartition};
 
 use super::fail;
@@ -580,6 +581,21 @@ fn error_name(e: &vltava_client::KafkaError) -> String {
     format!("{}: {}", super::java_exception(e.code), e.text())
 }
 
+/// `--topic` as `topic` (every partition: `None`) or `topic:0,1,2`.
+fn parse_topic_spec(spec: &str) -> anyhow::Result<(String, Option<Vec<i32>>)> {
+    let Some((topic, list)) = spec.split_once(':') else {
+        return Ok((spec.to_string(), None));
+    };
+    let mut partitions = Vec::new();
+    for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match p.parse::<i32>() {
+            Ok(p) => partitions.push(p),
+            Err(_) => return fail(format!("Error: invalid partition '{p}' in --topic {spec}")),
+        }
+    }
+    Ok((topic.to_string(), Some(partitions)))
+}
+
 /// `--delete-offsets`: OffsetDelete for every partition of the topics
 /// (or the listed ones, `topic:0,1`), reported in Kafka's table. A
 /// group-level error is also printed as Kafka does, and the tool then exits
@@ -589,20 +605,9 @@ async fn delete_offsets(admin: &Admin, group: &str, topics: &[String]) -> anyhow
     // Topics that could not be described: reported as "Not Provided".
     let mut unresolved: BTreeMap<String, vltava_client::KafkaError> = BTreeMap::new();
     for spec in topics {
-        match spec.split_once(':') {
-            Some((t, ps)) => {
-                for p in ps.split(',') {
-                    match p.trim().parse::<i32>() {
-                        Ok(p) => partitions.push((t.to_string(), p)),
-                        Err(_) => {
-                            return fail(format!(
-                                "Error: invalid partition '{p}' in --topic {spec}"
-                            ))
-                        }
-                    }
-                }
-            }
-            None => match admin.client().topic(spec, false).await {
+        match parse_topic_spec(spec)? {
+            (t, Some(ps)) => partitions.extend(ps.into_iter().map(|p| (t.clone(), p))),
+            (_, None) => match admin.client().topic(spec, false).await {
                 Ok(info) => {
                     partitions.extend(info.partitions.iter().map(|p| (spec.clone(), p.partition)))
                 }
@@ -631,7 +636,7 @@ async fn delete_offsets(admin: &Admin, group: &str, topics: &[String]) -> anyhow
         .clone()
         .or(first_partition_error)
         .or_else(|| unresolved.values().next().cloned());
-    let mut failed = None;
+    let mut failed = false;
     match first_error.as_ref().map(|e| e.code) {
         None => println!(
             "Request succeed for deleting offsets with topic {} group {group}",
@@ -639,15 +644,19 @@ async fn delete_offsets(admin: &Admin, group: &str, topics: &[String]) -> anyhow
         ),
         Some(code) => {
             let message = match code {
-                24 => format!("'{group}' is not valid."),
-                69 => format!("'{group}' does not exist."),
-                30 => format!("Access to '{group}' is not authorized."),
-                68 => format!("Deleting offsets of a consumer group '{group}' is forbidden if the group is not empty."),
-                86 | 29 | 3 => "Encounter some partition level error, see the follow-up details:".to_string(),
+                codes::INVALID_GROUP_ID => format!("'{group}' is not valid."),
+                codes::GROUP_ID_NOT_FOUND => format!("'{group}' does not exist."),
+                codes::GROUP_AUTHORIZATION_FAILED => format!("Access to '{group}' is not authorized."),
+                codes::NON_EMPTY_GROUP => format!("Deleting offsets of a consumer group '{group}' is forbidden if the group is not empty."),
+                codes::GROUP_SUBSCRIBED_TO_TOPIC
+                | codes::TOPIC_AUTHORIZATION_FAILED
+                | codes::UNKNOWN_TOPIC_OR_PARTITION => {
+                    "Encounter some partition level error, see the follow-up details:".to_string()
+                }
                 _ => format!("Encounter some unknown error: {}", first_error.as_ref().map_or(String::new(), error_name)),
             };
             eprintln!("\nError: {message}");
-            failed = Some(message);
+            failed = true;
         }
     }
     let row = |topic: &str, partition: &str, status: &str| {
@@ -684,10 +693,11 @@ async fn delete_offsets(admin: &Admin, group: &str, topics: &[String]) -> anyhow
         out.push_str(&row(&t, &partition, &status));
     }
     println!("{out}");
-    match failed {
-        Some(_) => Err(super::Failure(String::new()).into()),
-        None => Ok(()),
+    if failed {
+        // Said above, as Kafka's tool says it.
+        return Err(super::Failure(String::new()).into());
     }
+    Ok(())
 }
 
 /// The rows of a `--from-file` reset plan, by group. Each line is
@@ -890,8 +900,6 @@ async fn reset(admin: &Admin, args: &ConsumerGroupsArgs, groups: &[String]) -> a
     Ok(())
 }
 
-/// Requested offsets moved into each partition's [log start, log end], as
-/// Kafka's tool does for --to-offset and --from-file.
 /// Each partition's log range (log start, log end), as ListOffsets gives
 /// them; resets are moved into it, as Kafka's tool does.
 struct LogRanges {
@@ -950,20 +958,9 @@ async fn reset_partitions(
     }
     let mut out = Vec::new();
     for spec in &args.topics {
-        match spec.split_once(':') {
-            Some((t, ps)) => {
-                for p in ps.split(',').filter(|p| !p.is_empty()) {
-                    match p.trim().parse::<i32>() {
-                        Ok(p) => out.push((t.to_string(), p)),
-                        Err(_) => {
-                            return fail(format!(
-                                "Error: invalid partition '{p}' in --topic {spec}"
-                            ))
-                        }
-                    }
-                }
-            }
-            None => {
+        match parse_topic_spec(spec)? {
+            (t, Some(ps)) => out.extend(ps.into_iter().map(|p| (t.clone(), p))),
+            (_, None) => {
                 let info = admin.client().topic(spec, false).await;
                 match info {
                     Ok(info) => {
