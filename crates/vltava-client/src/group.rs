@@ -676,6 +676,7 @@ mod tests {
         use kafka_protocol::protocol::{Decodable, Encodable};
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         use tokio::net::{TcpListener, TcpStream};
+        use tokio::sync::Notify;
 
         use super::*;
         use crate::ClientConfig;
@@ -683,18 +684,24 @@ mod tests {
         const SLOW_JOIN: Duration = Duration::from_millis(300);
         const PENDING_ID: &str = "pending-member-1";
 
-        async fn broker(left: Arc<Mutex<Vec<String>>>) -> String {
+        /// `joined` is notified when a JoinGroup arrives.
+        async fn broker(left: Arc<Mutex<Vec<String>>>, joined: Arc<Notify>) -> String {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             tokio::spawn(async move {
                 while let Ok((stream, _)) = listener.accept().await {
-                    tokio::spawn(serve(stream, addr.port(), left.clone()));
+                    tokio::spawn(serve(stream, addr.port(), left.clone(), joined.clone()));
                 }
             });
             addr.to_string()
         }
 
-        async fn serve(mut stream: TcpStream, port: u16, left: Arc<Mutex<Vec<String>>>) {
+        async fn serve(
+            mut stream: TcpStream,
+            port: u16,
+            left: Arc<Mutex<Vec<String>>>,
+            joined: Arc<Notify>,
+        ) {
             loop {
                 let mut len = [0u8; 4];
                 if stream.read_exact(&mut len).await.is_err() {
@@ -735,6 +742,7 @@ mod tests {
                         .with_port(i32::from(port))
                         .encode(&mut out, version),
                     ApiKey::JoinGroup => {
+                        joined.notify_one();
                         tokio::time::sleep(SLOW_JOIN).await;
                         JoinGroupResponse::default()
                             .with_error_code(codes::MEMBER_ID_REQUIRED)
@@ -784,15 +792,16 @@ mod tests {
         #[tokio::test]
         async fn an_abandoned_first_join_still_leaves_its_pending_member() {
             let left = Arc::new(Mutex::new(Vec::new()));
-            let addr = broker(left.clone()).await;
+            let joined = Arc::new(Notify::new());
+            let addr = broker(left.clone(), joined.clone()).await;
             let client = Client::connect(ClientConfig::new(&addr)).await.unwrap();
             let mut member = GroupMember::new(client, GroupConfig::new("g"), vec!["t".into()]);
-            // The join is abandoned while its first JoinGroup is in flight.
-            let abandoned = tokio::time::timeout(SLOW_JOIN / 6, member.join()).await;
-            assert!(
-                abandoned.is_err(),
-                "the JoinGroup should still be in flight"
-            );
+            // The join is abandoned once its first JoinGroup reached the
+            // broker, which holds the answer.
+            tokio::select! {
+                _ = member.join() => panic!("the join finished while its JoinGroup was held"),
+                _ = joined.notified() => {}
+            }
             assert_eq!(member.member_id(), "");
             // Leaving waits for that JoinGroup's answer and leaves its member.
             member.leave().await.unwrap();
@@ -803,7 +812,7 @@ mod tests {
         #[tokio::test]
         async fn a_member_that_never_joined_sends_nothing() {
             let left = Arc::new(Mutex::new(Vec::new()));
-            let addr = broker(left.clone()).await;
+            let addr = broker(left.clone(), Arc::new(Notify::new())).await;
             let client = Client::connect(ClientConfig::new(&addr)).await.unwrap();
             let mut member = GroupMember::new(client, GroupConfig::new("g"), vec!["t".into()]);
             member.leave().await.unwrap();

@@ -202,6 +202,10 @@ async fn three_voters_replicate_fail_over_and_catch_up() {
     // A follower refuses and names a leader other than itself.
     let leader = cluster.leader().await;
     let follower = *cluster.nodes.keys().find(|id| **id != leader).unwrap();
+    wait_for("the follower to know a leader", || {
+        cluster.nodes[&follower].leader().is_some()
+    })
+    .await;
     match cluster.nodes[&follower].propose(vec![record(99)]).await {
         Err(ProposeError::NotLeader {
             leader: Some(named),
@@ -382,6 +386,8 @@ async fn a_single_node_image_is_imported_once_and_survives_restarts() {
     // changes nothing.
     std::fs::remove_file(dir.join("imported")).unwrap();
     let quorum = start(image.to_records()).await;
+    // It did run: the marker is back.
+    assert!(dir.join("imported").exists());
     wait_for("the image after a second import", || {
         quorum.image() == image
     })

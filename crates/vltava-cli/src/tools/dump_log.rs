@@ -451,6 +451,12 @@ fn control_text(r: &Record) -> String {
     }
 }
 
+/// An error about the `.log` an index is checked against, naming that file
+/// (the caller reports it under the index's name).
+fn log_error(log: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", log.display()))
+}
+
 /// The `.log` beside an index file.
 fn log_beside(index: &Path) -> std::io::Result<PathBuf> {
     let base = base_offset(index)?;
@@ -519,7 +525,9 @@ fn dump_index(file: &Path, args: &DumpLogArgs, findings: &mut Findings) -> std::
         return Ok(());
     }
     let log = log_beside(file)?;
-    let log_size = std::fs::metadata(&log)?.len();
+    let log_size = std::fs::metadata(&log)
+        .map_err(|e| log_error(&log, e))?
+        .len();
     if args.index_sanity_check {
         let problem = entries
             .windows(2)
@@ -612,7 +620,8 @@ fn dump_time_index(
     // Every batch of the segment by base offset: (last offset, max
     // timestamp), from the headers alone.
     let mut batches: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
-    let mut reader = BatchReader::open(&log_beside(file)?, u64::MAX)?;
+    let log = log_beside(file)?;
+    let mut reader = BatchReader::open(&log, u64::MAX).map_err(|e| log_error(&log, e))?;
     while let Some(b) = reader.next_batch()? {
         batches.insert(
             b.header.base_offset,

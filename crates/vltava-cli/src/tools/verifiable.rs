@@ -344,8 +344,8 @@ pub struct VerifiableConsumerArgs {
     #[arg(long, default_value_t = -1, allow_negative_numbers = true, value_name = "MAX-MESSAGES")]
     pub max_messages: i64,
     /// Set the consumer's session timeout.
-    #[arg(long, default_value_t = 30_000, value_name = "TIMEOUT_MS")]
-    pub session_timeout: u64,
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64), value_name = "TIMEOUT_MS")]
+    pub session_timeout: u32,
     /// Enable to log individual consumed records.
     #[arg(long)]
     pub verbose: bool,
@@ -482,7 +482,7 @@ pub async fn consumer(args: VerifiableConsumerArgs) -> anyhow::Result<()> {
     };
     let mut consumer = Consumer::new(client.clone(), config);
     let mut group = GroupConfig::new(&args.group_id);
-    group.session_timeout = Duration::from_millis(args.session_timeout);
+    group.session_timeout = Duration::from_millis(u64::from(args.session_timeout));
     let mut member = GroupMember::new(client, group, vec![args.topic.clone()]);
     emit("startup_complete", Nothing {});
     let mut consumed: u64 = 0;
