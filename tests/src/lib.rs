@@ -1,7 +1,7 @@
 //! Test harness for Vltava's integration tests (the tests themselves live in
 //! `tests/tests/*.rs`).
 //!
-//! It owns two things:
+//! It owns three things:
 //!
 //! * [`TestBroker`]: starts the real `vltava` binary on a free loopback port
 //!   with its data in a fresh temporary directory, stops it with SIGTERM
@@ -12,6 +12,8 @@
 //! * [`raw::RawClient`]: a small blocking Kafka client that sends requests
 //!   built from the `kafka-protocol` crate's types (or arbitrary bytes) and
 //!   reads response frames, for protocol-level and malformed-input tests.
+//! * [`vltava`] and [`vltava_tool`]: run a command-line tool to completion
+//!   under [`TOOL_TIMEOUT`], with [`stdout_ok`] and [`text`] to read it.
 //!
 //! The binary is `$VLTAVA_BIN` if set, else `target/<profile>/vltava` next to
 //! the test executable (`target/<profile>/deps/<test>`); build it first with
@@ -26,7 +28,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long a broker may take to start listening or to exit after SIGTERM.
@@ -357,7 +359,7 @@ pub const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Runs `cmd` with `stdin` as its input and returns its output, killing it
 /// and failing the test if it has not exited within `timeout`. A tool that
 /// exits before reading its input (it refused its arguments) is fine.
-pub fn run_tool(mut cmd: Command, stdin: &str, timeout: Duration) -> std::process::Output {
+pub fn run_tool(mut cmd: Command, stdin: &str, timeout: Duration) -> Output {
     use std::io::Write;
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -383,11 +385,47 @@ pub fn run_tool(mut cmd: Command, stdin: &str, timeout: Duration) -> std::proces
         let _ = child.wait();
         panic!("{cmd:?} did not exit within {timeout:?}");
     }
-    std::process::Output {
+    Output {
         status: status.expect("exited"),
         stdout: stdout.join().expect("stdout reader"),
         stderr: stderr.join().expect("stderr reader"),
     }
+}
+
+/// Runs `vltava <args>` with `stdin` as input, under [`TOOL_TIMEOUT`].
+/// `RUST_LOG` and `VLTAVA_BOOTSTRAP` are removed so the environment cannot
+/// change what a test sees.
+pub fn vltava(args: &[&str], stdin: &str) -> Output {
+    let mut cmd = Command::new(vltava_bin());
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("VLTAVA_BOOTSTRAP");
+    run_tool(cmd, stdin, TOOL_TIMEOUT)
+}
+
+/// Runs `vltava <tool> --bootstrap-server <bootstrap> <args>` with no input.
+pub fn vltava_tool(tool: &str, bootstrap: &str, args: &[&str]) -> Output {
+    let mut all = vec![tool, "--bootstrap-server", bootstrap];
+    all.extend_from_slice(args);
+    vltava(&all, "")
+}
+
+/// Bytes as text, invalid UTF-8 replaced.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts that a tool exited 0 and returns its stdout; `what` (usually the
+/// arguments) and stderr go into the failure message.
+pub fn stdout_ok(what: impl std::fmt::Debug, out: &Output) -> String {
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{what:?} failed with {}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        text(&out.stderr)
+    );
+    stdout
 }
 
 fn read_on_thread(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {

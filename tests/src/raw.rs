@@ -251,6 +251,16 @@ impl TestRecord {
             headers: Vec::new(),
         }
     }
+
+    /// A record with only a value, at `timestamp_ms`.
+    pub fn value_at(value: &[u8], timestamp_ms: i64) -> TestRecord {
+        TestRecord {
+            key: None,
+            value: Some(Bytes::copy_from_slice(value)),
+            timestamp_ms,
+            headers: Vec::new(),
+        }
+    }
 }
 
 /// Producer identity stamped into a batch (`-1`s for a plain producer).
@@ -446,6 +456,19 @@ impl RawClient {
             "expected one partition: {resp:?}"
         );
         Ok(topic_resp.partition_responses[0].clone())
+    }
+
+    /// Produces `records` as one plain batch with acks=-1 and asserts that
+    /// the partition accepted it.
+    pub fn produce_ok(&mut self, topic: &str, partition: i32, records: &[TestRecord]) {
+        let batch = encode_batch(records, ProducerStamp::NONE, Compression::None);
+        let resp = self
+            .produce(topic, partition, batch, -1)
+            .expect("produce request");
+        assert_eq!(
+            resp.error_code, 0,
+            "produce to {topic}-{partition}: {resp:?}"
+        );
     }
 
     /// ListOffsets for one partition at `timestamp` (or LATEST/EARLIEST).

@@ -3,24 +3,10 @@
 //! (`--property` winning over the file), and `configs --entity-type
 //! users|clients` refused while quotas and SCRAM do not exist.
 
-use std::process::{Command, Output};
-
-use vltava_tests::{run_tool, vltava_bin, TestBroker, TOOL_TIMEOUT};
-
-fn vltava(args: &[&str], stdin: &str) -> Output {
-    let mut cmd = Command::new(vltava_bin());
-    cmd.args(args).env_remove("RUST_LOG");
-    run_tool(cmd, stdin, TOOL_TIMEOUT)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use vltava_tests::{stdout_ok, text, vltava, TestBroker};
 
 fn ok(args: &[&str], stdin: &str) -> String {
-    let out = vltava(args, stdin);
-    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
-    text(&out.stdout)
+    stdout_ok(args, &vltava(args, stdin))
 }
 
 #[test]

@@ -2,24 +2,14 @@
 //! `--key-deserializer`/`--value-deserializer` and `--include` against a
 //! real broker, output compared byte for byte.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use bytes::Bytes;
-use kafka_protocol::records::Compression;
-use vltava_tests::raw::{encode_batch, ProducerStamp, RawClient, TestRecord};
-use vltava_tests::{run_tool, vltava_bin, TestBroker, TOOL_TIMEOUT};
+use vltava_tests::raw::{RawClient, TestRecord};
+use vltava_tests::{stdout_ok, text, vltava_tool, TestBroker};
 
 fn consumer(bs: &str, args: &[&str]) -> Output {
-    let mut cmd = Command::new(vltava_bin());
-    cmd.arg("console-consumer")
-        .args(["--bootstrap-server", bs])
-        .args(args)
-        .env_remove("RUST_LOG");
-    run_tool(cmd, "", TOOL_TIMEOUT)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    vltava_tool("console-consumer", bs, args)
 }
 
 /// Runs the consumer on partition 0 of `topic` from offset 0 for `count`
@@ -38,13 +28,13 @@ fn read(bs: &str, topic: &str, count: usize, extra: &[&str]) -> String {
     ];
     args.extend_from_slice(extra);
     let out = consumer(bs, &args);
-    assert!(out.status.success(), "{extra:?}: {}", text(&out.stderr));
+    let stdout = stdout_ok(extra, &out);
     assert_eq!(
         text(&out.stderr),
         format!("Processed a total of {count} messages\n"),
         "{extra:?}"
     );
-    text(&out.stdout)
+    stdout
 }
 
 fn record(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[(&str, &[u8])]) -> TestRecord {
@@ -59,21 +49,15 @@ fn record(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[(&str, &[u8])]) -
     }
 }
 
-fn produce(c: &mut RawClient, topic: &str, records: &[TestRecord]) {
-    let batch = encode_batch(records, ProducerStamp::NONE, Compression::None);
-    let resp = c.produce(topic, 0, batch, -1).unwrap();
-    assert_eq!(resp.error_code, 0, "{resp:?}");
-}
-
 #[test]
 fn formatters_and_deserializers() {
     let broker = TestBroker::start(&[]);
     let bs = broker.bootstrap();
     let mut c = RawClient::connect(broker.addr()).unwrap();
     assert_eq!(c.create_topic_code("fmt", 1).unwrap(), 0);
-    produce(
-        &mut c,
+    c.produce_ok(
         "fmt",
+        0,
         &[
             record(Some(&42i64.to_be_bytes()), Some(b"hello"), &[("h", b"v")]),
             record(None, Some(&[0xff, 0x00]), &[]),
@@ -218,7 +202,7 @@ fn include_selects_topics_by_regex() {
     let mut c = RawClient::connect(broker.addr()).unwrap();
     for topic in ["inc-a", "inc-b", "other"] {
         assert_eq!(c.create_topic_code(topic, 1).unwrap(), 0);
-        produce(&mut c, topic, &[record(None, Some(topic.as_bytes()), &[])]);
+        c.produce_ok(topic, 0, &[record(None, Some(topic.as_bytes()), &[])]);
     }
     // Kafka's include list: commas separate alternatives.
     let out = consumer(
@@ -253,24 +237,19 @@ fn include_selects_topics_by_regex() {
     let mut lines: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
     lines.sort();
     assert_eq!(lines, ["inc-a", "other"]);
-    let mut groups = Command::new(vltava_bin());
-    groups
-        .args([
-            "consumer-groups",
-            "--bootstrap-server",
-            &bs,
+    let out = vltava_tool(
+        "consumer-groups",
+        &bs,
+        &[
             "--group",
             "gi",
-        ])
-        .args([
             "--reset-offsets",
             "--all-topics",
             "--to-current",
             "--dry-run",
             "--export",
-        ])
-        .env_remove("RUST_LOG");
-    let out = run_tool(groups, "", TOOL_TIMEOUT);
+        ],
+    );
     assert_eq!(text(&out.stdout), "inc-a,0,1\nother,0,1\n\n");
 
     for (args, message) in [

@@ -5,7 +5,6 @@
 //! for unknown groups and bad filters, compared exactly with what Kafka 4's
 //! `kafka-consumer-groups.sh` prints.
 
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
@@ -13,28 +12,14 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use regex::Regex;
-use vltava_tests::{vltava_bin, wait_until, TestBroker};
+use vltava_tests::{stdout_ok, text, vltava_tool, wait_until, TestBroker};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const TOPIC: &str = "orders";
 
-fn run(args: &[&str]) -> Output {
-    Command::new(vltava_bin())
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run vltava")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 /// `vltava consumer-groups --bootstrap-server <bs> <args>`: (exit code, stdout, stderr).
 fn groups_tool(bs: &str, args: &[&str]) -> (i32, String, String) {
-    let mut all = vec!["consumer-groups", "--bootstrap-server", bs];
-    all.extend_from_slice(args);
-    let out = run(&all);
+    let out = vltava_tool("consumer-groups", bs, args);
     (
         out.status.code().expect("exit code"),
         text(&out.stdout),
@@ -129,17 +114,8 @@ fn w(s: &str, min: usize) -> usize {
 fn describe_and_list_consumer_and_classic_groups() {
     let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
     let bs = broker.bootstrap();
-    let created = run(&[
-        "topics",
-        "--bootstrap-server",
-        &bs,
-        "--create",
-        "--topic",
-        TOPIC,
-        "--partitions",
-        "2",
-    ]);
-    assert!(created.status.success(), "{}", text(&created.stderr));
+    let create = ["--create", "--topic", TOPIC, "--partitions", "2"];
+    stdout_ok(create, &vltava_tool("topics", &bs, &create));
     produce(&bs);
 
     // Both members stay in their groups while they are described.

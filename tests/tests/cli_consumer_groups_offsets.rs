@@ -5,48 +5,30 @@
 //! and group errors) and `--timeout` against a peer that never answers.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use kafka_protocol::records::Compression;
-use vltava_tests::raw::{encode_batch, ProducerStamp, RawClient, TestRecord};
-use vltava_tests::{run_tool, vltava_bin, TestBroker, TOOL_TIMEOUT};
+use vltava_tests::raw::{RawClient, TestRecord};
+use vltava_tests::{stdout_ok, text, vltava_tool, TestBroker};
 
 fn groups(bs: &str, args: &[&str]) -> Output {
-    let mut cmd = Command::new(vltava_bin());
-    cmd.arg("consumer-groups")
-        .args(["--bootstrap-server", bs])
-        .args(args)
-        .env_remove("RUST_LOG");
-    run_tool(cmd, "", TOOL_TIMEOUT)
+    vltava_tool("consumer-groups", bs, args)
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
+/// Succeeds with an empty stderr; returns stdout.
 fn ok(bs: &str, args: &[&str]) -> String {
     let out = groups(bs, args);
-    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    let stdout = stdout_ok(args, &out);
     assert_eq!(text(&out.stderr), "", "{args:?}");
-    text(&out.stdout)
+    stdout
 }
 
+/// `count` records `v0`, `v1`, … at timestamp 1000.
 fn produce(c: &mut RawClient, topic: &str, partition: i32, count: usize) {
     let records: Vec<TestRecord> = (0..count)
-        .map(|i| TestRecord {
-            key: None,
-            value: Some(Bytes::from(format!("v{i}"))),
-            timestamp_ms: 1_000,
-            headers: Vec::new(),
-        })
+        .map(|i| TestRecord::value_at(format!("v{i}").as_bytes(), 1_000))
         .collect();
-    let batch = encode_batch(&records, ProducerStamp::NONE, Compression::None);
-    assert_eq!(
-        c.produce(topic, partition, batch, -1).unwrap().error_code,
-        0
-    );
+    c.produce_ok(topic, partition, &records);
 }
 
 fn write(dir: &Path, name: &str, content: &str) -> String {

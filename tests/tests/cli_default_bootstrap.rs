@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use vltava_tests::raw::RawClient;
-use vltava_tests::{free_port, run_tool, vltava_bin, wait_until, TestBroker, TOOL_TIMEOUT};
+use vltava_tests::{free_port, run_tool, text, vltava_bin, wait_until, TestBroker, TOOL_TIMEOUT};
 
 fn vltava(args: &[&str], bootstrap_env: Option<&str>) -> Output {
     let mut cmd = Command::new(vltava_bin());
@@ -18,10 +18,6 @@ fn vltava(args: &[&str], bootstrap_env: Option<&str>) -> Output {
         cmd.env("VLTAVA_BOOTSTRAP", bootstrap);
     }
     run_tool(cmd, "", TOOL_TIMEOUT)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

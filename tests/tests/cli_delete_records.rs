@@ -3,36 +3,19 @@
 //! per-partition errors, and the records really gone for a consumer.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use bytes::Bytes;
-use kafka_protocol::records::Compression;
-use vltava_tests::raw::{encode_batch, ProducerStamp, RawClient, TestRecord};
-use vltava_tests::{run_tool, vltava_bin, TestBroker, TOOL_TIMEOUT};
-
-fn tool(args: &[&str]) -> Output {
-    let mut cmd = Command::new(vltava_bin());
-    cmd.args(args).env_remove("RUST_LOG");
-    run_tool(cmd, "", TOOL_TIMEOUT)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use vltava_tests::raw::{RawClient, TestRecord};
+use vltava_tests::{
+    run_tool, stdout_ok, text, vltava, vltava_bin, vltava_tool, TestBroker, TOOL_TIMEOUT,
+};
 
 fn produce(c: &mut RawClient, topic: &str, partition: i32, values: &[&str]) {
     let records: Vec<TestRecord> = values
         .iter()
-        .map(|v| TestRecord {
-            key: None,
-            value: Some(Bytes::copy_from_slice(v.as_bytes())),
-            timestamp_ms: 1_000,
-            headers: Vec::new(),
-        })
+        .map(|v| TestRecord::value_at(v.as_bytes(), 1_000))
         .collect();
-    let batch = encode_batch(&records, ProducerStamp::NONE, Compression::None);
-    let resp = c.produce(topic, partition, batch, -1).unwrap();
-    assert_eq!(resp.error_code, 0, "{resp:?}");
+    c.produce_ok(topic, partition, &records);
 }
 
 fn write(dir: &Path, name: &str, json: &str) -> String {
@@ -62,16 +45,9 @@ fn deletes_before_offsets_and_reports_each_partition() {
             {"topic": "nope", "partition": 0, "offset": 0}
         ], "version": 1}"#,
     );
-    let out = tool(&[
-        "delete-records",
-        "--bootstrap-server",
-        &bs,
-        "--offset-json-file",
-        &file,
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = vltava_tool("delete-records", &bs, &["--offset-json-file", &file]);
     assert_eq!(
-        text(&out.stdout),
+        stdout_ok("delete-records", &out),
         "Executing records delete operation\n\
          Records delete operation completed:\n\
          partition: dr-0\tlow_watermark: 3\n\
@@ -82,23 +58,12 @@ fn deletes_before_offsets_and_reports_each_partition() {
     );
 
     // The log start offsets moved; the log ends did not.
-    let out = tool(&[
-        "get-offsets",
-        "--bootstrap-server",
-        &bs,
-        "--topic",
-        "dr",
-        "--time",
-        "-2",
-    ]);
+    let out = vltava_tool("get-offsets", &bs, &["--topic", "dr", "--time", "-2"]);
     assert_eq!(text(&out.stdout), "dr:0:3\ndr:1:3\ndr:2:0\n");
-    let out = tool(&["get-offsets", "--bootstrap-server", &bs, "--topic", "dr"]);
+    let out = vltava_tool("get-offsets", &bs, &["--topic", "dr"]);
     assert_eq!(text(&out.stdout), "dr:0:5\ndr:1:3\ndr:2:1\n");
     // A consumer from the beginning of partition 0 reads only d and e.
-    let out = tool(&[
-        "console-consumer",
-        "--bootstrap-server",
-        &bs,
+    let consume = [
         "--topic",
         "dr",
         "--partition",
@@ -109,9 +74,9 @@ fn deletes_before_offsets_and_reports_each_partition() {
         "2",
         "--property",
         "print.offset=true",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "Offset:3\td\nOffset:4\te\n");
+    ];
+    let out = vltava_tool("console-consumer", &bs, &consume);
+    assert_eq!(stdout_ok(consume, &out), "Offset:3\td\nOffset:4\te\n");
 
     // The kafka-delete-records.sh wrapper runs the same tool; deleting
     // again below the log start leaves it where it is.
@@ -127,9 +92,8 @@ fn deletes_before_offsets_and_reports_each_partition() {
         .env("VLTAVA_BIN", vltava_bin())
         .env_remove("RUST_LOG");
     let out = run_tool(wrapper, "", TOOL_TIMEOUT);
-    assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
-        text(&out.stdout),
+        stdout_ok("kafka-delete-records.sh", &out),
         "Executing records delete operation\nRecords delete operation completed:\npartition: dr-0\tlow_watermark: 3\n"
     );
 }
@@ -148,23 +112,24 @@ fn a_bad_offset_file_is_refused_before_connecting() {
     ];
     for (i, (json, message)) in cases.into_iter().enumerate() {
         let file = write(dir.path(), &format!("{i}.json"), json);
-        let out = tool(&[
+        let out = vltava_tool(
             "delete-records",
-            "--bootstrap-server",
             "127.0.0.1:1",
-            "--offset-json-file",
-            &file,
-        ]);
+            &["--offset-json-file", &file],
+        );
         assert_eq!(out.status.code(), Some(1), "{json}");
         assert_eq!(text(&out.stdout), "", "{json}");
         assert_eq!(text(&out.stderr), message, "{json}");
     }
     let missing = dir.path().join("missing.json");
-    let out = tool(&[
-        "delete-records",
-        "--offset-json-file",
-        &missing.to_string_lossy(),
-    ]);
+    let out = vltava(
+        &[
+            "delete-records",
+            "--offset-json-file",
+            &missing.to_string_lossy(),
+        ],
+        "",
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).starts_with(&format!("Error: cannot read {}: ", missing.display())),

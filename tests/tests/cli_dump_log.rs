@@ -13,19 +13,14 @@ use kafka_protocol::records::Compression;
 use vltava_tests::raw::{
     encode_batch, ProducerStamp, RawClient, TestRecord, INIT_PRODUCER_ID_VERSION,
 };
-use vltava_tests::{run_tool, vltava_bin, TestBroker, TOOL_TIMEOUT};
+use vltava_tests::{run_tool, stdout_ok, text, vltava, vltava_bin, TestBroker, TOOL_TIMEOUT};
 
 fn dump(files: &[&Path], extra: &[&str]) -> Output {
     let list: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    let mut cmd = Command::new(vltava_bin());
-    cmd.args(["dump-log", "--files", &list.join(",")])
-        .args(extra)
-        .env_remove("RUST_LOG");
-    run_tool(cmd, "", TOOL_TIMEOUT)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    let list = list.join(",");
+    let mut args = vec!["dump-log", "--files", &list];
+    args.extend_from_slice(extra);
+    vltava(&args, "")
 }
 
 fn record(key: Option<&str>, value: &str, ts: i64, headers: &[&str]) -> TestRecord {
@@ -120,9 +115,8 @@ fn dumps_batches_records_indexes_and_snapshot() {
     );
 
     let out = dump(&[&p.log], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
-        text(&out.stdout),
+        stdout_ok("dump-log", &out),
         format!(
             "Dumping {}\nLog starting offset: 0\n{batch0}\n{batch1}\n",
             p.log.display()
@@ -130,9 +124,8 @@ fn dumps_batches_records_indexes_and_snapshot() {
     );
 
     let out = dump(&[&p.log], &["--print-data-log"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
-        text(&out.stdout),
+        stdout_ok("dump-log", &out),
         format!(
             "Dumping {}\nLog starting offset: 0\n{batch0}\n\
              | offset: 0 CreateTime: 1000 keySize: 2 valueSize: 2 sequence: -1 headerKeys: [h1,h2] key: k1 payload: v1\n\
@@ -152,9 +145,8 @@ fn dumps_batches_records_indexes_and_snapshot() {
     // One index entry per batch (index.interval.bytes=1); the time index
     // holds the segment's growing maximum.
     let out = dump(&[&p.index, &p.time_index], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
-        text(&out.stdout),
+        stdout_ok("dump-log", &out),
         format!(
             "Dumping {}\noffset: 0 position: 0\noffset: 2 position: {}\nDumping {}\ntimestamp: 1005 offset: 0\ntimestamp: 2000 offset: 2\n",
             p.index.display(),
@@ -178,9 +170,8 @@ fn dumps_batches_records_indexes_and_snapshot() {
     // The clean shutdown wrote the producer's state at the log end.
     let snapshot = p.dir.join("00000000000000000003.snapshot");
     let out = dump(&[&snapshot], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
-        text(&out.stdout),
+        stdout_ok("dump-log", &out),
         format!(
             "Dumping {}\nproducerId: {} producerEpoch: 0 coordinatorEpoch: -1 currentTxnFirstOffset: OptionalLong.empty lastTimestamp: 2000 firstSequence: 0 lastSequence: 0 lastOffset: 2 offsetDelta: 0 timestamp: 2000\n",
             snapshot.display(),

@@ -4,41 +4,26 @@
 
 use std::process::{Command, Output};
 
-use bytes::Bytes;
 use kafka_protocol::messages::FindCoordinatorRequest;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::Compression;
-use vltava_tests::raw::{encode_batch, ProducerStamp, RawClient, TestRecord};
-use vltava_tests::{run_tool, vltava_bin, TestBroker, TOOL_TIMEOUT};
+use vltava_tests::raw::{RawClient, TestRecord};
+use vltava_tests::{run_tool, stdout_ok, text, vltava_bin, vltava_tool, TestBroker, TOOL_TIMEOUT};
 
 fn get_offsets(bootstrap: &str, args: &[&str]) -> Output {
-    let mut cmd = Command::new(vltava_bin());
-    cmd.arg("get-offsets")
-        .args(["--bootstrap-server", bootstrap])
-        .args(args)
-        .env_remove("RUST_LOG");
-    run_tool(cmd, "", TOOL_TIMEOUT)
+    vltava_tool("get-offsets", bootstrap, args)
 }
 
-fn stdout_of(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// Succeeds; returns stdout.
+fn ok(bootstrap: &str, args: &[&str]) -> String {
+    stdout_ok(args, &get_offsets(bootstrap, args))
 }
 
 fn produce_at(c: &mut RawClient, topic: &str, partition: i32, timestamp_ms: i64) {
-    let record = TestRecord {
-        key: None,
-        value: Some(Bytes::from_static(b"v")),
-        timestamp_ms,
-        headers: Vec::new(),
-    };
-    let batch = encode_batch(&[record], ProducerStamp::NONE, Compression::None);
-    let resp = c.produce(topic, partition, batch, -1).unwrap();
-    assert_eq!(resp.error_code, 0, "{resp:?}");
+    c.produce_ok(
+        topic,
+        partition,
+        &[TestRecord::value_at(b"v", timestamp_ms)],
+    );
 }
 
 #[test]
@@ -53,42 +38,36 @@ fn offsets_at_every_time_spec_and_filter() {
     }
     produce_at(&mut c, "go-a", 1, 5_000);
 
+    assert_eq!(ok(&bs, &["--topic", "go-a"]), "go-a:0:3\ngo-a:1:1\n");
     assert_eq!(
-        stdout_of(&get_offsets(&bs, &["--topic", "go-a"])),
-        "go-a:0:3\ngo-a:1:1\n"
-    );
-    assert_eq!(
-        stdout_of(&get_offsets(&bs, &["--topic", "go-.*", "--time", "-2"])),
+        ok(&bs, &["--topic", "go-.*", "--time", "-2"]),
         "go-a:0:0\ngo-a:1:0\ngo-b:0:0\n"
     );
     assert_eq!(
-        stdout_of(&get_offsets(&bs, &["--topic", "go-.*", "--time", "latest"])),
+        ok(&bs, &["--topic", "go-.*", "--time", "latest"]),
         "go-a:0:3\ngo-a:1:1\ngo-b:0:0\n"
     );
     // The first record at or after 2000 ms is offset 1 (3000); partition 1's
     // only record (5000) is offset 0.
     assert_eq!(
-        stdout_of(&get_offsets(&bs, &["--topic", "go-a", "--time", "2000"])),
+        ok(&bs, &["--topic", "go-a", "--time", "2000"]),
         "go-a:0:1\ngo-a:1:0\n"
     );
     // Nothing at or after 4000 ms in partition 0: left out, as Kafka does.
     assert_eq!(
-        stdout_of(&get_offsets(&bs, &["--topic", "go-a", "--time", "4000"])),
+        ok(&bs, &["--topic", "go-a", "--time", "4000"]),
         "go-a:1:0\n"
     );
     // The largest timestamp (3000) is at offset 1; an empty partition has none.
     assert_eq!(
-        stdout_of(&get_offsets(
-            &bs,
-            &["--topic", "go-.*", "--time", "max-timestamp"]
-        )),
+        ok(&bs, &["--topic", "go-.*", "--time", "max-timestamp"]),
         "go-a:0:1\ngo-a:1:0\n"
     );
     assert_eq!(
-        stdout_of(&get_offsets(
+        ok(
             &bs,
             &["--topic", "go-a", "--partitions", "1", "--time", "-3"]
-        )),
+        ),
         "go-a:1:0\n"
     );
 
@@ -96,7 +75,7 @@ fn offsets_at_every_time_spec_and_filter() {
     // broker create __consumer_offsets).
     let find = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g"));
     assert_eq!(c.request(&find, 3).unwrap().error_code, 0);
-    let all = stdout_of(&get_offsets(&bs, &["--time", "earliest"]));
+    let all = ok(&bs, &["--time", "earliest"]);
     assert!(all.starts_with("__consumer_offsets:0:0\n"), "{all}");
     assert!(all.ends_with("go-a:0:0\ngo-a:1:0\ngo-b:0:0\n"), "{all}");
     let dir = tempfile::tempdir().unwrap();
@@ -104,7 +83,7 @@ fn offsets_at_every_time_spec_and_filter() {
     std::fs::write(&config, "client.id=ops\n").unwrap();
     let config = config.display().to_string();
     assert_eq!(
-        stdout_of(&get_offsets(
+        ok(
             &bs,
             &[
                 "--time",
@@ -113,19 +92,19 @@ fn offsets_at_every_time_spec_and_filter() {
                 "--command-config",
                 &config
             ]
-        )),
+        ),
         "go-a:0:0\ngo-a:1:0\ngo-b:0:0\n"
     );
 
     let out = get_offsets(&bs, &["--topic", "nope"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
+        text(&out.stderr),
         "Could not match any topic-partitions with the specified filters\n"
     );
     let out = get_offsets(&bs, &["--topic", "go-a", "--time", "yesterday"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).starts_with("Malformed time argument yesterday."));
+    assert!(text(&out.stderr).starts_with("Malformed time argument yesterday."));
 
     // The kafka-get-offsets.sh wrapper runs the same tool.
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -137,7 +116,7 @@ fn offsets_at_every_time_spec_and_filter() {
         .args(["--bootstrap-server", &bs, "--topic", "go-b"])
         .env("VLTAVA_BIN", vltava_bin());
     let out = run_tool(wrapper, "", TOOL_TIMEOUT);
-    assert_eq!(stdout_of(&out), "go-b:0:0\n");
+    assert_eq!(stdout_ok("kafka-get-offsets.sh", &out), "go-b:0:0\n");
 }
 
 #[test]
@@ -152,7 +131,7 @@ fn topic_partitions_rules() {
             produce_at(&mut c, "tp-a", p, 1_000);
         }
     }
-    let rules = |spec: &str| stdout_of(&get_offsets(&bs, &["--topic-partitions", spec]));
+    let rules = |spec: &str| ok(&bs, &["--topic-partitions", spec]);
     // A number, a range with an exclusive upper end, open ends, and a bare
     // topic regex (every partition); a partition any rule matches is listed.
     assert_eq!(rules("tp-a:3"), "tp-a:3:4\n");
@@ -164,14 +143,11 @@ fn topic_partitions_rules() {
 
     let out = get_offsets(&bs, &["--topic-partitions", "tp-a:x"]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "Invalid rule specification: tp-a:x\n"
-    );
+    assert_eq!(text(&out.stderr), "Invalid rule specification: tp-a:x\n");
     let out = get_offsets(&bs, &["--topic-partitions", "tp-a", "--topic", "tp-a"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
+        text(&out.stderr),
         "--topic-partitions cannot be used with --topic or --partitions\n"
     );
 }

@@ -2,21 +2,13 @@
 //! admin settings) with one clear line and exit 1, instead of connecting
 //! over plaintext as if nothing had been asked (issue 17, bug 4).
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use vltava_tests::raw::RawClient;
-use vltava_tests::{run_tool, vltava_bin, TestBroker, TOOL_TIMEOUT};
-
-fn vltava(args: &[&str], stdin: &str) -> Output {
-    let mut cmd = Command::new(vltava_bin());
-    cmd.args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("VLTAVA_BOOTSTRAP");
-    run_tool(cmd, stdin, TOOL_TIMEOUT)
-}
+use vltava_tests::{stdout_ok, text, vltava, vltava_tool, TestBroker};
 
 fn assert_refused(out: &Output, expected: &str, what: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
     assert!(
         stderr.contains(expected),
@@ -133,29 +125,9 @@ fn security_settings_are_refused_not_ignored() {
         "never-sent\n",
     );
     assert_refused(&out, "security.protocol=SASL_SSL", "--producer-property");
-    let out = vltava(
-        &[
-            "topics",
-            "--bootstrap-server",
-            &bs,
-            "--list",
-            "--command-config",
-            &sasl,
-        ],
-        "",
-    );
+    let out = vltava_tool("topics", &bs, &["--list", "--command-config", &sasl]);
     assert_refused(&out, "sasl.mechanism", "a SASL setting");
-    let out = vltava(
-        &[
-            "topics",
-            "--bootstrap-server",
-            &bs,
-            "--list",
-            "--command-config",
-            &other,
-        ],
-        "",
-    );
+    let out = vltava_tool("topics", &bs, &["--list", "--command-config", &other]);
     assert_refused(&out, "request.timeout.ms", "an unimplemented admin setting");
 
     // Nothing was produced by the refused producers.
@@ -165,42 +137,12 @@ fn security_settings_are_refused_not_ignored() {
     assert_eq!(end.offset, 0);
 
     // PLAINTEXT and client.id are what the tools do, so they pass.
-    let out = vltava(
-        &[
-            "topics",
-            "--bootstrap-server",
-            &bs,
-            "--list",
-            "--command-config",
-            &plain,
-        ],
-        "",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "secure\n");
+    let list = ["--list", "--command-config", &plain];
+    let out = vltava_tool("topics", &bs, &list);
+    assert_eq!(stdout_ok("topics", &out), "secure\n");
+    let out = vltava_tool("consumer-groups", &bs, &list);
+    assert_eq!(stdout_ok("consumer-groups", &out), "");
     let args = [
-        "consumer-groups",
-        "--bootstrap-server",
-        &bs,
-        "--list",
-        "--command-config",
-        &plain,
-    ];
-    let out = vltava(&args, "");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
-    let args = [
-        "configs",
-        "--bootstrap-server",
-        &bs,
         "--entity-type",
         "topics",
         "--entity-name",
@@ -209,11 +151,6 @@ fn security_settings_are_refused_not_ignored() {
         "--command-config",
         &plain,
     ];
-    let out = vltava(&args, "");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("Dynamic configs for topic secure"));
+    let out = vltava_tool("configs", &bs, &args);
+    assert!(stdout_ok("configs", &out).starts_with("Dynamic configs for topic secure"));
 }

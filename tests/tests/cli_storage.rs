@@ -5,16 +5,12 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use vltava_tests::{run_tool, vltava_bin, TestBroker, TOOL_TIMEOUT};
+use vltava_tests::{run_tool, stdout_ok, text, vltava, vltava_bin, TestBroker, TOOL_TIMEOUT};
 
 fn storage(args: &[&str]) -> Output {
-    let mut cmd = Command::new(vltava_bin());
-    cmd.arg("storage").args(args).env_remove("RUST_LOG");
-    run_tool(cmd, "", TOOL_TIMEOUT)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    let mut all = vec!["storage"];
+    all.extend_from_slice(args);
+    vltava(&all, "")
 }
 
 fn random_uuid() -> String {
@@ -62,9 +58,8 @@ fn format_info_and_a_broker_on_the_formatted_directory() {
     );
 
     let out = format(&first, &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
-        text(&out.stdout),
+        stdout_ok("storage format", &out),
         format!(
             "Formatting metadata directory {} with cluster.id {first} and node.id 3.\n",
             data.display()
@@ -133,16 +128,15 @@ fn format_info_and_a_broker_on_the_formatted_directory() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     broker.restart();
-    let mut cluster = Command::new(vltava_bin());
-    cluster
-        .args([
+    let out = vltava(
+        &[
             "cluster",
             "cluster-id",
             "--bootstrap-server",
             &broker.bootstrap(),
-        ])
-        .env_remove("RUST_LOG");
-    let out = run_tool(cluster, "", TOOL_TIMEOUT);
+        ],
+        "",
+    );
     assert_eq!(text(&out.stdout), format!("Cluster ID: {first}\n"));
 
     // The wrapper runs the same tool.

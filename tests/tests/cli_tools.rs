@@ -4,15 +4,14 @@
 //! `bin/kafka-*.sh` wrappers where the walkthrough uses them. Output is
 //! compared exactly.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use vltava_tests::{free_port, vltava_bin, wait_until, TestBroker};
-
-const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
+use vltava_tests::{
+    free_port, run_tool, stdout_ok, text, vltava, vltava_bin, wait_until, TestBroker, TOOL_TIMEOUT,
+};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -25,79 +24,18 @@ fn script(name: &str) -> Command {
     cmd
 }
 
-fn vltava(args: &[&str]) -> Command {
-    let mut cmd = Command::new(vltava_bin());
-    cmd.args(args).env_remove("RUST_LOG");
-    cmd
-}
-
-/// Runs to completion with stdin from `input`, within [`TOOL_TIMEOUT`].
-fn run(mut cmd: Command, input: &str) -> Output {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn tool");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(input.as_bytes()).expect("write stdin");
-    drop(stdin);
-    wait_output(child)
-}
-
-fn wait_output(mut child: Child) -> Output {
-    // Drain pipes on threads so a chatty tool cannot block on a full pipe.
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let mut status = None;
-    let exited = wait_until(TOOL_TIMEOUT, || {
-        status = child.try_wait().expect("try_wait");
-        status.is_some()
-    });
-    if !exited {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("tool did not exit within {TOOL_TIMEOUT:?}");
-    }
-    Output {
-        status: status.expect("exited"),
-        stdout: out_t.join().expect("stdout thread"),
-        stderr: err_t.join().expect("stderr thread"),
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Runs `vltava <args>`, asserts exit 0 and empty stderr, returns stdout.
+/// Runs `vltava <args>`, asserts exit 0, returns stdout.
 fn ok(args: &[&str]) -> String {
     ok_with_input(args, "")
 }
 
 fn ok_with_input(args: &[&str], input: &str) -> String {
-    let out = run(vltava(args), input);
-    assert!(
-        out.status.success(),
-        "vltava {args:?} failed with {}\nstdout: {}\nstderr: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    stdout_ok(args, &vltava(args, input))
 }
 
 /// Runs `vltava <args>`, asserts exit 1, returns (stdout, stderr).
 fn fails(args: &[&str]) -> (String, String) {
-    let out = run(vltava(args), "");
+    let out = vltava(args, "");
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -123,9 +61,8 @@ fn walkthrough_letter_for_letter() {
         "--replication-factor",
         "1",
     ]);
-    let out = run(create, "");
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "Created topic demo.\n");
+    let out = run_tool(create, "", TOOL_TIMEOUT);
+    assert_eq!(stdout_ok("kafka-topics.sh", &out), "Created topic demo.\n");
 
     // The consumer starts first (no --from-beginning, as in the
     // walkthrough), so the producer must wait until it has a position on
@@ -182,7 +119,7 @@ fn walkthrough_letter_for_letter() {
         "--property",
         "key.separator=:",
     ]);
-    let out = run(producer, "message1:hello\n");
+    let out = run_tool(producer, "message1:hello\n", TOOL_TIMEOUT);
     assert!(out.status.success(), "{}", text(&out.stderr));
     // No `>` prompt: stdin is a pipe, not a terminal.
     assert_eq!(text(&out.stdout), "");
@@ -492,8 +429,8 @@ fn producer_and_consumer_flags() {
         ],
         "k|acks0\n",
     );
-    let out = run(
-        vltava(&[
+    let out = vltava(
+        &[
             "console-producer",
             "--bootstrap-server",
             &bs,
@@ -501,7 +438,7 @@ fn producer_and_consumer_flags() {
             "p",
             "--property",
             "parse.key=true",
-        ]),
+        ],
         "nokey\n",
     );
     assert_eq!(out.status.code(), Some(1));
@@ -519,9 +456,8 @@ fn producer_and_consumer_flags() {
             "p",
         ];
         v.extend_from_slice(extra);
-        let out = run(vltava(&v), "");
-        assert!(out.status.success(), "{v:?}: {}", text(&out.stderr));
-        (text(&out.stdout), text(&out.stderr))
+        let out = vltava(&v, "");
+        (stdout_ok(&v, &out), text(&out.stderr))
     };
     let (printed, err) = consume(&[
         "--partition",
@@ -668,9 +604,8 @@ fn consumer_groups_lag_reset_and_delete() {
             "grp",
         ];
         v.extend_from_slice(extra);
-        let out = run(vltava(&v), "");
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        (text(&out.stdout), text(&out.stderr))
+        let out = vltava(&v, "");
+        (stdout_ok(&v, &out), text(&out.stderr))
     };
     let (table, err) = describe(&[]);
     assert_eq!(err, "\nConsumer group 'grp' has no active members.\n");
@@ -786,9 +721,11 @@ fn broker_api_versions_and_cluster() {
     // unregister a broker from a one-broker cluster.
     let mut cluster_id = script("kafka-cluster.sh");
     cluster_id.args(["cluster-id", "--bootstrap-server", &bs]);
-    let out = run(cluster_id, "");
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), format!("{}\n", lines[0]));
+    let out = run_tool(cluster_id, "", TOOL_TIMEOUT);
+    assert_eq!(
+        stdout_ok("kafka-cluster.sh", &out),
+        format!("{}\n", lines[0])
+    );
     let (stdout, stderr) = fails(&[
         "cluster",
         "unregister",

@@ -5,32 +5,20 @@
 //! `--unavailable-partitions`, the last on a partition that cannot be
 //! opened), `--replica-assignment`, Kafka's option conflicts and `--version`.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use vltava_tests::{run_tool, vltava_bin, TestBroker, TOOL_TIMEOUT};
+use vltava_tests::{stdout_ok, text, vltava_tool, TestBroker};
 
 fn topics(bs: &str, args: &[&str]) -> Output {
-    let mut cmd = Command::new(vltava_bin());
-    cmd.arg("topics")
-        .args(["--bootstrap-server", bs])
-        .args(args)
-        .env_remove("RUST_LOG");
-    run_tool(cmd, "", TOOL_TIMEOUT)
+    vltava_tool("topics", bs, args)
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
+/// Succeeds with an empty stderr; returns stdout.
 fn ok(bs: &str, args: &[&str]) -> String {
     let out = topics(bs, args);
-    assert!(
-        out.status.success(),
-        "topics {args:?}: {}",
-        text(&out.stderr)
-    );
+    let stdout = stdout_ok(("topics", args), &out);
     assert_eq!(text(&out.stderr), "", "topics {args:?}");
-    text(&out.stdout)
+    stdout
 }
 
 fn fails(bs: &str, args: &[&str]) -> String {

@@ -11,23 +11,15 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use serde_json::Value;
-use vltava_tests::{run_tool, vltava_bin, TestBroker, TOOL_TIMEOUT};
-
-fn tool(args: &[&str]) -> Output {
-    let mut cmd = Command::new(vltava_bin());
-    cmd.args(args).env_remove("RUST_LOG");
-    run_tool(cmd, "", TOOL_TIMEOUT)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use vltava_tests::{stdout_ok, text, vltava_bin, vltava_tool, TestBroker, TOOL_TIMEOUT};
 
 /// Every stdout line as JSON, with its keys in printed order checked to
 /// start with timestamp and name; the timestamp is dropped.
 fn events(out: &Output) -> Vec<Value> {
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout).lines().map(event).collect()
+    stdout_ok("verifiable tool", out)
+        .lines()
+        .map(event)
+        .collect()
 }
 
 fn event(line: &str) -> Value {
@@ -62,33 +54,29 @@ fn names(events: &[Value]) -> Vec<&str> {
 fn producer_then_consumer_events() {
     let broker = TestBroker::start(&[]);
     let bs = broker.bootstrap();
-    assert!(tool(&[
+    assert!(vltava_tool(
         "topics",
-        "--bootstrap-server",
         &bs,
-        "--create",
-        "--topic",
-        "ver",
-        "--partitions",
-        "2"
-    ])
+        &["--create", "--topic", "ver", "--partitions", "2"]
+    )
     .status
     .success());
-    let out = tool(&[
+    let out = vltava_tool(
         "verifiable-producer",
-        "--bootstrap-server",
         &bs,
-        "--topic",
-        "ver",
-        "--max-messages",
-        "6",
-        "--repeating-keys",
-        "2",
-        "--value-prefix",
-        "9",
-        "--message-create-time",
-        "1700000000000",
-    ]);
+        &[
+            "--topic",
+            "ver",
+            "--max-messages",
+            "6",
+            "--repeating-keys",
+            "2",
+            "--value-prefix",
+            "9",
+            "--message-create-time",
+            "1700000000000",
+        ],
+    );
     let produced = events(&out);
     assert_eq!(
         names(&produced),
@@ -150,36 +138,38 @@ fn producer_then_consumer_events() {
     assert_eq!(data["target_throughput"], -1);
     assert!(data["avg_throughput"].as_f64().unwrap() > 0.0);
     // --message-create-time set the records' CreateTime.
-    let first = tool(&[
+    let first = vltava_tool(
         "console-consumer",
-        "--bootstrap-server",
         &bs,
-        "--topic",
-        "ver",
-        "--from-beginning",
-        "--max-messages",
-        "1",
-        "--property",
-        "print.timestamp=true",
-    ]);
+        &[
+            "--topic",
+            "ver",
+            "--from-beginning",
+            "--max-messages",
+            "1",
+            "--property",
+            "print.timestamp=true",
+        ],
+    );
     assert!(
         text(&first.stdout).starts_with("CreateTime:17000000000"),
         "{}",
         text(&first.stdout)
     );
 
-    let out = tool(&[
+    let out = vltava_tool(
         "verifiable-consumer",
-        "--bootstrap-server",
         &bs,
-        "--topic",
-        "ver",
-        "--group-id",
-        "vg",
-        "--max-messages",
-        "6",
-        "--verbose",
-    ]);
+        &[
+            "--topic",
+            "ver",
+            "--group-id",
+            "vg",
+            "--max-messages",
+            "6",
+            "--verbose",
+        ],
+    );
     let consumed = events(&out);
     let raw = text(&out.stdout);
     for line in raw.lines() {
@@ -257,34 +247,36 @@ fn producer_then_consumer_events() {
     assert_eq!(total, 6);
     values.sort();
     assert_eq!(values, ["9.0", "9.1", "9.2", "9.3", "9.4", "9.5"]);
-    let committed = tool(&[
+    let committed = vltava_tool(
         "consumer-groups",
-        "--bootstrap-server",
         &bs,
-        "--group",
-        "vg",
-        "--reset-offsets",
-        "--all-topics",
-        "--to-current",
-        "--dry-run",
-        "--export",
-    ]);
+        &[
+            "--group",
+            "vg",
+            "--reset-offsets",
+            "--all-topics",
+            "--to-current",
+            "--dry-run",
+            "--export",
+        ],
+    );
     assert_eq!(text(&committed.stdout), "ver,0,3\nver,1,3\n\n");
 
     // reset-policy none with nothing committed: Kafka's error, then close.
-    let out = tool(&[
+    let out = vltava_tool(
         "verifiable-consumer",
-        "--bootstrap-server",
         &bs,
-        "--topic",
-        "ver",
-        "--group-id",
-        "fresh",
-        "--reset-policy",
-        "none",
-        "--max-messages",
-        "1",
-    ]);
+        &[
+            "--topic",
+            "ver",
+            "--group-id",
+            "fresh",
+            "--reset-policy",
+            "none",
+            "--max-messages",
+            "1",
+        ],
+    );
     assert_eq!(
         names(&events(&out)),
         [
@@ -303,9 +295,9 @@ fn producer_then_consumer_events() {
         (&["--assignment-strategy", "org.apache.kafka.clients.consumer.RoundRobinAssignor"][..], "Error: --assignment-strategy org.apache.kafka.clients.consumer.RoundRobinAssignor is not supported; this tool assigns with Kafka's RangeAssignor\n"),
         (&["--group-instance-id", "i1"][..], "Error: --group-instance-id (static membership) is not supported by this tool yet\n"),
     ] {
-        let mut all = vec!["verifiable-consumer", "--bootstrap-server", &bs, "--topic", "ver", "--group-id", "x"];
+        let mut all = vec!["--topic", "ver", "--group-id", "x"];
         all.extend_from_slice(args);
-        let out = tool(&all);
+        let out = vltava_tool("verifiable-consumer", &bs, &all);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert_eq!(text(&out.stderr), message);
     }

@@ -17,7 +17,7 @@ use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{DescribeGroupsRequest, GroupId, OffsetFetchRequest};
 use kafka_protocol::protocol::StrBytes;
 use vltava_tests::raw::{topic_name, RawClient};
-use vltava_tests::{vltava_bin, wait_until, TestBroker};
+use vltava_tests::{stdout_ok, text, vltava, vltava_bin, wait_until, TestBroker};
 
 /// How long one consumer may take to join and print what was produced.
 const CONSUME_TIMEOUT: Duration = Duration::from_secs(30);
@@ -68,11 +68,11 @@ impl Tool {
     }
 
     fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
+        text(&self.stdout.lock().unwrap())
     }
 
     fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+        text(&self.stderr.lock().unwrap())
     }
 
     fn signal(&self, signal: &str) {
@@ -143,9 +143,7 @@ fn drain(mut from: impl Read + Send + 'static, to: Arc<Mutex<Vec<u8>>>) -> JoinH
 }
 
 fn run_ok(args: &[&str], input: &str) -> String {
-    let (status, out, err) = Tool::spawn(args, Some(input)).finish(CONSUME_TIMEOUT);
-    assert!(status.success(), "vltava {args:?} failed: {status}\n{err}");
-    out
+    stdout_ok(args, &vltava(args, input))
 }
 
 /// A one-partition topic holding `v0` .. `v{RECORDS-1}`.

@@ -5,31 +5,32 @@
 //! at once), persistence across a restart, and Kafka's errors for static,
 //! unknown and invalid keys.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use bytes::Bytes;
 use kafka_protocol::records::Compression;
 use vltava_tests::raw::{encode_batch, ProducerStamp, RawClient, TestRecord};
-use vltava_tests::{run_tool, vltava_bin, TestBroker, TOOL_TIMEOUT};
+use vltava_tests::{now_ms, stdout_ok, text, vltava_tool, TestBroker};
 
 const MESSAGE_TOO_LARGE: i16 = 10;
+/// The cluster-wide broker entity.
+const DEFAULT: &[&str] = &["--entity-default"];
+/// The one broker's own entity.
+const BROKER_1: &[&str] = &["--entity-name", "1"];
 
 fn configs(bs: &str, args: &[&str]) -> Output {
-    let mut cmd = Command::new(vltava_bin());
-    cmd.args(["configs", "--bootstrap-server", bs])
-        .args(args)
-        .env_remove("RUST_LOG");
-    run_tool(cmd, "", TOOL_TIMEOUT)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    vltava_tool("configs", bs, args)
 }
 
 fn ok(bs: &str, args: &[&str]) -> String {
-    let out = configs(bs, args);
-    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
-    text(&out.stdout)
+    stdout_ok(args, &configs(bs, args))
+}
+
+/// `--entity-type brokers <entity> --alter <op> <kv>`; returns stdout.
+fn alter(bs: &str, entity: &[&str], op: &str, kv: &str) -> String {
+    let mut args = vec!["--entity-type", "brokers"];
+    args.extend_from_slice(entity);
+    args.extend(["--alter", op, kv]);
+    ok(bs, &args)
 }
 
 /// The `--describe --all` line of one topic config.
@@ -51,13 +52,9 @@ fn topic_line(bs: &str, topic: &str, key: &str) -> String {
         .to_string()
 }
 
+/// Produces one record of `value_bytes` to `dyn`; returns the error code.
 fn produce(c: &mut RawClient, value_bytes: usize) -> i16 {
-    let record = TestRecord {
-        key: None,
-        value: Some(Bytes::from(vec![b'x'; value_bytes])),
-        timestamp_ms: vltava_tests::now_ms(),
-        headers: Vec::new(),
-    };
+    let record = TestRecord::value_at(&vec![b'x'; value_bytes], now_ms());
     let batch = encode_batch(&[record], ProducerStamp::NONE, Compression::None);
     c.produce("dyn", 0, batch, -1).unwrap().error_code
 }
@@ -69,19 +66,14 @@ fn cluster_and_broker_values_apply_at_once_and_survive_a_restart() {
     let mut c = RawClient::connect(broker.addr()).unwrap();
     assert_eq!(c.create_topic_code("dyn", 1).unwrap(), 0);
     let topics = ["--entity-type", "topics", "--entity-name", "pinned"];
-    assert!(Command::new(vltava_bin())
-        .args([
-            "topics",
-            "--bootstrap-server",
-            &bs,
-            "--create",
-            "--topic",
-            "pinned"
-        ])
-        .args(["--config", "retention.ms=5000"])
-        .status()
-        .unwrap()
-        .success());
+    let create = [
+        "--create",
+        "--topic",
+        "pinned",
+        "--config",
+        "retention.ms=5000",
+    ];
+    stdout_ok(create, &vltava_tool("topics", &bs, &create));
     assert_eq!(
         topic_line(&bs, "dyn", "retention.ms"),
         "  retention.ms=86400000 sensitive=false synonyms={STATIC_BROKER_CONFIG:log.retention.ms=86400000, DEFAULT_CONFIG:log.retention.ms=604800000}"
@@ -89,16 +81,11 @@ fn cluster_and_broker_values_apply_at_once_and_survive_a_restart() {
 
     // Cluster-wide.
     assert_eq!(
-        ok(
+        alter(
             &bs,
-            &[
-                "--entity-type",
-                "brokers",
-                "--entity-default",
-                "--alter",
-                "--add-config",
-                "log.retention.ms=3600000,log.cleaner.backoff.ms=500"
-            ]
+            DEFAULT,
+            "--add-config",
+            "log.retention.ms=3600000,log.cleaner.backoff.ms=500"
         ),
         "Completed updating default config for brokers in the cluster.\n"
     );
@@ -119,18 +106,7 @@ fn cluster_and_broker_values_apply_at_once_and_survive_a_restart() {
 
     // Per broker, given as a time synonym: stored as log.retention.ms.
     assert_eq!(
-        ok(
-            &bs,
-            &[
-                "--entity-type",
-                "brokers",
-                "--entity-name",
-                "1",
-                "--alter",
-                "--add-config",
-                "log.retention.hours=2"
-            ]
-        ),
+        alter(&bs, BROKER_1, "--add-config", "log.retention.hours=2"),
         "Completed updating config for broker 1.\n"
     );
     assert_eq!(
@@ -140,59 +116,17 @@ fn cluster_and_broker_values_apply_at_once_and_survive_a_restart() {
     );
     assert!(topic_line(&bs, "dyn", "retention.ms").starts_with("  retention.ms=7200000 "));
     // A synonym set over the stored ms key replaces it.
-    ok(
-        &bs,
-        &[
-            "--entity-type",
-            "brokers",
-            "--entity-name",
-            "1",
-            "--alter",
-            "--add-config",
-            "log.retention.hours=3",
-        ],
-    );
+    alter(&bs, BROKER_1, "--add-config", "log.retention.hours=3");
     assert!(topic_line(&bs, "dyn", "retention.ms").starts_with("  retention.ms=10800000 "));
-    ok(
-        &bs,
-        &[
-            "--entity-type",
-            "brokers",
-            "--entity-name",
-            "1",
-            "--alter",
-            "--add-config",
-            "log.retention.hours=2",
-        ],
-    );
+    alter(&bs, BROKER_1, "--add-config", "log.retention.hours=2");
 
     // Applied without a restart: a smaller message.max.bytes refuses a
     // batch at once; removing it accepts the same batch again.
     assert_eq!(produce(&mut c, 1_000), 0);
-    ok(
-        &bs,
-        &[
-            "--entity-type",
-            "brokers",
-            "--entity-default",
-            "--alter",
-            "--add-config",
-            "message.max.bytes=200",
-        ],
-    );
+    alter(&bs, DEFAULT, "--add-config", "message.max.bytes=200");
     assert_eq!(produce(&mut c, 1_000), MESSAGE_TOO_LARGE);
     assert_eq!(produce(&mut c, 10), 0);
-    ok(
-        &bs,
-        &[
-            "--entity-type",
-            "brokers",
-            "--entity-default",
-            "--alter",
-            "--delete-config",
-            "message.max.bytes",
-        ],
-    );
+    alter(&bs, DEFAULT, "--delete-config", "message.max.bytes");
     assert_eq!(produce(&mut c, 1_000), 0);
 
     // Kept in the metadata log: the same after a restart.
@@ -201,18 +135,7 @@ fn cluster_and_broker_values_apply_at_once_and_survive_a_restart() {
     let bs = broker.bootstrap();
     assert!(topic_line(&bs, "dyn", "retention.ms")
         .starts_with("  retention.ms=7200000 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:"));
-    ok(
-        &bs,
-        &[
-            "--entity-type",
-            "brokers",
-            "--entity-name",
-            "1",
-            "--alter",
-            "--delete-config",
-            "log.retention.ms",
-        ],
-    );
+    alter(&bs, BROKER_1, "--delete-config", "log.retention.ms");
     assert!(topic_line(&bs, "dyn", "retention.ms").starts_with(
         "  retention.ms=3600000 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:"
     ));

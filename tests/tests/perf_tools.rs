@@ -2,30 +2,16 @@
 //! against a real broker. Counts, byte totals and the shape of Kafka's output
 //! lines are asserted exactly; timing values never are.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use regex::Regex;
-use vltava_tests::{vltava_bin, TestBroker};
+use vltava_tests::{run_tool, stdout_ok, text, vltava, vltava_bin, TestBroker, TOOL_TIMEOUT};
 
-fn vltava(args: &[&str]) -> Output {
-    Command::new(vltava_bin())
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run vltava")
-}
-
+/// Succeeds with an empty stderr; returns stdout.
 fn ok(args: &[&str]) -> String {
-    let out = vltava(args);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "vltava {args:?} failed with {}\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "vltava {args:?}");
+    let out = vltava(args, "");
+    let stdout = stdout_ok(args, &out);
+    assert_eq!(text(&out.stderr), "", "vltava {args:?}");
     stdout
 }
 
@@ -240,27 +226,30 @@ fn end_to_end_prints_progress_average_and_percentiles() {
 fn misuse_is_one_line_and_exit_1() {
     let broker = TestBroker::start(&[]);
     let bs = broker.bootstrap();
-    let out = vltava(&["perf", "end-to-end", &bs, "e2e", "10", "0", "64"]);
+    let out = vltava(&["perf", "end-to-end", &bs, "e2e", "10", "0", "64"], "");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
+        text(&out.stderr),
         "Latency testing requires synchronous acknowledgement. Please use 1 or all\n"
     );
-    let out = vltava(&[
-        "perf",
-        "producer",
-        "--topic",
-        "t",
-        "--num-records",
-        "1",
-        "--record-size",
-        "1",
-        "--throughput",
-        "-1",
-    ]);
+    let out = vltava(
+        &[
+            "perf",
+            "producer",
+            "--topic",
+            "t",
+            "--num-records",
+            "1",
+            "--record-size",
+            "1",
+            "--throughput",
+            "-1",
+        ],
+        "",
+    );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
+        text(&out.stderr),
         "Either --bootstrap-server or bootstrap.servers in --producer-props or --producer.config must be specified\n"
     );
 }
@@ -273,14 +262,10 @@ fn script_ok(name: &str, args: &[&str]) -> String {
     cmd.args(args)
         .env("VLTAVA_BIN", vltava_bin())
         .env_remove("RUST_LOG");
-    let out = vltava_tests::run_tool(cmd, "", vltava_tests::TOOL_TIMEOUT);
-    assert!(
-        out.status.success(),
-        "{name} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{name} {args:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let out = run_tool(cmd, "", TOOL_TIMEOUT);
+    let stdout = stdout_ok((name, args), &out);
+    assert_eq!(text(&out.stderr), "", "{name} {args:?}");
+    stdout
 }
 
 #[test]
