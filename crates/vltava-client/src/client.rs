@@ -642,18 +642,10 @@ mod tests {
 
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use bytes::{Buf, BufMut, BytesMut};
-    use kafka_protocol::messages::api_versions_response::ApiVersion;
-    use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
-    use kafka_protocol::messages::{
-        ApiKey, ApiVersionsResponse, HeartbeatRequest, HeartbeatResponse, RequestHeader,
-        ResponseHeader,
-    };
-    use kafka_protocol::protocol::{Decodable, Encodable};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::{TcpListener, TcpStream};
+    use kafka_protocol::messages::{ApiKey, HeartbeatRequest, HeartbeatResponse};
 
     use super::*;
+    use crate::test_broker::{self, Received};
 
     const SLOW_REPLY: Duration = Duration::from_millis(300);
     /// The caller gives up on a Heartbeat well before [`SLOW_REPLY`].
@@ -662,78 +654,22 @@ mod tests {
     /// Starts the broker; returns its address and the count of connections
     /// it accepted.
     async fn tiny_broker() -> (String, Arc<AtomicUsize>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(serve(stream, addr.port()));
-            }
-        });
-        (addr.to_string(), accepted)
-    }
-
-    async fn serve(mut stream: TcpStream, port: u16) {
-        loop {
-            let mut len = [0u8; 4];
-            if stream.read_exact(&mut len).await.is_err() {
-                return;
-            }
-            let mut frame = vec![0u8; i32::from_be_bytes(len) as usize];
-            stream.read_exact(&mut frame).await.unwrap();
-            let mut frame = bytes::Bytes::from(frame);
-            let key = ApiKey::try_from(frame.clone().get_i16()).unwrap();
-            let version = frame.clone().slice(2..).get_i16();
-            let header =
-                RequestHeader::decode(&mut frame, key.request_header_version(version)).unwrap();
-            let mut out = BytesMut::new();
-            out.put_i32(0);
-            ResponseHeader::default()
-                .with_correlation_id(header.correlation_id)
-                .encode(&mut out, key.response_header_version(version))
-                .unwrap();
-            match key {
-                ApiKey::ApiVersions => api_versions().encode(&mut out, version),
-                ApiKey::Metadata => MetadataResponse::default()
-                    .with_controller_id(BrokerId(1))
-                    .with_brokers(vec![MetadataResponseBroker::default()
-                        .with_node_id(BrokerId(1))
-                        .with_host(str_bytes("127.0.0.1"))
-                        .with_port(i32::from(port))])
-                    .encode(&mut out, version),
+        test_broker::start(|r: Received| async move {
+            match r.key {
+                ApiKey::ApiVersions => r.reply(test_broker::api_versions(&[
+                    (ApiKey::ApiVersions, 0, 3),
+                    (ApiKey::Metadata, 1, 12),
+                    (ApiKey::Heartbeat, 1, 4),
+                ])),
+                ApiKey::Metadata => r.reply(test_broker::metadata(r.port)),
                 ApiKey::Heartbeat => {
                     tokio::time::sleep(SLOW_REPLY).await;
-                    HeartbeatResponse::default().encode(&mut out, version)
+                    r.reply(HeartbeatResponse::default())
                 }
                 other => panic!("the tiny broker does not answer {other:?}"),
             }
-            .unwrap();
-            let n = (out.len() - 4) as i32;
-            out[..4].copy_from_slice(&n.to_be_bytes());
-            if stream.write_all(&out).await.is_err() {
-                return;
-            }
-        }
-    }
-
-    fn api_versions() -> ApiVersionsResponse {
-        let keys = [
-            (ApiKey::ApiVersions, 0, 3),
-            (ApiKey::Metadata, 1, 12),
-            (ApiKey::Heartbeat, 1, 4),
-        ];
-        ApiVersionsResponse::default().with_api_keys(
-            keys.iter()
-                .map(|&(k, min, max)| {
-                    ApiVersion::default()
-                        .with_api_key(k as i16)
-                        .with_min_version(min)
-                        .with_max_version(max)
-                })
-                .collect(),
-        )
+        })
+        .await
     }
 
     fn heartbeat(_version: i16) -> HeartbeatRequest {

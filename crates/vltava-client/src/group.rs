@@ -665,20 +665,15 @@ mod tests {
 
         use std::sync::{Arc, Mutex};
 
-        use bytes::{Buf, BufMut, BytesMut};
-        use kafka_protocol::messages::api_versions_response::ApiVersion;
         use kafka_protocol::messages::find_coordinator_response::Coordinator;
-        use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
         use kafka_protocol::messages::{
-            ApiKey, ApiVersionsResponse, BrokerId, FindCoordinatorResponse, JoinGroupResponse,
-            LeaveGroupRequest, LeaveGroupResponse, MetadataResponse, RequestHeader, ResponseHeader,
+            ApiKey, BrokerId, FindCoordinatorResponse, JoinGroupResponse, LeaveGroupRequest,
+            LeaveGroupResponse,
         };
-        use kafka_protocol::protocol::{Decodable, Encodable};
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        use tokio::net::{TcpListener, TcpStream};
         use tokio::sync::Notify;
 
         use super::*;
+        use crate::test_broker::{self, Received};
         use crate::ClientConfig;
 
         const SLOW_JOIN: Duration = Duration::from_millis(300);
@@ -686,107 +681,60 @@ mod tests {
 
         /// `joined` is notified when a JoinGroup arrives.
         async fn broker(left: Arc<Mutex<Vec<String>>>, joined: Arc<Notify>) -> String {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            tokio::spawn(async move {
-                while let Ok((stream, _)) = listener.accept().await {
-                    tokio::spawn(serve(stream, addr.port(), left.clone(), joined.clone()));
-                }
-            });
-            addr.to_string()
+            let answer = move |r: Received| {
+                let (left, joined) = (left.clone(), joined.clone());
+                async move { answer(r, &left, &joined).await }
+            };
+            test_broker::start(answer).await.0
         }
 
-        async fn serve(
-            mut stream: TcpStream,
-            port: u16,
-            left: Arc<Mutex<Vec<String>>>,
-            joined: Arc<Notify>,
-        ) {
-            loop {
-                let mut len = [0u8; 4];
-                if stream.read_exact(&mut len).await.is_err() {
-                    return;
-                }
-                let mut frame = vec![0u8; i32::from_be_bytes(len) as usize];
-                stream.read_exact(&mut frame).await.unwrap();
-                let mut frame = Bytes::from(frame);
-                let key = ApiKey::try_from(frame.clone().get_i16()).unwrap();
-                let version = frame.clone().slice(2..).get_i16();
-                let header =
-                    RequestHeader::decode(&mut frame, key.request_header_version(version)).unwrap();
-                let mut out = BytesMut::new();
-                out.put_i32(0);
-                ResponseHeader::default()
-                    .with_correlation_id(header.correlation_id)
-                    .encode(&mut out, key.response_header_version(version))
-                    .unwrap();
-                match key {
-                    ApiKey::ApiVersions => versions().encode(&mut out, version),
-                    ApiKey::Metadata => MetadataResponse::default()
-                        .with_controller_id(BrokerId(1))
-                        .with_brokers(vec![MetadataResponseBroker::default()
-                            .with_node_id(BrokerId(1))
-                            .with_host(str_bytes("127.0.0.1"))
-                            .with_port(i32::from(port))])
-                        .encode(&mut out, version),
-                    ApiKey::FindCoordinator if version >= 4 => FindCoordinatorResponse::default()
-                        .with_coordinators(vec![Coordinator::default()
+        async fn answer(r: Received, left: &Mutex<Vec<String>>, joined: &Notify) -> Bytes {
+            let host = str_bytes("127.0.0.1");
+            let port = i32::from(r.port);
+            match r.key {
+                ApiKey::ApiVersions => r.reply(test_broker::api_versions(&[
+                    (ApiKey::ApiVersions, 0, 3),
+                    (ApiKey::Metadata, 1, 12),
+                    (ApiKey::FindCoordinator, 1, 4),
+                    (ApiKey::JoinGroup, 4, 9),
+                    (ApiKey::LeaveGroup, 3, 5),
+                ])),
+                ApiKey::Metadata => r.reply(test_broker::metadata(r.port)),
+                ApiKey::FindCoordinator if r.version >= 4 => {
+                    r.reply(FindCoordinatorResponse::default().with_coordinators(vec![
+                        Coordinator::default()
                             .with_key(str_bytes("g"))
                             .with_node_id(BrokerId(1))
-                            .with_host(str_bytes("127.0.0.1"))
-                            .with_port(i32::from(port))])
-                        .encode(&mut out, version),
-                    ApiKey::FindCoordinator => FindCoordinatorResponse::default()
+                            .with_host(host)
+                            .with_port(port),
+                    ]))
+                }
+                ApiKey::FindCoordinator => r.reply(
+                    FindCoordinatorResponse::default()
                         .with_node_id(BrokerId(1))
-                        .with_host(str_bytes("127.0.0.1"))
-                        .with_port(i32::from(port))
-                        .encode(&mut out, version),
-                    ApiKey::JoinGroup => {
-                        joined.notify_one();
-                        tokio::time::sleep(SLOW_JOIN).await;
+                        .with_host(host)
+                        .with_port(port),
+                ),
+                ApiKey::JoinGroup => {
+                    joined.notify_one();
+                    tokio::time::sleep(SLOW_JOIN).await;
+                    r.reply(
                         JoinGroupResponse::default()
                             .with_error_code(codes::MEMBER_ID_REQUIRED)
-                            .with_member_id(str_bytes(PENDING_ID))
-                            .encode(&mut out, version)
-                    }
-                    ApiKey::LeaveGroup => {
-                        let request = LeaveGroupRequest::decode(&mut frame, version).unwrap();
-                        let mut ids = left.lock().unwrap();
-                        ids.extend(request.members.iter().map(|m| m.member_id.to_string()));
-                        if !request.member_id.is_empty() {
-                            ids.push(request.member_id.to_string());
-                        }
-                        LeaveGroupResponse::default().encode(&mut out, version)
-                    }
-                    other => panic!("this broker does not answer {other:?}"),
+                            .with_member_id(str_bytes(PENDING_ID)),
+                    )
                 }
-                .unwrap();
-                let n = (out.len() - 4) as i32;
-                out[..4].copy_from_slice(&n.to_be_bytes());
-                if stream.write_all(&out).await.is_err() {
-                    return;
+                ApiKey::LeaveGroup => {
+                    let request: LeaveGroupRequest = r.decode();
+                    let mut ids = left.lock().unwrap();
+                    ids.extend(request.members.iter().map(|m| m.member_id.to_string()));
+                    if !request.member_id.is_empty() {
+                        ids.push(request.member_id.to_string());
+                    }
+                    r.reply(LeaveGroupResponse::default())
                 }
+                other => panic!("this broker does not answer {other:?}"),
             }
-        }
-
-        fn versions() -> ApiVersionsResponse {
-            let keys = [
-                (ApiKey::ApiVersions, 0, 3),
-                (ApiKey::Metadata, 1, 12),
-                (ApiKey::FindCoordinator, 1, 4),
-                (ApiKey::JoinGroup, 4, 9),
-                (ApiKey::LeaveGroup, 3, 5),
-            ];
-            ApiVersionsResponse::default().with_api_keys(
-                keys.iter()
-                    .map(|&(k, min, max)| {
-                        ApiVersion::default()
-                            .with_api_key(k as i16)
-                            .with_min_version(min)
-                            .with_max_version(max)
-                    })
-                    .collect(),
-            )
         }
 
         #[tokio::test]

@@ -41,6 +41,8 @@ pub mod error;
 pub mod group;
 pub mod partitioner;
 pub mod producer;
+#[cfg(test)]
+mod test_broker;
 
 pub use admin::Admin;
 pub use client::{Client, ClientConfig, Node};
