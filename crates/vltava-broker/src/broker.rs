@@ -597,26 +597,10 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        let resource = ConfigResource::Topic(name.to_string());
-        let mut records: Vec<MetaRecord> = overrides
-            .iter()
-            .filter(|(k, v)| topic.overrides.get(*k) != Some(*v))
-            .map(|(k, v)| MetaRecord::Config {
-                resource: resource.clone(),
-                name: k.clone(),
-                value: Some(v.clone()),
-            })
-            .collect();
-        records.extend(
-            topic
-                .overrides
-                .keys()
-                .filter(|k| !overrides.contains_key(*k))
-                .map(|k| MetaRecord::Config {
-                    resource: resource.clone(),
-                    name: k.clone(),
-                    value: None,
-                }),
+        let records = config_changes(
+            &ConfigResource::Topic(name.to_string()),
+            &topic.overrides,
+            &overrides,
         );
         meta.append(&records, self.now_ms())?;
         let config = self.resolve_topic_config(&overrides);
@@ -851,6 +835,30 @@ pub fn check_partitions_per_request(adding: i32) -> Result<(), ApiError> {
 
 /// Closes and removes partitions that were opened for a change that did
 /// not happen. Nothing else holds them.
+/// The `Config` records that turn `current` into `wanted` for `resource`:
+/// a value for each new or changed key, a removal for each dropped one.
+fn config_changes(
+    resource: &ConfigResource,
+    current: &BTreeMap<String, String>,
+    wanted: &BTreeMap<String, String>,
+) -> Vec<MetaRecord> {
+    let set = wanted
+        .iter()
+        .filter(|(k, v)| current.get(*k) != Some(*v))
+        .map(|(k, v)| (k, Some(v.clone())));
+    let removed = current
+        .keys()
+        .filter(|k| !wanted.contains_key(*k))
+        .map(|k| (k, None));
+    set.chain(removed)
+        .map(|(name, value)| MetaRecord::Config {
+            resource: resource.clone(),
+            name: name.clone(),
+            value,
+        })
+        .collect()
+}
+
 fn remove_new_partitions(partitions: Vec<Arc<Partition>>) {
     for partition in partitions {
         let dir = partition.dir().to_path_buf();

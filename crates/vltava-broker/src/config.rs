@@ -246,11 +246,6 @@ pub struct TopicConfig {
 }
 
 impl TopicConfig {
-    /// Resolves every topic config: topic override, else broker config, else default.
-    pub fn resolve(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> TopicConfig {
-        TopicConfig::resolve_with(|def| broker.topic_default(def), overrides)
-    }
-
     /// Resolves every topic config: topic override, else `default_of`
     /// (the broker's setting, dynamic or static, else Kafka's default).
     pub fn resolve_with(
@@ -798,8 +793,9 @@ impl BrokerConfig {
         Ok((config, unknown))
     }
 
-    /// The default of a topic config on this broker: the broker-level
-    /// synonym if it was set, else Kafka's default.
+    /// The static default of a topic config: its broker key as
+    /// server.properties or `--override` set it, else Kafka's default (the
+    /// broker puts dynamic values on top).
     pub fn topic_default(&self, def: &TopicConfigDef) -> String {
         self.explicit
             .get(def.broker_name)
@@ -822,15 +818,6 @@ impl BrokerConfig {
                 .find(|d| d.broker_name == key)
                 .map(|d| d.default)
         })
-    }
-
-    /// Where a topic config's default comes from.
-    pub fn topic_default_source(&self, def: &TopicConfigDef) -> ConfigSource {
-        if self.explicit.contains_key(def.broker_name) {
-            ConfigSource::StaticBroker
-        } else {
-            ConfigSource::Default
-        }
     }
 
     /// Every broker config Vltava knows, with value and source, for
@@ -1002,7 +989,7 @@ mod tests {
         assert_eq!(config.node_id, 1);
         assert_eq!(config.listeners[0].port, 9092);
         assert_eq!(config.data_dir(), &PathBuf::from("./vltava-data"));
-        let topic = TopicConfig::resolve(&config, &BTreeMap::new());
+        let topic = TopicConfig::resolve_with(|def| config.topic_default(def), &BTreeMap::new());
         assert_eq!(topic.get("retention.ms"), "604800000");
         assert_eq!(topic.max_message_bytes(), 1048588);
         assert_eq!(config.producer_id_expiration_ms, 86_400_000);
@@ -1069,7 +1056,7 @@ mod tests {
         assert_eq!(unknown, vec!["zookeeper.connect".to_string()]);
         let mut overrides = BTreeMap::new();
         overrides.insert("retention.bytes".to_string(), "5".to_string());
-        let topic = TopicConfig::resolve(&config, &overrides);
+        let topic = TopicConfig::resolve_with(|def| config.topic_default(def), &overrides);
         assert_eq!(topic.get("retention.ms"), "7200000");
         assert_eq!(topic.get("max.message.bytes"), "1000");
         assert_eq!(topic.get("retention.bytes"), "5");

@@ -9,10 +9,10 @@
 use std::collections::BTreeMap;
 
 use tracing::info;
-use vltava_meta::{ConfigResource, MetaRecord, MetadataImage};
+use vltava_meta::{ConfigResource, MetadataImage};
 use vltava_protocol::ResponseError;
 
-use super::Broker;
+use super::{config_changes, Broker};
 use crate::config::{
     canonical_broker_config, is_dynamic_broker_config, validate_dynamic_broker_config,
     BrokerConfig, ConfigSource, TopicConfig, TopicConfigDef,
@@ -61,10 +61,14 @@ impl DynamicConfigs {
         self.layers(config, key).into_iter().next()
     }
 
-    /// A topic config's default on this broker.
+    /// A topic config's default on this broker: a dynamic value of its
+    /// broker key, else the static one, else Kafka's default.
     pub(crate) fn topic_default(&self, config: &BrokerConfig, def: &TopicConfigDef) -> String {
-        self.value(config, def.broker_name)
-            .map_or_else(|| def.default.to_string(), |(v, _)| v)
+        self.node
+            .get(def.broker_name)
+            .or_else(|| self.cluster.get(def.broker_name))
+            .cloned()
+            .unwrap_or_else(|| config.topic_default(def))
     }
 }
 
@@ -186,25 +190,10 @@ impl Broker {
         }
         let mut meta = self.meta.lock();
         let current = self.dynamic_broker_configs(resource_name)?;
-        let resource = ConfigResource::Broker(resource_name.to_string());
-        let mut records: Vec<MetaRecord> = wanted
-            .iter()
-            .filter(|(k, v)| current.get(*k) != Some(*v))
-            .map(|(k, v)| MetaRecord::Config {
-                resource: resource.clone(),
-                name: k.clone(),
-                value: Some(v.clone()),
-            })
-            .collect();
-        records.extend(
-            current
-                .keys()
-                .filter(|k| !wanted.contains_key(*k))
-                .map(|k| MetaRecord::Config {
-                    resource: resource.clone(),
-                    name: k.clone(),
-                    value: None,
-                }),
+        let records = config_changes(
+            &ConfigResource::Broker(resource_name.to_string()),
+            &current,
+            &wanted,
         );
         if records.is_empty() {
             return Ok(());
