@@ -507,7 +507,7 @@ impl Broker {
         for partition in &topic.partitions {
             // Appends, retention and cleaner passes holding this partition
             // finish or stop before its directory is renamed.
-            partition.log().close_for_delete();
+            partition.log().fence();
             let dir = partition.dir();
             let doomed = dir.with_file_name(format!(
                 "{}.{}-delete",
@@ -729,9 +729,7 @@ fn take_clean_shutdown_marker(data_dir: &Path) -> std::io::Result<bool> {
 }
 
 fn write_clean_shutdown_marker(data_dir: &Path) -> std::io::Result<()> {
-    let file = fs::File::create(data_dir.join(CLEAN_SHUTDOWN_FILE))?;
-    file.sync_all()?;
-    fs::File::open(data_dir)?.sync_all()
+    vltava_log::write_durably(data_dir, CLEAN_SHUTDOWN_FILE, b"")
 }
 
 /// Says at INFO what opening the partitions checked and repaired: a line per
@@ -1067,13 +1065,8 @@ pub const META_PROPERTIES_FILE: &str = "meta.properties";
 /// the first start does.
 pub fn write_meta_properties(data_dir: &Path, cluster_id: &str, node_id: i32) -> io::Result<()> {
     fs::create_dir_all(data_dir)?;
-    let path = data_dir.join(META_PROPERTIES_FILE);
     let text = format!("version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, text)?;
-    fs::File::open(&tmp)?.sync_all()?;
-    fs::rename(&tmp, &path)?;
-    fs::File::open(data_dir)?.sync_all()
+    vltava_log::write_durably(data_dir, META_PROPERTIES_FILE, text.as_bytes())
 }
 
 fn load_node_identity(data_dir: &Path, node_id: i32) -> Result<String, NodeIdentityError> {

@@ -336,7 +336,7 @@ fn write_checkpoint(dir: &Path, checkpoint: &Checkpoint) -> io::Result<()> {
         "{} {}\n",
         checkpoint.clean_offset, checkpoint.tombstone_due_ms
     );
-    write_durably(dir, CLEANER_CHECKPOINT_FILE, &text)
+    write_durably(dir, CLEANER_CHECKPOINT_FILE, text.as_bytes())
 }
 
 /// What a pass will do.

@@ -731,19 +731,13 @@ impl Log {
         Ok(())
     }
 
-    /// Fences the log before its directory is renamed away for deletion:
-    /// waits for an in-flight append, roll, retention or cleaner pass to
-    /// finish (a pass stops at its next batch) and refuses every write
-    /// after. Whoever still holds the log can read; nothing can rename,
-    /// create or delete files under a directory name that a re-created
-    /// topic may already own.
-    pub fn close_for_delete(&self) {
-        self.fence();
-    }
-
     /// Refuses every write from now on, after an in-flight append, roll,
-    /// retention or cleaner pass has finished: what a deleted partition and
-    /// a shut-down broker need (nothing may land after the final flush).
+    /// retention or cleaner pass has finished (a pass stops at its next
+    /// batch). Whoever still holds the log can read. A deleted partition is
+    /// fenced before its directory is renamed away, so nothing renames,
+    /// creates or deletes files under a name a re-created topic may already
+    /// own; a shut-down broker fences after its final flush, so nothing
+    /// lands after it.
     pub fn fence(&self) {
         {
             let _writer = self.writer.lock();
@@ -1449,14 +1443,17 @@ fn read_log_start(dir: &Path) -> Result<Option<i64>, LogError> {
 }
 
 fn write_log_start(dir: &Path, offset: i64) -> io::Result<()> {
-    write_durably(dir, LOG_START_OFFSET_FILE, &format!("{offset}\n"))
+    write_durably(dir, LOG_START_OFFSET_FILE, format!("{offset}\n").as_bytes())
 }
 
-/// Replaces `dir/name` with `text`: tmp file, fsync, rename, fsync dir.
-fn write_durably(dir: &Path, name: &str, text: &str) -> io::Result<()> {
+/// Replaces `dir/name` with `bytes` so that a crash leaves the old file or
+/// the new one, never a mix: written to `name.tmp`, fsynced, renamed over
+/// `name`, then the directory fsynced. Every small state file of the broker
+/// is written this way.
+pub fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let file = File::create(&tmp)?;
-    file.write_all_at(text.as_bytes(), 0)?;
+    file.write_all_at(bytes, 0)?;
     file.sync_all()?;
     fs::rename(&tmp, dir.join(name))?;
     sync_dir(dir)

@@ -20,9 +20,8 @@
 //! headers from there; one at or above the log end (after a truncation) is
 //! deleted.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 4] = b"VPSN";
@@ -38,8 +37,12 @@ pub const SNAPSHOTS_KEPT: usize = 2;
 /// corrupt rather than allocated.
 pub const SNAPSHOT_BYTES_MAX: usize = 256 * 1024 * 1024;
 
+fn file_name(offset: i64) -> String {
+    format!("{offset:020}{SUFFIX}")
+}
+
 fn path_for(dir: &Path, offset: i64) -> PathBuf {
-    dir.join(format!("{offset:020}{SUFFIX}"))
+    dir.join(file_name(offset))
 }
 
 /// The offsets of every snapshot file in `dir`, ascending.
@@ -61,22 +64,22 @@ pub fn list(dir: &Path) -> io::Result<Vec<i64>> {
 }
 
 /// Writes a snapshot at `offset` durably and keeps only the newest
-/// [`SNAPSHOTS_KEPT`].
+/// [`SNAPSHOTS_KEPT`]. A payload over [`SNAPSHOT_BYTES_MAX`] is refused:
+/// it could not be read back.
 pub fn write(dir: &Path, offset: i64, payload: &[u8]) -> io::Result<()> {
+    if payload.len() > SNAPSHOT_BYTES_MAX {
+        return Err(io::Error::other(format!(
+            "a producer snapshot of {} bytes is over SNAPSHOT_BYTES_MAX ({SNAPSHOT_BYTES_MAX})",
+            payload.len()
+        )));
+    }
     let mut bytes = Vec::with_capacity(HEADER_BYTES + payload.len());
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&VERSION.to_be_bytes());
     bytes.extend_from_slice(&crc32c::crc32c(payload).to_be_bytes());
-    let length = u32::try_from(payload.len()).map_err(|_| io::Error::other("snapshot too big"))?;
-    bytes.extend_from_slice(&length.to_be_bytes());
+    bytes.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     bytes.extend_from_slice(payload);
-    let path = path_for(dir, offset);
-    let tmp = path.with_extension("snapshot.tmp");
-    let file = File::create(&tmp)?;
-    file.write_all_at(&bytes, 0)?;
-    file.sync_all()?;
-    fs::rename(&tmp, &path)?;
-    File::open(dir)?.sync_all()?;
+    crate::write_durably(dir, &file_name(offset), &bytes)?;
     let offsets = list(dir)?;
     let excess = offsets.len().saturating_sub(SNAPSHOTS_KEPT);
     for old in &offsets[..excess] {
@@ -92,7 +95,7 @@ pub fn latest(dir: &Path, max_offset: i64) -> io::Result<Option<(i64, Vec<u8>)>>
         if offset > max_offset {
             continue;
         }
-        match read(&path_for(dir, offset))? {
+        match read_file(&path_for(dir, offset))? {
             Ok(payload) => return Ok(Some((offset, payload))),
             Err(reason) => {
                 tracing::warn!(dir = %dir.display(), offset, reason, "skipping an unreadable producer snapshot");
@@ -118,13 +121,8 @@ fn remove(dir: &Path, offset: i64) -> io::Result<()> {
 }
 
 /// The payload of the snapshot file at `path`, or why it is not one
-/// (for tools that look at one file; the broker uses [`latest`]).
+/// (the broker reads through [`latest`]; tools look at one file).
 pub fn read_file(path: &Path) -> io::Result<Result<Vec<u8>, String>> {
-    read(path)
-}
-
-/// The payload of one snapshot file, or why it is not one.
-fn read(path: &Path) -> io::Result<Result<Vec<u8>, String>> {
     let bytes = match fs::metadata(path) {
         Ok(m) if m.len() > (HEADER_BYTES + SNAPSHOT_BYTES_MAX) as u64 => {
             return Ok(Err(format!("{} bytes is over SNAPSHOT_BYTES_MAX", m.len())));
@@ -178,7 +176,7 @@ mod tests {
         // A torn newest snapshot is skipped for the one before it.
         let newest = path_for(dir.path(), 30);
         let len = fs::metadata(&newest).unwrap().len();
-        File::options()
+        fs::File::options()
             .write(true)
             .open(&newest)
             .unwrap()
@@ -195,5 +193,16 @@ mod tests {
         assert_eq!(latest(dir.path(), 100).unwrap(), None);
         remove_above(dir.path(), 20).unwrap();
         assert_eq!(list(dir.path()).unwrap(), vec![20]);
+    }
+
+    #[test]
+    fn a_payload_that_could_not_be_read_back_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        // Zeroed pages from the allocator: never touched, so cheap.
+        let huge = vec![0u8; SNAPSHOT_BYTES_MAX + 1];
+        let e = write(dir.path(), 10, &huge).unwrap_err();
+        assert!(e.to_string().contains("over SNAPSHOT_BYTES_MAX"), "{e}");
+        assert_eq!(list(dir.path()).unwrap(), Vec::<i64>::new());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

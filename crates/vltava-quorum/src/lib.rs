@@ -250,7 +250,7 @@ impl Quorum {
                 }
             }
         }
-        log_store::write_json(&config.dir, IMPORTED_FILE, &true)
+        log_store::blocking(|| log_store::write_json(&config.dir, IMPORTED_FILE, &true))
             .map_err(|e| QuorumError::Storage(e.to_string()))?;
         tracing::info!(
             records = config.initial_records.len(),

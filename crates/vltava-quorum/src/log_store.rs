@@ -288,19 +288,36 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Writes `value` as JSON to `dir/name` durably: a temporary file, fsync,
-/// rename, directory fsync.
+/// Largest state file (vote, purged id, snapshot) written or read back: a
+/// file claiming more is refused rather than allocated.
+pub(crate) const STATE_FILE_BYTES_MAX: u64 = 512 * 1024 * 1024;
+
+/// Writes `value` as JSON to `dir/name` durably (see
+/// [`vltava_log::write_durably`]).
 pub(crate) fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> io::Result<()> {
-    let path = dir.join(name);
-    let tmp = dir.join(format!("{name}.tmp"));
-    fs::write(&tmp, serde_json::to_vec(value).map_err(io::Error::other)?)?;
-    fs::File::open(&tmp)?.sync_all()?;
-    fs::rename(&tmp, &path)?;
-    fs::File::open(dir)?.sync_all()
+    let bytes = serde_json::to_vec(value).map_err(io::Error::other)?;
+    if bytes.len() as u64 > STATE_FILE_BYTES_MAX {
+        return Err(io::Error::other(format!(
+            "{name}: {} bytes is over STATE_FILE_BYTES_MAX ({STATE_FILE_BYTES_MAX})",
+            bytes.len()
+        )));
+    }
+    vltava_log::write_durably(dir, name, &bytes)
 }
 
 /// Reads JSON from `path`; `None` when the file does not exist.
 pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
+    match fs::metadata(path) {
+        Ok(m) if m.len() > STATE_FILE_BYTES_MAX => {
+            return Err(io::Error::other(format!(
+                "{}: {} bytes is over STATE_FILE_BYTES_MAX ({STATE_FILE_BYTES_MAX})",
+                path.display(),
+                m.len()
+            )));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        _ => {}
+    }
     match fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)

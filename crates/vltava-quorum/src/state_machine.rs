@@ -52,7 +52,12 @@ pub struct StateMachine {
 
 /// The last log index `snapshot.json` in `dir` covers, if there is one.
 pub fn durable_snapshot_last_index(dir: &Path) -> Option<u64> {
-    read_json::<StoredSnapshot>(&dir.join(SNAPSHOT_FILE))
+    /// Only the meta of `snapshot.json`: its records are skipped, not built.
+    #[derive(Deserialize)]
+    struct MetaOnly {
+        meta: SnapshotMeta<NodeId, BasicNode>,
+    }
+    read_json::<MetaOnly>(&dir.join(SNAPSHOT_FILE))
         .ok()
         .flatten()
         .and_then(|s| s.meta.last_log_id)

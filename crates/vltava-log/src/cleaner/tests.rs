@@ -784,7 +784,7 @@ fn a_log_closed_for_deletion_stops_its_cleaner_pass() {
     }
     // Returns once the pass has let go of the log (the thread may still be
     // unwinding); from here on nothing touches files in `path`.
-    log.close_for_delete();
+    log.fence();
     let result = pass.join().unwrap();
     assert!(matches!(result, Err(LogError::Closed(_))), "{result:?}");
     // Delete, as the broker does, and re-create the partition.
