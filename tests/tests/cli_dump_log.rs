@@ -23,6 +23,11 @@ fn dump(files: &[&Path], extra: &[&str]) -> Output {
     vltava(&args, "")
 }
 
+/// A path as the tool reports it in its findings: absolute.
+fn abs(f: &Path) -> String {
+    std::path::absolute(f).unwrap().display().to_string()
+}
+
 fn record(key: Option<&str>, value: &str, ts: i64, headers: &[&str]) -> TestRecord {
     TestRecord {
         key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
@@ -166,6 +171,20 @@ fn dumps_batches_records_indexes_and_snapshot() {
     let out = dump(&[&p.index, &p.time_index], &["--verify-index-only"]);
     assert!(out.status.success());
     assert_eq!(text(&out.stderr), "");
+    // A batch must end within --max-message-size of its entry's position:
+    // with 10 bytes neither does, and both entries are reported.
+    let out = dump(
+        &[&p.index],
+        &["--verify-index-only", "--max-message-size", "10"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "Mismatches in :{}\n  Index offset: 0, log offset: -1\n  Index offset: 2, log offset: -1\n",
+            abs(&p.index)
+        )
+    );
 
     // The clean shutdown wrote the producer's state at the log end.
     let snapshot = p.dir.join("00000000000000000003.snapshot");
@@ -263,7 +282,6 @@ fn finds_corruption_and_exits_1() {
             p.time_index.display()
         )
     );
-    let abs = |f: &Path| std::path::absolute(f).unwrap().display().to_string();
     assert_eq!(
         text(&out.stderr),
         format!(

@@ -36,6 +36,9 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::{Mutex, RwLock};
 use vltava_record::{BatchHeader, RecordError};
 
+pub use segment::{
+    index_file_bytes_max, OffsetEntry, TimeEntry, OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES,
+};
 use segment::{Segment, SegmentState};
 use storage::{FileStorage, SegmentFile, Storage};
 
@@ -1253,8 +1256,11 @@ fn open_closed_segment(
     next_base: i64,
     config: &LogConfig,
 ) -> Result<(Segment, bool), LogError> {
-    let (segment, offset_bytes, time_bytes) = Segment::open_files(storage, dir, base)?;
-    let rebuilt = !segment.load_indexes(&offset_bytes, &time_bytes, next_base)?;
+    let segment = Segment::open(storage, dir, base)?;
+    let rebuilt = match segment.read_index_files()? {
+        Some((offsets, times)) => !segment.load_indexes(&offsets, &times, next_base)?,
+        None => true,
+    };
     if rebuilt {
         tracing::warn!(segment = %segment.log_path.display(), "rebuilding indexes");
         segment.rebuild_from_headers(config.index_interval_bytes)?;
@@ -1278,7 +1284,7 @@ fn recover_last_segment(
     base: i64,
     config: &LogConfig,
 ) -> Result<(Segment, TailScan), LogError> {
-    let (segment, _, _) = Segment::open_files(storage, dir, base)?;
+    let segment = Segment::open(storage, dir, base)?;
     let file_len = segment.size();
     let mut state = SegmentState::empty(base);
     let mut position = 0u64;
@@ -1486,8 +1492,7 @@ fn copy_prefix(
     drop(out);
     fs::rename(&tmp, &segment.log_path)?;
     sync_dir(dir)?;
-    let (replacement, _, _) = Segment::open_files(storage, dir, segment.base_offset)?;
-    Ok(replacement)
+    Segment::open(storage, dir, segment.base_offset)
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {

@@ -11,24 +11,73 @@ use vltava_record::{BatchHeader, RecordError, BATCH_HEADER_BYTES, LOG_OVERHEAD};
 
 use crate::storage::{SegmentFile, Storage};
 
-pub(crate) const OFFSET_ENTRY_BYTES: usize = 8;
-pub(crate) const TIME_ENTRY_BYTES: usize = 12;
+/// Bytes of one `.index` entry: relative offset and position, each a
+/// big-endian u32.
+pub const OFFSET_ENTRY_BYTES: usize = 8;
+/// Bytes of one `.timeindex` entry: timestamp (big-endian i64) and relative
+/// offset (big-endian u32).
+pub const TIME_ENTRY_BYTES: usize = 12;
 
 /// `<base offset, 20 digits>.<suffix>` inside `dir`.
 pub(crate) fn file_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
     dir.join(format!("{base_offset:020}.{suffix}"))
 }
 
+/// One `.index` entry: the batch at `base offset + relative_offset` starts
+/// at byte `position` of the `.log`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct OffsetEntry {
+pub struct OffsetEntry {
     pub relative_offset: u32,
     pub position: u32,
 }
 
+impl OffsetEntry {
+    pub fn to_bytes(self) -> [u8; OFFSET_ENTRY_BYTES] {
+        let mut buf = [0u8; OFFSET_ENTRY_BYTES];
+        buf[..4].copy_from_slice(&self.relative_offset.to_be_bytes());
+        buf[4..].copy_from_slice(&self.position.to_be_bytes());
+        buf
+    }
+
+    pub fn from_bytes(b: &[u8; OFFSET_ENTRY_BYTES]) -> OffsetEntry {
+        OffsetEntry {
+            relative_offset: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            position: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        }
+    }
+}
+
+/// One `.timeindex` entry: records up to `timestamp` are found at or
+/// before `base offset + relative_offset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TimeEntry {
+pub struct TimeEntry {
     pub timestamp: i64,
     pub relative_offset: u32,
+}
+
+impl TimeEntry {
+    pub fn to_bytes(self) -> [u8; TIME_ENTRY_BYTES] {
+        let mut buf = [0u8; TIME_ENTRY_BYTES];
+        buf[..8].copy_from_slice(&self.timestamp.to_be_bytes());
+        buf[8..].copy_from_slice(&self.relative_offset.to_be_bytes());
+        buf
+    }
+
+    pub fn from_bytes(b: &[u8; TIME_ENTRY_BYTES]) -> TimeEntry {
+        let mut timestamp = [0u8; 8];
+        timestamp.copy_from_slice(&b[..8]);
+        TimeEntry {
+            timestamp: i64::from_be_bytes(timestamp),
+            relative_offset: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
+        }
+    }
+}
+
+/// The most bytes an index of a `log_bytes`-long segment can hold: at most
+/// one entry per batch, and no batch is shorter than its header (one more
+/// for the entry a seal adds). A longer file was not written by the log.
+pub fn index_file_bytes_max(log_bytes: u64, entry_bytes: usize) -> u64 {
+    (log_bytes / BATCH_HEADER_BYTES as u64 + 1).saturating_mul(entry_bytes as u64)
 }
 
 /// Everything about a segment that changes on append. Guarded by a short
@@ -111,17 +160,9 @@ impl SegmentState {
 
     /// The `.index` and `.timeindex` file contents for the in-memory entries.
     pub fn index_bytes(&self) -> (Vec<u8>, Vec<u8>) {
-        let mut offsets = Vec::with_capacity(self.offset_index.len() * OFFSET_ENTRY_BYTES);
-        for e in &self.offset_index {
-            offsets.extend_from_slice(&e.relative_offset.to_be_bytes());
-            offsets.extend_from_slice(&e.position.to_be_bytes());
-        }
-        let mut times = Vec::with_capacity(self.time_index.len() * TIME_ENTRY_BYTES);
-        for e in &self.time_index {
-            times.extend_from_slice(&e.timestamp.to_be_bytes());
-            times.extend_from_slice(&e.relative_offset.to_be_bytes());
-        }
-        (offsets, times)
+        let offsets = self.offset_index.iter().flat_map(|e| e.to_bytes());
+        let times = self.time_index.iter().flat_map(|e| e.to_bytes());
+        (offsets.collect(), times.collect())
     }
 
     /// A time index entry for the current maximum if it is newer than the
@@ -285,20 +326,14 @@ impl Segment {
     }
 
     /// Opens an existing segment without looking at its contents.
-    pub fn open_files(
-        storage: &Arc<dyn Storage>,
-        dir: &Path,
-        base_offset: i64,
-    ) -> io::Result<(Segment, Vec<u8>, Vec<u8>)> {
+    pub fn open(storage: &Arc<dyn Storage>, dir: &Path, base_offset: i64) -> io::Result<Segment> {
         let log_path = file_path(dir, base_offset, "log");
         let file = storage.open(&log_path, false)?;
         let index_path = file_path(dir, base_offset, "index");
         let time_path = file_path(dir, base_offset, "timeindex");
-        let offset_bytes = read_all(&*storage.open(&index_path, false)?)?;
-        let time_bytes = read_all(&*storage.open(&time_path, false)?)?;
         let mut state = SegmentState::empty(base_offset);
         state.size = file.len()?;
-        let segment = Segment {
+        Ok(Segment {
             base_offset,
             verified: Arc::default(),
             file,
@@ -308,8 +343,34 @@ impl Segment {
             log_path,
             state: RwLock::new(state),
             indexes_dirty: AtomicBool::new(false),
-        };
-        Ok((segment, offset_bytes, time_bytes))
+        })
+    }
+
+    /// The bytes of the `.index` and `.timeindex` files, or `None` when
+    /// either is longer than [`index_file_bytes_max`] allows for this
+    /// segment (then it is rebuilt, never read into memory).
+    pub fn read_index_files(&self) -> io::Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let size = self.size();
+        let offsets = self.offset_index_file.get(&*self.storage)?;
+        let times = self.time_index_file.get(&*self.storage)?;
+        let offsets_len = offsets.len()?;
+        let times_len = times.len()?;
+        if offsets_len > index_file_bytes_max(size, OFFSET_ENTRY_BYTES)
+            || times_len > index_file_bytes_max(size, TIME_ENTRY_BYTES)
+        {
+            tracing::warn!(
+                segment = %self.log_path.display(),
+                log_bytes = size,
+                index_bytes = offsets_len,
+                time_index_bytes = times_len,
+                "index files longer than any index of this segment"
+            );
+            return Ok(None);
+        }
+        Ok(Some((
+            read_all(&*offsets, offsets_len)?,
+            read_all(&*times, times_len)?,
+        )))
     }
 
     pub fn size(&self) -> u64 {
@@ -318,13 +379,10 @@ impl Segment {
 
     pub fn write_entries(&self, new: &NewEntries, counts: (usize, usize)) -> io::Result<()> {
         if let Some(e) = new.offset {
-            let mut buf = [0u8; OFFSET_ENTRY_BYTES];
-            buf[..4].copy_from_slice(&e.relative_offset.to_be_bytes());
-            buf[4..].copy_from_slice(&e.position.to_be_bytes());
             let at = (counts.0 - 1) * OFFSET_ENTRY_BYTES;
             self.offset_index_file
                 .get(&*self.storage)?
-                .write_at(&buf, at as u64)?;
+                .write_at(&e.to_bytes(), at as u64)?;
         }
         if let Some(e) = new.time {
             self.write_time_entry(e, counts.1 - 1)?;
@@ -333,12 +391,9 @@ impl Segment {
     }
 
     pub fn write_time_entry(&self, e: TimeEntry, index: usize) -> io::Result<()> {
-        let mut buf = [0u8; TIME_ENTRY_BYTES];
-        buf[..8].copy_from_slice(&e.timestamp.to_be_bytes());
-        buf[8..].copy_from_slice(&e.relative_offset.to_be_bytes());
         self.time_index_file
             .get(&*self.storage)?
-            .write_at(&buf, (index * TIME_ENTRY_BYTES) as u64)
+            .write_at(&e.to_bytes(), (index * TIME_ENTRY_BYTES) as u64)
     }
 
     /// Remembers that the index files lag the in-memory indexes.
@@ -516,10 +571,7 @@ fn parse_offset_index(bytes: &[u8], file_size: u64) -> Option<Vec<OffsetEntry>> 
     }
     let mut entries: Vec<OffsetEntry> = Vec::with_capacity(bytes.len() / OFFSET_ENTRY_BYTES);
     for chunk in chunks {
-        let e = OffsetEntry {
-            relative_offset: u32::from_be_bytes(chunk[..4].try_into().ok()?),
-            position: u32::from_be_bytes(chunk[4..].try_into().ok()?),
-        };
+        let e = OffsetEntry::from_bytes(chunk.try_into().ok()?);
         if u64::from(e.position) >= file_size {
             return None;
         }
@@ -540,10 +592,7 @@ fn parse_time_index(bytes: &[u8], offset_span: i64) -> Option<Vec<TimeEntry>> {
     }
     let mut entries: Vec<TimeEntry> = Vec::with_capacity(bytes.len() / TIME_ENTRY_BYTES);
     for chunk in chunks {
-        let e = TimeEntry {
-            timestamp: i64::from_be_bytes(chunk[..8].try_into().ok()?),
-            relative_offset: u32::from_be_bytes(chunk[8..].try_into().ok()?),
-        };
+        let e = TimeEntry::from_bytes(chunk.try_into().ok()?);
         if i64::from(e.relative_offset) >= offset_span || e.timestamp < 0 {
             return None;
         }
@@ -561,9 +610,8 @@ fn corrupt(e: RecordError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
-fn read_all(file: &dyn SegmentFile) -> io::Result<Vec<u8>> {
-    let len = file.len()? as usize;
-    let mut buf = vec![0u8; len];
+fn read_all(file: &dyn SegmentFile, len: u64) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len as usize];
     file.read_at(&mut buf, 0)?;
     Ok(buf)
 }

@@ -477,9 +477,25 @@ fn closed_segment_indexes_are_rebuilt_when_missing_or_garbage() {
     let pos = u32::from_be_bytes(wrong[last..].try_into().unwrap()) + 1;
     wrong[last..].copy_from_slice(&pos.to_be_bytes());
     fs::write(log_file(dir.path(), 0, "index"), &wrong).unwrap();
-    let log = Log::open(dir.path(), cfg, 0).unwrap();
+    let log = Log::open(dir.path(), cfg.clone(), 0).unwrap();
     assert_eq!(read_batches(&log), stored);
     assert_eq!(fs::read(log_file(dir.path(), 0, "index")).unwrap(), index0);
+
+    // An index file grown far past what the segment could need (a sparse
+    // 64 GiB file here) is rebuilt without being read into memory.
+    drop(log);
+    fs::File::options()
+        .write(true)
+        .open(log_file(dir.path(), second, "timeindex"))
+        .unwrap()
+        .set_len(1 << 36)
+        .unwrap();
+    let log = Log::open(dir.path(), cfg, 0).unwrap();
+    assert_eq!(log.recovery().rebuilt_indexes, 1);
+    assert_eq!(read_batches(&log), stored);
+    let rebuilt = fs::metadata(log_file(dir.path(), second, "timeindex")).unwrap();
+    let log_bytes = fs::metadata(log_file(dir.path(), second, "log")).unwrap();
+    assert!(rebuilt.len() <= index_file_bytes_max(log_bytes.len(), TIME_ENTRY_BYTES));
 }
 
 #[test]

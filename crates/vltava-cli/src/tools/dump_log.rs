@@ -34,10 +34,10 @@ use vltava_record::{
     BATCH_HEADER_BYTES, CRC_COVERED_FROM, DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT,
 };
 
+use vltava_log::{OffsetEntry, TimeEntry};
+
 use super::Failure;
 
-const OFFSET_ENTRY_BYTES: u64 = 8;
-const TIME_ENTRY_BYTES: u64 = 12;
 /// An index is read whole; Kafka caps one at `segment.index.bytes` (10 MiB
 /// by default), so a file far past that is not an index.
 const INDEX_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;
@@ -467,13 +467,13 @@ fn log_beside(index: &Path) -> std::io::Result<PathBuf> {
 /// segment's base offset (`None`: an offset past the largest). A size that
 /// is not whole entries, or an unparsable entry, is reported as corruption
 /// and gives `None`.
-fn read_index<T>(
+fn read_index<T, const N: usize>(
     file: &Path,
-    entry_bytes: u64,
     kind: &str,
     findings: &mut Findings,
-    parse: impl Fn(i64, &[u8]) -> Option<T>,
+    parse: impl Fn(i64, &[u8; N]) -> Option<T>,
 ) -> std::io::Result<Option<Vec<T>>> {
+    let entry_bytes = N as u64;
     let base = base_offset(file)?;
     let size = std::fs::metadata(file)?.len();
     if size > INDEX_FILE_BYTES_MAX {
@@ -494,8 +494,8 @@ fn read_index<T>(
     }
     let bytes = std::fs::read(file)?;
     let entries = bytes
-        .chunks_exact(entry_bytes as usize)
-        .map(|e| parse(base, e))
+        .chunks_exact(N)
+        .map(|e| parse(base, e.try_into().ok()?))
         .collect::<Option<Vec<T>>>();
     if entries.is_none() {
         eprintln!(
@@ -508,10 +508,10 @@ fn read_index<T>(
 }
 
 fn dump_index(file: &Path, args: &DumpLogArgs, findings: &mut Findings) -> std::io::Result<()> {
-    let Some(entries) = read_index(file, OFFSET_ENTRY_BYTES, "index", findings, |base, e| {
-        let relative = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
-        let position = u32::from_be_bytes([e[4], e[5], e[6], e[7]]);
-        Some((base.checked_add(i64::from(relative))?, u64::from(position)))
+    let Some(entries) = read_index(file, "index", findings, |base, bytes| {
+        let e = OffsetEntry::from_bytes(bytes);
+        let offset = base.checked_add(i64::from(e.relative_offset))?;
+        Some((offset, u64::from(e.position)))
     })?
     else {
         return Ok(());
@@ -586,14 +586,9 @@ fn dump_time_index(
     args: &DumpLogArgs,
     findings: &mut Findings,
 ) -> std::io::Result<()> {
-    let Some(entries) = read_index(file, TIME_ENTRY_BYTES, "time index", findings, |base, e| {
-        let mut ts = [0u8; 8];
-        ts.copy_from_slice(&e[..8]);
-        let relative = u32::from_be_bytes([e[8], e[9], e[10], e[11]]);
-        Some((
-            i64::from_be_bytes(ts),
-            base.checked_add(i64::from(relative))?,
-        ))
+    let Some(entries) = read_index(file, "time index", findings, |base, bytes| {
+        let e = TimeEntry::from_bytes(bytes);
+        Some((e.timestamp, base.checked_add(i64::from(e.relative_offset))?))
     })?
     else {
         return Ok(());
