@@ -380,3 +380,93 @@ fn sigterm_stops_an_endless_producer_with_everything_acknowledged() {
         assert_eq!(e["key"], Value::Null);
     }
 }
+
+/// `--acks`, `--producer.config`, `--enable-autocommit`,
+/// `--session-timeout` and `--consumer.config` each reach the client: the
+/// file's settings win over the flags as in Kafka's tools.
+#[test]
+fn settings_from_flags_and_config_files_reach_the_clients() {
+    let broker = TestBroker::start(&[]);
+    let bs = broker.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let offsets = |out: &Output| -> Vec<i64> {
+        events(out)
+            .iter()
+            .filter(|e| e["name"] == "producer_send_success")
+            .map(|e| e["offset"].as_i64().unwrap())
+            .collect()
+    };
+    let produce = |extra: &[&str]| {
+        let mut args = vec!["--topic", "settings", "--max-messages", "3"];
+        args.extend_from_slice(extra);
+        vltava_tool("verifiable-producer", &bs, &args)
+    };
+    // acks=0: the broker never answers, so no offsets are known.
+    assert_eq!(offsets(&produce(&["--acks", "0"])), [-1, -1, -1]);
+    // The file's acks=1 wins over --acks 0: offsets come back.
+    let acks_one = file("acks-one.properties", "acks=1\nlinger.ms=0\n");
+    assert_eq!(
+        offsets(&produce(&["--acks", "0", "--producer.config", &acks_one])),
+        [3, 4, 5]
+    );
+    let idempotent = file("idempotent.properties", "enable.idempotence=true\n");
+    let out = produce(&["--acks", "1", "--producer.config", &idempotent]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "Must set acks to all in order to use the idempotent producer. Otherwise we cannot guarantee idempotence.\n"
+    );
+
+    let consume = |group: &str, extra: &[&str]| {
+        let mut args = vec!["--topic", "settings", "--group-id", group];
+        args.extend_from_slice(extra);
+        vltava_tool("verifiable-consumer", &bs, &args)
+    };
+    let committed = |group: &str| {
+        let export = [
+            "--group",
+            group,
+            "--reset-offsets",
+            "--all-topics",
+            "--to-current",
+            "--dry-run",
+            "--export",
+        ];
+        stdout_ok(group, &vltava_tool("consumer-groups", &bs, &export))
+    };
+    // Auto-commit: no commit per poll, the positions committed on close.
+    let out = consume("auto", &["--max-messages", "6", "--enable-autocommit"]);
+    let seen = names(&events(&out)).join(",");
+    assert!(!seen.contains("offsets_committed"), "{seen}");
+    assert!(
+        seen.ends_with("records_consumed,shutdown_complete"),
+        "{seen}"
+    );
+    assert_eq!(committed("auto"), "settings,0,6\n\n");
+    // A session timeout under the broker's group.min.session.timeout.ms
+    // (6000) is refused by the broker at the join.
+    let out = consume(
+        "short",
+        &["--max-messages", "1", "--session-timeout", "1000"],
+    );
+    assert_eq!(
+        names(&events(&out)),
+        ["startup_complete", "shutdown_complete"]
+    );
+    assert_eq!(
+        text(&out.stderr),
+        "Error during processing, terminating consumer process: org.apache.kafka.common.errors.InvalidSessionTimeoutException: The session timeout is not within the range allowed by the broker (as configured by group.min.session.timeout.ms and group.max.session.timeout.ms).\n"
+    );
+    let secure = file("ssl.properties", "security.protocol=SSL\n");
+    let out = consume("ssl", &["--consumer.config", &secure]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "Error: security.protocol=SSL (--consumer.config) is not supported by Vltava's tools yet: they connect over PLAINTEXT only, and will not connect without the security you asked for\n"
+    );
+}

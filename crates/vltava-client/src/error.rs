@@ -151,6 +151,7 @@ fn default_message(code: i16) -> Option<&'static str> {
         17 => "The request attempted to perform an operation on an invalid topic.",
         22 => "Specified group generation id is not valid.",
         25 => "The coordinator is not aware of this member.",
+        26 => "The session timeout is not within the range allowed by the broker (as configured by group.min.session.timeout.ms and group.max.session.timeout.ms).",
         27 => "The group is rebalancing, so a rejoin is needed.",
         35 => "The version of API is not supported.",
         36 => "Topic with this name already exists.",

@@ -179,20 +179,7 @@ fn producer_config(args: &ConsoleProducerArgs) -> anyhow::Result<(ProducerConfig
         &args.producer_properties,
     )?);
     super::refuse_security_settings("--producer.config or --producer-property", &props)?;
-    let acks_text = props
-        .get("acks")
-        .cloned()
-        .unwrap_or_else(|| args.request_required_acks.clone());
-    let acks: i16 = match acks_text.trim() {
-        "all" | "-1" => -1,
-        "0" => 0,
-        "1" => 1,
-        other => {
-            return fail(format!(
-            "Invalid value {other} for configuration acks: String must be one of: all, -1, 0, 1"
-        ))
-        }
-    };
+    let acks = super::acks(props.get("acks").unwrap_or(&args.request_required_acks))?;
     let codec = props
         .get("compression.type")
         .cloned()
@@ -206,13 +193,7 @@ fn producer_config(args: &ConsoleProducerArgs) -> anyhow::Result<(ProducerConfig
         number("linger.ms", args.timeout)?
     };
     // Kafka's default: idempotent when acks=all, unless turned off.
-    let idempotence = match props.get("enable.idempotence").map(|v| v.trim()) {
-        Some("true") if acks != -1 => {
-            return fail("Must set acks to all in order to use the idempotent producer. Otherwise we cannot guarantee idempotence.")
-        }
-        Some("false") => false,
-        _ => acks == -1,
-    };
+    let idempotence = super::idempotence(&props, acks, acks == -1)?;
     let config = ProducerConfig {
         acks,
         linger: Duration::from_millis(linger_ms),

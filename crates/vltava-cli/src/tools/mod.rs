@@ -56,6 +56,41 @@ pub fn compression(value: &str) -> anyhow::Result<vltava_client::Compression> {
     })
 }
 
+/// The `acks` producer property: all, -1, 0 or 1.
+pub fn acks(value: &str) -> anyhow::Result<i16> {
+    match value.trim() {
+        "all" | "-1" => Ok(-1),
+        "0" => Ok(0),
+        "1" => Ok(1),
+        other => fail(format!(
+            "Invalid value {other} for configuration acks: String must be one of: all, -1, 0, 1"
+        )),
+    }
+}
+
+/// The `enable.idempotence` producer property, else `default`; true needs
+/// acks=all, as the Java client insists.
+pub fn idempotence(
+    props: &BTreeMap<String, String>,
+    acks: i16,
+    default: bool,
+) -> anyhow::Result<bool> {
+    let idempotence = match props.get("enable.idempotence").map(|v| v.trim()) {
+        None => default,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        Some(other) => {
+            return fail(format!(
+                "Invalid value {other} for configuration enable.idempotence: Expected value to be either true or false"
+            ))
+        }
+    };
+    if idempotence && acks != -1 {
+        return fail("Must set acks to all in order to use the idempotent producer. Otherwise we cannot guarantee idempotence.");
+    }
+    Ok(idempotence)
+}
+
 /// A LONG producer property, or `default` when it is not set.
 pub fn long_property(
     props: &BTreeMap<String, String>,
@@ -276,6 +311,7 @@ pub fn java_exception(code: i16) -> &'static str {
         6 => "org.apache.kafka.common.errors.NotLeaderOrFollowerException",
         7 => "org.apache.kafka.common.errors.TimeoutException",
         17 => "org.apache.kafka.common.errors.InvalidTopicException",
+        26 => "org.apache.kafka.common.errors.InvalidSessionTimeoutException",
         36 => "org.apache.kafka.common.errors.TopicExistsException",
         37 => "org.apache.kafka.common.errors.InvalidPartitionsException",
         38 => "org.apache.kafka.common.errors.InvalidReplicationFactorException",
@@ -320,5 +356,29 @@ mod tests {
             uuid::Uuid::from_bytes([0xfb, 0xff, 0xbf, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
         // base64url of those bytes: "-_-_AAECAwQFBgcICQoLDA"
         assert_eq!(kafka_uuid(&id), "-_-_AAECAwQFBgcICQoLDA");
+    }
+
+    #[test]
+    fn producer_acks_and_idempotence_as_the_java_client_reads_them() {
+        for (text, acks) in [("all", -1), ("-1", -1), (" 1 ", 1), ("0", 0)] {
+            assert_eq!(super::acks(text).unwrap(), acks, "{text}");
+        }
+        assert_eq!(
+            super::acks("2").unwrap_err().to_string(),
+            "Invalid value 2 for configuration acks: String must be one of: all, -1, 0, 1"
+        );
+        let props = |v: &str| BTreeMap::from([("enable.idempotence".to_string(), v.to_string())]);
+        assert!(idempotence(&BTreeMap::new(), -1, true).unwrap());
+        assert!(!idempotence(&BTreeMap::new(), 1, false).unwrap());
+        assert!(idempotence(&props("TRUE"), -1, false).unwrap());
+        assert!(!idempotence(&props("false"), -1, true).unwrap());
+        assert_eq!(
+            idempotence(&props("true"), 1, false).unwrap_err().to_string(),
+            "Must set acks to all in order to use the idempotent producer. Otherwise we cannot guarantee idempotence."
+        );
+        assert_eq!(
+            idempotence(&props("yes"), -1, true).unwrap_err().to_string(),
+            "Invalid value yes for configuration enable.idempotence: Expected value to be either true or false"
+        );
     }
 }

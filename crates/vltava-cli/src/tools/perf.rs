@@ -153,26 +153,11 @@ pub async fn run(args: PerfArgs) -> anyhow::Result<()> {
 /// Producer settings from Kafka's property names. `acks` defaults to all
 /// and idempotence follows it, as the Java client's defaults do.
 fn producer_config(props: &BTreeMap<String, String>) -> anyhow::Result<ProducerConfig> {
-    let acks = match props.get("acks").map_or("all", |v| v.trim()) {
-        "all" | "-1" => -1,
-        "0" => 0,
-        "1" => 1,
-        other => {
-            return fail(format!(
-            "Invalid value {other} for configuration acks: String must be one of: all, -1, 0, 1"
-        ))
-        }
-    };
+    let acks = super::acks(props.get("acks").map_or("all", |v| v.as_str()))?;
     let compression =
         super::compression(props.get("compression.type").map_or("none", |v| v.as_str()))?;
     let number = |k: &str, d: u64| super::long_property(props, k, d);
-    let idempotence = match props.get("enable.idempotence").map(|v| v.trim()) {
-        Some("true") if acks != -1 => {
-            return fail("Must set acks to all in order to use the idempotent producer. Otherwise we cannot guarantee idempotence.")
-        }
-        Some("false") => false,
-        _ => acks == -1,
-    };
+    let idempotence = super::idempotence(props, acks, acks == -1)?;
     let defaults = ProducerConfig::default();
     Ok(ProducerConfig {
         acks,

@@ -147,24 +147,12 @@ fn verifiable_producer_config(
         None => BTreeMap::new(),
     };
     super::refuse_security_settings("--producer.config", &props)?;
-    let acks = match props.get("acks").map(|a| a.trim()) {
+    let acks = match props.get("acks") {
+        Some(text) => super::acks(text)?,
         None => args.acks,
-        Some("all" | "-1") => -1,
-        Some("0") => 0,
-        Some("1") => 1,
-        Some(other) => {
-            return fail(format!(
-                "Invalid value {other} for configuration acks: String must be one of: all, -1, 0, 1"
-            ))
-        }
     };
     let number = |k: &str, d: u64| super::long_property(&props, k, d);
-    let idempotence = props
-        .get("enable.idempotence")
-        .is_some_and(|v| v.trim() == "true");
-    if idempotence && acks != -1 {
-        return fail("Must set acks to all in order to use the idempotent producer. Otherwise we cannot guarantee idempotence.");
-    }
+    let idempotence = super::idempotence(&props, acks, false)?;
     let compression = match props.get("compression.type") {
         Some(c) => super::compression(c)?,
         None => vltava_client::Compression::None,
@@ -493,7 +481,11 @@ pub async fn consumer(args: VerifiableConsumerArgs) -> anyhow::Result<()> {
     };
     if let Err(e) = &result {
         // Kafka's tool logs the error and still closes and says so.
-        eprintln!("Error during processing, terminating consumer process: {e}");
+        let shown = match e.downcast_ref::<Error>().and_then(Error::kafka) {
+            Some(k) => format!("{}: {}", java_exception(k.code), k.text()),
+            None => e.to_string(),
+        };
+        eprintln!("Error during processing, terminating consumer process: {shown}");
     }
     // Closing: auto-commit commits what was consumed, then the member leaves.
     let close = async {
