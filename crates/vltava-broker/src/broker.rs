@@ -658,9 +658,10 @@ impl Broker {
     /// Deletes segments past retention on every partition.
     pub fn enforce_retention(&self) {
         let now_ms = self.now_ms();
+        let expiration_ms = self.producer_id_expiration_ms();
         for topic in self.topics() {
             for partition in topic.partitions.iter().filter(|p| !p.is_offline()) {
-                let expired = partition.expire_producers(now_ms, self.producer_id_expiration_ms());
+                let expired = partition.expire_producers(now_ms, expiration_ms);
                 if expired > 0 {
                     info!(topic = %topic.name, partition = partition.index, producers = expired, "expired idle producer ids");
                 }

@@ -30,13 +30,13 @@ pub const DYNAMIC_BROKER_KEYS: &[&str] = &[
 /// Whether a broker key may be changed at run time: every key that sets a
 /// topic default, and [`DYNAMIC_BROKER_KEYS`].
 pub fn is_dynamic_broker_config(name: &str) -> bool {
-    TOPIC_CONFIGS.iter().any(|d| d.broker_name == name) || DYNAMIC_BROKER_KEYS.contains(&name)
+    topic_config_of_broker_key(name).is_some() || DYNAMIC_BROKER_KEYS.contains(&name)
 }
 
 /// Checks a dynamic broker config; `name` must be one
 /// ([`is_dynamic_broker_config`]) and canonical (not a time synonym).
 pub fn validate_dynamic_broker_config(name: &str, value: &str) -> Result<(), ConfigError> {
-    if let Some(def) = TOPIC_CONFIGS.iter().find(|d| d.broker_name == name) {
+    if let Some(def) = topic_config_of_broker_key(name) {
         return validate_value(name, def.config_type, def.allowed, def.min, value);
     }
     match name {
@@ -163,6 +163,12 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
 
 pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
     TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// The topic config whose default a broker key sets
+/// (`log.retention.ms` → `retention.ms`), if it sets one.
+pub fn topic_config_of_broker_key(key: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.broker_name == key)
 }
 
 /// Checks one topic config against its definition.
@@ -668,7 +674,7 @@ impl BrokerConfig {
             let known = broker_default(key).is_some()
                 || key == "process.roles"
                 || CLUSTER_KEYS.contains(&key)
-                || TOPIC_CONFIGS.iter().any(|d| d.broker_name == key)
+                || topic_config_of_broker_key(key).is_some()
                 || TIME_SYNONYMS
                     .iter()
                     .any(|(_, syn)| syn.iter().any(|(s, _)| *s == key));
@@ -812,12 +818,7 @@ impl BrokerConfig {
     /// Kafka's default for a broker key (a broker-level key or one that
     /// sets a topic default).
     pub fn default_value(key: &str) -> Option<&'static str> {
-        broker_default(key).or_else(|| {
-            TOPIC_CONFIGS
-                .iter()
-                .find(|d| d.broker_name == key)
-                .map(|d| d.default)
-        })
+        broker_default(key).or_else(|| topic_config_of_broker_key(key).map(|d| d.default))
     }
 
     /// Every broker config Vltava knows, with value and source, for

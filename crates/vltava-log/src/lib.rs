@@ -97,8 +97,9 @@ pub enum LogError {
     /// write that hit it was undone and the next one is tried again.
     #[error("no space left for the log: {0}")]
     NoSpace(String),
-    /// The log was closed for deletion; nothing writes through it again.
-    #[error("log in {0} is closed: its partition was deleted")]
+    /// The log was fenced (its partition deleted, or the broker shutting
+    /// down); nothing writes through it again.
+    #[error("log in {0} is closed: its partition was deleted or the broker is shutting down")]
     Closed(String),
     /// Bytes read back from a segment are not a valid batch (CRC, magic,
     /// length or offsets): the disk returned something that was not written.

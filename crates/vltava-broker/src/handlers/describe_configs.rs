@@ -9,7 +9,8 @@ use vltava_protocol::ResponseError;
 
 use super::str_bytes;
 use crate::config::{
-    is_dynamic_broker_config, ConfigSource, ConfigType, TopicConfig, TOPIC_CONFIGS,
+    is_dynamic_broker_config, topic_config_of_broker_key, ConfigSource, ConfigType, TopicConfig,
+    TOPIC_CONFIGS,
 };
 use crate::error::ApiError;
 use crate::Broker;
@@ -188,7 +189,7 @@ fn describe_broker(
 /// The type DescribeConfigs reports for a broker key: the topic config's
 /// type for keys that set a topic default, else guessed from the value.
 fn config_type_of(key: &str, value: &str) -> ConfigType {
-    if let Some(def) = TOPIC_CONFIGS.iter().find(|d| d.broker_name == key) {
+    if let Some(def) = topic_config_of_broker_key(key) {
         return def.config_type;
     }
     match value.parse::<i64>() {

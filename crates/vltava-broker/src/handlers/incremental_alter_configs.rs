@@ -107,9 +107,8 @@ fn alter_broker(
         }
         op.name = str_bytes(key.clone());
         let op = &op;
-        let is_list = crate::config::TOPIC_CONFIGS
-            .iter()
-            .any(|d| d.broker_name == key && d.config_type == ConfigType::List);
+        let is_list = crate::config::topic_config_of_broker_key(&key)
+            .is_some_and(|d| d.config_type == ConfigType::List);
         let current = configs
             .get(&key)
             .cloned()
