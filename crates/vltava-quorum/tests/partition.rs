@@ -12,15 +12,8 @@ use vltava_meta::{ConfigResource, MetaRecord};
 use vltava_quorum::memory::MemoryNetwork;
 use vltava_quorum::{NodeId, ProposeError, Quorum, QuorumConfig};
 
-const DEADLINE: Duration = Duration::from_secs(30);
-
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+mod common;
+use common::{wait_for, DEADLINE};
 
 fn record(name: &str) -> MetaRecord {
     MetaRecord::Config {

@@ -15,15 +15,8 @@ use tokio::net::TcpListener;
 use vltava_meta::{ConfigResource, MetaRecord, MetadataImage};
 use vltava_quorum::{NodeId, ProposeError, Quorum, QuorumConfig, TcpConnector};
 
-const DEADLINE: Duration = Duration::from_secs(30);
-
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+mod common;
+use common::{wait_for, DEADLINE};
 
 /// A config record naming `i`, so images differ per proposal.
 fn record(i: usize) -> MetaRecord {
