@@ -604,16 +604,27 @@ impl Broker {
         );
         meta.append(&records, self.now_ms())?;
         let config = self.resolve_topic_config(&overrides);
-        for partition in &topic.partitions {
-            partition.log().set_config(config.log_config());
-        }
-        self.replace_topic(&topic, topic.partitions.clone(), config, overrides);
+        self.apply_topic_config(&topic, config, overrides);
         info!(
             topic = name,
             changes = records.len(),
             "altered topic configs"
         );
         Ok(())
+    }
+
+    /// Gives a topic a new resolved config (and overrides): its partitions'
+    /// logs take it at once.
+    fn apply_topic_config(
+        &self,
+        topic: &Topic,
+        config: TopicConfig,
+        overrides: BTreeMap<String, String>,
+    ) {
+        for partition in &topic.partitions {
+            partition.log().set_config(config.log_config());
+        }
+        self.replace_topic(topic, topic.partitions.clone(), config, overrides);
     }
 
     fn replace_topic(

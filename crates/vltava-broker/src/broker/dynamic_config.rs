@@ -212,15 +212,7 @@ impl Broker {
         for topic in self.topics() {
             let config = self.resolve_topic_config(&topic.overrides);
             if config != topic.config {
-                for partition in &topic.partitions {
-                    partition.log().set_config(config.log_config());
-                }
-                self.replace_topic(
-                    &topic,
-                    topic.partitions.clone(),
-                    config,
-                    topic.overrides.clone(),
-                );
+                self.apply_topic_config(&topic, config, topic.overrides.clone());
                 changed_topics += 1;
             }
         }
