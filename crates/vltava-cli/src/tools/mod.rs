@@ -326,6 +326,19 @@ pub fn java_exception(code: i16) -> &'static str {
     }
 }
 
+/// A fresh id in Kafka's form that is safe on a command line: as Kafka's
+/// `Uuid.randomUuid` does, ids whose text starts with '-' (which a tool
+/// would read as a flag) and the all-zero id are drawn again.
+pub fn random_kafka_uuid() -> String {
+    loop {
+        let id = uuid::Uuid::new_v4();
+        let text = kafka_uuid(&id);
+        if !id.is_nil() && !text.starts_with('-') {
+            return text;
+        }
+    }
+}
+
 /// Kafka's `Uuid.toString()`: URL-safe base64 of the 16 bytes, no padding.
 pub fn kafka_uuid(id: &uuid::Uuid) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -356,6 +369,16 @@ mod tests {
             uuid::Uuid::from_bytes([0xfb, 0xff, 0xbf, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
         // base64url of those bytes: "-_-_AAECAwQFBgcICQoLDA"
         assert_eq!(kafka_uuid(&id), "-_-_AAECAwQFBgcICQoLDA");
+    }
+
+    /// One id in 64 starts with '-': ten thousand draws would show one.
+    #[test]
+    fn random_ids_never_start_with_a_dash() {
+        for _ in 0..10_000 {
+            let id = random_kafka_uuid();
+            assert_eq!(id.len(), 22);
+            assert!(!id.starts_with('-'), "{id}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use vltava_broker::config::parse_properties;
 use vltava_broker::{write_meta_properties, BrokerConfig, META_PROPERTIES_FILE};
 
-use super::{fail, kafka_uuid};
+use super::{fail, random_kafka_uuid};
 
 #[derive(Args, Debug)]
 pub struct StorageArgs {
@@ -52,7 +52,7 @@ pub enum StorageCommand {
 pub fn run(args: StorageArgs) -> anyhow::Result<()> {
     match args.command {
         StorageCommand::RandomUuid => {
-            println!("{}", kafka_uuid(&uuid::Uuid::new_v4()));
+            println!("{}", random_kafka_uuid());
             Ok(())
         }
         StorageCommand::Format {
@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn cluster_ids_are_kafkas_form() {
-        assert!(valid_cluster_id(&kafka_uuid(&uuid::Uuid::new_v4())));
+        assert!(valid_cluster_id(&random_kafka_uuid()));
         assert!(valid_cluster_id("MkU3OEVBNTcwNTJENDM2Qk"));
         assert!(!valid_cluster_id("short"));
         assert!(!valid_cluster_id("MkU3OEVBNTcwNTJENDM2Q!"));
