@@ -9,7 +9,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use tracing::{info, warn};
 use uuid::Uuid;
-use vltava_meta::{ConfigResource, MetaRecord, MetadataStore, METADATA_DIR};
+use vltava_meta::{ConfigResource, MetaRecord, MetadataImage, METADATA_DIR};
 use vltava_protocol::ResponseError;
 
 use crate::clock::Clock;
@@ -82,13 +82,20 @@ struct ProducerIdBlock {
 
 pub struct Broker {
     pub config: BrokerConfig,
-    /// Dynamic broker configs as committed to the metadata log.
-    dynamic: RwLock<dynamic_config::DynamicConfigs>,
+    /// Dynamic broker configs as committed to the metadata log; written by
+    /// the publisher only.
+    dynamic: Arc<RwLock<dynamic_config::DynamicConfigs>>,
     cluster_id: String,
     clock: Arc<dyn Clock>,
-    /// Serialises every metadata change; held only for synchronous work.
-    meta: Mutex<MetadataStore>,
-    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// This node's member of the metadata quorum.
+    metadata: metadata::MetadataQuorum,
+    /// The controller's lock: a change's checks against the image and its
+    /// proposal happen under it, so two changes never pass their checks
+    /// against the same image. Held across the commit (a blocking wait).
+    controller: Mutex<()>,
+    /// The topics as the committed metadata says; written by the publisher
+    /// only.
+    topics: Arc<RwLock<BTreeMap<String, Arc<Topic>>>>,
     producer_ids: Mutex<ProducerIdBlock>,
     /// Produce requests being validated and appended at once; see
     /// [`PRODUCE_REQUESTS_IN_PROGRESS_MAX`].
@@ -102,6 +109,8 @@ pub struct Broker {
 }
 
 mod dynamic_config;
+mod metadata;
+mod publisher;
 
 /// Distinct (client, feature) warnings remembered; past this the log
 /// repeats rather than memory growing with client ids.
@@ -169,65 +178,39 @@ impl Broker {
         // Present only if the last run stopped cleanly; removed now so that
         // a crash from here on is seen as unclean next time.
         let clean_shutdown = take_clean_shutdown_marker(&data_dir).map_err(io_err)?;
-        let now_ms = clock.now_ms();
-        let meta = MetadataStore::open(&data_dir.join(METADATA_DIR), now_ms)?;
-        let image = meta.image().clone();
-        remove_orphan_dirs(&data_dir, &image)?;
-        let dynamic = dynamic_config::DynamicConfigs::from_image(&image, config.node_id);
-        let mut topics = BTreeMap::new();
-        for topic in image.topics.values() {
-            let overrides = image.configs_of(&ConfigResource::Topic(topic.name.clone()));
-            let topic_config =
-                TopicConfig::resolve_with(|def| dynamic.topic_default(&config, def), &overrides);
-            let mut partitions = Vec::with_capacity(topic.partitions.len());
-            for (index, p) in topic.partitions.iter().enumerate() {
-                let opened = open_partition(
-                    &data_dir,
-                    &topic.name,
-                    topic.topic_id,
-                    index as i32,
-                    p.leader_epoch,
-                    &topic_config,
-                    now_ms,
-                );
-                // One partition that cannot be opened must not keep the
-                // broker down: it is served as offline, the rest as usual.
-                let partition = opened.unwrap_or_else(|e| {
-                    tracing::error!(topic = %topic.name, partition = index, error = %e,
-                        "partition cannot be opened; it answers KAFKA_STORAGE_ERROR until repaired and restarted");
-                    Partition::offline(
-                        &data_dir,
-                        &topic.name,
-                        topic.topic_id,
-                        index as i32,
-                        p.leader_epoch,
-                        e.to_string(),
-                    )
-                });
-                partitions.push(Arc::new(partition));
-            }
-            topics.insert(
-                topic.name.clone(),
-                Arc::new(Topic {
-                    name: topic.name.clone(),
-                    id: topic.topic_id,
-                    partitions,
-                    config: topic_config,
-                    overrides,
-                }),
-            );
-        }
-        report_recovery(&topics, clean_shutdown);
-        info!(topics = topics.len(), cluster_id = %cluster_id, "broker state loaded");
-        let next = image.next_producer_id;
+        let topics = Arc::new(RwLock::new(BTreeMap::new()));
+        let dynamic = Arc::new(RwLock::new(dynamic_config::DynamicConfigs::default()));
+        let publisher = Arc::new(publisher::TopicPublisher::new(
+            config.clone(),
+            clock.clone(),
+            topics.clone(),
+            dynamic.clone(),
+        ));
+        let metadata = metadata::MetadataQuorum::start_single(
+            &data_dir.join(METADATA_DIR),
+            config.node_id,
+            publisher.clone(),
+            clock.now_ms(),
+        )?;
+        // Caught up: leftovers no topic owns are cleared before the
+        // publisher opens what the image names.
+        let next = metadata.with_image(|image| {
+            remove_orphan_dirs(&data_dir, image)?;
+            publisher.activate(image);
+            Ok::<_, StartError>(image.next_producer_id)
+        })?;
+        let topics_loaded = topics.read().len();
+        report_recovery(&topics.read(), clean_shutdown);
+        info!(topics = topics_loaded, cluster_id = %cluster_id, "broker state loaded");
         let groups = GroupCoordinator::new(config.groups.clone());
         let broker = Broker {
             config,
-            dynamic: RwLock::new(dynamic),
+            dynamic,
             cluster_id,
             clock,
-            meta: Mutex::new(meta),
-            topics: RwLock::new(topics),
+            metadata,
+            controller: Mutex::new(()),
+            topics,
             producer_ids: Mutex::new(ProducerIdBlock { next, end: next }),
             produce_permits: tokio::sync::Semaphore::new(PRODUCE_REQUESTS_IN_PROGRESS_MAX),
             groups,
@@ -301,7 +284,8 @@ impl Broker {
     ) -> Result<(i32, TopicConfig, Uuid), ApiError> {
         validate_topic_name(name)?;
         if is_internal_topic(name) {
-            self.check_name_free(name)?;
+            self.metadata
+                .with_image(|image| check_name_free(image, name))?;
             return Err(ApiError::new(
                 ResponseError::InvalidRequest,
                 format!("Topic {name} is an internal topic: the broker creates it with its own settings"),
@@ -339,21 +323,18 @@ impl Broker {
         for (key, value) in &overrides {
             validate_topic_config(key, value)?;
         }
-        let mut meta = self.meta.lock();
-        // Resolved under the metadata lock, which a dynamic broker config
-        // change holds while it re-resolves existing topics.
+        let _controller = self.controller.lock();
+        // Resolved under the controller's lock, which a dynamic broker
+        // config change holds until every topic took its new defaults.
         let topic_config = self.resolve_topic_config(&overrides);
-        self.check_name_free(name)?;
-        self.check_partitions_per_broker(num_partitions)?;
+        self.metadata.with_image(|image| {
+            check_name_free(image, name)?;
+            check_partitions_per_broker(image, num_partitions)
+        })?;
         let topic_id = Uuid::new_v4();
         if validate_only {
             return Ok((num_partitions, topic_config, topic_id));
         }
-        // Directories first, the metadata record last: a failure on the way
-        // leaves nothing behind, and a crash leaves only directories that
-        // no topic owns, which start-up clears.
-        let partitions =
-            self.open_new_partitions(name, topic_id, 0..num_partitions, &topic_config)?;
         let mut records = vec![MetaRecord::Topic {
             name: name.to_string(),
             topic_id,
@@ -366,21 +347,8 @@ impl Broker {
             name: k.clone(),
             value: Some(v.clone()),
         }));
-        if let Err(e) = meta.append(&records, self.now_ms()) {
-            remove_new_partitions(partitions);
-            return Err(e.into());
-        }
-        self.topics.write().insert(
-            name.to_string(),
-            Arc::new(Topic {
-                name: name.to_string(),
-                id: topic_id,
-                partitions,
-                config: topic_config.clone(),
-                overrides,
-            }),
-        );
-        info!(topic = name, partitions = num_partitions, "created topic");
+        // Committed, then opened here by the publisher before this returns.
+        self.metadata.propose(records)?;
         Ok((num_partitions, topic_config, topic_id))
     }
 
@@ -392,81 +360,6 @@ impl Broker {
             leader: self.node_id(),
             leader_epoch: 0,
         }
-    }
-
-    fn check_name_free(&self, name: &str) -> Result<(), ApiError> {
-        let topics = self.topics.read();
-        if topics.contains_key(name) {
-            return Err(ApiError::new(
-                ResponseError::TopicAlreadyExists,
-                format!("Topic '{name}' already exists."),
-            ));
-        }
-        // Metric names replace '.' with '_', so Kafka refuses names that
-        // would collide that way.
-        let normalized = name.replace('.', "_");
-        if let Some(other) = topics.keys().find(|t| t.replace('.', "_") == normalized) {
-            return Err(ApiError::new(
-                ResponseError::InvalidTopicException,
-                format!("Topic '{name}' collides with existing topic: {other}"),
-            ));
-        }
-        Ok(())
-    }
-
-    fn check_partitions_per_broker(&self, adding: i32) -> Result<(), ApiError> {
-        let hosted: usize = self
-            .topics
-            .read()
-            .values()
-            .map(|t| t.partitions.len())
-            .sum();
-        if hosted + adding.max(0) as usize > PARTITIONS_PER_BROKER_MAX {
-            return Err(ApiError::new(
-                ResponseError::PolicyViolation,
-                format!(
-                    "Adding {adding} partitions to the {hosted} this broker hosts would pass its limit of {PARTITIONS_PER_BROKER_MAX} (PARTITIONS_PER_BROKER_MAX)"
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    fn open_new_partitions(
-        &self,
-        name: &str,
-        topic_id: Uuid,
-        range: std::ops::Range<i32>,
-        config: &TopicConfig,
-    ) -> Result<Vec<Arc<Partition>>, ApiError> {
-        let data_dir = self.config.data_dir();
-        let mut opened = Vec::with_capacity(range.len());
-        for index in range {
-            // Anything already at this path is a leftover of a deleted
-            // topic of the same name: it must not be served.
-            let dir = data_dir.join(Partition::dir_name(name, index));
-            let result = match dir.exists() {
-                true => {
-                    warn!(dir = %dir.display(), "removing stale partition directory");
-                    fs::remove_dir_all(&dir).map_err(storage_error)
-                }
-                false => Ok(()),
-            }
-            .and_then(|()| {
-                open_partition(data_dir, name, topic_id, index, 0, config, self.now_ms())
-                    .map_err(|e| ApiError::new(ResponseError::KafkaStorageError, e.to_string()))
-            });
-            match result {
-                Ok(partition) => opened.push(Arc::new(partition)),
-                Err(e) => {
-                    // Nothing refers to these yet: take them back out.
-                    remove_new_partitions(opened);
-                    let _ = fs::remove_dir_all(&dir);
-                    return Err(e);
-                }
-            }
-        }
-        Ok(opened)
     }
 
     /// Creates a topic with the broker defaults if auto-creation allows it.
@@ -491,39 +384,23 @@ impl Broker {
                 format!("Topic {name} is an internal topic and cannot be deleted"),
             ));
         }
-        let mut meta = self.meta.lock();
-        let topic = self.topic(name).ok_or_else(|| {
-            ApiError::new(
-                ResponseError::UnknownTopicOrPartition,
-                "This server does not host this topic-partition.",
-            )
-        })?;
-        meta.append(
-            &[MetaRecord::RemoveTopic { topic_id: topic.id }],
-            self.now_ms(),
-        )?;
-        self.topics.write().remove(name);
-        drop(meta);
-        for partition in &topic.partitions {
-            // Appends, retention and cleaner passes holding this partition
-            // finish or stop before its directory is renamed.
-            partition.log().fence();
-            let dir = partition.dir();
-            let doomed = dir.with_file_name(format!(
-                "{}.{}-delete",
-                dir.file_name().unwrap_or_default().to_string_lossy(),
-                topic.id.simple()
-            ));
-            // Renaming first makes the directory invisible to a restart even
-            // if the removal below is cut short.
-            let removed = fs::rename(dir, &doomed).and_then(|()| fs::remove_dir_all(&doomed));
-            if let Err(e) = removed {
-                warn!(dir = %dir.display(), error = %e, "could not remove deleted partition; it will be removed at next start");
-            }
-        }
+        let _controller = self.controller.lock();
+        let topic_id = self
+            .metadata
+            .with_image(|image| image.topics.get(name).map(|t| t.topic_id))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    "This server does not host this topic-partition.",
+                )
+            })?;
+        // Committed, then fenced and removed here by the publisher.
+        self.metadata
+            .propose(vec![MetaRecord::RemoveTopic { topic_id }])?;
+        // Only the node that deleted the topic forgets its groups' offsets
+        // until the coordinators follow the metadata (the cluster issue).
         self.groups.forget_topic(self, name);
-        info!(topic = name, "deleted topic");
-        Ok(topic.id)
+        Ok(topic_id)
     }
 
     pub fn create_partitions(
@@ -532,14 +409,21 @@ impl Broker {
         count: i32,
         validate_only: bool,
     ) -> Result<(), ApiError> {
-        let mut meta = self.meta.lock();
-        let topic = self.topic(name).ok_or_else(|| {
-            ApiError::new(
-                ResponseError::UnknownTopicOrPartition,
-                format!("The topic '{name}' does not exist."),
-            )
-        })?;
-        let current = topic.partitions.len() as i32;
+        let _controller = self.controller.lock();
+        let (topic_id, current) = self
+            .metadata
+            .with_image(|image| {
+                image
+                    .topics
+                    .get(name)
+                    .map(|t| (t.topic_id, t.partitions.len() as i32))
+            })
+            .ok_or_else(|| {
+                ApiError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("The topic '{name}' does not exist."),
+                )
+            })?;
         if count == current {
             return Err(ApiError::new(
                 ResponseError::InvalidPartitions,
@@ -553,27 +437,15 @@ impl Broker {
             ));
         }
         check_partitions_per_request(count - current)?;
-        self.check_partitions_per_broker(count - current)?;
+        self.metadata
+            .with_image(|image| check_partitions_per_broker(image, count - current))?;
         if validate_only {
             return Ok(());
         }
         let records: Vec<MetaRecord> = (current..count)
-            .map(|p| self.partition_record(topic.id, p))
+            .map(|p| self.partition_record(topic_id, p))
             .collect();
-        let added = self.open_new_partitions(name, topic.id, current..count, &topic.config)?;
-        if let Err(e) = meta.append(&records, self.now_ms()) {
-            remove_new_partitions(added);
-            return Err(e.into());
-        }
-        let mut partitions = topic.partitions.clone();
-        partitions.extend(added);
-        self.replace_topic(
-            &topic,
-            partitions,
-            topic.config.clone(),
-            topic.overrides.clone(),
-        );
-        info!(topic = name, from = current, to = count, "added partitions");
+        self.metadata.propose(records)?;
         Ok(())
     }
 
@@ -587,78 +459,47 @@ impl Broker {
         for (key, value) in &overrides {
             validate_topic_config(key, value)?;
         }
-        let mut meta = self.meta.lock();
-        let topic = self.topic(name).ok_or_else(|| {
-            ApiError::new(
-                ResponseError::UnknownTopicOrPartition,
-                format!("Topic {name} does not exist"),
-            )
-        })?;
+        let _controller = self.controller.lock();
+        let resource = ConfigResource::Topic(name.to_string());
+        let current = self
+            .metadata
+            .with_image(|image| {
+                image
+                    .topics
+                    .contains_key(name)
+                    .then(|| image.configs_of(&resource))
+            })
+            .ok_or_else(|| {
+                ApiError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("Topic {name} does not exist"),
+                )
+            })?;
         if validate_only {
             return Ok(());
         }
-        let records = config_changes(
-            &ConfigResource::Topic(name.to_string()),
-            &topic.overrides,
-            &overrides,
-        );
-        meta.append(&records, self.now_ms())?;
-        let config = self.resolve_topic_config(&overrides);
-        self.apply_topic_config(&topic, config, overrides);
-        info!(
-            topic = name,
-            changes = records.len(),
-            "altered topic configs"
-        );
-        Ok(())
-    }
-
-    /// Gives a topic a new resolved config (and overrides): its partitions'
-    /// logs take it at once.
-    fn apply_topic_config(
-        &self,
-        topic: &Topic,
-        config: TopicConfig,
-        overrides: BTreeMap<String, String>,
-    ) {
-        for partition in &topic.partitions {
-            partition.log().set_config(config.log_config());
+        let records = config_changes(&resource, &current, &overrides);
+        let changes = records.len();
+        if changes > 0 {
+            self.metadata.propose(records)?;
         }
-        self.replace_topic(topic, topic.partitions.clone(), config, overrides);
-    }
-
-    fn replace_topic(
-        &self,
-        old: &Topic,
-        partitions: Vec<Arc<Partition>>,
-        config: TopicConfig,
-        overrides: BTreeMap<String, String>,
-    ) {
-        self.topics.write().insert(
-            old.name.clone(),
-            Arc::new(Topic {
-                name: old.name.clone(),
-                id: old.id,
-                partitions,
-                config,
-                overrides,
-            }),
-        );
+        info!(topic = name, changes, "altered topic configs");
+        Ok(())
     }
 
     /// Hands out a fresh producer id, persisting a new block when needed.
     pub fn allocate_producer_id(&self) -> Result<i64, ApiError> {
         let mut block = self.producer_ids.lock();
         if block.next == block.end {
-            let mut meta = self.meta.lock();
-            let start = meta.image().next_producer_id.max(block.end);
+            let _controller = self.controller.lock();
+            let start = self
+                .metadata
+                .with_image(|image| image.next_producer_id)
+                .max(block.end);
             let end = start + PRODUCER_ID_BLOCK;
-            meta.append(
-                &[MetaRecord::ProducerIds {
-                    next_producer_id: end,
-                }],
-                self.now_ms(),
-            )?;
+            self.metadata.propose(vec![MetaRecord::ProducerIds {
+                next_producer_id: end,
+            }])?;
             *block = ProducerIdBlock { next: start, end };
         }
         let id = block.next;
@@ -712,10 +553,8 @@ impl Broker {
                 }
             }
         }
-        if let Err(e) = self.meta.lock().close() {
-            flushed = false;
-            warn!(error = %e, "metadata flush at shutdown failed");
-        }
+        // The quorum's log and vote are durable at every point.
+        self.metadata.close();
         // Only a shutdown that flushed everything is a clean one.
         if flushed {
             if let Err(e) = write_clean_shutdown_marker(self.config.data_dir()) {
@@ -808,6 +647,42 @@ fn report_recovery(topics: &BTreeMap<String, Arc<Topic>>, clean_shutdown: bool) 
 
 /// Kafka's own bookkeeping topics: created by the broker, hidden from
 /// auto-create, protected from deletion and from client writes.
+fn check_name_free(image: &MetadataImage, name: &str) -> Result<(), ApiError> {
+    if image.topics.contains_key(name) {
+        return Err(ApiError::new(
+            ResponseError::TopicAlreadyExists,
+            format!("Topic '{name}' already exists."),
+        ));
+    }
+    // Metric names replace '.' with '_', so Kafka refuses names that
+    // would collide that way.
+    let normalized = name.replace('.', "_");
+    if let Some(other) = image
+        .topics
+        .keys()
+        .find(|t| t.replace('.', "_") == normalized)
+    {
+        return Err(ApiError::new(
+            ResponseError::InvalidTopicException,
+            format!("Topic '{name}' collides with existing topic: {other}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_partitions_per_broker(image: &MetadataImage, adding: i32) -> Result<(), ApiError> {
+    let hosted: usize = image.topics.values().map(|t| t.partitions.len()).sum();
+    if hosted + adding.max(0) as usize > PARTITIONS_PER_BROKER_MAX {
+        return Err(ApiError::new(
+            ResponseError::PolicyViolation,
+            format!(
+                "Adding {adding} partitions to the {hosted} this broker hosts would pass its limit of {PARTITIONS_PER_BROKER_MAX} (PARTITIONS_PER_BROKER_MAX)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub fn is_internal_topic(name: &str) -> bool {
     matches!(name, OFFSETS_TOPIC | "__transaction_state")
 }
@@ -867,20 +742,6 @@ fn config_changes(
             value,
         })
         .collect()
-}
-
-fn remove_new_partitions(partitions: Vec<Arc<Partition>>) {
-    for partition in partitions {
-        let dir = partition.dir().to_path_buf();
-        drop(partition);
-        if let Err(e) = fs::remove_dir_all(&dir) {
-            warn!(dir = %dir.display(), error = %e, "could not remove a partition of a failed change; start-up will");
-        }
-    }
-}
-
-fn storage_error(e: io::Error) -> ApiError {
-    ApiError::new(ResponseError::KafkaStorageError, e.to_string())
 }
 
 /// Kafka's topic-name rules.
@@ -1182,31 +1043,112 @@ mod tests {
         Broker::open(config, Arc::new(crate::ManualClock::new(1_000))).unwrap()
     }
 
-    /// A creation that fails half-way leaves nothing: no directory, no
-    /// metadata record, so no topic after a restart, and the name is free.
+    /// A committed topic whose partition cannot be opened here is served
+    /// with that partition offline (the change is committed; a bad disk
+    /// must not stop a broker following the metadata), and a restart after
+    /// the repair serves it.
     #[test]
-    fn a_topic_creation_that_fails_half_way_leaves_nothing_behind() {
+    fn a_partition_that_cannot_be_opened_is_offline_until_repaired() {
         let data = tempfile::tempdir().unwrap();
         {
             let broker = open_broker(data.path());
             // Partition 1's directory cannot be made: a file holds its name.
             fs::write(data.path().join("t-1"), b"in the way").unwrap();
-            let err = broker
-                .create_topic("t", 2, BTreeMap::new(), false)
-                .unwrap_err();
-            assert_eq!(err.error, ResponseError::KafkaStorageError, "{err:?}");
-            assert!(broker.topic("t").is_none());
-            assert!(!data.path().join("t-0").exists(), "partition 0 left behind");
+            broker.create_topic("t", 2, BTreeMap::new(), false).unwrap();
+            let topic = broker.topic("t").unwrap();
+            assert_eq!(topic.partitions.len(), 2);
+            assert!(!topic.partitions[0].is_offline());
+            assert!(topic.partitions[1].is_offline());
             broker.close();
         }
-        let broker = open_broker(data.path());
-        assert!(
-            broker.topic("t").is_none(),
-            "the failed topic exists after a restart"
-        );
         fs::remove_file(data.path().join("t-1")).unwrap();
-        broker.create_topic("t", 2, BTreeMap::new(), false).unwrap();
-        assert_eq!(broker.topic("t").unwrap().partitions.len(), 2);
+        let broker = open_broker(data.path());
+        let topic = broker.topic("t").unwrap();
+        assert_eq!(topic.partitions.len(), 2);
+        assert!(topic.partitions.iter().all(|p| !p.is_offline()));
+    }
+
+    /// A data directory written before the metadata quorum (its metadata
+    /// log directly in `__cluster_metadata-0`) is upgraded in place: the
+    /// quorum imports the image once, topics keep their ids, records,
+    /// configs and producer ids, dynamic broker configs stay, and the old
+    /// log is removed; a second start changes nothing.
+    #[test]
+    fn a_pre_quorum_data_directory_is_upgraded_in_place() {
+        use bytes::Bytes;
+        use vltava_record::{validate_batch, BatchBuilder, Compression};
+        let data = tempfile::tempdir().unwrap();
+        let topic_id = {
+            let broker = open_broker(data.path());
+            broker.create_topic("t", 2, BTreeMap::new(), false).unwrap();
+            let topic = broker.topic("t").unwrap();
+            let batch = BatchBuilder::new(Compression::None)
+                .record(None, Some(Bytes::from_static(b"kept")), vec![], 1)
+                .build();
+            let header = validate_batch(&batch).unwrap();
+            topic.partitions[0]
+                .append(batch, &header, false, 1)
+                .unwrap();
+            broker.close();
+            topic.id
+        };
+        // The metadata log as the single-node store wrote it.
+        let meta_dir = data.path().join(METADATA_DIR);
+        fs::remove_dir_all(&meta_dir).unwrap();
+        let mut legacy = vltava_meta::MetadataStore::open(&meta_dir, 1).unwrap();
+        let mut records = vec![MetaRecord::Topic {
+            name: "t".into(),
+            topic_id,
+        }];
+        records.extend((0..2).map(|partition| MetaRecord::Partition {
+            topic_id,
+            partition,
+            replicas: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+        }));
+        records.push(MetaRecord::Config {
+            resource: ConfigResource::Topic("t".into()),
+            name: "retention.ms".into(),
+            value: Some("1234".into()),
+        });
+        records.push(MetaRecord::Config {
+            resource: ConfigResource::Broker(String::new()),
+            name: "log.cleaner.backoff.ms".into(),
+            value: Some("777".into()),
+        });
+        records.push(MetaRecord::ProducerIds {
+            next_producer_id: 5_000,
+        });
+        legacy.append(&records, 1).unwrap();
+        legacy.close().unwrap();
+        drop(legacy);
+        assert!(meta_dir.join("00000000000000000000.log").exists());
+
+        for start in 0..2 {
+            let broker = open_broker(data.path());
+            let topic = broker.topic("t").unwrap();
+            assert_eq!(topic.id, topic_id, "start {start}");
+            assert_eq!(topic.partitions.len(), 2);
+            assert_eq!(topic.partitions[0].log_end_offset(), 1);
+            assert_eq!(topic.partitions[1].log_end_offset(), 0);
+            assert_eq!(topic.config.log_config().retention_ms, 1234);
+            assert_eq!(broker.cleaner_backoff_ms(), 777);
+            assert_eq!(broker.topics().len(), 1);
+            let id = broker.allocate_producer_id().unwrap();
+            assert!(
+                id >= 5_000 + start * PRODUCER_ID_BLOCK,
+                "start {start}: {id}"
+            );
+            let leftovers: Vec<_> = fs::read_dir(&meta_dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+                .filter(|n| n.ends_with(".log") || n.ends_with("index") || n == "log-start-offset")
+                .collect();
+            assert!(leftovers.is_empty(), "start {start}: {leftovers:?}");
+            assert!(meta_dir.join("imported").exists());
+            broker.close();
+        }
     }
 
     #[test]

@@ -81,8 +81,11 @@ enum Command {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     // The broker logs at info; the tools stay quiet unless RUST_LOG asks.
+    // openraft narrates every vote and leadership step at info: the
+    // broker's own lines say what an operator needs (RUST_LOG=openraft=info
+    // brings them back).
     let default_level = match cli.command {
-        Command::Server { .. } => "info",
+        Command::Server { .. } => "info,openraft=warn",
         _ => "warn",
     };
     tracing_subscriber::fmt()

@@ -14,8 +14,9 @@
 //! - [`Quorum`]: one node: start, propose records, read the image, see the
 //!   leader, shut down.
 //!
-//! Not wired into the broker yet: that is the next step of the cluster
-//! issue (forwarding controller work, brokers following the log).
+//! A [`Publisher`] is told of every change to the image: it is how a
+//! broker follows the committed metadata (`vltava-broker` runs a one-voter
+//! quorum today; voters on several nodes are the cluster issue's next step).
 
 // openraft's own error types (StorageError, RaftError) are large by its
 // design; its storage and network traits return them.
@@ -38,7 +39,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use vltava_meta::{MetaRecord, MetadataImage};
 
-pub use network::{Acceptor, Connector, TcpConnector};
+pub use network::{Acceptor, Connector, NoPeers, TcpConnector};
+pub use state_machine::{Change, Publisher};
 
 /// A node id: Kafka's `node.id`.
 pub type NodeId = u64;
@@ -85,6 +87,8 @@ pub struct QuorumConfig {
     /// `imported` marker, written after the commit, keeps later starts from
     /// proposing them again.
     pub initial_records: Vec<MetaRecord>,
+    /// Told of every change to the image (see [`Publisher`]).
+    pub publisher: Option<Arc<dyn Publisher>>,
 }
 
 /// Written once `initial_records` are committed.
@@ -107,6 +111,7 @@ impl QuorumConfig {
             entries_kept_after_snapshot: 1_000,
             propose_timeout: Duration::from_secs(5),
             initial_records: Vec::new(),
+            publisher: None,
         }
     }
 }
@@ -138,6 +143,7 @@ pub enum ProposeError {
 /// One member of the metadata quorum.
 pub struct Quorum {
     node_id: NodeId,
+    last_index_at_start: Option<u64>,
     propose_timeout: Duration,
     raft: Raft<TypeConfig>,
     state: state_machine::Shared,
@@ -162,10 +168,15 @@ impl Quorum {
             });
         }
         std::fs::create_dir_all(&config.dir).map_err(|e| QuorumError::Storage(e.to_string()))?;
-        let log = log_store::LogStore::open(&config.dir.join("log"), &config.dir)
+        let mut log = log_store::LogStore::open(&config.dir.join("log"), &config.dir)
             .map_err(|e| QuorumError::Storage(e.to_string()))?;
         let fresh = log.is_empty();
-        let (sm, state) = state_machine::StateMachine::open(&config.dir)
+        let last_index_at_start = openraft::storage::RaftLogStorage::get_log_state(&mut log)
+            .await
+            .map_err(|e| QuorumError::Storage(e.to_string()))?
+            .last_log_id
+            .map(|l| l.index);
+        let (sm, state) = state_machine::StateMachine::open(&config.dir, config.publisher.clone())
             .map_err(|e| QuorumError::Storage(e.to_string()))?;
         let raft_config = Config {
             cluster_name: "vltava-metadata".into(),
@@ -208,6 +219,7 @@ impl Quorum {
         }
         let quorum = Quorum {
             node_id: config.node_id,
+            last_index_at_start,
             propose_timeout: config.propose_timeout,
             raft,
             state,
@@ -295,6 +307,19 @@ impl Quorum {
         self.state.read().image.clone()
     }
 
+    /// Reads the image as of the last applied entry without copying it.
+    /// No entry is applied (and no publisher runs) while `read` runs.
+    pub fn with_image<R>(&self, read: impl FnOnce(&MetadataImage) -> R) -> R {
+        read(&self.state.read().image)
+    }
+
+    /// The index of the last entry this node's log held when it started
+    /// (`None` when empty). A lone voter committed all of it, so once it
+    /// has applied this far its image is the one it had when it stopped.
+    pub fn last_index_at_start(&self) -> Option<u64> {
+        self.last_index_at_start
+    }
+
     /// The index of the last entry this node applied (`None` before any).
     pub fn applied_index(&self) -> Option<u64> {
         self.state.read().last_applied.map(|l| l.index)
@@ -332,10 +357,9 @@ impl Quorum {
 
     /// Stops serving and shuts openraft down (its storage is already
     /// durable: nothing is lost by stopping at any point).
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         let _ = self.stop.send(true);
         let _ = self.raft.shutdown().await;
         self.server.abort();
-        let _ = self.server.await;
     }
 }

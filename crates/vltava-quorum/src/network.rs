@@ -51,6 +51,15 @@ pub trait Acceptor: Send + 'static {
     fn accept(&mut self) -> AcceptFuture<'_>;
 }
 
+/// The acceptor of a lone voter, which has no peers: it never yields.
+pub struct NoPeers;
+
+impl Acceptor for NoPeers {
+    fn accept(&mut self) -> AcceptFuture<'_> {
+        Box::pin(std::future::pending())
+    }
+}
+
 impl Acceptor for TcpListener {
     fn accept(&mut self) -> AcceptFuture<'_> {
         Box::pin(async move {

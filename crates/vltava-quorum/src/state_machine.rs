@@ -20,6 +20,32 @@ use vltava_meta::{MetaRecord, MetadataImage};
 use crate::log_store::{read_json, write_json};
 use crate::{NodeId, TypeConfig};
 
+/// What a [`Publisher`] is told after the image changed.
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    /// One committed entry's records were applied, in order.
+    Records(&'a [MetaRecord]),
+    /// The image was replaced as a whole (a snapshot was installed or
+    /// restored): anything may have changed.
+    Reset,
+}
+
+/// Told of every change to the image, in log order, with the image as it
+/// is after the change. It runs on the state machine's task between two
+/// applies, with the image read-locked: it may do file work (it runs where
+/// blocking is allowed) but must not wait for the quorum. It is how a
+/// broker follows the committed metadata, and the only writer of what the
+/// broker derives from it.
+pub trait Publisher: Send + Sync + 'static {
+    fn publish(&self, image: &MetadataImage, change: Change<'_>);
+}
+
+impl std::fmt::Debug for dyn Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Publisher")
+    }
+}
+
 const SNAPSHOT_FILE: &str = "snapshot.json";
 
 type Result<T> = std::result::Result<T, StorageError<NodeId>>;
@@ -48,6 +74,7 @@ pub struct StateMachine {
     /// Serialises writes of `snapshot.json`: openraft builds snapshots on
     /// its own task while it may be installing one.
     writing: Arc<parking_lot::Mutex<()>>,
+    publisher: Option<Arc<dyn Publisher>>,
 }
 
 /// The last log index `snapshot.json` in `dir` covers, if there is one.
@@ -82,12 +109,16 @@ fn write_snapshot(
 
 impl StateMachine {
     /// Opens the state machine in `dir`, restoring the last snapshot.
-    pub fn open(dir: &Path) -> io::Result<(StateMachine, Shared)> {
+    pub fn open(
+        dir: &Path,
+        publisher: Option<Arc<dyn Publisher>>,
+    ) -> io::Result<(StateMachine, Shared)> {
         let shared: Shared = Arc::default();
         let sm = StateMachine {
             shared: shared.clone(),
             dir: dir.to_path_buf(),
             writing: Arc::default(),
+            publisher,
         };
         if let Some(snapshot) = read_json::<StoredSnapshot>(&dir.join(SNAPSHOT_FILE))? {
             sm.restore(&snapshot);
@@ -104,6 +135,14 @@ impl StateMachine {
         applied.image = image;
         applied.last_applied = snapshot.meta.last_log_id;
         applied.membership = snapshot.meta.last_membership.clone();
+        let applied = parking_lot::RwLockWriteGuard::downgrade(applied);
+        self.publish(&applied.image, Change::Reset);
+    }
+
+    fn publish(&self, image: &MetadataImage, change: Change<'_>) {
+        if let Some(publisher) = &self.publisher {
+            crate::log_store::blocking(|| publisher.publish(image, change));
+        }
     }
 
     fn current(&self) -> io::Result<Option<StoredSnapshot>> {
@@ -155,25 +194,28 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let mut replies = Vec::new();
-        let mut applied = self.shared.write();
         for entry in entries {
+            let mut applied = self.shared.write();
             // Applied strictly in order: an entry at or below the last one
             // would be a replay, which openraft never asks for.
             debug_assert!(applied
                 .last_applied
                 .is_none_or(|l| l.index < entry.log_id.index));
+            applied.last_applied = Some(entry.log_id);
             match entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(batch) => {
                     for record in &batch.0 {
                         applied.image.apply(record);
                     }
+                    // Readers see the new image while the publisher works.
+                    let applied = parking_lot::RwLockWriteGuard::downgrade(applied);
+                    self.publish(&applied.image, Change::Records(&batch.0));
                 }
                 EntryPayload::Membership(membership) => {
                     applied.membership = StoredMembership::new(Some(entry.log_id), membership);
                 }
             }
-            applied.last_applied = Some(entry.log_id);
             replies.push(());
         }
         Ok(replies)

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use vltava_meta::{ConfigResource, MetaRecord, MetadataImage};
-use vltava_quorum::{NodeId, ProposeError, Quorum, QuorumConfig, TcpConnector};
+use vltava_quorum::{Change, NodeId, ProposeError, Publisher, Quorum, QuorumConfig, TcpConnector};
 
 mod common;
 use common::{wait_for, DEADLINE};
@@ -35,10 +35,35 @@ fn image_with(n: usize) -> MetadataImage {
     image
 }
 
+/// A publisher that rebuilds the image from what it is told: records
+/// applied in order, or the whole image on a reset. Any difference from the
+/// image it is shown is counted.
+#[derive(Default)]
+struct Mirror {
+    image: std::sync::Mutex<MetadataImage>,
+    mismatches: std::sync::atomic::AtomicUsize,
+}
+
+impl Publisher for Mirror {
+    fn publish(&self, image: &MetadataImage, change: Change<'_>) {
+        let mut mine = self.image.lock().unwrap();
+        match change {
+            Change::Records(records) => records.iter().for_each(|r| mine.apply(r)),
+            Change::Reset => *mine = image.clone(),
+        }
+        if *mine != *image {
+            self.mismatches
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
 struct Cluster {
     dirs: BTreeMap<NodeId, PathBuf>,
     addrs: BTreeMap<NodeId, SocketAddr>,
     nodes: BTreeMap<NodeId, Quorum>,
+    /// Each running node's publisher.
+    mirrors: BTreeMap<NodeId, Arc<Mirror>>,
     snapshot_after: u64,
 }
 
@@ -59,6 +84,7 @@ impl Cluster {
             dirs,
             addrs,
             nodes: BTreeMap::new(),
+            mirrors: BTreeMap::new(),
             snapshot_after,
         };
         for (id, listener) in listeners {
@@ -81,14 +107,19 @@ impl Cluster {
     }
 
     async fn launch(&mut self, id: NodeId, listener: TcpListener) {
-        let quorum = Quorum::start(self.config(id), Box::new(listener), Arc::new(TcpConnector))
+        let mirror = Arc::new(Mirror::default());
+        let mut config = self.config(id);
+        config.publisher = Some(mirror.clone());
+        let quorum = Quorum::start(config, Box::new(listener), Arc::new(TcpConnector))
             .await
             .unwrap();
         self.nodes.insert(id, quorum);
+        self.mirrors.insert(id, mirror);
     }
 
     async fn stop(&mut self, id: NodeId) {
         self.nodes.remove(&id).unwrap().shutdown().await;
+        self.mirrors.remove(&id);
     }
 
     async fn restart(&mut self, id: NodeId) {
@@ -133,9 +164,21 @@ impl Cluster {
         let want = image_with(n);
         wait_for(
             &format!("every running node's image to hold {n} records"),
-            || self.nodes.values().all(|q| q.image() == want),
+            // The publishers too were told every change: a restart's
+            // restored snapshot, the entries after it, an installed one.
+            || {
+                self.nodes.values().all(|q| q.image() == want)
+                    && self
+                        .mirrors
+                        .values()
+                        .all(|m| *m.image.lock().unwrap() == want)
+            },
         )
         .await;
+        for (id, mirror) in &self.mirrors {
+            let mismatches = mirror.mismatches.load(std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(mismatches, 0, "node {id}'s publisher");
+        }
     }
 
     /// A node's log start offset (0 until its log is first purged).

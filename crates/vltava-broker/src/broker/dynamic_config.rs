@@ -156,7 +156,7 @@ impl Broker {
         configs: &BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), ApiError> {
-        let scope = self.broker_scope(resource_name)?;
+        self.broker_scope(resource_name)?;
         let mut wanted = BTreeMap::new();
         let mut static_keys = Vec::new();
         for (key, value) in configs {
@@ -188,44 +188,26 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        let mut meta = self.meta.lock();
-        let current = self.dynamic_broker_configs(resource_name)?;
-        let records = config_changes(
-            &ConfigResource::Broker(resource_name.to_string()),
-            &current,
-            &wanted,
-        );
+        let _controller = self.controller.lock();
+        let resource = ConfigResource::Broker(resource_name.to_string());
+        let current = self
+            .metadata
+            .with_image(|image| image.configs_of(&resource));
+        let records = config_changes(&resource, &current, &wanted);
         if records.is_empty() {
             return Ok(());
         }
-        meta.append(&records, self.now_ms())?;
-        {
-            let mut dynamic = self.dynamic.write();
-            match scope {
-                Scope::Cluster => dynamic.cluster = wanted,
-                Scope::Node => dynamic.node = wanted,
-            }
-        }
-        // Topics take their defaults from the broker: re-resolve each and
-        // apply what changed, as a topic config change would.
-        let mut changed_topics = 0;
-        for topic in self.topics() {
-            let config = self.resolve_topic_config(&topic.overrides);
-            if config != topic.config {
-                self.apply_topic_config(&topic, config, topic.overrides.clone());
-                changed_topics += 1;
-            }
-        }
-        drop(meta);
+        let changes = records.len();
+        // Committed, then applied here by the publisher, which re-resolves
+        // every topic's defaults, before this returns.
+        self.metadata.propose(records)?;
         info!(
             resource = if resource_name.is_empty() {
                 "cluster default"
             } else {
                 resource_name
             },
-            changes = records.len(),
-            topics = changed_topics,
-            "altered dynamic broker configs"
+            changes, "altered dynamic broker configs"
         );
         Ok(())
     }

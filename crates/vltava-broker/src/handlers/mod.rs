@@ -72,8 +72,9 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
         RequestKind::ApiVersions(req) => {
             ResponseKind::ApiVersions(api_versions::handle(version, req))
         }
+        // May auto-create topics: a commit to the metadata quorum.
         RequestKind::Metadata(req) => {
-            ResponseKind::Metadata(metadata::handle(broker, version, req))
+            ResponseKind::Metadata(off_workers(|| metadata::handle(broker, version, req)))
         }
         RequestKind::Produce(req) => {
             ResponseKind::Produce(produce::handle(broker, version, req).await?)
@@ -113,9 +114,10 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
         RequestKind::DescribeTopicPartitions(req) => {
             ResponseKind::DescribeTopicPartitions(describe_topic_partitions::handle(broker, req))
         }
-        RequestKind::FindCoordinator(req) => {
-            ResponseKind::FindCoordinator(find_coordinator::handle(broker, version, client, req))
-        }
+        // The first one creates `__consumer_offsets`.
+        RequestKind::FindCoordinator(req) => ResponseKind::FindCoordinator(off_workers(|| {
+            find_coordinator::handle(broker, version, client, req)
+        })),
         RequestKind::JoinGroup(req) => {
             ResponseKind::JoinGroup(join_group::handle(broker, version, client, req).await)
         }
@@ -162,8 +164,8 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
     })
 }
 
-/// Runs a handler that writes to disk (metadata log, `__consumer_offsets`,
-/// new partitions, log start files) off the async workers' task queue on a
+/// Runs a handler that writes to disk (`__consumer_offsets`, log start
+/// files) or waits for the metadata quorum to commit a change off the async workers' task queue on a
 /// multi-threaded runtime, so its file I/O and fsyncs never stall the
 /// other connections served by the same worker.
 fn off_workers<T>(work: impl FnOnce() -> T) -> T {

@@ -1,0 +1,214 @@
+//! The broker's side of the metadata quorum: it starts this node's
+//! [`Quorum`] (a single node is a one-voter quorum), proposes the
+//! controller's changes to it and waits for them to commit, and upgrades a
+//! data directory written before the quorum existed.
+//!
+//! The quorum runs on its own small runtime, not on the request workers:
+//! its heartbeats and fsyncs are never queued behind client requests, and
+//! broker code that is not async (the group coordinator creating its topic,
+//! a sync unit test) can wait for a commit by blocking its thread without
+//! starving the task it waits for.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+use vltava_meta::{MetaRecord, MetadataImage, MetadataStore};
+use vltava_protocol::ResponseError;
+use vltava_quorum::{NoPeers, ProposeError, Publisher, Quorum, QuorumConfig, TcpConnector};
+
+use super::StartError;
+use crate::error::ApiError;
+
+/// How long start-up waits for this node to apply its own metadata log.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Worker threads of the quorum's runtime: its work is small and mostly
+/// waits on fsyncs (done in `block_in_place`, which lends the worker out).
+const QUORUM_WORKER_THREADS: usize = 1;
+
+pub(crate) struct MetadataQuorum {
+    /// `Some` until drop, which shuts it down without waiting.
+    runtime: Option<tokio::runtime::Runtime>,
+    quorum: Arc<Quorum>,
+}
+
+impl MetadataQuorum {
+    /// Starts this node as the only voter of its metadata quorum in `dir`
+    /// (`<log.dirs>/__cluster_metadata-0`) and waits until it has applied
+    /// everything in its log, so the image is the one the last run
+    /// committed. A metadata log written before the quorum existed (its
+    /// segments directly in `dir`) is imported first, once.
+    pub(crate) fn start_single(
+        dir: &Path,
+        node_id: i32,
+        publisher: Arc<dyn Publisher>,
+        now_ms: i64,
+    ) -> Result<MetadataQuorum, StartError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(QUORUM_WORKER_THREADS)
+            .thread_name("vltava-quorum")
+            .enable_all()
+            .build()
+            .map_err(|source| StartError::Io {
+                dir: dir.display().to_string(),
+                source,
+            })?;
+        let legacy = legacy_segments(dir).map_err(|source| StartError::Io {
+            dir: dir.display().to_string(),
+            source,
+        })?;
+        let initial_records = match legacy.is_empty() || dir.join(IMPORTED_FILE).exists() {
+            true => Vec::new(),
+            false => MetadataStore::open(dir, now_ms)?.image().to_records(),
+        };
+        let nothing_to_import = initial_records.is_empty();
+        let voter = u64::try_from(node_id).map_err(|_| {
+            StartError::Inconsistent(format!("node.id {node_id} must not be negative"))
+        })?;
+        let mut config = QuorumConfig::new(
+            voter,
+            // A lone voter never dials anyone: the address is a label.
+            [(voter, "local".to_string())].into(),
+            dir.to_path_buf(),
+        );
+        config.initial_records = initial_records;
+        config.publisher = Some(publisher);
+        let quorum = run_on(&runtime, async move {
+            let quorum = Quorum::start(config, Box::new(NoPeers), Arc::new(TcpConnector)).await?;
+            // Everything in the log of a lone voter was committed.
+            if let Some(last) = quorum.last_index_at_start() {
+                if !quorum.wait_applied(last, CATCH_UP_TIMEOUT).await {
+                    quorum.shutdown().await;
+                    return Err(vltava_quorum::QuorumError::Raft(format!(
+                        "the metadata log was not applied up to its entry {last} within {} s",
+                        CATCH_UP_TIMEOUT.as_secs()
+                    )));
+                }
+            }
+            Ok(quorum)
+        })
+        .map_err(|e| StartError::Inconsistent(e.to_string()))?;
+        // The import marker is written after the image committed.
+        if !legacy.is_empty() && (nothing_to_import || dir.join(IMPORTED_FILE).exists()) {
+            remove_legacy_segments(dir, &legacy);
+        }
+        Ok(MetadataQuorum {
+            runtime: Some(runtime),
+            quorum: Arc::new(quorum),
+        })
+    }
+
+    /// Commits `records` as one change; returns once a majority holds it
+    /// and this node's publisher has applied it.
+    pub(crate) fn propose(&self, records: Vec<MetaRecord>) -> Result<u64, ApiError> {
+        let quorum = self.quorum.clone();
+        self.run(async move { quorum.propose(records).await })
+            .map_err(|e| match e {
+                ProposeError::NotLeader { .. } => {
+                    ApiError::new(ResponseError::NotController, e.to_string())
+                }
+                ProposeError::Unavailable(_) => {
+                    ApiError::new(ResponseError::RequestTimedOut, e.to_string())
+                }
+            })
+    }
+
+    /// Reads the committed image as this node has applied it.
+    pub(crate) fn with_image<R>(&self, read: impl FnOnce(&MetadataImage) -> R) -> R {
+        self.quorum.with_image(read)
+    }
+
+    /// Stops the quorum (its storage is durable at every point).
+    pub(crate) fn close(&self) {
+        let quorum = self.quorum.clone();
+        self.run(async move { quorum.shutdown().await });
+    }
+
+    fn run<T: Send + 'static>(&self, work: impl Future<Output = T> + Send + 'static) -> T {
+        run_on(
+            self.runtime.as_ref().expect("runtime lives until drop"),
+            work,
+        )
+    }
+}
+
+impl Drop for MetadataQuorum {
+    fn drop(&mut self) {
+        // Dropping a runtime waits for its tasks, which is not allowed on
+        // an async worker, where a broker may well be dropped.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Runs `work` on the quorum's runtime and blocks this thread until it is
+/// done. Works from any thread: a plain one, a `spawn_blocking` one, or an
+/// async worker (which it stalls for as long as the work takes, so request
+/// handlers call it from `block_in_place`).
+fn run_on<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    work: impl Future<Output = T> + Send + 'static,
+) -> T {
+    let (done, result) = std::sync::mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        let _ = done.send(work.await);
+    });
+    result
+        .recv()
+        .expect("the quorum runtime runs until the broker is dropped")
+}
+
+/// The quorum's marker for an imported image (see `QuorumConfig::initial_records`).
+const IMPORTED_FILE: &str = "imported";
+
+/// The segment files of a metadata log written before the quorum: a
+/// `vltava-log` log directly in `dir` (the quorum keeps its own in
+/// `dir/log`).
+fn legacy_segments(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let legacy = name == "log-start-offset"
+            || name.split_once('.').is_some_and(|(stem, ext)| {
+                stem.len() == 20
+                    && stem.bytes().all(|b| b.is_ascii_digit())
+                    && matches!(ext, "log" | "index" | "timeindex" | "snapshot")
+            });
+        if legacy && path.is_file() {
+            files.push(path);
+        }
+    }
+    // Only a log with a segment is one; index files alone are leftovers.
+    if !files
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "log"))
+    {
+        return Ok(Vec::new());
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Removes the old log once the quorum holds its image durably. A file
+/// that cannot be removed is harmless: the marker keeps it from being
+/// imported again.
+fn remove_legacy_segments(dir: &Path, files: &[PathBuf]) {
+    for file in files {
+        if let Err(e) = std::fs::remove_file(file) {
+            warn!(file = %file.display(), error = %e, "could not remove the pre-quorum metadata log; it is no longer read");
+        }
+    }
+    info!(dir = %dir.display(), "upgraded the metadata log to the metadata quorum");
+}

@@ -1,0 +1,292 @@
+//! The metadata publisher: the one writer of the broker's topic map and
+//! dynamic configs. The quorum's state machine calls it after each
+//! committed change with the image as it now is; it makes the broker's
+//! topics match that image: opens the partitions of new topics and added
+//! partitions, gives reconfigured topics their new config, and fences and
+//! removes deleted topics' logs. The broker's request handlers only read
+//! what it publishes; the controller side proposes changes and waits for
+//! them to come back through here.
+//!
+//! Every step compares the broker's state with the image instead of
+//! applying a record blindly, so publishing the same change twice (an
+//! activation racing an apply) changes nothing the second time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use tracing::{error, info, warn};
+use uuid::Uuid;
+use vltava_meta::{ConfigResource, MetaRecord, MetadataImage, TopicImage};
+use vltava_quorum::{Change, Publisher};
+
+use super::dynamic_config::DynamicConfigs;
+use super::{belongs_to, open_partition, Topic};
+use crate::clock::Clock;
+use crate::config::{BrokerConfig, TopicConfig};
+use crate::partition::Partition;
+
+pub(crate) struct TopicPublisher {
+    config: BrokerConfig,
+    clock: Arc<dyn Clock>,
+    topics: Arc<RwLock<BTreeMap<String, Arc<Topic>>>>,
+    dynamic: Arc<RwLock<DynamicConfigs>>,
+    /// Held while publishing. `false` until the broker has caught up with
+    /// its metadata log and cleared leftovers ([`TopicPublisher::activate`]):
+    /// changes applied before that are taken from the image then.
+    active: Mutex<bool>,
+}
+
+impl TopicPublisher {
+    pub(crate) fn new(
+        config: BrokerConfig,
+        clock: Arc<dyn Clock>,
+        topics: Arc<RwLock<BTreeMap<String, Arc<Topic>>>>,
+        dynamic: Arc<RwLock<DynamicConfigs>>,
+    ) -> TopicPublisher {
+        TopicPublisher {
+            config,
+            clock,
+            topics,
+            dynamic,
+            active: Mutex::new(false),
+        }
+    }
+
+    /// Publishes the whole `image` (opening every partition: start-up) and
+    /// from then on every change.
+    pub(crate) fn activate(&self, image: &MetadataImage) {
+        let mut active = self.active.lock();
+        self.reconcile_all(image, Quiet::Yes);
+        *active = true;
+    }
+
+    fn reconcile_all(&self, image: &MetadataImage, quiet: Quiet) {
+        *self.dynamic.write() = DynamicConfigs::from_image(image, self.config.node_id);
+        let mut names: BTreeSet<String> = self.topics.read().keys().cloned().collect();
+        names.extend(image.topics.keys().cloned());
+        for name in names {
+            self.reconcile(&name, image, quiet);
+        }
+    }
+
+    fn publish_records(&self, image: &MetadataImage, records: &[MetaRecord]) {
+        let mut names = BTreeSet::new();
+        for record in records {
+            match record {
+                MetaRecord::Topic { name, .. } => {
+                    names.insert(name.clone());
+                }
+                MetaRecord::Partition { topic_id, .. } | MetaRecord::RemoveTopic { topic_id } => {
+                    // A removed topic is gone from the image: its name is
+                    // the one the broker still serves it under.
+                    let name = self
+                        .name_of(*topic_id)
+                        .or_else(|| image.topic_by_id(*topic_id).map(|t| t.name.clone()));
+                    names.extend(name);
+                }
+                MetaRecord::Config {
+                    resource: ConfigResource::Topic(name),
+                    ..
+                } => {
+                    names.insert(name.clone());
+                }
+                MetaRecord::Config {
+                    resource: ConfigResource::Broker(_),
+                    ..
+                } => {
+                    // Every topic takes its defaults from the broker.
+                    return self.reconcile_all(image, Quiet::No);
+                }
+                MetaRecord::ProducerIds { .. } => {}
+            }
+        }
+        for name in names {
+            self.reconcile(&name, image, Quiet::No);
+        }
+    }
+
+    fn name_of(&self, topic_id: Uuid) -> Option<String> {
+        self.topics
+            .read()
+            .values()
+            .find(|t| t.id == topic_id)
+            .map(|t| t.name.clone())
+    }
+
+    /// Makes the served topic `name` what the image says it is.
+    fn reconcile(&self, name: &str, image: &MetadataImage, quiet: Quiet) {
+        let wanted = image.topics.get(name);
+        let mut current = self.topics.read().get(name).cloned();
+        if let Some(served) = &current {
+            if wanted.map(|t| t.topic_id) != Some(served.id) {
+                self.remove(served);
+                current = None;
+            }
+        }
+        let Some(wanted) = wanted else {
+            return;
+        };
+        let overrides = image.configs_of(&ConfigResource::Topic(name.to_string()));
+        let config = {
+            let dynamic = self.dynamic.read();
+            TopicConfig::resolve_with(|def| dynamic.topic_default(&self.config, def), &overrides)
+        };
+        let Some(served) = current else {
+            let partitions = self.open_partitions(wanted, 0, &config);
+            if quiet == Quiet::No {
+                info!(topic = name, partitions = partitions.len(), "created topic");
+            }
+            self.insert(wanted, partitions, config, overrides);
+            return;
+        };
+        let mut partitions = served.partitions.clone();
+        let added = wanted.partitions.len().saturating_sub(partitions.len());
+        if added > 0 {
+            partitions.extend(self.open_partitions(wanted, partitions.len(), &served.config));
+            info!(
+                topic = name,
+                from = served.partitions.len(),
+                to = partitions.len(),
+                "added partitions"
+            );
+        }
+        if config != served.config {
+            for partition in &partitions {
+                partition.log().set_config(config.log_config());
+            }
+            info!(topic = name, "topic config changed");
+        }
+        if added > 0 || config != served.config || overrides != served.overrides {
+            self.insert(wanted, partitions, config, overrides);
+        }
+    }
+
+    fn insert(
+        &self,
+        topic: &TopicImage,
+        partitions: Vec<Arc<Partition>>,
+        config: TopicConfig,
+        overrides: BTreeMap<String, String>,
+    ) {
+        self.topics.write().insert(
+            topic.name.clone(),
+            Arc::new(Topic {
+                name: topic.name.clone(),
+                id: topic.topic_id,
+                partitions,
+                config,
+                overrides,
+            }),
+        );
+    }
+
+    /// Opens the topic's partitions from `first` on. One that cannot be
+    /// opened is served as offline (KAFKA_STORAGE_ERROR) and the rest as
+    /// usual, as at start-up: the change is committed, and a broker with a
+    /// bad disk must not stop following the metadata.
+    fn open_partitions(
+        &self,
+        topic: &TopicImage,
+        first: usize,
+        config: &TopicConfig,
+    ) -> Vec<Arc<Partition>> {
+        let data_dir = self.config.data_dir();
+        let now_ms = self.clock.now_ms();
+        let mut opened = Vec::with_capacity(topic.partitions.len().saturating_sub(first));
+        for (index, image) in topic.partitions.iter().enumerate().skip(first) {
+            let index = index as i32;
+            let result = remove_other_incarnation(data_dir, &topic.name, index, topic.topic_id)
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    open_partition(
+                        data_dir,
+                        &topic.name,
+                        topic.topic_id,
+                        index,
+                        image.leader_epoch,
+                        config,
+                        now_ms,
+                    )
+                    .map_err(|e| e.to_string())
+                });
+            let partition = result.unwrap_or_else(|e| {
+                error!(topic = %topic.name, partition = index, error = %e,
+                    "partition cannot be opened; it answers KAFKA_STORAGE_ERROR until repaired and restarted");
+                Partition::offline(
+                    data_dir,
+                    &topic.name,
+                    topic.topic_id,
+                    index,
+                    image.leader_epoch,
+                    e,
+                )
+            });
+            opened.push(Arc::new(partition));
+        }
+        opened
+    }
+
+    /// Stops serving a deleted topic: its logs are fenced (appends,
+    /// retention and cleaner passes finish or stop first), then each
+    /// directory is renamed out of the way and removed.
+    fn remove(&self, topic: &Topic) {
+        self.topics.write().remove(&topic.name);
+        for partition in &topic.partitions {
+            partition.log().fence();
+            let dir = partition.dir();
+            let doomed = dir.with_file_name(format!(
+                "{}.{}-delete",
+                dir.file_name().unwrap_or_default().to_string_lossy(),
+                topic.id.simple()
+            ));
+            // Renaming first makes the directory invisible to a restart even
+            // if the removal below is cut short.
+            let removed = fs::rename(dir, &doomed).and_then(|()| fs::remove_dir_all(&doomed));
+            if let Err(e) = removed {
+                warn!(dir = %dir.display(), error = %e, "could not remove deleted partition; it will be removed at next start");
+            }
+        }
+        info!(topic = %topic.name, "deleted topic");
+    }
+}
+
+impl Publisher for TopicPublisher {
+    fn publish(&self, image: &MetadataImage, change: Change<'_>) {
+        let active = self.active.lock();
+        if !*active {
+            return;
+        }
+        match change {
+            Change::Records(records) => self.publish_records(image, records),
+            Change::Reset => self.reconcile_all(image, Quiet::No),
+        }
+        drop(active);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quiet {
+    /// Start-up: the recovery report says what was opened.
+    Yes,
+    No,
+}
+
+/// A directory at a new partition's path that belongs to another topic id
+/// is the leftover of a deleted topic of the same name: it must not be
+/// served.
+fn remove_other_incarnation(
+    data_dir: &Path,
+    topic: &str,
+    index: i32,
+    topic_id: Uuid,
+) -> std::io::Result<()> {
+    let dir = data_dir.join(Partition::dir_name(topic, index));
+    if dir.exists() && !belongs_to(&dir, topic_id) {
+        warn!(dir = %dir.display(), "removing stale partition directory");
+        fs::remove_dir_all(&dir)?;
+    }
+    Ok(())
+}
