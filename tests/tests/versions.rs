@@ -90,6 +90,7 @@ const CASES: &[Case] = &[
     case(ApiKey::ConsumerGroupHeartbeat,  0..=1,  consumer::consumer_group_heartbeat),
     case(ApiKey::ConsumerGroupDescribe,   0..=1,  consumer::consumer_group_describe),
     case(ApiKey::DescribeTopicPartitions, 0..=0,  admin::describe_topic_partitions),
+    case(ApiKey::DescribeQuorum,          0..=2,  admin::describe_quorum),
 ];
 
 fn case_for(api: ApiKey) -> Option<&'static Case> {

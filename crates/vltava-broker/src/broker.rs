@@ -224,6 +224,11 @@ impl Broker {
         Ok(broker)
     }
 
+    /// The metadata quorum as this node sees it (DescribeQuorum).
+    pub fn quorum_status(&self) -> vltava_quorum::QuorumStatus {
+        self.metadata.status()
+    }
+
     pub fn groups(&self) -> &GroupCoordinator {
         &self.groups
     }

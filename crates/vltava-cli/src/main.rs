@@ -60,6 +60,8 @@ enum Command {
     BrokerApiVersions(tools::broker_api_versions::BrokerApiVersionsArgs),
     /// Show the cluster id, controller and brokers (kafka-cluster.sh).
     Cluster(tools::cluster::ClusterArgs),
+    /// Describe the metadata quorum (kafka-metadata-quorum.sh).
+    MetadataQuorum(tools::metadata_quorum::MetadataQuorumArgs),
     /// Print topic partitions' offsets at a time (kafka-get-offsets.sh).
     GetOffsets(tools::get_offsets::GetOffsetsArgs),
     /// Delete records before an offset per partition (kafka-delete-records.sh).
@@ -122,6 +124,7 @@ fn main() -> Result<()> {
                 Command::Configs(a) => tools::configs::run(a, &raw_args).await,
                 Command::BrokerApiVersions(a) => tools::broker_api_versions::run(a).await,
                 Command::Cluster(a) => tools::cluster::run(a).await,
+                Command::MetadataQuorum(a) => tools::metadata_quorum::run(a).await,
                 Command::GetOffsets(a) => tools::get_offsets::run(a).await,
                 Command::DeleteRecords(a) => tools::delete_records::run(a).await,
                 Command::VerifiableProducer(a) => tools::verifiable::producer(a).await,

@@ -22,8 +22,8 @@ use kafka_protocol::messages::offset_delete_request::{
 use kafka_protocol::messages::{
     BrokerId, ConsumerGroupDescribeRequest, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
-    DescribeConfigsRequest, DescribeGroupsRequest, GroupId, IncrementalAlterConfigsRequest,
-    ListGroupsRequest, OffsetDeleteRequest,
+    DescribeConfigsRequest, DescribeGroupsRequest, DescribeQuorumRequest, GroupId,
+    IncrementalAlterConfigsRequest, ListGroupsRequest, OffsetDeleteRequest,
 };
 
 use crate::client::{str_bytes, topic_name, BrokerInfo, Client, Node, TopicInfo};
@@ -105,6 +105,29 @@ pub struct ClusterDescription {
     pub cluster_id: Option<String>,
     pub controller_id: i32,
     pub brokers: Vec<BrokerInfo>,
+}
+
+/// The metadata quorum as DescribeQuorum reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumInfo {
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub high_watermark: i64,
+    pub voters: Vec<QuorumReplica>,
+    pub observers: Vec<QuorumReplica>,
+    /// Each node's endpoints (DescribeQuorum v2), as `LISTENER://host:port`.
+    pub endpoints: std::collections::BTreeMap<i32, Vec<String>>,
+}
+
+/// One replica of the metadata log; `-1` is unknown, as on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumReplica {
+    pub id: i32,
+    /// Kafka's base64 form; `AAAAAAAAAAAAAAAAAAAAAA` when the broker has none.
+    pub directory_id: uuid::Uuid,
+    pub log_end_offset: i64,
+    pub last_fetch_timestamp: i64,
+    pub last_caught_up_timestamp: i64,
 }
 
 /// A group as ListGroups reports it.
@@ -399,6 +422,61 @@ impl Admin {
             item_result(r.error_code, &r.error_message)?;
         }
         Ok(())
+    }
+
+    /// The metadata quorum (DescribeQuorum, `__cluster_metadata` partition 0).
+    pub async fn describe_quorum(&self) -> Result<QuorumInfo, Error> {
+        use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+        let r = self
+            .client
+            .send(Node::Any, |_| {
+                DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+                    .with_topic_name(topic_name("__cluster_metadata"))
+                    .with_partitions(vec![PartitionData::default().with_partition_index(0)])])
+            })
+            .await?;
+        item_result(r.error_code, &r.error_message)?;
+        let partition = r
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .ok_or_else(|| Error::Protocol {
+                addr: "the broker".into(),
+                message: "DescribeQuorum answered no partition".into(),
+            })?;
+        item_result(partition.error_code, &partition.error_message)?;
+        let replicas =
+            |states: &[kafka_protocol::messages::describe_quorum_response::ReplicaState]| {
+                states
+                    .iter()
+                    .map(|s| QuorumReplica {
+                        id: s.replica_id.0,
+                        directory_id: s.replica_directory_id,
+                        log_end_offset: s.log_end_offset,
+                        last_fetch_timestamp: s.last_fetch_timestamp,
+                        last_caught_up_timestamp: s.last_caught_up_timestamp,
+                    })
+                    .collect()
+            };
+        Ok(QuorumInfo {
+            leader_id: partition.leader_id.0,
+            leader_epoch: partition.leader_epoch,
+            high_watermark: partition.high_watermark,
+            voters: replicas(&partition.current_voters),
+            observers: replicas(&partition.observers),
+            endpoints: r
+                .nodes
+                .iter()
+                .map(|n| {
+                    let endpoints = n
+                        .listeners
+                        .iter()
+                        .map(|l| format!("{}://{}:{}", l.name, l.host, l.port))
+                        .collect();
+                    (n.node_id.0, endpoints)
+                })
+                .collect(),
+        })
     }
 
     /// Brokers and controller: DescribeCluster when the broker has it, else

@@ -40,6 +40,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::DescribeTopicPartitions, 0, 0),
+    // The metadata quorum; v2 adds voters' directory ids and endpoints.
+    (ApiKey::DescribeQuorum, 0, 2),
 ];
 
 /// The supported `(min, max)` versions of `api_key`, if it is implemented.

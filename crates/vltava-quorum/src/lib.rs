@@ -140,10 +140,41 @@ pub enum ProposeError {
     Unavailable(String),
 }
 
+/// The quorum as one node sees it (see [`Quorum::status`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumStatus {
+    pub leader: Option<NodeId>,
+    /// The current term: Kafka's quorum epoch.
+    pub term: u64,
+    /// One past the last entry this node applied: Kafka's high watermark
+    /// of the metadata log, as offsets of its entries.
+    pub high_watermark: u64,
+    pub voters: Vec<ReplicaStatus>,
+}
+
+/// One voter's replication, as the leader knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    pub id: NodeId,
+    /// One past the last entry known to be in its log.
+    pub log_end: Option<u64>,
+    /// When it last acknowledged an append (ms since the epoch).
+    pub last_fetch_ms: Option<i64>,
+    /// When it was last known to hold everything the leader held.
+    pub last_caught_up_ms: Option<i64>,
+}
+
+pub(crate) fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// One member of the metadata quorum.
 pub struct Quorum {
     node_id: NodeId,
     last_index_at_start: Option<u64>,
+    acks: network::PeerAcks,
     propose_timeout: Duration,
     raft: Raft<TypeConfig>,
     state: state_machine::Shared,
@@ -193,7 +224,8 @@ impl Quorum {
                 .validate()
                 .map_err(|e| QuorumError::Raft(e.to_string()))?,
         );
-        let network = network::Network::new(connector);
+        let acks = network::PeerAcks::default();
+        let network = network::Network::new(connector, acks.clone());
         let raft = Raft::new(config.node_id, raft_config, network, log, sm)
             .await
             .map_err(|e| QuorumError::Raft(e.to_string()))?;
@@ -220,6 +252,7 @@ impl Quorum {
         let quorum = Quorum {
             node_id: config.node_id,
             last_index_at_start,
+            acks,
             propose_timeout: config.propose_timeout,
             raft,
             state,
@@ -333,6 +366,64 @@ impl Quorum {
     /// The current term (Kafka's quorum epoch).
     pub fn term(&self) -> u64 {
         self.raft.metrics().borrow().current_term
+    }
+
+    /// The quorum as this node sees it, for DescribeQuorum. Replication
+    /// progress is known only on the leader; elsewhere each voter's fields
+    /// are `None`.
+    pub fn status(&self) -> QuorumStatus {
+        let metrics = self.raft.metrics().borrow().clone();
+        let now = wall_clock_ms();
+        let leader_end = metrics.last_log_index.map_or(0, |i| i + 1);
+        let is_leader = metrics.current_leader == Some(self.node_id);
+        let acks = self.acks.lock().clone();
+        let voters = metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .map(|id| {
+                if !is_leader {
+                    return ReplicaStatus {
+                        id,
+                        log_end: None,
+                        last_fetch_ms: None,
+                        last_caught_up_ms: None,
+                    };
+                }
+                if id == self.node_id {
+                    // The leader is its own latest fetch and always caught up.
+                    return ReplicaStatus {
+                        id,
+                        log_end: Some(leader_end),
+                        last_fetch_ms: Some(now),
+                        last_caught_up_ms: Some(now),
+                    };
+                }
+                let log_end = metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(&id).copied().flatten())
+                    .map(|matched| matched.index + 1);
+                let last_fetch_ms = acks.get(&id).copied();
+                // Caught up now: its last successful exchange found it so.
+                let last_caught_up_ms = match log_end == Some(leader_end) {
+                    true => last_fetch_ms,
+                    false => None,
+                };
+                ReplicaStatus {
+                    id,
+                    log_end,
+                    last_fetch_ms,
+                    last_caught_up_ms,
+                }
+            })
+            .collect();
+        QuorumStatus {
+            leader: metrics.current_leader,
+            term: metrics.current_term,
+            high_watermark: metrics.last_applied.map_or(0, |l| l.index + 1),
+            voters,
+        }
     }
 
     /// The voters of the committed membership.

@@ -130,14 +130,20 @@ async fn read_frame<T: DeserializeOwned>(io: &mut (impl AsyncRead + Unpin)) -> i
     serde_json::from_slice(&body).map_err(io::Error::other)
 }
 
+/// When each peer last answered an AppendEntries with success, in
+/// milliseconds since the epoch: what DescribeQuorum reports as a voter's
+/// last fetch (openraft's metrics keep no time per peer).
+pub type PeerAcks = Arc<parking_lot::Mutex<std::collections::BTreeMap<NodeId, i64>>>;
+
 /// Creates a [`Connection`] per peer.
 pub struct Network {
     connector: Arc<dyn Connector>,
+    acks: PeerAcks,
 }
 
 impl Network {
-    pub fn new(connector: Arc<dyn Connector>) -> Network {
-        Network { connector }
+    pub fn new(connector: Arc<dyn Connector>, acks: PeerAcks) -> Network {
+        Network { connector, acks }
     }
 }
 
@@ -150,6 +156,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             addr: node.addr.clone(),
             target,
             io: None,
+            acks: self.acks.clone(),
         }
     }
 }
@@ -160,6 +167,7 @@ pub struct Connection {
     addr: String,
     target: NodeId,
     io: Option<Box<dyn Io>>,
+    acks: PeerAcks,
 }
 
 impl Connection {
@@ -226,7 +234,12 @@ impl RaftNetwork<TypeConfig> for Connection {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         match self.call(RpcRequest::AppendEntries(rpc), &option).await {
-            Ok(RpcResponse::AppendEntries(Ok(r))) => Ok(r),
+            Ok(RpcResponse::AppendEntries(Ok(r))) => {
+                if matches!(r, AppendEntriesResponse::Success) {
+                    self.acks.lock().insert(self.target, crate::wall_clock_ms());
+                }
+                Ok(r)
+            }
             Ok(RpcResponse::AppendEntries(Err(e))) => {
                 Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
             }

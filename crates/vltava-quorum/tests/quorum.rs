@@ -249,6 +249,26 @@ async fn three_voters_replicate_fail_over_and_catch_up() {
         other => panic!("a follower proposed: {other:?}"),
     }
 
+    // The leader reports every voter caught up, with the times it last
+    // heard from each; a follower knows no one's progress.
+    wait_for("the leader to see every voter caught up", || {
+        let status = cluster.nodes[&leader].status();
+        status.leader == Some(leader)
+            && status.voters.len() == 3
+            && status.voters.iter().all(|v| {
+                v.log_end == Some(status.high_watermark)
+                    && v.last_fetch_ms.is_some()
+                    && v.last_caught_up_ms.is_some()
+            })
+    })
+    .await;
+    let status = cluster.nodes[&follower].status();
+    assert_eq!(status.leader, Some(leader));
+    assert!(
+        status.voters.iter().all(|v| v.log_end.is_none()),
+        "{status:?}"
+    );
+
     // The leader stops: the two others elect one of them and go on.
     cluster.stop(leader).await;
     let next = cluster.leader().await;

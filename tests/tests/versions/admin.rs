@@ -20,7 +20,7 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
 };
 use kafka_protocol::messages::{
     AlterConfigsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest,
-    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeQuorumRequest,
     DescribeTopicPartitionsRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
     TransactionalId,
 };
@@ -493,6 +493,74 @@ pub(crate) fn describe_cluster(ctx: &mut Ctx, version: i16) -> Result<()> {
             ctx.request(&req, version)?.error_code,
             want,
         )?;
+    }
+    Ok(())
+}
+
+fn quorum_request(topic: &str, partition: i32) -> DescribeQuorumRequest {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(topic_name(topic))
+        .with_partitions(vec![
+            PartitionData::default().with_partition_index(partition)
+        ])])
+}
+
+/// The single node is the lone voter and leader of the metadata quorum:
+/// its log end is the high watermark, and one topic creation is one more
+/// committed entry. v1 adds the voter's fetch and catch-up times (now, for
+/// the leader); v2 adds directory ids (none yet) and endpoints (a lone
+/// voter has no controller listener).
+pub(crate) fn describe_quorum(ctx: &mut Ctx, version: i16) -> Result<()> {
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let before = now_ms();
+    let resp = ctx.request(&quorum_request("__cluster_metadata", 0), version)?;
+    let after = now_ms();
+    code("describe quorum", resp.error_code, NONE)?;
+    let topic = only(&resp.topics, "topics")?;
+    eq("topic", topic.topic_name.as_str(), "__cluster_metadata")?;
+    let p = only(&topic.partitions, "partitions")?;
+    code("partition", p.error_code, NONE)?;
+    eq("leader", p.leader_id.0, 1)?;
+    ensure!(p.leader_epoch >= 1, "leader epoch {}", p.leader_epoch);
+    let voter = only(&p.current_voters, "voters")?;
+    eq("voter", voter.replica_id.0, 1)?;
+    eq("voter's log end", voter.log_end_offset, p.high_watermark)?;
+    ensure!(p.observers.is_empty(), "observers {:?}", p.observers);
+    if version >= 1 {
+        for (what, ms) in [
+            ("last fetch", voter.last_fetch_timestamp),
+            ("last caught up", voter.last_caught_up_timestamp),
+        ] {
+            ensure!(
+                (before..=after).contains(&ms),
+                "{what} {ms} not in {before}..={after}"
+            );
+        }
+    }
+    if version >= 2 {
+        eq("directory id", voter.replica_directory_id, Uuid::nil())?;
+        ensure!(resp.nodes.is_empty(), "nodes {:?}", resp.nodes);
+    }
+    let name = format!("vt-quorum-v{version}");
+    create_topic(ctx, &name, 1, &[])?;
+    let again = ctx.request(&quorum_request("__cluster_metadata", 0), version)?;
+    let hw = only(&only(&again.topics, "topics")?.partitions, "partitions")?.high_watermark;
+    eq(
+        "high watermark after one creation",
+        hw,
+        p.high_watermark + 1,
+    )?;
+    // Only the metadata log's one partition is described, as in Kafka.
+    for (topic, partition) in [("__cluster_metadata", 1), (DATA_TOPIC, 0)] {
+        let resp = ctx.request(&quorum_request(topic, partition), version)?;
+        let p = only(&only(&resp.topics, "topics")?.partitions, "partitions")?;
+        code(&format!("{topic}-{partition}"), p.error_code, UNKNOWN_TOPIC)?;
     }
     Ok(())
 }

@@ -121,6 +121,11 @@ impl MetadataQuorum {
         self.quorum.with_image(read)
     }
 
+    /// The quorum as this node sees it.
+    pub(crate) fn status(&self) -> vltava_quorum::QuorumStatus {
+        self.quorum.status()
+    }
+
     /// Stops the quorum (its storage is durable at every point).
     pub(crate) fn close(&self) {
         let quorum = self.quorum.clone();

@@ -13,6 +13,7 @@ pub mod delete_records;
 pub mod dump_log;
 pub mod formatter;
 pub mod get_offsets;
+pub mod metadata_quorum;
 pub mod perf;
 pub mod storage;
 pub mod topics;

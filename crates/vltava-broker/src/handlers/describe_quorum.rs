@@ -1,0 +1,81 @@
+//! DescribeQuorum (key 55): the metadata quorum's leader, epoch, high
+//! watermark and each voter's replication, as `kafka-metadata-quorum.sh
+//! describe` reads them. Only the leader knows replication progress, so
+//! any other node answers NOT_LEADER_OR_FOLLOWER, as Kafka's raft does.
+
+use kafka_protocol::messages::describe_quorum_response::{PartitionData, ReplicaState, TopicData};
+use kafka_protocol::messages::{
+    BrokerId, DescribeQuorumRequest, DescribeQuorumResponse, TopicName,
+};
+use vltava_protocol::ResponseError;
+
+use super::str_bytes;
+use crate::broker::METADATA_TOPIC;
+use crate::Broker;
+
+pub fn handle(broker: &Broker, request: DescribeQuorumRequest) -> DescribeQuorumResponse {
+    // Exactly one partition, the metadata log's, as Kafka checks.
+    let asks_for_metadata_log = matches!(request.topics.as_slice(), [topic]
+        if topic.topic_name.as_str() == METADATA_TOPIC
+            && matches!(topic.partitions.as_slice(), [p] if p.partition_index == 0));
+    if !asks_for_metadata_log {
+        return partition_errors(&request, ResponseError::UnknownTopicOrPartition);
+    }
+    let status = broker.quorum_status();
+    if status.leader != Some(broker.node_id() as u64) {
+        return partition_errors(&request, ResponseError::NotLeaderOrFollower);
+    }
+    let voters = status
+        .voters
+        .iter()
+        .map(|v| {
+            ReplicaState::default()
+                .with_replica_id(BrokerId(v.id as i32))
+                .with_log_end_offset(v.log_end.map_or(-1, |e| e as i64))
+                .with_last_fetch_timestamp(v.last_fetch_ms.unwrap_or(-1))
+                .with_last_caught_up_timestamp(v.last_caught_up_ms.unwrap_or(-1))
+        })
+        .collect();
+    let partition = PartitionData::default()
+        .with_partition_index(0)
+        .with_leader_id(BrokerId(broker.node_id()))
+        .with_leader_epoch(i32::try_from(status.term).unwrap_or(i32::MAX))
+        .with_high_watermark(status.high_watermark as i64)
+        .with_current_voters(voters);
+    // No broker-only nodes follow the log yet, so there are no observers;
+    // a lone voter has no controller listener, so `nodes` (v2) is empty.
+    DescribeQuorumResponse::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(str_bytes(METADATA_TOPIC)))
+        .with_partitions(vec![partition])])
+}
+
+/// Every requested partition with `error`, as Kafka answers a request it
+/// cannot serve.
+fn partition_errors(
+    request: &DescribeQuorumRequest,
+    error: ResponseError,
+) -> DescribeQuorumResponse {
+    DescribeQuorumResponse::default().with_topics(
+        request
+            .topics
+            .iter()
+            .map(|t| {
+                TopicData::default()
+                    .with_topic_name(t.topic_name.clone())
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .map(|p| {
+                                PartitionData::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(error.code())
+                                    .with_leader_id(BrokerId(-1))
+                                    .with_leader_epoch(-1)
+                                    .with_high_watermark(-1)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}
