@@ -389,7 +389,7 @@ impl Broker {
                 format!("Topic {name} is an internal topic and cannot be deleted"),
             ));
         }
-        let _controller = self.controller.lock();
+        let controller = self.controller.lock();
         let topic_id = self
             .metadata
             .with_image(|image| image.topics.get(name).map(|t| t.topic_id))
@@ -402,6 +402,9 @@ impl Broker {
         // Committed, then fenced and removed here by the publisher.
         self.metadata
             .propose(vec![MetaRecord::RemoveTopic { topic_id }])?;
+        // The tombstones below are `__consumer_offsets` writes: no other
+        // metadata change waits for them.
+        drop(controller);
         // Only the node that deleted the topic forgets its groups' offsets
         // until the coordinators follow the metadata (the cluster issue).
         self.groups.forget_topic(self, name);

@@ -407,7 +407,7 @@ impl Log {
         };
         cleaner.map.clear();
         let end_offset = if plan.build_map {
-            let (end, full) = build_offset_map(&segments, &plan, cleaner, &mut summary)?;
+            let (end, full) = build_offset_map(self, &segments, &plan, cleaner, &mut summary)?;
             if end == plan.first_dirty {
                 tracing::warn!(dir = %self.dir.display(), capacity = cleaner.map_capacity,
                     "log.cleaner.dedupe.buffer.size too small for one batch; not cleaning");
@@ -730,6 +730,7 @@ impl Log {
 /// Builds the offset map from the dirty range. Returns the offset it got to
 /// (the new checkpoint) and whether the map filled up first.
 fn build_offset_map(
+    log: &Log,
     segments: &[Arc<Segment>],
     plan: &Plan,
     cleaner: &mut Cleaner,
@@ -757,6 +758,10 @@ fn build_offset_map(
                     end = header.next_offset();
                     return Ok(ControlFlow::Continue(()));
                 }
+                // A log fenced for deletion stops here too, so the fence
+                // (and the metadata publisher waiting on it) is never held
+                // up for the rest of a pass.
+                log.check_not_failed()?;
                 let batch = segment.batch_at(position, header)?;
                 cleaner.throttler.throttle(batch.len())?;
                 summary.bytes_read += batch.len() as u64;

@@ -82,10 +82,22 @@ impl MetadataImage {
     }
 
     /// Applies one record. Records that refer to something absent (a
-    /// partition of a removed topic) are ignored: a later record always wins.
+    /// partition of a removed topic) are ignored, and so is a topic record
+    /// for a name another topic holds; otherwise a later record wins.
     pub fn apply(&mut self, record: &MetaRecord) {
         match record {
             MetaRecord::Topic { name, topic_id } => {
+                // A name is taken until its topic is removed: a second
+                // creation racing the first (a retried request) must not
+                // replace the topic, which would drop its data. It is
+                // ignored, and so are its partitions (no topic has its id).
+                if self
+                    .topics
+                    .get(name)
+                    .is_some_and(|t| t.topic_id != *topic_id)
+                {
+                    return;
+                }
                 self.topics.insert(
                     name.clone(),
                     TopicImage {
@@ -151,6 +163,50 @@ impl MetadataImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn topic(name: &str, id: u128) -> MetaRecord {
+        MetaRecord::Topic {
+            name: name.into(),
+            topic_id: Uuid::from_u128(id),
+        }
+    }
+
+    fn partition(id: u128, partition: i32) -> MetaRecord {
+        MetaRecord::Partition {
+            topic_id: Uuid::from_u128(id),
+            partition,
+            replicas: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+        }
+    }
+
+    /// A second creation of a name (a retried request that raced the first)
+    /// neither replaces the topic nor adds to it; after a removal the name
+    /// can be taken again.
+    #[test]
+    fn a_name_is_taken_until_its_topic_is_removed() {
+        let mut image = MetadataImage::default();
+        for record in [
+            topic("t", 1),
+            partition(1, 0),
+            topic("t", 2),
+            partition(2, 0),
+            partition(2, 1),
+        ] {
+            image.apply(&record);
+        }
+        let t = &image.topics["t"];
+        assert_eq!(t.topic_id, Uuid::from_u128(1));
+        assert_eq!(t.partitions.len(), 1);
+        image.apply(&MetaRecord::RemoveTopic {
+            topic_id: Uuid::from_u128(1),
+        });
+        image.apply(&topic("t", 2));
+        image.apply(&partition(2, 0));
+        assert_eq!(image.topics["t"].topic_id, Uuid::from_u128(2));
+        assert_eq!(image.topics["t"].partitions.len(), 1);
+    }
 
     #[test]
     fn to_records_rebuilds_the_same_image() {

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use vltava_meta::{MetaRecord, MetadataImage};
 
-pub use network::{Acceptor, Connector, NoPeers, TcpConnector};
+pub use network::{Acceptor, Connector, NoPeers, PeerAcks, TcpConnector};
 pub use state_machine::{Change, Publisher};
 
 /// A node id: Kafka's `node.id`.
@@ -135,9 +135,13 @@ pub enum ProposeError {
     /// Only the leader proposes; `leader` is who it is, when known.
     #[error("this node is not the metadata leader (leader: {leader:?})")]
     NotLeader { leader: Option<NodeId> },
-    /// No quorum answered in time, or the node is shutting down.
+    /// No majority acknowledged the leader in time: retriable.
     #[error("the metadata quorum could not commit: {0}")]
     Unavailable(String),
+    /// openraft stopped (shutdown, or a storage failure it cannot go on
+    /// from): not retriable on this node.
+    #[error("the metadata quorum stopped: {0}")]
+    Stopped(String),
 }
 
 /// The quorum as one node sees it (see [`Quorum::status`]).
@@ -164,6 +168,35 @@ pub struct ReplicaStatus {
     pub last_caught_up_ms: Option<i64>,
 }
 
+/// Follows openraft's metrics and notes, whenever this node leads, the time
+/// each follower was seen holding the leader's whole log (Kafka's
+/// "last caught up"; openraft keeps no such time).
+async fn watch_caught_up(
+    raft: Raft<TypeConfig>,
+    caught_up: PeerAcks,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut metrics = raft.metrics();
+    loop {
+        {
+            let m = metrics.borrow_and_update();
+            if let (Some(replication), Some(last)) = (&m.replication, m.last_log_index) {
+                let now = wall_clock_ms();
+                let mut caught_up = caught_up.lock();
+                for (id, matched) in replication {
+                    if matched.is_some_and(|l| l.index >= last) {
+                        caught_up.insert(*id, now);
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
 pub(crate) fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -179,6 +212,9 @@ pub struct Quorum {
     raft: Raft<TypeConfig>,
     state: state_machine::Shared,
     server: tokio::task::JoinHandle<()>,
+    /// When each follower last held everything the leader held (ms since
+    /// the epoch), while this node leads.
+    caught_up: PeerAcks,
     stop: watch::Sender<bool>,
 }
 
@@ -230,7 +266,9 @@ impl Quorum {
             .await
             .map_err(|e| QuorumError::Raft(e.to_string()))?;
         let (stop, stopped) = watch::channel(false);
-        let server = tokio::spawn(network::serve(acceptor, raft.clone(), stopped));
+        let server = tokio::spawn(network::serve(acceptor, raft.clone(), stopped.clone()));
+        let caught_up = PeerAcks::default();
+        tokio::spawn(watch_caught_up(raft.clone(), caught_up.clone(), stopped));
         if fresh {
             let members: BTreeMap<NodeId, BasicNode> = config
                 .voters
@@ -257,6 +295,7 @@ impl Quorum {
             raft,
             state,
             server,
+            caught_up,
             stop,
         };
         if let Err(e) = quorum.import(&config).await {
@@ -309,16 +348,28 @@ impl Quorum {
     }
 
     /// Commits `records` as one entry through the leader; returns its log
-    /// index once a majority has it and this node has applied it. An
-    /// `Unavailable` after the timeout does not mean "not committed": the
-    /// entry may still commit later, so proposals should be safe to repeat.
+    /// index once a majority has it and this node has applied it (its
+    /// publisher included). `Unavailable` comes when the leader has not
+    /// heard from a majority for `propose_timeout`, or openraft stopped; a
+    /// leader that still has its majority keeps waiting, however long the
+    /// state machine takes to apply a large change, so a caller never gives
+    /// up on (and retries) a change that is about to apply. An
+    /// `Unavailable` does not mean "not committed": the entry may still
+    /// commit later, so proposals should be safe to repeat.
     pub async fn propose(&self, records: Vec<MetaRecord>) -> Result<u64, ProposeError> {
         let write = self.raft.client_write(MetaBatch(records));
-        let Ok(written) = tokio::time::timeout(self.propose_timeout, write).await else {
-            return Err(ProposeError::Unavailable(format!(
-                "no majority of voters committed it within {} ms",
-                self.propose_timeout.as_millis()
-            )));
+        tokio::pin!(write);
+        let written = loop {
+            match tokio::time::timeout(self.propose_timeout, &mut write).await {
+                Ok(written) => break written,
+                Err(_) if self.holds_majority() => continue,
+                Err(_) => {
+                    return Err(ProposeError::Unavailable(format!(
+                        "no majority of voters acknowledged this leader within {} ms",
+                        self.propose_timeout.as_millis()
+                    )))
+                }
+            }
         };
         match written {
             Ok(response) => {
@@ -331,8 +382,25 @@ impl Quorum {
                     leader: f.leader_id,
                 })
             }
+            Err(RaftError::Fatal(e)) => Err(ProposeError::Stopped(e.to_string())),
             Err(e) => Err(ProposeError::Unavailable(e.to_string())),
         }
+    }
+
+    /// Whether this node leads and a majority acknowledged it within the
+    /// propose timeout (a lone voter is its own majority).
+    fn holds_majority(&self) -> bool {
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.running_state.is_err() || metrics.current_leader != Some(self.node_id) {
+            return false;
+        }
+        let mut voters = metrics.membership_config.membership().voter_ids();
+        if voters.next() == Some(self.node_id) && voters.next().is_none() {
+            return true;
+        }
+        metrics
+            .millis_since_quorum_ack
+            .is_some_and(|ms| u128::from(ms) < self.propose_timeout.as_millis())
     }
 
     /// The image as of the last applied entry.
@@ -377,6 +445,7 @@ impl Quorum {
         let leader_end = metrics.last_log_index.map_or(0, |i| i + 1);
         let is_leader = metrics.current_leader == Some(self.node_id);
         let acks = self.acks.lock().clone();
+        let caught_up = self.caught_up.lock().clone();
         let voters = metrics
             .membership_config
             .membership()
@@ -405,11 +474,7 @@ impl Quorum {
                     .and_then(|r| r.get(&id).copied().flatten())
                     .map(|matched| matched.index + 1);
                 let last_fetch_ms = acks.get(&id).copied();
-                // Caught up now: its last successful exchange found it so.
-                let last_caught_up_ms = match log_end == Some(leader_end) {
-                    true => last_fetch_ms,
-                    false => None,
-                };
+                let last_caught_up_ms = caught_up.get(&id).copied();
                 ReplicaStatus {
                     id,
                     log_end,

@@ -30,9 +30,27 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 const QUORUM_WORKER_THREADS: usize = 1;
 
 pub(crate) struct MetadataQuorum {
-    /// `Some` until drop, which shuts it down without waiting.
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: OwnedRuntime,
     quorum: Arc<Quorum>,
+}
+
+/// The quorum's runtime, shut down without waiting when dropped: dropping a
+/// runtime normally waits for its tasks, which panics on an async worker,
+/// where a broker (or a failed start) may well be dropped.
+struct OwnedRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnedRuntime {
+    fn get(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("present until drop")
+    }
+}
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl MetadataQuorum {
@@ -47,15 +65,17 @@ impl MetadataQuorum {
         publisher: Arc<dyn Publisher>,
         now_ms: i64,
     ) -> Result<MetadataQuorum, StartError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(QUORUM_WORKER_THREADS)
-            .thread_name("vltava-quorum")
-            .enable_all()
-            .build()
-            .map_err(|source| StartError::Io {
-                dir: dir.display().to_string(),
-                source,
-            })?;
+        let runtime = OwnedRuntime(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(QUORUM_WORKER_THREADS)
+                .thread_name("vltava-quorum")
+                .enable_all()
+                .build()
+                .map_err(|source| StartError::Io {
+                    dir: dir.display().to_string(),
+                    source,
+                })?,
+        ));
         let legacy = legacy_segments(dir).map_err(|source| StartError::Io {
             dir: dir.display().to_string(),
             source,
@@ -76,7 +96,7 @@ impl MetadataQuorum {
         );
         config.initial_records = initial_records;
         config.publisher = Some(publisher);
-        let quorum = run_on(&runtime, async move {
+        let quorum = run_on(runtime.get(), async move {
             let quorum = Quorum::start(config, Box::new(NoPeers), Arc::new(TcpConnector)).await?;
             // Everything in the log of a lone voter was committed.
             if let Some(last) = quorum.last_index_at_start() {
@@ -96,7 +116,7 @@ impl MetadataQuorum {
             remove_legacy_segments(dir, &legacy);
         }
         Ok(MetadataQuorum {
-            runtime: Some(runtime),
+            runtime,
             quorum: Arc::new(quorum),
         })
     }
@@ -112,6 +132,9 @@ impl MetadataQuorum {
                 }
                 ProposeError::Unavailable(_) => {
                     ApiError::new(ResponseError::RequestTimedOut, e.to_string())
+                }
+                ProposeError::Stopped(_) => {
+                    ApiError::new(ResponseError::UnknownServerError, e.to_string())
                 }
             })
     }
@@ -133,20 +156,7 @@ impl MetadataQuorum {
     }
 
     fn run<T: Send + 'static>(&self, work: impl Future<Output = T> + Send + 'static) -> T {
-        run_on(
-            self.runtime.as_ref().expect("runtime lives until drop"),
-            work,
-        )
-    }
-}
-
-impl Drop for MetadataQuorum {
-    fn drop(&mut self) {
-        // Dropping a runtime waits for its tasks, which is not allowed on
-        // an async worker, where a broker may well be dropped.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        run_on(self.runtime.get(), work)
     }
 }
 

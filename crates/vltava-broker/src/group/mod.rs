@@ -817,7 +817,11 @@ fn coordinator_error(e: &ApiError) -> ResponseError {
         ResponseError::UnknownTopicOrPartition
         | ResponseError::NotEnoughReplicas
         | ResponseError::NotEnoughReplicasAfterAppend
-        | ResponseError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        | ResponseError::CoordinatorNotAvailable
+        // The metadata quorum could not commit `__consumer_offsets`' creation:
+        // retriable, as Kafka's coordinator answers while it cannot load.
+        | ResponseError::NotController
+        | ResponseError::RequestTimedOut => ResponseError::CoordinatorNotAvailable,
         ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError => {
             ResponseError::NotCoordinator
         }

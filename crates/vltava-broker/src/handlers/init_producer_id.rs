@@ -31,6 +31,17 @@ pub fn handle(
         Ok(id) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),
+        // No producer-id block could be committed (the metadata quorum is
+        // unavailable): Kafka answers COORDINATOR_LOAD_IN_PROGRESS while it
+        // has no block, which every client retries.
+        Err(e)
+            if matches!(
+                e.error,
+                ResponseError::NotController | ResponseError::RequestTimedOut
+            ) =>
+        {
+            failed(ResponseError::CoordinatorLoadInProgress)
+        }
         Err(e) => failed(e.error),
     }
 }
