@@ -102,6 +102,13 @@ impl TestBroker {
     /// `--override key=value` pairs; returns once the port accepts
     /// connections.
     pub fn start(overrides: &[(&str, &str)]) -> TestBroker {
+        TestBroker::start_at(free_port(), overrides)
+    }
+
+    /// [`TestBroker::start`] with the loopback listener on `port`, for
+    /// tests whose overrides (more listeners, advertised addresses) must
+    /// name it.
+    pub fn start_at(port: u16, overrides: &[(&str, &str)]) -> TestBroker {
         let dir = tempfile::Builder::new()
             .prefix("vltava-it-")
             .tempdir()
@@ -109,7 +116,7 @@ impl TestBroker {
         let stderr_path = dir.path().join("broker.stderr");
         let mut broker = TestBroker {
             child: None,
-            port: free_port(),
+            port,
             overrides: overrides
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -221,7 +221,63 @@ impl Broker {
             .groups
             .load(&broker)
             .map_err(|e| StartError::Inconsistent(format!("loading {OFFSETS_TOPIC}: {e}")))?;
+        broker
+            .register()
+            .map_err(|e| StartError::Inconsistent(format!("registering this broker: {e}")))?;
         Ok(broker)
+    }
+
+    /// Registers this broker (its advertised listeners and rack) with a new
+    /// epoch, as each Kafka broker does when it starts; clients learn
+    /// brokers' addresses from the registrations.
+    fn register(&self) -> Result<(), ApiError> {
+        let _controller = self.controller.lock();
+        let node_id = self.node_id();
+        let epoch = self
+            .metadata
+            .with_image(|image| image.brokers.get(&node_id).map_or(0, |b| b.epoch + 1));
+        let endpoints = self
+            .config
+            .advertised_listeners
+            .iter()
+            .map(|l| vltava_meta::BrokerEndpoint {
+                listener: l.name.clone(),
+                host: l.host.clone(),
+                port: l.port,
+            })
+            .collect();
+        self.metadata.propose(vec![MetaRecord::RegisterBroker {
+            node_id,
+            epoch,
+            endpoints,
+            rack: self.config.rack.clone(),
+        }])?;
+        info!(node_id, epoch, "registered broker");
+        Ok(())
+    }
+
+    /// The registered brokers reachable on `listener`, by id: (id, host,
+    /// port, rack). A broker without that listener is left out, as Kafka
+    /// leaves it out of answers to clients on that listener.
+    pub fn brokers_on(&self, listener: &str) -> Vec<(i32, String, u16, Option<String>)> {
+        self.metadata.with_image(|image| {
+            image
+                .brokers
+                .iter()
+                .filter_map(|(id, b)| {
+                    let e = b.endpoint(listener)?;
+                    Some((*id, e.host.clone(), e.port, b.rack.clone()))
+                })
+                .collect()
+        })
+    }
+
+    /// A registered broker's advertised address on `listener`.
+    pub fn address_on(&self, node_id: i32, listener: &str) -> Option<(String, u16)> {
+        self.metadata.with_image(|image| {
+            let e = image.brokers.get(&node_id)?.endpoint(listener)?;
+            Some((e.host.clone(), e.port))
+        })
     }
 
     /// The metadata quorum as this node sees it (DescribeQuorum).

@@ -478,6 +478,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("node.id", "1", "id", "This broker's id in metadata responses", "same; Kafka has no default and requires it"),
     broker!("listeners", "PLAINTEXT://127.0.0.1:9092", "list", "Where the broker listens, NAME://HOST:PORT, comma-separated; an empty host means every interface", "Kafka's default is PLAINTEXT://:9092 (every interface)"),
     broker!("advertised.listeners", "", "list", "Addresses given to clients in metadata; empty means the listeners", "same"),
+    broker!("broker.rack", "", "name", "This broker's rack, given to clients in Metadata and DescribeCluster; empty means none (null)", "same"),
     broker!("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", "list", "Security protocol of each listener name; only PLAINTEXT is served, and a listener mapped to SSL or SASL refuses to start rather than serve plaintext", "same default; TLS and SASL are not implemented yet"),
     broker!("log.dirs", "./vltava-data", "path", "The data directory (alias log.dir); locked by one broker at a time; only the first of a list is used", "Kafka's default is /tmp/kafka-logs and it uses every directory listed"),
     broker!("num.partitions", "1", "count", "Partitions of auto-created topics and of CreateTopics without a count", "same"),
@@ -636,6 +637,8 @@ pub struct BrokerConfig {
     pub node_id: i32,
     pub listeners: Vec<Listener>,
     pub advertised_listeners: Vec<Listener>,
+    /// `broker.rack`; `None` when empty.
+    pub rack: Option<String>,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub auto_create_topics_enable: bool,
@@ -752,6 +755,7 @@ impl BrokerConfig {
             node_id: i32::try_from(number("node.id")?).map_err(|_| "node.id out of range")?,
             listeners,
             advertised_listeners: advertised,
+            rack: Some(get("broker.rack").trim().to_string()).filter(|r| !r.is_empty()),
             log_dirs,
             num_partitions: num_partitions as i32,
             auto_create_topics_enable: get("auto.create.topics.enable")

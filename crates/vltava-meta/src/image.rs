@@ -28,9 +28,35 @@ pub struct TopicImage {
     pub partitions: Vec<PartitionImage>,
 }
 
+/// Where a broker listens for clients under one listener name (its
+/// advertised address).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    pub listener: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// A broker as its last registration describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerImage {
+    pub epoch: i64,
+    pub endpoints: Vec<BrokerEndpoint>,
+    pub rack: Option<String>,
+}
+
+impl BrokerImage {
+    /// The endpoint clients on `listener` use to reach this broker.
+    pub fn endpoint(&self, listener: &str) -> Option<&BrokerEndpoint> {
+        self.endpoints.iter().find(|e| e.listener == listener)
+    }
+}
+
 /// The state obtained by applying every metadata record in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetadataImage {
+    /// Registered brokers by node id.
+    pub brokers: BTreeMap<i32, BrokerImage>,
     pub topics: BTreeMap<String, TopicImage>,
     pub configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
     pub next_producer_id: i64,
@@ -49,6 +75,14 @@ impl MetadataImage {
     /// applied in order to an empty image, they give an equal image.
     pub fn to_records(&self) -> Vec<MetaRecord> {
         let mut out = Vec::new();
+        for (node_id, broker) in &self.brokers {
+            out.push(MetaRecord::RegisterBroker {
+                node_id: *node_id,
+                epoch: broker.epoch,
+                endpoints: broker.endpoints.clone(),
+                rack: broker.rack.clone(),
+            });
+        }
         for topic in self.topics.values() {
             out.push(MetaRecord::Topic {
                 name: topic.name.clone(),
@@ -156,6 +190,25 @@ impl MetadataImage {
             MetaRecord::ProducerIds { next_producer_id } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }
+            MetaRecord::RegisterBroker {
+                node_id,
+                epoch,
+                endpoints,
+                rack,
+            } => {
+                // An older incarnation's registration never replaces a newer one.
+                if self.brokers.get(node_id).is_some_and(|b| b.epoch > *epoch) {
+                    return;
+                }
+                self.brokers.insert(
+                    *node_id,
+                    BrokerImage {
+                        epoch: *epoch,
+                        endpoints: endpoints.clone(),
+                        rack: rack.clone(),
+                    },
+                );
+            }
         }
     }
 }
@@ -243,6 +296,16 @@ mod tests {
             },
             MetaRecord::ProducerIds {
                 next_producer_id: 4000,
+            },
+            MetaRecord::RegisterBroker {
+                node_id: 1,
+                epoch: 3,
+                endpoints: vec![BrokerEndpoint {
+                    listener: "PLAINTEXT".into(),
+                    host: "h".into(),
+                    port: 9092,
+                }],
+                rack: Some("r1".into()),
             },
         ] {
             image.apply(&record);

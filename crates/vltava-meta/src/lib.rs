@@ -15,6 +15,8 @@ mod image;
 mod record;
 mod store;
 
-pub use image::{ConfigResource, MetadataImage, PartitionImage, TopicImage};
+pub use image::{
+    BrokerEndpoint, BrokerImage, ConfigResource, MetadataImage, PartitionImage, TopicImage,
+};
 pub use record::MetaRecord;
 pub use store::{MetaError, MetadataStore, METADATA_DIR};

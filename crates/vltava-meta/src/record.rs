@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::image::ConfigResource;
+use crate::image::{BrokerEndpoint, ConfigResource};
 
 /// One change to cluster metadata. Stored as JSON in the value of a Kafka
 /// record, so the log stays readable with any Kafka tool and new fields can be
@@ -29,4 +29,13 @@ pub enum MetaRecord {
     RemoveTopic { topic_id: Uuid },
     /// Producer ids below `next_producer_id` have been handed out.
     ProducerIds { next_producer_id: i64 },
+    /// A broker registered (Kafka's RegisterBrokerRecord): how clients reach
+    /// it on each listener, and its rack. `epoch` grows with every
+    /// registration of the node (each start), so a later one replaces it.
+    RegisterBroker {
+        node_id: i32,
+        epoch: i64,
+        endpoints: Vec<BrokerEndpoint>,
+        rack: Option<String>,
+    },
 }

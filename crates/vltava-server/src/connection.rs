@@ -121,6 +121,7 @@ pub(crate) async fn serve(
     broker: Arc<Broker>,
     stream: TcpStream,
     peer: SocketAddr,
+    listener: Arc<str>,
     limits: ConnectionLimits,
     shutdown: CancellationToken,
 ) {
@@ -136,7 +137,7 @@ pub(crate) async fn serve(
             Err(close) => break close,
         };
         let (api_key, version, correlation_id, response) =
-            match respond(&broker, frame.bytes, peer).await {
+            match respond(&broker, frame.bytes, peer, &listener).await {
                 Ok(answer) => answer,
                 Err(close) => break close,
             };
@@ -351,7 +352,12 @@ async fn send_file_range(
 type Answer = (ApiKey, i16, i32, Option<handlers::Response>);
 
 /// Decodes and handles one frame; an undecodable one closes the connection.
-async fn respond(broker: &Broker, frame: Bytes, peer: SocketAddr) -> Result<Answer, Close> {
+async fn respond(
+    broker: &Broker,
+    frame: Bytes,
+    peer: SocketAddr,
+    listener: &Arc<str>,
+) -> Result<Answer, Close> {
     match decode_request(frame) {
         Ok(request) => {
             let api_key = request.api_key;
@@ -365,6 +371,7 @@ async fn respond(broker: &Broker, frame: Bytes, peer: SocketAddr) -> Result<Answ
                     .map(|c| c.to_string())
                     .unwrap_or_default(),
                 client_host: format!("/{}", peer.ip()),
+                listener: listener.clone(),
             };
             let started = std::time::Instant::now();
             let response = handlers::handle(broker, request, &client).await;

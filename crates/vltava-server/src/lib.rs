@@ -34,8 +34,9 @@ pub enum ServerError {
     },
 }
 
-/// Binds every listener in the broker's config.
-pub async fn bind(broker: &Broker) -> Result<Vec<TcpListener>, ServerError> {
+/// Binds every listener in the broker's config; each is returned with its
+/// name.
+pub async fn bind(broker: &Broker) -> Result<Vec<(Arc<str>, TcpListener)>, ServerError> {
     let mut bound = Vec::new();
     for listener in &broker.config.listeners {
         let address = format!("{}:{}", listener.host, listener.port);
@@ -46,22 +47,27 @@ pub async fn bind(broker: &Broker) -> Result<Vec<TcpListener>, ServerError> {
                 source,
             })?;
         info!(listener = %listener.name, %address, "listening");
-        bound.push(socket);
+        bound.push((Arc::from(listener.name.as_str()), socket));
     }
     Ok(bound)
 }
 
 /// Serves until `shutdown` is cancelled, then stops accepting, lets
 /// in-flight requests finish (up to a patience timeout) and returns.
-pub async fn serve(broker: Arc<Broker>, listeners: Vec<TcpListener>, shutdown: CancellationToken) {
+pub async fn serve(
+    broker: Arc<Broker>,
+    listeners: Vec<(Arc<str>, TcpListener)>,
+    shutdown: CancellationToken,
+) {
     let permits = Arc::new(Semaphore::new(broker.config.max_connections));
     // One set of limits for every listener: queued.max.request.bytes is
     // broker-wide.
     let limits = connection::ConnectionLimits::from_config(&broker.config);
     let mut acceptors = JoinSet::new();
-    for listener in listeners {
+    for (name, listener) in listeners {
         acceptors.spawn(accept_loop(
             broker.clone(),
+            name,
             listener,
             permits.clone(),
             limits.clone(),
@@ -75,6 +81,7 @@ pub async fn serve(broker: Arc<Broker>, listeners: Vec<TcpListener>, shutdown: C
 
 async fn accept_loop(
     broker: Arc<Broker>,
+    name: Arc<str>,
     listener: TcpListener,
     permits: Arc<Semaphore>,
     limits: connection::ConnectionLimits,
@@ -101,8 +108,9 @@ async fn accept_loop(
         let broker = broker.clone();
         let shutdown = shutdown.clone();
         let limits = limits.clone();
+        let name = name.clone();
         connections.spawn(async move {
-            connection::serve(broker, stream, peer, limits, shutdown).await;
+            connection::serve(broker, stream, peer, name, limits, shutdown).await;
             drop(permit);
         });
         // Reap finished connections so the set does not grow without bound.

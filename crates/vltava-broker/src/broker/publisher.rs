@@ -100,7 +100,8 @@ impl TopicPublisher {
                     // Every topic takes its defaults from the broker.
                     return self.reconcile_all(image, Quiet::No);
                 }
-                MetaRecord::ProducerIds { .. } => {}
+                // Read from the image where they are used.
+                MetaRecord::ProducerIds { .. } | MetaRecord::RegisterBroker { .. } => {}
             }
         }
         for name in names {

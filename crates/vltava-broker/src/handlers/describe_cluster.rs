@@ -2,13 +2,17 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use vltava_protocol::ResponseError;
 
-use super::{authorized_operations, str_bytes, CLUSTER_OPERATIONS};
+use super::{authorized_operations, str_bytes, ClientInfo, CLUSTER_OPERATIONS};
 use crate::Broker;
 
 const ENDPOINT_BROKERS: i8 = 1;
 const ENDPOINT_CONTROLLERS: i8 = 2;
 
-pub fn handle(broker: &Broker, request: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn handle(
+    broker: &Broker,
+    client: &ClientInfo,
+    request: DescribeClusterRequest,
+) -> DescribeClusterResponse {
     // As Kafka's AuthHelper: a broker listener asked for controllers is the
     // wrong endpoint; any other type is unknown. v0 cannot name a type, so
     // it never gets here with anything but brokers.
@@ -27,7 +31,6 @@ pub fn handle(broker: &Broker, request: DescribeClusterRequest) -> DescribeClust
             )
         }
     }
-    let listener = &broker.config.advertised_listeners[0];
     DescribeClusterResponse::default()
         .with_endpoint_type(ENDPOINT_BROKERS)
         .with_cluster_id(str_bytes(broker.cluster_id()))
@@ -36,10 +39,19 @@ pub fn handle(broker: &Broker, request: DescribeClusterRequest) -> DescribeClust
             request.include_cluster_authorized_operations,
             CLUSTER_OPERATIONS,
         ))
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(broker.node_id()))
-            .with_host(str_bytes(listener.host.clone()))
-            .with_port(i32::from(listener.port))])
+        .with_brokers(
+            broker
+                .brokers_on(&client.listener)
+                .into_iter()
+                .map(|(id, host, port, rack)| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(id))
+                        .with_host(str_bytes(host))
+                        .with_port(i32::from(port))
+                        .with_rack(rack.map(str_bytes))
+                })
+                .collect(),
+        )
 }
 
 /// An error answer carries nothing else, as Kafka's does.

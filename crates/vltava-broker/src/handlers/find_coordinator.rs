@@ -26,7 +26,7 @@ pub fn handle(
     client: &ClientInfo,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let listener = &broker.config.advertised_listeners[0];
+    let address = broker.address_on(broker.node_id(), &client.listener);
     let error = if request.key_type == KEY_TYPE_TRANSACTION {
         broker.warn_once(&client.client_id, "transactions", TRANSACTIONS_UNSUPPORTED);
         Some((
@@ -37,6 +37,16 @@ pub fn handle(
         Some((
             ResponseError::InvalidRequest,
             "only group coordinators exist: share groups are not supported yet".to_string(),
+        ))
+    } else if address.is_none() {
+        // Kafka's answer when the coordinator has no endpoint on the
+        // client's listener (advertised.listeners leaves it out).
+        Some((
+            ResponseError::CoordinatorNotAvailable,
+            format!(
+                "the coordinator advertises no address on listener {}",
+                client.listener
+            ),
         ))
     } else {
         broker
@@ -53,10 +63,12 @@ pub fn handle(
                 .with_error_message(Some(str_bytes(message.clone())))
                 .with_node_id(BrokerId(-1))
                 .with_port(-1),
-            None => c
-                .with_node_id(BrokerId(broker.node_id()))
-                .with_host(str_bytes(listener.host.clone()))
-                .with_port(i32::from(listener.port)),
+            None => {
+                let (host, port) = address.clone().unwrap_or_default();
+                c.with_node_id(BrokerId(broker.node_id()))
+                    .with_host(str_bytes(host))
+                    .with_port(i32::from(port))
+            }
         }
     };
     if version >= BATCHED_VERSION {

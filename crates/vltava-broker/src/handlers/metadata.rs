@@ -11,10 +11,16 @@ use crate::group::store::OFFSETS_TOPIC;
 use crate::Broker;
 
 use super::{
-    authorized_operations, AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS, TOPIC_OPERATIONS,
+    authorized_operations, ClientInfo, AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS,
+    TOPIC_OPERATIONS,
 };
 
-pub fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> MetadataResponse {
+pub fn handle(
+    broker: &Broker,
+    version: i16,
+    client: &ClientInfo,
+    request: MetadataRequest,
+) -> MetadataResponse {
     let allow_auto_create = broker.config.auto_create_topics_enable
         && (version < 4 || request.allow_auto_topic_creation);
     let topic_operations = authorized_operations(
@@ -36,12 +42,24 @@ pub fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> Metada
             .map(|t| describe(broker, t))
             .collect(),
     };
-    let listener = &broker.config.advertised_listeners[0];
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(broker.node_id()))
-            .with_host(str_bytes(listener.host.clone()))
-            .with_port(i32::from(listener.port))])
+        .with_brokers(
+            broker
+                .brokers_on(&client.listener)
+                .into_iter()
+                .map(|(id, host, port, rack)| {
+                    let b = MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(id))
+                        .with_host(str_bytes(host))
+                        .with_port(i32::from(port));
+                    // v0 has no rack.
+                    match version {
+                        0 => b,
+                        _ => b.with_rack(rack.map(str_bytes)),
+                    }
+                })
+                .collect(),
+        )
         .with_cluster_id(Some(str_bytes(broker.cluster_id())))
         .with_controller_id(BrokerId(broker.node_id()))
         .with_topics(

@@ -45,6 +45,9 @@ pub struct ClientInfo {
     pub client_id: String,
     /// The peer address as Kafka shows it: `/127.0.0.1`.
     pub client_host: String,
+    /// The name of the listener the connection came in on: brokers are
+    /// given to the client at their address on that listener.
+    pub listener: std::sync::Arc<str>,
 }
 
 /// A records field to be filled straight from a segment file: its
@@ -74,9 +77,9 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
             ResponseKind::ApiVersions(api_versions::handle(version, req))
         }
         // May auto-create topics: a commit to the metadata quorum.
-        RequestKind::Metadata(req) => {
-            ResponseKind::Metadata(off_workers(|| metadata::handle(broker, version, req)))
-        }
+        RequestKind::Metadata(req) => ResponseKind::Metadata(off_workers(|| {
+            metadata::handle(broker, version, client, req)
+        })),
         RequestKind::Produce(req) => {
             ResponseKind::Produce(produce::handle(broker, version, req).await?)
         }
@@ -110,7 +113,7 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
             init_producer_id::handle(broker, client, req)
         })),
         RequestKind::DescribeCluster(req) => {
-            ResponseKind::DescribeCluster(describe_cluster::handle(broker, req))
+            ResponseKind::DescribeCluster(describe_cluster::handle(broker, client, req))
         }
         RequestKind::DescribeQuorum(req) => {
             ResponseKind::DescribeQuorum(describe_quorum::handle(broker, req))
