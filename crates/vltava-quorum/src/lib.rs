@@ -39,7 +39,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use vltava_meta::{MetaRecord, MetadataImage};
 
-pub use network::{Acceptor, Connector, NoPeers, PeerAcks, TcpConnector};
+pub use network::{
+    Acceptor, Connector, ForwardRefused, Forwarded, NoPeers, PeerAcks, TcpConnector,
+};
 pub use state_machine::{Change, Publisher};
 
 /// A node id: Kafka's `node.id`.
@@ -89,6 +91,27 @@ pub struct QuorumConfig {
     pub initial_records: Vec<MetaRecord>,
     /// Told of every change to the image (see [`Publisher`]).
     pub publisher: Option<Arc<dyn Publisher>>,
+    /// Runs controller work other nodes forward while this one leads (see
+    /// [`Controller`]).
+    pub controller: Option<Arc<dyn Controller>>,
+    /// How long a forwarded request may take at the leader, its commits
+    /// included.
+    pub forward_timeout: Duration,
+}
+
+/// The controller: what a node runs for requests other nodes forward to
+/// it while it leads (Kafka's brokers forward admin requests to the active
+/// controller). Requests and replies are the controller's own encoding;
+/// the quorum only carries them. `handle` runs on a blocking thread and
+/// may wait for commits.
+pub trait Controller: Send + Sync + 'static {
+    fn handle(&self, request: &[u8]) -> Vec<u8>;
+}
+
+impl std::fmt::Debug for dyn Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Controller")
+    }
 }
 
 /// Written once `initial_records` are committed.
@@ -112,6 +135,8 @@ impl QuorumConfig {
             propose_timeout: Duration::from_secs(5),
             initial_records: Vec::new(),
             publisher: None,
+            controller: None,
+            forward_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -208,6 +233,8 @@ pub struct Quorum {
     node_id: NodeId,
     last_index_at_start: Option<u64>,
     acks: network::PeerAcks,
+    connector: Arc<dyn Connector>,
+    forward_timeout: Duration,
     propose_timeout: Duration,
     raft: Raft<TypeConfig>,
     state: state_machine::Shared,
@@ -261,12 +288,17 @@ impl Quorum {
                 .map_err(|e| QuorumError::Raft(e.to_string()))?,
         );
         let acks = network::PeerAcks::default();
-        let network = network::Network::new(connector, acks.clone());
+        let network = network::Network::new(connector.clone(), acks.clone());
         let raft = Raft::new(config.node_id, raft_config, network, log, sm)
             .await
             .map_err(|e| QuorumError::Raft(e.to_string()))?;
         let (stop, stopped) = watch::channel(false);
-        let server = tokio::spawn(network::serve(acceptor, raft.clone(), stopped.clone()));
+        let server = tokio::spawn(network::serve(
+            acceptor,
+            raft.clone(),
+            config.controller.clone(),
+            stopped.clone(),
+        ));
         let caught_up = PeerAcks::default();
         tokio::spawn(watch_caught_up(raft.clone(), caught_up.clone(), stopped));
         if fresh {
@@ -291,6 +323,8 @@ impl Quorum {
             node_id: config.node_id,
             last_index_at_start,
             acks,
+            connector: connector.clone(),
+            forward_timeout: config.forward_timeout,
             propose_timeout: config.propose_timeout,
             raft,
             state,
@@ -384,6 +418,59 @@ impl Quorum {
             }
             Err(RaftError::Fatal(e)) => Err(ProposeError::Stopped(e.to_string())),
             Err(e) => Err(ProposeError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Hands `request` to the leader's [`Controller`] and returns its reply
+    /// once this node has applied everything the leader had applied after
+    /// the work (so what the work committed is visible here). Fails with
+    /// `NotLeader { leader: Some(this node) }` on the leader itself: it runs
+    /// its controller directly.
+    pub async fn forward(&self, request: Vec<u8>) -> Result<Vec<u8>, ProposeError> {
+        let (leader, addr) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            let leader = m.current_leader;
+            let addr = leader.and_then(|l| {
+                m.membership_config
+                    .membership()
+                    .get_node(&l)
+                    .map(|n| n.addr.clone())
+            });
+            (leader, addr)
+        };
+        let (Some(leader), Some(addr)) = (leader, addr) else {
+            return Err(ProposeError::NotLeader { leader: None });
+        };
+        if leader == self.node_id {
+            return Err(ProposeError::NotLeader {
+                leader: Some(leader),
+            });
+        }
+        let answer = network::forward(&*self.connector, &addr, request, self.forward_timeout)
+            .await
+            .map_err(|e| {
+                ProposeError::Unavailable(format!("forwarding to the leader {leader}: {e}"))
+            })?;
+        match answer {
+            Ok(Forwarded {
+                reply,
+                applied_index,
+            }) => {
+                if let Some(index) = applied_index {
+                    if !self.wait_applied(index, self.forward_timeout).await {
+                        return Err(ProposeError::Unavailable(format!(
+                            "the leader applied up to {index}, and this node did not catch up within {} s",
+                            self.forward_timeout.as_secs()
+                        )));
+                    }
+                }
+                Ok(reply)
+            }
+            Err(ForwardRefused::NotLeader { leader }) => Err(ProposeError::NotLeader { leader }),
+            Err(ForwardRefused::NoController) => Err(ProposeError::Unavailable(format!(
+                "the leader {leader} runs no controller"
+            ))),
         }
     }
 

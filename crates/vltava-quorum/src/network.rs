@@ -89,6 +89,9 @@ enum RpcRequest {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     Vote(VoteRequest<NodeId>),
+    /// Controller work a follower hands to the leader (see
+    /// [`crate::Controller`]): opaque to the quorum.
+    Forward(Vec<u8>),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -98,6 +101,46 @@ enum RpcResponse {
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    Forward(Result<Forwarded, ForwardRefused>),
+}
+
+/// The leader's answer to forwarded work: the controller's reply, and the
+/// index the leader had applied once the work was done (the follower waits
+/// to have applied as much before it answers, so its own reads see it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Forwarded {
+    pub reply: Vec<u8>,
+    pub applied_index: Option<u64>,
+}
+
+/// Why the receiving node did not run forwarded work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ForwardRefused {
+    /// It is not the leader (any more); `leader` is who it thinks is.
+    NotLeader { leader: Option<NodeId> },
+    /// It runs no controller.
+    NoController,
+}
+
+/// Sends one forwarded request to `addr` and reads the answer, on a
+/// connection of its own (forwarded work is rare: admin requests).
+pub(crate) async fn forward(
+    connector: &dyn Connector,
+    addr: &str,
+    request: Vec<u8>,
+    timeout: std::time::Duration,
+) -> io::Result<Result<Forwarded, ForwardRefused>> {
+    let exchange = async {
+        let mut io = connector.connect(addr).await?;
+        write_frame(&mut io, &RpcRequest::Forward(request)).await?;
+        match read_frame::<RpcResponse>(&mut io).await? {
+            RpcResponse::Forward(answer) => Ok(answer),
+            _ => Err(io::Error::other("the peer answered a different RPC")),
+        }
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "forwarded request timed out"))?
 }
 
 async fn write_frame<T: Serialize>(
@@ -286,6 +329,7 @@ impl RaftNetwork<TypeConfig> for Connection {
 pub async fn serve(
     mut acceptor: Box<dyn Acceptor>,
     raft: Raft<TypeConfig>,
+    controller: Option<Arc<dyn crate::Controller>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut connections = tokio::task::JoinSet::new();
@@ -296,7 +340,7 @@ pub async fn serve(
         };
         match accepted {
             Ok(io) => {
-                connections.spawn(serve_connection(io, raft.clone()));
+                connections.spawn(serve_connection(io, raft.clone(), controller.clone()));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "metadata quorum accept failed");
@@ -311,7 +355,11 @@ pub async fn serve(
 
 /// Answers RPCs on one stream until the peer closes it or sends a frame
 /// that is not one.
-pub async fn serve_connection(mut io: impl Io, raft: Raft<TypeConfig>) {
+pub async fn serve_connection(
+    mut io: impl Io,
+    raft: Raft<TypeConfig>,
+    controller: Option<Arc<dyn crate::Controller>>,
+) {
     loop {
         // A leader sends a heartbeat every few hundred milliseconds; a
         // connection silent for this long is a peer that went away without
@@ -338,11 +386,43 @@ pub async fn serve_connection(mut io: impl Io, raft: Raft<TypeConfig>) {
                 RpcResponse::InstallSnapshot(raft.install_snapshot(r).await)
             }
             RpcRequest::Vote(r) => RpcResponse::Vote(raft.vote(r).await),
+            RpcRequest::Forward(r) => {
+                RpcResponse::Forward(run_forwarded(&raft, &controller, r).await)
+            }
         };
         if write_frame(&mut io, &response).await.is_err() {
             return;
         }
     }
+}
+
+/// Runs forwarded work on the leader's controller. The controller is sync
+/// and may wait for commits, so it runs on a blocking thread, never on the
+/// workers that carry the quorum's own RPCs.
+async fn run_forwarded(
+    raft: &Raft<TypeConfig>,
+    controller: &Option<Arc<dyn crate::Controller>>,
+    request: Vec<u8>,
+) -> Result<Forwarded, ForwardRefused> {
+    let Some(controller) = controller.clone() else {
+        return Err(ForwardRefused::NoController);
+    };
+    let (id, leader) = {
+        let m = raft.metrics();
+        let m = m.borrow();
+        (m.id, m.current_leader)
+    };
+    if leader != Some(id) {
+        return Err(ForwardRefused::NotLeader { leader });
+    }
+    let reply = tokio::task::spawn_blocking(move || controller.handle(&request))
+        .await
+        .map_err(|_| ForwardRefused::NoController)?;
+    let applied_index = raft.metrics().borrow().last_applied.map(|l| l.index);
+    Ok(Forwarded {
+        reply,
+        applied_index,
+    })
 }
 
 #[cfg(test)]

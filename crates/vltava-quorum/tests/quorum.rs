@@ -58,10 +58,31 @@ impl Publisher for Mirror {
     }
 }
 
+/// A controller that commits the record a forwarded request names
+/// (`record(n)` for the request `n`) through its own node, and replies with
+/// its node id and the entry's index.
+struct Committer {
+    node: NodeId,
+    quorum: std::sync::OnceLock<std::sync::Weak<Quorum>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl vltava_quorum::Controller for Committer {
+    fn handle(&self, request: &[u8]) -> Vec<u8> {
+        let n: usize = std::str::from_utf8(request).unwrap().parse().unwrap();
+        let quorum = self.quorum.get().and_then(|q| q.upgrade()).unwrap();
+        let index = self
+            .runtime
+            .block_on(quorum.propose(vec![record(n)]))
+            .unwrap();
+        format!("{}:{index}", self.node).into_bytes()
+    }
+}
+
 struct Cluster {
     dirs: BTreeMap<NodeId, PathBuf>,
     addrs: BTreeMap<NodeId, SocketAddr>,
-    nodes: BTreeMap<NodeId, Quorum>,
+    nodes: BTreeMap<NodeId, Arc<Quorum>>,
     /// Each running node's publisher.
     mirrors: BTreeMap<NodeId, Arc<Mirror>>,
     snapshot_after: u64,
@@ -108,11 +129,20 @@ impl Cluster {
 
     async fn launch(&mut self, id: NodeId, listener: TcpListener) {
         let mirror = Arc::new(Mirror::default());
+        let committer = Arc::new(Committer {
+            node: id,
+            quorum: Default::default(),
+            runtime: tokio::runtime::Handle::current(),
+        });
         let mut config = self.config(id);
         config.publisher = Some(mirror.clone());
-        let quorum = Quorum::start(config, Box::new(listener), Arc::new(TcpConnector))
-            .await
-            .unwrap();
+        config.controller = Some(committer.clone());
+        let quorum = Arc::new(
+            Quorum::start(config, Box::new(listener), Arc::new(TcpConnector))
+                .await
+                .unwrap(),
+        );
+        committer.quorum.set(Arc::downgrade(&quorum)).unwrap();
         self.nodes.insert(id, quorum);
         self.mirrors.insert(id, mirror);
     }
@@ -281,6 +311,46 @@ async fn three_voters_replicate_fail_over_and_catch_up() {
     // The old leader comes back from its own log and catches up.
     cluster.restart(leader).await;
     cluster.all_have(15).await;
+    cluster.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_forward_controller_work_to_the_leader() {
+    let root = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(root.path(), 3, 1_000).await;
+    let leader = cluster.leader().await;
+    let followers: Vec<NodeId> = cluster
+        .nodes
+        .keys()
+        .copied()
+        .filter(|id| *id != leader)
+        .collect();
+    for (n, follower) in followers.iter().enumerate() {
+        wait_for("the follower to know the leader", || {
+            cluster.nodes[follower].leader() == Some(leader)
+        })
+        .await;
+        let reply = cluster.nodes[follower]
+            .forward(n.to_string().into_bytes())
+            .await
+            .unwrap();
+        let reply = String::from_utf8(reply).unwrap();
+        // The leader's controller ran it, and the follower answered only
+        // once it had applied what that committed.
+        assert!(reply.starts_with(&format!("{leader}:")), "{reply}");
+        assert!(cluster.nodes[follower]
+            .image()
+            .configs_of(&ConfigResource::Broker(String::new()))
+            .contains_key(&format!("key-{n}")));
+    }
+    cluster.all_have(2).await;
+    // The leader runs its controller itself.
+    match cluster.nodes[&leader].forward(b"9".to_vec()).await {
+        Err(ProposeError::NotLeader {
+            leader: Some(named),
+        }) => assert_eq!(named, leader),
+        other => panic!("the leader forwarded: {other:?}"),
+    }
     cluster.stop_all().await;
 }
 
