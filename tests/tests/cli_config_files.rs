@@ -241,7 +241,11 @@ fn a_cluster_configuration_is_refused_not_run_as_lone_nodes() {
             "--override",
             &dirs,
             "--override",
-            "listeners=PLAINTEXT://127.0.0.1:0",
+            "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0",
+            "--override",
+            "controller.listener.names=CONTROLLER",
+            "--override",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "--override",
             "controller.quorum.voters=1@127.0.0.1:19093,2@127.0.0.1:29093,3@127.0.0.1:39093",
         ],
@@ -250,8 +254,69 @@ fn a_cluster_configuration_is_refused_not_run_as_lone_nodes() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr).lines().last().unwrap(),
-        "Error: controller.quorum.voters is set, but Vltava runs as a single node for now: clusters (a controller quorum) are not built yet. Remove it to run this node on its own"
+        "Error: controller.quorum.voters=1@127.0.0.1:19093,2@127.0.0.1:29093,3@127.0.0.1:39093 names 3 voter(s), but Vltava runs a single node for now: a quorum of several voters (a cluster) is not built yet. Use this node alone as the only voter (1@host:port) or remove the setting"
     );
     // Nothing was written: the data directory was never created.
     assert!(!dir.path().join("data").exists());
+}
+
+/// Kafka's single-node KRaft server.properties (its keys and values, on
+/// free ports) runs as it is: the node is the lone voter on its CONTROLLER
+/// listener, which is bound, never given to clients, and named by
+/// DescribeQuorum; across a restart.
+#[test]
+fn kafkas_single_node_kraft_settings_run_as_they_are() {
+    let port = vltava_tests::free_port();
+    let controller = vltava_tests::free_port();
+    let listeners = format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}");
+    let voters = format!("1@127.0.0.1:{controller}");
+    let advertised = format!("PLAINTEXT://127.0.0.1:{port}");
+    let mut broker = vltava_tests::TestBroker::start_at(
+        port,
+        &[
+            ("process.roles", "broker,controller"),
+            ("controller.quorum.voters", &voters),
+            ("listeners", &listeners),
+            ("inter.broker.listener.name", "PLAINTEXT"),
+            ("advertised.listeners", &advertised),
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "listener.security.protocol.map",
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+            ),
+        ],
+    );
+    for round in 0..2 {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", controller)).is_ok(),
+            "round {round}: the controller listener is not bound"
+        );
+        let mut client = vltava_tests::raw::RawClient::connect(broker.addr()).unwrap();
+        let brokers = client.metadata(Some(&[])).unwrap().brokers;
+        let listed: Vec<(i32, String, i32)> = brokers
+            .iter()
+            .map(|b| (b.node_id.0, b.host.to_string(), b.port))
+            .collect();
+        assert_eq!(listed, vec![(1, "127.0.0.1".to_string(), i32::from(port))]);
+        let out = vltava_tests::vltava_tool(
+            "metadata-quorum",
+            &broker.bootstrap(),
+            &["describe", "--status"],
+        );
+        let status = vltava_tests::stdout_ok("metadata-quorum", &out);
+        assert!(
+            status.contains(&format!(
+                "CurrentVoters:          [{{\"id\": 1, \"endpoints\": [\"CONTROLLER://127.0.0.1:{controller}\"]}}]\n"
+            )),
+            "{status}"
+        );
+        // None of these keys is unknown to the broker.
+        assert!(
+            !broker.stderr_log().contains("isn't a known config"),
+            "{}",
+            broker.stderr_log()
+        );
+        broker.stop_sigterm();
+        broker.restart();
+    }
 }

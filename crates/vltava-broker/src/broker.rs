@@ -189,6 +189,7 @@ impl Broker {
         let metadata = metadata::MetadataQuorum::start_single(
             &data_dir.join(METADATA_DIR),
             config.node_id,
+            config.controller_listener.as_ref(),
             publisher.clone(),
             clock.now_ms(),
         )?;

@@ -400,15 +400,93 @@ impl Listener {
     }
 }
 
-/// KRaft's cluster settings. Vltava runs as one node that is its own
-/// controller until clusters are built; a server.properties written for a
-/// cluster must not start nodes that each think they are alone, so these
-/// are refused with the reason instead of being ignored as unknown keys.
-const CLUSTER_KEYS: &[&str] = &[
-    "controller.quorum.voters",
-    "controller.quorum.bootstrap.servers",
-    "controller.listener.names",
-];
+/// The quorum's own listener, from `controller.listener.names`: taken out
+/// of the Kafka listeners (it serves the quorum's RPCs, not clients), and
+/// checked against the voter settings. Vltava runs as one node that is its
+/// own controller until clusters are built: Kafka's single-node KRaft files
+/// (one voter, this node, on a CONTROLLER listener) are accepted as they
+/// are, and a file written for several voters is refused with the reason,
+/// never run as nodes that each think they are alone. Kafka's rules: every controller
+/// listener name is one of `listeners`, none is advertised, and the voter
+/// settings name this node only (Vltava's limit for now).
+fn controller_listener(
+    explicit: &BTreeMap<String, String>,
+    node_id: i64,
+    listeners: &mut Vec<Listener>,
+    advertised: &mut Vec<Listener>,
+    advertised_explicitly: bool,
+) -> Result<Option<Listener>, String> {
+    let names: Vec<String> = explicit
+        .get("controller.listener.names")
+        .map(|v| {
+            v.split(',')
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let voters = explicit
+        .get("controller.quorum.voters")
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty());
+    let bootstrap = explicit
+        .get("controller.quorum.bootstrap.servers")
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty());
+    if let Some(voters) = voters {
+        let entries: Vec<&str> = voters.split(',').map(str::trim).collect();
+        let ids: Vec<&str> = entries
+            .iter()
+            .map(|e| e.split('@').next().unwrap_or(""))
+            .collect();
+        if entries.len() != 1
+            || ids[0].parse::<i64>().ok() != Some(node_id)
+            || !entries[0].contains('@')
+        {
+            return Err(format!(
+                "controller.quorum.voters={voters} names {} voter(s), but Vltava runs a single node for now: a quorum of several voters (a cluster) is not built yet. Use this node alone as the only voter ({node_id}@host:port) or remove the setting",
+                entries.len()
+            ));
+        }
+    }
+    if let Some(bootstrap) = bootstrap {
+        if bootstrap.split(',').count() != 1 {
+            return Err(format!(
+                "controller.quorum.bootstrap.servers={bootstrap} names several controllers, but Vltava runs a single node for now: clusters are not built yet. Name this node's controller listener only, or remove the setting"
+            ));
+        }
+    }
+    if names.is_empty() {
+        if voters.is_some() || bootstrap.is_some() {
+            return Err("controller.listener.names must be set when the controller quorum is configured (e.g. controller.listener.names=CONTROLLER)".into());
+        }
+        return Ok(None);
+    }
+    for name in &names {
+        if !listeners.iter().any(|l| l.name.eq_ignore_ascii_case(name)) {
+            return Err(format!(
+                "controller.listener.names names {name}, which is not one of listeners: add {name}://host:port to listeners"
+            ));
+        }
+        if advertised_explicitly && advertised.iter().any(|l| l.name.eq_ignore_ascii_case(name)) {
+            return Err(format!(
+                "advertised.listeners must not contain the controller listener {name} (controller.listener.names): clients never connect to it"
+            ));
+        }
+    }
+    let is_controller = |l: &Listener| names.iter().any(|n| l.name.eq_ignore_ascii_case(n));
+    // The first controller listener named carries the quorum, as in Kafka.
+    let controller = listeners
+        .iter()
+        .find(|l| l.name.eq_ignore_ascii_case(&names[0]))
+        .cloned();
+    listeners.retain(|l| !is_controller(l));
+    advertised.retain(|l| !is_controller(l));
+    if listeners.is_empty() {
+        return Err("listeners must name at least one listener besides the controller's".into());
+    }
+    Ok(controller)
+}
 
 fn refuse_cluster_settings(explicit: &BTreeMap<String, String>) -> Result<(), String> {
     if let Some(roles) = explicit.get("process.roles") {
@@ -419,14 +497,6 @@ fn refuse_cluster_settings(explicit: &BTreeMap<String, String>) -> Result<(), St
                 "process.roles={roles} is not supported yet: a Vltava node is broker and controller in one (process.roles=broker,controller, the default) until clusters are built"
             ));
         }
-    }
-    if let Some(key) = CLUSTER_KEYS
-        .iter()
-        .find(|k| explicit.get(**k).is_some_and(|v| !v.trim().is_empty()))
-    {
-        return Err(format!(
-            "{key} is set, but Vltava runs as a single node for now: clusters (a controller quorum) are not built yet. Remove it to run this node on its own"
-        ));
     }
     Ok(())
 }
@@ -478,6 +548,11 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("node.id", "1", "id", "This broker's id in metadata responses", "same; Kafka has no default and requires it"),
     broker!("listeners", "PLAINTEXT://127.0.0.1:9092", "list", "Where the broker listens, NAME://HOST:PORT, comma-separated; an empty host means every interface", "Kafka's default is PLAINTEXT://:9092 (every interface)"),
     broker!("advertised.listeners", "", "list", "Addresses given to clients in metadata; empty means the listeners", "same"),
+    broker!("controller.listener.names", "", "list", "Listeners (named in listeners) that carry the metadata quorum instead of clients; the first one is the quorum's", "same; Kafka requires it in KRaft mode"),
+    broker!("controller.quorum.voters", "", "list", "The quorum's voters, id@host:port; only this node alone is accepted until clusters are built", "Kafka takes any number of voters"),
+    broker!("controller.quorum.bootstrap.servers", "", "list", "KIP-853 style: the controllers to contact, host:port; only one (this node) is accepted until clusters are built", "Kafka takes any number"),
+    broker!("process.roles", "broker,controller", "list", "This node's roles; only the combined broker,controller is accepted until clusters are built", "Kafka has no default and also runs broker-only and controller-only nodes"),
+    broker!("inter.broker.listener.name", "PLAINTEXT", "name", "The listener brokers use to reach each other; when set, must be one of listeners", "same; Kafka also requires the default to name a listener"),
     broker!("broker.rack", "", "name", "This broker's rack, given to clients in Metadata and DescribeCluster; empty means none (null)", "same"),
     broker!("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", "list", "Security protocol of each listener name; only PLAINTEXT is served, and a listener mapped to SSL or SASL refuses to start rather than serve plaintext", "same default; TLS and SASL are not implemented yet"),
     broker!("log.dirs", "./vltava-data", "path", "The data directory (alias log.dir); locked by one broker at a time; only the first of a list is used", "Kafka's default is /tmp/kafka-logs and it uses every directory listed"),
@@ -637,6 +712,9 @@ pub struct BrokerConfig {
     pub node_id: i32,
     pub listeners: Vec<Listener>,
     pub advertised_listeners: Vec<Listener>,
+    /// The listener of `controller.listener.names`, which carries the
+    /// metadata quorum's RPCs (not in `listeners`, never advertised).
+    pub controller_listener: Option<Listener>,
     /// `broker.rack`; `None` when empty.
     pub rack: Option<String>,
     pub log_dirs: Vec<PathBuf>,
@@ -675,8 +753,6 @@ impl BrokerConfig {
             let key = key.trim();
             let key = if key == "log.dir" { "log.dirs" } else { key };
             let known = broker_default(key).is_some()
-                || key == "process.roles"
-                || CLUSTER_KEYS.contains(&key)
                 || topic_config_of_broker_key(key).is_some()
                 || TIME_SYNONYMS
                     .iter()
@@ -726,11 +802,12 @@ impl BrokerConfig {
                 .parse()
                 .map_err(|_| format!("{key}={} is not a number", get(key)))
         };
-        let listeners = parse_listeners(&get("listeners"))?;
+        let mut listeners = parse_listeners(&get("listeners"))?;
         if listeners.is_empty() {
             return Err("listeners must name at least one listener".into());
         }
-        let advertised = match get("advertised.listeners").as_str() {
+        let advertised_explicitly = !get("advertised.listeners").is_empty();
+        let mut advertised = match get("advertised.listeners").as_str() {
             "" => listeners.clone(),
             spec => parse_listeners(spec)?,
         };
@@ -738,6 +815,25 @@ impl BrokerConfig {
             &get("listener.security.protocol.map"),
             listeners.iter().chain(&advertised),
         )?;
+        let controller_listener = controller_listener(
+            &explicit,
+            number("node.id")?,
+            &mut listeners,
+            &mut advertised,
+            advertised_explicitly,
+        )?;
+        // Checked only when set: no broker talks to another yet, and a file
+        // whose one listener has its own name must keep starting.
+        let inter_broker = get("inter.broker.listener.name");
+        if explicit.contains_key("inter.broker.listener.name")
+            && !listeners
+                .iter()
+                .any(|l| l.name.eq_ignore_ascii_case(&inter_broker))
+        {
+            return Err(format!(
+                "inter.broker.listener.name={inter_broker} is not one of the broker's listeners"
+            ));
+        }
         let log_dirs: Vec<PathBuf> = get("log.dirs")
             .split(',')
             .map(|d| PathBuf::from(d.trim()))
@@ -755,6 +851,7 @@ impl BrokerConfig {
             node_id: i32::try_from(number("node.id")?).map_err(|_| "node.id out of range")?,
             listeners,
             advertised_listeners: advertised,
+            controller_listener,
             rack: Some(get("broker.rack").trim().to_string()).filter(|r| !r.is_empty()),
             log_dirs,
             num_partitions: num_partitions as i32,
@@ -894,7 +991,7 @@ fn check_security<'a>(
             return Err(format!(
                 "listener {name} has no security protocol: add {name}:PLAINTEXT (or another) to listener.security.protocol.map{}",
                 if name == "CONTROLLER" {
-                    "; controller listeners come with the cluster (process.roles), which this broker does not run yet"
+                    " (Kafka's KRaft files map CONTROLLER:PLAINTEXT)"
                 } else {
                     ""
                 }
@@ -966,14 +1063,72 @@ mod tests {
             .collect()
     }
 
+    /// Kafka's single-node KRaft server.properties, as shipped.
+    const KAFKA_KRAFT_FILE: &[(&str, &str)] = &[
+        ("process.roles", "broker,controller"),
+        ("node.id", "1"),
+        ("controller.quorum.voters", "1@localhost:9093"),
+        ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+        ("inter.broker.listener.name", "PLAINTEXT"),
+        ("advertised.listeners", "PLAINTEXT://localhost:9092"),
+        ("controller.listener.names", "CONTROLLER"),
+        (
+            "listener.security.protocol.map",
+            "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+        ),
+    ];
+
+    #[test]
+    fn kafkas_single_node_kraft_file_runs_as_is() {
+        let (config, unknown) = BrokerConfig::from_pairs(&pairs(KAFKA_KRAFT_FILE)).unwrap();
+        assert!(unknown.is_empty(), "{unknown:?}");
+        let names = |l: &[Listener]| l.iter().map(|l| l.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&config.listeners), ["PLAINTEXT"]);
+        assert_eq!(names(&config.advertised_listeners), ["PLAINTEXT"]);
+        let controller = config.controller_listener.unwrap();
+        assert_eq!(
+            (controller.name.as_str(), controller.port),
+            ("CONTROLLER", 9093)
+        );
+        // Kafka 4's form: the one controller to bootstrap from.
+        let mut kafka4: Vec<(&str, &str)> = KAFKA_KRAFT_FILE
+            .iter()
+            .filter(|(k, _)| *k != "controller.quorum.voters")
+            .copied()
+            .collect();
+        kafka4.push(("controller.quorum.bootstrap.servers", "localhost:9093"));
+        assert!(BrokerConfig::from_pairs(&pairs(&kafka4))
+            .unwrap()
+            .0
+            .controller_listener
+            .is_some());
+    }
+
+    #[test]
+    fn quorum_settings_kafka_refuses_or_a_cluster_are_refused() {
+        let with = |changes: &[(&str, &str)]| {
+            let mut list: Vec<(&str, &str)> = KAFKA_KRAFT_FILE.to_vec();
+            list.extend_from_slice(changes);
+            BrokerConfig::from_pairs(&pairs(&list)).unwrap_err()
+        };
+        for (changes, start) in [
+            (&[("controller.quorum.voters", "1@h1:9093,2@h2:9093,3@h3:9093")][..], "controller.quorum.voters=1@h1:9093,2@h2:9093,3@h3:9093 names 3 voter(s), but Vltava runs a single node for now"),
+            (&[("controller.quorum.voters", "2@localhost:9093")][..], "controller.quorum.voters=2@localhost:9093 names 1 voter(s)"),
+            (&[("controller.quorum.bootstrap.servers", "h1:9093,h2:9093")][..], "controller.quorum.bootstrap.servers=h1:9093,h2:9093 names several controllers"),
+            (&[("controller.listener.names", "")][..], "controller.listener.names must be set when the controller quorum is configured"),
+            (&[("controller.listener.names", "QUORUM")][..], "controller.listener.names names QUORUM, which is not one of listeners"),
+            (&[("advertised.listeners", "PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093")][..], "advertised.listeners must not contain the controller listener CONTROLLER"),
+            (&[("listeners", "CONTROLLER://:9093")][..], "listeners must name at least one listener besides the controller's"),
+            (&[("inter.broker.listener.name", "INTERNAL")][..], "inter.broker.listener.name=INTERNAL is not one of the broker's listeners"),
+        ] {
+            let err = with(changes);
+            assert!(err.starts_with(start), "{changes:?}: {err}");
+        }
+    }
+
     #[test]
     fn cluster_settings_are_refused_until_clusters_exist() {
         let refused = |list: &[(&str, &str)]| BrokerConfig::from_pairs(&pairs(list)).unwrap_err();
-        assert!(refused(&[(
-            "controller.quorum.voters",
-            "1@127.0.0.1:19093,2@127.0.0.1:29093"
-        )])
-        .starts_with("controller.quorum.voters is set, but Vltava runs as a single node for now"));
         assert!(refused(&[("process.roles", "broker")])
             .starts_with("process.roles=broker is not supported yet"));
         // The combined role (either order) and empty cluster keys are fine.
@@ -1037,7 +1192,7 @@ mod tests {
         );
         let err = start(&[("listeners", "CONTROLLER://127.0.0.1:9093")]).unwrap_err();
         assert!(
-            err.contains("controller listeners come with the cluster"),
+            err.contains("add CONTROLLER:PLAINTEXT (or another) to listener.security.protocol.map (Kafka's KRaft files map CONTROLLER:PLAINTEXT)"),
             "{err}"
         );
         let err = start(&[("listener.security.protocol.map", "PLAINTEXT:TLS")]).unwrap_err();

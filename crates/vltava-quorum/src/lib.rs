@@ -589,6 +589,18 @@ impl Quorum {
             .collect()
     }
 
+    /// Waits until some node leads (this one's view), or `timeout`; returns
+    /// the leader. A lone voter leads moments after it starts, but not
+    /// before `start` returns.
+    pub async fn wait_leader(&self, timeout: Duration) -> Option<NodeId> {
+        self.raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "wait_leader")
+            .await
+            .ok()
+            .and_then(|m| m.current_leader)
+    }
+
     /// Waits until this node has applied at least `index`, or `timeout`.
     pub async fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
         self.raft

@@ -20,6 +20,7 @@ use vltava_protocol::ResponseError;
 use vltava_quorum::{NoPeers, ProposeError, Publisher, Quorum, QuorumConfig, TcpConnector};
 
 use super::StartError;
+use crate::config::Listener;
 use crate::error::ApiError;
 
 /// How long start-up waits for this node to apply its own metadata log.
@@ -62,9 +63,24 @@ impl MetadataQuorum {
     pub(crate) fn start_single(
         dir: &Path,
         node_id: i32,
+        controller_listener: Option<&Listener>,
         publisher: Arc<dyn Publisher>,
         now_ms: i64,
     ) -> Result<MetadataQuorum, StartError> {
+        // Bound here, so a taken port stops start-up with its name.
+        let controller_socket = controller_listener
+            .map(|l| {
+                let address = format!("{}:{}", l.host, l.port);
+                std::net::TcpListener::bind(&address)
+                    .and_then(|s| s.set_nonblocking(true).map(|()| s))
+                    .map_err(|e| {
+                        StartError::Inconsistent(format!(
+                            "cannot listen on the controller listener {}://{address}: {e}",
+                            l.name
+                        ))
+                    })
+            })
+            .transpose()?;
         let runtime = OwnedRuntime(Some(
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(QUORUM_WORKER_THREADS)
@@ -88,16 +104,31 @@ impl MetadataQuorum {
         let voter = u64::try_from(node_id).map_err(|_| {
             StartError::Inconsistent(format!("node.id {node_id} must not be negative"))
         })?;
-        let mut config = QuorumConfig::new(
-            voter,
-            // A lone voter never dials anyone: the address is a label.
-            [(voter, "local".to_string())].into(),
-            dir.to_path_buf(),
-        );
+        // A lone voter never dials anyone: without a controller listener
+        // the address is a label.
+        let address =
+            controller_listener.map_or("local".to_string(), |l| format!("{}:{}", l.host, l.port));
+        let mut config = QuorumConfig::new(voter, [(voter, address)].into(), dir.to_path_buf());
         config.initial_records = initial_records;
         config.publisher = Some(publisher);
         let quorum = run_on(runtime.get(), async move {
-            let quorum = Quorum::start(config, Box::new(NoPeers), Arc::new(TcpConnector)).await?;
+            let acceptor: Box<dyn vltava_quorum::Acceptor> = match controller_socket {
+                Some(socket) => Box::new(
+                    tokio::net::TcpListener::from_std(socket)
+                        .map_err(|e| vltava_quorum::QuorumError::Storage(e.to_string()))?,
+                ),
+                None => Box::new(NoPeers),
+            };
+            let quorum = Quorum::start(config, acceptor, Arc::new(TcpConnector)).await?;
+            // Nothing can be proposed before the lone voter has elected
+            // itself (the broker registers right after start).
+            if quorum.wait_leader(CATCH_UP_TIMEOUT).await != Some(voter) {
+                quorum.shutdown().await;
+                return Err(vltava_quorum::QuorumError::Raft(format!(
+                    "this node did not become the metadata leader within {} s",
+                    CATCH_UP_TIMEOUT.as_secs()
+                )));
+            }
             // Everything in the log of a lone voter was committed.
             if let Some(last) = quorum.last_index_at_start() {
                 if !quorum.wait_applied(last, CATCH_UP_TIMEOUT).await {

@@ -3,7 +3,9 @@
 //! describe` reads them. Only the leader knows replication progress, so
 //! any other node answers NOT_LEADER_OR_FOLLOWER, as Kafka's raft does.
 
-use kafka_protocol::messages::describe_quorum_response::{PartitionData, ReplicaState, TopicData};
+use kafka_protocol::messages::describe_quorum_response::{
+    Listener, Node, PartitionData, ReplicaState, TopicData,
+};
 use kafka_protocol::messages::{
     BrokerId, DescribeQuorumRequest, DescribeQuorumResponse, TopicName,
 };
@@ -42,11 +44,26 @@ pub fn handle(broker: &Broker, request: DescribeQuorumRequest) -> DescribeQuorum
         .with_leader_epoch(i32::try_from(status.term).unwrap_or(i32::MAX))
         .with_high_watermark(status.high_watermark as i64)
         .with_current_voters(voters);
-    // No broker-only nodes follow the log yet, so there are no observers;
-    // a lone voter has no controller listener, so `nodes` (v2) is empty.
-    DescribeQuorumResponse::default().with_topics(vec![TopicData::default()
-        .with_topic_name(TopicName(str_bytes(METADATA_TOPIC)))
-        .with_partitions(vec![partition])])
+    // No broker-only nodes follow the log yet, so there are no observers.
+    // v2 lists the voter's controller listener, if it has one.
+    let nodes = broker
+        .config
+        .controller_listener
+        .iter()
+        .map(|l| {
+            Node::default()
+                .with_node_id(BrokerId(broker.node_id()))
+                .with_listeners(vec![Listener::default()
+                    .with_name(str_bytes(l.name.clone()))
+                    .with_host(str_bytes(l.host.clone()))
+                    .with_port(l.port)])
+        })
+        .collect();
+    DescribeQuorumResponse::default()
+        .with_topics(vec![TopicData::default()
+            .with_topic_name(TopicName(str_bytes(METADATA_TOPIC)))
+            .with_partitions(vec![partition])])
+        .with_nodes(nodes)
 }
 
 /// Every requested partition with `error`, as Kafka answers a request it
