@@ -387,6 +387,20 @@ impl RawClient {
         self.request(&req, METADATA_VERSION)
     }
 
+    /// Metadata for the named topics at `version` (4+ never auto-creates;
+    /// below 4 the broker's setting decides).
+    pub fn metadata_at(&mut self, topics: &[&str], version: i16) -> Result<MetadataResponse> {
+        let topics = topics
+            .iter()
+            .map(|n| MetadataRequestTopic::default().with_name(Some(topic_name(n))))
+            .collect();
+        let mut req = MetadataRequest::default().with_topics(Some(topics));
+        if version >= 4 {
+            req = req.with_allow_auto_topic_creation(false);
+        }
+        self.request(&req, version)
+    }
+
     /// CreateTopics for one topic; returns the whole response.
     pub fn create_topic(
         &mut self,

@@ -32,7 +32,10 @@ fn metadata_brokers(client: &mut RawClient) -> Vec<(i32, String, i32, Option<Str
 fn each_listener_is_given_its_own_addresses_and_the_rack() {
     let outer = free_port();
     let inner = free_port();
-    let listeners = format!("PLAINTEXT://127.0.0.1:{outer},INTERNAL://127.0.0.1:{inner}");
+    let hidden = free_port();
+    let listeners = format!(
+        "PLAINTEXT://127.0.0.1:{outer},INTERNAL://127.0.0.1:{inner},HIDDEN://127.0.0.1:{hidden}"
+    );
     // The internal listener is advertised under another name for the same
     // interface, so the two answers differ in the host as well as the port.
     let advertised = format!("PLAINTEXT://127.0.0.1:{outer},INTERNAL://localhost:{inner}");
@@ -43,7 +46,7 @@ fn each_listener_is_given_its_own_addresses_and_the_rack() {
             ("advertised.listeners", &advertised),
             (
                 "listener.security.protocol.map",
-                "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT",
+                "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT,HIDDEN:PLAINTEXT",
             ),
             ("broker.rack", "rack-a"),
         ],
@@ -100,7 +103,20 @@ fn each_listener_is_given_its_own_addresses_and_the_rack() {
             (coordinator.host.as_str(), coordinator.port),
             ("127.0.0.1", i32::from(outer))
         );
-        // The registration is renewed at every start.
+        // A listener that is not advertised reaches no broker: no broker is
+        // listed and every partition has no leader, with Kafka's error for
+        // the client's version (LISTENER_NOT_FOUND from v6).
+        if round == 0 {
+            via_outer.create_topic("lt", 1, &[], false).unwrap();
+        }
+        let mut via_hidden = RawClient::connect(([127, 0, 0, 1], hidden).into()).unwrap();
+        for (version, error) in [(12, 72), (5, 5)] {
+            let resp = via_hidden.metadata_at(&["lt"], version).unwrap();
+            assert!(resp.brokers.is_empty(), "v{version}: {:?}", resp.brokers);
+            let p = &resp.topics[0].partitions[0];
+            assert_eq!((p.error_code, p.leader_id.0), (error, -1), "v{version}");
+        }
+        // Registered again at the next start (its epoch: broker.rs tests).
         broker.stop_sigterm();
         broker.restart();
     }

@@ -1216,6 +1216,31 @@ mod tests {
         }
     }
 
+    /// Each start registers the broker again with the next epoch, its
+    /// advertised listeners and rack.
+    #[test]
+    fn every_start_registers_the_broker_with_a_new_epoch() {
+        let data = tempfile::tempdir().unwrap();
+        for epoch in 0..3 {
+            let broker = open_broker(data.path());
+            let registered = broker
+                .metadata
+                .with_image(|image| image.brokers[&1].clone());
+            assert_eq!(registered.epoch, epoch);
+            assert_eq!(registered.rack, None);
+            let endpoint = &registered.endpoints[0];
+            assert_eq!(
+                (
+                    endpoint.listener.as_str(),
+                    endpoint.host.as_str(),
+                    endpoint.port
+                ),
+                ("PLAINTEXT", "127.0.0.1", 9092)
+            );
+            broker.close();
+        }
+    }
+
     #[test]
     fn topic_names_follow_kafka_rules() {
         assert!(validate_topic_name("orders.v1_x-2").is_ok());

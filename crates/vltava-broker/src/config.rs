@@ -375,6 +375,15 @@ pub struct Listener {
     pub port: u16,
 }
 
+/// The metadata quorum's listener: where it is bound, and the address
+/// peers use to reach it (the advertised CONTROLLER entry, else this node's
+/// entry in `controller.quorum.voters`, else the bound address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerListener {
+    pub bind: Listener,
+    pub address: String,
+}
+
 impl Listener {
     pub fn parse(spec: &str) -> Result<Listener, String> {
         let (name, address) = spec
@@ -389,7 +398,9 @@ impl Listener {
             .map_err(|_| format!("listener '{spec}' has an invalid port"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         Ok(Listener {
-            name: name.to_string(),
+            // Kafka normalises listener names to upper case, so `plaintext`
+            // in one setting and `PLAINTEXT` in another are one listener.
+            name: name.trim().to_ascii_uppercase(),
             host: if host.is_empty() {
                 "0.0.0.0".into()
             } else {
@@ -415,7 +426,7 @@ fn controller_listener(
     listeners: &mut Vec<Listener>,
     advertised: &mut Vec<Listener>,
     advertised_explicitly: bool,
-) -> Result<Option<Listener>, String> {
+) -> Result<Option<ControllerListener>, String> {
     let names: Vec<String> = explicit
         .get("controller.listener.names")
         .map(|v| {
@@ -468,18 +479,37 @@ fn controller_listener(
                 "controller.listener.names names {name}, which is not one of listeners: add {name}://host:port to listeners"
             ));
         }
-        if advertised_explicitly && advertised.iter().any(|l| l.name.eq_ignore_ascii_case(name)) {
-            return Err(format!(
-                "advertised.listeners must not contain the controller listener {name} (controller.listener.names): clients never connect to it"
-            ));
-        }
     }
     let is_controller = |l: &Listener| names.iter().any(|n| l.name.eq_ignore_ascii_case(n));
     // The first controller listener named carries the quorum, as in Kafka.
-    let controller = listeners
+    // Kafka 3.9+ files may advertise it (KIP-853): that entry, else the
+    // voter's own entry, is where peers reach it, never given to clients.
+    let bound = listeners
         .iter()
         .find(|l| l.name.eq_ignore_ascii_case(&names[0]))
         .cloned();
+    let advertised_controller = advertised_explicitly
+        .then(|| {
+            advertised
+                .iter()
+                .find(|l| l.name.eq_ignore_ascii_case(&names[0]))
+                .cloned()
+        })
+        .flatten();
+    let voter_address = voters
+        .and_then(|v| v.split_once('@'))
+        .map(|(_, address)| address.trim().to_string());
+    if let Some(address) = &voter_address {
+        Listener::parse(&format!("{}://{address}", names[0]))
+            .map_err(|e| format!("controller.quorum.voters: {e}"))?;
+    }
+    let controller = bound.map(|l| ControllerListener {
+        address: advertised_controller
+            .map(|a| format!("{}:{}", a.host, a.port))
+            .or(voter_address)
+            .unwrap_or_else(|| format!("{}:{}", l.host, l.port)),
+        bind: l,
+    });
     listeners.retain(|l| !is_controller(l));
     advertised.retain(|l| !is_controller(l));
     if listeners.is_empty() {
@@ -713,8 +743,8 @@ pub struct BrokerConfig {
     pub listeners: Vec<Listener>,
     pub advertised_listeners: Vec<Listener>,
     /// The listener of `controller.listener.names`, which carries the
-    /// metadata quorum's RPCs (not in `listeners`, never advertised).
-    pub controller_listener: Option<Listener>,
+    /// metadata quorum's RPCs (not in `listeners`, never given to clients).
+    pub controller_listener: Option<ControllerListener>,
     /// `broker.rack`; `None` when empty.
     pub rack: Option<String>,
     pub log_dirs: Vec<PathBuf>,
@@ -815,6 +845,18 @@ impl BrokerConfig {
             &get("listener.security.protocol.map"),
             listeners.iter().chain(&advertised),
         )?;
+        // Kafka's rule: every advertised name is a listener, once each.
+        for (i, a) in advertised.iter().enumerate() {
+            if !listeners.iter().any(|l| l.name == a.name) {
+                return Err(format!(
+                    "advertised.listeners names {}, which is not one of listeners: advertised listener names must be equal to or a subset of the ones in listeners",
+                    a.name
+                ));
+            }
+            if advertised[..i].iter().any(|b| b.name == a.name) {
+                return Err(format!("advertised.listeners names {} twice", a.name));
+            }
+        }
         let controller_listener = controller_listener(
             &explicit,
             number("node.id")?,
@@ -1087,9 +1129,11 @@ mod tests {
         assert_eq!(names(&config.advertised_listeners), ["PLAINTEXT"]);
         let controller = config.controller_listener.unwrap();
         assert_eq!(
-            (controller.name.as_str(), controller.port),
+            (controller.bind.name.as_str(), controller.bind.port),
             ("CONTROLLER", 9093)
         );
+        // Peers reach it at the voter's address.
+        assert_eq!(controller.address, "localhost:9093");
         // Kafka 4's form: the one controller to bootstrap from.
         let mut kafka4: Vec<(&str, &str)> = KAFKA_KRAFT_FILE
             .iter()
@@ -1102,6 +1146,16 @@ mod tests {
             .0
             .controller_listener
             .is_some());
+        // Kafka 3.9+ advertises the controller (KIP-853): peers use that
+        // entry, clients never see it. Names are Kafka's, in any case.
+        kafka4.retain(|(k, _)| *k != "advertised.listeners");
+        kafka4.push((
+            "advertised.listeners",
+            "plaintext://localhost:9092,controller://ctl:9093",
+        ));
+        let (config, _) = BrokerConfig::from_pairs(&pairs(&kafka4)).unwrap();
+        assert_eq!(names(&config.advertised_listeners), ["PLAINTEXT"]);
+        assert_eq!(config.controller_listener.unwrap().address, "ctl:9093");
     }
 
     #[test]
@@ -1117,8 +1171,10 @@ mod tests {
             (&[("controller.quorum.bootstrap.servers", "h1:9093,h2:9093")][..], "controller.quorum.bootstrap.servers=h1:9093,h2:9093 names several controllers"),
             (&[("controller.listener.names", "")][..], "controller.listener.names must be set when the controller quorum is configured"),
             (&[("controller.listener.names", "QUORUM")][..], "controller.listener.names names QUORUM, which is not one of listeners"),
-            (&[("advertised.listeners", "PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093")][..], "advertised.listeners must not contain the controller listener CONTROLLER"),
-            (&[("listeners", "CONTROLLER://:9093")][..], "listeners must name at least one listener besides the controller's"),
+            (&[("advertised.listeners", "PLAINTEXT://localhost:9092,EXTERNAL://h:9094"), ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,EXTERNAL:PLAINTEXT")][..], "advertised.listeners names EXTERNAL, which is not one of listeners"),
+            (&[("advertised.listeners", "PLAINTEXT://a:9092,plaintext://b:9092")][..], "advertised.listeners names PLAINTEXT twice"),
+            (&[("controller.quorum.voters", "1@")][..], "controller.quorum.voters: listener 'CONTROLLER://' has no port"),
+            (&[("listeners", "CONTROLLER://:9093"), ("advertised.listeners", "")][..], "listeners must name at least one listener besides the controller's"),
             (&[("inter.broker.listener.name", "INTERNAL")][..], "inter.broker.listener.name=INTERNAL is not one of the broker's listeners"),
         ] {
             let err = with(changes);

@@ -20,7 +20,7 @@ use vltava_protocol::ResponseError;
 use vltava_quorum::{NoPeers, ProposeError, Publisher, Quorum, QuorumConfig, TcpConnector};
 
 use super::StartError;
-use crate::config::Listener;
+use crate::config::ControllerListener;
 use crate::error::ApiError;
 
 /// How long start-up waits for this node to apply its own metadata log.
@@ -63,13 +63,14 @@ impl MetadataQuorum {
     pub(crate) fn start_single(
         dir: &Path,
         node_id: i32,
-        controller_listener: Option<&Listener>,
+        controller_listener: Option<&ControllerListener>,
         publisher: Arc<dyn Publisher>,
         now_ms: i64,
     ) -> Result<MetadataQuorum, StartError> {
         // Bound here, so a taken port stops start-up with its name.
         let controller_socket = controller_listener
-            .map(|l| {
+            .map(|c| {
+                let l = &c.bind;
                 let address = format!("{}:{}", l.host, l.port);
                 std::net::TcpListener::bind(&address)
                     .and_then(|s| s.set_nonblocking(true).map(|()| s))
@@ -106,17 +107,20 @@ impl MetadataQuorum {
         })?;
         // A lone voter never dials anyone: without a controller listener
         // the address is a label.
-        let address =
-            controller_listener.map_or("local".to_string(), |l| format!("{}:{}", l.host, l.port));
+        let address = controller_listener.map_or("local".to_string(), |c| c.address.clone());
         let mut config = QuorumConfig::new(voter, [(voter, address)].into(), dir.to_path_buf());
         config.initial_records = initial_records;
         config.publisher = Some(publisher);
         let quorum = run_on(runtime.get(), async move {
+            // A lone voter has no peer: its controller listener is bound,
+            // as configured, but every connection is closed unread. openraft
+            // obeys any vote or append with a higher term, so serving them
+            // here would let anyone who reaches the port depose this node.
             let acceptor: Box<dyn vltava_quorum::Acceptor> = match controller_socket {
-                Some(socket) => Box::new(
+                Some(socket) => Box::new(LoneVoterListener(
                     tokio::net::TcpListener::from_std(socket)
                         .map_err(|e| vltava_quorum::QuorumError::Storage(e.to_string()))?,
-                ),
+                )),
                 None => Box::new(NoPeers),
             };
             let quorum = Quorum::start(config, acceptor, Arc::new(TcpConnector)).await?;
@@ -188,6 +192,22 @@ impl MetadataQuorum {
 
     fn run<T: Send + 'static>(&self, work: impl Future<Output = T> + Send + 'static) -> T {
         run_on(self.runtime.get(), work)
+    }
+}
+
+/// The controller listener of a lone voter: it accepts and closes every
+/// connection, and never yields one to the quorum (see `start_single`).
+struct LoneVoterListener(tokio::net::TcpListener);
+
+impl vltava_quorum::Acceptor for LoneVoterListener {
+    fn accept(&mut self) -> vltava_quorum::network::AcceptFuture<'_> {
+        Box::pin(async move {
+            loop {
+                let (stream, peer) = self.0.accept().await?;
+                tracing::debug!(%peer, "closed a connection to the controller listener: this node is the only voter");
+                drop(stream);
+            }
+        })
     }
 }
 

@@ -50,13 +50,17 @@ pub fn handle(broker: &Broker, request: DescribeQuorumRequest) -> DescribeQuorum
         .config
         .controller_listener
         .iter()
-        .map(|l| {
-            Node::default()
-                .with_node_id(BrokerId(broker.node_id()))
-                .with_listeners(vec![Listener::default()
-                    .with_name(str_bytes(l.name.clone()))
-                    .with_host(str_bytes(l.host.clone()))
-                    .with_port(l.port)])
+        .filter_map(|c| {
+            // The address peers use, as Kafka reports the voter endpoint.
+            let (host, port) = c.address.rsplit_once(':')?;
+            Some(
+                Node::default()
+                    .with_node_id(BrokerId(broker.node_id()))
+                    .with_listeners(vec![Listener::default()
+                        .with_name(str_bytes(c.bind.name.clone()))
+                        .with_host(str_bytes(host.to_string()))
+                        .with_port(port.parse().ok()?)]),
+            )
         })
         .collect();
     DescribeQuorumResponse::default()

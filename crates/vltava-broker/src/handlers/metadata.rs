@@ -27,19 +27,29 @@ pub fn handle(
         request.include_topic_authorized_operations,
         TOPIC_OPERATIONS,
     );
+    // A client on a listener this broker does not advertise cannot reach
+    // the leader: Kafka answers LISTENER_NOT_FOUND (v6+; older clients get
+    // LEADER_NOT_AVAILABLE) with no leader, and lists no broker.
+    let unreachable = broker
+        .address_on(broker.node_id(), &client.listener)
+        .is_none()
+        .then_some(match version {
+            6.. => ResponseError::ListenerNotFound,
+            _ => ResponseError::LeaderNotAvailable,
+        });
     let topics: Vec<MetadataResponseTopic> = match request.topics {
         // v0 has no null: an empty list means all topics.
         Some(list) if !(version == 0 && list.is_empty()) => list
             .into_iter()
             .map(|t| match t.name {
-                Some(name) => by_name(broker, name.0.as_str(), allow_auto_create),
-                None => by_id(broker, t.topic_id),
+                Some(name) => by_name(broker, name.0.as_str(), allow_auto_create, unreachable),
+                None => by_id(broker, t.topic_id, unreachable),
             })
             .collect(),
         _ => broker
             .topics()
             .iter()
-            .map(|t| describe(broker, t))
+            .map(|t| describe(broker, t, unreachable))
             .collect(),
     };
     MetadataResponse::default()
@@ -81,9 +91,14 @@ pub fn handle(
         ))
 }
 
-fn by_name(broker: &Broker, name: &str, allow_auto_create: bool) -> MetadataResponseTopic {
+fn by_name(
+    broker: &Broker,
+    name: &str,
+    allow_auto_create: bool,
+    unreachable: Option<ResponseError>,
+) -> MetadataResponseTopic {
     if let Some(topic) = broker.topic(name) {
-        return describe(broker, &topic);
+        return describe(broker, &topic, unreachable);
     }
     let failed = |error: ResponseError| {
         MetadataResponseTopic::default()
@@ -99,7 +114,7 @@ fn by_name(broker: &Broker, name: &str, allow_auto_create: bool) -> MetadataResp
         // never auto-created with the defaults.
         if name == OFFSETS_TOPIC && broker.groups().ensure_ready(broker).is_ok() {
             if let Some(topic) = broker.topic(name) {
-                return describe(broker, &topic);
+                return describe(broker, &topic, unreachable);
             }
         }
         return failed(ResponseError::UnknownTopicOrPartition);
@@ -108,7 +123,7 @@ fn by_name(broker: &Broker, name: &str, allow_auto_create: bool) -> MetadataResp
         return failed(ResponseError::UnknownTopicOrPartition);
     }
     match broker.auto_create_topic(name) {
-        Ok(topic) => describe(broker, &topic),
+        Ok(topic) => describe(broker, &topic, unreachable),
         Err(e) => {
             tracing::warn!(topic = name, error = %e, "auto-create failed");
             failed(e.error)
@@ -116,9 +131,13 @@ fn by_name(broker: &Broker, name: &str, allow_auto_create: bool) -> MetadataResp
     }
 }
 
-fn by_id(broker: &Broker, topic_id: Uuid) -> MetadataResponseTopic {
+fn by_id(
+    broker: &Broker,
+    topic_id: Uuid,
+    unreachable: Option<ResponseError>,
+) -> MetadataResponseTopic {
     match broker.topic_by_id(topic_id) {
-        Some(topic) => describe(broker, &topic),
+        Some(topic) => describe(broker, &topic, unreachable),
         None => MetadataResponseTopic::default()
             .with_topic_id(topic_id)
             .with_error_code(ResponseError::UnknownTopicId.code())
@@ -126,7 +145,13 @@ fn by_id(broker: &Broker, topic_id: Uuid) -> MetadataResponseTopic {
     }
 }
 
-fn describe(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
+/// `unreachable`: the error every partition gets because its leader has no
+/// endpoint on the client's listener.
+fn describe(
+    broker: &Broker,
+    topic: &Topic,
+    unreachable: Option<ResponseError>,
+) -> MetadataResponseTopic {
     let node = BrokerId(broker.node_id());
     let partitions = topic
         .partitions
@@ -144,6 +169,12 @@ fn describe(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
                     .with_leader_id(BrokerId(-1))
                     .with_isr_nodes(vec![])
                     .with_offline_replicas(vec![node]);
+            }
+            if let Some(error) = unreachable {
+                return partition
+                    .with_error_code(error.code())
+                    .with_leader_id(BrokerId(-1))
+                    .with_isr_nodes(vec![node]);
             }
             partition.with_leader_id(node).with_isr_nodes(vec![node])
         })
