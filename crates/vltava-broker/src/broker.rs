@@ -912,14 +912,13 @@ fn remove_orphan_dirs(
             }
             continue;
         };
-        if !looks_like_partition(&path) {
-            continue;
-        }
+        // Owned directories (nearly all) are checked by their marker only;
+        // the directory itself is read only when no topic owns it.
         let owned = image
             .topics
             .get(partition.0)
             .is_some_and(|t| partition.1 < t.partitions.len() && belongs_to(&path, t.topic_id));
-        if owned {
+        if owned || !looks_like_partition(&path) {
             continue;
         }
         if holds_records(&path).map_err(io_err)? {

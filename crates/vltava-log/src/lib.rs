@@ -1204,14 +1204,34 @@ fn index_entry_matches(segment: &Segment, entry: segment::OffsetEntry, size: u64
     )
 }
 
+fn read_dir_paths(dir: &Path) -> Result<Vec<std::path::PathBuf>, LogError> {
+    let mut paths = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        paths.push(entry?.path());
+    }
+    Ok(paths)
+}
+
 /// Base offsets of the `*.log` files in `dir`, sorted; removes leftovers of
 /// interrupted operations and index files without a log.
 fn list_segments(dir: &Path) -> Result<(Vec<i64>, usize), LogError> {
-    let mut removed = cleaner::finish_interrupted_swaps(dir)?;
+    let mut paths = read_dir_paths(dir)?;
+    // A swap or cleaner leftover is rare: only then is the cleaner's
+    // completion run and the directory read again (one read per start
+    // otherwise, with 10,000 partitions to open).
+    let mut removed = 0;
+    let interrupted = paths.iter().any(|p| {
+        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+            n.ends_with(".log.swap") || n.ends_with(".cleaned") || n.ends_with(".deleted")
+        })
+    });
+    if interrupted {
+        removed = cleaner::finish_interrupted_swaps(dir)?;
+        paths = read_dir_paths(dir)?;
+    }
     let mut bases = Vec::new();
     let mut index_files = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
+    for path in paths {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
