@@ -357,3 +357,53 @@ fn kafkas_single_node_kraft_settings_run_as_they_are() {
         broker.restart();
     }
 }
+
+/// Kafka 4's single-node form: `controller.quorum.bootstrap.servers` and an
+/// advertised CONTROLLER entry (KIP-853). The node runs as the lone voter,
+/// peers are told the advertised controller address, clients only PLAINTEXT.
+#[test]
+fn kafka_4s_bootstrap_servers_form_runs_as_it_is() {
+    let port = vltava_tests::free_port();
+    let controller = vltava_tests::free_port();
+    let listeners = format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}");
+    let bootstrap = format!("localhost:{controller}");
+    let advertised = format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://localhost:{controller}");
+    let broker = vltava_tests::TestBroker::start_at(
+        port,
+        &[
+            ("process.roles", "broker,controller"),
+            ("controller.quorum.bootstrap.servers", &bootstrap),
+            ("listeners", &listeners),
+            ("advertised.listeners", &advertised),
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "listener.security.protocol.map",
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            ),
+        ],
+    );
+    let mut client = vltava_tests::raw::RawClient::connect(broker.addr()).unwrap();
+    let brokers = client.metadata(Some(&[])).unwrap().brokers;
+    let listed: Vec<(String, i32)> = brokers
+        .iter()
+        .map(|b| (b.host.to_string(), b.port))
+        .collect();
+    assert_eq!(listed, vec![("127.0.0.1".to_string(), i32::from(port))]);
+    let out = vltava_tests::vltava_tool(
+        "metadata-quorum",
+        &broker.bootstrap(),
+        &["describe", "--status"],
+    );
+    let status = vltava_tests::stdout_ok("metadata-quorum", &out);
+    assert!(
+        status.contains(&format!(
+            "CurrentVoters:          [{{\"id\": 1, \"endpoints\": [\"CONTROLLER://localhost:{controller}\"]}}]\n"
+        )),
+        "{status}"
+    );
+    assert!(
+        !broker.stderr_log().contains("isn't a known config"),
+        "{}",
+        broker.stderr_log()
+    );
+}

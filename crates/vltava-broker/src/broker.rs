@@ -1210,7 +1210,7 @@ mod tests {
                 .filter(|n| n.ends_with(".log") || n.ends_with("index") || n == "log-start-offset")
                 .collect();
             assert!(leftovers.is_empty(), "start {start}: {leftovers:?}");
-            assert!(meta_dir.join("imported").exists());
+            assert!(meta_dir.join(vltava_quorum::IMPORTED_FILE).exists());
             broker.close();
         }
     }

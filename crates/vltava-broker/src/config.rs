@@ -381,7 +381,14 @@ pub struct Listener {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControllerListener {
     pub bind: Listener,
-    pub address: String,
+    pub advertised: Listener,
+}
+
+impl ControllerListener {
+    /// `host:port` where peers reach the quorum.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.advertised.host, self.advertised.port)
+    }
 }
 
 impl Listener {
@@ -496,18 +503,15 @@ fn controller_listener(
                 .cloned()
         })
         .flatten();
-    let voter_address = voters
+    let voter_entry = voters
         .and_then(|v| v.split_once('@'))
-        .map(|(_, address)| address.trim().to_string());
-    if let Some(address) = &voter_address {
-        Listener::parse(&format!("{}://{address}", names[0]))
-            .map_err(|e| format!("controller.quorum.voters: {e}"))?;
-    }
+        .map(|(_, address)| Listener::parse(&format!("{}://{}", names[0], address.trim())))
+        .transpose()
+        .map_err(|e| format!("controller.quorum.voters: {e}"))?;
     let controller = bound.map(|l| ControllerListener {
-        address: advertised_controller
-            .map(|a| format!("{}:{}", a.host, a.port))
-            .or(voter_address)
-            .unwrap_or_else(|| format!("{}:{}", l.host, l.port)),
+        advertised: advertised_controller
+            .or(voter_entry)
+            .unwrap_or_else(|| l.clone()),
         bind: l,
     });
     listeners.retain(|l| !is_controller(l));
@@ -1133,7 +1137,7 @@ mod tests {
             ("CONTROLLER", 9093)
         );
         // Peers reach it at the voter's address.
-        assert_eq!(controller.address, "localhost:9093");
+        assert_eq!(controller.address(), "localhost:9093");
         // Kafka 4's form: the one controller to bootstrap from.
         let mut kafka4: Vec<(&str, &str)> = KAFKA_KRAFT_FILE
             .iter()
@@ -1155,7 +1159,7 @@ mod tests {
         ));
         let (config, _) = BrokerConfig::from_pairs(&pairs(&kafka4)).unwrap();
         assert_eq!(names(&config.advertised_listeners), ["PLAINTEXT"]);
-        assert_eq!(config.controller_listener.unwrap().address, "ctl:9093");
+        assert_eq!(config.controller_listener.unwrap().address(), "ctl:9093");
     }
 
     #[test]

@@ -114,8 +114,9 @@ impl std::fmt::Debug for dyn Controller {
     }
 }
 
-/// Written once `initial_records` are committed.
-const IMPORTED_FILE: &str = "imported";
+/// The marker in the quorum's directory written once `initial_records` are
+/// committed (an upgrading broker checks it before removing the old log).
+pub const IMPORTED_FILE: &str = "imported";
 
 impl QuorumConfig {
     /// Defaults near KRaft's (`controller.quorum.election.timeout.ms` 1000,
@@ -206,7 +207,7 @@ async fn watch_caught_up(
         {
             let m = metrics.borrow_and_update();
             if let (Some(replication), Some(last)) = (&m.replication, m.last_log_index) {
-                let now = wall_clock_ms();
+                let now = log_store::now_ms();
                 let mut caught_up = caught_up.lock();
                 for (id, matched) in replication {
                     if matched.is_some_and(|l| l.index >= last) {
@@ -220,12 +221,6 @@ async fn watch_caught_up(
             _ = stopped.changed() => return,
         }
     }
-}
-
-pub(crate) fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// One member of the metadata quorum.
@@ -528,7 +523,7 @@ impl Quorum {
     /// are `None`.
     pub fn status(&self) -> QuorumStatus {
         let metrics = self.raft.metrics().borrow().clone();
-        let now = wall_clock_ms();
+        let now = log_store::now_ms();
         let leader_end = metrics.last_log_index.map_or(0, |i| i + 1);
         let is_leader = metrics.current_leader == Some(self.node_id);
         let acks = self.acks.lock().clone();

@@ -282,7 +282,9 @@ pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
-fn now_ms() -> i64 {
+/// Wall-clock milliseconds since the epoch (entry timestamps, and the
+/// peer times DescribeQuorum reports).
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

@@ -279,7 +279,9 @@ impl RaftNetwork<TypeConfig> for Connection {
         match self.call(RpcRequest::AppendEntries(rpc), &option).await {
             Ok(RpcResponse::AppendEntries(Ok(r))) => {
                 if matches!(r, AppendEntriesResponse::Success) {
-                    self.acks.lock().insert(self.target, crate::wall_clock_ms());
+                    self.acks
+                        .lock()
+                        .insert(self.target, crate::log_store::now_ms());
                 }
                 Ok(r)
             }

@@ -17,7 +17,9 @@ use std::time::Duration;
 use tracing::{info, warn};
 use vltava_meta::{MetaRecord, MetadataImage, MetadataStore};
 use vltava_protocol::ResponseError;
-use vltava_quorum::{NoPeers, ProposeError, Publisher, Quorum, QuorumConfig, TcpConnector};
+use vltava_quorum::{
+    NoPeers, ProposeError, Publisher, Quorum, QuorumConfig, TcpConnector, IMPORTED_FILE,
+};
 
 use super::StartError;
 use crate::config::ControllerListener;
@@ -107,7 +109,7 @@ impl MetadataQuorum {
         })?;
         // A lone voter never dials anyone: without a controller listener
         // the address is a label.
-        let address = controller_listener.map_or("local".to_string(), |c| c.address.clone());
+        let address = controller_listener.map_or("local".to_string(), ControllerListener::address);
         let mut config = QuorumConfig::new(voter, [(voter, address)].into(), dir.to_path_buf());
         config.initial_records = initial_records;
         config.publisher = Some(publisher);
@@ -227,9 +229,6 @@ fn run_on<T: Send + 'static>(
         .recv()
         .expect("the quorum runtime runs until the broker is dropped")
 }
-
-/// The quorum's marker for an imported image (see `QuorumConfig::initial_records`).
-const IMPORTED_FILE: &str = "imported";
 
 /// The segment files of a metadata log written before the quorum: a
 /// `vltava-log` log directly in `dir` (the quorum keeps its own in

@@ -50,17 +50,14 @@ pub fn handle(broker: &Broker, request: DescribeQuorumRequest) -> DescribeQuorum
         .config
         .controller_listener
         .iter()
-        .filter_map(|c| {
+        .map(|c| {
             // The address peers use, as Kafka reports the voter endpoint.
-            let (host, port) = c.address.rsplit_once(':')?;
-            Some(
-                Node::default()
-                    .with_node_id(BrokerId(broker.node_id()))
-                    .with_listeners(vec![Listener::default()
-                        .with_name(str_bytes(c.bind.name.clone()))
-                        .with_host(str_bytes(host.to_string()))
-                        .with_port(port.parse().ok()?)]),
-            )
+            Node::default()
+                .with_node_id(BrokerId(broker.node_id()))
+                .with_listeners(vec![Listener::default()
+                    .with_name(str_bytes(c.bind.name.clone()))
+                    .with_host(str_bytes(c.advertised.host.clone()))
+                    .with_port(c.advertised.port)])
         })
         .collect();
     DescribeQuorumResponse::default()

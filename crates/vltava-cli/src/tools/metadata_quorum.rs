@@ -12,7 +12,7 @@ use vltava_client::admin::{QuorumInfo, QuorumReplica};
 use vltava_client::Admin;
 
 use super::{
-    connect_with, fail, kafka_uuid, read_command_config, BOOTSTRAP_DEFAULT, BOOTSTRAP_ENV,
+    connect_with, fail, kafka_uuid, now_ms, read_command_config, BOOTSTRAP_DEFAULT, BOOTSTRAP_ENV,
 };
 
 /// Describe the metadata quorum (kafka-metadata-quorum.sh).
@@ -219,12 +219,6 @@ fn replication_table(
         out.push('\n');
     }
     Ok(out)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]
