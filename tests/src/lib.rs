@@ -109,6 +109,16 @@ impl TestBroker {
     /// tests whose overrides (more listeners, advertised addresses) must
     /// name it.
     pub fn start_at(port: u16, overrides: &[(&str, &str)]) -> TestBroker {
+        let mut broker = TestBroker::launch_at(port, overrides);
+        broker.wait_ready();
+        broker
+    }
+
+    /// [`TestBroker::start_at`] without waiting for the port: a voter of a
+    /// cluster does not serve until a majority of its voters is up, so a
+    /// cluster's nodes are all launched before any is waited for
+    /// ([`TestBroker::wait_started`]).
+    pub fn launch_at(port: u16, overrides: &[(&str, &str)]) -> TestBroker {
         let dir = tempfile::Builder::new()
             .prefix("vltava-it-")
             .tempdir()
@@ -128,6 +138,35 @@ impl TestBroker {
         };
         broker.spawn();
         broker
+    }
+
+    /// Waits until a launched broker accepts connections (panicking with its
+    /// stderr if it exits or takes longer than the start timeout).
+    pub fn wait_started(&mut self) {
+        self.wait_ready();
+    }
+
+    /// Starts the stopped broker again and waits for it to exit by itself
+    /// (it refused to start), returning its status; panics if it is still
+    /// running after `timeout`.
+    pub fn restart_expecting_exit(&mut self, timeout: Duration) -> ExitStatus {
+        assert!(!self.is_running(), "the broker is running");
+        self.spawn();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.child.as_mut().expect("just spawned");
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return status;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "the broker did not exit within {timeout:?}\n{}",
+                    self.stderr_banner()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// `127.0.0.1:<port>`, for `bootstrap.servers`.
@@ -237,6 +276,7 @@ impl TestBroker {
         );
         self.child = None;
         self.spawn();
+        self.wait_ready();
     }
 
     fn signal_and_wait(&mut self, signal: &str) -> ExitStatus {
@@ -300,7 +340,6 @@ impl TestBroker {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
         self.child = Some(child);
-        self.wait_ready();
     }
 
     fn wait_ready(&mut self) {

@@ -142,12 +142,14 @@ fn quota_entities_are_refused() {
 }
 
 #[test]
-fn server_help_says_single_node_and_where_the_configs_are() {
+fn server_help_says_what_runs_and_where_the_configs_are() {
     let out = vltava(&["server", "--help"], "");
     assert!(out.status.success());
     let help = text(&out.stdout);
     assert!(
-        help.starts_with("Run a broker (a single node; clusters are not built yet).\n"),
+        help.starts_with(
+            "Run a broker: one node, or a cluster's voter (controller.quorum.voters).\n"
+        ),
         "{help}"
     );
     assert!(help.contains("docs/configuration.md"), "{help}");
@@ -232,7 +234,7 @@ fn assert_only_unknown_is_warned(log: &str) {
 }
 
 #[test]
-fn a_cluster_configuration_is_refused_not_run_as_lone_nodes() {
+fn a_voter_list_without_this_node_is_refused_not_run_as_a_lone_node() {
     let dir = tempfile::tempdir().unwrap();
     let dirs = format!("log.dirs={}", dir.path().join("data").display());
     let out = vltava(
@@ -248,13 +250,15 @@ fn a_cluster_configuration_is_refused_not_run_as_lone_nodes() {
             "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "--override",
             "controller.quorum.voters=1@127.0.0.1:19093,2@127.0.0.1:29093,3@127.0.0.1:39093",
+            "--override",
+            "node.id=4",
         ],
         "",
     );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr).lines().last().unwrap(),
-        "Error: controller.quorum.voters=1@127.0.0.1:19093,2@127.0.0.1:29093,3@127.0.0.1:39093 names 3 voter(s), but Vltava runs a single node for now: a quorum of several voters (a cluster) is not built yet. Use this node alone as the only voter (1@host:port) or remove the setting"
+        "Error: controller.quorum.voters=1@127.0.0.1:19093,2@127.0.0.1:29093,3@127.0.0.1:39093 does not name this node (node.id=4): every Vltava node is a voter for now (process.roles=broker,controller); add 4@host:port or fix node.id"
     );
     // Nothing was written: the data directory was never created.
     assert!(!dir.path().join("data").exists());

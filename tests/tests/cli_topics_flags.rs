@@ -217,7 +217,7 @@ fn replica_assignment_places_partitions() {
     );
     assert_eq!(
         err,
-        "Error while executing topic command : Partitions must be numbered 0..1 and each placed on exactly broker 1\n"
+        "Error while executing topic command : The manual partition assignment includes broker 2, but no such broker is registered.\n"
     );
     assert_eq!(
         fails(&bs, &["--create", "--topic", "dup", "--replica-assignment", "1:1"]),

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 use vltava_meta::{ConfigResource, MetaRecord, MetadataImage, METADATA_DIR};
 use vltava_protocol::ResponseError;
+use vltava_quorum::ProposeError;
 
 use crate::clock::Clock;
 use crate::config::{validate_topic_config, BrokerConfig, TopicConfig};
@@ -38,6 +39,14 @@ pub const PARTITIONS_PER_REQUEST_MAX: i32 = 10_000;
 /// handles while active, and its index memory; P5 in docs/benchmarks.md
 /// measures 10,000 idle ones.
 pub const PARTITIONS_PER_BROKER_MAX: usize = 100_000;
+
+/// How long a controller operation keeps trying while leadership moves or
+/// other changes keep coming first; past it the client gets the last
+/// error (NOT_CONTROLLER or REQUEST_TIMED_OUT, both retriable).
+const CONTROL_RETRY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The pause before a controller operation tries again during an election.
+const CONTROL_RETRY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Marks a partition directory as belonging to one incarnation of a topic.
 const PARTITION_METADATA_FILE: &str = "partition.metadata";
@@ -171,10 +180,11 @@ impl Broker {
         };
         fs::create_dir_all(&data_dir).map_err(io_err)?;
         let dir_lock = lock_data_dir(&data_dir)?;
-        let cluster_id = load_node_identity(&data_dir, config.node_id).map_err(|e| match e {
-            NodeIdentityError::Io(source) => io_err(source),
-            NodeIdentityError::Mismatch(msg) => StartError::Inconsistent(msg),
-        })?;
+        let stored_cluster_id =
+            load_node_identity(&data_dir, config.node_id).map_err(|e| match e {
+                NodeIdentityError::Io(source) => io_err(source),
+                NodeIdentityError::Mismatch(msg) => StartError::Inconsistent(msg),
+            })?;
         // Present only if the last run stopped cleanly; removed now so that
         // a crash from here on is seen as unclean next time.
         let clean_shutdown = take_clean_shutdown_marker(&data_dir).map_err(io_err)?;
@@ -186,58 +196,138 @@ impl Broker {
             topics.clone(),
             dynamic.clone(),
         ));
-        let metadata = metadata::MetadataQuorum::start_single(
+        let metadata = metadata::MetadataQuorum::start(
             &data_dir.join(METADATA_DIR),
             config.node_id,
             config.controller_listener.as_ref(),
             publisher.clone(),
             clock.now_ms(),
         )?;
-        // Caught up: leftovers no topic owns are cleared before the
-        // publisher opens what the image names.
-        let next = metadata.with_image(|image| {
-            remove_orphan_dirs(&data_dir, image)?;
-            publisher.activate(image);
-            Ok::<_, StartError>(image.next_producer_id)
-        })?;
-        let topics_loaded = topics.read().len();
-        report_recovery(&topics.read(), clean_shutdown);
-        info!(topics = topics_loaded, cluster_id = %cluster_id, "broker state loaded");
         let groups = GroupCoordinator::new(config.groups.clone());
-        let broker = Broker {
+        let mut broker = Broker {
             config,
             dynamic,
-            cluster_id,
+            cluster_id: String::new(),
             clock,
             metadata,
             controller: Mutex::new(()),
             topics,
-            producer_ids: Mutex::new(ProducerIdBlock { next, end: next }),
+            producer_ids: Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
             produce_permits: tokio::sync::Semaphore::new(PRODUCE_REQUESTS_IN_PROGRESS_MAX),
             groups,
             _dir_lock: dir_lock,
             warned: Mutex::new(Default::default()),
         };
+        // Both go through the leader, so once they are answered this node
+        // has applied everything the leader had: the image is current.
+        broker.cluster_id = broker.join_cluster(stored_cluster_id)?;
+        broker
+            .register()
+            .map_err(|e| StartError::Inconsistent(format!("registering this broker: {e}")))?;
+        // Caught up: leftovers no topic owns are cleared before the
+        // publisher opens what the image names.
+        broker.metadata.with_image(|image| {
+            remove_orphan_dirs(&data_dir, image)?;
+            publisher.activate(image);
+            Ok::<_, StartError>(())
+        })?;
+        let topics_loaded = broker.topics.read().len();
+        report_recovery(&broker.topics.read(), clean_shutdown);
+        info!(topics = topics_loaded, cluster_id = %broker.cluster_id, "broker state loaded");
         broker
             .groups
             .load(&broker)
             .map_err(|e| StartError::Inconsistent(format!("loading {OFFSETS_TOPIC}: {e}")))?;
-        broker
-            .register()
-            .map_err(|e| StartError::Inconsistent(format!("registering this broker: {e}")))?;
         Ok(broker)
+    }
+
+    /// The cluster's id: the one in the committed metadata, else (the
+    /// first controller to find none) this node's `meta.properties` id or
+    /// a new one, committed. A node whose `meta.properties` names another
+    /// cluster refuses to join it (Kafka's INCONSISTENT_CLUSTER_ID); a
+    /// fresh node writes the cluster's id into its `meta.properties`.
+    fn join_cluster(&self, stored: Option<String>) -> Result<String, StartError> {
+        let mine = stored
+            .clone()
+            .unwrap_or_else(|| Uuid::new_v4().simple().to_string()[..22].to_string());
+        let cluster_id = self
+            .control(|image| match &image.cluster_id {
+                Some(id) => Ok((Vec::new(), id.clone())),
+                None => Ok((
+                    vec![MetaRecord::ClusterId {
+                        cluster_id: mine.clone(),
+                    }],
+                    mine.clone(),
+                )),
+            })
+            .map_err(|e| StartError::Inconsistent(format!("joining the cluster: {e}")))?;
+        match stored {
+            Some(id) if id != cluster_id => Err(StartError::Inconsistent(format!(
+                "INCONSISTENT_CLUSTER_ID: {} belongs to cluster {id}, but the metadata quorum's cluster is {cluster_id}: this data directory was written by another cluster (give the node an empty log.dirs to join this one)",
+                self.config.data_dir().join(META_PROPERTIES_FILE).display()
+            ))),
+            Some(_) => Ok(cluster_id),
+            None => {
+                write_meta_properties(self.config.data_dir(), &cluster_id, self.node_id())
+                    .map_err(|source| StartError::Io {
+                        dir: self.config.data_dir().display().to_string(),
+                        source,
+                    })?;
+                Ok(cluster_id)
+            }
+        }
+    }
+
+    /// Runs a controller operation. `decide` reads the committed image and
+    /// says what to commit (nothing, for a check or a no-op) and what to
+    /// answer; the records are committed only if the leader's image is
+    /// still the one `decide` read, wherever the leader is (this node, or
+    /// the voter it is sent to), and `decide` runs again on the newer image
+    /// otherwise. Returns once this node has applied the change. `decide`
+    /// runs with the image read-locked: it must read only the image it is
+    /// given.
+    pub(crate) fn control<T>(
+        &self,
+        mut decide: impl FnMut(&MetadataImage) -> Result<(Vec<MetaRecord>, T), ApiError>,
+    ) -> Result<T, ApiError> {
+        // Two changes from this node never race each other's checks.
+        let _controller = self.controller.lock();
+        let started = std::time::Instant::now();
+        loop {
+            let (expected, decided) = self
+                .metadata
+                .with_image_at(|image, applied| (applied, decide(image)));
+            let (records, answer) = decided?;
+            if records.is_empty() {
+                return Ok(answer);
+            }
+            let left = CONTROL_RETRY_DEADLINE.saturating_sub(started.elapsed());
+            match self.metadata.propose_if(expected, records) {
+                Ok(_) => return Ok(answer),
+                // Another change came first: check again on the image
+                // that has it.
+                Err(ProposeError::Stale { applied }) if !left.is_zero() => {
+                    if let Some(index) = applied {
+                        self.metadata.wait_applied(index, left);
+                    }
+                }
+                // An election, or a leader that just went away.
+                Err(ProposeError::NotLeader { .. } | ProposeError::Unavailable(_))
+                    if !left.is_zero() =>
+                {
+                    std::thread::sleep(CONTROL_RETRY_BACKOFF);
+                }
+                Err(e) => return Err(metadata::propose_error(e)),
+            }
+        }
     }
 
     /// Registers this broker (its advertised listeners and rack) with a new
     /// epoch, as each Kafka broker does when it starts; clients learn
     /// brokers' addresses from the registrations.
     fn register(&self) -> Result<(), ApiError> {
-        let _controller = self.controller.lock();
         let node_id = self.node_id();
-        let epoch = self
-            .metadata
-            .with_image(|image| image.brokers.get(&node_id).map_or(0, |b| b.epoch + 1));
-        let endpoints = self
+        let endpoints: Vec<vltava_meta::BrokerEndpoint> = self
             .config
             .advertised_listeners
             .iter()
@@ -247,12 +337,16 @@ impl Broker {
                 port: l.port,
             })
             .collect();
-        self.metadata.propose(vec![MetaRecord::RegisterBroker {
-            node_id,
-            epoch,
-            endpoints,
-            rack: self.config.rack.clone(),
-        }])?;
+        let epoch = self.control(|image| {
+            let epoch = image.brokers.get(&node_id).map_or(0, |b| b.epoch + 1);
+            let record = MetaRecord::RegisterBroker {
+                node_id,
+                epoch,
+                endpoints: endpoints.clone(),
+                rack: self.config.rack.clone(),
+            };
+            Ok((vec![record], epoch))
+        })?;
         info!(node_id, epoch, "registered broker");
         Ok(())
     }
@@ -281,9 +375,33 @@ impl Broker {
         })
     }
 
-    /// The metadata quorum as this node sees it (DescribeQuorum).
-    pub fn quorum_status(&self) -> vltava_quorum::QuorumStatus {
-        self.metadata.status()
+    /// How many brokers are registered: what a replication factor is
+    /// checked against.
+    pub fn registered_broker_count(&self) -> usize {
+        self.metadata.with_image(|image| image.brokers.len())
+    }
+
+    /// The controller id clients are given: the quorum's leader as this
+    /// node knows it (every node is a broker too, so clients reach it),
+    /// else this node during an election (Kafka gives clients a live
+    /// broker; any broker takes controller requests and forwards them).
+    pub fn controller_id(&self) -> i32 {
+        self.metadata
+            .leader()
+            .and_then(|id| i32::try_from(id).ok())
+            .unwrap_or(self.node_id())
+    }
+
+    /// The metadata quorum as its leader sees it (DescribeQuorum): asked
+    /// of the leader when this node does not lead. NOT_LEADER_OR_FOLLOWER
+    /// while no leader is known.
+    pub fn leader_quorum_status(&self) -> Result<vltava_quorum::QuorumStatus, ApiError> {
+        self.metadata.leader_status().map_err(|e| match e {
+            ProposeError::NotLeader { .. } => {
+                ApiError::new(ResponseError::NotLeaderOrFollower, e.to_string())
+            }
+            e => metadata::propose_error(e),
+        })
     }
 
     pub fn groups(&self) -> &GroupCoordinator {
@@ -353,7 +471,25 @@ impl Broker {
                 format!("Topic {name} is an internal topic: the broker creates it with its own settings"),
             ));
         }
-        self.create_topic_unchecked(name, num_partitions, overrides, validate_only)
+        self.create_topic_unchecked(name, num_partitions, overrides, validate_only, None)
+    }
+
+    /// Creates a topic for a client that placed each partition itself
+    /// (CreateTopics' manual assignment): `leaders[p]` is partition `p`'s
+    /// one replica, a registered broker.
+    pub fn create_topic_placed(
+        &self,
+        name: &str,
+        leaders: &[i32],
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(i32, TopicConfig, Uuid), ApiError> {
+        validate_topic_name(name)?;
+        if is_internal_topic(name) {
+            return self.create_topic(name, leaders.len() as i32, overrides, validate_only);
+        }
+        let count = i32::try_from(leaders.len()).unwrap_or(i32::MAX);
+        self.create_topic_unchecked(name, count, overrides, validate_only, Some(leaders))
     }
 
     /// Creates one of the broker's internal topics with the given settings.
@@ -364,7 +500,7 @@ impl Broker {
         overrides: BTreeMap<String, String>,
     ) -> Result<(i32, TopicConfig, Uuid), ApiError> {
         assert!(is_internal_topic(name), "{name} is not an internal topic");
-        self.create_topic_unchecked(name, num_partitions, overrides, false)
+        self.create_topic_unchecked(name, num_partitions, overrides, false, None)
     }
 
     fn create_topic_unchecked(
@@ -373,6 +509,7 @@ impl Broker {
         num_partitions: i32,
         overrides: BTreeMap<String, String>,
         validate_only: bool,
+        manual: Option<&[i32]>,
     ) -> Result<(i32, TopicConfig, Uuid), ApiError> {
         validate_topic_name(name)?;
         if num_partitions <= 0 {
@@ -385,43 +522,41 @@ impl Broker {
         for (key, value) in &overrides {
             validate_topic_config(key, value)?;
         }
-        let _controller = self.controller.lock();
-        // Resolved under the controller's lock, which a dynamic broker
-        // config change holds until every topic took its new defaults.
         let topic_config = self.resolve_topic_config(&overrides);
-        self.metadata.with_image(|image| {
-            check_name_free(image, name)?;
-            check_partitions_per_broker(image, num_partitions)
-        })?;
         let topic_id = Uuid::new_v4();
-        if validate_only {
-            return Ok((num_partitions, topic_config, topic_id));
-        }
-        let mut records = vec![MetaRecord::Topic {
-            name: name.to_string(),
-            topic_id,
-        }];
-        records.extend(
-            (0..num_partitions).map(|partition| self.partition_record(topic_id, partition)),
-        );
-        records.extend(overrides.iter().map(|(k, v)| MetaRecord::Config {
-            resource: ConfigResource::Topic(name.to_string()),
-            name: k.clone(),
-            value: Some(v.clone()),
-        }));
-        // Committed, then opened here by the publisher before this returns.
-        self.metadata.propose(records)?;
+        self.control(|image| {
+            check_name_free(image, name)?;
+            check_partitions_per_broker(image, num_partitions)?;
+            let leaders = match manual {
+                Some(leaders) => {
+                    check_manual_placement(image, leaders)?;
+                    leaders.to_vec()
+                }
+                None => place_partitions(image, &[], num_partitions)?,
+            };
+            if validate_only {
+                return Ok((Vec::new(), ()));
+            }
+            let mut records = vec![MetaRecord::Topic {
+                name: name.to_string(),
+                topic_id,
+            }];
+            records.extend(
+                leaders
+                    .iter()
+                    .enumerate()
+                    .map(|(p, leader)| partition_record(topic_id, p as i32, *leader)),
+            );
+            records.extend(overrides.iter().map(|(k, v)| MetaRecord::Config {
+                resource: ConfigResource::Topic(name.to_string()),
+                name: k.clone(),
+                value: Some(v.clone()),
+            }));
+            // Committed, then opened by the publisher of the broker each
+            // partition is placed on.
+            Ok((records, ()))
+        })?;
         Ok((num_partitions, topic_config, topic_id))
-    }
-
-    fn partition_record(&self, topic_id: Uuid, partition: i32) -> MetaRecord {
-        MetaRecord::Partition {
-            topic_id,
-            partition,
-            replicas: vec![self.node_id()],
-            leader: self.node_id(),
-            leader_epoch: 0,
-        }
     }
 
     /// Creates a topic with the broker defaults if auto-creation allows it.
@@ -446,22 +581,16 @@ impl Broker {
                 format!("Topic {name} is an internal topic and cannot be deleted"),
             ));
         }
-        let controller = self.controller.lock();
-        let topic_id = self
-            .metadata
-            .with_image(|image| image.topics.get(name).map(|t| t.topic_id))
-            .ok_or_else(|| {
+        let topic_id = self.control(|image| {
+            let topic_id = image.topics.get(name).map(|t| t.topic_id).ok_or_else(|| {
                 ApiError::new(
                     ResponseError::UnknownTopicOrPartition,
                     "This server does not host this topic-partition.",
                 )
             })?;
-        // Committed, then fenced and removed here by the publisher.
-        self.metadata
-            .propose(vec![MetaRecord::RemoveTopic { topic_id }])?;
-        // The tombstones below are `__consumer_offsets` writes: no other
-        // metadata change waits for them.
-        drop(controller);
+            // Committed, then fenced and removed by the publishers.
+            Ok((vec![MetaRecord::RemoveTopic { topic_id }], topic_id))
+        })?;
         // Only the node that deleted the topic forgets its groups' offsets
         // until the coordinators follow the metadata (the cluster issue).
         self.groups.forget_topic(self, name);
@@ -473,45 +602,47 @@ impl Broker {
         name: &str,
         count: i32,
         validate_only: bool,
+        manual: Option<&[i32]>,
     ) -> Result<(), ApiError> {
-        let _controller = self.controller.lock();
-        let (topic_id, current) = self
-            .metadata
-            .with_image(|image| {
-                image
-                    .topics
-                    .get(name)
-                    .map(|t| (t.topic_id, t.partitions.len() as i32))
-            })
-            .ok_or_else(|| {
+        self.control(|image| {
+            let topic = image.topics.get(name).ok_or_else(|| {
                 ApiError::new(
                     ResponseError::UnknownTopicOrPartition,
                     format!("The topic '{name}' does not exist."),
                 )
             })?;
-        if count == current {
-            return Err(ApiError::new(
-                ResponseError::InvalidPartitions,
-                format!("Topic already has {current} partitions."),
-            ));
-        }
-        if count < current {
-            return Err(ApiError::new(
-                ResponseError::InvalidPartitions,
-                format!("Topic currently has {current} partitions, which is higher than the requested {count}."),
-            ));
-        }
-        check_partitions_per_request(count - current)?;
-        self.metadata
-            .with_image(|image| check_partitions_per_broker(image, count - current))?;
-        if validate_only {
-            return Ok(());
-        }
-        let records: Vec<MetaRecord> = (current..count)
-            .map(|p| self.partition_record(topic_id, p))
-            .collect();
-        self.metadata.propose(records)?;
-        Ok(())
+            let current = topic.partitions.len() as i32;
+            if count == current {
+                return Err(ApiError::new(
+                    ResponseError::InvalidPartitions,
+                    format!("Topic already has {current} partitions."),
+                ));
+            }
+            if count < current {
+                return Err(ApiError::new(
+                    ResponseError::InvalidPartitions,
+                    format!("Topic currently has {current} partitions, which is higher than the requested {count}."),
+                ));
+            }
+            check_partitions_per_request(count - current)?;
+            check_partitions_per_broker(image, count - current)?;
+            let leaders = match manual {
+                Some(leaders) => {
+                    check_manual_placement(image, leaders)?;
+                    leaders.to_vec()
+                }
+                None => place_partitions(image, &topic.partitions, count - current)?,
+            };
+            if validate_only {
+                return Ok((Vec::new(), ()));
+            }
+            let records = leaders
+                .iter()
+                .enumerate()
+                .map(|(i, leader)| partition_record(topic.topic_id, current + i as i32, *leader))
+                .collect();
+            Ok((records, ()))
+        })
     }
 
     /// Replaces a topic's config overrides with `overrides`.
@@ -524,31 +655,24 @@ impl Broker {
         for (key, value) in &overrides {
             validate_topic_config(key, value)?;
         }
-        let _controller = self.controller.lock();
         let resource = ConfigResource::Topic(name.to_string());
-        let current = self
-            .metadata
-            .with_image(|image| {
-                image
-                    .topics
-                    .contains_key(name)
-                    .then(|| image.configs_of(&resource))
-            })
-            .ok_or_else(|| {
-                ApiError::new(
+        let changes = self.control(|image| {
+            if !image.topics.contains_key(name) {
+                return Err(ApiError::new(
                     ResponseError::UnknownTopicOrPartition,
                     format!("Topic {name} does not exist"),
-                )
-            })?;
-        if validate_only {
-            return Ok(());
+                ));
+            }
+            if validate_only {
+                return Ok((Vec::new(), 0));
+            }
+            let records = config_changes(&resource, &image.configs_of(&resource), &overrides);
+            let changes = records.len();
+            Ok((records, changes))
+        })?;
+        if !validate_only {
+            info!(topic = name, changes, "altered topic configs");
         }
-        let records = config_changes(&resource, &current, &overrides);
-        let changes = records.len();
-        if changes > 0 {
-            self.metadata.propose(records)?;
-        }
-        info!(topic = name, changes, "altered topic configs");
         Ok(())
     }
 
@@ -556,15 +680,15 @@ impl Broker {
     pub fn allocate_producer_id(&self) -> Result<i64, ApiError> {
         let mut block = self.producer_ids.lock();
         if block.next == block.end {
-            let _controller = self.controller.lock();
-            let start = self
-                .metadata
-                .with_image(|image| image.next_producer_id)
-                .max(block.end);
-            let end = start + PRODUCER_ID_BLOCK;
-            self.metadata.propose(vec![MetaRecord::ProducerIds {
-                next_producer_id: end,
-            }])?;
+            let after = block.end;
+            let (start, end) = self.control(|image| {
+                let start = image.next_producer_id.max(after);
+                let end = start + PRODUCER_ID_BLOCK;
+                let record = MetaRecord::ProducerIds {
+                    next_producer_id: end,
+                };
+                Ok((vec![record], (start, end)))
+            })?;
             *block = ProducerIdBlock { next: start, end };
         }
         let id = block.next;
@@ -733,6 +857,86 @@ fn check_name_free(image: &MetadataImage, name: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// A new partition on one broker (replication factor 1 until replication
+/// is built).
+fn partition_record(topic_id: Uuid, partition: i32, leader: i32) -> MetaRecord {
+    MetaRecord::Partition {
+        topic_id,
+        partition,
+        replicas: vec![leader],
+        leader,
+        leader_epoch: 0,
+    }
+}
+
+/// The registered brokers in placement order: racks alternate (the first
+/// broker of each rack, then the second of each, ...), as Kafka's
+/// rack-aware assignment orders them, so consecutive partitions land on
+/// different racks; brokers without a rack count as one rack.
+fn placement_order(image: &MetadataImage) -> Vec<i32> {
+    let mut racks: BTreeMap<Option<&str>, Vec<i32>> = BTreeMap::new();
+    for (id, broker) in &image.brokers {
+        racks.entry(broker.rack.as_deref()).or_default().push(*id);
+    }
+    let mut order = Vec::with_capacity(image.brokers.len());
+    for round in 0.. {
+        let before = order.len();
+        order.extend(racks.values().filter_map(|ids| ids.get(round)));
+        if order.len() == before {
+            break;
+        }
+    }
+    order
+}
+
+/// Places `adding` new partitions of a topic whose partitions are
+/// `existing`: each on the broker holding the fewest of the topic's
+/// partitions, ties going round the rack-alternating order from a random
+/// start, so leaders are balanced per topic and consecutive partitions
+/// change rack.
+fn place_partitions(
+    image: &MetadataImage,
+    existing: &[vltava_meta::PartitionImage],
+    adding: i32,
+) -> Result<Vec<i32>, ApiError> {
+    let order = placement_order(image);
+    if order.is_empty() {
+        return Err(ApiError::new(
+            ResponseError::BrokerNotAvailable,
+            "No broker is registered to place partitions on",
+        ));
+    }
+    let mut load: BTreeMap<i32, usize> = order.iter().map(|id| (*id, 0)).collect();
+    for p in existing {
+        if let Some(n) = load.get_mut(&p.leader) {
+            *n += 1;
+        }
+    }
+    let start = (Uuid::new_v4().as_u128() % order.len() as u128) as usize;
+    let mut leaders = Vec::with_capacity(adding.max(0) as usize);
+    for i in 0..adding.max(0) as usize {
+        let least = load.values().copied().min().unwrap_or(0);
+        let leader = (0..order.len())
+            .map(|k| order[(start + i + k) % order.len()])
+            .find(|id| load[id] == least)
+            .expect("some broker holds the least");
+        *load.get_mut(&leader).expect("placed on a known broker") += 1;
+        leaders.push(leader);
+    }
+    Ok(leaders)
+}
+
+/// A client's own placement: every partition on a registered broker.
+fn check_manual_placement(image: &MetadataImage, leaders: &[i32]) -> Result<(), ApiError> {
+    match leaders.iter().find(|id| !image.brokers.contains_key(id)) {
+        Some(unknown) => Err(ApiError::new(
+            ResponseError::InvalidReplicaAssignment,
+            format!("The manual partition assignment includes broker {unknown}, but no such broker is registered."),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn check_partitions_per_broker(image: &MetadataImage, adding: i32) -> Result<(), ApiError> {
@@ -1006,7 +1210,7 @@ pub fn write_meta_properties(data_dir: &Path, cluster_id: &str, node_id: i32) ->
     vltava_log::write_durably(data_dir, META_PROPERTIES_FILE, text.as_bytes())
 }
 
-fn load_node_identity(data_dir: &Path, node_id: i32) -> Result<String, NodeIdentityError> {
+fn load_node_identity(data_dir: &Path, node_id: i32) -> Result<Option<String>, NodeIdentityError> {
     let path = data_dir.join(META_PROPERTIES_FILE);
     match fs::read_to_string(&path) {
         Ok(text) => {
@@ -1025,15 +1229,12 @@ fn load_node_identity(data_dir: &Path, node_id: i32) -> Result<String, NodeIdent
                     )));
                 }
             }
-            get("cluster.id").ok_or_else(|| {
+            get("cluster.id").map(Some).ok_or_else(|| {
                 NodeIdentityError::Mismatch(format!("{} has no cluster.id", path.display()))
             })
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let cluster_id = Uuid::new_v4().simple().to_string()[..22].to_string();
-            write_meta_properties(data_dir, &cluster_id, node_id).map_err(NodeIdentityError::Io)?;
-            Ok(cluster_id)
-        }
+        // A fresh node: it takes the cluster's id when it joins.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(NodeIdentityError::Io(e)),
     }
 }

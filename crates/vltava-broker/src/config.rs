@@ -382,6 +382,9 @@ pub struct Listener {
 pub struct ControllerListener {
     pub bind: Listener,
     pub advertised: Listener,
+    /// Every voter's quorum address (`host:port`) by node id, this node's
+    /// included: `controller.quorum.voters`, else this node alone.
+    pub voters: BTreeMap<u64, String>,
 }
 
 impl ControllerListener {
@@ -420,13 +423,12 @@ impl Listener {
 
 /// The quorum's own listener, from `controller.listener.names`: taken out
 /// of the Kafka listeners (it serves the quorum's RPCs, not clients), and
-/// checked against the voter settings. Vltava runs as one node that is its
-/// own controller until clusters are built: Kafka's single-node KRaft files
-/// (one voter, this node, on a CONTROLLER listener) are accepted as they
-/// are, and a file written for several voters is refused with the reason,
-/// never run as nodes that each think they are alone. Kafka's rules: every controller
-/// listener name is one of `listeners`, none is advertised, and the voter
-/// settings name this node only (Vltava's limit for now).
+/// checked against the voter settings. Kafka's KRaft files run as they
+/// are: `controller.quorum.voters` with any number of voters, this node
+/// among them (every Vltava node is a voter for now), or KIP-853's
+/// `controller.quorum.bootstrap.servers` naming this node alone (dynamic
+/// voters are not built). Kafka's rules: every controller listener name is
+/// one of `listeners` and is never given to clients.
 fn controller_listener(
     explicit: &BTreeMap<String, String>,
     node_id: i64,
@@ -451,26 +453,11 @@ fn controller_listener(
         .get("controller.quorum.bootstrap.servers")
         .map(|v| v.trim())
         .filter(|v| !v.is_empty());
-    if let Some(voters) = voters {
-        let entries: Vec<&str> = voters.split(',').map(str::trim).collect();
-        let ids: Vec<&str> = entries
-            .iter()
-            .map(|e| e.split('@').next().unwrap_or(""))
-            .collect();
-        if entries.len() != 1
-            || ids[0].parse::<i64>().ok() != Some(node_id)
-            || !entries[0].contains('@')
-        {
-            return Err(format!(
-                "controller.quorum.voters={voters} names {} voter(s), but Vltava runs a single node for now: a quorum of several voters (a cluster) is not built yet. Use this node alone as the only voter ({node_id}@host:port) or remove the setting",
-                entries.len()
-            ));
-        }
-    }
+    let voter_list = voters.map(|v| parse_voters(v, node_id)).transpose()?;
     if let Some(bootstrap) = bootstrap {
         if bootstrap.split(',').count() != 1 {
             return Err(format!(
-                "controller.quorum.bootstrap.servers={bootstrap} names several controllers, but Vltava runs a single node for now: clusters are not built yet. Name this node's controller listener only, or remove the setting"
+                "controller.quorum.bootstrap.servers={bootstrap} names several controllers, but dynamic voters (KIP-853) are not built: list the voters in controller.quorum.voters instead, or name this node's controller listener only"
             ));
         }
     }
@@ -503,16 +490,28 @@ fn controller_listener(
                 .cloned()
         })
         .flatten();
-    let voter_entry = voters
-        .and_then(|v| v.split_once('@'))
-        .map(|(_, address)| Listener::parse(&format!("{}://{}", names[0], address.trim())))
+    let voter_entry = voter_list
+        .as_ref()
+        .and_then(|v| v.get(&(node_id as u64)))
+        .map(|address| Listener::parse(&format!("{}://{}", names[0], address)))
         .transpose()
         .map_err(|e| format!("controller.quorum.voters: {e}"))?;
-    let controller = bound.map(|l| ControllerListener {
-        advertised: advertised_controller
+    let controller = bound.map(|l| {
+        let advertised = advertised_controller
             .or(voter_entry)
-            .unwrap_or_else(|| l.clone()),
-        bind: l,
+            .unwrap_or_else(|| l.clone());
+        let voters = voter_list.clone().unwrap_or_else(|| {
+            [(
+                node_id as u64,
+                format!("{}:{}", advertised.host, advertised.port),
+            )]
+            .into()
+        });
+        ControllerListener {
+            advertised,
+            bind: l,
+            voters,
+        }
     });
     listeners.retain(|l| !is_controller(l));
     advertised.retain(|l| !is_controller(l));
@@ -520,6 +519,34 @@ fn controller_listener(
         return Err("listeners must name at least one listener besides the controller's".into());
     }
     Ok(controller)
+}
+
+/// `controller.quorum.voters`: `id@host:port` entries, ids distinct and
+/// non-negative, this node among them (a broker-only node is not built
+/// yet).
+fn parse_voters(voters: &str, node_id: i64) -> Result<BTreeMap<u64, String>, String> {
+    let mut parsed = BTreeMap::new();
+    for entry in voters.split(',').map(str::trim) {
+        let (id, address) = entry.split_once('@').ok_or_else(|| {
+            format!("controller.quorum.voters entry '{entry}' is not of the form id@host:port")
+        })?;
+        let id: u64 = id.trim().parse().map_err(|_| {
+            format!("controller.quorum.voters entry '{entry}' has no valid node id")
+        })?;
+        let address = address.trim();
+        // Checked as a listener address: a port, a host (IPv6 in brackets).
+        Listener::parse(&format!("CONTROLLER://{address}"))
+            .map_err(|e| format!("controller.quorum.voters: {e}"))?;
+        if parsed.insert(id, address.to_string()).is_some() {
+            return Err(format!("controller.quorum.voters names node {id} twice"));
+        }
+    }
+    if u64::try_from(node_id).map_or(true, |id| !parsed.contains_key(&id)) {
+        return Err(format!(
+            "controller.quorum.voters={voters} does not name this node (node.id={node_id}): every Vltava node is a voter for now (process.roles=broker,controller); add {node_id}@host:port or fix node.id"
+        ));
+    }
+    Ok(parsed)
 }
 
 fn refuse_cluster_settings(explicit: &BTreeMap<String, String>) -> Result<(), String> {
@@ -583,7 +610,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("listeners", "PLAINTEXT://127.0.0.1:9092", "list", "Where the broker listens, NAME://HOST:PORT, comma-separated; an empty host means every interface", "Kafka's default is PLAINTEXT://:9092 (every interface)"),
     broker!("advertised.listeners", "", "list", "Addresses given to clients in metadata; empty means the listeners", "same"),
     broker!("controller.listener.names", "", "list", "Listeners (named in listeners) that carry the metadata quorum instead of clients; the first one is the quorum's", "same; Kafka requires it in KRaft mode"),
-    broker!("controller.quorum.voters", "", "list", "The quorum's voters, id@host:port; only this node alone is accepted until clusters are built", "Kafka takes any number of voters"),
+    broker!("controller.quorum.voters", "", "list", "The quorum's voters, id@host:port, this node among them; unset, the node is its own one-voter quorum", "Kafka also runs broker-only nodes that are not voters"),
     broker!("controller.quorum.bootstrap.servers", "", "list", "KIP-853 style: the controllers to contact, host:port; only one (this node) is accepted until clusters are built", "Kafka takes any number"),
     broker!("process.roles", "broker,controller", "list", "This node's roles; only the combined broker,controller is accepted until clusters are built", "Kafka has no default and also runs broker-only and controller-only nodes"),
     broker!("inter.broker.listener.name", "PLAINTEXT", "name", "The listener brokers use to reach each other; when set, must be one of listeners", "same; Kafka also requires the default to name a listener"),
@@ -1138,6 +1165,26 @@ mod tests {
         );
         // Peers reach it at the voter's address.
         assert_eq!(controller.address(), "localhost:9093");
+        assert_eq!(
+            controller.voters,
+            [(1, "localhost:9093".to_string())].into()
+        );
+        // Three voters: this node is one of them, peers at theirs.
+        let mut three: Vec<(&str, &str)> = KAFKA_KRAFT_FILE.to_vec();
+        three.push((
+            "controller.quorum.voters",
+            "1@127.0.0.1:19093,2@127.0.0.1:29093,3@[::1]:39093",
+        ));
+        let controller = BrokerConfig::from_pairs(&pairs(&three))
+            .unwrap()
+            .0
+            .controller_listener
+            .unwrap();
+        assert_eq!(controller.address(), "127.0.0.1:19093");
+        assert_eq!(
+            controller.voters.values().collect::<Vec<_>>(),
+            ["127.0.0.1:19093", "127.0.0.1:29093", "[::1]:39093"]
+        );
         // Kafka 4's form: the one controller to bootstrap from.
         let mut kafka4: Vec<(&str, &str)> = KAFKA_KRAFT_FILE
             .iter()
@@ -1170,16 +1217,73 @@ mod tests {
             BrokerConfig::from_pairs(&pairs(&list)).unwrap_err()
         };
         for (changes, start) in [
-            (&[("controller.quorum.voters", "1@h1:9093,2@h2:9093,3@h3:9093")][..], "controller.quorum.voters=1@h1:9093,2@h2:9093,3@h3:9093 names 3 voter(s), but Vltava runs a single node for now"),
-            (&[("controller.quorum.voters", "2@localhost:9093")][..], "controller.quorum.voters=2@localhost:9093 names 1 voter(s)"),
-            (&[("controller.quorum.bootstrap.servers", "h1:9093,h2:9093")][..], "controller.quorum.bootstrap.servers=h1:9093,h2:9093 names several controllers"),
-            (&[("controller.listener.names", "")][..], "controller.listener.names must be set when the controller quorum is configured"),
-            (&[("controller.listener.names", "QUORUM")][..], "controller.listener.names names QUORUM, which is not one of listeners"),
-            (&[("advertised.listeners", "PLAINTEXT://localhost:9092,EXTERNAL://h:9094"), ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,EXTERNAL:PLAINTEXT")][..], "advertised.listeners names EXTERNAL, which is not one of listeners"),
-            (&[("advertised.listeners", "PLAINTEXT://a:9092,plaintext://b:9092")][..], "advertised.listeners names PLAINTEXT twice"),
-            (&[("controller.quorum.voters", "1@")][..], "controller.quorum.voters: listener 'CONTROLLER://' has no port"),
-            (&[("listeners", "CONTROLLER://:9093"), ("advertised.listeners", "")][..], "listeners must name at least one listener besides the controller's"),
-            (&[("inter.broker.listener.name", "INTERNAL")][..], "inter.broker.listener.name=INTERNAL is not one of the broker's listeners"),
+            (
+                &[("controller.quorum.voters", "2@h1:9093,3@h3:9093")][..],
+                "controller.quorum.voters=2@h1:9093,3@h3:9093 does not name this node (node.id=1)",
+            ),
+            (
+                &[("controller.quorum.voters", "2@localhost:9093")][..],
+                "controller.quorum.voters=2@localhost:9093 does not name this node",
+            ),
+            (
+                &[("controller.quorum.voters", "1@h1:9093,1@h2:9093")][..],
+                "controller.quorum.voters names node 1 twice",
+            ),
+            (
+                &[("controller.quorum.voters", "1@h1:9093,x@h2:9093")][..],
+                "controller.quorum.voters entry 'x@h2:9093' has no valid node id",
+            ),
+            (
+                &[("controller.quorum.voters", "1@h1:9093,h2:9093")][..],
+                "controller.quorum.voters entry 'h2:9093' is not of the form id@host:port",
+            ),
+            (
+                &[("controller.quorum.bootstrap.servers", "h1:9093,h2:9093")][..],
+                "controller.quorum.bootstrap.servers=h1:9093,h2:9093 names several controllers",
+            ),
+            (
+                &[("controller.listener.names", "")][..],
+                "controller.listener.names must be set when the controller quorum is configured",
+            ),
+            (
+                &[("controller.listener.names", "QUORUM")][..],
+                "controller.listener.names names QUORUM, which is not one of listeners",
+            ),
+            (
+                &[
+                    (
+                        "advertised.listeners",
+                        "PLAINTEXT://localhost:9092,EXTERNAL://h:9094",
+                    ),
+                    (
+                        "listener.security.protocol.map",
+                        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,EXTERNAL:PLAINTEXT",
+                    ),
+                ][..],
+                "advertised.listeners names EXTERNAL, which is not one of listeners",
+            ),
+            (
+                &[(
+                    "advertised.listeners",
+                    "PLAINTEXT://a:9092,plaintext://b:9092",
+                )][..],
+                "advertised.listeners names PLAINTEXT twice",
+            ),
+            (
+                &[("controller.quorum.voters", "1@")][..],
+                "controller.quorum.voters: listener 'CONTROLLER://' has no port",
+            ),
+            (
+                &[
+                    ("listeners", "CONTROLLER://:9093"),
+                    ("advertised.listeners", ""),
+                ][..],
+                "listeners must name at least one listener besides the controller's",
+            ),
+            (
+                &[("inter.broker.listener.name", "INTERNAL")][..],
+                "inter.broker.listener.name=INTERNAL is not one of the broker's listeners",
+            ),
         ] {
             let err = with(changes);
             assert!(err.starts_with(start), "{changes:?}: {err}");

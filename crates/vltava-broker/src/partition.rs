@@ -28,6 +28,11 @@ pub struct Appended {
 pub struct Partition {
     pub topic_id: Uuid,
     pub index: i32,
+    /// The broker that leads it, as the committed metadata says.
+    leader: i32,
+    /// Whether this broker holds its log (it is the leader: replication
+    /// factor 1); a partition led elsewhere has no log here.
+    hosted: bool,
     dir: PathBuf,
     log: Log,
     leader_epoch: AtomicI32,
@@ -103,9 +108,50 @@ impl Partition {
         Self::assemble(dir, log, topic_id, index, leader_epoch, producers)
     }
 
-    /// Whether the partition's log could not be opened.
+    /// A partition another broker leads: listed with its leader, and
+    /// answered NOT_LEADER_OR_FOLLOWER by the handlers (its log here is an
+    /// offline one that nothing reads, writes or removes).
+    pub fn remote(
+        data_dir: &Path,
+        topic: &str,
+        topic_id: Uuid,
+        index: i32,
+        leader_epoch: i32,
+        leader: i32,
+    ) -> Partition {
+        let mut partition = Self::offline(
+            data_dir,
+            topic,
+            topic_id,
+            index,
+            leader_epoch,
+            format!("led by broker {leader}"),
+        );
+        partition.leader = leader;
+        partition.hosted = false;
+        partition
+    }
+
+    /// Whether this broker cannot serve it: its log could not be opened,
+    /// or another broker leads it.
     pub fn is_offline(&self) -> bool {
         self.log.offline_reason().is_some()
+    }
+
+    /// The partition as led by `leader` (this broker, for one it hosts).
+    pub fn led_by(mut self, leader: i32) -> Partition {
+        self.leader = leader;
+        self
+    }
+
+    /// Whether this broker holds the partition's log.
+    pub fn is_hosted(&self) -> bool {
+        self.hosted
+    }
+
+    /// The broker that leads it.
+    pub fn leader(&self) -> i32 {
+        self.leader
     }
 
     fn assemble(
@@ -120,6 +166,8 @@ impl Partition {
         Partition {
             topic_id,
             index,
+            leader: -1,
+            hosted: true,
             dir,
             log,
             leader_epoch: AtomicI32::new(leader_epoch),

@@ -30,7 +30,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a broker (a single node; clusters are not built yet).
+    /// Run a broker: one node, or a cluster's voter (controller.quorum.voters).
     ///
     /// The broker is one node that is its own controller: clusters and
     /// replication are not built yet, so every topic has a replication
@@ -83,11 +83,13 @@ enum Command {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     // The broker logs at info; the tools stay quiet unless RUST_LOG asks.
-    // openraft narrates every vote and leadership step at info: the
-    // broker's own lines say what an operator needs (RUST_LOG=openraft=info
-    // brings them back).
+    // openraft narrates every vote and leadership step at info, and logs
+    // every failed append to a voter that is down, twice a second: the
+    // quorum's own lines say what an operator needs (a new leader, a voter
+    // lost and reached again), and RUST_LOG=openraft=info brings openraft's
+    // back.
     let default_level = match cli.command {
-        Command::Server { .. } => "info,openraft=warn",
+        Command::Server { .. } => "info,openraft=error,openraft::replication=off",
         _ => "warn",
     };
     tracing_subscriber::fmt()

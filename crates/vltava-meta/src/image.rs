@@ -60,6 +60,8 @@ pub struct MetadataImage {
     pub topics: BTreeMap<String, TopicImage>,
     pub configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
     pub next_producer_id: i64,
+    /// Set once (see [`MetaRecord::ClusterId`]).
+    pub cluster_id: Option<String>,
 }
 
 impl MetadataImage {
@@ -75,6 +77,11 @@ impl MetadataImage {
     /// applied in order to an empty image, they give an equal image.
     pub fn to_records(&self) -> Vec<MetaRecord> {
         let mut out = Vec::new();
+        if let Some(cluster_id) = &self.cluster_id {
+            out.push(MetaRecord::ClusterId {
+                cluster_id: cluster_id.clone(),
+            });
+        }
         for (node_id, broker) in &self.brokers {
             out.push(MetaRecord::RegisterBroker {
                 node_id: *node_id,
@@ -189,6 +196,11 @@ impl MetadataImage {
             }
             MetaRecord::ProducerIds { next_producer_id } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
+            }
+            MetaRecord::ClusterId { cluster_id } => {
+                if self.cluster_id.is_none() {
+                    self.cluster_id = Some(cluster_id.clone());
+                }
             }
             MetaRecord::RegisterBroker {
                 node_id,
@@ -307,9 +319,17 @@ mod tests {
                 }],
                 rack: Some("r1".into()),
             },
+            MetaRecord::ClusterId {
+                cluster_id: "c1".into(),
+            },
+            // The first id stays.
+            MetaRecord::ClusterId {
+                cluster_id: "c2".into(),
+            },
         ] {
             image.apply(&record);
         }
+        assert_eq!(image.cluster_id.as_deref(), Some("c1"));
         let mut rebuilt = MetadataImage::default();
         for record in image.to_records() {
             rebuilt.apply(&record);

@@ -38,4 +38,8 @@ pub enum MetaRecord {
         endpoints: Vec<BrokerEndpoint>,
         rack: Option<String>,
     },
+    /// The cluster's id, written once by the first controller that finds
+    /// none (Kafka keeps it in every node's `meta.properties`; a node whose
+    /// file names another id refuses to join). The first one wins.
+    ClusterId { cluster_id: String },
 }

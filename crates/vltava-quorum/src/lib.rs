@@ -33,15 +33,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, Config, Raft};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use vltava_meta::{MetaRecord, MetadataImage};
 
-pub use network::{
-    Acceptor, Connector, ForwardRefused, Forwarded, NoPeers, PeerAcks, TcpConnector,
-};
+pub use network::{Acceptor, Connector, NoPeers, PeerAcks, TcpConnector};
 pub use state_machine::{Change, Publisher};
 
 /// A node id: Kafka's `node.id`.
@@ -91,27 +89,9 @@ pub struct QuorumConfig {
     pub initial_records: Vec<MetaRecord>,
     /// Told of every change to the image (see [`Publisher`]).
     pub publisher: Option<Arc<dyn Publisher>>,
-    /// Runs controller work other nodes forward while this one leads (see
-    /// [`Controller`]).
-    pub controller: Option<Arc<dyn Controller>>,
-    /// How long a forwarded request may take at the leader, its commits
-    /// included.
+    /// How long a proposal sent to the leader may take there, its commit
+    /// included, and how long this node then waits to apply it.
     pub forward_timeout: Duration,
-}
-
-/// The controller: what a node runs for requests other nodes forward to
-/// it while it leads (Kafka's brokers forward admin requests to the active
-/// controller). Requests and replies are the controller's own encoding;
-/// the quorum only carries them. `handle` runs on a blocking thread and
-/// may wait for commits.
-pub trait Controller: Send + Sync + 'static {
-    fn handle(&self, request: &[u8]) -> Vec<u8>;
-}
-
-impl std::fmt::Debug for dyn Controller {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Controller")
-    }
 }
 
 /// The marker in the quorum's directory written once `initial_records` are
@@ -136,7 +116,6 @@ impl QuorumConfig {
             propose_timeout: Duration::from_secs(5),
             initial_records: Vec::new(),
             publisher: None,
-            controller: None,
             forward_timeout: Duration::from_secs(60),
         }
     }
@@ -156,7 +135,7 @@ pub enum QuorumError {
 }
 
 /// Why a proposal was not committed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ProposeError {
     /// Only the leader proposes; `leader` is who it is, when known.
     #[error("this node is not the metadata leader (leader: {leader:?})")]
@@ -168,10 +147,15 @@ pub enum ProposeError {
     /// from): not retriable on this node.
     #[error("the metadata quorum stopped: {0}")]
     Stopped(String),
+    /// A conditional proposal ([`Quorum::propose_if`]) was checked against
+    /// an image the leader no longer has: apply up to `applied`, check
+    /// again and propose again. Nothing was committed.
+    #[error("the metadata changed since the change was checked (the leader is at {applied:?})")]
+    Stale { applied: Option<u64> },
 }
 
 /// The quorum as one node sees it (see [`Quorum::status`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuorumStatus {
     pub leader: Option<NodeId>,
     /// The current term: Kafka's quorum epoch.
@@ -183,7 +167,7 @@ pub struct QuorumStatus {
 }
 
 /// One voter's replication, as the leader knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaStatus {
     pub id: NodeId,
     /// One past the last entry known to be in its log.
@@ -194,18 +178,29 @@ pub struct ReplicaStatus {
     pub last_caught_up_ms: Option<i64>,
 }
 
-/// Follows openraft's metrics and notes, whenever this node leads, the time
-/// each follower was seen holding the leader's whole log (Kafka's
-/// "last caught up"; openraft keeps no such time).
+/// Follows openraft's metrics: logs each change of leader, and notes,
+/// whenever this node leads, the time each follower was seen holding the
+/// leader's whole log (Kafka's "last caught up"; openraft keeps no such
+/// time).
 async fn watch_caught_up(
     raft: Raft<TypeConfig>,
     caught_up: PeerAcks,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut metrics = raft.metrics();
+    let mut known_leader = None;
     loop {
         {
             let m = metrics.borrow_and_update();
+            if m.current_leader != known_leader {
+                known_leader = m.current_leader;
+                match known_leader {
+                    Some(leader) => {
+                        tracing::info!(leader, term = m.current_term, "metadata quorum leader")
+                    }
+                    None => tracing::info!(term = m.current_term, "metadata quorum has no leader"),
+                }
+            }
             if let (Some(replication), Some(last)) = (&m.replication, m.last_log_index) {
                 let now = log_store::now_ms();
                 let mut caught_up = caught_up.lock();
@@ -227,17 +222,173 @@ async fn watch_caught_up(
 pub struct Quorum {
     node_id: NodeId,
     last_index_at_start: Option<u64>,
-    acks: network::PeerAcks,
     connector: Arc<dyn Connector>,
     forward_timeout: Duration,
-    propose_timeout: Duration,
+    proposer: Arc<Proposer>,
     raft: Raft<TypeConfig>,
     state: state_machine::Shared,
     server: tokio::task::JoinHandle<()>,
+    stop: watch::Sender<bool>,
+}
+
+/// What commits proposals while this node leads: its own, and conditional
+/// ones other nodes send it (served by [`network::serve`]).
+pub(crate) struct Proposer {
+    node_id: NodeId,
+    raft: Raft<TypeConfig>,
+    state: state_machine::Shared,
+    /// Held from a conditional proposal's check to its apply, so no two
+    /// pass their check against the same image.
+    proposing: tokio::sync::Mutex<()>,
+    propose_timeout: Duration,
+    /// When each peer last acknowledged an append (ms since the epoch).
+    acks: PeerAcks,
     /// When each follower last held everything the leader held (ms since
     /// the epoch), while this node leads.
     caught_up: PeerAcks,
-    stop: watch::Sender<bool>,
+}
+
+impl Proposer {
+    /// See [`Quorum::propose`].
+    async fn propose(&self, records: Vec<MetaRecord>) -> Result<u64, ProposeError> {
+        let write = self.raft.client_write(MetaBatch(records));
+        tokio::pin!(write);
+        let written = loop {
+            match tokio::time::timeout(self.propose_timeout, &mut write).await {
+                Ok(written) => break written,
+                Err(_) if self.holds_majority() => continue,
+                Err(_) => {
+                    return Err(ProposeError::Unavailable(format!(
+                        "no majority of voters acknowledged this leader within {} ms",
+                        self.propose_timeout.as_millis()
+                    )))
+                }
+            }
+        };
+        match written {
+            // client_write answers once applied on the leader.
+            Ok(response) => Ok(response.log_id.index),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader {
+                    leader: f.leader_id,
+                })
+            }
+            Err(RaftError::Fatal(e)) => Err(ProposeError::Stopped(e.to_string())),
+            Err(e) => Err(ProposeError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Commits `records` only if this node leads and its image is the one
+    /// at `expected` (see [`Quorum::propose_if`]).
+    pub(crate) async fn propose_if(
+        &self,
+        expected: Option<u64>,
+        records: Vec<MetaRecord>,
+    ) -> Result<u64, ProposeError> {
+        let _one_at_a_time = self.proposing.lock().await;
+        // A new leader's log may end in entries of earlier terms that are
+        // not applied yet; the read barrier commits and applies them (and
+        // confirms the leadership with a majority) before the image is
+        // compared.
+        let barrier = tokio::time::timeout(self.propose_timeout, self.raft.ensure_linearizable());
+        match barrier.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+                return Err(ProposeError::NotLeader {
+                    leader: f.leader_id,
+                })
+            }
+            Ok(Err(RaftError::Fatal(e))) => return Err(ProposeError::Stopped(e.to_string())),
+            Ok(Err(e)) => return Err(ProposeError::Unavailable(e.to_string())),
+            Err(_) => {
+                return Err(ProposeError::Unavailable(format!(
+                    "no majority of voters confirmed this leader within {} ms",
+                    self.propose_timeout.as_millis()
+                )))
+            }
+        }
+        let applied = self.state.read().last_applied.map(|l| l.index);
+        // An entry appended and not applied (an earlier proposal that timed
+        // out and may still commit) could change what the check saw.
+        let last = self.raft.metrics().borrow().last_log_index;
+        if applied != expected || last > applied {
+            return Err(ProposeError::Stale {
+                applied: applied.max(last),
+            });
+        }
+        self.propose(records).await
+    }
+
+    /// The quorum as this node sees it, for DescribeQuorum. Replication
+    /// progress is known only on the leader; elsewhere each voter's fields
+    /// are `None`.
+    pub(crate) fn status(&self) -> QuorumStatus {
+        let metrics = self.raft.metrics().borrow().clone();
+        let now = log_store::now_ms();
+        let leader_end = metrics.last_log_index.map_or(0, |i| i + 1);
+        let is_leader = metrics.current_leader == Some(self.node_id);
+        let acks = self.acks.lock().clone();
+        let caught_up = self.caught_up.lock().clone();
+        let voters = metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .map(|id| {
+                if !is_leader {
+                    return ReplicaStatus {
+                        id,
+                        log_end: None,
+                        last_fetch_ms: None,
+                        last_caught_up_ms: None,
+                    };
+                }
+                if id == self.node_id {
+                    // The leader is its own latest fetch and always caught up.
+                    return ReplicaStatus {
+                        id,
+                        log_end: Some(leader_end),
+                        last_fetch_ms: Some(now),
+                        last_caught_up_ms: Some(now),
+                    };
+                }
+                let log_end = metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(&id).copied().flatten())
+                    .map(|matched| matched.index + 1);
+                let last_fetch_ms = acks.get(&id).copied();
+                let last_caught_up_ms = caught_up.get(&id).copied();
+                ReplicaStatus {
+                    id,
+                    log_end,
+                    last_fetch_ms,
+                    last_caught_up_ms,
+                }
+            })
+            .collect();
+        QuorumStatus {
+            leader: metrics.current_leader,
+            term: metrics.current_term,
+            high_watermark: metrics.last_applied.map_or(0, |l| l.index + 1),
+            voters,
+        }
+    }
+
+    /// Whether this node leads and a majority acknowledged it within the
+    /// propose timeout (a lone voter is its own majority).
+    fn holds_majority(&self) -> bool {
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.running_state.is_err() || metrics.current_leader != Some(self.node_id) {
+            return false;
+        }
+        let mut voters = metrics.membership_config.membership().voter_ids();
+        if voters.next() == Some(self.node_id) && voters.next().is_none() {
+            return true;
+        }
+        metrics
+            .millis_since_quorum_ack
+            .is_some_and(|ms| u128::from(ms) < self.propose_timeout.as_millis())
+    }
 }
 
 impl Quorum {
@@ -287,15 +438,27 @@ impl Quorum {
         let raft = Raft::new(config.node_id, raft_config, network, log, sm)
             .await
             .map_err(|e| QuorumError::Raft(e.to_string()))?;
+        let proposer = Arc::new(Proposer {
+            node_id: config.node_id,
+            raft: raft.clone(),
+            state: state.clone(),
+            proposing: tokio::sync::Mutex::new(()),
+            propose_timeout: config.propose_timeout,
+            acks: acks.clone(),
+            caught_up: PeerAcks::default(),
+        });
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(network::serve(
             acceptor,
-            raft.clone(),
-            config.controller.clone(),
+            proposer.clone(),
+            Arc::new(config.voters.keys().copied().collect()),
             stopped.clone(),
         ));
-        let caught_up = PeerAcks::default();
-        tokio::spawn(watch_caught_up(raft.clone(), caught_up.clone(), stopped));
+        tokio::spawn(watch_caught_up(
+            raft.clone(),
+            proposer.caught_up.clone(),
+            stopped,
+        ));
         if fresh {
             let members: BTreeMap<NodeId, BasicNode> = config
                 .voters
@@ -317,14 +480,12 @@ impl Quorum {
         let quorum = Quorum {
             node_id: config.node_id,
             last_index_at_start,
-            acks,
             connector: connector.clone(),
             forward_timeout: config.forward_timeout,
-            propose_timeout: config.propose_timeout,
+            proposer,
             raft,
             state,
             server,
-            caught_up,
             stop,
         };
         if let Err(e) = quorum.import(&config).await {
@@ -386,103 +547,60 @@ impl Quorum {
     /// `Unavailable` does not mean "not committed": the entry may still
     /// commit later, so proposals should be safe to repeat.
     pub async fn propose(&self, records: Vec<MetaRecord>) -> Result<u64, ProposeError> {
-        let write = self.raft.client_write(MetaBatch(records));
-        tokio::pin!(write);
-        let written = loop {
-            match tokio::time::timeout(self.propose_timeout, &mut write).await {
-                Ok(written) => break written,
-                Err(_) if self.holds_majority() => continue,
-                Err(_) => {
-                    return Err(ProposeError::Unavailable(format!(
-                        "no majority of voters acknowledged this leader within {} ms",
-                        self.propose_timeout.as_millis()
-                    )))
-                }
-            }
-        };
-        match written {
-            Ok(response) => {
-                let index = response.log_id.index;
-                // client_write answers once applied on the leader.
-                Ok(index)
-            }
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(ProposeError::NotLeader {
-                    leader: f.leader_id,
-                })
-            }
-            Err(RaftError::Fatal(e)) => Err(ProposeError::Stopped(e.to_string())),
-            Err(e) => Err(ProposeError::Unavailable(e.to_string())),
-        }
+        self.proposer.propose(records).await
     }
 
-    /// Hands `request` to the leader's [`Controller`] and returns its reply
-    /// once this node has applied everything the leader had applied after
-    /// the work (so what the work committed is visible here). Fails with
-    /// `NotLeader { leader: Some(this node) }` on the leader itself: it runs
-    /// its controller directly.
-    pub async fn forward(&self, request: Vec<u8>) -> Result<Vec<u8>, ProposeError> {
-        let (leader, addr) = {
-            let m = self.raft.metrics();
-            let m = m.borrow();
-            let leader = m.current_leader;
-            let addr = leader.and_then(|l| {
-                m.membership_config
-                    .membership()
-                    .get_node(&l)
-                    .map(|n| n.addr.clone())
-            });
-            (leader, addr)
-        };
-        let (Some(leader), Some(addr)) = (leader, addr) else {
+    /// Commits `records` only if the leader's image is still the one this
+    /// node had applied up to `expected` when it decided on them (its
+    /// [`Quorum::applied_index`] then), from any node: a follower sends the
+    /// proposal to the leader and answers once it has applied the entry
+    /// itself. This is how brokers hand controller work to the active
+    /// controller: the checks run where the request arrived, against the
+    /// committed image, and the leader's comparison makes sure no other
+    /// change came in between (optimistic concurrency). `Stale` says to
+    /// apply further, check again and propose again; `NotLeader` with no
+    /// leader, that an election is under way.
+    pub async fn propose_if(
+        &self,
+        expected: Option<u64>,
+        records: Vec<MetaRecord>,
+    ) -> Result<u64, ProposeError> {
+        let (leader, addr) = self.leader_address();
+        let Some(leader) = leader else {
             return Err(ProposeError::NotLeader { leader: None });
         };
         if leader == self.node_id {
-            return Err(ProposeError::NotLeader {
-                leader: Some(leader),
-            });
+            return self.proposer.propose_if(expected, records).await;
         }
-        let answer = network::forward(&*self.connector, &addr, request, self.forward_timeout)
-            .await
-            .map_err(|e| {
-                ProposeError::Unavailable(format!("forwarding to the leader {leader}: {e}"))
-            })?;
-        match answer {
-            Ok(Forwarded {
-                reply,
-                applied_index,
-            }) => {
-                if let Some(index) = applied_index {
-                    if !self.wait_applied(index, self.forward_timeout).await {
-                        return Err(ProposeError::Unavailable(format!(
-                            "the leader applied up to {index}, and this node did not catch up within {} s",
-                            self.forward_timeout.as_secs()
-                        )));
-                    }
-                }
-                Ok(reply)
-            }
-            Err(ForwardRefused::NotLeader { leader }) => Err(ProposeError::NotLeader { leader }),
-            Err(ForwardRefused::NoController) => Err(ProposeError::Unavailable(format!(
-                "the leader {leader} runs no controller"
-            ))),
+        let Some(addr) = addr else {
+            return Err(ProposeError::NotLeader { leader: None });
+        };
+        let index = network::propose_at(
+            &*self.connector,
+            &addr,
+            expected,
+            records,
+            self.forward_timeout,
+        )
+        .await
+        .map_err(|e| {
+            ProposeError::Unavailable(format!("proposing at the leader {leader}: {e}"))
+        })??;
+        if !self.wait_applied(index, self.forward_timeout).await {
+            return Err(ProposeError::Unavailable(format!(
+                "the leader committed entry {index}, and this node did not apply it within {} s",
+                self.forward_timeout.as_secs()
+            )));
         }
+        Ok(index)
     }
 
-    /// Whether this node leads and a majority acknowledged it within the
-    /// propose timeout (a lone voter is its own majority).
-    fn holds_majority(&self) -> bool {
-        let metrics = self.raft.metrics().borrow().clone();
-        if metrics.running_state.is_err() || metrics.current_leader != Some(self.node_id) {
-            return false;
-        }
-        let mut voters = metrics.membership_config.membership().voter_ids();
-        if voters.next() == Some(self.node_id) && voters.next().is_none() {
-            return true;
-        }
-        metrics
-            .millis_since_quorum_ack
-            .is_some_and(|ms| u128::from(ms) < self.propose_timeout.as_millis())
+    /// Reads the image as of the last applied entry, with that entry's
+    /// index (what [`Quorum::propose_if`] expects), without copying it. No
+    /// entry is applied while `read` runs.
+    pub fn with_image_at<R>(&self, read: impl FnOnce(&MetadataImage, Option<u64>) -> R) -> R {
+        let applied = self.state.read();
+        read(&applied.image, applied.last_applied.map(|l| l.index))
     }
 
     /// The image as of the last applied entry.
@@ -522,55 +640,39 @@ impl Quorum {
     /// progress is known only on the leader; elsewhere each voter's fields
     /// are `None`.
     pub fn status(&self) -> QuorumStatus {
-        let metrics = self.raft.metrics().borrow().clone();
-        let now = log_store::now_ms();
-        let leader_end = metrics.last_log_index.map_or(0, |i| i + 1);
-        let is_leader = metrics.current_leader == Some(self.node_id);
-        let acks = self.acks.lock().clone();
-        let caught_up = self.caught_up.lock().clone();
-        let voters = metrics
-            .membership_config
-            .membership()
-            .voter_ids()
-            .map(|id| {
-                if !is_leader {
-                    return ReplicaStatus {
-                        id,
-                        log_end: None,
-                        last_fetch_ms: None,
-                        last_caught_up_ms: None,
-                    };
-                }
-                if id == self.node_id {
-                    // The leader is its own latest fetch and always caught up.
-                    return ReplicaStatus {
-                        id,
-                        log_end: Some(leader_end),
-                        last_fetch_ms: Some(now),
-                        last_caught_up_ms: Some(now),
-                    };
-                }
-                let log_end = metrics
-                    .replication
-                    .as_ref()
-                    .and_then(|r| r.get(&id).copied().flatten())
-                    .map(|matched| matched.index + 1);
-                let last_fetch_ms = acks.get(&id).copied();
-                let last_caught_up_ms = caught_up.get(&id).copied();
-                ReplicaStatus {
-                    id,
-                    log_end,
-                    last_fetch_ms,
-                    last_caught_up_ms,
-                }
-            })
-            .collect();
-        QuorumStatus {
-            leader: metrics.current_leader,
-            term: metrics.current_term,
-            high_watermark: metrics.last_applied.map_or(0, |l| l.index + 1),
-            voters,
+        self.proposer.status()
+    }
+
+    /// The quorum as its leader sees it (replication progress is known
+    /// only there): this node's status if it leads, else the leader's,
+    /// asked over the quorum's connection (Kafka forwards DescribeQuorum
+    /// to the active controller the same way).
+    pub async fn leader_status(&self) -> Result<QuorumStatus, ProposeError> {
+        let (leader, addr) = self.leader_address();
+        match leader {
+            None => Err(ProposeError::NotLeader { leader: None }),
+            Some(l) if l == self.node_id => Ok(self.status()),
+            Some(l) => {
+                let addr = addr.ok_or(ProposeError::NotLeader { leader: None })?;
+                network::status_at(&*self.connector, &addr, self.forward_timeout)
+                    .await
+                    .map_err(|e| ProposeError::Unavailable(format!("asking the leader {l}: {e}")))
+            }
         }
+    }
+
+    /// The leader this node knows of, and its quorum address.
+    fn leader_address(&self) -> (Option<NodeId>, Option<String>) {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let leader = m.current_leader;
+        let addr = leader.and_then(|l| {
+            m.membership_config
+                .membership()
+                .get_node(&l)
+                .map(|n| n.addr.clone())
+        });
+        (leader, addr)
     }
 
     /// The voters of the committed membership.

@@ -4,6 +4,7 @@
 //! replaces; a connection that fails or times out is dropped and opened
 //! again for the next RPC.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -17,14 +18,16 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::{BasicNode, Raft};
+use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::{NodeId, TypeConfig};
+use vltava_meta::MetaRecord;
+
+use crate::{NodeId, ProposeError, Proposer, QuorumStatus, TypeConfig};
 
 /// The largest frame read: snapshots travel in openraft's chunks (3 MiB by
 /// default) and entries in batches, so anything larger is not a peer.
@@ -89,9 +92,15 @@ enum RpcRequest {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     Vote(VoteRequest<NodeId>),
-    /// Controller work a follower hands to the leader (see
-    /// [`crate::Controller`]): opaque to the quorum.
-    Forward(Vec<u8>),
+    /// A conditional proposal a node sends the leader (see
+    /// [`crate::Quorum::propose_if`]).
+    Propose {
+        expected: Option<u64>,
+        records: Vec<MetaRecord>,
+    },
+    /// The receiving node's view of the quorum (asked of the leader, for
+    /// DescribeQuorum at any node).
+    Status,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -101,46 +110,51 @@ enum RpcResponse {
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
-    Forward(Result<Forwarded, ForwardRefused>),
+    /// The entry's index once committed and applied at the leader.
+    Propose(Result<u64, ProposeError>),
+    Status(Box<QuorumStatus>),
 }
 
-/// The leader's answer to forwarded work: the controller's reply, and the
-/// index the leader had applied once the work was done (the follower waits
-/// to have applied as much before it answers, so its own reads see it).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Forwarded {
-    pub reply: Vec<u8>,
-    pub applied_index: Option<u64>,
-}
-
-/// Why the receiving node did not run forwarded work.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ForwardRefused {
-    /// It is not the leader (any more); `leader` is who it thinks is.
-    NotLeader { leader: Option<NodeId> },
-    /// It runs no controller.
-    NoController,
-}
-
-/// Sends one forwarded request to `addr` and reads the answer, on a
-/// connection of its own (forwarded work is rare: admin requests).
-pub(crate) async fn forward(
+/// Asks the node at `addr` for its view of the quorum.
+pub(crate) async fn status_at(
     connector: &dyn Connector,
     addr: &str,
-    request: Vec<u8>,
     timeout: std::time::Duration,
-) -> io::Result<Result<Forwarded, ForwardRefused>> {
+) -> io::Result<QuorumStatus> {
     let exchange = async {
         let mut io = connector.connect(addr).await?;
-        write_frame(&mut io, &RpcRequest::Forward(request)).await?;
+        write_frame(&mut io, &RpcRequest::Status).await?;
         match read_frame::<RpcResponse>(&mut io).await? {
-            RpcResponse::Forward(answer) => Ok(answer),
+            RpcResponse::Status(status) => Ok(*status),
             _ => Err(io::Error::other("the peer answered a different RPC")),
         }
     };
     tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "forwarded request timed out"))?
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the status request timed out"))?
+}
+
+/// Sends one conditional proposal to the leader at `addr` and reads its
+/// answer, on a connection of its own (proposals from other nodes are
+/// admin requests: rare).
+pub(crate) async fn propose_at(
+    connector: &dyn Connector,
+    addr: &str,
+    expected: Option<u64>,
+    records: Vec<MetaRecord>,
+    timeout: std::time::Duration,
+) -> io::Result<Result<u64, ProposeError>> {
+    let exchange = async {
+        let mut io = connector.connect(addr).await?;
+        write_frame(&mut io, &RpcRequest::Propose { expected, records }).await?;
+        match read_frame::<RpcResponse>(&mut io).await? {
+            RpcResponse::Propose(answer) => Ok(answer),
+            _ => Err(io::Error::other("the peer answered a different RPC")),
+        }
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the proposal timed out"))?
 }
 
 async fn write_frame<T: Serialize>(
@@ -200,6 +214,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             io: None,
             acks: self.acks.clone(),
+            reachable: None,
         }
     }
 }
@@ -211,9 +226,29 @@ pub struct Connection {
     target: NodeId,
     io: Option<Box<dyn Io>>,
     acks: PeerAcks,
+    /// Whether the last exchange got through (`None` before the first):
+    /// a change is logged once, not every failed retry.
+    reachable: Option<bool>,
 }
 
 impl Connection {
+    fn note_reachable(&mut self, result: &Result<RpcResponse, io::Error>) {
+        let now = result.is_ok();
+        if self.reachable == Some(now) {
+            return;
+        }
+        match result {
+            Ok(_) if self.reachable.is_some() => {
+                tracing::info!(voter = self.target, addr = %self.addr, "reached metadata quorum voter again");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(voter = self.target, addr = %self.addr, error = %e, "cannot reach metadata quorum voter");
+            }
+        }
+        self.reachable = Some(now);
+    }
+
     /// Sends one request and reads its response within `option`'s hard
     /// deadline. Cancel-safe: the connection is taken out for the exchange
     /// and put back only after a whole request and response, so an exchange
@@ -239,14 +274,16 @@ impl Connection {
             let response = read_frame::<RpcResponse>(&mut io).await?;
             Ok::<_, io::Error>((io, response))
         };
-        match tokio::time::timeout(option.hard_ttl(), exchange).await {
+        let result = match tokio::time::timeout(option.hard_ttl(), exchange).await {
             Ok(Ok((io, response))) => {
                 self.io = Some(io);
                 Ok(response)
             }
             Ok(Err(e)) => Err(e),
             Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "RPC timed out")),
-        }
+        };
+        self.note_reachable(&result);
+        result
     }
 
     fn unexpected<E: std::error::Error>(&self) -> RPCError<NodeId, BasicNode, E> {
@@ -327,11 +364,16 @@ impl RaftNetwork<TypeConfig> for Connection {
     }
 }
 
-/// Serves peers' RPCs on `listener` until `stop` turns true.
-pub async fn serve(
+/// Serves peers' RPCs on `acceptor`'s streams until `stop` turns true.
+/// Votes, appends and snapshots are obeyed only from `voters` (Raft obeys
+/// any higher term: a node configured with another voter set, or a stray
+/// process, must not depose the leader or overwrite the log); proposals
+/// are taken from any node, as Kafka's controller takes requests from any
+/// broker.
+pub(crate) async fn serve(
     mut acceptor: Box<dyn Acceptor>,
-    raft: Raft<TypeConfig>,
-    controller: Option<Arc<dyn crate::Controller>>,
+    proposer: Arc<Proposer>,
+    voters: Arc<BTreeSet<NodeId>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut connections = tokio::task::JoinSet::new();
@@ -342,7 +384,7 @@ pub async fn serve(
         };
         match accepted {
             Ok(io) => {
-                connections.spawn(serve_connection(io, raft.clone(), controller.clone()));
+                connections.spawn(serve_connection(io, proposer.clone(), voters.clone()));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "metadata quorum accept failed");
@@ -355,13 +397,21 @@ pub async fn serve(
     connections.abort_all();
 }
 
+/// The node a Raft RPC comes from: the candidate of a vote, the leader of
+/// an append or a snapshot.
+fn sender(request: &RpcRequest) -> Option<NodeId> {
+    match request {
+        RpcRequest::AppendEntries(r) => Some(r.vote.leader_id().node_id),
+        RpcRequest::InstallSnapshot(r) => Some(r.vote.leader_id().node_id),
+        RpcRequest::Vote(r) => Some(r.vote.leader_id().node_id),
+        RpcRequest::Propose { .. } | RpcRequest::Status => None,
+    }
+}
+
 /// Answers RPCs on one stream until the peer closes it or sends a frame
-/// that is not one.
-pub async fn serve_connection(
-    mut io: impl Io,
-    raft: Raft<TypeConfig>,
-    controller: Option<Arc<dyn crate::Controller>>,
-) {
+/// that is not one, or a Raft RPC from a node that is not a voter.
+async fn serve_connection(mut io: impl Io, proposer: Arc<Proposer>, voters: Arc<BTreeSet<NodeId>>) {
+    let raft = &proposer.raft;
     loop {
         // A leader sends a heartbeat every few hundred milliseconds; a
         // connection silent for this long is a peer that went away without
@@ -380,6 +430,14 @@ pub async fn serve_connection(
                 return;
             }
         };
+        if let Some(from) = sender(&request).filter(|id| !voters.contains(id)) {
+            tracing::warn!(
+                from,
+                voters = ?voters,
+                "closed a metadata quorum connection: a Raft request from a node that is not a voter (check controller.quorum.voters on that node)"
+            );
+            return;
+        }
         let response = match request {
             RpcRequest::AppendEntries(r) => {
                 RpcResponse::AppendEntries(raft.append_entries(r).await)
@@ -388,43 +446,15 @@ pub async fn serve_connection(
                 RpcResponse::InstallSnapshot(raft.install_snapshot(r).await)
             }
             RpcRequest::Vote(r) => RpcResponse::Vote(raft.vote(r).await),
-            RpcRequest::Forward(r) => {
-                RpcResponse::Forward(run_forwarded(&raft, &controller, r).await)
+            RpcRequest::Propose { expected, records } => {
+                RpcResponse::Propose(proposer.propose_if(expected, records).await)
             }
+            RpcRequest::Status => RpcResponse::Status(Box::new(proposer.status())),
         };
         if write_frame(&mut io, &response).await.is_err() {
             return;
         }
     }
-}
-
-/// Runs forwarded work on the leader's controller. The controller is sync
-/// and may wait for commits, so it runs on a blocking thread, never on the
-/// workers that carry the quorum's own RPCs.
-async fn run_forwarded(
-    raft: &Raft<TypeConfig>,
-    controller: &Option<Arc<dyn crate::Controller>>,
-    request: Vec<u8>,
-) -> Result<Forwarded, ForwardRefused> {
-    let Some(controller) = controller.clone() else {
-        return Err(ForwardRefused::NoController);
-    };
-    let (id, leader) = {
-        let m = raft.metrics();
-        let m = m.borrow();
-        (m.id, m.current_leader)
-    };
-    if leader != Some(id) {
-        return Err(ForwardRefused::NotLeader { leader });
-    }
-    let reply = tokio::task::spawn_blocking(move || controller.handle(&request))
-        .await
-        .map_err(|_| ForwardRefused::NoController)?;
-    let applied_index = raft.metrics().borrow().last_applied.map(|l| l.index);
-    Ok(Forwarded {
-        reply,
-        applied_index,
-    })
 }
 
 #[cfg(test)]

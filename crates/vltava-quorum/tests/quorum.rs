@@ -2,8 +2,10 @@
 //! commits reaching every node, a proposal at a follower naming the leader,
 //! the leader stopped and another elected, a stopped node catching up, a
 //! minority refusing changes, snapshots with the log purged below them, and
-//! a follower so far behind that only a snapshot can bring it back. Waits
-//! are on conditions with deadlines; proposals go to whoever leads.
+//! a follower so far behind that only a snapshot can bring it back,
+//! conditional proposals from any node, and Raft requests from non-voters
+//! refused. Waits are on conditions with deadlines; proposals go to
+//! whoever leads.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -58,27 +60,6 @@ impl Publisher for Mirror {
     }
 }
 
-/// A controller that commits the record a forwarded request names
-/// (`record(n)` for the request `n`) through its own node, and replies with
-/// its node id and the entry's index.
-struct Committer {
-    node: NodeId,
-    quorum: std::sync::OnceLock<std::sync::Weak<Quorum>>,
-    runtime: tokio::runtime::Handle,
-}
-
-impl vltava_quorum::Controller for Committer {
-    fn handle(&self, request: &[u8]) -> Vec<u8> {
-        let n: usize = std::str::from_utf8(request).unwrap().parse().unwrap();
-        let quorum = self.quorum.get().and_then(|q| q.upgrade()).unwrap();
-        let index = self
-            .runtime
-            .block_on(quorum.propose(vec![record(n)]))
-            .unwrap();
-        format!("{}:{index}", self.node).into_bytes()
-    }
-}
-
 struct Cluster {
     dirs: BTreeMap<NodeId, PathBuf>,
     addrs: BTreeMap<NodeId, SocketAddr>,
@@ -129,20 +110,13 @@ impl Cluster {
 
     async fn launch(&mut self, id: NodeId, listener: TcpListener) {
         let mirror = Arc::new(Mirror::default());
-        let committer = Arc::new(Committer {
-            node: id,
-            quorum: Default::default(),
-            runtime: tokio::runtime::Handle::current(),
-        });
         let mut config = self.config(id);
         config.publisher = Some(mirror.clone());
-        config.controller = Some(committer.clone());
         let quorum = Arc::new(
             Quorum::start(config, Box::new(listener), Arc::new(TcpConnector))
                 .await
                 .unwrap(),
         );
-        committer.quorum.set(Arc::downgrade(&quorum)).unwrap();
         self.nodes.insert(id, quorum);
         self.mirrors.insert(id, mirror);
     }
@@ -314,55 +288,126 @@ async fn three_voters_replicate_fail_over_and_catch_up() {
     cluster.stop_all().await;
 }
 
+/// Proposes `records` at `id` if its image is still the one at the index
+/// it had applied when it read it, checking again after `Stale` and while
+/// leadership moves; returns how many `Stale` answers it took.
+async fn propose_checked(q: &Quorum, records: Vec<MetaRecord>) -> usize {
+    let started = Instant::now();
+    let mut stale = 0;
+    loop {
+        let expected = q.with_image_at(|_, applied| applied);
+        match q.propose_if(expected, records.clone()).await {
+            Ok(index) => {
+                // Answered once applied here, wherever the leader is.
+                assert!(q.applied_index() >= Some(index));
+                return stale;
+            }
+            Err(ProposeError::Stale { applied }) => {
+                stale += 1;
+                if let Some(index) = applied {
+                    q.wait_applied(index, DEADLINE).await;
+                }
+            }
+            // An election on a loaded machine: safe to repeat.
+            Err(e) => {
+                assert!(started.elapsed() < DEADLINE, "proposing failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn followers_forward_controller_work_to_the_leader() {
+async fn any_node_proposes_conditionally_and_a_stale_check_commits_nothing() {
     let root = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(root.path(), 3, 1_000).await;
     let leader = cluster.leader().await;
-    let followers: Vec<NodeId> = cluster
-        .nodes
-        .keys()
-        .copied()
-        .filter(|id| *id != leader)
-        .collect();
-    for (n, follower) in followers.iter().enumerate() {
-        wait_for("the follower to know the leader", || {
-            cluster.nodes[follower].leader() == Some(leader)
-        })
-        .await;
-        let started = Instant::now();
-        let reply = loop {
-            match cluster.nodes[follower]
-                .forward(n.to_string().into_bytes())
-                .await
-            {
-                Ok(reply) => break reply,
-                // A re-election on a loaded machine: the leader it knew
-                // stepped down; the work is safe to repeat.
-                Err(e) => {
-                    assert!(started.elapsed() < DEADLINE, "forwarding failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        };
-        let reply = String::from_utf8(reply).unwrap();
-        // The leader's controller ran it, and the follower answered only
-        // once it had applied what that committed.
-        assert!(reply.contains(':'), "{reply}");
-        assert!(cluster.nodes[follower]
+    // Each node in turn, followers sending their proposal to the leader.
+    for (n, q) in cluster.nodes.values().enumerate() {
+        propose_checked(q, vec![record(n)]).await;
+        assert!(q
             .image()
             .configs_of(&ConfigResource::Broker(String::new()))
             .contains_key(&format!("key-{n}")));
     }
-    cluster.all_have(2).await;
-    // The leader runs its controller itself.
-    match cluster.nodes[&leader].forward(b"9".to_vec()).await {
-        Err(ProposeError::NotLeader {
-            leader: Some(named),
-        }) => assert_eq!(named, leader),
-        other => panic!("the leader forwarded: {other:?}"),
+    cluster.all_have(3).await;
+    // A proposal checked against an image from before the last change is
+    // refused, at the leader and through a follower, and commits nothing.
+    let follower = *cluster.nodes.keys().find(|id| **id != leader).unwrap();
+    for id in [leader, follower] {
+        let q = &cluster.nodes[&id];
+        let current = q.applied_index().unwrap();
+        match q.propose_if(Some(current - 1), vec![record(99)]).await {
+            Err(ProposeError::Stale { applied }) => assert!(applied >= Some(current)),
+            other => panic!("node {id} committed a stale proposal: {other:?}"),
+        }
     }
+    // Nodes racing with proposals checked against the same image: every
+    // one is committed exactly once, some after being told to check again.
+    let mut racers = Vec::new();
+    for (i, q) in cluster.nodes.values().enumerate() {
+        let q = q.clone();
+        racers.push(tokio::spawn(async move {
+            let mut stale = 0;
+            for j in 0..3 {
+                stale += propose_checked(&q, vec![record(3 + i * 3 + j)]).await;
+            }
+            stale
+        }));
+    }
+    for racer in racers {
+        racer.await.unwrap();
+    }
+    cluster.all_have(12).await;
     cluster.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raft_requests_from_a_node_that_is_not_a_voter_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let root = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(root.path(), 3, 1_000).await;
+    let leader = cluster.leader().await;
+    let term = cluster.nodes[&leader].term();
+    async fn exchange(addr: SocketAddr, body: &str) -> Option<Vec<u8>> {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(&(body.len() as u32).to_be_bytes())
+            .await
+            .unwrap();
+        s.write_all(body.as_bytes()).await.unwrap();
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).await.ok()?;
+        let mut answer = vec![0u8; u32::from_be_bytes(len) as usize];
+        s.read_exact(&mut answer).await.ok()?;
+        Some(answer)
+    }
+    let vote = |node: u64, term: u64| {
+        format!(
+            r#"{{"Vote":{{"vote":{{"leader_id":{{"term":{term},"node_id":{node}}},"committed":false}},"last_log_id":null}}}}"#
+        )
+    };
+    // Node 7 is no voter: a vote request with a far higher term is not
+    // answered and deposes nobody.
+    assert_eq!(
+        exchange(cluster.addrs[&leader], &vote(7, term + 50)).await,
+        None
+    );
+    assert_eq!(cluster.nodes[&leader].term(), term);
+    assert_eq!(cluster.nodes[&leader].leader(), Some(leader));
+    // The same frame from a voter's id (with an old term, so nothing
+    // changes) is answered: the refusal above is the sender check.
+    let answer = exchange(
+        cluster.addrs[&leader],
+        &vote(follower_of(&cluster, leader), 0),
+    )
+    .await;
+    assert!(answer.is_some_and(|a| String::from_utf8_lossy(&a).contains("Vote")));
+    assert_eq!(cluster.nodes[&leader].term(), term);
+    cluster.stop_all().await;
+}
+
+fn follower_of(cluster: &Cluster, leader: NodeId) -> NodeId {
+    *cluster.nodes.keys().find(|id| **id != leader).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

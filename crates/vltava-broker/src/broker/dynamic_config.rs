@@ -188,19 +188,17 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        let _controller = self.controller.lock();
         let resource = ConfigResource::Broker(resource_name.to_string());
-        let current = self
-            .metadata
-            .with_image(|image| image.configs_of(&resource));
-        let records = config_changes(&resource, &current, &wanted);
-        if records.is_empty() {
+        // Committed, then applied by every broker's publisher, which
+        // re-resolves every topic's defaults (here before this returns).
+        let changes = self.control(|image| {
+            let records = config_changes(&resource, &image.configs_of(&resource), &wanted);
+            let changes = records.len();
+            Ok((records, changes))
+        })?;
+        if changes == 0 {
             return Ok(());
         }
-        let changes = records.len();
-        // Committed, then applied here by the publisher, which re-resolves
-        // every topic's defaults, before this returns.
-        self.metadata.propose(records)?;
         info!(
             resource = if resource_name.is_empty() {
                 "cluster default"

@@ -1,7 +1,8 @@
 //! The broker's side of the metadata quorum: it starts this node's
-//! [`Quorum`] (a single node is a one-voter quorum), proposes the
-//! controller's changes to it and waits for them to commit, and upgrades a
-//! data directory written before the quorum existed.
+//! [`Quorum`] (a single node is a one-voter quorum; a cluster's voters come
+//! from `controller.quorum.voters`), proposes the controller's changes to
+//! it and waits for them to commit, and upgrades a data directory written
+//! before the quorum existed.
 //!
 //! The quorum runs on its own small runtime, not on the request workers:
 //! its heartbeats and fsyncs are never queued behind client requests, and
@@ -27,6 +28,9 @@ use crate::error::ApiError;
 
 /// How long start-up waits for this node to apply its own metadata log.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often a voter waiting for its quorum to elect a leader says so.
+const LEADER_WAIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Worker threads of the quorum's runtime: its work is small and mostly
 /// waits on fsyncs (done in `block_in_place`, which lends the worker out).
@@ -57,18 +61,32 @@ impl Drop for OwnedRuntime {
 }
 
 impl MetadataQuorum {
-    /// Starts this node as the only voter of its metadata quorum in `dir`
-    /// (`<log.dirs>/__cluster_metadata-0`) and waits until it has applied
-    /// everything in its log, so the image is the one the last run
-    /// committed. A metadata log written before the quorum existed (its
-    /// segments directly in `dir`) is imported first, once.
-    pub(crate) fn start_single(
+    /// Starts this node's member of the metadata quorum in `dir`
+    /// (`<log.dirs>/__cluster_metadata-0`): the voters of
+    /// `controller.quorum.voters`, or this node alone. A lone voter waits
+    /// until it has applied everything in its log, so the image is the one
+    /// the last run committed, and imports a metadata log written before
+    /// the quorum existed (its segments directly in `dir`) once. A voter of
+    /// several waits until some voter leads (a majority is up), however
+    /// long that takes, as Kafka's nodes wait for their quorum; it catches
+    /// up by registering (see [`MetadataQuorum::propose_if`]).
+    pub(crate) fn start(
         dir: &Path,
         node_id: i32,
         controller_listener: Option<&ControllerListener>,
         publisher: Arc<dyn Publisher>,
         now_ms: i64,
     ) -> Result<MetadataQuorum, StartError> {
+        let voter = u64::try_from(node_id).map_err(|_| {
+            StartError::Inconsistent(format!("node.id {node_id} must not be negative"))
+        })?;
+        // A lone voter never dials anyone: without a controller listener
+        // the address is a label.
+        let voters = controller_listener.map_or_else(
+            || [(voter, "local".to_string())].into(),
+            |c| c.voters.clone(),
+        );
+        let lone = voters.len() == 1;
         // Bound here, so a taken port stops start-up with its name.
         let controller_socket = controller_listener
             .map(|c| {
@@ -101,31 +119,40 @@ impl MetadataQuorum {
         })?;
         let initial_records = match legacy.is_empty() || dir.join(IMPORTED_FILE).exists() {
             true => Vec::new(),
-            false => MetadataStore::open(dir, now_ms)?.image().to_records(),
+            false if lone => MetadataStore::open(dir, now_ms)?.image().to_records(),
+            false => {
+                return Err(StartError::Inconsistent(format!(
+                    "{} holds a single node's metadata from before the quorum: start this node alone once (without controller.quorum.voters) to upgrade it, or give it an empty log.dirs to join the cluster",
+                    dir.display()
+                )))
+            }
         };
         let nothing_to_import = initial_records.is_empty();
-        let voter = u64::try_from(node_id).map_err(|_| {
-            StartError::Inconsistent(format!("node.id {node_id} must not be negative"))
-        })?;
-        // A lone voter never dials anyone: without a controller listener
-        // the address is a label.
-        let address = controller_listener.map_or("local".to_string(), ControllerListener::address);
-        let mut config = QuorumConfig::new(voter, [(voter, address)].into(), dir.to_path_buf());
+        let mut config = QuorumConfig::new(voter, voters.clone(), dir.to_path_buf());
         config.initial_records = initial_records;
         config.publisher = Some(publisher);
         let quorum = run_on(runtime.get(), async move {
-            // A lone voter has no peer: its controller listener is bound,
-            // as configured, but every connection is closed unread. openraft
-            // obeys any vote or append with a higher term, so serving them
-            // here would let anyone who reaches the port depose this node.
             let acceptor: Box<dyn vltava_quorum::Acceptor> = match controller_socket {
-                Some(socket) => Box::new(LoneVoterListener(
-                    tokio::net::TcpListener::from_std(socket)
-                        .map_err(|e| vltava_quorum::QuorumError::Storage(e.to_string()))?,
-                )),
+                Some(socket) => {
+                    let socket = tokio::net::TcpListener::from_std(socket)
+                        .map_err(|e| vltava_quorum::QuorumError::Storage(e.to_string()))?;
+                    match lone {
+                        // A lone voter has no peer: its controller listener
+                        // is bound, as configured, but every connection is
+                        // closed unread (nobody else is a voter).
+                        true => Box::new(LoneVoterListener(socket)),
+                        false => Box::new(socket),
+                    }
+                }
                 None => Box::new(NoPeers),
             };
             let quorum = Quorum::start(config, acceptor, Arc::new(TcpConnector)).await?;
+            if !lone {
+                while quorum.wait_leader(LEADER_WAIT_LOG_INTERVAL).await.is_none() {
+                    info!(voters = ?voters, "waiting for a majority of the metadata quorum's voters to elect a leader");
+                }
+                return Ok(quorum);
+            }
             // Nothing can be proposed before the lone voter has elected
             // itself (the broker registers right after start).
             if quorum.wait_leader(CATCH_UP_TIMEOUT).await != Some(voter) {
@@ -158,22 +185,22 @@ impl MetadataQuorum {
         })
     }
 
-    /// Commits `records` as one change; returns once a majority holds it
-    /// and this node's publisher has applied it.
-    pub(crate) fn propose(&self, records: Vec<MetaRecord>) -> Result<u64, ApiError> {
+    /// Commits `records` if the leader's image is still the one this node
+    /// had applied up to `expected` (see [`Quorum::propose_if`]); returns
+    /// once this node has applied the change (its publisher included).
+    pub(crate) fn propose_if(
+        &self,
+        expected: Option<u64>,
+        records: Vec<MetaRecord>,
+    ) -> Result<u64, ProposeError> {
         let quorum = self.quorum.clone();
-        self.run(async move { quorum.propose(records).await })
-            .map_err(|e| match e {
-                ProposeError::NotLeader { .. } => {
-                    ApiError::new(ResponseError::NotController, e.to_string())
-                }
-                ProposeError::Unavailable(_) => {
-                    ApiError::new(ResponseError::RequestTimedOut, e.to_string())
-                }
-                ProposeError::Stopped(_) => {
-                    ApiError::new(ResponseError::UnknownServerError, e.to_string())
-                }
-            })
+        self.run(async move { quorum.propose_if(expected, records).await })
+    }
+
+    /// Waits until this node has applied at least `index`, or `timeout`.
+    pub(crate) fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
+        let quorum = self.quorum.clone();
+        self.run(async move { quorum.wait_applied(index, timeout).await })
     }
 
     /// Reads the committed image as this node has applied it.
@@ -181,9 +208,24 @@ impl MetadataQuorum {
         self.quorum.with_image(read)
     }
 
-    /// The quorum as this node sees it.
-    pub(crate) fn status(&self) -> vltava_quorum::QuorumStatus {
-        self.quorum.status()
+    /// Reads the committed image with the index of the last entry applied
+    /// to it.
+    pub(crate) fn with_image_at<R>(
+        &self,
+        read: impl FnOnce(&MetadataImage, Option<u64>) -> R,
+    ) -> R {
+        self.quorum.with_image_at(read)
+    }
+
+    /// The voter that leads the quorum, as this node knows.
+    pub(crate) fn leader(&self) -> Option<u64> {
+        self.quorum.leader()
+    }
+
+    /// The quorum as its leader sees it (asked of the leader if need be).
+    pub(crate) fn leader_status(&self) -> Result<vltava_quorum::QuorumStatus, ProposeError> {
+        let quorum = self.quorum.clone();
+        self.run(async move { quorum.leader_status().await })
     }
 
     /// Stops the quorum (its storage is durable at every point).
@@ -194,6 +236,21 @@ impl MetadataQuorum {
 
     fn run<T: Send + 'static>(&self, work: impl Future<Output = T> + Send + 'static) -> T {
         run_on(self.runtime.get(), work)
+    }
+}
+
+/// The Kafka error a broker answers when the quorum did not commit its
+/// change: NOT_CONTROLLER while no leader is known (retriable: clients
+/// look for the controller again), REQUEST_TIMED_OUT without a majority.
+pub(crate) fn propose_error(e: ProposeError) -> ApiError {
+    match e {
+        ProposeError::NotLeader { .. } | ProposeError::Stale { .. } => {
+            ApiError::new(ResponseError::NotController, e.to_string())
+        }
+        ProposeError::Unavailable(_) => {
+            ApiError::new(ResponseError::RequestTimedOut, e.to_string())
+        }
+        ProposeError::Stopped(_) => ApiError::new(ResponseError::UnknownServerError, e.to_string()),
     }
 }
 

@@ -101,7 +101,9 @@ impl TopicPublisher {
                     return self.reconcile_all(image, Quiet::No);
                 }
                 // Read from the image where they are used.
-                MetaRecord::ProducerIds { .. } | MetaRecord::RegisterBroker { .. } => {}
+                MetaRecord::ProducerIds { .. }
+                | MetaRecord::RegisterBroker { .. }
+                | MetaRecord::ClusterId { .. } => {}
             }
         }
         for name in names {
@@ -197,8 +199,20 @@ impl TopicPublisher {
         let data_dir = self.config.data_dir();
         let now_ms = self.clock.now_ms();
         let mut opened = Vec::with_capacity(topic.partitions.len().saturating_sub(first));
+        let node = self.config.node_id;
         for (index, image) in topic.partitions.iter().enumerate().skip(first) {
             let index = index as i32;
+            if !image.replicas.contains(&node) {
+                opened.push(Arc::new(Partition::remote(
+                    data_dir,
+                    &topic.name,
+                    topic.topic_id,
+                    index,
+                    image.leader_epoch,
+                    image.leader,
+                )));
+                continue;
+            }
             let result = remove_other_incarnation(data_dir, &topic.name, index, topic.topic_id)
                 .map_err(|e| e.to_string())
                 .and_then(|()| {
@@ -225,7 +239,7 @@ impl TopicPublisher {
                     e,
                 )
             });
-            opened.push(Arc::new(partition));
+            opened.push(Arc::new(partition.led_by(node)));
         }
         opened
     }
@@ -235,7 +249,7 @@ impl TopicPublisher {
     /// directory is renamed out of the way and removed.
     fn remove(&self, topic: &Topic) {
         self.topics.write().remove(&topic.name);
-        for partition in &topic.partitions {
+        for partition in topic.partitions.iter().filter(|p| p.is_hosted()) {
             partition.log().fence();
             let dir = partition.dir();
             let doomed = dir.with_file_name(format!(

@@ -143,7 +143,8 @@ impl GroupCoordinator {
         let now_ms = broker.now_ms();
         let mut groups = self.groups.lock();
         let mut records = 0usize;
-        for partition in &topic.partitions {
+        // The groups of partitions other brokers lead are theirs.
+        for partition in topic.partitions.iter().filter(|p| p.is_hosted()) {
             match load_partition(&mut groups, partition, now_ms) {
                 Ok(n) => records += n,
                 Err(e) => {
@@ -166,7 +167,9 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    /// COORDINATOR_NOT_AVAILABLE for a group whose `__consumer_offsets`
+    /// NOT_COORDINATOR for a group whose `__consumer_offsets` partition
+    /// another broker leads (that broker coordinates it: the client asks
+    /// FindCoordinator again), COORDINATOR_NOT_AVAILABLE for one whose
     /// partition could not be loaded.
     fn check_loaded(
         &self,
@@ -174,6 +177,12 @@ impl GroupCoordinator {
         groups: &Groups,
         group_id: &str,
     ) -> Result<(), ResponseError> {
+        if let Some(topic) = broker.topic(OFFSETS_TOPIC) {
+            let index = store::partition_for(group_id, topic.partitions.len() as i32);
+            if topic.partition(index).is_some_and(|p| !p.is_hosted()) {
+                return Err(ResponseError::NotCoordinator);
+            }
+        }
         if groups.unloaded.is_empty() {
             return Ok(());
         }
@@ -222,6 +231,19 @@ impl GroupCoordinator {
     /// as Kafka does, so the first group operation does not pay for it).
     pub fn ensure_ready(&self, broker: &Broker) -> Result<(), ApiError> {
         self.offsets_topic(broker).map(|_| ())
+    }
+
+    /// The broker that coordinates `group_id`: the leader of its
+    /// `__consumer_offsets` partition (the topic is created if missing).
+    pub fn coordinator_of(&self, broker: &Broker, group_id: &str) -> Result<i32, ApiError> {
+        let topic = self.offsets_topic(broker)?;
+        let index = store::partition_for(group_id, topic.partitions.len() as i32);
+        topic.partition(index).map(|p| p.leader()).ok_or_else(|| {
+            ApiError::new(
+                ResponseError::CoordinatorNotAvailable,
+                "offsets partition missing",
+            )
+        })
     }
 
     /// Writes records of one group durably (one batch, one partition).

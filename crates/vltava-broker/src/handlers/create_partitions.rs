@@ -23,11 +23,15 @@ pub fn handle(broker: &Broker, request: CreatePartitionsRequest) -> CreatePartit
                     "Duplicate topic in request.",
                 ))
             } else {
-                check_assignments(broker, &topic)
-                    .and_then(|()| budget.spend(adding(broker, &name, topic.count)))
-                    .and_then(|()| {
-                        broker.create_partitions(&name, topic.count, request.validate_only)
-                    })
+                check_assignments(broker, &topic).and_then(|manual| {
+                    budget.spend(adding(broker, &name, topic.count))?;
+                    broker.create_partitions(
+                        &name,
+                        topic.count,
+                        request.validate_only,
+                        manual.as_deref(),
+                    )
+                })
             };
             let response = CreatePartitionsTopicResult::default().with_name(topic.name);
             match result {
@@ -47,23 +51,19 @@ fn adding(broker: &Broker, name: &str, count: i32) -> i32 {
     count.saturating_sub(current)
 }
 
+/// A client's placement of the new partitions: one broker each (its
+/// registration is checked by the controller); returns them in order.
 fn check_assignments(
     broker: &Broker,
     topic: &kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic,
-) -> Result<(), ApiError> {
+) -> Result<Option<Vec<i32>>, ApiError> {
     let Some(assignments) = &topic.assignments else {
-        return Ok(());
+        return Ok(None);
     };
-    let local = assignments
-        .iter()
-        .all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == broker.node_id());
-    if !local {
+    if !assignments.iter().all(|a| a.broker_ids.len() == 1) {
         return Err(ApiError::new(
             ResponseError::InvalidReplicaAssignment,
-            format!(
-                "Each new partition must be placed on exactly broker {}",
-                broker.node_id()
-            ),
+            "Each new partition must be placed on exactly one broker (partitions are not replicated yet)",
         ));
     }
     if let Some(current) = broker
@@ -81,5 +81,7 @@ fn check_assignments(
             ));
         }
     }
-    Ok(())
+    Ok(Some(
+        assignments.iter().map(|a| a.broker_ids[0].0).collect(),
+    ))
 }

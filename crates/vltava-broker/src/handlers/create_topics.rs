@@ -91,23 +91,43 @@ fn create(
     ApiError,
 > {
     let name = topic.name.0.to_string();
-    let num_partitions = if topic.assignments.is_empty() {
-        match topic.num_partitions {
-            -1 => broker.config.num_partitions,
-            n => n,
-        }
-    } else {
-        check_assignments(broker, &topic)?
+    let manual = match topic.assignments.is_empty() {
+        true => None,
+        false => Some(check_assignments(&topic)?),
     };
-    let replication_factor = match topic.replication_factor {
-        -1 => broker.config.default_replication_factor,
-        n => n,
+    let num_partitions = match (&manual, topic.num_partitions) {
+        (Some(leaders), _) => leaders.len() as i32,
+        (None, -1) => broker.config.num_partitions,
+        (None, n) => n,
     };
+    let replication_factor = match (&manual, topic.replication_factor) {
+        (Some(_), _) => 1,
+        (None, -1) => broker.config.default_replication_factor,
+        (None, n) => n,
+    };
+    let registered = broker.registered_broker_count();
+    if replication_factor <= 0 {
+        return Err(ApiError::new(
+            ResponseError::InvalidReplicationFactor,
+            "Replication factor must be larger than 0, or -1 to use the default value.",
+        ));
+    }
+    if replication_factor as usize > registered {
+        return Err(ApiError::new(
+            ResponseError::InvalidReplicationFactor,
+            format!(
+                "Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only {registered} broker(s) are registered."
+            ),
+        ));
+    }
+    // Decided: partition data is not replicated yet (the replication
+    // issue), so a factor the cluster could hold is still refused rather
+    // than created with fewer copies than the client asked for.
     if replication_factor != 1 {
         return Err(ApiError::new(
             ResponseError::InvalidReplicationFactor,
             format!(
-                "Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only 1 broker(s) are registered."
+                "Unable to replicate the partition {replication_factor} time(s): Vltava does not replicate partitions yet; use a replication factor of 1."
             ),
         ));
     }
@@ -127,13 +147,19 @@ fn create(
     // Spent only by a topic that passed its own checks, so a refused one
     // does not use up the request's budget for those after it.
     budget.spend(num_partitions)?;
-    let (partitions, config, topic_id) =
-        broker.create_topic(&name, num_partitions, overrides.clone(), validate_only)?;
+    let (partitions, config, topic_id) = match &manual {
+        Some(leaders) => {
+            broker.create_topic_placed(&name, leaders, overrides.clone(), validate_only)?
+        }
+        None => broker.create_topic(&name, num_partitions, overrides.clone(), validate_only)?,
+    };
     Ok((partitions, config, topic_id, overrides))
 }
 
-/// Manual assignments must cover partitions 0..n with exactly this broker.
-fn check_assignments(broker: &Broker, topic: &CreatableTopic) -> Result<i32, ApiError> {
+/// Manual assignments must cover partitions 0..n, each with exactly one
+/// broker (registered: checked by the controller); returns partition p's
+/// broker at p.
+fn check_assignments(topic: &CreatableTopic) -> Result<Vec<i32>, ApiError> {
     if topic.num_partitions != -1 || topic.replication_factor != -1 {
         return Err(ApiError::new(
             ResponseError::InvalidRequest,
@@ -148,18 +174,18 @@ fn check_assignments(broker: &Broker, topic: &CreatableTopic) -> Result<i32, Api
         .collect();
     indexes.sort_unstable();
     let contiguous = indexes.iter().copied().eq(0..count);
-    let local = topic
-        .assignments
-        .iter()
-        .all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == broker.node_id());
-    if !contiguous || !local {
+    let single = topic.assignments.iter().all(|a| a.broker_ids.len() == 1);
+    if !contiguous || !single {
         return Err(ApiError::new(
             ResponseError::InvalidReplicaAssignment,
             format!(
-                "Partitions must be numbered 0..{count} and each placed on exactly broker {}",
-                broker.node_id()
+                "Partitions must be numbered 0..{count} and each placed on exactly one broker (partitions are not replicated yet)"
             ),
         ));
     }
-    Ok(count)
+    let mut leaders = vec![0; topic.assignments.len()];
+    for a in &topic.assignments {
+        leaders[a.partition_index as usize] = a.broker_ids[0].0;
+    }
+    Ok(leaders)
 }

@@ -21,7 +21,10 @@ pub fn handle(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecordsRe
                         .as_ref()
                         .and_then(|topic| topic.partition(p.partition_index))
                         .ok_or_else(|| ApiError::new(ResponseError::UnknownTopicOrPartition, ""))
-                        .and_then(|partition| partition.delete_records_before(p.offset));
+                        .and_then(|partition| {
+                            super::fetch::check_hosted(partition)?;
+                            partition.delete_records_before(p.offset)
+                        });
                     let response = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index);
                     match result {

@@ -34,7 +34,7 @@ pub fn handle(
     DescribeClusterResponse::default()
         .with_endpoint_type(ENDPOINT_BROKERS)
         .with_cluster_id(str_bytes(broker.cluster_id()))
-        .with_controller_id(BrokerId(broker.node_id()))
+        .with_controller_id(BrokerId(broker.controller_id()))
         .with_cluster_authorized_operations(authorized_operations(
             request.include_cluster_authorized_operations,
             CLUSTER_OPERATIONS,

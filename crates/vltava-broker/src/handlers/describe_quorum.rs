@@ -1,7 +1,8 @@
 //! DescribeQuorum (key 55): the metadata quorum's leader, epoch, high
 //! watermark and each voter's replication, as `kafka-metadata-quorum.sh
 //! describe` reads them. Only the leader knows replication progress, so
-//! any other node answers NOT_LEADER_OR_FOLLOWER, as Kafka's raft does.
+//! any other node asks the leader over the quorum's connection, as Kafka's
+//! brokers forward DescribeQuorum to the active controller.
 
 use kafka_protocol::messages::describe_quorum_response::{
     Listener, Node, PartitionData, ReplicaState, TopicData,
@@ -23,10 +24,11 @@ pub fn handle(broker: &Broker, request: DescribeQuorumRequest) -> DescribeQuorum
     if !asks_for_metadata_log {
         return partition_errors(&request, ResponseError::UnknownTopicOrPartition);
     }
-    let status = broker.quorum_status();
-    if status.leader != Some(broker.node_id() as u64) {
-        return partition_errors(&request, ResponseError::NotLeaderOrFollower);
-    }
+    let status = match broker.leader_quorum_status() {
+        Ok(status) => status,
+        Err(e) => return partition_errors(&request, e.error),
+    };
+    let leader = status.leader.map_or(-1, |l| l as i32);
     let voters = status
         .voters
         .iter()
@@ -40,24 +42,29 @@ pub fn handle(broker: &Broker, request: DescribeQuorumRequest) -> DescribeQuorum
         .collect();
     let partition = PartitionData::default()
         .with_partition_index(0)
-        .with_leader_id(BrokerId(broker.node_id()))
+        .with_leader_id(BrokerId(leader))
         .with_leader_epoch(i32::try_from(status.term).unwrap_or(i32::MAX))
         .with_high_watermark(status.high_watermark as i64)
         .with_current_voters(voters);
     // No broker-only nodes follow the log yet, so there are no observers.
-    // v2 lists the voter's controller listener, if it has one.
+    // v2 lists each voter's controller listener, as peers reach it.
     let nodes = broker
         .config
         .controller_listener
         .iter()
-        .map(|c| {
-            // The address peers use, as Kafka reports the voter endpoint.
-            Node::default()
-                .with_node_id(BrokerId(broker.node_id()))
-                .with_listeners(vec![Listener::default()
-                    .with_name(str_bytes(c.bind.name.clone()))
-                    .with_host(str_bytes(c.advertised.host.clone()))
-                    .with_port(c.advertised.port)])
+        .flat_map(|c| {
+            c.voters.iter().filter_map(|(id, address)| {
+                let (host, port) = address.rsplit_once(':')?;
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                Some(
+                    Node::default()
+                        .with_node_id(BrokerId(*id as i32))
+                        .with_listeners(vec![Listener::default()
+                            .with_name(str_bytes(c.bind.name.clone()))
+                            .with_host(str_bytes(host.to_string()))
+                            .with_port(port.parse().ok()?)]),
+                )
+            })
         })
         .collect();
     DescribeQuorumResponse::default()

@@ -90,7 +90,7 @@ pub fn handle(
                     .iter()
                     .skip(start)
                     .take(end.saturating_sub(start))
-                    .map(|p| partition(broker, p))
+                    .map(|p| partition(p))
                     .collect();
                 remaining -= partitions.len();
                 topics.push(described(&topic, partitions));
@@ -141,18 +141,18 @@ fn described(
         .with_topic_authorized_operations(authorized_operations(true, TOPIC_OPERATIONS))
 }
 
-/// One partition as Metadata describes it: this broker is its one replica
-/// and leader, unless its log cannot be opened (no leader, offline). No
-/// eligible leader replicas yet: empty lists, as Kafka sends without ELR.
-fn partition(broker: &Broker, p: &crate::Partition) -> DescribeTopicPartitionsResponsePartition {
-    let node = BrokerId(broker.node_id());
+/// One partition as Metadata describes it: its leader is its one replica,
+/// unless its log cannot be opened (no leader, offline). No eligible
+/// leader replicas yet: empty lists, as Kafka sends without ELR.
+fn partition(p: &crate::Partition) -> DescribeTopicPartitionsResponsePartition {
+    let node = BrokerId(p.leader());
     let base = DescribeTopicPartitionsResponsePartition::default()
         .with_partition_index(p.index)
         .with_leader_epoch(p.leader_epoch())
         .with_replica_nodes(vec![node])
         .with_eligible_leader_replicas(Some(Vec::new()))
         .with_last_known_elr(Some(Vec::new()));
-    if p.is_offline() {
+    if p.is_hosted() && p.is_offline() {
         return base
             .with_leader_id(BrokerId(-1))
             .with_isr_nodes(Vec::new())

@@ -221,13 +221,32 @@ fn read_partition<'a>(
 
 /// KIP-320: a client that knows a newer epoch than ours is ahead of us; one
 /// that knows an older epoch has been fenced. -1 skips the check.
+/// Whether this broker leads `partition` at the epoch the client named:
+/// NOT_LEADER_OR_FOLLOWER for one another broker leads (the client
+/// refreshes its metadata and goes there), then KIP-320's epoch checks.
 pub(super) fn check_leader_epoch(partition: &Partition, requested: i32) -> Result<(), ApiError> {
+    check_hosted(partition)?;
     let current = partition.leader_epoch();
     match requested {
         -1 => Ok(()),
         r if r > current => Err(ApiError::new(ResponseError::UnknownLeaderEpoch, "")),
         r if r < current => Err(ApiError::new(ResponseError::FencedLeaderEpoch, "")),
         _ => Ok(()),
+    }
+}
+
+/// NOT_LEADER_OR_FOLLOWER for a partition another broker leads.
+pub(super) fn check_hosted(partition: &Partition) -> Result<(), ApiError> {
+    match partition.is_hosted() {
+        true => Ok(()),
+        false => Err(ApiError::new(
+            ResponseError::NotLeaderOrFollower,
+            format!(
+                "This broker is not the leader of partition {}; broker {} is",
+                partition.index,
+                partition.leader()
+            ),
+        )),
     }
 }
 

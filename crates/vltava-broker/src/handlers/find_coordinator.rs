@@ -18,16 +18,15 @@ pub(super) const TRANSACTIONS_UNSUPPORTED: &str =
 /// From this version the request carries a batch of keys.
 const BATCHED_VERSION: i16 = 4;
 
-/// Every group is coordinated by this (single) broker; the offsets topic is
-/// created on first use.
+/// A group is coordinated by the broker that leads its `__consumer_offsets`
+/// partition; the offsets topic is created on first use.
 pub fn handle(
     broker: &Broker,
     version: i16,
     client: &ClientInfo,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let address = broker.address_on(broker.node_id(), &client.listener);
-    let error = if request.key_type == KEY_TYPE_TRANSACTION {
+    let refused = if request.key_type == KEY_TYPE_TRANSACTION {
         broker.warn_once(&client.client_id, "transactions", TRANSACTIONS_UNSUPPORTED);
         Some((
             ResponseError::TransactionalIdAuthorizationFailed,
@@ -38,37 +37,43 @@ pub fn handle(
             ResponseError::InvalidRequest,
             "only group coordinators exist: share groups are not supported yet".to_string(),
         ))
-    } else if address.is_none() {
+    } else {
+        None
+    };
+    let find = |key: &str| -> Result<(i32, String, u16), (ResponseError, String)> {
+        if let Some(refused) = &refused {
+            return Err(refused.clone());
+        }
+        let node = broker
+            .groups()
+            .coordinator_of(broker, key)
+            .map_err(|e| (ResponseError::CoordinatorNotAvailable, e.message))?;
         // Kafka's answer when the coordinator has no endpoint on the
         // client's listener (advertised.listeners leaves it out).
-        Some((
-            ResponseError::CoordinatorNotAvailable,
-            format!(
-                "the coordinator advertises no address on listener {}",
-                client.listener
-            ),
-        ))
-    } else {
-        broker
-            .groups()
-            .ensure_ready(broker)
-            .err()
-            .map(|e| (ResponseError::CoordinatorNotAvailable, e.message))
+        let (host, port) = broker.address_on(node, &client.listener).ok_or_else(|| {
+            (
+                ResponseError::CoordinatorNotAvailable,
+                format!(
+                    "the coordinator (broker {node}) advertises no address on listener {}",
+                    client.listener
+                ),
+            )
+        })?;
+        Ok((node, host, port))
     };
     let coordinator = |key: StrBytes| {
+        let found = find(key.as_str());
         let c = Coordinator::default().with_key(key);
-        match &error {
-            Some((e, message)) => c
+        match found {
+            Err((e, message)) => c
                 .with_error_code(e.code())
-                .with_error_message(Some(str_bytes(message.clone())))
+                .with_error_message(Some(str_bytes(message)))
                 .with_node_id(BrokerId(-1))
                 .with_port(-1),
-            None => {
-                let (host, port) = address.clone().unwrap_or_default();
-                c.with_node_id(BrokerId(broker.node_id()))
-                    .with_host(str_bytes(host))
-                    .with_port(i32::from(port))
-            }
+            Ok((node, host, port)) => c
+                .with_node_id(BrokerId(node))
+                .with_host(str_bytes(host))
+                .with_port(i32::from(port)),
         }
     };
     if version >= BATCHED_VERSION {

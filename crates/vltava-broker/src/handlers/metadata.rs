@@ -30,13 +30,18 @@ pub fn handle(
     // A client on a listener this broker does not advertise cannot reach
     // the leader: Kafka answers LISTENER_NOT_FOUND (v6+; older clients get
     // LEADER_NOT_AVAILABLE) with no leader, and lists no broker.
-    let unreachable = broker
-        .address_on(broker.node_id(), &client.listener)
-        .is_none()
-        .then_some(match version {
+    let unreachable = Reach {
+        brokers: broker
+            .brokers_on(&client.listener)
+            .into_iter()
+            .map(|(id, ..)| id)
+            .collect(),
+        error: match version {
             6.. => ResponseError::ListenerNotFound,
             _ => ResponseError::LeaderNotAvailable,
-        });
+        },
+    };
+    let unreachable = &unreachable;
     let topics: Vec<MetadataResponseTopic> = match request.topics {
         // v0 has no null: an empty list means all topics.
         Some(list) if !(version == 0 && list.is_empty()) => list
@@ -49,7 +54,7 @@ pub fn handle(
         _ => broker
             .topics()
             .iter()
-            .map(|t| describe(broker, t, unreachable))
+            .map(|t| describe(t, unreachable))
             .collect(),
     };
     MetadataResponse::default()
@@ -71,7 +76,7 @@ pub fn handle(
                 .collect(),
         )
         .with_cluster_id(Some(str_bytes(broker.cluster_id())))
-        .with_controller_id(BrokerId(broker.node_id()))
+        .with_controller_id(BrokerId(broker.controller_id()))
         .with_topics(
             topics
                 .into_iter()
@@ -95,10 +100,10 @@ fn by_name(
     broker: &Broker,
     name: &str,
     allow_auto_create: bool,
-    unreachable: Option<ResponseError>,
+    unreachable: &Reach,
 ) -> MetadataResponseTopic {
     if let Some(topic) = broker.topic(name) {
-        return describe(broker, &topic, unreachable);
+        return describe(&topic, unreachable);
     }
     let failed = |error: ResponseError| {
         MetadataResponseTopic::default()
@@ -114,7 +119,7 @@ fn by_name(
         // never auto-created with the defaults.
         if name == OFFSETS_TOPIC && broker.groups().ensure_ready(broker).is_ok() {
             if let Some(topic) = broker.topic(name) {
-                return describe(broker, &topic, unreachable);
+                return describe(&topic, unreachable);
             }
         }
         return failed(ResponseError::UnknownTopicOrPartition);
@@ -123,7 +128,7 @@ fn by_name(
         return failed(ResponseError::UnknownTopicOrPartition);
     }
     match broker.auto_create_topic(name) {
-        Ok(topic) => describe(broker, &topic, unreachable),
+        Ok(topic) => describe(&topic, unreachable),
         Err(e) => {
             tracing::warn!(topic = name, error = %e, "auto-create failed");
             failed(e.error)
@@ -131,13 +136,9 @@ fn by_name(
     }
 }
 
-fn by_id(
-    broker: &Broker,
-    topic_id: Uuid,
-    unreachable: Option<ResponseError>,
-) -> MetadataResponseTopic {
+fn by_id(broker: &Broker, topic_id: Uuid, unreachable: &Reach) -> MetadataResponseTopic {
     match broker.topic_by_id(topic_id) {
-        Some(topic) => describe(broker, &topic, unreachable),
+        Some(topic) => describe(&topic, unreachable),
         None => MetadataResponseTopic::default()
             .with_topic_id(topic_id)
             .with_error_code(ResponseError::UnknownTopicId.code())
@@ -145,38 +146,41 @@ fn by_id(
     }
 }
 
-/// `unreachable`: the error every partition gets because its leader has no
-/// endpoint on the client's listener.
-fn describe(
-    broker: &Broker,
-    topic: &Topic,
-    unreachable: Option<ResponseError>,
-) -> MetadataResponseTopic {
-    let node = BrokerId(broker.node_id());
+/// The brokers a client on this listener can reach, and the error a
+/// partition whose leader is not one of them gets (with no leader).
+struct Reach {
+    brokers: std::collections::BTreeSet<i32>,
+    error: ResponseError,
+}
+
+fn describe(topic: &Topic, unreachable: &Reach) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
         .map(|p| {
+            let leader = BrokerId(p.leader());
             let partition = MetadataResponsePartition::default()
                 .with_partition_index(p.index)
                 .with_leader_epoch(p.leader_epoch())
-                .with_replica_nodes(vec![node]);
-            if p.is_offline() {
+                .with_replica_nodes(vec![leader]);
+            if p.is_hosted() && p.is_offline() {
                 // Its only replica's log is unreadable: no leader, as Kafka
                 // reports a partition whose replicas are all offline.
                 return partition
                     .with_error_code(ResponseError::LeaderNotAvailable.code())
                     .with_leader_id(BrokerId(-1))
                     .with_isr_nodes(vec![])
-                    .with_offline_replicas(vec![node]);
+                    .with_offline_replicas(vec![leader]);
             }
-            if let Some(error) = unreachable {
+            if !unreachable.brokers.contains(&p.leader()) {
                 return partition
-                    .with_error_code(error.code())
+                    .with_error_code(unreachable.error.code())
                     .with_leader_id(BrokerId(-1))
-                    .with_isr_nodes(vec![node]);
+                    .with_isr_nodes(vec![leader]);
             }
-            partition.with_leader_id(node).with_isr_nodes(vec![node])
+            partition
+                .with_leader_id(leader)
+                .with_isr_nodes(vec![leader])
         })
         .collect();
     MetadataResponseTopic::default()

@@ -116,7 +116,7 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
             ResponseKind::DescribeCluster(describe_cluster::handle(broker, client, req))
         }
         RequestKind::DescribeQuorum(req) => {
-            ResponseKind::DescribeQuorum(describe_quorum::handle(broker, req))
+            ResponseKind::DescribeQuorum(off_workers(|| describe_quorum::handle(broker, req)))
         }
         RequestKind::DescribeTopicPartitions(req) => {
             ResponseKind::DescribeTopicPartitions(describe_topic_partitions::handle(broker, req))

@@ -171,6 +171,7 @@ fn produce_partition(
         .into());
     }
     let partition = topic.partition(index).ok_or_else(unknown)?;
+    super::fetch::check_hosted(partition)?;
     let (batch, header) = single_batch(records.unwrap_or_default())?;
     if batch.len() > topic.config.max_message_bytes() {
         return Err(ApiError::new(
