@@ -718,7 +718,7 @@ fn broker_api_versions_and_cluster() {
         ]
     );
     // kafka-cluster.sh's subcommands: the same id, and a clear refusal to
-    // unregister a broker from a one-broker cluster.
+    // unregister a broker that is alive, or one never registered.
     let mut cluster_id = script("kafka-cluster.sh");
     cluster_id.args(["cluster-id", "--bootstrap-server", &bs]);
     let out = run_tool(cluster_id, "", TOOL_TIMEOUT);
@@ -737,6 +737,16 @@ fn broker_api_versions_and_cluster() {
     assert_eq!(stdout, "");
     assert_eq!(
         stderr,
-        "Error: unregistering broker 1 is not supported: this Vltava cluster is a single broker (the one you are connected to), and UnregisterBroker is not implemented until clusters are\n"
+        "Error: Broker 1 is alive (not fenced): stop it before unregistering it\n"
     );
+    let (stdout, stderr) = fails(&[
+        "cluster",
+        "unregister",
+        "--bootstrap-server",
+        &bs,
+        "--id",
+        "7",
+    ]);
+    assert_eq!(stdout, "");
+    assert_eq!(stderr, "Error: Broker ID 7 is not currently registered\n");
 }

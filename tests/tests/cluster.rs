@@ -35,6 +35,11 @@ struct Cluster {
 
 impl Cluster {
     fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, &[])
+    }
+
+    /// `n` voters with `extra` overrides on each.
+    fn start_with(n: usize, extra: &[(&str, &str)]) -> Cluster {
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let voters = ports
             .iter()
@@ -49,21 +54,21 @@ impl Cluster {
                 let id = (i + 1).to_string();
                 let listeners =
                     format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}");
-                TestBroker::launch_at(
-                    *port,
-                    &[
-                        ("node.id", &id),
-                        ("process.roles", "broker,controller"),
-                        ("listeners", &listeners),
-                        ("controller.listener.names", "CONTROLLER"),
-                        (
-                            "listener.security.protocol.map",
-                            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                        ),
-                        ("controller.quorum.voters", &voters),
-                        ("broker.rack", &format!("rack-{}", i % 2)),
-                    ],
-                )
+                let rack = format!("rack-{}", i % 2);
+                let mut overrides = vec![
+                    ("node.id", id.as_str()),
+                    ("process.roles", "broker,controller"),
+                    ("listeners", listeners.as_str()),
+                    ("controller.listener.names", "CONTROLLER"),
+                    (
+                        "listener.security.protocol.map",
+                        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    ),
+                    ("controller.quorum.voters", voters.as_str()),
+                    ("broker.rack", rack.as_str()),
+                ];
+                overrides.extend_from_slice(extra);
+                TestBroker::launch_at(*port, &overrides)
             })
             .collect();
         for node in &mut nodes {
@@ -82,13 +87,17 @@ impl Cluster {
 }
 
 /// What one node's Metadata v12 says: the brokers (id, port, rack), the
-/// controller, and each topic's partitions as (leader, epoch, replicas).
+/// controller, and each topic's partitions as (leader, epoch, replicas,
+/// error code).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct View {
     brokers: Vec<(i32, i32, Option<String>)>,
     controller: i32,
-    topics: BTreeMap<String, Vec<(i32, i32, Vec<i32>)>>,
+    topics: BTreeMap<String, Vec<PartitionView>>,
 }
+
+/// (leader, leader epoch, replicas, error code).
+type PartitionView = (i32, i32, Vec<i32>, i16);
 
 fn view(client: &mut RawClient) -> View {
     let resp = client
@@ -110,11 +119,11 @@ fn view(client: &mut RawClient) -> View {
                     .partitions
                     .iter()
                     .map(|p| {
-                        assert_eq!(p.error_code, 0, "{p:?}");
                         (
                             p.leader_id.0,
                             p.leader_epoch,
                             p.replica_nodes.iter().map(|r| r.0).collect(),
+                            p.error_code,
                         )
                     })
                     .collect();
@@ -167,18 +176,34 @@ fn quorum_leader(cluster: &Cluster, id: i32) -> Option<i32> {
 /// retriable answers (an election under way) until the deadline.
 fn create_through(cluster: &Cluster, via: i32, name: &str, partitions: i32) {
     let started = Instant::now();
+    let mut retried = false;
     loop {
         let code = RawClient::connect(cluster.node(via).addr())
             .and_then(|mut c| c.create_topic_code(name, partitions));
         match code {
             Ok(0) => return,
+            // An earlier attempt whose answer was lost (an election) may
+            // have committed: TOPIC_ALREADY_EXISTS then means done.
+            Ok(36) if retried => return,
             // NOT_CONTROLLER, REQUEST_TIMED_OUT: retriable.
             Ok(41 | 7) | Err(_) if started.elapsed() < DEADLINE => {
+                retried = true;
                 std::thread::sleep(Duration::from_millis(100));
             }
             other => panic!("creating {name} through node {via}: {other:?}"),
         }
     }
+}
+
+/// The coordinator FindCoordinator (v3, one key) names for `group` at
+/// node `via`.
+fn coordinator(cluster: &Cluster, via: i32, group: &str) -> i32 {
+    let req = kafka_protocol::messages::FindCoordinatorRequest::default().with_key(
+        kafka_protocol::protocol::StrBytes::from_string(group.to_string()),
+    );
+    let resp = cluster.raw(via).request(&req, 3).unwrap();
+    assert_eq!(resp.error_code, 0, "{resp:?}");
+    resp.node_id.0
 }
 
 #[test]
@@ -206,8 +231,11 @@ fn three_voters_share_topics_spread_partitions_and_serve_clients_through_any_nod
     for via in 1..=3 {
         let partitions = &view.topics[&format!("via-{via}")];
         let mut per_broker: BTreeMap<i32, usize> = BTreeMap::new();
-        for (leader, epoch, replicas) in partitions {
-            assert_eq!((*epoch, replicas.as_slice()), (0, [*leader].as_slice()));
+        for (leader, epoch, replicas, error) in partitions {
+            assert_eq!(
+                (*epoch, replicas.as_slice(), *error),
+                (0, [*leader].as_slice(), 0)
+            );
             *per_broker.entry(*leader).or_default() += 1;
         }
         assert_eq!(per_broker, BTreeMap::from([(1, 2), (2, 2), (3, 2)]));
@@ -231,6 +259,29 @@ fn three_voters_share_topics_spread_partitions_and_serve_clients_through_any_nod
     cluster
         .raw(*leader)
         .produce_ok("via-1", p as i32, &[TestRecord::kv("k", "v")]);
+
+    // With acks=0 there is no answer to carry NOT_LEADER_OR_FOLLOWER: the
+    // node closes the connection, so the client looks the leader up again.
+    let batch = vltava_tests::raw::encode_batch(
+        &[TestRecord::kv("k", "v")],
+        vltava_tests::raw::ProducerStamp::NONE,
+        kafka_protocol::records::Compression::None,
+    );
+    let mut silent = cluster.raw(other);
+    let req = kafka_protocol::messages::ProduceRequest::default()
+        .with_acks(0)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![
+            kafka_protocol::messages::produce_request::TopicProduceData::default()
+                .with_name(topic_name("via-1"))
+                .with_partition_data(vec![
+                    kafka_protocol::messages::produce_request::PartitionProduceData::default()
+                        .with_index(p as i32)
+                        .with_records(Some(batch)),
+                ]),
+        ]);
+    silent.send(&req, 9).unwrap();
+    assert!(silent.closed_within(Duration::from_secs(10)));
 
     // librdkafka with one bootstrap node reaches every leader.
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -298,6 +349,24 @@ fn three_voters_share_topics_spread_partitions_and_serve_clients_through_any_nod
     consumer
         .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
         .unwrap();
+    // Every node names the same coordinator for the group; the others
+    // answer its requests NOT_COORDINATOR.
+    let coordinating = coordinator(&cluster, 1, "cluster-readers");
+    for via in 2..=3 {
+        assert_eq!(coordinator(&cluster, via, "cluster-readers"), coordinating);
+    }
+    for id in (1..=3).filter(|id| *id != coordinating) {
+        let req = kafka_protocol::messages::OffsetFetchRequest::default()
+            .with_group_id(kafka_protocol::messages::GroupId(
+                kafka_protocol::protocol::StrBytes::from_static_str("cluster-readers"),
+            ))
+            .with_topics(None);
+        let resp = cluster.raw(id).request(&req, 7).unwrap();
+        assert_eq!(
+            resp.error_code, 16,
+            "NOT_COORDINATOR from node {id}: {resp:?}"
+        );
+    }
     // The group's coordinator stored the positions: the offset after the
     // last message of every partition written to.
     let committed: BTreeMap<i32, i64> = consumer
@@ -316,10 +385,47 @@ fn three_voters_share_topics_spread_partitions_and_serve_clients_through_any_nod
 }
 
 #[test]
+fn the_same_topic_created_through_every_node_at_once_is_created_once() {
+    let cluster = Cluster::start(3);
+    for round in 0..5 {
+        let name = format!("contested-{round}");
+        let barrier = std::sync::Barrier::new(3);
+        let clients: Vec<RawClient> = (1..=3).map(|via| cluster.raw(via)).collect();
+        let codes: Vec<i16> = std::thread::scope(|scope| {
+            let racers: Vec<_> = clients
+                .into_iter()
+                .map(|mut client| {
+                    let (barrier, name) = (&barrier, &name);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        client.create_topic_code(name, 2).unwrap()
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        // One success; the others TOPIC_ALREADY_EXISTS.
+        let mut sorted = codes.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, [0, 36, 36], "{name}: {codes:?}");
+        let view = agreed_view(&cluster, &[1, 2, 3], &[&name]);
+        assert_eq!(view.topics[&name].len(), 2);
+    }
+}
+
+#[test]
 fn the_controller_is_killed_and_another_voter_takes_over() {
     let mut cluster = Cluster::start(3);
     create_through(&cluster, 1, "before", 3);
     let view = agreed_view(&cluster, &[1, 2, 3], &["before"]);
+    // One record in each partition, on each broker, before the kill.
+    for (p, (leader, ..)) in view.topics["before"].iter().enumerate() {
+        cluster.raw(*leader).produce_ok(
+            "before",
+            p as i32,
+            &[TestRecord::kv("k", &format!("v{p}"))],
+        );
+    }
     let controller = view.controller;
     let survivors: Vec<i32> = (1..=3).filter(|id| *id != controller).collect();
     cluster.nodes[(controller - 1) as usize].kill_sigkill();
@@ -345,6 +451,28 @@ fn the_controller_is_killed_and_another_voter_takes_over() {
     cluster.nodes[(controller - 1) as usize].restart();
     let caught_up = agreed_view(&cluster, &[1, 2, 3], &["before", "after-0", "after-1"]);
     assert_eq!(caught_up.topics["before"], view.topics["before"]);
+    // Every record survived, on the restarted node too.
+    for (p, (leader, ..)) in view.topics["before"].iter().enumerate() {
+        let data = cluster.raw(*leader).fetch("before", p as i32, 0).unwrap();
+        assert_eq!(data.error_code, 0, "partition {p}");
+        let records: Vec<(i64, Vec<u8>, Vec<u8>)> =
+            vltava_tests::raw::decode_batches(&data.records.unwrap())
+                .iter()
+                .flat_map(|set| set.records.iter())
+                .map(|r| {
+                    (
+                        r.offset,
+                        r.key.as_ref().unwrap().to_vec(),
+                        r.value.as_ref().unwrap().to_vec(),
+                    )
+                })
+                .collect();
+        assert_eq!(
+            records,
+            vec![(0, b"k".to_vec(), format!("v{p}").into_bytes())],
+            "partition {p}"
+        );
+    }
     // And the cluster still takes changes through it.
     create_through(&cluster, controller, "after-restart", 1);
     agreed_view(&cluster, &[1, 2, 3], &["after-restart"]);
@@ -378,4 +506,166 @@ fn a_node_whose_data_belongs_to_another_cluster_is_refused() {
     // The rest go on.
     create_through(&cluster, 1, "still", 1);
     agreed_view(&cluster, &[1, 2], &["still"]);
+}
+
+/// Every broker id a node's Metadata lists.
+fn listed(cluster: &Cluster, id: i32) -> Vec<i32> {
+    view(&mut cluster.raw(id))
+        .brokers
+        .iter()
+        .map(|b| b.0)
+        .collect()
+}
+
+fn wait_listed(cluster: &Cluster, ids: &[i32], want: &[i32]) {
+    let started = Instant::now();
+    while !ids.iter().all(|id| listed(cluster, *id) == want) {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "nodes {ids:?} did not come to list brokers {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_silent_broker_is_fenced_and_unfenced_when_it_returns() {
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            ("broker.heartbeat.interval.ms", "200"),
+            ("broker.session.timeout.ms", "2000"),
+        ],
+    );
+    create_through(&cluster, 1, "spread", 3);
+    let view = agreed_view(&cluster, &[1, 2, 3], &["spread"]);
+    wait_listed(&cluster, &[1, 2, 3], &[1, 2, 3]);
+    // A broker that is not the controller goes silent.
+    let victim = (1..=3).find(|id| *id != view.controller).unwrap();
+    let survivors: Vec<i32> = (1..=3).filter(|id| *id != victim).collect();
+    cluster.nodes[(victim - 1) as usize].kill_sigkill();
+    wait_listed(&cluster, &survivors, &survivors);
+    // Its partition has no leader now; the others are served as before.
+    let fenced_view = view_of(&cluster, survivors[0]);
+    for (p, (leader, _, replicas, error)) in fenced_view.topics["spread"].iter().enumerate() {
+        let was = view.topics["spread"][p].0;
+        if was == victim {
+            assert_eq!(
+                (*leader, *error),
+                (-1, 5),
+                "LEADER_NOT_AVAILABLE for partition {p}"
+            );
+            assert_eq!(replicas, &[victim]);
+        } else {
+            assert_eq!((*leader, *error), (was, 0));
+        }
+    }
+    // DescribeCluster v2 lists it as fenced when asked, and `vltava
+    // cluster` says so.
+    let described = cluster
+        .raw(survivors[0])
+        .request(
+            &kafka_protocol::messages::DescribeClusterRequest::default()
+                .with_include_fenced_brokers(true),
+            2,
+        )
+        .unwrap();
+    let states: Vec<(i32, bool)> = described
+        .brokers
+        .iter()
+        .map(|b| (b.broker_id.0, b.is_fenced))
+        .collect();
+    let want: Vec<(i32, bool)> = (1..=3).map(|id| (id, id == victim)).collect();
+    assert_eq!(states, want);
+    let shown = vltava_tests::stdout_ok(
+        "vltava cluster",
+        &vltava_tests::vltava_tool("cluster", &cluster.node(survivors[0]).bootstrap(), &[]),
+    );
+    let fenced_port = cluster.node(victim).port();
+    assert!(
+        shown.ends_with(&format!(
+            "Fenced brokers:\n  {victim} 127.0.0.1:{fenced_port} rack: rack-{}\n",
+            (victim - 1) % 2
+        )),
+        "{shown}"
+    );
+    // New partitions go to the brokers that are alive.
+    create_through(&cluster, survivors[0], "after-fence", 4);
+    let after = agreed_view(&cluster, &survivors, &["after-fence"]);
+    assert!(after.topics["after-fence"]
+        .iter()
+        .all(|p| survivors.contains(&p.0)));
+    // Taken out for good: unregistered, it is no longer described at all
+    // (its partition keeps no leader).
+    let bs = cluster.node(survivors[1]).bootstrap();
+    let out =
+        vltava_tests::vltava_tool("cluster", &bs, &["unregister", "--id", &victim.to_string()]);
+    assert_eq!(
+        vltava_tests::stdout_ok("unregister", &out),
+        format!("Broker {victim} is no longer registered.\n")
+    );
+    let described = cluster
+        .raw(survivors[0])
+        .request(
+            &kafka_protocol::messages::DescribeClusterRequest::default()
+                .with_include_fenced_brokers(true),
+            2,
+        )
+        .unwrap();
+    let ids: Vec<i32> = described.brokers.iter().map(|b| b.broker_id.0).collect();
+    assert_eq!(ids, survivors);
+    // It comes back after all: registered again and listed again.
+    cluster.nodes[(victim - 1) as usize].restart();
+    wait_listed(&cluster, &[1, 2, 3], &[1, 2, 3]);
+    assert_eq!(
+        agreed_view(&cluster, &[1, 2, 3], &["spread"]).topics["spread"],
+        view.topics["spread"]
+    );
+}
+
+#[test]
+fn a_broker_stopped_with_sigterm_is_fenced_at_once() {
+    // A session far longer than the wait below: only the controlled
+    // shutdown can take the broker out of Metadata in time.
+    let mut cluster = Cluster::start_with(3, &[("broker.session.timeout.ms", "600000")]);
+    wait_listed(&cluster, &[1, 2, 3], &[1, 2, 3]);
+    let controller = view_of(&cluster, 1).controller;
+    let stopping = (1..=3).find(|id| *id != controller).unwrap();
+    let survivors: Vec<i32> = (1..=3).filter(|id| *id != stopping).collect();
+    cluster.nodes[(stopping - 1) as usize].stop_sigterm();
+    let log = cluster.node(stopping).stderr_log();
+    assert!(
+        log.contains("controlled shutdown: this broker is fenced"),
+        "{log}"
+    );
+    wait_listed(&cluster, &survivors, &survivors);
+}
+
+fn view_of(cluster: &Cluster, id: i32) -> View {
+    view(&mut cluster.raw(id))
+}
+
+#[test]
+fn a_minority_left_alone_refuses_changes_until_the_majority_is_back() {
+    let mut cluster = Cluster::start(3);
+    create_through(&cluster, 1, "before", 1);
+    agreed_view(&cluster, &[1, 2, 3], &["before"]);
+    cluster.nodes[1].kill_sigkill();
+    cluster.nodes[2].kill_sigkill();
+    // Node 1 alone: its change is refused with a retriable error
+    // (REQUEST_TIMED_OUT, or NOT_CONTROLLER once it knows no leader),
+    // after the broker's retries, and nothing is committed.
+    let started = Instant::now();
+    let mut client = cluster.raw(1);
+    client.stream().set_read_timeout(Some(DEADLINE)).unwrap();
+    let code = client.create_topic_code("alone", 1).unwrap();
+    assert!(matches!(code, 7 | 41), "error code {code}");
+    assert!(started.elapsed() < DEADLINE);
+    // The majority is back: the same change goes through, and all three
+    // agree on it.
+    cluster.nodes[1].restart();
+    create_through(&cluster, 1, "alone", 1);
+    cluster.nodes[2].restart();
+    let view = agreed_view(&cluster, &[1, 2, 3], &["before", "alone"]);
+    assert_eq!(view.topics["alone"].len(), 1);
 }

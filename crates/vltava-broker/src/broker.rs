@@ -43,7 +43,16 @@ pub const PARTITIONS_PER_BROKER_MAX: usize = 100_000;
 /// How long a controller operation keeps trying while leadership moves or
 /// other changes keep coming first; past it the client gets the last
 /// error (NOT_CONTROLLER or REQUEST_TIMED_OUT, both retriable).
-const CONTROL_RETRY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
+/// Well inside the 30 s clients give an admin request, so they get the
+/// error and can retry themselves.
+const CONTROL_RETRY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long a reader waits for the publisher to serve a topic the image
+/// already has (it opens the partitions right after the image changed).
+const PUBLISH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long a stopping broker tries to fence itself through the controller.
+const SHUTDOWN_FENCE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The pause before a controller operation tries again during an election.
 const CONTROL_RETRY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
@@ -102,6 +111,11 @@ pub struct Broker {
     /// proposal happen under it, so two changes never pass their checks
     /// against the same image. Held across the commit (a blocking wait).
     controller: Mutex<()>,
+    /// This broker's epoch: the one its last registration committed.
+    epoch: std::sync::atomic::AtomicI64,
+    /// Topics the publisher removed whose committed offsets this node's
+    /// group coordinator has not forgotten yet.
+    removed_topics: Arc<Mutex<Vec<String>>>,
     /// The topics as the committed metadata says; written by the publisher
     /// only.
     topics: Arc<RwLock<BTreeMap<String, Arc<Topic>>>>,
@@ -190,11 +204,13 @@ impl Broker {
         let clean_shutdown = take_clean_shutdown_marker(&data_dir).map_err(io_err)?;
         let topics = Arc::new(RwLock::new(BTreeMap::new()));
         let dynamic = Arc::new(RwLock::new(dynamic_config::DynamicConfigs::default()));
+        let removed_topics = Arc::new(Mutex::new(Vec::new()));
         let publisher = Arc::new(publisher::TopicPublisher::new(
             config.clone(),
             clock.clone(),
             topics.clone(),
             dynamic.clone(),
+            removed_topics.clone(),
         ));
         let metadata = metadata::MetadataQuorum::start(
             &data_dir.join(METADATA_DIR),
@@ -211,6 +227,8 @@ impl Broker {
             clock,
             metadata,
             controller: Mutex::new(()),
+            epoch: std::sync::atomic::AtomicI64::new(-1),
+            removed_topics,
             topics,
             producer_ids: Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
             produce_permits: tokio::sync::Semaphore::new(PRODUCE_REQUESTS_IN_PROGRESS_MAX),
@@ -288,6 +306,15 @@ impl Broker {
     /// given.
     pub(crate) fn control<T>(
         &self,
+        decide: impl FnMut(&MetadataImage) -> Result<(Vec<MetaRecord>, T), ApiError>,
+    ) -> Result<T, ApiError> {
+        self.control_within(CONTROL_RETRY_DEADLINE, decide)
+    }
+
+    /// [`Broker::control`], trying again for at most `deadline`.
+    fn control_within<T>(
+        &self,
+        deadline: std::time::Duration,
         mut decide: impl FnMut(&MetadataImage) -> Result<(Vec<MetaRecord>, T), ApiError>,
     ) -> Result<T, ApiError> {
         // Two changes from this node never race each other's checks.
@@ -301,7 +328,7 @@ impl Broker {
             if records.is_empty() {
                 return Ok(answer);
             }
-            let left = CONTROL_RETRY_DEADLINE.saturating_sub(started.elapsed());
+            let left = deadline.saturating_sub(started.elapsed());
             match self.metadata.propose_if(expected, records) {
                 Ok(_) => return Ok(answer),
                 // Another change came first: check again on the image
@@ -347,6 +374,8 @@ impl Broker {
             };
             Ok((vec![record], epoch))
         })?;
+        self.epoch
+            .store(epoch, std::sync::atomic::Ordering::Release);
         info!(node_id, epoch, "registered broker");
         Ok(())
     }
@@ -359,6 +388,7 @@ impl Broker {
             image
                 .brokers
                 .iter()
+                .filter(|(_, b)| !b.fenced)
                 .filter_map(|(id, b)| {
                     let e = b.endpoint(listener)?;
                     Some((*id, e.host.clone(), e.port, b.rack.clone()))
@@ -367,18 +397,209 @@ impl Broker {
         })
     }
 
-    /// A registered broker's advertised address on `listener`.
+    /// Every registered broker reachable on `listener`, fenced or not, by
+    /// id: (id, host, port, rack, fenced).
+    pub fn registered_on(&self, listener: &str) -> Vec<(i32, String, u16, Option<String>, bool)> {
+        self.metadata.with_image(|image| {
+            image
+                .brokers
+                .iter()
+                .filter_map(|(id, b)| {
+                    let e = b.endpoint(listener)?;
+                    Some((*id, e.host.clone(), e.port, b.rack.clone(), b.fenced))
+                })
+                .collect()
+        })
+    }
+
+    /// A registered, unfenced broker's advertised address on `listener`.
     pub fn address_on(&self, node_id: i32, listener: &str) -> Option<(String, u16)> {
         self.metadata.with_image(|image| {
-            let e = image.brokers.get(&node_id)?.endpoint(listener)?;
+            let e = image
+                .brokers
+                .get(&node_id)
+                .filter(|b| !b.fenced)?
+                .endpoint(listener)?;
             Some((e.host.clone(), e.port))
         })
     }
 
-    /// How many brokers are registered: what a replication factor is
-    /// checked against.
+    /// How many brokers are registered and unfenced: what a replication
+    /// factor is checked against.
     pub fn registered_broker_count(&self) -> usize {
-        self.metadata.with_image(|image| image.brokers.len())
+        self.metadata
+            .with_image(|image| image.brokers.values().filter(|b| !b.fenced).count())
+    }
+
+    /// Every registered broker's id, fenced or not.
+    pub fn registered_ids(&self) -> std::collections::BTreeSet<i32> {
+        self.metadata
+            .with_image(|image| image.brokers.keys().copied().collect())
+    }
+
+    /// The registered brokers the controller fenced.
+    pub fn fenced_brokers(&self) -> std::collections::BTreeSet<i32> {
+        self.metadata.with_image(|image| {
+            image
+                .brokers
+                .iter()
+                .filter(|(_, b)| b.fenced)
+                .map(|(id, _)| *id)
+                .collect()
+        })
+    }
+
+    /// The group coordinator's timers, and the offsets of deleted topics
+    /// forgotten by whichever node coordinates each group (every 100 ms).
+    pub fn group_tick(&self) {
+        self.forget_removed_topics();
+        self.groups.tick(self);
+    }
+
+    /// Tombstones for the committed offsets of every topic removed since
+    /// the last call, in the groups this node coordinates, so a topic
+    /// created later under the same name does not inherit them.
+    fn forget_removed_topics(&self) {
+        let removed = std::mem::take(&mut *self.removed_topics.lock());
+        for name in removed {
+            self.groups.forget_topic(self, &name);
+        }
+    }
+
+    /// The cluster's clockwork, run every `broker.heartbeat.interval.ms`:
+    /// this broker's heartbeat to the active controller and, on the
+    /// controller, fencing the brokers whose session lapsed and unfencing
+    /// those heard from again (Kafka's BrokerHeartbeat semantics, carried
+    /// by the quorum's connections).
+    pub fn cluster_tick(&self) {
+        let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
+        if epoch < 0 {
+            return;
+        }
+        let interval = std::time::Duration::from_millis(self.config.broker_heartbeat_interval_ms);
+        if let Err(e) = self.metadata.heartbeat(self.node_id(), epoch, interval) {
+            tracing::debug!(error = %e, "heartbeat did not reach the controller");
+        }
+        if let Some(heard) = self.metadata.heartbeats() {
+            self.fence_and_unfence(&heard);
+        }
+    }
+
+    /// On the controller: fences every unfenced broker not heard from
+    /// within `broker.session.timeout.ms` (a new controller counts every
+    /// broker as heard from when it took over) and unfences every fenced
+    /// one that heartbeats again with its current epoch.
+    fn fence_and_unfence(&self, heard: &vltava_quorum::Heartbeats) {
+        let session = std::time::Duration::from_millis(self.config.broker_session_timeout_ms);
+        let now = std::time::Instant::now();
+        let alive = |id: i32, epoch: i64| {
+            let since = heard
+                .last
+                .get(&(id as u64))
+                .filter(|(e, _)| *e == epoch)
+                .map_or(heard.leading_since, |(_, at)| {
+                    (*at).max(heard.leading_since)
+                });
+            now.duration_since(since) < session
+        };
+        let heartbeating = |id: i32, epoch: i64| {
+            heard
+                .last
+                .get(&(id as u64))
+                .is_some_and(|(e, at)| *e == epoch && now.duration_since(*at) < session)
+        };
+        let wanted = |image: &MetadataImage| -> Vec<MetaRecord> {
+            image
+                .brokers
+                .iter()
+                .filter_map(|(id, b)| match b.fenced {
+                    false if !alive(*id, b.epoch) => Some(MetaRecord::FenceBroker {
+                        node_id: *id,
+                        epoch: b.epoch,
+                    }),
+                    true if heartbeating(*id, b.epoch) => Some(MetaRecord::UnfenceBroker {
+                        node_id: *id,
+                        epoch: b.epoch,
+                    }),
+                    _ => None,
+                })
+                .collect()
+        };
+        if self.metadata.with_image(|image| wanted(image).is_empty()) {
+            return;
+        }
+        let changed = self.control_within(session, |image| {
+            let records = wanted(image);
+            Ok((records.clone(), records))
+        });
+        match changed {
+            Ok(records) => {
+                for record in records {
+                    match record {
+                        MetaRecord::FenceBroker { node_id, epoch } => {
+                            warn!(
+                                node_id,
+                                epoch,
+                                session_ms = self.config.broker_session_timeout_ms,
+                                "fenced broker: no heartbeat within the session timeout"
+                            )
+                        }
+                        MetaRecord::UnfenceBroker { node_id, epoch } => {
+                            info!(node_id, epoch, "unfenced broker: it heartbeats again")
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "could not fence or unfence brokers"),
+        }
+    }
+
+    /// Removes broker `node_id`'s registration. Decided: only a fenced
+    /// broker (stopped, or silent past its session) can be unregistered; a
+    /// live one is refused rather than left serving unlisted.
+    pub fn unregister_broker(&self, node_id: i32) -> Result<(), ApiError> {
+        self.control(|image| match image.brokers.get(&node_id) {
+            None => Err(ApiError::new(
+                ResponseError::BrokerIdNotRegistered,
+                format!("Broker ID {node_id} is not currently registered"),
+            )),
+            Some(b) if !b.fenced => Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!("Broker {node_id} is alive (not fenced): stop it before unregistering it"),
+            )),
+            Some(_) => Ok((vec![MetaRecord::UnregisterBroker { node_id }], ())),
+        })?;
+        info!(node_id, "unregistered broker");
+        Ok(())
+    }
+
+    /// Controlled shutdown: this broker fences itself through the
+    /// controller, so clients stop being sent to it at once rather than
+    /// after the session timeout. A lone voter has nobody to tell.
+    fn shut_down_in_cluster(&self) {
+        let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
+        if epoch < 0 || self.metadata.is_lone_voter() {
+            return;
+        }
+        let node_id = self.node_id();
+        let fenced = self.control_within(SHUTDOWN_FENCE_DEADLINE, |image| {
+            let current = image
+                .brokers
+                .get(&node_id)
+                .is_some_and(|b| b.epoch == epoch && !b.fenced);
+            let records = match current {
+                true => vec![MetaRecord::FenceBroker { node_id, epoch }],
+                false => Vec::new(),
+            };
+            Ok((records, ()))
+        });
+        match fenced {
+            Ok(()) => info!(node_id, epoch, "controlled shutdown: this broker is fenced"),
+            Err(e) => {
+                warn!(error = %e, "controlled shutdown could not reach the controller; the session timeout will fence this broker")
+            }
+        }
     }
 
     /// The controller id clients are given: the quorum's leader as this
@@ -442,6 +663,25 @@ impl Broker {
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
         self.topics.read().get(name).cloned()
+    }
+
+    /// A topic the committed image has: the publisher may still be opening
+    /// it (another node created it a moment ago), so this waits for it a
+    /// little (`PUBLISH_WAIT`) before saying it is not there.
+    pub(crate) fn published_topic(&self, name: &str) -> Option<Arc<Topic>> {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(topic) = self.topic(name) {
+                return Some(topic);
+            }
+            let committed = self
+                .metadata
+                .with_image(|image| image.topics.contains_key(name));
+            if !committed || started.elapsed() > PUBLISH_WAIT {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
@@ -526,7 +766,6 @@ impl Broker {
         let topic_id = Uuid::new_v4();
         self.control(|image| {
             check_name_free(image, name)?;
-            check_partitions_per_broker(image, num_partitions)?;
             let leaders = match manual {
                 Some(leaders) => {
                     check_manual_placement(image, leaders)?;
@@ -534,6 +773,7 @@ impl Broker {
                 }
                 None => place_partitions(image, &[], num_partitions)?,
             };
+            check_partitions_per_broker(image, &leaders)?;
             if validate_only {
                 return Ok((Vec::new(), ()));
             }
@@ -566,7 +806,7 @@ impl Broker {
             Err(e) if e.error == ResponseError::TopicAlreadyExists => {}
             Err(e) => return Err(e),
         }
-        self.topic(name).ok_or_else(|| {
+        self.published_topic(name).ok_or_else(|| {
             ApiError::new(
                 ResponseError::UnknownTopicOrPartition,
                 "topic vanished while being created",
@@ -591,9 +831,9 @@ impl Broker {
             // Committed, then fenced and removed by the publishers.
             Ok((vec![MetaRecord::RemoveTopic { topic_id }], topic_id))
         })?;
-        // Only the node that deleted the topic forgets its groups' offsets
-        // until the coordinators follow the metadata (the cluster issue).
-        self.groups.forget_topic(self, name);
+        // This node's coordinator forgets its groups' offsets now; the
+        // other coordinators on their next group tick.
+        self.forget_removed_topics();
         Ok(topic_id)
     }
 
@@ -625,7 +865,6 @@ impl Broker {
                 ));
             }
             check_partitions_per_request(count - current)?;
-            check_partitions_per_broker(image, count - current)?;
             let leaders = match manual {
                 Some(leaders) => {
                     check_manual_placement(image, leaders)?;
@@ -633,6 +872,7 @@ impl Broker {
                 }
                 None => place_partitions(image, &topic.partitions, count - current)?,
             };
+            check_partitions_per_broker(image, &leaders)?;
             if validate_only {
                 return Ok((Vec::new(), ()));
             }
@@ -733,6 +973,7 @@ impl Broker {
 
     /// Flushes every log and the metadata log, for shutdown.
     pub fn close(&self) {
+        self.shut_down_in_cluster();
         let mut flushed = true;
         for topic in self.topics() {
             for partition in topic.partitions.iter().filter(|p| !p.is_offline()) {
@@ -871,13 +1112,13 @@ fn partition_record(topic_id: Uuid, partition: i32, leader: i32) -> MetaRecord {
     }
 }
 
-/// The registered brokers in placement order: racks alternate (the first
+/// The registered, unfenced brokers in placement order: racks alternate (the first
 /// broker of each rack, then the second of each, ...), as Kafka's
 /// rack-aware assignment orders them, so consecutive partitions land on
 /// different racks; brokers without a rack count as one rack.
 fn placement_order(image: &MetadataImage) -> Vec<i32> {
     let mut racks: BTreeMap<Option<&str>, Vec<i32>> = BTreeMap::new();
-    for (id, broker) in &image.brokers {
+    for (id, broker) in image.brokers.iter().filter(|(_, b)| !b.fenced) {
         racks.entry(broker.rack.as_deref()).or_default().push(*id);
     }
     let mut order = Vec::with_capacity(image.brokers.len());
@@ -905,7 +1146,7 @@ fn place_partitions(
     if order.is_empty() {
         return Err(ApiError::new(
             ResponseError::BrokerNotAvailable,
-            "No broker is registered to place partitions on",
+            "No unfenced broker is registered to place partitions on",
         ));
     }
     let mut load: BTreeMap<i32, usize> = order.iter().map(|id| (*id, 0)).collect();
@@ -930,7 +1171,10 @@ fn place_partitions(
 
 /// A client's own placement: every partition on a registered broker.
 fn check_manual_placement(image: &MetadataImage, leaders: &[i32]) -> Result<(), ApiError> {
-    match leaders.iter().find(|id| !image.brokers.contains_key(id)) {
+    match leaders
+        .iter()
+        .find(|id| image.brokers.get(id).is_none_or(|b| b.fenced))
+    {
         Some(unknown) => Err(ApiError::new(
             ResponseError::InvalidReplicaAssignment,
             format!("The manual partition assignment includes broker {unknown}, but no such broker is registered."),
@@ -939,15 +1183,26 @@ fn check_manual_placement(image: &MetadataImage, leaders: &[i32]) -> Result<(), 
     }
 }
 
-fn check_partitions_per_broker(image: &MetadataImage, adding: i32) -> Result<(), ApiError> {
-    let hosted: usize = image.topics.values().map(|t| t.partitions.len()).sum();
-    if hosted + adding.max(0) as usize > PARTITIONS_PER_BROKER_MAX {
-        return Err(ApiError::new(
-            ResponseError::PolicyViolation,
-            format!(
-                "Adding {adding} partitions to the {hosted} this broker hosts would pass its limit of {PARTITIONS_PER_BROKER_MAX} (PARTITIONS_PER_BROKER_MAX)"
-            ),
-        ));
+fn check_partitions_per_broker(image: &MetadataImage, leaders: &[i32]) -> Result<(), ApiError> {
+    let mut adding: BTreeMap<i32, usize> = BTreeMap::new();
+    for leader in leaders {
+        *adding.entry(*leader).or_default() += 1;
+    }
+    for (broker, adding) in adding {
+        let hosted = image
+            .topics
+            .values()
+            .flat_map(|t| &t.partitions)
+            .filter(|p| p.replicas.contains(&broker))
+            .count();
+        if hosted + adding > PARTITIONS_PER_BROKER_MAX {
+            return Err(ApiError::new(
+                ResponseError::PolicyViolation,
+                format!(
+                    "Adding {adding} partitions to the {hosted} broker {broker} hosts would pass its limit of {PARTITIONS_PER_BROKER_MAX} (PARTITIONS_PER_BROKER_MAX)"
+                ),
+            ));
+        }
     }
     Ok(())
 }

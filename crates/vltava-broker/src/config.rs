@@ -555,7 +555,7 @@ fn refuse_cluster_settings(explicit: &BTreeMap<String, String>) -> Result<(), St
         given.sort_unstable();
         if given != ["broker", "controller"] {
             return Err(format!(
-                "process.roles={roles} is not supported yet: a Vltava node is broker and controller in one (process.roles=broker,controller, the default) until clusters are built"
+                "process.roles={roles} is not supported yet: every Vltava node is a broker and a controller voter in one (process.roles=broker,controller, the default); broker-only and controller-only nodes are not built"
             ));
         }
     }
@@ -611,15 +611,17 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("advertised.listeners", "", "list", "Addresses given to clients in metadata; empty means the listeners", "same"),
     broker!("controller.listener.names", "", "list", "Listeners (named in listeners) that carry the metadata quorum instead of clients; the first one is the quorum's", "same; Kafka requires it in KRaft mode"),
     broker!("controller.quorum.voters", "", "list", "The quorum's voters, id@host:port, this node among them; unset, the node is its own one-voter quorum", "Kafka also runs broker-only nodes that are not voters"),
-    broker!("controller.quorum.bootstrap.servers", "", "list", "KIP-853 style: the controllers to contact, host:port; only one (this node) is accepted until clusters are built", "Kafka takes any number"),
-    broker!("process.roles", "broker,controller", "list", "This node's roles; only the combined broker,controller is accepted until clusters are built", "Kafka has no default and also runs broker-only and controller-only nodes"),
+    broker!("controller.quorum.bootstrap.servers", "", "list", "KIP-853 style: the controllers to contact, host:port; only this node alone is accepted (dynamic voters are not built: a cluster lists its voters in controller.quorum.voters)", "Kafka takes any number"),
+    broker!("process.roles", "broker,controller", "list", "This node's roles; only the combined broker,controller is accepted (every node is a broker and a voter)", "Kafka has no default and also runs broker-only and controller-only nodes"),
     broker!("inter.broker.listener.name", "PLAINTEXT", "name", "The listener brokers use to reach each other; when set, must be one of listeners", "same; Kafka also requires the default to name a listener"),
+    broker!("broker.heartbeat.interval.ms", "2000", "ms", "How often this broker tells the active controller it is alive", "same"),
+    broker!("broker.session.timeout.ms", "9000", "ms", "A broker not heard from for this long is fenced by the controller: no longer listed to clients or given new partitions, until it heartbeats again", "same"),
     broker!("broker.rack", "", "name", "This broker's rack, given to clients in Metadata and DescribeCluster; empty means none (null)", "same"),
     broker!("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", "list", "Security protocol of each listener name; only PLAINTEXT is served, and a listener mapped to SSL or SASL refuses to start rather than serve plaintext", "same default; TLS and SASL are not implemented yet"),
     broker!("log.dirs", "./vltava-data", "path", "The data directory (alias log.dir); locked by one broker at a time; only the first of a list is used", "Kafka's default is /tmp/kafka-logs and it uses every directory listed"),
     broker!("num.partitions", "1", "count", "Partitions of auto-created topics and of CreateTopics without a count", "same"),
     broker!("auto.create.topics.enable", "true", "boolean", "Create a topic when a client asks for its metadata or produces to it", "same"),
-    broker!("default.replication.factor", "1", "count", "Replication factor of new topics; must be 1 on a single node", "same default; replication is not implemented yet"),
+    broker!("default.replication.factor", "1", "count", "Replication factor of new topics; must be 1 until partitions are replicated", "same default; replication is not implemented yet"),
     broker!("socket.request.max.bytes", "104857600", "bytes", "Largest request accepted; a larger one closes the connection", "same"),
     broker!("max.connections", "10000", "count", "Connections accepted at once; more are closed at accept", "Kafka's default is unlimited (2147483647)"),
     broker!("connections.max.idle.ms", "600000", "ms", "A connection with no request started within this is closed", "same"),
@@ -778,6 +780,10 @@ pub struct BrokerConfig {
     pub controller_listener: Option<ControllerListener>,
     /// `broker.rack`; `None` when empty.
     pub rack: Option<String>,
+    /// `broker.heartbeat.interval.ms`.
+    pub broker_heartbeat_interval_ms: u64,
+    /// `broker.session.timeout.ms`.
+    pub broker_session_timeout_ms: u64,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub auto_create_topics_enable: bool,
@@ -914,7 +920,16 @@ impl BrokerConfig {
         refuse_cluster_settings(&explicit)?;
         let default_replication_factor = number("default.replication.factor")?;
         if default_replication_factor != 1 {
-            return Err("default.replication.factor must be 1 on a single-node broker".into());
+            return Err(
+                "default.replication.factor must be 1: partitions are not replicated yet".into(),
+            );
+        }
+        let heartbeat = number("broker.heartbeat.interval.ms")?;
+        let session = number("broker.session.timeout.ms")?;
+        if heartbeat >= session {
+            return Err(format!(
+                "broker.heartbeat.interval.ms={heartbeat} must be below broker.session.timeout.ms={session}, or every broker would be fenced between its heartbeats"
+            ));
         }
         let num_partitions = number("num.partitions")?;
         if num_partitions < 1 {
@@ -926,6 +941,8 @@ impl BrokerConfig {
             advertised_listeners: advertised,
             controller_listener,
             rack: Some(get("broker.rack").trim().to_string()).filter(|r| !r.is_empty()),
+            broker_heartbeat_interval_ms: number("broker.heartbeat.interval.ms")?.max(1) as u64,
+            broker_session_timeout_ms: number("broker.session.timeout.ms")?.max(1) as u64,
             log_dirs,
             num_partitions: num_partitions as i32,
             auto_create_topics_enable: get("auto.create.topics.enable")

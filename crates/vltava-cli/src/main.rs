@@ -32,11 +32,12 @@ struct Cli {
 enum Command {
     /// Run a broker: one node, or a cluster's voter (controller.quorum.voters).
     ///
-    /// The broker is one node that is its own controller: clusters and
-    /// replication are not built yet, so every topic has a replication
-    /// factor of one. With no flags: listener 127.0.0.1:9092, data in
-    /// ./vltava-data, topics auto-created with one partition. Every config
-    /// key, with Kafka's names: docs/configuration.md.
+    /// With no flags the broker is one node that is its own controller:
+    /// listener 127.0.0.1:9092, data in ./vltava-data, topics auto-created
+    /// with one partition. With controller.quorum.voters it is one voter of
+    /// a cluster (`vltava dev-cluster` starts one locally). Partitions are
+    /// not replicated yet: every topic has a replication factor of one.
+    /// Every config key, with Kafka's names: docs/configuration.md.
     Server {
         /// A Kafka-style server.properties file.
         #[arg(long, value_name = "FILE")]
@@ -58,6 +59,8 @@ enum Command {
     Configs(tools::configs::ConfigsArgs),
     /// Print the API versions each broker supports (kafka-broker-api-versions.sh).
     BrokerApiVersions(tools::broker_api_versions::BrokerApiVersionsArgs),
+    /// Start a local cluster of N nodes and stop it on Ctrl-C.
+    DevCluster(tools::dev_cluster::DevClusterArgs),
     /// Show the cluster id, controller and brokers (kafka-cluster.sh).
     Cluster(tools::cluster::ClusterArgs),
     /// Describe the metadata quorum (kafka-metadata-quorum.sh).
@@ -126,6 +129,7 @@ fn main() -> Result<()> {
                 Command::Configs(a) => tools::configs::run(a, &raw_args).await,
                 Command::BrokerApiVersions(a) => tools::broker_api_versions::run(a).await,
                 Command::Cluster(a) => tools::cluster::run(a).await,
+                Command::DevCluster(a) => tools::dev_cluster::run(a).await,
                 Command::MetadataQuorum(a) => tools::metadata_quorum::run(a).await,
                 Command::GetOffsets(a) => tools::get_offsets::run(a).await,
                 Command::DeleteRecords(a) => tools::delete_records::run(a).await,

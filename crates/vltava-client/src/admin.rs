@@ -105,6 +105,9 @@ pub struct ClusterDescription {
     pub cluster_id: Option<String>,
     pub controller_id: i32,
     pub brokers: Vec<BrokerInfo>,
+    /// Registered brokers the controller fenced (DescribeCluster v2;
+    /// empty from older brokers, which do not say).
+    pub fenced: Vec<BrokerInfo>,
 }
 
 /// The metadata quorum as DescribeQuorum reports it.
@@ -424,6 +427,20 @@ impl Admin {
         Ok(())
     }
 
+    /// Removes a broker's registration (UnregisterBroker, key 64): for a
+    /// broker taken out of the cluster for good.
+    pub async fn unregister_broker(&self, broker_id: i32) -> Result<(), Error> {
+        let r = self
+            .client
+            .send(Node::Any, |_| {
+                kafka_protocol::messages::UnregisterBrokerRequest::default()
+                    .with_broker_id(kafka_protocol::messages::BrokerId(broker_id))
+            })
+            .await?;
+        item_result(r.error_code, &r.error_message)?;
+        Ok(())
+    }
+
     /// The metadata quorum (DescribeQuorum, `__cluster_metadata` partition 0).
     pub async fn describe_quorum(&self) -> Result<QuorumInfo, Error> {
         use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
@@ -488,24 +505,33 @@ impl Admin {
             .await
             .is_ok()
         {
+            // v2 lists fenced brokers too, when asked, marked as such.
             let r = self
                 .client
-                .send(Node::Any, |_| DescribeClusterRequest::default())
+                .send(Node::Any, |_| {
+                    DescribeClusterRequest::default().with_include_fenced_brokers(true)
+                })
                 .await?;
             item_result(r.error_code, &r.error_message)?;
+            let info =
+                |b: &kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker| {
+                    BrokerInfo {
+                        id: b.broker_id.0,
+                        host: b.host.to_string(),
+                        port: b.port,
+                        rack: b.rack.as_ref().map(|r| r.to_string()),
+                    }
+                };
             return Ok(ClusterDescription {
                 cluster_id: Some(r.cluster_id.to_string()),
                 controller_id: r.controller_id.0,
                 brokers: r
                     .brokers
                     .iter()
-                    .map(|b| BrokerInfo {
-                        id: b.broker_id.0,
-                        host: b.host.to_string(),
-                        port: b.port,
-                        rack: b.rack.as_ref().map(|r| r.to_string()),
-                    })
+                    .filter(|b| !b.is_fenced)
+                    .map(info)
                     .collect(),
+                fenced: r.brokers.iter().filter(|b| b.is_fenced).map(info).collect(),
             });
         }
         self.client.metadata(Some(&[]), false).await?;
@@ -514,6 +540,7 @@ impl Admin {
             cluster_id: c.cluster_id,
             controller_id: c.controller_id,
             brokers: c.brokers.into_values().collect(),
+            fenced: Vec::new(),
         })
     }
 

@@ -43,6 +43,9 @@ pub struct BrokerImage {
     pub epoch: i64,
     pub endpoints: Vec<BrokerEndpoint>,
     pub rack: Option<String>,
+    /// Fenced by the controller (no heartbeat within the session timeout,
+    /// or shut down): not listed to clients, nothing placed on it.
+    pub fenced: bool,
 }
 
 impl BrokerImage {
@@ -89,6 +92,12 @@ impl MetadataImage {
                 endpoints: broker.endpoints.clone(),
                 rack: broker.rack.clone(),
             });
+            if broker.fenced {
+                out.push(MetaRecord::FenceBroker {
+                    node_id: *node_id,
+                    epoch: broker.epoch,
+                });
+            }
         }
         for topic in self.topics.values() {
             out.push(MetaRecord::Topic {
@@ -218,8 +227,24 @@ impl MetadataImage {
                         epoch: *epoch,
                         endpoints: endpoints.clone(),
                         rack: rack.clone(),
+                        fenced: false,
                     },
                 );
+            }
+            // Only for the incarnation named: a fence meant for an older
+            // one never touches a broker that registered since.
+            MetaRecord::FenceBroker { node_id, epoch } => {
+                if let Some(b) = self.brokers.get_mut(node_id).filter(|b| b.epoch == *epoch) {
+                    b.fenced = true;
+                }
+            }
+            MetaRecord::UnregisterBroker { node_id } => {
+                self.brokers.remove(node_id);
+            }
+            MetaRecord::UnfenceBroker { node_id, epoch } => {
+                if let Some(b) = self.brokers.get_mut(node_id).filter(|b| b.epoch == *epoch) {
+                    b.fenced = false;
+                }
             }
         }
     }
@@ -322,6 +347,32 @@ mod tests {
             MetaRecord::ClusterId {
                 cluster_id: "c1".into(),
             },
+            MetaRecord::RegisterBroker {
+                node_id: 2,
+                epoch: 5,
+                endpoints: vec![],
+                rack: None,
+            },
+            // An older incarnation's fence is ignored; this one's holds.
+            MetaRecord::FenceBroker {
+                node_id: 2,
+                epoch: 4,
+            },
+            MetaRecord::UnfenceBroker {
+                node_id: 2,
+                epoch: 4,
+            },
+            MetaRecord::FenceBroker {
+                node_id: 2,
+                epoch: 5,
+            },
+            MetaRecord::RegisterBroker {
+                node_id: 3,
+                epoch: 0,
+                endpoints: vec![],
+                rack: None,
+            },
+            MetaRecord::UnregisterBroker { node_id: 3 },
             // The first id stays.
             MetaRecord::ClusterId {
                 cluster_id: "c2".into(),
@@ -330,6 +381,8 @@ mod tests {
             image.apply(&record);
         }
         assert_eq!(image.cluster_id.as_deref(), Some("c1"));
+        assert!(image.brokers[&2].fenced && !image.brokers[&1].fenced);
+        assert!(!image.brokers.contains_key(&3));
         let mut rebuilt = MetadataImage::default();
         for record in image.to_records() {
             rebuilt.apply(&record);

@@ -42,4 +42,12 @@ pub enum MetaRecord {
     /// none (Kafka keeps it in every node's `meta.properties`; a node whose
     /// file names another id refuses to join). The first one wins.
     ClusterId { cluster_id: String },
+    /// The controller fenced a broker incarnation (Kafka's
+    /// FenceBrokerRecord): its session lapsed, or it shut down.
+    FenceBroker { node_id: i32, epoch: i64 },
+    /// The controller unfenced it: it heartbeats again (Kafka's
+    /// UnfenceBrokerRecord).
+    UnfenceBroker { node_id: i32, epoch: i64 },
+    /// A broker's registration removed (Kafka's UnregisterBrokerRecord).
+    UnregisterBroker { node_id: i32 },
 }

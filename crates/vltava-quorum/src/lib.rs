@@ -132,6 +132,8 @@ pub enum QuorumError {
         node_id: NodeId,
         voters: Vec<NodeId>,
     },
+    #[error("this node's metadata log belongs to a quorum with the voters {stored}, but controller.quorum.voters names {configured}: a node cannot change quorums, and changing the voters of a cluster is not supported yet. Start it with its old voters, or give it an empty log.dirs to join the new quorum")]
+    VotersChanged { stored: String, configured: String },
 }
 
 /// Why a proposal was not committed.
@@ -182,18 +184,21 @@ pub struct ReplicaStatus {
 /// whenever this node leads, the time each follower was seen holding the
 /// leader's whole log (Kafka's "last caught up"; openraft keeps no such
 /// time).
-async fn watch_caught_up(
-    raft: Raft<TypeConfig>,
-    caught_up: PeerAcks,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let mut metrics = raft.metrics();
+async fn watch_caught_up(core: Arc<Proposer>, mut stopped: watch::Receiver<bool>) {
+    let caught_up = &core.caught_up;
+    let mut metrics = core.raft.metrics();
     let mut known_leader = None;
     loop {
         {
             let m = metrics.borrow_and_update();
             if m.current_leader != known_leader {
                 known_leader = m.current_leader;
+                if known_leader == Some(core.node_id) {
+                    *core.heartbeats.lock() = Heartbeats {
+                        leading_since: std::time::Instant::now(),
+                        last: BTreeMap::new(),
+                    };
+                }
                 match known_leader {
                     Some(leader) => {
                         tracing::info!(leader, term = m.current_term, "metadata quorum leader")
@@ -216,6 +221,56 @@ async fn watch_caught_up(
             _ = stopped.changed() => return,
         }
     }
+}
+
+/// A node with a log holds the voter set it was initialized with, and
+/// openraft goes by that set, not by the configuration: a node started with
+/// other voters (a single node restarted as one of three, a voter list
+/// edited on one node) would form a second majority beside the first, and
+/// the two would overwrite each other's committed entries. So the stored
+/// set must be the configured one (ids; and addresses when there are peers
+/// to dial: a lone voter's address is never used). Changing the voters of
+/// a running cluster needs dynamic membership, which is not built.
+async fn check_stored_voters(
+    raft: &Raft<TypeConfig>,
+    configured: &BTreeMap<NodeId, String>,
+) -> Result<(), QuorumError> {
+    // Read from openraft's state (its metrics may not show the stored
+    // membership yet right after it started).
+    let stored: BTreeMap<NodeId, String> = raft
+        .with_raft_state(|state| {
+            let membership = state.membership_state.effective().membership();
+            membership
+                .voter_ids()
+                .map(|id| {
+                    let addr = membership.get_node(&id).map(|n| n.addr.clone());
+                    (id, addr.unwrap_or_default())
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| QuorumError::Raft(e.to_string()))?;
+    if stored.is_empty() {
+        return Ok(());
+    }
+    let same = match configured.len() {
+        1 => stored.keys().eq(configured.keys()),
+        _ => stored == *configured,
+    };
+    if same {
+        return Ok(());
+    }
+    let show = |voters: &BTreeMap<NodeId, String>| {
+        voters
+            .iter()
+            .map(|(id, addr)| format!("{id}@{addr}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    Err(QuorumError::VotersChanged {
+        stored: show(&stored),
+        configured: show(configured),
+    })
 }
 
 /// One member of the metadata quorum.
@@ -246,6 +301,19 @@ pub(crate) struct Proposer {
     /// When each follower last held everything the leader held (ms since
     /// the epoch), while this node leads.
     caught_up: PeerAcks,
+    /// Brokers' heartbeats while this node leads: the broker epoch each
+    /// last sent and when (cleared when leadership is won).
+    heartbeats: parking_lot::Mutex<Heartbeats>,
+}
+
+/// The heartbeats a leader has received since it won leadership.
+#[derive(Debug, Clone)]
+pub struct Heartbeats {
+    /// When this node became the leader: every broker counts as heard from
+    /// then (a new leader gives each a full session to reach it).
+    pub leading_since: std::time::Instant,
+    /// Per broker: the epoch it named and when it was last heard from.
+    pub last: BTreeMap<NodeId, (i64, std::time::Instant)>,
 }
 
 impl Proposer {
@@ -374,6 +442,19 @@ impl Proposer {
         }
     }
 
+    /// Records a broker's heartbeat, if this node leads.
+    pub(crate) fn heartbeat(&self, node_id: NodeId, epoch: i64) -> Result<(), ProposeError> {
+        let leader = self.raft.metrics().borrow().current_leader;
+        if leader != Some(self.node_id) {
+            return Err(ProposeError::NotLeader { leader });
+        }
+        self.heartbeats
+            .lock()
+            .last
+            .insert(node_id, (epoch, std::time::Instant::now()));
+        Ok(())
+    }
+
     /// Whether this node leads and a majority acknowledged it within the
     /// propose timeout (a lone voter is its own majority).
     fn holds_majority(&self) -> bool {
@@ -438,6 +519,10 @@ impl Quorum {
         let raft = Raft::new(config.node_id, raft_config, network, log, sm)
             .await
             .map_err(|e| QuorumError::Raft(e.to_string()))?;
+        if let Err(e) = check_stored_voters(&raft, &config.voters).await {
+            let _ = raft.shutdown().await;
+            return Err(e);
+        }
         let proposer = Arc::new(Proposer {
             node_id: config.node_id,
             raft: raft.clone(),
@@ -446,6 +531,10 @@ impl Quorum {
             propose_timeout: config.propose_timeout,
             acks: acks.clone(),
             caught_up: PeerAcks::default(),
+            heartbeats: parking_lot::Mutex::new(Heartbeats {
+                leading_since: std::time::Instant::now(),
+                last: BTreeMap::new(),
+            }),
         });
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(network::serve(
@@ -454,11 +543,7 @@ impl Quorum {
             Arc::new(config.voters.keys().copied().collect()),
             stopped.clone(),
         ));
-        tokio::spawn(watch_caught_up(
-            raft.clone(),
-            proposer.caught_up.clone(),
-            stopped,
-        ));
+        tokio::spawn(watch_caught_up(proposer.clone(), stopped));
         if fresh {
             let members: BTreeMap<NodeId, BasicNode> = config
                 .voters
@@ -659,6 +744,35 @@ impl Quorum {
                     .map_err(|e| ProposeError::Unavailable(format!("asking the leader {l}: {e}")))
             }
         }
+    }
+
+    /// Tells the leader that broker `node_id` (registered with `epoch`) is
+    /// alive: Kafka's BrokerHeartbeat, carried by the quorum's connections.
+    pub async fn heartbeat(&self, node_id: NodeId, epoch: i64) -> Result<(), ProposeError> {
+        let (leader, addr) = self.leader_address();
+        match leader {
+            None => Err(ProposeError::NotLeader { leader: None }),
+            Some(l) if l == self.node_id => self.proposer.heartbeat(node_id, epoch),
+            Some(l) => {
+                let addr = addr.ok_or(ProposeError::NotLeader { leader: None })?;
+                network::heartbeat_at(
+                    &*self.connector,
+                    &addr,
+                    node_id,
+                    epoch,
+                    self.forward_timeout,
+                )
+                .await
+                .map_err(|e| ProposeError::Unavailable(format!("reaching the leader {l}: {e}")))?
+            }
+        }
+    }
+
+    /// The heartbeats received while this node leads (`None` when it does
+    /// not): what the controller fences and unfences brokers by.
+    pub fn heartbeats(&self) -> Option<Heartbeats> {
+        let leads = self.raft.metrics().borrow().current_leader == Some(self.node_id);
+        leads.then(|| self.proposer.heartbeats.lock().clone())
     }
 
     /// The leader this node knows of, and its quorum address.

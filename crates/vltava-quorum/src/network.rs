@@ -101,6 +101,11 @@ enum RpcRequest {
     /// The receiving node's view of the quorum (asked of the leader, for
     /// DescribeQuorum at any node).
     Status,
+    /// A broker's heartbeat to the leader.
+    Heartbeat {
+        node_id: NodeId,
+        epoch: i64,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -113,6 +118,28 @@ enum RpcResponse {
     /// The entry's index once committed and applied at the leader.
     Propose(Result<u64, ProposeError>),
     Status(Box<QuorumStatus>),
+    Heartbeat(Result<(), ProposeError>),
+}
+
+/// Sends a broker's heartbeat to the leader at `addr`.
+pub(crate) async fn heartbeat_at(
+    connector: &dyn Connector,
+    addr: &str,
+    node_id: NodeId,
+    epoch: i64,
+    timeout: std::time::Duration,
+) -> io::Result<Result<(), ProposeError>> {
+    let exchange = async {
+        let mut io = connector.connect(addr).await?;
+        write_frame(&mut io, &RpcRequest::Heartbeat { node_id, epoch }).await?;
+        match read_frame::<RpcResponse>(&mut io).await? {
+            RpcResponse::Heartbeat(answer) => Ok(answer),
+            _ => Err(io::Error::other("the peer answered a different RPC")),
+        }
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the heartbeat timed out"))?
 }
 
 /// Asks the node at `addr` for its view of the quorum.
@@ -302,7 +329,10 @@ fn transport_error<E: std::error::Error>(e: io::Error) -> RPCError<NodeId, Basic
         | io::ErrorKind::ConnectionAborted
         | io::ErrorKind::HostUnreachable
         | io::ErrorKind::NetworkUnreachable
-        | io::ErrorKind::NotFound => RPCError::Unreachable(Unreachable::new(&e)),
+        | io::ErrorKind::NotFound
+        // Closed unanswered: a peer that refuses this node (it is not one
+        // of its voters) or went down mid-exchange.
+        | io::ErrorKind::UnexpectedEof => RPCError::Unreachable(Unreachable::new(&e)),
         _ => RPCError::Network(NetworkError::new(&e)),
     }
 }
@@ -404,7 +434,31 @@ fn sender(request: &RpcRequest) -> Option<NodeId> {
         RpcRequest::AppendEntries(r) => Some(r.vote.leader_id().node_id),
         RpcRequest::InstallSnapshot(r) => Some(r.vote.leader_id().node_id),
         RpcRequest::Vote(r) => Some(r.vote.leader_id().node_id),
-        RpcRequest::Propose { .. } | RpcRequest::Status => None,
+        RpcRequest::Propose { .. } | RpcRequest::Status | RpcRequest::Heartbeat { .. } => None,
+    }
+}
+
+/// How often a refused non-voter is logged: it retries at once, and one
+/// line a minute says all there is to say.
+const REFUSED_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether a refusal of `from` should be logged now (at most once per
+/// `REFUSED_LOG_INTERVAL` per claimed id; a bounded map).
+fn warn_refused(from: NodeId) -> bool {
+    static LAST: parking_lot::Mutex<Option<std::collections::HashMap<NodeId, std::time::Instant>>> =
+        parking_lot::Mutex::new(None);
+    let mut last = LAST.lock();
+    let last = last.get_or_insert_with(Default::default);
+    let now = std::time::Instant::now();
+    if last.len() > 1024 {
+        last.clear();
+    }
+    match last.get(&from) {
+        Some(at) if now.duration_since(*at) < REFUSED_LOG_INTERVAL => false,
+        _ => {
+            last.insert(from, now);
+            true
+        }
     }
 }
 
@@ -431,11 +485,13 @@ async fn serve_connection(mut io: impl Io, proposer: Arc<Proposer>, voters: Arc<
             }
         };
         if let Some(from) = sender(&request).filter(|id| !voters.contains(id)) {
-            tracing::warn!(
-                from,
-                voters = ?voters,
-                "closed a metadata quorum connection: a Raft request from a node that is not a voter (check controller.quorum.voters on that node)"
-            );
+            if warn_refused(from) {
+                tracing::warn!(
+                    from,
+                    voters = ?voters,
+                    "closed a metadata quorum connection: a Raft request from a node that is not a voter (check controller.quorum.voters on that node)"
+                );
+            }
             return;
         }
         let response = match request {
@@ -450,6 +506,9 @@ async fn serve_connection(mut io: impl Io, proposer: Arc<Proposer>, voters: Arc<
                 RpcResponse::Propose(proposer.propose_if(expected, records).await)
             }
             RpcRequest::Status => RpcResponse::Status(Box::new(proposer.status())),
+            RpcRequest::Heartbeat { node_id, epoch } => {
+                RpcResponse::Heartbeat(proposer.heartbeat(node_id, epoch))
+            }
         };
         if write_frame(&mut io, &response).await.is_err() {
             return;

@@ -108,6 +108,31 @@ fn write_snapshot(
 }
 
 impl StateMachine {
+    /// Applies one committed entry to the image and tells the publisher.
+    fn apply_one(&self, entry: openraft::Entry<TypeConfig>) {
+        let mut applied = self.shared.write();
+        // Applied strictly in order: an entry at or below the last one
+        // would be a replay, which openraft never asks for.
+        debug_assert!(applied
+            .last_applied
+            .is_none_or(|l| l.index < entry.log_id.index));
+        applied.last_applied = Some(entry.log_id);
+        match entry.payload {
+            EntryPayload::Blank => {}
+            EntryPayload::Normal(batch) => {
+                for record in &batch.0 {
+                    applied.image.apply(record);
+                }
+                // Readers see the new image while the publisher works.
+                let applied = parking_lot::RwLockWriteGuard::downgrade(applied);
+                self.publish(&applied.image, Change::Records(&batch.0));
+            }
+            EntryPayload::Membership(membership) => {
+                applied.membership = StoredMembership::new(Some(entry.log_id), membership);
+            }
+        }
+    }
+
     /// Opens the state machine in `dir`, restoring the last snapshot.
     pub fn open(
         dir: &Path,
@@ -195,27 +220,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut replies = Vec::new();
         for entry in entries {
-            let mut applied = self.shared.write();
-            // Applied strictly in order: an entry at or below the last one
-            // would be a replay, which openraft never asks for.
-            debug_assert!(applied
-                .last_applied
-                .is_none_or(|l| l.index < entry.log_id.index));
-            applied.last_applied = Some(entry.log_id);
-            match entry.payload {
-                EntryPayload::Blank => {}
-                EntryPayload::Normal(batch) => {
-                    for record in &batch.0 {
-                        applied.image.apply(record);
-                    }
-                    // Readers see the new image while the publisher works.
-                    let applied = parking_lot::RwLockWriteGuard::downgrade(applied);
-                    self.publish(&applied.image, Change::Records(&batch.0));
-                }
-                EntryPayload::Membership(membership) => {
-                    applied.membership = StoredMembership::new(Some(entry.log_id), membership);
-                }
-            }
+            // Taking the image's write lock waits for readers (a broker
+            // opening every partition under a read lock at start-up), and
+            // the publisher does file work: neither may stall the runtime
+            // that carries the quorum's heartbeats.
+            crate::log_store::blocking(|| self.apply_one(entry));
             replies.push(());
         }
         Ok(replies)

@@ -580,3 +580,50 @@ async fn a_single_node_image_is_imported_once_and_survives_restarts() {
 fn uuid_from(n: u128) -> uuid::Uuid {
     uuid::Uuid::from_u128(n)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_log_holds_other_voters_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    // A lone voter with a log...
+    let mut alone = Cluster::start(root.path(), 1, 1_000).await;
+    alone.propose(vec![record(0)]).await;
+    alone.stop(1).await;
+    // ...restarted as one of three would be a second majority.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut voters = BTreeMap::from([(1, alone.addrs[&1].to_string())]);
+    voters.insert(2, "127.0.0.1:1".into());
+    voters.insert(3, "127.0.0.1:2".into());
+    let config = QuorumConfig::new(1, voters, alone.dirs[&1].clone());
+    let refused = Quorum::start(config, Box::new(listener), Arc::new(TcpConnector)).await;
+    match refused {
+        Err(vltava_quorum::QuorumError::VotersChanged { stored, configured }) => {
+            assert_eq!(stored, format!("1@{}", alone.addrs[&1]));
+            assert!(
+                configured.ends_with(",2@127.0.0.1:1,3@127.0.0.1:2"),
+                "{configured}"
+            );
+        }
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("a lone voter's log started as one of three voters"),
+    }
+    // With its own voter set it starts, its record kept (a lone voter's
+    // address is never dialed, so it may change).
+    alone.restart(1).await;
+    alone.all_have(1).await;
+    alone.stop_all().await;
+
+    // One of three voters whose peer moved to another address is refused.
+    let root = tempfile::tempdir().unwrap();
+    let mut three = Cluster::start(root.path(), 3, 1_000).await;
+    three.propose(vec![record(0)]).await;
+    three.stop(3).await;
+    let mut config = three.config(3);
+    config.voters.insert(2, "127.0.0.1:9".into());
+    // Refused before it serves: any listener does.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    assert!(matches!(
+        Quorum::start(config, Box::new(listener), Arc::new(TcpConnector)).await,
+        Err(vltava_quorum::QuorumError::VotersChanged { .. })
+    ));
+    three.stop_all().await;
+}

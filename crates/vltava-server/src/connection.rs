@@ -28,7 +28,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 use vltava_broker::handlers;
 use vltava_broker::Broker;
 use vltava_log::ReadSlice;
@@ -76,10 +76,19 @@ enum Close {
     ClientGone,
     Shutdown,
     Idle,
-    ReadTimeout { received: usize, expected: usize },
+    ReadTimeout {
+        received: usize,
+        expected: usize,
+    },
     BadFrame(String),
-    WriteStalled { response_bytes: usize },
+    WriteStalled {
+        response_bytes: usize,
+    },
     EncodeFailed,
+    /// A produce with acks=0 failed: with no response to carry the error,
+    /// closing the connection is how the client learns (it refreshes its
+    /// metadata and reconnects), as Kafka does.
+    SilentProduceFailed(String),
 }
 
 impl Close {
@@ -100,6 +109,11 @@ impl Close {
                 "closing connection: request not received in time (socket.request.read.timeout.ms)"
             ),
             Close::BadFrame(error) => warn!(%peer, %error, "closing connection"),
+            Close::SilentProduceFailed(error) => info!(
+                %peer,
+                %error,
+                "closing connection: a produce with acks=0 failed, and closing is the only way to tell the client"
+            ),
             Close::WriteStalled { response_bytes } => warn!(
                 %peer,
                 response_bytes,
@@ -142,6 +156,9 @@ pub(crate) async fn serve(
                 Err(close) => break close,
             };
         let Some(response) = response else { continue };
+        if let Some(reason) = response.close_instead {
+            break Close::SilentProduceFailed(reason);
+        }
         let placeholders: Vec<RecordsPlaceholder> = response
             .file_ranges
             .iter()
@@ -388,6 +405,7 @@ async fn respond(
             let response = handlers::Response {
                 body: ResponseKind::ApiVersions(handlers::unsupported_version_response()),
                 file_ranges: Vec::new(),
+                close_instead: None,
             };
             Ok((
                 ApiKey::ApiVersions,

@@ -1,5 +1,5 @@
-//! Background work on a timer: retention, time-based flushes and the log
-//! cleaner.
+//! Background work on a timer: retention, time-based flushes, the log
+//! cleaner, and the broker's heartbeat (with fencing on the controller).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +15,8 @@ pub async fn run(broker: Arc<Broker>, shutdown: CancellationToken) {
     // A cleaner run can take long (it is rate-limited), so it has its own
     // task and never delays retention, flushes or group timers.
     tokio::spawn(run_cleaner(broker.clone(), shutdown.clone()));
+    // Heartbeats and fencing wait on the controller: their own task.
+    tokio::spawn(run_heartbeats(broker.clone(), shutdown.clone()));
     let mut groups = tokio::time::interval(GROUP_TICK);
     groups.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut retention = tokio::time::interval(Duration::from_millis(
@@ -31,11 +33,28 @@ pub async fn run(broker: Arc<Broker>, shutdown: CancellationToken) {
             _ = retention.tick() => Broker::enforce_retention,
             _ = flush.tick() => Broker::flush_due,
             // Timers may write group metadata: file work too.
-            _ = groups.tick() => |broker: &Broker| broker.groups().tick(broker),
+            _ = groups.tick() => Broker::group_tick,
         };
         // File work runs off the async workers.
         let broker = broker.clone();
         let _ = tokio::task::spawn_blocking(move || task(&broker)).await;
+    }
+}
+
+/// This broker's heartbeat and, on the controller, fencing: every
+/// `broker.heartbeat.interval.ms`, off the async workers.
+async fn run_heartbeats(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(Duration::from_millis(
+        broker.config.broker_heartbeat_interval_ms,
+    ));
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let broker = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || broker.cluster_tick()).await;
     }
 }
 

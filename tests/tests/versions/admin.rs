@@ -482,6 +482,17 @@ pub(crate) fn describe_cluster(ctx: &mut Ctx, version: i16) -> Result<()> {
         return Ok(());
     }
     eq("endpoint type", resp.endpoint_type, 1)?;
+    if version >= 2 {
+        // Asking for fenced brokers too: the one broker, not fenced.
+        let req = DescribeClusterRequest::default().with_include_fenced_brokers(true);
+        let resp = ctx.request(&req, version)?;
+        let brokers: Vec<_> = resp
+            .brokers
+            .iter()
+            .map(|b| (b.broker_id.0, b.is_fenced))
+            .collect();
+        eq("brokers with fenced ones", brokers, vec![(1, false)])?;
+    }
     // A broker listener asked for controllers, or for a type with no name.
     for (endpoint_type, want) in [
         (2, MISMATCHED_ENDPOINT_TYPE),
@@ -495,6 +506,31 @@ pub(crate) fn describe_cluster(ctx: &mut Ctx, version: i16) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The one broker is alive, so it is not unregistered (INVALID_REQUEST);
+/// an id never registered is BROKER_ID_NOT_REGISTERED. Unregistering a
+/// fenced broker is in tests/tests/cluster.rs.
+pub(crate) fn unregister_broker(ctx: &mut Ctx, version: i16) -> Result<()> {
+    use kafka_protocol::messages::{BrokerId, UnregisterBrokerRequest};
+    for (id, want) in [(1, INVALID_REQUEST), (77, BROKER_ID_NOT_REGISTERED)] {
+        let req = UnregisterBrokerRequest::default().with_broker_id(BrokerId(id));
+        code(
+            &format!("unregister broker {id}"),
+            ctx.request(&req, version)?.error_code,
+            want,
+        )?;
+    }
+    // Still registered and listed.
+    let resp = ctx.request(&DescribeClusterRequest::default(), 0)?;
+    eq(
+        "brokers",
+        resp.brokers
+            .iter()
+            .map(|b| b.broker_id.0)
+            .collect::<Vec<_>>(),
+        vec![1],
+    )
 }
 
 fn quorum_request(topic: &str, partition: i32) -> DescribeQuorumRequest {

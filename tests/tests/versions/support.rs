@@ -60,6 +60,7 @@ pub(crate) const HOST: &str = "127.0.0.1";
 pub(crate) const NONE: i16 = 0;
 pub(crate) const UNKNOWN_LEADER_EPOCH: i16 = ResponseError::UnknownLeaderEpoch.code();
 pub(crate) const INVALID_REQUEST: i16 = ResponseError::InvalidRequest.code();
+pub(crate) const BROKER_ID_NOT_REGISTERED: i16 = ResponseError::BrokerIdNotRegistered.code();
 pub(crate) const OFFSET_OUT_OF_RANGE: i16 = ResponseError::OffsetOutOfRange.code();
 pub(crate) const UNKNOWN_TOPIC: i16 = ResponseError::UnknownTopicOrPartition.code();
 pub(crate) const LEADER_NOT_AVAILABLE: i16 = ResponseError::LeaderNotAvailable.code();

@@ -29,6 +29,10 @@ use crate::error::ApiError;
 /// How long start-up waits for this node to apply its own metadata log.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a proposal sent to the leader may take (and then this node's
+/// wait to apply it).
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How often a voter waiting for its quorum to elect a leader says so.
 const LEADER_WAIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -122,13 +126,16 @@ impl MetadataQuorum {
             false if lone => MetadataStore::open(dir, now_ms)?.image().to_records(),
             false => {
                 return Err(StartError::Inconsistent(format!(
-                    "{} holds a single node's metadata from before the quorum: start this node alone once (without controller.quorum.voters) to upgrade it, or give it an empty log.dirs to join the cluster",
+                    "{} holds a single node's metadata from before the quorum, which only a single node (without controller.quorum.voters) can upgrade; a single node cannot become one of several voters yet, so give this node an empty log.dirs to join the cluster",
                     dir.display()
                 )))
             }
         };
         let nothing_to_import = initial_records.is_empty();
         let mut config = QuorumConfig::new(voter, voters.clone(), dir.to_path_buf());
+        // A proposal sent to the leader, and this node's wait to apply it,
+        // each within what a controller operation retries for in all.
+        config.forward_timeout = FORWARD_TIMEOUT;
         config.initial_records = initial_records;
         config.publisher = Some(publisher);
         let quorum = run_on(runtime.get(), async move {
@@ -215,6 +222,32 @@ impl MetadataQuorum {
         read: impl FnOnce(&MetadataImage, Option<u64>) -> R,
     ) -> R {
         self.quorum.with_image_at(read)
+    }
+
+    /// Sends this broker's heartbeat to the leader (within `timeout`).
+    pub(crate) fn heartbeat(
+        &self,
+        node_id: i32,
+        epoch: i64,
+        timeout: Duration,
+    ) -> Result<(), ProposeError> {
+        let quorum = self.quorum.clone();
+        let node = u64::try_from(node_id).unwrap_or_default();
+        self.run(async move {
+            tokio::time::timeout(timeout, quorum.heartbeat(node, epoch))
+                .await
+                .unwrap_or_else(|_| Err(ProposeError::Unavailable("heartbeat timed out".into())))
+        })
+    }
+
+    /// The heartbeats this node received while it leads.
+    pub(crate) fn heartbeats(&self) -> Option<vltava_quorum::Heartbeats> {
+        self.quorum.heartbeats()
+    }
+
+    /// Whether this node is the only voter (nobody else can see it).
+    pub(crate) fn is_lone_voter(&self) -> bool {
+        self.quorum.voters().len() == 1
     }
 
     /// The voter that leads the quorum, as this node knows.

@@ -33,6 +33,10 @@ pub(crate) struct TopicPublisher {
     clock: Arc<dyn Clock>,
     topics: Arc<RwLock<BTreeMap<String, Arc<Topic>>>>,
     dynamic: Arc<RwLock<DynamicConfigs>>,
+    /// Where removed topics' names go for the group coordinator, which
+    /// forgets their committed offsets (it writes to `__consumer_offsets`:
+    /// not work for the publisher, which runs under the image's lock).
+    removed: Arc<Mutex<Vec<String>>>,
     /// Held while publishing. `false` until the broker has caught up with
     /// its metadata log and cleared leftovers ([`TopicPublisher::activate`]):
     /// changes applied before that are taken from the image then.
@@ -45,12 +49,14 @@ impl TopicPublisher {
         clock: Arc<dyn Clock>,
         topics: Arc<RwLock<BTreeMap<String, Arc<Topic>>>>,
         dynamic: Arc<RwLock<DynamicConfigs>>,
+        removed: Arc<Mutex<Vec<String>>>,
     ) -> TopicPublisher {
         TopicPublisher {
             config,
             clock,
             topics,
             dynamic,
+            removed,
             active: Mutex::new(false),
         }
     }
@@ -103,7 +109,10 @@ impl TopicPublisher {
                 // Read from the image where they are used.
                 MetaRecord::ProducerIds { .. }
                 | MetaRecord::RegisterBroker { .. }
-                | MetaRecord::ClusterId { .. } => {}
+                | MetaRecord::ClusterId { .. }
+                | MetaRecord::FenceBroker { .. }
+                | MetaRecord::UnfenceBroker { .. }
+                | MetaRecord::UnregisterBroker { .. } => {}
             }
         }
         for name in names {
@@ -264,6 +273,7 @@ impl TopicPublisher {
                 warn!(dir = %dir.display(), error = %e, "could not remove deleted partition; it will be removed at next start");
             }
         }
+        self.removed.lock().push(topic.name.clone());
         info!(topic = %topic.name, "deleted topic");
     }
 }

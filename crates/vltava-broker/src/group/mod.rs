@@ -177,12 +177,7 @@ impl GroupCoordinator {
         groups: &Groups,
         group_id: &str,
     ) -> Result<(), ResponseError> {
-        if let Some(topic) = broker.topic(OFFSETS_TOPIC) {
-            let index = store::partition_for(group_id, topic.partitions.len() as i32);
-            if topic.partition(index).is_some_and(|p| !p.is_hosted()) {
-                return Err(ResponseError::NotCoordinator);
-            }
-        }
+        self.coordinates(broker, group_id)?;
         if groups.unloaded.is_empty() {
             return Ok(());
         }
@@ -219,7 +214,7 @@ impl GroupCoordinator {
             Err(e) if e.error == ResponseError::TopicAlreadyExists => {}
             Err(e) => return Err(e),
         }
-        broker.topic(OFFSETS_TOPIC).ok_or_else(|| {
+        broker.published_topic(OFFSETS_TOPIC).ok_or_else(|| {
             ApiError::new(
                 ResponseError::CoordinatorNotAvailable,
                 "offsets topic missing",
@@ -231,6 +226,19 @@ impl GroupCoordinator {
     /// as Kafka does, so the first group operation does not pay for it).
     pub fn ensure_ready(&self, broker: &Broker) -> Result<(), ApiError> {
         self.offsets_topic(broker).map(|_| ())
+    }
+
+    /// NOT_COORDINATOR unless this broker coordinates `group_id` (leads its
+    /// `__consumer_offsets` partition; before the topic exists, every
+    /// broker answers for itself, and FindCoordinator creates it).
+    pub fn coordinates(&self, broker: &Broker, group_id: &str) -> Result<(), ResponseError> {
+        if let Some(topic) = broker.topic(OFFSETS_TOPIC) {
+            let index = store::partition_for(group_id, topic.partitions.len() as i32);
+            if topic.partition(index).is_some_and(|p| !p.is_hosted()) {
+                return Err(ResponseError::NotCoordinator);
+            }
+        }
+        Ok(())
     }
 
     /// The broker that coordinates `group_id`: the leader of its
@@ -597,7 +605,8 @@ impl GroupCoordinator {
         })
     }
 
-    /// Checks a KIP-848 member's identity for OffsetFetch v9.
+    /// Checks a KIP-848 member's identity for OffsetFetch v9 (on the
+    /// group's coordinator only).
     pub fn check_fetch_member(
         &self,
         group_id: &str,

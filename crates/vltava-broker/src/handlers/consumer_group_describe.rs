@@ -43,6 +43,11 @@ pub fn handle(
         .group_ids
         .into_iter()
         .map(|group_id| {
+            if let Err(e) = broker.groups().coordinates(broker, group_id.0.as_str()) {
+                return DescribedGroup::default()
+                    .with_group_id(group_id)
+                    .with_error_code(e.code());
+            }
             let described = broker.groups().with_consumer(group_id.0.as_str(), |g| {
                 let members = g
                     .members

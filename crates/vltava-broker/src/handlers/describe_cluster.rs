@@ -41,14 +41,17 @@ pub fn handle(
         ))
         .with_brokers(
             broker
-                .brokers_on(&client.listener)
+                .registered_on(&client.listener)
                 .into_iter()
-                .map(|(id, host, port, rack)| {
+                // v2 asks for fenced brokers too; before, they are left out.
+                .filter(|b| !b.4 || request.include_fenced_brokers)
+                .map(|(id, host, port, rack, fenced)| {
                     DescribeClusterBroker::default()
                         .with_broker_id(BrokerId(id))
                         .with_host(str_bytes(host))
                         .with_port(i32::from(port))
                         .with_rack(rack.map(str_bytes))
+                        .with_is_fenced(fenced)
                 })
                 .collect(),
         )

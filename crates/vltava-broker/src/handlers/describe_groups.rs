@@ -21,6 +21,12 @@ pub fn handle(
         .groups
         .into_iter()
         .map(|group_id| {
+            if let Err(e) = broker.groups().coordinates(broker, group_id.0.as_str()) {
+                return DescribedGroup::default()
+                    .with_group_id(group_id)
+                    .with_error_code(e.code())
+                    .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+            }
             let described = broker.groups().with_classic(group_id.0.as_str(), |g| {
                 let with_data = matches!(
                     g.state,

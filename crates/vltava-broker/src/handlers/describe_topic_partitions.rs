@@ -70,6 +70,7 @@ pub fn handle(
         .response_partition_limit
         .clamp(1, MAX_REQUEST_PARTITION_SIZE_LIMIT) as usize;
     let mut remaining = limit;
+    let fenced = broker.fenced_brokers();
     let mut topics = Vec::new();
     let mut next_cursor = None;
     for name in names {
@@ -90,7 +91,7 @@ pub fn handle(
                     .iter()
                     .skip(start)
                     .take(end.saturating_sub(start))
-                    .map(|p| partition(p))
+                    .map(|p| partition(p, fenced.contains(&p.leader())))
                     .collect();
                 remaining -= partitions.len();
                 topics.push(described(&topic, partitions));
@@ -142,9 +143,13 @@ fn described(
 }
 
 /// One partition as Metadata describes it: its leader is its one replica,
-/// unless its log cannot be opened (no leader, offline). No eligible
-/// leader replicas yet: empty lists, as Kafka sends without ELR.
-fn partition(p: &crate::Partition) -> DescribeTopicPartitionsResponsePartition {
+/// unless its log cannot be opened or its broker is fenced (no leader,
+/// offline). No eligible leader replicas yet: empty lists, as Kafka sends
+/// without ELR.
+fn partition(
+    p: &crate::Partition,
+    leader_fenced: bool,
+) -> DescribeTopicPartitionsResponsePartition {
     let node = BrokerId(p.leader());
     let base = DescribeTopicPartitionsResponsePartition::default()
         .with_partition_index(p.index)
@@ -152,7 +157,7 @@ fn partition(p: &crate::Partition) -> DescribeTopicPartitionsResponsePartition {
         .with_replica_nodes(vec![node])
         .with_eligible_leader_replicas(Some(Vec::new()))
         .with_last_known_elr(Some(Vec::new()));
-    if p.is_hosted() && p.is_offline() {
+    if (p.is_hosted() && p.is_offline()) || leader_fenced {
         return base
             .with_leader_id(BrokerId(-1))
             .with_isr_nodes(Vec::new())

@@ -31,6 +31,8 @@ pub fn handle(
     // the leader: Kafka answers LISTENER_NOT_FOUND (v6+; older clients get
     // LEADER_NOT_AVAILABLE) with no leader, and lists no broker.
     let unreachable = Reach {
+        fenced: broker.fenced_brokers(),
+        registered: broker.registered_ids(),
         brokers: broker
             .brokers_on(&client.listener)
             .into_iter()
@@ -151,6 +153,19 @@ fn by_id(broker: &Broker, topic_id: Uuid, unreachable: &Reach) -> MetadataRespon
 struct Reach {
     brokers: std::collections::BTreeSet<i32>,
     error: ResponseError,
+    /// Fenced leaders: their partitions are offline until they return.
+    fenced: std::collections::BTreeSet<i32>,
+    /// Every registered broker, whatever its listeners: a leader outside
+    /// it was unregistered.
+    registered: std::collections::BTreeSet<i32>,
+}
+
+impl Reach {
+    /// Whether the partition's only replica is gone: fenced, or no longer
+    /// registered at all.
+    fn leader_offline(&self, leader: i32) -> bool {
+        self.fenced.contains(&leader) || !self.registered.contains(&leader)
+    }
 }
 
 fn describe(topic: &Topic, unreachable: &Reach) -> MetadataResponseTopic {
@@ -163,9 +178,10 @@ fn describe(topic: &Topic, unreachable: &Reach) -> MetadataResponseTopic {
                 .with_partition_index(p.index)
                 .with_leader_epoch(p.leader_epoch())
                 .with_replica_nodes(vec![leader]);
-            if p.is_hosted() && p.is_offline() {
-                // Its only replica's log is unreadable: no leader, as Kafka
-                // reports a partition whose replicas are all offline.
+            if (p.is_hosted() && p.is_offline()) || unreachable.leader_offline(p.leader()) {
+                // Its only replica's log is unreadable, or its broker is
+                // fenced: no leader, as Kafka reports a partition whose
+                // replicas are all offline.
                 return partition
                     .with_error_code(ResponseError::LeaderNotAvailable.code())
                     .with_leader_id(BrokerId(-1))

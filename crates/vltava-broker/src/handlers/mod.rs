@@ -30,6 +30,7 @@ mod offset_delete;
 mod offset_fetch;
 mod produce;
 mod sync_group;
+mod unregister_broker;
 
 use kafka_protocol::protocol::StrBytes;
 use vltava_log::ReadSlice;
@@ -59,6 +60,9 @@ pub type FileRange = (RecordsPlaceholder, ReadSlice);
 pub struct Response {
     pub body: ResponseKind,
     pub file_ranges: Vec<FileRange>,
+    /// Send nothing and close the connection, for this reason: how a
+    /// produce with acks=0 that failed tells its client.
+    pub close_instead: Option<String>,
 }
 
 /// Handles one decoded request. `None` means no response is sent (a
@@ -70,6 +74,7 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
         return Some(Response {
             body: ResponseKind::Fetch(body),
             file_ranges,
+            close_instead: None,
         });
     }
     let response = match request.body {
@@ -80,9 +85,17 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
         RequestKind::Metadata(req) => ResponseKind::Metadata(off_workers(|| {
             metadata::handle(broker, version, client, req)
         })),
-        RequestKind::Produce(req) => {
-            ResponseKind::Produce(produce::handle(broker, version, req).await?)
-        }
+        RequestKind::Produce(req) => match produce::handle(broker, version, req).await {
+            produce::Answer::Respond(response) => ResponseKind::Produce(response),
+            produce::Answer::Nothing => return None,
+            produce::Answer::Close(reason) => {
+                return Some(Response {
+                    body: ResponseKind::Produce(Default::default()),
+                    file_ranges: Vec::new(),
+                    close_instead: Some(reason),
+                })
+            }
+        },
         RequestKind::ListOffsets(req) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, version, req))
         }
@@ -114,6 +127,9 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
         })),
         RequestKind::DescribeCluster(req) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(broker, client, req))
+        }
+        RequestKind::UnregisterBroker(req) => {
+            ResponseKind::UnregisterBroker(off_workers(|| unregister_broker::handle(broker, req)))
         }
         RequestKind::DescribeQuorum(req) => {
             ResponseKind::DescribeQuorum(off_workers(|| describe_quorum::handle(broker, req)))
@@ -167,6 +183,7 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
     };
     Some(Response {
         body: response,
+        close_instead: None,
         file_ranges: Vec::new(),
     })
 }

@@ -28,14 +28,15 @@ pub fn handle(broker: &Broker, version: i16, request: OffsetFetchRequest) -> Off
                         .collect()
                 });
                 // v9 consumers identify themselves; their epoch must be current.
-                let member = match (&g.member_id, g.member_epoch) {
+                let coordinated = broker.groups().coordinates(broker, g.group_id.0.as_str());
+                let member = coordinated.and_then(|()| match (&g.member_id, g.member_epoch) {
                     (Some(member), epoch) if epoch >= 0 => broker.groups().check_fetch_member(
                         g.group_id.0.as_str(),
                         member.as_str(),
                         epoch,
                     ),
                     _ => Ok(()),
-                };
+                });
                 one_group(broker, g.group_id, wanted, member)
             })
             .collect();

@@ -16,7 +16,18 @@ use crate::error::ApiError;
 use crate::partition::Appended;
 use crate::Broker;
 
-/// Returns `None` for acks=0: the client expects no response.
+/// What the connection does with a produce.
+pub enum Answer {
+    Respond(ProduceResponse),
+    /// acks=0, all appended: the client expects no response.
+    Nothing,
+    /// acks=0 and something failed: no response can say so, so the
+    /// connection is closed (Kafka does the same), and the client
+    /// refreshes its metadata (a partition led elsewhere) and reconnects.
+    Close(String),
+}
+
+/// For acks=0 there is no response (see [`Answer`]).
 ///
 /// Checking records (inflating compressed batches) and appending are CPU and
 /// file work: they run under one of the broker's produce permits and, on a
@@ -25,20 +36,46 @@ use crate::Broker;
 /// connections. A request that cannot get a permit within its `timeout_ms`
 /// is answered REQUEST_TIMED_OUT for every partition, with nothing
 /// appended.
-pub async fn handle(
-    broker: &Broker,
-    version: i16,
-    request: ProduceRequest,
-) -> Option<ProduceResponse> {
+pub async fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Answer {
     let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
+    let acks = request.acks;
     let Ok(_permit) = tokio::time::timeout(timeout, broker.produce_permit()).await else {
-        return timed_out(version, request);
+        return answer(acks, timed_out(version, request));
     };
-    super::off_workers(|| handle_now(broker, version, request))
+    answer(
+        acks,
+        super::off_workers(|| handle_now(broker, version, request)),
+    )
+}
+
+fn answer(acks: i16, response: ProduceResponse) -> Answer {
+    if acks != 0 {
+        return Answer::Respond(response);
+    }
+    let failed = response.responses.iter().find_map(|t| {
+        t.partition_responses
+            .iter()
+            .find(|p| p.error_code != 0)
+            .map(|p| {
+                (
+                    t.name.0.to_string(),
+                    p.index,
+                    p.error_code,
+                    p.error_message.clone(),
+                )
+            })
+    });
+    match failed {
+        None => Answer::Nothing,
+        Some((topic, partition, code, message)) => Answer::Close(format!(
+            "{topic}-{partition}: error code {code}{}",
+            message.map(|m| format!(" ({m})")).unwrap_or_default()
+        )),
+    }
 }
 
 /// Every partition of `request` answered REQUEST_TIMED_OUT.
-fn timed_out(version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
+fn timed_out(version: i16, request: ProduceRequest) -> ProduceResponse {
     let responses = request
         .topic_data
         .into_iter()
@@ -59,10 +96,10 @@ fn timed_out(version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
                 .with_partition_responses(partitions)
         })
         .collect();
-    (request.acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    ProduceResponse::default().with_responses(responses)
 }
 
-fn handle_now(broker: &Broker, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
+fn handle_now(broker: &Broker, version: i16, request: ProduceRequest) -> ProduceResponse {
     let acks = request.acks;
     let now_ms = broker.now_ms();
     let responses = request
@@ -91,7 +128,7 @@ fn handle_now(broker: &Broker, version: i16, request: ProduceRequest) -> Option<
                 .with_partition_responses(partition_responses)
         })
         .collect();
-    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    ProduceResponse::default().with_responses(responses)
 }
 
 /// Why one partition's data was refused: the error, and for KIP-467 the
@@ -317,13 +354,17 @@ mod tests {
                 held.push(broker.produce_permit().await);
             }
             let started = std::time::Instant::now();
-            let response = handle(&broker, 9, request(50)).await.unwrap();
+            let Answer::Respond(response) = handle(&broker, 9, request(50)).await else {
+                panic!("acks=-1 is answered");
+            };
             let partition = &response.responses[0].partition_responses[0];
             assert_eq!(partition.error_code, ResponseError::RequestTimedOut.code());
             assert!(started.elapsed() >= std::time::Duration::from_millis(50));
             assert_eq!(broker.topic("t").unwrap().partitions[0].log_end_offset(), 0);
             drop(held);
-            let response = handle(&broker, 9, request(50)).await.unwrap();
+            let Answer::Respond(response) = handle(&broker, 9, request(50)).await else {
+                panic!("acks=-1 is answered");
+            };
             let partition = &response.responses[0].partition_responses[0];
             assert_eq!((partition.error_code, partition.base_offset), (0, 0));
         });

@@ -1,5 +1,5 @@
-//! `vltava cluster`: the cluster id, the controller and the brokers in one
-//! short listing; `vltava cluster cluster-id` and `unregister` are
+//! `vltava cluster`: the cluster id, the controller and the brokers (and
+//! the fenced ones) in one short listing; `vltava cluster cluster-id` and `unregister` are
 //! `kafka-cluster.sh`'s subcommands with its output.
 
 use super::{BOOTSTRAP_DEFAULT, BOOTSTRAP_ENV};
@@ -49,22 +49,21 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
         "vltava-cluster",
     )
     .await?;
-    let c = Admin::new(client).describe_cluster().await?;
+    let admin = Admin::new(client);
+    let c = admin.describe_cluster().await?;
     match args.command {
         Some(ClusterCommand::ClusterId) => {
             println!("Cluster ID: {}", c.cluster_id.as_deref().unwrap_or("null"));
             return Ok(());
         }
         Some(ClusterCommand::Unregister { id }) => {
-            // UnregisterBroker (key 64) removes a fenced broker's
-            // registration from the controller. A Vltava broker is its own
-            // controller and cannot unregister while it runs, so there is
-            // nothing the request could do yet; say so instead of sending it.
-            let known = c.brokers.iter().any(|b| b.id == id);
-            return fail(format!(
-                "Error: unregistering broker {id} is not supported: this Vltava cluster is a single broker{}, and UnregisterBroker is not implemented until clusters are",
-                if known { " (the one you are connected to)" } else { " and has no such broker" }
-            ));
+            return match admin.unregister_broker(id).await {
+                Ok(()) => {
+                    println!("Broker {id} is no longer registered.");
+                    Ok(())
+                }
+                Err(e) => fail(format!("Error: {e}")),
+            };
         }
         None => {}
     }
@@ -81,6 +80,18 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
             b.addr(),
             b.rack.as_deref().unwrap_or("null")
         );
+    }
+    // Registered but fenced: silent past the session timeout, or shut down.
+    if !c.fenced.is_empty() {
+        println!("Fenced brokers:");
+        for b in &c.fenced {
+            println!(
+                "  {} {} rack: {}",
+                b.id,
+                b.addr(),
+                b.rack.as_deref().unwrap_or("null")
+            );
+        }
     }
     Ok(())
 }

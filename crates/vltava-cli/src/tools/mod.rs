@@ -10,6 +10,7 @@ pub mod console_consumer;
 pub mod console_producer;
 pub mod consumer_groups;
 pub mod delete_records;
+pub mod dev_cluster;
 pub mod dump_log;
 pub mod formatter;
 pub mod get_offsets;
