@@ -258,7 +258,7 @@ fn a_voter_list_without_this_node_is_refused_not_run_as_a_lone_node() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr).lines().last().unwrap(),
-        "Error: controller.quorum.voters=1@127.0.0.1:19093,2@127.0.0.1:29093,3@127.0.0.1:39093 does not name this node (node.id=4): every Vltava node is a voter for now (process.roles=broker,controller); add 4@host:port or fix node.id"
+        "Error: controller.quorum.voters=1@127.0.0.1:19093,2@127.0.0.1:29093,3@127.0.0.1:39093 does not name this node (node.id=4): a voter is among them; a broker-only node says process.roles=broker"
     );
     // Nothing was written: the data directory was never created.
     assert!(!dir.path().join("data").exists());

@@ -31,6 +31,8 @@ const DEADLINE: Duration = Duration::from_secs(60);
 struct Cluster {
     /// Node `i + 1` at index `i`.
     nodes: Vec<TestBroker>,
+    /// `controller.quorum.voters`.
+    voters: String,
 }
 
 impl Cluster {
@@ -74,7 +76,25 @@ impl Cluster {
         for node in &mut nodes {
             node.wait_started();
         }
-        Cluster { nodes }
+        Cluster { nodes, voters }
+    }
+
+    /// Starts node `nodes.len() + 1` as a broker-only node (not a voter).
+    fn add_broker_only(&mut self) -> i32 {
+        let id = self.nodes.len() as i32 + 1;
+        let port = free_port();
+        let node = TestBroker::start_at(
+            port,
+            &[
+                ("node.id", &id.to_string()),
+                ("process.roles", "broker"),
+                ("listeners", &format!("PLAINTEXT://127.0.0.1:{port}")),
+                ("controller.listener.names", "CONTROLLER"),
+                ("controller.quorum.voters", &self.voters),
+            ],
+        );
+        self.nodes.push(node);
+        id
     }
 
     fn node(&self, id: i32) -> &TestBroker {
@@ -668,4 +688,75 @@ fn a_minority_left_alone_refuses_changes_until_the_majority_is_back() {
     cluster.nodes[2].restart();
     let view = agreed_view(&cluster, &[1, 2, 3], &["before", "alone"]);
     assert_eq!(view.topics["alone"].len(), 1);
+}
+
+#[test]
+fn a_broker_only_node_joins_follows_the_metadata_and_receives_partitions() {
+    let mut cluster = Cluster::start(3);
+    create_through(&cluster, 1, "before", 3);
+    agreed_view(&cluster, &[1, 2, 3], &["before"]);
+    let fourth = cluster.add_broker_only();
+    // It has every committed topic, every node lists it, and it takes
+    // changes like any other node.
+    wait_listed(&cluster, &[1, 2, 3, fourth], &[1, 2, 3, fourth]);
+    create_through(&cluster, fourth, "after", 8);
+    let view = agreed_view(&cluster, &[1, 2, 3, fourth], &["before", "after"]);
+    // New partitions are spread over all four: two each.
+    let mut per_broker: BTreeMap<i32, usize> = BTreeMap::new();
+    for p in &view.topics["after"] {
+        *per_broker.entry(p.0).or_default() += 1;
+    }
+    assert_eq!(
+        per_broker,
+        BTreeMap::from([(1, 2), (2, 2), (3, 2), (fourth, 2)])
+    );
+    // It serves its own partitions: produce and read back through it.
+    let (p, _) = view.topics["after"]
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.0 == fourth)
+        .unwrap();
+    cluster.raw(fourth).produce_ok(
+        "after",
+        p as i32,
+        &[TestRecord::kv("k", "on-the-broker-only-node")],
+    );
+    let data = cluster.raw(fourth).fetch("after", p as i32, 0).unwrap();
+    let values: Vec<Vec<u8>> = vltava_tests::raw::decode_batches(&data.records.unwrap())
+        .iter()
+        .flat_map(|set| set.records.iter())
+        .map(|r| r.value.as_ref().unwrap().to_vec())
+        .collect();
+    assert_eq!(values, vec![b"on-the-broker-only-node".to_vec()]);
+    // The leader lists it as an observer of the metadata quorum, asked
+    // through the broker-only node itself.
+    let req = DescribeQuorumRequest::default().with_topics(vec![
+        kafka_protocol::messages::describe_quorum_request::TopicData::default()
+            .with_topic_name(topic_name("__cluster_metadata"))
+            .with_partitions(vec![
+                kafka_protocol::messages::describe_quorum_request::PartitionData::default(),
+            ]),
+    ]);
+    let started = Instant::now();
+    loop {
+        let resp = cluster.raw(fourth).request(&req, 2).unwrap();
+        let partition = &resp.topics[0].partitions[0];
+        let voters: Vec<i32> = partition
+            .current_voters
+            .iter()
+            .map(|v| v.replica_id.0)
+            .collect();
+        let observers: Vec<i32> = partition.observers.iter().map(|o| o.replica_id.0).collect();
+        if partition.error_code == 0 && voters == [1, 2, 3] && observers == [fourth] {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "{resp:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Restarted, it starts again from the leader's image.
+    cluster.nodes[(fourth - 1) as usize].stop_sigterm();
+    cluster.nodes[(fourth - 1) as usize].restart();
+    wait_listed(&cluster, &[1, 2, 3, fourth], &[1, 2, 3, fourth]);
+    let again = agreed_view(&cluster, &[1, 2, 3, fourth], &["before", "after"]);
+    assert_eq!(again.topics, view.topics);
 }

@@ -212,13 +212,21 @@ impl Broker {
             dynamic.clone(),
             removed_topics.clone(),
         ));
-        let metadata = metadata::MetadataQuorum::start(
-            &data_dir.join(METADATA_DIR),
-            config.node_id,
-            config.controller_listener.as_ref(),
-            publisher.clone(),
-            clock.now_ms(),
-        )?;
+        let metadata = match &config.observed_voters {
+            Some(voters) => metadata::MetadataQuorum::start_observer(
+                &data_dir.join(METADATA_DIR),
+                config.node_id,
+                voters,
+                publisher.clone(),
+            )?,
+            None => metadata::MetadataQuorum::start(
+                &data_dir.join(METADATA_DIR),
+                config.node_id,
+                config.controller_listener.as_ref(),
+                publisher.clone(),
+                clock.now_ms(),
+            )?,
+        };
         let groups = GroupCoordinator::new(config.groups.clone());
         let mut broker = Broker {
             config,

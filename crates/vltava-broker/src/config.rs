@@ -425,7 +425,7 @@ impl Listener {
 /// of the Kafka listeners (it serves the quorum's RPCs, not clients), and
 /// checked against the voter settings. Kafka's KRaft files run as they
 /// are: `controller.quorum.voters` with any number of voters, this node
-/// among them (every Vltava node is a voter for now), or KIP-853's
+/// among them (a broker-only node is configured by `broker_only_voters`), or KIP-853's
 /// `controller.quorum.bootstrap.servers` naming this node alone (dynamic
 /// voters are not built). Kafka's rules: every controller listener name is
 /// one of `listeners` and is never given to clients.
@@ -522,9 +522,20 @@ fn controller_listener(
 }
 
 /// `controller.quorum.voters`: `id@host:port` entries, ids distinct and
-/// non-negative, this node among them (a broker-only node is not built
-/// yet).
+/// non-negative, this node among them (a voter).
 fn parse_voters(voters: &str, node_id: i64) -> Result<BTreeMap<u64, String>, String> {
+    let parsed = parse_voter_list(voters)?;
+    if u64::try_from(node_id).map_or(true, |id| !parsed.contains_key(&id)) {
+        return Err(format!(
+            "controller.quorum.voters={voters} does not name this node (node.id={node_id}): a voter is among them; a broker-only node says process.roles=broker"
+        ));
+    }
+    Ok(parsed)
+}
+
+/// `id@host:port` entries, ids distinct and non-negative, each address a
+/// host and a port.
+fn parse_voter_list(voters: &str) -> Result<BTreeMap<u64, String>, String> {
     let mut parsed = BTreeMap::new();
     for entry in voters.split(',').map(str::trim) {
         let (id, address) = entry.split_once('@').ok_or_else(|| {
@@ -541,25 +552,60 @@ fn parse_voters(voters: &str, node_id: i64) -> Result<BTreeMap<u64, String>, Str
             return Err(format!("controller.quorum.voters names node {id} twice"));
         }
     }
-    if u64::try_from(node_id).map_or(true, |id| !parsed.contains_key(&id)) {
-        return Err(format!(
-            "controller.quorum.voters={voters} does not name this node (node.id={node_id}): every Vltava node is a voter for now (process.roles=broker,controller); add {node_id}@host:port or fix node.id"
-        ));
-    }
     Ok(parsed)
 }
 
-fn refuse_cluster_settings(explicit: &BTreeMap<String, String>) -> Result<(), String> {
-    if let Some(roles) = explicit.get("process.roles") {
-        let mut given: Vec<&str> = roles.split(',').map(str::trim).collect();
-        given.sort_unstable();
-        if given != ["broker", "controller"] {
+/// `process.roles`: `broker,controller` (the default, in any order) or
+/// `broker` (returns true: a broker-only node). Controller-only nodes are
+/// not built: every voter is also a broker.
+fn refuse_cluster_settings(explicit: &BTreeMap<String, String>) -> Result<bool, String> {
+    let Some(roles) = explicit.get("process.roles") else {
+        return Ok(false);
+    };
+    let mut given: Vec<&str> = roles.split(',').map(str::trim).collect();
+    given.sort_unstable();
+    match given.as_slice() {
+        ["broker", "controller"] => Ok(false),
+        ["broker"] => Ok(true),
+        _ => Err(format!(
+            "process.roles={roles} is not supported yet: a Vltava node is a broker and a controller voter in one (process.roles=broker,controller, the default) or a broker only (process.roles=broker); controller-only nodes are not built"
+        )),
+    }
+}
+
+/// A broker-only node's quorum settings, Kafka's rules: it names the
+/// voters (`controller.quorum.voters`, without itself) and the listener
+/// name it reaches them on (`controller.listener.names`), which is not one
+/// of its own listeners.
+fn broker_only_voters(
+    explicit: &BTreeMap<String, String>,
+    node_id: i64,
+    listeners: &[Listener],
+) -> Result<BTreeMap<u64, String>, String> {
+    let names = explicit
+        .get("controller.listener.names")
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .ok_or("controller.listener.names must be set on a broker-only node (process.roles=broker): it names the listener the voters serve the quorum on")?;
+    for name in names.split(',').map(str::trim) {
+        if listeners.iter().any(|l| l.name.eq_ignore_ascii_case(name)) {
             return Err(format!(
-                "process.roles={roles} is not supported yet: every Vltava node is a broker and a controller voter in one (process.roles=broker,controller, the default); broker-only and controller-only nodes are not built"
+                "controller.listener.names must not name a listener of a broker-only node (process.roles=broker), but {name} is in listeners"
             ));
         }
     }
-    Ok(())
+    let voters = explicit
+        .get("controller.quorum.voters")
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .ok_or("controller.quorum.voters must name the voters on a broker-only node (process.roles=broker); controller.quorum.bootstrap.servers (dynamic voters) is not supported")?;
+    let parsed = parse_voter_list(voters)?;
+    if u64::try_from(node_id).is_ok_and(|id| parsed.contains_key(&id)) {
+        return Err(format!(
+            "node.id={node_id} is one of controller.quorum.voters, but process.roles=broker: a voter runs process.roles=broker,controller"
+        ));
+    }
+    Ok(parsed)
 }
 
 /// `queued.max.request.bytes`: -1 (or any negative) is unbounded; otherwise
@@ -610,9 +656,9 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("listeners", "PLAINTEXT://127.0.0.1:9092", "list", "Where the broker listens, NAME://HOST:PORT, comma-separated; an empty host means every interface", "Kafka's default is PLAINTEXT://:9092 (every interface)"),
     broker!("advertised.listeners", "", "list", "Addresses given to clients in metadata; empty means the listeners", "same"),
     broker!("controller.listener.names", "", "list", "Listeners (named in listeners) that carry the metadata quorum instead of clients; the first one is the quorum's", "same; Kafka requires it in KRaft mode"),
-    broker!("controller.quorum.voters", "", "list", "The quorum's voters, id@host:port, this node among them; unset, the node is its own one-voter quorum", "Kafka also runs broker-only nodes that are not voters"),
+    broker!("controller.quorum.voters", "", "list", "The quorum's voters, id@host:port: this node among them, unless process.roles=broker; unset, the node is its own one-voter quorum", "same"),
     broker!("controller.quorum.bootstrap.servers", "", "list", "KIP-853 style: the controllers to contact, host:port; only this node alone is accepted (dynamic voters are not built: a cluster lists its voters in controller.quorum.voters)", "Kafka takes any number"),
-    broker!("process.roles", "broker,controller", "list", "This node's roles; only the combined broker,controller is accepted (every node is a broker and a voter)", "Kafka has no default and also runs broker-only and controller-only nodes"),
+    broker!("process.roles", "broker,controller", "list", "This node's roles: broker,controller (a broker and a metadata voter) or broker (a broker that follows the voters)", "Kafka has no default and also runs controller-only nodes"),
     broker!("inter.broker.listener.name", "PLAINTEXT", "name", "The listener brokers use to reach each other; when set, must be one of listeners", "same; Kafka also requires the default to name a listener"),
     broker!("broker.heartbeat.interval.ms", "2000", "ms", "How often this broker tells the active controller it is alive", "same"),
     broker!("broker.session.timeout.ms", "9000", "ms", "A broker not heard from for this long is fenced by the controller: no longer listed to clients or given new partitions, until it heartbeats again", "same"),
@@ -778,6 +824,9 @@ pub struct BrokerConfig {
     /// The listener of `controller.listener.names`, which carries the
     /// metadata quorum's RPCs (not in `listeners`, never given to clients).
     pub controller_listener: Option<ControllerListener>,
+    /// A broker-only node (`process.roles=broker`): the voters whose
+    /// committed metadata it fetches (it is not one of them).
+    pub observed_voters: Option<BTreeMap<u64, String>>,
     /// `broker.rack`; `None` when empty.
     pub rack: Option<String>,
     /// `broker.heartbeat.interval.ms`.
@@ -894,13 +943,27 @@ impl BrokerConfig {
                 return Err(format!("advertised.listeners names {} twice", a.name));
             }
         }
-        let controller_listener = controller_listener(
-            &explicit,
-            number("node.id")?,
-            &mut listeners,
-            &mut advertised,
-            advertised_explicitly,
-        )?;
+        let broker_only = refuse_cluster_settings(&explicit)?;
+        let (controller_listener, observed_voters) = match broker_only {
+            true => (
+                None,
+                Some(broker_only_voters(
+                    &explicit,
+                    number("node.id")?,
+                    &listeners,
+                )?),
+            ),
+            false => (
+                controller_listener(
+                    &explicit,
+                    number("node.id")?,
+                    &mut listeners,
+                    &mut advertised,
+                    advertised_explicitly,
+                )?,
+                None,
+            ),
+        };
         // Checked only when set: no broker talks to another yet, and a file
         // whose one listener has its own name must keep starting.
         let inter_broker = get("inter.broker.listener.name");
@@ -917,7 +980,6 @@ impl BrokerConfig {
             .split(',')
             .map(|d| PathBuf::from(d.trim()))
             .collect();
-        refuse_cluster_settings(&explicit)?;
         let default_replication_factor = number("default.replication.factor")?;
         if default_replication_factor != 1 {
             return Err(
@@ -940,6 +1002,7 @@ impl BrokerConfig {
             listeners,
             advertised_listeners: advertised,
             controller_listener,
+            observed_voters,
             rack: Some(get("broker.rack").trim().to_string()).filter(|r| !r.is_empty()),
             broker_heartbeat_interval_ms: number("broker.heartbeat.interval.ms")?.max(1) as u64,
             broker_session_timeout_ms: number("broker.session.timeout.ms")?.max(1) as u64,
@@ -1310,8 +1373,44 @@ mod tests {
     #[test]
     fn cluster_settings_are_refused_until_clusters_exist() {
         let refused = |list: &[(&str, &str)]| BrokerConfig::from_pairs(&pairs(list)).unwrap_err();
+        assert!(refused(&[("process.roles", "controller")])
+            .starts_with("process.roles=controller is not supported yet"));
+        // A broker-only node: Kafka's rules.
         assert!(refused(&[("process.roles", "broker")])
-            .starts_with("process.roles=broker is not supported yet"));
+            .starts_with("controller.listener.names must be set on a broker-only node"));
+        let broker_only = |extra: &[(&str, &str)]| {
+            let mut list = vec![
+                ("process.roles", "broker"),
+                ("node.id", "4"),
+                ("controller.listener.names", "CONTROLLER"),
+                ("controller.quorum.voters", "1@h1:9093,2@h2:9093,3@h3:9093"),
+            ];
+            list.extend_from_slice(extra);
+            BrokerConfig::from_pairs(&pairs(&list))
+        };
+        let (config, _) = broker_only(&[]).unwrap();
+        assert_eq!(config.controller_listener, None);
+        assert_eq!(
+            config
+                .observed_voters
+                .unwrap()
+                .keys()
+                .copied()
+                .collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert!(broker_only(&[("node.id", "2")])
+            .unwrap_err()
+            .starts_with("node.id=2 is one of controller.quorum.voters, but process.roles=broker"));
+        assert!(broker_only(&[
+            ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+            )
+        ])
+        .unwrap_err()
+        .starts_with("controller.listener.names must not name a listener of a broker-only node"));
         // The combined role (either order) and empty cluster keys are fine.
         for ok in [
             vec![("process.roles", "broker,controller")],

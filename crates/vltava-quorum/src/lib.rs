@@ -25,6 +25,7 @@
 pub mod log_store;
 pub mod memory;
 pub mod network;
+pub mod observer;
 pub mod state_machine;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -40,6 +41,7 @@ use tokio::sync::watch;
 use vltava_meta::{MetaRecord, MetadataImage};
 
 pub use network::{Acceptor, Connector, NoPeers, PeerAcks, TcpConnector};
+pub use observer::{Observer, ObserverConfig};
 pub use state_machine::{Change, Publisher};
 
 /// A node id: Kafka's `node.id`.
@@ -166,6 +168,9 @@ pub struct QuorumStatus {
     /// of the metadata log, as offsets of its entries.
     pub high_watermark: u64,
     pub voters: Vec<ReplicaStatus>,
+    /// Observers (broker-only nodes) that fetched from this leader: how far
+    /// each had applied when it last fetched, and when.
+    pub observers: Vec<ReplicaStatus>,
 }
 
 /// One voter's replication, as the leader knows it.
@@ -304,7 +309,17 @@ pub(crate) struct Proposer {
     /// Brokers' heartbeats while this node leads: the broker epoch each
     /// last sent and when (cleared when leadership is won).
     heartbeats: parking_lot::Mutex<Heartbeats>,
+    /// Observers' fetches: one past the index each had applied, and when
+    /// (ms since the epoch).
+    observers: parking_lot::Mutex<BTreeMap<NodeId, (u64, i64)>>,
 }
+
+/// How long a voter holds an observer's fetch open waiting for a new entry
+/// (a long poll: changes reach observers at once, idle ones cost little).
+pub const FETCH_WAIT: Duration = Duration::from_millis(500);
+
+/// Observers remembered by a leader: past this, the stalest is forgotten.
+const OBSERVERS_MAX: usize = 1024;
 
 /// The heartbeats a leader has received since it won leadership.
 #[derive(Debug, Clone)]
@@ -434,11 +449,78 @@ impl Proposer {
                 }
             })
             .collect();
+        let observers = match is_leader {
+            false => Vec::new(),
+            true => self
+                .observers
+                .lock()
+                .iter()
+                .map(|(id, (end, at))| ReplicaStatus {
+                    id: *id,
+                    log_end: Some(*end),
+                    last_fetch_ms: Some(*at),
+                    last_caught_up_ms: (*end >= leader_end).then_some(*at),
+                })
+                .collect(),
+        };
         QuorumStatus {
             leader: metrics.current_leader,
             term: metrics.current_term,
             high_watermark: metrics.last_applied.map_or(0, |l| l.index + 1),
             voters,
+            observers,
+        }
+    }
+
+    /// Answers an observer: the committed entries after `after`, waiting up
+    /// to [`FETCH_WAIT`] for one when there are none, or the whole image
+    /// when it is further behind than the entries kept.
+    pub(crate) async fn serve_fetch(
+        &self,
+        node_id: NodeId,
+        after: Option<u64>,
+    ) -> network::FetchReply {
+        let next = after.map_or(0, |a| a + 1);
+        let _ = self
+            .raft
+            .wait(Some(FETCH_WAIT))
+            .applied_index_at_least(Some(next), "observer fetch")
+            .await;
+        let leader = self.raft.metrics().borrow().current_leader;
+        if leader == Some(self.node_id) {
+            let mut observers = self.observers.lock();
+            if observers.len() >= OBSERVERS_MAX && !observers.contains_key(&node_id) {
+                let stalest = observers
+                    .iter()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(id, _)| *id);
+                observers.remove(&stalest.unwrap_or(node_id));
+            }
+            observers.insert(node_id, (next, log_store::now_ms()));
+        }
+        let applied = self.state.read();
+        let last = applied.last_applied.map(|l| l.index);
+        if last.is_none_or(|l| l < next) {
+            return network::FetchReply::Entries {
+                leader,
+                entries: Vec::new(),
+            };
+        }
+        match applied.recent.front() {
+            Some((first, _)) if *first <= next => network::FetchReply::Entries {
+                leader,
+                entries: applied
+                    .recent
+                    .iter()
+                    .skip((next - first) as usize)
+                    .map(|(index, records)| (*index, records.as_ref().clone()))
+                    .collect(),
+            },
+            _ => network::FetchReply::Image {
+                leader,
+                applied: last,
+                records: applied.image.to_records(),
+            },
         }
     }
 
@@ -535,6 +617,7 @@ impl Quorum {
                 leading_since: std::time::Instant::now(),
                 last: BTreeMap::new(),
             }),
+            observers: parking_lot::Mutex::new(BTreeMap::new()),
         });
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(network::serve(
@@ -827,5 +910,13 @@ impl Quorum {
         let _ = self.stop.send(true);
         let _ = self.raft.shutdown().await;
         self.server.abort();
+        // The listener is dropped with the server task: wait for it, so the
+        // port is free when this returns (a restart binds it again).
+        for _ in 0..100 {
+            if self.server.is_finished() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }

@@ -106,6 +106,12 @@ enum RpcRequest {
         node_id: NodeId,
         epoch: i64,
     },
+    /// An observer (a broker-only node) asks for the committed entries
+    /// after the index it has applied.
+    Fetch {
+        node_id: NodeId,
+        after: Option<u64>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -119,6 +125,40 @@ enum RpcResponse {
     Propose(Result<u64, ProposeError>),
     Status(Box<QuorumStatus>),
     Heartbeat(Result<(), ProposeError>),
+    Fetch(Box<FetchReply>),
+}
+
+/// What a voter answers an observer's fetch with: only committed (applied)
+/// entries, so an observer never sees what may yet be undone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum FetchReply {
+    /// The entries after the one asked for, in order (each with its
+    /// records; none for openraft's own entries); empty when there are none
+    /// yet.
+    Entries {
+        leader: Option<NodeId>,
+        entries: Vec<(u64, Vec<MetaRecord>)>,
+    },
+    /// The observer is further behind than the voter keeps entries: the
+    /// whole image, as of `applied`.
+    Image {
+        leader: Option<NodeId>,
+        applied: Option<u64>,
+        records: Vec<MetaRecord>,
+    },
+}
+
+/// One fetch from the voter at the other end of `io`.
+pub(crate) async fn fetch_on(
+    io: &mut Box<dyn Io>,
+    node_id: NodeId,
+    after: Option<u64>,
+) -> io::Result<FetchReply> {
+    write_frame(io, &RpcRequest::Fetch { node_id, after }).await?;
+    match read_frame::<RpcResponse>(io).await? {
+        RpcResponse::Fetch(reply) => Ok(*reply),
+        _ => Err(io::Error::other("the peer answered a different RPC")),
+    }
 }
 
 /// Sends a broker's heartbeat to the leader at `addr`.
@@ -434,7 +474,10 @@ fn sender(request: &RpcRequest) -> Option<NodeId> {
         RpcRequest::AppendEntries(r) => Some(r.vote.leader_id().node_id),
         RpcRequest::InstallSnapshot(r) => Some(r.vote.leader_id().node_id),
         RpcRequest::Vote(r) => Some(r.vote.leader_id().node_id),
-        RpcRequest::Propose { .. } | RpcRequest::Status | RpcRequest::Heartbeat { .. } => None,
+        RpcRequest::Propose { .. }
+        | RpcRequest::Status
+        | RpcRequest::Heartbeat { .. }
+        | RpcRequest::Fetch { .. } => None,
     }
 }
 
@@ -508,6 +551,9 @@ async fn serve_connection(mut io: impl Io, proposer: Arc<Proposer>, voters: Arc<
             RpcRequest::Status => RpcResponse::Status(Box::new(proposer.status())),
             RpcRequest::Heartbeat { node_id, epoch } => {
                 RpcResponse::Heartbeat(proposer.heartbeat(node_id, epoch))
+            }
+            RpcRequest::Fetch { node_id, after } => {
+                RpcResponse::Fetch(Box::new(proposer.serve_fetch(node_id, after).await))
             }
         };
         if write_frame(&mut io, &response).await.is_err() {

@@ -56,7 +56,14 @@ pub struct Applied {
     pub last_applied: Option<LogId<NodeId>>,
     pub membership: StoredMembership<NodeId, BasicNode>,
     pub image: MetadataImage,
+    /// The last entries applied, oldest first, each with its records (none
+    /// for openraft's own entries): what observers fetch. At most
+    /// [`RECENT_ENTRIES_MAX`]; an observer further behind gets the image.
+    pub recent: std::collections::VecDeque<(u64, Arc<Vec<MetaRecord>>)>,
 }
+
+/// Applied entries kept in memory for observers to fetch.
+pub const RECENT_ENTRIES_MAX: usize = 4096;
 
 pub type Shared = Arc<RwLock<Applied>>;
 
@@ -117,6 +124,14 @@ impl StateMachine {
             .last_applied
             .is_none_or(|l| l.index < entry.log_id.index));
         applied.last_applied = Some(entry.log_id);
+        if applied.recent.len() == RECENT_ENTRIES_MAX {
+            applied.recent.pop_front();
+        }
+        let records = match &entry.payload {
+            EntryPayload::Normal(batch) => Arc::new(batch.0.clone()),
+            _ => Arc::default(),
+        };
+        applied.recent.push_back((entry.log_id.index, records));
         match entry.payload {
             EntryPayload::Blank => {}
             EntryPayload::Normal(batch) => {
@@ -159,6 +174,8 @@ impl StateMachine {
         let mut applied = self.shared.write();
         applied.image = image;
         applied.last_applied = snapshot.meta.last_log_id;
+        // Entries before the snapshot no longer follow from what is kept.
+        applied.recent.clear();
         applied.membership = snapshot.meta.last_membership.clone();
         let applied = parking_lot::RwLockWriteGuard::downgrade(applied);
         self.publish(&applied.image, Change::Reset);

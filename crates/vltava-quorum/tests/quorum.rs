@@ -44,6 +44,8 @@ fn image_with(n: usize) -> MetadataImage {
 struct Mirror {
     image: std::sync::Mutex<MetadataImage>,
     mismatches: std::sync::atomic::AtomicUsize,
+    /// How many times it was given a whole image.
+    resets: std::sync::atomic::AtomicUsize,
 }
 
 impl Publisher for Mirror {
@@ -51,7 +53,11 @@ impl Publisher for Mirror {
         let mut mine = self.image.lock().unwrap();
         match change {
             Change::Records(records) => records.iter().for_each(|r| mine.apply(r)),
-            Change::Reset => *mine = image.clone(),
+            Change::Reset => {
+                self.resets
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                *mine = image.clone()
+            }
         }
         if *mine != *image {
             self.mismatches
@@ -626,4 +632,86 @@ async fn a_node_whose_log_holds_other_voters_is_refused() {
         Err(vltava_quorum::QuorumError::VotersChanged { .. })
     ));
     three.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_follows_the_committed_metadata_and_proposes_through_the_leader() {
+    let root = tempfile::tempdir().unwrap();
+    // Snapshots every two entries: after the restart below the voters keep
+    // only the entries since their snapshot, so a fresh observer gets the
+    // image first, then entries.
+    let mut cluster = Cluster::start(root.path(), 3, 2).await;
+    for i in 0..5 {
+        cluster.propose(vec![record(i)]).await;
+    }
+    for id in [1, 2, 3] {
+        cluster.stop(id).await;
+        cluster.restart(id).await;
+    }
+    cluster.all_have(5).await;
+    let mirror = Arc::new(Mirror::default());
+    let voters = cluster
+        .addrs
+        .iter()
+        .map(|(id, a)| (*id, a.to_string()))
+        .collect();
+    let observer = vltava_quorum::Observer::start(
+        vltava_quorum::ObserverConfig {
+            node_id: 9,
+            voters,
+            publisher: Some(mirror.clone()),
+            forward_timeout: Duration::from_secs(10),
+        },
+        Arc::new(TcpConnector),
+    );
+    assert!(observer.wait_started(DEADLINE).await);
+    wait_for("the observer to hold the image", || {
+        observer.with_image(|image| *image == image_with(5))
+    })
+    .await;
+    // New entries reach it, and its publisher, in order.
+    cluster.propose(vec![record(5)]).await;
+    wait_for("the observer to apply the new entry", || {
+        observer.with_image(|image| *image == image_with(6))
+    })
+    .await;
+    // It proposes through the leader, at the voters' indexes.
+    let started = Instant::now();
+    loop {
+        let expected = observer.with_image_at(|_, applied| applied);
+        match observer.propose_if(expected, vec![record(6)]).await {
+            Ok(index) => {
+                assert!(observer.applied_index() >= Some(index));
+                break;
+            }
+            Err(ProposeError::Stale { applied: Some(a) }) => {
+                observer.wait_applied(a, DEADLINE).await;
+            }
+            Err(e) => {
+                assert!(started.elapsed() < DEADLINE, "{e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    cluster.all_have(7).await;
+    assert_eq!(*mirror.image.lock().unwrap(), image_with(7));
+    assert_eq!(
+        mirror.mismatches.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    // It started from the image (the voters no longer had entry 0), once.
+    assert_eq!(mirror.resets.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // The leader lists it as an observer, caught up.
+    let leader = cluster.leader().await;
+    wait_for("the leader to list the observer", || {
+        let status = cluster.nodes[&leader].status();
+        status
+            .observers
+            .iter()
+            .any(|o| o.id == 9 && o.log_end == Some(status.high_watermark))
+    })
+    .await;
+    assert_eq!(observer.leader_status().await.unwrap().leader, Some(leader));
+    observer.shutdown().await;
+    cluster.stop_all().await;
 }

@@ -19,7 +19,8 @@ use tracing::{info, warn};
 use vltava_meta::{MetaRecord, MetadataImage, MetadataStore};
 use vltava_protocol::ResponseError;
 use vltava_quorum::{
-    NoPeers, ProposeError, Publisher, Quorum, QuorumConfig, TcpConnector, IMPORTED_FILE,
+    NoPeers, Observer, ObserverConfig, ProposeError, Publisher, Quorum, QuorumConfig, TcpConnector,
+    IMPORTED_FILE,
 };
 
 use super::StartError;
@@ -42,7 +43,16 @@ const QUORUM_WORKER_THREADS: usize = 1;
 
 pub(crate) struct MetadataQuorum {
     runtime: OwnedRuntime,
-    quorum: Arc<Quorum>,
+    member: Member,
+}
+
+/// How this node takes part in the metadata quorum.
+#[derive(Clone)]
+enum Member {
+    /// A voter (`process.roles=broker,controller`; a single node alone).
+    Voter(Arc<Quorum>),
+    /// A broker-only node, fetching the committed metadata from the voters.
+    Observer(Arc<Observer>),
 }
 
 /// The quorum's runtime, shut down without waiting when dropped: dropping a
@@ -188,7 +198,58 @@ impl MetadataQuorum {
         }
         Ok(MetadataQuorum {
             runtime,
-            quorum: Arc::new(quorum),
+            member: Member::Voter(Arc::new(quorum)),
+        })
+    }
+
+    /// Starts a broker-only node's member: an observer that fetches the
+    /// committed metadata from `voters`, and waits (logging every 10 s)
+    /// until it has the image. It keeps no metadata log of its own: every
+    /// start begins from the leader's image.
+    pub(crate) fn start_observer(
+        dir: &Path,
+        node_id: i32,
+        voters: &std::collections::BTreeMap<u64, String>,
+        publisher: Arc<dyn Publisher>,
+    ) -> Result<MetadataQuorum, StartError> {
+        let io_err = |source| StartError::Io {
+            dir: dir.display().to_string(),
+            source,
+        };
+        if !legacy_segments(dir).map_err(io_err)?.is_empty() {
+            return Err(StartError::Inconsistent(format!(
+                "{} holds a single node's metadata from before the quorum, and this node is broker-only (process.roles=broker): give it an empty log.dirs",
+                dir.display()
+            )));
+        }
+        let node = u64::try_from(node_id).map_err(|_| {
+            StartError::Inconsistent(format!("node.id {node_id} must not be negative"))
+        })?;
+        let runtime = OwnedRuntime(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(QUORUM_WORKER_THREADS)
+                .thread_name("vltava-quorum")
+                .enable_all()
+                .build()
+                .map_err(io_err)?,
+        ));
+        let config = ObserverConfig {
+            node_id: node,
+            voters: voters.clone(),
+            publisher: Some(publisher),
+            forward_timeout: FORWARD_TIMEOUT,
+        };
+        let voters = voters.clone();
+        let observer = run_on(runtime.get(), async move {
+            let observer = Observer::start(config, Arc::new(TcpConnector));
+            while !observer.wait_started(LEADER_WAIT_LOG_INTERVAL).await {
+                info!(voters = ?voters, "waiting to fetch the metadata from the voters");
+            }
+            observer
+        });
+        Ok(MetadataQuorum {
+            runtime,
+            member: Member::Observer(Arc::new(observer)),
         })
     }
 
@@ -200,19 +261,26 @@ impl MetadataQuorum {
         expected: Option<u64>,
         records: Vec<MetaRecord>,
     ) -> Result<u64, ProposeError> {
-        let quorum = self.quorum.clone();
-        self.run(async move { quorum.propose_if(expected, records).await })
+        match self.member.clone() {
+            Member::Voter(q) => self.run(async move { q.propose_if(expected, records).await }),
+            Member::Observer(o) => self.run(async move { o.propose_if(expected, records).await }),
+        }
     }
 
     /// Waits until this node has applied at least `index`, or `timeout`.
     pub(crate) fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
-        let quorum = self.quorum.clone();
-        self.run(async move { quorum.wait_applied(index, timeout).await })
+        match self.member.clone() {
+            Member::Voter(q) => self.run(async move { q.wait_applied(index, timeout).await }),
+            Member::Observer(o) => self.run(async move { o.wait_applied(index, timeout).await }),
+        }
     }
 
     /// Reads the committed image as this node has applied it.
     pub(crate) fn with_image<R>(&self, read: impl FnOnce(&MetadataImage) -> R) -> R {
-        self.quorum.with_image(read)
+        match &self.member {
+            Member::Voter(q) => q.with_image(read),
+            Member::Observer(o) => o.with_image(read),
+        }
     }
 
     /// Reads the committed image with the index of the last entry applied
@@ -221,7 +289,10 @@ impl MetadataQuorum {
         &self,
         read: impl FnOnce(&MetadataImage, Option<u64>) -> R,
     ) -> R {
-        self.quorum.with_image_at(read)
+        match &self.member {
+            Member::Voter(q) => q.with_image_at(read),
+            Member::Observer(o) => o.with_image_at(read),
+        }
     }
 
     /// Sends this broker's heartbeat to the leader (within `timeout`).
@@ -231,40 +302,60 @@ impl MetadataQuorum {
         epoch: i64,
         timeout: Duration,
     ) -> Result<(), ProposeError> {
-        let quorum = self.quorum.clone();
         let node = u64::try_from(node_id).unwrap_or_default();
+        let member = self.member.clone();
         self.run(async move {
-            tokio::time::timeout(timeout, quorum.heartbeat(node, epoch))
+            let beat = async {
+                match member {
+                    Member::Voter(q) => q.heartbeat(node, epoch).await,
+                    Member::Observer(o) => o.heartbeat(node, epoch).await,
+                }
+            };
+            tokio::time::timeout(timeout, beat)
                 .await
                 .unwrap_or_else(|_| Err(ProposeError::Unavailable("heartbeat timed out".into())))
         })
     }
 
-    /// The heartbeats this node received while it leads.
+    /// The heartbeats this node received while it leads (an observer
+    /// never leads).
     pub(crate) fn heartbeats(&self) -> Option<vltava_quorum::Heartbeats> {
-        self.quorum.heartbeats()
+        match &self.member {
+            Member::Voter(q) => q.heartbeats(),
+            Member::Observer(_) => None,
+        }
     }
 
     /// Whether this node is the only voter (nobody else can see it).
     pub(crate) fn is_lone_voter(&self) -> bool {
-        self.quorum.voters().len() == 1
+        match &self.member {
+            Member::Voter(q) => q.voters().len() == 1,
+            Member::Observer(_) => false,
+        }
     }
 
     /// The voter that leads the quorum, as this node knows.
     pub(crate) fn leader(&self) -> Option<u64> {
-        self.quorum.leader()
+        match &self.member {
+            Member::Voter(q) => q.leader(),
+            Member::Observer(o) => o.leader(),
+        }
     }
 
     /// The quorum as its leader sees it (asked of the leader if need be).
     pub(crate) fn leader_status(&self) -> Result<vltava_quorum::QuorumStatus, ProposeError> {
-        let quorum = self.quorum.clone();
-        self.run(async move { quorum.leader_status().await })
+        match self.member.clone() {
+            Member::Voter(q) => self.run(async move { q.leader_status().await }),
+            Member::Observer(o) => self.run(async move { o.leader_status().await }),
+        }
     }
 
     /// Stops the quorum (its storage is durable at every point).
     pub(crate) fn close(&self) {
-        let quorum = self.quorum.clone();
-        self.run(async move { quorum.shutdown().await });
+        match self.member.clone() {
+            Member::Voter(q) => self.run(async move { q.shutdown().await }),
+            Member::Observer(o) => self.run(async move { o.shutdown().await }),
+        }
     }
 
     fn run<T: Send + 'static>(&self, work: impl Future<Output = T> + Send + 'static) -> T {

@@ -29,24 +29,23 @@ pub fn handle(broker: &Broker, request: DescribeQuorumRequest) -> DescribeQuorum
         Err(e) => return partition_errors(&request, e.error),
     };
     let leader = status.leader.map_or(-1, |l| l as i32);
-    let voters = status
-        .voters
-        .iter()
-        .map(|v| {
-            ReplicaState::default()
-                .with_replica_id(BrokerId(v.id as i32))
-                .with_log_end_offset(v.log_end.map_or(-1, |e| e as i64))
-                .with_last_fetch_timestamp(v.last_fetch_ms.unwrap_or(-1))
-                .with_last_caught_up_timestamp(v.last_caught_up_ms.unwrap_or(-1))
-        })
-        .collect();
+    let state = |v: &vltava_quorum::ReplicaStatus| {
+        ReplicaState::default()
+            .with_replica_id(BrokerId(v.id as i32))
+            .with_log_end_offset(v.log_end.map_or(-1, |e| e as i64))
+            .with_last_fetch_timestamp(v.last_fetch_ms.unwrap_or(-1))
+            .with_last_caught_up_timestamp(v.last_caught_up_ms.unwrap_or(-1))
+    };
+    let voters = status.voters.iter().map(state).collect();
+    // Broker-only nodes fetching from the leader.
+    let observers = status.observers.iter().map(state).collect();
     let partition = PartitionData::default()
         .with_partition_index(0)
         .with_leader_id(BrokerId(leader))
         .with_leader_epoch(i32::try_from(status.term).unwrap_or(i32::MAX))
         .with_high_watermark(status.high_watermark as i64)
-        .with_current_voters(voters);
-    // No broker-only nodes follow the log yet, so there are no observers.
+        .with_current_voters(voters)
+        .with_observers(observers);
     // v2 lists each voter's controller listener, as peers reach it.
     let nodes = broker
         .config
