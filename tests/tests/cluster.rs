@@ -760,3 +760,84 @@ fn a_broker_only_node_joins_follows_the_metadata_and_receives_partitions() {
     let again = agreed_view(&cluster, &[1, 2, 3, fourth], &["before", "after"]);
     assert_eq!(again.topics, view.topics);
 }
+
+/// `vltava configs` through node `via`, asserting exit 0; returns stdout.
+fn configs(cluster: &Cluster, via: i32, args: &[&str]) -> String {
+    let bs = cluster.node(via).bootstrap();
+    vltava_tests::stdout_ok(args, &vltava_tests::vltava_tool("configs", &bs, args))
+}
+
+#[test]
+fn dynamic_broker_configs_go_through_the_controller_to_every_broker() {
+    let cluster = Cluster::start(3);
+    // Cluster-wide, set through node 1: every node describes it.
+    assert_eq!(
+        configs(
+            &cluster,
+            1,
+            &[
+                "--entity-type",
+                "brokers",
+                "--entity-default",
+                "--alter",
+                "--add-config",
+                "log.retention.ms=3600000"
+            ]
+        ),
+        "Completed updating default config for brokers in the cluster.\n"
+    );
+    // For broker 2 only, set with node 3 as bootstrap (the tool sends it
+    // to broker 2, as Kafka's admin client does).
+    assert_eq!(
+        configs(
+            &cluster,
+            3,
+            &[
+                "--entity-type",
+                "brokers",
+                "--entity-name",
+                "2",
+                "--alter",
+                "--add-config",
+                "log.retention.ms=7200000"
+            ]
+        ),
+        "Completed updating config for broker 2.\n"
+    );
+    let started = Instant::now();
+    loop {
+        let seen: Vec<String> = (1..=3)
+            .map(|via| {
+                configs(
+                    &cluster,
+                    via,
+                    &["--entity-type", "brokers", "--entity-default", "--describe"],
+                )
+            })
+            .collect();
+        let want = "Default configs for brokers in the cluster are:\n  log.retention.ms=3600000 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=3600000}\n";
+        if seen.iter().all(|s| s == want) {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "{seen:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        configs(&cluster, 1, &["--entity-type", "brokers", "--entity-name", "2", "--describe"]),
+        "Dynamic configs for broker 2 are:\n  log.retention.ms=7200000 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:log.retention.ms=7200000, DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=3600000, DEFAULT_CONFIG:log.retention.ms=604800000}\n"
+    );
+    assert_eq!(
+        configs(
+            &cluster,
+            2,
+            &[
+                "--entity-type",
+                "brokers",
+                "--entity-name",
+                "3",
+                "--describe"
+            ]
+        ),
+        "Dynamic configs for broker 3 are:\n"
+    );
+}

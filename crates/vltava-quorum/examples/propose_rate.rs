@@ -3,7 +3,9 @@
 //! many voters on loopback TCP with data in a temporary directory, proposes
 //! one-record batches one after another (each waits for its commit, as a
 //! topic creation would), and prints commits per second and latency
-//! percentiles. Every commit is fsynced by a majority. `-- store
+//! percentiles, then the same for conditional proposals (`propose_if`, what
+//! a broker's controller work does) at the leader and through a follower.
+//! Every commit is fsynced by a majority. `-- store
 //! [proposals]` measures the broker's present single-node path instead
 //! (`MetadataStore::append`, one fsync per change) for comparison.
 
@@ -78,6 +80,47 @@ async fn main() {
         start.elapsed(),
         latencies,
     );
+    // What a broker does: a conditional proposal checked against the image
+    // it read, at the leader and (with several voters) through a follower,
+    // which sends it to the leader and answers once it applied it.
+    let mut at = vec![("leader", leader)];
+    if let Some(follower) = nodes.keys().copied().find(|id| *id != leader) {
+        at.push(("follower", follower));
+    }
+    for (role, id) in at {
+        let node = &nodes[&id];
+        let mut latencies = Vec::with_capacity(proposals);
+        let mut stale = 0;
+        let start = Instant::now();
+        for i in 0..proposals {
+            let sent = Instant::now();
+            // As a broker does: a proposal checked against an image the
+            // leader has moved past is checked again once caught up.
+            loop {
+                let expected = node.with_image_at(|_, applied| applied);
+                match node
+                    .propose_if(expected, vec![record(proposals * 2 + i)])
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(vltava_quorum::ProposeError::Stale { applied }) => {
+                        stale += 1;
+                        if let Some(index) = applied {
+                            node.wait_applied(index, Duration::from_secs(10)).await;
+                        }
+                    }
+                    Err(e) => panic!("commit: {e}"),
+                }
+            }
+            latencies.push(sent.elapsed());
+        }
+        report(
+            &format!("{voters} voter(s), propose_if at the {role} ({stale} stale, checked again)"),
+            proposals,
+            start.elapsed(),
+            latencies,
+        );
+    }
     for (_, q) in nodes {
         q.shutdown().await;
     }

@@ -1,0 +1,126 @@
+"""confluent-kafka against a three-node cluster started by `vltava dev-cluster`.
+
+The admin client, the producer and the group consumer are each given one
+different node to bootstrap from; partitions are spread over the three
+brokers, and every message comes back exactly once with its key and value.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import broker_binary, wait_until
+
+READY_TIMEOUT_S = 60.0
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """Runs `vltava dev-cluster --nodes 3` on free ports; yields the three
+    bootstrap addresses; stops it with SIGINT (Ctrl-C) and checks exit 0."""
+    env = dict(os.environ)
+    env.pop("RUST_LOG", None)
+    proc = subprocess.Popen(
+        [
+            str(broker_binary()),
+            "dev-cluster",
+            "--nodes",
+            "3",
+            "--base-port",
+            "0",
+            "--dir",
+            str(tmp_path / "cluster"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("Press Ctrl-C"):
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        assert ready.wait(READY_TIMEOUT_S), f"dev-cluster did not start: {lines}"
+        bootstrap = next(l for l in lines if l.startswith("Bootstrap servers: "))
+        yield bootstrap.removeprefix("Bootstrap servers: ").split(",")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+        assert code == 0, f"dev-cluster exited {code}: {proc.stderr.read()}"
+
+
+def test_confluent_clients_through_different_nodes(cluster):
+    node1, node2, node3 = cluster
+    topic = "spread"
+    admin = AdminClient({"bootstrap.servers": node2})
+    futures = admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
+    futures[topic].result(timeout=30)
+
+    def leaders():
+        md = admin.list_topics(topic, timeout=10)
+        parts = md.topics[topic].partitions
+        return len(parts) == 6 and sorted(p.leader for p in parts.values())
+
+    assert wait_until(leaders, 30, "six partitions with leaders") == [1, 1, 2, 2, 3, 3]
+    assert sorted(admin.list_topics(timeout=10).brokers) == [1, 2, 3]
+
+    producer = Producer({"bootstrap.servers": node3, "acks": "all", "enable.idempotence": True})
+    delivered: dict[tuple[int, int], tuple[bytes, bytes]] = {}
+    errors = []
+
+    def report(err, msg):
+        if err is not None:
+            errors.append(err)
+        else:
+            delivered[(msg.partition(), msg.offset())] = (msg.key(), msg.value())
+
+    for i in range(90):
+        producer.produce(topic, key=f"k{i}".encode(), value=f"v{i}".encode(), on_delivery=report)
+    assert producer.flush(30) == 0
+    assert errors == []
+    assert len(delivered) == 90
+    assert len({p for p, _ in delivered}) > 1
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": node1,
+            "group.id": "cluster-python",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    seen: dict[tuple[int, int], tuple[bytes, bytes]] = {}
+    deadline = time.monotonic() + 60
+    while len(seen) < len(delivered):
+        assert time.monotonic() < deadline, f"read {len(seen)} of {len(delivered)}"
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        assert msg.error() is None, msg.error()
+        key = (msg.partition(), msg.offset())
+        assert key not in seen
+        seen[key] = (msg.key(), msg.value())
+    assert seen == delivered
+    consumer.commit(asynchronous=False)
+    committed = {tp.partition: tp.offset for tp in consumer.committed(consumer.assignment(), timeout=30)}
+    ends: dict[int, int] = {}
+    for p, o in delivered:
+        ends[p] = max(ends.get(p, 0), o + 1)
+    assert {p: o for p, o in committed.items() if o >= 0} == ends
+    consumer.close()
