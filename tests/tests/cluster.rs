@@ -553,8 +553,8 @@ fn a_silent_broker_is_fenced_and_unfenced_when_it_returns() {
     let mut cluster = Cluster::start_with(
         3,
         &[
-            ("broker.heartbeat.interval.ms", "200"),
-            ("broker.session.timeout.ms", "2000"),
+            ("broker.heartbeat.interval.ms", "400"),
+            ("broker.session.timeout.ms", "4000"),
         ],
     );
     create_through(&cluster, 1, "spread", 3);
@@ -647,7 +647,13 @@ fn a_silent_broker_is_fenced_and_unfenced_when_it_returns() {
 fn a_broker_stopped_with_sigterm_is_fenced_at_once() {
     // A session far longer than the wait below: only the controlled
     // shutdown can take the broker out of Metadata in time.
-    let mut cluster = Cluster::start_with(3, &[("broker.session.timeout.ms", "600000")]);
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            ("broker.session.timeout.ms", "600000"),
+            ("broker.heartbeat.interval.ms", "200"),
+        ],
+    );
     wait_listed(&cluster, &[1, 2, 3], &[1, 2, 3]);
     let controller = view_of(&cluster, 1).controller;
     let stopping = (1..=3).find(|id| *id != controller).unwrap();

@@ -47,6 +47,16 @@ pub const PARTITIONS_PER_BROKER_MAX: usize = 100_000;
 /// error and can retry themselves.
 const CONTROL_RETRY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Where a controller operation's records may be committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// Through whichever voter leads (sent on from here if need be).
+    AnyNode,
+    /// Only while this node leads: for decisions taken from what only this
+    /// leader knows.
+    LeaderOnly,
+}
+
 /// How long a reader waits for the publisher to serve a topic the image
 /// already has (it opens the partitions right after the image changed).
 const PUBLISH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -113,6 +123,9 @@ pub struct Broker {
     controller: Mutex<()>,
     /// This broker's epoch: the one its last registration committed.
     epoch: std::sync::atomic::AtomicI64,
+    /// When this node applied each broker incarnation's registration and
+    /// fence (what the controller's fencing goes by).
+    broker_events: Arc<Mutex<BTreeMap<(i32, i64), publisher::BrokerEvents>>>,
     /// Topics the publisher removed whose committed offsets this node's
     /// group coordinator has not forgotten yet.
     removed_topics: Arc<Mutex<Vec<String>>>,
@@ -205,12 +218,14 @@ impl Broker {
         let topics = Arc::new(RwLock::new(BTreeMap::new()));
         let dynamic = Arc::new(RwLock::new(dynamic_config::DynamicConfigs::default()));
         let removed_topics = Arc::new(Mutex::new(Vec::new()));
+        let broker_events = Arc::new(Mutex::new(BTreeMap::new()));
         let publisher = Arc::new(publisher::TopicPublisher::new(
             config.clone(),
             clock.clone(),
             topics.clone(),
             dynamic.clone(),
             removed_topics.clone(),
+            broker_events.clone(),
         ));
         let metadata = match &config.observed_voters {
             Some(voters) => metadata::MetadataQuorum::start_observer(
@@ -236,6 +251,7 @@ impl Broker {
             metadata,
             controller: Mutex::new(()),
             epoch: std::sync::atomic::AtomicI64::new(-1),
+            broker_events,
             removed_topics,
             topics,
             producer_ids: Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
@@ -316,13 +332,15 @@ impl Broker {
         &self,
         decide: impl FnMut(&MetadataImage) -> Result<(Vec<MetaRecord>, T), ApiError>,
     ) -> Result<T, ApiError> {
-        self.control_within(CONTROL_RETRY_DEADLINE, decide)
+        self.control_within(CONTROL_RETRY_DEADLINE, Route::AnyNode, decide)
     }
 
-    /// [`Broker::control`], trying again for at most `deadline`.
+    /// [`Broker::control`], trying again for at most `deadline` (each
+    /// attempt bounded by what is left of it), proposed as `route` says.
     fn control_within<T>(
         &self,
         deadline: std::time::Duration,
+        route: Route,
         mut decide: impl FnMut(&MetadataImage) -> Result<(Vec<MetaRecord>, T), ApiError>,
     ) -> Result<T, ApiError> {
         // Two changes from this node never race each other's checks.
@@ -337,7 +355,12 @@ impl Broker {
                 return Ok(answer);
             }
             let left = deadline.saturating_sub(started.elapsed());
-            match self.metadata.propose_if(expected, records) {
+            let proposed = match route {
+                Route::AnyNode => self.metadata.propose_if(expected, records, left),
+                Route::LeaderOnly => self.metadata.propose_if_leading(expected, records, left),
+            };
+            let left = deadline.saturating_sub(started.elapsed());
+            match proposed {
                 Ok(_) => return Ok(answer),
                 // Another change came first: check again on the image
                 // that has it.
@@ -348,7 +371,7 @@ impl Broker {
                 }
                 // An election, or a leader that just went away.
                 Err(ProposeError::NotLeader { .. } | ProposeError::Unavailable(_))
-                    if !left.is_zero() =>
+                    if !left.is_zero() && route == Route::AnyNode =>
                 {
                     std::thread::sleep(CONTROL_RETRY_BACKOFF);
                 }
@@ -500,21 +523,32 @@ impl Broker {
     fn fence_and_unfence(&self, heard: &vltava_quorum::Heartbeats) {
         let session = std::time::Duration::from_millis(self.config.broker_session_timeout_ms);
         let now = std::time::Instant::now();
+        let events = self.broker_events.lock().clone();
+        // When the incarnation was last known alive: its last heartbeat,
+        // else when this leader took over or saw it register (a broker
+        // heartbeats only once it serves, after its recovery), whichever is
+        // latest.
         let alive = |id: i32, epoch: i64| {
-            let since = heard
+            let heartbeat = heard
                 .last
                 .get(&(id as u64))
                 .filter(|(e, _)| *e == epoch)
-                .map_or(heard.leading_since, |(_, at)| {
-                    (*at).max(heard.leading_since)
-                });
+                .map(|(_, at)| *at);
+            let registered = events.get(&(id, epoch)).and_then(|e| e.registered);
+            let since = [Some(heard.leading_since), heartbeat, registered]
+                .into_iter()
+                .flatten()
+                .max()
+                .unwrap_or(heard.leading_since);
             now.duration_since(since) < session
         };
+        // Heard from since it was fenced: a broker that fenced itself at
+        // shutdown is not brought back by its last heartbeat before that.
         let heartbeating = |id: i32, epoch: i64| {
-            heard
-                .last
-                .get(&(id as u64))
-                .is_some_and(|(e, at)| *e == epoch && now.duration_since(*at) < session)
+            let fenced = events.get(&(id, epoch)).and_then(|e| e.fenced);
+            heard.last.get(&(id as u64)).is_some_and(|(e, at)| {
+                *e == epoch && now.duration_since(*at) < session && fenced.is_none_or(|f| *at > f)
+            })
         };
         let wanted = |image: &MetadataImage| -> Vec<MetaRecord> {
             image
@@ -536,7 +570,9 @@ impl Broker {
         if self.metadata.with_image(|image| wanted(image).is_empty()) {
             return;
         }
-        let changed = self.control_within(session, |image| {
+        // Decided from this leader's heartbeats: committed only while it
+        // still leads, never sent on to a new leader that heard others.
+        let changed = self.control_within(session, Route::LeaderOnly, |image| {
             let records = wanted(image);
             Ok((records.clone(), records))
         });
@@ -584,14 +620,16 @@ impl Broker {
 
     /// Controlled shutdown: this broker fences itself through the
     /// controller, so clients stop being sent to it at once rather than
-    /// after the session timeout. A lone voter has nobody to tell.
-    fn shut_down_in_cluster(&self) {
+    /// after the session timeout. A lone voter has nobody to tell. Called
+    /// before the listeners stop (and again by `close`, which then finds it
+    /// fenced and does nothing).
+    pub fn shut_down_in_cluster(&self) {
         let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
         if epoch < 0 || self.metadata.is_lone_voter() {
             return;
         }
         let node_id = self.node_id();
-        let fenced = self.control_within(SHUTDOWN_FENCE_DEADLINE, |image| {
+        let fenced = self.control_within(SHUTDOWN_FENCE_DEADLINE, Route::AnyNode, |image| {
             let current = image
                 .brokers
                 .get(&node_id)

@@ -195,7 +195,7 @@ fn server(file: Option<PathBuf>, overrides: Vec<String>) -> Result<()> {
             "Vltava broker started"
         );
         let shutdown = CancellationToken::new();
-        tokio::spawn(stop_on_signal(shutdown.clone()));
+        tokio::spawn(stop_on_signal(shutdown.clone(), broker.clone()));
         vltava_server::serve(broker.clone(), listeners, shutdown).await;
         tokio::task::spawn_blocking(move || broker.close()).await?;
         info!("Vltava broker stopped");
@@ -203,7 +203,10 @@ fn server(file: Option<PathBuf>, overrides: Vec<String>) -> Result<()> {
     })
 }
 
-async fn stop_on_signal(shutdown: CancellationToken) {
+/// On SIGTERM or SIGINT: a controlled shutdown (the broker fences itself
+/// through the controller while it still serves, so clients move on at
+/// once), then the listeners stop.
+async fn stop_on_signal(shutdown: CancellationToken, broker: Arc<Broker>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -216,6 +219,7 @@ async fn stop_on_signal(shutdown: CancellationToken) {
         _ = term.recv() => info!("SIGTERM: shutting down"),
         _ = int.recv() => info!("SIGINT: shutting down"),
     }
+    let _ = tokio::task::spawn_blocking(move || broker.shut_down_in_cluster()).await;
     shutdown.cancel();
 }
 

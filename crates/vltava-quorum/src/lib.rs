@@ -196,14 +196,19 @@ async fn watch_caught_up(core: Arc<Proposer>, mut stopped: watch::Receiver<bool>
     loop {
         {
             let m = metrics.borrow_and_update();
+            {
+                let mut rejoining = core.rejoining.lock();
+                let applied_end = m.last_applied.map_or(0, |l| l.index + 1);
+                if rejoining.is_some_and(|target| applied_end >= target) {
+                    *rejoining = None;
+                    tracing::info!(
+                        applied = applied_end,
+                        "this voter caught up with what its peers had committed: it votes again"
+                    );
+                }
+            }
             if m.current_leader != known_leader {
                 known_leader = m.current_leader;
-                if known_leader == Some(core.node_id) {
-                    *core.heartbeats.lock() = Heartbeats {
-                        leading_since: std::time::Instant::now(),
-                        last: BTreeMap::new(),
-                    };
-                }
                 match known_leader {
                     Some(leader) => {
                         tracing::info!(leader, term = m.current_term, "metadata quorum leader")
@@ -278,9 +283,32 @@ async fn check_stored_voters(
     })
 }
 
+/// The most any reachable peer has applied (as one past its last applied
+/// index), if any has applied something: the cluster exists. Peers that do
+/// not answer within a moment are left out (all of them down or not yet
+/// started reads as a fresh cluster, the one case the guard cannot see).
+async fn committed_elsewhere(config: &QuorumConfig, connector: &dyn Connector) -> Option<u64> {
+    let mut most = None;
+    for (id, addr) in &config.voters {
+        if *id == config.node_id {
+            continue;
+        }
+        if let Ok(status) = network::status_at(connector, addr, PEER_STATUS_TIMEOUT).await {
+            if status.high_watermark > 0 {
+                most = most.max(Some(status.high_watermark));
+            }
+        }
+    }
+    most
+}
+
+/// How long an empty voter waits for each peer's answer at start.
+const PEER_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// One member of the metadata quorum.
 pub struct Quorum {
     node_id: NodeId,
+    started_rejoining: bool,
     last_index_at_start: Option<u64>,
     connector: Arc<dyn Connector>,
     forward_timeout: Duration,
@@ -312,11 +340,18 @@ pub(crate) struct Proposer {
     /// Observers' fetches: one past the index each had applied, and when
     /// (ms since the epoch).
     observers: parking_lot::Mutex<BTreeMap<NodeId, (u64, i64)>>,
+    /// Set while a voter that lost its state rejoins: the peers' applied
+    /// log end it must reach before it votes again (see `Quorum::start`).
+    pub(crate) rejoining: parking_lot::Mutex<Option<u64>>,
 }
 
 /// How long a voter holds an observer's fetch open waiting for a new entry
 /// (a long poll: changes reach observers at once, idle ones cost little).
 pub const FETCH_WAIT: Duration = Duration::from_millis(500);
+
+/// Entries one fetch answer carries at most (the rest come with the next):
+/// keeps a frame far below `RPC_FRAME_BYTES_MAX`.
+const FETCH_ENTRIES_MAX: usize = 256;
 
 /// Observers remembered by a leader: past this, the stalest is forgotten.
 const OBSERVERS_MAX: usize = 1024;
@@ -324,6 +359,9 @@ const OBSERVERS_MAX: usize = 1024;
 /// The heartbeats a leader has received since it won leadership.
 #[derive(Debug, Clone)]
 pub struct Heartbeats {
+    /// The term they were received in: a leader of a later term starts
+    /// afresh.
+    pub term: u64,
     /// When this node became the leader: every broker counts as heard from
     /// then (a new leader gives each a full session to reach it).
     pub leading_since: std::time::Instant,
@@ -486,7 +524,14 @@ impl Proposer {
             .wait(Some(FETCH_WAIT))
             .applied_index_at_least(Some(next), "observer fetch")
             .await;
-        let leader = self.raft.metrics().borrow().current_leader;
+        // An isolated old leader still names itself: only one that holds
+        // its majority is named, so the observer looks elsewhere.
+        let leader = self
+            .raft
+            .metrics()
+            .borrow()
+            .current_leader
+            .filter(|l| *l != self.node_id || self.holds_majority());
         if leader == Some(self.node_id) {
             let mut observers = self.observers.lock();
             if observers.len() >= OBSERVERS_MAX && !observers.contains_key(&node_id) {
@@ -513,6 +558,7 @@ impl Proposer {
                     .recent
                     .iter()
                     .skip((next - first) as usize)
+                    .take(FETCH_ENTRIES_MAX)
                     .map(|(index, records)| (*index, records.as_ref().clone()))
                     .collect(),
             },
@@ -526,15 +572,37 @@ impl Proposer {
 
     /// Records a broker's heartbeat, if this node leads.
     pub(crate) fn heartbeat(&self, node_id: NodeId, epoch: i64) -> Result<(), ProposeError> {
-        let leader = self.raft.metrics().borrow().current_leader;
-        if leader != Some(self.node_id) {
+        let Some(mut heard) = self.leading_heartbeats() else {
+            let leader = self.raft.metrics().borrow().current_leader;
             return Err(ProposeError::NotLeader { leader });
-        }
-        self.heartbeats
-            .lock()
+        };
+        heard
             .last
             .insert(node_id, (epoch, std::time::Instant::now()));
         Ok(())
+    }
+
+    /// The heartbeats of this node's current term of leadership (started
+    /// afresh the first time they are touched in a new term), or `None`
+    /// when it does not lead.
+    fn leading_heartbeats(&self) -> Option<parking_lot::MutexGuard<'_, Heartbeats>> {
+        let (leader, term) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            (m.current_leader, m.current_term)
+        };
+        if leader != Some(self.node_id) {
+            return None;
+        }
+        let mut heard = self.heartbeats.lock();
+        if heard.term != term {
+            *heard = Heartbeats {
+                term,
+                leading_since: std::time::Instant::now(),
+                last: BTreeMap::new(),
+            };
+        }
+        Some(heard)
     }
 
     /// Whether this node leads and a majority acknowledged it within the
@@ -614,10 +682,12 @@ impl Quorum {
             acks: acks.clone(),
             caught_up: PeerAcks::default(),
             heartbeats: parking_lot::Mutex::new(Heartbeats {
+                term: 0,
                 leading_since: std::time::Instant::now(),
                 last: BTreeMap::new(),
             }),
             observers: parking_lot::Mutex::new(BTreeMap::new()),
+            rejoining: parking_lot::Mutex::new(None),
         });
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(network::serve(
@@ -626,8 +696,24 @@ impl Quorum {
             Arc::new(config.voters.keys().copied().collect()),
             stopped.clone(),
         ));
+        // An empty voter of several may be a wiped one: if a peer has
+        // already applied entries, the cluster exists, and this node must
+        // neither initialize it again nor vote (it may already have voted
+        // in the current term before it lost its state) until it holds
+        // what the peers had committed.
+        let rejoining = match fresh && config.voters.len() > 1 {
+            true => committed_elsewhere(&config, &*connector).await,
+            false => None,
+        };
+        if let Some(target) = rejoining {
+            tracing::warn!(
+                committed = target,
+                "this voter's metadata log is empty but its peers hold committed entries (it joins a running cluster late, or its data was lost): it takes part without voting until it has caught up"
+            );
+            *proposer.rejoining.lock() = Some(target);
+        }
         tokio::spawn(watch_caught_up(proposer.clone(), stopped));
-        if fresh {
+        if fresh && rejoining.is_none() {
             let members: BTreeMap<NodeId, BasicNode> = config
                 .voters
                 .iter()
@@ -647,6 +733,7 @@ impl Quorum {
         }
         let quorum = Quorum {
             node_id: config.node_id,
+            started_rejoining: rejoining.is_some(),
             last_index_at_start,
             connector: connector.clone(),
             forward_timeout: config.forward_timeout,
@@ -799,6 +886,18 @@ impl Quorum {
         self.raft.metrics().borrow().current_leader
     }
 
+    /// Whether this voter is rejoining after losing its state and does not
+    /// vote yet (see [`Quorum::start`]).
+    pub fn is_rejoining(&self) -> bool {
+        self.proposer.rejoining.lock().is_some()
+    }
+
+    /// Whether this voter started empty in an existing cluster (and so
+    /// rejoined without voting until it caught up).
+    pub fn started_rejoining(&self) -> bool {
+        self.started_rejoining
+    }
+
     /// The current term (Kafka's quorum epoch).
     pub fn term(&self) -> u64 {
         self.raft.metrics().borrow().current_term
@@ -854,8 +953,22 @@ impl Quorum {
     /// The heartbeats received while this node leads (`None` when it does
     /// not): what the controller fences and unfences brokers by.
     pub fn heartbeats(&self) -> Option<Heartbeats> {
-        let leads = self.raft.metrics().borrow().current_leader == Some(self.node_id);
-        leads.then(|| self.proposer.heartbeats.lock().clone())
+        self.proposer.leading_heartbeats().map(|h| h.clone())
+    }
+
+    /// [`Quorum::propose_if`] only where this node leads: `NotLeader`
+    /// otherwise, never sent on (for decisions only the leader may take,
+    /// such as fencing brokers by the heartbeats it received).
+    pub async fn propose_if_leading(
+        &self,
+        expected: Option<u64>,
+        records: Vec<MetaRecord>,
+    ) -> Result<u64, ProposeError> {
+        let leader = self.leader();
+        if leader != Some(self.node_id) {
+            return Err(ProposeError::NotLeader { leader });
+        }
+        self.proposer.propose_if(expected, records).await
     }
 
     /// The leader this node knows of, and its quorum address.

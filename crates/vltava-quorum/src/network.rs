@@ -537,6 +537,14 @@ async fn serve_connection(mut io: impl Io, proposer: Arc<Proposer>, voters: Arc<
             }
             return;
         }
+        // A voter rejoining after it lost its state may already have voted
+        // in this term: it answers no vote until it has caught up (to the
+        // candidate it is as if down, which costs availability, never
+        // safety).
+        if matches!(request, RpcRequest::Vote(_)) && proposer.rejoining.lock().is_some() {
+            tracing::debug!("not voting: this voter is rejoining after losing its state");
+            return;
+        }
         let response = match request {
             RpcRequest::AppendEntries(r) => {
                 RpcResponse::AppendEntries(raft.append_entries(r).await)

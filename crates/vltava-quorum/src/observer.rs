@@ -241,7 +241,15 @@ async fn fetch_loop(
                     }
                     *leader.lock() = named;
                 }
-                let applied = apply(&state, config.publisher.as_deref(), reply);
+                // A voter that names no leader (electing, or cut off from
+                // its majority) may never have news: ask the next one.
+                if named.is_none() {
+                    next_voter = next_voter.wrapping_add(1);
+                }
+                // The publisher does file work: off the runtime's worker.
+                let applied = crate::log_store::blocking(|| {
+                    apply(&state, config.publisher.as_deref(), reply)
+                });
                 if applied.is_some() {
                     applied_tx.send_replace(applied);
                 }
@@ -281,9 +289,14 @@ fn apply(
             for (index, records) in entries {
                 let mut applied = state.write();
                 // Entries come in order from where this node asked;
-                // anything else (a voter restarted behind) is skipped.
+                // anything else (a voter restarted behind) is skipped, and a
+                // gap ends this answer (the next fetch asks again).
                 if applied.last_applied.is_some_and(|l| index <= l) {
                     continue;
+                }
+                if index != applied.last_applied.map_or(0, |l| l + 1) {
+                    tracing::warn!(index, applied = ?applied.last_applied, "a fetched entry does not follow the last applied one; fetching again");
+                    break;
                 }
                 for record in &records {
                     applied.image.apply(record);

@@ -715,3 +715,29 @@ async fn an_observer_follows_the_committed_metadata_and_proposes_through_the_lea
     observer.shutdown().await;
     cluster.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_voter_rejoins_without_voting_until_it_caught_up() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(root.path(), 3, 1_000).await;
+    for i in 0..4 {
+        cluster.propose(vec![record(i)]).await;
+    }
+    cluster.all_have(4).await;
+    let leader = cluster.leader().await;
+    let wiped = *cluster.nodes.keys().find(|id| **id != leader).unwrap();
+    cluster.stop(wiped).await;
+    std::fs::remove_dir_all(&cluster.dirs[&wiped]).unwrap();
+    cluster.restart(wiped).await;
+    // Its peers had committed entries: it did not initialize a cluster of
+    // its own, and it holds everything once it caught up, voting again.
+    assert!(cluster.nodes[&wiped].started_rejoining());
+    cluster.all_have(4).await;
+    wait_for("the wiped voter to vote again", || {
+        !cluster.nodes[&wiped].is_rejoining()
+    })
+    .await;
+    cluster.propose(vec![record(4)]).await;
+    cluster.all_have(5).await;
+    cluster.stop_all().await;
+}

@@ -260,11 +260,37 @@ impl MetadataQuorum {
         &self,
         expected: Option<u64>,
         records: Vec<MetaRecord>,
+        within: Duration,
     ) -> Result<u64, ProposeError> {
-        match self.member.clone() {
-            Member::Voter(q) => self.run(async move { q.propose_if(expected, records).await }),
-            Member::Observer(o) => self.run(async move { o.propose_if(expected, records).await }),
-        }
+        let member = self.member.clone();
+        self.run(async move {
+            let proposed = async {
+                match member {
+                    Member::Voter(q) => q.propose_if(expected, records).await,
+                    Member::Observer(o) => o.propose_if(expected, records).await,
+                }
+            };
+            tokio::time::timeout(within, proposed)
+                .await
+                .unwrap_or_else(|_| Err(ProposeError::Unavailable("the proposal timed out".into())))
+        })
+    }
+
+    /// [`MetadataQuorum::propose_if`] only while this node leads.
+    pub(crate) fn propose_if_leading(
+        &self,
+        expected: Option<u64>,
+        records: Vec<MetaRecord>,
+        within: Duration,
+    ) -> Result<u64, ProposeError> {
+        let Member::Voter(q) = self.member.clone() else {
+            return Err(ProposeError::NotLeader { leader: None });
+        };
+        self.run(async move {
+            tokio::time::timeout(within, q.propose_if_leading(expected, records))
+                .await
+                .unwrap_or_else(|_| Err(ProposeError::Unavailable("the proposal timed out".into())))
+        })
     }
 
     /// Waits until this node has applied at least `index`, or `timeout`.

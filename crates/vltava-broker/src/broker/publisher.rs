@@ -28,6 +28,16 @@ use crate::clock::Clock;
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::partition::Partition;
 
+/// When a broker incarnation's registration and latest fence were applied.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct BrokerEvents {
+    pub(crate) registered: Option<std::time::Instant>,
+    pub(crate) fenced: Option<std::time::Instant>,
+}
+
+/// Broker incarnations remembered: past this, the oldest are dropped.
+const BROKER_EVENTS_MAX: usize = 10_000;
+
 pub(crate) struct TopicPublisher {
     config: BrokerConfig,
     clock: Arc<dyn Clock>,
@@ -37,6 +47,9 @@ pub(crate) struct TopicPublisher {
     /// forgets their committed offsets (it writes to `__consumer_offsets`:
     /// not work for the publisher, which runs under the image's lock).
     removed: Arc<Mutex<Vec<String>>>,
+    /// When each broker incarnation's registration and fence were applied
+    /// here (the controller's fencing goes by them).
+    broker_events: Arc<Mutex<BTreeMap<(i32, i64), BrokerEvents>>>,
     /// Held while publishing. `false` until the broker has caught up with
     /// its metadata log and cleared leftovers ([`TopicPublisher::activate`]):
     /// changes applied before that are taken from the image then.
@@ -50,6 +63,7 @@ impl TopicPublisher {
         topics: Arc<RwLock<BTreeMap<String, Arc<Topic>>>>,
         dynamic: Arc<RwLock<DynamicConfigs>>,
         removed: Arc<Mutex<Vec<String>>>,
+        broker_events: Arc<Mutex<BTreeMap<(i32, i64), BrokerEvents>>>,
     ) -> TopicPublisher {
         TopicPublisher {
             config,
@@ -57,6 +71,7 @@ impl TopicPublisher {
             topics,
             dynamic,
             removed,
+            broker_events,
             active: Mutex::new(false),
         }
     }
@@ -75,6 +90,29 @@ impl TopicPublisher {
         names.extend(image.topics.keys().cloned());
         for name in names {
             self.reconcile(&name, image, quiet);
+        }
+    }
+
+    /// Notes when registrations and fences were applied (every node keeps
+    /// them; the controller's fencing reads them). Runs whether or not the
+    /// publisher is active.
+    fn note_broker_events(&self, records: &[MetaRecord]) {
+        let now = std::time::Instant::now();
+        let mut events = self.broker_events.lock();
+        for record in records {
+            let (key, registered) = match record {
+                MetaRecord::RegisterBroker { node_id, epoch, .. } => ((*node_id, *epoch), true),
+                MetaRecord::FenceBroker { node_id, epoch } => ((*node_id, *epoch), false),
+                _ => continue,
+            };
+            if events.len() >= BROKER_EVENTS_MAX && !events.contains_key(&key) {
+                events.pop_first();
+            }
+            let entry = events.entry(key).or_default();
+            match registered {
+                true => entry.registered = Some(now),
+                false => entry.fenced = Some(now),
+            }
         }
     }
 
@@ -280,6 +318,9 @@ impl TopicPublisher {
 
 impl Publisher for TopicPublisher {
     fn publish(&self, image: &MetadataImage, change: Change<'_>) {
+        if let Change::Records(records) = change {
+            self.note_broker_events(records);
+        }
         let active = self.active.lock();
         if !*active {
             return;

@@ -137,11 +137,17 @@ fn log_file(dir: &Path, id: u16) -> PathBuf {
 /// Fixed ports from `base` (checked free, so a taken one is named before
 /// anything starts), or free ones for a base of 0.
 fn choose_ports(nodes: u16, base: u16) -> Result<Vec<Ports>, String> {
-    let free = || -> Result<u16, String> {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .map_err(|e| format!("no free port: {e}"))
+    // Held until all are chosen, so no port is handed out twice.
+    let mut held = Vec::new();
+    let mut free = || -> Result<u16, String> {
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        held.push(listener);
+        Ok(port)
     };
     let mut ports = Vec::new();
     for i in 0..nodes {
@@ -218,13 +224,15 @@ fn spawn_node(
     Ok(cmd.spawn()?)
 }
 
-/// Returns on SIGINT or SIGTERM; a node that exits meanwhile is reported
-/// (the others keep running, as a cluster does when one node dies).
+/// Returns on SIGINT, SIGTERM or SIGHUP (the terminal closed); a node that
+/// exits meanwhile is reported (the others keep running, as a cluster does
+/// when one node dies).
 async fn wait_for_signal_or_exit(children: &mut [(u16, Child)]) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         eprintln!("cannot install signal handlers; stopping the cluster");
         return;
@@ -234,6 +242,7 @@ async fn wait_for_signal_or_exit(children: &mut [(u16, Child)]) {
         tokio::select! {
             _ = term.recv() => return,
             _ = int.recv() => return,
+            _ = hup.recv() => return,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
         for (i, (id, child)) in children.iter_mut().enumerate() {
@@ -248,16 +257,15 @@ async fn wait_for_signal_or_exit(children: &mut [(u16, Child)]) {
     }
 }
 
-/// SIGTERM to every node (each fences itself and flushes), then waits;
-/// a node still running after the timeout is killed.
+/// Stops the nodes one at a time, last first: SIGTERM (each fences itself
+/// while a majority is still up, and flushes), then its exit; a node still
+/// running after the timeout is killed.
 fn stop_all(children: &mut Vec<(u16, Child)>) {
-    for (_, child) in children.iter() {
+    for (id, child) in children.iter_mut().rev() {
         if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         }
-    }
-    let deadline = Instant::now() + STOP_TIMEOUT;
-    for (id, child) in children.iter_mut() {
+        let deadline = Instant::now() + STOP_TIMEOUT;
         loop {
             match child.try_wait() {
                 Ok(Some(_)) | Err(_) => break,
