@@ -507,6 +507,23 @@ impl Broker {
         if epoch < 0 {
             return;
         }
+        // Unregistered while it lived (it was fenced, then taken out):
+        // register again, as a Kafka broker does when told its epoch is
+        // stale, so it is listed and placed on again.
+        let node_id = self.node_id();
+        let registered = self
+            .metadata
+            .with_image(|image| image.brokers.get(&node_id).map(|b| b.epoch));
+        if registered.is_none() {
+            match self.register() {
+                Ok(()) => info!(
+                    node_id,
+                    "registered again: this broker's registration had been removed"
+                ),
+                Err(e) => warn!(error = %e, "could not register again"),
+            }
+            return;
+        }
         let interval = std::time::Duration::from_millis(self.config.broker_heartbeat_interval_ms);
         if let Err(e) = self.metadata.heartbeat(self.node_id(), epoch, interval) {
             tracing::debug!(error = %e, "heartbeat did not reach the controller");
