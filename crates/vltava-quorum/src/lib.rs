@@ -11,12 +11,14 @@
 //! - [`network`]: openraft's RPCs as length-prefixed JSON frames over a
 //!   [`network::Connector`] seam (TCP in production; a simulator can put
 //!   its own streams behind it).
-//! - [`Quorum`]: one node: start, propose records, read the image, see the
-//!   leader, shut down.
+//! - [`Quorum`]: one voter: start, propose records (conditionally, from
+//!   any node: [`Quorum::propose_if`]), read the image, see the leader,
+//!   take brokers' heartbeats while leading, shut down.
+//! - [`observer`]: a node that is not a voter (a broker-only node): it
+//!   fetches the committed entries from the voters.
 //!
 //! A [`Publisher`] is told of every change to the image: it is how a
-//! broker follows the committed metadata (`vltava-broker` runs a one-voter
-//! quorum today; voters on several nodes are the cluster issue's next step).
+//! broker follows the committed metadata, on a voter or an observer.
 
 // openraft's own error types (StorageError, RaftError) are large by its
 // design; its storage and network traits return them.
