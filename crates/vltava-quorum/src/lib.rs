@@ -295,7 +295,7 @@ async fn committed_elsewhere(config: &QuorumConfig, connector: &dyn Connector) -
         if *id == config.node_id {
             continue;
         }
-        if let Ok(status) = network::status_at(connector, addr, PEER_STATUS_TIMEOUT).await {
+        if let Ok(status) = network::status_at(connector, *id, addr, PEER_STATUS_TIMEOUT).await {
             if status.high_watermark > 0 {
                 most = most.max(Some(status.high_watermark));
             }
@@ -303,6 +303,19 @@ async fn committed_elsewhere(config: &QuorumConfig, connector: &dyn Connector) -
     }
     most
 }
+
+/// A proposal the leader committed at `index` that this node did not apply
+/// within `timeout`.
+pub(crate) fn not_applied(index: u64, timeout: Duration) -> ProposeError {
+    ProposeError::Unavailable(format!(
+        "the leader committed entry {index}, and this node did not apply it within {} s",
+        timeout.as_secs()
+    ))
+}
+
+/// How long `shutdown` waits for the aborted server task (and its listener)
+/// to be gone.
+const SERVER_STOP_WAIT: Duration = Duration::from_secs(1);
 
 /// How long an empty voter waits for each peer's answer at start.
 const PEER_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -520,7 +533,9 @@ impl Proposer {
         node_id: NodeId,
         after: Option<u64>,
     ) -> network::FetchReply {
-        let next = after.map_or(0, |a| a + 1);
+        // From the wire: an index past any log saturates instead of
+        // wrapping, and is answered with nothing (nothing follows it).
+        let next = after.map_or(0, |a| a.saturating_add(1));
         let _ = self
             .raft
             .wait(Some(FETCH_WAIT))
@@ -574,6 +589,15 @@ impl Proposer {
 
     /// Records a broker's heartbeat, if this node leads.
     pub(crate) fn heartbeat(&self, node_id: NodeId, epoch: i64) -> Result<(), ProposeError> {
+        // From the wire: only registered brokers are remembered, so the map
+        // is bounded by the registrations, not by what peers claim.
+        let registered = i32::try_from(node_id)
+            .is_ok_and(|id| self.state.read().image.brokers.contains_key(&id));
+        if !registered {
+            return Err(ProposeError::Unavailable(format!(
+                "broker {node_id} is not registered: register before heartbeating"
+            )));
+        }
         let Some(mut heard) = self.leading_heartbeats() else {
             let leader = self.raft.metrics().borrow().current_leader;
             return Err(ProposeError::NotLeader { leader });
@@ -834,22 +858,17 @@ impl Quorum {
         };
         let index = network::propose_at(
             &*self.connector,
+            leader,
             &addr,
             expected,
             records,
             self.forward_timeout,
         )
-        .await
-        .map_err(|e| {
-            ProposeError::Unavailable(format!("proposing at the leader {leader}: {e}"))
-        })??;
-        if !self.wait_applied(index, self.forward_timeout).await {
-            return Err(ProposeError::Unavailable(format!(
-                "the leader committed entry {index}, and this node did not apply it within {} s",
-                self.forward_timeout.as_secs()
-            )));
+        .await?;
+        match self.wait_applied(index, self.forward_timeout).await {
+            true => Ok(index),
+            false => Err(not_applied(index, self.forward_timeout)),
         }
-        Ok(index)
     }
 
     /// Reads the image as of the last applied entry, with that entry's
@@ -923,9 +942,7 @@ impl Quorum {
             Some(l) if l == self.node_id => Ok(self.status()),
             Some(l) => {
                 let addr = addr.ok_or(ProposeError::NotLeader { leader: None })?;
-                network::status_at(&*self.connector, &addr, self.forward_timeout)
-                    .await
-                    .map_err(|e| ProposeError::Unavailable(format!("asking the leader {l}: {e}")))
+                network::status_at(&*self.connector, l, &addr, self.forward_timeout).await
             }
         }
     }
@@ -941,13 +958,13 @@ impl Quorum {
                 let addr = addr.ok_or(ProposeError::NotLeader { leader: None })?;
                 network::heartbeat_at(
                     &*self.connector,
+                    l,
                     &addr,
                     node_id,
                     epoch,
                     self.forward_timeout,
                 )
                 .await
-                .map_err(|e| ProposeError::Unavailable(format!("reaching the leader {l}: {e}")))?
             }
         }
     }
@@ -1027,10 +1044,8 @@ impl Quorum {
         self.server.abort();
         // The listener is dropped with the server task: wait for it, so the
         // port is free when this returns (a restart binds it again).
-        for _ in 0..100 {
-            if self.server.is_finished() {
-                break;
-            }
+        let started = std::time::Instant::now();
+        while !self.server.is_finished() && started.elapsed() < SERVER_STOP_WAIT {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

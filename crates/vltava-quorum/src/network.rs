@@ -161,67 +161,84 @@ pub(crate) async fn fetch_on(
     }
 }
 
-/// Sends a broker's heartbeat to the leader at `addr`.
+/// One request to node `node` at `addr` and its answer, on a connection
+/// of its own (proposals, heartbeats and status requests between nodes
+/// are few), within `timeout`. A failure to reach it, or an answer of
+/// another kind, is `Unavailable` naming the node: retriable.
+async fn ask(
+    connector: &dyn Connector,
+    node: NodeId,
+    addr: &str,
+    request: RpcRequest,
+    timeout: std::time::Duration,
+) -> Result<RpcResponse, ProposeError> {
+    let exchange = async {
+        let mut io = connector.connect(addr).await?;
+        write_frame(&mut io, &request).await?;
+        read_frame::<RpcResponse>(&mut io).await
+    };
+    let failed = |e: String| ProposeError::Unavailable(format!("node {node} at {addr}: {e}"));
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(e)) => Err(failed(e.to_string())),
+        Err(_) => Err(failed(format!(
+            "no answer within {} ms",
+            timeout.as_millis()
+        ))),
+    }
+}
+
+fn answered_otherwise(node: NodeId) -> ProposeError {
+    ProposeError::Unavailable(format!("node {node} answered a different RPC"))
+}
+
+/// Sends a broker's heartbeat to the leader `node` at `addr`.
 pub(crate) async fn heartbeat_at(
     connector: &dyn Connector,
+    node: NodeId,
     addr: &str,
-    node_id: NodeId,
+    broker: NodeId,
     epoch: i64,
     timeout: std::time::Duration,
-) -> io::Result<Result<(), ProposeError>> {
-    let exchange = async {
-        let mut io = connector.connect(addr).await?;
-        write_frame(&mut io, &RpcRequest::Heartbeat { node_id, epoch }).await?;
-        match read_frame::<RpcResponse>(&mut io).await? {
-            RpcResponse::Heartbeat(answer) => Ok(answer),
-            _ => Err(io::Error::other("the peer answered a different RPC")),
-        }
+) -> Result<(), ProposeError> {
+    let request = RpcRequest::Heartbeat {
+        node_id: broker,
+        epoch,
     };
-    tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the heartbeat timed out"))?
+    match ask(connector, node, addr, request, timeout).await? {
+        RpcResponse::Heartbeat(answer) => answer,
+        _ => Err(answered_otherwise(node)),
+    }
 }
 
-/// Asks the node at `addr` for its view of the quorum.
+/// Asks node `node` at `addr` for its view of the quorum.
 pub(crate) async fn status_at(
     connector: &dyn Connector,
+    node: NodeId,
     addr: &str,
     timeout: std::time::Duration,
-) -> io::Result<QuorumStatus> {
-    let exchange = async {
-        let mut io = connector.connect(addr).await?;
-        write_frame(&mut io, &RpcRequest::Status).await?;
-        match read_frame::<RpcResponse>(&mut io).await? {
-            RpcResponse::Status(status) => Ok(*status),
-            _ => Err(io::Error::other("the peer answered a different RPC")),
-        }
-    };
-    tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the status request timed out"))?
+) -> Result<QuorumStatus, ProposeError> {
+    match ask(connector, node, addr, RpcRequest::Status, timeout).await? {
+        RpcResponse::Status(status) => Ok(*status),
+        _ => Err(answered_otherwise(node)),
+    }
 }
 
-/// Sends one conditional proposal to the leader at `addr` and reads its
-/// answer, on a connection of its own (proposals from other nodes are
-/// admin requests: rare).
+/// Sends one conditional proposal to the leader `node` at `addr` and
+/// returns the index it committed it at.
 pub(crate) async fn propose_at(
     connector: &dyn Connector,
+    node: NodeId,
     addr: &str,
     expected: Option<u64>,
     records: Vec<MetaRecord>,
     timeout: std::time::Duration,
-) -> io::Result<Result<u64, ProposeError>> {
-    let exchange = async {
-        let mut io = connector.connect(addr).await?;
-        write_frame(&mut io, &RpcRequest::Propose { expected, records }).await?;
-        match read_frame::<RpcResponse>(&mut io).await? {
-            RpcResponse::Propose(answer) => Ok(answer),
-            _ => Err(io::Error::other("the peer answered a different RPC")),
-        }
-    };
-    tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the proposal timed out"))?
+) -> Result<u64, ProposeError> {
+    let request = RpcRequest::Propose { expected, records };
+    match ask(connector, node, addr, request, timeout).await? {
+        RpcResponse::Propose(answer) => answer,
+        _ => Err(answered_otherwise(node)),
+    }
 }
 
 async fn write_frame<T: Serialize>(
@@ -485,6 +502,9 @@ fn sender(request: &RpcRequest) -> Option<NodeId> {
 /// line a minute says all there is to say.
 const REFUSED_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Claimed ids whose last refusal is remembered (ids come from the wire).
+const REFUSED_IDS_MAX: usize = 1024;
+
 /// Whether a refusal of `from` should be logged now (at most once per
 /// `REFUSED_LOG_INTERVAL` per claimed id; a bounded map).
 fn warn_refused(from: NodeId) -> bool {
@@ -493,7 +513,7 @@ fn warn_refused(from: NodeId) -> bool {
     let mut last = LAST.lock();
     let last = last.get_or_insert_with(Default::default);
     let now = std::time::Instant::now();
-    if last.len() > 1024 {
+    if last.len() > REFUSED_IDS_MAX {
         last.clear();
     }
     match last.get(&from) {

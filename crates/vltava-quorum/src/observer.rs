@@ -147,22 +147,17 @@ impl Observer {
         let (leader, addr) = self.leader_address()?;
         let index = network::propose_at(
             &*self.connector,
+            leader,
             &addr,
             expected,
             records,
             self.forward_timeout,
         )
-        .await
-        .map_err(|e| {
-            ProposeError::Unavailable(format!("proposing at the leader {leader}: {e}"))
-        })??;
-        if !self.wait_applied(index, self.forward_timeout).await {
-            return Err(ProposeError::Unavailable(format!(
-                "the leader committed entry {index}, and this node did not apply it within {} s",
-                self.forward_timeout.as_secs()
-            )));
+        .await?;
+        match self.wait_applied(index, self.forward_timeout).await {
+            true => Ok(index),
+            false => Err(crate::not_applied(index, self.forward_timeout)),
         }
-        Ok(index)
     }
 
     /// A broker's heartbeat, to the leader.
@@ -170,21 +165,19 @@ impl Observer {
         let (leader, addr) = self.leader_address()?;
         network::heartbeat_at(
             &*self.connector,
+            leader,
             &addr,
             node_id,
             epoch,
             self.forward_timeout,
         )
         .await
-        .map_err(|e| ProposeError::Unavailable(format!("reaching the leader {leader}: {e}")))?
     }
 
     /// The quorum as the leader sees it.
     pub async fn leader_status(&self) -> Result<QuorumStatus, ProposeError> {
         let (leader, addr) = self.leader_address()?;
-        network::status_at(&*self.connector, &addr, self.forward_timeout)
-            .await
-            .map_err(|e| ProposeError::Unavailable(format!("asking the leader {leader}: {e}")))
+        network::status_at(&*self.connector, leader, &addr, self.forward_timeout).await
     }
 
     /// Stops fetching.

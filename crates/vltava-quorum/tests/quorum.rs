@@ -409,6 +409,18 @@ async fn raft_requests_from_a_node_that_is_not_a_voter_are_refused() {
     .await;
     assert!(answer.is_some_and(|a| String::from_utf8_lossy(&a).contains("Vote")));
     assert_eq!(cluster.nodes[&leader].term(), term);
+    // Requests any node may send, with values from the wire at their
+    // limits: a fetch after the largest index is answered with nothing
+    // (no overflow), and a heartbeat for a broker never registered is
+    // refused rather than remembered.
+    let fetch = r#"{"Fetch":{"node_id":9,"after":18446744073709551615}}"#;
+    let answer = exchange(cluster.addrs[&leader], fetch).await.unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    assert!(answer.contains(r#""entries":[]"#), "{answer}");
+    let heartbeat = r#"{"Heartbeat":{"node_id":77,"epoch":0}}"#;
+    let answer = exchange(cluster.addrs[&leader], heartbeat).await.unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    assert!(answer.contains("broker 77 is not registered"), "{answer}");
     cluster.stop_all().await;
 }
 

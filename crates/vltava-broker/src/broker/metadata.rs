@@ -61,6 +61,20 @@ enum Member {
 struct OwnedRuntime(Option<tokio::runtime::Runtime>);
 
 impl OwnedRuntime {
+    /// The quorum's runtime (`dir` names the quorum in a failure).
+    fn start(dir: &Path) -> Result<OwnedRuntime, StartError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(QUORUM_WORKER_THREADS)
+            .thread_name("vltava-quorum")
+            .enable_all()
+            .build()
+            .map_err(|source| StartError::Io {
+                dir: dir.display().to_string(),
+                source,
+            })?;
+        Ok(OwnedRuntime(Some(runtime)))
+    }
+
     fn get(&self) -> &tokio::runtime::Runtime {
         self.0.as_ref().expect("present until drop")
     }
@@ -116,17 +130,7 @@ impl MetadataQuorum {
                     })
             })
             .transpose()?;
-        let runtime = OwnedRuntime(Some(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(QUORUM_WORKER_THREADS)
-                .thread_name("vltava-quorum")
-                .enable_all()
-                .build()
-                .map_err(|source| StartError::Io {
-                    dir: dir.display().to_string(),
-                    source,
-                })?,
-        ));
+        let runtime = OwnedRuntime::start(dir)?;
         let legacy = legacy_segments(dir).map_err(|source| StartError::Io {
             dir: dir.display().to_string(),
             source,
@@ -225,14 +229,7 @@ impl MetadataQuorum {
         let node = u64::try_from(node_id).map_err(|_| {
             StartError::Inconsistent(format!("node.id {node_id} must not be negative"))
         })?;
-        let runtime = OwnedRuntime(Some(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(QUORUM_WORKER_THREADS)
-                .thread_name("vltava-quorum")
-                .enable_all()
-                .build()
-                .map_err(io_err)?,
-        ));
+        let runtime = OwnedRuntime::start(dir)?;
         let config = ObserverConfig {
             node_id: node,
             voters: voters.clone(),
@@ -263,16 +260,11 @@ impl MetadataQuorum {
         within: Duration,
     ) -> Result<u64, ProposeError> {
         let member = self.member.clone();
-        self.run(async move {
-            let proposed = async {
-                match member {
-                    Member::Voter(q) => q.propose_if(expected, records).await,
-                    Member::Observer(o) => o.propose_if(expected, records).await,
-                }
-            };
-            tokio::time::timeout(within, proposed)
-                .await
-                .unwrap_or_else(|_| Err(ProposeError::Unavailable("the proposal timed out".into())))
+        self.run_within(within, "the proposal", async move {
+            match member {
+                Member::Voter(q) => q.propose_if(expected, records).await,
+                Member::Observer(o) => o.propose_if(expected, records).await,
+            }
         })
     }
 
@@ -286,10 +278,8 @@ impl MetadataQuorum {
         let Member::Voter(q) = self.member.clone() else {
             return Err(ProposeError::NotLeader { leader: None });
         };
-        self.run(async move {
-            tokio::time::timeout(within, q.propose_if_leading(expected, records))
-                .await
-                .unwrap_or_else(|_| Err(ProposeError::Unavailable("the proposal timed out".into())))
+        self.run_within(within, "the proposal", async move {
+            q.propose_if_leading(expected, records).await
         })
     }
 
@@ -330,16 +320,11 @@ impl MetadataQuorum {
     ) -> Result<(), ProposeError> {
         let node = u64::try_from(node_id).unwrap_or_default();
         let member = self.member.clone();
-        self.run(async move {
-            let beat = async {
-                match member {
-                    Member::Voter(q) => q.heartbeat(node, epoch).await,
-                    Member::Observer(o) => o.heartbeat(node, epoch).await,
-                }
-            };
-            tokio::time::timeout(timeout, beat)
-                .await
-                .unwrap_or_else(|_| Err(ProposeError::Unavailable("heartbeat timed out".into())))
+        self.run_within(timeout, "the heartbeat", async move {
+            match member {
+                Member::Voter(q) => q.heartbeat(node, epoch).await,
+                Member::Observer(o) => o.heartbeat(node, epoch).await,
+            }
         })
     }
 
@@ -382,6 +367,26 @@ impl MetadataQuorum {
             Member::Voter(q) => self.run(async move { q.shutdown().await }),
             Member::Observer(o) => self.run(async move { o.shutdown().await }),
         }
+    }
+
+    /// Runs quorum work that may wait on other nodes for at most `within`;
+    /// past it, `Unavailable` ("`what` timed out": retriable).
+    fn run_within<T: Send + 'static>(
+        &self,
+        within: Duration,
+        what: &'static str,
+        work: impl Future<Output = Result<T, ProposeError>> + Send + 'static,
+    ) -> Result<T, ProposeError> {
+        self.run(async move {
+            tokio::time::timeout(within, work)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ProposeError::Unavailable(format!(
+                        "{what} timed out after {} ms",
+                        within.as_millis()
+                    )))
+                })
+        })
     }
 
     fn run<T: Send + 'static>(&self, work: impl Future<Output = T> + Send + 'static) -> T {

@@ -72,8 +72,17 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
         Some(b) => println!("Controller: {} ({})", b.id, b.addr()),
         None => println!("Controller: {}", c.controller_id),
     }
-    println!("Brokers:");
-    for b in &c.brokers {
+    print_brokers("Brokers:", &c.brokers);
+    // Registered but fenced: silent past the session timeout, or shut down.
+    if !c.fenced.is_empty() {
+        print_brokers("Fenced brokers:", &c.fenced);
+    }
+    Ok(())
+}
+
+fn print_brokers(title: &str, brokers: &[vltava_client::client::BrokerInfo]) {
+    println!("{title}");
+    for b in brokers {
         println!(
             "  {} {} rack: {}",
             b.id,
@@ -81,17 +90,4 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
             b.rack.as_deref().unwrap_or("null")
         );
     }
-    // Registered but fenced: silent past the session timeout, or shut down.
-    if !c.fenced.is_empty() {
-        println!("Fenced brokers:");
-        for b in &c.fenced {
-            println!(
-                "  {} {} rack: {}",
-                b.id,
-                b.addr(),
-                b.rack.as_deref().unwrap_or("null")
-            );
-        }
-    }
-    Ok(())
 }
