@@ -65,6 +65,7 @@ const CASES: &[Case] = &[
     case(ApiKey::Produce,                 3..=11, records::produce),
     case(ApiKey::Fetch,                   4..=16, records::fetch),
     case(ApiKey::ListOffsets,             1..=8,  records::list_offsets),
+    case(ApiKey::OffsetForLeaderEpoch,    2..=4,  records::offset_for_leader_epoch),
     case(ApiKey::Metadata,                0..=12, records::metadata),
     case(ApiKey::ApiVersions,             0..=4,  records::api_versions),
     case(ApiKey::CreateTopics,            2..=7,  admin::create_topics),

@@ -36,7 +36,9 @@ impl std::fmt::Display for ApiError {
 impl From<LogError> for ApiError {
     fn from(e: LogError) -> ApiError {
         let error = match &e {
-            LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            LogError::OffsetOutOfRange { .. } | LogError::OffsetOverlap { .. } => {
+                ResponseError::OffsetOutOfRange
+            }
             LogError::InvalidBatch(_) => ResponseError::CorruptMessage,
             LogError::Closed(_) => ResponseError::UnknownTopicOrPartition,
             _ => ResponseError::KafkaStorageError,

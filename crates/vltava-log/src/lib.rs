@@ -20,6 +20,7 @@
 //!   swaps a cleaned segment in under the writer mutex.
 
 pub mod cleaner;
+pub mod epochs;
 mod segment;
 pub mod snapshot;
 pub mod storage;
@@ -109,6 +110,19 @@ pub enum LogError {
         position: u64,
         reason: String,
     },
+    /// A replica's batch starts below the log end: it would rewrite offsets
+    /// the log holds (the replica must truncate first).
+    #[error("batch at offset {base_offset} overlaps the log, which ends at {log_end}")]
+    OffsetOverlap { base_offset: i64, log_end: i64 },
+}
+
+/// How an appended batch gets its offsets and leader epoch.
+#[derive(Debug, Clone, Copy)]
+enum Placement {
+    /// The next offsets, stamped with this epoch (a leader's append).
+    Assign { leader_epoch: i32 },
+    /// As the batch says (a replica's copy of its leader's batch).
+    AsWritten,
 }
 
 /// Offsets assigned to an appended batch.
@@ -282,6 +296,9 @@ pub struct Log {
     cleaner_state: cleaner::CleanerState,
     /// What opening the log found and repaired.
     recovery: RecoveryReport,
+    /// Leader epoch → first offset (`leader-epoch-checkpoint`); changed
+    /// only under the writer mutex.
+    epochs: Mutex<epochs::EpochCache>,
     #[cfg(test)]
     fail_next_write: std::sync::atomic::AtomicBool,
     #[cfg(test)]
@@ -340,7 +357,8 @@ impl Log {
         let log_start = read_log_start(dir)?.unwrap_or(first_base).max(first_base);
         let log_start = log_start.min(log_end);
         let cleaner_state = cleaner::CleanerState::open(dir)?;
-        Ok(Log {
+        let loaded_epochs = epochs::EpochCache::load(dir)?;
+        let log = Log {
             dir: dir.to_path_buf(),
             config: RwLock::new(config),
             segments: RwLock::new(segments),
@@ -359,11 +377,68 @@ impl Log {
             storage,
             cleaner_state,
             recovery,
+            epochs: Mutex::new(loaded_epochs.clone().unwrap_or_default()),
             #[cfg(test)]
             fail_next_write: std::sync::atomic::AtomicBool::new(false),
             #[cfg(test)]
             crash_swap_after_step: std::sync::atomic::AtomicU8::new(0),
-        })
+        };
+        log.recover_epochs(loaded_epochs.is_none())?;
+        Ok(log)
+    }
+
+    /// Brings the leader-epoch cache in line with the recovered log: rebuilt
+    /// from the batch headers when its file was missing or damaged, then cut
+    /// to the log's range, and saved when that changed anything.
+    fn recover_epochs(&self, rebuild: bool) -> Result<(), LogError> {
+        let mut cache = self.epochs.lock();
+        let mut changed = false;
+        if rebuild {
+            let mut rebuilt = epochs::EpochCache::default();
+            self.for_each_batch_header(self.log_start_offset(), |header| {
+                rebuilt.assign(header.partition_leader_epoch, header.base_offset);
+            })?;
+            changed = !rebuilt.entries().is_empty();
+            *cache = rebuilt;
+        }
+        changed |= cache.truncate_from_end(self.log_end_offset());
+        changed |= cache.truncate_from_start(self.log_start_offset());
+        if changed {
+            cache.save(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Applies `change` to the leader-epoch cache and saves it if it
+    /// changed. Caller holds the writer mutex.
+    fn change_epochs(
+        &self,
+        change: impl FnOnce(&mut epochs::EpochCache) -> bool,
+    ) -> Result<(), LogError> {
+        let mut cache = self.epochs.lock();
+        if change(&mut cache) {
+            cache
+                .save(&self.dir)
+                .map_err(|e| self.fail("leader epoch checkpoint write", e))?;
+        }
+        Ok(())
+    }
+
+    /// Every (leader epoch, first offset) this log holds, oldest first.
+    pub fn leader_epochs(&self) -> Vec<epochs::EpochEntry> {
+        self.epochs.lock().entries().to_vec()
+    }
+
+    /// The newest leader epoch that wrote to this log, if any.
+    pub fn latest_leader_epoch(&self) -> Option<i32> {
+        self.epochs.lock().latest().map(|e| e.epoch)
+    }
+
+    /// The largest epoch at or below `epoch` in this log and the offset it
+    /// ended at (Kafka's `endOffsetFor`; see [`epochs`]).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        let cache = self.epochs.lock();
+        cache.end_offset_for(epoch, self.log_end_offset())
     }
 
     /// What opening this log scanned and repaired.
@@ -398,6 +473,7 @@ impl Log {
             storage,
             cleaner_state: cleaner::CleanerState::offline(),
             recovery: RecoveryReport::default(),
+            epochs: Mutex::new(epochs::EpochCache::default()),
             #[cfg(test)]
             fail_next_write: std::sync::atomic::AtomicBool::new(false),
             #[cfg(test)]
@@ -543,8 +619,30 @@ impl Log {
     /// that flush concurrently share one fsync (group commit).
     pub fn append_without_flush(
         &self,
-        mut batch: BytesMut,
+        batch: BytesMut,
         leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<(AppendInfo, Option<i64>), LogError> {
+        self.append_batch(batch, Placement::Assign { leader_epoch }, now_ms)
+    }
+
+    /// Appends a batch exactly as the partition's leader wrote it (a
+    /// replica following its leader): its base offset and leader epoch are
+    /// kept, and must not lie below the log end (a leader's compaction can
+    /// leave gaps between offsets, never overlaps). Returns the offset to
+    /// pass to [`Log::flush_appended`], as [`Log::append_without_flush`].
+    pub fn append_replica(
+        &self,
+        batch: BytesMut,
+        now_ms: i64,
+    ) -> Result<(AppendInfo, Option<i64>), LogError> {
+        self.append_batch(batch, Placement::AsWritten, now_ms)
+    }
+
+    fn append_batch(
+        &self,
+        mut batch: BytesMut,
+        placement: Placement,
         now_ms: i64,
     ) -> Result<(AppendInfo, Option<i64>), LogError> {
         let header = BatchHeader::parse(&batch)?;
@@ -558,11 +656,32 @@ impl Log {
         let (info, flush_to) = {
             let mut writer = self.writer.lock();
             self.check_not_failed()?;
-            let base_offset = self.log_end_offset();
+            let end = self.log_end_offset();
+            let header = match placement {
+                Placement::Assign { leader_epoch } => {
+                    vltava_record::set_base_offset(&mut batch, end);
+                    vltava_record::set_partition_leader_epoch(&mut batch, leader_epoch);
+                    BatchHeader {
+                        base_offset: end,
+                        partition_leader_epoch: leader_epoch,
+                        ..header
+                    }
+                }
+                Placement::AsWritten => {
+                    if header.base_offset < end {
+                        return Err(LogError::OffsetOverlap {
+                            base_offset: header.base_offset,
+                            log_end: end,
+                        });
+                    }
+                    header
+                }
+            };
             // The log end only moves forward: a batch that claims no offsets
             // (or offsets past i64) would hand out offsets already used.
             let advances = header.last_offset_delta >= 0
-                && base_offset
+                && header
+                    .base_offset
                     .checked_add(i64::from(header.last_offset_delta) + 1)
                     .is_some();
             if !advances {
@@ -571,14 +690,11 @@ impl Log {
                     last_offset_delta: header.last_offset_delta,
                 }));
             }
-            vltava_record::set_base_offset(&mut batch, base_offset);
-            vltava_record::set_partition_leader_epoch(&mut batch, leader_epoch);
-            let header = BatchHeader {
-                base_offset,
-                partition_leader_epoch: leader_epoch,
-                ..header
-            };
+            let base_offset = header.base_offset;
             let rolled = self.maybe_roll(&header, &config, now_ms)?;
+            // Before the batch: the checkpoint never lacks an epoch the log
+            // holds (an entry whose batch is lost is cut at the next open).
+            self.change_epochs(|c| c.assign(header.partition_leader_epoch, base_offset))?;
             self.write_batch(&batch, &header, &config)?;
             let info = AppendInfo {
                 base_offset,
@@ -955,7 +1071,7 @@ impl Log {
     fn advance_log_start(&self, offset: i64) -> Result<(), LogError> {
         write_log_start(&self.dir, offset).map_err(|e| self.fail("log start write", e))?;
         self.log_start_offset.fetch_max(offset, Ordering::AcqRel);
-        Ok(())
+        self.change_epochs(|c| c.truncate_from_start(offset))
     }
 
     /// Deletes every segment whose successor starts at or below the log start.
@@ -1037,6 +1153,7 @@ impl Log {
         if offset < end {
             return Err(self.out_of_range(offset));
         }
+        self.change_epochs(epochs::EpochCache::clear)?;
         if offset > end {
             self.roll(offset, now_ms)?;
             self.log_end_offset.store(offset, Ordering::Release);
@@ -1098,6 +1215,7 @@ impl Log {
         snapshot::remove_above(&self.dir, end).map_err(|e| self.fail("snapshot delete", e))?;
         self.log_end_offset.store(end, Ordering::Release);
         self.log_start_offset.fetch_min(end, Ordering::AcqRel);
+        self.change_epochs(|c| c.truncate_from_end(end))?;
         // Offsets at or above `end` will be written again and were never
         // seen by the cleaner: its checkpoint must not cover them.
         self.cleaner_state

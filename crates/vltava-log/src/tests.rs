@@ -754,3 +754,88 @@ fn delete_removes_the_directory() {
 }
 
 mod faults;
+
+fn epochs_of(log: &Log) -> Vec<(i32, i64)> {
+    log.leader_epochs()
+        .iter()
+        .map(|e| (e.epoch, e.start_offset))
+        .collect()
+}
+
+/// The leader-epoch cache follows appends of new epochs, survives a
+/// restart, is cut by truncation and by a moved log start, and is rebuilt
+/// from the batches when its file is gone.
+#[test]
+fn leader_epochs_follow_appends_truncation_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    {
+        let log = Log::open(&path, three_per_segment(), 0).unwrap();
+        for (epoch, batches) in [(0, 2), (3, 3), (7, 1)] {
+            for _ in 0..batches {
+                log.append(batch(3, 40, &[1_000]), epoch, 0).unwrap();
+            }
+        }
+        assert_eq!(epochs_of(&log), [(0, 0), (3, 6), (7, 15)]);
+        assert_eq!(log.end_offset_for_epoch(3), (3, 15));
+        assert_eq!(log.end_offset_for_epoch(5), (3, 15));
+        assert_eq!(log.end_offset_for_epoch(7), (7, 18));
+        assert_eq!(log.latest_leader_epoch(), Some(7));
+        // Dropped without close, as after a crash.
+    }
+    let log = Log::open(&path, three_per_segment(), 0).unwrap();
+    assert_eq!(epochs_of(&log), [(0, 0), (3, 6), (7, 15)]);
+    log.truncate_to(12).unwrap();
+    assert_eq!(epochs_of(&log), [(0, 0), (3, 6)]);
+    assert_eq!(log.end_offset_for_epoch(3), (3, 12));
+    log.delete_records_before(7).unwrap();
+    assert_eq!(epochs_of(&log), [(3, 7)]);
+    drop(log);
+    let checkpoint = path.join(epochs::LEADER_EPOCH_CHECKPOINT_FILE);
+    assert_eq!(fs::read_to_string(&checkpoint).unwrap(), "0\n1\n3 7\n");
+    fs::remove_file(&checkpoint).unwrap();
+    let log = Log::open(&path, three_per_segment(), 0).unwrap();
+    // Rebuilt from the batches, starting at the log start.
+    assert_eq!(epochs_of(&log), [(3, 7)]);
+    assert_eq!(fs::read_to_string(&checkpoint).unwrap(), "0\n1\n3 7\n");
+    // An entry whose batch never reached the log (crash in between) is cut.
+    fs::write(&checkpoint, "0\n2\n3 7\n9 12\n").unwrap();
+    drop(log);
+    let log = Log::open(&path, three_per_segment(), 0).unwrap();
+    assert_eq!(epochs_of(&log), [(3, 7)]);
+}
+
+/// A replica keeps its leader's offsets and epochs, may skip offsets (a
+/// compacted leader) and never overlaps what it holds.
+#[test]
+fn replica_appends_keep_offsets_and_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(&dir.path().join("t-0"), LogConfig::default(), 0).unwrap();
+    let mut first = batch(3, 10, &[1_000]);
+    vltava_record::set_base_offset(&mut first, 0);
+    vltava_record::set_partition_leader_epoch(&mut first, 2);
+    let (info, _) = log.append_replica(first.clone(), 0).unwrap();
+    assert_eq!((info.base_offset, info.last_offset), (0, 2));
+    let mut gap = batch(2, 10, &[1_000]);
+    vltava_record::set_base_offset(&mut gap, 10);
+    vltava_record::set_partition_leader_epoch(&mut gap, 4);
+    log.append_replica(gap.clone(), 0).unwrap();
+    assert_eq!(log.log_end_offset(), 12);
+    assert_eq!(epochs_of(&log), [(2, 0), (4, 10)]);
+    let err = log.append_replica(first.clone(), 0).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LogError::OffsetOverlap {
+                base_offset: 0,
+                log_end: 12
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        read_batches(&log),
+        [first.freeze(), gap.freeze()],
+        "stored as the leader wrote them"
+    );
+}

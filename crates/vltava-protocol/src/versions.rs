@@ -12,6 +12,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // Fetch 17 adds KRaft replica directories; 16 is everything a consumer needs.
     (ApiKey::Fetch, 4, 16),
     (ApiKey::ListOffsets, 1, 8),
+    // Kafka 4 dropped versions 0-1 (KIP-896); 2+ carry the client's current
+    // leader epoch (KIP-320), 3+ the replica id.
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),

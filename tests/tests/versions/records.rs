@@ -445,3 +445,82 @@ pub(crate) fn api_versions(ctx: &mut Ctx, version: i16) -> Result<()> {
         .collect();
     eq("advertised versions", got, want)
 }
+
+/// OffsetForLeaderEpoch asks where an epoch ended: the fixture's records
+/// were all written in its leader epoch, so that epoch ends at the log end;
+/// a later epoch and an empty log have no answer (-1, -1).
+pub(crate) fn offset_for_leader_epoch(ctx: &mut Ctx, version: i16) -> Result<()> {
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    use kafka_protocol::messages::OffsetForLeaderEpochRequest;
+    let epoch = ctx.fixture.leader_epoch;
+    let ask = |ctx: &mut Ctx, topic: &str, partition: i32, current: i32, asked: i32| {
+        let mut req = OffsetForLeaderEpochRequest::default().with_topics(vec![
+            OffsetForLeaderTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(vec![OffsetForLeaderPartition::default()
+                    .with_partition(partition)
+                    .with_current_leader_epoch(current)
+                    .with_leader_epoch(asked)]),
+        ]);
+        if version >= 3 {
+            req = req.with_replica_id(BrokerId(-1));
+        }
+        let resp = ctx.request(&req, version)?;
+        let t = only(&resp.topics, "topics")?;
+        eq("topic", t.topic.0.as_str(), topic)?;
+        let p = only(&t.partitions, "partitions")?;
+        eq("partition", p.partition, partition)?;
+        Ok::<_, anyhow::Error>((p.error_code, p.leader_epoch, p.end_offset))
+    };
+    let end = DATA_RECORDS as i64;
+    let cases = [
+        (
+            "the current epoch",
+            DATA_TOPIC,
+            0,
+            epoch,
+            epoch,
+            (NONE, epoch, end),
+        ),
+        (
+            "no current epoch given",
+            DATA_TOPIC,
+            0,
+            -1,
+            epoch,
+            (NONE, epoch, end),
+        ),
+        (
+            "a later epoch",
+            DATA_TOPIC,
+            0,
+            epoch,
+            epoch + 1,
+            (NONE, -1, -1),
+        ),
+        ("an empty log", DATA_TOPIC, 1, epoch, epoch, (NONE, -1, -1)),
+        (
+            "a newer current epoch",
+            DATA_TOPIC,
+            0,
+            epoch + 1,
+            epoch,
+            (UNKNOWN_LEADER_EPOCH, -1, -1),
+        ),
+        (
+            "an unknown topic",
+            MISSING_TOPIC,
+            0,
+            -1,
+            0,
+            (UNKNOWN_TOPIC, -1, -1),
+        ),
+    ];
+    for (what, topic, partition, current, asked, expected) in cases {
+        let answer = ask(ctx, topic, partition, current, asked)?;
+        eq(what, answer, expected)?;
+    }
+    Ok(())
+}

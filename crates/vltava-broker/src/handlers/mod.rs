@@ -28,6 +28,7 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 mod unregister_broker;
@@ -98,6 +99,9 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
         },
         RequestKind::ListOffsets(req) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, version, req))
+        }
+        RequestKind::OffsetForLeaderEpoch(req) => {
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, req))
         }
         RequestKind::CreateTopics(req) => {
             ResponseKind::CreateTopics(off_workers(|| create_topics::handle(broker, version, req)))
