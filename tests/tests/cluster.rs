@@ -119,6 +119,22 @@ struct View {
 /// (leader, leader epoch, replicas, error code).
 type PartitionView = (i32, i32, Vec<i32>, i16);
 
+/// `after` serves each partition as `before` did (same leader, replicas and
+/// error), at a leader epoch no lower: a leader that went away and came
+/// back leads at a newer epoch (KIP-320's fencing of what it led before).
+fn assert_same_leaders(after: &[PartitionView], before: &[PartitionView]) {
+    let placement = |v: &[PartitionView]| -> Vec<(i32, Vec<i32>, i16)> {
+        v.iter().map(|p| (p.0, p.2.clone(), p.3)).collect()
+    };
+    assert_eq!(placement(after), placement(before));
+    for (a, b) in after.iter().zip(before) {
+        assert!(
+            a.1 >= b.1,
+            "leader epoch went back: {after:?} after {before:?}"
+        );
+    }
+}
+
 fn view(client: &mut RawClient) -> View {
     let resp = client
         .request(&MetadataRequest::default().with_topics(None), 12)
@@ -470,7 +486,7 @@ fn the_controller_is_killed_and_another_voter_takes_over() {
     // The killed node comes back from its own log and catches up.
     cluster.nodes[(controller - 1) as usize].restart();
     let caught_up = agreed_view(&cluster, &[1, 2, 3], &["before", "after-0", "after-1"]);
-    assert_eq!(caught_up.topics["before"], view.topics["before"]);
+    assert_same_leaders(&caught_up.topics["before"], &view.topics["before"]);
     // Every record survived, on the restarted node too.
     for (p, (leader, ..)) in view.topics["before"].iter().enumerate() {
         let data = cluster.raw(*leader).fetch("before", p as i32, 0).unwrap();
@@ -647,9 +663,9 @@ fn a_silent_broker_is_fenced_unregistered_and_comes_back() {
         .node(victim)
         .stderr_log()
         .contains("registered again: this broker's registration had been removed"));
-    assert_eq!(
-        agreed_view(&cluster, &[1, 2, 3], &["spread"]).topics["spread"],
-        view.topics["spread"]
+    assert_same_leaders(
+        &agreed_view(&cluster, &[1, 2, 3], &["spread"]).topics["spread"],
+        &view.topics["spread"],
     );
 }
 
@@ -774,7 +790,13 @@ fn a_broker_only_node_joins_follows_the_metadata_and_receives_partitions() {
     cluster.nodes[(fourth - 1) as usize].restart();
     wait_listed(&cluster, &[1, 2, 3, fourth], &[1, 2, 3, fourth]);
     let again = agreed_view(&cluster, &[1, 2, 3, fourth], &["before", "after"]);
-    assert_eq!(again.topics, view.topics);
+    assert_eq!(
+        again.topics.keys().collect::<Vec<_>>(),
+        view.topics.keys().collect::<Vec<_>>()
+    );
+    for (name, partitions) in &view.topics {
+        assert_same_leaders(&again.topics[name], partitions);
+    }
 }
 
 /// `vltava configs` through node `via`, asserting exit 0; returns stdout.

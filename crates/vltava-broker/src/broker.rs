@@ -1,6 +1,6 @@
 //! The broker's state: topics, partitions, metadata and producer ids.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::path::Path;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use tracing::{info, warn};
 use uuid::Uuid;
-use vltava_meta::{ConfigResource, MetaRecord, MetadataImage, METADATA_DIR};
+use vltava_meta::{ConfigResource, MetaRecord, MetadataImage, PartitionImage, METADATA_DIR};
 use vltava_protocol::ResponseError;
 use vltava_quorum::ProposeError;
 
@@ -126,6 +126,9 @@ pub struct Broker {
     /// When this node applied each broker incarnation's registration and
     /// fence (what the controller's fencing goes by).
     broker_events: Arc<Mutex<BTreeMap<(i32, i64), publisher::BrokerEvents>>>,
+    /// Notified by the publisher when partitions were opened, removed or
+    /// changed leader (the replica fetchers' cue).
+    roles_changed: Arc<tokio::sync::Notify>,
     /// Topics the publisher removed whose committed offsets this node's
     /// group coordinator has not forgotten yet.
     removed_topics: Arc<Mutex<Vec<String>>>,
@@ -145,8 +148,12 @@ pub struct Broker {
 }
 
 mod dynamic_config;
+mod elections;
 mod metadata;
 mod publisher;
+mod replication;
+
+pub use replication::Fetched;
 
 /// Distinct (client, feature) warnings remembered; past this the log
 /// repeats rather than memory growing with client ids.
@@ -219,6 +226,7 @@ impl Broker {
         let dynamic = Arc::new(RwLock::new(dynamic_config::DynamicConfigs::default()));
         let removed_topics = Arc::new(Mutex::new(Vec::new()));
         let broker_events = Arc::new(Mutex::new(BTreeMap::new()));
+        let roles_changed = Arc::new(tokio::sync::Notify::new());
         let publisher = Arc::new(publisher::TopicPublisher::new(
             config.clone(),
             clock.clone(),
@@ -226,6 +234,7 @@ impl Broker {
             dynamic.clone(),
             removed_topics.clone(),
             broker_events.clone(),
+            roles_changed.clone(),
         ));
         let metadata = match &config.observed_voters {
             Some(voters) => metadata::MetadataQuorum::start_observer(
@@ -252,6 +261,7 @@ impl Broker {
             controller: Mutex::new(()),
             epoch: std::sync::atomic::AtomicI64::new(-1),
             broker_events,
+            roles_changed,
             removed_topics,
             topics,
             producer_ids: Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
@@ -403,7 +413,11 @@ impl Broker {
                 endpoints: endpoints.clone(),
                 rack: self.config.rack.clone(),
             };
-            Ok((vec![record], epoch))
+            let unclean = |name: &str| self.unclean_allowed(image, name);
+            Ok((
+                elections::with_elections(image, vec![record], &unclean),
+                epoch,
+            ))
         })?;
         self.epoch
             .store(epoch, std::sync::atomic::Ordering::Release);
@@ -591,7 +605,11 @@ impl Broker {
         // still leads, never sent on to a new leader that heard others.
         let changed = self.control_within(session, Route::LeaderOnly, |image| {
             let records = wanted(image);
-            Ok((records.clone(), records))
+            let unclean = |name: &str| self.unclean_allowed(image, name);
+            Ok((
+                elections::with_elections(image, records.clone(), &unclean),
+                records,
+            ))
         });
         match changed {
             Ok(records) => {
@@ -655,7 +673,9 @@ impl Broker {
                 true => vec![MetaRecord::FenceBroker { node_id, epoch }],
                 false => Vec::new(),
             };
-            Ok((records, ()))
+            // Leadership moves to other in-sync replicas in the same change.
+            let unclean = |name: &str| self.unclean_allowed(image, name);
+            Ok((elections::with_elections(image, records, &unclean), ()))
         });
         match fenced {
             Ok(()) => info!(node_id, epoch, "controlled shutdown: this broker is fenced"),
@@ -698,6 +718,11 @@ impl Broker {
 
     pub fn node_id(&self) -> i32 {
         self.config.node_id
+    }
+
+    /// This broker's epoch (its registration's), -1 before it registered.
+    pub fn epoch(&self) -> i64 {
+        self.epoch.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -765,6 +790,20 @@ impl Broker {
         overrides: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(i32, TopicConfig, Uuid), ApiError> {
+        let factor = self.config.default_replication_factor;
+        self.create_topic_replicated(name, num_partitions, factor, overrides, validate_only)
+    }
+
+    /// [`Broker::create_topic`] with `replication_factor` copies of each
+    /// partition.
+    pub fn create_topic_replicated(
+        &self,
+        name: &str,
+        num_partitions: i32,
+        replication_factor: i16,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(i32, TopicConfig, Uuid), ApiError> {
         validate_topic_name(name)?;
         if is_internal_topic(name) {
             self.metadata
@@ -774,25 +813,27 @@ impl Broker {
                 format!("Topic {name} is an internal topic: the broker creates it with its own settings"),
             ));
         }
-        self.create_topic_unchecked(name, num_partitions, overrides, validate_only, None)
+        let placement = Placement::Automatic(replication_factor);
+        self.create_topic_unchecked(name, num_partitions, overrides, validate_only, placement)
     }
 
     /// Creates a topic for a client that placed each partition itself
-    /// (CreateTopics' manual assignment): `leaders[p]` is partition `p`'s
-    /// one replica, a registered broker.
+    /// (CreateTopics' manual assignment): `replicas[p]` is partition `p`'s
+    /// replicas, registered brokers, the preferred leader first.
     pub fn create_topic_placed(
         &self,
         name: &str,
-        leaders: &[i32],
+        replicas: &[Vec<i32>],
         overrides: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(i32, TopicConfig, Uuid), ApiError> {
         validate_topic_name(name)?;
         if is_internal_topic(name) {
-            return self.create_topic(name, leaders.len() as i32, overrides, validate_only);
+            return self.create_topic(name, replicas.len() as i32, overrides, validate_only);
         }
-        let count = i32::try_from(leaders.len()).unwrap_or(i32::MAX);
-        self.create_topic_unchecked(name, count, overrides, validate_only, Some(leaders))
+        let count = i32::try_from(replicas.len()).unwrap_or(i32::MAX);
+        let placement = Placement::Manual(replicas);
+        self.create_topic_unchecked(name, count, overrides, validate_only, placement)
     }
 
     /// Creates one of the broker's internal topics with the given settings.
@@ -803,7 +844,11 @@ impl Broker {
         overrides: BTreeMap<String, String>,
     ) -> Result<(i32, TopicConfig, Uuid), ApiError> {
         assert!(is_internal_topic(name), "{name} is not an internal topic");
-        self.create_topic_unchecked(name, num_partitions, overrides, false, None)
+        // Decided: one copy until coordinators follow leadership (loading
+        // a group's state on a new leader); the replication issue's last
+        // step.
+        let placement = Placement::Automatic(1);
+        self.create_topic_unchecked(name, num_partitions, overrides, false, placement)
     }
 
     fn create_topic_unchecked(
@@ -812,7 +857,7 @@ impl Broker {
         num_partitions: i32,
         overrides: BTreeMap<String, String>,
         validate_only: bool,
-        manual: Option<&[i32]>,
+        placement: Placement<'_>,
     ) -> Result<(i32, TopicConfig, Uuid), ApiError> {
         validate_topic_name(name)?;
         if num_partitions <= 0 {
@@ -829,14 +874,16 @@ impl Broker {
         let topic_id = Uuid::new_v4();
         self.control(|image| {
             check_name_free(image, name)?;
-            let leaders = match manual {
-                Some(leaders) => {
-                    check_manual_placement(image, leaders)?;
-                    leaders.to_vec()
+            let replicas = match placement {
+                Placement::Manual(replicas) => {
+                    check_manual_placement(image, replicas)?;
+                    replicas.to_vec()
                 }
-                None => place_partitions(image, &[], num_partitions)?,
+                Placement::Automatic(factor) => {
+                    place_partitions(image, &[], num_partitions, factor)?
+                }
             };
-            check_partitions_per_broker(image, &leaders)?;
+            check_partitions_per_broker(image, &replicas)?;
             if validate_only {
                 return Ok((Vec::new(), ()));
             }
@@ -844,12 +891,9 @@ impl Broker {
                 name: name.to_string(),
                 topic_id,
             }];
-            records.extend(
-                leaders
-                    .iter()
-                    .enumerate()
-                    .map(|(p, leader)| partition_record(topic_id, p as i32, *leader)),
-            );
+            records.extend(replicas.into_iter().enumerate().map(|(p, replicas)| {
+                MetaRecord::partition(topic_id, p as i32, &PartitionImage::new(replicas))
+            }));
             records.extend(overrides.iter().map(|(k, v)| MetaRecord::Config {
                 resource: ConfigResource::Topic(name.to_string()),
                 name: k.clone(),
@@ -905,7 +949,7 @@ impl Broker {
         name: &str,
         count: i32,
         validate_only: bool,
-        manual: Option<&[i32]>,
+        manual: Option<&[Vec<i32>]>,
     ) -> Result<(), ApiError> {
         self.control(|image| {
             let topic = image.topics.get(name).ok_or_else(|| {
@@ -928,21 +972,32 @@ impl Broker {
                 ));
             }
             check_partitions_per_request(count - current)?;
-            let leaders = match manual {
-                Some(leaders) => {
-                    check_manual_placement(image, leaders)?;
-                    leaders.to_vec()
+            // New partitions get as many copies as the first one has.
+            let factor = topic.partitions.first().map_or(1, |p| p.replicas.len()) as i16;
+            let replicas = match manual {
+                Some(replicas) => {
+                    check_manual_placement(image, replicas)?;
+                    if let Some(other) = replicas.iter().find(|r| r.len() != factor as usize) {
+                        return Err(ApiError::new(
+                            ResponseError::InvalidReplicaAssignment,
+                            format!("Inconsistent replication factor between partitions, partition 0 has {factor} while a new one has {} replicas.", other.len()),
+                        ));
+                    }
+                    replicas.to_vec()
                 }
-                None => place_partitions(image, &topic.partitions, count - current)?,
+                None => place_partitions(image, &topic.partitions, count - current, factor)?,
             };
-            check_partitions_per_broker(image, &leaders)?;
+            check_partitions_per_broker(image, &replicas)?;
             if validate_only {
                 return Ok((Vec::new(), ()));
             }
-            let records = leaders
-                .iter()
+            let records = replicas
+                .into_iter()
                 .enumerate()
-                .map(|(i, leader)| partition_record(topic.topic_id, current + i as i32, *leader))
+                .map(|(i, replicas)| {
+                    let image = PartitionImage::new(replicas);
+                    MetaRecord::partition(topic.topic_id, current + i as i32, &image)
+                })
                 .collect();
             Ok((records, ()))
         })
@@ -1163,16 +1218,13 @@ fn check_name_free(image: &MetadataImage, name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A new partition on one broker (replication factor 1 until replication
-/// is built).
-fn partition_record(topic_id: Uuid, partition: i32, leader: i32) -> MetaRecord {
-    MetaRecord::Partition {
-        topic_id,
-        partition,
-        replicas: vec![leader],
-        leader,
-        leader_epoch: 0,
-    }
+/// Where a new topic's partitions go.
+#[derive(Debug, Clone, Copy)]
+enum Placement<'a> {
+    /// Chosen by [`place_partitions`], this many copies of each.
+    Automatic(i16),
+    /// A client's: each partition's replicas.
+    Manual(&'a [Vec<i32>]),
 }
 
 /// The registered, unfenced brokers in placement order: racks alternate (the first
@@ -1196,15 +1248,17 @@ fn placement_order(image: &MetadataImage) -> Vec<i32> {
 }
 
 /// Places `adding` new partitions of a topic whose partitions are
-/// `existing`: each on the broker holding the fewest of the topic's
-/// partitions, ties going round the rack-alternating order from a random
-/// start, so leaders are balanced per topic and consecutive partitions
-/// change rack.
+/// `existing`, `factor` copies each: the leader on the broker leading the
+/// fewest of the topic's partitions, ties going round the rack-alternating
+/// order from a random start, so leaders are balanced per topic and
+/// consecutive partitions change rack; the followers on the brokers after
+/// the leader in that order (so a partition's copies alternate racks too).
 fn place_partitions(
     image: &MetadataImage,
-    existing: &[vltava_meta::PartitionImage],
+    existing: &[PartitionImage],
     adding: i32,
-) -> Result<Vec<i32>, ApiError> {
+    factor: i16,
+) -> Result<Vec<Vec<i32>>, ApiError> {
     let order = placement_order(image);
     if order.is_empty() {
         return Err(ApiError::new(
@@ -1212,44 +1266,75 @@ fn place_partitions(
             "No unfenced broker is registered to place partitions on",
         ));
     }
+    let factor = usize::try_from(factor).unwrap_or(0);
+    if factor == 0 || factor > order.len() {
+        return Err(ApiError::new(
+            ResponseError::InvalidReplicationFactor,
+            format!(
+                "Unable to replicate the partition {factor} time(s): The target replication factor of {factor} cannot be reached because only {} broker(s) are registered and unfenced.",
+                order.len()
+            ),
+        ));
+    }
     let mut load: BTreeMap<i32, usize> = order.iter().map(|id| (*id, 0)).collect();
     for p in existing {
-        if let Some(n) = load.get_mut(&p.leader) {
+        if let Some(n) = load.get_mut(&p.replicas.first().copied().unwrap_or(p.leader)) {
             *n += 1;
         }
     }
     let start = (Uuid::new_v4().as_u128() % order.len() as u128) as usize;
-    let mut leaders = Vec::with_capacity(adding.max(0) as usize);
+    let mut placed = Vec::with_capacity(adding.max(0) as usize);
     for i in 0..adding.max(0) as usize {
         let least = load.values().copied().min().unwrap_or(0);
-        let leader = (0..order.len())
-            .map(|k| order[(start + i + k) % order.len()])
-            .find(|id| load[id] == least)
+        let at = (0..order.len())
+            .map(|k| (start + i + k) % order.len())
+            .find(|at| load[&order[*at]] == least)
             .expect("some broker holds the least");
-        *load.get_mut(&leader).expect("placed on a known broker") += 1;
-        leaders.push(leader);
+        *load.get_mut(&order[at]).expect("placed on a known broker") += 1;
+        placed.push((0..factor).map(|k| order[(at + k) % order.len()]).collect());
     }
-    Ok(leaders)
+    Ok(placed)
 }
 
-/// A client's own placement: every partition on a registered broker.
-fn check_manual_placement(image: &MetadataImage, leaders: &[i32]) -> Result<(), ApiError> {
-    match leaders
-        .iter()
-        .find(|id| image.brokers.get(id).is_none_or(|b| b.fenced))
-    {
-        Some(unknown) => Err(ApiError::new(
+/// A client's own placement: every partition on distinct registered,
+/// unfenced brokers, and the same number of copies of each.
+fn check_manual_placement(image: &MetadataImage, replicas: &[Vec<i32>]) -> Result<(), ApiError> {
+    let invalid = |message: String| {
+        Err(ApiError::new(
             ResponseError::InvalidReplicaAssignment,
-            format!("The manual partition assignment includes broker {unknown}, but no such broker is registered."),
-        )),
-        None => Ok(()),
+            message,
+        ))
+    };
+    for (p, set) in replicas.iter().enumerate() {
+        if set.is_empty() {
+            return invalid(format!("Partition {p} has no replicas."));
+        }
+        if let Some(unknown) = set
+            .iter()
+            .find(|id| image.brokers.get(id).is_none_or(|b| b.fenced))
+        {
+            return invalid(format!("The manual partition assignment includes broker {unknown}, but no such broker is registered."));
+        }
+        let distinct: BTreeSet<i32> = set.iter().copied().collect();
+        if distinct.len() != set.len() {
+            return invalid(format!(
+                "Duplicate brokers not allowed in replica assignment: {set:?} for partition {p}."
+            ));
+        }
+        if set.len() != replicas[0].len() {
+            return invalid(format!("All partitions should have the same number of replicas; partition 0 has {} and partition {p} has {}.", replicas[0].len(), set.len()));
+        }
     }
+    Ok(())
 }
 
-fn check_partitions_per_broker(image: &MetadataImage, leaders: &[i32]) -> Result<(), ApiError> {
+fn check_partitions_per_broker(
+    image: &MetadataImage,
+    replicas: &[Vec<i32>],
+) -> Result<(), ApiError> {
     let mut adding: BTreeMap<i32, usize> = BTreeMap::new();
-    for leader in leaders {
-        *adding.entry(*leader).or_default() += 1;
+    for broker in replicas.iter().flatten() {
+        *adding.entry(*broker).or_default() += 1;
     }
     for (broker, adding) in adding {
         let hosted = image
@@ -1689,6 +1774,8 @@ mod tests {
             replicas: vec![1],
             leader: 1,
             leader_epoch: 0,
+            isr: None,
+            partition_epoch: 0,
         }));
         records.push(MetaRecord::Config {
             resource: ConfigResource::Topic("t".into()),

@@ -150,7 +150,9 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def!("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", Long, "0", &[], 0,
         "Shortest time a record stays uncompacted"),
     def!("min.insync.replicas", "min.insync.replicas", Int, "1", &[], 1,
-        "Replicas that must have a write for acks=all to succeed"),
+        "In-sync replicas that must have a write for acks=all to succeed: fewer in the ISR refuses the write (NOT_ENOUGH_REPLICAS)"),
+    def!("unclean.leader.election.enable", "unclean.leader.election.enable", Boolean, "false", &[], 0,
+        "When every in-sync replica is fenced, let an out-of-sync one lead (acknowledged writes may be lost)"),
     def!("retention.bytes", "log.retention.bytes", Long, "-1", &[], -1,
         "Delete the oldest segments while the partition is larger than this; -1 is unlimited"),
     def!("retention.ms", "log.retention.ms", Long, "604800000", &[], -1,
@@ -296,6 +298,11 @@ impl TopicConfig {
 
     pub fn min_insync_replicas(&self) -> i64 {
         self.long("min.insync.replicas")
+    }
+
+    pub fn unclean_leader_election(&self) -> bool {
+        self.get("unclean.leader.election.enable")
+            .eq_ignore_ascii_case("true")
     }
 
     pub fn log_append_time(&self) -> bool {
@@ -667,7 +674,12 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("log.dirs", "./vltava-data", "path", "The data directory (alias log.dir); locked by one broker at a time; only the first of a list is used", "Kafka's default is /tmp/kafka-logs and it uses every directory listed"),
     broker!("num.partitions", "1", "count", "Partitions of auto-created topics and of CreateTopics without a count", "same"),
     broker!("auto.create.topics.enable", "true", "boolean", "Create a topic when a client asks for its metadata or produces to it", "same"),
-    broker!("default.replication.factor", "1", "count", "Replication factor of new topics; must be 1 until partitions are replicated", "same default; replication is not implemented yet"),
+    broker!("default.replication.factor", "1", "count", "Replication factor of new topics (auto-created ones and CreateTopics without one)", "same"),
+    broker!("replica.lag.time.max.ms", "30000", "ms", "A follower that has not caught up with its leader's log end for this long leaves the ISR", "same"),
+    broker!("replica.fetch.wait.max.ms", "500", "ms", "Longest a follower's fetch waits at its leader for new data", "same"),
+    broker!("replica.fetch.max.bytes", "1048576", "bytes", "Bytes a follower asks for per partition in one fetch (a larger first batch still comes whole)", "same"),
+    broker!("replica.fetch.response.max.bytes", "10485760", "bytes", "Bytes a follower asks for in one fetch across its partitions", "same"),
+    broker!("replica.fetch.backoff.ms", "1000", "ms", "How long a follower waits before fetching again from a leader that failed or refused", "same"),
     broker!("socket.request.max.bytes", "104857600", "bytes", "Largest request accepted; a larger one closes the connection", "same"),
     broker!("max.connections", "10000", "count", "Connections accepted at once; more are closed at accept", "Kafka's default is unlimited (2147483647)"),
     broker!("connections.max.idle.ms", "600000", "ms", "A connection with no request started within this is closed", "same"),
@@ -837,6 +849,7 @@ pub struct BrokerConfig {
     pub num_partitions: i32,
     pub auto_create_topics_enable: bool,
     pub default_replication_factor: i16,
+    pub replication: ReplicationSettings,
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
     /// `connections.max.idle.ms`: a connection with no request started (or a
@@ -856,6 +869,24 @@ pub struct BrokerConfig {
     pub log_flush_scheduler_interval_ms: u64,
     pub cleaner: CleanerSettings,
     pub groups: crate::group::GroupSettings,
+}
+
+/// How followers fetch from their leaders and when they fall out of sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationSettings {
+    /// `replica.lag.time.max.ms`.
+    pub lag_time_max_ms: i64,
+    /// `replica.fetch.wait.max.ms`.
+    pub fetch_wait_max_ms: i32,
+    /// `replica.fetch.max.bytes`, per partition.
+    pub fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`.
+    pub fetch_response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms`.
+    pub fetch_backoff_ms: u64,
+    /// `inter.broker.listener.name`: the leader's registered address on
+    /// this listener is where a follower fetches.
+    pub inter_broker_listener: String,
 }
 
 impl BrokerConfig {
@@ -981,10 +1012,10 @@ impl BrokerConfig {
             .map(|d| PathBuf::from(d.trim()))
             .collect();
         let default_replication_factor = number("default.replication.factor")?;
-        if default_replication_factor != 1 {
-            return Err(
-                "default.replication.factor must be 1: partitions are not replicated yet".into(),
-            );
+        if !(1..=i64::from(i16::MAX)).contains(&default_replication_factor) {
+            return Err(format!(
+                "default.replication.factor={default_replication_factor} must be at least 1"
+            ));
         }
         let heartbeat = number("broker.heartbeat.interval.ms")?;
         let session = number("broker.session.timeout.ms")?;
@@ -1010,7 +1041,18 @@ impl BrokerConfig {
             num_partitions: num_partitions as i32,
             auto_create_topics_enable: get("auto.create.topics.enable")
                 .eq_ignore_ascii_case("true"),
-            default_replication_factor: 1,
+            default_replication_factor: default_replication_factor as i16,
+            replication: ReplicationSettings {
+                lag_time_max_ms: number("replica.lag.time.max.ms")?.max(1),
+                fetch_wait_max_ms: number("replica.fetch.wait.max.ms")?
+                    .clamp(0, i64::from(i32::MAX)) as i32,
+                fetch_max_bytes: number("replica.fetch.max.bytes")?.clamp(1, i64::from(i32::MAX))
+                    as i32,
+                fetch_response_max_bytes: number("replica.fetch.response.max.bytes")?
+                    .clamp(1, i64::from(i32::MAX)) as i32,
+                fetch_backoff_ms: number("replica.fetch.backoff.ms")?.max(1) as u64,
+                inter_broker_listener: inter_broker.clone(),
+            },
             socket_request_max_bytes: number("socket.request.max.bytes")?.max(1) as usize,
             max_connections: number("max.connections")?.max(1) as usize,
             connections_max_idle_ms: number("connections.max.idle.ms")?.max(1) as u64,

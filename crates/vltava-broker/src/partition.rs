@@ -1,11 +1,13 @@
-//! One partition on this broker: its log, leader epoch, high watermark and
-//! idempotent-producer state.
+//! One partition on this broker: its log, its place in the replica set
+//! (leader, epochs, in-sync replicas), the high watermark, the followers'
+//! progress when this broker leads it, and idempotent-producer state.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 
 use bytes::BytesMut;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 use uuid::Uuid;
 use vltava_log::{Log, LogConfig, LogError, ReadSlice};
@@ -18,6 +20,9 @@ use crate::producer_state::{ProducerStateMap, SequenceCheck};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
     pub base_offset: i64,
+    /// The batch's last offset: acks=all waits for the high watermark to
+    /// pass it.
+    pub last_offset: i64,
     /// The broker's append time for LogAppendTime topics, else -1.
     pub log_append_time_ms: i64,
     pub log_start_offset: i64,
@@ -25,13 +30,102 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
+/// A partition's replica set as the committed metadata says.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Assignment {
+    /// -1: no leader (every in-sync replica is fenced).
+    pub leader: i32,
+    pub leader_epoch: i32,
+    /// The preferred leader first.
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub partition_epoch: i32,
+}
+
+impl Assignment {
+    pub fn from_image(image: &vltava_meta::PartitionImage) -> Assignment {
+        Assignment {
+            leader: image.leader,
+            leader_epoch: image.leader_epoch,
+            replicas: image.replicas.clone(),
+            isr: image.isr.clone(),
+            partition_epoch: image.partition_epoch,
+        }
+    }
+}
+
+/// What the leader knows of one follower (Kafka's replica state).
+#[derive(Debug, Clone, Copy)]
+struct Follower {
+    /// Its log end as its latest fetch said; -1 until it fetched from this
+    /// leader epoch.
+    log_end: i64,
+    /// When it last had everything this leader had (Kafka's
+    /// lastCaughtUpTimeMs): how the ISR's lag is judged.
+    last_caught_up_ms: i64,
+    /// When its previous fetch was answered, and this leader's log end then.
+    last_fetch_ms: i64,
+    leader_end_at_last_fetch: i64,
+}
+
+impl Follower {
+    fn new(now_ms: i64) -> Follower {
+        Follower {
+            log_end: -1,
+            // Counted as caught up when leadership starts, as in Kafka: a
+            // new leader does not drop followers it has not heard from yet.
+            last_caught_up_ms: now_ms,
+            last_fetch_ms: now_ms,
+            leader_end_at_last_fetch: -1,
+        }
+    }
+}
+
+/// The leader's side of replication.
+#[derive(Debug, Default)]
+struct LeaderState {
+    followers: BTreeMap<i32, Follower>,
+    /// An ISR change proposed and not yet committed or refused, and when it
+    /// was proposed. Until it settles the high watermark counts both the
+    /// committed ISR and this one (Kafka's maximal ISR), so no offset is
+    /// called committed that a replica counted in-sync by either lacks.
+    pending_isr: Option<(Vec<i32>, i64)>,
+    /// The log end when this leader epoch began: a follower joins the ISR
+    /// only once it has reached it.
+    epoch_start_offset: i64,
+    /// No ISR change is proposed before this (after a refusal).
+    retry_after_ms: i64,
+}
+
+/// How long a leader waits after a refused ISR change before proposing one
+/// again.
+const ISR_RETRY_BACKOFF_MS: i64 = 1_000;
+
+/// How long an ISR change may stay unanswered before the leader proposes
+/// again (the controller may have been changing hands).
+const PENDING_ISR_TIMEOUT_MS: i64 = 10_000;
+
+/// An ISR change a leader wants the controller to commit (AlterPartition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrChange {
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
 pub struct Partition {
     pub topic_id: Uuid,
     pub index: i32,
-    /// The broker that leads it, as the committed metadata says.
-    leader: i32,
-    /// Whether this broker holds its log (it is the leader: replication
-    /// factor 1); a partition led elsewhere has no log here.
+    /// This broker's id.
+    node: i32,
+    /// Leader, epochs, replicas and ISR; changed only by the metadata
+    /// publisher ([`Partition::set_assignment`]).
+    assignment: RwLock<Assignment>,
+    /// Followers' progress while this broker leads. Lock order: the
+    /// writer, then `assignment`, then this.
+    leading: Mutex<LeaderState>,
+    /// Whether this broker holds its log (it is one of its replicas); a
+    /// partition placed elsewhere has no log here.
     hosted: bool,
     dir: PathBuf,
     log: Log,
@@ -108,28 +202,27 @@ impl Partition {
         Self::assemble(dir, log, topic_id, index, leader_epoch, producers)
     }
 
-    /// A partition another broker leads: listed with its leader, and
-    /// answered NOT_LEADER_OR_FOLLOWER by the handlers (its log here is an
-    /// offline one that nothing reads, writes or removes).
+    /// A partition whose replicas are all on other brokers: listed with
+    /// its leader, and answered NOT_LEADER_OR_FOLLOWER by the handlers (its
+    /// log here is an offline one that nothing reads, writes or removes).
     pub fn remote(
         data_dir: &Path,
         topic: &str,
         topic_id: Uuid,
         index: i32,
-        leader_epoch: i32,
-        leader: i32,
+        node: i32,
+        assignment: Assignment,
     ) -> Partition {
         let mut partition = Self::offline(
             data_dir,
             topic,
             topic_id,
             index,
-            leader_epoch,
-            format!("led by broker {leader}"),
+            assignment.leader_epoch,
+            format!("placed on brokers {:?}", assignment.replicas),
         );
-        partition.leader = leader;
         partition.hosted = false;
-        partition
+        partition.placed(node, assignment, 0)
     }
 
     /// Whether this broker cannot serve it: its log could not be opened,
@@ -138,20 +231,238 @@ impl Partition {
         self.log.offline_reason().is_some()
     }
 
-    /// The partition as led by `leader` (this broker, for one it hosts).
-    pub fn led_by(mut self, leader: i32) -> Partition {
-        self.leader = leader;
-        self
+    /// The partition on broker `node`, placed as `assignment` says (a
+    /// partition opened on its own leads itself, as node 0, until placed).
+    pub fn placed(self, node: i32, assignment: Assignment, now_ms: i64) -> Partition {
+        let partition = Partition { node, ..self };
+        partition.set_assignment(assignment, now_ms);
+        partition
     }
 
-    /// Whether this broker holds the partition's log.
+    /// Whether this broker holds the partition's log (it is a replica).
     pub fn is_hosted(&self) -> bool {
         self.hosted
     }
 
-    /// The broker that leads it.
+    /// Whether this broker leads it: the only replica that takes produce
+    /// requests and serves consumers.
+    pub fn is_leader(&self) -> bool {
+        self.hosted && self.assignment.read().leader == self.node
+    }
+
+    /// Whether this broker is a follower with a leader to fetch from.
+    pub fn is_following(&self) -> bool {
+        let a = self.assignment.read();
+        self.hosted && a.leader != self.node && a.leader >= 0
+    }
+
+    /// The broker that leads it (-1: none).
     pub fn leader(&self) -> i32 {
-        self.leader
+        self.assignment.read().leader
+    }
+
+    pub fn assignment(&self) -> Assignment {
+        self.assignment.read().clone()
+    }
+
+    /// Takes the committed state of the partition (from the metadata
+    /// publisher). Becoming leader (a new leader epoch naming this broker)
+    /// starts follower tracking afresh; an ISR change settles a pending
+    /// one; becoming a follower drops it. Waiters are woken either way, so
+    /// an acks=all produce learns that leadership moved. An older leader
+    /// epoch than the one held is ignored.
+    pub fn set_assignment(&self, assignment: Assignment, now_ms: i64) {
+        let mut current = self.assignment.write();
+        if assignment.leader_epoch < current.leader_epoch
+            || (assignment.leader_epoch == current.leader_epoch
+                && assignment.partition_epoch < current.partition_epoch)
+        {
+            return;
+        }
+        let mut leading = self.leading.lock();
+        let new_term =
+            assignment.leader_epoch != current.leader_epoch || assignment.leader != current.leader;
+        let fresh = current.replicas.is_empty();
+        if assignment.leader == self.node && (new_term || fresh) {
+            let end = self.log.log_end_offset();
+            *leading = LeaderState {
+                followers: assignment
+                    .replicas
+                    .iter()
+                    .filter(|id| **id != self.node)
+                    .map(|id| (*id, Follower::new(now_ms)))
+                    .collect(),
+                pending_isr: None,
+                epoch_start_offset: end,
+                retry_after_ms: 0,
+            };
+        } else if assignment.leader == self.node {
+            for id in assignment.replicas.iter().filter(|id| **id != self.node) {
+                // A follower the controller took out of the ISR (fenced,
+                // lagging) must fetch again before it may rejoin: what it
+                // fetched before says nothing about it now.
+                let left = current.isr.contains(id) && !assignment.isr.contains(id);
+                let state = leading
+                    .followers
+                    .entry(*id)
+                    .or_insert_with(|| Follower::new(now_ms));
+                if left {
+                    *state = Follower::new(now_ms);
+                }
+            }
+            leading
+                .followers
+                .retain(|id, _| assignment.replicas.contains(id));
+            leading.pending_isr = None;
+        } else {
+            *leading = LeaderState::default();
+        }
+        self.leader_epoch
+            .store(assignment.leader_epoch, Ordering::Release);
+        *current = assignment;
+        if current.leader == self.node && self.hosted {
+            self.advance_leader_high_watermark(&current, &leading);
+        }
+        drop(leading);
+        drop(current);
+        self.high_watermark_advanced.notify_waiters();
+        self.log_end_advanced.notify_waiters();
+    }
+
+    /// The leader's high watermark: the least log end over the in-sync
+    /// replicas (the committed ISR and any pending change), and no
+    /// further while one of them has not fetched in this leader epoch.
+    /// Never moves back.
+    fn advance_leader_high_watermark(&self, assignment: &Assignment, leading: &LeaderState) {
+        let mut members: BTreeSet<i32> = assignment.isr.iter().copied().collect();
+        if let Some((pending, _)) = &leading.pending_isr {
+            members.extend(pending.iter().copied());
+        }
+        let mut high_watermark = self.log.log_end_offset();
+        for id in members.iter().filter(|id| **id != self.node) {
+            match leading.followers.get(id) {
+                Some(f) if f.log_end >= 0 => high_watermark = high_watermark.min(f.log_end),
+                _ => return,
+            }
+        }
+        self.advance_high_watermark(high_watermark);
+    }
+
+    /// A follower's fetch from `fetch_offset` reached this leader: its log
+    /// ends there. Moves the high watermark if that lets it move.
+    pub fn record_follower_fetch(
+        &self,
+        follower: i32,
+        fetch_offset: i64,
+        now_ms: i64,
+    ) -> Result<(), ApiError> {
+        let assignment = self.assignment.read();
+        if assignment.leader != self.node {
+            return Err(not_leader(self.index, assignment.leader));
+        }
+        let mut leading = self.leading.lock();
+        let leader_end = self.log.log_end_offset();
+        let Some(f) = leading.followers.get_mut(&follower) else {
+            return Err(ApiError::new(
+                vltava_protocol::ResponseError::NotLeaderOrFollower,
+                format!(
+                    "broker {follower} is not a replica of partition {} (replicas {:?})",
+                    self.index, assignment.replicas
+                ),
+            ));
+        };
+        if fetch_offset >= leader_end {
+            f.last_caught_up_ms = now_ms;
+        } else if f.leader_end_at_last_fetch >= 0 && fetch_offset >= f.leader_end_at_last_fetch {
+            f.last_caught_up_ms = f.last_caught_up_ms.max(f.last_fetch_ms);
+        }
+        f.log_end = fetch_offset.min(leader_end);
+        f.last_fetch_ms = now_ms;
+        f.leader_end_at_last_fetch = leader_end;
+        self.advance_leader_high_watermark(&assignment, &leading);
+        Ok(())
+    }
+
+    /// The ISR this leader wants, if it differs from the committed one and
+    /// no change is in flight: followers not caught up for longer than
+    /// `lag_max_ms` leave it, and followers that reached the high watermark
+    /// and this epoch's start join it. The change is then pending until the
+    /// controller commits it (see [`Partition::set_assignment`]) or refuses
+    /// it ([`Partition::isr_change_refused`]).
+    pub fn wanted_isr_change(&self, now_ms: i64, lag_max_ms: i64) -> Option<IsrChange> {
+        let assignment = self.assignment.read();
+        if assignment.leader != self.node || !self.hosted {
+            return None;
+        }
+        let mut leading = self.leading.lock();
+        if let Some((_, since)) = &leading.pending_isr {
+            if now_ms - since < PENDING_ISR_TIMEOUT_MS {
+                return None;
+            }
+        }
+        if now_ms < leading.retry_after_ms {
+            return None;
+        }
+        let high_watermark = self.high_watermark();
+        let mut isr: Vec<i32> = assignment
+            .replicas
+            .iter()
+            .copied()
+            .filter(|id| {
+                if *id == self.node {
+                    return true;
+                }
+                let Some(f) = leading.followers.get(id) else {
+                    return false;
+                };
+                match assignment.isr.contains(id) {
+                    true => now_ms - f.last_caught_up_ms <= lag_max_ms,
+                    false => {
+                        f.log_end >= 0
+                            && f.log_end >= high_watermark
+                            && f.log_end >= leading.epoch_start_offset
+                    }
+                }
+            })
+            .collect();
+        // Members outside the replica list (none, normally) stay as they are.
+        isr.extend(
+            assignment
+                .isr
+                .iter()
+                .filter(|id| !assignment.replicas.contains(id)),
+        );
+        let same: BTreeSet<i32> = isr.iter().copied().collect();
+        if same == assignment.isr.iter().copied().collect::<BTreeSet<i32>>() {
+            return None;
+        }
+        leading.pending_isr = Some((isr.clone(), now_ms));
+        Some(IsrChange {
+            leader_epoch: assignment.leader_epoch,
+            partition_epoch: assignment.partition_epoch,
+            isr,
+        })
+    }
+
+    /// The controller refused (or never answered) the pending ISR change.
+    pub fn isr_change_refused(&self, now_ms: i64) {
+        let assignment = self.assignment.read();
+        let mut leading = self.leading.lock();
+        leading.pending_isr = None;
+        leading.retry_after_ms = now_ms + ISR_RETRY_BACKOFF_MS;
+        if assignment.leader == self.node && self.hosted {
+            self.advance_leader_high_watermark(&assignment, &leading);
+        }
+    }
+
+    /// The in-sync replicas, counted for min.insync.replicas.
+    pub fn isr_len(&self) -> usize {
+        self.assignment.read().isr.len()
+    }
+
+    /// This broker's id.
+    pub fn node(&self) -> i32 {
+        self.node
     }
 
     fn assemble(
@@ -166,7 +477,15 @@ impl Partition {
         Partition {
             topic_id,
             index,
-            leader: -1,
+            node: 0,
+            assignment: RwLock::new(Assignment {
+                leader: 0,
+                leader_epoch,
+                replicas: Vec::new(),
+                isr: Vec::new(),
+                partition_epoch: 0,
+            }),
+            leading: Mutex::new(LeaderState::default()),
             hosted: true,
             dir,
             log,
@@ -192,18 +511,25 @@ impl Partition {
         self.high_watermark.load(Ordering::Acquire)
     }
 
-    /// Moves the high watermark to `offset`, which must not be below it,
-    /// and wakes the fetches waiting on this partition.
+    /// Moves the high watermark up to `offset` (never back: a lower
+    /// offset leaves it where it is) and wakes the fetches and acks=all
+    /// produces waiting on this partition.
     fn advance_high_watermark(&self, offset: i64) {
-        let previous = self.high_watermark.swap(offset, Ordering::AcqRel);
+        let previous = self.high_watermark.fetch_max(offset, Ordering::AcqRel);
         assert!(
-            offset >= previous,
-            "high watermark of {} would move back from {previous} to {offset}",
+            self.high_watermark() >= previous,
+            "high watermark of {} moved back from {previous}",
             self.dir.display()
         );
         if offset > previous {
             self.high_watermark_advanced.notify_waiters();
         }
+    }
+
+    /// A follower learns its leader's high watermark: its own is that,
+    /// within its own log.
+    pub fn follow_high_watermark(&self, leader_high_watermark: i64) {
+        self.advance_high_watermark(leader_high_watermark.min(self.log.log_end_offset()));
     }
 
     /// Notified when the high watermark moves.
@@ -237,6 +563,12 @@ impl Partition {
         now_ms: i64,
     ) -> Result<Appended, ApiError> {
         let mut producers = self.writer.lock();
+        // Held through the append: leadership cannot move in between, so
+        // nothing is appended in an epoch this broker no longer leads.
+        let assignment = self.assignment.read();
+        if assignment.leader != self.node || !self.hosted {
+            return Err(not_leader(self.index, assignment.leader));
+        }
         if let SequenceCheck::Duplicate {
             base_offset,
             timestamp_ms,
@@ -244,6 +576,7 @@ impl Partition {
         {
             return Ok(Appended {
                 base_offset,
+                last_offset: base_offset + i64::from(header.last_offset_delta),
                 log_append_time_ms: timestamp_ms,
                 log_start_offset: self.log.log_start_offset(),
                 duplicate: true,
@@ -268,10 +601,10 @@ impl Partition {
             .then(|| (info.last_offset + 1, producers.to_snapshot()));
         #[cfg(test)]
         self.hooks.before_publish();
-        // Single replica: everything appended is committed. Published while
-        // the writer lock is held, so appends publish in the order they
-        // were written and the high watermark never steps back.
-        self.advance_high_watermark(info.last_offset + 1);
+        // Alone in the ISR, everything appended is committed; otherwise the
+        // followers' fetches move the high watermark.
+        self.advance_leader_high_watermark(&assignment, &self.leading.lock());
+        drop(assignment);
         drop(producers);
         if let Some((offset, payload)) = snapshot {
             // A failed snapshot costs only a longer replay at start-up.
@@ -288,10 +621,82 @@ impl Partition {
         }
         Ok(Appended {
             base_offset: info.base_offset,
+            last_offset: info.last_offset,
             log_append_time_ms,
             log_start_offset: info.log_start_offset,
             duplicate: false,
         })
+    }
+
+    /// Appends batches fetched from the leader, as the leader wrote them
+    /// (offsets and epochs kept), and records their producers. `records`
+    /// comes off the wire: each batch is checked whole (length, CRC) before
+    /// anything is written, and a partial batch at the end (a leader may
+    /// cut its answer mid-batch) is left for the next fetch. Returns the
+    /// number of batches appended.
+    pub fn append_replica(&self, records: &[u8], now_ms: i64) -> Result<usize, ApiError> {
+        let mut batches = Vec::new();
+        let mut at = 0usize;
+        while records.len() - at >= vltava_record::BATCH_HEADER_BYTES {
+            let Ok(header) = BatchHeader::parse(&records[at..]) else {
+                break;
+            };
+            let Some(end) = at.checked_add(header.total_bytes()) else {
+                break;
+            };
+            if end > records.len() {
+                break;
+            }
+            let batch = &records[at..end];
+            let header = vltava_record::validate_stored_batch(batch).map_err(|e| {
+                ApiError::new(
+                    vltava_protocol::ResponseError::CorruptMessage,
+                    format!(
+                        "batch fetched from the leader at offset {}: {e}",
+                        header.base_offset
+                    ),
+                )
+            })?;
+            batches.push((BytesMut::from(batch), header));
+            at = end;
+        }
+        let count = batches.len();
+        let mut flush_to = None;
+        let mut producers = self.writer.lock();
+        if self.is_leader() {
+            return Err(ApiError::new(
+                vltava_protocol::ResponseError::NotLeaderOrFollower,
+                "this broker leads the partition now; fetched data dropped",
+            ));
+        }
+        for (batch, header) in batches {
+            let (info, flush) = self.log.append_replica(batch, now_ms)?;
+            let timestamp = match header.is_log_append_time() {
+                true => header.max_timestamp,
+                false => -1,
+            };
+            producers.record(&header, header.base_offset, timestamp);
+            if info.rolled {
+                let payload = producers.to_snapshot();
+                if let Err(e) = self.log.write_producer_snapshot(info.base_offset, &payload) {
+                    tracing::warn!(dir = %self.dir.display(), error = %e, "producer snapshot not written");
+                }
+            }
+            flush_to = flush.or(flush_to);
+        }
+        drop(producers);
+        if count > 0 {
+            self.log_end_advanced.notify_waiters();
+        }
+        if let Some(offset) = flush_to {
+            self.log.flush_appended(offset, now_ms)?;
+        }
+        Ok(count)
+    }
+
+    /// Reads from `offset` up to the log end, for a follower's fetch.
+    pub fn read_replica(&self, offset: i64, max_bytes: usize) -> Result<ReadSlice, LogError> {
+        self.log.read(offset, self.log.log_end_offset(), max_bytes)
     }
 
     /// Flushes the log and snapshots producer state at the log end, for a
@@ -328,6 +733,18 @@ impl Partition {
         Ok(())
     }
 
+    /// Empties the log and restarts it at `offset` (a follower whose log
+    /// ends before its leader's log start: what it has is gone at the
+    /// leader). Producer state goes with the batches.
+    pub fn reset_to(&self, offset: i64, now_ms: i64) -> Result<(), ApiError> {
+        let mut producers = self.writer.lock();
+        self.log.truncate_fully_and_start_at(offset, now_ms)?;
+        *producers = ProducerStateMap::default();
+        drop(producers);
+        self.advance_high_watermark(offset);
+        Ok(())
+    }
+
     /// Reads from `offset` up to the high watermark.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadSlice, LogError> {
         self.log.read(offset, self.high_watermark(), max_bytes)
@@ -348,6 +765,15 @@ impl Partition {
         let _writer = self.writer.lock();
         Ok(self.log.delete_records_before(target)?)
     }
+}
+
+/// NOT_LEADER_OR_FOLLOWER, naming the leader.
+pub fn not_leader(index: i32, leader: i32) -> ApiError {
+    let message = match leader {
+        -1 => format!("partition {index} has no leader at the moment"),
+        _ => format!("This broker is not the leader of partition {index}; broker {leader} is"),
+    };
+    ApiError::new(vltava_protocol::ResponseError::NotLeaderOrFollower, message)
 }
 
 /// Producer state as of the log end: the newest snapshot, then the header

@@ -15,9 +15,28 @@ pub enum ConfigResource {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionImage {
+    /// The preferred leader first.
     pub replicas: Vec<i32>,
+    /// -1 when no replica can lead (every in-sync replica is fenced).
     pub leader: i32,
     pub leader_epoch: i32,
+    /// The in-sync replicas, the leader among them (never empty: when the
+    /// last one is lost it stays listed, so it leads again when it returns).
+    pub isr: Vec<i32>,
+    pub partition_epoch: i32,
+}
+
+impl PartitionImage {
+    /// A new partition on `replicas`, led by the first.
+    pub fn new(replicas: Vec<i32>) -> PartitionImage {
+        PartitionImage {
+            leader: replicas.first().copied().unwrap_or(-1),
+            leader_epoch: 0,
+            isr: replicas.clone(),
+            replicas,
+            partition_epoch: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,13 +124,7 @@ impl MetadataImage {
                 topic_id: topic.topic_id,
             });
             for (i, p) in topic.partitions.iter().enumerate() {
-                out.push(MetaRecord::Partition {
-                    topic_id: topic.topic_id,
-                    partition: i as i32,
-                    replicas: p.replicas.clone(),
-                    leader: p.leader,
-                    leader_epoch: p.leader_epoch,
-                });
+                out.push(MetaRecord::partition(topic.topic_id, i as i32, p));
             }
         }
         for (resource, entries) in &self.configs {
@@ -163,6 +176,8 @@ impl MetadataImage {
                 replicas,
                 leader,
                 leader_epoch,
+                isr,
+                partition_epoch,
             } => {
                 let Some(topic) = self.topics.values_mut().find(|t| t.topic_id == *topic_id) else {
                     return;
@@ -171,6 +186,8 @@ impl MetadataImage {
                     replicas: replicas.clone(),
                     leader: *leader,
                     leader_epoch: *leader_epoch,
+                    isr: isr.clone().unwrap_or_else(|| replicas.clone()),
+                    partition_epoch: *partition_epoch,
                 };
                 let index = *partition as usize;
                 if index < topic.partitions.len() {
@@ -268,6 +285,8 @@ mod tests {
             replicas: vec![1],
             leader: 1,
             leader_epoch: 0,
+            isr: None,
+            partition_epoch: 0,
         }
     }
 
@@ -313,13 +332,17 @@ mod tests {
                 replicas: vec![1],
                 leader: 1,
                 leader_epoch: 0,
+                isr: None,
+                partition_epoch: 0,
             },
             MetaRecord::Partition {
                 topic_id: id,
                 partition: 1,
-                replicas: vec![2],
+                replicas: vec![2, 1, 3],
                 leader: 2,
                 leader_epoch: 3,
+                isr: Some(vec![2, 3]),
+                partition_epoch: 7,
             },
             MetaRecord::Config {
                 resource: ConfigResource::Topic("t".into()),

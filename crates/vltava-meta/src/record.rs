@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::image::{BrokerEndpoint, ConfigResource};
+use crate::image::{BrokerEndpoint, ConfigResource, PartitionImage};
 
 /// One change to cluster metadata. Stored as JSON in the value of a Kafka
 /// record, so the log stays readable with any Kafka tool and new fields can be
@@ -11,13 +11,25 @@ use crate::image::{BrokerEndpoint, ConfigResource};
 pub enum MetaRecord {
     /// A topic exists with this name and id.
     Topic { name: String, topic_id: Uuid },
-    /// A partition of a topic, its replicas and its current leader.
+    /// A partition of a topic as it now is: its replicas, its leader (-1:
+    /// none, the partition is offline), the leader's epoch, the in-sync
+    /// replicas and the partition epoch (Kafka's PartitionRecord and
+    /// PartitionChangeRecord in one: every change writes the whole state).
+    /// The leader epoch grows with every change of leader; the partition
+    /// epoch with every change at all, so a leader's ISR change made
+    /// against an older state is refused (AlterPartition's rule). Records
+    /// written before replication carry neither ISR (then: every replica)
+    /// nor partition epoch (then: 0).
     Partition {
         topic_id: Uuid,
         partition: i32,
         replicas: Vec<i32>,
         leader: i32,
         leader_epoch: i32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        isr: Option<Vec<i32>>,
+        #[serde(default)]
+        partition_epoch: i32,
     },
     /// A config override set (`value` is `Some`) or removed (`None`).
     Config {
@@ -50,4 +62,19 @@ pub enum MetaRecord {
     UnfenceBroker { node_id: i32, epoch: i64 },
     /// A broker's registration removed (Kafka's UnregisterBrokerRecord).
     UnregisterBroker { node_id: i32 },
+}
+
+impl MetaRecord {
+    /// The record that sets partition `partition` of `topic_id` to `image`.
+    pub fn partition(topic_id: Uuid, partition: i32, image: &PartitionImage) -> MetaRecord {
+        MetaRecord::Partition {
+            topic_id,
+            partition,
+            replicas: image.replicas.clone(),
+            leader: image.leader,
+            leader_epoch: image.leader_epoch,
+            isr: Some(image.isr.clone()),
+            partition_epoch: image.partition_epoch,
+        }
+    }
 }

@@ -144,6 +144,8 @@ mod tests {
                             replicas: vec![1],
                             leader: 1,
                             leader_epoch: 0,
+                            isr: None,
+                            partition_epoch: 0,
                         },
                     ],
                     1,

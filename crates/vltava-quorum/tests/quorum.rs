@@ -538,6 +538,8 @@ async fn a_single_node_image_is_imported_once_and_survives_restarts() {
                     replicas: vec![1],
                     leader: 1,
                     leader_epoch: 0,
+                    isr: None,
+                    partition_epoch: 0,
                 },
                 MetaRecord::Partition {
                     topic_id,
@@ -545,6 +547,8 @@ async fn a_single_node_image_is_imported_once_and_survives_restarts() {
                     replicas: vec![1],
                     leader: 1,
                     leader_epoch: 2,
+                    isr: None,
+                    partition_epoch: 0,
                 },
                 MetaRecord::ProducerIds {
                     next_producer_id: 1000,

@@ -11,6 +11,7 @@
 
 mod connection;
 mod maintenance;
+mod replica_fetcher;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,8 +76,10 @@ pub async fn serve(
         ));
     }
     let maintenance = tokio::spawn(maintenance::run(broker.clone(), shutdown.clone()));
+    let fetchers = tokio::spawn(replica_fetcher::run(broker.clone(), shutdown.clone()));
     while acceptors.join_next().await.is_some() {}
     let _ = maintenance.await;
+    let _ = fetchers.await;
 }
 
 async fn accept_loop(

@@ -17,6 +17,8 @@ pub async fn run(broker: Arc<Broker>, shutdown: CancellationToken) {
     tokio::spawn(run_cleaner(broker.clone(), shutdown.clone()));
     // Heartbeats and fencing wait on the controller: their own task.
     tokio::spawn(run_heartbeats(broker.clone(), shutdown.clone()));
+    // So do leaders' ISR changes.
+    tokio::spawn(run_replication(broker.clone(), shutdown.clone()));
     let mut groups = tokio::time::interval(GROUP_TICK);
     groups.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut retention = tokio::time::interval(Duration::from_millis(
@@ -55,6 +57,23 @@ async fn run_heartbeats(broker: Arc<Broker>, shutdown: CancellationToken) {
         }
         let broker = broker.clone();
         let _ = tokio::task::spawn_blocking(move || broker.cluster_tick()).await;
+    }
+}
+
+/// Leaders' ISR changes (followers lagging past replica.lag.time.max.ms
+/// out, caught-up ones in), checked this often.
+const REPLICATION_TICK: Duration = Duration::from_millis(250);
+
+async fn run_replication(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(REPLICATION_TICK);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let broker = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || broker.replication_tick()).await;
     }
 }
 

@@ -26,7 +26,7 @@ use super::dynamic_config::DynamicConfigs;
 use super::{belongs_to, open_partition, Topic};
 use crate::clock::Clock;
 use crate::config::{BrokerConfig, TopicConfig};
-use crate::partition::Partition;
+use crate::partition::{Assignment, Partition};
 
 /// When a broker incarnation's registration and latest fence were applied.
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,6 +50,9 @@ pub(crate) struct TopicPublisher {
     /// When each broker incarnation's registration and fence were applied
     /// here (the controller's fencing goes by them).
     broker_events: Arc<Mutex<BTreeMap<(i32, i64), BrokerEvents>>>,
+    /// Notified when partitions were opened, removed or changed leader:
+    /// the replica fetchers look again at what this broker follows.
+    roles_changed: Arc<tokio::sync::Notify>,
     /// Held while publishing. `false` until the broker has caught up with
     /// its metadata log and cleared leftovers ([`TopicPublisher::activate`]):
     /// changes applied before that are taken from the image then.
@@ -64,6 +67,7 @@ impl TopicPublisher {
         dynamic: Arc<RwLock<DynamicConfigs>>,
         removed: Arc<Mutex<Vec<String>>>,
         broker_events: Arc<Mutex<BTreeMap<(i32, i64), BrokerEvents>>>,
+        roles_changed: Arc<tokio::sync::Notify>,
     ) -> TopicPublisher {
         TopicPublisher {
             config,
@@ -72,6 +76,7 @@ impl TopicPublisher {
             dynamic,
             removed,
             broker_events,
+            roles_changed,
             active: Mutex::new(false),
         }
     }
@@ -193,6 +198,7 @@ impl TopicPublisher {
             return;
         };
         let mut partitions = served.partitions.clone();
+        let moved = self.follow_assignments(wanted, &mut partitions, &served.config);
         let added = wanted.partitions.len().saturating_sub(partitions.len());
         if added > 0 {
             partitions.extend(self.open_partitions(wanted, partitions.len(), &served.config));
@@ -209,9 +215,46 @@ impl TopicPublisher {
             }
             info!(topic = name, "topic config changed");
         }
-        if added > 0 || config != served.config || overrides != served.overrides {
+        if moved || added > 0 || config != served.config || overrides != served.overrides {
             self.insert(wanted, partitions, config, overrides);
         }
+    }
+
+    /// Gives each served partition its committed leader, epochs and ISR.
+    /// A partition this broker became a replica of is opened; one it no
+    /// longer is a replica of is fenced, removed and listed as remote.
+    /// Returns whether any was replaced.
+    fn follow_assignments(
+        &self,
+        topic: &TopicImage,
+        partitions: &mut [Arc<Partition>],
+        config: &TopicConfig,
+    ) -> bool {
+        let node = self.config.node_id;
+        let now_ms = self.clock.now_ms();
+        let mut replaced = false;
+        for (index, partition) in partitions.iter_mut().enumerate() {
+            let Some(image) = topic.partitions.get(index) else {
+                continue;
+            };
+            let assignment = Assignment::from_image(image);
+            let replica_here = image.replicas.contains(&node);
+            if replica_here == partition.is_hosted() {
+                if partition.assignment() != assignment {
+                    partition.set_assignment(assignment, now_ms);
+                    self.roles_changed.notify_one();
+                }
+                continue;
+            }
+            if !replica_here {
+                info!(topic = %topic.name, partition = index, "no longer a replica here; removing its log");
+                remove_partition_dir(partition);
+            }
+            *partition = self.open_one(topic, index, config, now_ms);
+            self.roles_changed.notify_one();
+            replaced = true;
+        }
+        replaced
     }
 
     fn insert(
@@ -233,62 +276,75 @@ impl TopicPublisher {
         );
     }
 
-    /// Opens the topic's partitions from `first` on. One that cannot be
-    /// opened is served as offline (KAFKA_STORAGE_ERROR) and the rest as
-    /// usual, as at start-up: the change is committed, and a broker with a
-    /// bad disk must not stop following the metadata.
+    /// Opens the topic's partitions from `first` on.
     fn open_partitions(
         &self,
         topic: &TopicImage,
         first: usize,
         config: &TopicConfig,
     ) -> Vec<Arc<Partition>> {
-        let data_dir = self.config.data_dir();
         let now_ms = self.clock.now_ms();
-        let mut opened = Vec::with_capacity(topic.partitions.len().saturating_sub(first));
-        let node = self.config.node_id;
-        for (index, image) in topic.partitions.iter().enumerate().skip(first) {
-            let index = index as i32;
-            if !image.replicas.contains(&node) {
-                opened.push(Arc::new(Partition::remote(
-                    data_dir,
-                    &topic.name,
-                    topic.topic_id,
-                    index,
-                    image.leader_epoch,
-                    image.leader,
-                )));
-                continue;
-            }
-            let result = remove_other_incarnation(data_dir, &topic.name, index, topic.topic_id)
-                .map_err(|e| e.to_string())
-                .and_then(|()| {
-                    open_partition(
-                        data_dir,
-                        &topic.name,
-                        topic.topic_id,
-                        index,
-                        image.leader_epoch,
-                        config,
-                        now_ms,
-                    )
-                    .map_err(|e| e.to_string())
-                });
-            let partition = result.unwrap_or_else(|e| {
-                error!(topic = %topic.name, partition = index, error = %e,
-                    "partition cannot be opened; it answers KAFKA_STORAGE_ERROR until repaired and restarted");
-                Partition::offline(
-                    data_dir,
-                    &topic.name,
-                    topic.topic_id,
-                    index,
-                    image.leader_epoch,
-                    e,
-                )
-            });
-            opened.push(Arc::new(partition.led_by(node)));
-        }
+        let opened = (first..topic.partitions.len())
+            .map(|index| self.open_one(topic, index, config, now_ms))
+            .collect();
+        self.roles_changed.notify_one();
         opened
+    }
+
+    /// Partition `index` of `topic` as this broker serves it: its log when
+    /// this broker is one of its replicas, else a remote entry. A log that
+    /// cannot be opened is served as offline (KAFKA_STORAGE_ERROR) and the
+    /// rest as usual, as at start-up: the change is committed, and a broker
+    /// with a bad disk must not stop following the metadata.
+    fn open_one(
+        &self,
+        topic: &TopicImage,
+        index: usize,
+        config: &TopicConfig,
+        now_ms: i64,
+    ) -> Arc<Partition> {
+        let data_dir = self.config.data_dir();
+        let node = self.config.node_id;
+        let image = &topic.partitions[index];
+        let assignment = Assignment::from_image(image);
+        let index = index as i32;
+        if !image.replicas.contains(&node) {
+            return Arc::new(Partition::remote(
+                data_dir,
+                &topic.name,
+                topic.topic_id,
+                index,
+                node,
+                assignment,
+            ));
+        }
+        let result = remove_other_incarnation(data_dir, &topic.name, index, topic.topic_id)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                open_partition(
+                    data_dir,
+                    &topic.name,
+                    topic.topic_id,
+                    index,
+                    image.leader_epoch,
+                    config,
+                    now_ms,
+                )
+                .map_err(|e| e.to_string())
+            });
+        let partition = result.unwrap_or_else(|e| {
+            error!(topic = %topic.name, partition = index, error = %e,
+                "partition cannot be opened; it answers KAFKA_STORAGE_ERROR until repaired and restarted");
+            Partition::offline(
+                data_dir,
+                &topic.name,
+                topic.topic_id,
+                index,
+                image.leader_epoch,
+                e,
+            )
+        });
+        Arc::new(partition.placed(node, assignment, now_ms))
     }
 
     /// Stops serving a deleted topic: its logs are fenced (appends,
@@ -297,20 +353,9 @@ impl TopicPublisher {
     fn remove(&self, topic: &Topic) {
         self.topics.write().remove(&topic.name);
         for partition in topic.partitions.iter().filter(|p| p.is_hosted()) {
-            partition.log().fence();
-            let dir = partition.dir();
-            let doomed = dir.with_file_name(format!(
-                "{}.{}-delete",
-                dir.file_name().unwrap_or_default().to_string_lossy(),
-                topic.id.simple()
-            ));
-            // Renaming first makes the directory invisible to a restart even
-            // if the removal below is cut short.
-            let removed = fs::rename(dir, &doomed).and_then(|()| fs::remove_dir_all(&doomed));
-            if let Err(e) = removed {
-                warn!(dir = %dir.display(), error = %e, "could not remove deleted partition; it will be removed at next start");
-            }
+            remove_partition_dir(partition);
         }
+        self.roles_changed.notify_one();
         self.removed.lock().push(topic.name.clone());
         info!(topic = %topic.name, "deleted topic");
     }
@@ -338,6 +383,25 @@ enum Quiet {
     /// Start-up: the recovery report says what was opened.
     Yes,
     No,
+}
+
+/// Fences a partition's log (appends, retention and cleaner passes finish
+/// or stop first), then renames its directory out of the way and removes
+/// it.
+fn remove_partition_dir(partition: &Partition) {
+    partition.log().fence();
+    let dir = partition.dir();
+    let doomed = dir.with_file_name(format!(
+        "{}.{}-delete",
+        dir.file_name().unwrap_or_default().to_string_lossy(),
+        partition.topic_id.simple()
+    ));
+    // Renaming first makes the directory invisible to a restart even if the
+    // removal below is cut short.
+    let removed = fs::rename(dir, &doomed).and_then(|()| fs::remove_dir_all(&doomed));
+    if let Err(e) = removed {
+        warn!(dir = %dir.display(), error = %e, "could not remove deleted partition; it will be removed at next start");
+    }
 }
 
 /// A directory at a new partition's path that belongs to another topic id

@@ -144,7 +144,7 @@ impl GroupCoordinator {
         let mut groups = self.groups.lock();
         let mut records = 0usize;
         // The groups of partitions other brokers lead are theirs.
-        for partition in topic.partitions.iter().filter(|p| p.is_hosted()) {
+        for partition in topic.partitions.iter().filter(|p| p.is_leader()) {
             match load_partition(&mut groups, partition, now_ms) {
                 Ok(n) => records += n,
                 Err(e) => {
@@ -234,7 +234,7 @@ impl GroupCoordinator {
     pub fn coordinates(&self, broker: &Broker, group_id: &str) -> Result<(), ResponseError> {
         if let Some(topic) = broker.topic(OFFSETS_TOPIC) {
             let index = store::partition_for(group_id, topic.partitions.len() as i32);
-            if topic.partition(index).is_some_and(|p| !p.is_hosted()) {
+            if topic.partition(index).is_some_and(|p| !p.is_leader()) {
                 return Err(ResponseError::NotCoordinator);
             }
         }

@@ -51,21 +51,16 @@ fn adding(broker: &Broker, name: &str, count: i32) -> i32 {
     count.saturating_sub(current)
 }
 
-/// A client's placement of the new partitions: one broker each (its
-/// registration is checked by the controller); returns them in order.
+/// A client's placement of the new partitions: their replicas (checked
+/// against the registered brokers and the topic's replication factor by
+/// the controller); returns them in order.
 fn check_assignments(
     broker: &Broker,
     topic: &kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic,
-) -> Result<Option<Vec<i32>>, ApiError> {
+) -> Result<Option<Vec<Vec<i32>>>, ApiError> {
     let Some(assignments) = &topic.assignments else {
         return Ok(None);
     };
-    if !assignments.iter().all(|a| a.broker_ids.len() == 1) {
-        return Err(ApiError::new(
-            ResponseError::InvalidReplicaAssignment,
-            "Each new partition must be placed on exactly one broker (partitions are not replicated yet)",
-        ));
-    }
     if let Some(current) = broker
         .topic(topic.name.0.as_str())
         .map(|t| t.partitions.len() as i32)
@@ -82,6 +77,9 @@ fn check_assignments(
         }
     }
     Ok(Some(
-        assignments.iter().map(|a| a.broker_ids[0].0).collect(),
+        assignments
+            .iter()
+            .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+            .collect(),
     ))
 }

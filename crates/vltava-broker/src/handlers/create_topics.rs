@@ -46,11 +46,11 @@ pub fn handle(broker: &Broker, version: i16, request: CreateTopicsRequest) -> Cr
                 create(broker, topic, request.validate_only, &mut budget)
             };
             match created {
-                Ok((partitions, config, topic_id, overrides)) => {
+                Ok((partitions, factor, config, topic_id, overrides)) => {
                     let result = result
                         .with_topic_id(topic_id)
                         .with_num_partitions(partitions)
-                        .with_replication_factor(1);
+                        .with_replication_factor(factor);
                     if version < DESCRIBE_IN_RESPONSE_VERSION {
                         return result;
                     }
@@ -76,20 +76,21 @@ pub fn handle(broker: &Broker, version: i16, request: CreateTopicsRequest) -> Cr
     CreateTopicsResponse::default().with_topics(topics)
 }
 
+/// A created topic: partitions, replication factor, config, id, overrides.
+type Created = (
+    i32,
+    i16,
+    crate::config::TopicConfig,
+    uuid::Uuid,
+    BTreeMap<String, String>,
+);
+
 fn create(
     broker: &Broker,
     topic: CreatableTopic,
     validate_only: bool,
     budget: &mut PartitionBudget,
-) -> Result<
-    (
-        i32,
-        crate::config::TopicConfig,
-        uuid::Uuid,
-        BTreeMap<String, String>,
-    ),
-    ApiError,
-> {
+) -> Result<Created, ApiError> {
     let name = topic.name.0.to_string();
     let manual = match topic.assignments.is_empty() {
         true => None,
@@ -101,7 +102,7 @@ fn create(
         (None, n) => n,
     };
     let replication_factor = match (&manual, topic.replication_factor) {
-        (Some(_), _) => 1,
+        (Some(replicas), _) => replicas.first().map_or(0, |r| r.len() as i16),
         (None, -1) => broker.config.default_replication_factor,
         (None, n) => n,
     };
@@ -117,17 +118,6 @@ fn create(
             ResponseError::InvalidReplicationFactor,
             format!(
                 "Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only {registered} broker(s) are registered."
-            ),
-        ));
-    }
-    // Decided: partition data is not replicated yet (the replication
-    // issue), so a factor the cluster could hold is still refused rather
-    // than created with fewer copies than the client asked for.
-    if replication_factor != 1 {
-        return Err(ApiError::new(
-            ResponseError::InvalidReplicationFactor,
-            format!(
-                "Unable to replicate the partition {replication_factor} time(s): Vltava does not replicate partitions yet; use a replication factor of 1."
             ),
         ));
     }
@@ -148,18 +138,24 @@ fn create(
     // does not use up the request's budget for those after it.
     budget.spend(num_partitions)?;
     let (partitions, config, topic_id) = match &manual {
-        Some(leaders) => {
-            broker.create_topic_placed(&name, leaders, overrides.clone(), validate_only)?
+        Some(replicas) => {
+            broker.create_topic_placed(&name, replicas, overrides.clone(), validate_only)?
         }
-        None => broker.create_topic(&name, num_partitions, overrides.clone(), validate_only)?,
+        None => broker.create_topic_replicated(
+            &name,
+            num_partitions,
+            replication_factor,
+            overrides.clone(),
+            validate_only,
+        )?,
     };
-    Ok((partitions, config, topic_id, overrides))
+    Ok((partitions, replication_factor, config, topic_id, overrides))
 }
 
-/// Manual assignments must cover partitions 0..n, each with exactly one
-/// broker (registered: checked by the controller); returns partition p's
-/// broker at p.
-fn check_assignments(topic: &CreatableTopic) -> Result<Vec<i32>, ApiError> {
+/// Manual assignments must cover partitions 0..n, each with its replicas
+/// (registered, distinct and as many for every partition: checked by the
+/// controller); returns partition p's replicas at p.
+fn check_assignments(topic: &CreatableTopic) -> Result<Vec<Vec<i32>>, ApiError> {
     if topic.num_partitions != -1 || topic.replication_factor != -1 {
         return Err(ApiError::new(
             ResponseError::InvalidRequest,
@@ -174,18 +170,15 @@ fn check_assignments(topic: &CreatableTopic) -> Result<Vec<i32>, ApiError> {
         .collect();
     indexes.sort_unstable();
     let contiguous = indexes.iter().copied().eq(0..count);
-    let single = topic.assignments.iter().all(|a| a.broker_ids.len() == 1);
-    if !contiguous || !single {
+    if !contiguous {
         return Err(ApiError::new(
             ResponseError::InvalidReplicaAssignment,
-            format!(
-                "Partitions must be numbered 0..{count} and each placed on exactly one broker (partitions are not replicated yet)"
-            ),
+            format!("Partitions must be numbered 0..{count}, each once"),
         ));
     }
-    let mut leaders = vec![0; topic.assignments.len()];
+    let mut replicas = vec![Vec::new(); topic.assignments.len()];
     for a in &topic.assignments {
-        leaders[a.partition_index as usize] = a.broker_ids[0].0;
+        replicas[a.partition_index as usize] = a.broker_ids.iter().map(|b| b.0).collect();
     }
-    Ok(leaders)
+    Ok(replicas)
 }

@@ -91,7 +91,7 @@ pub fn handle(
                     .iter()
                     .skip(start)
                     .take(end.saturating_sub(start))
-                    .map(|p| partition(p, fenced.contains(&p.leader())))
+                    .map(|p| partition(p, &fenced))
                     .collect();
                 remaining -= partitions.len();
                 topics.push(described(&topic, partitions));
@@ -142,26 +142,31 @@ fn described(
         .with_topic_authorized_operations(authorized_operations(true, TOPIC_OPERATIONS))
 }
 
-/// One partition as Metadata describes it: its leader is its one replica,
-/// unless its log cannot be opened or its broker is fenced (no leader,
-/// offline). No eligible leader replicas yet: empty lists, as Kafka sends
-/// without ELR.
+/// One partition as Metadata describes it: its leader, replicas and ISR;
+/// no leader when it has none or its log here is unreadable. No eligible
+/// leader replicas (KIP-966): empty lists, as Kafka sends without ELR.
 fn partition(
     p: &crate::Partition,
-    leader_fenced: bool,
+    offline: &std::collections::BTreeSet<i32>,
 ) -> DescribeTopicPartitionsResponsePartition {
-    let node = BrokerId(p.leader());
+    let a = p.assignment();
+    let ids = |ids: &[i32]| ids.iter().map(|id| BrokerId(*id)).collect::<Vec<_>>();
+    let gone: Vec<i32> = a
+        .replicas
+        .iter()
+        .copied()
+        .filter(|id| offline.contains(id) || (*id == p.node() && p.is_hosted() && p.is_offline()))
+        .collect();
     let base = DescribeTopicPartitionsResponsePartition::default()
         .with_partition_index(p.index)
         .with_leader_epoch(p.leader_epoch())
-        .with_replica_nodes(vec![node])
+        .with_replica_nodes(ids(&a.replicas))
+        .with_isr_nodes(ids(&a.isr))
+        .with_offline_replicas(ids(&gone))
         .with_eligible_leader_replicas(Some(Vec::new()))
         .with_last_known_elr(Some(Vec::new()));
-    if (p.is_hosted() && p.is_offline()) || leader_fenced {
-        return base
-            .with_leader_id(BrokerId(-1))
-            .with_isr_nodes(Vec::new())
-            .with_offline_replicas(vec![node]);
+    if a.leader < 0 || (p.is_leader() && p.is_offline()) || offline.contains(&a.leader) {
+        return base.with_leader_id(BrokerId(-1));
     }
-    base.with_leader_id(node).with_isr_nodes(vec![node])
+    base.with_leader_id(BrokerId(a.leader))
 }

@@ -22,6 +22,20 @@ use crate::Broker;
 
 /// First version whose topics are named by id instead of by name.
 const TOPIC_ID_VERSION: i16 = 13;
+/// First version that carries a replica's last fetched epoch (KIP-595's
+/// divergence check) and answers a diverging epoch.
+const LAST_FETCHED_EPOCH_VERSION: i16 = 12;
+/// First version that names the fetching replica in `replica_state`.
+const REPLICA_STATE_VERSION: i16 = 15;
+
+/// The broker id of a follower's fetch; `None` for a consumer's.
+fn replica_of(version: i16, request: &FetchRequest) -> Option<i32> {
+    let id = match version >= REPLICA_STATE_VERSION {
+        true => request.replica_state.replica_id.0,
+        false => request.replica_id.0,
+    };
+    (id >= 0).then_some(id)
+}
 const READ_COMMITTED: i8 = 1;
 
 /// A long-poll fetch: reads what is there and, while fewer than `min_bytes`
@@ -38,13 +52,19 @@ pub async fn handle(
     request: FetchRequest,
 ) -> (FetchResponse, Vec<FileRange>) {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let replica = replica_of(version, &request);
     loop {
         // Registered before reading, so an append between the read and the
-        // wait still wakes us; only the partitions asked for can.
+        // wait still wakes us; only the partitions asked for can. A
+        // follower waits for the log end, a consumer for the high
+        // watermark.
         let watched = requested_partitions(broker, version, &request);
         let mut advanced: Vec<Pin<Box<Notified<'_>>>> = watched
             .iter()
-            .map(|p| Box::pin(p.high_watermark_advanced().notified()))
+            .map(|p| match replica {
+                Some(_) => Box::pin(p.log_end_advanced().notified()),
+                None => Box::pin(p.high_watermark_advanced().notified()),
+            })
             .collect();
         for wait in &mut advanced {
             wait.as_mut().enable();
@@ -97,6 +117,11 @@ struct Read {
 }
 
 fn read_once(broker: &Broker, version: i16, request: &FetchRequest) -> Read {
+    let reader = Reader {
+        replica: replica_of(version, request),
+        divergence_checked: version >= LAST_FETCHED_EPOCH_VERSION,
+        now_ms: broker.now_ms(),
+    };
     let mut bytes_left = if request.max_bytes > 0 {
         request.max_bytes as usize
     } else {
@@ -129,8 +154,26 @@ fn read_once(broker: &Broker, version: i16, request: &FetchRequest) -> Read {
                         .with_partition_index(p.partition)
                         .with_preferred_read_replica(BrokerId(-1))
                         .with_aborted_transactions(read_committed.then(Vec::new));
-                    match read_partition(topic.as_deref(), missing, p, bytes_left, total == 0) {
-                        Ok((partition, sendable)) => {
+                    let read = read_partition(
+                        &reader,
+                        topic.as_deref(),
+                        missing,
+                        p,
+                        bytes_left,
+                        total == 0,
+                    );
+                    match read {
+                        Ok(Served::Diverged(partition, epoch, end_offset)) => data
+                            .with_high_watermark(partition.high_watermark())
+                            .with_last_stable_offset(partition.high_watermark())
+                            .with_log_start_offset(partition.log_start_offset())
+                            .with_diverging_epoch(
+                                kafka_protocol::messages::fetch_response::EpochEndOffset::default()
+                                    .with_epoch(epoch)
+                                    .with_end_offset(end_offset),
+                            )
+                            .with_records(Some(Bytes::new())),
+                        Ok(Served::Data(partition, sendable)) => {
                             let (records, len) = match sendable {
                                 Sendable::Bytes(bytes) => {
                                     let len = bytes.len();
@@ -183,11 +226,32 @@ fn read_once(broker: &Broker, version: i16, request: &FetchRequest) -> Read {
     }
 }
 
-type PartitionRead<'a> = Result<(&'a Partition, Sendable), (ApiError, Option<&'a Partition>)>;
+/// Who is reading, for every partition of one fetch.
+struct Reader {
+    /// The follower's broker id; `None` for a consumer.
+    replica: Option<i32>,
+    /// Whether the version carries `last_fetched_epoch`.
+    divergence_checked: bool,
+    now_ms: i64,
+}
 
-/// Reads one partition. Only the first partition with data may exceed the
-/// response's byte budget (its first batch is always whole, KIP-74).
+/// One partition's part of a fetch answer.
+enum Served<'a> {
+    Data(&'a Partition, Sendable),
+    /// The fetcher's log parts from ours after this epoch, at this offset
+    /// (it truncates there and fetches again).
+    Diverged(&'a Partition, i32, i64),
+}
+
+type PartitionRead<'a> = Result<Served<'a>, (ApiError, Option<&'a Partition>)>;
+
+/// Reads one partition: up to the high watermark for a consumer, up to
+/// the log end for a follower, whose fetch offset is its log end (that
+/// moves the high watermark). Only the first partition with data may
+/// exceed the response's byte budget (its first batch is always whole,
+/// KIP-74).
 fn read_partition<'a>(
+    reader: &Reader,
     topic: Option<&'a Topic>,
     missing: ResponseError,
     request: &FetchPartition,
@@ -200,15 +264,44 @@ fn read_partition<'a>(
         .ok_or_else(|| (ApiError::new(missing, ""), None))?;
     check_leader_epoch(partition, request.current_leader_epoch)
         .map_err(|e| (e, Some(partition)))?;
+    // KIP-595's check: the fetcher's last epoch must end at or after its
+    // fetch offset in our log, else its tail is not ours.
+    if reader.divergence_checked && request.last_fetched_epoch >= 0 {
+        let last = request.last_fetched_epoch;
+        let (epoch, end_offset) = partition.log().end_offset_for_epoch(last);
+        if end_offset < request.fetch_offset || epoch < last {
+            return Ok(Served::Diverged(partition, epoch, end_offset));
+        }
+    }
+    if let Some(follower) = reader.replica {
+        if request.fetch_offset > partition.log_end_offset() {
+            return Err((
+                ApiError::new(
+                    ResponseError::OffsetOutOfRange,
+                    format!(
+                        "fetch offset {} is past the log end {}",
+                        request.fetch_offset,
+                        partition.log_end_offset()
+                    ),
+                ),
+                Some(partition),
+            ));
+        }
+        partition
+            .record_follower_fetch(follower, request.fetch_offset, reader.now_ms)
+            .map_err(|e| (e, Some(partition)))?;
+    }
     if bytes_left == 0 {
-        return Ok((partition, Sendable::Bytes(Bytes::new())));
+        return Ok(Served::Data(partition, Sendable::Bytes(Bytes::new())));
     }
     let max_bytes = (request.partition_max_bytes.max(0) as usize).min(bytes_left);
-    let slice = partition
-        .read(request.fetch_offset, max_bytes.max(1))
-        .map_err(|e| (ApiError::from(e), Some(partition)))?;
+    let slice = match reader.replica {
+        Some(_) => partition.read_replica(request.fetch_offset, max_bytes.max(1)),
+        None => partition.read(request.fetch_offset, max_bytes.max(1)),
+    }
+    .map_err(|e| (ApiError::from(e), Some(partition)))?;
     if !first_with_data && slice.len > bytes_left {
-        return Ok((partition, Sendable::Bytes(Bytes::new())));
+        return Ok(Served::Data(partition, Sendable::Bytes(Bytes::new())));
     }
     // Bytes are CRC-checked batch by batch the first time they are served:
     // corruption on disk is reported as KAFKA_STORAGE_ERROR, never served
@@ -216,7 +309,7 @@ fn read_partition<'a>(
     let sendable = slice
         .to_sendable()
         .map_err(|e| (ApiError::from(e), Some(partition)))?;
-    Ok((partition, sendable))
+    Ok(Served::Data(partition, sendable))
 }
 
 /// KIP-320: a client that knows a newer epoch than ours is ahead of us; one
@@ -235,17 +328,14 @@ pub(super) fn check_leader_epoch(partition: &Partition, requested: i32) -> Resul
     }
 }
 
-/// NOT_LEADER_OR_FOLLOWER for a partition another broker leads.
+/// NOT_LEADER_OR_FOLLOWER unless this broker leads the partition (one
+/// placed elsewhere, or one this broker only follows).
 pub(super) fn check_hosted(partition: &Partition) -> Result<(), ApiError> {
-    match partition.is_hosted() {
+    match partition.is_leader() {
         true => Ok(()),
-        false => Err(ApiError::new(
-            ResponseError::NotLeaderOrFollower,
-            format!(
-                "This broker is not the leader of partition {}; broker {} is",
-                partition.index,
-                partition.leader()
-            ),
+        false => Err(crate::partition::not_leader(
+            partition.index,
+            partition.leader(),
         )),
     }
 }

@@ -161,8 +161,7 @@ struct Reach {
 }
 
 impl Reach {
-    /// Whether the partition's only replica is gone: fenced, or no longer
-    /// registered at all.
+    /// Whether a replica is gone: fenced, or no longer registered at all.
     fn leader_offline(&self, leader: i32) -> bool {
         self.fenced.contains(&leader) || !self.registered.contains(&leader)
     }
@@ -173,30 +172,40 @@ fn describe(topic: &Topic, unreachable: &Reach) -> MetadataResponseTopic {
         .partitions
         .iter()
         .map(|p| {
-            let leader = BrokerId(p.leader());
+            let a = p.assignment();
+            let ids = |ids: &[i32]| ids.iter().map(|id| BrokerId(*id)).collect::<Vec<_>>();
+            let offline: Vec<i32> = a
+                .replicas
+                .iter()
+                .copied()
+                .filter(|id| {
+                    unreachable.leader_offline(*id)
+                        || (*id == p.node() && p.is_hosted() && p.is_offline())
+                })
+                .collect();
             let partition = MetadataResponsePartition::default()
                 .with_partition_index(p.index)
                 .with_leader_epoch(p.leader_epoch())
-                .with_replica_nodes(vec![leader]);
-            if (p.is_hosted() && p.is_offline()) || unreachable.leader_offline(p.leader()) {
-                // Its only replica's log is unreadable, or its broker is
-                // fenced: no leader, as Kafka reports a partition whose
-                // replicas are all offline.
+                .with_replica_nodes(ids(&a.replicas))
+                .with_isr_nodes(ids(&a.isr))
+                .with_offline_replicas(ids(&offline));
+            if a.leader < 0
+                || (p.is_leader() && p.is_offline())
+                || unreachable.leader_offline(a.leader)
+            {
+                // No replica can lead (every in-sync one is fenced or gone),
+                // or the leader's log is unreadable: no leader, as Kafka
+                // reports an offline partition.
                 return partition
                     .with_error_code(ResponseError::LeaderNotAvailable.code())
-                    .with_leader_id(BrokerId(-1))
-                    .with_isr_nodes(vec![])
-                    .with_offline_replicas(vec![leader]);
+                    .with_leader_id(BrokerId(-1));
             }
-            if !unreachable.brokers.contains(&p.leader()) {
+            if !unreachable.brokers.contains(&a.leader) {
                 return partition
                     .with_error_code(unreachable.error.code())
-                    .with_leader_id(BrokerId(-1))
-                    .with_isr_nodes(vec![leader]);
+                    .with_leader_id(BrokerId(-1));
             }
-            partition
-                .with_leader_id(leader)
-                .with_isr_nodes(vec![leader])
+            partition.with_leader_id(BrokerId(a.leader))
         })
         .collect();
     MetadataResponseTopic::default()

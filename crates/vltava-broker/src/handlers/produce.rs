@@ -13,8 +13,19 @@ use vltava_record::{
 use super::str_bytes;
 use crate::broker::{is_internal_topic, Topic};
 use crate::error::ApiError;
-use crate::partition::Appended;
+use crate::partition::{Appended, Partition};
 use crate::Broker;
+
+/// An acks=all write appended at the leader, waiting for the high
+/// watermark to pass it (Kafka's delayed produce).
+struct Replicating {
+    /// Where its answer is in the response.
+    topic: usize,
+    partition: usize,
+    on: std::sync::Arc<Partition>,
+    last_offset: i64,
+    min_insync: usize,
+}
 
 /// What the connection does with a produce.
 pub enum Answer {
@@ -39,13 +50,60 @@ pub enum Answer {
 pub async fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Answer {
     let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let acks = request.acks;
-    let Ok(_permit) = tokio::time::timeout(timeout, broker.produce_permit()).await else {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let Ok(permit) = tokio::time::timeout(timeout, broker.produce_permit()).await else {
         return answer(acks, timed_out(version, request));
     };
-    answer(
-        acks,
-        super::off_workers(|| handle_now(broker, version, request)),
-    )
+    let (mut response, replicating) = super::off_workers(|| handle_now(broker, version, request));
+    // The permit bounds appending work, not waiting for followers.
+    drop(permit);
+    for wait in replicating {
+        if let Err(error) = replicated(&wait, deadline).await {
+            let answer = &mut response.responses[wait.topic].partition_responses[wait.partition];
+            *answer = partition_response(version, answer.index, Err(error.into()));
+        }
+    }
+    answer(acks, response)
+}
+
+/// Waits until the high watermark covers an acks=all write, as long as this
+/// broker leads the partition and the deadline allows. Then the ISR must
+/// still hold `min.insync.replicas` (NOT_ENOUGH_REPLICAS_AFTER_APPEND: the
+/// write is in the log, but fewer replicas than asked for have it).
+async fn replicated(wait: &Replicating, deadline: tokio::time::Instant) -> Result<(), ApiError> {
+    loop {
+        let advanced = wait.on.high_watermark_advanced().notified();
+        tokio::pin!(advanced);
+        advanced.as_mut().enable();
+        if !wait.on.is_leader() {
+            return Err(crate::partition::not_leader(
+                wait.on.index,
+                wait.on.leader(),
+            ));
+        }
+        if wait.on.high_watermark() > wait.last_offset {
+            let isr = wait.on.isr_len();
+            if isr < wait.min_insync {
+                return Err(ApiError::new(
+                    ResponseError::NotEnoughReplicasAfterAppend,
+                    format!(
+                        "The write is in the log, but the ISR ({isr}) fell below min.insync.replicas={} before it was replicated",
+                        wait.min_insync
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        if tokio::time::timeout_at(deadline, advanced).await.is_err() {
+            return Err(ApiError::new(
+                ResponseError::RequestTimedOut,
+                format!(
+                    "the in-sync replicas did not all have the write (offset {}) within timeout_ms",
+                    wait.last_offset
+                ),
+            ));
+        }
+    }
 }
 
 fn answer(acks: i16, response: ProduceResponse) -> Answer {
@@ -99,18 +157,25 @@ fn timed_out(version: i16, request: ProduceRequest) -> ProduceResponse {
     ProduceResponse::default().with_responses(responses)
 }
 
-fn handle_now(broker: &Broker, version: i16, request: ProduceRequest) -> ProduceResponse {
+fn handle_now(
+    broker: &Broker,
+    version: i16,
+    request: ProduceRequest,
+) -> (ProduceResponse, Vec<Replicating>) {
     let acks = request.acks;
     let now_ms = broker.now_ms();
+    let mut replicating = Vec::new();
     let responses = request
         .topic_data
         .into_iter()
-        .map(|topic_data| {
+        .enumerate()
+        .map(|(t, topic_data)| {
             let topic = broker.topic(topic_data.name.0.as_str());
             let partition_responses = topic_data
                 .partition_data
                 .into_iter()
-                .map(|p| {
+                .enumerate()
+                .map(|(i, p)| {
                     let result = if !matches!(acks, -1..=1) {
                         Err(ApiError::new(
                             ResponseError::InvalidRequiredAcks,
@@ -120,6 +185,23 @@ fn handle_now(broker: &Broker, version: i16, request: ProduceRequest) -> Produce
                     } else {
                         produce_partition(topic.as_deref(), p.index, p.records, acks, now_ms)
                     };
+                    let result = result.map(|(appended, on)| {
+                        if acks == -1 && on.high_watermark() <= appended.last_offset {
+                            let min_insync = topic
+                                .as_ref()
+                                .map_or(1, |t| t.config.min_insync_replicas())
+                                .clamp(1, i64::from(i32::MAX))
+                                as usize;
+                            replicating.push(Replicating {
+                                topic: t,
+                                partition: i,
+                                on,
+                                last_offset: appended.last_offset,
+                                min_insync,
+                            });
+                        }
+                        appended
+                    });
                     partition_response(version, p.index, result)
                 })
                 .collect();
@@ -128,7 +210,10 @@ fn handle_now(broker: &Broker, version: i16, request: ProduceRequest) -> Produce
                 .with_partition_responses(partition_responses)
         })
         .collect();
-    ProduceResponse::default().with_responses(responses)
+    (
+        ProduceResponse::default().with_responses(responses),
+        replicating,
+    )
 }
 
 /// Why one partition's data was refused: the error, and for KIP-467 the
@@ -192,7 +277,7 @@ fn produce_partition(
     records: Option<Bytes>,
     acks: i16,
     now_ms: i64,
-) -> Result<Appended, Refusal> {
+) -> Result<(Appended, std::sync::Arc<Partition>), Refusal> {
     let unknown = || {
         ApiError::new(
             ResponseError::UnknownTopicOrPartition,
@@ -233,22 +318,25 @@ fn produce_partition(
         decompressed_bytes_max: topic.config.decompressed_batch_bytes_max(),
     };
     check_records(&batch, &header, &rules).map_err(records_refused)?;
-    if acks == -1 && topic.config.min_insync_replicas() > 1 {
+    let isr = partition.isr_len().max(1);
+    if acks == -1 && (isr as i64) < topic.config.min_insync_replicas() {
         return Err(ApiError::new(
             ResponseError::NotEnoughReplicas,
             format!(
-                "min.insync.replicas={} but the partition has 1 in-sync replica",
-                topic.config.min_insync_replicas()
+                "The size of the current ISR ({isr}) is insufficient to satisfy the min.isr requirement of {} for partition {}-{index}",
+                topic.config.min_insync_replicas(),
+                topic.name
             ),
         )
         .into());
     }
-    Ok(partition.append(
+    let appended = partition.append(
         BytesMut::from(&batch[..]),
         &header,
         topic.config.log_append_time(),
         now_ms,
-    )?)
+    )?;
+    Ok((appended, partition.clone()))
 }
 
 /// Produce v3+ carries exactly one v2 batch per partition; its header,
