@@ -1064,7 +1064,10 @@ impl Broker {
                 if expired > 0 {
                     info!(topic = %topic.name, partition = partition.index, producers = expired, "expired idle producer ids");
                 }
-                match partition.log().apply_retention(now_ms) {
+                match partition
+                    .log()
+                    .apply_retention_below(now_ms, partition.high_watermark())
+                {
                     Ok(0) => {}
                     Ok(deleted) => {
                         info!(topic = %topic.name, partition = partition.index, segments = deleted, "retention deleted segments")

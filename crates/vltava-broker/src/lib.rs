@@ -29,5 +29,5 @@ pub use broker::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BrokerConfig, Listener};
 pub use error::ApiError;
-pub use partition::Partition;
+pub use partition::{Assignment, FollowerTerm, Partition};
 pub use producer_state::{BatchSummary, ProducerStateMap, ProducerSummary};

@@ -19,6 +19,9 @@ use crate::producer_state::{ProducerStateMap, SequenceCheck};
 /// Where an accepted batch went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
+    /// The leader epoch it was appended in: acks=all fails if leadership
+    /// changed before the high watermark passed it.
+    pub leader_epoch: i32,
     pub base_offset: i64,
     /// The batch's last offset: acks=all waits for the high watermark to
     /// pass it.
@@ -57,6 +60,10 @@ impl Assignment {
 /// What the leader knows of one follower (Kafka's replica state).
 #[derive(Debug, Clone, Copy)]
 struct Follower {
+    /// The broker epoch (registration) its fetches came from: a restarted
+    /// broker's progress starts afresh, since it may have lost what it had
+    /// not flushed (KIP-903).
+    broker_epoch: i64,
     /// Its log end as its latest fetch said; -1 until it fetched from this
     /// leader epoch.
     log_end: i64,
@@ -71,6 +78,7 @@ struct Follower {
 impl Follower {
     fn new(now_ms: i64) -> Follower {
         Follower {
+            broker_epoch: -1,
             log_end: -1,
             // Counted as caught up when leadership starts, as in Kafka: a
             // new leader does not drop followers it has not heard from yet.
@@ -111,6 +119,17 @@ pub struct IsrChange {
     pub leader_epoch: i32,
     pub partition_epoch: i32,
     pub isr: Vec<i32>,
+    /// The broker epoch each joining member fetched with: the controller
+    /// refuses the change if the broker has registered again since.
+    pub joining: Vec<(i32, i64)>,
+}
+
+/// The leader and leader epoch a follower fetched under: what it does with
+/// the answer is dropped if either changed meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerTerm {
+    pub leader: i32,
+    pub leader_epoch: i32,
 }
 
 pub struct Partition {
@@ -235,6 +254,15 @@ impl Partition {
     /// partition opened on its own leads itself, as node 0, until placed).
     pub fn placed(self, node: i32, assignment: Assignment, now_ms: i64) -> Partition {
         let partition = Partition { node, ..self };
+        // What a replicated log holds past its log start is not known to be
+        // committed until the leader says so (no high-watermark checkpoint
+        // is kept): it starts there, and the leader's ISR or the follower's
+        // leader moves it up. Alone, everything it holds is committed.
+        if assignment.replicas.len() > 1 {
+            partition
+                .high_watermark
+                .store(partition.log.log_start_offset(), Ordering::Release);
+        }
         partition.set_assignment(assignment, now_ms);
         partition
     }
@@ -272,6 +300,9 @@ impl Partition {
     /// an acks=all produce learns that leadership moved. An older leader
     /// epoch than the one held is ignored.
     pub fn set_assignment(&self, assignment: Assignment, now_ms: i64) {
+        // The writer first (the lock order): no append or replica write is
+        // half done while the role changes.
+        let _writer = self.writer.lock();
         let mut current = self.assignment.write();
         if assignment.leader_epoch < current.leader_epoch
             || (assignment.leader_epoch == current.leader_epoch
@@ -285,6 +316,14 @@ impl Partition {
         let fresh = current.replicas.is_empty();
         if assignment.leader == self.node && (new_term || fresh) {
             let end = self.log.log_end_offset();
+            // As Kafka's makeLeader: the new epoch starts at the log end in
+            // the epoch cache, so a follower's older epoch is answered with
+            // where it ended here even before this leader writes.
+            if self.hosted && !self.is_offline() {
+                if let Err(e) = self.log.begin_leader_epoch(assignment.leader_epoch) {
+                    tracing::warn!(dir = %self.dir.display(), error = %e, "leader epoch not recorded");
+                }
+            }
             *leading = LeaderState {
                 followers: assignment
                     .replicas
@@ -349,10 +388,13 @@ impl Partition {
     }
 
     /// A follower's fetch from `fetch_offset` reached this leader: its log
-    /// ends there. Moves the high watermark if that lets it move.
+    /// ends there. Moves the high watermark if that lets it move. A fetch
+    /// from a new incarnation of the follower (`broker_epoch`) starts its
+    /// progress afresh.
     pub fn record_follower_fetch(
         &self,
         follower: i32,
+        broker_epoch: i64,
         fetch_offset: i64,
         now_ms: i64,
     ) -> Result<(), ApiError> {
@@ -371,6 +413,12 @@ impl Partition {
                 ),
             ));
         };
+        if f.broker_epoch != broker_epoch {
+            let kept_caught_up = f.last_caught_up_ms;
+            *f = Follower::new(now_ms);
+            f.broker_epoch = broker_epoch;
+            f.last_caught_up_ms = kept_caught_up;
+        }
         if fetch_offset >= leader_end {
             f.last_caught_up_ms = now_ms;
         } else if f.leader_end_at_last_fetch >= 0 && fetch_offset >= f.leader_end_at_last_fetch {
@@ -436,11 +484,17 @@ impl Partition {
         if same == assignment.isr.iter().copied().collect::<BTreeSet<i32>>() {
             return None;
         }
+        let joining = isr
+            .iter()
+            .filter(|id| !assignment.isr.contains(id))
+            .filter_map(|id| leading.followers.get(id).map(|f| (*id, f.broker_epoch)))
+            .collect();
         leading.pending_isr = Some((isr.clone(), now_ms));
         Some(IsrChange {
             leader_epoch: assignment.leader_epoch,
             partition_epoch: assignment.partition_epoch,
             isr,
+            joining,
         })
     }
 
@@ -515,21 +569,48 @@ impl Partition {
     /// offset leaves it where it is) and wakes the fetches and acks=all
     /// produces waiting on this partition.
     fn advance_high_watermark(&self, offset: i64) {
+        // fetch_max: it only ever grows here, whatever order callers race
+        // in. Only a follower truncating below it (after an unclean
+        // election) lowers it, under the writer lock.
         let previous = self.high_watermark.fetch_max(offset, Ordering::AcqRel);
-        assert!(
-            self.high_watermark() >= previous,
-            "high watermark of {} moved back from {previous}",
-            self.dir.display()
-        );
         if offset > previous {
             self.high_watermark_advanced.notify_waiters();
         }
     }
 
-    /// A follower learns its leader's high watermark: its own is that,
-    /// within its own log.
-    pub fn follow_high_watermark(&self, leader_high_watermark: i64) {
+    /// Whether this broker still follows `term`'s leader at its epoch.
+    fn follows(&self, term: FollowerTerm) -> Result<(), ApiError> {
+        let a = self.assignment.read();
+        match a.leader == term.leader && a.leader_epoch == term.leader_epoch && a.leader != self.node {
+            true => Ok(()),
+            false => Err(ApiError::new(
+                vltava_protocol::ResponseError::NotLeaderOrFollower,
+                format!(
+                    "partition {} is now led by {} at epoch {}; an answer from {} at epoch {} is dropped",
+                    self.index, a.leader, a.leader_epoch, term.leader, term.leader_epoch
+                ),
+            )),
+        }
+    }
+
+    /// A follower learns its leader's high watermark and log start: its own
+    /// high watermark is that, within its own log; its log start moves up to
+    /// the leader's (records the leader deleted are deleted here too).
+    pub fn follow_leader_offsets(
+        &self,
+        term: FollowerTerm,
+        leader_high_watermark: i64,
+        leader_log_start: i64,
+    ) -> Result<(), ApiError> {
+        let _writer = self.writer.lock();
+        self.follows(term)?;
         self.advance_high_watermark(leader_high_watermark.min(self.log.log_end_offset()));
+        if leader_log_start > self.log.log_start_offset()
+            && leader_log_start <= self.log.log_end_offset()
+        {
+            self.log.delete_records_before(leader_log_start)?;
+        }
+        Ok(())
     }
 
     /// Notified when the high watermark moves.
@@ -575,6 +656,7 @@ impl Partition {
         } = producers.check(header)?
         {
             return Ok(Appended {
+                leader_epoch: assignment.leader_epoch,
                 base_offset,
                 last_offset: base_offset + i64::from(header.last_offset_delta),
                 log_append_time_ms: timestamp_ms,
@@ -588,9 +670,9 @@ impl Partition {
         } else {
             -1
         };
-        let (info, flush_to) = self
-            .log
-            .append_without_flush(batch, self.leader_epoch(), now_ms)?;
+        let (info, flush_to) =
+            self.log
+                .append_without_flush(batch, assignment.leader_epoch, now_ms)?;
         self.log_end_advanced.notify_waiters();
         producers.record(header, info.base_offset, log_append_time_ms);
         // Kafka's rule: a snapshot at every roll, so a restart replays at
@@ -604,6 +686,7 @@ impl Partition {
         // Alone in the ISR, everything appended is committed; otherwise the
         // followers' fetches move the high watermark.
         self.advance_leader_high_watermark(&assignment, &self.leading.lock());
+        let leader_epoch = assignment.leader_epoch;
         drop(assignment);
         drop(producers);
         if let Some((offset, payload)) = snapshot {
@@ -620,6 +703,7 @@ impl Partition {
             self.log.flush_appended(offset, now_ms)?;
         }
         Ok(Appended {
+            leader_epoch,
             base_offset: info.base_offset,
             last_offset: info.last_offset,
             log_append_time_ms,
@@ -634,7 +718,12 @@ impl Partition {
     /// anything is written, and a partial batch at the end (a leader may
     /// cut its answer mid-batch) is left for the next fetch. Returns the
     /// number of batches appended.
-    pub fn append_replica(&self, records: &[u8], now_ms: i64) -> Result<usize, ApiError> {
+    pub fn append_replica(
+        &self,
+        term: FollowerTerm,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<usize, ApiError> {
         let mut batches = Vec::new();
         let mut at = 0usize;
         while records.len() - at >= vltava_record::BATCH_HEADER_BYTES {
@@ -663,11 +752,19 @@ impl Partition {
         let count = batches.len();
         let mut flush_to = None;
         let mut producers = self.writer.lock();
-        if self.is_leader() {
-            return Err(ApiError::new(
-                vltava_protocol::ResponseError::NotLeaderOrFollower,
-                "this broker leads the partition now; fetched data dropped",
-            ));
+        self.follows(term)?;
+        // A log reset to its leader's log start, which lies inside the
+        // leader's first batch (DeleteRecords mid-batch): the log restarts
+        // at that batch, as Kafka's follower does.
+        if let Some((_, first)) = batches.first() {
+            let end = self.log.log_end_offset();
+            if first.base_offset < end
+                && first.last_offset() >= end
+                && self.log.log_start_offset() == end
+            {
+                self.log.reset_empty_at(first.base_offset, now_ms)?;
+                *producers = ProducerStateMap::default();
+            }
         }
         for (batch, header) in batches {
             let (info, flush) = self.log.append_replica(batch, now_ms)?;
@@ -719,8 +816,10 @@ impl Partition {
     }
 
     /// Removes every batch from the one holding `offset` on, and rolls
-    /// producer state back to match (a follower truncating to its leader).
-    pub fn truncate_to(&self, offset: i64) -> Result<(), ApiError> {
+    /// producer state back to match (what a follower's truncation does,
+    /// without its checks).
+    #[cfg(test)]
+    pub(crate) fn truncate_to(&self, offset: i64) -> Result<(), ApiError> {
         let mut producers = self.writer.lock();
         self.log.truncate_to(offset)?;
         *producers = rebuild_producers(&self.log)?;
@@ -733,11 +832,31 @@ impl Partition {
         Ok(())
     }
 
+    /// A follower's truncation to where its log and its leader's agree
+    /// (see [`Partition::truncate_to`]), if it still follows `term`. The
+    /// high watermark comes down with the log only after an unclean
+    /// election (committed data is never cut otherwise), logged.
+    pub fn truncate_as_follower(&self, term: FollowerTerm, offset: i64) -> Result<(), ApiError> {
+        let mut producers = self.writer.lock();
+        self.follows(term)?;
+        self.log.truncate_to(offset)?;
+        *producers = rebuild_producers(&self.log)?;
+        let end = self.log.log_end_offset();
+        let high_watermark = self.high_watermark();
+        if high_watermark > end {
+            tracing::warn!(dir = %self.dir.display(), high_watermark, end,
+                "truncated below the high watermark: the leader lacks records this replica counted as committed (an unclean election)");
+            self.high_watermark.store(end, Ordering::Release);
+        }
+        Ok(())
+    }
+
     /// Empties the log and restarts it at `offset` (a follower whose log
     /// ends before its leader's log start: what it has is gone at the
     /// leader). Producer state goes with the batches.
-    pub fn reset_to(&self, offset: i64, now_ms: i64) -> Result<(), ApiError> {
+    pub fn reset_to(&self, term: FollowerTerm, offset: i64, now_ms: i64) -> Result<(), ApiError> {
         let mut producers = self.writer.lock();
+        self.follows(term)?;
         self.log.truncate_fully_and_start_at(offset, now_ms)?;
         *producers = ProducerStateMap::default();
         drop(producers);

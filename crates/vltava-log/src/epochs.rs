@@ -98,36 +98,38 @@ impl EpochCache {
         self.entries.last().copied()
     }
 
-    /// Notes that a batch of `epoch` starts at `start_offset`; returns
-    /// whether the cache changed. A batch of the latest epoch changes
-    /// nothing; an older epoch than the latest is ignored with a log line
-    /// (a replica truncates before it appends what its leader has, so this
-    /// means the data itself is odd); negative epochs (batches written by
-    /// old clients before epochs existed) are not tracked.
+    /// Notes that `epoch` starts at `start_offset` (its first batch, or a
+    /// new leader's log end at election); returns whether the cache
+    /// changed. As Kafka's `assign`: the latest epoch again at or after its
+    /// start changes nothing; otherwise every entry that would no longer
+    /// grow monotonically (an epoch at or above this one, or a start at or
+    /// after this one) goes, with a log line when that drops a newer
+    /// epoch, and the entry is added. Negative epochs (batches written
+    /// before epochs existed) are not tracked.
     pub(crate) fn assign(&mut self, epoch: i32, start_offset: i64) -> bool {
         if epoch < 0 {
             return false;
         }
-        match self.latest() {
-            Some(latest) if latest.epoch == epoch => false,
-            Some(latest) if latest.epoch > epoch => {
+        if let Some(latest) = self.latest() {
+            if latest.epoch == epoch && start_offset >= latest.start_offset {
+                return false;
+            }
+            if latest.epoch > epoch {
                 tracing::warn!(
                     epoch,
                     start_offset,
                     latest = latest.epoch,
-                    "batch of an older leader epoch than the log's latest; epoch cache unchanged"
+                    "leader epoch older than the log's latest; dropping the newer entries"
                 );
-                false
-            }
-            _ => {
-                self.entries.retain(|e| e.start_offset < start_offset);
-                self.entries.push(EpochEntry {
-                    epoch,
-                    start_offset,
-                });
-                true
             }
         }
+        self.entries
+            .retain(|e| e.epoch < epoch && e.start_offset < start_offset);
+        self.entries.push(EpochEntry {
+            epoch,
+            start_offset,
+        });
+        true
     }
 
     /// Drops the entries of epochs that start at or after `end` (the log
@@ -249,12 +251,17 @@ mod tests {
     #[test]
     fn assign_keeps_epochs_and_offsets_growing() {
         let mut c = cache(&[(0, 0), (2, 10)]);
-        assert!(!c.assign(2, 15), "same epoch adds nothing");
-        assert!(!c.assign(1, 20), "an older epoch is ignored");
+        assert!(!c.assign(2, 15), "the latest epoch later on adds nothing");
         assert!(!c.assign(-1, 20));
         // A new epoch at an offset an entry already starts at replaces it.
         assert!(c.assign(5, 10));
         assert_eq!(pairs(&c), [(0, 0), (5, 10)]);
+        // The latest epoch at an earlier start moves its start back.
+        assert!(c.assign(5, 7));
+        assert_eq!(pairs(&c), [(0, 0), (5, 7)]);
+        // An older epoch drops every entry it does not follow.
+        assert!(c.assign(3, 20));
+        assert_eq!(pairs(&c), [(0, 0), (3, 20)]);
     }
 
     /// Kafka's `endOffsetFor` cases.

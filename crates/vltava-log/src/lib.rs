@@ -424,6 +424,15 @@ impl Log {
         Ok(())
     }
 
+    /// Records that leader epoch `epoch` begins at the log end (Kafka does
+    /// this when a replica becomes leader, before it writes anything), so
+    /// followers asking about older epochs learn where they ended.
+    pub fn begin_leader_epoch(&self, epoch: i32) -> Result<(), LogError> {
+        let _writer = self.writer.lock();
+        self.check_not_failed()?;
+        self.change_epochs(|c| c.assign(epoch, self.log_end_offset()))
+    }
+
     /// Every (leader epoch, first offset) this log holds, oldest first.
     pub fn leader_epochs(&self) -> Vec<epochs::EpochEntry> {
         self.epochs.lock().entries().to_vec()
@@ -1095,6 +1104,14 @@ impl Log {
     /// Deletes the oldest segments that are past `retention_ms` or beyond
     /// `retention_bytes`. Returns how many were deleted.
     pub fn apply_retention(&self, now_ms: i64) -> Result<usize, LogError> {
+        self.apply_retention_below(now_ms, i64::MAX)
+    }
+
+    /// [`Log::apply_retention`] for segments that end at or below `upper`
+    /// only: a replicated partition passes its high watermark, so nothing
+    /// its followers may still need, and no acks=all write still waiting
+    /// for them, is deleted (Kafka's rule).
+    pub fn apply_retention_below(&self, now_ms: i64, upper: i64) -> Result<usize, LogError> {
         let _writer = self.writer.lock();
         self.check_not_failed()?;
         let config = self.config();
@@ -1107,6 +1124,12 @@ impl Log {
         let mut expired = 0;
         for (i, segment) in segments.iter().enumerate() {
             let state = segment.state.read().clone();
+            let end = segments
+                .get(i + 1)
+                .map_or(state.next_offset, |next| next.base_offset);
+            if end > upper {
+                break;
+            }
             // Compaction can leave a closed segment empty: it holds nothing
             // to keep, so it must not stop retention of the ones after it.
             let empty_closed = state.size == 0 && i + 1 < segments.len();
@@ -1167,13 +1190,48 @@ impl Log {
         Ok(())
     }
 
+    /// Restarts a log that holds no records at `offset`, which may lie
+    /// below its log start (a replica reset to its leader's log start, whose
+    /// first batch begins before it, as after DeleteRecords mid-batch).
+    /// A new empty segment at `offset` is made durable before the old ones
+    /// are removed: a crash in between leaves an empty log that a retry
+    /// resets again.
+    pub fn reset_empty_at(&self, offset: i64, now_ms: i64) -> Result<(), LogError> {
+        let _writer = self.writer.lock();
+        self.check_not_failed()?;
+        if self.log_start_offset() != self.log_end_offset() || offset < 0 {
+            return Err(self.out_of_range(offset));
+        }
+        // The old files go first (what they hold is below the log start,
+        // invisible, and must not become visible at a lower start); a crash
+        // before the new segment exists leaves an empty log that opens at 0,
+        // whose replica is reset again.
+        let old: Vec<Arc<Segment>> = self.segments.read().clone();
+        for segment in &old {
+            delete_segment_files(&self.dir, segment.base_offset)
+                .map_err(|e| self.fail("segment delete", e))?;
+        }
+        let fresh = Segment::create(&self.storage, &self.dir, offset)
+            .map_err(|e| self.fail("segment create", e))?;
+        fresh.state.write().created_ms = now_ms;
+        sync_dir(&self.dir).map_err(|e| self.fail("segment create", e))?;
+        *self.segments.write() = vec![Arc::new(fresh)];
+        write_log_start(&self.dir, offset).map_err(|e| self.fail("log start write", e))?;
+        self.log_start_offset.store(offset, Ordering::Release);
+        self.log_end_offset.store(offset, Ordering::Release);
+        self.flusher.lock().flushed_offset = offset;
+        self.change_epochs(epochs::EpochCache::clear)
+    }
+
     /// Removes every batch at or after the batch holding `offset` (for
     /// replication). The log end becomes the start of that batch.
     pub fn truncate_to(&self, offset: i64) -> Result<(), LogError> {
         let _writer = self.writer.lock();
         self.check_not_failed()?;
         if offset >= self.log_end_offset() {
-            return Ok(());
+            // Nothing to cut but epochs that start there (a leader's epoch
+            // recorded at election, before it wrote anything).
+            return self.change_epochs(|c| c.truncate_from_end(offset));
         }
         if offset < self.log_start_offset() {
             return Err(self.out_of_range(offset));

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
-use vltava_broker::{Broker, Fetched, Partition};
+use vltava_broker::{Broker, Fetched, FollowerTerm, Partition};
 use vltava_client::connection::{Connection, Timeouts};
 
 /// The Fetch version followers send: 15 names the replica in
@@ -114,7 +114,19 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, stop: CancellationToken) {
             },
         };
         let mut conn = conn;
-        let request = fetch_request(&broker, &wanted, &settings);
+        // The leader and epoch each partition is fetched under: the
+        // answer is applied only if they still hold.
+        let terms: Vec<FollowerTerm> = wanted
+            .iter()
+            .map(|p| {
+                let a = p.assignment();
+                FollowerTerm {
+                    leader: a.leader,
+                    leader_epoch: a.leader_epoch,
+                }
+            })
+            .collect();
+        let request = fetch_request(&broker, &wanted, &terms, &settings);
         let answer = tokio::select! {
             _ = stop.cancelled() => break,
             answer = conn.request_at(&request, REPLICA_FETCH_VERSION) => answer,
@@ -134,9 +146,10 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, stop: CancellationToken) {
             pause(&stop, backoff).await;
             continue;
         }
-        let by_id: BTreeMap<(Uuid, i32), Arc<Partition>> = wanted
+        let by_id: BTreeMap<(Uuid, i32), (Arc<Partition>, FollowerTerm)> = wanted
             .iter()
-            .map(|p| ((p.topic_id, p.index), p.clone()))
+            .zip(terms)
+            .map(|(p, term)| ((p.topic_id, p.index), (p.clone(), term)))
             .collect();
         let broker2 = broker.clone();
         let applied = tokio::task::spawn_blocking(move || {
@@ -146,10 +159,10 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, stop: CancellationToken) {
                     let key = (topic.topic_id, data.partition_index);
                     // Only what we asked for: anything else in the answer
                     // is ignored, never written.
-                    let Some(partition) = by_id.get(&key) else {
+                    let Some((partition, term)) = by_id.get(&key) else {
                         continue;
                     };
-                    if let Fetched::Backoff(reason) = broker2.apply_fetched(partition, data) {
+                    if let Fetched::Backoff(reason) = broker2.apply_fetched(partition, *term, data) {
                         debug!(partition = partition.index, %reason, "replica fetch of a partition backs off");
                         refused.push(key);
                     }
@@ -194,14 +207,15 @@ async fn connect(broker: &Broker, leader: i32, timeouts: Timeouts) -> Result<Con
 fn fetch_request(
     broker: &Broker,
     partitions: &[Arc<Partition>],
+    terms: &[FollowerTerm],
     settings: &vltava_broker::config::ReplicationSettings,
 ) -> FetchRequest {
     let mut topics: BTreeMap<Uuid, Vec<FetchPartition>> = BTreeMap::new();
-    for p in partitions {
+    for (p, term) in partitions.iter().zip(terms) {
         topics.entry(p.topic_id).or_default().push(
             FetchPartition::default()
                 .with_partition(p.index)
-                .with_current_leader_epoch(p.leader_epoch())
+                .with_current_leader_epoch(term.leader_epoch)
                 .with_fetch_offset(p.log_end_offset())
                 .with_last_fetched_epoch(p.log().latest_leader_epoch().unwrap_or(-1))
                 .with_log_start_offset(p.log_start_offset())

@@ -447,8 +447,8 @@ pub(crate) fn api_versions(ctx: &mut Ctx, version: i16) -> Result<()> {
 }
 
 /// OffsetForLeaderEpoch asks where an epoch ended: the fixture's records
-/// were all written in its leader epoch, so that epoch ends at the log end;
-/// a later epoch and an empty log have no answer (-1, -1).
+/// were all written in its leader epoch, so that epoch ends at the log end
+/// (0 for the empty partition); a later epoch has no answer (-1, -1).
 pub(crate) fn offset_for_leader_epoch(ctx: &mut Ctx, version: i16) -> Result<()> {
     use kafka_protocol::messages::offset_for_leader_epoch_request::{
         OffsetForLeaderPartition, OffsetForLeaderTopic,
@@ -500,7 +500,9 @@ pub(crate) fn offset_for_leader_epoch(ctx: &mut Ctx, version: i16) -> Result<()>
             epoch + 1,
             (NONE, -1, -1),
         ),
-        ("an empty log", DATA_TOPIC, 1, epoch, epoch, (NONE, -1, -1)),
+        // A leader records its epoch at its log end when elected, as Kafka
+        // does, so even an empty log knows where the epoch started.
+        ("an empty log", DATA_TOPIC, 1, epoch, epoch, (NONE, epoch, 0)),
         (
             "a newer current epoch",
             DATA_TOPIC,

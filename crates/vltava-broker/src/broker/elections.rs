@@ -13,6 +13,7 @@ use vltava_meta::{MetaRecord, MetadataImage, PartitionImage};
 use vltava_protocol::ResponseError;
 
 use crate::error::ApiError;
+use crate::partition::IsrChange;
 
 /// Whether `unclean.leader.election.enable` holds for a topic, by name.
 pub(crate) type UncleanAllowed<'a> = &'a dyn Fn(&str) -> bool;
@@ -190,16 +191,18 @@ pub(crate) fn broker_available(
 /// A leader's ISR change (Kafka's AlterPartition), checked against the
 /// committed state: only the current leader at its current leader epoch,
 /// against the current partition epoch, may change it; the ISR keeps the
-/// leader, holds only replicas, and adds only unfenced brokers.
+/// leader, holds only replicas, and adds only unfenced brokers whose
+/// current registration is the one that fetched (KIP-903: a restarted
+/// broker may have lost what it had).
 pub(crate) fn alter_isr(
     image: &MetadataImage,
     topic_id: uuid::Uuid,
     index: i32,
     leader: i32,
-    leader_epoch: i32,
-    partition_epoch: i32,
-    isr: &[i32],
+    change: &IsrChange,
 ) -> Result<MetaRecord, ApiError> {
+    let (leader_epoch, partition_epoch, isr) =
+        (change.leader_epoch, change.partition_epoch, &change.isr[..]);
     let p = image
         .topic_by_id(topic_id)
         .and_then(|t| t.partitions.get(usize::try_from(index).ok()?))
@@ -231,14 +234,21 @@ pub(crate) fn alter_isr(
             ),
         ));
     }
-    if let Some(id) = isr
-        .iter()
-        .find(|id| !p.isr.contains(id) && !usable(image, **id))
-    {
-        return Err(ApiError::new(
-            ResponseError::IneligibleReplica,
-            format!("broker {id} is fenced or unregistered and cannot join the ISR"),
-        ));
+    for id in isr.iter().filter(|id| !p.isr.contains(id)) {
+        let fetched_as = change
+            .joining
+            .iter()
+            .find(|(j, _)| j == id)
+            .map(|(_, e)| *e);
+        let current = image.brokers.get(id).filter(|b| !b.fenced).map(|b| b.epoch);
+        if current.is_none() || current != fetched_as {
+            return Err(ApiError::new(
+                ResponseError::IneligibleReplica,
+                format!(
+                    "broker {id} cannot join the ISR: it is fenced, unregistered or registered again since it fetched (epoch {fetched_as:?}, registered {current:?})"
+                ),
+            ));
+        }
     }
     let mut next = p.clone();
     next.isr = isr.to_vec();
@@ -364,31 +374,69 @@ mod tests {
         assert_eq!((p.leader, p.isr.clone()), (2, vec![2]));
     }
 
+    fn change(
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: &[i32],
+        joining: &[(i32, i64)],
+    ) -> IsrChange {
+        IsrChange {
+            leader_epoch,
+            partition_epoch,
+            isr: isr.to_vec(),
+            joining: joining.to_vec(),
+        }
+    }
+
     #[test]
     fn isr_changes_are_checked_against_the_committed_state() {
         let img = image(state(1, &[1, 2]), &[3]);
-        let ok = alter_isr(&img, TOPIC, 0, 1, 4, 10, &[1]).unwrap();
+        let ok = alter_isr(&img, TOPIC, 0, 1, &change(4, 10, &[1], &[])).unwrap();
         assert_eq!(after(&img, vec![ok]).isr, [1]);
         let code = |r: Result<MetaRecord, ApiError>| r.unwrap_err().error;
+        let cases = [
+            (
+                2,
+                change(4, 10, &[2], &[]),
+                ResponseError::FencedLeaderEpoch,
+            ),
+            (
+                1,
+                change(3, 10, &[1], &[]),
+                ResponseError::FencedLeaderEpoch,
+            ),
+            (
+                1,
+                change(4, 9, &[1], &[]),
+                ResponseError::InvalidUpdateVersion,
+            ),
+            (1, change(4, 10, &[2], &[]), ResponseError::InvalidRequest),
+            // Broker 3 is fenced.
+            (
+                1,
+                change(4, 10, &[1, 2, 3], &[(3, 0)]),
+                ResponseError::IneligibleReplica,
+            ),
+        ];
+        for (leader, c, expected) in cases {
+            assert_eq!(
+                code(alter_isr(&img, TOPIC, 0, leader, &c)),
+                expected,
+                "{c:?}"
+            );
+        }
+        // A joining broker must be the incarnation that fetched.
+        let img = image(state(1, &[1]), &[]);
         assert_eq!(
-            code(alter_isr(&img, TOPIC, 0, 2, 4, 10, &[2])),
-            ResponseError::FencedLeaderEpoch
-        );
-        assert_eq!(
-            code(alter_isr(&img, TOPIC, 0, 1, 3, 10, &[1])),
-            ResponseError::FencedLeaderEpoch
-        );
-        assert_eq!(
-            code(alter_isr(&img, TOPIC, 0, 1, 4, 9, &[1])),
-            ResponseError::InvalidUpdateVersion
-        );
-        assert_eq!(
-            code(alter_isr(&img, TOPIC, 0, 1, 4, 10, &[2])),
-            ResponseError::InvalidRequest
-        );
-        assert_eq!(
-            code(alter_isr(&img, TOPIC, 0, 1, 4, 10, &[1, 2, 3])),
+            code(alter_isr(
+                &img,
+                TOPIC,
+                0,
+                1,
+                &change(4, 10, &[1, 2], &[(2, 7)])
+            )),
             ResponseError::IneligibleReplica
         );
+        assert!(alter_isr(&img, TOPIC, 0, 1, &change(4, 10, &[1, 2], &[(2, 0)])).is_ok());
     }
 }

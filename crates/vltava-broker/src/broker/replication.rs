@@ -14,7 +14,7 @@ use vltava_protocol::ResponseError;
 
 use super::{elections, Broker};
 use crate::error::ApiError;
-use crate::partition::Partition;
+use crate::partition::{FollowerTerm, Partition};
 
 /// What a follower should do next about one partition after its leader's
 /// answer was applied.
@@ -47,6 +47,18 @@ impl Broker {
         out
     }
 
+    /// Broker `id`'s epoch if it is registered and unfenced: a replica
+    /// fetch must carry it.
+    pub fn live_broker_epoch(&self, id: i32) -> Option<i64> {
+        self.metadata.with_image(|image| {
+            image
+                .brokers
+                .get(&id)
+                .filter(|b| !b.fenced)
+                .map(|b| b.epoch)
+        })
+    }
+
     /// Where a follower fetches from broker `leader`: its registered
     /// address on `inter.broker.listener.name`.
     pub fn replica_address(&self, leader: i32) -> Option<String> {
@@ -56,11 +68,18 @@ impl Broker {
     }
 
     /// Applies the leader's answer for one followed partition (file work:
-    /// call it off the async workers). `data` comes off the wire: every
-    /// batch is checked before it is written, and offsets from it are
-    /// checked against the log.
-    pub fn apply_fetched(&self, partition: &Partition, data: &PartitionData) -> Fetched {
-        match self.try_apply_fetched(partition, data) {
+    /// call it off the async workers), if this broker still follows `term`
+    /// (the leader and epoch the fetch was sent under; anything else is
+    /// dropped, so an old leader's answer never touches a log this broker
+    /// now leads). `data` comes off the wire: every batch is checked before
+    /// it is written, and offsets from it are checked against the log.
+    pub fn apply_fetched(
+        &self,
+        partition: &Partition,
+        term: FollowerTerm,
+        data: &PartitionData,
+    ) -> Fetched {
+        match self.try_apply_fetched(partition, term, data) {
             Ok(fetched) => fetched,
             Err(e) => Fetched::Backoff(e.to_string()),
         }
@@ -69,6 +88,7 @@ impl Broker {
     fn try_apply_fetched(
         &self,
         partition: &Partition,
+        term: FollowerTerm,
         data: &PartitionData,
     ) -> Result<Fetched, ApiError> {
         let now_ms = self.now_ms();
@@ -87,9 +107,13 @@ impl Broker {
                         to = leader_start,
                         "follower behind the leader's log start; restarting its log there"
                     );
-                    partition.reset_to(leader_start, now_ms)?;
+                    partition.reset_to(term, leader_start, now_ms)?;
                     return Ok(Fetched::Truncated { to: leader_start });
                 }
+                // Decided: the leader's high watermark, the one offset its
+                // answer gives (Kafka asks for the leader's log end first).
+                // Whatever is cut above it the leader still has, and sends
+                // again.
                 let to = data.high_watermark.clamp(partition.log_start_offset(), end);
                 warn!(
                     partition = partition.index,
@@ -97,7 +121,7 @@ impl Broker {
                     to,
                     "follower past the leader's log end; truncating"
                 );
-                partition.truncate_to(to)?;
+                partition.truncate_as_follower(term, to)?;
                 return Ok(Fetched::Truncated { to });
             }
             Some(error) => {
@@ -106,36 +130,21 @@ impl Broker {
         }
         let diverging = &data.diverging_epoch;
         if diverging.epoch >= 0 || diverging.end_offset >= 0 {
-            // Where our log and the leader's part: the end of the largest
-            // epoch both hold. If we hold the leader's epoch, up to its end;
-            // else up to the end of our own largest epoch below it (the
-            // next fetch names that epoch and narrows it further).
-            let (ours, our_end) = partition.log().end_offset_for_epoch(diverging.epoch);
-            let to = match ours == diverging.epoch || ours < 0 {
-                true => diverging.end_offset.min(end),
-                false => our_end.min(diverging.end_offset).min(end),
-            }
-            .max(partition.log_start_offset());
-            if to < end {
-                info!(
-                    partition = partition.index,
-                    from = end,
-                    to,
-                    epoch = diverging.epoch,
-                    "follower log diverged from the leader's; truncating"
-                );
-                partition.truncate_to(to)?;
-            }
+            let to = truncation_point(partition, diverging.epoch, diverging.end_offset)
+                .max(partition.log_start_offset());
+            info!(
+                partition = partition.index,
+                from = end,
+                to,
+                epoch = diverging.epoch,
+                "follower log diverged from the leader's; truncating"
+            );
+            partition.truncate_as_follower(term, to)?;
             return Ok(Fetched::Truncated { to });
         }
         let records = data.records.as_deref().unwrap_or_default();
-        let batches = partition.append_replica(records, now_ms)?;
-        partition.follow_high_watermark(data.high_watermark);
-        let leader_start = data.log_start_offset;
-        if leader_start > partition.log_start_offset() && leader_start <= partition.log_end_offset()
-        {
-            partition.log().delete_records_before(leader_start)?;
-        }
+        let batches = partition.append_replica(term, records, now_ms)?;
+        partition.follow_leader_offsets(term, data.high_watermark, data.log_start_offset)?;
         Ok(Fetched::Applied { batches })
     }
 
@@ -163,9 +172,7 @@ impl Broker {
                     partition.topic_id,
                     partition.index,
                     node,
-                    change.leader_epoch,
-                    change.partition_epoch,
-                    &change.isr,
+                    &change,
                 )?;
                 Ok((vec![record], ()))
             });
@@ -192,4 +199,24 @@ impl Broker {
         self.resolve_topic_config(&overrides)
             .unclean_leader_election()
     }
+}
+
+/// Where a follower's log stops agreeing with its leader's, from the
+/// leader's diverging epoch and that epoch's end offset there (Kafka's
+/// `getOffsetTruncationState`): if the follower holds that epoch, the
+/// lesser of where it ends in either log; if it holds only older epochs,
+/// the end of its largest one (the next fetch names that epoch and narrows
+/// it further); if it holds none at or below it, the leader's offset. Never
+/// past the follower's log end.
+fn truncation_point(partition: &Partition, leader_epoch: i32, leader_end: i64) -> i64 {
+    let end = partition.log_end_offset();
+    let (ours, our_end) = partition.log().end_offset_for_epoch(leader_epoch);
+    let to = if ours < 0 {
+        leader_end
+    } else if ours != leader_epoch {
+        our_end
+    } else {
+        our_end.min(leader_end)
+    };
+    to.min(end)
 }

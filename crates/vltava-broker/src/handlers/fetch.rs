@@ -28,13 +28,32 @@ const LAST_FETCHED_EPOCH_VERSION: i16 = 12;
 /// First version that names the fetching replica in `replica_state`.
 const REPLICA_STATE_VERSION: i16 = 15;
 
-/// The broker id of a follower's fetch; `None` for a consumer's.
-fn replica_of(version: i16, request: &FetchRequest) -> Option<i32> {
+/// Who sent a fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fetcher {
+    Consumer,
+    /// A follower: its broker id and the epoch of its registration.
+    Replica(i32, i64),
+    /// Claims a broker id, but not as a live broker would: an older
+    /// version (without the broker epoch), or an epoch that is not the
+    /// broker's current unfenced registration. Refused, never trusted with
+    /// the follower's progress (which moves the high watermark).
+    Refused,
+}
+
+fn fetcher_of(broker: &Broker, version: i16, request: &FetchRequest) -> Fetcher {
     let id = match version >= REPLICA_STATE_VERSION {
         true => request.replica_state.replica_id.0,
         false => request.replica_id.0,
     };
-    (id >= 0).then_some(id)
+    if id < 0 {
+        return Fetcher::Consumer;
+    }
+    let epoch = request.replica_state.replica_epoch;
+    match version >= REPLICA_STATE_VERSION && broker.live_broker_epoch(id) == Some(epoch) {
+        true => Fetcher::Replica(id, epoch),
+        false => Fetcher::Refused,
+    }
 }
 const READ_COMMITTED: i8 = 1;
 
@@ -52,7 +71,10 @@ pub async fn handle(
     request: FetchRequest,
 ) -> (FetchResponse, Vec<FileRange>) {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
-    let replica = replica_of(version, &request);
+    let replica = match fetcher_of(broker, version, &request) {
+        Fetcher::Replica(..) => Some(()),
+        _ => None,
+    };
     loop {
         // Registered before reading, so an append between the read and the
         // wait still wakes us; only the partitions asked for can. A
@@ -118,7 +140,7 @@ struct Read {
 
 fn read_once(broker: &Broker, version: i16, request: &FetchRequest) -> Read {
     let reader = Reader {
-        replica: replica_of(version, request),
+        fetcher: fetcher_of(broker, version, request),
         divergence_checked: version >= LAST_FETCHED_EPOCH_VERSION,
         now_ms: broker.now_ms(),
     };
@@ -228,8 +250,7 @@ fn read_once(broker: &Broker, version: i16, request: &FetchRequest) -> Read {
 
 /// Who is reading, for every partition of one fetch.
 struct Reader {
-    /// The follower's broker id; `None` for a consumer.
-    replica: Option<i32>,
+    fetcher: Fetcher,
     /// Whether the version carries `last_fetched_epoch`.
     divergence_checked: bool,
     now_ms: i64,
@@ -262,40 +283,63 @@ fn read_partition<'a>(
         .and_then(|t| t.partition(request.partition))
         .map(|p| p.as_ref())
         .ok_or_else(|| (ApiError::new(missing, ""), None))?;
+    if reader.fetcher == Fetcher::Refused {
+        return Err((
+            ApiError::new(
+                ResponseError::NotLeaderOrFollower,
+                "replica fetches come from live brokers, at Fetch v15+ with their broker epoch",
+            ),
+            Some(partition),
+        ));
+    }
     check_leader_epoch(partition, request.current_leader_epoch)
         .map_err(|e| (e, Some(partition)))?;
+    let out_of_range = || {
+        Err((
+            ApiError::new(
+                ResponseError::OffsetOutOfRange,
+                format!(
+                    "fetch offset {} is outside the log [{}, {}]",
+                    request.fetch_offset,
+                    partition.log_start_offset(),
+                    partition.log_end_offset()
+                ),
+            ),
+            Some(partition),
+        ))
+    };
     // KIP-595's check: the fetcher's last epoch must end at or after its
-    // fetch offset in our log, else its tail is not ours.
+    // fetch offset in our log, else its tail is not ours. An epoch this log
+    // cannot place at all is out of range (Kafka's answer too).
     if reader.divergence_checked && request.last_fetched_epoch >= 0 {
         let last = request.last_fetched_epoch;
         let (epoch, end_offset) = partition.log().end_offset_for_epoch(last);
+        if epoch < 0 || end_offset < 0 {
+            return out_of_range();
+        }
         if end_offset < request.fetch_offset || epoch < last {
             return Ok(Served::Diverged(partition, epoch, end_offset));
         }
     }
-    if let Some(follower) = reader.replica {
-        if request.fetch_offset > partition.log_end_offset() {
-            return Err((
-                ApiError::new(
-                    ResponseError::OffsetOutOfRange,
-                    format!(
-                        "fetch offset {} is past the log end {}",
-                        request.fetch_offset,
-                        partition.log_end_offset()
-                    ),
-                ),
-                Some(partition),
-            ));
+    let replica = match reader.fetcher {
+        Fetcher::Replica(follower, broker_epoch) => Some((follower, broker_epoch)),
+        _ => None,
+    };
+    if let Some((follower, broker_epoch)) = replica {
+        if request.fetch_offset > partition.log_end_offset()
+            || request.fetch_offset < partition.log_start_offset()
+        {
+            return out_of_range();
         }
         partition
-            .record_follower_fetch(follower, request.fetch_offset, reader.now_ms)
+            .record_follower_fetch(follower, broker_epoch, request.fetch_offset, reader.now_ms)
             .map_err(|e| (e, Some(partition)))?;
     }
     if bytes_left == 0 {
         return Ok(Served::Data(partition, Sendable::Bytes(Bytes::new())));
     }
     let max_bytes = (request.partition_max_bytes.max(0) as usize).min(bytes_left);
-    let slice = match reader.replica {
+    let slice = match replica {
         Some(_) => partition.read_replica(request.fetch_offset, max_bytes.max(1)),
         None => partition.read(request.fetch_offset, max_bytes.max(1)),
     }

@@ -23,6 +23,7 @@ struct Replicating {
     topic: usize,
     partition: usize,
     on: std::sync::Arc<Partition>,
+    leader_epoch: i32,
     last_offset: i64,
     min_insync: usize,
 }
@@ -75,7 +76,9 @@ async fn replicated(wait: &Replicating, deadline: tokio::time::Instant) -> Resul
         let advanced = wait.on.high_watermark_advanced().notified();
         tokio::pin!(advanced);
         advanced.as_mut().enable();
-        if !wait.on.is_leader() {
+        // Leadership lost, even if regained since: the offsets may hold
+        // another leader's records now.
+        if !wait.on.is_leader() || wait.on.leader_epoch() != wait.leader_epoch {
             return Err(crate::partition::not_leader(
                 wait.on.index,
                 wait.on.leader(),
@@ -196,6 +199,7 @@ fn handle_now(
                                 topic: t,
                                 partition: i,
                                 on,
+                                leader_epoch: appended.leader_epoch,
                                 last_offset: appended.last_offset,
                                 min_insync,
                             });
