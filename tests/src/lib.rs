@@ -22,6 +22,7 @@
 //! Nothing here sleeps as synchronisation: waits poll a condition with a
 //! deadline ([`wait_until`]).
 
+pub mod cluster;
 pub mod raw;
 
 use std::fs::{File, OpenOptions};

@@ -22,89 +22,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 use rdkafka::ClientConfig;
+use vltava_tests::cluster::Cluster;
 use vltava_tests::raw::{topic_name, RawClient, TestRecord};
-use vltava_tests::{free_port, TestBroker};
 
 /// How long any condition in these tests may take to come true.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-struct Cluster {
-    /// Node `i + 1` at index `i`.
-    nodes: Vec<TestBroker>,
-    /// `controller.quorum.voters`.
-    voters: String,
-}
-
-impl Cluster {
-    fn start(n: usize) -> Cluster {
-        Cluster::start_with(n, &[])
-    }
-
-    /// `n` voters with `extra` overrides on each.
-    fn start_with(n: usize, extra: &[(&str, &str)]) -> Cluster {
-        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
-        let voters = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (_, c))| format!("{}@127.0.0.1:{c}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut nodes: Vec<TestBroker> = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (port, controller))| {
-                let id = (i + 1).to_string();
-                let listeners =
-                    format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}");
-                let rack = format!("rack-{}", i % 2);
-                let mut overrides = vec![
-                    ("node.id", id.as_str()),
-                    ("process.roles", "broker,controller"),
-                    ("listeners", listeners.as_str()),
-                    ("controller.listener.names", "CONTROLLER"),
-                    (
-                        "listener.security.protocol.map",
-                        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                    ),
-                    ("controller.quorum.voters", voters.as_str()),
-                    ("broker.rack", rack.as_str()),
-                ];
-                overrides.extend_from_slice(extra);
-                TestBroker::launch_at(*port, &overrides)
-            })
-            .collect();
-        for node in &mut nodes {
-            node.wait_started();
-        }
-        Cluster { nodes, voters }
-    }
-
-    /// Starts node `nodes.len() + 1` as a broker-only node (not a voter).
-    fn add_broker_only(&mut self) -> i32 {
-        let id = self.nodes.len() as i32 + 1;
-        let port = free_port();
-        let node = TestBroker::start_at(
-            port,
-            &[
-                ("node.id", &id.to_string()),
-                ("process.roles", "broker"),
-                ("listeners", &format!("PLAINTEXT://127.0.0.1:{port}")),
-                ("controller.listener.names", "CONTROLLER"),
-                ("controller.quorum.voters", &self.voters),
-            ],
-        );
-        self.nodes.push(node);
-        id
-    }
-
-    fn node(&self, id: i32) -> &TestBroker {
-        &self.nodes[(id - 1) as usize]
-    }
-
-    fn raw(&self, id: i32) -> RawClient {
-        RawClient::connect(self.node(id).addr()).unwrap()
-    }
-}
 
 /// What one node's Metadata v12 says: the brokers (id, port, rack), the
 /// controller, and each topic's partitions as (leader, epoch, replicas,

@@ -1,0 +1,100 @@
+//! A cluster of `vltava server` processes on loopback ports for the
+//! integration tests: `n` combined voters of one metadata quorum (Kafka's
+//! `controller.quorum.voters`), optionally joined by broker-only nodes.
+
+use crate::raw::RawClient;
+use crate::{free_port, TestBroker};
+
+/// Node `i + 1` of a cluster at index `i`.
+pub struct Cluster {
+    /// Node `i + 1` at index `i`.
+    pub nodes: Vec<TestBroker>,
+    /// `controller.quorum.voters`.
+    pub voters: String,
+}
+
+impl Cluster {
+    pub fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, &[])
+    }
+
+    /// `n` voters with `extra` overrides on each.
+    pub fn start_with(n: usize, extra: &[(&str, &str)]) -> Cluster {
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let voters = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, c))| format!("{}@127.0.0.1:{c}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut nodes: Vec<TestBroker> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (port, controller))| {
+                let id = (i + 1).to_string();
+                let listeners =
+                    format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}");
+                let rack = format!("rack-{}", i % 2);
+                let mut overrides = vec![
+                    ("node.id", id.as_str()),
+                    ("process.roles", "broker,controller"),
+                    ("listeners", listeners.as_str()),
+                    ("controller.listener.names", "CONTROLLER"),
+                    (
+                        "listener.security.protocol.map",
+                        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    ),
+                    ("controller.quorum.voters", voters.as_str()),
+                    ("broker.rack", rack.as_str()),
+                ];
+                overrides.extend_from_slice(extra);
+                TestBroker::launch_at(*port, &overrides)
+            })
+            .collect();
+        for node in &mut nodes {
+            node.wait_started();
+        }
+        Cluster { nodes, voters }
+    }
+
+    /// Starts node `nodes.len() + 1` as a broker-only node (not a voter).
+    pub fn add_broker_only(&mut self) -> i32 {
+        self.add_broker_only_with(&[])
+    }
+
+    /// [`Cluster::add_broker_only`] with `extra` overrides.
+    pub fn add_broker_only_with(&mut self, extra: &[(&str, &str)]) -> i32 {
+        let id = self.nodes.len() as i32 + 1;
+        let port = free_port();
+        let id_text = id.to_string();
+        let listeners = format!("PLAINTEXT://127.0.0.1:{port}");
+        let mut overrides = vec![
+            ("node.id", id_text.as_str()),
+            ("process.roles", "broker"),
+            ("listeners", listeners.as_str()),
+            ("controller.listener.names", "CONTROLLER"),
+            ("controller.quorum.voters", self.voters.as_str()),
+        ];
+        overrides.extend_from_slice(extra);
+        let node = TestBroker::start_at(port, &overrides);
+        self.nodes.push(node);
+        id
+    }
+
+    /// Every node's bootstrap address, comma-separated.
+    pub fn bootstrap(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| n.bootstrap())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn node(&self, id: i32) -> &TestBroker {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    pub fn raw(&self, id: i32) -> RawClient {
+        RawClient::connect(self.node(id).addr()).unwrap()
+    }
+}

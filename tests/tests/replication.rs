@@ -1,0 +1,531 @@
+//! Replication on real `vltava server` processes, driven by librdkafka:
+//! three nodes, a topic with three replicas and `min.insync.replicas=2`.
+//!
+//! - An idempotent acks=all producer writes without pause while the
+//!   partition's leader is SIGKILLed and restarted, three times: every
+//!   acknowledged record is read back exactly once, at the offset it was
+//!   acknowledged at and in the order it was sent, and the three replicas'
+//!   logs end up byte for byte the same.
+//! - A leader that takes acks=1 writes its followers never saw and is then
+//!   paused (SIGSTOP) past its session: a follower takes over and takes
+//!   writes; the old leader, woken, steps down, truncates the tail nobody
+//!   else has, and rejoins the ISR with a log equal to the new leader's.
+//! - With two of three replicas gone (broker-only nodes killed, so the
+//!   controller survives), acks=all is refused with NOT_ENOUGH_REPLICAS and
+//!   acks=1 still works.
+//! - A rolling restart with SIGTERM under load loses nothing acknowledged
+//!   and gives the producer no error.
+//!
+//! Every wait is on a condition with a deadline.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::MetadataRequest;
+use kafka_protocol::records::Compression;
+use rdkafka::consumer::Consumer;
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use vltava_protocol::ResponseError;
+use vltava_tests::cluster::Cluster;
+use vltava_tests::raw::{encode_batch, ProducerStamp, RawClient, TestRecord};
+
+/// How long any condition in these tests may take to come true.
+const DEADLINE: Duration = Duration::from_secs(90);
+
+/// Short sessions so a silent broker is fenced within seconds.
+const FAST_FENCING: &[(&str, &str)] = &[
+    ("broker.heartbeat.interval.ms", "300"),
+    ("broker.session.timeout.ms", "2500"),
+];
+
+const TOPIC: &str = "replicated";
+
+/// (leader, leader epoch, replicas, ISR) of partition 0 as node `via`
+/// describes it, if it answers.
+fn partition_state(
+    cluster: &Cluster,
+    via: i32,
+    topic: &str,
+) -> Option<(i32, i32, Vec<i32>, Vec<i32>)> {
+    let mut client = RawClient::connect(cluster.node(via).addr()).ok()?;
+    let req = MetadataRequest::default().with_topics(None);
+    let resp = client.request(&req, 12).ok()?;
+    let t = resp
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))?;
+    let p = t.partitions.iter().find(|p| p.partition_index == 0)?;
+    let ids = |v: &[kafka_protocol::messages::BrokerId]| v.iter().map(|b| b.0).collect();
+    Some((
+        p.leader_id.0,
+        p.leader_epoch,
+        ids(&p.replica_nodes),
+        ids(&p.isr_nodes),
+    ))
+}
+
+/// Waits until node `via` describes partition 0 as `ok` says.
+fn wait_state(
+    cluster: &Cluster,
+    via: i32,
+    what: &str,
+    ok: impl Fn(&(i32, i32, Vec<i32>, Vec<i32>)) -> bool,
+) -> (i32, i32, Vec<i32>, Vec<i32>) {
+    let started = Instant::now();
+    loop {
+        let state = partition_state(cluster, via, TOPIC);
+        if let Some(state) = state.as_ref().filter(|s| ok(s)) {
+            return state.clone();
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{what}: node {via} still describes {state:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn full_isr(state: &(i32, i32, Vec<i32>, Vec<i32>)) -> bool {
+    let mut isr = state.3.clone();
+    let mut replicas = state.2.clone();
+    isr.sort_unstable();
+    replicas.sort_unstable();
+    state.0 > 0 && isr == replicas
+}
+
+fn create_topic(cluster: &Cluster, replicas: &[i32]) {
+    create_topic_with(cluster, replicas, &[("min.insync.replicas", "2")]);
+}
+
+fn create_topic_with(cluster: &Cluster, replicas: &[i32], configs: &[(&str, &str)]) {
+    // Node 1 must know every replica's registration (broker-only nodes
+    // register through the controller, and node 1 applies it a moment
+    // later).
+    let started = Instant::now();
+    loop {
+        let mut client = RawClient::connect(cluster.node(1).addr()).unwrap();
+        let resp = client
+            .request(&MetadataRequest::default().with_topics(Some(vec![])), 12)
+            .unwrap();
+        let listed: Vec<i32> = resp.brokers.iter().map(|b| b.node_id.0).collect();
+        if replicas.iter().all(|id| listed.contains(id)) {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "brokers listed: {listed:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut admin = RawClient::connect(cluster.node(1).addr()).unwrap();
+    let req = kafka_protocol::messages::CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![
+            kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+                .with_name(vltava_tests::raw::topic_name(TOPIC))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_assignments(vec![
+                    kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment::default()
+                        .with_partition_index(0)
+                        .with_broker_ids(
+                            replicas
+                                .iter()
+                                .map(|id| kafka_protocol::messages::BrokerId(*id))
+                                .collect(),
+                        ),
+                ])
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            kafka_protocol::messages::create_topics_request::CreatableTopicConfig::default()
+                                .with_name(k.to_string().into())
+                                .with_value(Some(v.to_string().into()))
+                        })
+                        .collect(),
+                ),
+        ]);
+    let resp = admin.request(&req, 7).unwrap();
+    assert_eq!(resp.topics[0].error_code, 0, "{resp:?}");
+}
+
+/// A producer thread: an idempotent acks=all librdkafka producer sending
+/// `v00000000`, `v00000001`, … to partition 0 until stopped, a window of
+/// sends in flight; what it was told is kept.
+struct Load {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<BTreeMap<u64, i64>>>,
+    errors: Arc<Mutex<Vec<String>>>,
+    sent: Arc<AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(bootstrap: &str) -> Load {
+        let producer: FutureProducer = common::producer(
+            bootstrap,
+            &[
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+                ("linger.ms", "5"),
+                ("message.timeout.ms", "120000"),
+                ("retry.backoff.ms", "100"),
+                // A paused leader holds a request until this passes; the
+                // producer then looks up the new leader.
+                ("request.timeout.ms", "5000"),
+                ("socket.timeout.ms", "10000"),
+            ],
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(BTreeMap::new()));
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let thread = {
+            let (stop, acked, errors, sent) =
+                (stop.clone(), acked.clone(), errors.clone(), sent.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let mut seq = 0u64;
+                    while !stop.load(Ordering::Acquire) {
+                        let mut window = Vec::new();
+                        for _ in 0..20 {
+                            let value = format!("v{seq:08}");
+                            let record = FutureRecord::<(), _>::to(TOPIC)
+                                .partition(0)
+                                .payload(&value);
+                            match producer.send_result(record) {
+                                Ok(f) => window.push((seq, f)),
+                                Err((e, _)) => errors.lock().unwrap().push(format!("enqueue: {e}")),
+                            }
+                            seq += 1;
+                        }
+                        sent.fetch_add(window.len(), Ordering::Release);
+                        for (seq, f) in window {
+                            match f.await {
+                                Ok(Ok(delivery)) => {
+                                    acked.lock().unwrap().insert(seq, delivery.offset);
+                                }
+                                Ok(Err((e, _))) => {
+                                    errors.lock().unwrap().push(format!("v{seq:08}: {e}"))
+                                }
+                                Err(e) => errors.lock().unwrap().push(format!("v{seq:08}: {e}")),
+                            }
+                        }
+                    }
+                });
+            })
+        };
+        Load {
+            stop,
+            acked,
+            errors,
+            sent,
+            thread: Some(thread),
+        }
+    }
+
+    fn acked_count(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    /// Waits until `more` further records were acknowledged.
+    fn wait_progress(&self, more: usize, what: &str) {
+        let target = self.acked_count() + more;
+        let started = Instant::now();
+        while self.acked_count() < target {
+            assert!(
+                started.elapsed() < DEADLINE,
+                "{what}: {} of {target} acknowledged; errors {:?}",
+                self.acked_count(),
+                self.errors.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn finish(mut self) -> (BTreeMap<u64, i64>, Vec<String>) {
+        self.stop.store(true, Ordering::Release);
+        self.thread.take().unwrap().join().unwrap();
+        let acked = std::mem::take(&mut *self.acked.lock().unwrap());
+        let errors = std::mem::take(&mut *self.errors.lock().unwrap());
+        assert!(self.sent.load(Ordering::Acquire) >= acked.len());
+        (acked, errors)
+    }
+}
+
+/// Every record of partition 0, read through the cluster from offset 0 to
+/// the end: (offset, value).
+fn read_all(bootstrap: &str) -> Vec<(i64, String)> {
+    let consumer = common::consumer(bootstrap, &[]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(TOPIC, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let (_, high) = consumer
+        .fetch_watermarks(TOPIC, 0, Duration::from_secs(30))
+        .expect("watermarks");
+    let mut out = Vec::new();
+    let started = Instant::now();
+    while out.last().map_or(0, |(o, _): &(i64, String)| o + 1) < high {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "read {} records of {high}",
+            out.len()
+        );
+        let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let msg = msg.expect("consume");
+        let value = String::from_utf8(msg.payload().unwrap_or_default().to_vec()).unwrap();
+        out.push((msg.offset(), value));
+    }
+    out
+}
+
+/// Every acknowledged value is in the log exactly once, at its
+/// acknowledged offset, and the values the log holds are in send order.
+fn check_acknowledged(acked: &BTreeMap<u64, i64>, log: &[(i64, String)]) {
+    let mut at: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for (offset, value) in log {
+        at.entry(value.as_str()).or_default().push(*offset);
+    }
+    for (seq, offset) in acked {
+        let value = format!("v{seq:08}");
+        assert_eq!(
+            at.get(value.as_str()),
+            Some(&vec![*offset]),
+            "acknowledged {value} at offset {offset}"
+        );
+    }
+    let duplicates: Vec<_> = at.iter().filter(|(_, o)| o.len() > 1).collect();
+    assert!(duplicates.is_empty(), "written twice: {duplicates:?}");
+    let values: Vec<&str> = log.iter().map(|(_, v)| v.as_str()).collect();
+    assert!(
+        values.windows(2).all(|w| w[0] < w[1]),
+        "values out of send order"
+    );
+}
+
+/// The concatenated segment files of partition 0 on node `id`.
+fn log_bytes(cluster: &Cluster, id: i32) -> Vec<u8> {
+    let dir = cluster.node(id).log_dir().join(format!("{TOPIC}-0"));
+    let mut segments: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    segments.sort();
+    segments
+        .iter()
+        .flat_map(|p| std::fs::read(p).unwrap())
+        .collect()
+}
+
+/// Waits until the replicas' logs are byte for byte the same.
+fn wait_identical_logs(cluster: &Cluster, replicas: &[i32]) {
+    let started = Instant::now();
+    loop {
+        let logs: Vec<Vec<u8>> = replicas.iter().map(|id| log_bytes(cluster, *id)).collect();
+        if logs.iter().all(|l| *l == logs[0]) {
+            assert!(!logs[0].is_empty());
+            return;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "replica logs differ: {:?} bytes",
+            logs.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_the_leader_being_killed_again_and_again() {
+    let mut cluster = Cluster::start_with(3, FAST_FENCING);
+    create_topic(&cluster, &[1, 2, 3]);
+    wait_state(&cluster, 1, "created", full_isr);
+    let load = Load::start(&cluster.bootstrap());
+    load.wait_progress(200, "before any failure");
+    for round in 0..3 {
+        let (leader, epoch, ..) = wait_state(&cluster, 1 + (round % 3), "led", full_isr);
+        cluster.nodes[(leader - 1) as usize].kill_sigkill();
+        let survivor = (1..=3).find(|id| *id != leader).unwrap();
+        wait_state(&cluster, survivor, "failed over", |s| {
+            s.0 > 0 && s.0 != leader && s.1 > epoch
+        });
+        load.wait_progress(200, &format!("round {round}: after the leader died"));
+        cluster.nodes[(leader - 1) as usize].restart();
+        wait_state(&cluster, survivor, "rejoined", full_isr);
+        load.wait_progress(100, &format!("round {round}: after the restart"));
+    }
+    let (acked, errors) = load.finish();
+    assert!(errors.is_empty(), "producer errors: {errors:?}");
+    let log = read_all(&cluster.bootstrap());
+    check_acknowledged(&acked, &log);
+    assert!(acked.len() >= 1_100, "{} acknowledged", acked.len());
+    wait_identical_logs(&cluster, &[1, 2, 3]);
+}
+
+#[test]
+fn a_rolling_restart_with_sigterm_loses_nothing_and_raises_no_error() {
+    let mut cluster = Cluster::start_with(3, FAST_FENCING);
+    create_topic(&cluster, &[1, 2, 3]);
+    wait_state(&cluster, 1, "created", full_isr);
+    let load = Load::start(&cluster.bootstrap());
+    load.wait_progress(200, "before the restarts");
+    for id in 1..=3 {
+        cluster.nodes[(id - 1) as usize].stop_sigterm();
+        load.wait_progress(100, &format!("while node {id} is down"));
+        cluster.nodes[(id - 1) as usize].restart();
+        let other = if id == 1 { 2 } else { 1 };
+        wait_state(&cluster, other, "back in sync", full_isr);
+        load.wait_progress(100, &format!("after node {id} came back"));
+    }
+    let (acked, errors) = load.finish();
+    assert!(errors.is_empty(), "producer errors: {errors:?}");
+    let log = read_all(&cluster.bootstrap());
+    check_acknowledged(&acked, &log);
+    wait_identical_logs(&cluster, &[1, 2, 3]);
+}
+
+fn plain(values: &[&str]) -> bytes::Bytes {
+    let records: Vec<TestRecord> = values
+        .iter()
+        .map(|v| TestRecord::value_at(v.as_bytes(), vltava_tests::now_ms()))
+        .collect();
+    encode_batch(&records, ProducerStamp::NONE, Compression::None)
+}
+
+#[test]
+fn a_paused_leader_steps_down_and_rejoins_without_losing_acknowledged_writes() {
+    let cluster = Cluster::start_with(3, FAST_FENCING);
+    create_topic(&cluster, &[1, 2, 3]);
+    wait_state(&cluster, 1, "created", full_isr);
+    let load = Load::start(&cluster.bootstrap());
+    load.wait_progress(200, "before the pause");
+    let (leader, epoch, ..) = wait_state(&cluster, 1, "led", full_isr);
+    let survivor = (1..=3).find(|id| *id != leader).unwrap();
+    signal(&cluster, leader, "-STOP");
+    wait_state(&cluster, survivor, "a follower took over", |s| {
+        s.0 > 0 && s.0 != leader && s.1 > epoch && !s.3.contains(&leader)
+    });
+    load.wait_progress(200, "while the old leader is paused");
+    signal(&cluster, leader, "-CONT");
+    let (new_leader, ..) = wait_state(&cluster, survivor, "the old leader rejoined", full_isr);
+    assert_ne!(new_leader, leader);
+    load.wait_progress(100, "after it rejoined");
+    let (acked, errors) = load.finish();
+    assert!(errors.is_empty(), "producer errors: {errors:?}");
+    check_acknowledged(&acked, &read_all(&cluster.bootstrap()));
+    wait_identical_logs(&cluster, &[1, 2, 3]);
+}
+
+fn signal(cluster: &Cluster, id: i32, sig: &str) {
+    let pid = cluster.node(id).pid().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .unwrap()
+        .success());
+}
+
+/// Divergence made certain: the leader alone in the ISR takes writes, is
+/// paused, and an unclean election makes the out-of-sync follower leader;
+/// it takes a write at an offset the old leader also wrote. The old
+/// leader, back, finds its tail is not the new leader's (diverging epoch),
+/// truncates it and copies the leader's log.
+#[test]
+fn an_old_leader_truncates_the_tail_the_new_leader_never_had() {
+    // Three voters keep the controller up; the partition lives on two
+    // broker-only nodes, 4 and 5.
+    let mut cluster = Cluster::start_with(3, FAST_FENCING);
+    let (a, b) = (
+        cluster.add_broker_only_with(FAST_FENCING),
+        cluster.add_broker_only_with(FAST_FENCING),
+    );
+    create_topic_with(
+        &cluster,
+        &[a, b],
+        &[("unclean.leader.election.enable", "true")],
+    );
+    wait_state(&cluster, a, "created", full_isr);
+    let mut old = RawClient::connect(cluster.node(a).addr()).unwrap();
+    let first = old.produce(TOPIC, 0, plain(&["a", "b"]), -1).unwrap();
+    assert_eq!((first.error_code, first.base_offset), (0, 0));
+    // The follower pauses; fenced, it leaves the ISR (and, paused for
+    // longer than a fetch waits, holds no fetch that could still carry
+    // later writes to it).
+    signal(&cluster, b, "-STOP");
+    wait_state(&cluster, 1, "the follower left the ISR", |s| {
+        s.0 == a && s.3 == [a]
+    });
+    let lonely = old.produce(TOPIC, 0, plain(&["x", "y", "z"]), 1).unwrap();
+    assert_eq!((lonely.error_code, lonely.base_offset), (0, 2));
+    signal(&cluster, a, "-STOP");
+    signal(&cluster, b, "-CONT");
+    let (_, epoch, ..) = wait_state(&cluster, 1, "the follower leads (unclean)", |s| s.0 == b);
+    let mut new = RawClient::connect(cluster.node(b).addr()).unwrap();
+    let after = new.produce(TOPIC, 0, plain(&["c"]), 1).unwrap();
+    assert_eq!((after.error_code, after.base_offset), (0, 2), "{after:?}");
+    signal(&cluster, a, "-CONT");
+    wait_state(&cluster, 1, "the old leader rejoined", |s| {
+        full_isr(s) && s.0 == b && s.1 == epoch
+    });
+    let values: Vec<String> = read_all(&cluster.node(b).bootstrap())
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(values, ["a", "b", "c"]);
+    wait_identical_logs(&cluster, &[a, b]);
+    assert!(cluster
+        .node(a)
+        .stderr_log()
+        .contains("follower log diverged from the leader's; truncating"));
+    assert!(cluster
+        .nodes
+        .iter()
+        .any(|n| n.stderr_log().contains("unclean leader election")));
+}
+
+#[test]
+fn with_two_replicas_gone_acks_all_is_refused_and_acks_one_still_works() {
+    // Three voters keep the controller up; the followers are broker-only
+    // nodes 4 and 5, killed.
+    let mut cluster = Cluster::start_with(3, FAST_FENCING);
+    let (f1, f2) = (
+        cluster.add_broker_only_with(FAST_FENCING),
+        cluster.add_broker_only_with(FAST_FENCING),
+    );
+    create_topic(&cluster, &[1, f1, f2]);
+    wait_state(&cluster, 1, "created", full_isr);
+    let mut client = RawClient::connect(cluster.node(1).addr()).unwrap();
+    let ok = client.produce(TOPIC, 0, plain(&["a"]), -1).unwrap();
+    assert_eq!(ok.error_code, 0);
+    cluster.nodes[(f1 - 1) as usize].kill_sigkill();
+    cluster.nodes[(f2 - 1) as usize].kill_sigkill();
+    wait_state(&cluster, 1, "the ISR shrank to the leader", |s| {
+        s.0 == 1 && s.3 == [1]
+    });
+    let refused = client.produce(TOPIC, 0, plain(&["b"]), -1).unwrap();
+    assert_eq!(
+        refused.error_code,
+        ResponseError::NotEnoughReplicas.code(),
+        "{refused:?}"
+    );
+    let one = client.produce(TOPIC, 0, plain(&["c"]), 1).unwrap();
+    assert_eq!((one.error_code, one.base_offset), (0, 1));
+    // Readable once committed: alone in the ISR, the leader's append is.
+    let values: Vec<String> = read_all(&cluster.node(1).bootstrap())
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(values, ["a", "c"]);
+}
