@@ -529,3 +529,122 @@ fn with_two_replicas_gone_acks_all_is_refused_and_acks_one_still_works() {
         .collect();
     assert_eq!(values, ["a", "c"]);
 }
+
+/// `vltava leader-election` (kafka-leader-election.sh) moves leadership
+/// back to the preferred replica on request, with Kafka's output; with
+/// `auto.leader.rebalance.enable=false` nothing moves it by itself.
+#[test]
+fn the_preferred_replica_leads_again_on_request() {
+    let mut overrides = FAST_FENCING.to_vec();
+    overrides.push(("auto.leader.rebalance.enable", "false"));
+    let mut cluster = Cluster::start_with(3, &overrides);
+    create_topic(&cluster, &[1, 2, 3]);
+    wait_state(&cluster, 2, "created", |s| full_isr(s) && s.0 == 1);
+    cluster.nodes[0].stop_sigterm();
+    wait_state(&cluster, 2, "moved away at shutdown", |s| s.0 == 2);
+    cluster.nodes[0].restart();
+    let (_, epoch, ..) = wait_state(&cluster, 2, "back in sync", full_isr);
+    let bs = cluster.bootstrap();
+    let elect = |args: &[&str]| vltava_tests::vltava_tool("leader-election", &bs, args);
+    let one = [
+        "--election-type",
+        "preferred",
+        "--topic",
+        TOPIC,
+        "--partition",
+        "0",
+    ];
+    assert_eq!(
+        vltava_tests::stdout_ok("preferred", &elect(&one)),
+        format!("Successfully completed leader election (PREFERRED) for partitions {TOPIC}-0\n")
+    );
+    let (leader, after, ..) = wait_state(&cluster, 3, "preferred leads", |s| s.0 == 1);
+    assert_eq!((leader, after), (1, epoch + 1));
+    assert_eq!(
+        vltava_tests::stdout_ok("again", &elect(&one)),
+        format!("Valid replica already elected for partitions {TOPIC}-0\n")
+    );
+    let unclean = [
+        "--election-type",
+        "UNCLEAN",
+        "--topic",
+        TOPIC,
+        "--partition",
+        "0",
+    ];
+    assert_eq!(
+        vltava_tests::stdout_ok("unclean", &elect(&unclean)),
+        format!("Valid replica already elected for partitions {TOPIC}-0\n")
+    );
+    // Every partition: none needs an election, so nothing is listed.
+    let all = ["--election-type", "preferred", "--all-topic-partitions"];
+    assert_eq!(vltava_tests::stdout_ok("all", &elect(&all)), "");
+    let missing = elect(&[
+        "--election-type",
+        "preferred",
+        "--topic",
+        "nope",
+        "--partition",
+        "0",
+    ]);
+    assert_eq!(missing.status.code(), Some(1));
+    let stdout = vltava_tests::text(&missing.stdout);
+    assert!(
+        stdout.starts_with("Error completing leader election (PREFERRED) for partition: nope-0: org.apache.kafka.common.errors.UnknownTopicOrPartitionException: "),
+        "{stdout}"
+    );
+    assert!(vltava_tests::text(&missing.stderr).contains("1 replica(s) could not be elected"));
+    let file = cluster.node(1).log_dir().join("election.json");
+    std::fs::write(
+        &file,
+        format!(r#"{{"partitions": [{{"topic": "{TOPIC}", "partition": 0}}]}}"#),
+    )
+    .unwrap();
+    let from_file = [
+        "--election-type",
+        "preferred",
+        "--path-to-json-file",
+        file.to_str().unwrap(),
+    ];
+    assert_eq!(
+        vltava_tests::stdout_ok("json", &elect(&from_file)),
+        format!("Valid replica already elected for partitions {TOPIC}-0\n")
+    );
+    for (args, error) in [
+        (
+            &["--topic", TOPIC, "--partition", "0"][..],
+            "Missing required option(s): election-type",
+        ),
+        (
+            &["--election-type", "preferred"][..],
+            "One and only one of the following options is required",
+        ),
+        (
+            &["--election-type", "preferred", "--topic", TOPIC][..],
+            "Missing required option(s): partition",
+        ),
+    ] {
+        let out = elect(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            vltava_tests::text(&out.stderr).contains(error),
+            "{args:?}: {}",
+            vltava_tests::text(&out.stderr)
+        );
+    }
+}
+
+/// With `auto.leader.rebalance.enable` (the default), leadership goes back
+/// to the preferred replica by itself once it is in sync again.
+#[test]
+fn leadership_comes_home_by_itself() {
+    let mut overrides = FAST_FENCING.to_vec();
+    overrides.push(("leader.imbalance.check.interval.seconds", "1"));
+    let mut cluster = Cluster::start_with(3, &overrides);
+    create_topic(&cluster, &[1, 2, 3]);
+    wait_state(&cluster, 2, "created", |s| full_isr(s) && s.0 == 1);
+    cluster.nodes[0].kill_sigkill();
+    wait_state(&cluster, 2, "failed over", |s| s.0 == 2 || s.0 == 3);
+    cluster.nodes[0].restart();
+    wait_state(&cluster, 2, "home again", |s| full_isr(s) && s.0 == 1);
+}

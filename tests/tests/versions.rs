@@ -77,6 +77,7 @@ const CASES: &[Case] = &[
     case(ApiKey::CreatePartitions,        0..=3,  admin::create_partitions),
     case(ApiKey::IncrementalAlterConfigs, 0..=1,  admin::incremental_alter_configs),
     case(ApiKey::DescribeCluster,         0..=2,  admin::describe_cluster),
+    case(ApiKey::ElectLeaders,            0..=2,  admin::elect_leaders),
     case(ApiKey::UnregisterBroker,        0..=0,  admin::unregister_broker),
     case(ApiKey::FindCoordinator,         0..=6,  groups::find_coordinator),
     case(ApiKey::JoinGroup,               0..=9,  groups::join_group),

@@ -129,6 +129,9 @@ pub struct Broker {
     /// Notified by the publisher when partitions were opened, removed or
     /// changed leader (the replica fetchers' cue).
     roles_changed: Arc<tokio::sync::Notify>,
+    /// When this controller last checked for leadership to move back to
+    /// preferred replicas.
+    last_rebalance: Mutex<Option<std::time::Instant>>,
     /// Topics the publisher removed whose committed offsets this node's
     /// group coordinator has not forgotten yet.
     removed_topics: Arc<Mutex<Vec<String>>>,
@@ -153,7 +156,8 @@ mod metadata;
 mod publisher;
 mod replication;
 
-pub use replication::Fetched;
+pub use elections::ElectionKind;
+pub use replication::{ElectionOutcome, Fetched};
 
 /// Distinct (client, feature) warnings remembered; past this the log
 /// repeats rather than memory growing with client ids.
@@ -262,6 +266,7 @@ impl Broker {
             epoch: std::sync::atomic::AtomicI64::new(-1),
             broker_events,
             roles_changed,
+            last_rebalance: Mutex::new(None),
             removed_topics,
             topics,
             producer_ids: Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
@@ -545,6 +550,7 @@ impl Broker {
         if let Some(heard) = self.metadata.heartbeats() {
             self.fence_and_unfence(&heard);
         }
+        self.rebalance_leaders();
     }
 
     /// On the controller: fences every unfenced broker not heard from

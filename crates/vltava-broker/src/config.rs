@@ -680,6 +680,9 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("replica.fetch.max.bytes", "1048576", "bytes", "Bytes a follower asks for per partition in one fetch (a larger first batch still comes whole)", "same"),
     broker!("replica.fetch.response.max.bytes", "10485760", "bytes", "Bytes a follower asks for in one fetch across its partitions", "same"),
     broker!("replica.fetch.backoff.ms", "1000", "ms", "How long a follower waits before fetching again from a leader that failed or refused", "same"),
+    broker!("auto.leader.rebalance.enable", "true", "boolean", "The controller moves leadership back to each partition's preferred (first) replica once it is in sync again", "same"),
+    broker!("leader.imbalance.check.interval.seconds", "300", "s", "How often the controller checks whether leadership should move back to preferred replicas", "same"),
+    broker!("leader.imbalance.per.broker.percentage", "10", "percent", "A broker not leading more than this share of the partitions it is the preferred replica of gets them back", "same"),
     broker!("socket.request.max.bytes", "104857600", "bytes", "Largest request accepted; a larger one closes the connection", "same"),
     broker!("max.connections", "10000", "count", "Connections accepted at once; more are closed at accept", "Kafka's default is unlimited (2147483647)"),
     broker!("connections.max.idle.ms", "600000", "ms", "A connection with no request started within this is closed", "same"),
@@ -887,6 +890,12 @@ pub struct ReplicationSettings {
     /// `inter.broker.listener.name`: the leader's registered address on
     /// this listener is where a follower fetches.
     pub inter_broker_listener: String,
+    /// `auto.leader.rebalance.enable`.
+    pub auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds`, in ms.
+    pub leader_imbalance_check_interval_ms: u64,
+    /// `leader.imbalance.per.broker.percentage`.
+    pub leader_imbalance_percent: u32,
 }
 
 impl BrokerConfig {
@@ -1052,6 +1061,16 @@ impl BrokerConfig {
                     .clamp(1, i64::from(i32::MAX)) as i32,
                 fetch_backoff_ms: number("replica.fetch.backoff.ms")?.max(1) as u64,
                 inter_broker_listener: inter_broker.clone(),
+                auto_leader_rebalance: get("auto.leader.rebalance.enable")
+                    .eq_ignore_ascii_case("true"),
+                leader_imbalance_check_interval_ms: (number(
+                    "leader.imbalance.check.interval.seconds",
+                )?
+                .clamp(1, i64::from(u32::MAX))
+                    as u64)
+                    * 1000,
+                leader_imbalance_percent: number("leader.imbalance.per.broker.percentage")?
+                    .clamp(0, 100) as u32,
             },
             socket_request_max_bytes: number("socket.request.max.bytes")?.max(1) as usize,
             max_connections: number("max.connections")?.max(1) as usize,

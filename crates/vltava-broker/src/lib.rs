@@ -23,8 +23,8 @@ mod partition;
 mod producer_state;
 
 pub use broker::{
-    is_internal_topic, validate_topic_name, write_meta_properties, Broker, Fetched, StartError,
-    Topic, META_PROPERTIES_FILE,
+    is_internal_topic, validate_topic_name, write_meta_properties, Broker, ElectionKind, Fetched,
+    StartError, Topic, META_PROPERTIES_FILE,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BrokerConfig, Listener};

@@ -69,6 +69,8 @@ enum Command {
     GetOffsets(tools::get_offsets::GetOffsetsArgs),
     /// Delete records before an offset per partition (kafka-delete-records.sh).
     DeleteRecords(tools::delete_records::DeleteRecordsArgs),
+    /// Elect preferred or unclean leaders for partitions (kafka-leader-election.sh).
+    LeaderElection(tools::leader_election::LeaderElectionArgs),
     /// Print and check log segments, indexes and snapshots (kafka-dump-log.sh).
     DumpLog(tools::dump_log::DumpLogArgs),
     /// Cluster ids and formatting log.dirs ahead of a first start (kafka-storage.sh).
@@ -133,6 +135,7 @@ fn main() -> Result<()> {
                 Command::MetadataQuorum(a) => tools::metadata_quorum::run(a).await,
                 Command::GetOffsets(a) => tools::get_offsets::run(a).await,
                 Command::DeleteRecords(a) => tools::delete_records::run(a).await,
+                Command::LeaderElection(a) => tools::leader_election::run(a).await,
                 Command::VerifiableProducer(a) => tools::verifiable::producer(a).await,
                 Command::VerifiableConsumer(a) => tools::verifiable::consumer(a).await,
                 Command::Perf(a) => tools::perf::run(a).await,

@@ -441,6 +441,52 @@ impl Admin {
         Ok(())
     }
 
+    /// Elects leaders (ElectLeaders, key 43): `unclean` false for the
+    /// preferred replica, true for any live replica of a partition without a
+    /// leader; `partitions` `None` for every partition (then only the ones an
+    /// election was needed for are answered). One result per partition.
+    pub async fn elect_leaders(
+        &self,
+        unclean: bool,
+        partitions: Option<&[TopicPartition]>,
+    ) -> Result<BTreeMap<TopicPartition, Result<(), KafkaError>>, Error> {
+        use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+        let topics = partitions.map(|list| {
+            let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+            for (topic, partition) in list {
+                by_topic.entry(topic).or_default().push(*partition);
+            }
+            by_topic
+                .into_iter()
+                .map(|(t, p)| {
+                    TopicPartitions::default()
+                        .with_topic(topic_name(t))
+                        .with_partitions(p)
+                })
+                .collect::<Vec<_>>()
+        });
+        let response = self
+            .client
+            .send(Node::Controller, |_| {
+                kafka_protocol::messages::ElectLeadersRequest::default()
+                    .with_election_type(i8::from(unclean))
+                    .with_topic_partitions(topics.clone())
+                    .with_timeout_ms(OPERATION_TIMEOUT_MS)
+            })
+            .await?;
+        item_result(response.error_code, &None)?;
+        let mut out = BTreeMap::new();
+        for t in &response.replica_election_results {
+            for p in &t.partition_result {
+                out.insert(
+                    (t.topic.to_string(), p.partition_id),
+                    item_result(p.error_code, &p.error_message),
+                );
+            }
+        }
+        Ok(out)
+    }
+
     /// The metadata quorum (DescribeQuorum, `__cluster_metadata` partition 0).
     pub async fn describe_quorum(&self) -> Result<QuorumInfo, Error> {
         use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};

@@ -732,3 +732,59 @@ pub(crate) fn describe_topic_partitions(ctx: &mut Ctx, version: i16) -> Result<(
     );
     Ok(())
 }
+
+/// ElectLeaders on one broker: every partition's only replica leads it, so
+/// a preferred election (and an unclean one, from v1) is not needed; an
+/// unknown topic is named; "all partitions" answers only the elections that
+/// were needed (none).
+pub(crate) fn elect_leaders(ctx: &mut Ctx, version: i16) -> Result<()> {
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_protocol::messages::ElectLeadersRequest;
+    const ELECTION_NOT_NEEDED: i16 = ResponseError::ElectionNotNeeded.code();
+    let kinds: &[i8] = if version >= 1 { &[0, 1] } else { &[0] };
+    for &kind in kinds {
+        let mut req = ElectLeadersRequest::default()
+            .with_timeout_ms(30_000)
+            .with_topic_partitions(Some(vec![
+                TopicPartitions::default()
+                    .with_topic(topic_name(DATA_TOPIC))
+                    .with_partitions(vec![0, 1]),
+                TopicPartitions::default()
+                    .with_topic(topic_name(MISSING_TOPIC))
+                    .with_partitions(vec![0]),
+            ]));
+        if version >= 1 {
+            req = req.with_election_type(kind);
+        }
+        let resp = ctx.request(&req, version)?;
+        code("top-level error", resp.error_code, NONE)?;
+        let mut got: Vec<(String, i32, i16)> = resp
+            .replica_election_results
+            .iter()
+            .flat_map(|t| {
+                t.partition_result
+                    .iter()
+                    .map(|p| (t.topic.0.to_string(), p.partition_id, p.error_code))
+            })
+            .collect();
+        got.sort();
+        let mut want = vec![
+            (DATA_TOPIC.to_string(), 0, ELECTION_NOT_NEEDED),
+            (DATA_TOPIC.to_string(), 1, ELECTION_NOT_NEEDED),
+            (MISSING_TOPIC.to_string(), 0, UNKNOWN_TOPIC),
+        ];
+        want.sort();
+        eq(&format!("election type {kind} results"), got, want)?;
+        let mut all = ElectLeadersRequest::default().with_timeout_ms(30_000);
+        if version >= 1 {
+            all = all.with_election_type(kind);
+        }
+        let resp = ctx.request(&all, version)?;
+        eq(
+            &format!("election type {kind} over all partitions"),
+            resp.replica_election_results.len(),
+            0,
+        )?;
+    }
+    Ok(())
+}

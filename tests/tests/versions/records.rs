@@ -502,7 +502,14 @@ pub(crate) fn offset_for_leader_epoch(ctx: &mut Ctx, version: i16) -> Result<()>
         ),
         // A leader records its epoch at its log end when elected, as Kafka
         // does, so even an empty log knows where the epoch started.
-        ("an empty log", DATA_TOPIC, 1, epoch, epoch, (NONE, epoch, 0)),
+        (
+            "an empty log",
+            DATA_TOPIC,
+            1,
+            epoch,
+            epoch,
+            (NONE, epoch, 0),
+        ),
         (
             "a newer current epoch",
             DATA_TOPIC,

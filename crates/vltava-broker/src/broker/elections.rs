@@ -256,6 +256,116 @@ pub(crate) fn alter_isr(
     Ok(MetaRecord::partition(topic_id, index, &next))
 }
 
+/// Which leader an election wants (ElectLeaders' election type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElectionKind {
+    /// The first replica, if it is in sync and unfenced.
+    Preferred,
+    /// Any unfenced replica for a partition that has no leader, in sync or
+    /// not (acknowledged writes may be lost).
+    Unclean,
+}
+
+/// One requested election (Kafka's ElectLeaders semantics): the record that
+/// makes it, or why none is made: ELECTION_NOT_NEEDED (the preferred
+/// replica already leads; for unclean, the partition has a leader),
+/// PREFERRED_LEADER_NOT_AVAILABLE (it is fenced or out of sync),
+/// ELIGIBLE_LEADERS_NOT_AVAILABLE (no unfenced replica at all).
+pub(crate) fn elect(
+    image: &MetadataImage,
+    topic_id: uuid::Uuid,
+    index: i32,
+    kind: ElectionKind,
+) -> Result<MetaRecord, ApiError> {
+    let p = image
+        .topic_by_id(topic_id)
+        .and_then(|t| t.partitions.get(usize::try_from(index).ok()?))
+        .ok_or_else(|| ApiError::new(ResponseError::UnknownTopicOrPartition, ""))?;
+    let mut next = p.clone();
+    match kind {
+        ElectionKind::Preferred => {
+            let preferred = p.replicas.first().copied().unwrap_or(-1);
+            if p.leader == preferred {
+                return Err(ApiError::new(
+                    ResponseError::ElectionNotNeeded,
+                    "Leader election not needed for topic partition.",
+                ));
+            }
+            if !p.isr.contains(&preferred) || !usable(image, preferred) {
+                return Err(ApiError::new(
+                    ResponseError::PreferredLeaderNotAvailable,
+                    format!(
+                        "Failed to elect leader for partition {index}: the preferred replica {preferred} is not in sync or not alive"
+                    ),
+                ));
+            }
+            next.leader = preferred;
+        }
+        ElectionKind::Unclean => {
+            if p.leader >= 0 {
+                return Err(ApiError::new(
+                    ResponseError::ElectionNotNeeded,
+                    "Leader election not needed for topic partition.",
+                ));
+            }
+            let in_sync = p
+                .replicas
+                .iter()
+                .copied()
+                .find(|id| p.isr.contains(id) && usable(image, *id));
+            let any = p.replicas.iter().copied().find(|id| usable(image, *id));
+            let Some(leader) = in_sync.or(any) else {
+                return Err(ApiError::new(
+                    ResponseError::EligibleLeadersNotAvailable,
+                    format!("Failed to elect leader for partition {index}: no replica is alive"),
+                ));
+            };
+            if in_sync.is_none() {
+                tracing::warn!(
+                    partition = index,
+                    leader,
+                    "unclean leader election: broker {leader} was not in sync, so acknowledged writes may be lost"
+                );
+                next.isr = vec![leader];
+            }
+            next.leader = leader;
+        }
+    }
+    next.leader_epoch += 1;
+    next.partition_epoch += 1;
+    Ok(MetaRecord::partition(topic_id, index, &next))
+}
+
+/// The preferred-leader elections that bring leadership home (Kafka's
+/// auto leader rebalance): for each broker whose share of partitions it is
+/// the preferred replica of but does not lead is above `imbalance_percent`,
+/// every such partition it could lead (in sync, unfenced).
+pub(crate) fn rebalance(image: &MetadataImage, imbalance_percent: u32) -> Vec<MetaRecord> {
+    let mut preferred_of: std::collections::BTreeMap<i32, (usize, usize)> = Default::default();
+    for (_, _, _, p) in partitions(image) {
+        if let Some(first) = p.replicas.first() {
+            let entry = preferred_of.entry(*first).or_default();
+            entry.0 += 1;
+            if p.leader != *first {
+                entry.1 += 1;
+            }
+        }
+    }
+    let imbalanced: Vec<i32> = preferred_of
+        .iter()
+        .filter(|(id, (total, not_leading))| {
+            usable(image, **id) && *not_leading * 100 > *total * imbalance_percent as usize
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    partitions(image)
+        .filter(|(_, _, _, p)| p.replicas.first().is_some_and(|f| imbalanced.contains(f)))
+        .filter_map(|(_, topic_id, index, _)| {
+            elect(image, topic_id, index, ElectionKind::Preferred).ok()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,5 +548,55 @@ mod tests {
             ResponseError::IneligibleReplica
         );
         assert!(alter_isr(&img, TOPIC, 0, 1, &change(4, 10, &[1, 2], &[(2, 0)])).is_ok());
+    }
+
+    #[test]
+    fn preferred_and_unclean_elections_on_request() {
+        let code = |r: Result<MetaRecord, ApiError>| r.unwrap_err().error;
+        let img = image(state(2, &[1, 2, 3]), &[]);
+        let p = after(
+            &img,
+            vec![elect(&img, TOPIC, 0, ElectionKind::Preferred).unwrap()],
+        );
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (1, 5, 11));
+        assert_eq!(
+            code(elect(&img, TOPIC, 0, ElectionKind::Unclean)),
+            ResponseError::ElectionNotNeeded
+        );
+        let home = image(state(1, &[1, 2]), &[]);
+        assert_eq!(
+            code(elect(&home, TOPIC, 0, ElectionKind::Preferred)),
+            ResponseError::ElectionNotNeeded
+        );
+        let out_of_sync = image(state(2, &[2, 3]), &[]);
+        assert_eq!(
+            code(elect(&out_of_sync, TOPIC, 0, ElectionKind::Preferred)),
+            ResponseError::PreferredLeaderNotAvailable
+        );
+        let leaderless = image(state(-1, &[1]), &[1]);
+        let p = after(
+            &leaderless,
+            vec![elect(&leaderless, TOPIC, 0, ElectionKind::Unclean).unwrap()],
+        );
+        assert_eq!((p.leader, p.isr.clone()), (2, vec![2]));
+        let all_gone = image(state(-1, &[1]), &[1, 2, 3]);
+        assert_eq!(
+            code(elect(&all_gone, TOPIC, 0, ElectionKind::Unclean)),
+            ResponseError::EligibleLeadersNotAvailable
+        );
+        assert_eq!(
+            code(elect(&img, TOPIC, 7, ElectionKind::Preferred)),
+            ResponseError::UnknownTopicOrPartition
+        );
+    }
+
+    #[test]
+    fn rebalancing_moves_leadership_to_in_sync_preferred_replicas() {
+        let img = image(state(2, &[1, 2, 3]), &[]);
+        let records = rebalance(&img, 10);
+        assert_eq!(after(&img, records).leader, 1);
+        // Preferred replica out of sync: nothing to do.
+        let img = image(state(2, &[2, 3]), &[]);
+        assert!(rebalance(&img, 10).is_empty());
     }
 }

@@ -12,9 +12,13 @@ use kafka_protocol::messages::fetch_response::PartitionData;
 use tracing::{info, warn};
 use vltava_protocol::ResponseError;
 
-use super::{elections, Broker};
+use super::elections::{self, ElectionKind};
+use super::{Broker, Route};
 use crate::error::ApiError;
 use crate::partition::{FollowerTerm, Partition};
+
+/// One partition's answer to an election request: topic, index, result.
+pub type ElectionOutcome = (String, i32, Result<(), ApiError>);
 
 /// What a follower should do next about one partition after its leader's
 /// answer was applied.
@@ -189,6 +193,97 @@ impl Broker {
                     partition.isr_change_refused(self.now_ms());
                 }
             }
+        }
+    }
+
+    /// ElectLeaders: elects `kind` leaders for `partitions` (by topic name
+    /// and index; `None`: every partition, and then only the ones where an
+    /// election was needed are answered, as Kafka does). Committed as one
+    /// change through the controller.
+    pub fn elect_leaders(
+        &self,
+        kind: ElectionKind,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Result<Vec<ElectionOutcome>, ApiError> {
+        let all = partitions.is_none();
+        self.control(|image| {
+            let wanted: Vec<(String, i32)> = match &partitions {
+                Some(list) => list.clone(),
+                None => image
+                    .topics
+                    .values()
+                    .flat_map(|t| (0..t.partitions.len() as i32).map(|i| (t.name.clone(), i)))
+                    .collect(),
+            };
+            let mut scratch = image.clone();
+            let mut records = Vec::new();
+            let mut results = Vec::new();
+            for (name, index) in wanted {
+                let result = match scratch.topics.get(&name).map(|t| t.topic_id) {
+                    None => Err(ApiError::new(
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("The topic {name} does not exist"),
+                    )),
+                    Some(topic_id) => elections::elect(&scratch, topic_id, index, kind),
+                };
+                let result = result.map(|record| {
+                    scratch.apply(&record);
+                    records.push(record);
+                });
+                let not_needed =
+                    matches!(&result, Err(e) if e.error == ResponseError::ElectionNotNeeded);
+                if !(all && not_needed) {
+                    results.push((name, index, result));
+                }
+            }
+            Ok((records, results))
+        })
+    }
+
+    /// On the controller, every `leader.imbalance.check.interval.seconds`
+    /// when `auto.leader.rebalance.enable`: leadership goes back to
+    /// preferred replicas that are in sync again (see
+    /// [`elections::rebalance`]). Committed only while this node leads.
+    pub(crate) fn rebalance_leaders(&self) {
+        let settings = &self.config.replication;
+        if !settings.auto_leader_rebalance
+            || self.metadata.leader() != u64::try_from(self.node_id()).ok()
+        {
+            return;
+        }
+        let mut last = self.last_rebalance.lock();
+        let due = last.is_none_or(|at| {
+            at.elapsed()
+                >= std::time::Duration::from_millis(settings.leader_imbalance_check_interval_ms)
+        });
+        if !due {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        drop(last);
+        let percent = settings.leader_imbalance_percent;
+        if self
+            .metadata
+            .with_image(|image| elections::rebalance(image, percent).is_empty())
+        {
+            return;
+        }
+        let moved = self.control_within(
+            std::time::Duration::from_secs(10),
+            Route::LeaderOnly,
+            |image| {
+                let records = elections::rebalance(image, percent);
+                let count = records.len();
+                Ok((records, count))
+            },
+        );
+        match moved {
+            Ok(0) => {}
+            Ok(count) => info!(
+                partitions = count,
+                "moved leadership back to preferred replicas"
+            ),
+            Err(e) => warn!(error = %e, "preferred leader election failed"),
         }
     }
 

@@ -15,6 +15,7 @@ mod describe_configs;
 mod describe_groups;
 mod describe_quorum;
 mod describe_topic_partitions;
+mod elect_leaders;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -134,6 +135,9 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
         }
         RequestKind::UnregisterBroker(req) => {
             ResponseKind::UnregisterBroker(off_workers(|| unregister_broker::handle(broker, req)))
+        }
+        RequestKind::ElectLeaders(req) => {
+            ResponseKind::ElectLeaders(off_workers(|| elect_leaders::handle(broker, version, req)))
         }
         RequestKind::DescribeQuorum(req) => {
             ResponseKind::DescribeQuorum(off_workers(|| describe_quorum::handle(broker, req)))

@@ -14,6 +14,7 @@ pub mod dev_cluster;
 pub mod dump_log;
 pub mod formatter;
 pub mod get_offsets;
+pub mod leader_election;
 pub mod metadata_quorum;
 pub mod perf;
 pub mod storage;
@@ -321,6 +322,9 @@ pub fn java_exception(code: i16) -> &'static str {
         42 => "org.apache.kafka.common.errors.InvalidRequestException",
         44 => "org.apache.kafka.common.errors.PolicyViolationException",
         56 => "org.apache.kafka.common.errors.KafkaStorageException",
+        80 => "org.apache.kafka.common.errors.PreferredLeaderNotAvailableException",
+        83 => "org.apache.kafka.common.errors.EligibleLeadersNotAvailableException",
+        84 => "org.apache.kafka.common.errors.ElectionNotNeededException",
         68 => "org.apache.kafka.common.errors.GroupNotEmptyException",
         69 => "org.apache.kafka.common.errors.GroupIdNotFoundException",
         86 => "org.apache.kafka.common.errors.GroupSubscribedToTopicException",

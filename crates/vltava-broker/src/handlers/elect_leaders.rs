@@ -1,0 +1,80 @@
+//! ElectLeaders (key 43): preferred or unclean leader elections on request
+//! (`kafka-leader-election.sh`), committed through the controller.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
+use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
+use vltava_protocol::ResponseError;
+
+use super::str_bytes;
+use crate::broker::ElectionKind;
+use crate::Broker;
+
+/// Version 0 has no election type: always preferred.
+const ELECTION_TYPE_VERSION: i16 = 1;
+
+pub fn handle(broker: &Broker, version: i16, request: ElectLeadersRequest) -> ElectLeadersResponse {
+    let kind = match (version >= ELECTION_TYPE_VERSION, request.election_type) {
+        (false, _) | (true, 0) => ElectionKind::Preferred,
+        (true, 1) => ElectionKind::Unclean,
+        (true, other) => {
+            let response = ElectLeadersResponse::default();
+            if version >= ELECTION_TYPE_VERSION {
+                tracing::debug!(election_type = other, "unknown election type");
+                return response.with_error_code(ResponseError::InvalidRequest.code());
+            }
+            return response;
+        }
+    };
+    let partitions = request.topic_partitions.map(|topics| {
+        topics
+            .into_iter()
+            .flat_map(|t| {
+                let name = t.topic.0.to_string();
+                t.partitions.into_iter().map(move |p| (name.clone(), p))
+            })
+            .collect::<Vec<_>>()
+    });
+    let results = match broker.elect_leaders(kind, partitions.clone()) {
+        Ok(results) => results,
+        // The controller could not be reached: every partition asked for
+        // gets its error (nothing for "all").
+        Err(e) => {
+            let response = ElectLeadersResponse::default();
+            let response = match version >= ELECTION_TYPE_VERSION {
+                true => response.with_error_code(e.code()),
+                false => response,
+            };
+            let failed = partitions
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(t, p)| (t, p, Err(e.clone())))
+                .collect();
+            return response.with_replica_election_results(grouped(failed));
+        }
+    };
+    ElectLeadersResponse::default().with_replica_election_results(grouped(results))
+}
+
+fn grouped(results: Vec<crate::broker::ElectionOutcome>) -> Vec<ReplicaElectionResult> {
+    let mut by_topic: BTreeMap<String, Vec<PartitionResult>> = BTreeMap::new();
+    for (topic, partition, result) in results {
+        let answer = PartitionResult::default().with_partition_id(partition);
+        let answer = match result {
+            Ok(()) => answer,
+            Err(e) => answer
+                .with_error_code(e.code())
+                .with_error_message(Some(str_bytes(e.message))),
+        };
+        by_topic.entry(topic).or_default().push(answer);
+    }
+    by_topic
+        .into_iter()
+        .map(|(topic, partitions)| {
+            ReplicaElectionResult::default()
+                .with_topic(TopicName(str_bytes(topic)))
+                .with_partition_result(partitions)
+        })
+        .collect()
+}
