@@ -648,3 +648,80 @@ fn leadership_comes_home_by_itself() {
     cluster.nodes[0].restart();
     wait_state(&cluster, 2, "home again", |s| full_isr(s) && s.0 == 1);
 }
+
+/// A consumer group's coordinator is the leader of its `__consumer_offsets`
+/// partition, which has three replicas: when that broker dies, another one
+/// leads the partition, loads the group, and a new member of the group
+/// resumes at the committed offset.
+#[test]
+fn committed_offsets_survive_the_loss_of_the_coordinator() {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    use rdkafka::consumer::{BaseConsumer, CommitMode};
+    use rdkafka::ClientConfig;
+    const GROUP: &str = "survivors";
+    let mut cluster = Cluster::start_with(3, FAST_FENCING);
+    create_topic(&cluster, &[1, 2, 3]);
+    wait_state(&cluster, 1, "created", full_isr);
+    let mut leader = RawClient::connect(cluster.node(1).addr()).unwrap();
+    let values: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    let produced = leader.produce(TOPIC, 0, plain(&refs), -1).unwrap();
+    assert_eq!(produced.error_code, 0);
+    let member = |bootstrap: &str| -> BaseConsumer {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", GROUP)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[TOPIC]).unwrap();
+        consumer
+    };
+    let next = |consumer: &BaseConsumer| -> (i64, String) {
+        let started = Instant::now();
+        loop {
+            assert!(
+                started.elapsed() < DEADLINE,
+                "no record within the deadline"
+            );
+            use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+            match consumer.poll(Duration::from_millis(200)) {
+                None => {}
+                // librdkafka reports its lost connection to the killed
+                // broker; it reconnects elsewhere by itself.
+                Some(Err(KafkaError::MessageConsumption(
+                    RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown,
+                ))) => {}
+                Some(msg) => {
+                    let msg = msg.expect("consume");
+                    let value = String::from_utf8(msg.payload().unwrap().to_vec()).unwrap();
+                    return (msg.offset(), value);
+                }
+            }
+        }
+    };
+    let first = member(&cluster.bootstrap());
+    for i in 0..5 {
+        assert_eq!(next(&first), (i, format!("r{i}")));
+    }
+    let mut commit = TopicPartitionList::new();
+    commit
+        .add_partition_offset(TOPIC, 0, Offset::Offset(5))
+        .unwrap();
+    first.commit(&commit, CommitMode::Sync).unwrap();
+    drop(first);
+    // The coordinator, and the offsets partition's replicas.
+    let find = FindCoordinatorRequest::default()
+        .with_key(GROUP.into())
+        .with_key_type(0);
+    let coordinator = leader.request(&find, 3).unwrap().node_id.0;
+    let offsets =
+        partition_state(&cluster, 1, "__consumer_offsets").expect("__consumer_offsets partition 0");
+    assert_eq!(offsets.2.len(), 3, "{offsets:?}");
+    cluster.nodes[(coordinator - 1) as usize].kill_sigkill();
+    let survivor = (1..=3).find(|id| *id != coordinator).unwrap();
+    let second = member(&cluster.node(survivor).bootstrap());
+    assert_eq!(next(&second), (5, "r5".to_string()));
+}

@@ -850,10 +850,12 @@ impl Broker {
         overrides: BTreeMap<String, String>,
     ) -> Result<(i32, TopicConfig, Uuid), ApiError> {
         assert!(is_internal_topic(name), "{name} is not an internal topic");
-        // Decided: one copy until coordinators follow leadership (loading
-        // a group's state on a new leader); the replication issue's last
-        // step.
-        let placement = Placement::Automatic(1);
+        // `offsets.topic.replication.factor` copies, or as many as there are
+        // unfenced brokers if fewer (decided: a young cluster still gets its
+        // groups; Kafka refuses until enough brokers are up).
+        let live = self.registered_broker_count().max(1);
+        let factor = usize::from(self.config.groups.offsets_replication_factor).min(live);
+        let placement = Placement::Automatic(factor as i16);
         self.create_topic_unchecked(name, num_partitions, overrides, false, placement)
     }
 

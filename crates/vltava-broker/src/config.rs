@@ -700,6 +700,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("group.max.size", "2147483647", "count", "Members one group may have", "same"),
     broker!("offsets.topic.num.partitions", "50", "count", "Partitions of __consumer_offsets, fixed when it is created", "same"),
     broker!("offsets.topic.segment.bytes", "104857600", "bytes", "Segment size of __consumer_offsets", "same"),
+    broker!("offsets.topic.replication.factor", "3", "count", "Copies of each __consumer_offsets partition, fixed when it is created; fewer when fewer brokers are alive then", "Kafka refuses to create it until that many brokers are alive"),
     broker!("offset.metadata.max.bytes", "4096", "bytes", "Largest metadata string of a committed offset", "same"),
     broker!("group.consumer.session.timeout.ms", "45000", "ms", "Session timeout of KIP-848 consumer group members", "same"),
     broker!("group.consumer.heartbeat.interval.ms", "5000", "ms", "Heartbeat interval the broker gives KIP-848 consumer group members", "same"),
@@ -1099,6 +1100,9 @@ impl BrokerConfig {
                 max_size: number("group.max.size")?.max(1) as usize,
                 offsets_partitions: clamp_i32(number("offsets.topic.num.partitions")?).max(1),
                 offsets_segment_bytes: number("offsets.topic.segment.bytes")?.max(14),
+                offsets_replication_factor: number("offsets.topic.replication.factor")?
+                    .clamp(1, i64::from(i16::MAX))
+                    as u16,
                 offset_metadata_max_bytes: number("offset.metadata.max.bytes")?.max(0) as usize,
                 consumer_session_timeout_ms: clamp_i32(number(
                     "group.consumer.session.timeout.ms",

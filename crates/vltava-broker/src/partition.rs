@@ -158,8 +158,11 @@ pub struct Partition {
     /// await (there is none on this path).
     writer: Mutex<ProducerStateMap>,
     /// Woken when the high watermark moves: consumers' long-poll fetches
-    /// parked on this partition, and no one else.
+    /// and acks=all produces parked on this partition.
     high_watermark_advanced: Notify,
+    /// The same, for blocking waiters (the group coordinator's writes).
+    high_watermark_moved: parking_lot::Condvar,
+    high_watermark_lock: Mutex<()>,
     /// Woken when the log end moves (before the high watermark, once
     /// followers exist): what replica fetches will wait on.
     log_end_advanced: Notify,
@@ -547,6 +550,8 @@ impl Partition {
             high_watermark,
             writer: Mutex::new(producers),
             high_watermark_advanced: Notify::new(),
+            high_watermark_moved: parking_lot::Condvar::new(),
+            high_watermark_lock: Mutex::new(()),
             log_end_advanced: Notify::new(),
             #[cfg(test)]
             hooks: tests::Hooks::default(),
@@ -575,6 +580,56 @@ impl Partition {
         let previous = self.high_watermark.fetch_max(offset, Ordering::AcqRel);
         if offset > previous {
             self.high_watermark_advanced.notify_waiters();
+            self.high_watermark_moved.notify_all();
+        }
+    }
+
+    /// Blocks until the high watermark passes `appended` (every in-sync
+    /// replica has it), for a writer outside the async runtime. Fails with
+    /// NOT_LEADER_OR_FOLLOWER if leadership moved meanwhile and
+    /// REQUEST_TIMED_OUT after `timeout`. Waits in slices of
+    /// `BLOCKING_WAIT_SLICE`, so a wake-up missed between the check and the
+    /// wait costs at most that.
+    pub fn wait_committed(
+        &self,
+        appended: &Appended,
+        timeout: std::time::Duration,
+    ) -> Result<(), ApiError> {
+        const BLOCKING_WAIT_SLICE: std::time::Duration = std::time::Duration::from_millis(10);
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if !self.is_leader() || self.leader_epoch() != appended.leader_epoch {
+                return Err(not_leader(self.index, self.leader()));
+            }
+            if self.high_watermark() > appended.last_offset {
+                return Ok(());
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                let followers: Vec<(i32, i64)> = self
+                    .leading
+                    .lock()
+                    .followers
+                    .iter()
+                    .map(|(id, f)| (*id, f.log_end))
+                    .collect();
+                return Err(ApiError::new(
+                    vltava_protocol::ResponseError::RequestTimedOut,
+                    format!(
+                        "the in-sync replicas did not all have offset {} in time (high watermark {}, log end {}, followers' log ends {followers:?}, ISR {:?})",
+                        appended.last_offset,
+                        self.high_watermark(),
+                        self.log_end_offset(),
+                        self.assignment.read().isr
+                    ),
+                ));
+            }
+            let mut guard = self.high_watermark_lock.lock();
+            if self.high_watermark() > appended.last_offset {
+                continue;
+            }
+            self.high_watermark_moved
+                .wait_for(&mut guard, (deadline - now).min(BLOCKING_WAIT_SLICE));
         }
     }
 

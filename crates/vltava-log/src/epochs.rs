@@ -20,7 +20,10 @@
 //! batch never made it is cut at the next open, as it starts at the log
 //! end), when the log is truncated (entries from the cut on are dropped) and
 //! when the log start moves (the entry covering the new start begins
-//! there). A missing or damaged file is rebuilt from the batch headers.
+//! there). A new leader's epoch, recorded at its log end when it is elected
+//! (`Log::begin_leader_epoch`), is written without an fsync, since an
+//! election touches many partitions at once; the next batch appended syncs
+//! it first. A missing or damaged file is rebuilt from the batch headers.
 
 use std::fs;
 use std::io;
@@ -53,6 +56,10 @@ pub const UNDEFINED_EPOCH_OFFSET: i64 = -1;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct EpochCache {
     entries: Vec<EpochEntry>,
+    /// The file holds these entries but was not fsynced (a new leader's
+    /// epoch, recorded before it wrote anything): synced before the next
+    /// batch is written, so the file never lacks an epoch the log holds.
+    unsynced: bool,
 }
 
 impl EpochCache {
@@ -74,7 +81,10 @@ impl EpochCache {
             .map_err(|_| "not UTF-8".to_string())
             .and_then(parse)
         {
-            Ok(entries) => Ok(Some(EpochCache { entries })),
+            Ok(entries) => Ok(Some(EpochCache {
+                entries,
+                unsynced: false,
+            })),
             Err(reason) => {
                 tracing::warn!(file = %path.display(), %reason, "leader epoch checkpoint damaged; rebuilding it from the log");
                 Ok(None)
@@ -82,12 +92,24 @@ impl EpochCache {
         }
     }
 
-    pub(crate) fn save(&self, dir: &Path) -> io::Result<()> {
+    /// Writes the checkpoint (replaced by rename, so a crash leaves the old
+    /// file or the new one), fsynced when `durable`.
+    pub(crate) fn save(&mut self, dir: &Path, durable: bool) -> io::Result<()> {
         let mut text = format!("{VERSION}\n{}\n", self.entries.len());
         for e in &self.entries {
             text.push_str(&format!("{} {}\n", e.epoch, e.start_offset));
         }
-        crate::write_durably(dir, LEADER_EPOCH_CHECKPOINT_FILE, text.as_bytes())
+        match durable {
+            true => crate::write_durably(dir, LEADER_EPOCH_CHECKPOINT_FILE, text.as_bytes())?,
+            false => crate::write_replacing(dir, LEADER_EPOCH_CHECKPOINT_FILE, text.as_bytes())?,
+        }
+        self.unsynced = !durable;
+        Ok(())
+    }
+
+    /// Whether the file was written without an fsync since.
+    pub(crate) fn unsynced(&self) -> bool {
+        self.unsynced
     }
 
     pub(crate) fn entries(&self) -> &[EpochEntry] {
@@ -296,8 +318,8 @@ mod tests {
     fn the_checkpoint_round_trips_and_damage_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(EpochCache::load(dir.path()).unwrap(), None);
-        let c = cache(&[(0, 0), (4, 7)]);
-        c.save(dir.path()).unwrap();
+        let mut c = cache(&[(0, 0), (4, 7)]);
+        c.save(dir.path(), true).unwrap();
         let text = fs::read_to_string(dir.path().join(LEADER_EPOCH_CHECKPOINT_FILE)).unwrap();
         assert_eq!(text, "0\n2\n0 0\n4 7\n");
         assert_eq!(EpochCache::load(dir.path()).unwrap(), Some(c));

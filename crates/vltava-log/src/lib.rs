@@ -404,7 +404,7 @@ impl Log {
         changed |= cache.truncate_from_end(self.log_end_offset());
         changed |= cache.truncate_from_start(self.log_start_offset());
         if changed {
-            cache.save(&self.dir)?;
+            cache.save(&self.dir, true)?;
         }
         Ok(())
     }
@@ -415,10 +415,21 @@ impl Log {
         &self,
         change: impl FnOnce(&mut epochs::EpochCache) -> bool,
     ) -> Result<(), LogError> {
+        self.change_epochs_with(change, true)
+    }
+
+    /// [`Log::change_epochs`], the file fsynced only when `durable` (or when
+    /// an earlier unsynced change is still pending and this one is durable).
+    fn change_epochs_with(
+        &self,
+        change: impl FnOnce(&mut epochs::EpochCache) -> bool,
+        durable: bool,
+    ) -> Result<(), LogError> {
         let mut cache = self.epochs.lock();
-        if change(&mut cache) {
+        let changed = change(&mut cache);
+        if changed || (durable && cache.unsynced()) {
             cache
-                .save(&self.dir)
+                .save(&self.dir, durable)
                 .map_err(|e| self.fail("leader epoch checkpoint write", e))?;
         }
         Ok(())
@@ -427,10 +438,14 @@ impl Log {
     /// Records that leader epoch `epoch` begins at the log end (Kafka does
     /// this when a replica becomes leader, before it writes anything), so
     /// followers asking about older epochs learn where they ended.
+    /// Not fsynced (a leader election touches many partitions at once, and
+    /// the entry says nothing about data yet); the first batch written after
+    /// it syncs it, and a crash before that only loses an entry no batch
+    /// needs.
     pub fn begin_leader_epoch(&self, epoch: i32) -> Result<(), LogError> {
         let _writer = self.writer.lock();
         self.check_not_failed()?;
-        self.change_epochs(|c| c.assign(epoch, self.log_end_offset()))
+        self.change_epochs_with(|c| c.assign(epoch, self.log_end_offset()), false)
     }
 
     /// Every (leader epoch, first offset) this log holds, oldest first.
@@ -1653,6 +1668,16 @@ fn write_log_start(dir: &Path, offset: i64) -> io::Result<()> {
 /// the new one, never a mix: written to `name.tmp`, fsynced, renamed over
 /// `name`, then the directory fsynced. Every small state file of the broker
 /// is written this way.
+/// [`write_durably`] without the fsyncs: a crash leaves the old file, the
+/// new one, or (on some file systems) an empty one; for state that can be
+/// rebuilt or is made durable later.
+pub fn write_replacing(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let file = File::create(&tmp)?;
+    file.write_all_at(bytes, 0)?;
+    fs::rename(&tmp, dir.join(name))
+}
+
 pub fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let file = File::create(&tmp)?;

@@ -443,7 +443,7 @@ impl Proposer {
                 )))
             }
         }
-        let applied = self.state.read().last_applied.map(|l| l.index);
+        let applied = self.state.read_recursive().last_applied.map(|l| l.index);
         // An entry appended and not applied (an earlier proposal that timed
         // out and may still commit) could change what the check saw.
         let last = self.raft.metrics().borrow().last_log_index;
@@ -560,7 +560,7 @@ impl Proposer {
             }
             observers.insert(node_id, (next, log_store::now_ms()));
         }
-        let applied = self.state.read();
+        let applied = self.state.read_recursive();
         let last = applied.last_applied.map(|l| l.index);
         if last.is_none_or(|l| l < next) {
             return network::FetchReply::Entries {
@@ -592,7 +592,7 @@ impl Proposer {
         // From the wire: only registered brokers are remembered, so the map
         // is bounded by the registrations, not by what peers claim.
         let registered = i32::try_from(node_id)
-            .is_ok_and(|id| self.state.read().image.brokers.contains_key(&id));
+            .is_ok_and(|id| self.state.read_recursive().image.brokers.contains_key(&id));
         if !registered {
             return Err(ProposeError::Unavailable(format!(
                 "broker {node_id} is not registered: register before heartbeating"
@@ -875,19 +875,24 @@ impl Quorum {
     /// index (what [`Quorum::propose_if`] expects), without copying it. No
     /// entry is applied while `read` runs.
     pub fn with_image_at<R>(&self, read: impl FnOnce(&MetadataImage, Option<u64>) -> R) -> R {
-        let applied = self.state.read();
+        let applied = self.state.read_recursive();
         read(&applied.image, applied.last_applied.map(|l| l.index))
     }
 
     /// The image as of the last applied entry.
     pub fn image(&self) -> MetadataImage {
-        self.state.read().image.clone()
+        self.state.read_recursive().image.clone()
     }
 
     /// Reads the image as of the last applied entry without copying it.
     /// No entry is applied (and no publisher runs) while `read` runs.
+    ///
+    /// Readers take the lock without queueing behind a waiting writer
+    /// (`read_recursive`): the publisher holds it for reading while it opens
+    /// partitions, the state machine then waits to write, and a heartbeat or
+    /// a metadata answer must not wait behind both.
     pub fn with_image<R>(&self, read: impl FnOnce(&MetadataImage) -> R) -> R {
-        read(&self.state.read().image)
+        read(&self.state.read_recursive().image)
     }
 
     /// The index of the last entry this node's log held when it started
@@ -899,7 +904,7 @@ impl Quorum {
 
     /// The index of the last entry this node applied (`None` before any).
     pub fn applied_index(&self) -> Option<u64> {
-        self.state.read().last_applied.map(|l| l.index)
+        self.state.read_recursive().last_applied.map(|l| l.index)
     }
 
     /// The leader this node knows of.

@@ -90,18 +90,18 @@ impl Observer {
 
     /// Reads the image as of the last applied entry, without copying it.
     pub fn with_image<R>(&self, read: impl FnOnce(&MetadataImage) -> R) -> R {
-        read(&self.state.read().image)
+        read(&self.state.read_recursive().image)
     }
 
     /// Reads the image with the index of the last entry applied to it.
     pub fn with_image_at<R>(&self, read: impl FnOnce(&MetadataImage, Option<u64>) -> R) -> R {
-        let applied = self.state.read();
+        let applied = self.state.read_recursive();
         read(&applied.image, applied.last_applied)
     }
 
     /// The index of the last entry applied (`None` before any).
     pub fn applied_index(&self) -> Option<u64> {
-        self.state.read().last_applied
+        self.state.read_recursive().last_applied
     }
 
     /// The leader the last fetch named.

@@ -127,10 +127,17 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, stop: CancellationToken) {
             })
             .collect();
         let request = fetch_request(&broker, &wanted, &terms, &settings);
+        let sent = Instant::now();
         let answer = tokio::select! {
             _ = stop.cancelled() => break,
             answer = conn.request_at(&request, REPLICA_FETCH_VERSION) => answer,
         };
+        debug!(
+            leader,
+            partitions = wanted.len(),
+            took_ms = sent.elapsed().as_millis() as u64,
+            "replica fetch answered"
+        );
         let response = match answer {
             Ok(response) => response,
             Err(e) => {

@@ -894,6 +894,7 @@ mod tests {
             max_size: 100,
             offsets_partitions: 50,
             offsets_segment_bytes: 1 << 20,
+            offsets_replication_factor: 1,
             offset_metadata_max_bytes: 4096,
             consumer_session_timeout_ms: 45_000,
             consumer_heartbeat_interval_ms: 5000,

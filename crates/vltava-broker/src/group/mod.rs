@@ -53,6 +53,8 @@ pub struct GroupSettings {
     pub offsets_partitions: i32,
     /// offsets.topic.segment.bytes
     pub offsets_segment_bytes: i64,
+    /// offsets.topic.replication.factor
+    pub offsets_replication_factor: u16,
     /// offset.metadata.max.bytes
     pub offset_metadata_max_bytes: usize,
     /// group.consumer.session.timeout.ms
@@ -88,6 +90,24 @@ struct Groups {
     /// could not be read: their groups are not served (COORDINATOR_NOT_
     /// AVAILABLE) rather than served from a state that misses changes.
     unloaded: BTreeSet<i32>,
+    /// `__consumer_offsets` partitions this broker leads and has loaded, by
+    /// the leader epoch it loaded them in. A led partition missing here is
+    /// loading (COORDINATOR_LOAD_IN_PROGRESS); a partition led elsewhere
+    /// has its groups dropped from memory.
+    loaded: BTreeMap<i32, i32>,
+}
+
+impl Groups {
+    /// Drops every group of `__consumer_offsets` partition `index` (of
+    /// `partitions`) from memory: another broker coordinates them now.
+    fn unload(&mut self, index: i32, partitions: i32) {
+        let theirs = |id: &String| store::partition_for(id, partitions) == index;
+        self.classic.retain(|id, _| !theirs(id));
+        self.consumer.retain(|id, _| !theirs(id));
+        self.offsets.retain(|id, _| !theirs(id));
+        self.unloaded.remove(&index);
+        self.loaded.remove(&index);
+    }
 }
 
 /// A group as ListGroups and DescribeGroups show it.
@@ -110,6 +130,10 @@ pub struct GroupCoordinator {
     /// before `groups`, never while holding it.
     write_order: Vec<Mutex<()>>,
 }
+
+/// How long a write to `__consumer_offsets` may wait for the in-sync
+/// replicas (Kafka's `offsets.commit.timeout.ms` default).
+const OFFSETS_COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Stripes of [`GroupCoordinator::write_order`].
 const WRITE_ORDER_STRIPES: usize = 64;
@@ -135,29 +159,11 @@ impl GroupCoordinator {
         }
     }
 
-    /// Replays `__consumer_offsets` (if it exists) into memory.
+    /// Replays the `__consumer_offsets` partitions this broker leads (if
+    /// the topic exists) into memory, at start-up.
     pub fn load(&self, broker: &Broker) -> Result<(), ApiError> {
-        let Some(topic) = broker.topic(OFFSETS_TOPIC) else {
-            return Ok(());
-        };
-        let now_ms = broker.now_ms();
-        let mut groups = self.groups.lock();
-        let mut records = 0usize;
-        // The groups of partitions other brokers lead are theirs.
-        for partition in topic.partitions.iter().filter(|p| p.is_leader()) {
-            match load_partition(&mut groups, partition, now_ms) {
-                Ok(n) => records += n,
-                Err(e) => {
-                    tracing::error!(
-                        partition = partition.index,
-                        error = %e,
-                        "{OFFSETS_TOPIC}-{} cannot be loaded; its groups are unavailable until it is repaired",
-                        partition.index
-                    );
-                    groups.unloaded.insert(partition.index);
-                }
-            }
-        }
+        let records = self.follow_leadership(broker);
+        let groups = self.groups.lock();
         info!(
             records,
             classic_groups = groups.classic.len(),
@@ -165,6 +171,61 @@ impl GroupCoordinator {
             "group state loaded"
         );
         Ok(())
+    }
+
+    /// Coordinators follow the leadership of `__consumer_offsets`: each
+    /// partition this broker came to lead (or leads at a new epoch) is
+    /// loaded once its high watermark has reached its log end (everything
+    /// it holds is committed: a new leader's followers have fetched), and
+    /// each partition it no longer leads has its groups dropped. Returns
+    /// the records replayed. Run at start-up and on every group tick.
+    fn follow_leadership(&self, broker: &Broker) -> usize {
+        let Some(topic) = broker.topic(OFFSETS_TOPIC) else {
+            return 0;
+        };
+        let count = topic.partitions.len() as i32;
+        let now_ms = broker.now_ms();
+        let mut records = 0usize;
+        for partition in &topic.partitions {
+            let index = partition.index;
+            let leading = partition.is_leader().then(|| partition.leader_epoch());
+            let loaded = self.groups.lock().loaded.get(&index).copied();
+            if leading.is_some() && loaded == leading {
+                continue;
+            }
+            let mut groups = self.groups.lock();
+            if loaded.is_some() || groups.unloaded.contains(&index) {
+                groups.unload(index, count);
+                if leading.is_none() {
+                    info!(
+                        partition = index,
+                        "no longer coordinating the groups of {OFFSETS_TOPIC}-{index}"
+                    );
+                }
+            }
+            let Some(epoch) = leading else {
+                continue;
+            };
+            if partition.high_watermark() < partition.log_end_offset() {
+                continue;
+            }
+            match load_partition(&mut groups, partition, now_ms) {
+                Ok(n) => {
+                    records += n;
+                    groups.loaded.insert(index, epoch);
+                }
+                Err(e) => {
+                    tracing::error!(
+                        partition = index,
+                        error = %e,
+                        "{OFFSETS_TOPIC}-{index} cannot be loaded; its groups are unavailable until it is repaired"
+                    );
+                    groups.unloaded.insert(index);
+                    groups.loaded.insert(index, epoch);
+                }
+            }
+        }
+        records
     }
 
     /// NOT_COORDINATOR for a group whose `__consumer_offsets` partition
@@ -178,18 +239,15 @@ impl GroupCoordinator {
         group_id: &str,
     ) -> Result<(), ResponseError> {
         self.coordinates(broker, group_id)?;
-        if groups.unloaded.is_empty() {
+        let Some(topic) = broker.topic(OFFSETS_TOPIC) else {
             return Ok(());
+        };
+        let index = store::partition_for(group_id, topic.partitions.len() as i32);
+        let epoch = topic.partition(index).map(|p| p.leader_epoch());
+        if groups.loaded.get(&index).copied() != epoch {
+            return Err(ResponseError::CoordinatorLoadInProgress);
         }
-        let partitions = broker
-            .topic(OFFSETS_TOPIC)
-            .map_or(self.settings.offsets_partitions, |t| {
-                t.partitions.len() as i32
-            });
-        if groups
-            .unloaded
-            .contains(&store::partition_for(group_id, partitions))
-        {
+        if groups.unloaded.contains(&index) {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
         Ok(())
@@ -214,12 +272,15 @@ impl GroupCoordinator {
             Err(e) if e.error == ResponseError::TopicAlreadyExists => {}
             Err(e) => return Err(e),
         }
-        broker.published_topic(OFFSETS_TOPIC).ok_or_else(|| {
+        let topic = broker.published_topic(OFFSETS_TOPIC).ok_or_else(|| {
             ApiError::new(
                 ResponseError::CoordinatorNotAvailable,
                 "offsets topic missing",
             )
-        })
+        })?;
+        // Empty and led here: served at once rather than after a tick.
+        self.follow_leadership(broker);
+        Ok(topic)
     }
 
     /// Makes sure the coordinator's topic exists (FindCoordinator does this,
@@ -246,12 +307,13 @@ impl GroupCoordinator {
     pub fn coordinator_of(&self, broker: &Broker, group_id: &str) -> Result<i32, ApiError> {
         let topic = self.offsets_topic(broker)?;
         let index = store::partition_for(group_id, topic.partitions.len() as i32);
-        topic.partition(index).map(|p| p.leader()).ok_or_else(|| {
-            ApiError::new(
+        match topic.partition(index).map(|p| p.leader()) {
+            Some(leader) if leader >= 0 => Ok(leader),
+            _ => Err(ApiError::new(
                 ResponseError::CoordinatorNotAvailable,
-                "offsets partition missing",
-            )
-        })
+                format!("{OFFSETS_TOPIC}-{index} has no leader"),
+            )),
+        }
     }
 
     /// Writes records of one group durably (one batch, one partition).
@@ -285,7 +347,11 @@ impl GroupCoordinator {
         let batch = builder.build();
         let header = validate_batch(&batch)
             .map_err(|e| ApiError::new(ResponseError::UnknownServerError, e.to_string()))?;
-        partition.append(batch, &header, false, now_ms)?;
+        let appended = partition.append(batch, &header, false, now_ms)?;
+        // Durable only once every in-sync replica has it: a commit is
+        // answered (and group state kept) after that, as Kafka's coordinator
+        // writes with acks=all.
+        partition.wait_committed(&appended, OFFSETS_COMMIT_TIMEOUT)?;
         Ok(())
     }
 
@@ -816,6 +882,7 @@ impl GroupCoordinator {
 
     /// Advances every group's timers to `now_ms`.
     pub fn tick(&self, broker: &Broker) {
+        self.follow_leadership(broker);
         let now_ms = broker.now_ms();
         let changed: Vec<String> = {
             let mut groups = self.groups.lock();

@@ -41,10 +41,13 @@ pub async fn handle(
             .map(|p| (p.name.to_string(), p.metadata.clone()))
             .collect(),
     };
-    match broker
-        .groups()
-        .join(broker, request.group_id.0.as_str(), args)
-    {
+    // Writes to `__consumer_offsets` wait for its in-sync replicas: off the
+    // async workers, as every blocking coordinator call.
+    match super::off_workers(|| {
+        broker
+            .groups()
+            .join(broker, request.group_id.0.as_str(), args)
+    }) {
         Reply::Now(response) => response,
         Reply::Later(rx) => rx
             .await

@@ -155,7 +155,9 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
         RequestKind::SyncGroup(req) => {
             ResponseKind::SyncGroup(sync_group::handle(broker, req).await)
         }
-        RequestKind::Heartbeat(req) => ResponseKind::Heartbeat(heartbeat::handle(broker, req)),
+        RequestKind::Heartbeat(req) => {
+            ResponseKind::Heartbeat(off_workers(|| heartbeat::handle(broker, req)))
+        }
         RequestKind::LeaveGroup(req) => {
             ResponseKind::LeaveGroup(off_workers(|| leave_group::handle(broker, version, req)))
         }
