@@ -124,3 +124,84 @@ def test_confluent_clients_through_different_nodes(cluster):
         ends[p] = max(ends.get(p, 0), o + 1)
     assert {p: o for p, o in committed.items() if o >= 0} == ends
     consumer.close()
+
+
+def test_acks_all_survives_the_leader_being_killed(cluster, tmp_path):
+    """An idempotent acks=all confluent-kafka producer writes to a topic with
+    three replicas and min.insync.replicas=2 while the partition's leader is
+    SIGKILLed: every acknowledged message is read back once, at the offset
+    it was acknowledged at, in the order it was sent."""
+    from confluent_kafka.admin import ConfigResource  # noqa: F401 (API presence)
+
+    topic = "durable"
+    admin = AdminClient({"bootstrap.servers": ",".join(cluster)})
+    futures = admin.create_topics(
+        [NewTopic(topic, num_partitions=1, replication_factor=3, config={"min.insync.replicas": "2"})]
+    )
+    futures[topic].result(timeout=30)
+
+    def partition():
+        p = admin.list_topics(topic, timeout=10).topics[topic].partitions.get(0)
+        return p if p is not None and p.leader >= 0 and sorted(p.isrs) == [1, 2, 3] else None
+
+    leader = wait_until(partition, 30, "three in-sync replicas").leader
+    acked: dict[str, int] = {}
+    errors: list[str] = []
+
+    def delivered(err, msg):
+        if err is not None:
+            errors.append(str(err))
+        else:
+            acked[msg.value().decode()] = msg.offset()
+
+    producer = Producer(
+        {
+            "bootstrap.servers": ",".join(cluster),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "message.timeout.ms": 120000,
+            "request.timeout.ms": 5000,
+            "socket.timeout.ms": 10000,
+        }
+    )
+    total = 4000
+    killed = False
+    for i in range(total):
+        producer.produce(topic, value=f"m{i:06}".encode(), partition=0, on_delivery=delivered)
+        producer.poll(0)
+        if i == total // 2:
+            producer.flush(60)
+            pid = subprocess.run(
+                ["pgrep", "-f", f"{tmp_path}/cluster/node-{leader}/data"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()[0]
+            os.kill(int(pid), signal.SIGKILL)
+            killed = True
+    assert producer.flush(120) == 0, "messages left undelivered"
+    assert killed
+    assert errors == []
+    assert len(acked) == total
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": ",".join(cluster),
+            "group.id": "durable-reader",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    seen: list[tuple[int, str]] = []
+    deadline = time.time() + 90
+    while len(seen) < total and time.time() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is None or msg.error():
+            continue
+        seen.append((msg.offset(), msg.value().decode()))
+    consumer.close()
+    assert len(seen) == total, f"read {len(seen)} of {total}"
+    assert [v for _, v in seen] == [f"m{i:06}" for i in range(total)]
+    assert {v: o for o, v in seen} == acked

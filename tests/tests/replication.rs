@@ -514,6 +514,16 @@ fn with_two_replicas_gone_acks_all_is_refused_and_acks_one_still_works() {
     wait_state(&cluster, 1, "the ISR shrank to the leader", |s| {
         s.0 == 1 && s.3 == [1]
     });
+    // Visible to operators as Kafka's tool shows it.
+    let bs = cluster.node(1).bootstrap();
+    let describe = |flag: &str| {
+        let out = vltava_tests::vltava_tool("topics", &bs, &["--describe", "--topic", TOPIC, flag]);
+        vltava_tests::stdout_ok(flag, &out)
+    };
+    let line =
+        format!("\tTopic: {TOPIC}\tPartition: 0\tLeader: 1\tReplicas: 1,{f1},{f2}\tIsr: 1\n");
+    assert_eq!(describe("--under-replicated-partitions"), line);
+    assert_eq!(describe("--under-min-isr-partitions"), line);
     let refused = client.produce(TOPIC, 0, plain(&["b"]), -1).unwrap();
     assert_eq!(
         refused.error_code,
