@@ -620,6 +620,50 @@ fn the_preferred_replica_leads_again_on_request() {
         vltava_tests::stdout_ok("json", &elect(&from_file)),
         format!("Valid replica already elected for partitions {TOPIC}-0\n")
     );
+    // kafka-log-dirs.sh: each replica's size is its log's bytes.
+    let mut leader = RawClient::connect(cluster.node(1).addr()).unwrap();
+    assert_eq!(
+        leader
+            .produce(TOPIC, 0, plain(&["a", "b"]), -1)
+            .unwrap()
+            .error_code,
+        0
+    );
+    wait_identical_logs(&cluster, &[1, 2, 3]);
+    let size = log_bytes(&cluster, 1).len();
+    let out = vltava_tests::vltava_tool(
+        "log-dirs",
+        &bs,
+        &["--describe", "--topic-list", TOPIC, "--broker-list", "1,2"],
+    );
+    let stdout = vltava_tests::stdout_ok("log-dirs", &out);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[..2],
+        [
+            "Querying brokers for log directories information",
+            "Received log directory information from brokers 1,2"
+        ]
+    );
+    let json: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
+    assert_eq!(json["version"], 1);
+    for (i, id) in [1, 2].into_iter().enumerate() {
+        let broker = &json["brokers"][i];
+        assert_eq!(broker["broker"], id);
+        let dir = &broker["logDirs"][0];
+        assert_eq!(dir["error"], serde_json::Value::Null);
+        let expected_dir = std::fs::canonicalize(cluster.node(id).log_dir()).unwrap();
+        assert_eq!(dir["logDir"], expected_dir.display().to_string());
+        assert_eq!(
+            dir["partitions"],
+            serde_json::json!([{"partition": format!("{TOPIC}-0"), "size": size, "offsetLag": 0, "isFuture": false}])
+        );
+    }
+    let missing = vltava_tests::vltava_tool("log-dirs", &bs, &["--describe", "--broker-list", "9"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(vltava_tests::text(&missing.stderr).contains(
+        "ERROR: The given brokers do not exist from --broker-list: 9. Current existent brokers: 1,2,3"
+    ));
     for (args, error) in [
         (
             &["--topic", TOPIC, "--partition", "0"][..],

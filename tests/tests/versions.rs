@@ -78,6 +78,7 @@ const CASES: &[Case] = &[
     case(ApiKey::IncrementalAlterConfigs, 0..=1,  admin::incremental_alter_configs),
     case(ApiKey::DescribeCluster,         0..=2,  admin::describe_cluster),
     case(ApiKey::ElectLeaders,            0..=2,  admin::elect_leaders),
+    case(ApiKey::DescribeLogDirs,         1..=4,  admin::describe_log_dirs),
     case(ApiKey::UnregisterBroker,        0..=0,  admin::unregister_broker),
     case(ApiKey::FindCoordinator,         0..=6,  groups::find_coordinator),
     case(ApiKey::JoinGroup,               0..=9,  groups::join_group),

@@ -71,6 +71,8 @@ enum Command {
     DeleteRecords(tools::delete_records::DeleteRecordsArgs),
     /// Elect preferred or unclean leaders for partitions (kafka-leader-election.sh).
     LeaderElection(tools::leader_election::LeaderElectionArgs),
+    /// Query brokers' log directories (kafka-log-dirs.sh).
+    LogDirs(tools::log_dirs::LogDirsArgs),
     /// Print and check log segments, indexes and snapshots (kafka-dump-log.sh).
     DumpLog(tools::dump_log::DumpLogArgs),
     /// Cluster ids and formatting log.dirs ahead of a first start (kafka-storage.sh).
@@ -136,6 +138,7 @@ fn main() -> Result<()> {
                 Command::GetOffsets(a) => tools::get_offsets::run(a).await,
                 Command::DeleteRecords(a) => tools::delete_records::run(a).await,
                 Command::LeaderElection(a) => tools::leader_election::run(a).await,
+                Command::LogDirs(a) => tools::log_dirs::run(a).await,
                 Command::VerifiableProducer(a) => tools::verifiable::producer(a).await,
                 Command::VerifiableConsumer(a) => tools::verifiable::consumer(a).await,
                 Command::Perf(a) => tools::perf::run(a).await,

@@ -487,6 +487,44 @@ impl Admin {
         Ok(out)
     }
 
+    /// Broker `broker`'s log directories (DescribeLogDirs, key 35): each
+    /// directory and, per partition replica in it, (topic, partition, size
+    /// in bytes, offset lag), for every partition (Kafka's tool asks for all
+    /// and filters by topic itself).
+    pub async fn describe_log_dirs(&self, broker: i32) -> Result<Vec<LogDirInfo>, Error> {
+        use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+        let response = self
+            .client
+            .send(Node::Broker(broker), |_| {
+                kafka_protocol::messages::DescribeLogDirsRequest::default()
+                    .with_topics(None::<Vec<DescribableLogDirTopic>>)
+            })
+            .await?;
+        item_result(response.error_code, &None)?;
+        Ok(response
+            .results
+            .iter()
+            .map(|r| LogDirInfo {
+                dir: r.log_dir.to_string(),
+                error: KafkaError::from_code(r.error_code, None),
+                replicas: r
+                    .topics
+                    .iter()
+                    .flat_map(|t| {
+                        t.partitions.iter().map(|p| {
+                            (
+                                t.name.to_string(),
+                                p.partition_index,
+                                p.partition_size,
+                                p.offset_lag,
+                            )
+                        })
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
     /// The metadata quorum (DescribeQuorum, `__cluster_metadata` partition 0).
     pub async fn describe_quorum(&self) -> Result<QuorumInfo, Error> {
         use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
@@ -922,6 +960,15 @@ impl Admin {
     ) -> Result<BTreeMap<TopicPartition, i64>, Error> {
         list_offsets(&self.client, wanted, IsolationLevel::ReadUncommitted).await
     }
+}
+
+/// One log directory of a broker (DescribeLogDirs).
+#[derive(Debug, Clone)]
+pub struct LogDirInfo {
+    pub dir: String,
+    pub error: Option<KafkaError>,
+    /// (topic, partition, size in bytes, offset lag).
+    pub replicas: Vec<(String, i32, i64, i64)>,
 }
 
 fn item_result(

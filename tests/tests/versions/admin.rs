@@ -788,3 +788,93 @@ pub(crate) fn elect_leaders(ctx: &mut Ctx, version: i16) -> Result<()> {
     }
     Ok(())
 }
+
+/// DescribeLogDirs: the broker's one data directory, with the partitions
+/// asked for that it holds (partition 0's size is exactly the bytes of its
+/// batches, read back with Fetch; the empty partition 1 is 0 bytes; no lag
+/// on a leader), nothing for an unknown topic, every partition when asked
+/// for all; from v4 the directory's total and usable bytes.
+pub(crate) fn describe_log_dirs(ctx: &mut Ctx, version: i16) -> Result<()> {
+    use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{DescribeLogDirsRequest, FetchRequest};
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(16 * 1024 * 1024)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name(DATA_TOPIC))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(16 * 1024 * 1024)])]);
+    let fetched = ctx.request(&fetch, 4)?;
+    let batch_bytes = fetched.responses[0].partitions[0]
+        .records
+        .as_ref()
+        .map_or(0, |r| r.len()) as i64;
+    ensure!(batch_bytes > 0, "nothing fetched from {DATA_TOPIC}-0");
+    let req = DescribeLogDirsRequest::default().with_topics(Some(vec![
+        DescribableLogDirTopic::default()
+            .with_topic(topic_name(DATA_TOPIC))
+            .with_partitions(vec![0, 1]),
+        DescribableLogDirTopic::default()
+            .with_topic(topic_name(MISSING_TOPIC))
+            .with_partitions(vec![0]),
+    ]));
+    let resp = ctx.request(&req, version)?;
+    code("top-level error", resp.error_code, NONE)?;
+    let dir = only(&resp.results, "log dirs")?;
+    code("log dir error", dir.error_code, NONE)?;
+    ensure!(
+        std::path::Path::new(dir.log_dir.as_str()).is_absolute(),
+        "log dir {:?} is not an absolute path",
+        dir.log_dir
+    );
+    let listed: Vec<(String, i32, i64, i64, bool)> = dir
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    p.partition_size,
+                    p.offset_lag,
+                    p.is_future_key,
+                )
+            })
+        })
+        .collect();
+    eq(
+        "partitions",
+        listed,
+        vec![
+            (DATA_TOPIC.to_string(), 0, batch_bytes, 0, false),
+            (DATA_TOPIC.to_string(), 1, 0, 0, false),
+        ],
+    )?;
+    if version >= 4 {
+        ensure!(
+            dir.total_bytes > 0 && (0..=dir.total_bytes).contains(&dir.usable_bytes),
+            "total {} usable {}",
+            dir.total_bytes,
+            dir.usable_bytes
+        );
+    } else {
+        eq(
+            "space before v4",
+            (dir.total_bytes, dir.usable_bytes),
+            (-1, -1),
+        )?;
+    }
+    let all = ctx.request(
+        &DescribeLogDirsRequest::default().with_topics(None),
+        version,
+    )?;
+    let names: Vec<&str> = all.results[0]
+        .topics
+        .iter()
+        .map(|t| t.name.0.as_str())
+        .collect();
+    ensure!(names.contains(&DATA_TOPIC), "all partitions: {names:?}");
+    Ok(())
+}

@@ -13,6 +13,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
 mod describe_quorum;
 mod describe_topic_partitions;
 mod elect_leaders;
@@ -138,6 +139,9 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
         }
         RequestKind::ElectLeaders(req) => {
             ResponseKind::ElectLeaders(off_workers(|| elect_leaders::handle(broker, version, req)))
+        }
+        RequestKind::DescribeLogDirs(req) => {
+            ResponseKind::DescribeLogDirs(describe_log_dirs::handle(broker, version, req))
         }
         RequestKind::DescribeQuorum(req) => {
             ResponseKind::DescribeQuorum(off_workers(|| describe_quorum::handle(broker, req)))

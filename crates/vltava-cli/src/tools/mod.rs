@@ -15,6 +15,7 @@ pub mod dump_log;
 pub mod formatter;
 pub mod get_offsets;
 pub mod leader_election;
+pub mod log_dirs;
 pub mod metadata_quorum;
 pub mod perf;
 pub mod storage;
