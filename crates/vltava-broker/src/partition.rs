@@ -580,6 +580,9 @@ impl Partition {
         let previous = self.high_watermark.fetch_max(offset, Ordering::AcqRel);
         if offset > previous {
             self.high_watermark_advanced.notify_waiters();
+            // Under the waiters' lock, so none misses it between its check
+            // and its wait.
+            let _waiters = self.high_watermark_lock.lock();
             self.high_watermark_moved.notify_all();
         }
     }

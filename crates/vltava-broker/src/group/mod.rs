@@ -194,6 +194,11 @@ impl GroupCoordinator {
                 continue;
             }
             let mut groups = self.groups.lock();
+            // Another caller (the tick, or a creation of the topic) may have
+            // loaded it since the check above.
+            if leading.is_some() && groups.loaded.get(&index).copied() == leading {
+                continue;
+            }
             if loaded.is_some() || groups.unloaded.contains(&index) {
                 groups.unload(index, count);
                 if leading.is_none() {
@@ -209,6 +214,9 @@ impl GroupCoordinator {
             if partition.high_watermark() < partition.log_end_offset() {
                 continue;
             }
+            // Whatever memory still holds for this partition (a change
+            // applied after its groups were dropped) is replaced by the log.
+            groups.unload(index, count);
             match load_partition(&mut groups, partition, now_ms) {
                 Ok(n) => {
                     records += n;

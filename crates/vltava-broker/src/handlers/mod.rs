@@ -141,7 +141,10 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
             ResponseKind::ElectLeaders(off_workers(|| elect_leaders::handle(broker, version, req)))
         }
         RequestKind::DescribeLogDirs(req) => {
-            ResponseKind::DescribeLogDirs(describe_log_dirs::handle(broker, version, req))
+            // File sizes and statvfs: file-system calls.
+            ResponseKind::DescribeLogDirs(off_workers(|| {
+                describe_log_dirs::handle(broker, version, req)
+            }))
         }
         RequestKind::DescribeQuorum(req) => {
             ResponseKind::DescribeQuorum(off_workers(|| describe_quorum::handle(broker, req)))
