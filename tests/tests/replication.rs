@@ -779,3 +779,42 @@ fn committed_offsets_survive_the_loss_of_the_coordinator() {
     let second = member(&cluster.node(survivor).bootstrap());
     assert_eq!(next(&second), (5, "r5".to_string()));
 }
+
+/// A follower that stops fetching leaves the ISR after
+/// `replica.lag.time.max.ms`, through its leader, while it is still a
+/// registered, unfenced broker (the session timeout is far longer); once it
+/// fetches again and catches up it rejoins.
+#[test]
+fn a_lagging_follower_leaves_the_isr_and_rejoins() {
+    let cluster = Cluster::start_with(
+        3,
+        &[
+            ("replica.lag.time.max.ms", "1000"),
+            ("broker.session.timeout.ms", "60000"),
+        ],
+    );
+    create_topic(&cluster, &[1, 2, 3]);
+    wait_state(&cluster, 1, "created", |s| full_isr(s) && s.0 == 1);
+    signal(&cluster, 3, "-STOP");
+    let started = Instant::now();
+    let (_, _, _, isr) = wait_state(&cluster, 1, "the follower left the ISR", |s| {
+        !s.3.contains(&3)
+    });
+    assert_eq!(isr, [1, 2]);
+    // Taken out for lagging, not fenced: well inside its session.
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let mut client = RawClient::connect(cluster.node(1).addr()).unwrap();
+    let listed = client
+        .request(&MetadataRequest::default().with_topics(Some(vec![])), 12)
+        .unwrap();
+    assert!(
+        listed.brokers.iter().any(|b| b.node_id.0 == 3),
+        "{listed:?}"
+    );
+    // min.insync.replicas=2 still holds with two in sync.
+    let ok = client.produce(TOPIC, 0, plain(&["a"]), -1).unwrap();
+    assert_eq!(ok.error_code, 0);
+    signal(&cluster, 3, "-CONT");
+    wait_state(&cluster, 1, "the follower rejoined", full_isr);
+    wait_identical_logs(&cluster, &[1, 2, 3]);
+}
