@@ -441,6 +441,17 @@ impl Admin {
         Ok(())
     }
 
+    /// The ids of the live brokers (DescribeCluster).
+    pub async fn live_broker_ids(&self) -> Result<std::collections::BTreeSet<i32>, Error> {
+        Ok(self
+            .describe_cluster()
+            .await?
+            .brokers
+            .iter()
+            .map(|b| b.id)
+            .collect())
+    }
+
     /// Elects leaders (ElectLeaders, key 43): `unclean` false for the
     /// preferred replica, true for any live replica of a partition without a
     /// leader; `partitions` `None` for every partition (then only the ones an
@@ -452,11 +463,7 @@ impl Admin {
     ) -> Result<BTreeMap<TopicPartition, Result<(), KafkaError>>, Error> {
         use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
         let topics = partitions.map(|list| {
-            let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-            for (topic, partition) in list {
-                by_topic.entry(topic).or_default().push(*partition);
-            }
-            by_topic
+            by_topic(list)
                 .into_iter()
                 .map(|(t, p)| {
                     TopicPartitions::default()
@@ -969,6 +976,15 @@ pub struct LogDirInfo {
     pub error: Option<KafkaError>,
     /// (topic, partition, size in bytes, offset lag).
     pub replicas: Vec<(String, i32, i64, i64)>,
+}
+
+/// Partition numbers grouped by topic, as requests carry them.
+pub(crate) fn by_topic(partitions: &[TopicPartition]) -> BTreeMap<&str, Vec<i32>> {
+    let mut out: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (topic, partition) in partitions {
+        out.entry(topic).or_default().push(*partition);
+    }
+    out
 }
 
 fn item_result(

@@ -121,11 +121,7 @@ pub async fn fetch_offsets(
     partitions: Option<&[TopicPartition]>,
 ) -> Result<BTreeMap<TopicPartition, i64>, Error> {
     let topics = partitions.map(|tps| {
-        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for (t, p) in tps {
-            by_topic.entry(t).or_default().push(*p);
-        }
-        by_topic
+        crate::admin::by_topic(tps)
             .into_iter()
             .map(|(t, ps)| {
                 OffsetFetchRequestTopic::default()

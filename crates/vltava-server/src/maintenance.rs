@@ -16,9 +16,20 @@ pub async fn run(broker: Arc<Broker>, shutdown: CancellationToken) {
     // task and never delays retention, flushes or group timers.
     tokio::spawn(run_cleaner(broker.clone(), shutdown.clone()));
     // Heartbeats and fencing wait on the controller: their own task.
-    tokio::spawn(run_heartbeats(broker.clone(), shutdown.clone()));
+    let heartbeat = Duration::from_millis(broker.config.broker_heartbeat_interval_ms);
+    tokio::spawn(run_every(
+        broker.clone(),
+        shutdown.clone(),
+        heartbeat,
+        Broker::cluster_tick,
+    ));
     // So do leaders' ISR changes.
-    tokio::spawn(run_replication(broker.clone(), shutdown.clone()));
+    tokio::spawn(run_every(
+        broker.clone(),
+        shutdown.clone(),
+        REPLICATION_TICK,
+        Broker::replication_tick,
+    ));
     let mut groups = tokio::time::interval(GROUP_TICK);
     groups.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut retention = tokio::time::interval(Duration::from_millis(
@@ -43,29 +54,21 @@ pub async fn run(broker: Arc<Broker>, shutdown: CancellationToken) {
     }
 }
 
-/// This broker's heartbeat and, on the controller, fencing: every
-/// `broker.heartbeat.interval.ms`, off the async workers.
-async fn run_heartbeats(broker: Arc<Broker>, shutdown: CancellationToken) {
-    let mut ticks = tokio::time::interval(Duration::from_millis(
-        broker.config.broker_heartbeat_interval_ms,
-    ));
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
-        let broker = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || broker.cluster_tick()).await;
-    }
-}
-
 /// Leaders' ISR changes (followers lagging past replica.lag.time.max.ms
 /// out, caught-up ones in), checked this often.
 const REPLICATION_TICK: Duration = Duration::from_millis(250);
 
-async fn run_replication(broker: Arc<Broker>, shutdown: CancellationToken) {
-    let mut ticks = tokio::time::interval(REPLICATION_TICK);
+/// Runs `task` every `period` off the async workers, one run at a time,
+/// until `shutdown`: for work that waits on the controller (this broker's
+/// heartbeat and the controller's fencing; leaders' ISR changes), so it
+/// never delays retention, flushes or group timers.
+async fn run_every(
+    broker: Arc<Broker>,
+    shutdown: CancellationToken,
+    period: Duration,
+    task: fn(&Broker),
+) {
+    let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -73,7 +76,7 @@ async fn run_replication(broker: Arc<Broker>, shutdown: CancellationToken) {
             _ = ticks.tick() => {}
         }
         let broker = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || broker.replication_tick()).await;
+        let _ = tokio::task::spawn_blocking(move || task(&broker)).await;
     }
 }
 

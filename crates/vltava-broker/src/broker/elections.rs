@@ -76,6 +76,16 @@ pub(crate) fn with_elections(
     out
 }
 
+/// The log line every unclean election writes.
+fn warn_unclean(topic: &str, partition: i32, leader: i32) {
+    tracing::warn!(
+        topic,
+        partition,
+        leader,
+        "unclean leader election: broker {leader} was not in sync, so acknowledged writes may be lost"
+    );
+}
+
 fn usable(image: &MetadataImage, node: i32) -> bool {
     image.brokers.get(&node).is_some_and(|b| !b.fenced)
 }
@@ -125,12 +135,7 @@ pub(crate) fn broker_lost(
                         .copied()
                         .find(|id| *id != node && usable(image, *id));
                     if let Some(id) = id {
-                        tracing::warn!(
-                            topic = name,
-                            partition = index,
-                            leader = id,
-                            "unclean leader election: broker {id} was not in sync, so acknowledged writes may be lost"
-                        );
+                        warn_unclean(name, index, id);
                         next.isr = vec![id];
                     }
                     id
@@ -172,12 +177,7 @@ pub(crate) fn broker_available(
             if !unclean(name) {
                 continue;
             }
-            tracing::warn!(
-                topic = name,
-                partition = index,
-                leader = node,
-                "unclean leader election: broker {node} was not in sync, so acknowledged writes may be lost"
-            );
+            warn_unclean(name, index, node);
             next.isr = vec![node];
         }
         next.leader = node;
@@ -321,10 +321,10 @@ pub(crate) fn elect(
                 ));
             };
             if in_sync.is_none() {
-                tracing::warn!(
-                    partition = index,
+                warn_unclean(
+                    image.topic_by_id(topic_id).map_or("", |t| t.name.as_str()),
+                    index,
                     leader,
-                    "unclean leader election: broker {leader} was not in sync, so acknowledged writes may be lost"
                 );
                 next.isr = vec![leader];
             }

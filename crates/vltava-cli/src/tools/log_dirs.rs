@@ -49,13 +49,7 @@ pub async fn run(args: LogDirsArgs) -> anyhow::Result<()> {
     let command = read_command_config(args.command_config.as_deref())?;
     let client = connect_with(&args.bootstrap_server, &command, "log-dirs-tool").await?;
     let admin = Admin::new(client);
-    let cluster: BTreeSet<i32> = admin
-        .describe_cluster()
-        .await?
-        .brokers
-        .iter()
-        .map(|b| b.id)
-        .collect();
+    let cluster = admin.live_broker_ids().await?;
     let missing: Vec<String> = asked.difference(&cluster).map(i32::to_string).collect();
     if !missing.is_empty() {
         return fail(format!(

@@ -342,13 +342,7 @@ async fn describe(admin: &Admin, args: &TopicsArgs) -> anyhow::Result<()> {
         at_min_isr: args.at_min_isr_partitions,
         overridden_configs: args.topics_with_overrides,
     };
-    let live: Vec<i32> = admin
-        .describe_cluster()
-        .await?
-        .brokers
-        .iter()
-        .map(|b| b.id)
-        .collect();
+    let live: Vec<i32> = admin.live_broker_ids().await?.into_iter().collect();
     for t in selected(admin, args).await? {
         let configs = admin
             .describe_configs(ResourceType::Topic, &t.name)
