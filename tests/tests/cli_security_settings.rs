@@ -84,6 +84,30 @@ fn security_settings_are_refused_not_ignored() {
             ],
         ),
         (
+            "leader-election",
+            vec![
+                "leader-election",
+                "--bootstrap-server",
+                &bs,
+                "--election-type",
+                "preferred",
+                "--all-topic-partitions",
+                "--command-config",
+                &ssl,
+            ],
+        ),
+        (
+            "log-dirs",
+            vec![
+                "log-dirs",
+                "--bootstrap-server",
+                &bs,
+                "--describe",
+                "--command-config",
+                &ssl,
+            ],
+        ),
+        (
             "console-producer",
             vec![
                 "console-producer",
