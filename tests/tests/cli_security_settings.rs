@@ -97,6 +97,17 @@ fn security_settings_are_refused_not_ignored() {
             ],
         ),
         (
+            "reassign-partitions",
+            vec![
+                "reassign-partitions",
+                "--bootstrap-server",
+                &bs,
+                "--list",
+                "--command-config",
+                &ssl,
+            ],
+        ),
+        (
             "log-dirs",
             vec![
                 "log-dirs",
@@ -177,4 +188,9 @@ fn security_settings_are_refused_not_ignored() {
     ];
     let out = vltava_tool("configs", &bs, &args);
     assert!(stdout_ok("configs", &out).starts_with("Dynamic configs for topic secure"));
+    let out = vltava_tool("reassign-partitions", &bs, &list);
+    assert_eq!(
+        stdout_ok("reassign-partitions", &out),
+        "No partition reassignments found.\n"
+    );
 }

@@ -15,6 +15,10 @@
 //!   acks=1 still works.
 //! - A rolling restart with SIGTERM under load loses nothing acknowledged
 //!   and gives the producer no error.
+//! - `vltava reassign-partitions` moves the partition from brokers {1,2}
+//!   to {2,3}, then to three replicas, under load: nothing acknowledged is
+//!   lost, the leaving replica's log is removed, and the replicas' logs end
+//!   up the same.
 //!
 //! Every wait is on a condition with a deadline.
 
@@ -104,6 +108,11 @@ fn create_topic(cluster: &Cluster, replicas: &[i32]) {
 }
 
 fn create_topic_with(cluster: &Cluster, replicas: &[i32], configs: &[(&str, &str)]) {
+    create_named(cluster, TOPIC, replicas, configs);
+}
+
+/// Creates topic `name` with one partition on `replicas`.
+fn create_named(cluster: &Cluster, name: &str, replicas: &[i32], configs: &[(&str, &str)]) {
     // Node 1 must know every replica's registration (broker-only nodes
     // register through the controller, and node 1 applies it a moment
     // later).
@@ -125,7 +134,7 @@ fn create_topic_with(cluster: &Cluster, replicas: &[i32], configs: &[(&str, &str
         .with_timeout_ms(30_000)
         .with_topics(vec![
             kafka_protocol::messages::create_topics_request::CreatableTopic::default()
-                .with_name(vltava_tests::raw::topic_name(TOPIC))
+                .with_name(vltava_tests::raw::topic_name(name))
                 .with_num_partitions(-1)
                 .with_replication_factor(-1)
                 .with_assignments(vec![
@@ -817,4 +826,251 @@ fn a_lagging_follower_leaves_the_isr_and_rejoins() {
     signal(&cluster, 3, "-CONT");
     wait_state(&cluster, 1, "the follower rejoined", full_isr);
     wait_identical_logs(&cluster, &[1, 2, 3]);
+}
+
+/// The partition-0 line of a reassignment file.
+fn placement(topic: &str, replicas: &[i32]) -> String {
+    let ids: Vec<String> = replicas.iter().map(i32::to_string).collect();
+    let dirs: Vec<&str> = replicas.iter().map(|_| "\"any\"").collect();
+    format!(
+        r#"{{"version":1,"partitions":[{{"topic":"{topic}","partition":0,"replicas":[{}],"log_dirs":[{}]}}]}}"#,
+        ids.join(","),
+        dirs.join(",")
+    )
+}
+
+/// `vltava reassign-partitions` (kafka-reassign-partitions.sh) under an
+/// idempotent acks=all load: `--generate` proposes a placement on the
+/// brokers named; `--execute` moves the partition from {1,2} to {2,3}
+/// (the leaving leader hands over; node 1's log is removed) and then to
+/// three replicas, `--verify` reports progress until each completes, with
+/// Kafka's output throughout. Every acknowledged record is read back once
+/// and the three logs end up the same. Then, with broker 3 stopped, a move
+/// onto it stays under way: `--list` shows it, `--execute` refuses another
+/// without `--additional`, and `--cancel` takes the partition back.
+#[test]
+fn reassignment_moves_replicas_and_changes_the_factor_under_load() {
+    let mut cluster = Cluster::start_with(3, FAST_FENCING);
+    create_topic(&cluster, &[1, 2]);
+    wait_state(&cluster, 1, "created", |s| full_isr(s) && s.2 == [1, 2]);
+    let bs = cluster.bootstrap();
+    let dir = cluster.node(1).log_dir().to_path_buf();
+    let file = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let tool = |args: &[&str]| vltava_tests::vltava_tool("reassign-partitions", &bs, args);
+    let load = Load::start(&bs);
+    load.wait_progress(200, "before the moves");
+
+    let topics = file(
+        "topics.json",
+        format!(r#"{{"version":1,"topics":[{{"topic":"{TOPIC}"}}]}}"#),
+    );
+    let generated = vltava_tests::stdout_ok(
+        "generate",
+        &tool(&[
+            "--generate",
+            "--topics-to-move-json-file",
+            &topics,
+            "--broker-list",
+            "2,3",
+        ]),
+    );
+    let lines: Vec<&str> = generated.lines().collect();
+    assert_eq!(lines.len(), 5, "{generated}");
+    assert_eq!(
+        (lines[0], lines[1], lines[2], lines[3]),
+        (
+            "Current partition replica assignment",
+            placement(TOPIC, &[1, 2]).as_str(),
+            "",
+            "Proposed partition reassignment configuration"
+        )
+    );
+    let proposed: serde_json::Value = serde_json::from_str(lines[4]).unwrap();
+    let mut replicas: Vec<i64> = proposed["partitions"][0]["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    replicas.sort_unstable();
+    assert_eq!(replicas, [2, 3], "{generated}");
+
+    let mut before = vec![1, 2];
+    for (round, target) in [vec![2, 3], vec![2, 3, 1]].into_iter().enumerate() {
+        let path = file(&format!("move-{round}.json"), placement(TOPIC, &target));
+        assert_eq!(
+            vltava_tests::stdout_ok("execute", &tool(&["--execute", "--reassignment-json-file", &path])),
+            format!(
+                "Current partition replica assignment\n\n{}\n\nSave this to use as the --reassignment-json-file option during rollback\nSuccessfully started partition reassignment for {TOPIC}-0\n",
+                placement(TOPIC, &before)
+            )
+        );
+        let started = Instant::now();
+        loop {
+            let out = vltava_tests::stdout_ok(
+                "verify",
+                &tool(&["--verify", "--reassignment-json-file", &path]),
+            );
+            let done = format!("Status of partition reassignment:\nReassignment of partition {TOPIC}-0 is completed.\n");
+            if out == done {
+                break;
+            }
+            assert_eq!(
+                out,
+                format!("Status of partition reassignment:\nReassignment of partition {TOPIC}-0 is still in progress.\n")
+            );
+            assert!(started.elapsed() < DEADLINE, "move {round} never completed");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let state = wait_state(&cluster, 3, "moved", |s| full_isr(s) && s.2 == target);
+        assert!(target.contains(&state.0), "leader {state:?}");
+        load.wait_progress(200, &format!("after move {round}"));
+        before = target;
+        if round == 0 {
+            // The leaving replica removes its log.
+            let gone = cluster.node(1).log_dir().join(format!("{TOPIC}-0"));
+            let started = Instant::now();
+            while gone.exists() {
+                assert!(
+                    started.elapsed() < DEADLINE,
+                    "{} still there",
+                    gone.display()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            wait_identical_logs(&cluster, &[2, 3]);
+        }
+    }
+    let (acked, errors) = load.finish();
+    assert!(errors.is_empty(), "producer errors: {errors:?}");
+    check_acknowledged(&acked, &read_all(&bs));
+    wait_identical_logs(&cluster, &[1, 2, 3]);
+    assert_eq!(
+        vltava_tests::stdout_ok("list", &tool(&["--list"])),
+        "No partition reassignments found.\n"
+    );
+
+    // A move onto a stopped broker stays under way until cancelled.
+    create_named(&cluster, "parked", &[1, 2], &[]);
+    cluster.nodes[2].stop_sigterm();
+    let parked = file("parked.json", placement("parked", &[1, 3]));
+    // The tool refuses brokers that are not live (as Kafka's does), so
+    // this one is started with the request itself: the broker takes any
+    // registered broker, and the move waits for it.
+    let refused = tool(&["--execute", "--reassignment-json-file", &parked]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(vltava_tests::text(&refused.stderr).contains("Unknown broker id 3"));
+    {
+        use kafka_protocol::messages::alter_partition_reassignments_request::{
+            ReassignablePartition, ReassignableTopic,
+        };
+        use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, BrokerId};
+        let req = AlterPartitionReassignmentsRequest::default().with_topics(vec![
+            ReassignableTopic::default()
+                .with_name(vltava_tests::raw::topic_name("parked"))
+                .with_partitions(vec![ReassignablePartition::default()
+                    .with_partition_index(0)
+                    .with_replicas(Some(vec![BrokerId(1), BrokerId(3)]))]),
+        ]);
+        let resp = RawClient::connect(cluster.node(1).addr())
+            .unwrap()
+            .request(&req, 0)
+            .unwrap();
+        assert_eq!(
+            (resp.error_code, resp.responses[0].partitions[0].error_code),
+            (0, 0),
+            "{resp:?}"
+        );
+    }
+    assert_eq!(
+        vltava_tests::stdout_ok("list", &tool(&["--list"])),
+        "Current partition reassignments:\nparked-0: replicas: 1,3,2. adding: 3. removing: 2.\n"
+    );
+    assert_eq!(
+        vltava_tests::stdout_ok("verify parked", &tool(&["--verify", "--reassignment-json-file", &parked])),
+        "Status of partition reassignment:\nReassignment of partition parked-0 is still in progress.\n"
+    );
+    let again = tool(&["--execute", "--reassignment-json-file", &parked]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        vltava_tests::text(&again.stderr).contains(
+            "Cannot execute because there is an existing partition assignment.  Use --additional"
+        ),
+        "{}",
+        vltava_tests::text(&again.stderr)
+    );
+    // With --additional another one starts (here: dropping the stopped
+    // broker's replica, which completes at once).
+    let same = file("same.json", placement(TOPIC, &[2, 1]));
+    let additional = tool(&[
+        "--execute",
+        "--additional",
+        "--reassignment-json-file",
+        &same,
+    ]);
+    assert!(
+        vltava_tests::stdout_ok("additional", &additional).ends_with(&format!(
+            "Successfully started partition reassignment for {TOPIC}-0\n"
+        ))
+    );
+    assert_eq!(
+        vltava_tests::stdout_ok("verify shrunk", &tool(&["--verify", "--reassignment-json-file", &same])),
+        format!("Status of partition reassignment:\nReassignment of partition {TOPIC}-0 is completed.\n")
+    );
+    assert_eq!(
+        vltava_tests::stdout_ok(
+            "cancel",
+            &tool(&["--cancel", "--reassignment-json-file", &parked])
+        ),
+        "Successfully cancelled partition reassignment for: parked-0\n"
+    );
+    assert_eq!(
+        partition_state(&cluster, 1, "parked").map(|s| s.2),
+        Some(vec![1, 2])
+    );
+    assert_eq!(
+        vltava_tests::stdout_ok(
+            "cancel again",
+            &tool(&["--cancel", "--reassignment-json-file", &parked])
+        ),
+        "None of the specified partition reassignments are active.\n"
+    );
+    assert_eq!(
+        vltava_tests::stdout_ok("verify cancelled", &tool(&["--verify", "--reassignment-json-file", &parked])),
+        "Status of partition reassignment:\nThere is no active reassignment of partition parked-0, but replica set is 1,2 rather than 1,3.\n"
+    );
+
+    // The kafka-reassign-partitions.sh wrapper runs the same tool.
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut wrapper = std::process::Command::new(repo.join("bin/kafka-reassign-partitions.sh"));
+    wrapper
+        .args(["--bootstrap-server", &bs, "--list"])
+        .env("VLTAVA_BIN", vltava_tests::vltava_bin())
+        .env_remove("RUST_LOG");
+    let out = vltava_tests::run_tool(wrapper, "", vltava_tests::TOOL_TIMEOUT);
+    assert_eq!(
+        vltava_tests::stdout_ok("kafka-reassign-partitions.sh", &out),
+        "No partition reassignments found.\n"
+    );
+
+    let unknown = file("unknown.json", placement(TOPIC, &[1, 9]));
+    for (args, error) in [
+        (vec!["--execute", "--reassignment-json-file", unknown.as_str()], "Unknown broker id 9"),
+        (vec!["--reassignment-json-file", unknown.as_str()], "Command must include exactly one action: --generate, --execute, --verify, --cancel, --list"),
+        (vec!["--generate", "--topics-to-move-json-file", topics.as_str()], "Missing required argument \"[broker-list]\""),
+        (vec!["--verify"], "Missing required argument \"[reassignment-json-file]\""),
+        (vec!["--list", "--broker-list", "1"], "Option \"[broker-list]\" can't be used with action \"[list]\""),
+    ] {
+        let out = tool(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            vltava_tests::text(&out.stderr).contains(error),
+            "{args:?}: {}",
+            vltava_tests::text(&out.stderr)
+        );
+    }
 }

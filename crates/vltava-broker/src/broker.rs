@@ -154,9 +154,11 @@ mod dynamic_config;
 mod elections;
 mod metadata;
 mod publisher;
+mod reassignment;
 mod replication;
 
 pub use elections::ElectionKind;
+pub use reassignment::{Reassign, ReassignmentOutcome};
 pub use replication::{ElectionOutcome, Fetched};
 
 /// Distinct (client, feature) warnings remembered; past this the log
@@ -692,14 +694,15 @@ impl Broker {
     }
 
     /// The controller id clients are given: the quorum's leader as this
-    /// node knows it (every node is a broker too, so clients reach it),
-    /// else this node during an election (Kafka gives clients a live
+    /// node knows it while it is a live broker (so clients find it among
+    /// the brokers listed), else this node: during an election, or while
+    /// the leader is fenced or shutting down (Kafka gives clients a live
     /// broker; any broker takes controller requests and forwards them).
     pub fn controller_id(&self) -> i32 {
-        self.metadata
-            .leader()
-            .and_then(|id| i32::try_from(id).ok())
-            .unwrap_or(self.node_id())
+        match self.metadata.leader().and_then(|id| i32::try_from(id).ok()) {
+            Some(id) if self.live_broker_epoch(id).is_some() => id,
+            _ => self.node_id(),
+        }
     }
 
     /// The metadata quorum as its leader sees it (DescribeQuorum): asked
@@ -1787,6 +1790,8 @@ mod tests {
             leader_epoch: 0,
             isr: None,
             partition_epoch: 0,
+            adding: vec![],
+            removing: vec![],
         }));
         records.push(MetaRecord::Config {
             resource: ConfigResource::Topic("t".into()),

@@ -73,6 +73,8 @@ enum Command {
     LeaderElection(tools::leader_election::LeaderElectionArgs),
     /// Query brokers' log directories (kafka-log-dirs.sh).
     LogDirs(tools::log_dirs::LogDirsArgs),
+    /// Move partition replicas between brokers (kafka-reassign-partitions.sh).
+    ReassignPartitions(tools::reassign_partitions::ReassignPartitionsArgs),
     /// Print and check log segments, indexes and snapshots (kafka-dump-log.sh).
     DumpLog(tools::dump_log::DumpLogArgs),
     /// Cluster ids and formatting log.dirs ahead of a first start (kafka-storage.sh).
@@ -139,6 +141,7 @@ fn main() -> Result<()> {
                 Command::DeleteRecords(a) => tools::delete_records::run(a).await,
                 Command::LeaderElection(a) => tools::leader_election::run(a).await,
                 Command::LogDirs(a) => tools::log_dirs::run(a).await,
+                Command::ReassignPartitions(a) => tools::reassign_partitions::run(a).await,
                 Command::VerifiableProducer(a) => tools::verifiable::producer(a).await,
                 Command::VerifiableConsumer(a) => tools::verifiable::consumer(a).await,
                 Command::Perf(a) => tools::perf::run(a).await,

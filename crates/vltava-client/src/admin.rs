@@ -34,6 +34,15 @@ use crate::group;
 /// The request timeout sent with admin operations.
 const OPERATION_TIMEOUT_MS: i32 = 30_000;
 
+/// A reassignment under way (ListPartitionReassignments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reassignment {
+    /// The target replicas, then the ones leaving.
+    pub replicas: Vec<i32>,
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
+}
+
 /// A topic to create.
 #[derive(Debug, Clone)]
 pub struct NewTopic {
@@ -488,6 +497,103 @@ impl Admin {
                 out.insert(
                     (t.topic.to_string(), p.partition_id),
                     item_result(p.error_code, &p.error_message),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Starts or cancels partition reassignments (AlterPartitionReassignments,
+    /// key 45): `Some(replicas)` moves a partition to those brokers (the
+    /// first the preferred leader), `None` cancels the one under way. One
+    /// result per partition.
+    pub async fn alter_partition_reassignments(
+        &self,
+        wanted: &[(TopicPartition, Option<Vec<i32>>)],
+    ) -> Result<BTreeMap<TopicPartition, Result<(), KafkaError>>, Error> {
+        use kafka_protocol::messages::alter_partition_reassignments_request::{
+            ReassignablePartition, ReassignableTopic,
+        };
+        use kafka_protocol::messages::BrokerId;
+        let mut topics: BTreeMap<&str, Vec<ReassignablePartition>> = BTreeMap::new();
+        for ((topic, partition), replicas) in wanted {
+            topics.entry(topic).or_default().push(
+                ReassignablePartition::default()
+                    .with_partition_index(*partition)
+                    .with_replicas(
+                        replicas
+                            .as_ref()
+                            .map(|r| r.iter().copied().map(BrokerId).collect()),
+                    ),
+            );
+        }
+        let topics: Vec<ReassignableTopic> = topics
+            .into_iter()
+            .map(|(t, p)| {
+                ReassignableTopic::default()
+                    .with_name(topic_name(t))
+                    .with_partitions(p)
+            })
+            .collect();
+        let response = self
+            .client
+            .send(Node::Controller, |_| {
+                kafka_protocol::messages::AlterPartitionReassignmentsRequest::default()
+                    .with_timeout_ms(OPERATION_TIMEOUT_MS)
+                    .with_topics(topics.clone())
+            })
+            .await?;
+        item_result(response.error_code, &response.error_message)?;
+        let mut out = BTreeMap::new();
+        for t in &response.responses {
+            for p in &t.partitions {
+                out.insert(
+                    (t.name.to_string(), p.partition_index),
+                    item_result(p.error_code, &p.error_message),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// The reassignments under way (ListPartitionReassignments, key 46),
+    /// of `partitions` (`None`: all): per partition, its replicas and the
+    /// ones being added and removed.
+    pub async fn list_partition_reassignments(
+        &self,
+        partitions: Option<&[TopicPartition]>,
+    ) -> Result<BTreeMap<TopicPartition, Reassignment>, Error> {
+        use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
+        let topics = partitions.map(|list| {
+            by_topic(list)
+                .into_iter()
+                .map(|(t, p)| {
+                    ListPartitionReassignmentsTopics::default()
+                        .with_name(topic_name(t))
+                        .with_partition_indexes(p)
+                })
+                .collect::<Vec<_>>()
+        });
+        let response = self
+            .client
+            .send(Node::Controller, |_| {
+                kafka_protocol::messages::ListPartitionReassignmentsRequest::default()
+                    .with_timeout_ms(OPERATION_TIMEOUT_MS)
+                    .with_topics(topics.clone())
+            })
+            .await?;
+        item_result(response.error_code, &response.error_message)?;
+        let ids = |list: &[kafka_protocol::messages::BrokerId]| list.iter().map(|b| b.0).collect();
+        let mut out = BTreeMap::new();
+        for t in &response.topics {
+            for p in &t.partitions {
+                out.insert(
+                    (t.name.to_string(), p.partition_index),
+                    Reassignment {
+                        replicas: ids(&p.replicas),
+                        adding: ids(&p.adding_replicas),
+                        removing: ids(&p.removing_replicas),
+                    },
                 );
             }
         }

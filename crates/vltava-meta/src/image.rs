@@ -24,6 +24,13 @@ pub struct PartitionImage {
     /// last one is lost it stays listed, so it leads again when it returns).
     pub isr: Vec<i32>,
     pub partition_epoch: i32,
+    /// While a reassignment is under way (Kafka's addingReplicas and
+    /// removingReplicas): the replicas joining, which must catch up and
+    /// enter the ISR before it completes, and the replicas leaving once it
+    /// does. `replicas` then holds the target first, then the leaving ones.
+    /// Both empty otherwise.
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
 }
 
 impl PartitionImage {
@@ -35,7 +42,24 @@ impl PartitionImage {
             isr: replicas.clone(),
             replicas,
             partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
         }
+    }
+
+    /// Whether a reassignment is under way.
+    pub fn reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
+
+    /// The replica set a reassignment under way leads to (the replicas
+    /// without the leaving ones); the replicas when none is.
+    pub fn target(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|id| !self.removing.contains(id))
+            .collect()
     }
 }
 
@@ -178,6 +202,8 @@ impl MetadataImage {
                 leader_epoch,
                 isr,
                 partition_epoch,
+                adding,
+                removing,
             } => {
                 let Some(topic) = self.topics.values_mut().find(|t| t.topic_id == *topic_id) else {
                     return;
@@ -188,6 +214,8 @@ impl MetadataImage {
                     leader_epoch: *leader_epoch,
                     isr: isr.clone().unwrap_or_else(|| replicas.clone()),
                     partition_epoch: *partition_epoch,
+                    adding: adding.clone(),
+                    removing: removing.clone(),
                 };
                 let index = *partition as usize;
                 if index < topic.partitions.len() {
@@ -287,6 +315,8 @@ mod tests {
             leader_epoch: 0,
             isr: None,
             partition_epoch: 0,
+            adding: vec![],
+            removing: vec![],
         }
     }
 
@@ -334,6 +364,8 @@ mod tests {
                 leader_epoch: 0,
                 isr: None,
                 partition_epoch: 0,
+                adding: vec![],
+                removing: vec![],
             },
             MetaRecord::Partition {
                 topic_id: id,
@@ -343,6 +375,8 @@ mod tests {
                 leader_epoch: 3,
                 isr: Some(vec![2, 3]),
                 partition_epoch: 7,
+                adding: vec![3],
+                removing: vec![1],
             },
             MetaRecord::Config {
                 resource: ConfigResource::Topic("t".into()),

@@ -30,6 +30,12 @@ pub enum MetaRecord {
         isr: Option<Vec<i32>>,
         #[serde(default)]
         partition_epoch: i32,
+        /// A reassignment under way: the replicas joining and leaving
+        /// (absent when none is).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        adding: Vec<i32>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removing: Vec<i32>,
     },
     /// A config override set (`value` is `Some`) or removed (`None`).
     Config {
@@ -75,6 +81,8 @@ impl MetaRecord {
             leader_epoch: image.leader_epoch,
             isr: Some(image.isr.clone()),
             partition_epoch: image.partition_epoch,
+            adding: image.adding.clone(),
+            removing: image.removing.clone(),
         }
     }
 }

@@ -146,6 +146,8 @@ mod tests {
                             leader_epoch: 0,
                             isr: None,
                             partition_epoch: 0,
+                            adding: vec![],
+                            removing: vec![],
                         },
                     ],
                     1,

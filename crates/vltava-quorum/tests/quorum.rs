@@ -540,6 +540,8 @@ async fn a_single_node_image_is_imported_once_and_survives_restarts() {
                     leader_epoch: 0,
                     isr: None,
                     partition_epoch: 0,
+                    adding: vec![],
+                    removing: vec![],
                 },
                 MetaRecord::Partition {
                     topic_id,
@@ -549,6 +551,8 @@ async fn a_single_node_image_is_imported_once_and_survives_restarts() {
                     leader_epoch: 2,
                     isr: None,
                     partition_epoch: 0,
+                    adding: vec![],
+                    removing: vec![],
                 },
                 MetaRecord::ProducerIds {
                     next_producer_id: 1000,

@@ -789,6 +789,135 @@ pub(crate) fn elect_leaders(ctx: &mut Ctx, version: i16) -> Result<()> {
     Ok(())
 }
 
+/// AlterPartitionReassignments on one broker (node 1): a partition
+/// already on exactly its target changes nothing; an unregistered broker,
+/// an unknown partition or topic, and a cancel with nothing under way get
+/// Kafka's codes; from v1, a target of another size is refused when the
+/// factor may not change (KIP-860), and the flag comes back. Nothing is
+/// left under way.
+pub(crate) fn alter_partition_reassignments(ctx: &mut Ctx, version: i16) -> Result<()> {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, BrokerId};
+    const INVALID_REPLICA_ASSIGNMENT: i16 = ResponseError::InvalidReplicaAssignment.code();
+    const INVALID_REPLICATION_FACTOR: i16 = ResponseError::InvalidReplicationFactor.code();
+    const NO_REASSIGNMENT: i16 = ResponseError::NoReassignmentInProgress.code();
+    let to = |index: i32, replicas: Option<&[i32]>| {
+        ReassignablePartition::default()
+            .with_partition_index(index)
+            .with_replicas(replicas.map(|r| r.iter().copied().map(BrokerId).collect()))
+    };
+    let fixed = version >= 1;
+    let mut req = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![
+            ReassignableTopic::default()
+                .with_name(topic_name(DATA_TOPIC))
+                .with_partitions(vec![
+                    to(0, Some(&[1])),
+                    to(1, Some(&[1, 7])),
+                    to(5, Some(&[1])),
+                    to(1, None),
+                ]),
+            ReassignableTopic::default()
+                .with_name(topic_name(MISSING_TOPIC))
+                .with_partitions(vec![to(0, Some(&[1]))]),
+        ]);
+    if fixed {
+        req = req.with_allow_replication_factor_change(false);
+    }
+    let resp = ctx.request(&req, version)?;
+    code("top-level error", resp.error_code, NONE)?;
+    if fixed {
+        eq(
+            "factor flag echoed",
+            resp.allow_replication_factor_change,
+            false,
+        )?;
+    }
+    let mut got: Vec<(String, i32, i16)> = resp
+        .responses
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (t.name.0.to_string(), p.partition_index, p.error_code))
+        })
+        .collect();
+    got.sort();
+    let grown = match fixed {
+        true => INVALID_REPLICATION_FACTOR,
+        false => INVALID_REPLICA_ASSIGNMENT,
+    };
+    let mut want = vec![
+        (DATA_TOPIC.to_string(), 0, NONE),
+        (DATA_TOPIC.to_string(), 1, grown),
+        (DATA_TOPIC.to_string(), 1, NO_REASSIGNMENT),
+        (DATA_TOPIC.to_string(), 5, UNKNOWN_TOPIC),
+        (MISSING_TOPIC.to_string(), 0, UNKNOWN_TOPIC),
+    ];
+    want.sort();
+    eq("results", got, want)?;
+    ensure!(
+        list_reassignments(ctx, None)?.is_empty(),
+        "a refused or empty reassignment was left under way"
+    );
+    Ok(())
+}
+
+/// One reassignment under way: topic, partition, replicas, adding, removing.
+type Listed = (String, i32, Vec<i32>, Vec<i32>, Vec<i32>);
+
+/// Every reassignment under way, via ListPartitionReassignments v0.
+fn list_reassignments(ctx: &mut Ctx, topics: Option<&[(&str, &[i32])]>) -> Result<Vec<Listed>> {
+    use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
+    use kafka_protocol::messages::ListPartitionReassignmentsRequest;
+    let req = ListPartitionReassignmentsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(topics.map(|list| {
+            list.iter()
+                .map(|(t, p)| {
+                    ListPartitionReassignmentsTopics::default()
+                        .with_name(topic_name(t))
+                        .with_partition_indexes(p.to_vec())
+                })
+                .collect()
+        }));
+    let resp = ctx.request(&req, 0)?;
+    code("list top-level error", resp.error_code, NONE)?;
+    let ids = |l: &[kafka_protocol::messages::BrokerId]| l.iter().map(|b| b.0).collect::<Vec<_>>();
+    Ok(resp
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    ids(&p.replicas),
+                    ids(&p.adding_replicas),
+                    ids(&p.removing_replicas),
+                )
+            })
+        })
+        .collect())
+}
+
+/// ListPartitionReassignments on one broker: nothing is under way, asked
+/// for all or for named partitions (reassignments under way are listed in
+/// the cluster test, tests/tests/replication.rs).
+pub(crate) fn list_partition_reassignments(ctx: &mut Ctx, version: i16) -> Result<()> {
+    ensure!(version == 0, "only v0 exists");
+    eq("all", list_reassignments(ctx, None)?, vec![])?;
+    eq(
+        "named",
+        list_reassignments(ctx, Some(&[(DATA_TOPIC, &[0, 1]), (MISSING_TOPIC, &[0])]))?,
+        vec![],
+    )?;
+    Ok(())
+}
+
 /// DescribeLogDirs: the broker's one data directory, with the partitions
 /// asked for that it holds (partition 0's size is exactly the bytes of its
 /// batches, read back with Fetch; the empty partition 1 is 0 bytes; no lag

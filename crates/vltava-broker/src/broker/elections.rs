@@ -252,6 +252,8 @@ pub(crate) fn alter_isr(
     }
     let mut next = p.clone();
     next.isr = isr.to_vec();
+    // The last joining replica's entry completes a reassignment.
+    super::reassignment::complete_if_ready(image, &mut next);
     next.partition_epoch += 1;
     Ok(MetaRecord::partition(topic_id, index, &next))
 }
@@ -367,15 +369,17 @@ pub(crate) fn rebalance(image: &MetadataImage, imbalance_percent: u32) -> Vec<Me
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use uuid::Uuid;
 
-    const TOPIC: Uuid = Uuid::from_u128(9);
+    pub(in crate::broker) const TOPIC: Uuid = Uuid::from_u128(9);
 
-    fn image(partition: PartitionImage, fenced: &[i32]) -> MetadataImage {
+    /// Brokers 1-4 registered (those in `fenced` fenced) and topic "t"
+    /// (id `TOPIC`) with one partition in state `partition`.
+    pub(in crate::broker) fn image(partition: PartitionImage, fenced: &[i32]) -> MetadataImage {
         let mut image = MetadataImage::default();
-        for id in 1..=3 {
+        for id in 1..=4 {
             image.apply(&MetaRecord::RegisterBroker {
                 node_id: id,
                 epoch: 0,
@@ -404,6 +408,8 @@ mod tests {
             leader_epoch: 4,
             isr: isr.to_vec(),
             partition_epoch: 10,
+            adding: vec![],
+            removing: vec![],
         }
     }
 

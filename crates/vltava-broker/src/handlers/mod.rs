@@ -2,6 +2,7 @@
 //! build the response. [`handle`] is the single dispatch over the API enum.
 
 mod alter_configs;
+mod alter_partition_reassignments;
 mod api_versions;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
@@ -26,6 +27,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -140,6 +142,14 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
         RequestKind::ElectLeaders(req) => {
             ResponseKind::ElectLeaders(off_workers(|| elect_leaders::handle(broker, version, req)))
         }
+        RequestKind::AlterPartitionReassignments(req) => {
+            ResponseKind::AlterPartitionReassignments(off_workers(|| {
+                alter_partition_reassignments::handle(broker, req)
+            }))
+        }
+        RequestKind::ListPartitionReassignments(req) => ResponseKind::ListPartitionReassignments(
+            list_partition_reassignments::handle(broker, req),
+        ),
         RequestKind::DescribeLogDirs(req) => {
             // File sizes and statvfs: file-system calls.
             ResponseKind::DescribeLogDirs(off_workers(|| {

@@ -18,6 +18,7 @@ pub mod leader_election;
 pub mod log_dirs;
 pub mod metadata_quorum;
 pub mod perf;
+pub mod reassign_partitions;
 pub mod storage;
 pub mod topics;
 pub mod verifiable;
