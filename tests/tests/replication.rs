@@ -1074,3 +1074,182 @@ fn reassignment_moves_replicas_and_changes_the_factor_under_load() {
         );
     }
 }
+
+/// A consumer Fetch of partition 0 from `offset` at `version` (by topic
+/// name, so 11 or 12), naming `rack`, without waiting.
+fn fetch_at(
+    cluster: &Cluster,
+    via: i32,
+    version: i16,
+    rack: &str,
+    offset: i64,
+) -> kafka_protocol::messages::fetch_response::PartitionData {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{BrokerId, FetchRequest};
+    let mut req = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(vltava_tests::raw::topic_name(TOPIC))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)])]);
+    if version >= 11 {
+        req = req.with_rack_id(rack.to_string().into());
+    }
+    let resp = cluster.raw(via).request(&req, version).unwrap();
+    resp.responses[0].partitions[0].clone()
+}
+
+/// The values of the records in a fetch answer.
+fn values_of(data: &kafka_protocol::messages::fetch_response::PartitionData) -> Vec<String> {
+    let records = data.records.clone().unwrap_or_default();
+    vltava_tests::raw::decode_batches(&records)
+        .iter()
+        .flat_map(|set| set.records.iter())
+        .map(|r| String::from_utf8(r.value.clone().unwrap_or_default().to_vec()).unwrap())
+        .collect()
+}
+
+/// librdkafka statistics, kept for the test to read.
+#[derive(Default)]
+struct StatsKeeper(Mutex<Option<rdkafka::Statistics>>);
+
+impl rdkafka::ClientContext for StatsKeeper {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        *self.0.lock().unwrap() = Some(statistics);
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for StatsKeeper {}
+
+/// Fetch from follower (KIP-392). The cluster harness puts nodes 1 and 3
+/// in rack-0 and node 2 in rack-1, and `replica.selector.class` is the
+/// rack-aware selector. The leader (node 1) sends a Fetch v11+ naming
+/// rack-1 to node 2 (`preferred_read_replica`, no records), serves rack-0
+/// and rack-less consumers itself; the follower serves a v11+ consumer up
+/// to its high watermark and refuses v10 (NOT_LEADER_OR_FOLLOWER, as
+/// Kafka). librdkafka with `client.rack=rack-1` reads every record, in
+/// order, from node 2.
+#[test]
+fn a_consumer_reads_from_an_in_sync_replica_in_its_rack() {
+    let mut overrides = FAST_FENCING.to_vec();
+    overrides.push((
+        "replica.selector.class",
+        "org.apache.kafka.common.replica.RackAwareReplicaSelector",
+    ));
+    let cluster = Cluster::start_with(3, &overrides);
+    create_topic(&cluster, &[1, 2, 3]);
+    wait_state(&cluster, 2, "created", |s| full_isr(s) && s.0 == 1);
+    let mut leader = cluster.raw(1);
+    let resp = leader
+        .produce(TOPIC, 0, plain(&["a", "b", "c"]), -1)
+        .unwrap();
+    assert_eq!(resp.error_code, 0);
+
+    for version in [11, 12] {
+        // Until every follower has fetched past the data, the leader has
+        // no in-sync replica to send the consumer to.
+        let started = Instant::now();
+        let sent = loop {
+            let data = fetch_at(&cluster, 1, version, "rack-1", 0);
+            if data.preferred_read_replica.0 >= 0 {
+                break data;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "never sent elsewhere: {data:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(
+            (
+                sent.error_code,
+                sent.preferred_read_replica.0,
+                sent.high_watermark
+            ),
+            (0, 2, 3)
+        );
+        assert!(values_of(&sent).is_empty());
+        for rack in ["rack-0", ""] {
+            let here = fetch_at(&cluster, 1, version, rack, 0);
+            assert_eq!((here.error_code, here.preferred_read_replica.0), (0, -1));
+            assert_eq!(values_of(&here), ["a", "b", "c"], "rack {rack:?}");
+        }
+        let started = Instant::now();
+        let follower = loop {
+            let data = fetch_at(&cluster, 2, version, "rack-1", 0);
+            if data.high_watermark == 3 {
+                break data;
+            }
+            assert!(started.elapsed() < DEADLINE, "follower: {data:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(
+            (follower.error_code, follower.preferred_read_replica.0),
+            (0, -1)
+        );
+        assert_eq!(values_of(&follower), ["a", "b", "c"]);
+    }
+    assert_eq!(
+        fetch_at(&cluster, 2, 10, "", 0).error_code,
+        ResponseError::NotLeaderOrFollower.code()
+    );
+
+    let consumer: rdkafka::consumer::BaseConsumer<StatsKeeper> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap())
+        .set("group.id", "vltava-tests-unused")
+        .set("enable.auto.commit", "false")
+        .set("client.rack", "rack-1")
+        .set("statistics.interval.ms", "100")
+        .create_with_context(StatsKeeper::default())
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(TOPIC, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut got = Vec::new();
+    let started = Instant::now();
+    while got.len() < 3 {
+        assert!(started.elapsed() < DEADLINE, "read {got:?}");
+        if let Some(msg) = consumer.poll(Duration::from_millis(100)) {
+            let msg = msg.expect("consume");
+            got.push((
+                msg.offset(),
+                String::from_utf8(msg.payload().unwrap_or_default().to_vec()).unwrap(),
+            ));
+        }
+    }
+    assert_eq!(
+        got,
+        [
+            (0, "a".to_string()),
+            (1, "b".to_string()),
+            (2, "c".to_string())
+        ]
+    );
+    // librdkafka's own account: it fetches partition 0 from broker 2
+    // while broker 1 leads it.
+    let started = Instant::now();
+    loop {
+        let _ = consumer.poll(Duration::from_millis(100));
+        let fetched_from = consumer
+            .context()
+            .0
+            .lock()
+            .unwrap()
+            .as_ref()
+            .and_then(|s| s.topics.get(TOPIC).and_then(|t| t.partitions.get(&0)))
+            .map(|p| (p.broker, p.leader));
+        if fetched_from == Some((2, 1)) {
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "librdkafka fetches from (broker, leader) {fetched_from:?}"
+        );
+    }
+}

@@ -680,6 +680,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("replica.fetch.max.bytes", "1048576", "bytes", "Bytes a follower asks for per partition in one fetch (a larger first batch still comes whole)", "same"),
     broker!("replica.fetch.response.max.bytes", "10485760", "bytes", "Bytes a follower asks for in one fetch across its partitions", "same"),
     broker!("replica.fetch.backoff.ms", "1000", "ms", "How long a follower waits before fetching again from a leader that failed or refused", "same"),
+    broker!("replica.selector.class", "", "class", "org.apache.kafka.common.replica.RackAwareReplicaSelector: a consumer that names its rack (client.rack) is sent to an in-sync replica in that rack (KIP-392); empty: consumers read from leaders", "same; no other selector can be plugged in"),
     broker!("auto.leader.rebalance.enable", "true", "boolean", "The controller moves leadership back to each partition's preferred (first) replica once it is in sync again", "same"),
     broker!("leader.imbalance.check.interval.seconds", "300", "s", "How often the controller checks whether leadership should move back to preferred replicas", "same"),
     broker!("leader.imbalance.per.broker.percentage", "10", "percent", "A broker not leading more than this share of the partitions it is the preferred replica of gets them back", "same"),
@@ -897,7 +898,15 @@ pub struct ReplicationSettings {
     pub leader_imbalance_check_interval_ms: u64,
     /// `leader.imbalance.per.broker.percentage`.
     pub leader_imbalance_percent: u32,
+    /// `replica.selector.class` names the rack-aware selector: leaders
+    /// send consumers that name their rack to an in-sync replica there.
+    pub rack_aware_reads: bool,
 }
+
+/// The one `replica.selector.class` there is (Kafka's class name, so
+/// existing configs work unchanged).
+pub const RACK_AWARE_REPLICA_SELECTOR: &str =
+    "org.apache.kafka.common.replica.RackAwareReplicaSelector";
 
 impl BrokerConfig {
     /// Builds the config from `key=value` pairs (a properties file and then
@@ -1034,6 +1043,12 @@ impl BrokerConfig {
                 "broker.heartbeat.interval.ms={heartbeat} must be below broker.session.timeout.ms={session}, or every broker would be fenced between its heartbeats"
             ));
         }
+        let selector = get("replica.selector.class").trim().to_string();
+        if !selector.is_empty() && selector != RACK_AWARE_REPLICA_SELECTOR {
+            return Err(format!(
+                "replica.selector.class={selector} is not a selector Vltava has: set {RACK_AWARE_REPLICA_SELECTOR} or leave it unset"
+            ));
+        }
         let num_partitions = number("num.partitions")?;
         if num_partitions < 1 {
             return Err("num.partitions must be at least 1".into());
@@ -1072,6 +1087,7 @@ impl BrokerConfig {
                     * 1000,
                 leader_imbalance_percent: number("leader.imbalance.per.broker.percentage")?
                     .clamp(0, 100) as u32,
+                rack_aware_reads: !selector.is_empty(),
             },
             socket_request_max_bytes: number("socket.request.max.bytes")?.max(1) as usize,
             max_connections: number("max.connections")?.max(1) as usize,
@@ -1428,6 +1444,10 @@ mod tests {
             (
                 &[("inter.broker.listener.name", "INTERNAL")][..],
                 "inter.broker.listener.name=INTERNAL is not one of the broker's listeners",
+            ),
+            (
+                &[("replica.selector.class", "com.example.MySelector")][..],
+                "replica.selector.class=com.example.MySelector is not a selector Vltava has",
             ),
         ] {
             let err = with(changes);

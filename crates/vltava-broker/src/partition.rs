@@ -512,6 +512,23 @@ impl Partition {
         }
     }
 
+    /// The in-sync followers of a partition this broker leads that have
+    /// fetched in this leader epoch, with their log ends (where a consumer
+    /// may be sent to read, KIP-392). Empty when this broker does not lead.
+    pub fn in_sync_follower_ends(&self) -> Vec<(i32, i64)> {
+        let assignment = self.assignment.read();
+        if assignment.leader != self.node {
+            return Vec::new();
+        }
+        let leading = self.leading.lock();
+        assignment
+            .isr
+            .iter()
+            .filter_map(|id| leading.followers.get(id).map(|f| (*id, f.log_end)))
+            .filter(|(_, end)| *end >= 0)
+            .collect()
+    }
+
     /// The in-sync replicas, counted for min.insync.replicas.
     pub fn isr_len(&self) -> usize {
         self.assignment.read().isr.len()

@@ -63,6 +63,19 @@ impl Broker {
         })
     }
 
+    /// The rack of every live broker that has one (`broker.rack`): where
+    /// a leader may send a consumer in the same rack (KIP-392).
+    pub fn live_broker_racks(&self) -> Vec<(i32, String)> {
+        self.metadata.with_image(|image| {
+            image
+                .brokers
+                .iter()
+                .filter(|(_, b)| !b.fenced)
+                .filter_map(|(id, b)| Some((*id, b.rack.clone()?)))
+                .collect()
+        })
+    }
+
     /// Where a follower fetches from broker `leader`: its registered
     /// address on `inter.broker.listener.name`.
     pub fn replica_address(&self, leader: i32) -> Option<String> {

@@ -27,6 +27,9 @@ const TOPIC_ID_VERSION: i16 = 13;
 const LAST_FETCHED_EPOCH_VERSION: i16 = 12;
 /// First version that names the fetching replica in `replica_state`.
 const REPLICA_STATE_VERSION: i16 = 15;
+/// First version whose consumers name their rack and may read from a
+/// follower (KIP-392).
+const FOLLOWER_FETCH_VERSION: i16 = 11;
 
 /// Who sent a fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +44,7 @@ enum Fetcher {
     Refused,
 }
 
-fn fetcher_of(broker: &Broker, version: i16, request: &FetchRequest) -> Fetcher {
+fn fetch_of(broker: &Broker, version: i16, request: &FetchRequest) -> Fetcher {
     let id = match version >= REPLICA_STATE_VERSION {
         true => request.replica_state.replica_id.0,
         false => request.replica_id.0,
@@ -71,29 +74,33 @@ pub async fn handle(
     request: FetchRequest,
 ) -> (FetchResponse, Vec<FileRange>) {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
-    let replica = match fetcher_of(broker, version, &request) {
-        Fetcher::Replica(..) => Some(()),
-        _ => None,
-    };
+    let replica = matches!(fetch_of(broker, version, &request), Fetcher::Replica(..));
+    // With rack-aware reads, consumers read from followers, so a follower
+    // learns each move of the high watermark at once: its parked fetch
+    // returns then too (else it would learn it with its next data, up to
+    // replica.fetch.wait.max.ms later).
+    let follower_wakes_on_commit = replica && broker.config.replication.rack_aware_reads;
     loop {
         // Registered before reading, so an append between the read and the
         // wait still wakes us; only the partitions asked for can. A
         // follower waits for the log end, a consumer for the high
         // watermark.
         let watched = requested_partitions(broker, version, &request);
-        let mut advanced: Vec<Pin<Box<Notified<'_>>>> = watched
-            .iter()
-            .map(|p| match replica {
-                Some(_) => Box::pin(p.log_end_advanced().notified()),
-                None => Box::pin(p.high_watermark_advanced().notified()),
-            })
-            .collect();
+        let mut advanced: Vec<Pin<Box<Notified<'_>>>> = Vec::with_capacity(watched.len());
+        for p in &watched {
+            if replica {
+                advanced.push(Box::pin(p.log_end_advanced().notified()));
+            }
+            if !replica || follower_wakes_on_commit {
+                advanced.push(Box::pin(p.high_watermark_advanced().notified()));
+            }
+        }
         for wait in &mut advanced {
             wait.as_mut().enable();
         }
         let read = read_once(broker, version, &request);
         let enough = read.bytes >= request.min_bytes.max(0) as usize;
-        if enough || read.any_error || Instant::now() >= deadline {
+        if enough || read.any_error || read.redirected || Instant::now() >= deadline {
             return (read.response, read.file_ranges);
         }
         let any = std::future::poll_fn(|cx| {
@@ -136,12 +143,55 @@ struct Read {
     file_ranges: Vec<FileRange>,
     bytes: usize,
     any_error: bool,
+    /// Some partition was answered with a preferred read replica: the
+    /// consumer goes there, so the answer is not held back.
+    redirected: bool,
+}
+
+/// What a leader needs to send a consumer to a replica in its rack.
+struct RackAware {
+    client_rack: String,
+    /// The rack of each live broker that has one.
+    racks: std::collections::BTreeMap<i32, String>,
+    node: i32,
+}
+
+impl RackAware {
+    /// Kafka's RackAwareReplicaSelector: the leader if it is in the
+    /// consumer's rack, else the in-sync follower there with the longest
+    /// log that holds `fetch_offset`, else the leader. `None` means the
+    /// leader.
+    fn preferred(&self, partition: &Partition, fetch_offset: i64) -> Option<i32> {
+        if self.racks.get(&self.node) == Some(&self.client_rack) {
+            return None;
+        }
+        partition
+            .in_sync_follower_ends()
+            .into_iter()
+            .filter(|(id, end)| {
+                *end >= fetch_offset && self.racks.get(id) == Some(&self.client_rack)
+            })
+            .max_by_key(|(id, end)| (*end, -*id))
+            .map(|(id, _)| id)
+    }
 }
 
 fn read_once(broker: &Broker, version: i16, request: &FetchRequest) -> Read {
+    let fetcher = fetch_of(broker, version, request);
+    let consumer_names_rack = fetcher == Fetcher::Consumer
+        && version >= FOLLOWER_FETCH_VERSION
+        && !request.rack_id.is_empty();
+    let rack_aware =
+        (consumer_names_rack && broker.config.replication.rack_aware_reads).then(|| RackAware {
+            client_rack: request.rack_id.to_string(),
+            racks: broker.live_broker_racks().into_iter().collect(),
+            node: broker.node_id(),
+        });
     let reader = Reader {
-        fetcher: fetcher_of(broker, version, request),
+        fetcher,
         divergence_checked: version >= LAST_FETCHED_EPOCH_VERSION,
+        follower_reads: fetcher == Fetcher::Consumer && version >= FOLLOWER_FETCH_VERSION,
+        rack_aware,
         now_ms: broker.now_ms(),
     };
     let mut bytes_left = if request.max_bytes > 0 {
@@ -151,6 +201,7 @@ fn read_once(broker: &Broker, version: i16, request: &FetchRequest) -> Read {
     };
     let mut total = 0usize;
     let mut any_error = false;
+    let mut redirected = false;
     let mut file_ranges = Vec::new();
     let read_committed = request.isolation_level == READ_COMMITTED;
     let responses = request
@@ -185,6 +236,14 @@ fn read_once(broker: &Broker, version: i16, request: &FetchRequest) -> Read {
                         total == 0,
                     );
                     match read {
+                        Ok(Served::Elsewhere(partition, replica)) => {
+                            redirected = true;
+                            data.with_high_watermark(partition.high_watermark())
+                                .with_last_stable_offset(partition.high_watermark())
+                                .with_log_start_offset(partition.log_start_offset())
+                                .with_preferred_read_replica(BrokerId(replica))
+                                .with_records(Some(Bytes::new()))
+                        }
                         Ok(Served::Diverged(partition, epoch, end_offset)) => data
                             .with_high_watermark(partition.high_watermark())
                             .with_last_stable_offset(partition.high_watermark())
@@ -245,6 +304,7 @@ fn read_once(broker: &Broker, version: i16, request: &FetchRequest) -> Read {
         file_ranges,
         bytes: total,
         any_error,
+        redirected,
     }
 }
 
@@ -253,6 +313,11 @@ struct Reader {
     fetcher: Fetcher,
     /// Whether the version carries `last_fetched_epoch`.
     divergence_checked: bool,
+    /// A consumer at a version that may read from a follower (KIP-392):
+    /// a follower serves it up to its high watermark.
+    follower_reads: bool,
+    /// Set when this broker sends consumers to replicas in their rack.
+    rack_aware: Option<RackAware>,
     now_ms: i64,
 }
 
@@ -262,6 +327,8 @@ enum Served<'a> {
     /// The fetcher's log parts from ours after this epoch, at this offset
     /// (it truncates there and fetches again).
     Diverged(&'a Partition, i32, i64),
+    /// A consumer should read this partition from that replica (KIP-392).
+    Elsewhere(&'a Partition, i32),
 }
 
 type PartitionRead<'a> = Result<Served<'a>, (ApiError, Option<&'a Partition>)>;
@@ -292,8 +359,11 @@ fn read_partition<'a>(
             Some(partition),
         ));
     }
-    check_leader_epoch(partition, request.current_leader_epoch)
-        .map_err(|e| (e, Some(partition)))?;
+    match reader.follower_reads {
+        true => check_replica_epoch(partition, request.current_leader_epoch),
+        false => check_leader_epoch(partition, request.current_leader_epoch),
+    }
+    .map_err(|e| (e, Some(partition)))?;
     let out_of_range = || {
         Err((
             ApiError::new(
@@ -319,6 +389,11 @@ fn read_partition<'a>(
         }
         if end_offset < request.fetch_offset || epoch < last {
             return Ok(Served::Diverged(partition, epoch, end_offset));
+        }
+    }
+    if let Some(rack_aware) = &reader.rack_aware {
+        if let Some(replica) = rack_aware.preferred(partition, request.fetch_offset) {
+            return Ok(Served::Elsewhere(partition, replica));
         }
     }
     let replica = match reader.fetcher {
@@ -363,6 +438,23 @@ fn read_partition<'a>(
 /// refreshes its metadata and goes there), then KIP-320's epoch checks.
 pub(super) fn check_leader_epoch(partition: &Partition, requested: i32) -> Result<(), ApiError> {
     check_hosted(partition)?;
+    check_epoch(partition, requested)
+}
+
+/// For a consumer that may read from a follower (KIP-392): this broker
+/// holds a replica with a leader to follow (or leads it), at the epoch the
+/// client named.
+fn check_replica_epoch(partition: &Partition, requested: i32) -> Result<(), ApiError> {
+    if !partition.is_leader() && !partition.is_following() {
+        return Err(crate::partition::not_leader(
+            partition.index,
+            partition.leader(),
+        ));
+    }
+    check_epoch(partition, requested)
+}
+
+fn check_epoch(partition: &Partition, requested: i32) -> Result<(), ApiError> {
     let current = partition.leader_epoch();
     match requested {
         -1 => Ok(()),
