@@ -1253,3 +1253,118 @@ fn a_consumer_reads_from_an_in_sync_replica_in_its_rack() {
         );
     }
 }
+
+/// The vltava tools (vltava-client) across a failover. An idempotent
+/// `verifiable-producer` (acks=-1) writes 3,000 records while the leader is
+/// SIGKILLed, and a `console-consumer` started before the kill reads them:
+/// the producer reports no error and every record acknowledged once, the
+/// consumer prints exactly the acknowledged values in offset order, and
+/// `get-offsets` agrees once the old leader is back.
+#[test]
+fn the_tools_keep_working_across_a_leader_failover() {
+    let mut cluster = Cluster::start_with(3, FAST_FENCING);
+    create_topic(&cluster, &[1, 2, 3]);
+    wait_state(&cluster, 2, "created", |s| full_isr(s) && s.0 == 1);
+    let bs = cluster.bootstrap();
+    let props = cluster.node(2).log_dir().join("producer.properties");
+    std::fs::write(&props, "enable.idempotence=true\nretries=300\n").unwrap();
+    let producer = {
+        let (bs, props) = (bs.clone(), props.display().to_string());
+        std::thread::spawn(move || {
+            vltava_tests::vltava_tool(
+                "verifiable-producer",
+                &bs,
+                &[
+                    "--topic",
+                    TOPIC,
+                    "--max-messages",
+                    "3000",
+                    "--throughput",
+                    "1000",
+                    "--acks",
+                    "-1",
+                    "--producer.config",
+                    &props,
+                ],
+            )
+        })
+    };
+    let consumer = {
+        let bs = bs.clone();
+        std::thread::spawn(move || {
+            vltava_tests::vltava_tool(
+                "console-consumer",
+                &bs,
+                &[
+                    "--topic",
+                    TOPIC,
+                    "--from-beginning",
+                    "--max-messages",
+                    "3000",
+                    "--timeout-ms",
+                    "30000",
+                ],
+            )
+        })
+    };
+    let started = Instant::now();
+    loop {
+        let end = cluster
+            .raw(1)
+            .list_offset(TOPIC, 0, vltava_tests::raw::LATEST_TIMESTAMP)
+            .unwrap()
+            .offset;
+        if end >= 600 {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "only {end} written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cluster.nodes[0].kill_sigkill();
+    wait_state(&cluster, 2, "failed over", |s| s.0 > 1);
+
+    let produced = vltava_tests::stdout_ok("verifiable-producer", &producer.join().unwrap());
+    let mut acked: BTreeMap<i64, String> = BTreeMap::new();
+    let mut summary = None;
+    for line in produced.lines() {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        match event["name"].as_str().unwrap() {
+            "producer_send_success" => {
+                let offset = event["offset"].as_i64().unwrap();
+                let value = event["value"].as_str().unwrap().to_string();
+                assert!(
+                    acked.insert(offset, value).is_none(),
+                    "offset {offset} twice"
+                );
+            }
+            "tool_data" => summary = Some((event["sent"].clone(), event["acked"].clone())),
+            "producer_send_error" => panic!("send failed: {line}"),
+            _ => {}
+        }
+    }
+    assert_eq!(summary, Some((3000.into(), 3000.into())));
+    let expected: Vec<String> = (0..3000).map(|i| i.to_string()).collect();
+    let mut values: Vec<String> = acked.values().cloned().collect();
+    values.sort_by_key(|v| v.parse::<u32>().unwrap());
+    assert_eq!(values, expected, "each value acknowledged once");
+    assert_eq!(
+        acked.keys().copied().collect::<Vec<_>>(),
+        (0..3000).collect::<Vec<i64>>(),
+        "acknowledged offsets"
+    );
+
+    let consumed = vltava_tests::stdout_ok("console-consumer", &consumer.join().unwrap());
+    let read: Vec<&str> = consumed.lines().collect();
+    let in_offset_order: Vec<&str> = acked.values().map(String::as_str).collect();
+    assert_eq!(read, in_offset_order);
+
+    cluster.nodes[0].restart();
+    wait_state(&cluster, 2, "back in sync", full_isr);
+    assert_eq!(
+        vltava_tests::stdout_ok(
+            "get-offsets",
+            &vltava_tests::vltava_tool("get-offsets", &bs, &["--topic", TOPIC])
+        ),
+        format!("{TOPIC}:0:3000\n")
+    );
+}

@@ -542,15 +542,24 @@ impl Client {
     /// The leader of `topic`/`partition` from the cache (refreshing it when
     /// missing).
     pub async fn leader(&self, topic: &str, partition: i32) -> Result<i32, Error> {
+        Ok(self.leader_and_epoch(topic, partition).await?.0)
+    }
+
+    /// The leader of `topic`/`partition` and its leader epoch, from the
+    /// cache (refreshing it when missing): requests to the leader carry the
+    /// epoch (KIP-320), so a broker that led at another epoch answers
+    /// FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH instead of serving from
+    /// a log that may have been truncated, and the caller refreshes.
+    pub async fn leader_and_epoch(&self, topic: &str, partition: i32) -> Result<(i32, i32), Error> {
         let cached = self
             .cached_topic(topic)
             .and_then(|t| {
                 t.partitions
                     .iter()
                     .find(|p| p.partition == partition)
-                    .map(|p| p.leader)
+                    .map(|p| (p.leader, p.leader_epoch))
             })
-            .filter(|l| *l >= 0);
+            .filter(|(l, _)| *l >= 0);
         if let Some(leader) = cached {
             return Ok(leader);
         }
@@ -570,7 +579,7 @@ impl Client {
                 message: Some(format!("no leader for partition {topic}-{partition}")),
             }));
         }
-        Ok(found.leader)
+        Ok((found.leader, found.leader_epoch))
     }
 
     /// Forgets cached metadata for `topic` so the next lookup asks again.

@@ -16,6 +16,12 @@ use vltava_record::{batches, decode_records, BatchHeader, TimestampType};
 use crate::client::{is_stale_metadata, topic_name, Client, Node};
 use crate::error::{codes, Error, KafkaError};
 
+/// First Fetch version that carries the client's current leader epoch
+/// (KIP-320).
+const FETCH_LEADER_EPOCH_VERSION: i16 = 9;
+/// First ListOffsets version that carries it.
+const LIST_OFFSETS_LEADER_EPOCH_VERSION: i16 = 4;
+
 /// `topic`, `partition`.
 pub type TopicPartition = (String, i32);
 
@@ -230,14 +236,16 @@ impl Consumer {
             tokio::time::sleep(self.config.fetch_max_wait).await;
             return Ok(());
         }
-        let mut by_leader: BTreeMap<i32, Vec<(TopicPartition, i64)>> = BTreeMap::new();
+        let mut by_leader: BTreeMap<i32, Vec<(TopicPartition, i64, i32)>> = BTreeMap::new();
         for (tp, pos) in &self.positions {
             if let Position::Offset(offset) = pos {
-                match self.client.leader(&tp.0, tp.1).await {
-                    Ok(leader) => by_leader
-                        .entry(leader)
-                        .or_default()
-                        .push((tp.clone(), *offset)),
+                match self.client.leader_and_epoch(&tp.0, tp.1).await {
+                    Ok((leader, epoch)) => {
+                        by_leader
+                            .entry(leader)
+                            .or_default()
+                            .push((tp.clone(), *offset, epoch))
+                    }
                     Err(e) if is_retriable(&e) => {
                         self.client.invalidate(&tp.0);
                     }
@@ -260,7 +268,7 @@ impl Consumer {
                 Ok(()) => {}
                 Err(e) if is_retriable(&e) => {
                     debug!(leader, error = %e, "fetch failed; refreshing metadata");
-                    for (tp, _) in &parts {
+                    for (tp, ..) in &parts {
                         self.client.invalidate(&tp.0);
                     }
                     tokio::time::sleep(self.client.config().retry_backoff).await;
@@ -271,25 +279,29 @@ impl Consumer {
         Ok(())
     }
 
+    /// One Fetch to `leader` for `parts` (partition, offset, the leader
+    /// epoch the metadata gave).
     async fn fetch_from(
         &mut self,
         leader: i32,
-        parts: &[(TopicPartition, i64)],
+        parts: &[(TopicPartition, i64, i32)],
         wait: Duration,
     ) -> Result<(), Error> {
-        let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
-        for ((topic, partition), offset) in parts {
-            topics.entry(topic).or_default().push(
-                FetchPartition::default()
-                    .with_partition(*partition)
-                    .with_fetch_offset(*offset)
-                    .with_partition_max_bytes(self.config.partition_max_bytes),
-            );
-        }
         let config = &self.config;
         let response = self
             .client
-            .send(Node::Broker(leader), |_version| {
+            .send(Node::Broker(leader), |version| {
+                let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+                for ((topic, partition), offset, epoch) in parts {
+                    let mut p = FetchPartition::default()
+                        .with_partition(*partition)
+                        .with_fetch_offset(*offset)
+                        .with_partition_max_bytes(config.partition_max_bytes);
+                    if version >= FETCH_LEADER_EPOCH_VERSION {
+                        p = p.with_current_leader_epoch(*epoch);
+                    }
+                    topics.entry(topic).or_default().push(p);
+                }
                 FetchRequest::default()
                     .with_replica_id(BrokerId(-1))
                     .with_max_wait_ms(wait.as_millis() as i32)
@@ -419,11 +431,11 @@ pub async fn list_offsets(
     let mut todo: Vec<(TopicPartition, OffsetSpec)> = wanted.to_vec();
     let mut attempt = 0;
     while !todo.is_empty() {
-        let mut by_leader: BTreeMap<i32, Vec<(TopicPartition, OffsetSpec)>> = BTreeMap::new();
+        let mut by_leader: BTreeMap<i32, Vec<(TopicPartition, OffsetSpec, i32)>> = BTreeMap::new();
         let mut retry = Vec::new();
         for (tp, spec) in todo.drain(..) {
-            match client.leader(&tp.0, tp.1).await {
-                Ok(l) => by_leader.entry(l).or_default().push((tp, spec)),
+            match client.leader_and_epoch(&tp.0, tp.1).await {
+                Ok((l, epoch)) => by_leader.entry(l).or_default().push((tp, spec, epoch)),
                 Err(e) if is_retriable(&e) && attempt < client.config().retries => {
                     retry.push((tp, spec))
                 }
@@ -431,16 +443,18 @@ pub async fn list_offsets(
             }
         }
         for (leader, parts) in by_leader {
-            let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
-            for ((t, p), spec) in &parts {
-                topics.entry(t).or_default().push(
-                    ListOffsetsPartition::default()
-                        .with_partition_index(*p)
-                        .with_timestamp(spec.wire()),
-                );
-            }
             let response = client
                 .send(Node::Broker(leader), |version| {
+                    let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
+                    for ((t, p), spec, epoch) in &parts {
+                        let mut partition = ListOffsetsPartition::default()
+                            .with_partition_index(*p)
+                            .with_timestamp(spec.wire());
+                        if version >= LIST_OFFSETS_LEADER_EPOCH_VERSION {
+                            partition = partition.with_current_leader_epoch(*epoch);
+                        }
+                        topics.entry(t).or_default().push(partition);
+                    }
                     let mut r = ListOffsetsRequest::default()
                         .with_replica_id(BrokerId(-1))
                         .with_topics(
@@ -462,7 +476,7 @@ pub async fn list_offsets(
             let response = match response {
                 Ok(r) => r,
                 Err(e) if is_retriable(&e) && attempt < client.config().retries => {
-                    retry.extend(parts);
+                    retry.extend(parts.into_iter().map(|(tp, spec, _)| (tp, spec)));
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -479,7 +493,7 @@ pub async fn list_offsets(
                             && attempt < client.config().retries =>
                         {
                             client.invalidate(&tp.0);
-                            if let Some(spec) = parts.iter().find(|(x, _)| *x == tp).map(|x| x.1) {
+                            if let Some(spec) = parts.iter().find(|(x, ..)| *x == tp).map(|x| x.1) {
                                 retry.push((tp, spec));
                             }
                         }
@@ -495,4 +509,116 @@ pub async fn list_offsets(
         todo = retry;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicI32, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use kafka_protocol::messages::list_offsets_response::{
+        ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+    };
+    use kafka_protocol::messages::metadata_response::{
+        MetadataResponsePartition, MetadataResponseTopic,
+    };
+    use kafka_protocol::messages::{ApiKey, FetchResponse, ListOffsetsResponse};
+
+    use super::*;
+    use crate::test_broker::{self, Received};
+    use crate::ClientConfig;
+
+    /// KIP-320: ListOffsets and Fetch carry the leader epoch the metadata
+    /// gave; a FENCED_LEADER_EPOCH answer sends the consumer back to the
+    /// metadata, and its next Fetch carries the new epoch.
+    #[tokio::test]
+    async fn requests_carry_the_leader_epoch_and_a_fenced_one_is_refreshed() {
+        let seen: Arc<Mutex<Vec<(ApiKey, i32)>>> = Arc::default();
+        // The partition's leader epoch as the broker's metadata says it.
+        let epoch = Arc::new(AtomicI32::new(7));
+        let (addr, _) = {
+            let (seen, epoch) = (seen.clone(), epoch.clone());
+            test_broker::start(move |r: Received| {
+                let (seen, epoch) = (seen.clone(), epoch.clone());
+                async move {
+                    match r.key {
+                        ApiKey::ApiVersions => r.reply(test_broker::api_versions(&[
+                            (ApiKey::ApiVersions, 0, 3),
+                            (ApiKey::Metadata, 1, 12),
+                            (ApiKey::ListOffsets, 1, 8),
+                            (ApiKey::Fetch, 4, 12),
+                        ])),
+                        ApiKey::Metadata => r.reply(test_broker::metadata(r.port).with_topics(
+                            vec![MetadataResponseTopic::default()
+                                .with_name(Some(topic_name("t")))
+                                .with_partitions(vec![MetadataResponsePartition::default()
+                                    .with_leader_id(BrokerId(1))
+                                    .with_leader_epoch(epoch.load(Ordering::SeqCst))
+                                    .with_replica_nodes(vec![BrokerId(1)])
+                                    .with_isr_nodes(vec![BrokerId(1)])])],
+                        )),
+                        ApiKey::ListOffsets => {
+                            let req: ListOffsetsRequest = r.decode();
+                            let asked = req.topics[0].partitions[0].current_leader_epoch;
+                            seen.lock().unwrap().push((r.key, asked));
+                            r.reply(ListOffsetsResponse::default().with_topics(vec![
+                                ListOffsetsTopicResponse::default()
+                                    .with_name(topic_name("t"))
+                                    .with_partitions(vec![ListOffsetsPartitionResponse::default()
+                                        .with_offset(0)]),
+                            ]))
+                        }
+                        ApiKey::Fetch => {
+                            let req: FetchRequest = r.decode();
+                            let asked = req.topics[0].partitions[0].current_leader_epoch;
+                            seen.lock().unwrap().push((r.key, asked));
+                            // The first fetch finds the leader moved on.
+                            let code = match epoch.compare_exchange(
+                                7,
+                                8,
+                                Ordering::SeqCst,
+                                Ordering::SeqCst,
+                            ) {
+                                Ok(_) => codes::FENCED_LEADER_EPOCH,
+                                Err(_) => 0,
+                            };
+                            r.reply(FetchResponse::default().with_responses(vec![
+                                FetchableTopicResponse::default()
+                                    .with_topic(topic_name("t"))
+                                    .with_partitions(vec![PartitionData::default()
+                                        .with_error_code(code)
+                                        .with_high_watermark(0)
+                                        .with_records(Some(Bytes::new()))]),
+                            ]))
+                        }
+                        other => panic!("the test broker does not answer {other:?}"),
+                    }
+                }
+            })
+            .await
+        };
+        let mut config = ClientConfig::new(&addr);
+        config.retry_backoff = Duration::from_millis(1);
+        let client = Client::connect(config).await.unwrap();
+        let mut consumer = Consumer::new(
+            client,
+            ConsumerConfig {
+                fetch_max_wait: Duration::from_millis(1),
+                ..ConsumerConfig::default()
+            },
+        );
+        consumer.assign(vec![("t".to_string(), 0)]);
+        while seen.lock().unwrap().len() < 3 {
+            consumer.poll().await.unwrap();
+        }
+        assert_eq!(
+            seen.lock().unwrap()[..3],
+            [
+                (ApiKey::ListOffsets, 7),
+                (ApiKey::Fetch, 7),
+                (ApiKey::Fetch, 8)
+            ]
+        );
+    }
 }

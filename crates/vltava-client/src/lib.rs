@@ -7,9 +7,10 @@
 //!   handshake; every request goes at the highest version both the broker
 //!   and [`connection::CLIENT_APIS`] allow.
 //! - [`client`]: bootstrap, the metadata cache, a connection per broker,
-//!   routing to a partition's leader and refreshing metadata on
+//!   routing to a partition's leader (with its leader epoch, which Fetch
+//!   and ListOffsets carry, KIP-320) and refreshing metadata on
 //!   NOT_LEADER_OR_FOLLOWER / UNKNOWN_TOPIC_OR_PARTITION /
-//!   LEADER_NOT_AVAILABLE.
+//!   LEADER_NOT_AVAILABLE / FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH.
 //! - [`producer`]: batching by `linger.ms` / `batch.size`, compression,
 //!   `acks`, idempotence (InitProducerId and per-partition sequences), and
 //!   the Java client's partitioning ([`partitioner`]).
