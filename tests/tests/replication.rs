@@ -1368,3 +1368,53 @@ fn the_tools_keep_working_across_a_leader_failover() {
         format!("{TOPIC}:0:3000\n")
     );
 }
+
+/// Produces sent back to back on one connection (as librdkafka pipelines
+/// them) are appended while earlier ones still wait for their followers,
+/// and answered in order: 40 acks=all produces get consecutive offsets in
+/// send order, and a Fetch sent after them on the same connection is
+/// answered after them and sees all 40 records, as one request at a time
+/// would show it.
+#[test]
+fn pipelined_produces_are_answered_in_order_before_a_later_fetch() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{BrokerId, FetchRequest, ProduceRequest};
+    let cluster = Cluster::start_with(3, FAST_FENCING);
+    create_topic(&cluster, &[1, 2, 3]);
+    wait_state(&cluster, 2, "created", |s| full_isr(s) && s.0 == 1);
+    let mut client = cluster.raw(1);
+    let mut sent = Vec::new();
+    for i in 0..40 {
+        let value = format!("p{i:02}");
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(vltava_tests::raw::topic_name(TOPIC))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(plain(&[value.as_str()])))])]);
+        sent.push(client.send(&req, 9).unwrap());
+    }
+    let fetch = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(vltava_tests::raw::topic_name(TOPIC))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let fetch_id = client.send(&fetch, 12).unwrap();
+    for (i, correlation_id) in sent.into_iter().enumerate() {
+        let resp = client.receive::<ProduceRequest>(9, correlation_id).unwrap();
+        let p = &resp.responses[0].partition_responses[0];
+        assert_eq!((p.error_code, p.base_offset), (0, i as i64), "produce {i}");
+    }
+    let fetched = client.receive::<FetchRequest>(12, fetch_id).unwrap();
+    let data = &fetched.responses[0].partitions[0];
+    assert_eq!((data.error_code, data.high_watermark), (0, 40));
+    let expected: Vec<String> = (0..40).map(|i| format!("p{i:02}")).collect();
+    assert_eq!(values_of(data), expected);
+}

@@ -1,10 +1,15 @@
 //! One client connection: frames in, responses out, in order.
 //!
 //! Limits, all named after broker config keys (see [`ConnectionLimits`]):
-//! - one request in flight per connection: the next frame is not read until
-//!   the previous response is in the socket, so a client that never reads
-//!   its responses makes the broker stop reading from it (one queued
-//!   response at most), and is closed after `connections.max.idle.ms`;
+//! - one request handled at a time per connection, answered in order.
+//!   The one overlap: a produce whose acks=all writes are appended and only
+//!   wait for followers leaves its answer owed, and the next produce is
+//!   read and appended meanwhile (at most [`PIPELINED_PRODUCES_MAX`] owed);
+//!   any other request waits until every owed answer is out, so it sees
+//!   what Kafka's one-at-a-time processing would show it. Otherwise the
+//!   next frame is not read until the previous response is in the socket,
+//!   so a client that never reads its responses makes the broker stop
+//!   reading from it, and is closed after `connections.max.idle.ms`;
 //! - `socket.request.max.bytes`: checked on the length prefix, before any
 //!   body byte is read or memory is set aside;
 //! - `queued.max.request.bytes`: request bytes held across all connections,
@@ -15,6 +20,7 @@
 //! - `connections.max.idle.ms`: no new request within this closes the
 //!   connection, as does a response that cannot be written within it.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +29,7 @@ use std::io;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout;
@@ -36,6 +42,13 @@ use vltava_protocol::{
     decode_request, encode_response_spliced, frame_length, ApiKey, DecodeError, RecordsPlaceholder,
     ResponseKind, FRAME_PREFIX_BYTES,
 };
+
+/// Produce answers one connection may owe at once while their writes wait
+/// for followers. Without the overlap, a client that sends many small
+/// acks=all produces (librdkafka pipelines them) gets one replication
+/// round trip per request, and its queue grows without end once requests
+/// come faster than that.
+const PIPELINED_PRODUCES_MAX: usize = 32;
 
 /// A frame body is read (and its memory reserved) this many bytes at a
 /// time, so the buffer grows as bytes come in rather than trusting the
@@ -140,52 +153,144 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
 ) {
     debug!(%peer, "connection opened");
-    let (mut reader, mut writer) = stream.into_split();
+    let (reader, mut writer) = stream.into_split();
+    // The next frame is read by a future that owns the reader, so it
+    // survives the turns of the loop that answer owed produces (a read cut
+    // off mid-frame would lose the connection's place).
+    let mut reading = Box::pin(read_next(reader, limits.clone()));
+    let mut owed: VecDeque<Owed> = VecDeque::new();
     let close = loop {
-        let frame = tokio::select! {
+        tokio::select! {
+            biased;
             _ = shutdown.cancelled() => break Close::Shutdown,
-            frame = read_frame(&mut reader, &limits) => frame,
-        };
-        let frame = match frame {
-            Ok(frame) => frame,
-            Err(close) => break close,
-        };
-        let (api_key, version, correlation_id, response) =
-            match respond(&broker, frame.bytes, peer, &listener).await {
-                Ok(answer) => answer,
-                Err(close) => break close,
-            };
-        let Some(response) = response else { continue };
-        if let Some(reason) = response.close_instead {
-            break Close::SilentProduceFailed(reason);
-        }
-        let placeholders: Vec<RecordsPlaceholder> = response
-            .file_ranges
-            .iter()
-            .map(|(p, _)| p.clone())
-            .collect();
-        let encoded = encode_response_spliced(
-            api_key,
-            version,
-            correlation_id,
-            &response.body,
-            &placeholders,
-        );
-        let pieces = match encoded {
-            Ok(pieces) => pieces,
-            Err(e) => {
-                // Our own response failed to encode: a bug, reported loudly.
-                tracing::error!(%peer, ?api_key, version, error = %e, "response encoding failed");
-                break Close::EncodeFailed;
+            response = oldest(&mut owed), if !owed.is_empty() => {
+                let owed = owed.pop_front().expect("polled the oldest");
+                if let Err(close) = send(&mut writer, owed.request, response, peer, &limits).await {
+                    break close;
+                }
             }
-        };
-        let ranges = response.file_ranges.iter().map(|(_, slice)| slice);
-        let written = write_response(&mut writer, &pieces, ranges, limits.idle_timeout).await;
-        if let Err(close) = written {
-            break close;
+            (reader, frame) = &mut reading, if owed.len() < PIPELINED_PRODUCES_MAX => {
+                reading = Box::pin(read_next(reader, limits.clone()));
+                let frame = match frame {
+                    Ok(frame) => frame,
+                    Err(close) => break close,
+                };
+                let decoded = match decode(frame.bytes) {
+                    Ok(decoded) => decoded,
+                    Err(close) => break close,
+                };
+                let request = decoded.about();
+                let handled = match decoded {
+                    Decoded::Request(request) if request.api_key == ApiKey::Produce => {
+                        handle_pipelined(&broker, request, peer, &listener).await
+                    }
+                    decoded => {
+                        // Everything else is handled after the answers owed
+                        // before it are out, as one at a time would.
+                        if let Err(close) = pay_all(&mut owed, &mut writer, peer, &limits).await {
+                            break close;
+                        }
+                        handlers::Handled::Now(handle_decoded(&broker, decoded, peer, &listener).await)
+                    }
+                };
+                match handled {
+                    handlers::Handled::Later(answer) => owed.push_back(Owed { request, answer }),
+                    handlers::Handled::Now(response) => {
+                        if let Err(close) = pay_all(&mut owed, &mut writer, peer, &limits).await {
+                            break close;
+                        }
+                        if let Err(close) = send(&mut writer, request, response, peer, &limits).await {
+                            break close;
+                        }
+                    }
+                }
+            }
         }
     };
     close.log(peer, &limits);
+}
+
+/// The api key, version and correlation id a response answers.
+#[derive(Debug, Clone, Copy)]
+struct RequestId {
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+}
+
+/// A produce answer the connection owes, and what it answers.
+struct Owed {
+    request: RequestId,
+    answer: std::pin::Pin<Box<dyn std::future::Future<Output = Option<handlers::Response>> + Send>>,
+}
+
+/// The oldest owed answer, once it is ready.
+async fn oldest(owed: &mut VecDeque<Owed>) -> Option<handlers::Response> {
+    std::future::poll_fn(|cx| match owed.front_mut() {
+        Some(o) => o.answer.as_mut().poll(cx),
+        None => std::task::Poll::Pending,
+    })
+    .await
+}
+
+/// Waits for every owed answer in turn and sends it.
+async fn pay_all(
+    owed: &mut VecDeque<Owed>,
+    writer: &mut OwnedWriteHalf,
+    peer: SocketAddr,
+    limits: &ConnectionLimits,
+) -> Result<(), Close> {
+    while let Some(o) = owed.pop_front() {
+        let response = o.answer.await;
+        send(writer, o.request, response, peer, limits).await?;
+    }
+    Ok(())
+}
+
+async fn read_next(
+    mut reader: OwnedReadHalf,
+    limits: ConnectionLimits,
+) -> (OwnedReadHalf, Result<Frame, Close>) {
+    let frame = read_frame(&mut reader, &limits).await;
+    (reader, frame)
+}
+
+/// Encodes and writes one response (`None`: nothing is sent).
+async fn send(
+    writer: &mut OwnedWriteHalf,
+    request: RequestId,
+    response: Option<handlers::Response>,
+    peer: SocketAddr,
+    limits: &ConnectionLimits,
+) -> Result<(), Close> {
+    let Some(response) = response else {
+        return Ok(());
+    };
+    if let Some(reason) = response.close_instead {
+        return Err(Close::SilentProduceFailed(reason));
+    }
+    let placeholders: Vec<RecordsPlaceholder> = response
+        .file_ranges
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect();
+    let encoded = encode_response_spliced(
+        request.api_key,
+        request.version,
+        request.correlation_id,
+        &response.body,
+        &placeholders,
+    );
+    let pieces = match encoded {
+        Ok(pieces) => pieces,
+        Err(e) => {
+            // Our own response failed to encode: a bug, reported loudly.
+            tracing::error!(%peer, api_key = ?request.api_key, version = request.version, error = %e, "response encoding failed");
+            return Err(Close::EncodeFailed);
+        }
+    };
+    let ranges = response.file_ranges.iter().map(|(_, slice)| slice);
+    write_response(writer, &pieces, ranges, limits.idle_timeout).await
 }
 
 /// Reads one frame: waits up to the idle timeout for its first byte, then
@@ -366,56 +471,111 @@ async fn send_file_range(
     Ok(())
 }
 
-type Answer = (ApiKey, i16, i32, Option<handlers::Response>);
+/// A frame decoded: a request, or an ApiVersions at a version we do not
+/// speak (answered at v0, as Kafka does, so the client can pick one).
+// One per frame, taken apart at once: boxing the request would only add an
+// allocation.
+#[allow(clippy::large_enum_variant)]
+enum Decoded {
+    Request(vltava_protocol::Request),
+    UnsupportedApiVersions { correlation_id: i32 },
+}
 
-/// Decodes and handles one frame; an undecodable one closes the connection.
-async fn respond(
-    broker: &Broker,
-    frame: Bytes,
-    peer: SocketAddr,
-    listener: &Arc<str>,
-) -> Result<Answer, Close> {
-    match decode_request(frame) {
-        Ok(request) => {
-            let api_key = request.api_key;
-            let version = request.api_version();
-            let correlation_id = request.header.correlation_id;
-            let client = handlers::ClientInfo {
-                client_id: request
-                    .header
-                    .client_id
-                    .as_ref()
-                    .map(|c| c.to_string())
-                    .unwrap_or_default(),
-                client_host: format!("/{}", peer.ip()),
-                listener: listener.clone(),
-            };
-            let started = std::time::Instant::now();
-            let response = handlers::handle(broker, request, &client).await;
-            debug!(%peer, api = ?api_key, version, client_id = %client.client_id, correlation_id,
-                micros = started.elapsed().as_micros() as u64, "request answered");
-            Ok((api_key, version, correlation_id, response))
+impl Decoded {
+    fn about(&self) -> RequestId {
+        match self {
+            Decoded::Request(request) => RequestId {
+                api_key: request.api_key,
+                version: request.api_version(),
+                correlation_id: request.header.correlation_id,
+            },
+            Decoded::UnsupportedApiVersions { correlation_id } => RequestId {
+                api_key: ApiKey::ApiVersions,
+                version: 0,
+                correlation_id: *correlation_id,
+            },
         }
+    }
+}
+
+/// Decodes one frame; an undecodable one closes the connection.
+fn decode(frame: Bytes) -> Result<Decoded, Close> {
+    match decode_request(frame) {
+        Ok(request) => Ok(Decoded::Request(request)),
         Err(DecodeError::UnsupportedVersion {
             api_key: ApiKey::ApiVersions,
             preamble,
             ..
         }) => {
-            debug!(%peer, version = preamble.api_version, "ApiVersions version unsupported; answering v0");
-            let response = handlers::Response {
-                body: ResponseKind::ApiVersions(handlers::unsupported_version_response()),
-                file_ranges: Vec::new(),
-                close_instead: None,
-            };
-            Ok((
-                ApiKey::ApiVersions,
-                0,
-                preamble.correlation_id,
-                Some(response),
-            ))
+            debug!(
+                version = preamble.api_version,
+                "ApiVersions version unsupported; answering v0"
+            );
+            Ok(Decoded::UnsupportedApiVersions {
+                correlation_id: preamble.correlation_id,
+            })
         }
         Err(e) => Err(Close::BadFrame(e.to_string())),
     }
+}
+
+fn client_info(
+    request: &vltava_protocol::Request,
+    peer: SocketAddr,
+    listener: &Arc<str>,
+) -> handlers::ClientInfo {
+    handlers::ClientInfo {
+        client_id: request
+            .header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        client_host: format!("/{}", peer.ip()),
+        listener: listener.clone(),
+    }
+}
+
+/// Handles one decoded request to its answer.
+async fn handle_decoded(
+    broker: &Broker,
+    decoded: Decoded,
+    peer: SocketAddr,
+    listener: &Arc<str>,
+) -> Option<handlers::Response> {
+    let request = match decoded {
+        Decoded::Request(request) => request,
+        Decoded::UnsupportedApiVersions { .. } => {
+            return Some(handlers::Response {
+                body: ResponseKind::ApiVersions(handlers::unsupported_version_response()),
+                file_ranges: Vec::new(),
+                close_instead: None,
+            })
+        }
+    };
+    let client = client_info(&request, peer, listener);
+    let about = (
+        request.api_key,
+        request.api_version(),
+        request.header.correlation_id,
+    );
+    let started = std::time::Instant::now();
+    let response = handlers::handle(broker, request, &client).await;
+    debug!(%peer, api = ?about.0, version = about.1, client_id = %client.client_id, correlation_id = about.2,
+        micros = started.elapsed().as_micros() as u64, "request answered");
+    response
+}
+
+/// Handles a produce as far as appending its batches; its answer may be
+/// owed while its writes wait for followers.
+async fn handle_pipelined(
+    broker: &Broker,
+    request: vltava_protocol::Request,
+    peer: SocketAddr,
+    listener: &Arc<str>,
+) -> handlers::Handled {
+    let client = client_info(&request, peer, listener);
+    handlers::handle_pipelined(broker, request, &client).await
 }
 
 #[cfg(test)]

@@ -70,6 +70,53 @@ pub struct Response {
     pub close_instead: Option<String>,
 }
 
+/// A request handled as far as it can be before its answer is due.
+// Made once per request and taken apart at once: boxing the answer would
+// only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub enum Handled {
+    /// The answer (`None`: no response is sent, a produce with acks=0).
+    Now(Option<Response>),
+    /// A produce whose acks=all writes are appended and wait for the
+    /// followers: the answer comes from this future. Nothing the request
+    /// asked is left to do but wait, so the connection may go on to its
+    /// next produce meanwhile and send the answers in order.
+    Later(std::pin::Pin<Box<dyn std::future::Future<Output = Option<Response>> + Send>>),
+}
+
+/// [`handle`], except that a produce waiting for its followers is handed
+/// back as [`Handled::Later`] once its batches are appended.
+pub async fn handle_pipelined(broker: &Broker, request: Request, client: &ClientInfo) -> Handled {
+    let version = request.api_version();
+    let RequestKind::Produce(req) = request.body else {
+        return Handled::Now(handle(broker, request, client).await);
+    };
+    match produce::start(broker, version, req).await {
+        produce::Started::Done(answer) => Handled::Now(produce_response(answer)),
+        produce::Started::Replicating(waiting) => {
+            Handled::Later(Box::pin(
+                async move { produce_response(waiting.finish().await) },
+            ))
+        }
+    }
+}
+
+fn produce_response(answer: produce::Answer) -> Option<Response> {
+    match answer {
+        produce::Answer::Respond(response) => Some(Response {
+            body: ResponseKind::Produce(response),
+            file_ranges: Vec::new(),
+            close_instead: None,
+        }),
+        produce::Answer::Nothing => None,
+        produce::Answer::Close(reason) => Some(Response {
+            body: ResponseKind::Produce(Default::default()),
+            file_ranges: Vec::new(),
+            close_instead: Some(reason),
+        }),
+    }
+}
+
 /// Handles one decoded request. `None` means no response is sent (a
 /// produce with acks=0).
 pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> Option<Response> {
@@ -90,17 +137,9 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
         RequestKind::Metadata(req) => ResponseKind::Metadata(off_workers(|| {
             metadata::handle(broker, version, client, req)
         })),
-        RequestKind::Produce(req) => match produce::handle(broker, version, req).await {
-            produce::Answer::Respond(response) => ResponseKind::Produce(response),
-            produce::Answer::Nothing => return None,
-            produce::Answer::Close(reason) => {
-                return Some(Response {
-                    body: ResponseKind::Produce(Default::default()),
-                    file_ranges: Vec::new(),
-                    close_instead: Some(reason),
-                })
-            }
-        },
+        RequestKind::Produce(req) => {
+            return produce_response(produce::handle(broker, version, req).await)
+        }
         RequestKind::ListOffsets(req) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, version, req))
         }

@@ -49,22 +49,67 @@ pub enum Answer {
 /// is answered REQUEST_TIMED_OUT for every partition, with nothing
 /// appended.
 pub async fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Answer {
+    match start(broker, version, request).await {
+        Started::Done(answer) => answer,
+        Started::Replicating(waiting) => waiting.finish().await,
+    }
+}
+
+/// Where a produce stands once its batches were checked and appended.
+pub enum Started {
+    Done(Answer),
+    /// acks=all writes appended and waiting for their followers: nothing is
+    /// left to do here but wait, so the connection may read (and append)
+    /// its next produce meanwhile, answering in order.
+    Replicating(Waiting),
+}
+
+/// An acks=all produce appended at the leader, waiting for the high
+/// watermark to pass each of its writes (Kafka's delayed produce).
+pub struct Waiting {
+    version: i16,
+    acks: i16,
+    deadline: tokio::time::Instant,
+    response: ProduceResponse,
+    writes: Vec<Replicating>,
+}
+
+impl Waiting {
+    /// The answer, once every write is replicated, failed or timed out.
+    pub async fn finish(mut self) -> Answer {
+        for wait in &self.writes {
+            if let Err(error) = replicated(wait, self.deadline).await {
+                let answer =
+                    &mut self.response.responses[wait.topic].partition_responses[wait.partition];
+                *answer = partition_response(self.version, answer.index, Err(error.into()));
+            }
+        }
+        answer(self.acks, self.response)
+    }
+}
+
+/// Checks and appends a produce's batches (in the order requests arrive on
+/// a connection); acks=all writes then wait in [`Waiting::finish`].
+pub async fn start(broker: &Broker, version: i16, request: ProduceRequest) -> Started {
     let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let acks = request.acks;
     let deadline = tokio::time::Instant::now() + timeout;
     let Ok(permit) = tokio::time::timeout(timeout, broker.produce_permit()).await else {
-        return answer(acks, timed_out(version, request));
+        return Started::Done(answer(acks, timed_out(version, request)));
     };
-    let (mut response, replicating) = super::off_workers(|| handle_now(broker, version, request));
+    let (response, writes) = super::off_workers(|| handle_now(broker, version, request));
     // The permit bounds appending work, not waiting for followers.
     drop(permit);
-    for wait in replicating {
-        if let Err(error) = replicated(&wait, deadline).await {
-            let answer = &mut response.responses[wait.topic].partition_responses[wait.partition];
-            *answer = partition_response(version, answer.index, Err(error.into()));
-        }
+    if writes.is_empty() {
+        return Started::Done(answer(acks, response));
     }
-    answer(acks, response)
+    Started::Replicating(Waiting {
+        version,
+        acks,
+        deadline,
+        response,
+        writes,
+    })
 }
 
 /// Waits until the high watermark covers an acks=all write, as long as this
