@@ -811,7 +811,7 @@ impl Log {
         now_ms: i64,
     ) -> Result<bool, LogError> {
         let active = self.active();
-        let state = active.state.read().clone();
+        let state = active.state.read().summary();
         if state.size == 0 {
             return Ok(false);
         }
@@ -1030,7 +1030,7 @@ impl Log {
         let log_end = self.log_end_offset();
         let mut best: Option<(i64, Arc<Segment>, u64, BatchHeader)> = None;
         for segment in self.snapshot() {
-            let state = segment.state.read().clone();
+            let state = segment.state.read().summary();
             let best_ts = best.as_ref().map_or(-1, |b| b.0);
             // The cached maximum is an upper bound (exact unless DeleteRecords
             // cut the segment), so most segments need no scan at all.
@@ -1138,7 +1138,7 @@ impl Log {
         };
         let mut expired = 0;
         for (i, segment) in segments.iter().enumerate() {
-            let state = segment.state.read().clone();
+            let state = segment.state.read().summary();
             let end = segments
                 .get(i + 1)
                 .map_or(state.next_offset, |next| next.base_offset);

@@ -101,6 +101,19 @@ pub(crate) struct SegmentState {
     bytes_since_index_entry: u64,
 }
 
+/// A segment's scalars, copied out of [`SegmentState`] without its index
+/// entries (which grow with the segment: copying them on every append or
+/// retention check cost time in proportion to its size).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SegmentSummary {
+    pub size: u64,
+    pub next_offset: i64,
+    pub max_timestamp: i64,
+    pub offset_of_max_timestamp: i64,
+    pub first_batch_timestamp: Option<i64>,
+    pub created_ms: i64,
+}
+
 /// Index entries produced by one appended batch, to be written to the files.
 #[derive(Debug, Default)]
 pub(crate) struct NewEntries {
@@ -109,6 +122,17 @@ pub(crate) struct NewEntries {
 }
 
 impl SegmentState {
+    pub(crate) fn summary(&self) -> SegmentSummary {
+        SegmentSummary {
+            size: self.size,
+            next_offset: self.next_offset,
+            max_timestamp: self.max_timestamp,
+            offset_of_max_timestamp: self.offset_of_max_timestamp,
+            first_batch_timestamp: self.first_batch_timestamp,
+            created_ms: self.created_ms,
+        }
+    }
+
     pub fn empty(base_offset: i64) -> SegmentState {
         SegmentState {
             size: 0,
