@@ -957,13 +957,35 @@ fn reassignment_moves_replicas_and_changes_the_factor_under_load() {
     // A move onto a stopped broker stays under way until cancelled.
     create_named(&cluster, "parked", &[1, 2], &[]);
     cluster.nodes[2].stop_sigterm();
+    // Until the survivors have applied its fence, broker 3 is still listed.
+    for via in [1, 2] {
+        let started = Instant::now();
+        loop {
+            let resp = cluster
+                .raw(via)
+                .request(&MetadataRequest::default().with_topics(Some(vec![])), 12)
+                .unwrap();
+            if resp.brokers.iter().all(|b| b.node_id.0 != 3) {
+                break;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "node {via} still lists broker 3"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
     let parked = file("parked.json", placement("parked", &[1, 3]));
     // The tool refuses brokers that are not live (as Kafka's does), so
     // this one is started with the request itself: the broker takes any
     // registered broker, and the move waits for it.
     let refused = tool(&["--execute", "--reassignment-json-file", &parked]);
     assert_eq!(refused.status.code(), Some(1));
-    assert!(vltava_tests::text(&refused.stderr).contains("Unknown broker id 3"));
+    assert!(
+        vltava_tests::text(&refused.stderr).contains("Unknown broker id 3"),
+        "{}",
+        vltava_tests::text(&refused.stderr)
+    );
     {
         use kafka_protocol::messages::alter_partition_reassignments_request::{
             ReassignablePartition, ReassignableTopic,
@@ -1084,12 +1106,24 @@ fn fetch_at(
     rack: &str,
     offset: i64,
 ) -> kafka_protocol::messages::fetch_response::PartitionData {
+    fetch_waiting(cluster, via, version, rack, offset, 0)
+}
+
+/// [`fetch_at`], waiting up to `max_wait_ms` for a byte.
+fn fetch_waiting(
+    cluster: &Cluster,
+    via: i32,
+    version: i16,
+    rack: &str,
+    offset: i64,
+    max_wait_ms: i32,
+) -> kafka_protocol::messages::fetch_response::PartitionData {
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::messages::{BrokerId, FetchRequest};
     let mut req = FetchRequest::default()
         .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_min_bytes(0)
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(i32::from(max_wait_ms > 0))
         .with_max_bytes(1 << 20)
         .with_topics(vec![FetchTopic::default()
             .with_topic(vltava_tests::raw::topic_name(TOPIC))
@@ -1133,7 +1167,9 @@ impl rdkafka::consumer::ConsumerContext for StatsKeeper {}
 /// and rack-less consumers itself; the follower serves a v11+ consumer up
 /// to its high watermark and refuses v10 (NOT_LEADER_OR_FOLLOWER, as
 /// Kafka). librdkafka with `client.rack=rack-1` reads every record, in
-/// order, from node 2.
+/// order, from node 2. With `replica.fetch.wait.max.ms` at a minute, a
+/// consumer parked on the follower still gets a new record at once: the
+/// leader answers the follower's parked fetch when the record commits.
 #[test]
 fn a_consumer_reads_from_an_in_sync_replica_in_its_rack() {
     let mut overrides = FAST_FENCING.to_vec();
@@ -1141,6 +1177,7 @@ fn a_consumer_reads_from_an_in_sync_replica_in_its_rack() {
         "replica.selector.class",
         "org.apache.kafka.common.replica.RackAwareReplicaSelector",
     ));
+    overrides.push(("replica.fetch.wait.max.ms", "60000"));
     let cluster = Cluster::start_with(3, &overrides);
     create_topic(&cluster, &[1, 2, 3]);
     wait_state(&cluster, 2, "created", |s| full_isr(s) && s.0 == 1);
@@ -1252,6 +1289,19 @@ fn a_consumer_reads_from_an_in_sync_replica_in_its_rack() {
             "librdkafka fetches from (broker, leader) {fetched_from:?}"
         );
     }
+    // The follower has the record at once (its fetch waits on the log
+    // end); that it is committed it learns only from its leader, whose
+    // answer would otherwise wait out replica.fetch.wait.max.ms.
+    assert_eq!(
+        leader
+            .produce(TOPIC, 0, plain(&["d"]), -1)
+            .unwrap()
+            .error_code,
+        0
+    );
+    let late = fetch_waiting(&cluster, 2, 12, "rack-1", 3, 20_000);
+    assert_eq!((late.error_code, late.high_watermark), (0, 4));
+    assert_eq!(values_of(&late), ["d"]);
 }
 
 /// The vltava tools (vltava-client) across a failover. An idempotent

@@ -680,7 +680,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("replica.fetch.max.bytes", "1048576", "bytes", "Bytes a follower asks for per partition in one fetch (a larger first batch still comes whole)", "same"),
     broker!("replica.fetch.response.max.bytes", "10485760", "bytes", "Bytes a follower asks for in one fetch across its partitions", "same"),
     broker!("replica.fetch.backoff.ms", "1000", "ms", "How long a follower waits before fetching again from a leader that failed or refused", "same"),
-    broker!("replica.selector.class", "", "class", "org.apache.kafka.common.replica.RackAwareReplicaSelector: a consumer that names its rack (client.rack) is sent to an in-sync replica in that rack (KIP-392); empty: consumers read from leaders", "same; no other selector can be plugged in"),
+    broker!("replica.selector.class", "", "class", "org.apache.kafka.common.replica.RackAwareReplicaSelector: a leader sends a consumer that names its rack (client.rack) to an in-sync replica in that rack (KIP-392); empty: leaders send no one elsewhere (followers still serve Fetch v11+ consumers that come to them, as in Kafka)", "same; no other selector can be plugged in"),
     broker!("auto.leader.rebalance.enable", "true", "boolean", "The controller moves leadership back to each partition's preferred (first) replica once it is in sync again", "same"),
     broker!("leader.imbalance.check.interval.seconds", "300", "s", "How often the controller checks whether leadership should move back to preferred replicas", "same"),
     broker!("leader.imbalance.per.broker.percentage", "10", "percent", "A broker not leading more than this share of the partitions it is the preferred replica of gets them back", "same"),

@@ -214,23 +214,42 @@ impl Client {
         if let Some(conn) = self.inner.pool.lock().expect("poisoned").get(&id).cloned() {
             return Ok(conn);
         }
+        // A controller that cannot be reached (it stopped, or the metadata
+        // named one that is not listed) gives way to any broker: every
+        // broker takes controller requests and forwards them, and nothing
+        // was sent yet, so asking another is safe for any request.
+        let controller = matches!(node, Node::Controller);
         let broker = self.cluster().brokers.get(&id).cloned();
         let broker = match broker {
             Some(b) => b,
             None => {
                 let response = self.metadata_once(Some(&[]), false).await?;
                 self.absorb_metadata(response);
-                self.cluster().brokers.get(&id).cloned().ok_or_else(|| {
-                    Error::Invalid(format!("broker {id} is not in the cluster metadata"))
-                })?
+                match self.cluster().brokers.get(&id).cloned() {
+                    Some(b) => b,
+                    None if controller => return self.bootstrap_connection().await,
+                    None => {
+                        return Err(Error::Invalid(format!(
+                            "broker {id} is not in the cluster metadata"
+                        )))
+                    }
+                }
             }
         };
-        let conn = Connection::connect(
+        let connected = Connection::connect(
             &broker.addr(),
             &self.inner.config.client_id,
             self.inner.config.timeouts,
         )
-        .await?;
+        .await;
+        let conn = match connected {
+            Ok(conn) => conn,
+            Err(e) if controller => {
+                debug!(controller = id, error = %e, "controller unreachable; asking another broker");
+                return self.bootstrap_connection().await;
+            }
+            Err(e) => return Err(e),
+        };
         let conn = Arc::new(AsyncMutex::new(conn));
         self.inner
             .pool

@@ -6,7 +6,9 @@
 //!   wait for followers leaves its answer owed, and the next produce is
 //!   read and appended meanwhile (at most [`PIPELINED_PRODUCES_MAX`] owed);
 //!   any other request waits until every owed answer is out, so it sees
-//!   what Kafka's one-at-a-time processing would show it. Otherwise the
+//!   what Kafka's one-at-a-time processing would show it. Owed answers
+//!   settle independently and go out in order; if the client stops
+//!   sending (or sends an unreadable frame) they are still written. Otherwise the
 //!   next frame is not read until the previous response is in the socket,
 //!   so a client that never reads its responses makes the broker stop
 //!   reading from it, and is closed after `connections.max.idle.ms`;
@@ -194,7 +196,10 @@ pub(crate) async fn serve(
                     }
                 };
                 match handled {
-                    handlers::Handled::Later(answer) => owed.push_back(Owed { request, answer }),
+                    handlers::Handled::Later(answer) => owed.push_back(Owed {
+                        request,
+                        answer: OwedAnswer::Waiting(answer),
+                    }),
                     handlers::Handled::Now(response) => {
                         if let Err(close) = pay_all(&mut owed, &mut writer, peer, &limits).await {
                             break close;
@@ -207,6 +212,17 @@ pub(crate) async fn serve(
             }
         }
     };
+    // The client stopped sending (or sent something unreadable) while
+    // answers were owed: their records are in the log, so the answers
+    // still go out if the socket takes them. Not after a failed write or a
+    // shutdown, which would only wait again.
+    let read_side = matches!(
+        close,
+        Close::ClientGone | Close::Idle | Close::ReadTimeout { .. } | Close::BadFrame(_)
+    );
+    if read_side && !owed.is_empty() {
+        let _ = pay_all(&mut owed, &mut writer, peer, &limits).await;
+    }
     close.log(peer, &limits);
 }
 
@@ -221,14 +237,38 @@ struct RequestId {
 /// A produce answer the connection owes, and what it answers.
 struct Owed {
     request: RequestId,
-    answer: std::pin::Pin<Box<dyn std::future::Future<Output = Option<handlers::Response>> + Send>>,
+    answer: OwedAnswer,
 }
 
-/// The oldest owed answer, once it is ready.
+type PendingAnswer =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Option<handlers::Response>> + Send>>;
+
+enum OwedAnswer {
+    Waiting(PendingAnswer),
+    /// Settled, waiting for the answers before it to go out.
+    Ready(Box<Option<handlers::Response>>),
+}
+
+/// The oldest owed answer, once it is ready. Every owed answer is driven,
+/// not just the oldest: each settles when its own writes do, so one that
+/// was committed is not later seen as a lost leadership just because an
+/// older one took longer.
 async fn oldest(owed: &mut VecDeque<Owed>) -> Option<handlers::Response> {
-    std::future::poll_fn(|cx| match owed.front_mut() {
-        Some(o) => o.answer.as_mut().poll(cx),
-        None => std::task::Poll::Pending,
+    std::future::poll_fn(|cx| {
+        for o in owed.iter_mut() {
+            if let OwedAnswer::Waiting(answer) = &mut o.answer {
+                if let std::task::Poll::Ready(response) = answer.as_mut().poll(cx) {
+                    o.answer = OwedAnswer::Ready(Box::new(response));
+                }
+            }
+        }
+        match owed.front_mut() {
+            Some(Owed {
+                answer: OwedAnswer::Ready(response),
+                ..
+            }) => std::task::Poll::Ready(response.take()),
+            _ => std::task::Poll::Pending,
+        }
     })
     .await
 }
@@ -241,7 +281,10 @@ async fn pay_all(
     limits: &ConnectionLimits,
 ) -> Result<(), Close> {
     while let Some(o) = owed.pop_front() {
-        let response = o.answer.await;
+        let response = match o.answer {
+            OwedAnswer::Waiting(answer) => answer.await,
+            OwedAnswer::Ready(response) => *response,
+        };
         send(writer, o.request, response, peer, limits).await?;
     }
     Ok(())

@@ -248,6 +248,10 @@ impl TopicPublisher {
             }
             if !replica_here {
                 info!(topic = %topic.name, partition = index, "no longer a replica here; removing its log");
+                // The old entry learns the new leader first: acks=all
+                // produces waiting on it answer NOT_LEADER_OR_FOLLOWER now,
+                // not REQUEST_TIMED_OUT when their timeout runs out.
+                partition.set_assignment(assignment.clone(), now_ms);
                 remove_partition_dir(partition);
             }
             *partition = self.open_one(topic, index, config, now_ms);

@@ -18,7 +18,6 @@
 
 use std::collections::BTreeSet;
 
-use uuid::Uuid;
 use vltava_meta::{MetaRecord, MetadataImage, PartitionImage};
 use vltava_protocol::ResponseError;
 
@@ -46,6 +45,11 @@ pub enum Reassign {
     /// Cancel the reassignment under way: back to the replicas before it.
     Cancel,
 }
+
+/// Partitions one AlterPartitionReassignments may name: each is a metadata
+/// record committed in one batch (Kafka caps one user operation at 10,000
+/// records).
+const REASSIGNMENTS_PER_REQUEST_MAX: usize = 10_000;
 
 fn invalid(message: String) -> ApiError {
     ApiError::new(ResponseError::InvalidReplicaAssignment, message)
@@ -133,22 +137,24 @@ pub(crate) fn complete_if_ready(image: &MetadataImage, next: &mut PartitionImage
 /// Kafka's controller checks it; `None` when it changes nothing (the
 /// partition already has exactly these replicas and nothing is under way).
 /// A new target replaces a reassignment under way, counted from the
-/// replicas before it. `allow_factor_change` false (KIP-860) refuses a
-/// target with another number of replicas.
+/// replicas before it (the replicas without the joining ones); replicas
+/// in sync stay in the ISR and the leader stays where the new replica set
+/// keeps it. `allow_factor_change` false (KIP-860) refuses a target with
+/// another number of replicas.
 pub(crate) fn reassign(
     image: &MetadataImage,
-    topic_id: Uuid,
+    name: &str,
     index: i32,
     wanted: &Reassign,
     allow_factor_change: bool,
 ) -> Result<Option<MetaRecord>, ApiError> {
-    let topic = image.topic_by_id(topic_id).ok_or_else(|| {
+    let topic = image.topics.get(name).ok_or_else(|| {
         ApiError::new(
             ResponseError::UnknownTopicOrPartition,
-            format!("Unable to find a topic with ID {topic_id}."),
+            format!("Unable to find a topic named {name}."),
         )
     })?;
-    let name = topic.name.clone();
+    let topic_id = topic.topic_id;
     let p = usize::try_from(index)
         .ok()
         .and_then(|i| topic.partitions.get(i))
@@ -166,7 +172,7 @@ pub(crate) fn reassign(
                     "No partition reassignment is in progress.",
                 ));
             }
-            let mut next = reverted(image, p, &name, index)?;
+            let mut next = reverted(image, p, name, index)?;
             next.partition_epoch += 1;
             return Ok(Some(MetaRecord::partition(topic_id, index, &next)));
         }
@@ -184,16 +190,18 @@ pub(crate) fn reassign(
             "The manual partition assignment includes the broker {again} more than once."
         )));
     }
-    let base = match p.reassigning() {
-        true => reverted(image, p, &name, index)?,
-        false => p.clone(),
-    };
-    if !allow_factor_change && target.len() != base.replicas.len() {
+    let original: Vec<i32> = p
+        .replicas
+        .iter()
+        .copied()
+        .filter(|id| !p.adding.contains(id))
+        .collect();
+    if !allow_factor_change && target.len() != original.len() {
         return Err(ApiError::new(
             ResponseError::InvalidReplicationFactor,
             format!(
                 "The replication factor is changed from {} to {} but allowReplicationFactorChange is false",
-                base.replicas.len(),
+                original.len(),
                 target.len()
             ),
         ));
@@ -208,20 +216,36 @@ pub(crate) fn reassign(
     if !p.reassigning() && p.replicas == *target {
         return Ok(None);
     }
-    let mut next = base.clone();
+    let mut next = p.clone();
     next.adding = target
         .iter()
         .copied()
-        .filter(|id| !base.replicas.contains(id))
+        .filter(|id| !original.contains(id))
         .collect();
-    next.removing = base
-        .replicas
+    next.removing = original
         .iter()
         .copied()
         .filter(|id| !target.contains(id))
         .collect();
     next.replicas = target.clone();
     next.replicas.extend(next.removing.iter().copied());
+    // A replica the previous target added and this one drops leaves.
+    next.isr.retain(|id| next.replicas.contains(id));
+    if next.isr.is_empty() {
+        return Err(invalid(format!(
+            "Unable to reassign partition {name}:{index}: no replica it keeps is in sync, so it would need an unclean leader election."
+        )));
+    }
+    if !next.replicas.contains(&next.leader) {
+        let leader = next
+            .replicas
+            .iter()
+            .copied()
+            .find(|id| next.isr.contains(id) && usable(image, *id))
+            .unwrap_or(-1);
+        next.leader = leader;
+        next.leader_epoch += 1;
+    }
     complete_if_ready(image, &mut next);
     next.partition_epoch += 1;
     Ok(Some(MetaRecord::partition(topic_id, index, &next)))
@@ -236,20 +260,25 @@ impl Broker {
         wanted: Vec<(String, i32, Reassign)>,
         allow_factor_change: bool,
     ) -> Result<Vec<ReassignmentOutcome>, ApiError> {
+        if wanted.len() > REASSIGNMENTS_PER_REQUEST_MAX {
+            let refused = ApiError::new(
+                ResponseError::PolicyViolation,
+                format!(
+                    "Unable to perform excessively large batch operation: {} partitions, at most {REASSIGNMENTS_PER_REQUEST_MAX} at once",
+                    wanted.len()
+                ),
+            );
+            return Ok(wanted
+                .into_iter()
+                .map(|(t, p, _)| (t, p, Err(refused.clone())))
+                .collect());
+        }
         self.control(|image| {
             let mut scratch = image.clone();
             let mut records = Vec::new();
             let mut results = Vec::with_capacity(wanted.len());
             for (name, index, ask) in &wanted {
-                let result = match scratch.topics.get(name).map(|t| t.topic_id) {
-                    None => Err(ApiError::new(
-                        ResponseError::UnknownTopicOrPartition,
-                        format!("Unable to find a topic named {name}."),
-                    )),
-                    Some(topic_id) => {
-                        reassign(&scratch, topic_id, *index, ask, allow_factor_change)
-                    }
-                };
+                let result = reassign(&scratch, name, *index, ask, allow_factor_change);
                 let result = result.map(|record| {
                     if let Some(record) = record {
                         scratch.apply(&record);
@@ -298,7 +327,7 @@ impl Broker {
 mod tests {
     use super::*;
 
-    use crate::broker::elections::tests::{image, TOPIC};
+    use crate::broker::elections::tests::image;
 
     fn on(replicas: &[i32], leader: i32, isr: &[i32]) -> PartitionImage {
         PartitionImage {
@@ -326,7 +355,7 @@ mod tests {
     #[test]
     fn a_move_grows_the_replica_set_then_completes_when_the_new_replica_is_in_sync() {
         let img = image(on(&[1, 2], 1, &[1, 2]), &[]);
-        let grown = applied(&img, reassign(&img, TOPIC, 0, &to(&[2, 3]), true).unwrap());
+        let grown = applied(&img, reassign(&img, "t", 0, &to(&[2, 3]), true).unwrap());
         assert_eq!(
             (&grown.replicas[..], &grown.adding[..], &grown.removing[..]),
             (&[2, 3, 1][..], &[3][..], &[1][..])
@@ -352,10 +381,7 @@ mod tests {
     #[test]
     fn replication_factor_changes_both_ways() {
         let img = image(on(&[2, 3], 2, &[2, 3]), &[]);
-        let grown = applied(
-            &img,
-            reassign(&img, TOPIC, 0, &to(&[2, 3, 1]), true).unwrap(),
-        );
+        let grown = applied(&img, reassign(&img, "t", 0, &to(&[2, 3, 1]), true).unwrap());
         assert_eq!(
             (&grown.replicas[..], &grown.adding[..]),
             (&[2, 3, 1][..], &[1][..])
@@ -363,7 +389,7 @@ mod tests {
         assert!(grown.removing.is_empty());
 
         let img = image(on(&[1, 2, 3], 1, &[1, 2, 3]), &[]);
-        let shrunk = applied(&img, reassign(&img, TOPIC, 0, &to(&[1, 2]), true).unwrap());
+        let shrunk = applied(&img, reassign(&img, "t", 0, &to(&[1, 2]), true).unwrap());
         assert_eq!(
             (&shrunk.replicas[..], &shrunk.isr[..]),
             (&[1, 2][..], &[1, 2][..])
@@ -378,32 +404,32 @@ mod tests {
         let img = image(on(&[1, 2], 1, &[1, 2]), &[4]);
         for bad in [&[][..], &[1, 1], &[1, 7]] {
             assert_eq!(
-                code(reassign(&img, TOPIC, 0, &to(bad), true)),
+                code(reassign(&img, "t", 0, &to(bad), true)),
                 ResponseError::InvalidReplicaAssignment,
                 "{bad:?}"
             );
         }
         assert_eq!(
-            code(reassign(&img, TOPIC, 0, &to(&[1, 2, 3]), false)),
+            code(reassign(&img, "t", 0, &to(&[1, 2, 3]), false)),
             ResponseError::InvalidReplicationFactor
         );
         // A fenced broker may be a target: the reassignment waits for it.
-        let waiting = applied(&img, reassign(&img, TOPIC, 0, &to(&[1, 4]), false).unwrap());
+        let waiting = applied(&img, reassign(&img, "t", 0, &to(&[1, 4]), false).unwrap());
         assert_eq!(
             (&waiting.adding[..], &waiting.removing[..]),
             (&[4][..], &[2][..])
         );
         assert_eq!(
-            code(reassign(&img, TOPIC, 0, &Reassign::Cancel, true)),
+            code(reassign(&img, "t", 0, &Reassign::Cancel, true)),
             ResponseError::NoReassignmentInProgress
         );
         assert_eq!(
-            code(reassign(&img, TOPIC, 3, &to(&[1]), true)),
+            code(reassign(&img, "t", 3, &to(&[1]), true)),
             ResponseError::UnknownTopicOrPartition
         );
         // The same replicas: nothing to do. Another order: just the order.
-        assert_eq!(reassign(&img, TOPIC, 0, &to(&[1, 2]), false).unwrap(), None);
-        let reordered = applied(&img, reassign(&img, TOPIC, 0, &to(&[2, 1]), false).unwrap());
+        assert_eq!(reassign(&img, "t", 0, &to(&[1, 2]), false).unwrap(), None);
+        let reordered = applied(&img, reassign(&img, "t", 0, &to(&[2, 1]), false).unwrap());
         assert_eq!(
             (&reordered.replicas[..], reordered.leader),
             (&[2, 1][..], 1)
@@ -416,11 +442,11 @@ mod tests {
     #[test]
     fn a_reassignment_under_way_can_be_cancelled_or_replaced() {
         let img = image(on(&[1, 2], 1, &[1, 2]), &[]);
-        let grown = applied(&img, reassign(&img, TOPIC, 0, &to(&[2, 3]), true).unwrap());
+        let grown = applied(&img, reassign(&img, "t", 0, &to(&[2, 3]), true).unwrap());
         let img = image(grown, &[]);
         let back = applied(
             &img,
-            reassign(&img, TOPIC, 0, &Reassign::Cancel, true).unwrap(),
+            reassign(&img, "t", 0, &Reassign::Cancel, true).unwrap(),
         );
         // The order is the grown set's, as in Kafka: 2 came first in the target.
         assert_eq!(
@@ -429,10 +455,37 @@ mod tests {
         );
         assert_eq!(back.leader, 1);
         assert!(!back.reassigning());
-        let other = applied(&img, reassign(&img, TOPIC, 0, &to(&[1, 4]), true).unwrap());
+        let other = applied(&img, reassign(&img, "t", 0, &to(&[1, 4]), true).unwrap());
         assert_eq!(
             (&other.replicas[..], &other.adding[..], &other.removing[..]),
             (&[1, 4, 2][..], &[4][..], &[2][..])
         );
+    }
+
+    /// Sending a reassignment under way again keeps the replicas that
+    /// caught up in the ISR and the leader where it is.
+    #[test]
+    fn resubmitting_a_reassignment_keeps_its_progress() {
+        let mut grown = on(&[3, 4, 1, 2], 3, &[1, 2, 3]);
+        grown.adding = vec![3, 4];
+        grown.removing = vec![1, 2];
+        let img = image(grown, &[]);
+        let again = applied(&img, reassign(&img, "t", 0, &to(&[3, 4]), true).unwrap());
+        assert_eq!(
+            (&again.isr[..], again.leader, again.leader_epoch),
+            (&[1, 2, 3][..], 3, 3)
+        );
+        assert_eq!(
+            (&again.adding[..], &again.removing[..]),
+            (&[3, 4][..], &[1, 2][..])
+        );
+        // A new target without 3: it leaves, and leadership moves to an
+        // in-sync replica that stays.
+        let moved = applied(&img, reassign(&img, "t", 0, &to(&[1, 4]), true).unwrap());
+        assert_eq!(
+            (&moved.replicas[..], &moved.isr[..]),
+            (&[1, 4, 2][..], &[1, 2][..])
+        );
+        assert_eq!((moved.leader, moved.leader_epoch), (1, 4));
     }
 }

@@ -80,6 +80,9 @@ pub async fn handle(
     // returns then too (else it would learn it with its next data, up to
     // replica.fetch.wait.max.ms later).
     let follower_wakes_on_commit = replica && broker.config.replication.rack_aware_reads;
+    // The high watermarks when the fetch arrived: a follower's fetch
+    // returns (even empty) once one of them has moved.
+    let mut arrived_at: Option<Vec<i64>> = None;
     loop {
         // Registered before reading, so an append between the read and the
         // wait still wakes us; only the partitions asked for can. A
@@ -98,9 +101,20 @@ pub async fn handle(
         for wait in &mut advanced {
             wait.as_mut().enable();
         }
+        let mut committed_more = false;
+        if follower_wakes_on_commit {
+            let now: Vec<i64> = watched.iter().map(|p| p.high_watermark()).collect();
+            let first = arrived_at.get_or_insert_with(|| now.clone());
+            committed_more = now.iter().zip(first.iter()).any(|(n, f)| n > f);
+        }
         let read = read_once(broker, version, &request);
         let enough = read.bytes >= request.min_bytes.max(0) as usize;
-        if enough || read.any_error || read.redirected || Instant::now() >= deadline {
+        if enough
+            || committed_more
+            || read.any_error
+            || read.redirected
+            || Instant::now() >= deadline
+        {
             return (read.response, read.file_ranges);
         }
         let any = std::future::poll_fn(|cx| {
