@@ -281,10 +281,12 @@ impl Partition {
         self.hosted && self.assignment.read().leader == self.node
     }
 
-    /// Whether this broker is a follower with a leader to fetch from.
+    /// Whether this broker is a follower with a leader to fetch from (a
+    /// log this broker holds, for a partition whose replicas include it:
+    /// not one it is giving up).
     pub fn is_following(&self) -> bool {
         let a = self.assignment.read();
-        self.hosted && a.leader != self.node && a.leader >= 0
+        self.hosted && a.leader != self.node && a.leader >= 0 && a.replicas.contains(&self.node)
     }
 
     /// The broker that leads it (-1: none).

@@ -189,6 +189,10 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, stop: CancellationToken) {
             }
         }
     }
+    // Marks this fetcher gone for `run`, which otherwise would keep its
+    // entry (and start none) if this broker follows `leader` again before
+    // `run` next looks.
+    stop.cancel();
     info!(leader, "replica fetcher stopped");
 }
 
