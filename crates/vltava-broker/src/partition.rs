@@ -67,6 +67,9 @@ struct Follower {
     /// Its log end as its latest fetch said; -1 until it fetched from this
     /// leader epoch.
     log_end: i64,
+    /// Its log start as its latest fetch said (-1: not said): a consumer
+    /// is only sent to read from it at or above this.
+    log_start: i64,
     /// When it last had everything this leader had (Kafka's
     /// lastCaughtUpTimeMs): how the ISR's lag is judged.
     last_caught_up_ms: i64,
@@ -80,6 +83,7 @@ impl Follower {
         Follower {
             broker_epoch: -1,
             log_end: -1,
+            log_start: -1,
             // Counted as caught up when leadership starts, as in Kafka: a
             // new leader does not drop followers it has not heard from yet.
             last_caught_up_ms: now_ms,
@@ -401,6 +405,7 @@ impl Partition {
         follower: i32,
         broker_epoch: i64,
         fetch_offset: i64,
+        follower_log_start: i64,
         now_ms: i64,
     ) -> Result<(), ApiError> {
         let assignment = self.assignment.read();
@@ -430,6 +435,7 @@ impl Partition {
             f.last_caught_up_ms = f.last_caught_up_ms.max(f.last_fetch_ms);
         }
         f.log_end = fetch_offset.min(leader_end);
+        f.log_start = follower_log_start;
         f.last_fetch_ms = now_ms;
         f.leader_end_at_last_fetch = leader_end;
         self.advance_leader_high_watermark(&assignment, &leading);
@@ -515,9 +521,10 @@ impl Partition {
     }
 
     /// The in-sync followers of a partition this broker leads that have
-    /// fetched in this leader epoch, with their log ends (where a consumer
-    /// may be sent to read, KIP-392). Empty when this broker does not lead.
-    pub fn in_sync_follower_ends(&self) -> Vec<(i32, i64)> {
+    /// fetched in this leader epoch, with the log start and log end their
+    /// latest fetch gave (where a consumer may be sent to read, KIP-392).
+    /// Empty when this broker does not lead.
+    pub fn in_sync_follower_logs(&self) -> Vec<(i32, i64, i64)> {
         let assignment = self.assignment.read();
         if assignment.leader != self.node {
             return Vec::new();
@@ -526,8 +533,13 @@ impl Partition {
         assignment
             .isr
             .iter()
-            .filter_map(|id| leading.followers.get(id).map(|f| (*id, f.log_end)))
-            .filter(|(_, end)| *end >= 0)
+            .filter_map(|id| {
+                leading
+                    .followers
+                    .get(id)
+                    .map(|f| (*id, f.log_start, f.log_end))
+            })
+            .filter(|(_, _, end)| *end >= 0)
             .collect()
     }
 

@@ -173,20 +173,23 @@ struct RackAware {
 impl RackAware {
     /// Kafka's RackAwareReplicaSelector: the leader if it is in the
     /// consumer's rack, else the in-sync follower there with the longest
-    /// log that holds `fetch_offset`, else the leader. `None` means the
-    /// leader.
+    /// log that holds `fetch_offset` (its log start, as its fetches say,
+    /// at or below it; its log end at or above), else the leader. `None`
+    /// means the leader.
     fn preferred(&self, partition: &Partition, fetch_offset: i64) -> Option<i32> {
         if self.racks.get(&self.node) == Some(&self.client_rack) {
             return None;
         }
         partition
-            .in_sync_follower_ends()
+            .in_sync_follower_logs()
             .into_iter()
-            .filter(|(id, end)| {
-                *end >= fetch_offset && self.racks.get(id) == Some(&self.client_rack)
+            .filter(|(id, start, end)| {
+                (0..=fetch_offset).contains(start)
+                    && *end >= fetch_offset
+                    && self.racks.get(id) == Some(&self.client_rack)
             })
-            .max_by_key(|(id, end)| (*end, -*id))
-            .map(|(id, _)| id)
+            .max_by_key(|(id, _, end)| (*end, -*id))
+            .map(|(id, ..)| id)
     }
 }
 
@@ -421,7 +424,13 @@ fn read_partition<'a>(
             return out_of_range();
         }
         partition
-            .record_follower_fetch(follower, broker_epoch, request.fetch_offset, reader.now_ms)
+            .record_follower_fetch(
+                follower,
+                broker_epoch,
+                request.fetch_offset,
+                request.log_start_offset,
+                reader.now_ms,
+            )
             .map_err(|e| (e, Some(partition)))?;
     }
     if bytes_left == 0 {
@@ -526,6 +535,68 @@ mod tests {
             .unwrap()
             .append(batch, &header, false, 1)
             .unwrap();
+    }
+
+    /// The rack-aware selector sends a consumer only to an in-sync
+    /// follower in its rack whose log (as its fetches said) holds the
+    /// offset: below the follower's log start, or past its log end, the
+    /// leader serves; in the leader's own rack, too.
+    #[test]
+    fn the_selector_picks_an_in_sync_follower_holding_the_offset() {
+        use crate::partition::Assignment;
+        let dir = tempfile::tempdir().unwrap();
+        let partition = Partition::open(
+            dir.path(),
+            "t",
+            Uuid::nil(),
+            0,
+            0,
+            vltava_log::LogConfig::default(),
+            0,
+        )
+        .unwrap()
+        .placed(
+            1,
+            Assignment {
+                leader: 1,
+                leader_epoch: 0,
+                replicas: vec![1, 2, 3],
+                isr: vec![1, 2],
+                partition_epoch: 0,
+            },
+            0,
+        );
+        for _ in 0..10 {
+            let batch = one_batch();
+            let header = validate_batch(&batch).unwrap();
+            partition.append(batch, &header, false, 1).unwrap();
+        }
+        // Follower 2 (in sync) holds [4, 10); follower 3 is not in sync.
+        partition.record_follower_fetch(2, 0, 10, 4, 1).unwrap();
+        partition.record_follower_fetch(3, 0, 10, 0, 1).unwrap();
+        let selector = |client_rack: &str| RackAware {
+            client_rack: client_rack.to_string(),
+            racks: [(1, "r1"), (2, "r2"), (3, "r2")]
+                .into_iter()
+                .map(|(id, r)| (id, r.to_string()))
+                .collect(),
+            node: 1,
+        };
+        let r2 = selector("r2");
+        assert_eq!(r2.preferred(&partition, 4), Some(2));
+        assert_eq!(r2.preferred(&partition, 10), Some(2));
+        assert_eq!(r2.preferred(&partition, 3), None, "below its log start");
+        assert_eq!(r2.preferred(&partition, 11), None, "past its log end");
+        assert_eq!(
+            selector("r1").preferred(&partition, 4),
+            None,
+            "the leader's rack"
+        );
+        assert_eq!(
+            selector("r9").preferred(&partition, 4),
+            None,
+            "no such rack"
+        );
     }
 
     /// A fetch parked on one partition is woken by appends to that
