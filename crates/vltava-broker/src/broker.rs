@@ -158,8 +158,8 @@ mod reassignment;
 mod replication;
 
 pub use elections::ElectionKind;
-pub use reassignment::{Reassign, ReassignmentOutcome};
-pub use replication::{ElectionOutcome, Fetched};
+pub use reassignment::Reassign;
+pub use replication::{Fetched, PartitionOutcome};
 
 /// Distinct (client, feature) warnings remembered; past this the log
 /// repeats rather than memory growing with client ids.

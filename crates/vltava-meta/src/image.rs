@@ -52,6 +52,16 @@ impl PartitionImage {
         !self.adding.is_empty() || !self.removing.is_empty()
     }
 
+    /// The replica set before the reassignment under way (the replicas
+    /// without the joining ones); the replicas when none is.
+    pub fn before_reassignment(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|id| !self.adding.contains(id))
+            .collect()
+    }
+
     /// The replica set a reassignment under way leads to (the replicas
     /// without the leaving ones); the replicas when none is.
     pub fn target(&self) -> Vec<i32> {

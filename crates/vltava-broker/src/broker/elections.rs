@@ -86,7 +86,8 @@ fn warn_unclean(topic: &str, partition: i32, leader: i32) {
     );
 }
 
-fn usable(image: &MetadataImage, node: i32) -> bool {
+/// Whether broker `node` is registered and unfenced.
+pub(super) fn usable(image: &MetadataImage, node: i32) -> bool {
     image.brokers.get(&node).is_some_and(|b| !b.fenced)
 }
 

@@ -21,11 +21,10 @@ use std::collections::BTreeSet;
 use vltava_meta::{MetaRecord, MetadataImage, PartitionImage};
 use vltava_protocol::ResponseError;
 
+use super::elections::usable;
+use super::replication::PartitionOutcome;
 use super::Broker;
 use crate::error::ApiError;
-
-/// One partition's answer to a reassignment request: topic, index, result.
-pub type ReassignmentOutcome = (String, i32, Result<(), ApiError>);
 
 /// A reassignment under way, as ListPartitionReassignments reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,8 +54,26 @@ fn invalid(message: String) -> ApiError {
     ApiError::new(ResponseError::InvalidReplicaAssignment, message)
 }
 
-fn usable(image: &MetadataImage, node: i32) -> bool {
-    image.brokers.get(&node).is_some_and(|b| !b.fenced)
+/// Gives `next` the replica set `replicas`: the ISR keeps only members of
+/// it, and a leader outside it hands over to the first in-sync, unfenced
+/// replica (a new leader epoch; -1 if there is none). False, leaving
+/// `next` half changed, when no replica kept is in sync.
+fn set_replicas(image: &MetadataImage, next: &mut PartitionImage, replicas: Vec<i32>) -> bool {
+    next.isr.retain(|id| replicas.contains(id));
+    next.replicas = replicas;
+    if next.isr.is_empty() {
+        return false;
+    }
+    if !next.replicas.contains(&next.leader) {
+        next.leader = next
+            .replicas
+            .iter()
+            .copied()
+            .find(|id| next.isr.contains(id) && usable(image, *id))
+            .unwrap_or(-1);
+        next.leader_epoch += 1;
+    }
+    true
 }
 
 /// The partition as it was before the reassignment under way (the joining
@@ -72,22 +89,10 @@ fn reverted(
     index: i32,
 ) -> Result<PartitionImage, ApiError> {
     let mut next = p.clone();
-    next.replicas.retain(|id| !p.adding.contains(id));
-    next.isr.retain(|id| next.replicas.contains(id));
-    if next.isr.is_empty() {
+    if !set_replicas(image, &mut next, p.before_reassignment()) {
         return Err(invalid(format!(
             "Unable to revert partition assignment for {name}:{index} because it would require an unclean leader election."
         )));
-    }
-    if !next.replicas.contains(&next.leader) {
-        let leader = next
-            .replicas
-            .iter()
-            .copied()
-            .find(|id| next.isr.contains(id) && usable(image, *id))
-            .unwrap_or(-1);
-        next.leader = leader;
-        next.leader_epoch += 1;
     }
     next.adding.clear();
     next.removing.clear();
@@ -190,12 +195,7 @@ pub(crate) fn reassign(
             "The manual partition assignment includes the broker {again} more than once."
         )));
     }
-    let original: Vec<i32> = p
-        .replicas
-        .iter()
-        .copied()
-        .filter(|id| !p.adding.contains(id))
-        .collect();
+    let original = p.before_reassignment();
     if !allow_factor_change && target.len() != original.len() {
         return Err(ApiError::new(
             ResponseError::InvalidReplicationFactor,
@@ -227,24 +227,12 @@ pub(crate) fn reassign(
         .copied()
         .filter(|id| !target.contains(id))
         .collect();
-    next.replicas = target.clone();
-    next.replicas.extend(next.removing.iter().copied());
+    let grown: Vec<i32> = target.iter().chain(&next.removing).copied().collect();
     // A replica the previous target added and this one drops leaves.
-    next.isr.retain(|id| next.replicas.contains(id));
-    if next.isr.is_empty() {
+    if !set_replicas(image, &mut next, grown) {
         return Err(invalid(format!(
             "Unable to reassign partition {name}:{index}: no replica it keeps is in sync, so it would need an unclean leader election."
         )));
-    }
-    if !next.replicas.contains(&next.leader) {
-        let leader = next
-            .replicas
-            .iter()
-            .copied()
-            .find(|id| next.isr.contains(id) && usable(image, *id))
-            .unwrap_or(-1);
-        next.leader = leader;
-        next.leader_epoch += 1;
     }
     complete_if_ready(image, &mut next);
     next.partition_epoch += 1;
@@ -259,7 +247,7 @@ impl Broker {
         &self,
         wanted: Vec<(String, i32, Reassign)>,
         allow_factor_change: bool,
-    ) -> Result<Vec<ReassignmentOutcome>, ApiError> {
+    ) -> Result<Vec<PartitionOutcome>, ApiError> {
         if wanted.len() > REASSIGNMENTS_PER_REQUEST_MAX {
             let refused = ApiError::new(
                 ResponseError::PolicyViolation,

@@ -17,8 +17,9 @@ use super::{Broker, Route};
 use crate::error::ApiError;
 use crate::partition::{FollowerTerm, Partition};
 
-/// One partition's answer to an election request: topic, index, result.
-pub type ElectionOutcome = (String, i32, Result<(), ApiError>);
+/// One partition's answer to an admin request that acts per partition
+/// (ElectLeaders, AlterPartitionReassignments): topic, index, result.
+pub type PartitionOutcome = (String, i32, Result<(), ApiError>);
 
 /// What a follower should do next about one partition after its leader's
 /// answer was applied.
@@ -217,7 +218,7 @@ impl Broker {
         &self,
         kind: ElectionKind,
         partitions: Option<Vec<(String, i32)>>,
-    ) -> Result<Vec<ElectionOutcome>, ApiError> {
+    ) -> Result<Vec<PartitionOutcome>, ApiError> {
         let all = partitions.is_none();
         self.control(|image| {
             let wanted: Vec<(String, i32)> = match &partitions {

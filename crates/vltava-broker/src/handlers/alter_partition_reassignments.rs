@@ -2,17 +2,15 @@
 //! reassignments (`kafka-reassign-partitions.sh --execute` / `--cancel`),
 //! committed through the controller (see `broker/reassignment.rs`).
 
-use std::collections::BTreeMap;
-
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
 };
 use kafka_protocol::messages::{
-    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, TopicName,
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
 };
 
 use super::str_bytes;
-use crate::broker::{Reassign, ReassignmentOutcome};
+use crate::broker::{PartitionOutcome, Reassign};
 use crate::Broker;
 
 pub fn handle(
@@ -53,24 +51,18 @@ pub fn handle(
     }
 }
 
-fn grouped(results: Vec<ReassignmentOutcome>) -> Vec<ReassignableTopicResponse> {
-    let mut by_topic: BTreeMap<String, Vec<ReassignablePartitionResponse>> = BTreeMap::new();
-    for (topic, partition, result) in results {
-        let answer = ReassignablePartitionResponse::default().with_partition_index(partition);
-        let answer = match result {
-            Ok(()) => answer,
-            Err(e) => answer
-                .with_error_code(e.code())
-                .with_error_message(Some(str_bytes(e.message))),
-        };
-        by_topic.entry(topic).or_default().push(answer);
-    }
-    by_topic
-        .into_iter()
-        .map(|(topic, partitions)| {
-            ReassignableTopicResponse::default()
-                .with_name(TopicName(str_bytes(topic)))
-                .with_partitions(partitions)
-        })
-        .collect()
+fn grouped(results: Vec<PartitionOutcome>) -> Vec<ReassignableTopicResponse> {
+    super::by_topic(results, |partition, code, message| {
+        ReassignablePartitionResponse::default()
+            .with_partition_index(partition)
+            .with_error_code(code)
+            .with_error_message(message)
+    })
+    .into_iter()
+    .map(|(name, partitions)| {
+        ReassignableTopicResponse::default()
+            .with_name(name)
+            .with_partitions(partitions)
+    })
+    .collect()
 }

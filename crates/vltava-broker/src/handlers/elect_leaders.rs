@@ -1,13 +1,10 @@
 //! ElectLeaders (key 43): preferred or unclean leader elections on request
 //! (`kafka-leader-election.sh`), committed through the controller.
 
-use std::collections::BTreeMap;
-
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
-use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
+use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};
 use vltava_protocol::ResponseError;
 
-use super::str_bytes;
 use crate::broker::ElectionKind;
 use crate::Broker;
 
@@ -57,24 +54,18 @@ pub fn handle(broker: &Broker, version: i16, request: ElectLeadersRequest) -> El
     ElectLeadersResponse::default().with_replica_election_results(grouped(results))
 }
 
-fn grouped(results: Vec<crate::broker::ElectionOutcome>) -> Vec<ReplicaElectionResult> {
-    let mut by_topic: BTreeMap<String, Vec<PartitionResult>> = BTreeMap::new();
-    for (topic, partition, result) in results {
-        let answer = PartitionResult::default().with_partition_id(partition);
-        let answer = match result {
-            Ok(()) => answer,
-            Err(e) => answer
-                .with_error_code(e.code())
-                .with_error_message(Some(str_bytes(e.message))),
-        };
-        by_topic.entry(topic).or_default().push(answer);
-    }
-    by_topic
-        .into_iter()
-        .map(|(topic, partitions)| {
-            ReplicaElectionResult::default()
-                .with_topic(TopicName(str_bytes(topic)))
-                .with_partition_result(partitions)
-        })
-        .collect()
+fn grouped(results: Vec<crate::broker::PartitionOutcome>) -> Vec<ReplicaElectionResult> {
+    super::by_topic(results, |partition, code, message| {
+        PartitionResult::default()
+            .with_partition_id(partition)
+            .with_error_code(code)
+            .with_error_message(message)
+    })
+    .into_iter()
+    .map(|(topic, partitions)| {
+        ReplicaElectionResult::default()
+            .with_topic(topic)
+            .with_partition_result(partitions)
+    })
+    .collect()
 }

@@ -282,6 +282,32 @@ pub(crate) fn authorized_operations(requested: bool, operations: &[u8]) -> i32 {
     operations.iter().fold(0, |bits, op| bits | (1 << op))
 }
 
+/// Per-partition results of an admin request, grouped by topic in name
+/// order, each partition made into its response entry by `entry(index,
+/// error code, error message)`.
+pub(crate) fn by_topic<T>(
+    results: Vec<crate::broker::PartitionOutcome>,
+    entry: impl Fn(i32, i16, Option<StrBytes>) -> T,
+) -> Vec<(kafka_protocol::messages::TopicName, Vec<T>)> {
+    let mut grouped: std::collections::BTreeMap<String, Vec<T>> = Default::default();
+    for (topic, partition, result) in results {
+        let answer = match result {
+            Ok(()) => entry(partition, 0, None),
+            Err(e) => entry(partition, e.code(), Some(str_bytes(e.message))),
+        };
+        grouped.entry(topic).or_default().push(answer);
+    }
+    grouped
+        .into_iter()
+        .map(|(topic, partitions)| {
+            (
+                kafka_protocol::messages::TopicName(str_bytes(topic)),
+                partitions,
+            )
+        })
+        .collect()
+}
+
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }

@@ -11,7 +11,7 @@
 //! generation: `--generate` always places replicas as Kafka does without
 //! racks.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use clap::Args;
 use serde::Serialize;
@@ -513,6 +513,31 @@ async fn alter(
     Ok(results.into_keys().collect())
 }
 
+/// Broker ids as Kafka's tool prints them: `1,2,3`.
+fn id_list(ids: &[i32]) -> String {
+    ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// The topics a reassignment file names, each once, in name order.
+fn topics_of(wanted: &[Placement]) -> Vec<String> {
+    let names: BTreeSet<&str> = wanted.iter().map(|p| p.topic.as_str()).collect();
+    names.into_iter().map(str::to_string).collect()
+}
+
+/// The reassignments under way among the partitions a file names.
+async fn ongoing_of(
+    admin: &Admin,
+    wanted: &[Placement],
+) -> anyhow::Result<BTreeMap<TopicPartition, vltava_client::admin::Reassignment>> {
+    let partitions: Vec<TopicPartition> = wanted
+        .iter()
+        .map(|p| (p.topic.clone(), p.partition))
+        .collect();
+    Ok(admin
+        .list_partition_reassignments(Some(&partitions))
+        .await?)
+}
+
 fn names(list: &[TopicPartition]) -> String {
     list.iter()
         .map(|(t, p)| format!("{t}-{p}"))
@@ -550,9 +575,7 @@ async fn execute(admin: &Admin, args: &ReassignPartitionsArgs) -> anyhow::Result
     {
         return fail(format!("Unknown broker id {unknown}"));
     }
-    let mut topics: Vec<String> = wanted.iter().map(|p| p.topic.clone()).collect();
-    topics.sort();
-    topics.dedup();
+    let topics = topics_of(&wanted);
     let current = current_placement(admin, &topics).await?;
     let mut before = Vec::with_capacity(wanted.len());
     for p in &wanted {
@@ -588,16 +611,8 @@ async fn execute(admin: &Admin, args: &ReassignPartitionsArgs) -> anyhow::Result
 
 async fn verify(admin: &Admin, args: &ReassignPartitionsArgs) -> anyhow::Result<()> {
     let wanted = read_reassignment(args)?;
-    let partitions: Vec<TopicPartition> = wanted
-        .iter()
-        .map(|p| (p.topic.clone(), p.partition))
-        .collect();
-    let ongoing = admin
-        .list_partition_reassignments(Some(&partitions))
-        .await?;
-    let mut topics: Vec<String> = wanted.iter().map(|p| p.topic.clone()).collect();
-    topics.sort();
-    topics.dedup();
+    let ongoing = ongoing_of(admin, &wanted).await?;
+    let topics = topics_of(&wanted);
     let described = admin.describe_topics(&topics).await?;
     let replicas_of = |p: &Placement| -> Vec<i32> {
         described
@@ -610,7 +625,6 @@ async fn verify(admin: &Admin, args: &ReassignPartitionsArgs) -> anyhow::Result<
     let mut sorted = wanted.clone();
     sorted.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     println!("Status of partition reassignment:");
-    let list = |ids: &[i32]| ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
     for p in &sorted {
         let current = replicas_of(p);
         if ongoing.contains_key(&(p.topic.clone(), p.partition)) {
@@ -624,8 +638,8 @@ async fn verify(admin: &Admin, args: &ReassignPartitionsArgs) -> anyhow::Result<
             println!(
                 "There is no active reassignment of partition {}, but replica set is {} rather than {}.",
                 p.name(),
-                list(&current),
-                list(&p.replicas)
+                id_list(&current),
+                id_list(&p.replicas)
             );
         }
     }
@@ -634,13 +648,7 @@ async fn verify(admin: &Admin, args: &ReassignPartitionsArgs) -> anyhow::Result<
 
 async fn cancel(admin: &Admin, args: &ReassignPartitionsArgs) -> anyhow::Result<()> {
     let wanted = read_reassignment(args)?;
-    let partitions: Vec<TopicPartition> = wanted
-        .iter()
-        .map(|p| (p.topic.clone(), p.partition))
-        .collect();
-    let ongoing = admin
-        .list_partition_reassignments(Some(&partitions))
-        .await?;
+    let ongoing = ongoing_of(admin, &wanted).await?;
     if ongoing.is_empty() {
         println!("None of the specified partition reassignments are active.");
         return Ok(());
@@ -666,20 +674,14 @@ async fn list(admin: &Admin) -> anyhow::Result<()> {
         println!("No partition reassignments found.");
         return Ok(());
     }
-    let ids = |list: &[i32]| {
-        list.iter()
-            .map(i32::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
     println!("Current partition reassignments:");
     for ((topic, partition), r) in &ongoing {
-        let mut line = format!("{topic}-{partition}: replicas: {}.", ids(&r.replicas));
+        let mut line = format!("{topic}-{partition}: replicas: {}.", id_list(&r.replicas));
         if !r.adding.is_empty() {
-            line.push_str(&format!(" adding: {}.", ids(&r.adding)));
+            line.push_str(&format!(" adding: {}.", id_list(&r.adding)));
         }
         if !r.removing.is_empty() {
-            line.push_str(&format!(" removing: {}.", ids(&r.removing)));
+            line.push_str(&format!(" removing: {}.", id_list(&r.removing)));
         }
         println!("{line}");
     }
@@ -688,8 +690,6 @@ async fn list(admin: &Admin) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
 
     #[test]
