@@ -241,6 +241,7 @@ impl Broker {
             removed_topics.clone(),
             broker_events.clone(),
             roles_changed.clone(),
+            crate::storage_faults::storage_for(config.storage_fault_control.as_deref()),
         ));
         let metadata = match &config.observed_voters {
             Some(voters) => metadata::MetadataQuorum::start_observer(
@@ -1460,7 +1461,9 @@ pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn open_partition(
+    storage: &Arc<dyn vltava_log::storage::Storage>,
     data_dir: &Path,
     topic: &str,
     topic_id: Uuid,
@@ -1474,7 +1477,8 @@ fn open_partition(
         partition: name.clone(),
         source,
     };
-    let partition = Partition::open(
+    let partition = Partition::open_with_storage(
+        storage,
         data_dir,
         topic,
         topic_id,

@@ -681,6 +681,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("replica.fetch.response.max.bytes", "10485760", "bytes", "Bytes a follower asks for in one fetch across its partitions", "same"),
     broker!("replica.fetch.backoff.ms", "1000", "ms", "How long a follower waits before fetching again from a leader that failed or refused", "same"),
     broker!("replica.selector.class", "", "class", "org.apache.kafka.common.replica.RackAwareReplicaSelector: a leader sends a consumer that names its rack (client.rack) to an in-sync replica in that rack (KIP-392); empty: leaders send no one elsewhere (followers still serve Fetch v11+ consumers that come to them, as in Kafka)", "same; no other selector can be plugged in"),
+    broker!("unsafe.testing.storage.fault.file", "", "path", "Test-only: open every partition log through a faulty storage steered by this control file (none, fsync-fail, disk-full, slow-fsync <ms>); refused unless the environment also has VLTAVA_UNSAFE_TESTING=1", "Vltava's own; Kafka has nothing like it"),
     broker!("auto.leader.rebalance.enable", "true", "boolean", "The controller moves leadership back to each partition's preferred (first) replica once it is in sync again", "same"),
     broker!("leader.imbalance.check.interval.seconds", "300", "s", "How often the controller checks whether leadership should move back to preferred replicas", "same"),
     broker!("leader.imbalance.per.broker.percentage", "10", "percent", "A broker not leading more than this share of the partitions it is the preferred replica of gets them back", "same"),
@@ -819,6 +820,22 @@ refused with INVALID_CONFIG.\n\n\
     out
 }
 
+/// `unsafe.testing.storage.fault.file`: read only when the environment
+/// names it too, so that a test configuration copied to a real broker makes
+/// it refuse to start instead of failing its own disk.
+fn storage_fault_control(value: &str) -> Result<Option<PathBuf>, String> {
+    use crate::storage_faults::UNSAFE_TESTING_ENV;
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if std::env::var(UNSAFE_TESTING_ENV).as_deref() != Ok("1") {
+        return Err(format!(
+            "unsafe.testing.storage.fault.file is a test-only setting that makes the broker fail its own disk; it is refused unless the environment has {UNSAFE_TESTING_ENV}=1"
+        ));
+    }
+    Ok(Some(PathBuf::from(value)))
+}
+
 /// Time-unit synonyms Kafka accepts, most precise first.
 const TIME_SYNONYMS: &[(&str, &[(&str, i64)])] = &[
     (
@@ -872,6 +889,9 @@ pub struct BrokerConfig {
     /// timer).
     pub producer_id_expiration_ms: i64,
     pub log_flush_scheduler_interval_ms: u64,
+    /// `unsafe.testing.storage.fault.file` (test-only; see
+    /// `storage_faults`).
+    pub storage_fault_control: Option<PathBuf>,
     pub cleaner: CleanerSettings,
     pub groups: crate::group::GroupSettings,
 }
@@ -1049,6 +1069,8 @@ impl BrokerConfig {
                 "replica.selector.class={selector} is not a selector Vltava has: set {RACK_AWARE_REPLICA_SELECTOR} or leave it unset"
             ));
         }
+        let storage_fault_control =
+            storage_fault_control(&get("unsafe.testing.storage.fault.file"))?;
         let num_partitions = number("num.partitions")?;
         if num_partitions < 1 {
             return Err("num.partitions must be at least 1".into());
@@ -1102,6 +1124,7 @@ impl BrokerConfig {
             producer_id_expiration_ms: number("producer.id.expiration.ms")?.max(1),
             log_flush_scheduler_interval_ms: number("log.flush.scheduler.interval.ms")?.max(1)
                 as u64,
+            storage_fault_control,
             cleaner: CleanerSettings {
                 io_max_bytes_per_second: get("log.cleaner.io.max.bytes.per.second")
                     .parse()
@@ -1448,6 +1471,11 @@ mod tests {
             (
                 &[("replica.selector.class", "com.example.MySelector")][..],
                 "replica.selector.class=com.example.MySelector is not a selector Vltava has",
+            ),
+            // The test process never sets VLTAVA_UNSAFE_TESTING.
+            (
+                &[("unsafe.testing.storage.fault.file", "/tmp/faults")][..],
+                "unsafe.testing.storage.fault.file is a test-only setting",
             ),
         ] {
             let err = with(changes);

@@ -21,6 +21,7 @@ pub mod group;
 pub mod handlers;
 mod partition;
 mod producer_state;
+pub mod storage_faults;
 
 pub use broker::{
     is_internal_topic, validate_topic_name, write_meta_properties, Broker, ElectionKind, Fetched,

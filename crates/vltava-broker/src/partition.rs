@@ -4,17 +4,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 
 use bytes::BytesMut;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 use uuid::Uuid;
 use vltava_log::{Log, LogConfig, LogError, ReadSlice};
+use vltava_protocol::ResponseError;
 use vltava_record::{set_log_append_time, BatchHeader};
 
 use crate::error::ApiError;
-use crate::producer_state::{ProducerStateMap, SequenceCheck};
+use crate::producer_state::{ProducerStateMap, SequenceCheck, SequenceError};
 
 /// Where an accepted batch went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +162,9 @@ pub struct Partition {
     /// the append so that both see the same state. Never held across an
     /// await (there is none on this path).
     writer: Mutex<ProducerStateMap>,
+    /// The last append failed on the disk (no space, a failed fsync, an
+    /// I/O error) and none has succeeded since; see [`Partition::append`].
+    append_failed: AtomicBool,
     /// Woken when the high watermark moves: consumers' long-poll fetches
     /// and acks=all produces parked on this partition.
     high_watermark_advanced: Notify,
@@ -190,6 +194,23 @@ impl Partition {
     ) -> Result<Partition, LogError> {
         let dir = data_dir.join(Self::dir_name(topic, index));
         let log = Log::open(&dir, config, now_ms)?;
+        Self::from_log(dir, log, topic_id, index, leader_epoch)
+    }
+
+    /// [`Partition::open`] with the log's files opened through `storage`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_with_storage(
+        storage: &std::sync::Arc<dyn vltava_log::storage::Storage>,
+        data_dir: &Path,
+        topic: &str,
+        topic_id: Uuid,
+        index: i32,
+        leader_epoch: i32,
+        config: LogConfig,
+        now_ms: i64,
+    ) -> Result<Partition, LogError> {
+        let dir = data_dir.join(Self::dir_name(topic, index));
+        let log = Log::open_with_storage(&dir, config, now_ms, std::sync::Arc::clone(storage))?;
         Self::from_log(dir, log, topic_id, index, leader_epoch)
     }
 
@@ -580,6 +601,7 @@ impl Partition {
             leader_epoch: AtomicI32::new(leader_epoch),
             high_watermark,
             writer: Mutex::new(producers),
+            append_failed: AtomicBool::new(false),
             high_watermark_advanced: Notify::new(),
             high_watermark_moved: parking_lot::Condvar::new(),
             high_watermark_lock: Mutex::new(()),
@@ -739,10 +761,32 @@ impl Partition {
         if assignment.leader != self.node || !self.hosted {
             return Err(not_leader(self.index, assignment.leader));
         }
+        // A batch whose predecessor failed on the disk is out of order
+        // only because of that failure. OUT_OF_ORDER_SEQUENCE_NUMBER would
+        // make librdkafka bump its producer epoch and renumber what it has
+        // in flight on every partition, writing again batches that other
+        // leaders had appended but not yet acknowledged (duplicates, found
+        // by the fault harness with a full disk). The storage error is
+        // what it is: retriable, not persisted, so the producer retries
+        // the failed batch and then this one, in order. (Kafka gets there
+        // by taking the whole log directory offline.)
+        let check = match producers.check(header) {
+            Err(SequenceError::OutOfOrder { expected, received })
+                if self.append_failed.load(Ordering::Acquire) =>
+            {
+                return Err(ApiError::new(
+                    ResponseError::KafkaStorageError,
+                    format!(
+                        "an earlier append to this partition failed on the disk (sequence {expected} is next, this batch starts at {received}); retry it after the earlier batch"
+                    ),
+                ));
+            }
+            other => other?,
+        };
         if let SequenceCheck::Duplicate {
             base_offset,
             timestamp_ms,
-        } = producers.check(header)?
+        } = check
         {
             return Ok(Appended {
                 leader_epoch: assignment.leader_epoch,
@@ -760,8 +804,22 @@ impl Partition {
             -1
         };
         let (info, flush_to) =
-            self.log
-                .append_without_flush(batch, assignment.leader_epoch, now_ms)?;
+            match self
+                .log
+                .append_without_flush(batch, assignment.leader_epoch, now_ms)
+            {
+                Ok(appended) => {
+                    self.append_failed.store(false, Ordering::Release);
+                    appended
+                }
+                Err(e) => {
+                    let e = ApiError::from(e);
+                    if e.error == ResponseError::KafkaStorageError {
+                        self.append_failed.store(true, Ordering::Release);
+                    }
+                    return Err(e);
+                }
+            };
         self.log_end_advanced.notify_waiters();
         producers.record(header, info.base_offset, log_append_time_ms);
         // Kafka's rule: a snapshot at every roll, so a restart replays at
@@ -1152,6 +1210,59 @@ pub(crate) mod tests {
         assert_eq!(
             gap.error,
             vltava_protocol::ResponseError::OutOfOrderSequenceNumber
+        );
+    }
+
+    /// Found by the fault harness (seed 1, a full disk on a leader): the
+    /// batch after one that failed on the disk gets KAFKA_STORAGE_ERROR,
+    /// not OUT_OF_ORDER_SEQUENCE_NUMBER (which makes librdkafka renumber
+    /// its in-flight batches everywhere, writing duplicates), until an
+    /// append succeeds.
+    #[test]
+    fn a_batch_after_a_failed_append_gets_the_storage_error() {
+        use vltava_log::storage::{FaultPlan, FaultyStorage, Storage};
+        use vltava_protocol::ResponseError;
+        let dir = tempfile::tempdir().unwrap();
+        let plan = FaultPlan::new();
+        let storage: Arc<dyn Storage> = Arc::new(FaultyStorage::new(plan.clone()));
+        let partition = Partition::open_with_storage(
+            &storage,
+            dir.path(),
+            "t",
+            Uuid::nil(),
+            0,
+            0,
+            LogConfig::default(),
+            0,
+        )
+        .unwrap();
+        append_idempotent(&partition, 0);
+        let append = |sequence| {
+            let batch = idempotent(sequence);
+            let header = validate_batch(&batch).unwrap();
+            partition.append(batch, &header, false, 1)
+        };
+        plan.disk_full(true);
+        assert_eq!(
+            append(1).unwrap_err().error,
+            ResponseError::KafkaStorageError
+        );
+        assert_eq!(
+            append(2).unwrap_err().error,
+            ResponseError::KafkaStorageError
+        );
+        plan.disk_full(false);
+        // Space again, but nothing appended since: still the storage error.
+        assert_eq!(
+            append(2).unwrap_err().error,
+            ResponseError::KafkaStorageError
+        );
+        assert_eq!(append(1).unwrap().base_offset, 1);
+        assert_eq!(append(2).unwrap().base_offset, 2);
+        // A real gap is a gap again.
+        assert_eq!(
+            append(4).unwrap_err().error,
+            ResponseError::OutOfOrderSequenceNumber
         );
     }
 

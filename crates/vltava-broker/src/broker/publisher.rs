@@ -19,6 +19,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use tracing::{error, info, warn};
 use uuid::Uuid;
+use vltava_log::storage::Storage;
 use vltava_meta::{ConfigResource, MetaRecord, MetadataImage, TopicImage};
 use vltava_quorum::{Change, Publisher};
 
@@ -40,6 +41,9 @@ const BROKER_EVENTS_MAX: usize = 10_000;
 
 pub(crate) struct TopicPublisher {
     config: BrokerConfig,
+    /// What partition logs are opened through (faulty only under
+    /// `unsafe.testing.storage.fault.file`).
+    storage: Arc<dyn Storage>,
     clock: Arc<dyn Clock>,
     topics: Arc<RwLock<BTreeMap<String, Arc<Topic>>>>,
     dynamic: Arc<RwLock<DynamicConfigs>>,
@@ -60,6 +64,7 @@ pub(crate) struct TopicPublisher {
 }
 
 impl TopicPublisher {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         config: BrokerConfig,
         clock: Arc<dyn Clock>,
@@ -68,9 +73,11 @@ impl TopicPublisher {
         removed: Arc<Mutex<Vec<String>>>,
         broker_events: Arc<Mutex<BTreeMap<(i32, i64), BrokerEvents>>>,
         roles_changed: Arc<tokio::sync::Notify>,
+        storage: Arc<dyn Storage>,
     ) -> TopicPublisher {
         TopicPublisher {
             config,
+            storage,
             clock,
             topics,
             dynamic,
@@ -326,6 +333,7 @@ impl TopicPublisher {
             .map_err(|e| e.to_string())
             .and_then(|()| {
                 open_partition(
+                    &self.storage,
                     data_dir,
                     &topic.name,
                     topic.topic_id,
