@@ -23,12 +23,13 @@
 //! deadline ([`wait_until`]).
 
 pub mod cluster;
+pub mod fault;
 pub mod raw;
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -64,12 +65,13 @@ pub fn vltava_bin() -> PathBuf {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("current_exe");
-    // target/debug/deps/<test> -> target/debug/vltava
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable lives in target/<profile>/deps");
-    profile_dir.join("vltava")
+    // target/debug/deps/<test> -> target/debug/vltava; a binary of this
+    // package (target/debug/vltava-fault) sits beside it.
+    let mut dir = exe.parent().expect("executable has a directory");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir = dir.parent().expect("deps lives in target/<profile>");
+    }
+    dir.join("vltava")
 }
 
 /// Milliseconds since the Unix epoch.
