@@ -210,7 +210,10 @@ impl FaultPlan {
         let Some(image) = durable.get_mut(path) else {
             return Ok(());
         };
-        let to = to.min(image.synced_len);
+        // Bytes past the file's current end were saved when a set_len cut
+        // them off (a truncation, then a write over the cut region: the
+        // simulation found the read past the end failing).
+        let to = to.min(image.synced_len).min(file.metadata()?.len());
         if from >= to {
             return Ok(());
         }
