@@ -28,6 +28,7 @@ pub mod log_store;
 pub mod memory;
 pub mod network;
 pub mod observer;
+pub mod runtime;
 pub mod state_machine;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -63,7 +64,7 @@ openraft::declare_raft_types!(
         Node = BasicNode,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = Cursor<Vec<u8>>,
-        AsyncRuntime = openraft::TokioRuntime,
+        AsyncRuntime = runtime::VltavaRuntime,
 );
 
 /// One node's settings.
@@ -96,6 +97,10 @@ pub struct QuorumConfig {
     /// How long a proposal sent to the leader may take there, its commit
     /// included, and how long this node then waits to apply it.
     pub forward_timeout: Duration,
+    /// What the log's segment files are opened through (the real files;
+    /// a simulator's `FaultyStorage` loses what no fsync covered when it
+    /// crashes a node).
+    pub storage: Arc<dyn vltava_log::storage::Storage>,
 }
 
 /// The marker in the quorum's directory written once `initial_records` are
@@ -121,6 +126,7 @@ impl QuorumConfig {
             initial_records: Vec::new(),
             publisher: None,
             forward_timeout: Duration::from_secs(60),
+            storage: Arc::new(vltava_log::storage::FileStorage),
         }
     }
 }
@@ -665,8 +671,9 @@ impl Quorum {
             });
         }
         std::fs::create_dir_all(&config.dir).map_err(|e| QuorumError::Storage(e.to_string()))?;
-        let mut log = log_store::LogStore::open(&config.dir.join("log"), &config.dir)
-            .map_err(|e| QuorumError::Storage(e.to_string()))?;
+        let mut log =
+            log_store::LogStore::open(&config.dir.join("log"), &config.dir, config.storage.clone())
+                .map_err(|e| QuorumError::Storage(e.to_string()))?;
         let fresh = log.is_empty();
         let last_index_at_start = openraft::storage::RaftLogStorage::get_log_state(&mut log)
             .await
@@ -790,7 +797,7 @@ impl Quorum {
                     .into(),
             ));
         }
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         loop {
             match self.propose(config.initial_records.clone()).await {
                 Ok(_) => break,
@@ -1049,7 +1056,7 @@ impl Quorum {
         self.server.abort();
         // The listener is dropped with the server task: wait for it, so the
         // port is free when this returns (a restart binds it again).
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         while !self.server.is_finished() && started.elapsed() < SERVER_STOP_WAIT {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -47,7 +47,11 @@ struct Inner {
 impl LogStore {
     /// Opens the log in `log_dir` (recovering its tail as any Vltava log)
     /// and the vote files in `state_dir`.
-    pub fn open(log_dir: &Path, state_dir: &Path) -> io::Result<LogStore> {
+    pub fn open(
+        log_dir: &Path,
+        state_dir: &Path,
+        storage: Arc<dyn vltava_log::storage::Storage>,
+    ) -> io::Result<LogStore> {
         let config = LogConfig {
             retention_ms: -1,
             retention_bytes: -1,
@@ -56,7 +60,8 @@ impl LogStore {
             flush_messages: u64::MAX,
             ..LogConfig::default()
         };
-        let log = Log::open(log_dir, config, now_ms()).map_err(io::Error::other)?;
+        let log =
+            Log::open_with_storage(log_dir, config, now_ms(), storage).map_err(io::Error::other)?;
         Ok(LogStore {
             inner: Arc::new(Inner {
                 log,
@@ -183,12 +188,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut expected = log.log_end_offset() as u64;
             // After a snapshot newer than the whole log was installed, the
             // next entry follows the snapshot: restart the log there.
-            if entry.log_id.index > expected
-                && snapshot_last_index(&self.inner.state_dir)
-                    .is_some_and(|last| last.saturating_add(1) == entry.log_id.index)
-            {
-                blocking(|| log.truncate_fully_and_start_at(entry.log_id.index as i64, now))
-                    .map_err(|e| StorageIOError::write_logs(&e))?;
+            let snapshot =
+                crate::state_machine::durable_snapshot_last_log_id(&self.inner.state_dir)
+                    .filter(|last| last.index.saturating_add(1) == entry.log_id.index);
+            if let (true, Some(snapshot)) = (entry.log_id.index > expected, snapshot) {
+                // The entries before it are in the snapshot: recorded as
+                // purged first, as a purge does, or the next start finds a
+                // log beginning past index 0 with nothing purged and cannot
+                // start (found by the simulation: a voter that installed a
+                // snapshot, appended and restarted).
+                let state_dir = &self.inner.state_dir;
+                blocking(|| {
+                    write_json(state_dir, PURGED_FILE, &snapshot)?;
+                    log.truncate_fully_and_start_at(entry.log_id.index as i64, now)
+                        .map_err(io::Error::other)
+                })
+                .map_err(|e| StorageIOError::write_logs(&e))?;
                 expected = entry.log_id.index;
             }
             if entry.log_id.index != expected {

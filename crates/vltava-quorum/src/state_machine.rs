@@ -86,6 +86,11 @@ pub struct StateMachine {
 
 /// The last log index `snapshot.json` in `dir` covers, if there is one.
 pub fn durable_snapshot_last_index(dir: &Path) -> Option<u64> {
+    durable_snapshot_last_log_id(dir).map(|l| l.index)
+}
+
+/// The last log id `snapshot.json` in `dir` covers, if there is one.
+pub fn durable_snapshot_last_log_id(dir: &Path) -> Option<openraft::LogId<NodeId>> {
     /// Only the meta of `snapshot.json`: its records are skipped, not built.
     #[derive(Deserialize)]
     struct MetaOnly {
@@ -95,7 +100,6 @@ pub fn durable_snapshot_last_index(dir: &Path) -> Option<u64> {
         .ok()
         .flatten()
         .and_then(|s| s.meta.last_log_id)
-        .map(|l| l.index)
 }
 
 /// Writes `stored` as the snapshot unless the one on disk covers as much
