@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 
 use bytes::BytesMut;
 use parking_lot::{Mutex, RwLock};
@@ -162,9 +162,11 @@ pub struct Partition {
     /// the append so that both see the same state. Never held across an
     /// await (there is none on this path).
     writer: Mutex<ProducerStateMap>,
-    /// The last append failed on the disk (no space, a failed fsync, an
-    /// I/O error) and none has succeeded since; see [`Partition::append`].
-    append_failed: AtomicBool,
+    /// Per idempotent producer, its batch last refused with a retriable
+    /// error before it was appended (an ISR below min.insync.replicas, a
+    /// failed disk write); see [`Partition::append`]. Lock order: after
+    /// the writer. At most [`REFUSED_PRODUCERS_MAX`] entries.
+    refused: Mutex<BTreeMap<i64, Refused>>,
     /// Woken when the high watermark moves: consumers' long-poll fetches
     /// and acks=all produces parked on this partition.
     high_watermark_advanced: Notify,
@@ -177,6 +179,17 @@ pub struct Partition {
     #[cfg(test)]
     pub(crate) hooks: tests::Hooks,
 }
+
+/// A batch refused before it was appended (see [`Partition::note_refused`]).
+#[derive(Debug, Clone, Copy)]
+struct Refused {
+    epoch: i16,
+    base_sequence: i32,
+    error: ResponseError,
+}
+
+/// Producers whose last refusal a partition remembers.
+pub const REFUSED_PRODUCERS_MAX: usize = 10_000;
 
 impl Partition {
     pub fn dir_name(topic: &str, index: i32) -> String {
@@ -601,7 +614,7 @@ impl Partition {
             leader_epoch: AtomicI32::new(leader_epoch),
             high_watermark,
             writer: Mutex::new(producers),
-            append_failed: AtomicBool::new(false),
+            refused: Mutex::new(BTreeMap::new()),
             high_watermark_advanced: Notify::new(),
             high_watermark_moved: parking_lot::Condvar::new(),
             high_watermark_lock: Mutex::new(()),
@@ -746,6 +759,29 @@ impl Partition {
         &self.log
     }
 
+    /// Remembers that `header`'s batch was refused with `error` (retriable,
+    /// nothing appended), so that its producer's next batch gets the same
+    /// error rather than OUT_OF_ORDER_SEQUENCE_NUMBER (see `append`).
+    pub fn note_refused(&self, header: &BatchHeader, error: ResponseError) {
+        if header.producer_id < 0 || header.base_sequence < 0 {
+            return;
+        }
+        let mut refused = self.refused.lock();
+        if refused.len() >= REFUSED_PRODUCERS_MAX && !refused.contains_key(&header.producer_id) {
+            // Bounded: forgetting only costs the old behaviour (an
+            // out-of-order error) for those producers.
+            refused.clear();
+        }
+        refused.insert(
+            header.producer_id,
+            Refused {
+                epoch: header.producer_epoch,
+                base_sequence: header.base_sequence,
+                error,
+            },
+        );
+    }
+
     /// Appends one validated batch, enforcing idempotent-producer sequences.
     pub fn append(
         &self,
@@ -761,25 +797,31 @@ impl Partition {
         if assignment.leader != self.node || !self.hosted {
             return Err(not_leader(self.index, assignment.leader));
         }
-        // A batch whose predecessor failed on the disk is out of order
-        // only because of that failure. OUT_OF_ORDER_SEQUENCE_NUMBER would
-        // make librdkafka bump its producer epoch and renumber what it has
-        // in flight on every partition, writing again batches that other
-        // leaders had appended but not yet acknowledged (duplicates, found
-        // by the fault harness with a full disk). The storage error is
-        // what it is: retriable, not persisted, so the producer retries
-        // the failed batch and then this one, in order. (Kafka gets there
-        // by taking the whole log directory offline.)
+        // A batch whose predecessor was refused (not appended) with a
+        // retriable error is out of order only because of that refusal.
+        // OUT_OF_ORDER_SEQUENCE_NUMBER would make librdkafka bump its
+        // producer epoch and renumber what it has in flight on every
+        // partition, writing again batches that other leaders had appended
+        // but not yet acknowledged: duplicates, found by the fault harness
+        // (a full disk on a leader; an ISR growing back between two
+        // pipelined batches). The predecessor's error is what this batch
+        // gets instead: retriable, not persisted, so the producer retries
+        // the two in order.
         let check = match producers.check(header) {
-            Err(SequenceError::OutOfOrder { expected, received })
-                if self.append_failed.load(Ordering::Acquire) =>
-            {
-                return Err(ApiError::new(
-                    ResponseError::KafkaStorageError,
-                    format!(
-                        "an earlier append to this partition failed on the disk (sequence {expected} is next, this batch starts at {received}); retry it after the earlier batch"
-                    ),
-                ));
+            Err(SequenceError::OutOfOrder { expected, received }) => {
+                let refused = self.refused.lock().get(&header.producer_id).copied();
+                return Err(match refused {
+                    Some(r) if r.epoch == header.producer_epoch && r.base_sequence == expected => {
+                        ApiError::new(
+                            r.error,
+                            format!(
+                                "the batch before this one (sequence {expected}) was refused with {:?}; retry it first (this one starts at {received})",
+                                r.error
+                            ),
+                        )
+                    }
+                    _ => SequenceError::OutOfOrder { expected, received }.into(),
+                });
             }
             other => other?,
         };
@@ -809,13 +851,15 @@ impl Partition {
                 .append_without_flush(batch, assignment.leader_epoch, now_ms)
             {
                 Ok(appended) => {
-                    self.append_failed.store(false, Ordering::Release);
+                    if header.producer_id >= 0 {
+                        self.refused.lock().remove(&header.producer_id);
+                    }
                     appended
                 }
                 Err(e) => {
                     let e = ApiError::from(e);
                     if e.error == ResponseError::KafkaStorageError {
-                        self.append_failed.store(true, Ordering::Release);
+                        self.note_refused(header, e.error);
                     }
                     return Err(e);
                 }
@@ -1260,6 +1304,37 @@ pub(crate) mod tests {
         assert_eq!(append(1).unwrap().base_offset, 1);
         assert_eq!(append(2).unwrap().base_offset, 2);
         // A real gap is a gap again.
+        assert_eq!(
+            append(4).unwrap_err().error,
+            ResponseError::OutOfOrderSequenceNumber
+        );
+    }
+
+    /// Found by the fault harness: NOT_ENOUGH_REPLICAS for one batch and
+    /// then OUT_OF_ORDER_SEQUENCE_NUMBER for the next (the ISR grew back
+    /// in between) made librdkafka renumber its batches (duplicates). The
+    /// next batch gets the refusal's error until the refused one is in.
+    #[test]
+    fn a_batch_after_a_refused_one_gets_its_error() {
+        use vltava_protocol::ResponseError;
+        let dir = tempfile::tempdir().unwrap();
+        let partition =
+            Partition::open(dir.path(), "t", Uuid::nil(), 0, 0, LogConfig::default(), 0).unwrap();
+        append_idempotent(&partition, 0);
+        let append = |sequence| {
+            let batch = idempotent(sequence);
+            let header = validate_batch(&batch).unwrap();
+            partition.append(batch, &header, false, 1)
+        };
+        let refused = validate_batch(&idempotent(1)).unwrap();
+        partition.note_refused(&refused, ResponseError::NotEnoughReplicas);
+        assert_eq!(
+            append(2).unwrap_err().error,
+            ResponseError::NotEnoughReplicas
+        );
+        assert_eq!(append(1).unwrap().base_offset, 1);
+        assert_eq!(append(2).unwrap().base_offset, 2);
+        // Once it is in, a real gap is a gap again.
         assert_eq!(
             append(4).unwrap_err().error,
             ResponseError::OutOfOrderSequenceNumber

@@ -369,6 +369,7 @@ fn produce_partition(
     check_records(&batch, &header, &rules).map_err(records_refused)?;
     let isr = partition.isr_len().max(1);
     if acks == -1 && (isr as i64) < topic.config.min_insync_replicas() {
+        partition.note_refused(&header, ResponseError::NotEnoughReplicas);
         return Err(ApiError::new(
             ResponseError::NotEnoughReplicas,
             format!(
