@@ -25,6 +25,7 @@
 pub mod cluster;
 pub mod fault;
 pub mod raw;
+pub mod sim;
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;

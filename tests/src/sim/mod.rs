@@ -1,0 +1,467 @@
+//! Deterministic simulation of the metadata quorum: 3 or 5 voters
+//! (`vltava_quorum::Quorum`, openraft and the log on `vltava-log`) run in
+//! this one process on turmoil's simulated network and clock, under a
+//! seeded schedule of partitions, one-way cuts, message loss, delay and
+//! reordering, and crashes in which whatever no fsync covered is lost
+//! (`FaultyStorage`'s power-cut model). Invariants are checked as the
+//! simulation steps; the same seed gives the same trace.
+//!
+//! `tests/tests/sim.rs` runs a fixed set of seeds in the suite;
+//! `cargo run --release -p vltava-tests --bin vltava-sim -- --seeds 1000`
+//! runs many (docs/reliability.md). The broker's request path and
+//! partition replication are not in it yet (see docs/reliability.md).
+
+mod invariants;
+mod net;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use vltava_log::storage::{FaultPlan, FaultyStorage};
+use vltava_meta::{ConfigResource, MetaRecord};
+use vltava_quorum::{NodeId, Quorum, QuorumConfig};
+
+pub use invariants::Violations;
+
+/// The quorum's port on every simulated host.
+const PORT: u16 = 9093;
+
+/// What one simulation does.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub seed: u64,
+    /// 3 or 5 voters.
+    pub nodes: usize,
+    /// Simulated time under faults; then everything heals for
+    /// [`SETTLE`].
+    pub duration: Duration,
+}
+
+/// Simulated time after the last fault heals, for the cluster to converge
+/// before the final checks.
+pub const SETTLE: Duration = Duration::from_secs(20);
+
+/// One simulated tick.
+pub const TICK: Duration = Duration::from_millis(1);
+
+/// How often (in ticks) the invariants are checked while running.
+const CHECK_EVERY_TICKS: u64 = 25;
+
+/// What a simulation did and found.
+#[derive(Debug)]
+pub struct SimReport {
+    pub config: SimConfig,
+    pub simulated: Duration,
+    pub faults: usize,
+    pub crashes: usize,
+    /// Proposals the leader acknowledged (committed).
+    pub acked: usize,
+    /// Distinct (term, leader) pairs seen.
+    pub leaderships: usize,
+    pub violations: Violations,
+    /// Everything that happened, in order, with simulated times: two runs
+    /// of one seed must give the same.
+    pub trace: Vec<String>,
+}
+
+impl SimReport {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty() && self.acked > 0
+    }
+
+    /// A digest of the trace, to compare runs.
+    pub fn trace_digest(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.trace.hash(&mut h);
+        h.finish()
+    }
+
+    /// The command that replays this seed.
+    pub fn replay_command(&self) -> String {
+        format!(
+            "cargo run --release -p vltava-tests --bin vltava-sim -- --seed {} --nodes {} --seconds {}",
+            self.config.seed,
+            self.config.nodes,
+            self.config.duration.as_secs()
+        )
+    }
+}
+
+impl std::fmt::Display for SimReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "seed {}: {} voters, {:.0?} simulated, {} faults ({} crashes), {} proposals committed, {} leaderships, trace {:016x}, {}",
+            self.config.seed,
+            self.config.nodes,
+            self.simulated,
+            self.faults,
+            self.crashes,
+            self.acked,
+            self.leaderships,
+            self.trace_digest(),
+            if self.passed() { "ok".to_string() } else { format!("FAILED: {}\nreplay: {}", self.violations, self.replay_command()) }
+        )
+    }
+}
+
+/// State shared by the simulated hosts and the driver (one thread).
+#[derive(Default)]
+struct Shared {
+    /// The running incarnation of each node, with its start number.
+    quorums: BTreeMap<NodeId, (u32, Rc<Quorum>)>,
+    /// Starts so far, per node (names proposals uniquely).
+    starts: BTreeMap<NodeId, u32>,
+    /// Committed proposals: name and index.
+    acked: Vec<(String, u64)>,
+    trace: Vec<String>,
+    now: Duration,
+    /// The highest committed index when the faults stopped: every node
+    /// must reach it by the end.
+    converge_to: u64,
+}
+
+fn host_name(id: NodeId) -> String {
+    format!("node-{id}")
+}
+
+fn record(name: &str) -> MetaRecord {
+    MetaRecord::Config {
+        resource: ConfigResource::Broker(String::new()),
+        name: name.to_string(),
+        value: Some("1".into()),
+    }
+}
+
+/// Runs one seed.
+pub fn run(config: SimConfig) -> anyhow::Result<SimReport> {
+    anyhow::ensure!(
+        config.nodes == 3 || config.nodes == 5,
+        "--nodes must be 3 or 5"
+    );
+    // openraft's election timeouts (all nodes run on this thread).
+    vltava_quorum::runtime::seed_thread_rng(config.seed);
+    let root = tempfile::Builder::new()
+        .prefix("vltava-sim-")
+        .tempdir_in(scratch_dir())?;
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(config.seed)
+        .simulation_duration(config.duration + SETTLE + Duration::from_secs(60))
+        .tick_duration(TICK)
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(10))
+        .build();
+    let shared = Rc::new(RefCell::new(Shared::default()));
+    let ids: Vec<NodeId> = (1..=config.nodes as NodeId).collect();
+    let voters: BTreeMap<NodeId, String> = ids
+        .iter()
+        .map(|&id| (id, format!("{}:{PORT}", host_name(id))))
+        .collect();
+    let mut plans = BTreeMap::new();
+    for &id in &ids {
+        let plan = FaultPlan::new();
+        plan.track_power_loss();
+        plans.insert(id, plan.clone());
+        let shared = shared.clone();
+        let voters = voters.clone();
+        let dir = root.path().join(host_name(id));
+        sim.host(host_name(id), move || {
+            node(
+                id,
+                voters.clone(),
+                dir.clone(),
+                plan.clone(),
+                shared.clone(),
+            )
+        });
+    }
+    let mut nemesis = nemesis::Nemesis::new(config.seed, ids.clone());
+    let mut checker = invariants::Checker::default();
+    let ticks = config.duration.as_millis() as u64;
+    let settle = SETTLE.as_millis() as u64;
+    for tick in 0..ticks + settle {
+        shared.borrow_mut().now = sim.elapsed();
+        if tick < ticks {
+            nemesis.maybe_act(&mut sim, &shared, &plans)?;
+        } else if tick == ticks {
+            nemesis.heal_all(&mut sim, &shared, &plans)?;
+            let mut s = shared.borrow_mut();
+            s.converge_to = s.acked.iter().map(|(_, i)| *i).max().unwrap_or(0);
+        }
+        sim.step().map_err(|e| anyhow::anyhow!("simulation: {e}"))?;
+        if tick % CHECK_EVERY_TICKS == 0 {
+            checker.check(&mut shared.borrow_mut());
+        }
+    }
+    checker.check(&mut shared.borrow_mut());
+    checker.final_check(&shared.borrow(), &ids);
+    let s = shared.borrow();
+    Ok(SimReport {
+        config,
+        simulated: sim.elapsed(),
+        faults: nemesis.faults,
+        crashes: nemesis.crashes,
+        acked: s.acked.len(),
+        leaderships: checker.leaderships(),
+        violations: checker.violations,
+        trace: s.trace.clone(),
+    })
+}
+
+/// `name:size` of each file in `dir`, for failure messages.
+fn list_files(dir: &std::path::Path) -> String {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+            format!("{}:{len}", e.file_name().to_string_lossy())
+        })
+        .collect();
+    files.sort();
+    files.join(" ")
+}
+
+/// tmpfs when there is one: the simulation fsyncs often, and real fsync
+/// latency only slows it down (time is simulated).
+fn scratch_dir() -> std::path::PathBuf {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// One voter's software: start the quorum, then propose a uniquely named
+/// record every 20–80 ms while leading.
+async fn node(
+    id: NodeId,
+    voters: BTreeMap<NodeId, String>,
+    dir: std::path::PathBuf,
+    plan: Arc<FaultPlan>,
+    shared: Rc<RefCell<Shared>>,
+) -> turmoil::Result {
+    let start = {
+        let mut s = shared.borrow_mut();
+        let n = s.starts.entry(id).or_insert(0);
+        *n += 1;
+        *n
+    };
+    let log_dir = dir.join("log");
+    let mut config = QuorumConfig::new(id, voters, dir);
+    config.storage = Arc::new(FaultyStorage::new(plan));
+    config.propose_timeout = Duration::from_secs(2);
+    config.forward_timeout = Duration::from_secs(5);
+    // Snapshots and purges happen within a run.
+    config.snapshot_after_entries = 200;
+    config.entries_kept_after_snapshot = 50;
+    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
+    let quorum = Rc::new(
+        Quorum::start(
+            config,
+            Box::new(net::Acceptor(listener)),
+            Arc::new(net::Connector),
+        )
+        .await
+        .map_err(|e| {
+            format!(
+                "node {id} start {start}: {e}; log files: {}; node files: {}",
+                list_files(&log_dir),
+                list_files(log_dir.parent().unwrap())
+            )
+        })?,
+    );
+    shared
+        .borrow_mut()
+        .quorums
+        .insert(id, (start, quorum.clone()));
+    let mut rng = StdRng::seed_from_u64(u64::from(start) << 32 | id);
+    let mut k = 0u64;
+    loop {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(20..80))).await;
+        if quorum.leader() != Some(id) {
+            continue;
+        }
+        let name = format!("n{id}-s{start}-{k}");
+        k += 1;
+        if let Ok(index) = quorum.propose(vec![record(&name)]).await {
+            let mut s = shared.borrow_mut();
+            let at = s.now;
+            s.trace.push(format!("{at:?} ack {name} at {index}"));
+            s.acked.push((name, index));
+        }
+    }
+}
+
+mod nemesis {
+    use super::*;
+
+    /// The seeded fault schedule, applied as the simulation steps.
+    pub struct Nemesis {
+        rng: StdRng,
+        ids: Vec<NodeId>,
+        /// Ticks until the next action.
+        wait: u64,
+        /// What is faulty now (healed at the next action).
+        current: Option<Fault>,
+        pub faults: usize,
+        pub crashes: usize,
+    }
+
+    #[derive(Debug, Clone)]
+    enum Fault {
+        Partition(Vec<NodeId>, Vec<NodeId>),
+        OneWay(NodeId, NodeId),
+        Loss(f64),
+        Slow(Duration),
+        Hold(NodeId, NodeId),
+        Crash(Vec<NodeId>),
+    }
+
+    impl Nemesis {
+        pub fn new(seed: u64, ids: Vec<NodeId>) -> Nemesis {
+            Nemesis {
+                rng: StdRng::seed_from_u64(seed ^ 0x5eed_f417),
+                ids,
+                wait: 2_000,
+                current: None,
+                faults: 0,
+                crashes: 0,
+            }
+        }
+
+        pub fn maybe_act(
+            &mut self,
+            sim: &mut turmoil::Sim<'_>,
+            shared: &Rc<RefCell<Shared>>,
+            plans: &BTreeMap<NodeId, Arc<FaultPlan>>,
+        ) -> anyhow::Result<()> {
+            if self.wait > 0 {
+                self.wait -= 1;
+                return Ok(());
+            }
+            self.heal_all(sim, shared, plans)?;
+            // A quarter of the periods are quiet.
+            if self.rng.random_range(0..4) > 0 {
+                let fault = self.pick();
+                self.apply(&fault, sim, shared, plans)?;
+                self.current = Some(fault);
+                self.faults += 1;
+            }
+            self.wait = self.rng.random_range(1_000..8_000);
+            Ok(())
+        }
+
+        fn shuffled(&mut self) -> Vec<NodeId> {
+            let mut ids = self.ids.clone();
+            for i in (1..ids.len()).rev() {
+                ids.swap(i, self.rng.random_range(0..=i));
+            }
+            ids
+        }
+
+        fn pick(&mut self) -> Fault {
+            let ids = self.shuffled();
+            let minority = (ids.len() - 1) / 2;
+            match self.rng.random_range(0..8) {
+                0 => Fault::Partition(vec![ids[0]], ids[1..].to_vec()),
+                1 => {
+                    let cut = self.rng.random_range(1..=minority);
+                    Fault::Partition(ids[..cut].to_vec(), ids[cut..].to_vec())
+                }
+                2 => Fault::OneWay(ids[0], ids[1]),
+                3 => Fault::Loss(self.rng.random_range(0.05..0.3)),
+                4 => Fault::Slow(Duration::from_millis(self.rng.random_range(50..400))),
+                5 => Fault::Hold(ids[0], ids[1]),
+                // A minority crashes; now and then every node at once (a
+                // power cut of the whole cluster).
+                6 if self.rng.random_range(0..5) == 0 => Fault::Crash(ids.clone()),
+                _ => {
+                    let n = self.rng.random_range(1..=minority);
+                    Fault::Crash(ids[..n].to_vec())
+                }
+            }
+        }
+
+        fn apply(
+            &mut self,
+            fault: &Fault,
+            sim: &mut turmoil::Sim<'_>,
+            shared: &Rc<RefCell<Shared>>,
+            plans: &BTreeMap<NodeId, Arc<FaultPlan>>,
+        ) -> anyhow::Result<()> {
+            let names = |ids: &[NodeId]| ids.iter().map(|&i| host_name(i)).collect::<Vec<_>>();
+            match fault {
+                Fault::Partition(a, b) => {
+                    for x in names(a) {
+                        for y in names(b) {
+                            sim.partition(x.as_str(), y.as_str());
+                        }
+                    }
+                }
+                Fault::OneWay(from, to) => {
+                    sim.partition_oneway(host_name(*from).as_str(), host_name(*to).as_str())
+                }
+                Fault::Loss(rate) => sim.set_fail_rate(*rate),
+                Fault::Slow(latency) => sim.set_max_message_latency(*latency),
+                Fault::Hold(a, b) => sim.hold(host_name(*a).as_str(), host_name(*b).as_str()),
+                Fault::Crash(ids) => {
+                    for &id in ids {
+                        sim.crash(host_name(id).as_str());
+                        shared.borrow_mut().quorums.remove(&id);
+                        // Whatever no fsync covered is gone.
+                        plans[&id].power_cut()?;
+                        self.crashes += 1;
+                    }
+                }
+            }
+            let mut s = shared.borrow_mut();
+            let at = s.now;
+            s.trace.push(format!("{at:?} fault {fault:?}"));
+            Ok(())
+        }
+
+        pub fn heal_all(
+            &mut self,
+            sim: &mut turmoil::Sim<'_>,
+            shared: &Rc<RefCell<Shared>>,
+            _plans: &BTreeMap<NodeId, Arc<FaultPlan>>,
+        ) -> anyhow::Result<()> {
+            let Some(fault) = self.current.take() else {
+                return Ok(());
+            };
+            let all: Vec<String> = self.ids.iter().map(|&i| host_name(i)).collect();
+            match fault {
+                Fault::Crash(ids) => {
+                    for id in ids {
+                        sim.bounce(host_name(id).as_str());
+                    }
+                }
+                Fault::Loss(_) => sim.set_fail_rate(0.0),
+                Fault::Slow(_) => sim.set_max_message_latency(Duration::from_millis(10)),
+                _ => {
+                    for a in &all {
+                        for b in &all {
+                            if a != b {
+                                sim.repair(a.as_str(), b.as_str());
+                                sim.release(a.as_str(), b.as_str());
+                            }
+                        }
+                    }
+                }
+            }
+            let mut s = shared.borrow_mut();
+            let at = s.now;
+            s.trace.push(format!("{at:?} heal"));
+            Ok(())
+        }
+    }
+}
