@@ -9,6 +9,7 @@ Binary: $VLTAVA_BIN if set, else <repo>/target/debug/vltava.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -28,6 +29,25 @@ def broker_binary() -> Path:
 
 
 def free_port() -> int:
+    """A port that was free a moment ago, below the kernel's ephemeral range.
+
+    Port 0 hands out an ephemeral port, which a broker restarted on the same
+    port then races every outgoing connection for (the Rust harness's
+    free_port says more). Ports are drawn at random below that range and
+    checked by binding them."""
+    low = 32768
+    try:
+        low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    for _ in range(1000):
+        port = random.randrange(20000, max(low, 21000))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -54,10 +54,40 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// A port that was free a moment ago: bind port 0, read it, drop the socket.
+/// A port that was free a moment ago, below the kernel's ephemeral range.
+///
+/// Port 0 would hand out an ephemeral port, and a test that stops a broker
+/// and starts it again on the same port then races every outgoing
+/// connection on the machine for it: one took it as its source port in a
+/// full-suite run (a rolling restart failed with EADDRINUSE). Below the
+/// ephemeral range only listeners compete, so ports are drawn at random
+/// there and checked by binding them.
 pub fn free_port() -> u16 {
+    let (low, _) = ephemeral_range();
+    let below = PORTS_BELOW_EPHEMERAL_MIN..low.max(PORTS_BELOW_EPHEMERAL_MIN + 1000);
+    for _ in 0..1000 {
+        let port = rand::random_range(below.clone());
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local_addr").port()
+}
+
+/// The lowest port [`free_port`] draws (above the well-known and most
+/// registered service ports that a machine may run).
+const PORTS_BELOW_EPHEMERAL_MIN: u16 = 20_000;
+
+/// The kernel's ephemeral port range (Linux's default when unreadable).
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut parts = text.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((parts.next()??, parts.next()??))
+        })
+        .unwrap_or((32_768, 60_999))
 }
 
 /// Path of the `vltava` binary under test.

@@ -1207,9 +1207,13 @@ pub(crate) mod tests {
     }
 
     fn append_idempotent(partition: &Partition, sequence: i32) -> Appended {
+        try_append_idempotent(partition, sequence).unwrap()
+    }
+
+    fn try_append_idempotent(partition: &Partition, sequence: i32) -> Result<Appended, ApiError> {
         let batch = idempotent(sequence);
         let header = validate_batch(&batch).unwrap();
-        partition.append(batch, &header, false, 1).unwrap()
+        partition.append(batch, &header, false, 1)
     }
 
     fn open_small_segments(dir: &Path) -> Partition {
@@ -1281,11 +1285,7 @@ pub(crate) mod tests {
         )
         .unwrap();
         append_idempotent(&partition, 0);
-        let append = |sequence| {
-            let batch = idempotent(sequence);
-            let header = validate_batch(&batch).unwrap();
-            partition.append(batch, &header, false, 1)
-        };
+        let append = |sequence| try_append_idempotent(&partition, sequence);
         plan.disk_full(true);
         assert_eq!(
             append(1).unwrap_err().error,
@@ -1297,17 +1297,7 @@ pub(crate) mod tests {
         );
         plan.disk_full(false);
         // Space again, but nothing appended since: still the storage error.
-        assert_eq!(
-            append(2).unwrap_err().error,
-            ResponseError::KafkaStorageError
-        );
-        assert_eq!(append(1).unwrap().base_offset, 1);
-        assert_eq!(append(2).unwrap().base_offset, 2);
-        // A real gap is a gap again.
-        assert_eq!(
-            append(4).unwrap_err().error,
-            ResponseError::OutOfOrderSequenceNumber
-        );
+        refused_then_in_order(&partition, ResponseError::KafkaStorageError);
     }
 
     /// Found by the fault harness: NOT_ENOUGH_REPLICAS for one batch and
@@ -1321,23 +1311,21 @@ pub(crate) mod tests {
         let partition =
             Partition::open(dir.path(), "t", Uuid::nil(), 0, 0, LogConfig::default(), 0).unwrap();
         append_idempotent(&partition, 0);
-        let append = |sequence| {
-            let batch = idempotent(sequence);
-            let header = validate_batch(&batch).unwrap();
-            partition.append(batch, &header, false, 1)
-        };
         let refused = validate_batch(&idempotent(1)).unwrap();
         partition.note_refused(&refused, ResponseError::NotEnoughReplicas);
-        assert_eq!(
-            append(2).unwrap_err().error,
-            ResponseError::NotEnoughReplicas
-        );
+        refused_then_in_order(&partition, ResponseError::NotEnoughReplicas);
+    }
+
+    /// Sequence 1 was refused with `error`: sequence 2 gets it too, then
+    /// both go in, in order, and a real gap is a gap again.
+    fn refused_then_in_order(partition: &Partition, error: vltava_protocol::ResponseError) {
+        let append = |sequence| try_append_idempotent(partition, sequence);
+        assert_eq!(append(2).unwrap_err().error, error);
         assert_eq!(append(1).unwrap().base_offset, 1);
         assert_eq!(append(2).unwrap().base_offset, 2);
-        // Once it is in, a real gap is a gap again.
         assert_eq!(
             append(4).unwrap_err().error,
-            ResponseError::OutOfOrderSequenceNumber
+            vltava_protocol::ResponseError::OutOfOrderSequenceNumber
         );
     }
 

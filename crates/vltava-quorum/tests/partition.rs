@@ -6,48 +6,20 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use vltava_meta::{ConfigResource, MetaRecord};
+use vltava_meta::ConfigResource;
 use vltava_quorum::memory::MemoryNetwork;
 use vltava_quorum::{NodeId, ProposeError, Quorum, QuorumConfig};
 
 mod common;
-use common::{wait_for, DEADLINE};
-
-fn record(name: &str) -> MetaRecord {
-    MetaRecord::Config {
-        resource: ConfigResource::Broker(String::new()),
-        name: name.to_string(),
-        value: Some("1".into()),
-    }
-}
+use common::{propose, record, wait_for};
 
 fn keys(q: &Quorum) -> Vec<String> {
     q.image()
         .configs_of(&ConfigResource::Broker(String::new()))
         .into_keys()
         .collect()
-}
-
-/// Proposes `name` through whichever of `ids` leads, trying again while
-/// leadership moves (the record is safe to repeat).
-async fn propose(nodes: &BTreeMap<NodeId, Quorum>, ids: &[NodeId], name: &str) {
-    let start = Instant::now();
-    loop {
-        for id in ids {
-            if nodes[id].leader() == Some(*id)
-                && nodes[id].propose(vec![record(name)]).await.is_ok()
-            {
-                return;
-            }
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "no leader among {ids:?} committed {name}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn addr(id: NodeId) -> String {

@@ -8,20 +8,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use vltava_meta::{ConfigResource, MetaRecord};
+use vltava_meta::ConfigResource;
 use vltava_quorum::memory::MemoryNetwork;
 use vltava_quorum::{NodeId, Quorum, QuorumConfig};
 
 mod common;
-use common::wait_for;
-
-fn record(name: &str) -> MetaRecord {
-    MetaRecord::Config {
-        resource: ConfigResource::Broker(String::new()),
-        name: name.to_string(),
-        value: Some("1".into()),
-    }
-}
+use common::{propose, wait_for};
 
 fn count(q: &Quorum) -> usize {
     q.image()
@@ -50,26 +42,6 @@ async fn start(
     )
     .await
     .unwrap()
-}
-
-/// Proposes through whichever of `ids` leads, retrying while leadership
-/// settles.
-async fn propose(nodes: &BTreeMap<NodeId, Quorum>, ids: &[NodeId], name: &str) {
-    let deadline = std::time::Instant::now() + common::DEADLINE;
-    loop {
-        for id in ids {
-            if nodes[id].leader() == Some(*id)
-                && nodes[id].propose(vec![record(name)]).await.is_ok()
-            {
-                return;
-            }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no leader committed {name}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -185,42 +185,26 @@ impl Net {
     /// link (token bucket at `slow_kbit`, queueing up to 200 ms) — this
     /// machine's kernel has no netem.
     pub fn slow(&self, node: usize, delay_ms: u32, slow_kbit: u32) -> Result<()> {
-        if self.netem {
-            self.exec(
-                node,
-                "tc",
-                &[
-                    "qdisc",
-                    "add",
-                    "dev",
-                    "eth0",
-                    "root",
-                    "netem",
-                    "delay",
-                    &format!("{delay_ms}ms"),
-                    &format!("{}ms", delay_ms / 2),
-                ],
-            )
-        } else {
-            self.exec(
-                node,
-                "tc",
-                &[
-                    "qdisc",
-                    "add",
-                    "dev",
-                    "eth0",
-                    "root",
-                    "tbf",
-                    "rate",
-                    &format!("{slow_kbit}kbit"),
-                    "burst",
-                    "16kb",
-                    "latency",
-                    "200ms",
-                ],
-            )
-        }
+        let qdisc = match self.netem {
+            true => vec![
+                "netem".to_string(),
+                "delay".into(),
+                format!("{delay_ms}ms"),
+                format!("{}ms", delay_ms / 2),
+            ],
+            false => vec![
+                "tbf".to_string(),
+                "rate".into(),
+                format!("{slow_kbit}kbit"),
+                "burst".into(),
+                "16kb".into(),
+                "latency".into(),
+                "200ms".into(),
+            ],
+        };
+        let mut args = vec!["qdisc", "add", "dev", "eth0", "root"];
+        args.extend(qdisc.iter().map(String::as_str));
+        self.exec(node, "tc", &args)
     }
 
     /// Removes every rule and qdisc from every namespace.
