@@ -164,8 +164,9 @@ pub struct Partition {
     writer: Mutex<ProducerStateMap>,
     /// Per idempotent producer, its batch last refused with a retriable
     /// error before it was appended (an ISR below min.insync.replicas, a
-    /// failed disk write); see [`Partition::append`]. Lock order: after
-    /// the writer. At most [`REFUSED_PRODUCERS_MAX`] entries.
+    /// failed disk write); see [`Partition::append`]. Touched only on
+    /// refusals and out-of-sequence batches, never on a good append. Lock
+    /// order: after the writer. At most [`REFUSED_PRODUCERS_MAX`] entries.
     refused: Mutex<BTreeMap<i64, Refused>>,
     /// Woken when the high watermark moves: consumers' long-poll fetches
     /// and acks=all produces parked on this partition.
@@ -205,9 +206,18 @@ impl Partition {
         config: LogConfig,
         now_ms: i64,
     ) -> Result<Partition, LogError> {
-        let dir = data_dir.join(Self::dir_name(topic, index));
-        let log = Log::open(&dir, config, now_ms)?;
-        Self::from_log(dir, log, topic_id, index, leader_epoch)
+        let storage: std::sync::Arc<dyn vltava_log::storage::Storage> =
+            std::sync::Arc::new(vltava_log::storage::FileStorage);
+        Self::open_with_storage(
+            &storage,
+            data_dir,
+            topic,
+            topic_id,
+            index,
+            leader_epoch,
+            config,
+            now_ms,
+        )
     }
 
     /// [`Partition::open`] with the log's files opened through `storage`.
@@ -850,12 +860,9 @@ impl Partition {
                 .log
                 .append_without_flush(batch, assignment.leader_epoch, now_ms)
             {
-                Ok(appended) => {
-                    if header.producer_id >= 0 {
-                        self.refused.lock().remove(&header.producer_id);
-                    }
-                    appended
-                }
+                // A refusal needs no clearing here: once its batch is in,
+                // the expected sequence is past it and it matches nothing.
+                Ok(appended) => appended,
                 Err(e) => {
                     let e = ApiError::from(e);
                     if e.error == ResponseError::KafkaStorageError {
@@ -1264,8 +1271,8 @@ pub(crate) mod tests {
     /// Found by the fault harness (seed 1, a full disk on a leader): the
     /// batch after one that failed on the disk gets KAFKA_STORAGE_ERROR,
     /// not OUT_OF_ORDER_SEQUENCE_NUMBER (which makes librdkafka renumber
-    /// its in-flight batches everywhere, writing duplicates), until an
-    /// append succeeds.
+    /// its in-flight batches everywhere, writing duplicates), until the
+    /// failed one is in.
     #[test]
     fn a_batch_after_a_failed_append_gets_the_storage_error() {
         use vltava_log::storage::{FaultPlan, FaultyStorage, Storage};

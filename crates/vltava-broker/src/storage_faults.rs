@@ -17,7 +17,7 @@
 //! real storage: the harness fails the data path, where the broker's
 //! answer is KAFKA_STORAGE_ERROR, not the quorum's.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,8 +92,9 @@ pub fn storage_for(control: Option<&Path>) -> Arc<dyn Storage> {
 }
 
 /// Applies each change of the control file for the life of the process.
-fn watch(control: &PathBuf, plan: &FaultPlan) {
+fn watch(control: &Path, plan: &FaultPlan) {
     let mut current = StorageFault::None;
+    let mut last_text = String::new();
     loop {
         let text = std::fs::read_to_string(control).unwrap_or_default();
         match StorageFault::parse(&text) {
@@ -103,10 +104,15 @@ fn watch(control: &PathBuf, plan: &FaultPlan) {
                 current = fault;
             }
             Some(_) => {}
-            None => {
-                warn!(text = %text.trim(), "storage fault control file names no fault; ignored")
-            }
+            // Said once per new text, not at every poll.
+            None if text != last_text => warn!(
+                control = %control.display(),
+                text = %text.trim(),
+                "storage fault control file names no fault (none, fsync-fail, disk-full, slow-fsync <ms>); ignored"
+            ),
+            None => {}
         }
+        last_text = text;
         std::thread::sleep(CONTROL_POLL_INTERVAL);
     }
 }

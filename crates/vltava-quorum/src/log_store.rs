@@ -188,10 +188,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut expected = log.log_end_offset() as u64;
             // After a snapshot newer than the whole log was installed, the
             // next entry follows the snapshot: restart the log there.
-            let snapshot =
-                crate::state_machine::durable_snapshot_last_log_id(&self.inner.state_dir)
-                    .filter(|last| last.index.saturating_add(1) == entry.log_id.index);
-            if let (true, Some(snapshot)) = (entry.log_id.index > expected, snapshot) {
+            // The snapshot file is read only for an entry past the log end
+            // (rare): not on every append.
+            let snapshot = (entry.log_id.index > expected)
+                .then(|| crate::state_machine::durable_snapshot_last_log_id(&self.inner.state_dir))
+                .flatten()
+                .filter(|last| last.index.saturating_add(1) == entry.log_id.index);
+            if let Some(snapshot) = snapshot {
                 // The entries before it are in the snapshot: recorded as
                 // purged first, as a purge does, or the next start finds a
                 // log beginning past index 0 with nothing purged and cannot
