@@ -8,7 +8,11 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::alter_partition_reassignments_request::{
+    ReassignablePartition, ReassignableTopic,
+};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{
@@ -16,7 +20,8 @@ use kafka_protocol::messages::offset_commit_request::{
 };
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{
-    CreatePartitionsRequest, GroupId, JoinGroupRequest, MetadataRequest, OffsetCommitRequest,
+    AlterPartitionReassignmentsRequest, BrokerId, CreatePartitionsRequest, ElectLeadersRequest,
+    GroupId, JoinGroupRequest, MetadataRequest, OffsetCommitRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
@@ -340,6 +345,40 @@ fn huge_partition_counts_are_refused_by_name() {
     assert_eq!(resp.results[0].error_code, INVALID_PARTITIONS, "{resp:?}");
     let md = c.metadata(Some(&["grows"])).unwrap();
     assert_eq!(md.topics[0].partitions.len(), 1);
+
+    // Moving or electing more partitions than that in one request is
+    // refused whole, by name, before anything is looked up.
+    const POLICY_VIOLATION: i16 = 44;
+    let named = 10_001;
+    let moves = AlterPartitionReassignmentsRequest::default()
+        .with_topics(vec![ReassignableTopic::default()
+            .with_name(topic_name("grows"))
+            .with_partitions(
+                (0..named)
+                    .map(|index| {
+                        ReassignablePartition::default()
+                            .with_partition_index(index)
+                            .with_replicas(Some(vec![BrokerId(1)]))
+                    })
+                    .collect(),
+            )])
+        .with_timeout_ms(30_000);
+    let resp = c.request(&moves, 0).unwrap();
+    assert_eq!(
+        resp.error_code, POLICY_VIOLATION,
+        "{:?}",
+        resp.error_message
+    );
+    let message = resp.error_message.as_ref().unwrap().to_string();
+    assert!(message.contains("PARTITIONS_PER_REQUEST_MAX"), "{message}");
+    let elections = ElectLeadersRequest::default()
+        .with_election_type(0)
+        .with_topic_partitions(Some(vec![TopicPartitions::default()
+            .with_topic(topic_name("grows"))
+            .with_partitions((0..named).collect())]))
+        .with_timeout_ms(30_000);
+    let resp = c.request(&elections, 2).unwrap();
+    assert_eq!(resp.error_code, POLICY_VIOLATION, "{resp:?}");
     broker.assert_running();
 }
 

@@ -31,9 +31,26 @@ const TOPIC_NAME_CHARS_MAX: usize = 249;
 /// the broker's own metadata log, so no client topic may take the name.
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
 
-/// Partitions one CreateTopics or CreatePartitions request may add in all:
-/// Kafka's controller caps one operation at this many records.
+/// Partitions one request may add (CreateTopics, CreatePartitions), move
+/// (AlterPartitionReassignments) or name for election (ElectLeaders): each
+/// is a metadata record committed in one batch, and Kafka's controller caps
+/// one operation at this many records.
 pub const PARTITIONS_PER_REQUEST_MAX: i32 = 10_000;
+
+/// Refuses a request naming more than [`PARTITIONS_PER_REQUEST_MAX`]
+/// partitions to move or elect (POLICY_VIOLATION, as Kafka's controller
+/// answers an excessively large batch).
+fn check_partitions_named(count: usize) -> Result<(), ApiError> {
+    if count > PARTITIONS_PER_REQUEST_MAX as usize {
+        return Err(ApiError::new(
+            ResponseError::PolicyViolation,
+            format!(
+                "Unable to perform excessively large batch operation: {count} partitions named, at most {PARTITIONS_PER_REQUEST_MAX} (PARTITIONS_PER_REQUEST_MAX) at once"
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// Partitions one broker hosts in all. Each holds a directory, a few file
 /// handles while active, and its index memory; P5 in docs/benchmarks.md

@@ -246,6 +246,11 @@ impl Client {
             Ok(conn) => conn,
             Err(e) if controller => {
                 debug!(controller = id, error = %e, "controller unreachable; asking another broker");
+                // The brokers name a live controller: learning it keeps the
+                // next controller request from trying this one first.
+                if let Ok(response) = self.metadata_once(Some(&[]), false).await {
+                    self.absorb_metadata(response);
+                }
                 return self.bootstrap_connection().await;
             }
             Err(e) => return Err(e),
@@ -705,6 +710,56 @@ mod tests {
             .with_group_id(kafka_protocol::messages::GroupId(str_bytes("g")))
             .with_generation_id(1)
             .with_member_id(str_bytes("m"))
+    }
+
+    /// A controller the metadata names but that cannot be reached (it
+    /// stopped) gives way to the bootstrap broker, which forwards
+    /// controller requests; the client asks for metadata again on the way.
+    #[tokio::test]
+    async fn an_unreachable_controller_gives_way_to_another_broker() {
+        use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
+        use kafka_protocol::messages::BrokerId;
+        let gone = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let metadata_asked = Arc::new(AtomicUsize::new(0));
+        let asked = metadata_asked.clone();
+        let (addr, _) = test_broker::start(move |r: Received| {
+            let asked = asked.clone();
+            async move {
+                match r.key {
+                    ApiKey::ApiVersions => r.reply(test_broker::api_versions(&[
+                        (ApiKey::ApiVersions, 0, 3),
+                        (ApiKey::Metadata, 1, 12),
+                        (ApiKey::Heartbeat, 1, 4),
+                    ])),
+                    ApiKey::Metadata => {
+                        asked.fetch_add(1, Ordering::SeqCst);
+                        let mut metadata = test_broker::metadata(r.port);
+                        metadata.controller_id = BrokerId(2);
+                        metadata.brokers.push(
+                            MetadataResponseBroker::default()
+                                .with_node_id(BrokerId(2))
+                                .with_host(str_bytes("127.0.0.1"))
+                                .with_port(i32::from(gone)),
+                        );
+                        r.reply(metadata)
+                    }
+                    ApiKey::Heartbeat => r.reply(HeartbeatResponse::default().with_error_code(0)),
+                    other => panic!("the test broker does not answer {other:?}"),
+                }
+            }
+        })
+        .await;
+        let client = Client::connect(ClientConfig::new(&addr)).await.unwrap();
+        let before = metadata_asked.load(Ordering::SeqCst);
+        let answer: HeartbeatResponse = client.send(Node::Controller, heartbeat).await.unwrap();
+        assert_eq!(answer.error_code, 0);
+        assert!(
+            metadata_asked.load(Ordering::SeqCst) > before,
+            "the metadata was not asked for again after the controller failed"
+        );
     }
 
     /// The console consumer's Ctrl-C bug: a Fetch cancelled by `select!` left

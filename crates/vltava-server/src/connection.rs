@@ -273,18 +273,18 @@ async fn oldest(owed: &mut VecDeque<Owed>) -> Option<handlers::Response> {
     .await
 }
 
-/// Waits for every owed answer in turn and sends it.
+/// Sends every owed answer, in order, driving them all as [`oldest`] does
+/// (awaiting one at a time would let a later answer see a lost leadership
+/// for a write that was committed while it waited).
 async fn pay_all(
     owed: &mut VecDeque<Owed>,
     writer: &mut OwnedWriteHalf,
     peer: SocketAddr,
     limits: &ConnectionLimits,
 ) -> Result<(), Close> {
-    while let Some(o) = owed.pop_front() {
-        let response = match o.answer {
-            OwedAnswer::Waiting(answer) => answer.await,
-            OwedAnswer::Ready(response) => *response,
-        };
+    while !owed.is_empty() {
+        let response = oldest(owed).await;
+        let o = owed.pop_front().expect("oldest answered the front");
         send(writer, o.request, response, peer, limits).await?;
     }
     Ok(())

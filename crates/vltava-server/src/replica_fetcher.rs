@@ -193,6 +193,9 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, stop: CancellationToken) {
     // entry (and start none) if this broker follows `leader` again before
     // `run` next looks.
     stop.cancel();
+    // And `run` looks now: a roles change that landed while this fetcher
+    // was deciding to stop has been taken already.
+    broker.roles_changed().notify_one();
     info!(leader, "replica fetcher stopped");
 }
 

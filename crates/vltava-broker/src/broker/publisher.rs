@@ -259,7 +259,7 @@ impl TopicPublisher {
                 // produces waiting on it answer NOT_LEADER_OR_FOLLOWER now,
                 // not REQUEST_TIMED_OUT when their timeout runs out.
                 partition.set_assignment(assignment.clone(), now_ms);
-                remove_partition_dir(partition);
+                remove_partition_dir(partition, now_ms);
             }
             *partition = self.open_one(topic, index, config, now_ms);
             self.roles_changed.notify_one();
@@ -364,8 +364,9 @@ impl TopicPublisher {
     /// directory is renamed out of the way and removed.
     fn remove(&self, topic: &Topic) {
         self.topics.write().remove(&topic.name);
+        let now_ms = self.clock.now_ms();
         for partition in topic.partitions.iter().filter(|p| p.is_hosted()) {
-            remove_partition_dir(partition);
+            remove_partition_dir(partition, now_ms);
         }
         self.roles_changed.notify_one();
         self.removed.lock().push(topic.name.clone());
@@ -400,7 +401,19 @@ enum Quiet {
 /// Fences a partition's log (appends, retention and cleaner passes finish
 /// or stop first), then renames its directory out of the way and removes
 /// it.
-fn remove_partition_dir(partition: &Partition) {
+fn remove_partition_dir(partition: &Partition, now_ms: i64) {
+    // Led here until now (a deleted topic): acks=all produces waiting on
+    // it answer NOT_LEADER_OR_FOLLOWER at once, not REQUEST_TIMED_OUT when
+    // their timeout runs out.
+    if partition.is_leader() {
+        partition.set_assignment(
+            Assignment {
+                leader: -1,
+                ..partition.assignment()
+            },
+            now_ms,
+        );
+    }
     partition.log().fence();
     let dir = partition.dir();
     let doomed = dir.with_file_name(format!(

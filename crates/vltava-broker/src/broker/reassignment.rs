@@ -45,11 +45,6 @@ pub enum Reassign {
     Cancel,
 }
 
-/// Partitions one AlterPartitionReassignments may name: each is a metadata
-/// record committed in one batch (Kafka caps one user operation at 10,000
-/// records).
-const REASSIGNMENTS_PER_REQUEST_MAX: usize = 10_000;
-
 fn invalid(message: String) -> ApiError {
     ApiError::new(ResponseError::InvalidReplicaAssignment, message)
 }
@@ -107,35 +102,14 @@ pub(crate) fn complete_if_ready(image: &MetadataImage, next: &mut PartitionImage
     if !next.reassigning() || !next.adding.iter().all(|id| next.isr.contains(id)) {
         return;
     }
-    let target = next.target();
-    let isr: Vec<i32> = next
-        .isr
-        .iter()
-        .copied()
-        .filter(|id| target.contains(id))
-        .collect();
-    if isr.is_empty() {
+    // As a move's replacement, but only with a target replica to lead.
+    let mut done = next.clone();
+    if !set_replicas(image, &mut done, next.target()) || done.leader < 0 {
         return;
     }
-    let leader = match target.contains(&next.leader) {
-        true => next.leader,
-        false => match target
-            .iter()
-            .copied()
-            .find(|id| isr.contains(id) && usable(image, *id))
-        {
-            Some(id) => id,
-            None => return,
-        },
-    };
-    if leader != next.leader {
-        next.leader = leader;
-        next.leader_epoch += 1;
-    }
-    next.replicas = target;
-    next.isr = isr;
-    next.adding.clear();
-    next.removing.clear();
+    done.adding.clear();
+    done.removing.clear();
+    *next = done;
 }
 
 /// The change one partition's reassignment request makes, checked as
@@ -248,19 +222,7 @@ impl Broker {
         wanted: Vec<(String, i32, Reassign)>,
         allow_factor_change: bool,
     ) -> Result<Vec<PartitionOutcome>, ApiError> {
-        if wanted.len() > REASSIGNMENTS_PER_REQUEST_MAX {
-            let refused = ApiError::new(
-                ResponseError::PolicyViolation,
-                format!(
-                    "Unable to perform excessively large batch operation: {} partitions, at most {REASSIGNMENTS_PER_REQUEST_MAX} at once",
-                    wanted.len()
-                ),
-            );
-            return Ok(wanted
-                .into_iter()
-                .map(|(t, p, _)| (t, p, Err(refused.clone())))
-                .collect());
-        }
+        super::check_partitions_named(wanted.len())?;
         self.control(|image| {
             let mut scratch = image.clone();
             let mut records = Vec::new();

@@ -220,6 +220,9 @@ impl Broker {
         partitions: Option<Vec<(String, i32)>>,
     ) -> Result<Vec<PartitionOutcome>, ApiError> {
         let all = partitions.is_none();
+        if let Some(list) = &partitions {
+            super::check_partitions_named(list.len())?;
+        }
         self.control(|image| {
             let wanted: Vec<(String, i32)> = match &partitions {
                 Some(list) => list.clone(),

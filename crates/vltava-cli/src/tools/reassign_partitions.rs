@@ -331,11 +331,7 @@ pub fn parse_reassignment(text: &str) -> anyhow::Result<Vec<Placement>> {
                 format!(
                     "{} contains multiple entries for {}",
                     p.name(),
-                    again
-                        .iter()
-                        .map(i32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",")
+                    id_list(&again)
                 )
             })
         })
@@ -514,8 +510,11 @@ async fn alter(
 }
 
 /// Broker ids as Kafka's tool prints them: `1,2,3`.
-fn id_list(ids: &[i32]) -> String {
-    ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+fn id_list<'a>(ids: impl IntoIterator<Item = &'a i32>) -> String {
+    ids.into_iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The topics a reassignment file names, each once, in name order.
