@@ -28,29 +28,39 @@ def broker_binary() -> Path:
     return Path(env) if env else REPO / "target" / "debug" / "vltava"
 
 
+_HANDED_OUT: set = set()
+
+
 def free_port() -> int:
     """A port that was free a moment ago, below the kernel's ephemeral range.
 
     Port 0 hands out an ephemeral port, which a broker restarted on the same
     port then races every outgoing connection for (the Rust harness's
-    free_port says more). Ports are drawn at random below that range and
-    checked by binding them."""
+    free_port says more). Ports are drawn at random below that range, checked
+    by binding them, and never handed out twice (a stopped broker does not
+    hold its port)."""
     low = 32768
     try:
         low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
     except (OSError, ValueError, IndexError):
         pass
-    for _ in range(1000):
-        port = random.randrange(20000, max(low, 21000))
+    for _ in range(1000 if low > 20000 else 0):
+        port = random.randrange(20000, low)
+        if port in _HANDED_OUT:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _HANDED_OUT.add(port)
+        return port
+    # No room below the ephemeral range, or none of it free.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port = s.getsockname()[1]
+    _HANDED_OUT.add(port)
+    return port
 
 
 def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.05):

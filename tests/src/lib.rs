@@ -63,16 +63,27 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 /// ephemeral range only listeners compete, so ports are drawn at random
 /// there and checked by binding them.
 pub fn free_port() -> u16 {
+    /// Ports this process handed out: a broker stopped for a restart does
+    /// not hold its port, and the bind check alone would hand it out again.
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     let (low, _) = ephemeral_range();
-    let below = PORTS_BELOW_EPHEMERAL_MIN..low.max(PORTS_BELOW_EPHEMERAL_MIN + 1000);
-    for _ in 0..1000 {
-        let port = rand::random_range(below.clone());
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+    if low > PORTS_BELOW_EPHEMERAL_MIN {
+        for _ in 0..1000 {
+            let port = rand::random_range(PORTS_BELOW_EPHEMERAL_MIN..low);
+            if !handed_out.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                handed_out.insert(port);
+                return port;
+            }
         }
     }
+    // No room below the ephemeral range, or none of it free: the kernel's
+    // choice.
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
+    let port = listener.local_addr().expect("local_addr").port();
+    handed_out.insert(port);
+    port
 }
 
 /// The lowest port [`free_port`] draws (above the well-known and most

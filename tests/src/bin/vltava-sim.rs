@@ -53,11 +53,24 @@ fn main() -> Result<()> {
     let started = Instant::now();
     let (mut failed, mut simulated) = (Vec::new(), Duration::ZERO);
     for seed in first..first + count {
-        let report = run(SimConfig {
+        let config = SimConfig {
             seed,
             nodes,
             duration: Duration::from_secs(seconds),
-        })?;
+        };
+        // A seed the simulation cannot even run (a node that cannot start)
+        // fails like any other and the batch goes on.
+        let report = match run(config.clone()) {
+            Ok(report) => report,
+            Err(e) => {
+                println!(
+                    "seed {seed}: FAILED: {e:#}\nreplay: {}",
+                    vltava_tests::sim::replay_command(&config)
+                );
+                failed.push(seed);
+                continue;
+            }
+        };
         if print_trace {
             for line in &report.trace {
                 println!("  {line}");

@@ -65,8 +65,8 @@ pub const TOPIC: &str = "jepsen";
 #[derive(Debug)]
 pub struct Report {
     pub config: FaultConfig,
-    /// (start, fault as applied, what healing it took) per faulty step.
-    pub faults: Vec<(Duration, String)>,
+    /// Per faulty step: when it started, its kind, and what was done.
+    pub faults: Vec<(Duration, &'static str, String)>,
     pub quiet_steps: usize,
     pub sent: usize,
     pub acked: usize,
@@ -91,14 +91,14 @@ impl Report {
             && self.crashes.is_empty()
             && self.liveness_failure.is_none()
             && self.replicas.differences.is_empty()
+            && self.replicas.identical == self.config.partitions as usize
             && self.acked > 0
     }
 
     fn kinds(&self) -> BTreeMap<&str, usize> {
         let mut kinds = BTreeMap::new();
-        for (_, fault) in &self.faults {
-            let kind = fault.split(':').next().unwrap_or_default();
-            *kinds.entry(kind).or_insert(0) += 1;
+        for (_, kind, _) in &self.faults {
+            *kinds.entry(*kind).or_insert(0) += 1;
         }
         kinds
     }
@@ -121,8 +121,8 @@ impl fmt::Display for Report {
         for (kind, n) in self.kinds() {
             writeln!(f, "  {kind}: {n}")?;
         }
-        for (at, fault) in &self.faults {
-            writeln!(f, "  {:>6.1}s {fault}", at.as_secs_f64())?;
+        for (at, kind, fault) in &self.faults {
+            writeln!(f, "  {:>6.1}s {kind}: {fault}", at.as_secs_f64())?;
         }
         writeln!(
             f,
@@ -132,8 +132,8 @@ impl fmt::Display for Report {
         let a = &self.anomalies;
         writeln!(
             f,
-            "anomalies: lost {}, unseen {}, duplicate {}, inconsistent offsets {}, nonmonotonic polls {}, nonmonotonic sends {}, phantom {}",
-            a.lost, a.unseen, a.duplicate, a.inconsistent_offsets, a.nonmonotonic_polls, a.nonmonotonic_sends, a.phantom
+            "anomalies: lost {}, unseen {}, duplicate {}, inconsistent offsets {}, nonmonotonic polls {}, skipped polls {}, nonmonotonic sends {}, phantom {}",
+            a.lost, a.unseen, a.duplicate, a.inconsistent_offsets, a.nonmonotonic_polls, a.skipped_polls, a.nonmonotonic_sends, a.phantom
         )?;
         for example in &a.examples {
             writeln!(f, "  {example}")?;
@@ -172,9 +172,26 @@ pub fn run(config: FaultConfig) -> Result<Report> {
     if !(3..=5).contains(&config.nodes) {
         bail!("--nodes must be 3 to 5");
     }
-    let started = Instant::now();
+    if config.partitions < 1 || config.producers < 1 {
+        bail!("--partitions and --producers must be at least 1");
+    }
     let net = Net::create(config.nodes)?;
     let root = tempfile::Builder::new().prefix("vltava-fault-").tempdir()?;
+    // The nodes' logs and the client log outlive a failed run, whether a
+    // check failed or the harness itself gave up.
+    let outcome = run_in(config, &net, root.path());
+    if !matches!(&outcome, Ok(report) if report.passed()) {
+        let kept = root.keep();
+        eprintln!(
+            "fault run failed; node logs and the producers' idempotence log (clients.log) kept under {}",
+            kept.display()
+        );
+    }
+    outcome
+}
+
+fn run_in(config: FaultConfig, net: &Net, root: &std::path::Path) -> Result<Report> {
+    let started = Instant::now();
     let voters = (1..=config.nodes)
         .map(|i| format!("{i}@{}:9093", net.ip(i as u8)))
         .collect::<Vec<_>>()
@@ -201,7 +218,7 @@ pub fn run(config: FaultConfig) -> Result<Report> {
                 "log.flush.interval.ms=1000".into(),
                 "log.flush.scheduler.interval.ms=500".into(),
             ];
-            Node::new(i, &net, root.path(), overrides.to_vec())
+            Node::new(i, net, root, overrides.to_vec())
         })
         .collect();
     for node in &mut nodes {
@@ -219,8 +236,7 @@ pub fn run(config: FaultConfig) -> Result<Report> {
     wait_for_leaders(&bootstrap, config.partitions, Duration::from_secs(60))?;
 
     let history = Arc::new(History::default());
-    *history.client_log.lock().unwrap() =
-        Some(std::fs::File::create(root.path().join("clients.log"))?);
+    *history.client_log.lock().unwrap() = Some(std::fs::File::create(root.join("clients.log"))?);
     let stop_producers = Arc::new(AtomicBool::new(false));
     let stop_consumers = Arc::new(AtomicBool::new(false));
     let mut producers = Vec::new();
@@ -263,26 +279,38 @@ pub fn run(config: FaultConfig) -> Result<Report> {
     let quiet_steps = steps.iter().filter(|s| s.fault.is_none()).count();
     for step in &steps {
         let at = started.elapsed();
-        let applied = apply(step, &net, &mut nodes, &bootstrap)?;
-        if let Some(text) = applied.as_ref() {
-            eprintln!("[fault {:>6.1}s] {text}", at.as_secs_f64());
-            faults.push((at, text.clone()));
+        if let Some(fault) = &step.fault {
+            let done = apply(fault, net, &mut nodes, &bootstrap)?;
+            let text = format!("{done} for {:?}", step.duration);
+            eprintln!(
+                "[fault {:>6.1}s] {}: {text}",
+                at.as_secs_f64(),
+                fault.kind()
+            );
+            faults.push((at, fault.kind(), text));
         }
         std::thread::sleep(step.duration);
-        heal(step, &net, &mut nodes)?;
+        // Before the heal, which restarts stopped nodes.
         notice_crashes(&mut nodes, &mut crashes)?;
+        heal(step, net, &mut nodes)?;
     }
-    heal_all(&net, &mut nodes)?;
-    let healed = Instant::now();
+    notice_crashes(&mut nodes, &mut crashes)?;
+    heal_all(net, &mut nodes)?;
+    // Measured from the heal, with the producers still writing.
+    let (recovered_in, liveness_failure) = match workload::probe_liveness(
+        &history,
+        &bootstrap,
+        TOPIC,
+        config.partitions,
+        Instant::now(),
+    ) {
+        Ok(took) => (Some(took), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     stop_producers.store(true, Ordering::Relaxed);
     for p in producers {
         p.join().expect("producer thread")?;
     }
-    let (recovered_in, liveness_failure) =
-        match workload::probe_liveness(&history, &bootstrap, TOPIC, config.partitions) {
-            Ok(_) => (Some(healed.elapsed()), None),
-            Err(e) => (None, Some(e.to_string())),
-        };
     let high = workload::final_read(&history, &bootstrap, TOPIC, config.partitions)?;
     stop_consumers.store(true, Ordering::Relaxed);
     for c in consumers {
@@ -291,7 +319,7 @@ pub fn run(config: FaultConfig) -> Result<Report> {
     notice_crashes(&mut nodes, &mut crashes)?;
     let data_dirs = nodes.iter().map(|n| (n.id as i32, n.data_dir())).collect();
     let replica_sets = replicas_of(&bootstrap)?;
-    let replicas = replicas::compare(&data_dirs, TOPIC, &high, &replica_sets)?;
+    let replicas = replicas::compare(&data_dirs, TOPIC, &high, &replica_sets);
 
     let acks = history.acks.lock().unwrap().clone();
     let reads = history.reads.lock().unwrap().clone();
@@ -313,16 +341,7 @@ pub fn run(config: FaultConfig) -> Result<Report> {
         replicas,
         elapsed: started.elapsed(),
     };
-    if !report.passed() {
-        // Keep the nodes' logs for a look.
-        let kept = root.keep();
-        eprintln!(
-            "fault run failed; node logs and the producers' idempotence log (clients.log) kept under {}",
-            kept.display()
-        );
-    }
     drop(nodes);
-    drop(net);
     Ok(report)
 }
 
@@ -383,97 +402,73 @@ fn replicas_of(bootstrap: &str) -> Result<BTreeMap<i32, Vec<i32>>> {
 }
 
 fn wait_for_leaders(bootstrap: &str, partitions: i32, bound: Duration) -> Result<()> {
-    let deadline = Instant::now() + bound;
-    loop {
-        if let Ok(l) = leaders(bootstrap, Duration::from_secs(3)) {
-            if l.len() == partitions as usize {
-                return Ok(());
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("{TOPIC} has no leader for every partition within {bound:?}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    let led = crate::wait_until(bound, || {
+        leaders(bootstrap, Duration::from_secs(3)).is_ok_and(|l| l.len() == partitions as usize)
+    });
+    if !led {
+        bail!("{TOPIC} has no leader for every partition within {bound:?}");
     }
+    Ok(())
 }
 
-fn resolve(target: Target, bootstrap: &str) -> usize {
+/// The node a process fault hits, and how it was chosen.
+fn resolve(target: Target, bootstrap: &str) -> (usize, String) {
     match target {
-        Target::Node(n) => n,
-        Target::LeaderOf(p) => leaders(bootstrap, Duration::from_secs(2))
+        Target::Node(n) => (n, format!("node {n}")),
+        Target::LeaderOf(p) => match leaders(bootstrap, Duration::from_secs(2))
             .ok()
             .and_then(|l| l.get(&p).copied())
-            .map_or(1, |n| n as usize),
+        {
+            Some(n) => (n as usize, format!("node {n} ({target})")),
+            None => (1, format!("node 1 ({target} was unknown)")),
+        },
     }
 }
 
-/// Applies a step's fault; the text says what was done (with the node a
-/// leader target resolved to).
-fn apply(step: &Step, net: &Net, nodes: &mut [Node], bootstrap: &str) -> Result<Option<String>> {
-    let Some(fault) = &step.fault else {
-        return Ok(None);
-    };
+/// Applies a fault; the text says what was done (with the node a leader
+/// target resolved to).
+fn apply(fault: &Fault, net: &Net, nodes: &mut [Node], bootstrap: &str) -> Result<String> {
     let node = |n: usize| n - 1;
-    let what = match fault {
+    Ok(match fault {
         Fault::Kill(t) => {
-            let n = resolve(*t, bootstrap);
+            let (n, which) = resolve(*t, bootstrap);
             nodes[node(n)].kill()?;
-            format!(
-                "{}: SIGKILL node {n} ({t}) for {:?}",
-                fault.kind(),
-                step.duration
-            )
+            format!("SIGKILL {which}")
         }
         Fault::Pause(t) => {
-            let n = resolve(*t, bootstrap);
+            let (n, which) = resolve(*t, bootstrap);
             nodes[node(n)].pause()?;
-            format!(
-                "{}: SIGSTOP node {n} ({t}) for {:?}",
-                fault.kind(),
-                step.duration
-            )
+            format!("SIGSTOP {which}")
         }
-        Fault::Isolate(n) => {
-            let others: Vec<usize> = (1..=nodes.len()).filter(|x| x != n).collect();
-            net.split(&[*n], &others)?;
-            format!("{}: {fault} for {:?}", fault.kind(), step.duration)
+        other => {
+            match other {
+                Fault::Isolate(n) => {
+                    let others: Vec<usize> = (1..=nodes.len()).filter(|x| x != n).collect();
+                    net.split(&[*n], &others)?;
+                }
+                Fault::Split(a, b) | Fault::Bridge(a, _, b) => net.split(a, b)?,
+                Fault::OneWay { from, to } => net.drop_from(*to, *from)?,
+                Fault::Loss(n, percent) => net.lossy(*n, *percent)?,
+                Fault::Slow(n) => net.slow(*n, SLOW_DELAY_MS, SLOW_LINK_KBIT)?,
+                Fault::FsyncFail(n) => nodes[node(*n)].storage_fault("fsync-fail")?,
+                Fault::DiskFull(n) => nodes[node(*n)].storage_fault("disk-full")?,
+                Fault::Kill(_) | Fault::Pause(_) => unreachable!("matched above"),
+            }
+            match (other, net.netem) {
+                (Fault::Slow(_), true) => format!("{other} (netem {SLOW_DELAY_MS} ms)"),
+                (Fault::Slow(_), false) => {
+                    format!("{other} ({SLOW_LINK_KBIT} kbit/s token bucket)")
+                }
+                _ => other.to_string(),
+            }
         }
-        Fault::Split(a, b) => {
-            net.split(a, b)?;
-            format!("{}: {fault} for {:?}", fault.kind(), step.duration)
-        }
-        Fault::Bridge(a, _, b) => {
-            net.split(a, b)?;
-            format!("{}: {fault} for {:?}", fault.kind(), step.duration)
-        }
-        Fault::OneWay { from, to } => {
-            net.drop_from(*to, *from)?;
-            format!("{}: {fault} for {:?}", fault.kind(), step.duration)
-        }
-        Fault::Loss(n, percent) => {
-            net.lossy(*n, *percent)?;
-            format!("{}: {fault} for {:?}", fault.kind(), step.duration)
-        }
-        Fault::Slow(n) => {
-            net.slow(*n, 100, 512)?;
-            let how = if net.netem {
-                "netem 100±50 ms"
-            } else {
-                "512 kbit/s token bucket"
-            };
-            format!("{}: {fault} ({how}) for {:?}", fault.kind(), step.duration)
-        }
-        Fault::FsyncFail(n) => {
-            nodes[node(*n)].storage_fault("fsync-fail")?;
-            format!("{}: {fault} for {:?}", fault.kind(), step.duration)
-        }
-        Fault::DiskFull(n) => {
-            nodes[node(*n)].storage_fault("disk-full")?;
-            format!("{}: {fault} for {:?}", fault.kind(), step.duration)
-        }
-    };
-    Ok(Some(what))
+    })
 }
+
+/// A slow network: netem's delay (and half of it as jitter), or without
+/// netem a token bucket at this rate.
+const SLOW_DELAY_MS: u32 = 100;
+const SLOW_LINK_KBIT: u32 = 512;
 
 fn heal(step: &Step, net: &Net, nodes: &mut [Node]) -> Result<()> {
     match &step.fault {
@@ -517,7 +512,7 @@ fn heal_all(net: &Net, nodes: &mut [Node]) -> Result<()> {
 /// with its log, and started again.
 fn notice_crashes(nodes: &mut [Node], crashes: &mut Vec<String>) -> Result<()> {
     for node in nodes.iter_mut() {
-        if !node.is_running() {
+        if node.exited_by_itself() {
             crashes.push(format!("node {} exited:\n{}", node.id, node.log_tail()));
             node.start().context("restarting a crashed node")?;
             node.wait_listening()?;

@@ -295,6 +295,13 @@ impl Node {
         Ok(())
     }
 
+    /// Started by the harness, not killed by it, and exited: a crash.
+    pub fn exited_by_itself(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| !matches!(c.try_wait(), Ok(None)))
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child
             .as_mut()

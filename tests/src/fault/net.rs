@@ -97,21 +97,20 @@ impl Net {
             )?;
             net.exec(node, "ip", &["link", "set", "eth0", "up"])?;
             net.exec(node, "ip", &["link", "set", "lo", "up"])?;
+            // Every rule drops on the way in.
             net.exec(node, "nft", &["add", "table", "inet", TABLE])?;
-            for (chain, hook) in [("in", "input"), ("out", "output")] {
-                net.exec(
-                    node,
-                    "nft",
-                    &[
-                        "add",
-                        "chain",
-                        "inet",
-                        TABLE,
-                        chain,
-                        &format!("{{ type filter hook {hook} priority 0; }}"),
-                    ],
-                )?;
-            }
+            net.exec(
+                node,
+                "nft",
+                &[
+                    "add",
+                    "chain",
+                    "inet",
+                    TABLE,
+                    "in",
+                    "{ type filter hook input priority 0; }",
+                ],
+            )?;
         }
         let probe = net.exec(
             1,
@@ -210,9 +209,7 @@ impl Net {
     /// Removes every rule and qdisc from every namespace.
     pub fn heal(&self) -> Result<()> {
         for node in 1..=self.nodes {
-            for chain in ["in", "out"] {
-                self.exec(node, "nft", &["flush", "chain", "inet", TABLE, chain])?;
-            }
+            self.exec(node, "nft", &["flush", "chain", "inet", TABLE, "in"])?;
             // Fails when there is no qdisc to remove: nothing to heal.
             let _ = self.exec(node, "tc", &["qdisc", "del", "dev", "eth0", "root"]);
         }

@@ -240,14 +240,15 @@ fn all_from_start(topic: &str, partitions: i32) -> Result<TopicPartitionList> {
 pub const LIVENESS_BOUND: Duration = Duration::from_secs(60);
 
 /// Writes one record to each partition (acks=all), retrying until all are
-/// acknowledged; returns how long that took after the heal.
+/// acknowledged; returns how long after `healed` that was, failing past
+/// [`LIVENESS_BOUND`] from it.
 pub fn probe_liveness(
     history: &Arc<History>,
     bootstrap: &str,
     topic: &str,
     partitions: i32,
+    healed: Instant,
 ) -> Result<Duration> {
-    let started = Instant::now();
     let producer: ThreadedProducer<Delivery> = base_config(bootstrap)
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -259,7 +260,7 @@ pub fn probe_liveness(
     let mut seq = 0u64;
     let mut pending: BTreeSet<i32> = (0..partitions).collect();
     while !pending.is_empty() {
-        if started.elapsed() > LIVENESS_BOUND {
+        if healed.elapsed() > LIVENESS_BOUND {
             bail!("partitions {pending:?} took no acks=all write within {LIVENESS_BOUND:?} of the heal");
         }
         for &p in &pending {
@@ -279,7 +280,7 @@ pub fn probe_liveness(
                 .any(|a| a.producer == "probe" && a.partition == *p)
         });
     }
-    Ok(started.elapsed())
+    Ok(healed.elapsed())
 }
 
 /// Reads every partition from the start to its high watermark; returns the

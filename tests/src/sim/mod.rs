@@ -50,6 +50,15 @@ pub const SETTLE: Duration = Duration::from_secs(20);
 /// One simulated tick.
 pub const TICK: Duration = Duration::from_millis(1);
 
+/// Message latency outside a slow-network fault: each message takes 1 ms
+/// up to this.
+const LATENCY_MAX: Duration = Duration::from_millis(10);
+
+/// How many ticks `d` is.
+fn ticks(d: Duration) -> u64 {
+    (d.as_nanos() / TICK.as_nanos()) as u64
+}
+
 /// How often (in ticks) the invariants are checked while running.
 const CHECK_EVERY_TICKS: u64 = 25;
 
@@ -84,12 +93,7 @@ impl SimReport {
 
     /// The command that replays this seed.
     pub fn replay_command(&self) -> String {
-        format!(
-            "cargo run --release -p vltava-tests --bin vltava-sim -- --seed {} --nodes {} --seconds {}",
-            self.config.seed,
-            self.config.nodes,
-            self.config.duration.as_secs()
-        )
+        replay_command(&self.config)
     }
 }
 
@@ -109,6 +113,16 @@ impl std::fmt::Display for SimReport {
             if self.passed() { "ok".to_string() } else { format!("FAILED: {}\nreplay: {}", self.violations, self.replay_command()) }
         )
     }
+}
+
+/// The command that replays `config`'s seed.
+pub fn replay_command(config: &SimConfig) -> String {
+    format!(
+        "cargo run --release -p vltava-tests --bin vltava-sim -- --seed {} --nodes {} --seconds {}",
+        config.seed,
+        config.nodes,
+        config.duration.as_secs()
+    )
 }
 
 /// State shared by the simulated hosts and the driver (one thread).
@@ -155,7 +169,7 @@ pub fn run(config: SimConfig) -> anyhow::Result<SimReport> {
         .simulation_duration(config.duration + SETTLE + Duration::from_secs(60))
         .tick_duration(TICK)
         .min_message_latency(Duration::from_millis(1))
-        .max_message_latency(Duration::from_millis(10))
+        .max_message_latency(LATENCY_MAX)
         .build();
     let shared = Rc::new(RefCell::new(Shared::default()));
     let ids: Vec<NodeId> = (1..=config.nodes as NodeId).collect();
@@ -183,14 +197,14 @@ pub fn run(config: SimConfig) -> anyhow::Result<SimReport> {
     }
     let mut nemesis = nemesis::Nemesis::new(config.seed, ids.clone());
     let mut checker = invariants::Checker::default();
-    let ticks = config.duration.as_millis() as u64;
-    let settle = SETTLE.as_millis() as u64;
+    let settle = ticks(SETTLE);
+    let ticks = ticks(config.duration);
     for tick in 0..ticks + settle {
         shared.borrow_mut().now = sim.elapsed();
         if tick < ticks {
             nemesis.maybe_act(&mut sim, &shared, &plans)?;
         } else if tick == ticks {
-            nemesis.heal_all(&mut sim, &shared, &plans)?;
+            nemesis.heal_all(&mut sim, &shared);
             let mut s = shared.borrow_mut();
             s.converge_to = s.acked.iter().map(|(_, i)| *i).max().unwrap_or(0);
         }
@@ -326,12 +340,19 @@ mod nemesis {
         Crash(Vec<NodeId>),
     }
 
+    /// The first fault comes after this (the quorum elects first).
+    const FIRST_FAULT_AFTER: Duration = Duration::from_secs(2);
+    /// Each period (a fault, or quiet) lasts from this many milliseconds
+    /// up to the next (drawn in milliseconds, so a seed's schedule stays
+    /// what it was).
+    const PERIOD_MS: std::ops::Range<u64> = 1_000..8_000;
+
     impl Nemesis {
         pub fn new(seed: u64, ids: Vec<NodeId>) -> Nemesis {
             Nemesis {
                 rng: StdRng::seed_from_u64(seed ^ 0x5eed_f417),
                 ids,
-                wait: 2_000,
+                wait: ticks(FIRST_FAULT_AFTER),
                 current: None,
                 faults: 0,
                 crashes: 0,
@@ -348,7 +369,7 @@ mod nemesis {
                 self.wait -= 1;
                 return Ok(());
             }
-            self.heal_all(sim, shared, plans)?;
+            self.heal_all(sim, shared);
             // A quarter of the periods are quiet.
             if self.rng.random_range(0..4) > 0 {
                 let fault = self.pick();
@@ -356,7 +377,7 @@ mod nemesis {
                 self.current = Some(fault);
                 self.faults += 1;
             }
-            self.wait = self.rng.random_range(1_000..8_000);
+            self.wait = ticks(Duration::from_millis(self.rng.random_range(PERIOD_MS)));
             Ok(())
         }
 
@@ -429,14 +450,9 @@ mod nemesis {
             Ok(())
         }
 
-        pub fn heal_all(
-            &mut self,
-            sim: &mut turmoil::Sim<'_>,
-            shared: &Rc<RefCell<Shared>>,
-            _plans: &BTreeMap<NodeId, Arc<FaultPlan>>,
-        ) -> anyhow::Result<()> {
+        pub fn heal_all(&mut self, sim: &mut turmoil::Sim<'_>, shared: &Rc<RefCell<Shared>>) {
             let Some(fault) = self.current.take() else {
-                return Ok(());
+                return;
             };
             let all: Vec<String> = self.ids.iter().map(|&i| host_name(i)).collect();
             match fault {
@@ -446,7 +462,7 @@ mod nemesis {
                     }
                 }
                 Fault::Loss(_) => sim.set_fail_rate(0.0),
-                Fault::Slow(_) => sim.set_max_message_latency(Duration::from_millis(10)),
+                Fault::Slow(_) => sim.set_max_message_latency(LATENCY_MAX),
                 _ => {
                     for a in &all {
                         for b in &all {
@@ -461,7 +477,6 @@ mod nemesis {
             let mut s = shared.borrow_mut();
             let at = s.now;
             s.trace.push(format!("{at:?} heal"));
-            Ok(())
         }
     }
 }
