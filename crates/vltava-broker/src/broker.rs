@@ -132,12 +132,13 @@ pub struct Broker {
     dynamic: Arc<RwLock<dynamic_config::DynamicConfigs>>,
     cluster_id: String,
     clock: Arc<dyn Clock>,
+    ids: IdSource,
     /// This node's member of the metadata quorum.
     metadata: metadata::MetadataQuorum,
     /// The controller's lock: a change's checks against the image and its
     /// proposal happen under it, so two changes never pass their checks
-    /// against the same image. Held across the commit (a blocking wait).
-    controller: Mutex<()>,
+    /// against the same image. Held across the commit.
+    controller: tokio::sync::Mutex<()>,
     /// This broker's epoch: the one its last registration committed.
     epoch: std::sync::atomic::AtomicI64,
     /// When this node applied each broker incarnation's registration and
@@ -148,14 +149,15 @@ pub struct Broker {
     roles_changed: Arc<tokio::sync::Notify>,
     /// When this controller last checked for leadership to move back to
     /// preferred replicas.
-    last_rebalance: Mutex<Option<std::time::Instant>>,
+    last_rebalance: Mutex<Option<tokio::time::Instant>>,
     /// Topics the publisher removed whose committed offsets this node's
     /// group coordinator has not forgotten yet.
     removed_topics: Arc<Mutex<Vec<String>>>,
     /// The topics as the committed metadata says; written by the publisher
     /// only.
     topics: Arc<RwLock<BTreeMap<String, Arc<Topic>>>>,
-    producer_ids: Mutex<ProducerIdBlock>,
+    /// Held across the commit of a new block.
+    producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     /// Produce requests being validated and appended at once; see
     /// [`PRODUCE_REQUESTS_IN_PROGRESS_MAX`].
     produce_permits: tokio::sync::Semaphore,
@@ -175,12 +177,31 @@ mod reassignment;
 mod replication;
 
 pub use elections::ElectionKind;
+pub use metadata::QuorumSeams;
 pub use reassignment::Reassign;
 pub use replication::{Fetched, PartitionOutcome};
 
 /// Distinct (client, feature) warnings remembered; past this the log
 /// repeats rather than memory growing with client ids.
 const WARNED_CLIENTS_MAX: usize = 10_000;
+
+/// What a broker runs on other than its config: the machine's network,
+/// files and a runtime for the metadata quorum by default; a simulation
+/// supplies its own.
+#[derive(Default)]
+pub struct BrokerSeams {
+    pub quorum: metadata::QuorumSeams,
+    /// The partition logs' storage; `None` takes the config's (files, or
+    /// the test-only fault injection).
+    pub storage: Option<Arc<dyn vltava_log::storage::Storage>>,
+    /// Where new ids (topics, the cluster) and placement's random start
+    /// come from; `None`: random (`Uuid::new_v4`). A simulation seeds
+    /// its own.
+    pub ids: Option<IdSource>,
+}
+
+/// A source of new ids.
+pub type IdSource = Arc<dyn Fn() -> Uuid + Send + Sync>;
 
 /// The lock file in `log.dirs`, as Kafka names it.
 pub const DATA_DIR_LOCK_FILE: &str = ".lock";
@@ -229,7 +250,17 @@ impl Broker {
     /// Opens the data directory: node identity, metadata replay, every
     /// partition's log (with tail recovery), and removal of leftovers of
     /// deleted topics.
-    pub fn open(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Broker, StartError> {
+    pub async fn open(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Broker, StartError> {
+        Broker::open_with(config, clock, BrokerSeams::default()).await
+    }
+
+    /// [`Broker::open`] on the given seams (a simulation's network,
+    /// runtime and storage).
+    pub async fn open_with(
+        config: BrokerConfig,
+        clock: Arc<dyn Clock>,
+        seams: BrokerSeams,
+    ) -> Result<Broker, StartError> {
         let data_dir = config.data_dir().clone();
         let io_err = |source| StartError::Io {
             dir: data_dir.display().to_string(),
@@ -258,22 +289,32 @@ impl Broker {
             removed_topics.clone(),
             broker_events.clone(),
             roles_changed.clone(),
-            crate::storage_faults::storage_for(config.storage_fault_control.as_deref()),
+            seams.storage.unwrap_or_else(|| {
+                crate::storage_faults::storage_for(config.storage_fault_control.as_deref())
+            }),
         ));
         let metadata = match &config.observed_voters {
-            Some(voters) => metadata::MetadataQuorum::start_observer(
-                &data_dir.join(METADATA_DIR),
-                config.node_id,
-                voters,
-                publisher.clone(),
-            )?,
-            None => metadata::MetadataQuorum::start(
-                &data_dir.join(METADATA_DIR),
-                config.node_id,
-                config.controller_listener.as_ref(),
-                publisher.clone(),
-                clock.now_ms(),
-            )?,
+            Some(voters) => {
+                metadata::MetadataQuorum::start_observer(
+                    &data_dir.join(METADATA_DIR),
+                    config.node_id,
+                    voters,
+                    publisher.clone(),
+                    seams.quorum,
+                )
+                .await?
+            }
+            None => {
+                metadata::MetadataQuorum::start(
+                    &data_dir.join(METADATA_DIR),
+                    config.node_id,
+                    config.controller_listener.as_ref(),
+                    publisher.clone(),
+                    clock.now_ms(),
+                    seams.quorum,
+                )
+                .await?
+            }
         };
         let groups = GroupCoordinator::new(config.groups.clone());
         let mut broker = Broker {
@@ -281,15 +322,16 @@ impl Broker {
             dynamic,
             cluster_id: String::new(),
             clock,
+            ids: seams.ids.unwrap_or_else(|| Arc::new(Uuid::new_v4)),
             metadata,
-            controller: Mutex::new(()),
+            controller: tokio::sync::Mutex::new(()),
             epoch: std::sync::atomic::AtomicI64::new(-1),
             broker_events,
             roles_changed,
             last_rebalance: Mutex::new(None),
             removed_topics,
             topics,
-            producer_ids: Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
+            producer_ids: tokio::sync::Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
             produce_permits: tokio::sync::Semaphore::new(PRODUCE_REQUESTS_IN_PROGRESS_MAX),
             groups,
             _dir_lock: dir_lock,
@@ -297,9 +339,10 @@ impl Broker {
         };
         // Both go through the leader, so once they are answered this node
         // has applied everything the leader had: the image is current.
-        broker.cluster_id = broker.join_cluster(stored_cluster_id)?;
+        broker.cluster_id = broker.join_cluster(stored_cluster_id).await?;
         broker
             .register()
+            .await
             .map_err(|e| StartError::Inconsistent(format!("registering this broker: {e}")))?;
         // Caught up: leftovers no topic owns are cleared before the
         // publisher opens what the image names.
@@ -323,10 +366,10 @@ impl Broker {
     /// a new one, committed. A node whose `meta.properties` names another
     /// cluster refuses to join it (Kafka's INCONSISTENT_CLUSTER_ID); a
     /// fresh node writes the cluster's id into its `meta.properties`.
-    fn join_cluster(&self, stored: Option<String>) -> Result<String, StartError> {
+    async fn join_cluster(&self, stored: Option<String>) -> Result<String, StartError> {
         let mine = stored
             .clone()
-            .unwrap_or_else(|| Uuid::new_v4().simple().to_string()[..22].to_string());
+            .unwrap_or_else(|| (self.ids)().simple().to_string()[..22].to_string());
         let cluster_id = self
             .control(|image| match &image.cluster_id {
                 Some(id) => Ok((Vec::new(), id.clone())),
@@ -337,6 +380,7 @@ impl Broker {
                     mine.clone(),
                 )),
             })
+            .await
             .map_err(|e| StartError::Inconsistent(format!("joining the cluster: {e}")))?;
         match stored {
             Some(id) if id != cluster_id => Err(StartError::Inconsistent(format!(
@@ -363,24 +407,27 @@ impl Broker {
     /// otherwise. Returns once this node has applied the change. `decide`
     /// runs with the image read-locked: it must read only the image it is
     /// given.
-    pub(crate) fn control<T>(
-        &self,
-        decide: impl FnMut(&MetadataImage) -> Result<(Vec<MetaRecord>, T), ApiError>,
-    ) -> Result<T, ApiError> {
-        self.control_within(CONTROL_RETRY_DEADLINE, Route::AnyNode, decide)
+    ///
+    /// Boxed: it sits at the bottom of every admin request's chain of
+    /// futures, and one box here keeps their types shallow.
+    pub(crate) fn control<'a, T: Send + 'a>(
+        &'a self,
+        decide: impl FnMut(&MetadataImage) -> Result<(Vec<MetaRecord>, T), ApiError> + Send + 'a,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, ApiError>> + Send + 'a>> {
+        Box::pin(self.control_within(CONTROL_RETRY_DEADLINE, Route::AnyNode, decide))
     }
 
     /// [`Broker::control`], trying again for at most `deadline` (each
     /// attempt bounded by what is left of it), proposed as `route` says.
-    fn control_within<T>(
+    async fn control_within<T: Send>(
         &self,
         deadline: std::time::Duration,
         route: Route,
-        mut decide: impl FnMut(&MetadataImage) -> Result<(Vec<MetaRecord>, T), ApiError>,
+        mut decide: impl FnMut(&MetadataImage) -> Result<(Vec<MetaRecord>, T), ApiError> + Send,
     ) -> Result<T, ApiError> {
         // Two changes from this node never race each other's checks.
-        let _controller = self.controller.lock();
-        let started = std::time::Instant::now();
+        let _controller = self.controller.lock().await;
+        let started = tokio::time::Instant::now();
         loop {
             let (expected, decided) = self
                 .metadata
@@ -391,8 +438,12 @@ impl Broker {
             }
             let left = deadline.saturating_sub(started.elapsed());
             let proposed = match route {
-                Route::AnyNode => self.metadata.propose_if(expected, records, left),
-                Route::LeaderOnly => self.metadata.propose_if_leading(expected, records, left),
+                Route::AnyNode => self.metadata.propose_if(expected, records, left).await,
+                Route::LeaderOnly => {
+                    self.metadata
+                        .propose_if_leading(expected, records, left)
+                        .await
+                }
             };
             let left = deadline.saturating_sub(started.elapsed());
             match proposed {
@@ -401,14 +452,14 @@ impl Broker {
                 // that has it.
                 Err(ProposeError::Stale { applied }) if !left.is_zero() => {
                     if let Some(index) = applied {
-                        self.metadata.wait_applied(index, left);
+                        self.metadata.wait_applied(index, left).await;
                     }
                 }
                 // An election, or a leader that just went away.
                 Err(ProposeError::NotLeader { .. } | ProposeError::Unavailable(_))
                     if !left.is_zero() && route == Route::AnyNode =>
                 {
-                    std::thread::sleep(CONTROL_RETRY_BACKOFF);
+                    self.metadata.sleep(CONTROL_RETRY_BACKOFF).await;
                 }
                 Err(e) => return Err(metadata::propose_error(e)),
             }
@@ -418,7 +469,7 @@ impl Broker {
     /// Registers this broker (its advertised listeners and rack) with a new
     /// epoch, as each Kafka broker does when it starts; clients learn
     /// brokers' addresses from the registrations.
-    fn register(&self) -> Result<(), ApiError> {
+    async fn register(&self) -> Result<(), ApiError> {
         let node_id = self.node_id();
         let endpoints: Vec<vltava_meta::BrokerEndpoint> = self
             .config
@@ -430,20 +481,22 @@ impl Broker {
                 port: l.port,
             })
             .collect();
-        let epoch = self.control(|image| {
-            let epoch = image.brokers.get(&node_id).map_or(0, |b| b.epoch + 1);
-            let record = MetaRecord::RegisterBroker {
-                node_id,
-                epoch,
-                endpoints: endpoints.clone(),
-                rack: self.config.rack.clone(),
-            };
-            let unclean = |name: &str| self.unclean_allowed(image, name);
-            Ok((
-                elections::with_elections(image, vec![record], &unclean),
-                epoch,
-            ))
-        })?;
+        let epoch = self
+            .control(|image| {
+                let epoch = image.brokers.get(&node_id).map_or(0, |b| b.epoch + 1);
+                let record = MetaRecord::RegisterBroker {
+                    node_id,
+                    epoch,
+                    endpoints: endpoints.clone(),
+                    rack: self.config.rack.clone(),
+                };
+                let unclean = |name: &str| self.unclean_allowed(image, name);
+                Ok((
+                    elections::with_elections(image, vec![record], &unclean),
+                    epoch,
+                ))
+            })
+            .await?;
         self.epoch
             .store(epoch, std::sync::atomic::Ordering::Release);
         info!(node_id, epoch, "registered broker");
@@ -541,7 +594,7 @@ impl Broker {
     /// controller, fencing the brokers whose session lapsed and unfencing
     /// those heard from again (Kafka's BrokerHeartbeat semantics, carried
     /// by the quorum's connections).
-    pub fn cluster_tick(&self) {
+    pub async fn cluster_tick(&self) {
         let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
         if epoch < 0 {
             return;
@@ -554,7 +607,7 @@ impl Broker {
             .metadata
             .with_image(|image| image.brokers.get(&node_id).map(|b| b.epoch));
         if registered.is_none() {
-            match self.register() {
+            match self.register().await {
                 Ok(()) => info!(
                     node_id,
                     "registered again: this broker's registration had been removed"
@@ -564,22 +617,26 @@ impl Broker {
             return;
         }
         let interval = std::time::Duration::from_millis(self.config.broker_heartbeat_interval_ms);
-        if let Err(e) = self.metadata.heartbeat(self.node_id(), epoch, interval) {
+        if let Err(e) = self
+            .metadata
+            .heartbeat(self.node_id(), epoch, interval)
+            .await
+        {
             tracing::debug!(error = %e, "heartbeat did not reach the controller");
         }
         if let Some(heard) = self.metadata.heartbeats() {
-            self.fence_and_unfence(&heard);
+            self.fence_and_unfence(&heard).await;
         }
-        self.rebalance_leaders();
+        self.rebalance_leaders().await;
     }
 
     /// On the controller: fences every unfenced broker not heard from
     /// within `broker.session.timeout.ms` (a new controller counts every
     /// broker as heard from when it took over) and unfences every fenced
     /// one that heartbeats again with its current epoch.
-    fn fence_and_unfence(&self, heard: &vltava_quorum::Heartbeats) {
+    async fn fence_and_unfence(&self, heard: &vltava_quorum::Heartbeats) {
         let session = std::time::Duration::from_millis(self.config.broker_session_timeout_ms);
-        let now = std::time::Instant::now();
+        let now = tokio::time::Instant::now();
         let events = self.broker_events.lock().clone();
         // When the incarnation was last known alive: its last heartbeat,
         // else when this leader took over or saw it register (a broker
@@ -629,14 +686,16 @@ impl Broker {
         }
         // Decided from this leader's heartbeats: committed only while it
         // still leads, never sent on to a new leader that heard others.
-        let changed = self.control_within(session, Route::LeaderOnly, |image| {
-            let records = wanted(image);
-            let unclean = |name: &str| self.unclean_allowed(image, name);
-            Ok((
-                elections::with_elections(image, records.clone(), &unclean),
-                records,
-            ))
-        });
+        let changed = self
+            .control_within(session, Route::LeaderOnly, |image| {
+                let records = wanted(image);
+                let unclean = |name: &str| self.unclean_allowed(image, name);
+                Ok((
+                    elections::with_elections(image, records.clone(), &unclean),
+                    records,
+                ))
+            })
+            .await;
         match changed {
             Ok(records) => {
                 for record in records {
@@ -663,7 +722,7 @@ impl Broker {
     /// Removes broker `node_id`'s registration. Decided: only a fenced
     /// broker (stopped, or silent past its session) can be unregistered; a
     /// live one is refused rather than left serving unlisted.
-    pub fn unregister_broker(&self, node_id: i32) -> Result<(), ApiError> {
+    pub async fn unregister_broker(&self, node_id: i32) -> Result<(), ApiError> {
         self.control(|image| match image.brokers.get(&node_id) {
             None => Err(ApiError::new(
                 ResponseError::BrokerIdNotRegistered,
@@ -674,7 +733,8 @@ impl Broker {
                 format!("Broker {node_id} is alive (not fenced): stop it before unregistering it"),
             )),
             Some(_) => Ok((vec![MetaRecord::UnregisterBroker { node_id }], ())),
-        })?;
+        })
+        .await?;
         info!(node_id, "unregistered broker");
         Ok(())
     }
@@ -684,25 +744,27 @@ impl Broker {
     /// after the session timeout. A lone voter has nobody to tell. Called
     /// before the listeners stop (and again by `close`, which then finds it
     /// fenced and does nothing).
-    pub fn shut_down_in_cluster(&self) {
+    pub async fn shut_down_in_cluster(&self) {
         let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
         if epoch < 0 || self.metadata.is_lone_voter() {
             return;
         }
         let node_id = self.node_id();
-        let fenced = self.control_within(SHUTDOWN_FENCE_DEADLINE, Route::AnyNode, |image| {
-            let current = image
-                .brokers
-                .get(&node_id)
-                .is_some_and(|b| b.epoch == epoch && !b.fenced);
-            let records = match current {
-                true => vec![MetaRecord::FenceBroker { node_id, epoch }],
-                false => Vec::new(),
-            };
-            // Leadership moves to other in-sync replicas in the same change.
-            let unclean = |name: &str| self.unclean_allowed(image, name);
-            Ok((elections::with_elections(image, records, &unclean), ()))
-        });
+        let fenced = self
+            .control_within(SHUTDOWN_FENCE_DEADLINE, Route::AnyNode, |image| {
+                let current = image
+                    .brokers
+                    .get(&node_id)
+                    .is_some_and(|b| b.epoch == epoch && !b.fenced);
+                let records = match current {
+                    true => vec![MetaRecord::FenceBroker { node_id, epoch }],
+                    false => Vec::new(),
+                };
+                // Leadership moves to other in-sync replicas in the same change.
+                let unclean = |name: &str| self.unclean_allowed(image, name);
+                Ok((elections::with_elections(image, records, &unclean), ()))
+            })
+            .await;
         match fenced {
             Ok(()) => info!(node_id, epoch, "controlled shutdown: this broker is fenced"),
             Err(e) => {
@@ -726,13 +788,22 @@ impl Broker {
     /// The metadata quorum as its leader sees it (DescribeQuorum): asked
     /// of the leader when this node does not lead. NOT_LEADER_OR_FOLLOWER
     /// while no leader is known.
-    pub fn leader_quorum_status(&self) -> Result<vltava_quorum::QuorumStatus, ApiError> {
-        self.metadata.leader_status().map_err(|e| match e {
+    pub async fn leader_quorum_status(&self) -> Result<vltava_quorum::QuorumStatus, ApiError> {
+        self.metadata.leader_status().await.map_err(|e| match e {
             ProposeError::NotLeader { .. } => {
                 ApiError::new(ResponseError::NotLeaderOrFollower, e.to_string())
             }
             e => metadata::propose_error(e),
         })
+    }
+
+    /// Waits for `work` (a controller operation) from code that is not
+    /// async: the group coordinator creating its topic, sync tests. It
+    /// blocks the thread, so on an async worker call it from
+    /// `block_in_place`; nothing in it needs the caller's runtime (the
+    /// quorum's waits run on the quorum's own).
+    pub fn block_on<F: std::future::Future>(&self, work: F) -> F::Output {
+        futures_executor::block_on(work)
     }
 
     pub fn groups(&self) -> &GroupCoordinator {
@@ -783,8 +854,8 @@ impl Broker {
     /// A topic the committed image has: the publisher may still be opening
     /// it (another node created it a moment ago), so this waits for it a
     /// little (`PUBLISH_WAIT`) before saying it is not there.
-    pub(crate) fn published_topic(&self, name: &str) -> Option<Arc<Topic>> {
-        let started = std::time::Instant::now();
+    pub(crate) async fn published_topic(&self, name: &str) -> Option<Arc<Topic>> {
+        let started = tokio::time::Instant::now();
         loop {
             if let Some(topic) = self.topic(name) {
                 return Some(topic);
@@ -795,7 +866,9 @@ impl Broker {
             if !committed || started.elapsed() > PUBLISH_WAIT {
                 return None;
             }
-            std::thread::sleep(std::time::Duration::from_millis(5));
+            self.metadata
+                .sleep(std::time::Duration::from_millis(5))
+                .await;
         }
     }
 
@@ -810,7 +883,7 @@ impl Broker {
     /// Creates a topic for a client. With `validate_only` everything is
     /// checked and nothing is changed. Returns the topic as it is (or would
     /// be). Internal topics are the broker's to create, with its settings.
-    pub fn create_topic(
+    pub async fn create_topic(
         &self,
         name: &str,
         num_partitions: i32,
@@ -819,11 +892,12 @@ impl Broker {
     ) -> Result<(i32, TopicConfig, Uuid), ApiError> {
         let factor = self.config.default_replication_factor;
         self.create_topic_replicated(name, num_partitions, factor, overrides, validate_only)
+            .await
     }
 
     /// [`Broker::create_topic`] with `replication_factor` copies of each
     /// partition.
-    pub fn create_topic_replicated(
+    pub async fn create_topic_replicated(
         &self,
         name: &str,
         num_partitions: i32,
@@ -842,12 +916,13 @@ impl Broker {
         }
         let placement = Placement::Automatic(replication_factor);
         self.create_topic_unchecked(name, num_partitions, overrides, validate_only, placement)
+            .await
     }
 
     /// Creates a topic for a client that placed each partition itself
     /// (CreateTopics' manual assignment): `replicas[p]` is partition `p`'s
     /// replicas, registered brokers, the preferred leader first.
-    pub fn create_topic_placed(
+    pub async fn create_topic_placed(
         &self,
         name: &str,
         replicas: &[Vec<i32>],
@@ -856,15 +931,18 @@ impl Broker {
     ) -> Result<(i32, TopicConfig, Uuid), ApiError> {
         validate_topic_name(name)?;
         if is_internal_topic(name) {
-            return self.create_topic(name, replicas.len() as i32, overrides, validate_only);
+            return self
+                .create_topic(name, replicas.len() as i32, overrides, validate_only)
+                .await;
         }
         let count = i32::try_from(replicas.len()).unwrap_or(i32::MAX);
         let placement = Placement::Manual(replicas);
         self.create_topic_unchecked(name, count, overrides, validate_only, placement)
+            .await
     }
 
     /// Creates one of the broker's internal topics with the given settings.
-    pub(crate) fn create_internal_topic(
+    pub(crate) async fn create_internal_topic(
         &self,
         name: &str,
         num_partitions: i32,
@@ -878,9 +956,10 @@ impl Broker {
         let factor = usize::from(self.config.groups.offsets_replication_factor).min(live);
         let placement = Placement::Automatic(factor as i16);
         self.create_topic_unchecked(name, num_partitions, overrides, false, placement)
+            .await
     }
 
-    fn create_topic_unchecked(
+    async fn create_topic_unchecked(
         &self,
         name: &str,
         num_partitions: i32,
@@ -900,7 +979,8 @@ impl Broker {
             validate_topic_config(key, value)?;
         }
         let topic_config = self.resolve_topic_config(&overrides);
-        let topic_id = Uuid::new_v4();
+        let topic_id = (self.ids)();
+        let spin = (self.ids)().as_u128();
         self.control(|image| {
             check_name_free(image, name)?;
             let replicas = match placement {
@@ -909,7 +989,7 @@ impl Broker {
                     replicas.to_vec()
                 }
                 Placement::Automatic(factor) => {
-                    place_partitions(image, &[], num_partitions, factor)?
+                    place_partitions(image, &[], num_partitions, factor, spin)?
                 }
             };
             check_partitions_per_broker(image, &replicas)?;
@@ -931,18 +1011,22 @@ impl Broker {
             // Committed, then opened by the publisher of the broker each
             // partition is placed on.
             Ok((records, ()))
-        })?;
+        })
+        .await?;
         Ok((num_partitions, topic_config, topic_id))
     }
 
     /// Creates a topic with the broker defaults if auto-creation allows it.
-    pub fn auto_create_topic(&self, name: &str) -> Result<Arc<Topic>, ApiError> {
-        match self.create_topic(name, self.config.num_partitions, BTreeMap::new(), false) {
+    pub async fn auto_create_topic(&self, name: &str) -> Result<Arc<Topic>, ApiError> {
+        match self
+            .create_topic(name, self.config.num_partitions, BTreeMap::new(), false)
+            .await
+        {
             Ok(_) => {}
             Err(e) if e.error == ResponseError::TopicAlreadyExists => {}
             Err(e) => return Err(e),
         }
-        self.published_topic(name).ok_or_else(|| {
+        self.published_topic(name).await.ok_or_else(|| {
             ApiError::new(
                 ResponseError::UnknownTopicOrPartition,
                 "topic vanished while being created",
@@ -950,30 +1034,32 @@ impl Broker {
         })
     }
 
-    pub fn delete_topic(&self, name: &str) -> Result<Uuid, ApiError> {
+    pub async fn delete_topic(&self, name: &str) -> Result<Uuid, ApiError> {
         if is_internal_topic(name) {
             return Err(ApiError::new(
                 ResponseError::InvalidRequest,
                 format!("Topic {name} is an internal topic and cannot be deleted"),
             ));
         }
-        let topic_id = self.control(|image| {
-            let topic_id = image.topics.get(name).map(|t| t.topic_id).ok_or_else(|| {
-                ApiError::new(
-                    ResponseError::UnknownTopicOrPartition,
-                    "This server does not host this topic-partition.",
-                )
-            })?;
-            // Committed, then fenced and removed by the publishers.
-            Ok((vec![MetaRecord::RemoveTopic { topic_id }], topic_id))
-        })?;
+        let topic_id = self
+            .control(|image| {
+                let topic_id = image.topics.get(name).map(|t| t.topic_id).ok_or_else(|| {
+                    ApiError::new(
+                        ResponseError::UnknownTopicOrPartition,
+                        "This server does not host this topic-partition.",
+                    )
+                })?;
+                // Committed, then fenced and removed by the publishers.
+                Ok((vec![MetaRecord::RemoveTopic { topic_id }], topic_id))
+            })
+            .await?;
         // This node's coordinator forgets its groups' offsets now; the
         // other coordinators on their next group tick.
         self.forget_removed_topics();
         Ok(topic_id)
     }
 
-    pub fn create_partitions(
+    pub async fn create_partitions(
         &self,
         name: &str,
         count: i32,
@@ -1014,7 +1100,10 @@ impl Broker {
                     }
                     replicas.to_vec()
                 }
-                None => place_partitions(image, &topic.partitions, count - current, factor)?,
+                None => {
+                    let spin = (self.ids)().as_u128();
+                    place_partitions(image, &topic.partitions, count - current, factor, spin)?
+                }
             };
             check_partitions_per_broker(image, &replicas)?;
             if validate_only {
@@ -1029,11 +1118,11 @@ impl Broker {
                 })
                 .collect();
             Ok((records, ()))
-        })
+        }).await
     }
 
     /// Replaces a topic's config overrides with `overrides`.
-    pub fn set_topic_overrides(
+    pub async fn set_topic_overrides(
         &self,
         name: &str,
         overrides: BTreeMap<String, String>,
@@ -1043,20 +1132,22 @@ impl Broker {
             validate_topic_config(key, value)?;
         }
         let resource = ConfigResource::Topic(name.to_string());
-        let changes = self.control(|image| {
-            if !image.topics.contains_key(name) {
-                return Err(ApiError::new(
-                    ResponseError::UnknownTopicOrPartition,
-                    format!("Topic {name} does not exist"),
-                ));
-            }
-            if validate_only {
-                return Ok((Vec::new(), 0));
-            }
-            let records = config_changes(&resource, &image.configs_of(&resource), &overrides);
-            let changes = records.len();
-            Ok((records, changes))
-        })?;
+        let changes = self
+            .control(|image| {
+                if !image.topics.contains_key(name) {
+                    return Err(ApiError::new(
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("Topic {name} does not exist"),
+                    ));
+                }
+                if validate_only {
+                    return Ok((Vec::new(), 0));
+                }
+                let records = config_changes(&resource, &image.configs_of(&resource), &overrides);
+                let changes = records.len();
+                Ok((records, changes))
+            })
+            .await?;
         if !validate_only {
             info!(topic = name, changes, "altered topic configs");
         }
@@ -1064,18 +1155,20 @@ impl Broker {
     }
 
     /// Hands out a fresh producer id, persisting a new block when needed.
-    pub fn allocate_producer_id(&self) -> Result<i64, ApiError> {
-        let mut block = self.producer_ids.lock();
+    pub async fn allocate_producer_id(&self) -> Result<i64, ApiError> {
+        let mut block = self.producer_ids.lock().await;
         if block.next == block.end {
             let after = block.end;
-            let (start, end) = self.control(|image| {
-                let start = image.next_producer_id.max(after);
-                let end = start + PRODUCER_ID_BLOCK;
-                let record = MetaRecord::ProducerIds {
-                    next_producer_id: end,
-                };
-                Ok((vec![record], (start, end)))
-            })?;
+            let (start, end) = self
+                .control(|image| {
+                    let start = image.next_producer_id.max(after);
+                    let end = start + PRODUCER_ID_BLOCK;
+                    let record = MetaRecord::ProducerIds {
+                        next_producer_id: end,
+                    };
+                    Ok((vec![record], (start, end)))
+                })
+                .await?;
             *block = ProducerIdBlock { next: start, end };
         }
         let id = block.next;
@@ -1122,8 +1215,8 @@ impl Broker {
     }
 
     /// Flushes every log and the metadata log, for shutdown.
-    pub fn close(&self) {
-        self.shut_down_in_cluster();
+    pub async fn close(&self) {
+        self.shut_down_in_cluster().await;
         let mut flushed = true;
         for topic in self.topics() {
             for partition in topic.partitions.iter().filter(|p| !p.is_offline()) {
@@ -1134,7 +1227,7 @@ impl Broker {
             }
         }
         // The quorum's log and vote are durable at every point.
-        self.metadata.close();
+        self.metadata.close().await;
         // Only a shutdown that flushed everything is a clean one.
         if flushed {
             if let Err(e) = write_clean_shutdown_marker(self.config.data_dir()) {
@@ -1285,11 +1378,13 @@ fn placement_order(image: &MetadataImage) -> Vec<i32> {
 /// order from a random start, so leaders are balanced per topic and
 /// consecutive partitions change rack; the followers on the brokers after
 /// the leader in that order (so a partition's copies alternate racks too).
+/// `spin` is a random number that picks the start.
 fn place_partitions(
     image: &MetadataImage,
     existing: &[PartitionImage],
     adding: i32,
     factor: i16,
+    spin: u128,
 ) -> Result<Vec<Vec<i32>>, ApiError> {
     let order = placement_order(image);
     if order.is_empty() {
@@ -1314,7 +1409,7 @@ fn place_partitions(
             *n += 1;
         }
     }
-    let start = (Uuid::new_v4().as_u128() % order.len() as u128) as usize;
+    let start = (spin % order.len() as u128) as usize;
     let mut placed = Vec::with_capacity(adding.max(0) as usize);
     for i in 0..adding.max(0) as usize {
         let least = load.values().copied().min().unwrap_or(0);
@@ -1743,7 +1838,11 @@ mod tests {
     fn open_broker(dir: &Path) -> Broker {
         let pairs = [("log.dirs".to_string(), dir.display().to_string())];
         let (config, _) = BrokerConfig::from_pairs(&pairs).unwrap();
-        Broker::open(config, Arc::new(crate::ManualClock::new(1_000))).unwrap()
+        futures_executor::block_on(Broker::open(
+            config,
+            Arc::new(crate::ManualClock::new(1_000)),
+        ))
+        .unwrap()
     }
 
     /// A committed topic whose partition cannot be opened here is served
@@ -1757,12 +1856,14 @@ mod tests {
             let broker = open_broker(data.path());
             // Partition 1's directory cannot be made: a file holds its name.
             fs::write(data.path().join("t-1"), b"in the way").unwrap();
-            broker.create_topic("t", 2, BTreeMap::new(), false).unwrap();
+            broker
+                .block_on(broker.create_topic("t", 2, BTreeMap::new(), false))
+                .unwrap();
             let topic = broker.topic("t").unwrap();
             assert_eq!(topic.partitions.len(), 2);
             assert!(!topic.partitions[0].is_offline());
             assert!(topic.partitions[1].is_offline());
-            broker.close();
+            broker.block_on(broker.close());
         }
         fs::remove_file(data.path().join("t-1")).unwrap();
         let broker = open_broker(data.path());
@@ -1783,7 +1884,9 @@ mod tests {
         let data = tempfile::tempdir().unwrap();
         let topic_id = {
             let broker = open_broker(data.path());
-            broker.create_topic("t", 2, BTreeMap::new(), false).unwrap();
+            broker
+                .block_on(broker.create_topic("t", 2, BTreeMap::new(), false))
+                .unwrap();
             let topic = broker.topic("t").unwrap();
             let batch = BatchBuilder::new(Compression::None)
                 .record(None, Some(Bytes::from_static(b"kept")), vec![], 1)
@@ -1792,7 +1895,7 @@ mod tests {
             topic.partitions[0]
                 .append(batch, &header, false, 1)
                 .unwrap();
-            broker.close();
+            broker.block_on(broker.close());
             topic.id
         };
         // The metadata log as the single-node store wrote it.
@@ -1842,7 +1945,7 @@ mod tests {
             assert_eq!(topic.config.log_config().retention_ms, 1234);
             assert_eq!(broker.cleaner_backoff_ms(), 777);
             assert_eq!(broker.topics().len(), 1);
-            let id = broker.allocate_producer_id().unwrap();
+            let id = broker.block_on(broker.allocate_producer_id()).unwrap();
             assert!(
                 id >= 5_000 + start * PRODUCER_ID_BLOCK,
                 "start {start}: {id}"
@@ -1854,7 +1957,7 @@ mod tests {
                 .collect();
             assert!(leftovers.is_empty(), "start {start}: {leftovers:?}");
             assert!(meta_dir.join(vltava_quorum::IMPORTED_FILE).exists());
-            broker.close();
+            broker.block_on(broker.close());
         }
     }
 
@@ -1879,7 +1982,7 @@ mod tests {
                 ),
                 ("PLAINTEXT", "127.0.0.1", 9092)
             );
-            broker.close();
+            broker.block_on(broker.close());
         }
     }
 

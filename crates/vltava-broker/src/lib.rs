@@ -24,8 +24,8 @@ mod producer_state;
 pub mod storage_faults;
 
 pub use broker::{
-    is_internal_topic, validate_topic_name, write_meta_properties, Broker, ElectionKind, Fetched,
-    StartError, Topic, META_PROPERTIES_FILE,
+    is_internal_topic, validate_topic_name, write_meta_properties, Broker, BrokerSeams,
+    ElectionKind, Fetched, QuorumSeams, StartError, Topic, META_PROPERTIES_FILE,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BrokerConfig, Listener};

@@ -192,10 +192,7 @@ fn server(file: Option<PathBuf>, overrides: Vec<String>) -> Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let broker = Arc::new(
-            tokio::task::spawn_blocking(move || Broker::open(config, Arc::new(SystemClock)))
-                .await??,
-        );
+        let broker = Arc::new(Broker::open(config, Arc::new(SystemClock)).await?);
         let listeners = vltava_server::bind(&broker).await?;
         info!(
             version = env!("CARGO_PKG_VERSION"),
@@ -206,7 +203,7 @@ fn server(file: Option<PathBuf>, overrides: Vec<String>) -> Result<()> {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone(), broker.clone()));
         vltava_server::serve(broker.clone(), listeners, shutdown).await;
-        tokio::task::spawn_blocking(move || broker.close()).await?;
+        broker.close().await;
         info!("Vltava broker stopped");
         Ok(())
     })
@@ -228,7 +225,7 @@ async fn stop_on_signal(shutdown: CancellationToken, broker: Arc<Broker>) {
         _ = term.recv() => info!("SIGTERM: shutting down"),
         _ = int.recv() => info!("SIGINT: shutting down"),
     }
-    let _ = tokio::task::spawn_blocking(move || broker.shut_down_in_cluster()).await;
+    broker.shut_down_in_cluster().await;
     shutdown.cancel();
 }
 

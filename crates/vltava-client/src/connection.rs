@@ -7,7 +7,10 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::future::Future;
+use std::pin::Pin;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::error::{codes, Error};
@@ -77,6 +80,34 @@ impl Default for Timeouts {
     }
 }
 
+/// A byte stream to a broker: a TCP connection, or a simulation's.
+pub trait BrokerStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> BrokerStream for T {}
+
+/// What a dial returns.
+pub type Dialed<'a> =
+    Pin<Box<dyn Future<Output = std::io::Result<Box<dyn BrokerStream>>> + Send + 'a>>;
+
+/// Opens streams to brokers by `host:port`: TCP ([`TcpDialer`]) unless a
+/// simulation supplies its own network.
+pub trait Dialer: Send + Sync + 'static {
+    fn dial<'a>(&'a self, addr: &'a str) -> Dialed<'a>;
+}
+
+/// Dials over TCP, with Nagle's algorithm off (requests are written whole).
+pub struct TcpDialer;
+
+impl Dialer for TcpDialer {
+    fn dial<'a>(&'a self, addr: &'a str) -> Dialed<'a> {
+        Box::pin(async move {
+            let stream = TcpStream::connect(addr).await?;
+            let _ = stream.set_nodelay(true);
+            Ok(Box::new(stream) as Box<dyn BrokerStream>)
+        })
+    }
+}
+
 /// A connection after the ApiVersions handshake. Requests go one at a time
 /// (`&mut self`), which is also how Kafka brokers answer them.
 ///
@@ -89,7 +120,7 @@ impl Default for Timeouts {
 /// later request; [`crate::Client`] replaces it with a fresh one.
 pub struct Connection {
     addr: String,
-    stream: TcpStream,
+    stream: Box<dyn BrokerStream>,
     client_id: StrBytes,
     timeouts: Timeouts,
     next_correlation_id: i32,
@@ -108,7 +139,17 @@ impl Connection {
         client_id: &str,
         timeouts: Timeouts,
     ) -> Result<Connection, Error> {
-        let connect = TcpStream::connect(addr);
+        Connection::connect_with(&TcpDialer, addr, client_id, timeouts).await
+    }
+
+    /// [`Connection::connect`] through `dialer`.
+    pub async fn connect_with(
+        dialer: &dyn Dialer,
+        addr: &str,
+        client_id: &str,
+        timeouts: Timeouts,
+    ) -> Result<Connection, Error> {
+        let connect = dialer.dial(addr);
         let stream = match tokio::time::timeout(timeouts.connect, connect).await {
             Err(_) => {
                 return Err(Error::Connect {
@@ -124,7 +165,6 @@ impl Connection {
             }
             Ok(Ok(s)) => s,
         };
-        let _ = stream.set_nodelay(true);
         let mut conn = Connection {
             addr: addr.to_string(),
             stream,

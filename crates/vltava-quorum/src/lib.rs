@@ -385,9 +385,9 @@ pub struct Heartbeats {
     pub term: u64,
     /// When this node became the leader: every broker counts as heard from
     /// then (a new leader gives each a full session to reach it).
-    pub leading_since: std::time::Instant,
+    pub leading_since: tokio::time::Instant,
     /// Per broker: the epoch it named and when it was last heard from.
-    pub last: BTreeMap<NodeId, (i64, std::time::Instant)>,
+    pub last: BTreeMap<NodeId, (i64, tokio::time::Instant)>,
 }
 
 impl Proposer {
@@ -610,7 +610,7 @@ impl Proposer {
         };
         heard
             .last
-            .insert(node_id, (epoch, std::time::Instant::now()));
+            .insert(node_id, (epoch, tokio::time::Instant::now()));
         Ok(())
     }
 
@@ -630,7 +630,7 @@ impl Proposer {
         if heard.term != term {
             *heard = Heartbeats {
                 term,
-                leading_since: std::time::Instant::now(),
+                leading_since: tokio::time::Instant::now(),
                 last: BTreeMap::new(),
             };
         }
@@ -716,7 +716,7 @@ impl Quorum {
             caught_up: PeerAcks::default(),
             heartbeats: parking_lot::Mutex::new(Heartbeats {
                 term: 0,
-                leading_since: std::time::Instant::now(),
+                leading_since: tokio::time::Instant::now(),
                 last: BTreeMap::new(),
             }),
             observers: parking_lot::Mutex::new(BTreeMap::new()),

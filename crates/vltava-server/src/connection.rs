@@ -31,7 +31,7 @@ use std::io;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout;
@@ -154,8 +154,33 @@ pub(crate) async fn serve(
     limits: ConnectionLimits,
     shutdown: CancellationToken,
 ) {
+    let (reader, writer) = stream.into_split();
+    serve_halves(broker, reader, writer, peer, listener, limits, shutdown).await
+}
+
+/// [`serve`] on any byte stream (a simulation's): file ranges are copied.
+pub(crate) async fn serve_stream<S: AsyncRead + AsyncWrite + Send + 'static>(
+    broker: Arc<Broker>,
+    stream: S,
+    peer: SocketAddr,
+    listener: Arc<str>,
+    limits: ConnectionLimits,
+    shutdown: CancellationToken,
+) {
+    let (reader, writer) = tokio::io::split(stream);
+    serve_halves(broker, reader, writer, peer, listener, limits, shutdown).await
+}
+
+async fn serve_halves<R: AsyncRead + Send + Unpin + 'static, W: ResponseSink + Send>(
+    broker: Arc<Broker>,
+    reader: R,
+    mut writer: W,
+    peer: SocketAddr,
+    listener: Arc<str>,
+    limits: ConnectionLimits,
+    shutdown: CancellationToken,
+) {
     debug!(%peer, "connection opened");
-    let (reader, mut writer) = stream.into_split();
     // The next frame is read by a future that owns the reader, so it
     // survives the turns of the loop that answer owed produces (a read cut
     // off mid-frame would lose the connection's place).
@@ -276,9 +301,9 @@ async fn oldest(owed: &mut VecDeque<Owed>) -> Option<handlers::Response> {
 /// Sends every owed answer, in order, driving them all as [`oldest`] does
 /// (awaiting one at a time would let a later answer see a lost leadership
 /// for a write that was committed while it waited).
-async fn pay_all(
+async fn pay_all<W: ResponseSink>(
     owed: &mut VecDeque<Owed>,
-    writer: &mut OwnedWriteHalf,
+    writer: &mut W,
     peer: SocketAddr,
     limits: &ConnectionLimits,
 ) -> Result<(), Close> {
@@ -290,17 +315,17 @@ async fn pay_all(
     Ok(())
 }
 
-async fn read_next(
-    mut reader: OwnedReadHalf,
+async fn read_next<R: AsyncRead + Unpin>(
+    mut reader: R,
     limits: ConnectionLimits,
-) -> (OwnedReadHalf, Result<Frame, Close>) {
+) -> (R, Result<Frame, Close>) {
     let frame = read_frame(&mut reader, &limits).await;
     (reader, frame)
 }
 
 /// Encodes and writes one response (`None`: nothing is sent).
-async fn send(
-    writer: &mut OwnedWriteHalf,
+async fn send<W: ResponseSink>(
+    writer: &mut W,
     request: RequestId,
     response: Option<handlers::Response>,
     peer: SocketAddr,
@@ -441,6 +466,12 @@ impl ResponseSink for OwnedWriteHalf {
 
 #[cfg(test)]
 impl ResponseSink for tokio::io::DuplexStream {
+    fn socket(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+impl<S: AsyncWrite> ResponseSink for tokio::io::WriteHalf<S> {
     fn socket(&self) -> Option<&TcpStream> {
         None
     }

@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use vltava_broker::Broker;
+use vltava_client::connection::{Dialer, TcpDialer};
 
 /// How long shutdown waits for in-flight requests before aborting them.
 const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(10);
@@ -75,11 +76,45 @@ pub async fn serve(
             shutdown.clone(),
         ));
     }
-    let maintenance = tokio::spawn(maintenance::run(broker.clone(), shutdown.clone()));
-    let fetchers = tokio::spawn(replica_fetcher::run(broker.clone(), shutdown.clone()));
+    let background = tokio::spawn(run_background(
+        broker.clone(),
+        Arc::new(TcpDialer),
+        shutdown.clone(),
+    ));
     while acceptors.join_next().await.is_some() {}
+    let _ = background.await;
+}
+
+/// The broker's work besides answering clients, until `shutdown`: its
+/// timers (retention, flushes, the cleaner, groups, heartbeats, ISR
+/// changes) and the replica fetchers, which dial leaders through
+/// `dialer`. [`serve`] runs it; a simulation runs it beside its own
+/// accept loop.
+pub async fn run_background(
+    broker: Arc<Broker>,
+    dialer: Arc<dyn Dialer>,
+    shutdown: CancellationToken,
+) {
+    let maintenance = tokio::spawn(maintenance::run(broker.clone(), shutdown.clone()));
+    let fetchers = tokio::spawn(replica_fetcher::run(broker, dialer, shutdown));
     let _ = maintenance.await;
     let _ = fetchers.await;
+}
+
+/// Serves one client connection on any byte stream until it closes or
+/// `shutdown`, with the broker's connection limits: for a simulation's
+/// accept loop (file ranges are copied rather than sent with `sendfile`).
+pub async fn serve_connection<S>(
+    broker: Arc<Broker>,
+    stream: S,
+    peer: std::net::SocketAddr,
+    listener: Arc<str>,
+    shutdown: CancellationToken,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let limits = connection::ConnectionLimits::from_config(&broker.config);
+    connection::serve_stream(broker, stream, peer, listener, limits, shutdown).await
 }
 
 async fn accept_loop(

@@ -21,14 +21,14 @@ pub async fn run(broker: Arc<Broker>, shutdown: CancellationToken) {
         broker.clone(),
         shutdown.clone(),
         heartbeat,
-        Broker::cluster_tick,
+        |broker| Box::pin(async move { broker.cluster_tick().await }),
     ));
     // So do leaders' ISR changes.
     tokio::spawn(run_every(
         broker.clone(),
         shutdown.clone(),
         REPLICATION_TICK,
-        Broker::replication_tick,
+        |broker| Box::pin(async move { broker.replication_tick().await }),
     ));
     let mut groups = tokio::time::interval(GROUP_TICK);
     groups.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -50,24 +50,35 @@ pub async fn run(broker: Arc<Broker>, shutdown: CancellationToken) {
         };
         // File work runs off the async workers.
         let broker = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || task(&broker)).await;
+        let _ = off_runtime(move || task(&broker)).await;
     }
 }
+
+/// Runs file work on a blocking thread, off the async workers; on a
+/// single-threaded runtime (a simulation, where every node shares one
+/// thread and one clock) it runs in place, so the run stays
+/// deterministic.
+pub(crate) async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::CurrentThread => Ok(work()),
+        _ => tokio::task::spawn_blocking(work).await,
+    }
+}
+
+/// A tick of work that waits on the controller.
+type Tick = fn(Arc<Broker>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// Leaders' ISR changes (followers lagging past replica.lag.time.max.ms
 /// out, caught-up ones in), checked this often.
 const REPLICATION_TICK: Duration = Duration::from_millis(250);
 
-/// Runs `task` every `period` off the async workers, one run at a time,
+/// Runs `task` every `period` in a task of its own, one run at a time,
 /// until `shutdown`: for work that waits on the controller (this broker's
 /// heartbeat and the controller's fencing; leaders' ISR changes), so it
 /// never delays retention, flushes or group timers.
-async fn run_every(
-    broker: Arc<Broker>,
-    shutdown: CancellationToken,
-    period: Duration,
-    task: fn(&Broker),
-) {
+async fn run_every(broker: Arc<Broker>, shutdown: CancellationToken, period: Duration, task: Tick) {
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -75,8 +86,7 @@ async fn run_every(
             _ = shutdown.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        let broker = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || task(&broker)).await;
+        task(broker.clone()).await;
     }
 }
 
@@ -104,7 +114,7 @@ async fn run_cleaner(broker: Arc<Broker>, shutdown: CancellationToken) {
             return;
         };
         let broker = broker.clone();
-        let run = tokio::task::spawn_blocking(move || {
+        let run = off_runtime(move || {
             broker.clean_compacted(&mut owned);
             owned
         });

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 use vltava_broker::{Broker, Fetched, FollowerTerm, Partition};
-use vltava_client::connection::{Connection, Timeouts};
+use vltava_client::connection::{Connection, Dialer, Timeouts};
 
 /// The Fetch version followers send: 15 names the replica in
 /// `replica_state` (and 12+ carries `last_fetched_epoch`).
@@ -37,7 +37,8 @@ const RESCAN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs a fetcher for each broker this broker follows partitions from,
 /// until `shutdown`.
-pub async fn run(broker: Arc<Broker>, shutdown: CancellationToken) {
+/// Leaders are dialed through `dialer`.
+pub async fn run(broker: Arc<Broker>, dialer: Arc<dyn Dialer>, shutdown: CancellationToken) {
     let mut fetchers: HashMap<i32, CancellationToken> = HashMap::new();
     let mut tasks = JoinSet::new();
     loop {
@@ -58,7 +59,7 @@ pub async fn run(broker: Arc<Broker>, shutdown: CancellationToken) {
             }
             let stop = shutdown.child_token();
             fetchers.insert(*leader, stop.clone());
-            tasks.spawn(fetch_from(broker.clone(), *leader, stop));
+            tasks.spawn(fetch_from(broker.clone(), dialer.clone(), *leader, stop));
         }
         while tasks.try_join_next().is_some() {}
         tokio::select! {
@@ -72,7 +73,12 @@ pub async fn run(broker: Arc<Broker>, shutdown: CancellationToken) {
 
 /// One source broker's fetcher: fetches until it follows nothing from
 /// `leader` or is stopped.
-async fn fetch_from(broker: Arc<Broker>, leader: i32, stop: CancellationToken) {
+async fn fetch_from(
+    broker: Arc<Broker>,
+    dialer: Arc<dyn Dialer>,
+    leader: i32,
+    stop: CancellationToken,
+) {
     let settings = broker.config.replication.clone();
     let backoff = Duration::from_millis(settings.fetch_backoff_ms);
     let timeouts = Timeouts {
@@ -104,7 +110,7 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, stop: CancellationToken) {
         }
         let conn = match connection.take().filter(Connection::is_usable) {
             Some(conn) => conn,
-            None => match connect(&broker, leader, timeouts).await {
+            None => match connect(&broker, &*dialer, leader, timeouts).await {
                 Ok(conn) => conn,
                 Err(e) => {
                     note_failure(&mut failures, leader, "cannot reach the leader", &e);
@@ -159,7 +165,7 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, stop: CancellationToken) {
             .map(|(p, term)| ((p.topic_id, p.index), (p.clone(), term)))
             .collect();
         let broker2 = broker.clone();
-        let applied = tokio::task::spawn_blocking(move || {
+        let applied = crate::maintenance::off_runtime(move || {
             let mut refused = Vec::new();
             for topic in &response.responses {
                 for data in &topic.partitions {
@@ -199,7 +205,12 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, stop: CancellationToken) {
     info!(leader, "replica fetcher stopped");
 }
 
-async fn connect(broker: &Broker, leader: i32, timeouts: Timeouts) -> Result<Connection, String> {
+async fn connect(
+    broker: &Broker,
+    dialer: &dyn Dialer,
+    leader: i32,
+    timeouts: Timeouts,
+) -> Result<Connection, String> {
     let address = broker.replica_address(leader).ok_or_else(|| {
         format!(
             "broker {leader} has no registered address on listener {}",
@@ -207,7 +218,7 @@ async fn connect(broker: &Broker, leader: i32, timeouts: Timeouts) -> Result<Con
         )
     })?;
     let client_id = format!("vltava-replica-fetcher-{}", broker.node_id());
-    let conn = Connection::connect(&address, &client_id, timeouts)
+    let conn = Connection::connect_with(dialer, &address, &client_id, timeouts)
         .await
         .map_err(|e| e.to_string())?;
     match conn.broker_apis().get(&(ApiKey::Fetch as i16)) {

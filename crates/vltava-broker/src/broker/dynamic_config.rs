@@ -150,7 +150,7 @@ impl Broker {
     /// every key must be one Kafka lets change at run time and its value
     /// valid; the change is committed to the metadata log, then applied to
     /// every topic whose defaults it changes.
-    pub fn set_dynamic_broker_configs(
+    pub async fn set_dynamic_broker_configs(
         &self,
         resource_name: &str,
         configs: &BTreeMap<String, String>,
@@ -191,11 +191,13 @@ impl Broker {
         let resource = ConfigResource::Broker(resource_name.to_string());
         // Committed, then applied by every broker's publisher, which
         // re-resolves every topic's defaults (here before this returns).
-        let changes = self.control(|image| {
-            let records = config_changes(&resource, &image.configs_of(&resource), &wanted);
-            let changes = records.len();
-            Ok((records, changes))
-        })?;
+        let changes = self
+            .control(|image| {
+                let records = config_changes(&resource, &image.configs_of(&resource), &wanted);
+                let changes = records.len();
+                Ok((records, changes))
+            })
+            .await?;
         if changes == 0 {
             return Ok(());
         }

@@ -8,7 +8,10 @@
 //! its heartbeats and fsyncs are never queued behind client requests, and
 //! broker code that is not async (the group coordinator creating its topic,
 //! a sync unit test) can wait for a commit by blocking its thread without
-//! starving the task it waits for.
+//! starving the task it waits for. Every wait here is async and runs its
+//! timers on that runtime, so the broker's control path never blocks a
+//! thread on another node: a simulation runs the quorum on its own
+//! single-threaded runtime instead (see [`QuorumRuntime`]).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -42,8 +45,46 @@ const LEADER_WAIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 const QUORUM_WORKER_THREADS: usize = 1;
 
 pub(crate) struct MetadataQuorum {
-    runtime: OwnedRuntime,
+    runtime: QuorumRuntime,
     member: Member,
+}
+
+/// Where the quorum's tasks run.
+enum QuorumRuntime {
+    /// A runtime of its own (a real broker).
+    Own(OwnedRuntime),
+    /// A runtime the caller owns: a simulation's node, where every task
+    /// of the node shares one simulated thread and clock.
+    Shared(tokio::runtime::Handle),
+}
+
+impl QuorumRuntime {
+    fn new(
+        shared: Option<tokio::runtime::Handle>,
+        dir: &Path,
+    ) -> Result<QuorumRuntime, StartError> {
+        match shared {
+            Some(handle) => Ok(QuorumRuntime::Shared(handle)),
+            None => OwnedRuntime::start(dir).map(QuorumRuntime::Own),
+        }
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        match self {
+            QuorumRuntime::Own(runtime) => runtime.get().handle(),
+            QuorumRuntime::Shared(handle) => handle,
+        }
+    }
+
+    /// Runs `work` on the quorum's runtime and waits for it without
+    /// blocking a thread, from any runtime or none (a plain thread waits
+    /// with [`futures_executor::block_on`]).
+    async fn run<T: Send + 'static>(&self, work: impl Future<Output = T> + Send + 'static) -> T {
+        self.handle()
+            .spawn(work)
+            .await
+            .expect("quorum work does not panic, and its runtime runs until the broker is dropped")
+    }
 }
 
 /// How this node takes part in the metadata quorum.
@@ -98,12 +139,13 @@ impl MetadataQuorum {
     /// several waits until some voter leads (a majority is up), however
     /// long that takes, as Kafka's nodes wait for their quorum; it catches
     /// up by registering (see [`MetadataQuorum::propose_if`]).
-    pub(crate) fn start(
+    pub(crate) async fn start(
         dir: &Path,
         node_id: i32,
         controller_listener: Option<&ControllerListener>,
         publisher: Arc<dyn Publisher>,
         now_ms: i64,
+        seams: QuorumSeams,
     ) -> Result<MetadataQuorum, StartError> {
         let voter = u64::try_from(node_id).map_err(|_| {
             StartError::Inconsistent(format!("node.id {node_id} must not be negative"))
@@ -117,6 +159,7 @@ impl MetadataQuorum {
         let lone = voters.len() == 1;
         // Bound here, so a taken port stops start-up with its name.
         let controller_socket = controller_listener
+            .filter(|_| seams.acceptor.is_none())
             .map(|c| {
                 let l = &c.bind;
                 let address = format!("{}:{}", l.host, l.port);
@@ -130,7 +173,7 @@ impl MetadataQuorum {
                     })
             })
             .transpose()?;
-        let runtime = OwnedRuntime::start(dir)?;
+        let runtime = QuorumRuntime::new(seams.runtime, dir)?;
         let legacy = legacy_segments(dir).map_err(|source| StartError::Io {
             dir: dir.display().to_string(),
             source,
@@ -152,8 +195,13 @@ impl MetadataQuorum {
         config.forward_timeout = FORWARD_TIMEOUT;
         config.initial_records = initial_records;
         config.publisher = Some(publisher);
-        let quorum = run_on(runtime.get(), async move {
+        if let Some(storage) = seams.storage {
+            config.storage = storage;
+        }
+        let (given_acceptor, connector) = (seams.acceptor, seams.connector);
+        let quorum = runtime.run(async move {
             let acceptor: Box<dyn vltava_quorum::Acceptor> = match controller_socket {
+                _ if given_acceptor.is_some() => given_acceptor.expect("checked"),
                 Some(socket) => {
                     let socket = tokio::net::TcpListener::from_std(socket)
                         .map_err(|e| vltava_quorum::QuorumError::Storage(e.to_string()))?;
@@ -167,7 +215,7 @@ impl MetadataQuorum {
                 }
                 None => Box::new(NoPeers),
             };
-            let quorum = Quorum::start(config, acceptor, Arc::new(TcpConnector)).await?;
+            let quorum = Quorum::start(config, acceptor, connector).await?;
             if !lone {
                 while quorum.wait_leader(LEADER_WAIT_LOG_INTERVAL).await.is_none() {
                     info!(voters = ?voters, "waiting for a majority of the metadata quorum's voters to elect a leader");
@@ -195,6 +243,7 @@ impl MetadataQuorum {
             }
             Ok(quorum)
         })
+        .await
         .map_err(|e| StartError::Inconsistent(e.to_string()))?;
         // The import marker is written after the image committed.
         if !legacy.is_empty() && (nothing_to_import || dir.join(IMPORTED_FILE).exists()) {
@@ -210,11 +259,12 @@ impl MetadataQuorum {
     /// committed metadata from `voters`, and waits (logging every 10 s)
     /// until it has the image. It keeps no metadata log of its own: every
     /// start begins from the leader's image.
-    pub(crate) fn start_observer(
+    pub(crate) async fn start_observer(
         dir: &Path,
         node_id: i32,
         voters: &std::collections::BTreeMap<u64, String>,
         publisher: Arc<dyn Publisher>,
+        seams: QuorumSeams,
     ) -> Result<MetadataQuorum, StartError> {
         let io_err = |source| StartError::Io {
             dir: dir.display().to_string(),
@@ -229,7 +279,7 @@ impl MetadataQuorum {
         let node = u64::try_from(node_id).map_err(|_| {
             StartError::Inconsistent(format!("node.id {node_id} must not be negative"))
         })?;
-        let runtime = OwnedRuntime::start(dir)?;
+        let runtime = QuorumRuntime::new(seams.runtime, dir)?;
         let config = ObserverConfig {
             node_id: node,
             voters: voters.clone(),
@@ -237,13 +287,16 @@ impl MetadataQuorum {
             forward_timeout: FORWARD_TIMEOUT,
         };
         let voters = voters.clone();
-        let observer = run_on(runtime.get(), async move {
-            let observer = Observer::start(config, Arc::new(TcpConnector));
-            while !observer.wait_started(LEADER_WAIT_LOG_INTERVAL).await {
-                info!(voters = ?voters, "waiting to fetch the metadata from the voters");
-            }
-            observer
-        });
+        let connector = seams.connector;
+        let observer = runtime
+            .run(async move {
+                let observer = Observer::start(config, connector);
+                while !observer.wait_started(LEADER_WAIT_LOG_INTERVAL).await {
+                    info!(voters = ?voters, "waiting to fetch the metadata from the voters");
+                }
+                observer
+            })
+            .await;
         Ok(MetadataQuorum {
             runtime,
             member: Member::Observer(Arc::new(observer)),
@@ -253,7 +306,7 @@ impl MetadataQuorum {
     /// Commits `records` if the leader's image is still the one this node
     /// had applied up to `expected` (see [`Quorum::propose_if`]); returns
     /// once this node has applied the change (its publisher included).
-    pub(crate) fn propose_if(
+    pub(crate) async fn propose_if(
         &self,
         expected: Option<u64>,
         records: Vec<MetaRecord>,
@@ -266,10 +319,11 @@ impl MetadataQuorum {
                 Member::Observer(o) => o.propose_if(expected, records).await,
             }
         })
+        .await
     }
 
     /// [`MetadataQuorum::propose_if`] only while this node leads.
-    pub(crate) fn propose_if_leading(
+    pub(crate) async fn propose_if_leading(
         &self,
         expected: Option<u64>,
         records: Vec<MetaRecord>,
@@ -281,13 +335,20 @@ impl MetadataQuorum {
         self.run_within(within, "the proposal", async move {
             q.propose_if_leading(expected, records).await
         })
+        .await
     }
 
     /// Waits until this node has applied at least `index`, or `timeout`.
-    pub(crate) fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
+    pub(crate) async fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
         match self.member.clone() {
-            Member::Voter(q) => self.run(async move { q.wait_applied(index, timeout).await }),
-            Member::Observer(o) => self.run(async move { o.wait_applied(index, timeout).await }),
+            Member::Voter(q) => {
+                self.run(async move { q.wait_applied(index, timeout).await })
+                    .await
+            }
+            Member::Observer(o) => {
+                self.run(async move { o.wait_applied(index, timeout).await })
+                    .await
+            }
         }
     }
 
@@ -312,7 +373,7 @@ impl MetadataQuorum {
     }
 
     /// Sends this broker's heartbeat to the leader (within `timeout`).
-    pub(crate) fn heartbeat(
+    pub(crate) async fn heartbeat(
         &self,
         node_id: i32,
         epoch: i64,
@@ -326,6 +387,7 @@ impl MetadataQuorum {
                 Member::Observer(o) => o.heartbeat(node, epoch).await,
             }
         })
+        .await
     }
 
     /// The heartbeats this node received while it leads (an observer
@@ -354,24 +416,24 @@ impl MetadataQuorum {
     }
 
     /// The quorum as its leader sees it (asked of the leader if need be).
-    pub(crate) fn leader_status(&self) -> Result<vltava_quorum::QuorumStatus, ProposeError> {
+    pub(crate) async fn leader_status(&self) -> Result<vltava_quorum::QuorumStatus, ProposeError> {
         match self.member.clone() {
-            Member::Voter(q) => self.run(async move { q.leader_status().await }),
-            Member::Observer(o) => self.run(async move { o.leader_status().await }),
+            Member::Voter(q) => self.run(async move { q.leader_status().await }).await,
+            Member::Observer(o) => self.run(async move { o.leader_status().await }).await,
         }
     }
 
     /// Stops the quorum (its storage is durable at every point).
-    pub(crate) fn close(&self) {
+    pub(crate) async fn close(&self) {
         match self.member.clone() {
-            Member::Voter(q) => self.run(async move { q.shutdown().await }),
-            Member::Observer(o) => self.run(async move { o.shutdown().await }),
+            Member::Voter(q) => self.run(async move { q.shutdown().await }).await,
+            Member::Observer(o) => self.run(async move { o.shutdown().await }).await,
         }
     }
 
     /// Runs quorum work that may wait on other nodes for at most `within`;
     /// past it, `Unavailable` ("`what` timed out": retriable).
-    fn run_within<T: Send + 'static>(
+    async fn run_within<T: Send + 'static>(
         &self,
         within: Duration,
         what: &'static str,
@@ -387,10 +449,42 @@ impl MetadataQuorum {
                     )))
                 })
         })
+        .await
     }
 
-    fn run<T: Send + 'static>(&self, work: impl Future<Output = T> + Send + 'static) -> T {
-        run_on(self.runtime.get(), work)
+    /// Pauses for `period` on the quorum's clock (a simulated one in a
+    /// simulation), from any runtime or none.
+    pub(crate) async fn sleep(&self, period: Duration) {
+        self.run(tokio::time::sleep(period)).await
+    }
+
+    async fn run<T: Send + 'static>(&self, work: impl Future<Output = T> + Send + 'static) -> T {
+        self.runtime.run(work).await
+    }
+}
+
+/// What the quorum runs on, other than its config: the real network and
+/// a runtime of its own, unless a simulation supplies its own.
+pub struct QuorumSeams {
+    /// The runtime to run on; `None` starts one of the quorum's own.
+    pub runtime: Option<tokio::runtime::Handle>,
+    /// Dials the other voters.
+    pub connector: Arc<dyn vltava_quorum::Connector>,
+    /// Takes the other voters' connections; `None` binds the controller
+    /// listener of the config.
+    pub acceptor: Option<Box<dyn vltava_quorum::Acceptor>>,
+    /// The quorum log's storage; `None`: files.
+    pub storage: Option<Arc<dyn vltava_log::storage::Storage>>,
+}
+
+impl Default for QuorumSeams {
+    fn default() -> Self {
+        QuorumSeams {
+            runtime: None,
+            connector: Arc::new(TcpConnector),
+            acceptor: None,
+            storage: None,
+        }
     }
 }
 
@@ -423,23 +517,6 @@ impl vltava_quorum::Acceptor for LoneVoterListener {
             }
         })
     }
-}
-
-/// Runs `work` on the quorum's runtime and blocks this thread until it is
-/// done. Works from any thread: a plain one, a `spawn_blocking` one, or an
-/// async worker (which it stalls for as long as the work takes, so request
-/// handlers call it from `block_in_place`).
-fn run_on<T: Send + 'static>(
-    runtime: &tokio::runtime::Runtime,
-    work: impl Future<Output = T> + Send + 'static,
-) -> T {
-    let (done, result) = std::sync::mpsc::sync_channel(1);
-    runtime.spawn(async move {
-        let _ = done.send(work.await);
-    });
-    result
-        .recv()
-        .expect("the quorum runtime runs until the broker is dropped")
 }
 
 /// The segment files of a metadata log written before the quorum: a

@@ -32,8 +32,8 @@ use crate::partition::{Assignment, Partition};
 /// When a broker incarnation's registration and latest fence were applied.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct BrokerEvents {
-    pub(crate) registered: Option<std::time::Instant>,
-    pub(crate) fenced: Option<std::time::Instant>,
+    pub(crate) registered: Option<tokio::time::Instant>,
+    pub(crate) fenced: Option<tokio::time::Instant>,
 }
 
 /// Broker incarnations remembered: past this, the oldest are dropped.
@@ -109,7 +109,7 @@ impl TopicPublisher {
     /// them; the controller's fencing reads them). Runs whether or not the
     /// publisher is active.
     fn note_broker_events(&self, records: &[MetaRecord]) {
-        let now = std::time::Instant::now();
+        let now = tokio::time::Instant::now();
         let mut events = self.broker_events.lock();
         for record in records {
             let (key, registered) = match record {

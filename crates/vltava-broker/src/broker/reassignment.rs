@@ -217,7 +217,7 @@ impl Broker {
     /// AlterPartitionReassignments: starts (or cancels) the reassignments
     /// asked for, by topic name and index, committed as one change through
     /// the controller; one result per partition.
-    pub fn alter_reassignments(
+    pub async fn alter_reassignments(
         &self,
         wanted: Vec<(String, i32, Reassign)>,
         allow_factor_change: bool,
@@ -239,6 +239,7 @@ impl Broker {
             }
             Ok((records, results))
         })
+        .await
     }
 
     /// ListPartitionReassignments: the reassignments under way, of the

@@ -170,7 +170,7 @@ impl Broker {
     /// (followers lagging past `replica.lag.time.max.ms` out, caught-up
     /// ones in), proposed to the controller against the partition epoch
     /// it holds. Run every few hundred milliseconds.
-    pub fn replication_tick(&self) {
+    pub async fn replication_tick(&self) {
         let now_ms = self.now_ms();
         let lag_max_ms = self.config.replication.lag_time_max_ms;
         let led: Vec<Arc<Partition>> = self
@@ -184,16 +184,18 @@ impl Broker {
                 continue;
             };
             let node = self.node_id();
-            let committed = self.control(|image| {
-                let record = elections::alter_isr(
-                    image,
-                    partition.topic_id,
-                    partition.index,
-                    node,
-                    &change,
-                )?;
-                Ok((vec![record], ()))
-            });
+            let committed = self
+                .control(|image| {
+                    let record = elections::alter_isr(
+                        image,
+                        partition.topic_id,
+                        partition.index,
+                        node,
+                        &change,
+                    )?;
+                    Ok((vec![record], ()))
+                })
+                .await;
             match committed {
                 Ok(()) => info!(
                     topic_id = %partition.topic_id,
@@ -214,7 +216,7 @@ impl Broker {
     /// and index; `None`: every partition, and then only the ones where an
     /// election was needed are answered, as Kafka does). Committed as one
     /// change through the controller.
-    pub fn elect_leaders(
+    pub async fn elect_leaders(
         &self,
         kind: ElectionKind,
         partitions: Option<Vec<(String, i32)>>,
@@ -255,29 +257,31 @@ impl Broker {
             }
             Ok((records, results))
         })
+        .await
     }
 
     /// On the controller, every `leader.imbalance.check.interval.seconds`
     /// when `auto.leader.rebalance.enable`: leadership goes back to
     /// preferred replicas that are in sync again (see
     /// [`elections::rebalance`]). Committed only while this node leads.
-    pub(crate) fn rebalance_leaders(&self) {
+    pub(crate) async fn rebalance_leaders(&self) {
         let settings = &self.config.replication;
         if !settings.auto_leader_rebalance
             || self.metadata.leader() != u64::try_from(self.node_id()).ok()
         {
             return;
         }
-        let mut last = self.last_rebalance.lock();
-        let due = last.is_none_or(|at| {
-            at.elapsed()
-                >= std::time::Duration::from_millis(settings.leader_imbalance_check_interval_ms)
-        });
-        if !due {
-            return;
+        {
+            let mut last = self.last_rebalance.lock();
+            let due = last.is_none_or(|at| {
+                at.elapsed()
+                    >= std::time::Duration::from_millis(settings.leader_imbalance_check_interval_ms)
+            });
+            if !due {
+                return;
+            }
+            *last = Some(tokio::time::Instant::now());
         }
-        *last = Some(std::time::Instant::now());
-        drop(last);
         let percent = settings.leader_imbalance_percent;
         if self
             .metadata
@@ -285,15 +289,17 @@ impl Broker {
         {
             return;
         }
-        let moved = self.control_within(
-            std::time::Duration::from_secs(10),
-            Route::LeaderOnly,
-            |image| {
-                let records = elections::rebalance(image, percent);
-                let count = records.len();
-                Ok((records, count))
-            },
-        );
+        let moved = self
+            .control_within(
+                std::time::Duration::from_secs(10),
+                Route::LeaderOnly,
+                |image| {
+                    let records = elections::rebalance(image, percent);
+                    let count = records.len();
+                    Ok((records, count))
+                },
+            )
+            .await;
         match moved {
             Ok(0) => {}
             Ok(count) => info!(

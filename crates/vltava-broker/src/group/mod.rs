@@ -274,13 +274,20 @@ impl GroupCoordinator {
                 self.settings.offsets_segment_bytes.to_string(),
             ),
         ]);
-        match broker.create_internal_topic(OFFSETS_TOPIC, self.settings.offsets_partitions, configs)
-        {
+        // The coordinator is not async: it waits for the controller here,
+        // off the async workers (its handlers run in `block_in_place`).
+        let created = broker.block_on(broker.create_internal_topic(
+            OFFSETS_TOPIC,
+            self.settings.offsets_partitions,
+            configs,
+        ));
+        match created {
             Ok(_) => {}
             Err(e) if e.error == ResponseError::TopicAlreadyExists => {}
             Err(e) => return Err(e),
         }
-        let topic = broker.published_topic(OFFSETS_TOPIC).ok_or_else(|| {
+        let published = broker.block_on(broker.published_topic(OFFSETS_TOPIC));
+        let topic = published.ok_or_else(|| {
             ApiError::new(
                 ResponseError::CoordinatorNotAvailable,
                 "offsets topic missing",
@@ -1154,7 +1161,8 @@ mod tests {
         ]
         .map(|(k, v)| (k.to_string(), v));
         let (config, _) = BrokerConfig::from_pairs(&pairs).unwrap();
-        Broker::open(config, Arc::new(ManualClock::new(1_000_000))).unwrap()
+        futures_executor::block_on(Broker::open(config, Arc::new(ManualClock::new(1_000_000))))
+            .unwrap()
     }
 
     fn commit(broker: &Broker, group: &str, topic: &str, offset: i64) -> Result<(), ResponseError> {
@@ -1203,7 +1211,9 @@ mod tests {
         let (a, b) = two_groups();
         {
             let broker = open(dir.path());
-            broker.create_topic("t", 1, BTreeMap::new(), false).unwrap();
+            broker
+                .block_on(broker.create_topic("t", 1, BTreeMap::new(), false))
+                .unwrap();
             commit(&broker, &a, "t", 5).unwrap();
             commit(&broker, &b, "t", 7).unwrap();
             // A value that does not decode, under a valid key of group a.
@@ -1226,7 +1236,7 @@ mod tests {
                 .partition(store::partition_for(&a, PARTITIONS))
                 .unwrap();
             partition.append(batch, &header, false, 1).unwrap();
-            broker.close();
+            broker.block_on(broker.close());
         }
         let broker = open(dir.path());
         assert_eq!(
@@ -1248,7 +1258,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = two_groups();
         let broker = open(dir.path());
-        broker.create_topic("t", 1, BTreeMap::new(), false).unwrap();
+        broker
+            .block_on(broker.create_topic("t", 1, BTreeMap::new(), false))
+            .unwrap();
         commit(&broker, &a, "t", 1).unwrap();
         let offsets = broker.topic(OFFSETS_TOPIC).unwrap();
         let partition = offsets
@@ -1286,12 +1298,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let broker = open(dir.path());
-            broker.create_topic("t", 1, BTreeMap::new(), false).unwrap();
+            broker
+                .block_on(broker.create_topic("t", 1, BTreeMap::new(), false))
+                .unwrap();
             commit(&broker, "g", "t", 42).unwrap();
-            broker.delete_topic("t").unwrap();
-            broker.create_topic("t", 1, BTreeMap::new(), false).unwrap();
+            broker.block_on(broker.delete_topic("t")).unwrap();
+            broker
+                .block_on(broker.create_topic("t", 1, BTreeMap::new(), false))
+                .unwrap();
             assert_eq!(committed(&broker, "g", "t"), Ok(None));
-            broker.close();
+            broker.block_on(broker.close());
         }
         let broker = open(dir.path());
         assert_eq!(committed(&broker, "g", "t"), Ok(None));

@@ -11,35 +11,34 @@ use crate::Broker;
 
 /// The legacy AlterConfigs: the given configs replace all of a topic's
 /// overrides, or all of a broker resource's dynamic configs.
-pub fn handle(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResponse {
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|r| {
-            let result = match r.resource_type {
-                RESOURCE_TOPIC => non_null(&r.configs).and_then(|o| {
-                    broker.set_topic_overrides(r.resource_name.as_str(), o, request.validate_only)
-                }),
-                RESOURCE_BROKER => non_null(&r.configs).and_then(|c| {
-                    broker.set_dynamic_broker_configs(
-                        r.resource_name.as_str(),
-                        &c,
-                        request.validate_only,
-                    )
-                }),
-                other => Err(unalterable(other)),
-            };
-            let response = AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name);
-            match result {
-                Ok(()) => response,
-                Err(e) => response
-                    .with_error_code(e.code())
-                    .with_error_message(Some(str_bytes(e.message))),
+pub async fn handle(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for r in request.resources {
+        let name = r.resource_name.as_str();
+        let result = match (r.resource_type, non_null(&r.configs)) {
+            (RESOURCE_TOPIC | RESOURCE_BROKER, Err(e)) => Err(e),
+            (RESOURCE_TOPIC, Ok(o)) => {
+                broker
+                    .set_topic_overrides(name, o, request.validate_only)
+                    .await
             }
-        })
-        .collect();
+            (RESOURCE_BROKER, Ok(c)) => {
+                broker
+                    .set_dynamic_broker_configs(name, &c, request.validate_only)
+                    .await
+            }
+            (other, _) => Err(unalterable(other)),
+        };
+        let response = AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name);
+        responses.push(match result {
+            Ok(()) => response,
+            Err(e) => response
+                .with_error_code(e.code())
+                .with_error_message(Some(str_bytes(e.message))),
+        });
+    }
     AlterConfigsResponse::default().with_responses(responses)
 }
 

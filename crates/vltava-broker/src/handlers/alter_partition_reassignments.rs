@@ -13,7 +13,7 @@ use super::str_bytes;
 use crate::broker::{PartitionOutcome, Reassign};
 use crate::Broker;
 
-pub fn handle(
+pub async fn handle(
     broker: &Broker,
     request: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
@@ -36,7 +36,10 @@ pub fn handle(
         .collect();
     let response = AlterPartitionReassignmentsResponse::default()
         .with_allow_replication_factor_change(allow_factor_change);
-    match broker.alter_reassignments(wanted.clone(), allow_factor_change) {
+    match broker
+        .alter_reassignments(wanted.clone(), allow_factor_change)
+        .await
+    {
         Ok(results) => response.with_responses(grouped(results)),
         // The controller could not commit: the request fails as a whole.
         Err(e) => response

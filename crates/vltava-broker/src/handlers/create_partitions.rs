@@ -1,5 +1,6 @@
 use std::collections::HashSet;
 
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use vltava_protocol::ResponseError;
@@ -9,40 +10,43 @@ use crate::broker::PartitionBudget;
 use crate::error::ApiError;
 use crate::Broker;
 
-pub fn handle(broker: &Broker, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub async fn handle(broker: &Broker, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let mut seen = HashSet::new();
     let mut budget = PartitionBudget::default();
-    let results = request
-        .topics
-        .into_iter()
-        .map(|topic| {
-            let name = topic.name.0.to_string();
-            let result = if !seen.insert(name.clone()) {
-                Err(ApiError::new(
-                    ResponseError::InvalidRequest,
-                    "Duplicate topic in request.",
-                ))
-            } else {
-                check_assignments(broker, &topic).and_then(|manual| {
-                    budget.spend(adding(broker, &name, topic.count))?;
-                    broker.create_partitions(
-                        &name,
-                        topic.count,
-                        request.validate_only,
-                        manual.as_deref(),
-                    )
-                })
-            };
-            let response = CreatePartitionsTopicResult::default().with_name(topic.name);
-            match result {
-                Ok(()) => response,
-                Err(e) => response
-                    .with_error_code(e.code())
-                    .with_error_message(Some(str_bytes(e.message))),
-            }
-        })
-        .collect();
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let result = match seen.insert(name.clone()) {
+            false => Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                "Duplicate topic in request.",
+            )),
+            true => grow(broker, &topic, &name, &mut budget, request.validate_only).await,
+        };
+        let response = CreatePartitionsTopicResult::default().with_name(topic.name);
+        results.push(match result {
+            Ok(()) => response,
+            Err(e) => response
+                .with_error_code(e.code())
+                .with_error_message(Some(str_bytes(e.message))),
+        });
+    }
     CreatePartitionsResponse::default().with_results(results)
+}
+
+/// Checks and commits one topic's growth.
+async fn grow(
+    broker: &Broker,
+    topic: &CreatePartitionsTopic,
+    name: &str,
+    budget: &mut PartitionBudget,
+    validate_only: bool,
+) -> Result<(), ApiError> {
+    let manual = check_assignments(broker, topic)?;
+    budget.spend(adding(broker, name, topic.count))?;
+    broker
+        .create_partitions(name, topic.count, validate_only, manual.as_deref())
+        .await
 }
 
 /// The partitions `name` would gain by growing to `count`.
@@ -56,7 +60,7 @@ fn adding(broker: &Broker, name: &str, count: i32) -> i32 {
 /// the controller); returns them in order.
 fn check_assignments(
     broker: &Broker,
-    topic: &kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic,
+    topic: &CreatePartitionsTopic,
 ) -> Result<Option<Vec<Vec<i32>>>, ApiError> {
     let Some(assignments) = &topic.assignments else {
         return Ok(None);

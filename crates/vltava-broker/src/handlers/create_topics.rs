@@ -16,7 +16,11 @@ use crate::Broker;
 /// First version whose response echoes partitions, replication and configs.
 const DESCRIBE_IN_RESPONSE_VERSION: i16 = 5;
 
-pub fn handle(broker: &Broker, version: i16, request: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    request: CreateTopicsRequest,
+) -> CreateTopicsResponse {
     let mut seen = HashSet::new();
     let duplicates: HashSet<String> = request
         .topics
@@ -25,26 +29,30 @@ pub fn handle(broker: &Broker, version: i16, request: CreateTopicsRequest) -> Cr
         .filter(|n| !seen.insert(n.clone()))
         .collect();
     let mut budget = PartitionBudget::default();
-    let topics = request
-        .topics
+    // One at a time, in the request's order: each spends the budget.
+    let mut outcomes = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.clone();
+        let created = if duplicates.contains(name.0.as_str()) {
+            Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!(
+                    "Create topics request from client contains topic {} more than once",
+                    name.0.as_str()
+                ),
+            ))
+        } else {
+            create(broker, topic, request.validate_only, &mut budget).await
+        };
+        outcomes.push((name, created));
+    }
+    let topics = outcomes
         .into_iter()
-        .map(|topic| {
-            let name = topic.name.clone();
+        .map(|(name, created)| {
             let result = CreatableTopicResult::default()
                 .with_name(name.clone())
                 .with_num_partitions(-1)
                 .with_replication_factor(-1);
-            let created = if duplicates.contains(name.0.as_str()) {
-                Err(ApiError::new(
-                    ResponseError::InvalidRequest,
-                    format!(
-                        "Create topics request from client contains topic {} more than once",
-                        name.0.as_str()
-                    ),
-                ))
-            } else {
-                create(broker, topic, request.validate_only, &mut budget)
-            };
             match created {
                 Ok((partitions, factor, config, topic_id, overrides)) => {
                     let result = result
@@ -85,7 +93,7 @@ type Created = (
     BTreeMap<String, String>,
 );
 
-fn create(
+async fn create(
     broker: &Broker,
     topic: CreatableTopic,
     validate_only: bool,
@@ -139,15 +147,21 @@ fn create(
     budget.spend(num_partitions)?;
     let (partitions, config, topic_id) = match &manual {
         Some(replicas) => {
-            broker.create_topic_placed(&name, replicas, overrides.clone(), validate_only)?
+            broker
+                .create_topic_placed(&name, replicas, overrides.clone(), validate_only)
+                .await?
         }
-        None => broker.create_topic_replicated(
-            &name,
-            num_partitions,
-            replication_factor,
-            overrides.clone(),
-            validate_only,
-        )?,
+        None => {
+            broker
+                .create_topic_replicated(
+                    &name,
+                    num_partitions,
+                    replication_factor,
+                    overrides.clone(),
+                    validate_only,
+                )
+                .await?
+        }
     };
     Ok((partitions, replication_factor, config, topic_id, overrides))
 }

@@ -10,7 +10,11 @@ use crate::Broker;
 /// First version that names topics by name or id in `topics`.
 const TOPIC_STATE_VERSION: i16 = 6;
 
-pub fn handle(broker: &Broker, version: i16, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
     let targets: Vec<(Option<TopicName>, Uuid)> = if version >= TOPIC_STATE_VERSION {
         request
             .topics
@@ -24,10 +28,10 @@ pub fn handle(broker: &Broker, version: i16, request: DeleteTopicsRequest) -> De
             .map(|n| (Some(n), Uuid::nil()))
             .collect()
     };
-    let responses = targets
-        .into_iter()
-        .map(|(name, topic_id)| {
-            let result = delete(broker, name.as_ref().map(|n| n.0.as_str()), topic_id);
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, topic_id) in targets {
+        let result = delete(broker, name.as_ref().map(|n| n.0.as_str()), topic_id).await;
+        responses.push({
             let response = DeletableTopicResult::default()
                 .with_name(name)
                 .with_topic_id(topic_id);
@@ -39,12 +43,16 @@ pub fn handle(broker: &Broker, version: i16, request: DeleteTopicsRequest) -> De
                     .with_error_code(e.code())
                     .with_error_message(Some(str_bytes(e.message))),
             }
-        })
-        .collect();
+        });
+    }
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-fn delete(broker: &Broker, name: Option<&str>, topic_id: Uuid) -> Result<(String, Uuid), ApiError> {
+async fn delete(
+    broker: &Broker,
+    name: Option<&str>,
+    topic_id: Uuid,
+) -> Result<(String, Uuid), ApiError> {
     let name = match (name, topic_id.is_nil()) {
         (Some(name), true) => name.to_string(),
         (None, false) => broker
@@ -63,6 +71,6 @@ fn delete(broker: &Broker, name: Option<&str>, topic_id: Uuid) -> Result<(String
             ))
         }
     };
-    let id = broker.delete_topic(&name)?;
+    let id = broker.delete_topic(&name).await?;
     Ok((name, id))
 }

@@ -16,7 +16,7 @@ use super::str_bytes;
 use crate::broker::METADATA_TOPIC;
 use crate::Broker;
 
-pub fn handle(broker: &Broker, request: DescribeQuorumRequest) -> DescribeQuorumResponse {
+pub async fn handle(broker: &Broker, request: DescribeQuorumRequest) -> DescribeQuorumResponse {
     // Exactly one partition, the metadata log's, as Kafka checks.
     let asks_for_metadata_log = matches!(request.topics.as_slice(), [topic]
         if topic.topic_name.as_str() == METADATA_TOPIC
@@ -24,7 +24,7 @@ pub fn handle(broker: &Broker, request: DescribeQuorumRequest) -> DescribeQuorum
     if !asks_for_metadata_log {
         return partition_errors(&request, ResponseError::UnknownTopicOrPartition);
     }
-    let status = match broker.leader_quorum_status() {
+    let status = match broker.leader_quorum_status().await {
         Ok(status) => status,
         Err(e) => return partition_errors(&request, e.error),
     };

@@ -11,7 +11,11 @@ use crate::Broker;
 /// Version 0 has no election type: always preferred.
 const ELECTION_TYPE_VERSION: i16 = 1;
 
-pub fn handle(broker: &Broker, version: i16, request: ElectLeadersRequest) -> ElectLeadersResponse {
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    request: ElectLeadersRequest,
+) -> ElectLeadersResponse {
     let kind = match (version >= ELECTION_TYPE_VERSION, request.election_type) {
         (false, _) | (true, 0) => ElectionKind::Preferred,
         (true, 1) => ElectionKind::Unclean,
@@ -33,7 +37,7 @@ pub fn handle(broker: &Broker, version: i16, request: ElectLeadersRequest) -> El
             })
             .collect::<Vec<_>>()
     });
-    let results = match broker.elect_leaders(kind, partitions.clone()) {
+    let results = match broker.elect_leaders(kind, partitions.clone()).await {
         Ok(results) => results,
         // The controller could not be reached: every partition asked for
         // gets its error (nothing for "all").

@@ -607,10 +607,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pairs = [("log.dirs".to_string(), dir.path().display().to_string())];
         let (config, _) = BrokerConfig::from_pairs(&pairs).unwrap();
-        let broker = Broker::open(config, Arc::new(ManualClock::new(1_000))).unwrap();
+        let broker =
+            futures_executor::block_on(Broker::open(config, Arc::new(ManualClock::new(1_000))))
+                .unwrap();
         for name in ["quiet", "busy"] {
             broker
-                .create_topic(name, 1, BTreeMap::new(), false)
+                .block_on(broker.create_topic(name, 1, BTreeMap::new(), false))
                 .unwrap();
         }
         let request = FetchRequest::default()

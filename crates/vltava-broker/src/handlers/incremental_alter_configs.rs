@@ -17,44 +17,32 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-pub fn handle(
+pub async fn handle(
     broker: &Broker,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|r| {
-            let result = match r.resource_type {
-                RESOURCE_TOPIC => alter_topic(
-                    broker,
-                    r.resource_name.as_str(),
-                    &r.configs,
-                    request.validate_only,
-                ),
-                RESOURCE_BROKER => alter_broker(
-                    broker,
-                    r.resource_name.as_str(),
-                    &r.configs,
-                    request.validate_only,
-                ),
-                other => Err(unalterable(other)),
-            };
-            let response = AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name);
-            match result {
-                Ok(()) => response,
-                Err(e) => response
-                    .with_error_code(e.code())
-                    .with_error_message(Some(str_bytes(e.message))),
-            }
-        })
-        .collect();
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for r in request.resources {
+        let name = r.resource_name.as_str();
+        let result = match r.resource_type {
+            RESOURCE_TOPIC => alter_topic(broker, name, &r.configs, request.validate_only).await,
+            RESOURCE_BROKER => alter_broker(broker, name, &r.configs, request.validate_only).await,
+            other => Err(unalterable(other)),
+        };
+        let response = AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name);
+        responses.push(match result {
+            Ok(()) => response,
+            Err(e) => response
+                .with_error_code(e.code())
+                .with_error_message(Some(str_bytes(e.message))),
+        });
+    }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
-fn alter_topic(
+async fn alter_topic(
     broker: &Broker,
     name: &str,
     ops: &[AlterableConfig],
@@ -83,13 +71,15 @@ fn alter_topic(
             current,
         )?;
     }
-    broker.set_topic_overrides(name, overrides, validate_only)
+    broker
+        .set_topic_overrides(name, overrides, validate_only)
+        .await
 }
 
 /// Applies the operations to a broker resource's dynamic configs: SET and
 /// DELETE on any dynamic key, APPEND and SUBTRACT on list keys starting
 /// from the value the key has now.
-fn alter_broker(
+async fn alter_broker(
     broker: &Broker,
     name: &str,
     ops: &[AlterableConfig],
@@ -116,7 +106,9 @@ fn alter_broker(
             .unwrap_or_default();
         edit(&mut configs, key, op, is_list, current)?;
     }
-    broker.set_dynamic_broker_configs(name, &configs, validate_only)
+    broker
+        .set_dynamic_broker_configs(name, &configs, validate_only)
+        .await
 }
 
 /// Applies one IncrementalAlterConfigs operation to a resource's stored

@@ -7,7 +7,7 @@ use crate::Broker;
 
 /// An idempotent producer (no transactional id) gets a fresh producer id at
 /// epoch 0, as Kafka does, whatever id and epoch it sends (KIP-360).
-pub fn handle(
+pub async fn handle(
     broker: &Broker,
     client: &ClientInfo,
     request: InitProducerIdRequest,
@@ -27,7 +27,7 @@ pub fn handle(
         }
         None => {}
     }
-    match broker.allocate_producer_id() {
+    match broker.allocate_producer_id().await {
         Ok(id) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),

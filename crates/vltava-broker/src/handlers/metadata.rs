@@ -15,7 +15,7 @@ use super::{
     TOPIC_OPERATIONS,
 };
 
-pub fn handle(
+pub async fn handle(
     broker: &Broker,
     version: i16,
     client: &ClientInfo,
@@ -46,13 +46,18 @@ pub fn handle(
     let unreachable = &unreachable;
     let topics: Vec<MetadataResponseTopic> = match request.topics {
         // v0 has no null: an empty list means all topics.
-        Some(list) if !(version == 0 && list.is_empty()) => list
-            .into_iter()
-            .map(|t| match t.name {
-                Some(name) => by_name(broker, name.0.as_str(), allow_auto_create, unreachable),
-                None => by_id(broker, t.topic_id, unreachable),
-            })
-            .collect(),
+        Some(list) if !(version == 0 && list.is_empty()) => {
+            let mut topics = Vec::with_capacity(list.len());
+            for t in list {
+                topics.push(match t.name {
+                    Some(name) => {
+                        by_name(broker, name.0.as_str(), allow_auto_create, unreachable).await
+                    }
+                    None => by_id(broker, t.topic_id, unreachable),
+                });
+            }
+            topics
+        }
         _ => broker
             .topics()
             .iter()
@@ -98,7 +103,7 @@ pub fn handle(
         ))
 }
 
-fn by_name(
+async fn by_name(
     broker: &Broker,
     name: &str,
     allow_auto_create: bool,
@@ -119,7 +124,9 @@ fn by_name(
     if is_internal_topic(name) {
         // Internal topics are made by the broker with their own settings,
         // never auto-created with the defaults.
-        if name == OFFSETS_TOPIC && broker.groups().ensure_ready(broker).is_ok() {
+        if name == OFFSETS_TOPIC
+            && super::off_workers(|| broker.groups().ensure_ready(broker)).is_ok()
+        {
             if let Some(topic) = broker.topic(name) {
                 return describe(&topic, unreachable);
             }
@@ -129,7 +136,7 @@ fn by_name(
     if !allow_auto_create {
         return failed(ResponseError::UnknownTopicOrPartition);
     }
-    match broker.auto_create_topic(name) {
+    match broker.auto_create_topic(name).await {
         Ok(topic) => describe(&topic, unreachable),
         Err(e) => {
             tracing::warn!(topic = name, error = %e, "auto-create failed");

@@ -133,10 +133,9 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
         RequestKind::ApiVersions(req) => {
             ResponseKind::ApiVersions(api_versions::handle(version, req))
         }
-        // May auto-create topics: a commit to the metadata quorum.
-        RequestKind::Metadata(req) => ResponseKind::Metadata(off_workers(|| {
-            metadata::handle(broker, version, client, req)
-        })),
+        RequestKind::Metadata(req) => {
+            ResponseKind::Metadata(metadata::handle(broker, version, client, req).await)
+        }
         RequestKind::Produce(req) => {
             return produce_response(produce::handle(broker, version, req).await)
         }
@@ -147,45 +146,41 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, req))
         }
         RequestKind::CreateTopics(req) => {
-            ResponseKind::CreateTopics(off_workers(|| create_topics::handle(broker, version, req)))
+            ResponseKind::CreateTopics(create_topics::handle(broker, version, req).await)
         }
         RequestKind::DeleteTopics(req) => {
-            ResponseKind::DeleteTopics(off_workers(|| delete_topics::handle(broker, version, req)))
+            ResponseKind::DeleteTopics(delete_topics::handle(broker, version, req).await)
         }
         RequestKind::CreatePartitions(req) => {
-            ResponseKind::CreatePartitions(off_workers(|| create_partitions::handle(broker, req)))
+            ResponseKind::CreatePartitions(create_partitions::handle(broker, req).await)
         }
         RequestKind::DescribeConfigs(req) => {
             ResponseKind::DescribeConfigs(describe_configs::handle(broker, version, req))
         }
         RequestKind::AlterConfigs(req) => {
-            ResponseKind::AlterConfigs(off_workers(|| alter_configs::handle(broker, req)))
+            ResponseKind::AlterConfigs(alter_configs::handle(broker, req).await)
         }
-        RequestKind::IncrementalAlterConfigs(req) => {
-            ResponseKind::IncrementalAlterConfigs(off_workers(|| {
-                incremental_alter_configs::handle(broker, req)
-            }))
-        }
+        RequestKind::IncrementalAlterConfigs(req) => ResponseKind::IncrementalAlterConfigs(
+            incremental_alter_configs::handle(broker, req).await,
+        ),
         RequestKind::DeleteRecords(req) => {
             ResponseKind::DeleteRecords(off_workers(|| delete_records::handle(broker, req)))
         }
-        RequestKind::InitProducerId(req) => ResponseKind::InitProducerId(off_workers(|| {
-            init_producer_id::handle(broker, client, req)
-        })),
+        RequestKind::InitProducerId(req) => {
+            ResponseKind::InitProducerId(init_producer_id::handle(broker, client, req).await)
+        }
         RequestKind::DescribeCluster(req) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(broker, client, req))
         }
         RequestKind::UnregisterBroker(req) => {
-            ResponseKind::UnregisterBroker(off_workers(|| unregister_broker::handle(broker, req)))
+            ResponseKind::UnregisterBroker(unregister_broker::handle(broker, req).await)
         }
         RequestKind::ElectLeaders(req) => {
-            ResponseKind::ElectLeaders(off_workers(|| elect_leaders::handle(broker, version, req)))
+            ResponseKind::ElectLeaders(elect_leaders::handle(broker, version, req).await)
         }
-        RequestKind::AlterPartitionReassignments(req) => {
-            ResponseKind::AlterPartitionReassignments(off_workers(|| {
-                alter_partition_reassignments::handle(broker, req)
-            }))
-        }
+        RequestKind::AlterPartitionReassignments(req) => ResponseKind::AlterPartitionReassignments(
+            alter_partition_reassignments::handle(broker, req).await,
+        ),
         RequestKind::ListPartitionReassignments(req) => ResponseKind::ListPartitionReassignments(
             list_partition_reassignments::handle(broker, req),
         ),
@@ -196,7 +191,7 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
             }))
         }
         RequestKind::DescribeQuorum(req) => {
-            ResponseKind::DescribeQuorum(off_workers(|| describe_quorum::handle(broker, req)))
+            ResponseKind::DescribeQuorum(describe_quorum::handle(broker, req).await)
         }
         RequestKind::DescribeTopicPartitions(req) => {
             ResponseKind::DescribeTopicPartitions(describe_topic_partitions::handle(broker, req))
@@ -258,7 +253,7 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
 /// files) or waits for the metadata quorum to commit a change off the async workers' task queue on a
 /// multi-threaded runtime, so its file I/O and fsyncs never stall the
 /// other connections served by the same worker.
-fn off_workers<T>(work: impl FnOnce() -> T) -> T {
+pub(crate) fn off_workers<T>(work: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::current().runtime_flavor() {
         tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
         _ => work(),

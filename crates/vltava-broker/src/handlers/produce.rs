@@ -466,8 +466,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pairs = [("log.dirs".to_string(), dir.path().display().to_string())];
         let (config, _) = BrokerConfig::from_pairs(&pairs).unwrap();
-        let broker = Broker::open(config, Arc::new(ManualClock::new(1_000))).unwrap();
-        broker.create_topic("t", 1, BTreeMap::new(), false).unwrap();
+        let broker =
+            futures_executor::block_on(Broker::open(config, Arc::new(ManualClock::new(1_000))))
+                .unwrap();
+        broker
+            .block_on(broker.create_topic("t", 1, BTreeMap::new(), false))
+            .unwrap();
         let batch = BatchBuilder::new(Compression::None)
             .record(None, Some(Bytes::from_static(b"v")), vec![], 1)
             .build()

@@ -7,8 +7,8 @@ use kafka_protocol::messages::{UnregisterBrokerRequest, UnregisterBrokerResponse
 use super::str_bytes;
 use crate::Broker;
 
-pub fn handle(broker: &Broker, request: UnregisterBrokerRequest) -> UnregisterBrokerResponse {
-    match broker.unregister_broker(request.broker_id.0) {
+pub async fn handle(broker: &Broker, request: UnregisterBrokerRequest) -> UnregisterBrokerResponse {
+    match broker.unregister_broker(request.broker_id.0).await {
         Ok(()) => UnregisterBrokerResponse::default(),
         Err(e) => UnregisterBrokerResponse::default()
             .with_error_code(e.code())
