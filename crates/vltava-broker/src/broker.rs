@@ -64,6 +64,30 @@ pub const PARTITIONS_PER_BROKER_MAX: usize = 100_000;
 /// error and can retry themselves.
 const CONTROL_RETRY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Why a node could not join its cluster.
+enum JoinError {
+    /// The quorum did not commit the cluster id (see [`quorum_unavailable`]).
+    Quorum(ApiError),
+    /// This node's data belongs elsewhere, or cannot be written.
+    Start(StartError),
+}
+
+impl From<StartError> for JoinError {
+    fn from(e: StartError) -> Self {
+        JoinError::Start(e)
+    }
+}
+
+/// Whether a controller operation failed only because the quorum has no
+/// reachable leader or majority now (NOT_CONTROLLER, REQUEST_TIMED_OUT):
+/// worth trying again.
+fn quorum_unavailable(e: &ApiError) -> bool {
+    matches!(
+        e.error,
+        ResponseError::NotController | ResponseError::RequestTimedOut
+    )
+}
+
 /// Where a controller operation's records may be committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
@@ -339,11 +363,39 @@ impl Broker {
         };
         // Both go through the leader, so once they are answered this node
         // has applied everything the leader had: the image is current.
-        broker.cluster_id = broker.join_cluster(stored_cluster_id).await?;
-        broker
-            .register()
-            .await
-            .map_err(|e| StartError::Inconsistent(format!("registering this broker: {e}")))?;
+        // A starting broker waits for its quorum however long that takes,
+        // as Kafka's brokers resend their registration until the
+        // controller takes it: a node restarted while cut off from the
+        // leader joins once the network heals rather than exiting. (The
+        // deterministic simulation found a restart during a partition
+        // ending the process.)
+        broker.cluster_id = loop {
+            match broker.join_cluster(stored_cluster_id.clone()).await {
+                Err(JoinError::Quorum(e)) if quorum_unavailable(&e) => {
+                    info!(error = %e, "waiting for the metadata quorum to commit this node's join; trying again");
+                }
+                Err(JoinError::Quorum(e)) => {
+                    return Err(StartError::Inconsistent(format!(
+                        "joining the cluster: {e}"
+                    )))
+                }
+                Err(JoinError::Start(e)) => return Err(e),
+                Ok(id) => break id,
+            }
+        };
+        loop {
+            match broker.register().await {
+                Err(e) if quorum_unavailable(&e) => {
+                    info!(error = %e, "waiting for the metadata quorum to commit this broker's registration; trying again");
+                }
+                Err(e) => {
+                    return Err(StartError::Inconsistent(format!(
+                        "registering this broker: {e}"
+                    )))
+                }
+                Ok(()) => break,
+            }
+        }
         // Caught up: leftovers no topic owns are cleared before the
         // publisher opens what the image names.
         broker.metadata.with_image(|image| {
@@ -366,7 +418,7 @@ impl Broker {
     /// a new one, committed. A node whose `meta.properties` names another
     /// cluster refuses to join it (Kafka's INCONSISTENT_CLUSTER_ID); a
     /// fresh node writes the cluster's id into its `meta.properties`.
-    async fn join_cluster(&self, stored: Option<String>) -> Result<String, StartError> {
+    async fn join_cluster(&self, stored: Option<String>) -> Result<String, JoinError> {
         let mine = stored
             .clone()
             .unwrap_or_else(|| (self.ids)().simple().to_string()[..22].to_string());
@@ -381,12 +433,12 @@ impl Broker {
                 )),
             })
             .await
-            .map_err(|e| StartError::Inconsistent(format!("joining the cluster: {e}")))?;
+            .map_err(JoinError::Quorum)?;
         match stored {
-            Some(id) if id != cluster_id => Err(StartError::Inconsistent(format!(
+            Some(id) if id != cluster_id => Err(JoinError::Start(StartError::Inconsistent(format!(
                 "INCONSISTENT_CLUSTER_ID: {} belongs to cluster {id}, but the metadata quorum's cluster is {cluster_id}: this data directory was written by another cluster (give the node an empty log.dirs to join this one)",
                 self.config.data_dir().join(META_PROPERTIES_FILE).display()
-            ))),
+            )))),
             Some(_) => Ok(cluster_id),
             None => {
                 write_meta_properties(self.config.data_dir(), &cluster_id, self.node_id())
@@ -804,6 +856,13 @@ impl Broker {
     /// quorum's waits run on the quorum's own).
     pub fn block_on<F: std::future::Future>(&self, work: F) -> F::Output {
         futures_executor::block_on(work)
+    }
+
+    /// Reads the committed metadata image as this node has applied it,
+    /// with the index of the last entry applied (a simulation compares
+    /// every node's image at the same index).
+    pub fn with_metadata_image<R>(&self, read: impl FnOnce(&MetadataImage, Option<u64>) -> R) -> R {
+        self.metadata.with_image_at(read)
     }
 
     pub fn groups(&self) -> &GroupCoordinator {

@@ -2,16 +2,19 @@
 //!
 //! ```text
 //! cargo run --release -p vltava-tests --bin vltava-sim -- \
-//!     [--seed N | --seeds COUNT [--first N]] [--nodes 3|5] [--seconds N] [--trace]
+//!     [--brokers [--page-cache]] [--seed N | --seeds COUNT [--first N]] [--nodes 3|5] [--seconds N] [--trace]
 //! ```
 //!
-//! Prints one line per seed and a summary; a failing seed is printed with
-//! the command that replays it, and the exit status is 1.
+//! Without `--brokers` it simulates the metadata quorum alone
+//! (`sim::run`); with it, whole brokers (`sim::cluster::run`), which
+//! fsync every append unless `--page-cache`. Prints one
+//! line per seed and a summary; a failing seed is printed with the
+//! command that replays it, and the exit status is 1.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use vltava_tests::sim::{run, SimConfig};
+use vltava_tests::sim::{cluster, run, SimConfig};
 
 fn main() -> Result<()> {
     // RUST_LOG=warn shows the nodes' own log lines.
@@ -22,16 +25,24 @@ fn main() -> Result<()> {
             .init();
     }
     let (mut first, mut count, mut nodes, mut seconds) = (1u64, 1u64, 3usize, 30u64);
-    let mut print_trace = false;
+    let (mut print_trace, mut brokers, mut page_cache) = (false, false, false);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--trace" {
             print_trace = true;
             continue;
         }
+        if flag == "--brokers" {
+            brokers = true;
+            continue;
+        }
+        if flag == "--page-cache" {
+            page_cache = true;
+            continue;
+        }
         if flag == "--help" || flag == "-h" {
             println!(
-                "vltava-sim [--seed N | --seeds COUNT [--first N]] [--nodes 3|5] [--seconds N]"
+                "vltava-sim [--brokers [--page-cache]] [--seed N | --seeds COUNT [--first N]] [--nodes 3|5] [--seconds N] [--trace]"
             );
             return Ok(());
         }
@@ -53,6 +64,36 @@ fn main() -> Result<()> {
     let started = Instant::now();
     let (mut failed, mut simulated) = (Vec::new(), Duration::ZERO);
     for seed in first..first + count {
+        if brokers {
+            let config = cluster::ClusterConfig {
+                seed,
+                nodes,
+                duration: Duration::from_secs(seconds),
+                page_cache,
+            };
+            match cluster::run(config.clone()) {
+                Ok(report) => {
+                    if print_trace {
+                        for line in &report.trace {
+                            println!("  {line}");
+                        }
+                    }
+                    println!("{report}");
+                    simulated += report.simulated;
+                    if !report.passed() {
+                        failed.push(seed);
+                    }
+                }
+                Err(e) => {
+                    println!(
+                        "seed {seed}: FAILED: {e:#}\nreplay: {}",
+                        cluster::replay_command(&config)
+                    );
+                    failed.push(seed);
+                }
+            }
+            continue;
+        }
         let config = SimConfig {
             seed,
             nodes,
