@@ -854,7 +854,15 @@ impl Broker {
     /// blocks the thread, so on an async worker call it from
     /// `block_in_place`; nothing in it needs the caller's runtime (the
     /// quorum's waits run on the quorum's own).
+    ///
+    /// A broker whose quorum shares the caller's runtime (a simulation's
+    /// single thread) cannot wait like this: the wait would stop the very
+    /// tasks it waits for, so it panics with that rather than hang.
     pub fn block_on<F: std::future::Future>(&self, work: F) -> F::Output {
+        assert!(
+            !self.metadata.shares_runtime(),
+            "Broker::block_on on a broker whose quorum shares the caller's runtime would wait forever (the group coordinator is not simulated)"
+        );
         futures_executor::block_on(work)
     }
 
@@ -1114,7 +1122,8 @@ impl Broker {
             .await?;
         // This node's coordinator forgets its groups' offsets now; the
         // other coordinators on their next group tick.
-        self.forget_removed_topics();
+        // Group file work and commit waits: off the async workers.
+        crate::handlers::off_workers(|| self.forget_removed_topics());
         Ok(topic_id)
     }
 

@@ -39,7 +39,9 @@ const RESCAN_INTERVAL: Duration = Duration::from_secs(1);
 /// until `shutdown`.
 /// Leaders are dialed through `dialer`.
 pub async fn run(broker: Arc<Broker>, dialer: Arc<dyn Dialer>, shutdown: CancellationToken) {
-    let mut fetchers: HashMap<i32, CancellationToken> = HashMap::new();
+    // Ordered: fetchers stop in the same order every run (a simulation
+    // replays a seed exactly).
+    let mut fetchers: BTreeMap<i32, CancellationToken> = BTreeMap::new();
     let mut tasks = JoinSet::new();
     loop {
         let changed = broker.roles_changed().notified();

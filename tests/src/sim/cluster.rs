@@ -339,8 +339,9 @@ pub fn run(config: ClusterConfig) -> anyhow::Result<ClusterReport> {
     {
         let state = state.clone();
         let ids = ids.clone();
+        let seed = config.seed;
         sim.client("client", async move {
-            workload(ids, state).await;
+            workload(seed, ids, state).await;
             Ok(())
         });
     }
@@ -512,7 +513,7 @@ async fn connect(id: NodeId) -> Option<Connection> {
 
 /// The client: creates the topic, then runs the producers until told to
 /// stop.
-async fn workload(ids: Vec<NodeId>, state: Rc<RefCell<State>>) {
+async fn workload(seed: u64, ids: Vec<NodeId>, state: Rc<RefCell<State>>) {
     let mut attempt = 0usize;
     loop {
         let id = ids[attempt % ids.len()];
@@ -546,7 +547,7 @@ async fn workload(ids: Vec<NodeId>, state: Rc<RefCell<State>>) {
         s.trace.push(format!("{at:?} topic created"));
     }
     let producers: Vec<_> = (0..PRODUCERS)
-        .map(|p| tokio::task::spawn_local(producer(p, ids.clone(), state.clone())))
+        .map(|p| tokio::task::spawn_local(producer(p, seed, ids.clone(), state.clone())))
         .collect();
     for p in producers {
         let _ = p.await;
@@ -564,8 +565,8 @@ enum Refused {
 /// One producer: unique values, round-robin over the partitions, each
 /// sent until acknowledged (or the producers stop), to the leader the
 /// last metadata named.
-async fn producer(p: u64, ids: Vec<NodeId>, state: Rc<RefCell<State>>) {
-    let mut rng = StdRng::seed_from_u64(p ^ 0x9e37);
+async fn producer(p: u64, seed: u64, ids: Vec<NodeId>, state: Rc<RefCell<State>>) {
+    let mut rng = StdRng::seed_from_u64(seed ^ (p << 48) ^ 0x9e37);
     let mut leaders: BTreeMap<i32, NodeId> = BTreeMap::new();
     let mut conns: BTreeMap<NodeId, Connection> = BTreeMap::new();
     let mut k = 0u64;
@@ -695,8 +696,13 @@ struct Checker {
     leaders: BTreeMap<(i32, i32), NodeId>,
     /// (node, start, partition) → the highest high watermark seen.
     high_watermarks: BTreeMap<(NodeId, u32, i32), i64>,
-    /// Metadata image digest at each applied index, and who reported it.
-    images: BTreeMap<u64, (u64, NodeId)>,
+    /// Metadata image digest at each applied index (`None`: nothing
+    /// applied), and who reported it.
+    images: BTreeMap<Option<u64>, (u64, NodeId)>,
+    /// Violations that persist across checks, each counted once: second
+    /// leaders (partition, epoch, node) and diverged images (-1, index,
+    /// node).
+    seen: std::collections::BTreeSet<(i64, i64, NodeId)>,
     recovered_within: Option<Duration>,
     /// Acknowledged writes found missing (partition, offset), each
     /// counted once however often it is read back.
@@ -741,7 +747,7 @@ impl Checker {
                             ));
                             id
                         });
-                        if first != id {
+                        if first != id && self.seen.insert((index.into(), epoch.into(), id)) {
                             self.violations.two_leaders += 1;
                             self.violations.note(format!(
                                 "partition {index} epoch {epoch} led by node {first} and node {id}"
@@ -763,13 +769,15 @@ impl Checker {
                     *last = hw;
                 }
             }
-            let (index, digest) = broker
-                .with_metadata_image(|image, index| (index.unwrap_or(0), image_digest(image)));
+            let (index, digest) =
+                broker.with_metadata_image(|image, index| (index, image_digest(image)));
             let first = *self.images.entry(index).or_insert((digest, id));
-            if first.0 != digest {
+            // Images are keyed apart from partitions by a negative number.
+            let key = (-1, index.map_or(-1, |i| i as i64), id);
+            if first.0 != digest && self.seen.insert(key) {
                 self.violations.diverged_images += 1;
                 self.violations.note(format!(
-                    "at applied index {index} node {id}'s image differs from node {}'s",
+                    "at applied index {index:?} node {id}'s image differs from node {}'s",
                     first.1
                 ));
             }
@@ -832,10 +840,9 @@ impl Checker {
     fn final_check(&mut self, state: &State, ids: &[NodeId], healed_at: Duration) {
         let mut slowest = Some(Duration::ZERO);
         for partition in 0..PARTITIONS {
-            let first = state
-                .acked
-                .iter()
-                .find(|a| a.partition == partition && a.at > healed_at);
+            let first = state.acked.iter().find(|a| {
+                a.partition == partition && a.at > healed_at && a.at <= healed_at + LIVENESS_BOUND
+            });
             match first {
                 Some(ack) => slowest = slowest.map(|s| s.max(ack.at - healed_at)),
                 None => {

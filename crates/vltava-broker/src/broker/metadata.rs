@@ -452,6 +452,12 @@ impl MetadataQuorum {
         .await
     }
 
+    /// Whether the quorum runs on a runtime its caller gave it (a
+    /// simulation's), not one of its own.
+    pub(crate) fn shares_runtime(&self) -> bool {
+        matches!(self.runtime, QuorumRuntime::Shared(_))
+    }
+
     /// Pauses for `period` on the quorum's clock (a simulated one in a
     /// simulation), from any runtime or none.
     pub(crate) async fn sleep(&self, period: Duration) {

@@ -275,7 +275,7 @@ impl GroupCoordinator {
             ),
         ]);
         // The coordinator is not async: it waits for the controller here,
-        // off the async workers (its handlers run in `block_in_place`).
+        // off the async workers (its callers run it in `off_workers`).
         let created = broker.block_on(broker.create_internal_topic(
             OFFSETS_TOPIC,
             self.settings.offsets_partitions,

@@ -249,13 +249,15 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
     })
 }
 
-/// Runs a handler that writes to disk (`__consumer_offsets`, log start
-/// files) or waits for the metadata quorum to commit a change off the async workers' task queue on a
-/// multi-threaded runtime, so its file I/O and fsyncs never stall the
-/// other connections served by the same worker.
+/// Runs work that is not async and may block (file I/O and fsyncs of
+/// `__consumer_offsets` and log start files, the group coordinator's
+/// waits for its writes to commit) off the async workers' task queue on a
+/// multi-threaded runtime, so it never stalls the other connections
+/// served by the same worker. Elsewhere (no runtime, or a current-thread
+/// one) it runs in place.
 pub(crate) fn off_workers<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::current().runtime_flavor() {
-        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
         _ => work(),
     }
 }
