@@ -626,18 +626,18 @@ impl Broker {
 
     /// The group coordinator's timers, and the offsets of deleted topics
     /// forgotten by whichever node coordinates each group (every 100 ms).
-    pub fn group_tick(&self) {
-        self.forget_removed_topics();
-        self.groups.tick(self);
+    pub async fn group_tick(&self) {
+        self.forget_removed_topics().await;
+        self.groups.tick(self).await;
     }
 
     /// Tombstones for the committed offsets of every topic removed since
     /// the last call, in the groups this node coordinates, so a topic
     /// created later under the same name does not inherit them.
-    fn forget_removed_topics(&self) {
+    async fn forget_removed_topics(&self) {
         let removed = std::mem::take(&mut *self.removed_topics.lock());
         for name in removed {
-            self.groups.forget_topic(self, &name);
+            self.groups.forget_topic(self, &name).await;
         }
     }
 
@@ -1122,8 +1122,7 @@ impl Broker {
             .await?;
         // This node's coordinator forgets its groups' offsets now; the
         // other coordinators on their next group tick.
-        // Group file work and commit waits: off the async workers.
-        crate::handlers::off_workers(|| self.forget_removed_topics());
+        self.forget_removed_topics().await;
         Ok(topic_id)
     }
 

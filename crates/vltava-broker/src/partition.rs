@@ -168,12 +168,10 @@ pub struct Partition {
     /// refusals and out-of-sequence batches, never on a good append. Lock
     /// order: after the writer. At most [`REFUSED_PRODUCERS_MAX`] entries.
     refused: Mutex<BTreeMap<i64, Refused>>,
-    /// Woken when the high watermark moves: consumers' long-poll fetches
-    /// and acks=all produces parked on this partition.
+    /// Woken when the high watermark moves: consumers' long-poll fetches,
+    /// acks=all produces and the group coordinator's writes parked on this
+    /// partition.
     high_watermark_advanced: Notify,
-    /// The same, for blocking waiters (the group coordinator's writes).
-    high_watermark_moved: parking_lot::Condvar,
-    high_watermark_lock: Mutex<()>,
     /// Woken when the log end moves (before the high watermark, once
     /// followers exist): what replica fetches will wait on.
     log_end_advanced: Notify,
@@ -626,8 +624,6 @@ impl Partition {
             writer: Mutex::new(producers),
             refused: Mutex::new(BTreeMap::new()),
             high_watermark_advanced: Notify::new(),
-            high_watermark_moved: parking_lot::Condvar::new(),
-            high_watermark_lock: Mutex::new(()),
             log_end_advanced: Notify::new(),
             #[cfg(test)]
             hooks: tests::Hooks::default(),
@@ -656,35 +652,30 @@ impl Partition {
         let previous = self.high_watermark.fetch_max(offset, Ordering::AcqRel);
         if offset > previous {
             self.high_watermark_advanced.notify_waiters();
-            // Under the waiters' lock, so none misses it between its check
-            // and its wait.
-            let _waiters = self.high_watermark_lock.lock();
-            self.high_watermark_moved.notify_all();
         }
     }
 
-    /// Blocks until the high watermark passes `appended` (every in-sync
-    /// replica has it), for a writer outside the async runtime. Fails with
-    /// NOT_LEADER_OR_FOLLOWER if leadership moved meanwhile and
-    /// REQUEST_TIMED_OUT after `timeout`. Waits in slices of
-    /// `BLOCKING_WAIT_SLICE`, so a wake-up missed between the check and the
-    /// wait costs at most that.
-    pub fn wait_committed(
+    /// Waits until the high watermark passes `appended` (every in-sync
+    /// replica has it), for the group coordinator's writes. Fails with
+    /// NOT_LEADER_OR_FOLLOWER if leadership moved meanwhile (a change of
+    /// assignment wakes the wait) and REQUEST_TIMED_OUT after `timeout`.
+    pub async fn wait_committed(
         &self,
         appended: &Appended,
         timeout: std::time::Duration,
     ) -> Result<(), ApiError> {
-        const BLOCKING_WAIT_SLICE: std::time::Duration = std::time::Duration::from_millis(10);
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
         loop {
+            let advanced = self.high_watermark_advanced.notified();
+            tokio::pin!(advanced);
+            advanced.as_mut().enable();
             if !self.is_leader() || self.leader_epoch() != appended.leader_epoch {
                 return Err(not_leader(self.index, self.leader()));
             }
             if self.high_watermark() > appended.last_offset {
                 return Ok(());
             }
-            let now = std::time::Instant::now();
-            if now >= deadline {
+            if tokio::time::timeout_at(deadline, advanced).await.is_err() {
                 let followers: Vec<(i32, i64)> = self
                     .leading
                     .lock()
@@ -703,12 +694,6 @@ impl Partition {
                     ),
                 ));
             }
-            let mut guard = self.high_watermark_lock.lock();
-            if self.high_watermark() > appended.last_offset {
-                continue;
-            }
-            self.high_watermark_moved
-                .wait_for(&mut guard, (deadline - now).min(BLOCKING_WAIT_SLICE));
         }
     }
 

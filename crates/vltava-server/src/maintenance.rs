@@ -30,8 +30,13 @@ pub async fn run(broker: Arc<Broker>, shutdown: CancellationToken) {
         REPLICATION_TICK,
         |broker| Box::pin(async move { broker.replication_tick().await }),
     ));
-    let mut groups = tokio::time::interval(GROUP_TICK);
-    groups.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // Group timers write group metadata and wait for it to commit.
+    tokio::spawn(run_every(
+        broker.clone(),
+        shutdown.clone(),
+        GROUP_TICK,
+        |broker| Box::pin(async move { broker.group_tick().await }),
+    ));
     let mut retention = tokio::time::interval(Duration::from_millis(
         broker.config.log_retention_check_interval_ms,
     ));
@@ -45,8 +50,6 @@ pub async fn run(broker: Arc<Broker>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = retention.tick() => Broker::enforce_retention,
             _ = flush.tick() => Broker::flush_due,
-            // Timers may write group metadata: file work too.
-            _ = groups.tick() => Broker::group_tick,
         };
         // File work runs off the async workers.
         let broker = broker.clone();

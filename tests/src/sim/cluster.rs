@@ -9,8 +9,10 @@
 //! A client host creates a topic (RF 3, `min.insync.replicas=2`, unclean
 //! election off) and three producers write unique values with acks=all
 //! through the partitions' leaders, following NOT_LEADER answers and
-//! lost connections. Checked as the simulation steps (every 25 simulated
-//! milliseconds unless said otherwise):
+//! lost connections; three committers commit ever larger offsets for
+//! groups of their own through the group coordinators (`__consumer_offsets`,
+//! RF 3) and read them back. Checked as the simulation steps (every 25
+//! simulated milliseconds unless said otherwise):
 //!
 //! - at most one leader per partition per leader epoch;
 //! - a partition's high watermark never goes back on a node (within one
@@ -20,9 +22,13 @@
 //! - every acknowledged write is in the log of each partition's leader at
 //!   its acknowledged offset, once the leader's high watermark passed it
 //!   (every simulated second, and at the end);
+//! - an acknowledged offset commit is never lost: every later read of the
+//!   group's offset from its coordinator returns it or a later one, and so
+//!   does a read at the end;
 //! - after the last heal: the producers are acknowledged again on every
-//!   partition (liveness), and then every replica holds the leader's
-//!   batches below its high watermark, byte for byte.
+//!   partition and the committers on every group (liveness), and then
+//!   every replica holds the leader's batches below its high watermark,
+//!   byte for byte.
 //!
 //! Decided: the brokers fsync every append (`log.flush.interval.messages=1`).
 //! With Kafka's default (the page cache, and replication for safety) a
@@ -30,8 +36,8 @@
 //! Kafka as in Vltava; that is not a property to check, and without the
 //! fsyncs a power cut could not find anything else.
 //!
-//! Not in it yet: the group coordinators (they wait for their writes by
-//! blocking a thread, which would stop the single-threaded simulation)
+//! Not in it: consumer group membership (JoinGroup, SyncGroup and
+//! KIP-848 heartbeats; the fault harness drives those with librdkafka)
 //! and slow disks (a disk delay in real time says nothing in simulated
 //! time).
 
@@ -45,8 +51,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{CreateTopicsRequest, MetadataRequest, ProduceRequest, TopicName};
+use kafka_protocol::messages::{
+    CreateTopicsRequest, FindCoordinatorRequest, GroupId, MetadataRequest, OffsetCommitRequest,
+    OffsetFetchRequest, ProduceRequest, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -68,6 +81,11 @@ const CONTROLLER_PORT: u16 = 9093;
 const TOPIC: &str = "sim";
 const PARTITIONS: i32 = 3;
 const PRODUCERS: u64 = 3;
+/// Committers, each with a group of its own.
+const COMMITTERS: u64 = 3;
+/// `__consumer_offsets` partitions (Kafka's default is 50; three keep the
+/// replica fetchers' work small and still spread the groups).
+const OFFSETS_PARTITIONS: &str = "3";
 
 /// Simulated time after the last heal during which the producers keep
 /// writing (each partition must take writes again within it), then the
@@ -116,6 +134,9 @@ pub struct ClusterReport {
     /// Produce requests sent, and writes acknowledged.
     pub sends: usize,
     pub acked: usize,
+    /// Offset commits acknowledged, and reads of committed offsets checked.
+    pub commits: usize,
+    pub commit_reads: usize,
     /// Distinct (partition, leader epoch) leaderships seen.
     pub leaderships: usize,
     /// How long after the heal every partition took writes again.
@@ -131,6 +152,7 @@ pub struct ClusterReport {
 pub struct Violations {
     pub two_leaders: usize,
     pub hw_back: usize,
+    pub lost_commits: usize,
     pub diverged_images: usize,
     pub lost: usize,
     pub replicas_differ: usize,
@@ -142,6 +164,7 @@ impl Violations {
     pub fn is_empty(&self) -> bool {
         self.two_leaders
             + self.hw_back
+            + self.lost_commits
             + self.diverged_images
             + self.lost
             + self.replicas_differ
@@ -160,8 +183,8 @@ impl std::fmt::Display for Violations {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "two leaders in an epoch {}, high watermark going back {}, diverged images {}, lost acknowledged writes {}, replicas differing below the HW {}, partitions not taking writes after the heal {}",
-            self.two_leaders, self.hw_back, self.diverged_images, self.lost, self.replicas_differ, self.not_live
+            "two leaders in an epoch {}, high watermark going back {}, diverged images {}, lost acknowledged writes {}, lost offset commits {}, replicas differing below the HW {}, partitions or groups not served after the heal {}",
+            self.two_leaders, self.hw_back, self.diverged_images, self.lost, self.lost_commits, self.replicas_differ, self.not_live
         )?;
         for e in &self.examples {
             write!(f, "\n  {e}")?;
@@ -190,7 +213,7 @@ impl std::fmt::Display for ClusterReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "seed {}: {} brokers{}, {:.0?} simulated, {} faults ({} crashes), {} produce requests, {} writes acknowledged, {} leaderships, writes again {} after the heal, trace {:016x}, {}",
+            "seed {}: {} brokers{}, {:.0?} simulated, {} faults ({} crashes), {} produce requests, {} writes acknowledged, {} offset commits ({} read back), {} leaderships, writes again {} after the heal, trace {:016x}, {}",
             self.config.seed,
             self.config.nodes,
             if self.config.page_cache { " (page cache)" } else { "" },
@@ -199,6 +222,8 @@ impl std::fmt::Display for ClusterReport {
             self.crashes,
             self.sends,
             self.acked,
+            self.commits,
+            self.commit_reads,
             self.leaderships,
             self.recovered_within
                 .map_or("never".to_string(), |d| format!("{d:.1?}")),
@@ -241,6 +266,13 @@ struct State {
     starts: BTreeMap<NodeId, u32>,
     acked: Vec<Ack>,
     sends: usize,
+    /// Acknowledged offset commits: (group, offset, simulated time).
+    commits: Vec<(String, i64, Duration)>,
+    /// Reads of a group's committed offset: (group, offset read, the
+    /// highest commit acknowledged before the read was sent).
+    commit_reads: Vec<(String, i64, i64)>,
+    /// Groups whose committed offset was read after the producers stopped.
+    final_reads: usize,
     trace: Vec<String>,
     now: Duration,
     /// The producers write while this holds.
@@ -379,6 +411,8 @@ pub fn run(config: ClusterConfig) -> anyhow::Result<ClusterReport> {
         crashes: nemesis.crashes,
         sends: s.sends,
         acked: s.acked.len(),
+        commits: s.commits.len(),
+        commit_reads: s.commit_reads.len(),
         leaderships: checker.leaders.len(),
         recovered_within: checker.recovered_within,
         violations: checker.violations,
@@ -417,6 +451,8 @@ fn broker_config(
         ("broker.session.timeout.ms", "3000".into()),
         ("replica.lag.time.max.ms", "5000".into()),
         ("log.flush.interval.messages", "1".into()),
+        ("offsets.topic.num.partitions", OFFSETS_PARTITIONS.into()),
+        ("offsets.topic.replication.factor", "3".into()),
     ];
     let pairs: Vec<(String, String)> = pairs
         .into_iter()
@@ -546,11 +582,165 @@ async fn workload(seed: u64, ids: Vec<NodeId>, state: Rc<RefCell<State>>) {
         let at = s.now;
         s.trace.push(format!("{at:?} topic created"));
     }
-    let producers: Vec<_> = (0..PRODUCERS)
+    let mut tasks: Vec<_> = (0..PRODUCERS)
         .map(|p| tokio::task::spawn_local(producer(p, seed, ids.clone(), state.clone())))
         .collect();
-    for p in producers {
-        let _ = p.await;
+    tasks.extend(
+        (0..COMMITTERS)
+            .map(|c| tokio::task::spawn_local(committer(c, seed, ids.clone(), state.clone()))),
+    );
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+fn group_name(c: u64) -> String {
+    format!("sim-group-{c}")
+}
+
+/// One committer: commits offsets 1, 2, 3, ... for its group (generation
+/// -1, no members: a consumer managing its own assignment), each until the
+/// coordinator acknowledges it, and reads the committed offset back every
+/// fourth turn; after the producers stop, reads it once more.
+async fn committer(c: u64, seed: u64, ids: Vec<NodeId>, state: Rc<RefCell<State>>) {
+    let group = group_name(c);
+    let mut rng = StdRng::seed_from_u64(seed ^ (c << 40) ^ 0xc0);
+    let mut coordinator: Option<(NodeId, Connection)> = None;
+    let (mut turn, mut next, mut acked) = (0u64, 1i64, -1i64);
+    while state.borrow().producing {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(20..60))).await;
+        let (node, mut conn) = match coordinator.take() {
+            Some((node, conn)) if conn.is_usable() => (node, conn),
+            _ => {
+                let asked = ids[rng.random_range(0..ids.len())];
+                let Some(node) = find_coordinator(asked, &group).await else {
+                    continue;
+                };
+                let Some(conn) = connect(node).await else {
+                    continue;
+                };
+                (node, conn)
+            }
+        };
+        turn += 1;
+        let read = turn % 4 == 0;
+        let outcome = match read {
+            true => fetch_committed(&mut conn, &group).await,
+            false => commit_offset(&mut conn, &group, next).await.map(|()| next),
+        };
+        // Any refusal (NOT_COORDINATOR, a load in progress, a timeout):
+        // look for the coordinator again.
+        let Ok(offset) = outcome else {
+            continue;
+        };
+        coordinator = Some((node, conn));
+        let mut s = state.borrow_mut();
+        let at = s.now;
+        if read {
+            s.trace.push(format!(
+                "{at:?} read {group} offset {offset} (committed {acked})"
+            ));
+            s.commit_reads.push((group.clone(), offset, acked));
+        } else {
+            s.trace
+                .push(format!("{at:?} commit {group} offset {offset}"));
+            s.commits.push((group.clone(), offset, at));
+            acked = offset;
+            next += 1;
+        }
+    }
+    // The last word: what the coordinator holds after everything healed.
+    for _ in 0..50 {
+        let asked = ids[rng.random_range(0..ids.len())];
+        if let Some(node) = find_coordinator(asked, &group).await {
+            if let Some(mut conn) = connect(node).await {
+                if let Ok(offset) = fetch_committed(&mut conn, &group).await {
+                    let mut s = state.borrow_mut();
+                    let at = s.now;
+                    s.trace.push(format!(
+                        "{at:?} final read {group} offset {offset} (committed {acked})"
+                    ));
+                    s.commit_reads.push((group.clone(), offset, acked));
+                    s.final_reads += 1;
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The coordinator of `group`, as node `asked` says.
+async fn find_coordinator(asked: NodeId, group: &str) -> Option<NodeId> {
+    let mut conn = connect(asked).await?;
+    let key = StrBytes::from_string(group.to_string());
+    let answer = conn
+        .request::<FindCoordinatorRequest>(|version| {
+            let request = FindCoordinatorRequest::default();
+            // v4 batches keys; the single key is for the versions before.
+            match version >= 4 {
+                true => request.with_coordinator_keys(vec![key.clone()]),
+                false => request.with_key(key.clone()),
+            }
+        })
+        .await
+        .ok()?;
+    let (code, node) = match answer.coordinators.first() {
+        Some(c) => (c.error_code, c.node_id.0),
+        None => (answer.error_code, answer.node_id.0),
+    };
+    (code == 0 && node >= 0).then_some(node as NodeId)
+}
+
+/// Commits `offset` for `group` on partition 0 of the topic.
+async fn commit_offset(conn: &mut Connection, group: &str, offset: i64) -> Result<(), ()> {
+    let answer = conn
+        .request::<OffsetCommitRequest>(|_| {
+            OffsetCommitRequest::default()
+                .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+                .with_generation_id_or_member_epoch(-1)
+                .with_topics(vec![OffsetCommitRequestTopic::default()
+                    .with_name(topic_name())
+                    .with_partitions(vec![OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(offset)])])
+        })
+        .await
+        .map_err(|_| ())?;
+    let code = answer
+        .topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .map_or(-1, |p| p.error_code);
+    match code {
+        0 => Ok(()),
+        _ => Err(()),
+    }
+}
+
+/// The offset `group` has committed on partition 0 (-1: none).
+async fn fetch_committed(conn: &mut Connection, group: &str) -> Result<i64, ()> {
+    let answer = conn
+        .request::<OffsetFetchRequest>(|_| {
+            OffsetFetchRequest::default()
+                .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+                .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                    .with_name(topic_name())
+                    .with_partition_indexes(vec![0])]))
+        })
+        .await
+        .map_err(|_| ())?;
+    if answer.error_code != 0 {
+        return Err(());
+    }
+    let partition = answer
+        .topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .ok_or(())?;
+    match partition.error_code {
+        0 => Ok(partition.committed_offset),
+        _ => Err(()),
     }
 }
 
@@ -855,6 +1045,35 @@ impl Checker {
             }
         }
         self.recovered_within = slowest;
+        for c in 0..COMMITTERS {
+            let group = group_name(c);
+            let live = state.commits.iter().any(|(g, _, at)| {
+                *g == group && *at > healed_at && *at <= healed_at + LIVENESS_BOUND
+            });
+            if !live {
+                self.violations.not_live += 1;
+                self.violations.note(format!(
+                    "{group}: no offset commit acknowledged within {LIVENESS_BOUND:?} of the heal"
+                ));
+            }
+        }
+        if state.final_reads < COMMITTERS as usize {
+            self.violations.not_live += 1;
+            self.violations.note(format!(
+                "only {} of {COMMITTERS} groups' committed offsets could be read at the end",
+                state.final_reads
+            ));
+        }
+        // Reads are taken after the commits they are compared with were
+        // acknowledged (the last read of each group after everything).
+        for (group, read, committed) in &state.commit_reads {
+            if read < committed {
+                self.violations.lost_commits += 1;
+                self.violations.note(format!(
+                    "{group}: read offset {read} after offset {committed} was acknowledged"
+                ));
+            }
+        }
         for id in ids {
             if !state.brokers.contains_key(id) {
                 self.violations.not_live += 1;

@@ -16,7 +16,7 @@ pub mod classic;
 pub mod consumer;
 pub mod store;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -82,10 +82,12 @@ pub struct CommitIdentity<'a> {
 }
 
 #[derive(Default)]
+/// Ordered maps: timers and deleted topics walk the groups in the same
+/// order every run (a simulation replays a seed exactly).
 struct Groups {
-    classic: HashMap<String, ClassicGroup>,
-    consumer: HashMap<String, ConsumerGroup>,
-    offsets: HashMap<String, BTreeMap<(String, i32), CommittedOffset>>,
+    classic: BTreeMap<String, ClassicGroup>,
+    consumer: BTreeMap<String, ConsumerGroup>,
+    offsets: BTreeMap<String, BTreeMap<(String, i32), CommittedOffset>>,
     /// `__consumer_offsets` partitions whose load stopped at a record that
     /// could not be read: their groups are not served (COORDINATOR_NOT_
     /// AVAILABLE) rather than served from a state that misses changes.
@@ -126,9 +128,10 @@ pub struct GroupCoordinator {
     groups: Mutex<Groups>,
     /// Orders the writes to each `__consumer_offsets` partition (striped by
     /// partition index): held from taking a change's records through the
-    /// append to applying it, so memory follows the order on disk. Taken
+    /// append to applying it, so memory follows the order on disk (held
+    /// across the wait for the write to commit, hence tokio's). Taken
     /// before `groups`, never while holding it.
-    write_order: Vec<Mutex<()>>,
+    write_order: Vec<tokio::sync::Mutex<()>>,
 }
 
 /// How long a write to `__consumer_offsets` may wait for the in-sync
@@ -155,7 +158,9 @@ impl GroupCoordinator {
         GroupCoordinator {
             settings,
             groups: Mutex::new(Groups::default()),
-            write_order: (0..WRITE_ORDER_STRIPES).map(|_| Mutex::new(())).collect(),
+            write_order: (0..WRITE_ORDER_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
     }
 
@@ -263,7 +268,10 @@ impl GroupCoordinator {
 
     /// Creates `__consumer_offsets` on first use, compacted, with the
     /// configured partition count.
-    fn offsets_topic(&self, broker: &Broker) -> Result<std::sync::Arc<crate::Topic>, ApiError> {
+    async fn offsets_topic(
+        &self,
+        broker: &Broker,
+    ) -> Result<std::sync::Arc<crate::Topic>, ApiError> {
         if let Some(topic) = broker.topic(OFFSETS_TOPIC) {
             return Ok(topic);
         }
@@ -274,19 +282,15 @@ impl GroupCoordinator {
                 self.settings.offsets_segment_bytes.to_string(),
             ),
         ]);
-        // The coordinator is not async: it waits for the controller here,
-        // off the async workers (its callers run it in `off_workers`).
-        let created = broker.block_on(broker.create_internal_topic(
-            OFFSETS_TOPIC,
-            self.settings.offsets_partitions,
-            configs,
-        ));
+        let created = broker
+            .create_internal_topic(OFFSETS_TOPIC, self.settings.offsets_partitions, configs)
+            .await;
         match created {
             Ok(_) => {}
             Err(e) if e.error == ResponseError::TopicAlreadyExists => {}
             Err(e) => return Err(e),
         }
-        let published = broker.block_on(broker.published_topic(OFFSETS_TOPIC));
+        let published = broker.published_topic(OFFSETS_TOPIC).await;
         let topic = published.ok_or_else(|| {
             ApiError::new(
                 ResponseError::CoordinatorNotAvailable,
@@ -294,14 +298,14 @@ impl GroupCoordinator {
             )
         })?;
         // Empty and led here: served at once rather than after a tick.
-        self.follow_leadership(broker);
+        crate::handlers::off_workers(|| self.follow_leadership(broker));
         Ok(topic)
     }
 
     /// Makes sure the coordinator's topic exists (FindCoordinator does this,
     /// as Kafka does, so the first group operation does not pay for it).
-    pub fn ensure_ready(&self, broker: &Broker) -> Result<(), ApiError> {
-        self.offsets_topic(broker).map(|_| ())
+    pub async fn ensure_ready(&self, broker: &Broker) -> Result<(), ApiError> {
+        self.offsets_topic(broker).await.map(|_| ())
     }
 
     /// NOT_COORDINATOR unless this broker coordinates `group_id` (leads its
@@ -319,8 +323,8 @@ impl GroupCoordinator {
 
     /// The broker that coordinates `group_id`: the leader of its
     /// `__consumer_offsets` partition (the topic is created if missing).
-    pub fn coordinator_of(&self, broker: &Broker, group_id: &str) -> Result<i32, ApiError> {
-        let topic = self.offsets_topic(broker)?;
+    pub async fn coordinator_of(&self, broker: &Broker, group_id: &str) -> Result<i32, ApiError> {
+        let topic = self.offsets_topic(broker).await?;
         let index = store::partition_for(group_id, topic.partitions.len() as i32);
         match topic.partition(index).map(|p| p.leader()) {
             Some(leader) if leader >= 0 => Ok(leader),
@@ -332,7 +336,7 @@ impl GroupCoordinator {
     }
 
     /// Writes records of one group durably (one batch, one partition).
-    fn persist(
+    async fn persist(
         &self,
         broker: &Broker,
         group: &str,
@@ -341,7 +345,7 @@ impl GroupCoordinator {
         if records.is_empty() {
             return Ok(());
         }
-        let topic = self.offsets_topic(broker)?;
+        let topic = self.offsets_topic(broker).await?;
         let index = store::partition_for(group, topic.partitions.len() as i32);
         let partition = topic.partition(index).ok_or_else(|| {
             ApiError::new(
@@ -362,23 +366,31 @@ impl GroupCoordinator {
         let batch = builder.build();
         let header = validate_batch(&batch)
             .map_err(|e| ApiError::new(ResponseError::UnknownServerError, e.to_string()))?;
-        let appended = partition.append(batch, &header, false, now_ms)?;
+        // File work: off the async workers.
+        let appended =
+            crate::handlers::off_workers(|| partition.append(batch, &header, false, now_ms))?;
         // Durable only once every in-sync replica has it: a commit is
         // answered (and group state kept) after that, as Kafka's coordinator
         // writes with acks=all.
-        partition.wait_committed(&appended, OFFSETS_COMMIT_TIMEOUT)?;
+        partition
+            .wait_committed(&appended, OFFSETS_COMMIT_TIMEOUT)
+            .await?;
         Ok(())
     }
 
     /// The write-order lock of `group_id`'s `__consumer_offsets` partition.
-    fn write_order(&self, broker: &Broker, group_id: &str) -> parking_lot::MutexGuard<'_, ()> {
+    async fn write_order(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+    ) -> tokio::sync::MutexGuard<'_, ()> {
         let partitions = broker
             .topic(OFFSETS_TOPIC)
             .map_or(self.settings.offsets_partitions, |t| {
                 t.partitions.len() as i32
             });
         let index = store::partition_for(group_id, partitions.max(1)) as usize;
-        self.write_order[index % WRITE_ORDER_STRIPES].lock()
+        self.write_order[index % WRITE_ORDER_STRIPES].lock().await
     }
 
     /// Writes a group's metadata if it changed since it was last written.
@@ -387,12 +399,15 @@ impl GroupCoordinator {
     /// failed write is logged, the group stays marked changed (the next
     /// tick, 100 ms later, writes it again) and the error is returned for
     /// the caller to answer with.
-    fn store_group(&self, broker: &Broker, group_id: &str) -> Result<(), ResponseError> {
-        let _order = self.write_order(broker, group_id);
+    async fn store_group(&self, broker: &Broker, group_id: &str) -> Result<(), ResponseError> {
+        let _order = self.write_order(broker, group_id).await;
         let Some((key, value)) = self.groups.lock().take_changed(group_id) else {
             return Ok(());
         };
-        if let Err(e) = self.persist(broker, group_id, vec![(key, Some(value))]) {
+        if let Err(e) = self
+            .persist(broker, group_id, vec![(key, Some(value))])
+            .await
+        {
             self.groups.lock().mark_changed(group_id);
             warn!(group = %group_id, error = %e, "could not persist group metadata; will retry");
             return Err(coordinator_error(&e));
@@ -400,7 +415,7 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    pub fn join(
+    pub async fn join(
         &self,
         broker: &Broker,
         group_id: &str,
@@ -414,63 +429,65 @@ impl GroupCoordinator {
                     .with_generation_id(-1),
             );
         }
-        let mut groups = self.groups.lock();
-        if let Err(error) = self.check_loaded(broker, &groups, group_id) {
-            return Reply::Now(
-                kafka_protocol::messages::JoinGroupResponse::default()
-                    .with_error_code(error.code())
-                    .with_generation_id(-1),
-            );
-        }
-        if groups
-            .consumer
-            .get(group_id)
-            .is_some_and(|g| !g.members.is_empty())
-        {
-            return Reply::Now(
-                kafka_protocol::messages::JoinGroupResponse::default()
-                    .with_error_code(ResponseError::InconsistentGroupProtocol.code())
-                    .with_generation_id(-1),
-            );
-        }
-        let group = groups
-            .classic
-            .entry(group_id.to_string())
-            .or_insert_with(|| ClassicGroup::new(group_id));
-        let reply = group.join(args, &self.settings, now_ms);
-        drop(groups);
+        let reply = {
+            let mut groups = self.groups.lock();
+            if let Err(error) = self.check_loaded(broker, &groups, group_id) {
+                return Reply::Now(
+                    kafka_protocol::messages::JoinGroupResponse::default()
+                        .with_error_code(error.code())
+                        .with_generation_id(-1),
+                );
+            }
+            if groups
+                .consumer
+                .get(group_id)
+                .is_some_and(|g| !g.members.is_empty())
+            {
+                return Reply::Now(
+                    kafka_protocol::messages::JoinGroupResponse::default()
+                        .with_error_code(ResponseError::InconsistentGroupProtocol.code())
+                        .with_generation_id(-1),
+                );
+            }
+            let group = groups
+                .classic
+                .entry(group_id.to_string())
+                .or_insert_with(|| ClassicGroup::new(group_id));
+            group.join(args, &self.settings, now_ms)
+        };
         // Membership alone is written again on the next tick if this
         // fails; what a member was told stays true in memory.
-        let _ = self.store_group(broker, group_id);
+        let _ = self.store_group(broker, group_id).await;
         reply
     }
 
-    pub fn sync(
+    pub async fn sync(
         &self,
         broker: &Broker,
         group_id: &str,
         args: SyncArgs,
     ) -> Reply<kafka_protocol::messages::SyncGroupResponse> {
         let now_ms = broker.now_ms();
-        let mut groups = self.groups.lock();
-        if let Err(error) = self.check_loaded(broker, &groups, group_id) {
-            return Reply::Now(
-                kafka_protocol::messages::SyncGroupResponse::default()
-                    .with_error_code(error.code()),
-            );
-        }
-        let Some(group) = groups.classic.get_mut(group_id) else {
-            return Reply::Now(
-                kafka_protocol::messages::SyncGroupResponse::default()
-                    .with_error_code(ResponseError::UnknownMemberId.code()),
-            );
+        let reply = {
+            let mut groups = self.groups.lock();
+            if let Err(error) = self.check_loaded(broker, &groups, group_id) {
+                return Reply::Now(
+                    kafka_protocol::messages::SyncGroupResponse::default()
+                        .with_error_code(error.code()),
+                );
+            }
+            let Some(group) = groups.classic.get_mut(group_id) else {
+                return Reply::Now(
+                    kafka_protocol::messages::SyncGroupResponse::default()
+                        .with_error_code(ResponseError::UnknownMemberId.code()),
+                );
+            };
+            group.sync(args, now_ms)
         };
-        let reply = group.sync(args, now_ms);
-        drop(groups);
         // The answers the leader's assignment produced go out only once it
         // is written; if the write fails every member is told and syncs
         // again (the next tick retries the write).
-        let stored = self.store_group(broker, group_id).err();
+        let stored = self.store_group(broker, group_id).await.err();
         if let Some(group) = self.groups.lock().classic.get_mut(group_id) {
             group.release_syncs(stored);
         }
@@ -495,32 +512,34 @@ impl GroupCoordinator {
     }
 
     /// LeaveGroup for each `(member_id, instance_id)`; per-member results.
-    pub fn leave(
+    pub async fn leave(
         &self,
         broker: &Broker,
         group_id: &str,
         members: &[(String, Option<String>)],
     ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
         let now_ms = broker.now_ms();
-        let mut groups = self.groups.lock();
-        self.check_loaded(broker, &groups, group_id)?;
-        let group = groups
-            .classic
-            .get_mut(group_id)
-            .ok_or(ResponseError::UnknownMemberId)?;
-        let results = members
-            .iter()
-            .map(|(member, instance)| {
-                group.leave(member, instance.as_deref(), &self.settings, now_ms)
-            })
-            .collect();
-        drop(groups);
-        let _ = self.store_group(broker, group_id);
+        let results = {
+            let mut groups = self.groups.lock();
+            self.check_loaded(broker, &groups, group_id)?;
+            let group = groups
+                .classic
+                .get_mut(group_id)
+                .ok_or(ResponseError::UnknownMemberId)?;
+            let results = members
+                .iter()
+                .map(|(member, instance)| {
+                    group.leave(member, instance.as_deref(), &self.settings, now_ms)
+                })
+                .collect();
+            results
+        };
+        let _ = self.store_group(broker, group_id).await;
         Ok(results)
     }
 
     /// KIP-848 heartbeat. `resolve` maps the request's topic ids to names.
-    pub fn consumer_heartbeat(
+    pub async fn consumer_heartbeat(
         &self,
         broker: &Broker,
         group_id: &str,
@@ -539,49 +558,56 @@ impl GroupCoordinator {
             .filter(|t| t.name != OFFSETS_TOPIC)
             .map(|t| (t.name.clone(), t.partitions.len() as i32))
             .collect();
-        let mut groups = self.groups.lock();
-        self.check_loaded(broker, &groups, group_id).map_err(|e| {
-            (
-                e,
-                format!("the partition of {OFFSETS_TOPIC} holding this group could not be loaded"),
-            )
-        })?;
-        if groups.classic.get(group_id).is_some_and(|g| !g.is_empty()) {
-            return Err((
-                ResponseError::GroupIdNotFound,
-                format!("Group {group_id} is not a consumer group."),
-            ));
-        }
-        // Only a member joining (epoch 0) creates a group, as in Kafka;
-        // anyone else naming a missing group is told so, and nothing is
-        // created for it.
-        if args.member_epoch != 0 && !groups.consumer.contains_key(group_id) {
-            let message = match groups.classic.contains_key(group_id) {
-                true => format!("Group {group_id} is not a consumer group."),
-                false => format!("Consumer group {group_id} not found."),
-            };
-            return Err((ResponseError::GroupIdNotFound, message));
-        }
-        groups.classic.remove(group_id);
-        let group = groups
-            .consumer
-            .entry(group_id.to_string())
-            .or_insert_with(|| ConsumerGroup::new(group_id));
-        let outcome = group
-            .heartbeat(args, &all_topics, now_ms)
-            .map_err(|e| match e {
-                HeartbeatError::UnknownMember => (ResponseError::UnknownMemberId, String::new()),
-                HeartbeatError::FencedEpoch => (ResponseError::FencedMemberEpoch, String::new()),
-                HeartbeatError::InvalidRequest(m) => (ResponseError::InvalidRequest, m),
+        let outcome = {
+            let mut groups = self.groups.lock();
+            self.check_loaded(broker, &groups, group_id).map_err(|e| {
+                (
+                    e,
+                    format!(
+                        "the partition of {OFFSETS_TOPIC} holding this group could not be loaded"
+                    ),
+                )
             })?;
-        drop(groups);
-        let _ = self.store_group(broker, group_id);
+            if groups.classic.get(group_id).is_some_and(|g| !g.is_empty()) {
+                return Err((
+                    ResponseError::GroupIdNotFound,
+                    format!("Group {group_id} is not a consumer group."),
+                ));
+            }
+            // Only a member joining (epoch 0) creates a group, as in Kafka;
+            // anyone else naming a missing group is told so, and nothing is
+            // created for it.
+            if args.member_epoch != 0 && !groups.consumer.contains_key(group_id) {
+                let message = match groups.classic.contains_key(group_id) {
+                    true => format!("Group {group_id} is not a consumer group."),
+                    false => format!("Consumer group {group_id} not found."),
+                };
+                return Err((ResponseError::GroupIdNotFound, message));
+            }
+            groups.classic.remove(group_id);
+            let group = groups
+                .consumer
+                .entry(group_id.to_string())
+                .or_insert_with(|| ConsumerGroup::new(group_id));
+            group
+                .heartbeat(args, &all_topics, now_ms)
+                .map_err(|e| match e {
+                    HeartbeatError::UnknownMember => {
+                        (ResponseError::UnknownMemberId, String::new())
+                    }
+                    HeartbeatError::FencedEpoch => {
+                        (ResponseError::FencedMemberEpoch, String::new())
+                    }
+                    HeartbeatError::InvalidRequest(m) => (ResponseError::InvalidRequest, m),
+                })?
+        };
+        let _ = self.store_group(broker, group_id).await;
         Ok(outcome)
     }
 
     /// Validates and stores committed offsets. A group-level error applies
     /// to every partition; otherwise each partition has its own result.
-    pub fn commit(
+    pub async fn commit(
         &self,
         broker: &Broker,
         group_id: &str,
@@ -589,48 +615,50 @@ impl GroupCoordinator {
         offsets: Vec<(String, i32, CommittedOffset)>,
     ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
         check_group_id(group_id)?;
-        let _order = self.write_order(broker, group_id);
-        let groups = self.groups.lock();
-        self.check_loaded(broker, &groups, group_id)?;
-        groups.check_commit(group_id, &identity)?;
-        let mut results = Vec::with_capacity(offsets.len());
-        let mut records = Vec::new();
-        let mut accepted = Vec::new();
-        for (topic, partition, committed) in offsets {
-            let known = broker
-                .topic(&topic)
-                .is_some_and(|t| t.partition(partition).is_some());
-            let result = if committed
-                .metadata
-                .as_ref()
-                .is_some_and(|m| m.len() > self.settings.offset_metadata_max_bytes)
-            {
-                Err(ResponseError::OffsetMetadataTooLarge)
-            } else if !known {
-                Err(ResponseError::UnknownTopicOrPartition)
-            } else {
-                let value = OffsetValue {
-                    offset: committed.offset,
-                    leader_epoch: committed.leader_epoch,
-                    metadata: committed.metadata.clone(),
-                    commit_timestamp_ms: committed.commit_timestamp_ms,
+        let _order = self.write_order(broker, group_id).await;
+        let (results, records, accepted) = {
+            let groups = self.groups.lock();
+            self.check_loaded(broker, &groups, group_id)?;
+            groups.check_commit(group_id, &identity)?;
+            let mut results = Vec::with_capacity(offsets.len());
+            let mut records = Vec::new();
+            let mut accepted = Vec::new();
+            for (topic, partition, committed) in offsets {
+                let known = broker
+                    .topic(&topic)
+                    .is_some_and(|t| t.partition(partition).is_some());
+                let result = if committed
+                    .metadata
+                    .as_ref()
+                    .is_some_and(|m| m.len() > self.settings.offset_metadata_max_bytes)
+                {
+                    Err(ResponseError::OffsetMetadataTooLarge)
+                } else if !known {
+                    Err(ResponseError::UnknownTopicOrPartition)
+                } else {
+                    let value = OffsetValue {
+                        offset: committed.offset,
+                        leader_epoch: committed.leader_epoch,
+                        metadata: committed.metadata.clone(),
+                        commit_timestamp_ms: committed.commit_timestamp_ms,
+                    };
+                    let key = RecordKey::Offset {
+                        group: group_id.to_string(),
+                        topic: topic.clone(),
+                        partition,
+                    };
+                    records.push((
+                        key,
+                        Some(serde_json::to_vec(&value).expect("offsets serialise")),
+                    ));
+                    accepted.push((topic, partition, committed));
+                    Ok(())
                 };
-                let key = RecordKey::Offset {
-                    group: group_id.to_string(),
-                    topic: topic.clone(),
-                    partition,
-                };
-                records.push((
-                    key,
-                    Some(serde_json::to_vec(&value).expect("offsets serialise")),
-                ));
-                accepted.push((topic, partition, committed));
-                Ok(())
-            };
-            results.push(result);
-        }
-        drop(groups);
-        if let Err(e) = self.persist(broker, group_id, records) {
+                results.push(result);
+            }
+            (results, records, accepted)
+        };
+        if let Err(e) = self.persist(broker, group_id, records).await {
             warn!(group = group_id, error = %e, "offset commit could not be written");
             return Err(coordinator_error(&e));
         }
@@ -745,49 +773,52 @@ impl GroupCoordinator {
     }
 
     /// DeleteGroups: only groups without members; removes their offsets too.
-    pub fn delete_group(&self, broker: &Broker, group_id: &str) -> Result<(), ResponseError> {
-        let _order = self.write_order(broker, group_id);
-        let groups = self.groups.lock();
-        self.check_loaded(broker, &groups, group_id)?;
-        let classic = groups.classic.get(group_id).map(ClassicGroup::is_empty);
-        let consumer = groups.consumer.get(group_id).map(|g| g.members.is_empty());
-        match (classic, consumer) {
-            (None, None) if !groups.offsets.contains_key(group_id) => {
-                return Err(ResponseError::GroupIdNotFound)
+    pub async fn delete_group(&self, broker: &Broker, group_id: &str) -> Result<(), ResponseError> {
+        let _order = self.write_order(broker, group_id).await;
+        let records = {
+            let groups = self.groups.lock();
+            self.check_loaded(broker, &groups, group_id)?;
+            let classic = groups.classic.get(group_id).map(ClassicGroup::is_empty);
+            let consumer = groups.consumer.get(group_id).map(|g| g.members.is_empty());
+            match (classic, consumer) {
+                (None, None) if !groups.offsets.contains_key(group_id) => {
+                    return Err(ResponseError::GroupIdNotFound)
+                }
+                (Some(false), _) | (_, Some(false)) => return Err(ResponseError::NonEmptyGroup),
+                _ => {}
             }
-            (Some(false), _) | (_, Some(false)) => return Err(ResponseError::NonEmptyGroup),
-            _ => {}
-        }
-        let mut records: Vec<(RecordKey, Option<Vec<u8>>)> = groups
-            .offsets
-            .get(group_id)
-            .into_iter()
-            .flat_map(|o| o.keys())
-            .map(|(topic, partition)| {
-                (
-                    RecordKey::Offset {
-                        group: group_id.to_string(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                    },
-                    None,
-                )
-            })
-            .collect();
-        records.push((
-            RecordKey::ClassicGroup {
-                group: group_id.to_string(),
-            },
-            None,
-        ));
-        records.push((
-            RecordKey::ConsumerGroup {
-                group: group_id.to_string(),
-            },
-            None,
-        ));
-        drop(groups);
+            let mut records: Vec<(RecordKey, Option<Vec<u8>>)> = groups
+                .offsets
+                .get(group_id)
+                .into_iter()
+                .flat_map(|o| o.keys())
+                .map(|(topic, partition)| {
+                    (
+                        RecordKey::Offset {
+                            group: group_id.to_string(),
+                            topic: topic.clone(),
+                            partition: *partition,
+                        },
+                        None,
+                    )
+                })
+                .collect();
+            records.push((
+                RecordKey::ClassicGroup {
+                    group: group_id.to_string(),
+                },
+                None,
+            ));
+            records.push((
+                RecordKey::ConsumerGroup {
+                    group: group_id.to_string(),
+                },
+                None,
+            ));
+            records
+        };
         self.persist(broker, group_id, records)
+            .await
             .map_err(|e| coordinator_error(&e))?;
         let mut groups = self.groups.lock();
         groups.offsets.remove(group_id);
@@ -798,49 +829,52 @@ impl GroupCoordinator {
     }
 
     /// OffsetDelete: refuses topics the group's members subscribe to.
-    pub fn delete_offsets(
+    pub async fn delete_offsets(
         &self,
         broker: &Broker,
         group_id: &str,
         partitions: &[(String, i32)],
     ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
-        let _order = self.write_order(broker, group_id);
-        let groups = self.groups.lock();
-        self.check_loaded(broker, &groups, group_id)?;
-        let all_topics: BTreeMap<String, i32> = broker
-            .topics()
-            .iter()
-            .map(|t| (t.name.clone(), t.partitions.len() as i32))
-            .collect();
-        let subscribed: BTreeSet<String> =
-            match (groups.classic.get(group_id), groups.consumer.get(group_id)) {
-                (Some(g), _) if !g.is_empty() => g.subscribed_topics(),
-                (_, Some(g)) => g.subscribed_topics(&all_topics),
-                (None, None) if !groups.offsets.contains_key(group_id) => {
-                    return Err(ResponseError::GroupIdNotFound)
-                }
-                _ => BTreeSet::new(),
-            };
-        let mut records = Vec::new();
-        let results: Vec<Result<(), ResponseError>> = partitions
-            .iter()
-            .map(|(topic, partition)| {
-                if subscribed.contains(topic) {
-                    return Err(ResponseError::GroupSubscribedToTopic);
-                }
-                records.push((
-                    RecordKey::Offset {
-                        group: group_id.to_string(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                    },
-                    None,
-                ));
-                Ok(())
-            })
-            .collect();
-        drop(groups);
+        let _order = self.write_order(broker, group_id).await;
+        let (records, results) = {
+            let groups = self.groups.lock();
+            self.check_loaded(broker, &groups, group_id)?;
+            let all_topics: BTreeMap<String, i32> = broker
+                .topics()
+                .iter()
+                .map(|t| (t.name.clone(), t.partitions.len() as i32))
+                .collect();
+            let subscribed: BTreeSet<String> =
+                match (groups.classic.get(group_id), groups.consumer.get(group_id)) {
+                    (Some(g), _) if !g.is_empty() => g.subscribed_topics(),
+                    (_, Some(g)) => g.subscribed_topics(&all_topics),
+                    (None, None) if !groups.offsets.contains_key(group_id) => {
+                        return Err(ResponseError::GroupIdNotFound)
+                    }
+                    _ => BTreeSet::new(),
+                };
+            let mut records = Vec::new();
+            let results: Vec<Result<(), ResponseError>> = partitions
+                .iter()
+                .map(|(topic, partition)| {
+                    if subscribed.contains(topic) {
+                        return Err(ResponseError::GroupSubscribedToTopic);
+                    }
+                    records.push((
+                        RecordKey::Offset {
+                            group: group_id.to_string(),
+                            topic: topic.clone(),
+                            partition: *partition,
+                        },
+                        None,
+                    ));
+                    Ok(())
+                })
+                .collect();
+            (records, results)
+        };
         self.persist(broker, group_id, records)
+            .await
             .map_err(|e| coordinator_error(&e))?;
         let mut groups = self.groups.lock();
         if let Some(stored) = groups.offsets.get_mut(group_id) {
@@ -856,7 +890,7 @@ impl GroupCoordinator {
     /// Drops committed offsets of a deleted topic from every group, on disk
     /// (tombstones) and in memory, so a topic created later under the same
     /// name does not inherit them after a restart.
-    pub fn forget_topic(&self, broker: &Broker, topic: &str) {
+    pub async fn forget_topic(&self, broker: &Broker, topic: &str) {
         let doomed: Vec<(String, Vec<i32>)> = self
             .groups
             .lock()
@@ -873,7 +907,7 @@ impl GroupCoordinator {
             .filter(|(_, partitions)| !partitions.is_empty())
             .collect();
         for (group, partitions) in doomed {
-            let _order = self.write_order(broker, &group);
+            let _order = self.write_order(broker, &group).await;
             let records = partitions
                 .iter()
                 .map(|&partition| {
@@ -885,7 +919,7 @@ impl GroupCoordinator {
                     (key, None)
                 })
                 .collect();
-            if let Err(e) = self.persist(broker, &group, records) {
+            if let Err(e) = self.persist(broker, &group, records).await {
                 tracing::error!(group = %group, topic, error = %e,
                     "could not write tombstones for a deleted topic's offsets; they return after a restart");
             }
@@ -896,8 +930,9 @@ impl GroupCoordinator {
     }
 
     /// Advances every group's timers to `now_ms`.
-    pub fn tick(&self, broker: &Broker) {
-        self.follow_leadership(broker);
+    pub async fn tick(&self, broker: &Broker) {
+        // Loading a partition reads its log: off the async workers.
+        crate::handlers::off_workers(|| self.follow_leadership(broker));
         let now_ms = broker.now_ms();
         let changed: Vec<String> = {
             let mut groups = self.groups.lock();
@@ -918,7 +953,7 @@ impl GroupCoordinator {
             changed
         };
         for id in changed {
-            let _ = self.store_group(broker, &id);
+            let _ = self.store_group(broker, &id).await;
         }
     }
 }
@@ -1165,6 +1200,15 @@ mod tests {
             .unwrap()
     }
 
+    /// Runs coordinator work (its waits for commits use tokio's timers).
+    fn run<T>(work: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(work)
+    }
+
     fn commit(broker: &Broker, group: &str, topic: &str, offset: i64) -> Result<(), ResponseError> {
         let identity = CommitIdentity {
             generation_or_member_epoch: -1,
@@ -1177,12 +1221,12 @@ mod tests {
             metadata: None,
             commit_timestamp_ms: 1,
         };
-        let results = broker.groups().commit(
+        let results = run(broker.groups().commit(
             broker,
             group,
             identity,
             vec![(topic.to_string(), 0, committed)],
-        )?;
+        ))?;
         results.into_iter().collect()
     }
 
@@ -1302,7 +1346,7 @@ mod tests {
                 .block_on(broker.create_topic("t", 1, BTreeMap::new(), false))
                 .unwrap();
             commit(&broker, "g", "t", 42).unwrap();
-            broker.block_on(broker.delete_topic("t")).unwrap();
+            run(broker.delete_topic("t")).unwrap();
             broker
                 .block_on(broker.create_topic("t", 1, BTreeMap::new(), false))
                 .unwrap();

@@ -13,7 +13,7 @@ use crate::Broker;
 /// From v1 the client generates its member id.
 const CLIENT_MEMBER_ID_VERSION: i16 = 1;
 
-pub fn handle(
+pub async fn handle(
     broker: &Broker,
     version: i16,
     client: &ClientInfo,
@@ -99,6 +99,7 @@ pub fn handle(
     match broker
         .groups()
         .consumer_heartbeat(broker, request.group_id.0.as_str(), args)
+        .await
     {
         Err((error, message)) => fail(error, message),
         Ok(outcome) => {

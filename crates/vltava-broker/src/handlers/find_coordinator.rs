@@ -20,7 +20,7 @@ const BATCHED_VERSION: i16 = 4;
 
 /// A group is coordinated by the broker that leads its `__consumer_offsets`
 /// partition; the offsets topic is created on first use.
-pub fn handle(
+pub async fn handle(
     broker: &Broker,
     version: i16,
     client: &ClientInfo,
@@ -40,14 +40,25 @@ pub fn handle(
     } else {
         None
     };
-    let find = |key: &str| -> Result<(i32, String, u16), (ResponseError, String)> {
-        if let Some(refused) = &refused {
-            return Err(refused.clone());
-        }
-        let node = broker
-            .groups()
-            .coordinator_of(broker, key)
-            .map_err(|e| (ResponseError::CoordinatorNotAvailable, e.message))?;
+    // The first one creates `__consumer_offsets` (a commit to the quorum).
+    let mut found = Vec::new();
+    let keys: Vec<StrBytes> = match version >= BATCHED_VERSION {
+        true => request.coordinator_keys,
+        false => vec![request.key],
+    };
+    for key in &keys {
+        let node = match &refused {
+            Some(refused) => Err(refused.clone()),
+            None => broker
+                .groups()
+                .coordinator_of(broker, key.as_str())
+                .await
+                .map_err(|e| (ResponseError::CoordinatorNotAvailable, e.message)),
+        };
+        found.push(node);
+    }
+    let find = |node: Result<i32, (ResponseError, String)>| -> Result<(i32, String, u16), (ResponseError, String)> {
+        let node = node?;
         // Kafka's answer when the coordinator has no endpoint on the
         // client's listener (advertised.listeners leaves it out).
         let (host, port) = broker.address_on(node, &client.listener).ok_or_else(|| {
@@ -61,8 +72,8 @@ pub fn handle(
         })?;
         Ok((node, host, port))
     };
-    let coordinator = |key: StrBytes| {
-        let found = find(key.as_str());
+    let coordinator = |(key, node): (StrBytes, Result<i32, (ResponseError, String)>)| {
+        let found = find(node);
         let c = Coordinator::default().with_key(key);
         match found {
             Err((e, message)) => c
@@ -76,16 +87,11 @@ pub fn handle(
                 .with_port(i32::from(port)),
         }
     };
+    let mut answers = keys.into_iter().zip(found).map(coordinator);
     if version >= BATCHED_VERSION {
-        return FindCoordinatorResponse::default().with_coordinators(
-            request
-                .coordinator_keys
-                .into_iter()
-                .map(coordinator)
-                .collect(),
-        );
+        return FindCoordinatorResponse::default().with_coordinators(answers.collect());
     }
-    let c = coordinator(request.key);
+    let c = answers.next().expect("one key before batching");
     FindCoordinatorResponse::default()
         .with_error_code(c.error_code)
         .with_error_message(c.error_message)

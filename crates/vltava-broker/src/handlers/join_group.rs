@@ -41,13 +41,11 @@ pub async fn handle(
             .map(|p| (p.name.to_string(), p.metadata.clone()))
             .collect(),
     };
-    // Writes to `__consumer_offsets` wait for its in-sync replicas: off the
-    // async workers, as every blocking coordinator call.
-    match super::off_workers(|| {
-        broker
-            .groups()
-            .join(broker, request.group_id.0.as_str(), args)
-    }) {
+    match broker
+        .groups()
+        .join(broker, request.group_id.0.as_str(), args)
+        .await
+    {
         Reply::Now(response) => response,
         Reply::Later(rx) => rx
             .await

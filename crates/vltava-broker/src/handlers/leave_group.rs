@@ -7,7 +7,11 @@ use crate::Broker;
 /// From this version several members (by id or instance id) leave at once.
 const BATCH_VERSION: i16 = 3;
 
-pub fn handle(broker: &Broker, version: i16, request: LeaveGroupRequest) -> LeaveGroupResponse {
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    request: LeaveGroupRequest,
+) -> LeaveGroupResponse {
     let members: Vec<(String, Option<String>)> = if version >= BATCH_VERSION {
         request
             .members
@@ -28,6 +32,7 @@ pub fn handle(broker: &Broker, version: i16, request: LeaveGroupRequest) -> Leav
     match broker
         .groups()
         .leave(broker, request.group_id.0.as_str(), &members)
+        .await
     {
         Err(e) => LeaveGroupResponse::default().with_error_code(e.code()),
         Ok(results) if version < BATCH_VERSION => {

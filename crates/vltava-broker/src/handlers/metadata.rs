@@ -124,9 +124,7 @@ async fn by_name(
     if is_internal_topic(name) {
         // Internal topics are made by the broker with their own settings,
         // never auto-created with the defaults.
-        if name == OFFSETS_TOPIC
-            && super::off_workers(|| broker.groups().ensure_ready(broker)).is_ok()
-        {
+        if name == OFFSETS_TOPIC && broker.groups().ensure_ready(broker).await.is_ok() {
             if let Some(topic) = broker.topic(name) {
                 return describe(&topic, unreachable);
             }

@@ -197,23 +197,21 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
             ResponseKind::DescribeTopicPartitions(describe_topic_partitions::handle(broker, req))
         }
         // The first one creates `__consumer_offsets`.
-        RequestKind::FindCoordinator(req) => ResponseKind::FindCoordinator(off_workers(|| {
-            find_coordinator::handle(broker, version, client, req)
-        })),
+        RequestKind::FindCoordinator(req) => ResponseKind::FindCoordinator(
+            find_coordinator::handle(broker, version, client, req).await,
+        ),
         RequestKind::JoinGroup(req) => {
             ResponseKind::JoinGroup(join_group::handle(broker, version, client, req).await)
         }
         RequestKind::SyncGroup(req) => {
             ResponseKind::SyncGroup(sync_group::handle(broker, req).await)
         }
-        RequestKind::Heartbeat(req) => {
-            ResponseKind::Heartbeat(off_workers(|| heartbeat::handle(broker, req)))
-        }
+        RequestKind::Heartbeat(req) => ResponseKind::Heartbeat(heartbeat::handle(broker, req)),
         RequestKind::LeaveGroup(req) => {
-            ResponseKind::LeaveGroup(off_workers(|| leave_group::handle(broker, version, req)))
+            ResponseKind::LeaveGroup(leave_group::handle(broker, version, req).await)
         }
         RequestKind::OffsetCommit(req) => {
-            ResponseKind::OffsetCommit(off_workers(|| offset_commit::handle(broker, req)))
+            ResponseKind::OffsetCommit(offset_commit::handle(broker, req).await)
         }
         RequestKind::OffsetFetch(req) => {
             ResponseKind::OffsetFetch(offset_fetch::handle(broker, version, req))
@@ -223,16 +221,14 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
             ResponseKind::DescribeGroups(describe_groups::handle(broker, version, req))
         }
         RequestKind::DeleteGroups(req) => {
-            ResponseKind::DeleteGroups(off_workers(|| delete_groups::handle(broker, req)))
+            ResponseKind::DeleteGroups(delete_groups::handle(broker, req).await)
         }
         RequestKind::OffsetDelete(req) => {
-            ResponseKind::OffsetDelete(off_workers(|| offset_delete::handle(broker, req)))
+            ResponseKind::OffsetDelete(offset_delete::handle(broker, req).await)
         }
-        RequestKind::ConsumerGroupHeartbeat(req) => {
-            ResponseKind::ConsumerGroupHeartbeat(off_workers(|| {
-                consumer_group_heartbeat::handle(broker, version, client, req)
-            }))
-        }
+        RequestKind::ConsumerGroupHeartbeat(req) => ResponseKind::ConsumerGroupHeartbeat(
+            consumer_group_heartbeat::handle(broker, version, client, req).await,
+        ),
         RequestKind::ConsumerGroupDescribe(req) => {
             ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(broker, req))
         }

@@ -7,7 +7,7 @@ use vltava_protocol::ResponseError;
 use crate::group::{CommitIdentity, CommittedOffset};
 use crate::Broker;
 
-pub fn handle(broker: &Broker, request: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn handle(broker: &Broker, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let now_ms = broker.now_ms();
     let offsets: Vec<(String, i32, CommittedOffset)> = request
         .topics
@@ -30,16 +30,19 @@ pub fn handle(broker: &Broker, request: OffsetCommitRequest) -> OffsetCommitResp
     let results = if request.group_id.0.is_empty() {
         Err(ResponseError::InvalidGroupId)
     } else {
-        broker.groups().commit(
-            broker,
-            request.group_id.0.as_str(),
-            CommitIdentity {
-                generation_or_member_epoch: request.generation_id_or_member_epoch,
-                member_id: request.member_id.as_str(),
-                group_instance_id: request.group_instance_id.as_ref().map(|s| s.as_str()),
-            },
-            offsets,
-        )
+        broker
+            .groups()
+            .commit(
+                broker,
+                request.group_id.0.as_str(),
+                CommitIdentity {
+                    generation_or_member_epoch: request.generation_id_or_member_epoch,
+                    member_id: request.member_id.as_str(),
+                    group_instance_id: request.group_instance_id.as_ref().map(|s| s.as_str()),
+                },
+                offsets,
+            )
+            .await
     };
     let mut per_partition = match &results {
         Ok(r) => r

@@ -6,7 +6,7 @@ use vltava_protocol::ResponseError;
 
 use crate::Broker;
 
-pub fn handle(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub async fn handle(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let partitions: Vec<(String, i32)> = request
         .topics
         .iter()
@@ -22,6 +22,7 @@ pub fn handle(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDeleteResp
         broker
             .groups()
             .delete_offsets(broker, request.group_id.0.as_str(), &partitions)
+            .await
     };
     let mut per_partition = match results {
         Err(e) => return OffsetDeleteResponse::default().with_error_code(e.code()),

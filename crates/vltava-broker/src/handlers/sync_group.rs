@@ -22,13 +22,11 @@ pub async fn handle(broker: &Broker, request: SyncGroupRequest) -> SyncGroupResp
             .map(|a| (a.member_id.to_string(), a.assignment.clone()))
             .collect(),
     };
-    // Writes to `__consumer_offsets` wait for its in-sync replicas: off the
-    // async workers, as every blocking coordinator call.
-    match super::off_workers(|| {
-        broker
-            .groups()
-            .sync(broker, request.group_id.0.as_str(), args)
-    }) {
+    match broker
+        .groups()
+        .sync(broker, request.group_id.0.as_str(), args)
+        .await
+    {
         Reply::Now(response) => response,
         Reply::Later(rx) => rx
             .await
