@@ -861,7 +861,7 @@ impl Broker {
     pub fn block_on<F: std::future::Future>(&self, work: F) -> F::Output {
         assert!(
             !self.metadata.shares_runtime(),
-            "Broker::block_on on a broker whose quorum shares the caller's runtime would wait forever (the group coordinator is not simulated)"
+            "Broker::block_on on a broker whose quorum shares the caller's runtime would wait forever"
         );
         futures_executor::block_on(work)
     }

@@ -85,7 +85,7 @@ const PRODUCERS: u64 = 3;
 const COMMITTERS: u64 = 3;
 /// `__consumer_offsets` partitions (Kafka's default is 50; three keep the
 /// replica fetchers' work small and still spread the groups).
-const OFFSETS_PARTITIONS: &str = "3";
+const OFFSETS_PARTITIONS: i32 = 3;
 
 /// Simulated time after the last heal during which the producers keep
 /// writing (each partition must take writes again within it), then the
@@ -134,9 +134,11 @@ pub struct ClusterReport {
     /// Produce requests sent, and writes acknowledged.
     pub sends: usize,
     pub acked: usize,
-    /// Offset commits acknowledged, and reads of committed offsets checked.
+    /// Offset commits acknowledged, reads of committed offsets checked,
+    /// and reads from deposed coordinators (counted, not checked).
     pub commits: usize,
     pub commit_reads: usize,
+    pub stale_reads: usize,
     /// Distinct (partition, leader epoch) leaderships seen.
     pub leaderships: usize,
     /// How long after the heal every partition took writes again.
@@ -213,7 +215,7 @@ impl std::fmt::Display for ClusterReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "seed {}: {} brokers{}, {:.0?} simulated, {} faults ({} crashes), {} produce requests, {} writes acknowledged, {} offset commits ({} read back), {} leaderships, writes again {} after the heal, trace {:016x}, {}",
+            "seed {}: {} brokers{}, {:.0?} simulated, {} faults ({} crashes), {} produce requests, {} writes acknowledged, {} offset commits ({} read back, {} from deposed coordinators), {} leaderships, writes again {} after the heal, trace {:016x}, {}",
             self.config.seed,
             self.config.nodes,
             if self.config.page_cache { " (page cache)" } else { "" },
@@ -224,6 +226,7 @@ impl std::fmt::Display for ClusterReport {
             self.acked,
             self.commits,
             self.commit_reads,
+            self.stale_reads,
             self.leaderships,
             self.recovered_within
                 .map_or("never".to_string(), |d| format!("{d:.1?}")),
@@ -268,9 +271,14 @@ struct State {
     sends: usize,
     /// Acknowledged offset commits: (group, offset, simulated time).
     commits: Vec<(String, i64, Duration)>,
-    /// Reads of a group's committed offset: (group, offset read, the
-    /// highest commit acknowledged before the read was sent).
+    /// Reads of a group's committed offset from its current coordinator:
+    /// (group, offset read, the highest commit acknowledged before the
+    /// read was sent).
     commit_reads: Vec<(String, i64, i64)>,
+    /// Reads answered by a deposed coordinator (one the newest metadata
+    /// any node applied no longer names): it answers from memory, in Kafka
+    /// too, so they are counted, not checked.
+    stale_reads: usize,
     /// Groups whose committed offset was read after the producers stopped.
     final_reads: usize,
     trace: Vec<String>,
@@ -413,6 +421,7 @@ pub fn run(config: ClusterConfig) -> anyhow::Result<ClusterReport> {
         acked: s.acked.len(),
         commits: s.commits.len(),
         commit_reads: s.commit_reads.len(),
+        stale_reads: s.stale_reads,
         leaderships: checker.leaders.len(),
         recovered_within: checker.recovered_within,
         violations: checker.violations,
@@ -451,7 +460,10 @@ fn broker_config(
         ("broker.session.timeout.ms", "3000".into()),
         ("replica.lag.time.max.ms", "5000".into()),
         ("log.flush.interval.messages", "1".into()),
-        ("offsets.topic.num.partitions", OFFSETS_PARTITIONS.into()),
+        (
+            "offsets.topic.num.partitions",
+            OFFSETS_PARTITIONS.to_string(),
+        ),
         ("offsets.topic.replication.factor", "3".into()),
     ];
     let pairs: Vec<(String, String)> = pairs
@@ -636,7 +648,12 @@ async fn committer(c: u64, seed: u64, ids: Vec<NodeId>, state: Rc<RefCell<State>
         coordinator = Some((node, conn));
         let mut s = state.borrow_mut();
         let at = s.now;
-        if read {
+        if read && !coordinates_now(&s, node, &group) {
+            s.trace.push(format!(
+                "{at:?} read {group} offset {offset} from deposed coordinator {node} (committed {acked})"
+            ));
+            s.stale_reads += 1;
+        } else if read {
             s.trace.push(format!(
                 "{at:?} read {group} offset {offset} (committed {acked})"
             ));
@@ -654,7 +671,11 @@ async fn committer(c: u64, seed: u64, ids: Vec<NodeId>, state: Rc<RefCell<State>
         let asked = ids[rng.random_range(0..ids.len())];
         if let Some(node) = find_coordinator(asked, &group).await {
             if let Some(mut conn) = connect(node).await {
-                if let Ok(offset) = fetch_committed(&mut conn, &group).await {
+                let read = fetch_committed(&mut conn, &group).await;
+                if let Ok(offset) = read.and_then(|offset| {
+                    let current = coordinates_now(&state.borrow(), node, &group);
+                    current.then_some(offset).ok_or(())
+                }) {
                     let mut s = state.borrow_mut();
                     let at = s.now;
                     s.trace.push(format!(
@@ -668,6 +689,28 @@ async fn committer(c: u64, seed: u64, ids: Vec<NodeId>, state: Rc<RefCell<State>
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Whether `node` coordinates `group` by the newest metadata any running
+/// node has applied: it leads the group's `__consumer_offsets` partition at
+/// the highest leader epoch known.
+fn coordinates_now(state: &State, node: NodeId, group: &str) -> bool {
+    let index = vltava_broker::group::store::partition_for(group, OFFSETS_PARTITIONS) as usize;
+    let newest = state
+        .brokers
+        .values()
+        .filter_map(|(_, broker)| {
+            broker.with_metadata_image(|image, _| {
+                let p = image
+                    .topics
+                    .get("__consumer_offsets")?
+                    .partitions
+                    .get(index)?;
+                Some((p.leader_epoch, p.leader))
+            })
+        })
+        .max();
+    newest.is_some_and(|(_, leader)| leader == node as i32)
 }
 
 /// The coordinator of `group`, as node `asked` says.

@@ -219,12 +219,25 @@ impl GroupCoordinator {
             if partition.high_watermark() < partition.log_end_offset() {
                 continue;
             }
+            // The log is read without the lock, so requests for other
+            // groups are served meanwhile; this partition's groups answer
+            // COORDINATOR_LOAD_IN_PROGRESS until it is in.
+            drop(groups);
+            let mut fresh = Groups::default();
+            let read = load_partition(&mut fresh, partition, now_ms);
+            let mut groups = self.groups.lock();
+            if groups.loaded.get(&index).copied() == leading {
+                continue;
+            }
             // Whatever memory still holds for this partition (a change
             // applied after its groups were dropped) is replaced by the log.
             groups.unload(index, count);
-            match load_partition(&mut groups, partition, now_ms) {
+            match read {
                 Ok(n) => {
                     records += n;
+                    groups.classic.extend(fresh.classic);
+                    groups.consumer.extend(fresh.consumer);
+                    groups.offsets.extend(fresh.offsets);
                     groups.loaded.insert(index, epoch);
                 }
                 Err(e) => {
