@@ -281,6 +281,12 @@ struct State {
     stale_reads: usize,
     /// Groups whose committed offset was read after the producers stopped.
     final_reads: usize,
+    /// The newest (leader epoch, leader) any node has applied for each
+    /// `__consumer_offsets` partition, ever: what says whether a node
+    /// answering for a group is its coordinator (a node cut off from the
+    /// quorum may be the only one running, with an image long out of date:
+    /// seed 163).
+    newest_coordinators: BTreeMap<usize, (i32, i32)>,
     trace: Vec<String>,
     now: Duration,
     /// The producers write while this holds.
@@ -648,15 +654,21 @@ async fn committer(c: u64, seed: u64, ids: Vec<NodeId>, state: Rc<RefCell<State>
         coordinator = Some((node, conn));
         let mut s = state.borrow_mut();
         let at = s.now;
-        if read && !coordinates_now(&s, node, &group) {
+        if read && !coordinates_now(&mut s, node, &group) {
             s.trace.push(format!(
                 "{at:?} read {group} offset {offset} from deposed coordinator {node} (committed {acked})"
             ));
             s.stale_reads += 1;
         } else if read {
             s.trace.push(format!(
-                "{at:?} read {group} offset {offset} (committed {acked})"
+                "{at:?} read {group} offset {offset} from node {node} (committed {acked})"
             ));
+            if offset < acked {
+                let seen = offsets_partition_views(&s, &group);
+                s.trace.push(format!(
+                    "{at:?} {group} partition as each node has it: {seen}"
+                ));
+            }
             s.commit_reads.push((group.clone(), offset, acked));
         } else {
             s.trace
@@ -673,7 +685,7 @@ async fn committer(c: u64, seed: u64, ids: Vec<NodeId>, state: Rc<RefCell<State>
             if let Some(mut conn) = connect(node).await {
                 let read = fetch_committed(&mut conn, &group).await;
                 if let Ok(offset) = read.and_then(|offset| {
-                    let current = coordinates_now(&state.borrow(), node, &group);
+                    let current = coordinates_now(&mut state.borrow_mut(), node, &group);
                     current.then_some(offset).ok_or(())
                 }) {
                     let mut s = state.borrow_mut();
@@ -694,23 +706,74 @@ async fn committer(c: u64, seed: u64, ids: Vec<NodeId>, state: Rc<RefCell<State>
 /// Whether `node` coordinates `group` by the newest metadata any running
 /// node has applied: it leads the group's `__consumer_offsets` partition at
 /// the highest leader epoch known.
-fn coordinates_now(state: &State, node: NodeId, group: &str) -> bool {
+fn coordinates_now(state: &mut State, node: NodeId, group: &str) -> bool {
+    note_coordinators(state);
     let index = vltava_broker::group::store::partition_for(group, OFFSETS_PARTITIONS) as usize;
-    let newest = state
+    let newest = state.newest_coordinators.get(&index);
+    newest.is_some_and(|(_, leader)| *leader == node as i32)
+}
+
+/// Raises [`State::newest_coordinators`] to what the running nodes have
+/// applied.
+fn note_coordinators(state: &mut State) {
+    for (_, broker) in state.brokers.values() {
+        let seen: Vec<(usize, (i32, i32))> = broker.with_metadata_image(|image, _| {
+            image
+                .topics
+                .get("__consumer_offsets")
+                .map(|t| {
+                    t.partitions
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| (i, (p.leader_epoch, p.leader)))
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        for (index, view) in seen {
+            let newest = state.newest_coordinators.entry(index).or_insert(view);
+            *newest = (*newest).max(view);
+        }
+    }
+}
+
+/// How each running node sees `group`'s `__consumer_offsets` partition:
+/// its image's leader and epoch, and its replica's role, epoch, high
+/// watermark and log end (for a failure's trace).
+fn offsets_partition_views(state: &State, group: &str) -> String {
+    let index = vltava_broker::group::store::partition_for(group, OFFSETS_PARTITIONS);
+    let views: Vec<String> = state
         .brokers
-        .values()
-        .filter_map(|(_, broker)| {
-            broker.with_metadata_image(|image, _| {
+        .iter()
+        .map(|(id, (start, broker))| {
+            let image = broker.with_metadata_image(|image, applied| {
                 let p = image
                     .topics
-                    .get("__consumer_offsets")?
-                    .partitions
-                    .get(index)?;
-                Some((p.leader_epoch, p.leader))
-            })
+                    .get("__consumer_offsets")
+                    .and_then(|t| t.partitions.get(index as usize));
+                format!(
+                    "applied {applied:?} leader {:?} epoch {:?} isr {:?}",
+                    p.map(|p| p.leader),
+                    p.map(|p| p.leader_epoch),
+                    p.map(|p| p.isr.clone())
+                )
+            });
+            let replica = broker
+                .topic("__consumer_offsets")
+                .and_then(|t| t.partition(index).cloned())
+                .map(|p| {
+                    format!(
+                        "leads {} at {} hw {} leo {}",
+                        p.is_leader(),
+                        p.leader_epoch(),
+                        p.high_watermark(),
+                        p.log_end_offset()
+                    )
+                });
+            format!("node {id} (start {start}): {image}; replica {replica:?}")
         })
-        .max();
-    newest.is_some_and(|(_, leader)| leader == node as i32)
+        .collect();
+    format!("partition {index}: {}", views.join(" | "))
 }
 
 /// The coordinator of `group`, as node `asked` says.
@@ -966,6 +1029,7 @@ fn values_below(dir: &std::path::Path, below: i64) -> Result<BTreeMap<i64, Strin
 
 impl Checker {
     fn check(&mut self, state: &mut State) {
+        note_coordinators(state);
         let mut new_leaders = Vec::new();
         for (&id, (start, broker)) in &state.brokers {
             if let Some(topic) = broker.topic(TOPIC) {
