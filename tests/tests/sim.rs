@@ -99,3 +99,44 @@ fn a_power_cut_of_the_last_in_sync_replica_without_fsync_is_seen_losing_writes()
     assert!(report.violations.lost > 0, "{report}");
     assert_eq!(report.violations.two_leaders, 0, "{report}");
 }
+
+/// The `vltava-sim` command line: each flag does what `--help` says, and
+/// what makes no sense is refused with a message.
+#[test]
+fn the_sim_command_takes_its_flags_and_refuses_the_rest() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vltava-sim"))
+            .args(args)
+            .output()
+            .expect("vltava-sim runs");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, text) = run(&["--seed", "1", "--nodes", "3", "--seconds", "2", "--trace"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("seed 1: 3 voters"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("  ") && l.contains(" leader node ")),
+        "{text}"
+    );
+    assert!(text.contains("1 seeds, "), "{text}");
+    let (_, text) = run(&[
+        "--brokers",
+        "--page-cache",
+        "--seeds",
+        "1",
+        "--first",
+        "2",
+        "--seconds",
+        "2",
+    ]);
+    assert!(text.contains("seed 2: 3 brokers (page cache)"), "{text}");
+    let (ok, text) = run(&["--page-cache"]);
+    assert!(!ok && text.contains("add --brokers"), "{text}");
+    let (ok, text) = run(&["--brokrs"]);
+    assert!(!ok && text.contains("unknown flag --brokrs"), "{text}");
+    let (ok, text) = run(&["--seeds", "x"]);
+    assert!(!ok && text.contains("--seeds=x is not a number"), "{text}");
+}

@@ -102,6 +102,9 @@ enum Route {
 /// already has (it opens the partitions right after the image changed).
 const PUBLISH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How often that wait looks again.
+const PUBLISH_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// How long a stopping broker tries to fence itself through the controller.
 const SHUTDOWN_FENCE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -849,16 +852,15 @@ impl Broker {
         })
     }
 
-    /// Waits for `work` (a controller operation) from code that is not
-    /// async: the group coordinator creating its topic, sync tests. It
-    /// blocks the thread, so on an async worker call it from
-    /// `block_in_place`; nothing in it needs the caller's runtime (the
-    /// quorum's waits run on the quorum's own).
+    /// Waits for `work` (a controller operation) in a sync unit test:
+    /// nothing in it needs the caller's runtime (the quorum's waits and
+    /// pauses run on the quorum's own).
     ///
-    /// A broker whose quorum shares the caller's runtime (a simulation's
-    /// single thread) cannot wait like this: the wait would stop the very
-    /// tasks it waits for, so it panics with that rather than hang.
-    pub fn block_on<F: std::future::Future>(&self, work: F) -> F::Output {
+    /// A broker whose quorum shares the caller's runtime cannot wait like
+    /// this: the wait would stop the very tasks it waits for, so it panics
+    /// with that rather than hang.
+    #[cfg(test)]
+    pub(crate) fn block_on<F: std::future::Future>(&self, work: F) -> F::Output {
         assert!(
             !self.metadata.shares_runtime(),
             "Broker::block_on on a broker whose quorum shares the caller's runtime would wait forever"
@@ -933,9 +935,7 @@ impl Broker {
             if !committed || started.elapsed() > PUBLISH_WAIT {
                 return None;
             }
-            self.metadata
-                .sleep(std::time::Duration::from_millis(5))
-                .await;
+            self.metadata.sleep(PUBLISH_POLL).await;
         }
     }
 

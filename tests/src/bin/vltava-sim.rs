@@ -16,6 +16,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use vltava_tests::sim::{cluster, run, SimConfig};
 
+/// The number given after `flag`.
+fn value_of(flag: &str, value: Option<String>) -> Result<u64> {
+    let value = value.with_context(|| format!("{flag} needs a value"))?;
+    value
+        .parse()
+        .with_context(|| format!("{flag}={value} is not a number"))
+}
+
 fn main() -> Result<()> {
     // RUST_LOG=warn shows the nodes' own log lines.
     if std::env::var_os("RUST_LOG").is_some() {
@@ -28,99 +36,75 @@ fn main() -> Result<()> {
     let (mut print_trace, mut brokers, mut page_cache) = (false, false, false);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        if flag == "--trace" {
-            print_trace = true;
-            continue;
-        }
-        if flag == "--brokers" {
-            brokers = true;
-            continue;
-        }
-        if flag == "--page-cache" {
-            page_cache = true;
-            continue;
-        }
-        if flag == "--help" || flag == "-h" {
-            println!(
-                "vltava-sim [--brokers [--page-cache]] [--seed N | --seeds COUNT [--first N]] [--nodes 3|5] [--seconds N] [--trace]"
-            );
-            return Ok(());
-        }
-        let value = args
-            .next()
-            .with_context(|| format!("{flag} needs a value"))?;
-        let number: u64 = value
-            .parse()
-            .with_context(|| format!("{flag}={value} is not a number"))?;
+        let mut number = || value_of(&flag, args.next());
         match flag.as_str() {
-            "--seed" => (first, count) = (number, 1),
-            "--seeds" => count = number,
-            "--first" => first = number,
-            "--nodes" => nodes = number as usize,
-            "--seconds" => seconds = number,
+            "--trace" => print_trace = true,
+            "--brokers" => brokers = true,
+            "--page-cache" => page_cache = true,
+            "--help" | "-h" => {
+                println!(
+                    "vltava-sim [--brokers [--page-cache]] [--seed N | --seeds COUNT [--first N]] [--nodes 3|5] [--seconds N] [--trace]"
+                );
+                return Ok(());
+            }
+            "--seed" => (first, count) = (number()?, 1),
+            "--seeds" => count = number()?,
+            "--first" => first = number()?,
+            "--nodes" => nodes = number()? as usize,
+            "--seconds" => seconds = number()?,
             other => bail!("unknown flag {other} (see --help)"),
         }
+    }
+    if page_cache && !brokers {
+        bail!("--page-cache is a setting of the brokers' simulation: add --brokers");
     }
     let started = Instant::now();
     let (mut failed, mut simulated) = (Vec::new(), Duration::ZERO);
     for seed in first..first + count {
-        if brokers {
-            let config = cluster::ClusterConfig {
-                seed,
-                nodes,
-                duration: Duration::from_secs(seconds),
-                page_cache,
-            };
-            match cluster::run(config.clone()) {
-                Ok(report) => {
-                    if print_trace {
-                        for line in &report.trace {
-                            println!("  {line}");
-                        }
-                    }
-                    println!("{report}");
-                    simulated += report.simulated;
-                    if !report.passed() {
-                        failed.push(seed);
+        let duration = Duration::from_secs(seconds);
+        // Either simulation, as (trace, report line, simulated time,
+        // passed); a seed the simulation cannot even run (a node that
+        // cannot start) fails like any other and the batch goes on.
+        let outcome = match brokers {
+            true => {
+                let config = cluster::ClusterConfig {
+                    seed,
+                    nodes,
+                    duration,
+                    page_cache,
+                };
+                cluster::run(config.clone())
+                    .map(|r| (r.trace.clone(), r.to_string(), r.simulated, r.passed()))
+                    .map_err(|e| (e, cluster::replay_command(&config)))
+            }
+            false => {
+                let config = SimConfig {
+                    seed,
+                    nodes,
+                    duration,
+                };
+                run(config.clone())
+                    .map(|r| (r.trace.clone(), r.to_string(), r.simulated, r.passed()))
+                    .map_err(|e| (e, vltava_tests::sim::replay_command(&config)))
+            }
+        };
+        match outcome {
+            Ok((trace, line, took, passed)) => {
+                if print_trace {
+                    for line in &trace {
+                        println!("  {line}");
                     }
                 }
-                Err(e) => {
-                    println!(
-                        "seed {seed}: FAILED: {e:#}\nreplay: {}",
-                        cluster::replay_command(&config)
-                    );
+                println!("{line}");
+                simulated += took;
+                if !passed {
                     failed.push(seed);
                 }
             }
-            continue;
-        }
-        let config = SimConfig {
-            seed,
-            nodes,
-            duration: Duration::from_secs(seconds),
-        };
-        // A seed the simulation cannot even run (a node that cannot start)
-        // fails like any other and the batch goes on.
-        let report = match run(config.clone()) {
-            Ok(report) => report,
-            Err(e) => {
-                println!(
-                    "seed {seed}: FAILED: {e:#}\nreplay: {}",
-                    vltava_tests::sim::replay_command(&config)
-                );
+            Err((e, replay)) => {
+                println!("seed {seed}: FAILED: {e:#}\nreplay: {replay}");
                 failed.push(seed);
-                continue;
             }
-        };
-        if print_trace {
-            for line in &report.trace {
-                println!("  {line}");
-            }
-        }
-        println!("{report}");
-        simulated += report.simulated;
-        if !report.passed() {
-            failed.push(seed);
         }
     }
     println!(

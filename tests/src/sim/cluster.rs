@@ -43,7 +43,6 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,8 +63,10 @@ use kafka_protocol::protocol::StrBytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
+use vltava_broker::group::store::OFFSETS_TOPIC;
 use vltava_broker::{Broker, BrokerConfig, BrokerSeams, Clock, QuorumSeams};
 use vltava_client::connection::{BrokerStream, Connection, Dialed, Timeouts};
+use vltava_client::error::codes;
 use vltava_log::storage::{FaultPlan, FaultyStorage, Storage};
 use vltava_quorum::NodeId;
 use vltava_record::{BatchBuilder, Compression};
@@ -104,9 +105,6 @@ const EPOCH_MS: i64 = 1_767_225_600_000;
 /// writes read back from the leaders' logs.
 const CHECK_EVERY_TICKS: u64 = 25;
 const READ_BACK_EVERY_TICKS: u64 = 1_000;
-
-/// Examples of violations kept for the report.
-const EXAMPLES_MAX: usize = 10;
 
 /// What one simulation does.
 #[derive(Debug, Clone)]
@@ -159,7 +157,7 @@ pub struct Violations {
     pub lost: usize,
     pub replicas_differ: usize,
     pub not_live: usize,
-    pub examples: Vec<String>,
+    pub examples: super::Examples,
 }
 
 impl Violations {
@@ -173,12 +171,6 @@ impl Violations {
             + self.not_live
             == 0
     }
-
-    fn note(&mut self, what: String) {
-        if self.examples.len() < EXAMPLES_MAX {
-            self.examples.push(what);
-        }
-    }
 }
 
 impl std::fmt::Display for Violations {
@@ -188,10 +180,7 @@ impl std::fmt::Display for Violations {
             "two leaders in an epoch {}, high watermark going back {}, diverged images {}, lost acknowledged writes {}, lost offset commits {}, replicas differing below the HW {}, partitions or groups not served after the heal {}",
             self.two_leaders, self.hw_back, self.diverged_images, self.lost, self.lost_commits, self.replicas_differ, self.not_live
         )?;
-        for e in &self.examples {
-            write!(f, "\n  {e}")?;
-        }
-        Ok(())
+        write!(f, "{}", self.examples)
     }
 }
 
@@ -201,9 +190,7 @@ impl ClusterReport {
     }
 
     pub fn trace_digest(&self) -> u64 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.trace.hash(&mut h);
-        h.finish()
+        super::digest(&self.trace)
     }
 
     pub fn replay_command(&self) -> String {
@@ -583,11 +570,11 @@ async fn workload(seed: u64, ids: Vec<NodeId>, state: Rc<RefCell<State>>) {
                             .with_replication_factor(3)])
                 })
                 .await;
-            // 0, or TOPIC_ALREADY_EXISTS (36) after a retried request.
+            // Created, or created by an earlier attempt that timed out.
             if let Ok(r) = created {
                 if r.topics
                     .first()
-                    .is_some_and(|t| matches!(t.error_code, 0 | 36))
+                    .is_some_and(|t| matches!(t.error_code, 0 | codes::TOPIC_ALREADY_EXISTS))
                 {
                     break;
                 }
@@ -720,7 +707,7 @@ fn note_coordinators(state: &mut State) {
         let seen: Vec<(usize, (i32, i32))> = broker.with_metadata_image(|image, _| {
             image
                 .topics
-                .get("__consumer_offsets")
+                .get(OFFSETS_TOPIC)
                 .map(|t| {
                     t.partitions
                         .iter()
@@ -749,7 +736,7 @@ fn offsets_partition_views(state: &State, group: &str) -> String {
             let image = broker.with_metadata_image(|image, applied| {
                 let p = image
                     .topics
-                    .get("__consumer_offsets")
+                    .get(OFFSETS_TOPIC)
                     .and_then(|t| t.partitions.get(index as usize));
                 format!(
                     "applied {applied:?} leader {:?} epoch {:?} isr {:?}",
@@ -759,7 +746,7 @@ fn offsets_partition_views(state: &State, group: &str) -> String {
                 )
             });
             let replica = broker
-                .topic("__consumer_offsets")
+                .topic(OFFSETS_TOPIC)
                 .and_then(|t| t.partition(index).cloned())
                 .map(|p| {
                     format!(
@@ -978,9 +965,8 @@ async fn produce(conn: &mut Connection, partition: i32, value: &str) -> Result<i
     };
     match result.error_code {
         0 => Ok(result.base_offset),
-        // NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION,
-        // FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH.
-        6 | 5 | 3 | 74 | 76 => Err(Refused::Relook),
+        // The leader moved (as the client library judges it).
+        code if vltava_client::client::is_stale_metadata(code) => Err(Refused::Relook),
         _ => Err(Refused::Retry),
     }
 }
@@ -1004,12 +990,6 @@ struct Checker {
     /// counted once however often it is read back.
     missing: std::collections::BTreeSet<(i32, i64)>,
     violations: Violations,
-}
-
-fn image_digest(image: &vltava_meta::MetadataImage) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    format!("{:?}", image.to_records()).hash(&mut h);
-    h.finish()
 }
 
 /// The values of one partition's log below `below`, by offset, read from
@@ -1046,7 +1026,7 @@ impl Checker {
                         });
                         if first != id && self.seen.insert((index.into(), epoch.into(), id)) {
                             self.violations.two_leaders += 1;
-                            self.violations.note(format!(
+                            self.violations.examples.note(format!(
                                 "partition {index} epoch {epoch} led by node {first} and node {id}"
                             ));
                         }
@@ -1058,7 +1038,7 @@ impl Checker {
                         .or_insert(hw);
                     if hw < *last {
                         self.violations.hw_back += 1;
-                        self.violations.note(format!(
+                        self.violations.examples.note(format!(
                             "node {id} partition {index}: high watermark went from {last} back to {hw}"
                         ));
                     }
@@ -1067,13 +1047,13 @@ impl Checker {
                 }
             }
             let (index, digest) =
-                broker.with_metadata_image(|image, index| (index, image_digest(image)));
+                broker.with_metadata_image(|image, index| (index, super::image_digest(image)));
             let first = *self.images.entry(index).or_insert((digest, id));
             // Images are keyed apart from partitions by a negative number.
             let key = (-1, index.map_or(-1, |i| i as i64), id);
             if first.0 != digest && self.seen.insert(key) {
                 self.violations.diverged_images += 1;
-                self.violations.note(format!(
+                self.violations.examples.note(format!(
                     "at applied index {index:?} node {id}'s image differs from node {}'s",
                     first.1
                 ));
@@ -1099,6 +1079,7 @@ impl Checker {
                         if self.missing.insert((index, -1)) {
                             self.violations.lost += 1;
                             self.violations
+                                .examples
                                 .note(format!("node {id} partition {index}: log unreadable: {e}"));
                         }
                         continue;
@@ -1115,12 +1096,12 @@ impl Checker {
                     }
                     self.violations.lost += 1;
                     if ack.offset >= hw {
-                        self.violations.note(format!(
+                        self.violations.examples.note(format!(
                             "{} acknowledged at offset {} of partition {index} ({:?}), past leader node {id}'s high watermark {hw} at the end",
                             ack.value, ack.offset, ack.at
                         ));
                     } else {
-                        self.violations.note(format!(
+                        self.violations.examples.note(format!(
                             "{} acknowledged at offset {} of partition {index} ({:?}); leader node {id} holds {found:?} there (high watermark {hw})",
                             ack.value, ack.offset, ack.at
                         ));
@@ -1145,7 +1126,7 @@ impl Checker {
                 None => {
                     slowest = None;
                     self.violations.not_live += 1;
-                    self.violations.note(format!(
+                    self.violations.examples.note(format!(
                         "partition {partition}: no write acknowledged within {LIVENESS_BOUND:?} of the heal"
                     ));
                 }
@@ -1159,14 +1140,14 @@ impl Checker {
             });
             if !live {
                 self.violations.not_live += 1;
-                self.violations.note(format!(
+                self.violations.examples.note(format!(
                     "{group}: no offset commit acknowledged within {LIVENESS_BOUND:?} of the heal"
                 ));
             }
         }
         if state.final_reads < COMMITTERS as usize {
             self.violations.not_live += 1;
-            self.violations.note(format!(
+            self.violations.examples.note(format!(
                 "only {} of {COMMITTERS} groups' committed offsets could be read at the end",
                 state.final_reads
             ));
@@ -1176,7 +1157,7 @@ impl Checker {
         for (group, read, committed) in &state.commit_reads {
             if read < committed {
                 self.violations.lost_commits += 1;
-                self.violations.note(format!(
+                self.violations.examples.note(format!(
                     "{group}: read offset {read} after offset {committed} was acknowledged"
                 ));
             }
@@ -1185,6 +1166,7 @@ impl Checker {
             if !state.brokers.contains_key(id) {
                 self.violations.not_live += 1;
                 self.violations
+                    .examples
                     .note(format!("node {id} is not running at the end"));
             }
         }
@@ -1198,25 +1180,29 @@ impl Checker {
                     p.is_hosted().then_some((id, p))
                 })
                 .collect();
-            let Some((leader, hw)) = hosted
-                .iter()
-                .find(|(_, p)| p.is_leader())
-                .map(|(id, p)| (*id, p.high_watermark()))
+            let Some((leader, leader_partition)) = hosted.iter().find(|(_, p)| p.is_leader())
             else {
                 self.violations.not_live += 1;
                 self.violations
+                    .examples
                     .note(format!("partition {index}: no leader at the end"));
                 continue;
             };
+            let (leader, hw) = (*leader, leader_partition.high_watermark());
             let read = |p: &vltava_broker::Partition| {
                 crate::fault::replicas::batches_below(p.dir(), hw).map_err(|e| e.to_string())
             };
-            let leader_batches = hosted
-                .iter()
-                .find(|(id, _)| *id == leader)
-                .map(|(_, p)| read(p));
-            let Some(Ok(leader_batches)) = leader_batches else {
-                continue;
+            // Every partition is compared: an unreadable leader log is a
+            // difference, never a skipped partition.
+            let leader_batches = match read(leader_partition) {
+                Ok(batches) => batches,
+                Err(e) => {
+                    self.violations.replicas_differ += 1;
+                    self.violations
+                        .examples
+                        .note(format!("partition {index}: leader node {leader}: {e}"));
+                    continue;
+                }
             };
             for (id, p) in hosted.iter().filter(|(id, _)| *id != leader) {
                 match read(p) {
@@ -1226,7 +1212,7 @@ impl Checker {
                         let at = (0..batches.len().max(leader_batches.len()))
                             .find(|&i| batches.get(i) != leader_batches.get(i))
                             .unwrap_or(0);
-                        self.violations.note(format!(
+                        self.violations.examples.note(format!(
                             "partition {index}: node {id} differs from leader node {leader} below the high watermark {hw} at batch {at} ({} batches / {})",
                             batches.len(),
                             leader_batches.len()
@@ -1235,6 +1221,7 @@ impl Checker {
                     Err(e) => {
                         self.violations.replicas_differ += 1;
                         self.violations
+                            .examples
                             .note(format!("partition {index}: node {id}: {e}"));
                     }
                 }

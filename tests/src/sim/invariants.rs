@@ -12,9 +12,7 @@
 //! so. What would make that unsafe, two leaders committing different
 //! entries at one index, is what the image comparison catches.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 
 use vltava_meta::ConfigResource;
 use vltava_quorum::NodeId;
@@ -28,20 +26,12 @@ pub struct Violations {
     pub lost: usize,
     pub applied_back: usize,
     pub not_converged: usize,
-    pub examples: Vec<String>,
+    pub examples: super::Examples,
 }
-
-const EXAMPLES_MAX: usize = 10;
 
 impl Violations {
     pub fn is_empty(&self) -> bool {
         self.diverged + self.lost + self.applied_back + self.not_converged == 0
-    }
-
-    fn note(&mut self, what: String) {
-        if self.examples.len() < EXAMPLES_MAX {
-            self.examples.push(what);
-        }
     }
 }
 
@@ -52,10 +42,7 @@ impl std::fmt::Display for Violations {
             "diverged images {}, lost commits {}, applied index going back {}, not converged {}",
             self.diverged, self.lost, self.applied_back, self.not_converged
         )?;
-        for e in &self.examples {
-            write!(f, "\n  {e}")?;
-        }
-        Ok(())
+        write!(f, "{}", self.examples)
     }
 }
 
@@ -68,12 +55,6 @@ pub struct Checker {
     /// Each running incarnation's last applied index.
     applied: BTreeMap<(NodeId, u32), u64>,
     pub violations: Violations,
-}
-
-fn digest(image: &vltava_meta::MetadataImage) -> u64 {
-    let mut h = DefaultHasher::new();
-    format!("{:?}", image.to_records()).hash(&mut h);
-    h.finish()
 }
 
 impl Checker {
@@ -100,18 +81,18 @@ impl Checker {
                     .filter(|(name, at)| *at <= index && !configs.contains_key(name))
                     .cloned()
                     .collect();
-                (index, digest(image), missing)
+                (index, super::image_digest(image), missing)
             });
             for (name, at) in missing {
                 self.violations.lost += 1;
-                self.violations.note(format!(
+                self.violations.examples.note(format!(
                     "node {id} applied up to {index} without {name}, committed at {at}"
                 ));
             }
             let first = *self.images.entry(index).or_insert((image_digest, id));
             if first.0 != image_digest {
                 self.violations.diverged += 1;
-                self.violations.note(format!(
+                self.violations.examples.note(format!(
                     "at applied index {index} node {id}'s image differs from node {}'s",
                     first.1
                 ));
@@ -119,7 +100,7 @@ impl Checker {
             let last = self.applied.entry((id, *start)).or_insert(index);
             if index < *last {
                 self.violations.applied_back += 1;
-                self.violations.note(format!(
+                self.violations.examples.note(format!(
                     "node {id}'s applied index went from {last} back to {index}"
                 ));
             }
@@ -136,13 +117,14 @@ impl Checker {
             let Some((_, quorum)) = shared.quorums.get(id) else {
                 self.violations.not_converged += 1;
                 self.violations
+                    .examples
                     .note(format!("node {id} is not running after the heal"));
                 continue;
             };
             let index = quorum.with_image_at(|_, index| index.unwrap_or(0));
             if index < target {
                 self.violations.not_converged += 1;
-                self.violations.note(format!(
+                self.violations.examples.note(format!(
                     "node {id} applied up to {index}, short of {target} committed before the heal"
                 ));
             }

@@ -88,9 +88,7 @@ impl SimReport {
 
     /// A digest of the trace, to compare runs.
     pub fn trace_digest(&self) -> u64 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.trace.hash(&mut h);
-        h.finish()
+        digest(&self.trace)
     }
 
     /// The command that replays this seed.
@@ -114,6 +112,41 @@ impl std::fmt::Display for SimReport {
             self.trace_digest(),
             if self.passed() { "ok".to_string() } else { format!("FAILED: {}\nreplay: {}", self.violations, self.replay_command()) }
         )
+    }
+}
+
+/// A digest of `value` (a trace, an image's records), to compare runs and
+/// nodes.
+fn digest(value: &impl Hash) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
+/// A metadata image's digest: two nodes at the same applied index must
+/// agree on it.
+fn image_digest(image: &vltava_meta::MetadataImage) -> u64 {
+    digest(&format!("{:?}", image.to_records()))
+}
+
+/// Violations described for a report: the first [`EXAMPLES_MAX`].
+#[derive(Debug, Default)]
+pub struct Examples(pub Vec<String>);
+
+/// Violations described in a report; past this only the counts grow.
+const EXAMPLES_MAX: usize = 10;
+
+impl Examples {
+    fn note(&mut self, what: String) {
+        if self.0.len() < EXAMPLES_MAX {
+            self.0.push(what);
+        }
+    }
+}
+
+impl std::fmt::Display for Examples {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|e| write!(f, "\n  {e}"))
     }
 }
 

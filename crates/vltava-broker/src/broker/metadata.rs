@@ -5,13 +5,11 @@
 //! before the quorum existed.
 //!
 //! The quorum runs on its own small runtime, not on the request workers:
-//! its heartbeats and fsyncs are never queued behind client requests, and
-//! broker code that is not async (the group coordinator creating its topic,
-//! a sync unit test) can wait for a commit by blocking its thread without
-//! starving the task it waits for. Every wait here is async and runs its
-//! timers on that runtime, so the broker's control path never blocks a
-//! thread on another node: a simulation runs the quorum on its own
-//! single-threaded runtime instead (see [`QuorumRuntime`]).
+//! its heartbeats and fsyncs are never queued behind client requests. Every
+//! wait here is async and runs its timers on that runtime, so the broker's
+//! control path never blocks a thread on another node, and a sync unit
+//! test can wait on it with a plain executor. A simulation gives the quorum
+//! its node's single-threaded runtime instead (see [`QuorumRuntime`]).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -454,11 +452,14 @@ impl MetadataQuorum {
 
     /// Whether the quorum runs on a runtime its caller gave it (a
     /// simulation's), not one of its own.
+    #[cfg(test)]
     pub(crate) fn shares_runtime(&self) -> bool {
         matches!(self.runtime, QuorumRuntime::Shared(_))
     }
 
-    /// Pauses for `period` on the quorum's clock (a simulated one in a
+    /// Pauses for `period` on the quorum's clock (so the control path needs
+    /// no runtime of its caller's: sync tests wait on it with a plain
+    /// executor) (a simulated one in a
     /// simulation), from any runtime or none.
     pub(crate) async fn sleep(&self, period: Duration) {
         self.run(tokio::time::sleep(period)).await

@@ -216,10 +216,11 @@ impl GroupCoordinator {
             let Some(epoch) = leading else {
                 continue;
             };
-            if partition.high_watermark() < partition.log_end_offset() {
+            let log_end = partition.log_end_offset();
+            if partition.high_watermark() < log_end {
                 continue;
             }
-            // The log is read without the lock, so requests for other
+            // The log is read without the group lock, so requests for other
             // groups are served meanwhile; this partition's groups answer
             // COORDINATOR_LOAD_IN_PROGRESS until it is in.
             drop(groups);
@@ -227,6 +228,15 @@ impl GroupCoordinator {
             let read = load_partition(&mut fresh, partition, now_ms);
             let mut groups = self.groups.lock();
             if groups.loaded.get(&index).copied() == leading {
+                continue;
+            }
+            // A write that passed its checks before this load began may have
+            // appended since the log was read, and may apply to memory before
+            // the state read here replaces it: that change would be in
+            // neither. Such a load is thrown away and the next tick reads the
+            // log again. (A write appending after this check applies after
+            // the state below is in, under the group lock.)
+            if partition.log_end_offset() != log_end {
                 continue;
             }
             // Whatever memory still holds for this partition (a change

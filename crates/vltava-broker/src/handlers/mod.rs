@@ -246,8 +246,8 @@ pub async fn handle(broker: &Broker, request: Request, client: &ClientInfo) -> O
 }
 
 /// Runs work that is not async and may block (file I/O and fsyncs of
-/// `__consumer_offsets` and log start files, the group coordinator's
-/// waits for its writes to commit) off the async workers' task queue on a
+/// `__consumer_offsets` and log start files, a coordinator's load of its
+/// partition) off the async workers' task queue on a
 /// multi-threaded runtime, so it never stalls the other connections
 /// served by the same worker. Elsewhere (no runtime, or a current-thread
 /// one) it runs in place.
