@@ -19,6 +19,7 @@ fn config(seed: u64, nodes: usize) -> SimConfig {
         seed,
         nodes,
         duration: SIMULATED,
+        slow_disks: false,
     }
 }
 
@@ -42,6 +43,10 @@ fn a_seed_replays_to_the_same_trace() {
     assert_eq!(first.trace, second.trace);
 }
 
+/// Seeds run with slow disks.
+const SLOW_DISKS_BROKERS_SEED: u64 = 8;
+const SLOW_DISKS_QUORUM_SEED: u64 = 1;
+
 /// Whole brokers (`sim::cluster`): simulated seconds under faults per seed.
 const BROKERS_SIMULATED: Duration = Duration::from_secs(30);
 
@@ -51,6 +56,7 @@ fn brokers(seed: u64, nodes: usize) -> cluster::ClusterConfig {
         nodes,
         duration: BROKERS_SIMULATED,
         page_cache: false,
+        slow_disks: false,
     }
 }
 
@@ -69,6 +75,33 @@ fn brokers_keep_every_invariant_on_fixed_seeds() {
         // The group coordinators took commits and answered reads.
         assert!(report.commits > 100 && report.commit_reads > 30, "{report}");
     }
+}
+
+/// Slow disks (`--slow-disks`): on top of the network faults and power
+/// cuts, one node's write jobs now and then queue behind each other for
+/// 5–250 ms each (produce appends, fetched replica batches, group writes,
+/// quorum appends), which stalls ISR updates and quorum heartbeats.
+#[test]
+fn brokers_and_quorums_keep_every_invariant_with_slow_disks() {
+    let mut brokers_config = brokers(SLOW_DISKS_BROKERS_SEED, 3);
+    brokers_config.slow_disks = true;
+    let report = cluster::run(brokers_config).expect("the simulation ran");
+    println!("{report}");
+    assert!(report.passed(), "{report}");
+    assert!(
+        report.slow_disks > 0 && report.disk_jobs_delayed > 100,
+        "{report}"
+    );
+    assert!(report.acked > 1_000 && report.commits > 100, "{report}");
+    let mut quorum_config = config(SLOW_DISKS_QUORUM_SEED, 3);
+    quorum_config.slow_disks = true;
+    let report = run(quorum_config).expect("the simulation ran");
+    println!("{report}");
+    assert!(report.passed(), "{report}");
+    assert!(
+        report.slow_disks > 0 && report.disk_jobs_delayed > 10,
+        "{report}"
+    );
 }
 
 /// The same seed gives the same trace, whatever ran before it in the
@@ -125,6 +158,7 @@ fn the_sim_command_takes_its_flags_and_refuses_the_rest() {
     let (_, text) = run(&[
         "--brokers",
         "--page-cache",
+        "--slow-disks",
         "--seeds",
         "1",
         "--first",
@@ -133,6 +167,7 @@ fn the_sim_command_takes_its_flags_and_refuses_the_rest() {
         "2",
     ]);
     assert!(text.contains("seed 2: 3 brokers (page cache)"), "{text}");
+    assert!(text.contains(" slow disks delaying "), "{text}");
     let (ok, text) = run(&["--page-cache"]);
     assert!(!ok && text.contains("add --brokers"), "{text}");
     let (ok, text) = run(&["--brokrs"]);

@@ -160,6 +160,7 @@ pub struct Broker {
     cluster_id: String,
     clock: Arc<dyn Clock>,
     ids: IdSource,
+    disk_wait: Option<vltava_log::storage::DiskWait>,
     /// This node's member of the metadata quorum.
     metadata: metadata::MetadataQuorum,
     /// The controller's lock: a change's checks against the image and its
@@ -225,6 +226,9 @@ pub struct BrokerSeams {
     /// come from; `None`: random (`Uuid::new_v4`). A simulation seeds
     /// its own.
     pub ids: Option<IdSource>,
+    /// Awaited before each write job on the partition logs (a
+    /// simulation's slow disk); `None`: no wait.
+    pub disk_wait: Option<vltava_log::storage::DiskWait>,
 }
 
 /// A source of new ids.
@@ -350,6 +354,7 @@ impl Broker {
             cluster_id: String::new(),
             clock,
             ids: seams.ids.unwrap_or_else(|| Arc::new(Uuid::new_v4)),
+            disk_wait: seams.disk_wait,
             metadata,
             controller: tokio::sync::Mutex::new(()),
             epoch: std::sync::atomic::AtomicI64::new(-1),
@@ -890,6 +895,15 @@ impl Broker {
     /// This broker's epoch (its registration's), -1 before it registered.
     pub fn epoch(&self) -> i64 {
         self.epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Waits for the disk before a write job on the partition logs (a
+    /// simulation's slow disk, [`vltava_log::storage::DiskWait`]); returns
+    /// at once in production.
+    pub async fn wait_for_disk(&self) {
+        if let Some(wait) = &self.disk_wait {
+            tokio::time::sleep(wait.next()).await;
+        }
     }
 
     pub fn now_ms(&self) -> i64 {

@@ -38,6 +38,32 @@ pub trait SegmentFile: Send + Sync + std::fmt::Debug {
     fn as_file(&self) -> Option<&File>;
 }
 
+/// How long a write job waits for the disk before it runs: a simulation's
+/// slow disk. The storage calls are synchronous, so a simulator cannot
+/// make them take simulated time; the async layers above them (a produce's
+/// appends, a follower's fetched batches, a group write, the metadata
+/// quorum's appends) await this instead, before the job touches the disk.
+/// Production has none.
+#[derive(Clone)]
+pub struct DiskWait(Arc<dyn Fn() -> std::time::Duration + Send + Sync>);
+
+impl DiskWait {
+    pub fn new(wait: impl Fn() -> std::time::Duration + Send + Sync + 'static) -> DiskWait {
+        DiskWait(Arc::new(wait))
+    }
+
+    /// How long the next job waits.
+    pub fn next(&self) -> std::time::Duration {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for DiskWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DiskWait")
+    }
+}
+
 /// Opens segment files.
 pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Opens `path` for reading and writing, creating it if missing and

@@ -101,6 +101,9 @@ pub struct QuorumConfig {
     /// a simulator's `FaultyStorage` loses what no fsync covered when it
     /// crashes a node).
     pub storage: Arc<dyn vltava_log::storage::Storage>,
+    /// Awaited before each append reaches the log (a simulator's slow
+    /// disk); `None`: no wait.
+    pub disk_wait: Option<vltava_log::storage::DiskWait>,
 }
 
 /// The marker in the quorum's directory written once `initial_records` are
@@ -127,6 +130,7 @@ impl QuorumConfig {
             publisher: None,
             forward_timeout: Duration::from_secs(60),
             storage: Arc::new(vltava_log::storage::FileStorage),
+            disk_wait: None,
         }
     }
 }
@@ -671,9 +675,13 @@ impl Quorum {
             });
         }
         std::fs::create_dir_all(&config.dir).map_err(|e| QuorumError::Storage(e.to_string()))?;
-        let mut log =
-            log_store::LogStore::open(&config.dir.join("log"), &config.dir, config.storage.clone())
-                .map_err(|e| QuorumError::Storage(e.to_string()))?;
+        let mut log = log_store::LogStore::open(
+            &config.dir.join("log"),
+            &config.dir,
+            config.storage.clone(),
+            config.disk_wait.clone(),
+        )
+        .map_err(|e| QuorumError::Storage(e.to_string()))?;
         let fresh = log.is_empty();
         let last_index_at_start = openraft::storage::RaftLogStorage::get_log_state(&mut log)
             .await

@@ -42,6 +42,7 @@ struct Inner {
     log: Log,
     /// Where the vote and the purged id live.
     state_dir: PathBuf,
+    disk_wait: Option<vltava_log::storage::DiskWait>,
 }
 
 impl LogStore {
@@ -51,6 +52,7 @@ impl LogStore {
         log_dir: &Path,
         state_dir: &Path,
         storage: Arc<dyn vltava_log::storage::Storage>,
+        disk_wait: Option<vltava_log::storage::DiskWait>,
     ) -> io::Result<LogStore> {
         let config = LogConfig {
             retention_ms: -1,
@@ -66,6 +68,7 @@ impl LogStore {
             inner: Arc::new(Inner {
                 log,
                 state_dir: state_dir.to_path_buf(),
+                disk_wait,
             }),
         })
     }
@@ -182,6 +185,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        if let Some(wait) = &self.inner.disk_wait {
+            tokio::time::sleep(wait.next()).await;
+        }
         let log = &self.inner.log;
         let now = now_ms();
         for entry in entries {

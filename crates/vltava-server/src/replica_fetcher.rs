@@ -166,6 +166,14 @@ async fn fetch_from(
             .zip(terms)
             .map(|(p, term)| ((p.topic_id, p.index), (p.clone(), term)))
             .collect();
+        let writes = response
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .any(|d| d.records.as_ref().is_some_and(|r| !r.is_empty()));
+        if writes {
+            broker.wait_for_disk().await;
+        }
         let broker2 = broker.clone();
         let applied = crate::maintenance::off_runtime(move || {
             let mut refused = Vec::new();

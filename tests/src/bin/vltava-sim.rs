@@ -2,12 +2,13 @@
 //!
 //! ```text
 //! cargo run --release -p vltava-tests --bin vltava-sim -- \
-//!     [--brokers [--page-cache]] [--seed N | --seeds COUNT [--first N]] [--nodes 3|5] [--seconds N] [--trace]
+//!     [--brokers [--page-cache]] [--slow-disks] [--seed N | --seeds COUNT [--first N]] [--nodes 3|5] [--seconds N] [--trace]
 //! ```
 //!
 //! Without `--brokers` it simulates the metadata quorum alone
 //! (`sim::run`); with it, whole brokers (`sim::cluster::run`), which
-//! fsync every append unless `--page-cache`. Prints one
+//! fsync every append unless `--page-cache`. `--slow-disks` adds slow
+//! disks to the faults, on a schedule of their own. Prints one
 //! line per seed and a summary; a failing seed is printed with the
 //! command that replays it, and the exit status is 1.
 
@@ -34,6 +35,7 @@ fn main() -> Result<()> {
     }
     let (mut first, mut count, mut nodes, mut seconds) = (1u64, 1u64, 3usize, 30u64);
     let (mut print_trace, mut brokers, mut page_cache) = (false, false, false);
+    let mut slow_disks = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut number = || value_of(&flag, args.next());
@@ -41,9 +43,10 @@ fn main() -> Result<()> {
             "--trace" => print_trace = true,
             "--brokers" => brokers = true,
             "--page-cache" => page_cache = true,
+            "--slow-disks" => slow_disks = true,
             "--help" | "-h" => {
                 println!(
-                    "vltava-sim [--brokers [--page-cache]] [--seed N | --seeds COUNT [--first N]] [--nodes 3|5] [--seconds N] [--trace]"
+                    "vltava-sim [--brokers [--page-cache]] [--slow-disks] [--seed N | --seeds COUNT [--first N]] [--nodes 3|5] [--seconds N] [--trace]"
                 );
                 return Ok(());
             }
@@ -72,6 +75,7 @@ fn main() -> Result<()> {
                     nodes,
                     duration,
                     page_cache,
+                    slow_disks,
                 };
                 cluster::run(config.clone())
                     .map(|r| (r.trace.clone(), r.to_string(), r.simulated, r.passed()))
@@ -82,6 +86,7 @@ fn main() -> Result<()> {
                     seed,
                     nodes,
                     duration,
+                    slow_disks,
                 };
                 run(config.clone())
                     .map(|r| (r.trace.clone(), r.to_string(), r.simulated, r.passed()))

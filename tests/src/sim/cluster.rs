@@ -120,6 +120,9 @@ pub struct ClusterConfig {
     /// replica then may lose acknowledged writes, in Kafka as here: the
     /// suite runs one such seed to show the checker finds it.
     pub page_cache: bool,
+    /// Slow disks too (`nemesis::SlowDisk`: the partition logs' and the
+    /// quorum's write jobs queue on them), on a schedule of their own.
+    pub slow_disks: bool,
 }
 
 /// What a simulation did and found.
@@ -129,6 +132,10 @@ pub struct ClusterReport {
     pub simulated: Duration,
     pub faults: usize,
     pub crashes: usize,
+    pub slow_disks: usize,
+    /// Write jobs (produce, replica fetch, group and quorum appends) a
+    /// slow disk made wait.
+    pub disk_jobs_delayed: usize,
     /// Produce requests sent, and writes acknowledged.
     pub sends: usize,
     pub acked: usize,
@@ -202,13 +209,15 @@ impl std::fmt::Display for ClusterReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "seed {}: {} brokers{}, {:.0?} simulated, {} faults ({} crashes), {} produce requests, {} writes acknowledged, {} offset commits ({} read back, {} from deposed coordinators), {} leaderships, writes again {} after the heal, trace {:016x}, {}",
+            "seed {}: {} brokers{}, {:.0?} simulated, {} faults ({} crashes, {} slow disks delaying {} writes), {} produce requests, {} writes acknowledged, {} offset commits ({} read back, {} from deposed coordinators), {} leaderships, writes again {} after the heal, trace {:016x}, {}",
             self.config.seed,
             self.config.nodes,
             if self.config.page_cache { " (page cache)" } else { "" },
             self.simulated,
             self.faults,
             self.crashes,
+            self.slow_disks,
+            self.disk_jobs_delayed,
             self.sends,
             self.acked,
             self.commits,
@@ -230,8 +239,9 @@ impl std::fmt::Display for ClusterReport {
 /// The command that replays `config`'s seed.
 pub fn replay_command(config: &ClusterConfig) -> String {
     format!(
-        "cargo run --release -p vltava-tests --bin vltava-sim -- --brokers{} --seed {} --nodes {} --seconds {}",
+        "cargo run --release -p vltava-tests --bin vltava-sim -- --brokers{}{} --seed {} --nodes {} --seconds {}",
         if config.page_cache { " --page-cache" } else { "" },
+        if config.slow_disks { " --slow-disks" } else { "" },
         config.seed,
         config.nodes,
         config.duration.as_secs()
@@ -348,23 +358,23 @@ pub fn run(config: ClusterConfig) -> anyhow::Result<ClusterReport> {
         .collect::<Vec<_>>()
         .join(",");
     let mut plans = BTreeMap::new();
+    let disks = super::slow_disks(config.slow_disks, &ids);
     for &id in &ids {
         let plan = FaultPlan::new();
         plan.track_power_loss();
         plans.insert(id, plan.clone());
         let state = state.clone();
-        let voters = voters.clone();
         let dir = root.path().join(host_name(id));
+        let broker_config = broker_config(id, &voters, &dir, config.page_cache)?;
         let seed = config.seed;
-        let page_cache = config.page_cache;
+        let disk = disks.get(&id).map(|d| d.wait());
         sim.host(host_name(id), move || {
             node(
                 id,
                 seed,
-                page_cache,
-                voters.clone(),
-                dir.clone(),
+                broker_config.clone(),
                 plan.clone(),
+                disk.clone(),
                 state.clone(),
             )
         });
@@ -378,7 +388,7 @@ pub fn run(config: ClusterConfig) -> anyhow::Result<ClusterReport> {
             Ok(())
         });
     }
-    let mut nemesis = nemesis::Nemesis::new(config.seed, ids.clone());
+    let mut nemesis = nemesis::Nemesis::new(config.seed, ids.clone()).with_slow_disks(disks);
     let mut checker = Checker::default();
     let faulty = ticks(config.duration);
     let live_until = faulty + ticks(LIVENESS_BOUND);
@@ -410,6 +420,8 @@ pub fn run(config: ClusterConfig) -> anyhow::Result<ClusterReport> {
         simulated: sim.elapsed(),
         faults: nemesis.faults,
         crashes: nemesis.crashes,
+        slow_disks: nemesis.slow_disks,
+        disk_jobs_delayed: nemesis.disk_jobs_delayed(),
         sends: s.sends,
         acked: s.acked.len(),
         commits: s.commits.len(),
@@ -474,10 +486,9 @@ fn broker_config(
 async fn node(
     id: NodeId,
     seed: u64,
-    page_cache: bool,
-    voters: String,
-    dir: std::path::PathBuf,
+    config: BrokerConfig,
     plan: Arc<FaultPlan>,
+    disk: Option<vltava_log::storage::DiskWait>,
     state: Rc<RefCell<State>>,
 ) -> turmoil::Result {
     let start = {
@@ -486,7 +497,6 @@ async fn node(
         *n += 1;
         *n
     };
-    let config = broker_config(id, &voters, &dir, page_cache).map_err(|e| e.to_string())?;
     let storage: Arc<dyn Storage> = Arc::new(FaultyStorage::new(plan));
     // Topic and cluster ids, and placement, from the seed.
     let ids = std::sync::Mutex::new(StdRng::seed_from_u64(
@@ -499,8 +509,10 @@ async fn node(
             connector: Arc::new(net::Connector),
             acceptor: Some(Box::new(net::Acceptor(quorum_listener))),
             storage: Some(storage.clone()),
+            disk_wait: disk.clone(),
         },
         storage: Some(storage),
+        disk_wait: disk,
         ids: Some(Arc::new(move || {
             uuid::Uuid::from_u128(ids.lock().expect("not poisoned").random())
         })),

@@ -43,6 +43,8 @@ pub struct SimConfig {
     /// Simulated time under faults; then everything heals for
     /// [`SETTLE`].
     pub duration: Duration,
+    /// Slow disks too (`nemesis::SlowDisk`), on a schedule of their own.
+    pub slow_disks: bool,
 }
 
 /// Simulated time after the last fault heals, for the cluster to converge
@@ -71,6 +73,9 @@ pub struct SimReport {
     pub simulated: Duration,
     pub faults: usize,
     pub crashes: usize,
+    pub slow_disks: usize,
+    /// Quorum appends a slow disk made wait.
+    pub disk_jobs_delayed: usize,
     /// Proposals the leader acknowledged (committed).
     pub acked: usize,
     /// Distinct (term, leader) pairs seen.
@@ -101,12 +106,14 @@ impl std::fmt::Display for SimReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "seed {}: {} voters, {:.0?} simulated, {} faults ({} crashes), {} proposals committed, {} leaderships, trace {:016x}, {}",
+            "seed {}: {} voters, {:.0?} simulated, {} faults ({} crashes, {} slow disks delaying {} appends), {} proposals committed, {} leaderships, trace {:016x}, {}",
             self.config.seed,
             self.config.nodes,
             self.simulated,
             self.faults,
             self.crashes,
+            self.slow_disks,
+            self.disk_jobs_delayed,
             self.acked,
             self.leaderships,
             self.trace_digest(),
@@ -153,7 +160,8 @@ impl std::fmt::Display for Examples {
 /// The command that replays `config`'s seed.
 pub fn replay_command(config: &SimConfig) -> String {
     format!(
-        "cargo run --release -p vltava-tests --bin vltava-sim -- --seed {} --nodes {} --seconds {}",
+        "cargo run --release -p vltava-tests --bin vltava-sim --{} --seed {} --nodes {} --seconds {}",
+        if config.slow_disks { " --slow-disks" } else { "" },
         config.seed,
         config.nodes,
         config.duration.as_secs()
@@ -229,6 +237,7 @@ pub fn run(config: SimConfig) -> anyhow::Result<SimReport> {
         .map(|&id| (id, format!("{}:{PORT}", host_name(id))))
         .collect();
     let mut plans = BTreeMap::new();
+    let disks = slow_disks(config.slow_disks, &ids);
     for &id in &ids {
         let plan = FaultPlan::new();
         plan.track_power_loss();
@@ -236,17 +245,19 @@ pub fn run(config: SimConfig) -> anyhow::Result<SimReport> {
         let shared = shared.clone();
         let voters = voters.clone();
         let dir = root.path().join(host_name(id));
+        let disk = disks.get(&id).map(|d| d.wait());
         sim.host(host_name(id), move || {
             node(
                 id,
                 voters.clone(),
                 dir.clone(),
                 plan.clone(),
+                disk.clone(),
                 shared.clone(),
             )
         });
     }
-    let mut nemesis = nemesis::Nemesis::new(config.seed, ids.clone());
+    let mut nemesis = nemesis::Nemesis::new(config.seed, ids.clone()).with_slow_disks(disks);
     let mut checker = invariants::Checker::default();
     let settle = ticks(SETTLE);
     let ticks = ticks(config.duration);
@@ -272,11 +283,21 @@ pub fn run(config: SimConfig) -> anyhow::Result<SimReport> {
         simulated: sim.elapsed(),
         faults: nemesis.faults,
         crashes: nemesis.crashes,
+        slow_disks: nemesis.slow_disks,
+        disk_jobs_delayed: nemesis.disk_jobs_delayed(),
         acked: s.acked.len(),
         leaderships: checker.leaderships(),
         violations: checker.violations,
         trace: s.trace.clone(),
     })
+}
+
+/// Each node's disk, when the simulation slows disks (else none).
+fn slow_disks(wanted: bool, ids: &[NodeId]) -> BTreeMap<NodeId, Arc<nemesis::SlowDisk>> {
+    ids.iter()
+        .filter(|_| wanted)
+        .map(|&id| (id, Arc::default()))
+        .collect()
 }
 
 /// `name:size` of each file in `dir`, for failure messages.
@@ -351,6 +372,7 @@ async fn node(
     voters: BTreeMap<NodeId, String>,
     dir: std::path::PathBuf,
     plan: Arc<FaultPlan>,
+    disk: Option<vltava_log::storage::DiskWait>,
     shared: Rc<RefCell<Shared>>,
 ) -> turmoil::Result {
     let start = {
@@ -362,6 +384,7 @@ async fn node(
     let log_dir = dir.join("log");
     let mut config = QuorumConfig::new(id, voters, dir);
     config.storage = Arc::new(FaultyStorage::new(plan));
+    config.disk_wait = disk;
     config.propose_timeout = Duration::from_secs(2);
     config.forward_timeout = Duration::from_secs(5);
     // Snapshots and purges happen within a run.

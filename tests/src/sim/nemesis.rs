@@ -1,16 +1,18 @@
 //! The seeded fault schedule both simulations share: partitions, one-way
 //! cuts, message loss, latency, held links and crashes of the simulated
-//! hosts `node-{id}`, applied as the simulation steps.
+//! hosts `node-{id}`, applied as the simulation steps; and, when asked
+//! for, slow disks ([`SlowDisk`]) drawn from a schedule of their own, so
+//! a seed's network and crash faults are the same with or without them.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use vltava_log::storage::FaultPlan;
+use vltava_log::storage::{DiskWait, FaultPlan};
 use vltava_quorum::NodeId;
 
 use super::{host_name, ticks, LATENCY_MAX};
@@ -34,6 +36,60 @@ pub struct Nemesis {
     current: Option<Fault>,
     pub faults: usize,
     pub crashes: usize,
+    /// The nodes' disks, when the simulation slows them (empty: never).
+    disks: BTreeMap<NodeId, Arc<SlowDisk>>,
+    /// Draws the slow disks, apart from `rng`.
+    disk_rng: StdRng,
+    /// The disk slow now, if any (healed at the next action).
+    slow_disk: Option<NodeId>,
+    pub slow_disks: usize,
+}
+
+/// A node's disk as the simulation slows it: a queue, as a disk serves
+/// one flush after another. Each write job waits for those before it, each
+/// taking `latency` of simulated time; at zero latency nothing waits.
+#[derive(Debug, Default)]
+pub struct SlowDisk {
+    state: Mutex<DiskState>,
+}
+
+#[derive(Debug, Default)]
+struct DiskState {
+    latency: Duration,
+    /// When the jobs queued so far are done (simulated time).
+    busy_until: Duration,
+    /// Jobs that waited.
+    delayed: usize,
+}
+
+impl SlowDisk {
+    fn set_latency(&self, latency: Duration) {
+        let mut state = self.state.lock().expect("not poisoned");
+        state.latency = latency;
+    }
+
+    /// The seam the broker and the quorum await before a write job.
+    pub fn wait(self: &Arc<Self>) -> DiskWait {
+        let disk = self.clone();
+        DiskWait::new(move || disk.turn())
+    }
+
+    /// How long a job queued now waits, its own time included.
+    fn turn(&self) -> Duration {
+        let mut state = self.state.lock().expect("not poisoned");
+        if state.latency.is_zero() {
+            return Duration::ZERO;
+        }
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        let done = state.busy_until.max(now) + state.latency;
+        state.busy_until = done;
+        state.delayed += 1;
+        done - now
+    }
+
+    fn delayed(&self) -> usize {
+        self.state.lock().expect("not poisoned").delayed
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +104,10 @@ enum Fault {
 
 /// The first fault comes after this (the quorum elects first).
 const FIRST_FAULT_AFTER: Duration = Duration::from_secs(2);
+/// A slow disk makes each write job wait this many milliseconds (drawn
+/// from the range), behind the jobs queued before it.
+const DISK_LATENCY_MS: std::ops::Range<u64> = 5..250;
+
 /// Each period (a fault, or quiet) lasts from this many milliseconds
 /// up to the next (drawn in milliseconds, so a seed's schedule stays
 /// what it was).
@@ -62,7 +122,40 @@ impl Nemesis {
             current: None,
             faults: 0,
             crashes: 0,
+            disks: BTreeMap::new(),
+            disk_rng: StdRng::seed_from_u64(seed ^ 0xd15c_51e0),
+            slow_disk: None,
+            slow_disks: 0,
         }
+    }
+
+    /// Slows these disks now and then: in about a third of the periods
+    /// one node's disk, whatever else the period brings.
+    pub fn with_slow_disks(mut self, disks: BTreeMap<NodeId, Arc<SlowDisk>>) -> Nemesis {
+        self.disks = disks;
+        self
+    }
+
+    /// Write jobs a slow disk made wait, on every node.
+    pub fn disk_jobs_delayed(&self) -> usize {
+        self.disks.values().map(|d| d.delayed()).sum()
+    }
+
+    fn maybe_slow_a_disk(&mut self, shared: &Rc<RefCell<impl World>>) {
+        if self.disks.is_empty() || self.disk_rng.random_range(0..3) > 0 {
+            return;
+        }
+        let ids: Vec<NodeId> = self.disks.keys().copied().collect();
+        let id = ids[self.disk_rng.random_range(0..ids.len())];
+        let latency = Duration::from_millis(self.disk_rng.random_range(DISK_LATENCY_MS));
+        self.disks[&id].set_latency(latency);
+        self.slow_disk = Some(id);
+        self.slow_disks += 1;
+        let mut s = shared.borrow_mut();
+        let at = s.now();
+        s.trace(format!(
+            "{at:?} slow disk on node {id}: {latency:?} a write"
+        ));
     }
 
     pub fn maybe_act(
@@ -76,6 +169,7 @@ impl Nemesis {
             return Ok(());
         }
         self.heal_all(sim, shared);
+        self.maybe_slow_a_disk(shared);
         // A quarter of the periods are quiet.
         if self.rng.random_range(0..4) > 0 {
             let fault = self.pick();
@@ -157,6 +251,12 @@ impl Nemesis {
     }
 
     pub fn heal_all(&mut self, sim: &mut turmoil::Sim<'_>, shared: &Rc<RefCell<impl World>>) {
+        if let Some(id) = self.slow_disk.take() {
+            self.disks[&id].set_latency(Duration::ZERO);
+            let mut s = shared.borrow_mut();
+            let at = s.now();
+            s.trace(format!("{at:?} disk of node {id} healed"));
+        }
         let Some(fault) = self.current.take() else {
             return;
         };
@@ -183,5 +283,26 @@ impl Nemesis {
         let mut s = shared.borrow_mut();
         let at = s.now();
         s.trace(format!("{at:?} heal"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_disk_queues_its_jobs_and_a_healed_one_does_not_wait() {
+        let disk = Arc::new(SlowDisk::default());
+        let wait = disk.wait();
+        assert_eq!(wait.next(), Duration::ZERO);
+        disk.set_latency(Duration::from_millis(100));
+        // Outside a simulation the clock stands at zero: each job waits
+        // for those queued before it.
+        assert_eq!(wait.next(), Duration::from_millis(100));
+        assert_eq!(wait.next(), Duration::from_millis(200));
+        assert_eq!(wait.next(), Duration::from_millis(300));
+        disk.set_latency(Duration::ZERO);
+        assert_eq!(wait.next(), Duration::ZERO);
+        assert_eq!(disk.delayed(), 3);
     }
 }

@@ -196,6 +196,7 @@ impl MetadataQuorum {
         if let Some(storage) = seams.storage {
             config.storage = storage;
         }
+        config.disk_wait = seams.disk_wait;
         let (given_acceptor, connector) = (seams.acceptor, seams.connector);
         let quorum = runtime.run(async move {
             let acceptor: Box<dyn vltava_quorum::Acceptor> = match controller_socket {
@@ -482,6 +483,8 @@ pub struct QuorumSeams {
     pub acceptor: Option<Box<dyn vltava_quorum::Acceptor>>,
     /// The quorum log's storage; `None`: files.
     pub storage: Option<Arc<dyn vltava_log::storage::Storage>>,
+    /// Awaited before each quorum append (a simulation's slow disk).
+    pub disk_wait: Option<vltava_log::storage::DiskWait>,
 }
 
 impl Default for QuorumSeams {
@@ -491,6 +494,7 @@ impl Default for QuorumSeams {
             connector: Arc::new(TcpConnector),
             acceptor: None,
             storage: None,
+            disk_wait: None,
         }
     }
 }

@@ -390,6 +390,7 @@ impl GroupCoordinator {
         let header = validate_batch(&batch)
             .map_err(|e| ApiError::new(ResponseError::UnknownServerError, e.to_string()))?;
         // File work: off the async workers.
+        broker.wait_for_disk().await;
         let appended =
             crate::handlers::off_workers(|| partition.append(batch, &header, false, now_ms))?;
         // Durable only once every in-sync replica has it: a commit is

@@ -97,6 +97,7 @@ pub async fn start(broker: &Broker, version: i16, request: ProduceRequest) -> St
     let Ok(permit) = tokio::time::timeout(timeout, broker.produce_permit()).await else {
         return Started::Done(answer(acks, timed_out(version, request)));
     };
+    broker.wait_for_disk().await;
     let (response, writes) = super::off_workers(|| handle_now(broker, version, request));
     // The permit bounds appending work, not waiting for followers.
     drop(permit);
