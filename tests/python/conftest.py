@@ -103,6 +103,8 @@ class Broker:
             "node.id": str(self.node_id),
             "listeners": f"PLAINTEXT://{self.bootstrap}",
             "log.dirs": str(self.data_dir),
+            # Off unless a test asks for it: parallel brokers would all want the default port.
+            "admin.listeners": "",
         }
         settings.update({k: str(v) for k, v in self.overrides.items()})
         cmd = [str(broker_binary()), "server"]

@@ -54,6 +54,39 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// One HTTP/1.1 GET to `addr` (HOST:PORT): the status, the content type
+/// and the body. Enough for the admin server, whose answers carry a
+/// length and close when asked.
+pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw)?;
+    let bad = |what: &str| std::io::Error::other(format!("{what} in {raw:?}"));
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| bad("no header end"))?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("no status"))?;
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-type")
+                .then(|| value.trim().to_string())
+        })
+        .unwrap_or_default();
+    Ok((status, content_type, body.to_string()))
+}
+
 /// A port that was free a moment ago, below the kernel's ephemeral range.
 ///
 /// Port 0 would hand out an ephemeral port, and a test that stops a broker
@@ -312,6 +345,14 @@ impl TestBroker {
         }
     }
 
+    /// [`TestBroker::restart`] without waiting for the port: for tests that
+    /// watch the start itself.
+    pub fn launch_again(&mut self) {
+        assert!(!self.is_running(), "the broker is running");
+        self.child = None;
+        self.spawn();
+    }
+
     /// Starts the broker again with the same port, data directory and
     /// overrides. The previous process must have been stopped.
     pub fn restart(&mut self) {
@@ -374,7 +415,11 @@ impl TestBroker {
             .arg("--override")
             .arg(format!("listeners=PLAINTEXT://127.0.0.1:{}", self.port))
             .arg("--override")
-            .arg(format!("log.dirs={}", self.log_dir().display()));
+            .arg(format!("log.dirs={}", self.log_dir().display()))
+            // Off unless a test asks for it: parallel brokers would all
+            // want the default port.
+            .arg("--override")
+            .arg("admin.listeners=");
         for (k, v) in &self.overrides {
             cmd.arg("--override").arg(format!("{k}={v}"));
         }

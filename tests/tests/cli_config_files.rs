@@ -252,6 +252,8 @@ fn a_voter_list_without_this_node_is_refused_not_run_as_a_lone_node() {
             "controller.quorum.voters=1@127.0.0.1:19093,2@127.0.0.1:29093,3@127.0.0.1:39093",
             "--override",
             "node.id=4",
+            "--override",
+            "admin.listeners=",
         ],
         "",
     );

@@ -98,6 +98,29 @@ fn two_nodes_start_serve_one_cluster_and_stop_on_ctrl_c() {
         assert!(started.elapsed() < DEADLINE, "{resp:?}");
         std::thread::sleep(Duration::from_millis(50));
     };
+    // Each node's admin server answers where the listing says; the active
+    // controllers add up to one.
+    let controllers: f64 = printed[1..3]
+        .iter()
+        .map(|line| {
+            let admin = line
+                .split("admin http://")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .unwrap_or_else(|| panic!("no admin address in {line:?}"));
+            let (status, _, body) = vltava_tests::http_get(admin, "/ready").unwrap();
+            assert_eq!((status, body.as_str()), (200, "ready\n"), "{admin}");
+            let (_, _, metrics) = vltava_tests::http_get(admin, "/metrics").unwrap();
+            metrics
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("kafka_controller_kafkacontroller_activecontrollercount ")
+                })
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("{metrics}"))
+        })
+        .sum();
+    assert_eq!(controllers, 1.0);
     let brokers: Vec<(i32, i32)> = resp.brokers.iter().map(|b| (b.node_id.0, b.port)).collect();
     assert_eq!(
         brokers,

@@ -466,7 +466,9 @@ fn server_refuses(log_dir: &Path, overrides: &[&str]) -> (ExitStatus, String) {
         .arg("--override")
         .arg(format!("listeners=PLAINTEXT://127.0.0.1:{port}"))
         .arg("--override")
-        .arg(format!("log.dirs={}", log_dir.display()));
+        .arg(format!("log.dirs={}", log_dir.display()))
+        .arg("--override")
+        .arg("admin.listeners=");
     for o in overrides {
         cmd.arg("--override").arg(o);
     }

@@ -190,6 +190,7 @@ pub struct Broker {
     /// [`PRODUCE_REQUESTS_IN_PROGRESS_MAX`].
     produce_permits: tokio::sync::Semaphore,
     groups: GroupCoordinator,
+    metrics: crate::metrics::Metrics,
     /// The exclusive lock on `log.dirs`, held for the broker's lifetime.
     _dir_lock: fs::File,
     /// (client id, topic) pairs already warned about an unsupported
@@ -203,6 +204,7 @@ mod metadata;
 mod publisher;
 mod reassignment;
 mod replication;
+mod scrape;
 
 pub use elections::ElectionKind;
 pub use metadata::QuorumSeams;
@@ -366,6 +368,7 @@ impl Broker {
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
             produce_permits: tokio::sync::Semaphore::new(PRODUCE_REQUESTS_IN_PROGRESS_MAX),
             groups,
+            metrics: crate::metrics::Metrics::default(),
             _dir_lock: dir_lock,
             warned: Mutex::new(Default::default()),
         };

@@ -617,6 +617,32 @@ fn broker_only_voters(
 
 /// `queued.max.request.bytes`: -1 (or any negative) is unbounded; otherwise
 /// it must admit the largest request, or that request would wait forever.
+/// `admin.listeners`: `http://HOST:PORT`, comma-separated, each made a
+/// HOST:PORT to bind (an empty host: every interface). TLS is not served
+/// yet, so `https://` is refused rather than served in the clear.
+fn parse_admin_listeners(spec: &str) -> Result<Vec<String>, String> {
+    let mut addresses = Vec::new();
+    for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let refuse = |why: &str| Err(format!("admin.listeners={spec}: {entry} {why}"));
+        if entry.starts_with("https://") {
+            return refuse("asks for TLS, which the admin server does not serve yet: use http://");
+        }
+        let Some(address) = entry.strip_prefix("http://") else {
+            return refuse("must be http://HOST:PORT");
+        };
+        let address = address.trim_end_matches('/');
+        let Some((host, port)) = address.rsplit_once(':') else {
+            return refuse("has no port (http://HOST:PORT)");
+        };
+        if port.parse::<u16>().is_err() {
+            return refuse("has no valid port (0-65535)");
+        }
+        let host = if host.is_empty() { "0.0.0.0" } else { host };
+        addresses.push(format!("{host}:{port}"));
+    }
+    Ok(addresses)
+}
+
 fn queued_max_request_bytes(queued: i64, request_max: i64) -> Result<Option<usize>, String> {
     if queued < 0 {
         return Ok(None);
@@ -686,6 +712,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("leader.imbalance.check.interval.seconds", "300", "s", "How often the controller checks whether leadership should move back to preferred replicas", "same"),
     broker!("leader.imbalance.per.broker.percentage", "10", "percent", "A broker not leading more than this share of the partitions it is the preferred replica of gets them back", "same"),
     broker!("socket.request.max.bytes", "104857600", "bytes", "Largest request accepted; a larger one closes the connection", "same"),
+    broker!("admin.listeners", "http://127.0.0.1:9644", "list", "Where the admin HTTP server listens, http://HOST:PORT, comma-separated: /health, /ready and Prometheus /metrics; empty turns it off", "Vltava's own: Kafka has no HTTP server and exposes metrics over JMX"),
     broker!("max.connections", "10000", "count", "Connections accepted at once; more are closed at accept", "Kafka's default is unlimited (2147483647)"),
     broker!("connections.max.idle.ms", "600000", "ms", "A connection with no request started within this is closed", "same"),
     broker!("socket.request.read.timeout.ms", "30000", "ms", "How long one request may take to arrive once its first byte has; slower ones close the connection", "Vltava only (Kafka has no server-side read timeout)"),
@@ -874,6 +901,9 @@ pub struct BrokerConfig {
     pub replication: ReplicationSettings,
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
+    /// `admin.listeners`: HOST:PORT addresses of the admin HTTP server
+    /// (none: off).
+    pub admin_listeners: Vec<String>,
     /// `connections.max.idle.ms`: a connection with no request started (or a
     /// response not written) within this is closed.
     pub connections_max_idle_ms: u64,
@@ -1113,6 +1143,7 @@ impl BrokerConfig {
             },
             socket_request_max_bytes: number("socket.request.max.bytes")?.max(1) as usize,
             max_connections: number("max.connections")?.max(1) as usize,
+            admin_listeners: parse_admin_listeners(&get("admin.listeners"))?,
             connections_max_idle_ms: number("connections.max.idle.ms")?.max(1) as u64,
             socket_request_read_timeout_ms: number("socket.request.read.timeout.ms")?.max(1) as u64,
             queued_max_request_bytes: queued_max_request_bytes(
@@ -1287,6 +1318,31 @@ pub fn parse_properties(text: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admin_listeners_are_http_addresses_and_empty_turns_them_off() {
+        assert_eq!(
+            parse_admin_listeners("http://127.0.0.1:9644").unwrap(),
+            ["127.0.0.1:9644"]
+        );
+        assert_eq!(
+            parse_admin_listeners(" http://:9644/ , http://[::1]:9645").unwrap(),
+            ["0.0.0.0:9644", "[::1]:9645"]
+        );
+        assert!(parse_admin_listeners("").unwrap().is_empty());
+        for (bad, why) in [
+            ("https://127.0.0.1:9644", "TLS"),
+            ("127.0.0.1:9644", "must be http://HOST:PORT"),
+            ("http://localhost", "has no port"),
+            ("http://localhost:99999", "no valid port"),
+        ] {
+            let err = parse_admin_listeners(bad).unwrap_err();
+            assert!(
+                err.contains("admin.listeners=") && err.contains(why),
+                "{bad}: {err}"
+            );
+        }
+    }
 
     /// docs/configuration.md is this table. Run with VLTAVA_UPDATE_DOCS=1
     /// to rewrite it after changing a config.

@@ -19,6 +19,7 @@ pub mod config;
 mod error;
 pub mod group;
 pub mod handlers;
+pub mod metrics;
 mod partition;
 mod producer_state;
 pub mod storage_faults;

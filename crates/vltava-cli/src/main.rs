@@ -192,21 +192,70 @@ fn server(file: Option<PathBuf>, overrides: Vec<String>) -> Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // The admin server comes up first: /health answers and /ready says
+        // why not while the logs are recovered.
+        let admin = vltava_server::admin::Admin::new();
+        let admin_listeners = vltava_server::admin::bind(&config).await?;
+        let admin_shutdown = CancellationToken::new();
+        let admin_server = tokio::spawn(vltava_server::admin::serve(
+            admin_listeners,
+            admin.clone(),
+            admin_shutdown.clone(),
+        ));
         let broker = Arc::new(Broker::open(config, Arc::new(SystemClock)).await?);
+        admin.opened(broker.clone());
         let listeners = vltava_server::bind(&broker).await?;
+        admin.listening();
         info!(
             version = env!("CARGO_PKG_VERSION"),
             node_id = broker.node_id(),
             data = %broker.config.data_dir().display(),
             "Vltava broker started"
         );
+        eprint!("{}", banner(&broker));
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone(), broker.clone()));
         vltava_server::serve(broker.clone(), listeners, shutdown).await;
         broker.close().await;
+        admin_shutdown.cancel();
+        let _ = admin_server.await;
         info!("Vltava broker stopped");
         Ok(())
     })
+}
+
+/// What a person starting the broker wants to know, once: where clients
+/// connect, where the admin endpoints are, where the data is, who this
+/// node is, and a first command to try.
+fn banner(broker: &Broker) -> String {
+    let config = &broker.config;
+    let bootstrap = config
+        .advertised_listeners
+        .first()
+        .map(|l| format!("{}:{}", l.host, l.port))
+        .unwrap_or_default();
+    let kafka: Vec<String> = config
+        .listeners
+        .iter()
+        .map(|l| format!("{}://{}:{}", l.name, l.host, l.port))
+        .collect();
+    let admin = match config.admin_listeners.as_slice() {
+        [] => "off (admin.listeners is empty)".to_string(),
+        addresses => addresses
+            .iter()
+            .map(|a| format!("http://{a} (/metrics, /health, /ready)"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    format!(
+        "\nVltava {} is up: node {}, cluster {}\n  Kafka:  {}\n  Admin:  {}\n  Data:   {}\n  Try:    vltava console-producer --bootstrap-server {bootstrap} --topic demo\n\n",
+        env!("CARGO_PKG_VERSION"),
+        broker.node_id(),
+        broker.cluster_id(),
+        kafka.join(", "),
+        admin,
+        config.data_dir().display(),
+    )
 }
 
 /// On SIGTERM or SIGINT: a controlled shutdown (the broker fences itself

@@ -181,6 +181,7 @@ async fn serve_halves<R: AsyncRead + Send + Unpin + 'static, W: ResponseSink + S
     shutdown: CancellationToken,
 ) {
     debug!(%peer, "connection opened");
+    broker.metrics().connection(&listener, 1);
     // The next frame is read by a future that owns the reader, so it
     // survives the turns of the loop that answer owed produces (a read cut
     // off mid-frame would lose the connection's place).
@@ -192,7 +193,7 @@ async fn serve_halves<R: AsyncRead + Send + Unpin + 'static, W: ResponseSink + S
             _ = shutdown.cancelled() => break Close::Shutdown,
             response = oldest(&mut owed), if !owed.is_empty() => {
                 let owed = owed.pop_front().expect("polled the oldest");
-                if let Err(close) = send(&mut writer, owed.request, response, peer, &limits).await {
+                if let Err(close) = send(&broker, &mut writer, owed.request, response, peer, &limits).await {
                     break close;
                 }
             }
@@ -214,7 +215,7 @@ async fn serve_halves<R: AsyncRead + Send + Unpin + 'static, W: ResponseSink + S
                     decoded => {
                         // Everything else is handled after the answers owed
                         // before it are out, as one at a time would.
-                        if let Err(close) = pay_all(&mut owed, &mut writer, peer, &limits).await {
+                        if let Err(close) = pay_all(&broker, &mut owed, &mut writer, peer, &limits).await {
                             break close;
                         }
                         handlers::Handled::Now(handle_decoded(&broker, decoded, peer, &listener).await)
@@ -226,10 +227,10 @@ async fn serve_halves<R: AsyncRead + Send + Unpin + 'static, W: ResponseSink + S
                         answer: OwedAnswer::Waiting(answer),
                     }),
                     handlers::Handled::Now(response) => {
-                        if let Err(close) = pay_all(&mut owed, &mut writer, peer, &limits).await {
+                        if let Err(close) = pay_all(&broker, &mut owed, &mut writer, peer, &limits).await {
                             break close;
                         }
-                        if let Err(close) = send(&mut writer, request, response, peer, &limits).await {
+                        if let Err(close) = send(&broker, &mut writer, request, response, peer, &limits).await {
                             break close;
                         }
                     }
@@ -246,8 +247,9 @@ async fn serve_halves<R: AsyncRead + Send + Unpin + 'static, W: ResponseSink + S
         Close::ClientGone | Close::Idle | Close::ReadTimeout { .. } | Close::BadFrame(_)
     );
     if read_side && !owed.is_empty() {
-        let _ = pay_all(&mut owed, &mut writer, peer, &limits).await;
+        let _ = pay_all(&broker, &mut owed, &mut writer, peer, &limits).await;
     }
+    broker.metrics().connection(&listener, -1);
     close.log(peer, &limits);
 }
 
@@ -257,6 +259,9 @@ struct RequestId {
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
+    /// When its frame was decoded: request latency is counted from here
+    /// to the response in the socket.
+    received: tokio::time::Instant,
 }
 
 /// A produce answer the connection owes, and what it answers.
@@ -302,6 +307,7 @@ async fn oldest(owed: &mut VecDeque<Owed>) -> Option<handlers::Response> {
 /// (awaiting one at a time would let a later answer see a lost leadership
 /// for a write that was committed while it waited).
 async fn pay_all<W: ResponseSink>(
+    broker: &Broker,
     owed: &mut VecDeque<Owed>,
     writer: &mut W,
     peer: SocketAddr,
@@ -310,7 +316,7 @@ async fn pay_all<W: ResponseSink>(
     while !owed.is_empty() {
         let response = oldest(owed).await;
         let o = owed.pop_front().expect("oldest answered the front");
-        send(writer, o.request, response, peer, limits).await?;
+        send(broker, writer, o.request, response, peer, limits).await?;
     }
     Ok(())
 }
@@ -325,13 +331,21 @@ async fn read_next<R: AsyncRead + Unpin>(
 
 /// Encodes and writes one response (`None`: nothing is sent).
 async fn send<W: ResponseSink>(
+    broker: &Broker,
     writer: &mut W,
     request: RequestId,
     response: Option<handlers::Response>,
     peer: SocketAddr,
     limits: &ConnectionLimits,
 ) -> Result<(), Close> {
+    let answered = || {
+        let seconds = request.received.elapsed().as_secs_f64();
+        broker
+            .metrics()
+            .answered(&format!("{:?}", request.api_key), seconds);
+    };
     let Some(response) = response else {
+        answered();
         return Ok(());
     };
     if let Some(reason) = response.close_instead {
@@ -358,7 +372,9 @@ async fn send<W: ResponseSink>(
         }
     };
     let ranges = response.file_ranges.iter().map(|(_, slice)| slice);
-    write_response(writer, &pieces, ranges, limits.idle_timeout).await
+    write_response(writer, &pieces, ranges, limits.idle_timeout).await?;
+    answered();
+    Ok(())
 }
 
 /// Reads one frame: waits up to the idle timeout for its first byte, then
@@ -562,11 +578,13 @@ impl Decoded {
                 api_key: request.api_key,
                 version: request.api_version(),
                 correlation_id: request.header.correlation_id,
+                received: tokio::time::Instant::now(),
             },
             Decoded::UnsupportedApiVersions { correlation_id } => RequestId {
                 api_key: ApiKey::ApiVersions,
                 version: 0,
                 correlation_id: *correlation_id,
+                received: tokio::time::Instant::now(),
             },
         }
     }

@@ -9,6 +9,7 @@
 //! A frame that cannot be decoded closes its connection with one log line;
 //! other connections never notice.
 
+pub mod admin;
 mod connection;
 mod maintenance;
 mod replica_fetcher;
@@ -31,6 +32,11 @@ const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(10);
 pub enum ServerError {
     #[error("cannot listen on {address}: {source}")]
     Bind {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("admin.listeners: cannot listen on {address} ({source}): set admin.listeners to another http://HOST:PORT, or to nothing to turn the admin server off")]
+    AdminBind {
         address: String,
         source: std::io::Error,
     },

@@ -184,6 +184,7 @@ impl Broker {
                 continue;
             };
             let node = self.node_id();
+            let shrinks = change.isr.len() < partition.isr_len();
             let committed = self
                 .control(|image| {
                     let record = elections::alter_isr(
@@ -197,12 +198,15 @@ impl Broker {
                 })
                 .await;
             match committed {
-                Ok(()) => info!(
-                    topic_id = %partition.topic_id,
-                    partition = partition.index,
-                    isr = ?change.isr,
-                    "ISR changed"
-                ),
+                Ok(()) => {
+                    self.metrics.isr_changed(shrinks);
+                    info!(
+                        topic_id = %partition.topic_id,
+                        partition = partition.index,
+                        isr = ?change.isr,
+                        "ISR changed"
+                    )
+                }
                 Err(e) => {
                     warn!(topic_id = %partition.topic_id, partition = partition.index,
                         isr = ?change.isr, error = %e, "ISR change refused");

@@ -264,6 +264,21 @@ impl GroupCoordinator {
         records
     }
 
+    /// The committed offsets this coordinator holds, as (group, topic,
+    /// partition, offset), in group order: for the lag metrics.
+    pub(crate) fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        let groups = self.groups.lock();
+        groups
+            .offsets
+            .iter()
+            .flat_map(|(group, offsets)| {
+                offsets.iter().map(move |((topic, index), committed)| {
+                    (group.clone(), topic.clone(), *index, committed.offset)
+                })
+            })
+            .collect()
+    }
+
     /// NOT_COORDINATOR for a group whose `__consumer_offsets` partition
     /// another broker leads (that broker coordinates it: the client asks
     /// FindCoordinator again), COORDINATOR_NOT_AVAILABLE for one whose

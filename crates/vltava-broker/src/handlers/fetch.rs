@@ -115,7 +115,7 @@ pub async fn handle(
             || read.redirected
             || Instant::now() >= deadline
         {
-            return (read.response, read.file_ranges);
+            return served(broker, replica, read);
         }
         let any = std::future::poll_fn(|cx| {
             match advanced.iter_mut().any(|w| w.as_mut().poll(cx).is_ready()) {
@@ -125,7 +125,7 @@ pub async fn handle(
         });
         if tokio::time::timeout_at(deadline, any).await.is_err() {
             let read = read_once(broker, version, &request);
-            return (read.response, read.file_ranges);
+            return served(broker, replica, read);
         }
     }
 }
@@ -155,6 +155,8 @@ fn requested_partitions(
 struct Read {
     response: FetchResponse,
     file_ranges: Vec<FileRange>,
+    /// Record bytes by topic name.
+    by_topic: Vec<(String, usize)>,
     bytes: usize,
     any_error: bool,
     /// Some partition was answered with a preferred read replica: the
@@ -193,6 +195,17 @@ impl RackAware {
     }
 }
 
+/// The answer, its bytes counted as sent to a consumer unless a follower
+/// asked (Kafka counts those as replication apart).
+fn served(broker: &Broker, replica: bool, read: Read) -> (FetchResponse, Vec<FileRange>) {
+    if !replica {
+        for (topic, bytes) in &read.by_topic {
+            broker.metrics().consumed(topic, *bytes as u64);
+        }
+    }
+    (read.response, read.file_ranges)
+}
+
 fn read_once(broker: &Broker, version: i16, request: &FetchRequest) -> Read {
     let fetcher = fetch_of(broker, version, request);
     let consumer_names_rack = fetcher == Fetcher::Consumer
@@ -220,11 +233,13 @@ fn read_once(broker: &Broker, version: i16, request: &FetchRequest) -> Read {
     let mut any_error = false;
     let mut redirected = false;
     let mut file_ranges = Vec::new();
+    let mut by_topic = Vec::new();
     let read_committed = request.isolation_level == READ_COMMITTED;
     let responses = request
         .topics
         .iter()
         .map(|t| {
+            let before = total;
             let (topic, missing) = if version >= TOPIC_ID_VERSION {
                 (
                     broker.topic_by_id(t.topic_id),
@@ -310,6 +325,11 @@ fn read_once(broker: &Broker, version: i16, request: &FetchRequest) -> Read {
                     }
                 })
                 .collect();
+            if let Some(topic) = &topic {
+                if total > before {
+                    by_topic.push((topic.name.clone(), total - before));
+                }
+            }
             FetchableTopicResponse::default()
                 .with_topic(t.topic.clone())
                 .with_topic_id(t.topic_id)
@@ -319,6 +339,7 @@ fn read_once(broker: &Broker, version: i16, request: &FetchRequest) -> Read {
     Read {
         response: FetchResponse::default().with_responses(responses),
         file_ranges,
+        by_topic,
         bytes: total,
         any_error,
         redirected,

@@ -225,6 +225,7 @@ fn handle_now(
                 .into_iter()
                 .enumerate()
                 .map(|(i, p)| {
+                    let bytes = p.records.as_ref().map_or(0, |r| r.len() as u64);
                     let result = if !matches!(acks, -1..=1) {
                         Err(ApiError::new(
                             ResponseError::InvalidRequiredAcks,
@@ -235,6 +236,12 @@ fn handle_now(
                         produce_partition(topic.as_deref(), p.index, p.records, acks, now_ms)
                     };
                     let result = result.map(|(appended, on)| {
+                        if let (Some(topic), false) = (&topic, appended.duplicate) {
+                            let records = appended.last_offset - appended.base_offset + 1;
+                            broker
+                                .metrics()
+                                .produced(&topic.name, records.max(0) as u64, bytes);
+                        }
                         if acks == -1 && on.high_watermark() <= appended.last_offset {
                             let min_insync = topic
                                 .as_ref()

@@ -35,7 +35,9 @@ pub struct DevClusterArgs {
     #[arg(long, default_value = "vltava-dev-cluster", value_name = "DIR")]
     pub dir: PathBuf,
     /// Node i listens for clients on PORT + 2(i-1) and for its voters on
-    /// the port after (19092/19093, 19094/19095, ...); 0 picks free ports.
+    /// the port after (19092/19093, 19094/19095, ...), and serves its admin
+    /// endpoints (/metrics, /health, /ready) on PORT + 2n + (i-1), after
+    /// the n nodes' pairs; 0 picks free ports.
     #[arg(long, default_value_t = 19092, value_name = "PORT")]
     pub base_port: u16,
     /// Set one config on every node, as `vltava server --override` does
@@ -48,6 +50,7 @@ pub struct DevClusterArgs {
 struct Ports {
     kafka: u16,
     controller: u16,
+    admin: u16,
 }
 
 pub async fn run(args: DevClusterArgs) -> anyhow::Result<()> {
@@ -113,9 +116,10 @@ pub async fn run(args: DevClusterArgs) -> anyhow::Result<()> {
     for (i, p) in ports.iter().enumerate() {
         let id = i as u16 + 1;
         println!(
-            "  node {id}: kafka 127.0.0.1:{}  controller 127.0.0.1:{}  log {}",
+            "  node {id}: kafka 127.0.0.1:{}  controller 127.0.0.1:{}  admin http://127.0.0.1:{}  log {}",
             p.kafka,
             p.controller,
+            p.admin,
             log_file(&dir, id).display()
         );
     }
@@ -155,10 +159,12 @@ fn choose_ports(nodes: u16, base: u16) -> Result<Vec<Ports>, String> {
             0 => Ports {
                 kafka: free()?,
                 controller: free()?,
+                admin: free()?,
             },
             base => {
                 let kafka = u32::from(base) + 2 * u32::from(i);
-                if kafka + 1 > u32::from(u16::MAX) {
+                let admin = u32::from(base) + 2 * u32::from(nodes) + u32::from(i);
+                if admin > u32::from(u16::MAX) {
                     return Err(format!(
                         "--base-port {base} leaves no room for {nodes} nodes below port 65535"
                     ));
@@ -166,11 +172,12 @@ fn choose_ports(nodes: u16, base: u16) -> Result<Vec<Ports>, String> {
                 Ports {
                     kafka: kafka as u16,
                     controller: kafka as u16 + 1,
+                    admin: admin as u16,
                 }
             }
         };
         if base != 0 {
-            for port in [p.kafka, p.controller] {
+            for port in [p.kafka, p.controller, p.admin] {
                 if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
                     return Err(format!(
                         "port {port} is taken ({e}): another dev cluster may be running; choose another --base-port (0 picks free ports)"
@@ -210,6 +217,7 @@ fn spawn_node(
         "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".to_string(),
         format!("controller.quorum.voters={voters}"),
         format!("log.dirs={}", node_dir.join("data").display()),
+        format!("admin.listeners=http://127.0.0.1:{}", ports.admin),
     ];
     for setting in settings.iter().chain(overrides) {
         cmd.arg("--override").arg(setting);

@@ -1,0 +1,390 @@
+//! The admin HTTP server (`admin.listeners`) on the real binary: `/metrics`
+//! after a known workload (exact counters, gauges and lag, and
+//! `promtool check metrics` clean), `/health` and `/ready` while a large
+//! log recovers, the start-up banner, and a taken port naming the setting.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::records::Compression;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use vltava_tests::raw::{encode_batch, ProducerStamp, RawClient, TestRecord};
+use vltava_tests::{free_port, http_get, run_tool, vltava_bin, wait_until, TestBroker};
+
+const TOPIC: &str = "metered";
+
+fn admin_broker(extra: &[(&str, &str)]) -> (TestBroker, String) {
+    let admin = format!("127.0.0.1:{}", free_port());
+    let listeners = format!("http://{admin}");
+    let mut overrides = vec![("admin.listeners", listeners.as_str())];
+    overrides.extend_from_slice(extra);
+    (TestBroker::start(&overrides), admin)
+}
+
+/// `name{labels} value` lines of a scrape, as (series, value).
+fn samples(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn value(text: &str, series: &str) -> Option<f64> {
+    samples(text)
+        .into_iter()
+        .find(|(s, _)| s == series)
+        .map(|(_, v)| v)
+}
+
+fn scrape(admin: &str) -> String {
+    let (status, content_type, body) = http_get(admin, "/metrics").expect("GET /metrics");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    body
+}
+
+#[test]
+fn metrics_count_a_known_workload_exactly_and_promtool_accepts_them() {
+    let (broker, admin) = admin_broker(&[]);
+    let mut raw = RawClient::connect(broker.addr()).unwrap();
+    let created = raw.create_topic(TOPIC, 2, &[], false).unwrap();
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+
+    // Five batches to partition 0 (3 records each), two to partition 1
+    // (one record each), with keys and headers: their bytes are known.
+    let mut bytes = [0usize; 2];
+    let mut produce_requests = 0;
+    for (partition, batches, per_batch) in [(0, 5, 3), (1, 2, 1)] {
+        for b in 0..batches {
+            let records: Vec<TestRecord> = (0..per_batch)
+                .map(|r| {
+                    let mut record = TestRecord::kv(&format!("key-{b}-{r}"), &format!("v{b}{r}"));
+                    record.headers = vec![("h".into(), Some(Bytes::from_static(b"1")))];
+                    record
+                })
+                .collect();
+            let batch = encode_batch(&records, ProducerStamp::NONE, Compression::None);
+            bytes[partition as usize] += batch.len();
+            let answer = raw.produce(TOPIC, partition, batch, -1).unwrap();
+            assert_eq!(answer.error_code, 0, "{answer:?}");
+            produce_requests += 1;
+        }
+    }
+    // One fetch of each partition from the start: every byte goes out once.
+    for partition in 0..2 {
+        let data = raw.fetch(TOPIC, partition, 0).unwrap();
+        assert_eq!(data.records.unwrap().len(), bytes[partition as usize]);
+    }
+
+    // A group commits offset 4 of partition 0's 15 records.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "lagging")
+        .create()
+        .unwrap();
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset(TOPIC, 0, Offset::Offset(4))
+        .unwrap();
+    consumer.commit(&offsets, CommitMode::Sync).unwrap();
+    drop(consumer);
+
+    let text = scrape(&admin);
+    let produced = |p: usize| bytes[p] as f64;
+    let topic = format!("topic=\"{TOPIC}\"");
+    assert_eq!(
+        value(
+            &text,
+            &format!("kafka_server_brokertopicmetrics_messagesin_total{{{topic}}}")
+        ),
+        Some(17.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!("kafka_server_brokertopicmetrics_bytesin_total{{{topic}}}")
+        ),
+        Some(produced(0) + produced(1))
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!("kafka_server_brokertopicmetrics_bytesout_total{{{topic}}}")
+        ),
+        Some(produced(0) + produced(1))
+    );
+    for p in 0..2 {
+        assert_eq!(
+            value(
+                &text,
+                &format!("kafka_log_log_size{{partition=\"{p}\",{topic}}}")
+            ),
+            Some(produced(p)),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        value(
+            &text,
+            "kafka_network_requestmetrics_requests_total{request=\"Produce\"}"
+        ),
+        Some(produce_requests as f64)
+    );
+    assert_eq!(
+        value(
+            &text,
+            "kafka_network_requestmetrics_totaltime_seconds_count{request=\"Produce\"}"
+        ),
+        Some(produce_requests as f64)
+    );
+    assert_eq!(
+        value(
+            &text,
+            "kafka_network_requestmetrics_requests_total{request=\"Fetch\"}"
+        ),
+        Some(2.0)
+    );
+    // Lag is the high watermark (15) minus the committed offset (4).
+    assert_eq!(
+        value(
+            &text,
+            &format!(
+                "kafka_consumergroup_lag{{consumergroup=\"lagging\",partition=\"0\",{topic}}}"
+            )
+        ),
+        Some(11.0),
+        "{text}"
+    );
+    // The topic's 2 partitions and __consumer_offsets' 50, all led here.
+    for (series, want) in [
+        ("kafka_server_replicamanager_partitioncount", 52.0),
+        ("kafka_server_replicamanager_leadercount", 52.0),
+        ("kafka_server_replicamanager_underreplicatedpartitions", 0.0),
+        (
+            "kafka_controller_kafkacontroller_activecontrollercount",
+            1.0,
+        ),
+        (
+            "kafka_controller_kafkacontroller_offlinepartitionscount",
+            0.0,
+        ),
+        ("kafka_server_replicamanager_isrshrinks_total", 0.0),
+        ("vltava_metrics_partition_series_omitted", 0.0),
+    ] {
+        assert_eq!(value(&text, series), Some(want), "{series}");
+    }
+    assert!(value(&text, "process_resident_memory_bytes").unwrap() > 0.0);
+    assert!(value(&text, "process_open_fds").unwrap() > 0.0);
+    // The raw client is the one Kafka connection left.
+    assert!(
+        wait_until(Duration::from_secs(10), || value(
+            &scrape(&admin),
+            "kafka_server_socketservermetrics_connections{listener=\"PLAINTEXT\"}"
+        ) == Some(1.0)),
+        "{}",
+        scrape(&admin)
+    );
+    promtool_accepts(&text);
+    documented_metrics_are_served(&text);
+}
+
+/// The metric names in `text`: words starting with one of our prefixes.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| {
+            ["kafka_", "vltava_", "process_"]
+                .iter()
+                .any(|p| w.starts_with(p))
+        })
+        .map(|w| w.trim_end_matches("_bucket").to_string())
+        .collect()
+}
+
+/// docs/operations.md lists exactly the families served, and every
+/// metric the Grafana dashboard queries is one of them.
+fn documented_metrics_are_served(text: &str) {
+    let served: BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_string)
+        .collect();
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+    // Names in backticks (the prose mentions kafka_exporter).
+    let operations = std::fs::read_to_string(docs.join("operations.md")).unwrap();
+    let quoted: Vec<&str> = operations.split('`').skip(1).step_by(2).collect();
+    let listed = metric_names(&quoted.join(" "));
+    assert_eq!(listed, served, "docs/operations.md against a scrape");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(docs.join("grafana/vltava.json")).unwrap())
+            .unwrap();
+    let queried: BTreeSet<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap())
+        .flat_map(|t| metric_names(t["expr"].as_str().unwrap()))
+        .collect();
+    assert!(queried.len() > 15, "{queried:?}");
+    let missing: Vec<&String> = queried.difference(&served).collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard queries {missing:?}, not served"
+    );
+}
+
+/// `promtool check metrics` (Debian's prometheus package, which the test
+/// command installs) finds nothing to say about the text.
+fn promtool_accepts(text: &str) {
+    let Ok(promtool) = which("promtool") else {
+        panic!("promtool is missing: apt-get install prometheus (the README's test command does)");
+    };
+    let mut cmd = Command::new(promtool);
+    cmd.args(["check", "metrics"]);
+    let out = run_tool(cmd, text, Duration::from_secs(60));
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}\n{text}"
+    );
+}
+
+fn which(tool: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(tool))
+        .find(|path| path.is_file())
+        .ok_or(())
+}
+
+#[test]
+fn ready_waits_for_the_recovery_of_a_large_log_while_health_answers() {
+    // A segment a batch, 2,000 of them, cut off by SIGKILL: the next
+    // start opens each and checks the last before the broker serves.
+    let (mut broker, admin) = admin_broker(&[("log.segment.bytes", "4096")]);
+    let mut raw = RawClient::connect(broker.addr()).unwrap();
+    assert_eq!(raw.create_topic_code("big", 1).unwrap(), 0);
+    let value = "x".repeat(900);
+    for b in 0..2_000 {
+        let records: Vec<TestRecord> = (0..8)
+            .map(|r| TestRecord::kv(&format!("{b}-{r}"), &value))
+            .collect();
+        let batch = encode_batch(&records, ProducerStamp::NONE, Compression::None);
+        assert_eq!(raw.produce("big", 0, batch, 1).unwrap().error_code, 0);
+    }
+    drop(raw);
+    let (status, _, body) = http_get(&admin, "/ready").unwrap();
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
+    broker.kill_sigkill();
+
+    broker.launch_again();
+    let started = Instant::now();
+    let mut answers = Vec::new();
+    // Polled every millisecond: the window is a few hundred of them.
+    let deadline = started + Duration::from_secs(120);
+    let ready = loop {
+        if let Ok((health, _, _)) = http_get(&admin, "/health") {
+            assert_eq!(health, 200);
+            let (status, _, body) = http_get(&admin, "/ready").unwrap();
+            if answers.last() != Some(&(status, body.clone())) {
+                answers.push((status, body));
+            }
+            if status == 200 {
+                break true;
+            }
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert!(
+        ready,
+        "not ready after {:?}: {answers:?}",
+        started.elapsed()
+    );
+    println!(
+        "ready {:?} after the restart: {answers:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        answers.first().map(|(s, b)| (*s, b.as_str())),
+        Some((
+            503,
+            "starting: recovering logs and catching up with the metadata quorum\n"
+        )),
+        "{answers:?}"
+    );
+    // Ready means the Kafka listener takes requests.
+    let mut raw = RawClient::connect(broker.addr()).unwrap();
+    let end = raw.list_offset("big", 0, -1).unwrap();
+    assert_eq!(end.offset, 16_000);
+    let (status, _, _) = http_get(&admin, "/metrics").unwrap();
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn the_banner_names_the_listeners_and_a_taken_admin_port_names_the_setting() {
+    let (broker, admin) = admin_broker(&[]);
+    let log = broker.stderr_log();
+    assert!(
+        log.contains("Vltava 0.1.0 is up: node 1, cluster "),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "  Kafka:  PLAINTEXT://127.0.0.1:{}\n",
+            broker.port()
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "  Admin:  http://{admin} (/metrics, /health, /ready)\n"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "  Try:    vltava console-producer --bootstrap-server 127.0.0.1:{} --topic demo\n",
+            broker.port()
+        )),
+        "{log}"
+    );
+    let off = TestBroker::start(&[]);
+    assert!(
+        off.stderr_log()
+            .contains("  Admin:  off (admin.listeners is empty)\n"),
+        "{}",
+        off.stderr_log()
+    );
+
+    // A second broker asking for the same admin port exits and says which
+    // setting to change.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(vltava_bin());
+    cmd.arg("server")
+        .arg("--override")
+        .arg(format!("listeners=PLAINTEXT://127.0.0.1:{}", free_port()))
+        .arg("--override")
+        .arg(format!("log.dirs={}", dir.path().display()))
+        .arg("--override")
+        .arg(format!("admin.listeners=http://{admin}"))
+        .env_remove("RUST_LOG");
+    let out = run_tool(cmd, "", Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("admin.listeners: cannot listen on {admin}"))
+            && stderr.contains("set admin.listeners to another http://HOST:PORT"),
+        "{stderr}"
+    );
+}
