@@ -11,6 +11,7 @@ use bytes::Bytes;
 use kafka_protocol::records::Compression;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use vltava_tests::cluster::Cluster;
 use vltava_tests::raw::{encode_batch, ProducerStamp, RawClient, TestRecord};
 use vltava_tests::{free_port, http_get, run_tool, vltava_bin, wait_until, TestBroker};
 
@@ -336,7 +337,8 @@ fn the_banner_names_the_listeners_and_a_taken_admin_port_names_the_setting() {
     let (broker, admin) = admin_broker(&[]);
     let log = broker.stderr_log();
     assert!(
-        log.contains("Vltava 0.1.0 is up: node 1, cluster "),
+        log.lines()
+            .any(|l| l.starts_with("Vltava ") && l.contains(" is up: node 1, cluster ")),
         "{log}"
     );
     assert!(
@@ -387,4 +389,115 @@ fn the_banner_names_the_listeners_and_a_taken_admin_port_names_the_setting() {
             && stderr.contains("set admin.listeners to another http://HOST:PORT"),
         "{stderr}"
     );
+}
+
+/// The gauge or counter `series` on each node's admin server.
+fn on_each(cluster: &Cluster, nodes: &[usize], series: &str) -> Vec<Option<f64>> {
+    nodes
+        .iter()
+        .map(|&i| value(&scrape(&cluster.admin[i]), series))
+        .collect()
+}
+
+fn signal(broker: &TestBroker, signal: &str) {
+    let pid = broker.pid().expect("running").to_string();
+    let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// On three nodes, the cluster gauges move as Kafka's do: a paused follower
+/// is shrunk out of its leader's ISR (one shrink, one under-replicated
+/// partition on the leader), a partition whose only replica is fenced is
+/// offline on the active controller, and the follower's return expands
+/// the ISR again. Exactly one node is the active controller throughout.
+#[test]
+fn cluster_gauges_follow_a_paused_follower_and_an_offline_partition() {
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            ("replica.lag.time.max.ms", "1000"),
+            ("broker.session.timeout.ms", "4000"),
+            ("broker.heartbeat.interval.ms", "500"),
+        ],
+    );
+    cluster.create_topic_on("pair", &[1, 2], &[]);
+    cluster.create_topic_on("alone", &[2], &[]);
+    let all = [0, 1, 2];
+    let in_sync = |cluster: &Cluster| {
+        on_each(
+            cluster,
+            &[0],
+            "kafka_server_replicamanager_underreplicatedpartitions",
+        ) == [Some(0.0)]
+    };
+    assert!(wait_until(Duration::from_secs(60), || in_sync(&cluster)));
+    let controllers = |cluster: &Cluster, nodes: &[usize]| -> f64 {
+        on_each(
+            cluster,
+            nodes,
+            "kafka_controller_kafkacontroller_activecontrollercount",
+        )
+        .into_iter()
+        .map(|v| v.unwrap())
+        .sum()
+    };
+    assert_eq!(controllers(&cluster, &all), 1.0);
+
+    // Node 2 stops answering: node 1, leading "pair", shrinks it out.
+    signal(&cluster.nodes[1], "-STOP");
+    let shrunk = wait_until(Duration::from_secs(60), || {
+        on_each(
+            &cluster,
+            &[0],
+            "kafka_server_replicamanager_isrshrinks_total",
+        ) == [Some(1.0)]
+    });
+    assert!(shrunk, "{}", scrape(&cluster.admin[0]));
+    assert_eq!(
+        on_each(
+            &cluster,
+            &[0],
+            "kafka_server_replicamanager_underreplicatedpartitions"
+        ),
+        [Some(1.0)]
+    );
+    // Once node 2 is fenced, "alone" has no leader: the active controller
+    // (node 1 or 3; node 2 is paused) reports it.
+    let offline = wait_until(Duration::from_secs(60), || {
+        on_each(
+            &cluster,
+            &[0, 2],
+            "kafka_controller_kafkacontroller_offlinepartitionscount",
+        )
+        .into_iter()
+        .map(|v| v.unwrap())
+        .sum::<f64>()
+            == 1.0
+    });
+    assert!(
+        offline,
+        "{}\n{}",
+        scrape(&cluster.admin[0]),
+        scrape(&cluster.admin[2])
+    );
+    assert_eq!(controllers(&cluster, &[0, 2]), 1.0);
+
+    // Back: the ISR expands and nothing is under-replicated or offline.
+    signal(&cluster.nodes[1], "-CONT");
+    let healed = wait_until(Duration::from_secs(60), || {
+        on_each(
+            &cluster,
+            &[0],
+            "kafka_server_replicamanager_isrexpands_total",
+        ) == [Some(1.0)]
+            && in_sync(&cluster)
+            && on_each(
+                &cluster,
+                &all,
+                "kafka_controller_kafkacontroller_offlinepartitionscount",
+            ) == [Some(0.0); 3]
+    });
+    assert!(healed, "{}", scrape(&cluster.admin[0]));
+    assert_eq!(controllers(&cluster, &all), 1.0);
+    cluster.nodes[1].assert_running();
 }

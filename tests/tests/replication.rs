@@ -113,53 +113,7 @@ fn create_topic_with(cluster: &Cluster, replicas: &[i32], configs: &[(&str, &str
 
 /// Creates topic `name` with one partition on `replicas`.
 fn create_named(cluster: &Cluster, name: &str, replicas: &[i32], configs: &[(&str, &str)]) {
-    // Node 1 must know every replica's registration (broker-only nodes
-    // register through the controller, and node 1 applies it a moment
-    // later).
-    let started = Instant::now();
-    loop {
-        let mut client = RawClient::connect(cluster.node(1).addr()).unwrap();
-        let resp = client
-            .request(&MetadataRequest::default().with_topics(Some(vec![])), 12)
-            .unwrap();
-        let listed: Vec<i32> = resp.brokers.iter().map(|b| b.node_id.0).collect();
-        if replicas.iter().all(|id| listed.contains(id)) {
-            break;
-        }
-        assert!(started.elapsed() < DEADLINE, "brokers listed: {listed:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut admin = RawClient::connect(cluster.node(1).addr()).unwrap();
-    let req = kafka_protocol::messages::CreateTopicsRequest::default()
-        .with_timeout_ms(30_000)
-        .with_topics(vec![
-            kafka_protocol::messages::create_topics_request::CreatableTopic::default()
-                .with_name(vltava_tests::raw::topic_name(name))
-                .with_num_partitions(-1)
-                .with_replication_factor(-1)
-                .with_assignments(vec![
-                    kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment::default()
-                        .with_partition_index(0)
-                        .with_broker_ids(
-                            replicas
-                                .iter()
-                                .map(|id| kafka_protocol::messages::BrokerId(*id))
-                                .collect(),
-                        ),
-                ])
-                .with_configs(
-                    configs
-                        .iter()
-                        .map(|(k, v)| {
-                            kafka_protocol::messages::create_topics_request::CreatableTopicConfig::default()
-                                .with_name(k.to_string().into())
-                                .with_value(Some(v.to_string().into()))
-                        })
-                        .collect(),
-                ),
-        ]);
-    let resp = admin.request(&req, 7).unwrap();
-    assert_eq!(resp.topics[0].error_code, 0, "{resp:?}");
+    cluster.create_topic_on(name, replicas, configs);
 }
 
 /// A producer thread: an idempotent acks=all librdkafka producer sending

@@ -615,8 +615,6 @@ fn broker_only_voters(
     Ok(parsed)
 }
 
-/// `queued.max.request.bytes`: -1 (or any negative) is unbounded; otherwise
-/// it must admit the largest request, or that request would wait forever.
 /// `admin.listeners`: `http://HOST:PORT`, comma-separated, each made a
 /// HOST:PORT to bind (an empty host: every interface). TLS is not served
 /// yet, so `https://` is refused rather than served in the clear.
@@ -643,6 +641,8 @@ fn parse_admin_listeners(spec: &str) -> Result<Vec<String>, String> {
     Ok(addresses)
 }
 
+/// `queued.max.request.bytes`: -1 (or any negative) is unbounded; otherwise
+/// it must admit the largest request, or that request would wait forever.
 fn queued_max_request_bytes(queued: i64, request_max: i64) -> Result<Option<usize>, String> {
     if queued < 0 {
         return Ok(None);

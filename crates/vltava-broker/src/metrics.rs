@@ -6,15 +6,20 @@
 //! request loop, ISR changes); gauges of state (partitions, leaders,
 //! under-replicated and offline partitions, log sizes, group lag) are read
 //! off the broker when scraped, so they are never stale. Per-partition
-//! series are capped ([`PARTITION_SERIES_MAX`]): past the cap they are
-//! left out and counted in `vltava_metrics_partition_series_omitted`.
+//! series are capped ([`PARTITION_SERIES_MAX`] a family): past the cap
+//! they are left out and counted in
+//! `vltava_metrics_partition_series_omitted`. A deleted topic's series go
+//! at the next scrape, as Kafka removes its topic metrics.
 
+use std::collections::BTreeSet;
+
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
 
-/// Per-partition series (log sizes, group lag: each counted apart) past
+/// Series of one per-partition family (log sizes; group lag) past
 /// which the rest are left out of a scrape: 10,000 partitions make 10,000
 /// series a family, which Prometheus takes; a broker with more would make
 /// every scrape heavy.
@@ -31,6 +36,8 @@ const LATENCY_BUCKETS: &[f64] = &[
 pub struct Metrics {
     registry: Registry,
     partition_series_max: usize,
+    /// Held by a scrape: each refills the per-partition families.
+    scraping: parking_lot::Mutex<()>,
     messages_in: IntCounterVec,
     bytes_in: IntCounterVec,
     bytes_out: IntCounterVec,
@@ -185,6 +192,7 @@ impl Metrics {
         Metrics {
             registry,
             partition_series_max,
+            scraping: parking_lot::Mutex::new(()),
             messages_in,
             bytes_in,
             bytes_out,
@@ -228,37 +236,63 @@ impl Metrics {
         self.connections.with_label_values(&[listener]).add(change);
     }
 
-    pub(crate) fn isr_changed(&self, shrank: bool) {
-        match shrank {
-            true => self.isr_shrinks.inc(),
-            false => self.isr_expands.inc(),
+    /// An ISR change this broker made as a leader: one that drops a
+    /// member and adds another counts as both.
+    pub(crate) fn isr_changed(&self, before: &[i32], after: &[i32]) {
+        if before.iter().any(|r| !after.contains(r)) {
+            self.isr_shrinks.inc();
+        }
+        if after.iter().any(|r| !before.contains(r)) {
+            self.isr_expands.inc();
         }
     }
 
-    /// Fills the per-partition families afresh from `series` (labels,
-    /// value), up to the cap shared by every such family of the scrape;
-    /// returns how many were left out.
+    pub(crate) fn scrape_lock(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.scraping.lock()
+    }
+
+    /// Drops the topic-labelled series of topics that no longer exist.
+    pub(crate) fn forget_deleted_topics(&self, topics: &BTreeSet<&str>) {
+        for family in [&self.messages_in, &self.bytes_in, &self.bytes_out] {
+            let labelled: Vec<String> = family
+                .collect()
+                .iter()
+                .flat_map(|f| f.get_metric())
+                .flat_map(|m| m.get_label())
+                .filter(|l| l.name() == "topic")
+                .map(|l| l.value().to_string())
+                .collect();
+            for topic in labelled {
+                if !topics.contains(topic.as_str()) {
+                    let _ = family.remove_label_values(&[&topic]);
+                }
+            }
+        }
+    }
+
+    /// Fills a per-partition family afresh from `series` (labels, value),
+    /// up to the cap; returns how many were left out.
     pub(crate) fn fill_partition_series(
         &self,
         family: &IntGaugeVec,
         series: impl Iterator<Item = (Vec<String>, i64)>,
-        room: &mut usize,
     ) -> usize {
         family.reset();
         let mut omitted = 0;
+        let mut room = self.partition_series_max;
         for (labels, value) in series {
-            if *room == 0 {
+            if room == 0 {
                 omitted += 1;
                 continue;
             }
-            *room -= 1;
+            room -= 1;
             let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
             family.with_label_values(&labels).set(value);
         }
         omitted
     }
 
-    /// How many per-partition series one scrape may hold in all.
+    /// How many series one per-partition family may hold.
     pub(crate) fn partition_series_max(&self) -> usize {
         self.partition_series_max
     }
@@ -307,12 +341,10 @@ mod tests {
     #[test]
     fn per_partition_series_stop_at_the_cap_and_say_how_many_were_left_out() {
         let m = Metrics::new(3);
-        let mut room = m.partition_series_max();
         let sizes = (0..5).map(|p| (vec!["t".to_string(), p.to_string()], p * 10));
-        let omitted = m.fill_partition_series(&m.log_size, sizes, &mut room);
-        assert_eq!((omitted, room), (2, 0));
+        assert_eq!(m.fill_partition_series(&m.log_size, sizes), 2);
         let lag = std::iter::once((vec!["g".into(), "t".into(), "0".into()], 7));
-        assert_eq!(m.fill_partition_series(&m.group_lag, lag, &mut room), 1);
+        assert_eq!(m.fill_partition_series(&m.group_lag, lag), 0);
         let text = m.encode();
         let sizes: Vec<&str> = text
             .lines()
@@ -326,6 +358,34 @@ mod tests {
                 "kafka_log_log_size{partition=\"2\",topic=\"t\"} 20",
             ]
         );
-        assert!(!text.contains("kafka_consumergroup_lag{"), "{text}");
+        assert!(
+            text.lines().any(|l| l
+                == "kafka_consumergroup_lag{consumergroup=\"g\",partition=\"0\",topic=\"t\"} 7"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_deleted_topics_series_go_and_a_swapped_isr_member_counts_both_ways() {
+        let m = Metrics::default();
+        m.produced("kept", 1, 10);
+        m.produced("gone", 1, 10);
+        m.consumed("gone", 10);
+        m.forget_deleted_topics(&BTreeSet::from(["kept"]));
+        let text = m.encode();
+        assert!(text.contains("topic=\"kept\""), "{text}");
+        assert!(!text.contains("topic=\"gone\""), "{text}");
+        m.isr_changed(&[1, 2, 3], &[1, 2]);
+        m.isr_changed(&[1, 2], &[1, 2, 3]);
+        m.isr_changed(&[1, 2], &[1, 3]);
+        let text = m.encode();
+        assert!(
+            text.contains("kafka_server_replicamanager_isrshrinks_total 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kafka_server_replicamanager_isrexpands_total 2\n"),
+            "{text}"
+        );
     }
 }

@@ -214,7 +214,11 @@ fn server(file: Option<PathBuf>, overrides: Vec<String>) -> Result<()> {
         );
         eprint!("{}", banner(&broker));
         let shutdown = CancellationToken::new();
-        tokio::spawn(stop_on_signal(shutdown.clone(), broker.clone()));
+        tokio::spawn(stop_on_signal(
+            shutdown.clone(),
+            broker.clone(),
+            admin.clone(),
+        ));
         vltava_server::serve(broker.clone(), listeners, shutdown).await;
         broker.close().await;
         admin_shutdown.cancel();
@@ -261,7 +265,11 @@ fn banner(broker: &Broker) -> String {
 /// On SIGTERM or SIGINT: a controlled shutdown (the broker fences itself
 /// through the controller while it still serves, so clients move on at
 /// once), then the listeners stop.
-async fn stop_on_signal(shutdown: CancellationToken, broker: Arc<Broker>) {
+async fn stop_on_signal(
+    shutdown: CancellationToken,
+    broker: Arc<Broker>,
+    admin: Arc<vltava_server::admin::Admin>,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -274,6 +282,7 @@ async fn stop_on_signal(shutdown: CancellationToken, broker: Arc<Broker>) {
         _ = term.recv() => info!("SIGTERM: shutting down"),
         _ = int.recv() => info!("SIGINT: shutting down"),
     }
+    admin.stopping();
     broker.shut_down_in_cluster().await;
     shutdown.cancel();
 }

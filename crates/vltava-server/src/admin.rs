@@ -29,6 +29,8 @@ pub struct Admin {
     broker: OnceLock<Arc<Broker>>,
     /// Set once the Kafka listeners accept connections.
     listening: AtomicBool,
+    /// Set when shutdown begins: orchestrators stop sending traffic.
+    stopping: AtomicBool,
 }
 
 impl Admin {
@@ -47,8 +49,16 @@ impl Admin {
         self.listening.store(true, Ordering::Release);
     }
 
+    /// Shutdown has begun.
+    pub fn stopping(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
     /// Why the broker is not ready, or `None` when it is.
     fn not_ready(&self) -> Option<&'static str> {
+        if self.stopping.load(Ordering::Acquire) {
+            return Some("stopping: shutting down");
+        }
         if self.broker.get().is_none() {
             return Some("starting: recovering logs and catching up with the metadata quorum");
         }
@@ -75,7 +85,12 @@ pub async fn bind(config: &BrokerConfig) -> Result<Vec<TcpListener>, ServerError
     Ok(bound)
 }
 
-/// Serves the admin endpoints on `listeners` until `shutdown`.
+/// How long shutdown waits for open admin requests before dropping them
+/// (a client that sent half a request would otherwise hold it forever).
+const SHUTDOWN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves the admin endpoints on `listeners` until `shutdown`, then gives
+/// open requests [`SHUTDOWN_PATIENCE`] to finish.
 pub async fn serve(listeners: Vec<TcpListener>, admin: Arc<Admin>, shutdown: CancellationToken) {
     let app = router(admin);
     let mut servers = tokio::task::JoinSet::new();
@@ -94,7 +109,15 @@ pub async fn serve(listeners: Vec<TcpListener>, admin: Arc<Admin>, shutdown: Can
             }
         });
     }
-    while servers.join_next().await.is_some() {}
+    shutdown.cancelled().await;
+    let drained = tokio::time::timeout(SHUTDOWN_PATIENCE, async {
+        while servers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!("admin requests still open after the shutdown patience: dropped");
+        servers.abort_all();
+    }
 }
 
 fn router(admin: Arc<Admin>) -> Router {
@@ -121,8 +144,8 @@ async fn metrics(State(admin): State<Arc<Admin>>) -> Response {
         let why = "starting: metrics are served once the logs are recovered\n";
         return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
     };
-    // Walking every partition is file-system work (log sizes): off the
-    // async workers.
+    // Walking every partition and group (tens of thousands, on a big
+    // broker) is not for an async worker.
     let Ok(text) = crate::maintenance::off_runtime(move || broker.scrape_metrics()).await else {
         let why = "metrics could not be gathered (see the broker's log)\n";
         return (StatusCode::INTERNAL_SERVER_ERROR, why).into_response();
@@ -132,4 +155,22 @@ async fn metrics(State(admin): State<Arc<Admin>>) -> Response {
         text,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_says_why_not_and_stopping_wins() {
+        let admin = Admin::new();
+        assert_eq!(
+            admin.not_ready(),
+            Some("starting: recovering logs and catching up with the metadata quorum")
+        );
+        admin.listening();
+        assert!(admin.not_ready().is_some(), "no broker yet");
+        admin.stopping();
+        assert_eq!(admin.not_ready(), Some("stopping: shutting down"));
+    }
 }

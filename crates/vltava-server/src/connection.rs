@@ -181,7 +181,7 @@ async fn serve_halves<R: AsyncRead + Send + Unpin + 'static, W: ResponseSink + S
     shutdown: CancellationToken,
 ) {
     debug!(%peer, "connection opened");
-    broker.metrics().connection(&listener, 1);
+    let _counted = Counted::open(&broker, &listener);
     // The next frame is read by a future that owns the reader, so it
     // survives the turns of the loop that answer owed produces (a read cut
     // off mid-frame would lose the connection's place).
@@ -249,8 +249,27 @@ async fn serve_halves<R: AsyncRead + Send + Unpin + 'static, W: ResponseSink + S
     if read_side && !owed.is_empty() {
         let _ = pay_all(&broker, &mut owed, &mut writer, peer, &limits).await;
     }
-    broker.metrics().connection(&listener, -1);
     close.log(peer, &limits);
+}
+
+/// A connection in the open-connections gauge, until it is dropped
+/// however the connection ends (a panic or an abort at shutdown too).
+struct Counted<'a> {
+    broker: &'a Broker,
+    listener: &'a str,
+}
+
+impl<'a> Counted<'a> {
+    fn open(broker: &'a Broker, listener: &'a str) -> Counted<'a> {
+        broker.metrics().connection(listener, 1);
+        Counted { broker, listener }
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.broker.metrics().connection(self.listener, -1);
+    }
 }
 
 /// The api key, version and correlation id a response answers.

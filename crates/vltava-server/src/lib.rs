@@ -35,7 +35,7 @@ pub enum ServerError {
         address: String,
         source: std::io::Error,
     },
-    #[error("admin.listeners: cannot listen on {address} ({source}): set admin.listeners to another http://HOST:PORT, or to nothing to turn the admin server off")]
+    #[error("admin.listeners: cannot listen on {address} ({source}): set admin.listeners to another http://HOST:PORT, or to nothing to turn the admin server off (or is this broker already running?)")]
     AdminBind {
         address: String,
         source: std::io::Error,

@@ -184,7 +184,7 @@ impl Broker {
                 continue;
             };
             let node = self.node_id();
-            let shrinks = change.isr.len() < partition.isr_len();
+            let isr_before = partition.assignment().isr;
             let committed = self
                 .control(|image| {
                     let record = elections::alter_isr(
@@ -199,7 +199,7 @@ impl Broker {
                 .await;
             match committed {
                 Ok(()) => {
-                    self.metrics.isr_changed(shrinks);
+                    self.metrics.isr_changed(&isr_before, &change.isr);
                     info!(
                         topic_id = %partition.topic_id,
                         partition = partition.index,

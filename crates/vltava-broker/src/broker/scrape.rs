@@ -1,5 +1,7 @@
 //! The broker's state as metrics, read when `/metrics` is scraped.
 
+use std::collections::BTreeSet;
+
 use super::Broker;
 use crate::metrics::Metrics;
 
@@ -10,37 +12,40 @@ impl Broker {
     }
 
     /// Every metric in Prometheus' text format, the gauges of state read
-    /// off the broker now.
+    /// off the broker now. One scrape at a time: each refills the
+    /// per-partition families from scratch.
     pub fn scrape_metrics(&self) -> String {
         let m = &self.metrics;
+        let _one_at_a_time = m.scrape_lock();
         let node = self.node_id();
+        // From the committed image: a partition under reassignment counts
+        // its joining replicas out of its replication factor, as Kafka
+        // does, so a reassignment is not an under-replicated alert.
+        let (under_replicated, offline) = self.metadata.with_image(|image| {
+            let partitions = image.topics.values().flat_map(|t| t.partitions.iter());
+            partitions.fold((0, 0), |(under, offline), p| {
+                let factor = p.replicas.len().saturating_sub(p.adding.len());
+                let led_here = p.leader == node;
+                (
+                    under + i64::from(led_here && p.isr.len() < factor),
+                    offline + i64::from(p.leader < 0),
+                )
+            })
+        });
         let topics = self.topics();
-        let (mut hosted, mut leading, mut under_replicated, mut offline) = (0, 0, 0, 0);
-        for p in topics.iter().flat_map(|t| t.partitions.iter()) {
-            let a = p.assignment();
-            if a.leader < 0 {
-                offline += 1;
-            }
-            if !p.is_hosted() {
-                continue;
-            }
-            hosted += 1;
-            if p.is_leader() {
-                leading += 1;
-                if a.isr.len() < a.replicas.len() {
-                    under_replicated += 1;
-                }
-            }
-        }
+        let local = topics.iter().flat_map(|t| t.partitions.iter());
+        let hosted = local.clone().filter(|p| p.is_hosted()).count() as i64;
+        let leading = local.filter(|p| p.is_hosted() && p.is_leader()).count() as i64;
+        // Kafka's active controller alone reports offline partitions.
         let controller = self.metadata.leader() == u64::try_from(node).ok();
         m.partition_count.set(hosted);
         m.leader_count.set(leading);
         m.under_replicated.set(under_replicated);
         m.active_controller.set(i64::from(controller));
-        // Kafka's active controller alone reports offline partitions.
         m.offline_partitions
             .set(if controller { offline } else { 0 });
-        let mut room = m.partition_series_max();
+        let names: BTreeSet<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+        m.forget_deleted_topics(&names);
         let sizes = topics.iter().flat_map(|t| {
             t.partitions.iter().filter(|p| p.is_hosted()).map(|p| {
                 (
@@ -49,20 +54,22 @@ impl Broker {
                 )
             })
         });
-        let mut omitted = m.fill_partition_series(&m.log_size, sizes, &mut room);
+        let mut omitted = m.fill_partition_series(&m.log_size, sizes);
         // Lag as the coordinator sees it: the high watermark of its own
         // replica (a consumer reads up to it) minus the committed offset;
-        // a commit ahead of it counts as no lag.
-        let lags = self.groups.committed_offsets().into_iter().filter_map(
-            |(group, topic, index, committed)| {
+        // a commit ahead of it counts as no lag. Only as many offsets as
+        // the cap lets through are copied out of the group state.
+        let (committed, more) = self.groups.committed_offsets(m.partition_series_max());
+        let lags = committed
+            .into_iter()
+            .filter_map(|(group, topic, index, committed)| {
                 let partition = self.topic(&topic)?.partition(index)?.clone();
                 partition.is_hosted().then(|| {
                     let lag = (partition.high_watermark() - committed).max(0);
                     (vec![group, topic, index.to_string()], lag)
                 })
-            },
-        );
-        omitted += m.fill_partition_series(&m.group_lag, lags, &mut room);
+            });
+        omitted += m.fill_partition_series(&m.group_lag, lags) + more;
         m.series_omitted.set(omitted as i64);
         m.encode()
     }

@@ -264,11 +264,16 @@ impl GroupCoordinator {
         records
     }
 
-    /// The committed offsets this coordinator holds, as (group, topic,
-    /// partition, offset), in group order: for the lag metrics.
-    pub(crate) fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+    /// Up to `limit` of the committed offsets this coordinator holds, as
+    /// (group, topic, partition, offset) in group order, and how many more
+    /// there are: for the lag metrics, which copy no more than they show.
+    pub(crate) fn committed_offsets(
+        &self,
+        limit: usize,
+    ) -> (Vec<(String, String, i32, i64)>, usize) {
         let groups = self.groups.lock();
-        groups
+        let all: usize = groups.offsets.values().map(BTreeMap::len).sum();
+        let some = groups
             .offsets
             .iter()
             .flat_map(|(group, offsets)| {
@@ -276,7 +281,10 @@ impl GroupCoordinator {
                     (group.clone(), topic.clone(), *index, committed.offset)
                 })
             })
-            .collect()
+            .take(limit)
+            .collect::<Vec<_>>();
+        let more = all - some.len();
+        (some, more)
     }
 
     /// NOT_COORDINATOR for a group whose `__consumer_offsets` partition
