@@ -350,7 +350,7 @@ fn the_banner_names_the_listeners_and_a_taken_admin_port_names_the_setting() {
     );
     assert!(
         log.contains(&format!(
-            "  Admin:  http://{admin} (/metrics, /health, /ready)\n"
+            "  Admin:  http://{admin} (console, /metrics, /health, /ready)\n"
         )),
         "{log}"
     );
@@ -500,4 +500,54 @@ fn cluster_gauges_follow_a_paused_follower_and_an_offline_partition() {
     assert!(healed, "{}", scrape(&cluster.admin[0]));
     assert_eq!(controllers(&cluster, &all), 1.0);
     cluster.nodes[1].assert_running();
+}
+
+/// The console pages long lists: 100 topics a page, 500 partitions a page,
+/// each row once across the pages, and a page past the end shows the last.
+#[test]
+fn the_console_pages_topics_and_partitions() {
+    let (broker, admin) = admin_broker(&[]);
+    let mut raw = RawClient::connect(broker.addr()).unwrap();
+    for t in 0..101 {
+        assert_eq!(raw.create_topic_code(&format!("t{t:03}"), 1).unwrap(), 0);
+    }
+    assert_eq!(raw.create_topic_code("wide", 501).unwrap(), 0);
+    let get = |path: &str| {
+        let (status, content_type, body) = http_get(&admin, path).unwrap();
+        assert_eq!(
+            (status, content_type.as_str()),
+            (200, "text/html; charset=utf-8"),
+            "{path}"
+        );
+        body
+    };
+    let topic_rows = |page: &str| page.matches("<td><a href=\"/topics/").count();
+    let first = get("/topics");
+    assert!(
+        first.contains("page 1 of 2") && first.contains("102 topics"),
+        "{first}"
+    );
+    assert_eq!(topic_rows(&first), 100);
+    let second = get("/topics?page=2");
+    assert!(second.contains("page 2 of 2"), "{second}");
+    assert_eq!(topic_rows(&second), 2);
+    assert!(
+        second.contains(">t100<") && second.contains(">wide<"),
+        "{second}"
+    );
+    assert_eq!(topic_rows(&get("/topics?page=9")), 2);
+    let partition_rows = |page: &str| {
+        page.split("<tr>")
+            .filter(|row| row.starts_with("<td class=\"num\">"))
+            .count()
+    };
+    let wide = get("/topics/wide");
+    assert!(
+        wide.contains("501 partitions") && wide.contains("page 1 of 2"),
+        "{wide}"
+    );
+    assert_eq!(partition_rows(&wide), 500);
+    assert_eq!(partition_rows(&get("/topics/wide?page=2")), 1);
+    let (status, _, body) = http_get(&admin, "/topics/none").unwrap();
+    assert_eq!(status, 404, "{body}");
 }

@@ -247,7 +247,7 @@ fn banner(broker: &Broker) -> String {
         [] => "off (admin.listeners is empty)".to_string(),
         addresses => addresses
             .iter()
-            .map(|a| format!("http://{a} (/metrics, /health, /ready)"))
+            .map(|a| format!("http://{a} (console, /metrics, /health, /ready)"))
             .collect::<Vec<_>>()
             .join(", "),
     };

@@ -1,7 +1,8 @@
 //! The admin HTTP server (`admin.listeners`): `/health` (the process
 //! answers), `/ready` (logs recovered, metadata caught up, Kafka listeners
 //! open: what an orchestrator waits for before sending traffic) and
-//! `/metrics` (Prometheus' text format, see `vltava_broker::metrics`).
+//! `/metrics` (Prometheus' text format, see `vltava_broker::metrics`), and
+//! the web console (`crate::console`).
 //!
 //! It is bound before the broker opens, so `/health` answers and `/ready`
 //! says "not ready" while logs are recovered, which can take minutes on a
@@ -47,6 +48,11 @@ impl Admin {
     /// The Kafka listeners are bound.
     pub fn listening(&self) {
         self.listening.store(true, Ordering::Release);
+    }
+
+    /// The broker, once it has opened.
+    pub(crate) fn broker(&self) -> Option<Arc<Broker>> {
+        self.broker.get().cloned()
     }
 
     /// Shutdown has begun.
@@ -96,7 +102,7 @@ pub async fn serve(listeners: Vec<TcpListener>, admin: Arc<Admin>, shutdown: Can
     let mut servers = tokio::task::JoinSet::new();
     for listener in listeners {
         if let Ok(address) = listener.local_addr() {
-            info!(%address, "admin server listening (/health, /ready, /metrics)");
+            info!(%address, "admin server listening (console at /, /health, /ready, /metrics)");
         }
         let app = app.clone();
         let shutdown = shutdown.clone();
@@ -125,6 +131,9 @@ fn router(admin: Arc<Admin>) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/", get(crate::console::overview))
+        .route("/topics", get(crate::console::topics))
+        .route("/topics/{name}", get(crate::console::topic))
         .with_state(admin)
 }
 

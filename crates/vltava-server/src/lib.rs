@@ -11,6 +11,7 @@
 
 pub mod admin;
 mod connection;
+mod console;
 mod maintenance;
 mod replica_fetcher;
 

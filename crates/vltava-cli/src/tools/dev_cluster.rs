@@ -36,7 +36,7 @@ pub struct DevClusterArgs {
     pub dir: PathBuf,
     /// Node i listens for clients on PORT + 2(i-1) and for its voters on
     /// the port after (19092/19093, 19094/19095, ...), and serves its admin
-    /// endpoints (/metrics, /health, /ready) on PORT + 2n + (i-1), after
+    /// endpoints (console, /metrics, /health, /ready) on PORT + 2n + (i-1), after
     /// the n nodes' pairs; 0 picks free ports.
     #[arg(long, default_value_t = 19092, value_name = "PORT")]
     pub base_port: u16,
