@@ -11,12 +11,14 @@
 //! `vltava_metrics_partition_series_omitted`. A deleted topic's series go
 //! at the next scrape, as Kafka removes its topic metrics.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+
+use kafka_protocol::messages::ApiKey;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Series of one per-partition family (log sizes; group lag) past
@@ -43,6 +45,8 @@ pub struct Metrics {
     bytes_out: IntCounterVec,
     requests: IntCounterVec,
     request_seconds: HistogramVec,
+    /// Each API's series in `requests` and `request_seconds`, by API key.
+    by_api: parking_lot::RwLock<HashMap<i16, (IntCounter, Histogram)>>,
     connections: IntGaugeVec,
     isr_shrinks: IntCounter,
     isr_expands: IntCounter,
@@ -72,33 +76,18 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new(partition_series_max: usize) -> Metrics {
         let registry = Registry::new();
-        let counter = |name: &str, help: &str, labels: &[&str]| {
-            let family = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(family.clone()))
-                .expect("registered once");
-            family
+        // Names and labels are constants of this file: a failure here is a
+        // typo caught by the first test that builds a broker.
+        let counter = |name: &str, help: &str, labels: &[&str]| -> IntCounterVec {
+            register(&registry, IntCounterVec::new(Opts::new(name, help), labels))
         };
-        let gauge = |name: &str, help: &str, labels: &[&str]| {
-            let family = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(family.clone()))
-                .expect("registered once");
-            family
+        let gauge = |name: &str, help: &str, labels: &[&str]| -> IntGaugeVec {
+            register(&registry, IntGaugeVec::new(Opts::new(name, help), labels))
         };
-        let single = |name: &str, help: &str| {
-            let gauge = IntGauge::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(gauge.clone()))
-                .expect("registered once");
-            gauge
-        };
-        let total = |name: &str, help: &str| {
-            let counter = IntCounter::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(counter.clone()))
-                .expect("registered once");
-            counter
+        let single =
+            |name: &str, help: &str| -> IntGauge { register(&registry, IntGauge::new(name, help)) };
+        let total = |name: &str, help: &str| -> IntCounter {
+            register(&registry, IntCounter::new(name, help))
         };
         let messages_in = counter(
             "kafka_server_brokertopicmetrics_messagesin_total",
@@ -120,18 +109,17 @@ impl Metrics {
             "Requests answered, by API",
             &["request"],
         );
-        let request_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "kafka_network_requestmetrics_totaltime_seconds",
-                "Time from a request's arrival to its response, by API",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["request"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(request_seconds.clone()))
-            .expect("registered once");
+        let request_seconds: HistogramVec = register(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "kafka_network_requestmetrics_totaltime_seconds",
+                    "Time from a request's arrival to its response, by API",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["request"],
+            ),
+        );
         // Kafka's MBean attribute is connection-count, but a gauge named
         // `_count` reads as part of a histogram to Prometheus (promtool
         // says so).
@@ -198,6 +186,7 @@ impl Metrics {
             bytes_out,
             requests,
             request_seconds,
+            by_api: Default::default(),
             connections,
             isr_shrinks,
             isr_expands,
@@ -223,12 +212,22 @@ impl Metrics {
         self.bytes_out.with_label_values(&[topic]).inc_by(bytes);
     }
 
-    /// A request of API `request` answered after `seconds`.
-    pub fn answered(&self, request: &str, seconds: f64) {
-        self.requests.with_label_values(&[request]).inc();
-        self.request_seconds
-            .with_label_values(&[request])
-            .observe(seconds);
+    /// A request of API `api` answered after `seconds`. The series of
+    /// each API are looked up once and kept: this runs for every request.
+    pub fn answered(&self, api: ApiKey, seconds: f64) {
+        let key = api as i16;
+        let cached = self.by_api.read().get(&key).cloned();
+        let (count, latency) = cached.unwrap_or_else(|| {
+            let name = format!("{api:?}");
+            let handles = (
+                self.requests.with_label_values(&[&name]),
+                self.request_seconds.with_label_values(&[&name]),
+            );
+            self.by_api.write().insert(key, handles.clone());
+            handles
+        });
+        count.inc();
+        latency.observe(seconds);
     }
 
     /// A connection opened (+1) or closed (-1) on `listener`.
@@ -307,6 +306,15 @@ impl Metrics {
     }
 }
 
+/// Registers a collector just made, returning a handle to it.
+fn register<C: Collector + Clone + 'static>(registry: &Registry, made: prometheus::Result<C>) -> C {
+    let collector = made.expect("a valid metric");
+    registry
+        .register(Box::new(collector.clone()))
+        .expect("each name registered once");
+    collector
+}
+
 /// The content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -320,7 +328,8 @@ mod tests {
         m.produced("orders", 3, 210);
         m.produced("orders", 2, 100);
         m.consumed("orders", 310);
-        m.answered("Produce", 0.002);
+        m.answered(ApiKey::Produce, 0.002);
+        m.answered(ApiKey::Produce, 0.02);
         m.connection("PLAINTEXT", 1);
         m.connection("PLAINTEXT", 1);
         m.connection("PLAINTEXT", -1);
@@ -329,8 +338,9 @@ mod tests {
             "kafka_server_brokertopicmetrics_messagesin_total{topic=\"orders\"} 5",
             "kafka_server_brokertopicmetrics_bytesin_total{topic=\"orders\"} 310",
             "kafka_server_brokertopicmetrics_bytesout_total{topic=\"orders\"} 310",
-            "kafka_network_requestmetrics_requests_total{request=\"Produce\"} 1",
+            "kafka_network_requestmetrics_requests_total{request=\"Produce\"} 2",
             "kafka_network_requestmetrics_totaltime_seconds_bucket{request=\"Produce\",le=\"0.0025\"} 1",
+            "kafka_network_requestmetrics_totaltime_seconds_bucket{request=\"Produce\",le=\"0.025\"} 2",
             "kafka_network_requestmetrics_totaltime_seconds_bucket{request=\"Produce\",le=\"0.001\"} 0",
             "kafka_server_socketservermetrics_connections{listener=\"PLAINTEXT\"} 1",
         ] {

@@ -359,9 +359,7 @@ async fn send<W: ResponseSink>(
 ) -> Result<(), Close> {
     let answered = || {
         let seconds = request.received.elapsed().as_secs_f64();
-        broker
-            .metrics()
-            .answered(&format!("{:?}", request.api_key), seconds);
+        broker.metrics().answered(request.api_key, seconds);
     };
     let Some(response) = response else {
         answered();

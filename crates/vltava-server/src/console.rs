@@ -15,6 +15,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
+use vltava_broker::Assignment;
 
 use crate::admin::Admin;
 
@@ -79,28 +80,27 @@ struct PartitionRow {
     local: Option<(i64, i64, i64, u64)>,
 }
 
-fn partitions_of(topic: &vltava_broker::Topic) -> Vec<PartitionRow> {
-    topic
-        .partitions
-        .iter()
-        .map(|p| {
-            let a = p.assignment();
-            PartitionRow {
-                index: p.index,
-                leader: a.leader,
-                replicas: a.replicas,
-                isr: a.isr,
-                local: p.is_hosted().then(|| {
-                    (
-                        p.log_start_offset(),
-                        p.high_watermark(),
-                        p.log_end_offset(),
-                        p.log().size_bytes(),
-                    )
-                }),
-            }
-        })
-        .collect()
+/// One partition's row, its log read only for the rows a page shows.
+fn row(p: &vltava_broker::Partition) -> PartitionRow {
+    let a = p.assignment();
+    PartitionRow {
+        index: p.index,
+        leader: a.leader,
+        replicas: a.replicas,
+        isr: a.isr,
+        local: p.is_hosted().then(|| {
+            (
+                p.log_start_offset(),
+                p.high_watermark(),
+                p.log_end_offset(),
+                p.log().size_bytes(),
+            )
+        }),
+    }
+}
+
+fn assignments(topic: &vltava_broker::Topic) -> impl Iterator<Item = Assignment> + '_ {
+    topic.partitions.iter().map(|p| p.assignment())
 }
 
 fn ids(list: &[i32]) -> String {
@@ -122,19 +122,13 @@ pub async fn overview(State(admin): State<Arc<Admin>>) -> Response {
         .unwrap_or_default();
     let brokers = broker.registered_on(&listener);
     let topics = broker.topics();
-    let rows: Vec<(bool, PartitionRow)> = topics
+    let all: Vec<Assignment> = topics.iter().flat_map(|t| assignments(t)).collect();
+    let partitions = all.len();
+    let under_replicated = all
         .iter()
-        .flat_map(|t| {
-            let internal = vltava_broker::is_internal_topic(&t.name);
-            partitions_of(t).into_iter().map(move |p| (internal, p))
-        })
-        .collect();
-    let partitions = rows.len();
-    let under_replicated = rows
-        .iter()
-        .filter(|(_, p)| p.leader >= 0 && p.isr.len() < p.replicas.len())
+        .filter(|a| a.leader >= 0 && a.isr.len() < a.replicas.len())
         .count();
-    let offline = rows.iter().filter(|(_, p)| p.leader < 0).count();
+    let offline = all.iter().filter(|a| a.leader < 0).count();
     let body = html! {
         h1 { "Cluster " code { (broker.cluster_id()) } }
         div.cards {
@@ -194,9 +188,9 @@ pub async fn topics(State(admin): State<Arc<Admin>>, Query(paging): Query<Paging
         table id="topics" {
             tr { th { "Topic" } th { "Partitions" } th { "Replication factor" } th { "Under-replicated" } }
             @for topic in shown {
-                @let parts = partitions_of(topic);
-                @let factor = parts.first().map_or(0, |p| p.replicas.len());
-                @let under = parts.iter().filter(|p| p.isr.len() < p.replicas.len()).count();
+                @let parts: Vec<Assignment> = assignments(topic).collect();
+                @let factor = parts.first().map_or(0, |a| a.replicas.len());
+                @let under = parts.iter().filter(|a| a.isr.len() < a.replicas.len()).count();
                 tr {
                     // Topic names are [a-zA-Z0-9._-]: nothing to escape in a path.
                     td { a href={ "/topics/" (topic.name) } { (topic.name) } }
@@ -235,21 +229,21 @@ pub async fn topic(
         let body = html! { h1 { "No such topic" } p { "There is no topic " code { (name) } "." } };
         return (StatusCode::NOT_FOUND, page("No such topic", body)).into_response();
     };
-    let parts = partitions_of(&topic);
-    let pages = parts.len().div_ceil(PARTITIONS_PER_PAGE).max(1);
+    let count = topic.partitions.len();
+    let pages = count.div_ceil(PARTITIONS_PER_PAGE).max(1);
     let current = paging.page.unwrap_or(1).clamp(1, pages);
     let overrides: &BTreeMap<String, String> = &topic.overrides;
     let base = format!("/topics/{}", topic.name);
     let body = html! {
         h1 { "Topic " code { (topic.name) } }
-        p.muted { "id " code { (topic.id) } " · " (parts.len()) " partitions" }
+        p.muted { "id " code { (topic.id) } " · " (count) " partitions" }
         h2 { "Partitions" }
         table id="partitions" {
             tr {
                 th { "Partition" } th { "Leader" } th { "Replicas" } th { "In sync" }
                 th { "Log start" } th { "High watermark" } th { "Log end" } th { "Size (bytes)" }
             }
-            @for p in parts.iter().skip((current - 1) * PARTITIONS_PER_PAGE).take(PARTITIONS_PER_PAGE) {
+            @for p in topic.partitions.iter().skip((current - 1) * PARTITIONS_PER_PAGE).take(PARTITIONS_PER_PAGE).map(|p| row(p)) {
                 tr {
                     td.num { (p.index) }
                     td.num.bad[p.leader < 0] {
