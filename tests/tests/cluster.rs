@@ -581,10 +581,16 @@ fn a_silent_broker_is_fenced_unregistered_and_comes_back() {
     // listed again, serving what it served.
     signal("-CONT");
     wait_listed(&cluster, &[1, 2, 3], &[1, 2, 3]);
-    assert!(cluster
-        .node(victim)
-        .stderr_log()
-        .contains("registered again: this broker's registration had been removed"));
+    // The others can list it as soon as its registration commits, a moment
+    // before its own log says why it registered: wait for the line.
+    assert!(
+        vltava_tests::wait_until(Duration::from_secs(10), || cluster
+            .node(victim)
+            .stderr_log()
+            .contains("registered again: this broker's registration had been removed")),
+        "{}",
+        cluster.node(victim).stderr_log()
+    );
     assert_same_leaders(
         &agreed_view(&cluster, &[1, 2, 3], &["spread"]).topics["spread"],
         &view.topics["spread"],
