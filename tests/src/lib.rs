@@ -58,13 +58,40 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 /// and the body. Enough for the admin server, whose answers carry a
 /// length and close when asked.
 pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String, String)> {
+    http_request(addr, "GET", path, &[], "")
+}
+
+/// POSTs `form` (`application/x-www-form-urlencoded`) with `headers` added:
+/// (status, content type, body).
+pub fn http_post(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    form: &str,
+) -> std::io::Result<(u16, String, String)> {
+    let mut all = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    all.extend_from_slice(headers);
+    http_request(addr, "POST", path, &all, form)
+}
+
+fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if method != "GET" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    write!(stream, "{head}\r\n{body}")?;
     let mut raw = String::new();
     stream.read_to_string(&mut raw)?;
     let bad = |what: &str| std::io::Error::other(format!("{what} in {raw:?}"));

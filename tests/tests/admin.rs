@@ -551,3 +551,307 @@ fn the_console_pages_topics_and_partitions() {
     let (status, _, body) = http_get(&admin, "/topics/none").unwrap();
     assert_eq!(status, 404, "{body}");
 }
+
+/// The text of each cell of each row of the table with `id` in a console
+/// page, tags dropped and entities `&lt;`, `&gt;`, `&quot;`, `&amp;`
+/// decoded.
+fn table(page: &str, id: &str) -> Vec<Vec<String>> {
+    let start = page
+        .find(&format!("<table id=\"{id}\">"))
+        .unwrap_or_else(|| panic!("no table {id} in {page}"));
+    let end = start + page[start..].find("</table>").unwrap();
+    page[start..end]
+        .split("<tr>")
+        .skip(2)
+        .map(|row| {
+            row.split("<td")
+                .skip(1)
+                .map(|cell| {
+                    let cell = &cell[cell.find('>').unwrap() + 1..];
+                    let mut text = String::new();
+                    let mut in_tag = false;
+                    for c in cell.chars() {
+                        match c {
+                            '<' => in_tag = true,
+                            '>' => in_tag = false,
+                            c if !in_tag => text.push(c),
+                            _ => {}
+                        }
+                    }
+                    text.replace("&lt;", "<")
+                        .replace("&gt;", ">")
+                        .replace("&quot;", "\"")
+                        .replace("&amp;", "&")
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn get_ok(admin: &str, path: &str) -> String {
+    let (status, _, body) = http_get(admin, path).unwrap();
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+/// `admin.console.read.only=true`: every page shows, no form does, and
+/// every write route answers 403 and changes nothing. A writable console
+/// refuses a form posted from another origin the same way.
+#[test]
+fn a_read_only_console_changes_nothing_and_cross_site_posts_are_refused() {
+    let (broker, admin) = admin_broker(&[("admin.console.read.only", "true")]);
+    let mut raw = RawClient::connect(broker.addr()).unwrap();
+    assert_eq!(raw.create_topic_code("kept", 2).unwrap(), 0);
+    let batch = encode_batch(
+        &[TestRecord::kv("k", "v")],
+        ProducerStamp::NONE,
+        Compression::None,
+    );
+    assert_eq!(raw.produce("kept", 0, batch, -1).unwrap().error_code, 0);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "idle")
+        .create()
+        .unwrap();
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset("kept", 0, Offset::Offset(1))
+        .unwrap();
+    consumer.commit(&offsets, CommitMode::Sync).unwrap();
+    drop(consumer);
+
+    for path in [
+        "/",
+        "/topics",
+        "/topics/kept",
+        "/topics/kept/messages",
+        "/groups",
+        "/groups/idle",
+    ] {
+        let page = get_ok(&admin, path);
+        for form in ["method=\"post\"", "/new-topic", "/produce"] {
+            assert!(!page.contains(form), "{path} shows {form}: {page}");
+        }
+    }
+    let writes = [
+        ("/new-topic", "name=made&partitions=1&confirm=yes"),
+        ("/topics/kept/partitions", "count=3&confirm=yes"),
+        ("/topics/kept/delete", "typed=kept&confirm=yes"),
+        (
+            "/topics/kept/produce",
+            "partition=0&key=a&value=b&confirm=yes",
+        ),
+        ("/groups/idle/reset", "plan=kept:0:0&confirm=yes"),
+        ("/groups/idle/delete", "confirm=yes"),
+    ];
+    for (path, form) in writes {
+        let (status, _, body) = vltava_tests::http_post(&admin, path, &[], form).unwrap();
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(body.contains("admin.console.read.only=true"), "{body}");
+    }
+    let (status, _, _) = http_get(&admin, "/new-topic").unwrap();
+    assert_eq!(status, 403);
+    // Nothing changed: no new topic, two partitions, one record, offset 1.
+    let topics = table(&get_ok(&admin, "/topics"), "topics");
+    assert_eq!(
+        topics,
+        [
+            ["__consumer_offsets", "50", "1", "0"],
+            ["kept", "2", "1", "0"]
+        ]
+    );
+    let partitions = table(&get_ok(&admin, "/topics/kept"), "partitions");
+    assert_eq!(
+        partitions
+            .iter()
+            .map(|r| r[..7].to_vec())
+            .collect::<Vec<_>>(),
+        [
+            ["0", "1", "1", "1", "0", "1", "1"],
+            ["1", "1", "1", "1", "0", "0", "0"]
+        ]
+    );
+    let group = table(&get_ok(&admin, "/groups/idle"), "offsets");
+    assert_eq!(group, [["kept", "0", "1", "1", "0", ""]]);
+    drop(broker);
+
+    // Writable, but posted from another site: refused, nothing made.
+    let (broker, admin) = admin_broker(&[]);
+    for headers in [
+        vec![("Origin", "http://evil.example")],
+        vec![("Sec-Fetch-Site", "cross-site")],
+    ] {
+        let (status, _, body) = vltava_tests::http_post(
+            &admin,
+            "/new-topic",
+            &headers,
+            "name=forged&partitions=1&confirm=yes",
+        )
+        .unwrap();
+        assert_eq!(status, 403, "{body}");
+    }
+    let same = format!("http://{admin}");
+    let (status, _, body) = vltava_tests::http_post(
+        &admin,
+        "/new-topic",
+        &[("Origin", same.as_str())],
+        "name=made&partitions=2&confirm=yes",
+    )
+    .unwrap();
+    assert_eq!(status, 303, "{body}");
+    let topics = table(&get_ok(&admin, "/topics"), "topics");
+    assert_eq!(topics, [["made", "2", "1", "0"]]);
+    drop(broker);
+}
+
+/// Any node's console reads and writes the whole cluster: messages of a
+/// partition held on another node, that partition's offsets on the topic
+/// page, a record produced to it, a group's lag, and a topic created
+/// through a node that is not the controller.
+#[test]
+fn every_nodes_console_browses_and_writes_the_whole_cluster() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let cluster = Cluster::start(3);
+    cluster.create_topic_on("far", &[3], &[]);
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.node(1).bootstrap())
+        .set("acks", "all")
+        .create()
+        .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        for i in 0..4 {
+            let (key, value) = (format!("k{i}"), format!("{{\"n\":{i}}}"));
+            let headers = OwnedHeaders::new().insert(Header {
+                key: "trace",
+                value: Some(&format!("t-{i}")),
+            });
+            let delivery = producer
+                .send(
+                    FutureRecord::to("far")
+                        .key(&key)
+                        .payload(&value)
+                        .headers(headers),
+                    Duration::from_secs(30),
+                )
+                .await
+                .unwrap_or_else(|(e, _)| panic!("delivery of {key}: {e}"));
+            assert_eq!((delivery.partition, delivery.offset), (0, i));
+        }
+    });
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.node(2).bootstrap())
+        .set("group.id", "remote-lag")
+        .create()
+        .unwrap();
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset("far", 0, Offset::Offset(1))
+        .unwrap();
+    consumer.commit(&offsets, CommitMode::Sync).unwrap();
+    drop(consumer);
+
+    let node1 = &cluster.admin[0];
+    let far = table(&get_ok(node1, "/topics/far"), "partitions");
+    assert_eq!(
+        far,
+        [["0", "3", "3", "3", "0", "4", "held on brokers 3"]],
+        "log start and high watermark from the leader"
+    );
+    let page = get_ok(node1, "/topics/far/messages?from=beginning");
+    let shown: Vec<Vec<String>> = table(&page, "messages")
+        .into_iter()
+        .map(|r| vec![r[0].clone(), r[2].clone(), r[3].clone(), r[4].clone()])
+        .collect();
+    let want: Vec<Vec<String>> = (0..4)
+        .map(|i| {
+            vec![
+                i.to_string(),
+                format!("k{i}"),
+                format!("{{\"n\":{i}}}"),
+                format!("trace: t-{i}"),
+            ]
+        })
+        .collect();
+    assert_eq!(shown, want);
+    // JSON pretty-printed, hex, from an offset, a search.
+    let json = table(
+        &get_ok(
+            node1,
+            "/topics/far/messages?from=offset&offset=2&limit=1&format=json",
+        ),
+        "messages",
+    );
+    assert_eq!(json.len(), 1);
+    assert_eq!(
+        (json[0][0].as_str(), json[0][3].as_str()),
+        ("2", "{\n  \"n\": 2\n}")
+    );
+    let hex = table(
+        &get_ok(
+            node1,
+            "/topics/far/messages?from=offset&offset=3&limit=1&format=hex",
+        ),
+        "messages",
+    );
+    assert_eq!(hex[0][2], "6b 33");
+    let found = table(
+        &get_ok(node1, "/topics/far/messages?from=beginning&search=T-2"),
+        "messages",
+    );
+    assert_eq!(
+        found.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(),
+        ["2"]
+    );
+    // The group's lag, through a node that may not be its coordinator.
+    let group = table(&get_ok(node1, "/groups/remote-lag"), "offsets");
+    assert_eq!(group, [["far", "0", "1", "4", "3", ""]]);
+    // A record produced through node 2's console lands on node 3's
+    // partition.
+    let (status, _, body) = vltava_tests::http_post(
+        &cluster.admin[1],
+        "/topics/far/produce",
+        &[],
+        "partition=0&key=from-console&value=hello&headers=a%3A+b&confirm=yes",
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("Written to partition 0 at offset 4."),
+        "{body}"
+    );
+    let last = table(
+        &get_ok(node1, "/topics/far/messages?from=offset&offset=4"),
+        "messages",
+    );
+    assert_eq!(
+        last.iter()
+            .map(|r| (r[0].as_str(), r[2].as_str(), r[3].as_str(), r[4].as_str()))
+            .collect::<Vec<_>>(),
+        [("4", "from-console", "hello", "a: b")]
+    );
+    // A topic created through node 2's console is served by node 3.
+    let (status, _, body) = vltava_tests::http_post(
+        &cluster.admin[1],
+        "/new-topic",
+        &[],
+        "name=made-here&partitions=3&replication_factor=2&confirm=yes",
+    )
+    .unwrap();
+    assert_eq!(status, 303, "{body}");
+    let mut raw = RawClient::connect(cluster.node(3).addr()).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || {
+        raw.request(
+            &kafka_protocol::messages::MetadataRequest::default().with_topics(None),
+            12,
+        )
+        .unwrap()
+        .topics
+        .iter()
+        .any(|t| {
+            t.name.as_ref().map(|n| n.as_str()) == Some("made-here") && t.partitions.len() == 3
+        })
+    }));
+}

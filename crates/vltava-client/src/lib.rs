@@ -35,6 +35,7 @@
 //! ```
 
 pub mod admin;
+pub mod calendar;
 pub mod client;
 pub mod connection;
 pub mod consumer;

@@ -14,13 +14,14 @@ use std::sync::{Arc, OnceLock};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use vltava_broker::{Broker, BrokerConfig};
 
+use crate::console::{self, actions};
 use crate::ServerError;
 
 /// What the admin server knows of the broker starting beside it.
@@ -32,6 +33,9 @@ pub struct Admin {
     listening: AtomicBool,
     /// Set when shutdown begins: orchestrators stop sending traffic.
     stopping: AtomicBool,
+    /// The console's Kafka client of this node's own listener, made on
+    /// first use and kept (it reconnects by itself).
+    kafka: tokio::sync::Mutex<Option<vltava_client::Client>>,
 }
 
 impl Admin {
@@ -53,6 +57,47 @@ impl Admin {
     /// The broker, once it has opened.
     pub(crate) fn broker(&self) -> Option<Arc<Broker>> {
         self.broker.get().cloned()
+    }
+
+    /// A Kafka client of the cluster, bootstrapped from this node's first
+    /// advertised listener. The console's writes and its reads of other
+    /// brokers' partitions and of groups go through it, so they take the
+    /// same path (controller, leaders, coordinators) and give the same
+    /// errors as any Kafka client's.
+    pub(crate) async fn kafka(&self, broker: &Broker) -> Result<vltava_client::Client, String> {
+        let mut kept = self.kafka.lock().await;
+        if let Some(client) = kept.as_ref() {
+            return Ok(client.clone());
+        }
+        let bootstrap = broker
+            .config
+            .advertised_listeners
+            .first()
+            .map(|l| {
+                let host = match l.host.as_str() {
+                    "" | "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+                    host => host,
+                };
+                format!("{host}:{}", l.port)
+            })
+            .ok_or("this broker has no listener to connect to")?;
+        let mut config = vltava_client::ClientConfig::new(&bootstrap).client_id("vltava-console");
+        // A page waits seconds at most, not a client's half minute.
+        config.timeouts.connect = CONSOLE_CLIENT_TIMEOUT;
+        config.timeouts.request = CONSOLE_CLIENT_TIMEOUT;
+        config.retries = 3;
+        let client = vltava_client::Client::connect(config)
+            .await
+            .map_err(|e| format!("cannot reach this broker's Kafka listener {bootstrap}: {e}"))?;
+        *kept = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Whether `admin.console.read.only` forbids the console's writes.
+    pub(crate) fn read_only(&self) -> bool {
+        self.broker
+            .get()
+            .is_none_or(|b| b.config.admin_console_read_only)
     }
 
     /// Shutdown has begun.
@@ -90,6 +135,9 @@ pub async fn bind(config: &BrokerConfig) -> Result<Vec<TcpListener>, ServerError
     }
     Ok(bound)
 }
+
+/// How long one request of the console's Kafka client may take.
+const CONSOLE_CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long shutdown waits for open admin requests before dropping them
 /// (a client that sent half a request would otherwise hold it forever).
@@ -134,6 +182,21 @@ fn router(admin: Arc<Admin>) -> Router {
         .route("/", get(crate::console::overview))
         .route("/topics", get(crate::console::topics))
         .route("/topics/{name}", get(crate::console::topic))
+        .route("/topics/{name}/messages", get(console::messages::messages))
+        .route(
+            "/topics/{name}/produce",
+            get(actions::produce_page).post(actions::produce),
+        )
+        .route("/topics/{name}/partitions", post(actions::add_partitions))
+        .route("/topics/{name}/delete", post(actions::delete_topic))
+        .route(
+            "/new-topic",
+            get(actions::create_topic_form).post(actions::create_topic),
+        )
+        .route("/groups", get(console::groups::groups))
+        .route("/groups/{id}", get(console::groups::group))
+        .route("/groups/{id}/reset", post(actions::reset_offsets))
+        .route("/groups/{id}/delete", post(actions::delete_group))
         .with_state(admin)
 }
 

@@ -1064,19 +1064,8 @@ pub fn parse_datetime(text: &str) -> Result<i64, String> {
     if d.len() != 3 || t.len() != 3 {
         return Err(bad());
     }
-    let days = days_from_civil(d[0], d[1], d[2]);
+    let days = vltava_client::calendar::days_from_civil(d[0], d[1], d[2]);
     Ok(((days * 24 + t[0]) * 60 + t[1] - offset_min) * 60_000 + t[2] * 1000 + millis)
-}
-
-/// Days since 1970-01-01 (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// ISO-8601 `PnDTnHnMnS` to ms.
