@@ -959,6 +959,16 @@ fn reassignment_moves_replicas_and_changes_the_factor_under_load() {
         vltava_tests::stdout_ok("list", &tool(&["--list"])),
         "Current partition reassignments:\nparked-0: replicas: 1,3,2. adding: 3. removing: 2.\n"
     );
+    // A move under way is no under-replicated alert: the joining replica
+    // is not yet part of the factor (2), on the console as in the metric.
+    let (status, _, topics) = vltava_tests::http_get(&cluster.admin[0], "/topics").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        topics.contains(
+            "<td><a href=\"/topics/parked\">parked</a></td><td class=\"num\">1</td><td class=\"num\">2</td><td class=\"num\">0</td>"
+        ),
+        "{topics}"
+    );
     assert_eq!(
         vltava_tests::stdout_ok("verify parked", &tool(&["--verify", "--reassignment-json-file", &parked])),
         "Status of partition reassignment:\nReassignment of partition parked-0 is still in progress.\n"

@@ -152,6 +152,18 @@ struct ProducerIdBlock {
     end: i64,
 }
 
+/// One topic's replication as the console's overview and topic list show
+/// it (`Broker::replication_summary`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicReplication {
+    pub partitions: usize,
+    /// The first partition's, without replicas joining by reassignment.
+    pub factor: usize,
+    pub under_replicated: usize,
+    /// Partitions with no leader.
+    pub offline: usize,
+}
+
 pub struct Broker {
     pub config: BrokerConfig,
     /// Dynamic broker configs as committed to the metadata log; written by
@@ -578,6 +590,33 @@ impl Broker {
                 .filter_map(|(id, b)| {
                     let e = b.endpoint(listener)?;
                     Some((*id, e.host.clone(), e.port, b.rack.clone()))
+                })
+                .collect()
+        })
+    }
+
+    /// Each topic's replication at a glance, from the committed image, by
+    /// name: Kafka's under-replicated rule (`PartitionImage::under_replicated`).
+    pub fn replication_summary(&self) -> BTreeMap<String, TopicReplication> {
+        self.metadata.with_image(|image| {
+            image
+                .topics
+                .iter()
+                .map(|(name, t)| {
+                    let summary = TopicReplication {
+                        partitions: t.partitions.len(),
+                        factor: t
+                            .partitions
+                            .first()
+                            .map_or(0, |p| p.replicas.len().saturating_sub(p.adding.len())),
+                        under_replicated: t
+                            .partitions
+                            .iter()
+                            .filter(|p| p.under_replicated())
+                            .count(),
+                        offline: t.partitions.iter().filter(|p| p.leader < 0).count(),
+                    };
+                    (name.clone(), summary)
                 })
                 .collect()
         })

@@ -26,7 +26,7 @@ pub mod storage_faults;
 
 pub use broker::{
     is_internal_topic, validate_topic_name, write_meta_properties, Broker, BrokerSeams,
-    ElectionKind, Fetched, QuorumSeams, StartError, Topic, META_PROPERTIES_FILE,
+    ElectionKind, Fetched, QuorumSeams, StartError, Topic, TopicReplication, META_PROPERTIES_FILE,
     PARTITIONS_PER_REQUEST_MAX,
 };
 pub use clock::{Clock, ManualClock, SystemClock};

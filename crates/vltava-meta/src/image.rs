@@ -47,6 +47,14 @@ impl PartitionImage {
         }
     }
 
+    /// Kafka's under-replicated test: led, with fewer in-sync replicas
+    /// than its replication factor, where a reassignment's joining
+    /// replicas are not yet part of the factor (a reassignment is not an
+    /// alert).
+    pub fn under_replicated(&self) -> bool {
+        self.leader >= 0 && self.isr.len() < self.replicas.len().saturating_sub(self.adding.len())
+    }
+
     /// Whether a reassignment is under way.
     pub fn reassigning(&self) -> bool {
         !self.adding.is_empty() || !self.removing.is_empty()

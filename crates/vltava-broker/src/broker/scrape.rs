@@ -24,10 +24,8 @@ impl Broker {
         let (under_replicated, offline) = self.metadata.with_image(|image| {
             let partitions = image.topics.values().flat_map(|t| t.partitions.iter());
             partitions.fold((0, 0), |(under, offline), p| {
-                let factor = p.replicas.len().saturating_sub(p.adding.len());
-                let led_here = p.leader == node;
                 (
-                    under + i64::from(led_here && p.isr.len() < factor),
+                    under + i64::from(p.leader == node && p.under_replicated()),
                     offline + i64::from(p.leader < 0),
                 )
             })

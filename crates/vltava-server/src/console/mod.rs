@@ -28,7 +28,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
-use vltava_broker::Assignment;
 
 use crate::admin::Admin;
 
@@ -278,10 +277,6 @@ fn row(p: &vltava_broker::Partition) -> PartitionRow {
     }
 }
 
-fn assignments(topic: &vltava_broker::Topic) -> impl Iterator<Item = Assignment> + '_ {
-    topic.partitions.iter().map(|p| p.assignment())
-}
-
 fn ids(list: &[i32]) -> String {
     list.iter()
         .map(i32::to_string)
@@ -300,14 +295,12 @@ pub async fn overview(State(admin): State<Arc<Admin>>) -> Response {
         .map(|l| l.name.clone())
         .unwrap_or_default();
     let brokers = broker.registered_on(&listener);
-    let topics = broker.topics();
-    let all: Vec<Assignment> = topics.iter().flat_map(|t| assignments(t)).collect();
-    let partitions = all.len();
-    let under_replicated = all
-        .iter()
-        .filter(|a| a.leader >= 0 && a.isr.len() < a.replicas.len())
-        .count();
-    let offline = all.iter().filter(|a| a.leader < 0).count();
+    let topics = broker.replication_summary();
+    let sum =
+        |f: fn(&vltava_broker::TopicReplication) -> usize| topics.values().map(f).sum::<usize>();
+    let partitions = sum(|t| t.partitions);
+    let under_replicated = sum(|t| t.under_replicated);
+    let offline = sum(|t| t.offline);
     let body = html! {
         h1 { "Cluster " code { (broker.cluster_id()) } }
         div.cards {
@@ -353,8 +346,9 @@ pub async fn topics(State(admin): State<Arc<Admin>>, Query(paging): Query<Paging
     let Some(broker) = admin.broker() else {
         return starting();
     };
-    let mut topics = broker.topics();
-    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    // Sorted by name.
+    let topics: Vec<(String, vltava_broker::TopicReplication)> =
+        broker.replication_summary().into_iter().collect();
     let pages = topics.len().div_ceil(TOPICS_PER_PAGE).max(1);
     let current = paging.page.unwrap_or(1).clamp(1, pages);
     let shown = topics
@@ -369,16 +363,13 @@ pub async fn topics(State(admin): State<Arc<Admin>>, Query(paging): Query<Paging
         }
         table id="topics" {
             tr { th { "Topic" } th { "Partitions" } th { "Replication factor" } th { "Under-replicated" } }
-            @for topic in shown {
-                @let parts: Vec<Assignment> = assignments(topic).collect();
-                @let factor = parts.first().map_or(0, |a| a.replicas.len());
-                @let under = parts.iter().filter(|a| a.isr.len() < a.replicas.len()).count();
+            @for (name, t) in shown {
                 tr {
                     // Topic names are [a-zA-Z0-9._-]: nothing to escape in a path.
-                    td { a href={ "/topics/" (topic.name) } { (topic.name) } }
-                    td.num { (parts.len()) }
-                    td.num { (factor) }
-                    td.num.bad[under > 0] { (under) }
+                    td { a href={ "/topics/" (name) } { (name) } }
+                    td.num { (t.partitions) }
+                    td.num { (t.factor) }
+                    td.num.bad[t.under_replicated > 0] { (t.under_replicated) }
                 }
             }
         }
