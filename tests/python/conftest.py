@@ -200,6 +200,14 @@ def pytest_runtest_makereport(item, call):
     if report.failed:
         for broker in getattr(item, "_vltava_brokers", []):
             report.sections.append((f"broker stderr ({broker.bootstrap})", broker.stderr_tail()))
+        driver = getattr(item, "_vltava_browser", None)
+        if driver is not None:
+            # The page the browser was on when the test failed.
+            try:
+                page = f"{driver.current_url}\n{driver.title}\n\n{driver.find_element('tag name', 'body').text}"
+            except Exception as exc:  # noqa: BLE001 - a dead browser says so
+                page = f"the browser did not answer: {exc!r}"
+            report.sections.append(("browser page", page[-20_000:]))
 
 
 def _teardown(broker: Broker) -> None:

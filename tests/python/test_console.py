@@ -26,7 +26,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "target" / "console-screensh
 
 
 @pytest.fixture
-def browser():
+def browser(request):
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.fail("chromium and chromedriver are missing: apt-get install chromium chromium-driver "
                     "(the README's test command does)")
@@ -42,6 +42,7 @@ def browser():
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
+    request.node._vltava_browser = driver
     try:
         yield driver
     finally:

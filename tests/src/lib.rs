@@ -58,33 +58,59 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 /// and the body. Enough for the admin server, whose answers carry a
 /// length and close when asked.
 pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String, String)> {
-    http_request(addr, "GET", path, &[], "")
+    let answer = http_request(addr, "GET", path, &[], "")?;
+    let content_type = answer
+        .header("content-type")
+        .unwrap_or_default()
+        .to_string();
+    Ok((answer.status, content_type, answer.body))
 }
 
-/// POSTs `form` (`application/x-www-form-urlencoded`) with `headers` added:
-/// (status, content type, body).
+/// POSTs `form` (`application/x-www-form-urlencoded`) with `headers` added.
 pub fn http_post(
     addr: &str,
     path: &str,
     headers: &[(&str, &str)],
     form: &str,
-) -> std::io::Result<(u16, String, String)> {
+) -> std::io::Result<HttpAnswer> {
     let mut all = vec![("Content-Type", "application/x-www-form-urlencoded")];
     all.extend_from_slice(headers);
     http_request(addr, "POST", path, &all, form)
 }
 
-fn http_request(
+/// An HTTP answer: the status, the headers (names lowercase) and the body.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpAnswer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request with `headers` added (a `Host` among them replaces
+/// the address).
+pub fn http_request(
     addr: &str,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &str,
-) -> std::io::Result<(u16, String, String)> {
+) -> std::io::Result<HttpAnswer> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -103,15 +129,19 @@ fn http_request(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| bad("no status"))?;
-    let content_type = head
+    let headers = head
         .lines()
-        .find_map(|l| {
+        .skip(1)
+        .filter_map(|l| {
             let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-type")
-                .then(|| value.trim().to_string())
+            Some((name.to_ascii_lowercase(), value.trim().to_string()))
         })
-        .unwrap_or_default();
-    Ok((status, content_type, body.to_string()))
+        .collect();
+    Ok(HttpAnswer {
+        status,
+        headers,
+        body: body.to_string(),
+    })
 }
 
 /// A port that was free a moment ago, below the kernel's ephemeral range.

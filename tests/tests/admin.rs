@@ -588,6 +588,12 @@ fn table(page: &str, id: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// POSTs a console form: (status, body).
+fn post(admin: &str, path: &str, headers: &[(&str, &str)], form: &str) -> (u16, String) {
+    let answer = vltava_tests::http_post(admin, path, headers, form).unwrap();
+    (answer.status, answer.body)
+}
+
 fn get_ok(admin: &str, path: &str) -> String {
     let (status, _, body) = http_get(admin, path).unwrap();
     assert_eq!(status, 200, "{path}: {body}");
@@ -645,7 +651,7 @@ fn a_read_only_console_changes_nothing_and_cross_site_posts_are_refused() {
         ("/groups/idle/delete", "confirm=yes"),
     ];
     for (path, form) in writes {
-        let (status, _, body) = vltava_tests::http_post(&admin, path, &[], form).unwrap();
+        let (status, body) = post(&admin, path, &[], form);
         assert_eq!(status, 403, "{path}: {body}");
         assert!(body.contains("admin.console.read.only=true"), "{body}");
     }
@@ -681,23 +687,21 @@ fn a_read_only_console_changes_nothing_and_cross_site_posts_are_refused() {
         vec![("Origin", "http://evil.example")],
         vec![("Sec-Fetch-Site", "cross-site")],
     ] {
-        let (status, _, body) = vltava_tests::http_post(
+        let (status, body) = post(
             &admin,
             "/new-topic",
             &headers,
             "name=forged&partitions=1&confirm=yes",
-        )
-        .unwrap();
+        );
         assert_eq!(status, 403, "{body}");
     }
     let same = format!("http://{admin}");
-    let (status, _, body) = vltava_tests::http_post(
+    let (status, body) = post(
         &admin,
         "/new-topic",
         &[("Origin", same.as_str())],
         "name=made&partitions=2&confirm=yes",
-    )
-    .unwrap();
+    );
     assert_eq!(status, 303, "{body}");
     let topics = table(&get_ok(&admin, "/topics"), "topics");
     assert_eq!(topics, [["made", "2", "1", "0"]]);
@@ -810,17 +814,18 @@ fn every_nodes_console_browses_and_writes_the_whole_cluster() {
     assert_eq!(group, [["far", "0", "1", "4", "3", ""]]);
     // A record produced through node 2's console lands on node 3's
     // partition.
-    let (status, _, body) = vltava_tests::http_post(
+    let answer = vltava_tests::http_post(
         &cluster.admin[1],
         "/topics/far/produce",
         &[],
         "partition=0&key=from-console&value=hello&headers=a%3A+b&confirm=yes",
     )
     .unwrap();
-    assert_eq!(status, 200, "{body}");
-    assert!(
-        body.contains("Written to partition 0 at offset 4."),
-        "{body}"
+    // Redirected to the answer, so a reload cannot produce again.
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    assert_eq!(
+        answer.header("location"),
+        Some("/topics/far/produced?partition=0&offset=4")
     );
     let last = table(
         &get_ok(node1, "/topics/far/messages?from=offset&offset=4"),
@@ -833,13 +838,12 @@ fn every_nodes_console_browses_and_writes_the_whole_cluster() {
         [("4", "from-console", "hello", "a: b")]
     );
     // A topic created through node 2's console is served by node 3.
-    let (status, _, body) = vltava_tests::http_post(
+    let (status, body) = post(
         &cluster.admin[1],
         "/new-topic",
         &[],
         "name=made-here&partitions=3&replication_factor=2&confirm=yes",
-    )
-    .unwrap();
+    );
     assert_eq!(status, 303, "{body}");
     let mut raw = RawClient::connect(cluster.node(3).addr()).unwrap();
     assert!(wait_until(Duration::from_secs(10), || {
@@ -854,4 +858,165 @@ fn every_nodes_console_browses_and_writes_the_whole_cluster() {
             t.name.as_ref().map(|n| n.as_str()) == Some("made-here") && t.partitions.len() == 3
         })
     }));
+}
+
+/// The value of the hidden field `name` in a confirmation form.
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {page}"))
+        + marker.len();
+    page[start..start + page[start..].find('"').unwrap()].to_string()
+}
+
+/// What a console write checks: the host it was sent to (a DNS-rebinding
+/// page names its own), a confirmation made stale by the group committing
+/// since its dry run, a plan naming a partition that does not exist or an
+/// offset outside the log, a shift with nothing to shift from, and a
+/// partition count that is not larger.
+#[test]
+fn console_writes_refuse_foreign_hosts_stale_plans_and_bad_forms() {
+    let (broker, admin) = admin_broker(&[("admin.console.allowed.hosts", "Console.Example")]);
+    let port = admin.rsplit_once(':').unwrap().1.to_string();
+    let rebound = format!("rebound.example:{port}");
+    let get_as = |host: &str, path: &str| {
+        vltava_tests::http_request(&admin, "GET", path, &[("Host", host)], "").unwrap()
+    };
+    let refused = get_as(&rebound, "/topics");
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("admin.console.allowed.hosts"),
+        "{}",
+        refused.body
+    );
+    let origin = format!("http://{rebound}");
+    let forged = vltava_tests::http_request(
+        &admin,
+        "POST",
+        "/new-topic",
+        &[
+            ("Host", &rebound),
+            ("Origin", &origin),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        "name=rebound&partitions=1&confirm=yes",
+    )
+    .unwrap();
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert_eq!(
+        get_as(&rebound, "/metrics").status,
+        200,
+        "scrapers use names"
+    );
+    for host in [
+        format!("console.example:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+        admin.clone(),
+    ] {
+        assert_eq!(get_as(&host, "/").status, 200, "{host}");
+    }
+
+    // Two partitions of three records; the group committed 1 and 2.
+    let mut raw = RawClient::connect(broker.addr()).unwrap();
+    assert_eq!(raw.create_topic_code("plan", 2).unwrap(), 0);
+    assert_eq!(raw.create_topic_code("other", 1).unwrap(), 0);
+    for p in 0..2 {
+        let records: Vec<TestRecord> = (0..3)
+            .map(|i| TestRecord::kv("k", &i.to_string()))
+            .collect();
+        let batch = encode_batch(&records, ProducerStamp::NONE, Compression::None);
+        assert_eq!(raw.produce("plan", p, batch, -1).unwrap().error_code, 0);
+    }
+    let commit = |offsets: &[(i32, i64)]| {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", broker.bootstrap())
+            .set("group.id", "planned")
+            .create()
+            .unwrap();
+        let mut list = TopicPartitionList::new();
+        for (p, o) in offsets {
+            list.add_partition_offset("plan", *p, Offset::Offset(*o))
+                .unwrap();
+        }
+        consumer.commit(&list, CommitMode::Sync).unwrap();
+    };
+    commit(&[(0, 1), (1, 2)]);
+    let (status, dry) = post(
+        &admin,
+        "/groups/planned/reset",
+        &[],
+        "topic=&to=earliest&value=",
+    );
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(
+        table(&dry, "plan"),
+        [["plan", "0", "1", "0"], ["plan", "1", "2", "0"]]
+    );
+    let (plan, was) = (hidden(&dry, "plan"), hidden(&dry, "was"));
+    assert_eq!(
+        (plan.as_str(), was.as_str()),
+        ("plan:0:0,plan:1:0", "plan:0:1,plan:1:2")
+    );
+    // The group moves on before the confirmation: nothing is reset.
+    commit(&[(0, 3)]);
+    let (status, body) = post(
+        &admin,
+        "/groups/planned/reset",
+        &[],
+        &format!("plan={plan}&was={was}&confirm=yes"),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("changed since the dry run"), "{body}");
+    let committed = |admin: &str| {
+        table(&get_ok(admin, "/groups/planned"), "offsets")
+            .into_iter()
+            .map(|r| r[2].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(committed(&admin), ["3", "2"]);
+    for (form, why) in [
+        (
+            "plan=plan:5:0&was=&confirm=yes",
+            "there is no partition plan-5",
+        ),
+        (
+            "plan=plan:0:4&was=plan:0:3&confirm=yes",
+            "no longer in its log (0 to 3)",
+        ),
+        ("plan=&was=&confirm=yes", "names no partition"),
+        ("topic=other&to=shift&value=1", "no committed offset there"),
+        ("topic=&to=offset&value=x", "not a whole number"),
+        (
+            "topic=&to=sideways&value=",
+            "earliest, latest, offset, timestamp or shift",
+        ),
+    ] {
+        let (status, body) = post(&admin, "/groups/planned/reset", &[], form);
+        assert_eq!(status, 400, "{form}: {body}");
+        assert!(body.contains(why), "{form}: {body}");
+    }
+    assert_eq!(committed(&admin), ["3", "2"]);
+    for count in ["-1", "2", "x"] {
+        let (status, body) = post(
+            &admin,
+            "/topics/plan/partitions",
+            &[],
+            &format!("count={count}&confirm=yes"),
+        );
+        assert_eq!(status, 400, "{count}: {body}");
+    }
+    let (status, body) = post(&admin, "/topics/plan/delete", &[], "typed=pla&confirm=yes");
+    assert_eq!(status, 400, "{body}");
+    let topics = table(&get_ok(&admin, "/topics"), "topics");
+    assert!(
+        topics.contains(&vec![
+            "plan".to_string(),
+            "2".into(),
+            "1".into(),
+            "0".into()
+        ]),
+        "{topics:?}"
+    );
 }

@@ -714,6 +714,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("socket.request.max.bytes", "104857600", "bytes", "Largest request accepted; a larger one closes the connection", "same"),
     broker!("admin.listeners", "http://127.0.0.1:9644", "list", "Where the admin HTTP server listens, http://HOST:PORT, comma-separated: /health, /ready, Prometheus /metrics and the web console; empty turns it off", "Vltava's own: Kafka has no HTTP server and exposes metrics over JMX"),
     broker!("admin.console.read.only", "false", "boolean", "true: the web console shows everything and changes nothing (no create, delete, produce or offset reset; such requests get 403)", "Vltava's own"),
+    broker!("admin.console.allowed.hosts", "", "list", "Host names the web console answers to besides IP addresses, localhost and the admin.listeners hosts (comma-separated; * for any): a console reached by a DNS name must be named here, which keeps DNS-rebinding pages out", "Vltava's own"),
     broker!("max.connections", "10000", "count", "Connections accepted at once; more are closed at accept", "Kafka's default is unlimited (2147483647)"),
     broker!("connections.max.idle.ms", "600000", "ms", "A connection with no request started within this is closed", "same"),
     broker!("socket.request.read.timeout.ms", "30000", "ms", "How long one request may take to arrive once its first byte has; slower ones close the connection", "Vltava only (Kafka has no server-side read timeout)"),
@@ -907,6 +908,10 @@ pub struct BrokerConfig {
     pub admin_listeners: Vec<String>,
     /// `admin.console.read.only`: the console refuses every write action.
     pub admin_console_read_only: bool,
+    /// `admin.console.allowed.hosts`: host names (lowercase, no port) the
+    /// console answers to beyond IP literals, `localhost` and the
+    /// `admin.listeners` hosts; `*` for any.
+    pub admin_console_allowed_hosts: Vec<String>,
     /// `connections.max.idle.ms`: a connection with no request started (or a
     /// response not written) within this is closed.
     pub connections_max_idle_ms: u64,
@@ -1148,6 +1153,11 @@ impl BrokerConfig {
             max_connections: number("max.connections")?.max(1) as usize,
             admin_listeners: parse_admin_listeners(&get("admin.listeners"))?,
             admin_console_read_only: get("admin.console.read.only").eq_ignore_ascii_case("true"),
+            admin_console_allowed_hosts: get("admin.console.allowed.hosts")
+                .split(',')
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
             connections_max_idle_ms: number("connections.max.idle.ms")?.max(1) as u64,
             socket_request_read_timeout_ms: number("socket.request.read.timeout.ms")?.max(1) as u64,
             queued_max_request_bytes: queued_max_request_bytes(

@@ -25,7 +25,6 @@ use crate::console::{self, actions};
 use crate::ServerError;
 
 /// What the admin server knows of the broker starting beside it.
-#[derive(Default)]
 pub struct Admin {
     /// Set once the broker has opened (logs recovered, metadata caught up).
     broker: OnceLock<Arc<Broker>>,
@@ -36,6 +35,21 @@ pub struct Admin {
     /// The console's Kafka client of this node's own listener, made on
     /// first use and kept (it reconnects by itself).
     kafka: tokio::sync::Mutex<Option<vltava_client::Client>>,
+    /// Console requests served at once (each may hold a fetch of records
+    /// or a round of requests to the cluster).
+    console_permits: tokio::sync::Semaphore,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            broker: OnceLock::new(),
+            listening: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            kafka: tokio::sync::Mutex::new(None),
+            console_permits: tokio::sync::Semaphore::new(CONSOLE_REQUESTS_MAX),
+        }
+    }
 }
 
 impl Admin {
@@ -85,12 +99,21 @@ impl Admin {
         // A page waits seconds at most, not a client's half minute.
         config.timeouts.connect = CONSOLE_CLIENT_TIMEOUT;
         config.timeouts.request = CONSOLE_CLIENT_TIMEOUT;
-        config.retries = 3;
         let client = vltava_client::Client::connect(config)
             .await
             .map_err(|e| format!("cannot reach this broker's Kafka listener {bootstrap}: {e}"))?;
         *kept = Some(client.clone());
         Ok(client)
+    }
+
+    /// A turn to serve one console request, or `None` when
+    /// [`CONSOLE_REQUESTS_MAX`] are being served and none finished within
+    /// [`CONSOLE_QUEUE_PATIENCE`].
+    pub(crate) async fn console_turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        tokio::time::timeout(CONSOLE_QUEUE_PATIENCE, self.console_permits.acquire())
+            .await
+            .ok()?
+            .ok()
     }
 
     /// Whether `admin.console.read.only` forbids the console's writes.
@@ -136,6 +159,13 @@ pub async fn bind(config: &BrokerConfig) -> Result<Vec<TcpListener>, ServerError
     Ok(bound)
 }
 
+/// Console requests served at once; more wait their turn.
+pub const CONSOLE_REQUESTS_MAX: usize = 8;
+
+/// How long a console request waits for its turn before it is answered
+/// 503.
+const CONSOLE_QUEUE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How long one request of the console's Kafka client may take.
 const CONSOLE_CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -175,18 +205,16 @@ pub async fn serve(listeners: Vec<TcpListener>, admin: Arc<Admin>, shutdown: Can
 }
 
 fn router(admin: Arc<Admin>) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/", get(crate::console::overview))
-        .route("/topics", get(crate::console::topics))
-        .route("/topics/{name}", get(crate::console::topic))
+    let console = Router::new()
+        .route("/", get(console::overview))
+        .route("/topics", get(console::topics))
+        .route("/topics/{name}", get(console::topic))
         .route("/topics/{name}/messages", get(console::messages::messages))
         .route(
             "/topics/{name}/produce",
             get(actions::produce_page).post(actions::produce),
         )
+        .route("/topics/{name}/produced", get(actions::produced))
         .route("/topics/{name}/partitions", post(actions::add_partitions))
         .route("/topics/{name}/delete", post(actions::delete_topic))
         .route(
@@ -197,6 +225,15 @@ fn router(admin: Arc<Admin>) -> Router {
         .route("/groups/{id}", get(console::groups::group))
         .route("/groups/{id}/reset", post(actions::reset_offsets))
         .route("/groups/{id}/delete", post(actions::delete_group))
+        .route_layer(axum::middleware::from_fn_with_state(
+            admin.clone(),
+            console::host_guard,
+        ));
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .merge(console)
         .with_state(admin)
 }
 

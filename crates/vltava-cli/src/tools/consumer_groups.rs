@@ -1031,6 +1031,10 @@ async fn target_offsets(
 pub fn parse_datetime(text: &str) -> Result<i64, String> {
     let bad =
         || format!("Error: the datetime '{text}' is not in the format 'YYYY-MM-DDTHH:mm:SS.sss'");
+    // Only ASCII can be a date: byte slicing below is then on characters.
+    if !text.is_ascii() {
+        return Err(bad());
+    }
     let (main, offset_min) = if let Some(s) = text.strip_suffix('Z') {
         (s, 0)
     } else if text.len() > 6
@@ -1061,7 +1065,16 @@ pub fn parse_datetime(text: &str) -> Result<i64, String> {
         .split(':')
         .map(|x| x.parse().map_err(|_| bad()))
         .collect::<Result<_, _>>()?;
-    if d.len() != 3 || t.len() != 3 {
+    // Four-digit years and clock fields in range: nothing below overflows.
+    let in_range = d.len() == 3
+        && t.len() == 3
+        && (0..=9_999).contains(&d[0])
+        && (1..=12).contains(&d[1])
+        && (1..=31).contains(&d[2])
+        && (0..=23).contains(&t[0])
+        && (0..=59).contains(&t[1])
+        && (0..=60).contains(&t[2]);
+    if !in_range {
         return Err(bad());
     }
     let days = vltava_client::calendar::days_from_civil(d[0], d[1], d[2]);
@@ -1089,7 +1102,8 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
                     ('S', true) => 1000.0,
                     _ => return Err(bad()),
                 };
-                ms += (n * factor) as i64;
+                // `as` saturates; the sum must too.
+                ms = ms.saturating_add((n * factor) as i64);
             }
         }
     }
@@ -1114,7 +1128,18 @@ mod tests {
             parse_datetime("2024-03-01T13:30:15.250+01:00").unwrap(),
             1_709_296_215_250
         );
+        for bad in [
+            "2024-03-01T12:30:15.éé",
+            "ééééééé",
+            "99999999999999-01-01T00:00:00",
+            "2024-13-01T00:00:00",
+            "2024-01-01T24:00:00",
+        ] {
+            assert!(parse_datetime(bad).is_err(), "{bad}");
+        }
         assert_eq!(parse_duration("P1DT2H3M4S").unwrap(), 93_784_000);
+        let huge = format!("P{0}DT{0}H", "9".repeat(30));
+        assert_eq!(parse_duration(&huge), Ok(i64::MAX));
         assert!(parse_duration("1D").is_err());
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
@@ -249,7 +249,7 @@ pub async fn add_partitions(
     };
     let now = topic.partitions.len();
     let count = match field(&f.count).and_then(|c| c.parse::<i32>().ok()) {
-        Some(c) if c as usize > now => c,
+        Some(c) if usize::try_from(c).is_ok_and(|c| c > now) => c,
         _ => {
             return refused(format!(
                 "the new partition count must be a whole number above {now}, the current count"
@@ -360,7 +360,7 @@ fn produce_form(name: &str, partitions: usize, f: &Produce) -> Markup {
     html! {
         form.panel method="post" action={ "/topics/" (name) "/produce" } {
             label { "Partition (empty: by the key's hash, as clients pick)"
-                input type="number" name="partition" min="0" max=(partitions - 1) value=(f.partition.as_deref().unwrap_or("")); }
+                input type="number" name="partition" min="0" max=(partitions.saturating_sub(1)) value=(f.partition.as_deref().unwrap_or("")); }
             label { "Key (empty: no key)" input type="text" name="key" value=(f.key.as_deref().unwrap_or("")); }
             label { "Value" textarea name="value" rows="4" cols="50" { (f.value.as_deref().unwrap_or("")) } }
             label { "Headers, one name: value a line"
@@ -472,13 +472,15 @@ pub async fn produce(
         Ok(c) => c,
         Err(r) => return r,
     };
+    // Idempotent, so a retry after a lost answer cannot write the record
+    // twice; and partitioned by the topic's current partition count, not a
+    // count cached before someone added partitions.
     let config = ProducerConfig {
         linger: Duration::ZERO,
-        idempotence: false,
         request_timeout: Duration::from_secs(10),
-        retries: 3,
         ..ProducerConfig::default()
     };
+    client.invalidate(&name);
     let producer = match Producer::new(client, config).await {
         Ok(p) => p,
         Err(e) => return failed(&e),
@@ -502,14 +504,33 @@ pub async fn produce(
             )
         }
     };
+    // Redirected, so reloading the answer cannot post the record again.
+    Redirect::to(&format!(
+        "/topics/{name}/produced?partition={}&offset={}",
+        written.partition, written.offset
+    ))
+    .into_response()
+}
+
+#[derive(serde::Deserialize)]
+pub struct Written {
+    partition: Option<i32>,
+    offset: Option<i64>,
+}
+
+/// Where a produce from the console landed.
+pub async fn produced(Path(name): Path<String>, Query(w): Query<Written>) -> Response {
+    let (Some(partition), Some(offset)) = (w.partition, w.offset) else {
+        return refused("which partition and offset?");
+    };
     let body = html! {
         h1 { "Produced" }
         p id="produced" {
-            "Written to partition " (written.partition) " at offset " (written.offset) "."
+            "Written to partition " (partition) " at offset " (offset) "."
         }
         p {
-            a href={ "/topics/" (name) "/messages?partition=" (written.partition) "&from=offset&offset=" (written.offset) } id="browse-written" { "Show it" }
-            " · " a href=(action) { "Produce another" }
+            a href={ "/topics/" (segment(&name)) "/messages?partition=" (partition) "&from=offset&offset=" (offset) } id="browse-written" { "Show it" }
+            " · " a href={ "/topics/" (segment(&name)) "/produce" } { "Produce another" }
         }
     };
     page(&format!("Produced to {name}"), body).into_response()
@@ -526,10 +547,30 @@ pub struct Reset {
     /// `topic:partition:offset` joined by commas (topic names cannot hold
     /// either character).
     plan: Option<String>,
+    /// On the confirming post: the committed offsets the dry run saw for
+    /// the plan's partitions, encoded as `plan` (partitions without one
+    /// left out). A group whose offsets moved since is not reset.
+    was: Option<String>,
     confirm: Option<String>,
 }
 
+fn encode_offsets(offsets: &BTreeMap<TopicPartition, i64>) -> String {
+    offsets
+        .iter()
+        .map(|((t, p), o)| format!("{t}:{p}:{o}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn parse_plan(text: &str) -> Result<BTreeMap<TopicPartition, i64>, String> {
+    let plan = parse_offsets(text)?;
+    if plan.is_empty() {
+        return Err("the plan names no partition".to_string());
+    }
+    Ok(plan)
+}
+
+fn parse_offsets(text: &str) -> Result<BTreeMap<TopicPartition, i64>, String> {
     let mut plan = BTreeMap::new();
     for entry in text.split(',').filter(|e| !e.is_empty()) {
         let mut parts = entry.rsplitn(3, ':');
@@ -548,9 +589,6 @@ fn parse_plan(text: &str) -> Result<BTreeMap<TopicPartition, i64>, String> {
         if plan.len() > RESET_PARTITIONS_MAX {
             return Err(format!("more than {RESET_PARTITIONS_MAX} partitions"));
         }
-    }
-    if plan.is_empty() {
-        return Err("the plan names no partition".to_string());
     }
     Ok(plan)
 }
@@ -603,12 +641,20 @@ async fn reset_plan(
             ));
         };
         let hi = hi.max(lo);
-        let current = committed.get(&tp).copied().unwrap_or(hi);
         let offset = match to {
             "earliest" => lo,
             "latest" => hi,
             "offset" => number()?.clamp(lo, hi),
-            "shift" => current.saturating_add(number()?).clamp(lo, hi),
+            // As Kafka's tool: a shift needs an offset to shift from.
+            "shift" => {
+                let Some(current) = committed.get(&tp) else {
+                    return Err(format!(
+                        "cannot shift the offset of {}-{}: the group has no committed offset there",
+                        tp.0, tp.1
+                    ));
+                };
+                current.saturating_add(number()?).clamp(lo, hi)
+            }
             // No record at or after the time: the log end, as Kafka's tool.
             "timestamp" => match timed.get(&tp) {
                 Some(o) if *o >= 0 => (*o).clamp(lo, hi),
@@ -623,6 +669,44 @@ async fn reset_plan(
         plan.insert(tp, offset);
     }
     Ok(plan)
+}
+
+/// Checks a confirmed plan against the cluster as it is now: every
+/// partition exists and every offset is still inside its log (retention
+/// may have moved the start since the dry run).
+async fn still_in_range(
+    kafka: &KafkaAdmin,
+    broker: &Broker,
+    plan: &BTreeMap<TopicPartition, i64>,
+) -> Result<(), String> {
+    for (t, p) in plan.keys() {
+        let known = broker
+            .topic(t)
+            .is_some_and(|topic| usize::try_from(*p).is_ok_and(|p| p < topic.partitions.len()));
+        if !known {
+            return Err(format!("there is no partition {t}-{p}: nothing was reset"));
+        }
+    }
+    let earliest = log_ends(kafka, plan.keys().cloned(), OffsetSpec::Earliest).await;
+    let latest = log_ends(kafka, plan.keys().cloned(), OffsetSpec::Latest).await;
+    for (tp, o) in plan {
+        match (earliest.get(tp), latest.get(tp)) {
+            (Some(lo), Some(hi)) if (*lo..=(*hi).max(*lo)).contains(o) => {}
+            (Some(lo), Some(hi)) => {
+                return Err(format!(
+                    "offset {o} of {}-{} is no longer in its log ({lo} to {hi}): nothing was reset; run the dry run again",
+                    tp.0, tp.1
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "partition {}-{} has no leader to ask for its offsets: nothing was reset",
+                    tp.0, tp.1
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 pub async fn reset_offsets(
@@ -662,10 +746,29 @@ pub async fn reset_offsets(
         Err(e) => return failed(&e),
     };
     if confirmed(&f.confirm) {
-        let plan = match parse_plan(f.plan.as_deref().unwrap_or("")) {
-            Ok(p) => p,
-            Err(why) => return refused(why),
+        let (plan, was) = match (
+            parse_plan(f.plan.as_deref().unwrap_or("")),
+            parse_offsets(f.was.as_deref().unwrap_or("")),
+        ) {
+            (Ok(plan), Ok(was)) => (plan, was),
+            (Err(why), _) | (_, Err(why)) => return refused(why),
         };
+        // What the dry run showed is what is committed, or nothing is.
+        let now: BTreeMap<TopicPartition, i64> = committed
+            .iter()
+            .filter(|(tp, _)| plan.contains_key(*tp))
+            .map(|(tp, o)| (tp.clone(), *o))
+            .collect();
+        if now != was {
+            return problem(
+                StatusCode::CONFLICT,
+                "Offsets moved",
+                "The group's committed offsets changed since the dry run: nothing was reset. Run the dry run again.",
+            );
+        }
+        if let Err(why) = still_in_range(&kafka, &broker, &plan).await {
+            return refused(why);
+        }
         if let Err(e) = kafka.alter_group_offsets(&id, &plan).await {
             return failed(&e);
         }
@@ -675,11 +778,14 @@ pub async fn reset_offsets(
         Ok(p) => p,
         Err(why) => return refused(why),
     };
-    let encoded = plan
-        .iter()
-        .map(|((t, p), o)| format!("{t}:{p}:{o}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let encoded = encode_offsets(&plan);
+    let was = encode_offsets(
+        &committed
+            .iter()
+            .filter(|(tp, _)| plan.contains_key(*tp))
+            .map(|(tp, o)| (tp.clone(), *o))
+            .collect(),
+    );
     let body = html! {
         h1 { "Reset offsets of " code { (id) } "? (dry run)" }
         p { "Nothing has changed yet. With confirmation, the group's committed offsets become:" }
@@ -693,7 +799,7 @@ pub async fn reset_offsets(
                 }
             }
         }
-        (confirmation(&format!("{back}/reset"), &[("plan", &encoded)], "Reset offsets", &back))
+        (confirmation(&format!("{back}/reset"), &[("plan", &encoded), ("was", &was)], "Reset offsets", &back))
     };
     page(&format!("Reset {id}"), body).into_response()
 }
@@ -717,9 +823,29 @@ pub async fn delete_group(
     };
     let back = format!("/groups/{}", segment(&id));
     if !confirmed(&f.confirm) {
+        // Kafka refuses while the group has members: say so now rather
+        // than after the confirmation.
+        let client = match kafka(&admin, &broker).await {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
+        match KafkaAdmin::new(client).describe_any_group(&id).await {
+            Ok(d) if !d.members.is_empty() => {
+                return problem(
+                    StatusCode::CONFLICT,
+                    "Group is active",
+                    &format!(
+                        "{id} has {} members: a group is deleted only once it has none.",
+                        d.members.len()
+                    ),
+                )
+            }
+            Ok(_) => {}
+            Err(e) => return failed(&e),
+        }
         let body = html! {
             h1 { "Delete group " code { (id) } "?" }
-            p.notice { "The group and all its committed offsets are deleted. Kafka refuses this while the group has members." }
+            p.notice { "The group and all its committed offsets are deleted. This cannot be undone." }
             (confirmation(&format!("{back}/delete"), &[], "Delete group", &back))
         };
         return page(&format!("Delete {id}"), body).into_response();

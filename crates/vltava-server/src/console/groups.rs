@@ -25,18 +25,30 @@ use crate::admin::Admin;
 /// fetch and a ListOffsets.
 pub const GROUPS_PER_PAGE: usize = 50;
 
-/// One committed partition of a group.
+/// How long `/groups` asks about its page's groups before it lists the
+/// rest without their state and lag.
+const GROUPS_PAGE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The longest group id the console looks up: Kafka's string length limit,
+/// as the broker's coordinator checks it.
+pub const GROUP_ID_BYTES_MAX: usize = i16::MAX as usize;
+
+/// One partition of a group: committed to, or assigned to a member.
 pub(super) struct OffsetRow {
     pub tp: TopicPartition,
-    pub committed: i64,
+    /// `None` for an assigned partition with no commit yet.
+    pub committed: Option<i64>,
     /// The log end; `None` when the partition's leader did not answer (a
     /// deleted topic, an offline partition).
     pub end: Option<i64>,
 }
 
 impl OffsetRow {
+    /// The log end minus the committed offset, as Kafka's tool computes it
+    /// (negative when the log was truncated below a commit); `None` without
+    /// both.
     pub fn lag(&self) -> Option<i64> {
-        self.end.map(|end| (end - self.committed).max(0))
+        Some(self.end? - self.committed?)
     }
 }
 
@@ -60,14 +72,19 @@ pub(super) async fn log_ends(
     out
 }
 
-/// A group's committed offsets with their log ends.
+/// A group's committed offsets with their log ends, and the partitions
+/// its members are assigned without a commit (as Kafka's tool lists them).
 pub(super) async fn offsets(
     admin: &KafkaAdmin,
     group: &str,
+    assigned: &[TopicPartition],
 ) -> Result<Vec<OffsetRow>, vltava_client::Error> {
     let committed = admin.group_offsets(group).await?;
-    let ends = log_ends(admin, committed.keys().cloned(), OffsetSpec::Latest).await;
-    Ok(committed
+    let mut rows: BTreeMap<TopicPartition, Option<i64>> =
+        assigned.iter().map(|tp| (tp.clone(), None)).collect();
+    rows.extend(committed.into_iter().map(|(tp, o)| (tp, Some(o))));
+    let ends = log_ends(admin, rows.keys().cloned(), OffsetSpec::Latest).await;
+    Ok(rows
         .into_iter()
         .map(|(tp, committed)| OffsetRow {
             end: ends.get(&tp).copied(),
@@ -75,6 +92,14 @@ pub(super) async fn offsets(
             committed,
         })
         .collect())
+}
+
+/// Every partition assigned to a member of `d`.
+fn assigned(d: &GroupDescription) -> Vec<TopicPartition> {
+    d.members
+        .iter()
+        .flat_map(|m| m.assignment.iter().cloned())
+        .collect()
 }
 
 /// The summed lag of the rows that have one.
@@ -104,17 +129,32 @@ pub async fn groups(State(admin): State<Arc<Admin>>, Query(paging): Query<Paging
     listed.sort_by(|a, b| a.group_id.cmp(&b.group_id));
     let pages = listed.len().div_ceil(GROUPS_PER_PAGE).max(1);
     let current = paging.page.unwrap_or(1).clamp(1, pages);
+    // Each group costs requests to its coordinator and to leaders: past
+    // the deadline the rest of the page is listed without them.
+    let deadline = tokio::time::Instant::now() + GROUPS_PAGE_DEADLINE;
     let mut rows = Vec::new();
     for g in listed
         .iter()
         .skip((current - 1) * GROUPS_PER_PAGE)
         .take(GROUPS_PER_PAGE)
     {
-        let described = kafka.describe_any_group(&g.group_id).await.ok();
-        let lag = offsets(&kafka, &g.group_id)
+        if tokio::time::Instant::now() >= deadline {
+            rows.push((
+                g,
+                Err("not asked: the page's time ran out".to_string()),
+                None,
+            ));
+            continue;
+        }
+        let described = kafka
+            .describe_any_group(&g.group_id)
             .await
-            .ok()
-            .map(|r| total_lag(&r));
+            .map_err(|e| e.to_string());
+        let assigned = described.as_ref().map(assigned).unwrap_or_default();
+        let lag = match offsets(&kafka, &g.group_id, &assigned).await {
+            Ok(rows) => Some(Ok(total_lag(&rows))),
+            Err(e) => Some(Err(e.to_string())),
+        };
         rows.push((g, described, lag));
     }
     let body = html! {
@@ -126,10 +166,19 @@ pub async fn groups(State(admin): State<Arc<Admin>>, Query(paging): Query<Paging
                 tr {
                     td { a href={ "/groups/" (segment(&g.group_id)) } { (g.group_id) } }
                     td { (g.group_type) }
-                    td { (d.as_ref().map_or(g.state.as_str(), |d| d.state.as_str())) }
-                    td.num { (d.as_ref().map_or(0, |d| d.members.len())) }
-                    td { (d.as_ref().map_or("", |d| d.protocol.as_str())) }
-                    td.num { @if let Some(lag) = lag { (lag) } @else { span.muted { "—" } } }
+                    @match d {
+                        Ok(d) => {
+                            td { (d.state) }
+                            td.num { (d.members.len()) }
+                            td { (d.protocol) }
+                        }
+                        Err(e) => { td.bad colspan="3" { "not described: " (e) } }
+                    }
+                    @match lag {
+                        Some(Ok(lag)) => { td.num { (lag) } }
+                        Some(Err(e)) => { td.bad { "not known: " (e) } }
+                        None => { td.muted { "—" } }
+                    }
                 }
             }
         }
@@ -158,12 +207,19 @@ pub async fn group(State(admin): State<Arc<Admin>>, Path(id): Path<String>) -> R
         Err(page) => return page,
     };
     let kafka = KafkaAdmin::new(client);
-    let (d, rows) = match (
-        kafka.describe_any_group(&id).await,
-        offsets(&kafka, &id).await,
-    ) {
-        (Ok(d), Ok(rows)) => (d, rows),
-        (Err(e), _) | (_, Err(e)) => {
+    if id.len() > GROUP_ID_BYTES_MAX {
+        let why = format!("Group ids are at most {GROUP_ID_BYTES_MAX} bytes.");
+        return not_found("No such group", &why);
+    }
+    let (d, rows) = match kafka.describe_any_group(&id).await {
+        Ok(d) => match offsets(&kafka, &id, &assigned(&d)).await {
+            Ok(rows) => (d, rows),
+            Err(e) => {
+                let why = format!("The group's offsets could not be read: {e}");
+                return problem(StatusCode::BAD_GATEWAY, "Cannot describe the group", &why);
+            }
+        },
+        Err(e) => {
             let why = format!("The group could not be described: {e}");
             return problem(StatusCode::BAD_GATEWAY, "Cannot describe the group", &why);
         }
@@ -214,7 +270,7 @@ pub async fn group(State(admin): State<Arc<Admin>>, Path(id): Path<String>) -> R
                     tr {
                         td { a href={ "/topics/" (r.tp.0) } { (r.tp.0) } }
                         td.num { (r.tp.1) }
-                        td.num { (r.committed) }
+                        td.num { @if let Some(c) = r.committed { (c) } @else { span.muted { "—" } } }
                         td.num { @if let Some(e) = r.end { (e) } @else { span.muted { "—" } } }
                         td.num { @if let Some(l) = r.lag() { (l) } @else { span.muted { "—" } } }
                         td { (owned.get(&r.tp).map_or("", String::as_str)) }

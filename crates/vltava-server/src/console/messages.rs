@@ -41,6 +41,10 @@ pub const HEADERS_SHOWN_MAX: usize = 100;
 /// The longest header name shown, in characters.
 pub const HEADER_NAME_SHOWN_MAX: usize = 1_024;
 
+/// The most bytes of keys, values and headers one page keeps: reading
+/// stops there (500 records of 16 KiB values would be 8 MiB, hex tripled).
+pub const PAGE_BYTES_MAX: usize = 4 * 1024 * 1024;
+
 /// How long one page reads before it shows what it has.
 const READ_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -202,6 +206,18 @@ struct Kept {
 }
 
 impl Kept {
+    /// The bytes of keys, values and headers kept.
+    fn bytes(&self) -> usize {
+        let part = |p: &Option<Part>| p.as_ref().map_or(0, |p| p.head.len());
+        part(&self.key)
+            + part(&self.value)
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + part(v))
+                .sum::<usize>()
+    }
+
     fn of(r: &ConsumerRecord) -> Kept {
         Kept {
             offset: r.offset,
@@ -293,10 +309,23 @@ async fn read(
         }
     };
     let log_start = offset_of(OffsetSpec::Earliest).await?.unwrap_or(0);
-    let high_watermark = offset_of(OffsetSpec::Latest).await?.unwrap_or(log_start);
+    // The two answers are apart in time (a retention pass may move the
+    // log start between them): never an end below the start.
+    let high_watermark = offset_of(OffsetSpec::Latest)
+        .await?
+        .unwrap_or(log_start)
+        .max(log_start);
     let first = match request.from {
         From::Beginning => log_start,
-        From::End => (high_watermark - request.limit as i64).max(log_start),
+        // The newest `limit` offsets; a search scans the newest
+        // SEARCH_RECORDS_MAX.
+        From::End => {
+            let back = match request.search {
+                Some(_) => SEARCH_RECORDS_MAX,
+                None => request.limit,
+            };
+            (high_watermark - back as i64).max(log_start)
+        }
         From::Offset(o) => o.clamp(log_start, high_watermark),
         // No record at or after the time: nothing to show, as Kafka's
         // ListOffsets answers -1.
@@ -330,6 +359,7 @@ async fn read(
         stopped: None,
     };
     let deadline = Instant::now() + READ_DEADLINE;
+    let mut kept_bytes = 0usize;
     'reading: while out.next < high_watermark {
         if out.shown.len() >= request.limit {
             break;
@@ -342,6 +372,13 @@ async fn read(
             out.stopped = Some(format!(
                 "reading stops after {} seconds",
                 READ_DEADLINE.as_secs()
+            ));
+            break;
+        }
+        if kept_bytes >= PAGE_BYTES_MAX {
+            out.stopped = Some(format!(
+                "a page holds at most {} MiB of keys, values and headers",
+                PAGE_BYTES_MAX / (1024 * 1024)
             ));
             break;
         }
@@ -359,11 +396,24 @@ async fn read(
             out.next = r.offset + 1;
             out.scanned += 1;
             if needle.as_deref().is_none_or(|n| matches(&r, n)) {
-                out.shown.push(Kept::of(&r));
+                let kept = Kept::of(&r);
+                kept_bytes += kept.bytes();
+                out.shown.push(kept);
             }
-            if out.shown.len() >= request.limit || out.scanned >= scan_max {
+            if out.shown.len() >= request.limit
+                || out.scanned >= scan_max
+                || kept_bytes >= PAGE_BYTES_MAX
+            {
                 continue 'reading;
             }
+        }
+        // Every record fetched was read: the consumer's position is past
+        // what the fetch covered, including offsets compaction removed and
+        // control batches, which no record marks. Without this a log whose
+        // last offsets below the high watermark hold no record would be
+        // polled until the deadline.
+        if let Some(position) = consumer.position(&tp) {
+            out.next = out.next.max(position.min(high_watermark));
         }
     }
     Ok(out)
@@ -447,7 +497,7 @@ fn form(topic: &str, partitions: usize, request: &Request, q: &Browse) -> Markup
     html! {
         form.panel method="get" action={ "/topics/" (topic) "/messages" } {
             label { "Partition"
-                input type="number" name="partition" min="0" max=(partitions - 1) value=(request.partition);
+                input type="number" name="partition" min="0" max=(partitions.saturating_sub(1)) value=(request.partition);
             }
             label { "From"
                 select name="from" {

@@ -120,6 +120,76 @@ async fn kafka(
     })
 }
 
+/// Whether the console answers a request sent to `host` (the `Host`
+/// header, port included). A page on an attacker's domain whose DNS name
+/// is made to resolve to this listener (DNS rebinding) counts as the same
+/// origin in the browser, so `Origin` checks cannot stop it: only the name
+/// it was sent to shows it. IP literals cannot be rebound; `localhost` and
+/// the `admin.listeners` hosts are this broker's; any other name must be
+/// in `admin.console.allowed.hosts`.
+fn allowed_host(config: &vltava_broker::BrokerConfig, host: Option<&str>) -> bool {
+    let Some(host) = host else {
+        // HTTP/1.0 tools send none; a browser always does.
+        return true;
+    };
+    let name = match host.strip_prefix('[') {
+        // [v6]:port
+        Some(rest) => {
+            return rest
+                .split(']')
+                .next()
+                .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
+        }
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    }
+    .to_ascii_lowercase();
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name == "localhost"
+        || config
+            .admin_console_allowed_hosts
+            .iter()
+            .any(|h| h == "*" || *h == name)
+        || config.admin_listeners.iter().any(|a| {
+            a.rsplit_once(':')
+                .is_some_and(|(h, _)| h.eq_ignore_ascii_case(&name))
+        })
+}
+
+/// In front of every console route: refuses requests sent to a host name
+/// the console does not answer to (see `allowed_host`), and serves at most
+/// `CONSOLE_REQUESTS_MAX` at once. `/health`, `/ready` and `/metrics` are
+/// not behind it (scrapers address brokers by name).
+pub async fn host_guard(
+    State(admin): State<Arc<Admin>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(broker) = admin.broker() {
+        let host = request
+            .headers()
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        if !allowed_host(&broker.config, host) {
+            return problem(
+                StatusCode::FORBIDDEN,
+                "Unknown host",
+                &format!(
+                    "This console does not answer to the host name {}: add it to admin.console.allowed.hosts.",
+                    host.unwrap_or_default()
+                ),
+            );
+        }
+    }
+    let Some(_turn) = admin.console_turn().await else {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Busy",
+            "The console is serving as many pages as it may at once; try again in a moment.",
+        );
+    };
+    next.run(request).await
+}
+
 /// Lets a write action through, or answers why not: the broker is still
 /// opening, the console is read-only, or the form was posted from another
 /// site. A browser sends `Origin` with every form post; a page elsewhere
@@ -217,8 +287,10 @@ fn partition_field(text: &str, partitions: usize) -> Result<i32, String> {
 /// read as UTC, with an optional trailing `Z`) or epoch milliseconds.
 fn parse_utc(text: &str) -> Option<i64> {
     let text = text.trim();
+    // Negative numbers are ListOffsets' special values (-1 latest, -2
+    // earliest, -3 the largest timestamp), not times.
     if let Ok(ms) = text.parse::<i64>() {
-        return Some(ms);
+        return (ms >= 0).then_some(ms);
     }
     let text = text.strip_suffix('Z').unwrap_or(text);
     let (date, time) = text.split_once(['T', ' '])?;
@@ -551,6 +623,8 @@ mod tests {
             "2024-02-29T12:00:00:00",
             "99999999999999-01-01T00:00",
             "2024-01-01T-1:00",
+            "-1",
+            "-2",
         ] {
             assert_eq!(parse_utc(bad), None, "{bad}");
         }
