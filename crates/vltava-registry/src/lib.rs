@@ -9,9 +9,13 @@
 //! - [`compat`]: NONE, BACKWARD, FORWARD, FULL and their transitive forms,
 //!   as reader/writer resolution between the new schema and the versions
 //!   before it.
+//! - [`store`]: the registry's state folded from `_schemas` records in
+//!   Confluent's layout (subjects, versions, global ids, levels, soft and
+//!   permanent deletes), and the records each change writes.
 //!
 //! Only Avro so far; JSON Schema and Protobuf come with the registry's
 //! HTTP API.
 
 pub mod avro;
 pub mod compat;
+pub mod store;

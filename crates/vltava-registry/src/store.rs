@@ -1,0 +1,928 @@
+//! The registry's state, folded from the records of the compacted
+//! `_schemas` topic in Confluent's layout, and the records each change
+//! writes.
+//!
+//! Records are JSON. Keys name what a record is about and values carry it:
+//!
+//! | key | value |
+//! |---|---|
+//! | `{"keytype":"SCHEMA","subject":S,"version":V,"magic":1}` | `{"subject":S,"version":V,"id":I,"schemaType":T,"references":[],"schema":TEXT,"deleted":B}` (`schemaType` absent for Avro); a tombstone deletes the version for good |
+//! | `{"keytype":"CONFIG","subject":S or null,"magic":0}` | `{"compatibilityLevel":L}`; a tombstone drops the setting |
+//! | `{"keytype":"VLTAVA_ID","magic":0}` | `{"next":N}`: the next id to give, so ids stay unused after the schemas holding them are deleted for good and compacted away (Vltava's own) |
+//!
+//! Other key types (Confluent's `NOOP`, `MODE`, `DELETE_SUBJECT`, ...) are
+//! skipped. The latest record of a key decides, as compaction keeps only
+//! it, so the state is the same before and after the topic is compacted.
+//! That holds only if one writer at a time writes a given key: the serving
+//! layer serializes writes.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::avro::AvroSchema;
+use crate::compat::{check_avro, Level};
+
+/// The longest subject name taken, in bytes (Kafka's string limit: a
+/// subject is usually a topic name with `-key`/`-value`).
+pub const SUBJECT_BYTES_MAX: usize = i16::MAX as usize;
+
+/// The most versions one subject may hold; a registration past it is
+/// refused (Confluent has no such limit; a subject with this many is a
+/// runaway producer registering every message's schema).
+pub const VERSIONS_PER_SUBJECT_MAX: usize = 100_000;
+
+/// A schema format. Only Avro is understood so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaType {
+    Avro,
+}
+
+impl SchemaType {
+    /// Confluent's `schemaType` (absent means Avro).
+    pub fn parse(name: Option<&str>) -> Result<SchemaType, RegistryError> {
+        match name.map(str::to_ascii_uppercase).as_deref() {
+            None | Some("AVRO") => Ok(SchemaType::Avro),
+            Some(other) => Err(RegistryError::InvalidSchema(format!(
+                "schema type {other} is not supported yet (AVRO is)"
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SchemaType::Avro => "AVRO",
+        }
+    }
+}
+
+/// Errors with Confluent's error codes and HTTP statuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryError {
+    SubjectNotFound(String),
+    VersionNotFound(String),
+    SchemaNotFound(String),
+    SubjectSoftDeleted(String),
+    SubjectNotSoftDeleted(String),
+    VersionSoftDeleted(String),
+    VersionNotSoftDeleted(String),
+    InvalidSchema(String),
+    InvalidVersion(String),
+    InvalidLevel(String),
+    InvalidSubject(String),
+    Incompatible(Vec<String>),
+}
+
+impl RegistryError {
+    /// Confluent's `error_code`.
+    pub fn code(&self) -> u32 {
+        match self {
+            RegistryError::SubjectNotFound(_) => 40401,
+            RegistryError::VersionNotFound(_) => 40402,
+            RegistryError::SchemaNotFound(_) => 40403,
+            RegistryError::SubjectSoftDeleted(_) => 40404,
+            RegistryError::SubjectNotSoftDeleted(_) => 40405,
+            RegistryError::VersionSoftDeleted(_) => 40406,
+            RegistryError::VersionNotSoftDeleted(_) => 40407,
+            RegistryError::InvalidSchema(_) => 42201,
+            RegistryError::InvalidVersion(_) => 42202,
+            RegistryError::InvalidLevel(_) => 42203,
+            RegistryError::InvalidSubject(_) => 42208,
+            RegistryError::Incompatible(_) => 409,
+        }
+    }
+
+    /// The HTTP status: the first three digits of the code.
+    pub fn status(&self) -> u16 {
+        match self.code() {
+            409 => 409,
+            code => (code / 100) as u16,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            RegistryError::Incompatible(problems) => format!(
+                "Schema being registered is incompatible with an earlier schema for subject: {}",
+                problems.join("; ")
+            ),
+            RegistryError::SubjectNotFound(m)
+            | RegistryError::VersionNotFound(m)
+            | RegistryError::SchemaNotFound(m)
+            | RegistryError::SubjectSoftDeleted(m)
+            | RegistryError::SubjectNotSoftDeleted(m)
+            | RegistryError::VersionSoftDeleted(m)
+            | RegistryError::VersionNotSoftDeleted(m)
+            | RegistryError::InvalidSchema(m)
+            | RegistryError::InvalidVersion(m)
+            | RegistryError::InvalidLevel(m)
+            | RegistryError::InvalidSubject(m) => m.clone(),
+        }
+    }
+}
+
+/// One version of a subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    pub version: i32,
+    pub id: i32,
+    pub deleted: bool,
+}
+
+/// A schema by id: its type and text as first registered.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub schema_type: SchemaType,
+    pub text: String,
+    parsed: AvroSchema,
+}
+
+/// A record to append to `_schemas`: key and value (`None`: a tombstone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// What a registration does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registration {
+    /// The subject already holds this schema: its id, nothing to write.
+    Exists { id: i32, version: i32 },
+    /// A new version: write these records (in order), then the schema has
+    /// this id and version.
+    New {
+        id: i32,
+        version: i32,
+        writes: Vec<Write>,
+    },
+}
+
+/// Which version a request names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionSpec {
+    Latest,
+    Number(i32),
+}
+
+impl VersionSpec {
+    /// `latest`, `-1` or a version number from 1 to 2^31-1 (Confluent's
+    /// 42202 otherwise).
+    pub fn parse(text: &str) -> Result<VersionSpec, RegistryError> {
+        if text == "latest" || text == "-1" {
+            return Ok(VersionSpec::Latest);
+        }
+        match text.parse::<i32>() {
+            Ok(v) if v >= 1 => Ok(VersionSpec::Number(v)),
+            _ => Err(RegistryError::InvalidVersion(format!(
+                "The specified version '{text}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\""
+            ))),
+        }
+    }
+}
+
+/// The registry's state.
+#[derive(Debug, Default)]
+pub struct Store {
+    /// Every version of every subject by number, soft-deleted ones marked.
+    subjects: BTreeMap<String, BTreeMap<i32, Version>>,
+    /// Every schema by id.
+    schemas: BTreeMap<i32, Stored>,
+    /// Ids by normalized schema, for the same schema to keep its id.
+    ids_by_schema: BTreeMap<(SchemaTypeKey, String), i32>,
+    global_level: Option<Level>,
+    levels: BTreeMap<String, Level>,
+    /// The next id to give, at least one above every id seen.
+    next_id: i32,
+}
+
+type SchemaTypeKey = &'static str;
+
+fn subject_checked(subject: &str) -> Result<(), RegistryError> {
+    if subject.is_empty()
+        || subject.len() > SUBJECT_BYTES_MAX
+        || subject.chars().any(char::is_control)
+    {
+        return Err(RegistryError::InvalidSubject(format!(
+            "The specified subject is not a valid subject: it must be 1 to {SUBJECT_BYTES_MAX} bytes without control characters"
+        )));
+    }
+    Ok(())
+}
+
+impl Store {
+    pub fn new() -> Store {
+        Store {
+            next_id: 1,
+            ..Store::default()
+        }
+    }
+
+    /// Applies one `_schemas` record. `Err` says why a record was skipped
+    /// (not JSON, a key type this registry does not know, a schema that
+    /// does not parse); the state is then unchanged.
+    pub fn apply(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), String> {
+        let key: Value =
+            serde_json::from_slice(key).map_err(|e| format!("key is not JSON: {e}"))?;
+        let value: Option<Value> = match value {
+            Some(v) => {
+                Some(serde_json::from_slice(v).map_err(|e| format!("value is not JSON: {e}"))?)
+            }
+            None => None,
+        };
+        let text =
+            |v: &Value, field: &str| v.get(field).and_then(Value::as_str).map(str::to_string);
+        let int = |v: &Value, field: &str| {
+            v.get(field)
+                .and_then(Value::as_i64)
+                .and_then(|n| i32::try_from(n).ok())
+        };
+        match key.get("keytype").and_then(Value::as_str) {
+            Some("SCHEMA") => {
+                let subject = text(&key, "subject").ok_or("SCHEMA key without a subject")?;
+                let version = int(&key, "version")
+                    .filter(|v| *v >= 1)
+                    .ok_or("SCHEMA key without a version")?;
+                let Some(value) = value else {
+                    // Deleted for good, and its schema with it once no
+                    // version holds it: compaction will leave no record of
+                    // it, and a store rebuilt from the topic must agree.
+                    let removed = self
+                        .subjects
+                        .get_mut(&subject)
+                        .and_then(|vs| vs.remove(&version));
+                    if self.subjects.get(&subject).is_some_and(BTreeMap::is_empty) {
+                        self.subjects.remove(&subject);
+                    }
+                    if let Some(gone) = removed {
+                        self.forget_unless_used(gone.id);
+                    }
+                    return Ok(());
+                };
+                let id = int(&value, "id")
+                    .filter(|id| *id >= 1)
+                    .ok_or("SCHEMA value without an id")?;
+                let schema_type = SchemaType::parse(text(&value, "schemaType").as_deref())
+                    .map_err(|e| e.message())?;
+                let schema_text = text(&value, "schema").ok_or("SCHEMA value without a schema")?;
+                let deleted = value
+                    .get("deleted")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                if !self.schemas.contains_key(&id) {
+                    let parsed = AvroSchema::parse(&schema_text)?;
+                    self.ids_by_schema
+                        .entry((schema_type.name(), parsed.normalized().to_string()))
+                        .or_insert(id);
+                    self.schemas.insert(
+                        id,
+                        Stored {
+                            schema_type,
+                            text: schema_text,
+                            parsed,
+                        },
+                    );
+                }
+                self.next_id = self.next_id.max(id.saturating_add(1));
+                self.subjects.entry(subject).or_default().insert(
+                    version,
+                    Version {
+                        version,
+                        id,
+                        deleted,
+                    },
+                );
+                Ok(())
+            }
+            Some("CONFIG") => {
+                let subject = text(&key, "subject");
+                let level = match &value {
+                    None => None,
+                    Some(v) => Some(
+                        text(v, "compatibilityLevel")
+                            .and_then(|l| Level::parse(&l))
+                            .ok_or("CONFIG value without a known compatibilityLevel")?,
+                    ),
+                };
+                match (subject, level) {
+                    (None, level) => self.global_level = level,
+                    (Some(s), Some(level)) => {
+                        self.levels.insert(s, level);
+                    }
+                    (Some(s), None) => {
+                        self.levels.remove(&s);
+                    }
+                }
+                Ok(())
+            }
+            Some("VLTAVA_ID") => {
+                if let Some(next) = value.as_ref().and_then(|v| int(v, "next")) {
+                    self.next_id = self.next_id.max(next);
+                }
+                Ok(())
+            }
+            Some(_) => Ok(()),
+            None => Err("key without a keytype".to_string()),
+        }
+    }
+
+    fn forget_unless_used(&mut self, id: i32) {
+        let used = self
+            .subjects
+            .values()
+            .any(|vs| vs.values().any(|v| v.id == id));
+        if !used {
+            if let Some(stored) = self.schemas.remove(&id) {
+                self.ids_by_schema.remove(&(
+                    stored.schema_type.name(),
+                    stored.parsed.normalized().to_string(),
+                ));
+            }
+        }
+    }
+
+    /// Subjects with at least one version (soft-deleted ones only when
+    /// `deleted`).
+    pub fn subjects(&self, deleted: bool) -> Vec<&str> {
+        self.subjects
+            .iter()
+            .filter(|(_, vs)| deleted || vs.values().any(|v| !v.deleted))
+            .map(|(s, _)| s.as_str())
+            .collect()
+    }
+
+    fn live_versions(&self, subject: &str, deleted: bool) -> Result<Vec<&Version>, RegistryError> {
+        let versions = self
+            .subjects
+            .get(subject)
+            .map(|vs| {
+                vs.values()
+                    .filter(|v| deleted || !v.deleted)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if versions.is_empty() {
+            return Err(RegistryError::SubjectNotFound(format!(
+                "Subject '{subject}' not found."
+            )));
+        }
+        Ok(versions)
+    }
+
+    /// A subject's version numbers, oldest first.
+    pub fn versions(&self, subject: &str, deleted: bool) -> Result<Vec<i32>, RegistryError> {
+        Ok(self
+            .live_versions(subject, deleted)?
+            .iter()
+            .map(|v| v.version)
+            .collect())
+    }
+
+    /// One version of a subject.
+    pub fn version(
+        &self,
+        subject: &str,
+        spec: VersionSpec,
+        deleted: bool,
+    ) -> Result<(&Version, &Stored), RegistryError> {
+        let versions = self.live_versions(subject, deleted)?;
+        let found = match spec {
+            VersionSpec::Latest => versions.last().copied(),
+            VersionSpec::Number(n) => versions.iter().copied().find(|v| v.version == n),
+        };
+        let version = found.ok_or_else(|| {
+            RegistryError::VersionNotFound(format!(
+                "Version {} not found.",
+                match spec {
+                    VersionSpec::Latest => "latest".to_string(),
+                    VersionSpec::Number(n) => n.to_string(),
+                }
+            ))
+        })?;
+        let stored = self.schemas.get(&version.id).ok_or_else(|| {
+            RegistryError::SchemaNotFound(format!("Schema {} not found", version.id))
+        })?;
+        Ok((version, stored))
+    }
+
+    /// A schema by id.
+    pub fn schema(&self, id: i32) -> Result<&Stored, RegistryError> {
+        self.schemas
+            .get(&id)
+            .ok_or_else(|| RegistryError::SchemaNotFound(format!("Schema {id} not found")))
+    }
+
+    /// Every (subject, version) holding schema `id`.
+    pub fn uses_of(&self, id: i32, deleted: bool) -> Vec<(&str, i32)> {
+        self.subjects
+            .iter()
+            .flat_map(|(s, vs)| vs.values().map(move |v| (s.as_str(), v)))
+            .filter(|(_, v)| v.id == id && (deleted || !v.deleted))
+            .map(|(s, v)| (s, v.version))
+            .collect()
+    }
+
+    /// The level that applies to `subject`: its own, else the global one,
+    /// else BACKWARD.
+    pub fn level(&self, subject: Option<&str>) -> Level {
+        subject
+            .and_then(|s| self.levels.get(s))
+            .copied()
+            .or(self.global_level)
+            .unwrap_or(Level::DEFAULT)
+    }
+
+    /// The level set on `subject` (or globally for `None`), if any.
+    pub fn level_set(&self, subject: Option<&str>) -> Option<Level> {
+        match subject {
+            Some(s) => self.levels.get(s).copied(),
+            None => self.global_level,
+        }
+    }
+
+    /// The version of `subject` holding this schema (POST /subjects/{s}).
+    pub fn lookup(
+        &self,
+        subject: &str,
+        schema_type: SchemaType,
+        text: &str,
+        deleted: bool,
+    ) -> Result<(&Version, &Stored), RegistryError> {
+        let parsed = parse(schema_type, text)?;
+        let versions = self.live_versions(subject, deleted)?;
+        let id = self
+            .ids_by_schema
+            .get(&(schema_type.name(), parsed.normalized().to_string()));
+        let found = id.and_then(|id| versions.iter().rev().find(|v| v.id == *id));
+        match found {
+            Some(v) => Ok((v, &self.schemas[&v.id])),
+            None => Err(RegistryError::SchemaNotFound(
+                "Schema not found".to_string(),
+            )),
+        }
+    }
+
+    /// Checks `text` against `subject`'s versions under its level (or
+    /// against one version only, as `/compatibility/subjects/{s}/versions/{v}`
+    /// asks): the problems found, empty when compatible.
+    pub fn compatibility(
+        &self,
+        subject: &str,
+        spec: Option<VersionSpec>,
+        schema_type: SchemaType,
+        text: &str,
+    ) -> Result<Vec<String>, RegistryError> {
+        let parsed = parse(schema_type, text)?;
+        let level = self.level(Some(subject));
+        let earlier: Vec<(i32, &AvroSchema)> = match spec {
+            None => match self.live_versions(subject, false) {
+                Ok(vs) => vs
+                    .iter()
+                    .map(|v| (v.version, &self.schemas[&v.id].parsed))
+                    .collect(),
+                Err(_) => Vec::new(),
+            },
+            Some(spec) => {
+                let (v, stored) = self.version(subject, spec, false)?;
+                vec![(v.version, &stored.parsed)]
+            }
+        };
+        Ok(check_avro(level, &parsed, &earlier))
+    }
+
+    /// Plans registering `text` under `subject`: the existing id if the
+    /// subject holds it, else the checks and the records to write. The
+    /// caller writes them (one writer at a time) and applies them.
+    pub fn plan_register(
+        &self,
+        subject: &str,
+        schema_type: SchemaType,
+        text: &str,
+    ) -> Result<Registration, RegistryError> {
+        subject_checked(subject)?;
+        let parsed = parse(schema_type, text)?;
+        let known = self
+            .ids_by_schema
+            .get(&(schema_type.name(), parsed.normalized().to_string()))
+            .copied();
+        let live: Vec<&Version> = self
+            .subjects
+            .get(subject)
+            .map(|vs| vs.values().filter(|v| !v.deleted).collect())
+            .unwrap_or_default();
+        if let Some(id) = known {
+            if let Some(v) = live.iter().rev().find(|v| v.id == id) {
+                return Ok(Registration::Exists {
+                    id,
+                    version: v.version,
+                });
+            }
+        }
+        let earlier: Vec<(i32, &AvroSchema)> = live
+            .iter()
+            .map(|v| (v.version, &self.schemas[&v.id].parsed))
+            .collect();
+        let problems = check_avro(self.level(Some(subject)), &parsed, &earlier);
+        if !problems.is_empty() {
+            return Err(RegistryError::Incompatible(problems));
+        }
+        let all = self.subjects.get(subject);
+        if all.is_some_and(|vs| vs.len() >= VERSIONS_PER_SUBJECT_MAX) {
+            return Err(RegistryError::InvalidSchema(format!(
+                "subject {subject} already has {VERSIONS_PER_SUBJECT_MAX} versions"
+            )));
+        }
+        // Versions are never reused, soft-deleted ones included.
+        let version = all
+            .and_then(|vs| vs.keys().next_back())
+            .map_or(1, |v| v.saturating_add(1));
+        let id = known.unwrap_or(self.next_id);
+        let mut writes = Vec::new();
+        if known.is_none() {
+            writes.push(Write {
+                key: json!({"keytype": "VLTAVA_ID", "magic": 0})
+                    .to_string()
+                    .into_bytes(),
+                value: Some(
+                    json!({"next": id.saturating_add(1)})
+                        .to_string()
+                        .into_bytes(),
+                ),
+            });
+        }
+        writes.push(schema_record(
+            subject,
+            version,
+            id,
+            schema_type,
+            text,
+            false,
+        ));
+        Ok(Registration::New {
+            id,
+            version,
+            writes,
+        })
+    }
+
+    /// Plans deleting one version (`permanent`: for good, which Confluent
+    /// allows only once it is soft-deleted). Returns the version number.
+    pub fn plan_delete_version(
+        &self,
+        subject: &str,
+        spec: VersionSpec,
+        permanent: bool,
+    ) -> Result<(i32, Write), RegistryError> {
+        let (v, stored) = self.version(subject, spec, permanent)?;
+        match (permanent, v.deleted) {
+            (true, false) => Err(RegistryError::VersionNotSoftDeleted(format!(
+                "Subject '{subject}' Version {} was not deleted first before being permanently deleted",
+                v.version
+            ))),
+            (true, true) => Ok((v.version, Write { key: schema_key(subject, v.version), value: None })),
+            (false, _) => Ok((v.version, schema_record(subject, v.version, v.id, stored.schema_type, &stored.text, true))),
+        }
+    }
+
+    /// Plans deleting a subject: every version soft-deleted, or, with
+    /// `permanent`, removed for good once all are soft-deleted. Returns
+    /// the versions and the records.
+    pub fn plan_delete_subject(
+        &self,
+        subject: &str,
+        permanent: bool,
+    ) -> Result<(Vec<i32>, Vec<Write>), RegistryError> {
+        let all = self.live_versions(subject, true)?;
+        if permanent {
+            if all.iter().any(|v| !v.deleted) {
+                return Err(RegistryError::SubjectNotSoftDeleted(format!(
+                    "Subject '{subject}' was not deleted first before being permanently deleted"
+                )));
+            }
+            let writes = all
+                .iter()
+                .map(|v| Write {
+                    key: schema_key(subject, v.version),
+                    value: None,
+                })
+                .collect();
+            return Ok((all.iter().map(|v| v.version).collect(), writes));
+        }
+        let live: Vec<&&Version> = all.iter().filter(|v| !v.deleted).collect();
+        if live.is_empty() {
+            return Err(RegistryError::SubjectSoftDeleted(format!(
+                "Subject '{subject}' was soft deleted. Set permanent=true to delete permanently"
+            )));
+        }
+        let writes = live
+            .iter()
+            .map(|v| {
+                let stored = &self.schemas[&v.id];
+                schema_record(
+                    subject,
+                    v.version,
+                    v.id,
+                    stored.schema_type,
+                    &stored.text,
+                    true,
+                )
+            })
+            .collect();
+        Ok((live.iter().map(|v| v.version).collect(), writes))
+    }
+
+    /// The record setting (or, with `None`, dropping) a level.
+    pub fn plan_level(subject: Option<&str>, level: Option<Level>) -> Write {
+        Write {
+            key: json!({"keytype": "CONFIG", "subject": subject, "magic": 0})
+                .to_string()
+                .into_bytes(),
+            value: level.map(|l| {
+                json!({"compatibilityLevel": l.name()})
+                    .to_string()
+                    .into_bytes()
+            }),
+        }
+    }
+}
+
+/// `text` parsed as a schema of `schema_type` (Confluent's 42201 when it
+/// is not one).
+fn parse(schema_type: SchemaType, text: &str) -> Result<AvroSchema, RegistryError> {
+    match schema_type {
+        SchemaType::Avro => AvroSchema::parse(text).map_err(RegistryError::InvalidSchema),
+    }
+}
+
+fn schema_key(subject: &str, version: i32) -> Vec<u8> {
+    json!({"keytype": "SCHEMA", "subject": subject, "version": version, "magic": 1})
+        .to_string()
+        .into_bytes()
+}
+
+fn schema_record(
+    subject: &str,
+    version: i32,
+    id: i32,
+    schema_type: SchemaType,
+    text: &str,
+    deleted: bool,
+) -> Write {
+    let mut value = json!({
+        "subject": subject,
+        "version": version,
+        "id": id,
+        "schema": text,
+        "deleted": deleted,
+    });
+    if schema_type != SchemaType::Avro {
+        value["schemaType"] = json!(schema_type.name());
+    }
+    Write {
+        key: schema_key(subject, version),
+        value: Some(value.to_string().into_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V1: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"}]}"#;
+    const V2: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"email","type":"string","default":""}]}"#;
+    const BAD: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"string"}]}"#;
+
+    /// Registers and applies what the plan writes; returns (id, version).
+    fn register(store: &mut Store, subject: &str, text: &str) -> Result<(i32, i32), RegistryError> {
+        match store.plan_register(subject, SchemaType::Avro, text)? {
+            Registration::Exists { id, version } => Ok((id, version)),
+            Registration::New {
+                id,
+                version,
+                writes,
+            } => {
+                for w in writes {
+                    store.apply(&w.key, w.value.as_deref()).unwrap();
+                }
+                Ok((id, version))
+            }
+        }
+    }
+
+    fn apply_all(store: &mut Store, writes: Vec<Write>) {
+        for w in writes {
+            store.apply(&w.key, w.value.as_deref()).unwrap();
+        }
+    }
+
+    #[test]
+    fn ids_are_global_and_kept_by_schema_versions_by_subject() {
+        let mut s = Store::new();
+        assert_eq!(register(&mut s, "users-value", V1), Ok((1, 1)));
+        // The same schema again (laid out differently): the same id and version.
+        let spaced = V1.replace(',', " , ");
+        assert_eq!(register(&mut s, "users-value", &spaced), Ok((1, 1)));
+        assert_eq!(register(&mut s, "users-value", V2), Ok((2, 2)));
+        // The same schema under another subject keeps its id.
+        assert_eq!(register(&mut s, "audit-value", V1), Ok((1, 1)));
+        assert_eq!(s.subjects(false), ["audit-value", "users-value"]);
+        assert_eq!(s.versions("users-value", false), Ok(vec![1, 2]));
+        assert_eq!(
+            s.uses_of(1, false),
+            [("audit-value", 1), ("users-value", 1)]
+        );
+        let (v, stored) = s
+            .version("users-value", VersionSpec::Latest, false)
+            .unwrap();
+        assert_eq!((v.version, v.id, stored.text.as_str()), (2, 2, V2));
+        assert_eq!(
+            s.lookup("users-value", SchemaType::Avro, V1, false)
+                .unwrap()
+                .0
+                .version,
+            1
+        );
+        assert_eq!(
+            s.lookup("users-value", SchemaType::Avro, BAD, false)
+                .unwrap_err()
+                .code(),
+            40403
+        );
+        assert_eq!(
+            s.lookup("nobody", SchemaType::Avro, V1, false)
+                .unwrap_err()
+                .code(),
+            40401
+        );
+    }
+
+    #[test]
+    fn levels_decide_what_may_follow_and_errors_carry_confluents_codes() {
+        let mut s = Store::new();
+        register(&mut s, "t-value", V1).unwrap();
+        let refused = register(&mut s, "t-value", BAD).unwrap_err();
+        assert_eq!((refused.code(), refused.status()), (409, 409));
+        assert!(refused
+            .message()
+            .starts_with("Schema being registered is incompatible"));
+        assert_eq!(
+            s.compatibility("t-value", None, SchemaType::Avro, BAD)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(s
+            .compatibility("t-value", Some(VersionSpec::Latest), SchemaType::Avro, V2)
+            .unwrap()
+            .is_empty());
+        // NONE on the subject lets it through; the global level stays.
+        apply_all(
+            &mut s,
+            vec![Store::plan_level(Some("t-value"), Some(Level::None))],
+        );
+        assert_eq!(
+            (s.level(Some("t-value")), s.level(None)),
+            (Level::None, Level::Backward)
+        );
+        assert_eq!(register(&mut s, "t-value", BAD), Ok((2, 2)));
+        apply_all(
+            &mut s,
+            vec![
+                Store::plan_level(Some("t-value"), None),
+                Store::plan_level(None, Some(Level::Full)),
+            ],
+        );
+        assert_eq!(
+            (s.level(Some("t-value")), s.level_set(Some("t-value"))),
+            (Level::Full, None)
+        );
+        for (error, code, status) in [
+            (
+                s.plan_register("t-value", SchemaType::Avro, "{")
+                    .unwrap_err(),
+                42201,
+                422,
+            ),
+            (VersionSpec::parse("0").unwrap_err(), 42202, 422),
+            (
+                s.version("t-value", VersionSpec::Number(9), false)
+                    .unwrap_err(),
+                40402,
+                404,
+            ),
+            (s.schema(99).unwrap_err(), 40403, 404),
+            (
+                s.plan_register("", SchemaType::Avro, V1).unwrap_err(),
+                42208,
+                422,
+            ),
+            (SchemaType::parse(Some("PROTOBUF")).unwrap_err(), 42201, 422),
+        ] {
+            assert_eq!((error.code(), error.status()), (code, status), "{error:?}");
+        }
+        assert_eq!(VersionSpec::parse("latest"), Ok(VersionSpec::Latest));
+        assert_eq!(VersionSpec::parse("-1"), Ok(VersionSpec::Latest));
+        assert_eq!(VersionSpec::parse("7"), Ok(VersionSpec::Number(7)));
+    }
+
+    #[test]
+    fn deletes_are_soft_then_permanent_and_ids_are_never_given_twice() {
+        let mut s = Store::new();
+        register(&mut s, "d-value", V1).unwrap();
+        register(&mut s, "d-value", V2).unwrap();
+        // Permanent first: refused.
+        assert_eq!(
+            s.plan_delete_subject("d-value", true).unwrap_err().code(),
+            40405
+        );
+        assert_eq!(
+            s.plan_delete_version("d-value", VersionSpec::Number(2), true)
+                .unwrap_err()
+                .code(),
+            40407
+        );
+        let (versions, writes) = s.plan_delete_subject("d-value", false).unwrap();
+        assert_eq!(versions, [1, 2]);
+        apply_all(&mut s, writes);
+        assert!(s.subjects(false).is_empty());
+        assert_eq!(s.subjects(true), ["d-value"]);
+        assert_eq!(s.versions("d-value", false).unwrap_err().code(), 40401);
+        assert_eq!(s.versions("d-value", true), Ok(vec![1, 2]));
+        assert_eq!(
+            s.plan_delete_subject("d-value", false).unwrap_err().code(),
+            40404
+        );
+        // Soft-deleted versions are not reused: the next is 3, with the
+        // schema's old id.
+        assert_eq!(register(&mut s, "d-value", V1), Ok((1, 3)));
+        let (version, write) = s
+            .plan_delete_version("d-value", VersionSpec::Latest, false)
+            .unwrap();
+        assert_eq!(version, 3);
+        apply_all(&mut s, vec![write]);
+        let (versions, writes) = s.plan_delete_subject("d-value", true).unwrap();
+        assert_eq!(versions, [1, 2, 3]);
+        apply_all(&mut s, writes);
+        assert!(s.subjects(true).is_empty());
+        // Their schemas are gone by id too (compaction will leave nothing
+        // of them), yet a new schema gets a new id, even in a store rebuilt
+        // from what compaction leaves.
+        assert_eq!(s.schema(2).unwrap_err().code(), 40403);
+        let fresh = r#"{"type":"record","name":"Other","fields":[]}"#;
+        assert_eq!(register(&mut s, "n-value", fresh), Ok((3, 1)));
+        let mut rebuilt = Store::new();
+        apply_all(
+            &mut rebuilt,
+            vec![Write {
+                key: br#"{"keytype":"VLTAVA_ID","magic":0}"#.to_vec(),
+                value: Some(br#"{"next":4}"#.to_vec()),
+            }],
+        );
+        let other = r#"{"type":"record","name":"Third","fields":[]}"#;
+        assert_eq!(register(&mut rebuilt, "x-value", other), Ok((4, 1)));
+    }
+
+    #[test]
+    fn records_it_cannot_read_are_skipped_with_a_reason_and_change_nothing() {
+        let mut s = Store::new();
+        for (key, value, why) in [
+            (&b"not json"[..], None, "key is not JSON"),
+            (
+                br#"{"keytype":"SCHEMA","subject":"s","version":1,"magic":1}"#,
+                Some(&b"{"[..]),
+                "value is not JSON",
+            ),
+            (
+                br#"{"keytype":"SCHEMA","version":1}"#,
+                Some(&b"{}"[..]),
+                "without a subject",
+            ),
+            (
+                br#"{"keytype":"SCHEMA","subject":"s","version":0}"#,
+                Some(&b"{}"[..]),
+                "without a version",
+            ),
+            (
+                br#"{"keytype":"SCHEMA","subject":"s","version":1}"#,
+                Some(&br#"{"id":1}"#[..]),
+                "without a schema",
+            ),
+            (
+                br#"{"keytype":"SCHEMA","subject":"s","version":1}"#,
+                Some(&br#"{"id":1,"schema":"{"}"#[..]),
+                "invalid Avro",
+            ),
+            (
+                br#"{"keytype":"CONFIG","subject":null}"#,
+                Some(&br#"{"compatibilityLevel":"X"}"#[..]),
+                "compatibilityLevel",
+            ),
+            (br#"{"magic":0}"#, None, "without a keytype"),
+        ] {
+            let err = s.apply(key, value).unwrap_err();
+            assert!(err.contains(why), "{err}");
+        }
+        assert!(s.apply(br#"{"keytype":"NOOP","magic":0}"#, None).is_ok());
+        assert!(s.subjects(true).is_empty() && s.level(None) == Level::Backward);
+    }
+}
