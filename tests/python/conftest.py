@@ -105,6 +105,7 @@ class Broker:
             "log.dirs": str(self.data_dir),
             # Off unless a test asks for it: parallel brokers would all want the default port.
             "admin.listeners": "",
+            "schema.registry.listeners": "",
         }
         settings.update({k: str(v) for k, v in self.overrides.items()})
         cmd = [str(broker_binary()), "server"]

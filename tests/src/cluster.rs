@@ -20,6 +20,8 @@ pub struct Cluster {
     pub voters: String,
     /// Each voter's admin server, HOST:PORT (`/metrics`, `/ready`).
     pub admin: Vec<String>,
+    /// Each voter's schema registry, HOST:PORT.
+    pub registry: Vec<String>,
 }
 
 impl Cluster {
@@ -31,6 +33,9 @@ impl Cluster {
     pub fn start_with(n: usize, extra: &[(&str, &str)]) -> Cluster {
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let admin: Vec<String> = (0..n)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
+        let registry: Vec<String> = (0..n)
             .map(|_| format!("127.0.0.1:{}", free_port()))
             .collect();
         let voters = ports
@@ -48,8 +53,10 @@ impl Cluster {
                     format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}");
                 let rack = format!("rack-{}", i % 2);
                 let admin_listeners = format!("http://{}", admin[i]);
+                let registry_listeners = format!("http://{}", registry[i]);
                 let mut overrides = vec![
                     ("admin.listeners", admin_listeners.as_str()),
+                    ("schema.registry.listeners", registry_listeners.as_str()),
                     ("node.id", id.as_str()),
                     ("process.roles", "broker,controller"),
                     ("listeners", listeners.as_str()),
@@ -72,6 +79,7 @@ impl Cluster {
             nodes,
             voters,
             admin,
+            registry,
         }
     }
 

@@ -476,7 +476,9 @@ impl TestBroker {
             // Off unless a test asks for it: parallel brokers would all
             // want the default port.
             .arg("--override")
-            .arg("admin.listeners=");
+            .arg("admin.listeners=")
+            .arg("--override")
+            .arg("schema.registry.listeners=");
         for (k, v) in &self.overrides {
             cmd.arg("--override").arg(format!("{k}={v}"));
         }

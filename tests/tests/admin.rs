@@ -334,7 +334,9 @@ fn ready_waits_for_the_recovery_of_a_large_log_while_health_answers() {
 
 #[test]
 fn the_banner_names_the_listeners_and_a_taken_admin_port_names_the_setting() {
-    let (broker, admin) = admin_broker(&[]);
+    let registry = format!("127.0.0.1:{}", free_port());
+    let registry_url = format!("http://{registry}");
+    let (broker, admin) = admin_broker(&[("schema.registry.listeners", registry_url.as_str())]);
     let log = broker.stderr_log();
     assert!(
         log.lines()
@@ -343,20 +345,24 @@ fn the_banner_names_the_listeners_and_a_taken_admin_port_names_the_setting() {
     );
     assert!(
         log.contains(&format!(
-            "  Kafka:  PLAINTEXT://127.0.0.1:{}\n",
+            "  Kafka:    PLAINTEXT://127.0.0.1:{}\n",
             broker.port()
         )),
         "{log}"
     );
     assert!(
         log.contains(&format!(
-            "  Admin:  http://{admin} (console, /metrics, /health, /ready)\n"
+            "  Admin:    http://{admin} (console, /metrics, /health, /ready)\n"
         )),
         "{log}"
     );
     assert!(
+        log.contains(&format!("  Registry: http://{registry}\n")),
+        "{log}"
+    );
+    assert!(
         log.contains(&format!(
-            "  Try:    vltava console-producer --bootstrap-server 127.0.0.1:{} --topic demo\n",
+            "  Try:      vltava console-producer --bootstrap-server 127.0.0.1:{} --topic demo\n",
             broker.port()
         )),
         "{log}"
@@ -364,7 +370,7 @@ fn the_banner_names_the_listeners_and_a_taken_admin_port_names_the_setting() {
     let off = TestBroker::start(&[]);
     assert!(
         off.stderr_log()
-            .contains("  Admin:  off (admin.listeners is empty)\n"),
+            .contains("  Admin:    off (admin.listeners is empty)\n"),
         "{}",
         off.stderr_log()
     );
@@ -387,6 +393,28 @@ fn the_banner_names_the_listeners_and_a_taken_admin_port_names_the_setting() {
     assert!(
         stderr.contains(&format!("admin.listeners: cannot listen on {admin}"))
             && stderr.contains("set admin.listeners to another http://HOST:PORT"),
+        "{stderr}"
+    );
+    // And the same for the schema registry's port.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(vltava_bin());
+    cmd.arg("server")
+        .arg("--override")
+        .arg(format!("listeners=PLAINTEXT://127.0.0.1:{}", free_port()))
+        .arg("--override")
+        .arg(format!("log.dirs={}", dir.path().display()))
+        .arg("--override")
+        .arg("admin.listeners=")
+        .arg("--override")
+        .arg(format!("schema.registry.listeners={registry_url}"))
+        .env_remove("RUST_LOG");
+    let out = run_tool(cmd, "", Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "schema.registry.listeners: cannot listen on {registry}"
+        )) && stderr.contains("set schema.registry.listeners to another http://HOST:PORT"),
         "{stderr}"
     );
 }

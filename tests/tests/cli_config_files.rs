@@ -254,6 +254,8 @@ fn a_voter_list_without_this_node_is_refused_not_run_as_a_lone_node() {
             "node.id=4",
             "--override",
             "admin.listeners=",
+            "--override",
+            "schema.registry.listeners=",
         ],
         "",
     );

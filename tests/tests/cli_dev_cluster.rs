@@ -110,6 +110,14 @@ fn two_nodes_start_serve_one_cluster_and_stop_on_ctrl_c() {
                 .unwrap_or_else(|| panic!("no admin address in {line:?}"));
             let (status, _, body) = vltava_tests::http_get(admin, "/ready").unwrap();
             assert_eq!((status, body.as_str()), (200, "ready\n"), "{admin}");
+            // And its schema registry, where the listing says.
+            let registry = line
+                .split("registry http://")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .unwrap_or_else(|| panic!("no registry address in {line:?}"));
+            let (status, _, body) = vltava_tests::http_get(registry, "/schemas/types").unwrap();
+            assert_eq!((status, body.as_str()), (200, "[\"AVRO\"]"), "{registry}");
             let (_, _, metrics) = vltava_tests::http_get(admin, "/metrics").unwrap();
             metrics
                 .lines()

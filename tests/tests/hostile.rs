@@ -468,7 +468,9 @@ fn server_refuses(log_dir: &Path, overrides: &[&str]) -> (ExitStatus, String) {
         .arg("--override")
         .arg(format!("log.dirs={}", log_dir.display()))
         .arg("--override")
-        .arg("admin.listeners=");
+        .arg("admin.listeners=")
+        .arg("--override")
+        .arg("schema.registry.listeners=");
     for o in overrides {
         cmd.arg("--override").arg(o);
     }

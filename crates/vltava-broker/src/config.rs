@@ -619,11 +619,19 @@ fn broker_only_voters(
 /// HOST:PORT to bind (an empty host: every interface). TLS is not served
 /// yet, so `https://` is refused rather than served in the clear.
 fn parse_admin_listeners(spec: &str) -> Result<Vec<String>, String> {
+    parse_http_listeners("admin.listeners", spec)
+}
+
+/// An HTTP listener setting (`admin.listeners`,
+/// `schema.registry.listeners`) as HOST:PORT addresses to bind.
+fn parse_http_listeners(setting: &str, spec: &str) -> Result<Vec<String>, String> {
     let mut addresses = Vec::new();
     for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let refuse = |why: &str| Err(format!("admin.listeners={spec}: {entry} {why}"));
+        let refuse = |why: &str| Err(format!("{setting}={spec}: {entry} {why}"));
         if entry.starts_with("https://") {
-            return refuse("asks for TLS, which the admin server does not serve yet: use http://");
+            return refuse(
+                "asks for TLS, which Vltava's HTTP servers do not serve yet: use http://",
+            );
         }
         let Some(address) = entry.strip_prefix("http://") else {
             return refuse("must be http://HOST:PORT");
@@ -713,6 +721,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("leader.imbalance.per.broker.percentage", "10", "percent", "A broker not leading more than this share of the partitions it is the preferred replica of gets them back", "same"),
     broker!("socket.request.max.bytes", "104857600", "bytes", "Largest request accepted; a larger one closes the connection", "same"),
     broker!("admin.listeners", "http://127.0.0.1:9644", "list", "Where the admin HTTP server listens, http://HOST:PORT, comma-separated: /health, /ready, Prometheus /metrics and the web console; empty turns it off", "Vltava's own: Kafka has no HTTP server and exposes metrics over JMX"),
+    broker!("schema.registry.listeners", "http://127.0.0.1:8081", "list", "Where the schema registry (Confluent's REST API) listens, http://HOST:PORT, comma-separated; empty turns it off", "Vltava's own: Confluent runs its registry as a separate service, on port 8081"),
     broker!("admin.console.read.only", "false", "boolean", "true: the web console shows everything and changes nothing (no create, delete, produce or offset reset; such requests get 403)", "Vltava's own"),
     broker!("admin.console.allowed.hosts", "", "list", "Host names the web console answers to besides IP addresses, localhost and the admin.listeners hosts (comma-separated; * for any): a console reached by a DNS name must be named here, which keeps DNS-rebinding pages out", "Vltava's own"),
     broker!("max.connections", "10000", "count", "Connections accepted at once; more are closed at accept", "Kafka's default is unlimited (2147483647)"),
@@ -906,6 +915,9 @@ pub struct BrokerConfig {
     /// `admin.listeners`: HOST:PORT addresses of the admin HTTP server
     /// (none: off).
     pub admin_listeners: Vec<String>,
+    /// `schema.registry.listeners`: HOST:PORT addresses of the schema
+    /// registry (empty: off).
+    pub schema_registry_listeners: Vec<String>,
     /// `admin.console.read.only`: the console refuses every write action.
     pub admin_console_read_only: bool,
     /// `admin.console.allowed.hosts`: host names (lowercase, no port) the
@@ -1152,6 +1164,10 @@ impl BrokerConfig {
             socket_request_max_bytes: number("socket.request.max.bytes")?.max(1) as usize,
             max_connections: number("max.connections")?.max(1) as usize,
             admin_listeners: parse_admin_listeners(&get("admin.listeners"))?,
+            schema_registry_listeners: parse_http_listeners(
+                "schema.registry.listeners",
+                &get("schema.registry.listeners"),
+            )?,
             admin_console_read_only: get("admin.console.read.only").eq_ignore_ascii_case("true"),
             admin_console_allowed_hosts: get("admin.console.allowed.hosts")
                 .split(',')
@@ -1344,6 +1360,8 @@ mod tests {
             ["0.0.0.0:9644", "[::1]:9645"]
         );
         assert!(parse_admin_listeners("").unwrap().is_empty());
+        let err = parse_http_listeners("schema.registry.listeners", "8081").unwrap_err();
+        assert!(err.starts_with("schema.registry.listeners=8081"), "{err}");
         for (bad, why) in [
             ("https://127.0.0.1:9644", "TLS"),
             ("127.0.0.1:9644", "must be http://HOST:PORT"),

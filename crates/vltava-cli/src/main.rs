@@ -196,9 +196,17 @@ fn server(file: Option<PathBuf>, overrides: Vec<String>) -> Result<()> {
         // why not while the logs are recovered.
         let admin = vltava_server::admin::Admin::new();
         let admin_listeners = vltava_server::admin::bind(&config).await?;
+        let registry_listeners = vltava_server::registry::bind(&config).await?;
         let admin_shutdown = CancellationToken::new();
         let admin_server = tokio::spawn(vltava_server::admin::serve(
             admin_listeners,
+            admin.clone(),
+            admin_shutdown.clone(),
+        ));
+        // The registry answers 503 until the broker has opened, as the
+        // console does.
+        let registry_server = tokio::spawn(vltava_server::registry::serve(
+            registry_listeners,
             admin.clone(),
             admin_shutdown.clone(),
         ));
@@ -223,6 +231,7 @@ fn server(file: Option<PathBuf>, overrides: Vec<String>) -> Result<()> {
         broker.close().await;
         admin_shutdown.cancel();
         let _ = admin_server.await;
+        let _ = registry_server.await;
         info!("Vltava broker stopped");
         Ok(())
     })
@@ -251,13 +260,22 @@ fn banner(broker: &Broker) -> String {
             .collect::<Vec<_>>()
             .join(", "),
     };
+    let registry = match config.schema_registry_listeners.as_slice() {
+        [] => "off (schema.registry.listeners is empty)".to_string(),
+        addresses => addresses
+            .iter()
+            .map(|a| format!("http://{a}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
     format!(
-        "\nVltava {} is up: node {}, cluster {}\n  Kafka:  {}\n  Admin:  {}\n  Data:   {}\n  Try:    vltava console-producer --bootstrap-server {bootstrap} --topic demo\n\n",
+        "\nVltava {} is up: node {}, cluster {}\n  Kafka:    {}\n  Admin:    {}\n  Registry: {}\n  Data:     {}\n  Try:      vltava console-producer --bootstrap-server {bootstrap} --topic demo\n\n",
         env!("CARGO_PKG_VERSION"),
         broker.node_id(),
         broker.cluster_id(),
         kafka.join(", "),
         admin,
+        registry,
         config.data_dir().display(),
     )
 }

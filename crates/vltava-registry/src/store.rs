@@ -537,6 +537,14 @@ impl Store {
             .and_then(|vs| vs.keys().next_back())
             .map_or(1, |v| v.saturating_add(1));
         let id = known.unwrap_or(self.next_id);
+        // Ids and versions end at 2^31-1 (a hostile `_schemas` record can
+        // bring them there): never hand out one already in use.
+        let taken_id = known.is_none() && self.schemas.contains_key(&id);
+        if taken_id || all.is_some_and(|vs| vs.contains_key(&version)) {
+            return Err(RegistryError::InvalidSchema(
+                "no schema id or version is left to give (2^31-1 reached)".to_string(),
+            ));
+        }
         let mut writes = Vec::new();
         if known.is_none() {
             writes.push(Write {
@@ -880,6 +888,36 @@ mod tests {
         );
         let other = r#"{"type":"record","name":"Third","fields":[]}"#;
         assert_eq!(register(&mut rebuilt, "x-value", other), Ok((4, 1)));
+    }
+
+    #[test]
+    fn ids_and_versions_at_their_end_are_refused_not_given_twice() {
+        let mut s = Store::new();
+        let max = i32::MAX;
+        let at_end = format!(
+            r#"{{"subject":"s","version":{max},"id":{max},"schema":{}}}"#,
+            serde_json::to_string(V1).unwrap()
+        );
+        let key = format!(r#"{{"keytype":"SCHEMA","subject":"s","version":{max},"magic":1}}"#);
+        s.apply(key.as_bytes(), Some(at_end.as_bytes())).unwrap();
+        assert_eq!(
+            s.plan_register("t", SchemaType::Avro, V2)
+                .unwrap_err()
+                .code(),
+            42201
+        );
+        // The schema already there keeps its id in another subject.
+        assert!(matches!(
+            s.plan_register("t", SchemaType::Avro, V1),
+            Ok(Registration::New { id, version: 1, .. }) if id == max
+        ));
+        assert_eq!(
+            s.plan_register("s", SchemaType::Avro, V1),
+            Ok(Registration::Exists {
+                id: max,
+                version: max
+            })
+        );
     }
 
     #[test]

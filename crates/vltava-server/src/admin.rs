@@ -176,11 +176,23 @@ const SHUTDOWN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5)
 /// Serves the admin endpoints on `listeners` until `shutdown`, then gives
 /// open requests [`SHUTDOWN_PATIENCE`] to finish.
 pub async fn serve(listeners: Vec<TcpListener>, admin: Arc<Admin>, shutdown: CancellationToken) {
-    let app = router(admin);
+    let what = "admin server (console at /, /health, /ready, /metrics)";
+    serve_http(what, listeners, router(admin), shutdown).await;
+}
+
+/// Serves `app` on every listener until `shutdown`, then gives open
+/// requests [`SHUTDOWN_PATIENCE`] to finish: the admin server's and the
+/// schema registry's loop.
+pub(crate) async fn serve_http(
+    what: &'static str,
+    listeners: Vec<TcpListener>,
+    app: Router,
+    shutdown: CancellationToken,
+) {
     let mut servers = tokio::task::JoinSet::new();
     for listener in listeners {
         if let Ok(address) = listener.local_addr() {
-            info!(%address, "admin server listening (console at /, /health, /ready, /metrics)");
+            info!(%address, "{what} listening");
         }
         let app = app.clone();
         let shutdown = shutdown.clone();
@@ -189,7 +201,7 @@ pub async fn serve(listeners: Vec<TcpListener>, admin: Arc<Admin>, shutdown: Can
                 .with_graceful_shutdown(async move { shutdown.cancelled().await })
                 .await;
             if let Err(e) = served {
-                warn!(error = %e, "admin server stopped");
+                warn!(error = %e, "{what} stopped");
             }
         });
     }
@@ -199,7 +211,7 @@ pub async fn serve(listeners: Vec<TcpListener>, admin: Arc<Admin>, shutdown: Can
     })
     .await;
     if drained.is_err() {
-        warn!("admin requests still open after the shutdown patience: dropped");
+        warn!("{what}: requests still open after the shutdown patience: dropped");
         servers.abort_all();
     }
 }

@@ -13,6 +13,7 @@ pub mod admin;
 mod connection;
 mod console;
 mod maintenance;
+pub mod registry;
 mod replica_fetcher;
 
 use std::sync::Arc;
@@ -38,6 +39,11 @@ pub enum ServerError {
     },
     #[error("admin.listeners: cannot listen on {address} ({source}): set admin.listeners to another http://HOST:PORT, or to nothing to turn the admin server off (or is this broker already running?)")]
     AdminBind {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("schema.registry.listeners: cannot listen on {address} ({source}): set schema.registry.listeners to another http://HOST:PORT, or to nothing to turn the schema registry off (or is this broker, or another schema registry, already running?)")]
+    RegistryBind {
         address: String,
         source: std::io::Error,
     },

@@ -1,0 +1,771 @@
+//! The schema registry on `schema.registry.listeners` (default
+//! `http://127.0.0.1:8081`): Confluent's REST API over the rules in
+//! `vltava-registry`, its data in the compacted `_schemas` topic (one
+//! partition, created on first use), read and written through a Kafka
+//! client of this node's own listener like the console's.
+//!
+//! Every request first reads `_schemas` up to its high watermark into the
+//! node's `Store`, so each node answers reads with what the cluster holds.
+//! Writes are serialized: on this node by one lock, across the cluster by
+//! taking them only on the node that leads `_schemas` partition 0; any
+//! other node answers a write with 503 (error code 50003) naming that node.
+//! (Forwarding the write there is still to be built.)
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use vltava_broker::{Broker, BrokerConfig};
+use vltava_client::admin::{Admin as KafkaAdmin, NewTopic};
+use vltava_client::consumer::{Consumer, ConsumerConfig, OffsetSpec};
+use vltava_client::producer::{Producer, ProducerConfig, ProducerRecord};
+use vltava_registry::compat::Level;
+use vltava_registry::store::{Registration, RegistryError, SchemaType, Store, VersionSpec, Write};
+
+use crate::admin::Admin;
+use crate::ServerError;
+
+/// The topic the registry keeps its records in, as Confluent's does.
+pub const SCHEMAS_TOPIC: &str = "_schemas";
+
+/// Confluent's content type for every answer.
+pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+
+/// How long one request may spend reading `_schemas` before it gives up.
+const SYNC_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long a request waits for this node's metadata to show `_schemas`
+/// after creating it.
+const TOPIC_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Binds every `schema.registry.listeners` address; a taken port names the
+/// setting to change.
+pub async fn bind(config: &BrokerConfig) -> Result<Vec<TcpListener>, ServerError> {
+    let mut bound = Vec::new();
+    for address in &config.schema_registry_listeners {
+        let socket =
+            TcpListener::bind(address)
+                .await
+                .map_err(|source| ServerError::RegistryBind {
+                    address: address.clone(),
+                    source,
+                })?;
+        bound.push(socket);
+    }
+    Ok(bound)
+}
+
+/// The registry of one node.
+pub struct Registry {
+    admin: Arc<Admin>,
+    synced: tokio::sync::Mutex<Synced>,
+}
+
+/// The store and how far into `_schemas` it has read.
+struct Synced {
+    store: Store,
+    /// The next offset of `_schemas` partition 0 to apply.
+    next: i64,
+}
+
+/// An error answer in Confluent's shape: `{"error_code": N, "message": M}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: u32,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: u32, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, 50003, message)
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, 400, message)
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> ApiError {
+        ApiError {
+            status: StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            code: e.code(),
+            message: e.message(),
+        }
+    }
+}
+
+impl From<vltava_client::Error> for ApiError {
+    fn from(e: vltava_client::Error) -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            50002,
+            format!("the cluster did not answer: {e}"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error_code": self.code, "message": self.message});
+        (
+            self.status,
+            [(header::CONTENT_TYPE, CONTENT_TYPE)],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}
+
+fn answer(value: Value) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+type Answer = Result<Response, ApiError>;
+
+impl Registry {
+    pub fn new(admin: Arc<Admin>) -> Arc<Registry> {
+        Arc::new(Registry {
+            admin,
+            synced: tokio::sync::Mutex::new(Synced {
+                store: Store::new(),
+                next: 0,
+            }),
+        })
+    }
+
+    fn broker(&self) -> Result<Arc<Broker>, ApiError> {
+        self.admin
+            .broker()
+            .ok_or_else(|| ApiError::unavailable("the broker is still starting"))
+    }
+
+    async fn client(&self, broker: &Broker) -> Result<vltava_client::Client, ApiError> {
+        self.admin
+            .kafka(broker)
+            .await
+            .map_err(ApiError::unavailable)
+    }
+
+    /// Creates `_schemas` if it is missing: one partition (one order for
+    /// every write), compacted, replicated to up to three brokers.
+    async fn ensure_topic(
+        &self,
+        broker: &Broker,
+        client: &vltava_client::Client,
+    ) -> Result<(), ApiError> {
+        if broker.topic(SCHEMAS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let kafka = KafkaAdmin::new(client.clone());
+        let brokers = kafka.live_broker_ids().await?.len().clamp(1, 3);
+        let topic = NewTopic {
+            name: SCHEMAS_TOPIC.to_string(),
+            partitions: 1,
+            replication_factor: brokers as i16,
+            configs: vec![("cleanup.policy".to_string(), "compact".to_string())],
+            assignments: Vec::new(),
+        };
+        for (_, result) in kafka.create_topics(&[topic], false).await? {
+            match result {
+                Ok(()) => info!(
+                    topic = SCHEMAS_TOPIC,
+                    replicas = brokers,
+                    "created the schema registry's topic"
+                ),
+                // Another node created it first.
+                Err(e) if e.code == vltava_client::error::codes::TOPIC_ALREADY_EXISTS => {}
+                Err(e) => {
+                    return Err(ApiError::unavailable(format!(
+                        "cannot create {SCHEMAS_TOPIC}: {}",
+                        e.text()
+                    )))
+                }
+            }
+        }
+        let deadline = tokio::time::Instant::now() + TOPIC_PATIENCE;
+        while broker.topic(SCHEMAS_TOPIC).is_none() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ApiError::unavailable(format!(
+                    "{SCHEMAS_TOPIC} does not show up in this node's metadata"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// The store, read up to `_schemas`' high watermark; held, it keeps
+    /// this node's other requests waiting (one writer).
+    async fn synced(
+        &self,
+    ) -> Result<
+        (
+            tokio::sync::MutexGuard<'_, Synced>,
+            Arc<Broker>,
+            vltava_client::Client,
+        ),
+        ApiError,
+    > {
+        let broker = self.broker()?;
+        let client = self.client(&broker).await?;
+        self.ensure_topic(&broker, &client).await?;
+        let mut synced = self.synced.lock().await;
+        catch_up(&mut synced, &client).await?;
+        Ok((synced, broker, client))
+    }
+
+    /// Appends `writes` to `_schemas` in order and reads them back into the
+    /// store. Only the leader of `_schemas` partition 0 writes.
+    async fn write(
+        &self,
+        synced: &mut Synced,
+        broker: &Broker,
+        client: &vltava_client::Client,
+        writes: Vec<Write>,
+    ) -> Result<(), ApiError> {
+        let owner = broker
+            .topic(SCHEMAS_TOPIC)
+            .and_then(|t| t.partitions.first().map(|p| p.assignment().leader));
+        if owner != Some(broker.node_id()) {
+            return Err(ApiError::unavailable(format!(
+                "this node does not take registry writes: node {} leads {SCHEMAS_TOPIC} and takes them; send writes to its registry",
+                owner.unwrap_or(-1)
+            )));
+        }
+        let producer = Producer::new(
+            client.clone(),
+            ProducerConfig {
+                linger: Duration::ZERO,
+                request_timeout: Duration::from_secs(10),
+                ..ProducerConfig::default()
+            },
+        )
+        .await?;
+        let mut deliveries = Vec::new();
+        for w in writes {
+            let record = ProducerRecord {
+                topic: SCHEMAS_TOPIC.to_string(),
+                partition: Some(0),
+                key: Some(bytes::Bytes::from(w.key)),
+                value: w.value.map(bytes::Bytes::from),
+                headers: Vec::new(),
+                timestamp_ms: None,
+            };
+            match producer.send(record).await {
+                Ok(d) => deliveries.push(d),
+                Err(e) => {
+                    producer.close().await;
+                    return Err(e.into());
+                }
+            }
+        }
+        let mut failed = None;
+        for d in deliveries {
+            match d.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => failed = Some(ApiError::from(e)),
+                Err(_) => {
+                    failed = Some(ApiError::unavailable(
+                        "the producer stopped before the write was acknowledged",
+                    ))
+                }
+            }
+        }
+        producer.close().await;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        catch_up(synced, client).await
+    }
+}
+
+/// Applies `_schemas` from `synced.next` up to the high watermark.
+async fn catch_up(synced: &mut Synced, client: &vltava_client::Client) -> Result<(), ApiError> {
+    let tp = (SCHEMAS_TOPIC.to_string(), 0);
+    let kafka = KafkaAdmin::new(client.clone());
+    let end = kafka
+        .list_offsets(&[(tp.clone(), OffsetSpec::Latest)])
+        .await?
+        .get(&tp)
+        .copied()
+        .unwrap_or(0);
+    if synced.next >= end {
+        return Ok(());
+    }
+    let mut consumer = Consumer::new(
+        client.clone(),
+        ConsumerConfig {
+            auto_offset_reset: OffsetSpec::Earliest,
+            fetch_max_wait: Duration::from_millis(100),
+            ..ConsumerConfig::default()
+        },
+    );
+    consumer.assign(vec![tp.clone()]);
+    consumer.seek(&tp, synced.next);
+    let deadline = tokio::time::Instant::now() + SYNC_DEADLINE;
+    while synced.next < end {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::unavailable(format!(
+                "reading {SCHEMAS_TOPIC} took longer than {} seconds",
+                SYNC_DEADLINE.as_secs()
+            )));
+        }
+        for r in consumer.poll().await? {
+            if r.offset < synced.next {
+                continue;
+            }
+            synced.next = r.offset + 1;
+            let Some(key) = &r.key else { continue };
+            if let Err(why) = synced.store.apply(key, r.value.as_deref()) {
+                warn!(offset = r.offset, %why, "skipped a {SCHEMAS_TOPIC} record");
+            }
+        }
+        if let Some(position) = consumer.position(&tp) {
+            synced.next = synced.next.max(position.min(end));
+        }
+    }
+    Ok(())
+}
+
+/// Serves the registry on `listeners` until `shutdown`.
+pub async fn serve(listeners: Vec<TcpListener>, admin: Arc<Admin>, shutdown: CancellationToken) {
+    let app = router(Registry::new(admin));
+    crate::admin::serve_http("schema registry", listeners, app, shutdown).await;
+}
+
+fn router(registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/", get(|| async { answer(json!({})) }))
+        .route("/schemas/types", get(|| async { answer(json!(["AVRO"])) }))
+        .route(
+            "/mode",
+            get(|| async { answer(json!({"mode": "READWRITE"})) }),
+        )
+        .route("/subjects", get(subjects))
+        .route("/subjects/{subject}", post(lookup).delete(delete_subject))
+        .route("/subjects/{subject}/versions", get(versions).post(register))
+        .route(
+            "/subjects/{subject}/versions/{version}",
+            get(version).delete(delete_version),
+        )
+        .route(
+            "/subjects/{subject}/versions/{version}/schema",
+            get(version_schema),
+        )
+        .route("/schemas/ids/{id}", get(schema_by_id))
+        .route("/schemas/ids/{id}/schema", get(raw_schema_by_id))
+        .route("/schemas/ids/{id}/subjects", get(subjects_by_id))
+        .route("/schemas/ids/{id}/versions", get(versions_by_id))
+        .route("/config", get(global_config).put(put_global_config))
+        .route(
+            "/config/{subject}",
+            get(subject_config)
+                .put(put_subject_config)
+                .delete(delete_subject_config),
+        )
+        .route(
+            "/compatibility/subjects/{subject}/versions/{version}",
+            post(compatibility_with),
+        )
+        .route(
+            "/compatibility/subjects/{subject}/versions",
+            post(compatibility_all),
+        )
+        .with_state(registry)
+}
+
+type Params = Query<HashMap<String, String>>;
+
+fn flag(params: &HashMap<String, String>, name: &str) -> bool {
+    params
+        .get(name)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// A schema posted for registration, lookup or a compatibility check.
+struct Posted {
+    schema_type: SchemaType,
+    text: String,
+}
+
+fn posted(body: &Bytes) -> Result<Posted, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
+    let text = value.get("schema").and_then(Value::as_str).ok_or_else(|| {
+        ApiError::from(RegistryError::InvalidSchema(
+            "the body has no \"schema\" string".to_string(),
+        ))
+    })?;
+    if value
+        .get("references")
+        .and_then(Value::as_array)
+        .is_some_and(|r| !r.is_empty())
+    {
+        return Err(RegistryError::InvalidSchema(
+            "schema references are not supported yet".to_string(),
+        )
+        .into());
+    }
+    let schema_type = SchemaType::parse(value.get("schemaType").and_then(Value::as_str))?;
+    Ok(Posted {
+        schema_type,
+        text: text.to_string(),
+    })
+}
+
+fn version_json(
+    subject: &str,
+    version: i32,
+    id: i32,
+    schema_type: SchemaType,
+    text: &str,
+) -> Value {
+    let mut v = json!({"subject": subject, "version": version, "id": id, "schema": text});
+    if schema_type != SchemaType::Avro {
+        v["schemaType"] = json!(schema_type.name());
+    }
+    v
+}
+
+async fn subjects(State(r): State<Arc<Registry>>, Query(p): Params) -> Answer {
+    let (synced, ..) = r.synced().await?;
+    Ok(answer(json!(synced.store.subjects(flag(&p, "deleted")))))
+}
+
+async fn versions(
+    State(r): State<Arc<Registry>>,
+    Path(subject): Path<String>,
+    Query(p): Params,
+) -> Answer {
+    let (synced, ..) = r.synced().await?;
+    Ok(answer(json!(synced
+        .store
+        .versions(&subject, flag(&p, "deleted"))?)))
+}
+
+async fn version(
+    State(r): State<Arc<Registry>>,
+    Path((subject, version)): Path<(String, String)>,
+    Query(p): Params,
+) -> Answer {
+    let spec = VersionSpec::parse(&version)?;
+    let (synced, ..) = r.synced().await?;
+    let (v, stored) = synced.store.version(&subject, spec, flag(&p, "deleted"))?;
+    Ok(answer(version_json(
+        &subject,
+        v.version,
+        v.id,
+        stored.schema_type,
+        &stored.text,
+    )))
+}
+
+async fn version_schema(
+    State(r): State<Arc<Registry>>,
+    Path((subject, version)): Path<(String, String)>,
+    Query(p): Params,
+) -> Answer {
+    let spec = VersionSpec::parse(&version)?;
+    let (synced, ..) = r.synced().await?;
+    let (_, stored) = synced.store.version(&subject, spec, flag(&p, "deleted"))?;
+    Ok(raw(&stored.text))
+}
+
+/// A schema's text as the body, as Confluent answers `/schema` paths.
+fn raw(text: &str) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        text.to_string(),
+    )
+        .into_response()
+}
+
+async fn register(
+    State(r): State<Arc<Registry>>,
+    Path(subject): Path<String>,
+    body: Bytes,
+) -> Answer {
+    let posted = posted(&body)?;
+    let (mut synced, broker, client) = r.synced().await?;
+    match synced
+        .store
+        .plan_register(&subject, posted.schema_type, &posted.text)?
+    {
+        Registration::Exists { id, .. } => Ok(answer(json!({"id": id}))),
+        Registration::New {
+            id,
+            version,
+            writes,
+        } => {
+            r.write(&mut synced, &broker, &client, writes).await?;
+            info!(subject, version, id, "registered a schema");
+            Ok(answer(json!({"id": id})))
+        }
+    }
+}
+
+async fn lookup(
+    State(r): State<Arc<Registry>>,
+    Path(subject): Path<String>,
+    Query(p): Params,
+    body: Bytes,
+) -> Answer {
+    let posted = posted(&body)?;
+    let (synced, ..) = r.synced().await?;
+    let (v, stored) = synced.store.lookup(
+        &subject,
+        posted.schema_type,
+        &posted.text,
+        flag(&p, "deleted"),
+    )?;
+    Ok(answer(version_json(
+        &subject,
+        v.version,
+        v.id,
+        stored.schema_type,
+        &stored.text,
+    )))
+}
+
+async fn delete_subject(
+    State(r): State<Arc<Registry>>,
+    Path(subject): Path<String>,
+    Query(p): Params,
+) -> Answer {
+    let (mut synced, broker, client) = r.synced().await?;
+    let (versions, writes) = synced
+        .store
+        .plan_delete_subject(&subject, flag(&p, "permanent"))?;
+    r.write(&mut synced, &broker, &client, writes).await?;
+    Ok(answer(json!(versions)))
+}
+
+async fn delete_version(
+    State(r): State<Arc<Registry>>,
+    Path((subject, version)): Path<(String, String)>,
+    Query(p): Params,
+) -> Answer {
+    let spec = VersionSpec::parse(&version)?;
+    let (mut synced, broker, client) = r.synced().await?;
+    let (version, write) =
+        synced
+            .store
+            .plan_delete_version(&subject, spec, flag(&p, "permanent"))?;
+    r.write(&mut synced, &broker, &client, vec![write]).await?;
+    Ok(answer(json!(version)))
+}
+
+fn id_param(id: &str) -> Result<i32, ApiError> {
+    id.parse::<i32>()
+        .ok()
+        .filter(|id| *id >= 1)
+        .ok_or_else(|| RegistryError::SchemaNotFound(format!("Schema {id} not found")).into())
+}
+
+async fn schema_by_id(State(r): State<Arc<Registry>>, Path(id): Path<String>) -> Answer {
+    let id = id_param(&id)?;
+    let (synced, ..) = r.synced().await?;
+    let stored = synced.store.schema(id)?;
+    let mut v = json!({"schema": stored.text});
+    if stored.schema_type != SchemaType::Avro {
+        v["schemaType"] = json!(stored.schema_type.name());
+    }
+    Ok(answer(v))
+}
+
+async fn raw_schema_by_id(State(r): State<Arc<Registry>>, Path(id): Path<String>) -> Answer {
+    let id = id_param(&id)?;
+    let (synced, ..) = r.synced().await?;
+    Ok(raw(&synced.store.schema(id)?.text))
+}
+
+async fn subjects_by_id(
+    State(r): State<Arc<Registry>>,
+    Path(id): Path<String>,
+    Query(p): Params,
+) -> Answer {
+    let id = id_param(&id)?;
+    let (synced, ..) = r.synced().await?;
+    synced.store.schema(id)?;
+    let mut subjects: Vec<&str> = synced
+        .store
+        .uses_of(id, flag(&p, "deleted"))
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    subjects.dedup();
+    Ok(answer(json!(subjects)))
+}
+
+async fn versions_by_id(
+    State(r): State<Arc<Registry>>,
+    Path(id): Path<String>,
+    Query(p): Params,
+) -> Answer {
+    let id = id_param(&id)?;
+    let (synced, ..) = r.synced().await?;
+    synced.store.schema(id)?;
+    let uses: Vec<Value> = synced
+        .store
+        .uses_of(id, flag(&p, "deleted"))
+        .into_iter()
+        .map(|(s, v)| json!({"subject": s, "version": v}))
+        .collect();
+    Ok(answer(json!(uses)))
+}
+
+async fn global_config(State(r): State<Arc<Registry>>) -> Answer {
+    let (synced, ..) = r.synced().await?;
+    Ok(answer(
+        json!({"compatibilityLevel": synced.store.level(None).name()}),
+    ))
+}
+
+async fn subject_config(
+    State(r): State<Arc<Registry>>,
+    Path(subject): Path<String>,
+    Query(p): Params,
+) -> Answer {
+    let (synced, ..) = r.synced().await?;
+    match synced.store.level_set(Some(&subject)) {
+        Some(level) => Ok(answer(json!({"compatibilityLevel": level.name()}))),
+        None if flag(&p, "defaultToGlobal") => Ok(answer(
+            json!({"compatibilityLevel": synced.store.level(None).name()}),
+        )),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            40408,
+            format!("Subject '{subject}' does not have subject-level compatibility configured"),
+        )),
+    }
+}
+
+/// The level a PUT /config body names.
+fn level_posted(body: &Bytes) -> Result<Level, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
+    let name = value
+        .get("compatibility")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    Level::parse(name).ok_or_else(|| {
+        RegistryError::InvalidLevel(format!(
+            "Invalid compatibility level. Valid values are none, backward, forward, full, backward_transitive, forward_transitive, and full_transitive (got '{name}')"
+        ))
+        .into()
+    })
+}
+
+async fn put_global_config(State(r): State<Arc<Registry>>, body: Bytes) -> Answer {
+    let level = level_posted(&body)?;
+    let (mut synced, broker, client) = r.synced().await?;
+    r.write(
+        &mut synced,
+        &broker,
+        &client,
+        vec![Store::plan_level(None, Some(level))],
+    )
+    .await?;
+    Ok(answer(json!({"compatibility": level.name()})))
+}
+
+async fn put_subject_config(
+    State(r): State<Arc<Registry>>,
+    Path(subject): Path<String>,
+    body: Bytes,
+) -> Answer {
+    let level = level_posted(&body)?;
+    let (mut synced, broker, client) = r.synced().await?;
+    r.write(
+        &mut synced,
+        &broker,
+        &client,
+        vec![Store::plan_level(Some(&subject), Some(level))],
+    )
+    .await?;
+    Ok(answer(json!({"compatibility": level.name()})))
+}
+
+async fn delete_subject_config(
+    State(r): State<Arc<Registry>>,
+    Path(subject): Path<String>,
+) -> Answer {
+    let (mut synced, broker, client) = r.synced().await?;
+    let Some(old) = synced.store.level_set(Some(&subject)) else {
+        return Err(
+            RegistryError::SubjectNotFound(format!("Subject '{subject}' not found.")).into(),
+        );
+    };
+    r.write(
+        &mut synced,
+        &broker,
+        &client,
+        vec![Store::plan_level(Some(&subject), None)],
+    )
+    .await?;
+    Ok(answer(json!({"compatibilityLevel": old.name()})))
+}
+
+fn compatibility_answer(problems: Vec<String>, verbose: bool) -> Response {
+    let mut v = json!({"is_compatible": problems.is_empty()});
+    if verbose {
+        v["messages"] = json!(problems);
+    }
+    answer(v)
+}
+
+async fn compatibility_with(
+    State(r): State<Arc<Registry>>,
+    Path((subject, version)): Path<(String, String)>,
+    Query(p): Params,
+    body: Bytes,
+) -> Answer {
+    let spec = VersionSpec::parse(&version)?;
+    let posted = posted(&body)?;
+    let (synced, ..) = r.synced().await?;
+    let problems =
+        synced
+            .store
+            .compatibility(&subject, Some(spec), posted.schema_type, &posted.text)?;
+    Ok(compatibility_answer(problems, flag(&p, "verbose")))
+}
+
+async fn compatibility_all(
+    State(r): State<Arc<Registry>>,
+    Path(subject): Path<String>,
+    Query(p): Params,
+    body: Bytes,
+) -> Answer {
+    let posted = posted(&body)?;
+    let (synced, ..) = r.synced().await?;
+    let problems = synced
+        .store
+        .compatibility(&subject, None, posted.schema_type, &posted.text)?;
+    Ok(compatibility_answer(problems, flag(&p, "verbose")))
+}

@@ -1,0 +1,386 @@
+//! The schema registry's HTTP API on the real binary, endpoint by
+//! endpoint: answers in Confluent's shapes and content type, its error
+//! codes for every kind of bad request, soft then permanent deletes, and on
+//! three nodes the same answers from every node with writes taken by the
+//! node leading `_schemas`.
+
+use serde_json::{json, Value};
+use vltava_tests::cluster::Cluster;
+use vltava_tests::{free_port, http_request, HttpAnswer, TestBroker};
+
+const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+
+const V1: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"}]}"#;
+const V2: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"email","type":"string","default":""}]}"#;
+const V3: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"string"}]}"#;
+
+fn call(registry: &str, method: &str, path: &str, body: &str) -> HttpAnswer {
+    let headers = [("Content-Type", CONTENT_TYPE)];
+    http_request(registry, method, path, &headers, body).unwrap()
+}
+
+/// The JSON answer, checked to be `status` with Confluent's content type.
+fn json_of(answer: &HttpAnswer, status: u16) -> Value {
+    assert_eq!(answer.status, status, "{}", answer.body);
+    assert_eq!(answer.header("content-type"), Some(CONTENT_TYPE));
+    serde_json::from_str(&answer.body).unwrap_or_else(|e| panic!("{e}: {}", answer.body))
+}
+
+fn ok(registry: &str, method: &str, path: &str, body: &str) -> Value {
+    json_of(&call(registry, method, path, body), 200)
+}
+
+/// An error answer: its HTTP status and Confluent's error code.
+fn error(registry: &str, method: &str, path: &str, body: &str) -> (u16, u64) {
+    let answer = call(registry, method, path, body);
+    let value: Value =
+        serde_json::from_str(&answer.body).unwrap_or_else(|e| panic!("{e}: {}", answer.body));
+    assert!(value["message"].is_string(), "{value}");
+    (answer.status, value["error_code"].as_u64().unwrap())
+}
+
+fn schema_body(schema: &str) -> String {
+    json!({ "schema": schema }).to_string()
+}
+
+fn registry_broker() -> (TestBroker, String) {
+    let registry = format!("127.0.0.1:{}", free_port());
+    let listeners = format!("http://{registry}");
+    let broker = TestBroker::start(&[("schema.registry.listeners", listeners.as_str())]);
+    (broker, registry)
+}
+
+#[test]
+fn every_endpoint_answers_in_confluents_shape_and_codes() {
+    let (_broker, r) = registry_broker();
+    let r = r.as_str();
+    assert_eq!(ok(r, "GET", "/schemas/types", ""), json!(["AVRO"]));
+    assert_eq!(ok(r, "GET", "/subjects", ""), json!([]));
+    assert_eq!(ok(r, "GET", "/mode", ""), json!({"mode": "READWRITE"}));
+
+    // Registration and its refusals.
+    for (body, want) in [
+        ("{not json".to_string(), (400, 400)),
+        (json!({"schemaType": "AVRO"}).to_string(), (422, 42201)),
+        (schema_body("{"), (422, 42201)),
+        (
+            json!({"schema": V1, "schemaType": "PROTOBUF"}).to_string(),
+            (422, 42201),
+        ),
+        (
+            json!({"schema": V1, "references": [{"name": "x", "subject": "y", "version": 1}]})
+                .to_string(),
+            (422, 42201),
+        ),
+    ] {
+        assert_eq!(
+            error(r, "POST", "/subjects/users-value/versions", &body),
+            want,
+            "{body}"
+        );
+    }
+    assert_eq!(
+        ok(
+            r,
+            "POST",
+            "/subjects/users-value/versions",
+            &schema_body(V1)
+        ),
+        json!({"id": 1})
+    );
+    // The same schema laid out otherwise is the same schema.
+    let spaced = V1.replace(',', " ,\n ");
+    assert_eq!(
+        ok(
+            r,
+            "POST",
+            "/subjects/users-value/versions",
+            &schema_body(&spaced)
+        ),
+        json!({"id": 1})
+    );
+    assert_eq!(
+        ok(
+            r,
+            "POST",
+            "/subjects/users-value/versions",
+            &schema_body(V2)
+        ),
+        json!({"id": 2})
+    );
+    assert_eq!(
+        error(
+            r,
+            "POST",
+            "/subjects/users-value/versions",
+            &schema_body(V3)
+        ),
+        (409, 409)
+    );
+    assert_eq!(ok(r, "GET", "/subjects", ""), json!(["users-value"]));
+    assert_eq!(
+        ok(r, "GET", "/subjects/users-value/versions", ""),
+        json!([1, 2])
+    );
+
+    // Reading versions and schemas.
+    let latest = json!({"subject": "users-value", "version": 2, "id": 2, "schema": V2});
+    assert_eq!(
+        ok(r, "GET", "/subjects/users-value/versions/latest", ""),
+        latest
+    );
+    assert_eq!(
+        ok(r, "GET", "/subjects/users-value/versions/-1", ""),
+        latest
+    );
+    assert_eq!(ok(r, "GET", "/subjects/users-value/versions/2", ""), latest);
+    let raw = call(r, "GET", "/subjects/users-value/versions/1/schema", "");
+    assert_eq!((raw.status, raw.body.as_str()), (200, V1));
+    assert_eq!(
+        error(r, "GET", "/subjects/users-value/versions/0", ""),
+        (422, 42202)
+    );
+    assert_eq!(
+        error(r, "GET", "/subjects/users-value/versions/x", ""),
+        (422, 42202)
+    );
+    assert_eq!(
+        error(r, "GET", "/subjects/users-value/versions/9", ""),
+        (404, 40402)
+    );
+    assert_eq!(
+        error(r, "GET", "/subjects/nobody/versions/1", ""),
+        (404, 40401)
+    );
+    assert_eq!(ok(r, "GET", "/schemas/ids/1", ""), json!({"schema": V1}));
+    assert_eq!(call(r, "GET", "/schemas/ids/2/schema", "").body, V2);
+    assert_eq!(
+        ok(r, "GET", "/schemas/ids/1/subjects", ""),
+        json!(["users-value"])
+    );
+    assert_eq!(
+        ok(r, "GET", "/schemas/ids/1/versions", ""),
+        json!([{"subject": "users-value", "version": 1}])
+    );
+    for id in ["99", "0", "-1", "x", "99999999999"] {
+        assert_eq!(
+            error(r, "GET", &format!("/schemas/ids/{id}"), ""),
+            (404, 40403),
+            "{id}"
+        );
+    }
+    // Lookup by schema.
+    assert_eq!(
+        ok(r, "POST", "/subjects/users-value", &schema_body(V1)),
+        json!({"subject": "users-value", "version": 1, "id": 1, "schema": V1})
+    );
+    assert_eq!(
+        error(r, "POST", "/subjects/users-value", &schema_body(V3)),
+        (404, 40403)
+    );
+    assert_eq!(
+        error(r, "POST", "/subjects/nobody", &schema_body(V1)),
+        (404, 40401)
+    );
+
+    // Compatibility, with and without the reasons.
+    let path = "/compatibility/subjects/users-value/versions/latest";
+    assert_eq!(
+        ok(r, "POST", path, &schema_body(V2)),
+        json!({"is_compatible": true})
+    );
+    assert_eq!(
+        ok(r, "POST", path, &schema_body(V3)),
+        json!({"is_compatible": false})
+    );
+    let verbose = ok(r, "POST", &format!("{path}?verbose=true"), &schema_body(V3));
+    assert_eq!(verbose["is_compatible"], json!(false));
+    assert!(
+        verbose["messages"][0]
+            .as_str()
+            .unwrap()
+            .contains("version 2"),
+        "{verbose}"
+    );
+    assert_eq!(
+        ok(
+            r,
+            "POST",
+            "/compatibility/subjects/users-value/versions",
+            &schema_body(V2)
+        ),
+        json!({"is_compatible": true})
+    );
+    assert_eq!(
+        error(
+            r,
+            "POST",
+            "/compatibility/subjects/users-value/versions/7",
+            &schema_body(V2)
+        ),
+        (404, 40402)
+    );
+
+    // Levels, global and per subject.
+    assert_eq!(
+        ok(r, "GET", "/config", ""),
+        json!({"compatibilityLevel": "BACKWARD"})
+    );
+    assert_eq!(
+        ok(r, "PUT", "/config", r#"{"compatibility":"FULL"}"#),
+        json!({"compatibility": "FULL"})
+    );
+    assert_eq!(
+        error(r, "PUT", "/config", r#"{"compatibility":"SIDEWAYS"}"#),
+        (422, 42203)
+    );
+    assert_eq!(error(r, "GET", "/config/users-value", ""), (404, 40408));
+    assert_eq!(
+        ok(r, "GET", "/config/users-value?defaultToGlobal=true", ""),
+        json!({"compatibilityLevel": "FULL"})
+    );
+    assert_eq!(
+        ok(
+            r,
+            "PUT",
+            "/config/users-value",
+            r#"{"compatibility":"none"}"#
+        ),
+        json!({"compatibility": "NONE"})
+    );
+    assert_eq!(
+        ok(r, "GET", "/config/users-value", ""),
+        json!({"compatibilityLevel": "NONE"})
+    );
+    assert_eq!(
+        ok(
+            r,
+            "POST",
+            "/subjects/users-value/versions",
+            &schema_body(V3)
+        ),
+        json!({"id": 3})
+    );
+    assert_eq!(
+        ok(r, "DELETE", "/config/users-value", ""),
+        json!({"compatibilityLevel": "NONE"})
+    );
+    assert_eq!(error(r, "DELETE", "/config/users-value", ""), (404, 40401));
+
+    // Deletes: soft first, then permanent.
+    assert_eq!(
+        error(
+            r,
+            "DELETE",
+            "/subjects/users-value/versions/1?permanent=true",
+            ""
+        ),
+        (404, 40407)
+    );
+    assert_eq!(
+        error(r, "DELETE", "/subjects/users-value?permanent=true", ""),
+        (404, 40405)
+    );
+    assert_eq!(
+        ok(r, "DELETE", "/subjects/users-value/versions/1", ""),
+        json!(1)
+    );
+    assert_eq!(
+        ok(r, "GET", "/subjects/users-value/versions", ""),
+        json!([2, 3])
+    );
+    assert_eq!(
+        ok(r, "GET", "/subjects/users-value/versions?deleted=true", ""),
+        json!([1, 2, 3])
+    );
+    assert_eq!(ok(r, "DELETE", "/subjects/users-value", ""), json!([2, 3]));
+    assert_eq!(
+        error(r, "DELETE", "/subjects/users-value", ""),
+        (404, 40404)
+    );
+    assert_eq!(ok(r, "GET", "/subjects", ""), json!([]));
+    assert_eq!(
+        ok(r, "GET", "/subjects?deleted=true", ""),
+        json!(["users-value"])
+    );
+    // Soft-deleted schemas still resolve by id (old records stay readable).
+    assert_eq!(ok(r, "GET", "/schemas/ids/3", ""), json!({"schema": V3}));
+    assert_eq!(
+        ok(r, "DELETE", "/subjects/users-value?permanent=true", ""),
+        json!([1, 2, 3])
+    );
+    assert_eq!(ok(r, "GET", "/subjects?deleted=true", ""), json!([]));
+    assert_eq!(error(r, "GET", "/schemas/ids/3", ""), (404, 40403));
+    // Ids are never given twice: a new schema after all that gets id 4.
+    let other = r#"{"type":"record","name":"Other","fields":[]}"#;
+    assert_eq!(
+        ok(
+            r,
+            "POST",
+            "/subjects/other-value/versions",
+            &schema_body(other)
+        ),
+        json!({"id": 4})
+    );
+}
+
+#[test]
+fn every_node_answers_reads_and_the_leader_of_schemas_takes_the_writes() {
+    let cluster = Cluster::start(3);
+    // The first write goes round the nodes until the one leading _schemas
+    // (created by the first request) takes it.
+    let mut owner = None;
+    for (i, r) in cluster.registry.iter().enumerate() {
+        let answer = call(r, "POST", "/subjects/t-value/versions", &schema_body(V1));
+        if answer.status == 200 {
+            assert_eq!(json_of(&answer, 200), json!({"id": 1}));
+            owner = Some(i);
+            break;
+        }
+        let refused = json_of(&answer, 503);
+        assert_eq!(refused["error_code"], json!(50003), "{refused}");
+        assert!(
+            refused["message"]
+                .as_str()
+                .unwrap()
+                .contains("leads _schemas"),
+            "{refused}"
+        );
+    }
+    let owner = owner.expect("one node leads _schemas and takes writes");
+    for (i, r) in cluster.registry.iter().enumerate() {
+        assert_eq!(
+            ok(r, "GET", "/subjects/t-value/versions", ""),
+            json!([1]),
+            "node {}",
+            i + 1
+        );
+        assert_eq!(
+            ok(r, "GET", "/schemas/ids/1", ""),
+            json!({"schema": V1}),
+            "node {}",
+            i + 1
+        );
+        if i != owner {
+            assert_eq!(
+                error(r, "POST", "/subjects/t-value/versions", &schema_body(V2)),
+                (503, 50003)
+            );
+        }
+    }
+    assert_eq!(
+        ok(
+            &cluster.registry[owner],
+            "POST",
+            "/subjects/t-value/versions",
+            &schema_body(V2)
+        ),
+        json!({"id": 2})
+    );
+    for r in &cluster.registry {
+        assert_eq!(
+            ok(r, "GET", "/subjects/t-value/versions/latest", "")["id"],
+            json!(2)
+        );
+    }
+}
