@@ -1,8 +1,8 @@
 //! The schema registry's HTTP API on the real binary, endpoint by
 //! endpoint: answers in Confluent's shapes and content type, its error
 //! codes for every kind of bad request, soft then permanent deletes, and on
-//! three nodes the same answers from every node with writes taken by the
-//! node leading `_schemas`.
+//! three nodes the same answers from every node, with writes through any
+//! node forwarded to the one leading `_schemas`.
 
 use serde_json::{json, Value};
 use vltava_tests::cluster::Cluster;
@@ -325,62 +325,91 @@ fn every_endpoint_answers_in_confluents_shape_and_codes() {
 }
 
 #[test]
-fn every_node_answers_reads_and_the_leader_of_schemas_takes_the_writes() {
+fn every_node_answers_reads_and_forwards_writes_to_the_leader_of_schemas() {
     let cluster = Cluster::start(3);
-    // The first write goes round the nodes until the one leading _schemas
-    // (created by the first request) takes it.
-    let mut owner = None;
+    // A registration through each node in turn: each is taken (by the
+    // leader of _schemas directly, through the others by forwarding), and
+    // the ids are one sequence.
+    let record = |i: usize| format!(r#"{{"type":"record","name":"R{i}","fields":[]}}"#);
     for (i, r) in cluster.registry.iter().enumerate() {
-        let answer = call(r, "POST", "/subjects/t-value/versions", &schema_body(V1));
-        if answer.status == 200 {
-            assert_eq!(json_of(&answer, 200), json!({"id": 1}));
-            owner = Some(i);
-            break;
-        }
-        let refused = json_of(&answer, 503);
-        assert_eq!(refused["error_code"], json!(50003), "{refused}");
-        assert!(
-            refused["message"]
-                .as_str()
-                .unwrap()
-                .contains("leads _schemas"),
-            "{refused}"
+        let path = format!("/subjects/s{i}-value/versions");
+        assert_eq!(
+            ok(r, "POST", &path, &schema_body(&record(i))),
+            json!({"id": i + 1}),
+            "node {}",
+            i + 1
         );
     }
-    let owner = owner.expect("one node leads _schemas and takes writes");
-    for (i, r) in cluster.registry.iter().enumerate() {
-        assert_eq!(
-            ok(r, "GET", "/subjects/t-value/versions", ""),
-            json!([1]),
-            "node {}",
-            i + 1
-        );
-        assert_eq!(
-            ok(r, "GET", "/schemas/ids/1", ""),
-            json!({"schema": V1}),
-            "node {}",
-            i + 1
-        );
-        if i != owner {
+    let subjects = json!(["s0-value", "s1-value", "s2-value"]);
+    for (n, r) in cluster.registry.iter().enumerate() {
+        assert_eq!(ok(r, "GET", "/subjects", ""), subjects, "node {}", n + 1);
+        for i in 0..3 {
+            let path = format!("/schemas/ids/{}", i + 1);
             assert_eq!(
-                error(r, "POST", "/subjects/t-value/versions", &schema_body(V2)),
-                (503, 50003)
+                ok(r, "GET", &path, ""),
+                json!({"schema": record(i)}),
+                "node {}",
+                n + 1
             );
         }
     }
+    // Levels and deletes go through the same way.
     assert_eq!(
         ok(
-            &cluster.registry[owner],
-            "POST",
-            "/subjects/t-value/versions",
-            &schema_body(V2)
+            &cluster.registry[1],
+            "PUT",
+            "/config/s0-value",
+            r#"{"compatibility":"NONE"}"#
         ),
-        json!({"id": 2})
+        json!({"compatibility": "NONE"})
+    );
+    assert_eq!(
+        ok(&cluster.registry[2], "DELETE", "/subjects/s1-value", ""),
+        json!([1])
     );
     for r in &cluster.registry {
         assert_eq!(
-            ok(r, "GET", "/subjects/t-value/versions/latest", "")["id"],
-            json!(2)
+            ok(r, "GET", "/config/s0-value", ""),
+            json!({"compatibilityLevel": "NONE"})
+        );
+        assert_eq!(
+            ok(r, "GET", "/subjects", ""),
+            json!(["s0-value", "s2-value"])
         );
     }
+    // A write another node already forwarded is never forwarded again:
+    // only the leader of _schemas takes it, the others answer 503. (Each a
+    // new schema: registering one already there writes nothing and is
+    // answered anywhere.)
+    let forwarded = [
+        ("Content-Type", CONTENT_TYPE),
+        ("x-vltava-forwarded-by", "9"),
+    ];
+    let answers: Vec<u16> = cluster
+        .registry
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let body = schema_body(&record(10 + i));
+            http_request(
+                r,
+                "POST",
+                &format!("/subjects/again{i}-value/versions"),
+                &forwarded,
+                &body,
+            )
+            .unwrap()
+            .status
+        })
+        .collect();
+    assert_eq!(
+        answers.iter().filter(|s| **s == 200).count(),
+        1,
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers.iter().filter(|s| **s == 503).count(),
+        2,
+        "{answers:?}"
+    );
 }

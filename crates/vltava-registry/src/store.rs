@@ -9,6 +9,7 @@
 //! | `{"keytype":"SCHEMA","subject":S,"version":V,"magic":1}` | `{"subject":S,"version":V,"id":I,"schemaType":T,"references":[],"schema":TEXT,"deleted":B}` (`schemaType` absent for Avro); a tombstone deletes the version for good |
 //! | `{"keytype":"CONFIG","subject":S or null,"magic":0}` | `{"compatibilityLevel":L}`; a tombstone drops the setting |
 //! | `{"keytype":"VLTAVA_ID","magic":0}` | `{"next":N}`: the next id to give, so ids stay unused after the schemas holding them are deleted for good and compacted away (Vltava's own) |
+//! | `{"keytype":"VLTAVA_NODE","node":N,"magic":0}` | `{"url":U}`: where node N's registry answers, for other nodes to forward writes to (Vltava's own; only node N writes it) |
 //!
 //! Other key types (Confluent's `NOOP`, `MODE`, `DELETE_SUBJECT`, ...) are
 //! skipped. The latest record of a key decides, as compaction keeps only
@@ -194,6 +195,8 @@ pub struct Store {
     levels: BTreeMap<String, Level>,
     /// The next id to give, at least one above every id seen.
     next_id: i32,
+    /// Each node's registry URL, as it published it.
+    node_urls: BTreeMap<i32, String>,
 }
 
 type SchemaTypeKey = &'static str;
@@ -311,6 +314,18 @@ impl Store {
                     }
                     (Some(s), None) => {
                         self.levels.remove(&s);
+                    }
+                }
+                Ok(())
+            }
+            Some("VLTAVA_NODE") => {
+                let node = int(&key, "node").ok_or("VLTAVA_NODE key without a node")?;
+                match value.as_ref().and_then(|v| text(v, "url")) {
+                    Some(url) => {
+                        self.node_urls.insert(node, url);
+                    }
+                    None => {
+                        self.node_urls.remove(&node);
                     }
                 }
                 Ok(())
@@ -639,6 +654,21 @@ impl Store {
         Ok((live.iter().map(|v| v.version).collect(), writes))
     }
 
+    /// Where node `node`'s registry answers, as it last published.
+    pub fn node_url(&self, node: i32) -> Option<&str> {
+        self.node_urls.get(&node).map(String::as_str)
+    }
+
+    /// The record publishing node `node`'s registry URL.
+    pub fn plan_node_url(node: i32, url: &str) -> Write {
+        Write {
+            key: json!({"keytype": "VLTAVA_NODE", "node": node, "magic": 0})
+                .to_string()
+                .into_bytes(),
+            value: Some(json!({"url": url}).to_string().into_bytes()),
+        }
+    }
+
     /// The record setting (or, with `None`, dropping) a level.
     pub fn plan_level(subject: Option<&str>, level: Option<Level>) -> Write {
         Write {
@@ -961,6 +991,14 @@ mod tests {
             assert!(err.contains(why), "{err}");
         }
         assert!(s.apply(br#"{"keytype":"NOOP","magic":0}"#, None).is_ok());
+        let published = Store::plan_node_url(2, "http://10.0.0.2:8081");
+        s.apply(&published.key, published.value.as_deref()).unwrap();
+        assert_eq!(
+            (s.node_url(2), s.node_url(1)),
+            (Some("http://10.0.0.2:8081"), None)
+        );
+        s.apply(&published.key, None).unwrap();
+        assert_eq!(s.node_url(2), None);
         assert!(s.subjects(true).is_empty() && s.level(None) == Level::Backward);
     }
 }

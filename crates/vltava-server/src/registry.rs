@@ -7,9 +7,12 @@
 //! Every request first reads `_schemas` up to its high watermark into the
 //! node's `Store`, so each node answers reads with what the cluster holds.
 //! Writes are serialized: on this node by one lock, across the cluster by
-//! taking them only on the node that leads `_schemas` partition 0; any
-//! other node answers a write with 503 (error code 50003) naming that node.
-//! (Forwarding the write there is still to be built.)
+//! taking them only on the node that leads `_schemas` partition 0 (the
+//! owner). Any other node forwards a write to the owner's registry, whose
+//! URL each node publishes in `_schemas` (`VLTAVA_NODE` records), and
+//! answers with the owner's answer; a forwarded write is never forwarded
+//! again (a node that is not the owner answers it 503, error code 50003),
+//! so two nodes with different views of the owner cannot bounce it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -65,10 +68,31 @@ pub async fn bind(config: &BrokerConfig) -> Result<Vec<TcpListener>, ServerError
     Ok(bound)
 }
 
+/// Set on a write forwarded by another node's registry (its node id).
+pub const FORWARDED_BY: &str = "x-vltava-forwarded-by";
+
+/// How long a forwarded write may take, connection included.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The largest answer taken back from the owner of writes.
+const FORWARDED_ANSWER_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// How often a node checks whether `_schemas` exists to publish its URL.
+const PUBLISH_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How long a write waits for the owner's URL to be published before it is
+/// answered 503.
+const PUBLISH_PATIENCE: Duration = Duration::from_secs(5);
+
+/// The largest request body forwarded (axum's default body limit).
+const FORWARDED_BODY_BYTES_MAX: usize = 2 * 1024 * 1024;
+
 /// The registry of one node.
 pub struct Registry {
     admin: Arc<Admin>,
     synced: tokio::sync::Mutex<Synced>,
+    /// Whether this node's URL is in `_schemas` as it is now.
+    published: std::sync::atomic::AtomicBool,
 }
 
 /// The store and how far into `_schemas` it has read.
@@ -155,6 +179,7 @@ impl Registry {
                 store: Store::new(),
                 next: 0,
             }),
+            published: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -236,7 +261,27 @@ impl Registry {
         self.ensure_topic(&broker, &client).await?;
         let mut synced = self.synced.lock().await;
         catch_up(&mut synced, &client).await?;
+        self.publish(&mut synced, &broker, &client).await;
         Ok((synced, broker, client))
+    }
+
+    /// Publishes where this node's registry answers, once per process (and
+    /// again if `_schemas` says otherwise), so other nodes can forward
+    /// writes here when this node owns them. Only this node writes its key.
+    async fn publish(&self, synced: &mut Synced, broker: &Broker, client: &vltava_client::Client) {
+        use std::sync::atomic::Ordering;
+        if self.published.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(url) = own_url(broker) else { return };
+        let node = broker.node_id();
+        if synced.store.node_url(node) != Some(url.as_str()) {
+            if let Err(e) = produce(synced, client, vec![Store::plan_node_url(node, &url)]).await {
+                warn!(error = %e.message, "could not publish this node's registry URL; writes cannot be forwarded here yet");
+                return;
+            }
+        }
+        self.published.store(true, Ordering::Release);
     }
 
     /// Appends `writes` to `_schemas` in order and reads them back into the
@@ -248,60 +293,238 @@ impl Registry {
         client: &vltava_client::Client,
         writes: Vec<Write>,
     ) -> Result<(), ApiError> {
-        let owner = broker
-            .topic(SCHEMAS_TOPIC)
-            .and_then(|t| t.partitions.first().map(|p| p.assignment().leader));
+        let owner = owner_of(broker);
         if owner != Some(broker.node_id()) {
             return Err(ApiError::unavailable(format!(
                 "this node does not take registry writes: node {} leads {SCHEMAS_TOPIC} and takes them; send writes to its registry",
                 owner.unwrap_or(-1)
             )));
         }
-        let producer = Producer::new(
-            client.clone(),
-            ProducerConfig {
-                linger: Duration::ZERO,
-                request_timeout: Duration::from_secs(10),
-                ..ProducerConfig::default()
-            },
-        )
-        .await?;
-        let mut deliveries = Vec::new();
-        for w in writes {
-            let record = ProducerRecord {
-                topic: SCHEMAS_TOPIC.to_string(),
-                partition: Some(0),
-                key: Some(bytes::Bytes::from(w.key)),
-                value: w.value.map(bytes::Bytes::from),
-                headers: Vec::new(),
-                timestamp_ms: None,
-            };
-            match producer.send(record).await {
-                Ok(d) => deliveries.push(d),
-                Err(e) => {
-                    producer.close().await;
-                    return Err(e.into());
-                }
-            }
-        }
-        let mut failed = None;
-        for d in deliveries {
-            match d.await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => failed = Some(ApiError::from(e)),
-                Err(_) => {
-                    failed = Some(ApiError::unavailable(
-                        "the producer stopped before the write was acknowledged",
-                    ))
-                }
-            }
-        }
-        producer.close().await;
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        catch_up(synced, client).await
+        produce(synced, client, writes).await
     }
+}
+
+/// Appends `writes` to `_schemas` in order and reads them back into the
+/// store.
+async fn produce(
+    synced: &mut Synced,
+    client: &vltava_client::Client,
+    writes: Vec<Write>,
+) -> Result<(), ApiError> {
+    let producer = Producer::new(
+        client.clone(),
+        ProducerConfig {
+            linger: Duration::ZERO,
+            request_timeout: Duration::from_secs(10),
+            ..ProducerConfig::default()
+        },
+    )
+    .await?;
+    let mut deliveries = Vec::new();
+    for w in writes {
+        let record = ProducerRecord {
+            topic: SCHEMAS_TOPIC.to_string(),
+            partition: Some(0),
+            key: Some(bytes::Bytes::from(w.key)),
+            value: w.value.map(bytes::Bytes::from),
+            headers: Vec::new(),
+            timestamp_ms: None,
+        };
+        match producer.send(record).await {
+            Ok(d) => deliveries.push(d),
+            Err(e) => {
+                producer.close().await;
+                return Err(e.into());
+            }
+        }
+    }
+    let mut failed = None;
+    for d in deliveries {
+        match d.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => failed = Some(ApiError::from(e)),
+            Err(_) => {
+                failed = Some(ApiError::unavailable(
+                    "the producer stopped before the write was acknowledged",
+                ))
+            }
+        }
+    }
+    producer.close().await;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    catch_up(synced, client).await
+}
+
+/// Publishes this node's registry URL as soon as `_schemas` exists (made
+/// by the first registry request on any node), so writes reaching other
+/// nodes can be forwarded here without this node having been asked
+/// anything. It never creates the topic: a cluster whose registry is never
+/// used has no `_schemas`.
+async fn publish_when_used(registry: Arc<Registry>, shutdown: CancellationToken) {
+    use std::sync::atomic::Ordering;
+    let mut tick = tokio::time::interval(PUBLISH_CHECK_INTERVAL);
+    while !registry.published.load(Ordering::Acquire) {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let exists = registry
+            .admin
+            .broker()
+            .is_some_and(|b| b.topic(SCHEMAS_TOPIC).is_some());
+        if exists {
+            // Publishes on the way; a failure is tried again next tick.
+            let _ = registry.synced().await;
+        }
+    }
+}
+
+/// The node that takes registry writes: the leader of `_schemas`
+/// partition 0, as this node's metadata says.
+fn owner_of(broker: &Broker) -> Option<i32> {
+    broker
+        .topic(SCHEMAS_TOPIC)
+        .and_then(|t| t.partitions.first().map(|p| p.assignment().leader))
+        .filter(|leader| *leader >= 0)
+}
+
+/// Where this node's registry answers other nodes: its first
+/// `schema.registry.listeners` address, with the broker's advertised host
+/// for a wildcard one.
+fn own_url(broker: &Broker) -> Option<String> {
+    let first = broker.config.schema_registry_listeners.first()?;
+    let (host, port) = first.rsplit_once(':')?;
+    let host = match host {
+        "" | "0.0.0.0" | "::" | "[::]" => broker.config.advertised_listeners.first()?.host.clone(),
+        host => host.to_string(),
+    };
+    Some(format!("http://{host}:{port}"))
+}
+
+/// Whether a request changes the registry (and so must reach the owner).
+/// `POST /subjects/S` (lookup) and `/compatibility` posts only read.
+fn is_write(method: &axum::http::Method, path: &str) -> bool {
+    use axum::http::Method;
+    match *method {
+        Method::PUT | Method::DELETE => true,
+        Method::POST => path.starts_with("/subjects/") && path.ends_with("/versions"),
+        _ => false,
+    }
+}
+
+/// In front of every route: a write that arrives at a node other than the
+/// owner goes to the owner's registry, and its answer comes back as is.
+async fn forward_writes(
+    State(r): State<Arc<Registry>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !is_write(request.method(), request.uri().path())
+        || request.headers().contains_key(FORWARDED_BY)
+    {
+        return next.run(request).await;
+    }
+    let Ok(broker) = r.broker() else {
+        return next.run(request).await;
+    };
+    // The topic and the owner's URL come with a sync. An owner that has
+    // just been asked to make `_schemas` publishes its URL a moment later:
+    // wait for it a little. Without an owner, or owning, the handler
+    // answers (the write itself, or 503 naming the owner).
+    let deadline = tokio::time::Instant::now() + PUBLISH_PATIENCE;
+    let (owner, url) = loop {
+        // The store's lock is released before the handler runs: it takes it.
+        let looked_up = match r.synced().await {
+            Ok((synced, broker, _)) => match owner_of(&broker) {
+                Some(owner) if owner != broker.node_id() => {
+                    Some((owner, synced.store.node_url(owner).map(str::to_string)))
+                }
+                _ => None,
+            },
+            Err(e) => return e.into_response(),
+        };
+        match looked_up {
+            None => return next.run(request).await,
+            Some((owner, Some(url))) => break (owner, url),
+            Some(_) if tokio::time::Instant::now() >= deadline => {
+                return next.run(request).await;
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    match forward(&url, broker.node_id(), request).await {
+        Ok(answer) => answer,
+        Err(why) => ApiError::unavailable(format!(
+            "this node forwards registry writes to node {owner} ({url}), which did not answer: {why}"
+        ))
+        .into_response(),
+    }
+}
+
+/// Sends `request` to the registry at `url` and returns its answer.
+async fn forward(
+    url: &str,
+    node: i32,
+    request: axum::extract::Request,
+) -> Result<Response, String> {
+    use http_body_util::BodyExt;
+    let authority = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url} is not an http:// URL"))?
+        .to_string();
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, FORWARDED_BODY_BYTES_MAX)
+        .await
+        .map_err(|e| format!("reading the request: {e}"))?;
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let mut outgoing = axum::http::Request::builder()
+        .method(parts.method)
+        .uri(path)
+        .header(header::HOST, authority.as_str())
+        .header(FORWARDED_BY, node.to_string());
+    if let Some(content_type) = parts.headers.get(header::CONTENT_TYPE) {
+        outgoing = outgoing.header(header::CONTENT_TYPE, content_type);
+    }
+    let outgoing = outgoing
+        .body(http_body_util::Full::new(body))
+        .map_err(|e| e.to_string())?;
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(&authority)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        let answer = sender
+            .send_request(outgoing)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (parts, body) = answer.into_parts();
+        let bytes = http_body_util::Limited::new(body, FORWARDED_ANSWER_BYTES_MAX)
+            .collect()
+            .await
+            .map_err(|e| format!("reading the answer: {e}"))?
+            .to_bytes();
+        Ok::<_, String>((parts, bytes))
+    };
+    let (parts, bytes) = tokio::time::timeout(FORWARD_TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("no answer within {} seconds", FORWARD_TIMEOUT.as_secs()))??;
+    let mut answer = (parts.status, bytes).into_response();
+    if let Some(content_type) = parts.headers.get(header::CONTENT_TYPE) {
+        answer
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type.clone());
+    }
+    Ok(answer)
 }
 
 /// Applies `_schemas` from `synced.next` up to the high watermark.
@@ -354,7 +577,12 @@ async fn catch_up(synced: &mut Synced, client: &vltava_client::Client) -> Result
 
 /// Serves the registry on `listeners` until `shutdown`.
 pub async fn serve(listeners: Vec<TcpListener>, admin: Arc<Admin>, shutdown: CancellationToken) {
-    let app = router(Registry::new(admin));
+    if listeners.is_empty() {
+        return;
+    }
+    let registry = Registry::new(admin);
+    tokio::spawn(publish_when_used(registry.clone(), shutdown.clone()));
+    let app = router(registry);
     crate::admin::serve_http("schema registry", listeners, app, shutdown).await;
 }
 
@@ -396,6 +624,10 @@ fn router(registry: Arc<Registry>) -> Router {
             "/compatibility/subjects/{subject}/versions",
             post(compatibility_all),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            registry.clone(),
+            forward_writes,
+        ))
         .with_state(registry)
 }
 
