@@ -93,7 +93,16 @@ pub struct Registry {
     synced: tokio::sync::Mutex<Synced>,
     /// Whether this node's URL is in `_schemas` as it is now.
     published: std::sync::atomic::AtomicBool,
+    /// Requests served or waiting for the store at once.
+    permits: tokio::sync::Semaphore,
 }
+
+/// Registry requests in hand at once (each waits for the store's lock in
+/// turn); more wait up to [`REQUEST_QUEUE_PATIENCE`], then get 503.
+pub const REGISTRY_REQUESTS_MAX: usize = 64;
+
+/// How long a registry request waits for its turn.
+const REQUEST_QUEUE_PATIENCE: Duration = Duration::from_secs(10);
 
 /// The store and how far into `_schemas` it has read.
 struct Synced {
@@ -180,6 +189,7 @@ impl Registry {
                 next: 0,
             }),
             published: std::sync::atomic::AtomicBool::new(false),
+            permits: tokio::sync::Semaphore::new(REGISTRY_REQUESTS_MAX),
         })
     }
 
@@ -414,10 +424,30 @@ fn is_write(method: &axum::http::Method, path: &str) -> bool {
     }
 }
 
-/// In front of every route: a write that arrives at a node other than the
-/// owner goes to the owner's registry, and its answer comes back as is.
-async fn forward_writes(
+/// In front of every route: at most [`REGISTRY_REQUESTS_MAX`] requests in
+/// hand at once, and a write that arrives at a node other than the owner
+/// goes to the owner's registry, its answer coming back as is.
+async fn gate(
     State(r): State<Arc<Registry>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let turn = tokio::time::timeout(REQUEST_QUEUE_PATIENCE, r.permits.acquire()).await;
+    let Ok(Ok(_turn)) = turn else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            50003,
+            "the registry is serving as many requests as it may at once; try again",
+        )
+        .into_response();
+    };
+    forward_writes(&r, request, next).await
+}
+
+/// A write that arrives at a node other than the owner goes to the owner's
+/// registry, and its answer comes back as is.
+async fn forward_writes(
+    r: &Registry,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -624,10 +654,7 @@ fn router(registry: Arc<Registry>) -> Router {
             "/compatibility/subjects/{subject}/versions",
             post(compatibility_all),
         )
-        .route_layer(axum::middleware::from_fn_with_state(
-            registry.clone(),
-            forward_writes,
-        ))
+        .route_layer(axum::middleware::from_fn_with_state(registry.clone(), gate))
         .with_state(registry)
 }
 
