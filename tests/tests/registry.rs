@@ -221,6 +221,17 @@ fn every_endpoint_answers_in_confluents_shape_and_codes() {
         (404, 40402)
     );
 
+    // A subject with no versions yet takes anything against `latest`.
+    assert_eq!(
+        ok(
+            r,
+            "POST",
+            "/compatibility/subjects/fresh-value/versions/latest",
+            &schema_body(V3)
+        ),
+        json!({"is_compatible": true})
+    );
+
     // Levels, global and per subject.
     assert_eq!(
         ok(r, "GET", "/config", ""),
@@ -284,6 +295,10 @@ fn every_endpoint_answers_in_confluents_shape_and_codes() {
     assert_eq!(
         ok(r, "DELETE", "/subjects/users-value/versions/1", ""),
         json!(1)
+    );
+    assert_eq!(
+        error(r, "DELETE", "/subjects/users-value/versions/1", ""),
+        (404, 40406)
     );
     assert_eq!(
         ok(r, "GET", "/subjects/users-value/versions", ""),

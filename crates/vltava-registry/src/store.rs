@@ -201,7 +201,9 @@ pub struct Store {
 
 type SchemaTypeKey = &'static str;
 
-fn subject_checked(subject: &str) -> Result<(), RegistryError> {
+/// A subject name a client may write under: 1 to [`SUBJECT_BYTES_MAX`]
+/// bytes, no control characters (Confluent's 42208 otherwise).
+pub fn subject_checked(subject: &str) -> Result<(), RegistryError> {
     if subject.is_empty()
         || subject.len() > SUBJECT_BYTES_MAX
         || subject.chars().any(char::is_control)
@@ -287,7 +289,7 @@ impl Store {
                     );
                 }
                 self.next_id = self.next_id.max(id.saturating_add(1));
-                self.subjects.entry(subject).or_default().insert(
+                let replaced = self.subjects.entry(subject).or_default().insert(
                     version,
                     Version {
                         version,
@@ -295,6 +297,11 @@ impl Store {
                         deleted,
                     },
                 );
+                // A version rewritten with another id (records written
+                // elsewhere) lets go of the old one, as compaction would.
+                if let Some(old) = replaced.filter(|old| old.id != id) {
+                    self.forget_unless_used(old.id);
+                }
                 Ok(())
             }
             Some("CONFIG") => {
@@ -348,10 +355,15 @@ impl Store {
             .any(|vs| vs.values().any(|v| v.id == id));
         if !used {
             if let Some(stored) = self.schemas.remove(&id) {
-                self.ids_by_schema.remove(&(
+                let key = (
                     stored.schema_type.name(),
                     stored.parsed.normalized().to_string(),
-                ));
+                );
+                // Two ids can share a text (records written elsewhere): only
+                // this id's entry goes.
+                if self.ids_by_schema.get(&key) == Some(&id) {
+                    self.ids_by_schema.remove(&key);
+                }
             }
         }
     }
@@ -497,6 +509,15 @@ impl Store {
                     .collect(),
                 Err(_) => Vec::new(),
             },
+            // `latest` is what clients ask by default: the subject's level
+            // decides against which versions (none for a new subject).
+            Some(VersionSpec::Latest) => match self.live_versions(subject, false) {
+                Ok(vs) => vs
+                    .iter()
+                    .map(|v| (v.version, &self.schemas[&v.id].parsed))
+                    .collect(),
+                Err(_) => Vec::new(),
+            },
             Some(spec) => {
                 let (v, stored) = self.version(subject, spec, false)?;
                 vec![(v.version, &stored.parsed)]
@@ -573,6 +594,13 @@ impl Store {
                 ),
             });
         }
+        // A known schema keeps the text it was first registered with, so
+        // every record of the id carries the same text (a store rebuilt
+        // after compaction answers with the same text as a live one).
+        let text = match known {
+            Some(id) => self.schemas[&id].text.as_str(),
+            None => text,
+        };
         writes.push(schema_record(
             subject,
             version,
@@ -596,14 +624,20 @@ impl Store {
         spec: VersionSpec,
         permanent: bool,
     ) -> Result<(i32, Write), RegistryError> {
-        let (v, stored) = self.version(subject, spec, permanent)?;
+        // Soft-deleted versions are found too: deleting one softly again is
+        // Confluent's 40406, not "not found".
+        let (v, stored) = self.version(subject, spec, true)?;
         match (permanent, v.deleted) {
+            (false, true) => Err(RegistryError::VersionSoftDeleted(format!(
+                "Subject '{subject}' Version {} was soft deleted. Set permanent=true to delete permanently",
+                v.version
+            ))),
             (true, false) => Err(RegistryError::VersionNotSoftDeleted(format!(
                 "Subject '{subject}' Version {} was not deleted first before being permanently deleted",
                 v.version
             ))),
             (true, true) => Ok((v.version, Write { key: schema_key(subject, v.version), value: None })),
-            (false, _) => Ok((v.version, schema_record(subject, v.version, v.id, stored.schema_type, &stored.text, true))),
+            (false, false) => Ok((v.version, schema_record(subject, v.version, v.id, stored.schema_type, &stored.text, true))),
         }
     }
 
@@ -672,9 +706,11 @@ impl Store {
     /// The record setting (or, with `None`, dropping) a level.
     pub fn plan_level(subject: Option<&str>, level: Option<Level>) -> Write {
         Write {
-            key: json!({"keytype": "CONFIG", "subject": subject, "magic": 0})
-                .to_string()
-                .into_bytes(),
+            key: format!(
+                r#"{{"keytype":"CONFIG","subject":{},"magic":0}}"#,
+                subject.map_or("null".to_string(), quoted)
+            )
+            .into_bytes(),
             value: level.map(|l| {
                 json!({"compatibilityLevel": l.name()})
                     .to_string()
@@ -692,10 +728,20 @@ fn parse(schema_type: SchemaType, text: &str) -> Result<AvroSchema, RegistryErro
     }
 }
 
+/// A JSON string literal.
+fn quoted(text: &str) -> String {
+    Value::from(text).to_string()
+}
+
+/// Keys are written field by field in Confluent's order: compaction
+/// matches keys byte for byte, so a topic shared with Confluent's registry
+/// must see the same bytes for the same key (serde_json would sort them).
 fn schema_key(subject: &str, version: i32) -> Vec<u8> {
-    json!({"keytype": "SCHEMA", "subject": subject, "version": version, "magic": 1})
-        .to_string()
-        .into_bytes()
+    format!(
+        r#"{{"keytype":"SCHEMA","subject":{},"version":{version},"magic":1}}"#,
+        quoted(subject)
+    )
+    .into_bytes()
 }
 
 fn schema_record(
@@ -809,6 +855,25 @@ mod tests {
                 .len(),
             1
         );
+        // Against `latest` of a subject with no versions: compatible.
+        assert!(s
+            .compatibility(
+                "new-value",
+                Some(VersionSpec::Latest),
+                SchemaType::Avro,
+                BAD
+            )
+            .unwrap()
+            .is_empty());
+        // Keys in Confluent's field order, byte for byte.
+        assert_eq!(
+            schema_key("a\"b", 3),
+            br#"{"keytype":"SCHEMA","subject":"a\"b","version":3,"magic":1}"#.to_vec()
+        );
+        assert_eq!(
+            Store::plan_level(None, None).key,
+            br#"{"keytype":"CONFIG","subject":null,"magic":0}"#.to_vec()
+        );
         assert!(s
             .compatibility("t-value", Some(VersionSpec::Latest), SchemaType::Avro, V2)
             .unwrap()
@@ -890,6 +955,15 @@ mod tests {
             s.plan_delete_subject("d-value", false).unwrap_err().code(),
             40404
         );
+        // A version deleted softly twice: 40406, "latest" included.
+        for spec in [VersionSpec::Number(2), VersionSpec::Latest] {
+            assert_eq!(
+                s.plan_delete_version("d-value", spec, false)
+                    .unwrap_err()
+                    .code(),
+                40406
+            );
+        }
         // Soft-deleted versions are not reused: the next is 3, with the
         // schema's old id.
         assert_eq!(register(&mut s, "d-value", V1), Ok((1, 3)));

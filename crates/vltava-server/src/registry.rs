@@ -275,14 +275,11 @@ impl Registry {
         Ok((synced, broker, client))
     }
 
-    /// Publishes where this node's registry answers, once per process (and
-    /// again if `_schemas` says otherwise), so other nodes can forward
+    /// Publishes where this node's registry answers whenever `_schemas`
+    /// says otherwise (a comparison per sync), so other nodes can forward
     /// writes here when this node owns them. Only this node writes its key.
     async fn publish(&self, synced: &mut Synced, broker: &Broker, client: &vltava_client::Client) {
         use std::sync::atomic::Ordering;
-        if self.published.load(Ordering::Acquire) {
-            return;
-        }
         let Some(url) = own_url(broker) else { return };
         let node = broker.node_id();
         if synced.store.node_url(node) != Some(url.as_str()) {
@@ -959,6 +956,7 @@ async fn put_subject_config(
     Path(subject): Path<String>,
     body: Bytes,
 ) -> Answer {
+    vltava_registry::store::subject_checked(&subject)?;
     let level = level_posted(&body)?;
     let (mut synced, broker, client) = r.synced().await?;
     r.write(
