@@ -23,8 +23,8 @@ use vltava_client::producer::{Producer, ProducerConfig, ProducerRecord};
 
 use super::groups::log_ends;
 use super::{
-    confirmation, kafka, not_found, page, parse_utc, partition_field, problem, segment, starting,
-    writable,
+    confirmation, kafka, page, parse_utc, partition_field, problem, segment, starting, topic_of,
+    writable, writable_topic,
 };
 use crate::admin::Admin;
 
@@ -240,12 +240,9 @@ pub async fn add_partitions(
     Path(name): Path<String>,
     Form(f): Form<AddPartitions>,
 ) -> Response {
-    let broker = match writable(&admin, &headers) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
-    let Some(topic) = broker.topic(&name) else {
-        return not_found("No such topic", &format!("There is no topic {name}."));
+    let (broker, topic) = match writable_topic(&admin, &headers, &name) {
+        Ok(found) => found,
+        Err(page) => return *page,
     };
     let now = topic.partitions.len();
     let count = match field(&f.count).and_then(|c| c.parse::<i32>().ok()) {
@@ -300,13 +297,10 @@ pub async fn delete_topic(
     Path(name): Path<String>,
     Form(f): Form<DeleteTopic>,
 ) -> Response {
-    let broker = match writable(&admin, &headers) {
-        Ok(b) => b,
-        Err(r) => return *r,
+    let broker = match writable_topic(&admin, &headers, &name) {
+        Ok((broker, _)) => broker,
+        Err(page) => return *page,
     };
-    if broker.topic(&name).is_none() {
-        return not_found("No such topic", &format!("There is no topic {name}."));
-    }
     let back = format!("/topics/{name}");
     if !confirmed(&f.confirm) {
         let body = html! {
@@ -371,11 +365,9 @@ fn produce_form(name: &str, partitions: usize, f: &Produce) -> Markup {
 }
 
 pub async fn produce_page(State(admin): State<Arc<Admin>>, Path(name): Path<String>) -> Response {
-    let Some(broker) = admin.broker() else {
-        return starting();
-    };
-    let Some(topic) = broker.topic(&name) else {
-        return not_found("No such topic", &format!("There is no topic {name}."));
+    let (_, topic) = match topic_of(&admin, &name) {
+        Ok(found) => found,
+        Err(page) => return *page,
     };
     let body = html! {
         h1 { "Produce to " a href={ "/topics/" (name) } { code { (name) } } }
@@ -434,12 +426,9 @@ pub async fn produce(
     Path(name): Path<String>,
     Form(f): Form<Produce>,
 ) -> Response {
-    let broker = match writable(&admin, &headers) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
-    let Some(topic) = broker.topic(&name) else {
-        return not_found("No such topic", &format!("There is no topic {name}."));
+    let (broker, topic) = match writable_topic(&admin, &headers, &name) {
+        Ok(found) => found,
+        Err(page) => return *page,
     };
     let partitions = topic.partitions.len();
     let record = match record(&name, partitions, &f) {

@@ -18,7 +18,7 @@ use maud::html;
 use vltava_client::admin::{Admin as KafkaAdmin, GroupDescription};
 use vltava_client::consumer::{OffsetSpec, TopicPartition};
 
-use super::{kafka, not_found, page, pager, problem, segment, starting, Paging};
+use super::{cluster, not_found, page, pager, problem, segment, Paging};
 use crate::admin::Admin;
 
 /// Groups on one page of `/groups`: each costs a describe, an offset
@@ -28,10 +28,6 @@ pub const GROUPS_PER_PAGE: usize = 50;
 /// How long `/groups` asks about its page's groups before it lists the
 /// rest without their state and lag.
 const GROUPS_PAGE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The longest group id the console looks up: Kafka's string length limit,
-/// as the broker's coordinator checks it.
-pub const GROUP_ID_BYTES_MAX: usize = i16::MAX as usize;
 
 /// One partition of a group: committed to, or assigned to a member.
 pub(super) struct OffsetRow {
@@ -108,14 +104,10 @@ fn total_lag(rows: &[OffsetRow]) -> i64 {
 }
 
 pub async fn groups(State(admin): State<Arc<Admin>>, Query(paging): Query<Paging>) -> Response {
-    let Some(broker) = admin.broker() else {
-        return starting();
-    };
-    let client = match kafka(&admin, &broker).await {
-        Ok(c) => c,
+    let (_, kafka) = match cluster(&admin).await {
+        Ok(found) => found,
         Err(page) => return page,
     };
-    let kafka = KafkaAdmin::new(client);
     let mut listed = match kafka.list_groups().await {
         Ok(l) => l,
         Err(e) => {
@@ -199,16 +191,15 @@ fn owners(d: &GroupDescription) -> BTreeMap<TopicPartition, String> {
 }
 
 pub async fn group(State(admin): State<Arc<Admin>>, Path(id): Path<String>) -> Response {
-    let Some(broker) = admin.broker() else {
-        return starting();
-    };
-    let client = match kafka(&admin, &broker).await {
-        Ok(c) => c,
+    let (_, kafka) = match cluster(&admin).await {
+        Ok(found) => found,
         Err(page) => return page,
     };
-    let kafka = KafkaAdmin::new(client);
-    if id.len() > GROUP_ID_BYTES_MAX {
-        let why = format!("Group ids are at most {GROUP_ID_BYTES_MAX} bytes.");
+    if id.len() > vltava_broker::group::GROUP_ID_BYTES_MAX {
+        let why = format!(
+            "Group ids are at most {} bytes.",
+            vltava_broker::group::GROUP_ID_BYTES_MAX
+        );
         return not_found("No such group", &why);
     }
     let (d, rows) = match kafka.describe_any_group(&id).await {

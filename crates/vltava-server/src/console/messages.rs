@@ -16,7 +16,7 @@ use maud::{html, Markup};
 use vltava_client::admin::Admin as KafkaAdmin;
 use vltava_client::consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetSpec};
 
-use super::{kafka, not_found, page, parse_utc, partition_field, problem, starting, utc};
+use super::{kafka, page, parse_utc, partition_field, problem, topic_of, utc};
 use crate::admin::Admin;
 
 /// Records shown on one page unless the form asks for another number.
@@ -244,11 +244,9 @@ pub async fn messages(
     Path(name): Path<String>,
     Query(q): Query<Browse>,
 ) -> Response {
-    let Some(broker) = admin.broker() else {
-        return starting();
-    };
-    let Some(topic) = broker.topic(&name) else {
-        return not_found("No such topic", &format!("There is no topic {name}."));
+    let (broker, topic) = match topic_of(&admin, &name) {
+        Ok(found) => found,
+        Err(page) => return *page,
     };
     let partitions = topic.partitions.len();
     let request = match parse(&q, partitions) {

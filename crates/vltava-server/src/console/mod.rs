@@ -190,6 +190,42 @@ pub async fn host_guard(
     next.run(request).await
 }
 
+/// The broker and the topic a page is about, or the page saying why not
+/// (still starting, no such topic).
+fn topic_of(
+    admin: &Admin,
+    name: &str,
+) -> Result<(Arc<vltava_broker::Broker>, Arc<vltava_broker::Topic>), Box<Response>> {
+    let broker = admin.broker().ok_or_else(|| Box::new(starting()))?;
+    match broker.topic(name) {
+        Some(topic) => Ok((broker, topic)),
+        None => Err(Box::new(not_found(
+            "No such topic",
+            &format!("There is no topic {name}."),
+        ))),
+    }
+}
+
+/// As [`topic_of`], for a write action: [`writable`] first.
+fn writable_topic(
+    admin: &Admin,
+    headers: &HeaderMap,
+    name: &str,
+) -> Result<(Arc<vltava_broker::Broker>, Arc<vltava_broker::Topic>), Box<Response>> {
+    writable(admin, headers)?;
+    topic_of(admin, name)
+}
+
+/// The broker and an admin client of the cluster, or the page saying why
+/// not (still starting, the cluster unreachable).
+async fn cluster(
+    admin: &Admin,
+) -> Result<(Arc<vltava_broker::Broker>, vltava_client::admin::Admin), Response> {
+    let broker = admin.broker().ok_or_else(starting)?;
+    let client = kafka(admin, &broker).await?;
+    Ok((broker, vltava_client::admin::Admin::new(client)))
+}
+
 /// Lets a write action through, or answers why not: the broker is still
 /// opening, the console is read-only, or the form was posted from another
 /// site. A browser sends `Origin` with every form post; a page elsewhere
@@ -467,11 +503,9 @@ pub async fn topic(
     Path(name): Path<String>,
     Query(paging): Query<Paging>,
 ) -> Response {
-    let Some(broker) = admin.broker() else {
-        return starting();
-    };
-    let Some(topic) = broker.topic(&name) else {
-        return not_found("No such topic", &format!("There is no topic {name}."));
+    let (broker, topic) = match topic_of(&admin, &name) {
+        Ok(found) => found,
+        Err(page) => return *page,
     };
     let count = topic.partitions.len();
     let pages = count.div_ceil(PARTITIONS_PER_PAGE).max(1);
