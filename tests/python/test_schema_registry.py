@@ -97,3 +97,160 @@ def test_avro_records_round_trip_evolve_and_incompatible_changes_are_refused(reg
     # Old records still decode through a client that has never seen their schemas.
     got = consume_exact(broker.bootstrap, [TopicPartition("users", 0, 0)], 4)
     assert [AvroDeserializer(fresh)(r.value, ctx) for r in got] == users + [newer]
+
+
+# JSON Schemas with a closed content model: an optional property may be added (old documents
+# never carry it). The same addition to an open model is refused, as Confluent's registry does.
+J1 = json.dumps({"type": "object", "additionalProperties": False, "required": ["id"],
+                 "properties": {"id": {"type": "integer"}, "name": {"type": "string"}}})
+J2 = json.dumps({"type": "object", "additionalProperties": False, "required": ["id"],
+                 "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
+                                "email": {"type": "string"}}})
+J_RETYPED = json.dumps({"type": "object", "additionalProperties": False, "required": ["id"],
+                        "properties": {"id": {"type": "string"}, "name": {"type": "string"}}})
+
+
+def http_json(method: str, url: str, body: dict | None = None) -> tuple[int, object]:
+    """One registry request; (status, parsed body), errors included."""
+    import urllib.error
+    import urllib.request
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+def test_json_schema_records_round_trip_and_evolve_by_content_model(registry):
+    from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+
+    broker, url = registry
+    sr = SchemaRegistryClient({"url": url})
+    create_topic(admin(broker.bootstrap), "people", 1)
+    ctx = SerializationContext("people", MessageField.VALUE)
+
+    people = [{"id": i, "name": f"p{i}"} for i in range(3)]
+    to_json = JSONSerializer(J1, sr)
+    produce_all(producer(broker.bootstrap), "people",
+                [{"partition": 0, "value": to_json(p, ctx)} for p in people])
+    # The closed model takes an optional property: version 2.
+    to_json2 = JSONSerializer(J2, sr)
+    later = {"id": 3, "name": "p3", "email": "p3@example.com"}
+    produce_all(producer(broker.bootstrap), "people", [{"partition": 0, "value": to_json2(later, ctx)}])
+    got = consume_exact(broker.bootstrap, [TopicPartition("people", 0, 0)], 4)
+    assert [r.value[:5] for r in got] == [b"\x00" + struct.pack(">I", 1)] * 3 + \
+        [b"\x00" + struct.pack(">I", 2)]
+    from_json = JSONDeserializer(None, schema_registry_client=sr)
+    assert [from_json(r.value, ctx) for r in got] == people + [later]
+    latest = sr.get_latest_version("people-value")
+    assert (latest.version, latest.schema.schema_type, json.loads(latest.schema.schema_str)) == \
+        (2, "JSON", json.loads(J2))
+
+    # A retyped property: refused under BACKWARD with the reason, taken under NONE.
+    assert sr.test_compatibility("people-value", Schema(J_RETYPED, "JSON")) is False
+    with pytest.raises(SchemaRegistryError) as refused:
+        sr.register_schema("people-value", Schema(J_RETYPED, "JSON"))
+    assert refused.value.error_code == 409 and "TYPE_CHANGED" in refused.value.error_message
+    # An open model cannot gain a typed property: old documents may carry it with any value.
+    open_v1 = json.dumps({"type": "object", "properties": {"id": {"type": "integer"}}})
+    open_v2 = json.dumps({"type": "object", "properties": {"id": {"type": "integer"},
+                                                           "name": {"type": "string"}}})
+    sr.register_schema("open-value", Schema(open_v1, "JSON"))
+    status, body = http_json("POST", f"{url}/compatibility/subjects/open-value/versions/latest?verbose=true",
+                             {"schema": open_v2, "schemaType": "JSON"})
+    assert status == 200 and body["is_compatible"] is False
+    assert any("PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL: #/properties/name" in m for m in body["messages"]), body
+    sr.set_compatibility("people-value", "NONE")
+    assert sr.register_schema("people-value", Schema(J_RETYPED, "JSON")) == 4
+    # Not a JSON Schema: 42201.
+    with pytest.raises(SchemaRegistryError) as invalid:
+        sr.register_schema("people-value", Schema('{"type": "strng"}', "JSON"))
+    assert (invalid.value.http_status_code, invalid.value.error_code) == (422, 42201)
+    assert http_json("GET", f"{url}/schemas/types") == (200, ["JSON", "PROTOBUF", "AVRO"])
+
+
+def protobuf_classes(money_cents_type: int):
+    """shop.Money in money.proto and shop.Order in order.proto (importing money.proto and the
+    well-known timestamp), built from descriptors in a private pool: no protoc needed."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
+
+    F = descriptor_pb2.FieldDescriptorProto
+    pool = descriptor_pool.DescriptorPool()
+    well_known = descriptor_pb2.FileDescriptorProto()
+    timestamp_pb2.DESCRIPTOR.CopyToProto(well_known)
+    pool.Add(well_known)
+    money = descriptor_pb2.FileDescriptorProto(name="money.proto", package="shop", syntax="proto3")
+    money.message_type.add(name="Money").field.add(name="cents", number=1, type=money_cents_type,
+                                                   label=F.LABEL_OPTIONAL)
+    pool.Add(money)
+    order = descriptor_pb2.FileDescriptorProto(name="order.proto", package="shop", syntax="proto3",
+                                               dependency=["money.proto", "google/protobuf/timestamp.proto"])
+    message = order.message_type.add(name="Order")
+    message.field.add(name="id", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    message.field.add(name="total", number=2, type=F.TYPE_MESSAGE, type_name=".shop.Money",
+                      label=F.LABEL_OPTIONAL)
+    message.field.add(name="at", number=3, type=F.TYPE_MESSAGE,
+                      type_name=".google.protobuf.Timestamp", label=F.LABEL_OPTIONAL)
+    pool.Add(order)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Order"))
+
+
+def test_protobuf_records_round_trip_with_references(registry):
+    from google.protobuf import descriptor_pb2
+    from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
+
+    broker, url = registry
+    sr = SchemaRegistryClient({"url": url})
+    create_topic(admin(broker.bootstrap), "orders", 1)
+    ctx = SerializationContext("orders", MessageField.VALUE)
+
+    Order = protobuf_classes(descriptor_pb2.FieldDescriptorProto.TYPE_INT64)
+    serialize = ProtobufSerializer(Order, sr, {"use.deprecated.format": False})
+    orders = []
+    for i in range(3):
+        o = Order(id=f"o-{i}")
+        o.total.cents = 100 * i + 1
+        o.at.seconds = 1_700_000_000 + i
+        orders.append(o)
+    produce_all(producer(broker.bootstrap), "orders",
+                [{"partition": 0, "value": serialize(o, ctx)} for o in orders])
+    got = consume_exact(broker.bootstrap, [TopicPartition("orders", 0, 0)], 3)
+    # The imported money.proto was registered first (id 1) under its file name; Order is id 2.
+    assert [r.value[:5] for r in got] == [b"\x00" + struct.pack(">I", 2)] * 3
+    deserialize = ProtobufDeserializer(Order, {"use.deprecated.format": False})
+    assert [deserialize(r.value, ctx) for r in got] == orders
+    latest = sr.get_latest_version("orders-value")
+    assert latest.schema.schema_type == "PROTOBUF"
+    assert [(r.name, r.subject, r.version) for r in latest.schema.references] == \
+        [("money.proto", "money.proto", 1)]
+    assert sr.get_versions("money.proto") == [1]
+    assert http_json("GET", f"{url}/subjects/money.proto/versions/1/referencedby") == (200, [2])
+    # What is referenced cannot be deleted.
+    status, body = http_json("DELETE", f"{url}/subjects/money.proto/versions/1")
+    assert (status, body["error_code"]) == (422, 42206), body
+
+    # Money.cents retyped to string: another wire encoding, refused under BACKWARD.
+    money_text = 'syntax = "proto3";\npackage shop;\nmessage Money { string cents = 1; }\n'
+    status, body = http_json("POST", f"{url}/compatibility/subjects/money.proto/versions/latest?verbose=true",
+                             {"schema": money_text, "schemaType": "PROTOBUF"})
+    assert status == 200 and body["is_compatible"] is False
+    assert any("FIELD_SCALAR_KIND_CHANGED" in m for m in body["messages"]), body
+    with pytest.raises(SchemaRegistryError) as refused:
+        sr.register_schema("money.proto", Schema(money_text, "PROTOBUF"))
+    assert refused.value.error_code == 409
+    # A compatible change in .proto text (a field added) is version 2.
+    money_more = 'syntax = "proto3";\npackage shop;\nmessage Money { int64 cents = 1; string currency = 2; }\n'
+    assert sr.register_schema("money.proto", Schema(money_more, "PROTOBUF")) == 3
+    assert sr.get_versions("money.proto") == [1, 2]
+
+    broker.restart()
+    fresh = SchemaRegistryClient({"url": url})
+    again = fresh.get_latest_version("orders-value")
+    assert (again.schema_id, again.version) == (2, 1)
+    assert [(r.name, r.subject, r.version) for r in again.schema.references] == \
+        [("money.proto", "money.proto", 1)]
+    got = consume_exact(broker.bootstrap, [TopicPartition("orders", 0, 0)], 3)
+    assert [deserialize(r.value, ctx) for r in got] == orders

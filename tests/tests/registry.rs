@@ -54,7 +54,10 @@ fn registry_broker() -> (TestBroker, String) {
 fn every_endpoint_answers_in_confluents_shape_and_codes() {
     let (_broker, r) = registry_broker();
     let r = r.as_str();
-    assert_eq!(ok(r, "GET", "/schemas/types", ""), json!(["AVRO"]));
+    assert_eq!(
+        ok(r, "GET", "/schemas/types", ""),
+        json!(["JSON", "PROTOBUF", "AVRO"])
+    );
     assert_eq!(ok(r, "GET", "/subjects", ""), json!([]));
     assert_eq!(ok(r, "GET", "/mode", ""), json!({"mode": "READWRITE"}));
 
@@ -65,6 +68,18 @@ fn every_endpoint_answers_in_confluents_shape_and_codes() {
         (schema_body("{"), (422, 42201)),
         (
             json!({"schema": V1, "schemaType": "PROTOBUF"}).to_string(),
+            (422, 42201),
+        ),
+        (
+            json!({"schema": V1, "schemaType": "XML"}).to_string(),
+            (422, 42201),
+        ),
+        (
+            json!({"schema": "[1]", "schemaType": "JSON"}).to_string(),
+            (422, 42201),
+        ),
+        (
+            json!({"schema": V1, "references": "none"}).to_string(),
             (422, 42201),
         ),
         (
@@ -334,6 +349,192 @@ fn every_endpoint_answers_in_confluents_shape_and_codes() {
             "POST",
             "/subjects/other-value/versions",
             &schema_body(other)
+        ),
+        json!({"id": 4})
+    );
+}
+
+#[test]
+fn formats_references_and_modes_over_http() {
+    let (_broker, r) = registry_broker();
+    let r = r.as_str();
+    let money = "syntax = \"proto3\";\npackage shop;\nmessage Money { int64 cents = 1; }\n";
+    let order = "syntax = \"proto3\";\npackage shop;\nimport \"money.proto\";\nmessage Order { Money total = 1; }\n";
+    let proto = |text: &str, refs: Value| {
+        json!({"schema": text, "schemaType": "PROTOBUF", "references": refs}).to_string()
+    };
+    assert_eq!(
+        ok(
+            r,
+            "POST",
+            "/subjects/money.proto/versions",
+            &proto(money, json!([]))
+        ),
+        json!({"id": 1})
+    );
+    let refs = json!([{"name": "money.proto", "subject": "money.proto", "version": 1}]);
+    // The import without its reference does not compile.
+    assert_eq!(
+        error(
+            r,
+            "POST",
+            "/subjects/orders-value/versions",
+            &proto(order, json!([]))
+        ),
+        (422, 42201)
+    );
+    assert_eq!(
+        ok(
+            r,
+            "POST",
+            "/subjects/orders-value/versions",
+            &proto(order, refs.clone())
+        ),
+        json!({"id": 2})
+    );
+    assert_eq!(
+        ok(r, "GET", "/subjects/orders-value/versions/1", ""),
+        json!({"subject": "orders-value", "version": 1, "id": 2, "schemaType": "PROTOBUF",
+               "schema": order, "references": refs})
+    );
+    assert_eq!(
+        ok(r, "GET", "/schemas/ids/2", ""),
+        json!({"schemaType": "PROTOBUF", "schema": order, "references": refs})
+    );
+    assert_eq!(
+        ok(
+            r,
+            "POST",
+            "/subjects/orders-value",
+            &proto(order, refs.clone())
+        )["id"],
+        json!(2)
+    );
+    assert_eq!(
+        ok(
+            r,
+            "GET",
+            "/subjects/money.proto/versions/1/referencedby",
+            ""
+        ),
+        json!([2])
+    );
+    assert_eq!(
+        ok(
+            r,
+            "GET",
+            "/subjects/orders-value/versions/latest/referencedby",
+            ""
+        ),
+        json!([])
+    );
+    assert_eq!(
+        error(r, "DELETE", "/subjects/money.proto/versions/1", ""),
+        (422, 42206)
+    );
+    assert_eq!(
+        error(r, "DELETE", "/subjects/money.proto", ""),
+        (422, 42206)
+    );
+
+    // JSON Schema: key order is not another schema; a retyped property is 409.
+    let json_body = |text: &str| json!({"schema": text, "schemaType": "JSON"}).to_string();
+    let j1 =
+        r#"{"type":"object","properties":{"id":{"type":"integer"}},"additionalProperties":false}"#;
+    let j1_reordered =
+        r#"{"additionalProperties":false,"properties":{"id":{"type":"integer"}},"type":"object"}"#;
+    let j2 =
+        r#"{"type":"object","properties":{"id":{"type":"string"}},"additionalProperties":false}"#;
+    assert_eq!(
+        ok(r, "POST", "/subjects/j-value/versions", &json_body(j1)),
+        json!({"id": 3})
+    );
+    assert_eq!(
+        ok(
+            r,
+            "POST",
+            "/subjects/j-value/versions",
+            &json_body(j1_reordered)
+        ),
+        json!({"id": 3})
+    );
+    assert_eq!(
+        ok(
+            r,
+            "POST",
+            "/compatibility/subjects/j-value/versions/1?verbose=true",
+            &json_body(j2)
+        ),
+        json!({"is_compatible": false, "messages": [
+            "the new schema cannot read data written with version 1: TYPE_CHANGED: #/properties/id"
+        ]})
+    );
+    assert_eq!(
+        error(r, "POST", "/subjects/j-value/versions", &json_body(j2)),
+        (409, 409)
+    );
+
+    // Modes: a read-only subject refuses changes with 42205 and still answers.
+    assert_eq!(ok(r, "GET", "/mode", ""), json!({"mode": "READWRITE"}));
+    assert_eq!(error(r, "GET", "/mode/j-value", ""), (404, 40409));
+    assert_eq!(
+        ok(r, "GET", "/mode/j-value?defaultToGlobal=true", ""),
+        json!({"mode": "READWRITE"})
+    );
+    assert_eq!(
+        ok(r, "PUT", "/mode/j-value", r#"{"mode":"READONLY"}"#),
+        json!({"mode": "READONLY"})
+    );
+    assert_eq!(
+        ok(r, "GET", "/mode/j-value", ""),
+        json!({"mode": "READONLY"})
+    );
+    assert_eq!(
+        error(
+            r,
+            "POST",
+            "/subjects/j-value/versions",
+            &json_body(r#"{"type":"object"}"#)
+        ),
+        (422, 42205)
+    );
+    assert_eq!(error(r, "DELETE", "/subjects/j-value", ""), (422, 42205));
+    assert_eq!(ok(r, "GET", "/subjects/j-value/versions", ""), json!([1]));
+    for bad in [r#"{"mode":"IMPORT"}"#, r#"{"mode":"SIDEWAYS"}"#, "{}"] {
+        assert_eq!(error(r, "PUT", "/mode", bad), (422, 42204), "{bad}");
+    }
+    assert_eq!(
+        error(r, "PUT", "/mode/j-value", r#"{"mode":"READONLY_OVERRIDE"}"#),
+        (422, 42204)
+    );
+    assert_eq!(
+        ok(r, "PUT", "/mode", r#"{"mode":"READONLY_OVERRIDE"}"#),
+        json!({"mode": "READONLY_OVERRIDE"})
+    );
+    assert_eq!(
+        error(
+            r,
+            "POST",
+            "/subjects/other-value/versions",
+            &schema_body(V1)
+        ),
+        (422, 42205)
+    );
+    assert_eq!(
+        ok(r, "PUT", "/mode", r#"{"mode":"READWRITE"}"#),
+        json!({"mode": "READWRITE"})
+    );
+    assert_eq!(
+        ok(r, "DELETE", "/mode/j-value", ""),
+        json!({"mode": "READONLY"})
+    );
+    assert_eq!(error(r, "DELETE", "/mode/j-value", ""), (404, 40401));
+    assert_eq!(
+        ok(
+            r,
+            "POST",
+            "/subjects/j-value/versions",
+            &json_body(r#"{"type":"object"}"#)
         ),
         json!({"id": 4})
     );

@@ -1,11 +1,7 @@
 //! Avro schemas as the registry keeps them.
 
+use apache_avro::schema_compatibility::{Compatibility, SchemaCompatibility};
 use apache_avro::Schema;
-
-/// The longest schema text taken: a registered schema is one record of the
-/// `_schemas` topic, which Kafka's default `max.message.bytes` caps near
-/// 1 MiB.
-pub const SCHEMA_TEXT_BYTES_MAX: usize = 1024 * 1024;
 
 /// A parsed Avro schema and the text it is stored and compared as.
 #[derive(Debug, Clone)]
@@ -18,13 +14,19 @@ impl AvroSchema {
     /// Parses `text`; `Err` says why it is not an Avro schema (Confluent's
     /// 42201, invalid schema).
     pub fn parse(text: &str) -> Result<AvroSchema, String> {
-        if text.len() > SCHEMA_TEXT_BYTES_MAX {
-            return Err(format!(
-                "the schema is {} bytes, over the {SCHEMA_TEXT_BYTES_MAX} bytes a schema may have",
-                text.len()
-            ));
+        AvroSchema::parse_with(text, &[])
+    }
+
+    /// Parses `text`, whose named types may come from `deps` (the schemas
+    /// its references resolve to).
+    pub fn parse_with(text: &str, deps: &[&str]) -> Result<AvroSchema, String> {
+        crate::schema::size_checked(text)?;
+        let schema = if deps.is_empty() {
+            Schema::parse_str(text)
+        } else {
+            Schema::parse_str_with_list(text, deps).map(|(schema, _)| schema)
         }
-        let schema = Schema::parse_str(text).map_err(|e| format!("invalid Avro schema: {e}"))?;
+        .map_err(|e| format!("invalid Avro schema: {e}"))?;
         // The schema as the library writes it back: whitespace, key order
         // and shorthand (`"string"` for `{"type": "string"}`) gone, but
         // defaults, docs and aliases kept: they change what a reader does,
@@ -45,6 +47,22 @@ impl AvroSchema {
     }
 }
 
+/// Whether `reader` decodes everything `writer` can write; `Err` says why
+/// not. A resolution that only works for some data (an enum missing some
+/// of the writer's symbols, a union missing some branches) is a failure,
+/// as in Avro's Java checker that Confluent uses. Types from references
+/// are compared by name: their own subjects check their evolution.
+pub fn reads(writer: &AvroSchema, reader: &AvroSchema) -> Result<(), String> {
+    match SchemaCompatibility::can_read(writer.schema(), reader.schema()) {
+        Ok(Compatibility::Full) => Ok(()),
+        Ok(Compatibility::Partial) => Err(
+            "it can read only part of the data (enum symbols or union branches are missing)"
+                .to_string(),
+        ),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 impl PartialEq for AvroSchema {
     fn eq(&self, other: &Self) -> bool {
         self.normalized == other.normalized
@@ -56,6 +74,7 @@ impl Eq for AvroSchema {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::SCHEMA_TEXT_BYTES_MAX;
 
     #[test]
     fn layout_and_shorthand_do_not_make_another_schema_but_defaults_do() {

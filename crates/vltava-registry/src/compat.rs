@@ -9,15 +9,12 @@
 //! | `*_TRANSITIVE` | the same, against every earlier version |
 //! | `NONE` | nothing |
 //!
-//! For Avro, "read" is Avro's schema resolution (the reader's schema
-//! decoding data written with the writer's); a resolution that only works
-//! for some data (an enum missing some of the writer's symbols, a union
-//! missing some branches) is incompatible, as in Avro's Java checker that
-//! Confluent uses.
+//! What "read" means is each format's own: Avro's schema resolution
+//! ([`crate::avro::reads`]), JSON Schema's "accepts every document the
+//! writer's accepts" ([`crate::json::reads`]), Protobuf's wire rules
+//! ([`crate::protobuf::reads`]).
 
-use apache_avro::schema_compatibility::{Compatibility, SchemaCompatibility};
-
-use crate::avro::AvroSchema;
+use crate::schema::Parsed;
 
 /// A compatibility level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,24 +84,11 @@ impl Level {
     }
 }
 
-/// Whether `reader` decodes everything `writer` can write; `Err` says why
-/// not.
-fn reads(writer: &AvroSchema, reader: &AvroSchema) -> Result<(), String> {
-    match SchemaCompatibility::can_read(writer.schema(), reader.schema()) {
-        Ok(Compatibility::Full) => Ok(()),
-        Ok(Compatibility::Partial) => Err(
-            "it can read only part of the data (enum symbols or union branches are missing)"
-                .to_string(),
-        ),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 /// Checks `new` against a subject's earlier versions under `level`.
 /// `earlier` is `(version, schema)`, oldest first, deleted versions left
 /// out. Returns one message per incompatibility: empty means compatible.
-pub fn check_avro(level: Level, new: &AvroSchema, earlier: &[(i32, &AvroSchema)]) -> Vec<String> {
-    let against: &[(i32, &AvroSchema)] = match (level.transitive(), earlier.split_last()) {
+pub fn check(level: Level, new: &Parsed, earlier: &[(i32, &Parsed)]) -> Vec<String> {
+    let against: &[(i32, &Parsed)] = match (level.transitive(), earlier.split_last()) {
         (_, None) => &[],
         (true, Some(_)) => earlier,
         (false, Some((latest, _))) => std::slice::from_ref(latest),
@@ -112,14 +96,14 @@ pub fn check_avro(level: Level, new: &AvroSchema, earlier: &[(i32, &AvroSchema)]
     let mut problems = Vec::new();
     for (version, old) in against {
         if level.backward() {
-            if let Err(why) = reads(old, new) {
+            for why in Parsed::reads(old, new) {
                 problems.push(format!(
                     "the new schema cannot read data written with version {version}: {why}"
                 ));
             }
         }
         if level.forward() {
-            if let Err(why) = reads(new, old) {
+            for why in Parsed::reads(new, old) {
                 problems.push(format!(
                     "version {version} cannot read data written with the new schema: {why}"
                 ));
@@ -132,12 +116,19 @@ pub fn check_avro(level: Level, new: &AvroSchema, earlier: &[(i32, &AvroSchema)]
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::avro::AvroSchema;
 
-    fn record(fields: &str) -> AvroSchema {
-        AvroSchema::parse(&format!(
-            r#"{{"type":"record","name":"User","fields":[{fields}]}}"#
-        ))
-        .unwrap()
+    fn record(fields: &str) -> Parsed {
+        Parsed::Avro(
+            AvroSchema::parse(&format!(
+                r#"{{"type":"record","name":"User","fields":[{fields}]}}"#
+            ))
+            .unwrap(),
+        )
+    }
+
+    fn check_avro(level: Level, new: &Parsed, earlier: &[(i32, &Parsed)]) -> Vec<String> {
+        check(level, new, earlier)
     }
 
     #[test]
@@ -210,10 +201,12 @@ mod tests {
             1
         );
         let enumeration = |symbols: &str| {
-            AvroSchema::parse(&format!(
-                r#"{{"type":"enum","name":"Color","symbols":[{symbols}]}}"#
-            ))
-            .unwrap()
+            Parsed::Avro(
+                AvroSchema::parse(&format!(
+                    r#"{{"type":"enum","name":"Color","symbols":[{symbols}]}}"#
+                ))
+                .unwrap(),
+            )
         };
         let rgb = enumeration(r#""R","G","B""#);
         let rg = enumeration(r#""R","G""#);

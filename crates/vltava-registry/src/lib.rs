@@ -18,4 +18,7 @@
 
 pub mod avro;
 pub mod compat;
+pub mod json;
+pub mod protobuf;
+pub mod schema;
 pub mod store;

@@ -6,12 +6,13 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `{"keytype":"SCHEMA","subject":S,"version":V,"magic":1}` | `{"subject":S,"version":V,"id":I,"schemaType":T,"references":[],"schema":TEXT,"deleted":B}` (`schemaType` absent for Avro); a tombstone deletes the version for good |
+//! | `{"keytype":"SCHEMA","subject":S,"version":V,"magic":1}` | `{"subject":S,"version":V,"id":I,"schemaType":T,"references":[{"name":N,"subject":S2,"version":V2}],"schema":TEXT,"deleted":B}` (`schemaType` absent for Avro); a tombstone deletes the version for good |
 //! | `{"keytype":"CONFIG","subject":S or null,"magic":0}` | `{"compatibilityLevel":L}`; a tombstone drops the setting |
+//! | `{"keytype":"MODE","subject":S or null,"magic":0}` | `{"mode":M}` (`READWRITE`, `READONLY`, `READONLY_OVERRIDE`); a tombstone drops the setting |
 //! | `{"keytype":"VLTAVA_ID","magic":0}` | `{"next":N}`: the next id to give, so ids stay unused after the schemas holding them are deleted for good and compacted away (Vltava's own) |
 //! | `{"keytype":"VLTAVA_NODE","node":N,"magic":0}` | `{"url":U}`: where node N's registry answers, for other nodes to forward writes to (Vltava's own; only node N writes it) |
 //!
-//! Other key types (Confluent's `NOOP`, `MODE`, `DELETE_SUBJECT`, ...) are
+//! Other key types (Confluent's `NOOP`, `DELETE_SUBJECT`, ...) are
 //! skipped. The latest record of a key decides, as compaction keeps only
 //! it, so the state is the same before and after the topic is compacted.
 //! That holds only if one writer at a time writes a given key: the serving
@@ -21,8 +22,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::avro::AvroSchema;
-use crate::compat::{check_avro, Level};
+use crate::compat::{check, Level};
+pub use crate::schema::SchemaType;
+use crate::schema::{Dependency, Parsed};
 
 /// The longest subject name taken, in bytes (Kafka's string limit: a
 /// subject is usually a topic name with `-key`/`-value`).
@@ -33,27 +35,104 @@ pub const SUBJECT_BYTES_MAX: usize = i16::MAX as usize;
 /// runaway producer registering every message's schema).
 pub const VERSIONS_PER_SUBJECT_MAX: usize = 100_000;
 
-/// A schema format. Only Avro is understood so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SchemaType {
-    Avro,
+/// The most references one schema may have, and the most schemas it may
+/// reach through them (references of references included).
+pub const REFERENCES_MAX: usize = crate::protobuf::FILES_MAX;
+
+/// A schema's reference to another subject's version, by the name the
+/// schema uses for it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Reference {
+    pub name: String,
+    pub subject: String,
+    pub version: i32,
 }
 
-impl SchemaType {
-    /// Confluent's `schemaType` (absent means Avro).
-    pub fn parse(name: Option<&str>) -> Result<SchemaType, RegistryError> {
-        match name.map(str::to_ascii_uppercase).as_deref() {
-            None | Some("AVRO") => Ok(SchemaType::Avro),
-            Some(other) => Err(RegistryError::InvalidSchema(format!(
-                "schema type {other} is not supported yet (AVRO is)"
-            ))),
+impl Reference {
+    /// The `references` of a request body or a `_schemas` record (absent
+    /// or `null`: none).
+    pub fn list_from(value: Option<&Value>) -> Result<Vec<Reference>, RegistryError> {
+        let invalid =
+            |why: &str| RegistryError::InvalidSchema(format!("Invalid schema references: {why}"));
+        let list = match value {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Array(list)) => list,
+            Some(_) => return Err(invalid("references must be an array")),
+        };
+        if list.len() > REFERENCES_MAX {
+            return Err(invalid(&format!("more than {REFERENCES_MAX} references")));
         }
+        list.iter()
+            .map(|r| {
+                let text = |f: &str| r.get(f).and_then(Value::as_str).map(str::to_string);
+                let name = text("name")
+                    .filter(|n| !n.is_empty())
+                    .ok_or_else(|| invalid("a reference has no name"))?;
+                let subject =
+                    text("subject").ok_or_else(|| invalid("a reference has no subject"))?;
+                let version = r
+                    .get("version")
+                    .and_then(Value::as_i64)
+                    .and_then(|v| i32::try_from(v).ok())
+                    .filter(|v| *v >= 1 || *v == -1)
+                    .ok_or_else(|| {
+                        invalid("a reference has no version (1 and up, or -1 for the latest)")
+                    })?;
+                Ok(Reference {
+                    name,
+                    subject,
+                    version,
+                })
+            })
+            .collect()
     }
+
+    fn json(refs: &[Reference]) -> Value {
+        Value::Array(
+            refs.iter()
+                .map(|r| json!({"name": r.name, "subject": r.subject, "version": r.version}))
+                .collect(),
+        )
+    }
+}
+
+/// A registry mode: whether a subject takes writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    ReadWrite,
+    ReadOnly,
+    /// Set globally: read-only for every subject, whatever its own mode.
+    ReadOnlyOverride,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 3] = [Mode::ReadWrite, Mode::ReadOnly, Mode::ReadOnlyOverride];
 
     pub fn name(self) -> &'static str {
         match self {
-            SchemaType::Avro => "AVRO",
+            Mode::ReadWrite => "READWRITE",
+            Mode::ReadOnly => "READONLY",
+            Mode::ReadOnlyOverride => "READONLY_OVERRIDE",
         }
+    }
+
+    /// Confluent's name, in any case. `IMPORT` (registering under ids
+    /// given by the client, for migrations) is refused with a reason: the
+    /// registry gives every id itself.
+    pub fn parse(name: &str) -> Result<Mode, RegistryError> {
+        if name.eq_ignore_ascii_case("IMPORT") {
+            return Err(RegistryError::InvalidMode(
+                "IMPORT mode is not supported: Vltava's registry gives every id itself (migrate by registering the schemas in id order)".to_string(),
+            ));
+        }
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| {
+                RegistryError::InvalidMode(format!(
+                    "Invalid mode '{name}'. Valid values are READWRITE, READONLY and READONLY_OVERRIDE"
+                ))
+            })
     }
 }
 
@@ -71,6 +150,9 @@ pub enum RegistryError {
     InvalidVersion(String),
     InvalidLevel(String),
     InvalidSubject(String),
+    InvalidMode(String),
+    ReadOnly(String),
+    ReferenceExists(String),
     Incompatible(Vec<String>),
 }
 
@@ -89,6 +171,9 @@ impl RegistryError {
             RegistryError::InvalidVersion(_) => 42202,
             RegistryError::InvalidLevel(_) => 42203,
             RegistryError::InvalidSubject(_) => 42208,
+            RegistryError::ReferenceExists(_) => 42206,
+            RegistryError::InvalidMode(_) => 42204,
+            RegistryError::ReadOnly(_) => 42205,
             RegistryError::Incompatible(_) => 409,
         }
     }
@@ -117,7 +202,10 @@ impl RegistryError {
             | RegistryError::InvalidSchema(m)
             | RegistryError::InvalidVersion(m)
             | RegistryError::InvalidLevel(m)
-            | RegistryError::InvalidSubject(m) => m.clone(),
+            | RegistryError::InvalidSubject(m)
+            | RegistryError::ReferenceExists(m)
+            | RegistryError::InvalidMode(m)
+            | RegistryError::ReadOnly(m) => m.clone(),
         }
     }
 }
@@ -130,12 +218,19 @@ pub struct Version {
     pub deleted: bool,
 }
 
-/// A schema by id: its type and text as first registered.
+/// A schema by id: its type, text and references as first registered.
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub schema_type: SchemaType,
     pub text: String,
-    parsed: AvroSchema,
+    pub references: Vec<Reference>,
+    parsed: Parsed,
+}
+
+impl Stored {
+    pub fn parsed(&self) -> &Parsed {
+        &self.parsed
+    }
 }
 
 /// A record to append to `_schemas`: key and value (`None`: a tombstone).
@@ -189,17 +284,48 @@ pub struct Store {
     subjects: BTreeMap<String, BTreeMap<i32, Version>>,
     /// Every schema by id.
     schemas: BTreeMap<i32, Stored>,
-    /// Ids by normalized schema, for the same schema to keep its id.
-    ids_by_schema: BTreeMap<(SchemaTypeKey, String), i32>,
+    /// Ids by normalized schema and references, for the same schema to
+    /// keep its id.
+    ids_by_schema: BTreeMap<SchemaKey, i32>,
     global_level: Option<Level>,
     levels: BTreeMap<String, Level>,
+    global_mode: Option<Mode>,
+    modes: BTreeMap<String, Mode>,
     /// The next id to give, at least one above every id seen.
     next_id: i32,
     /// Each node's registry URL, as it published it.
     node_urls: BTreeMap<i32, String>,
 }
 
-type SchemaTypeKey = &'static str;
+/// What makes two schemas the same: type, normalized text, references.
+type SchemaKey = (SchemaType, String, Vec<Reference>);
+
+fn schema_key_of(parsed: &Parsed, references: &[Reference]) -> SchemaKey {
+    (
+        parsed.schema_type(),
+        parsed.normalized().to_string(),
+        references.to_vec(),
+    )
+}
+
+/// A setting made globally (`subject` `None`) or for one subject, or
+/// dropped (`value` `None`).
+fn set_scoped<T>(
+    global: &mut Option<T>,
+    by_subject: &mut BTreeMap<String, T>,
+    subject: Option<String>,
+    value: Option<T>,
+) {
+    match (subject, value) {
+        (None, value) => *global = value,
+        (Some(s), Some(value)) => {
+            by_subject.insert(s, value);
+        }
+        (Some(s), None) => {
+            by_subject.remove(&s);
+        }
+    }
+}
 
 /// A subject name a client may write under: 1 to [`SUBJECT_BYTES_MAX`]
 /// bytes, no control characters (Confluent's 42208 otherwise).
@@ -270,20 +396,25 @@ impl Store {
                 let schema_type = SchemaType::parse(text(&value, "schemaType").as_deref())
                     .map_err(|e| e.message())?;
                 let schema_text = text(&value, "schema").ok_or("SCHEMA value without a schema")?;
+                let references =
+                    Reference::list_from(value.get("references")).map_err(|e| e.message())?;
                 let deleted = value
                     .get("deleted")
                     .and_then(Value::as_bool)
                     .unwrap_or(false);
                 if !self.schemas.contains_key(&id) {
-                    let parsed = AvroSchema::parse(&schema_text)?;
+                    let parsed = self
+                        .parse(schema_type, &schema_text, &references)
+                        .map_err(|e| e.message())?;
                     self.ids_by_schema
-                        .entry((schema_type.name(), parsed.normalized().to_string()))
+                        .entry(schema_key_of(&parsed, &references))
                         .or_insert(id);
                     self.schemas.insert(
                         id,
                         Stored {
                             schema_type,
                             text: schema_text,
+                            references,
                             parsed,
                         },
                     );
@@ -305,7 +436,6 @@ impl Store {
                 Ok(())
             }
             Some("CONFIG") => {
-                let subject = text(&key, "subject");
                 let level = match &value {
                     None => None,
                     Some(v) => Some(
@@ -314,15 +444,29 @@ impl Store {
                             .ok_or("CONFIG value without a known compatibilityLevel")?,
                     ),
                 };
-                match (subject, level) {
-                    (None, level) => self.global_level = level,
-                    (Some(s), Some(level)) => {
-                        self.levels.insert(s, level);
-                    }
-                    (Some(s), None) => {
-                        self.levels.remove(&s);
-                    }
-                }
+                set_scoped(
+                    &mut self.global_level,
+                    &mut self.levels,
+                    text(&key, "subject"),
+                    level,
+                );
+                Ok(())
+            }
+            Some("MODE") => {
+                let mode = match &value {
+                    None => None,
+                    Some(v) => Some(
+                        text(v, "mode")
+                            .and_then(|m| Mode::parse(&m).ok())
+                            .ok_or("MODE value without a known mode")?,
+                    ),
+                };
+                set_scoped(
+                    &mut self.global_mode,
+                    &mut self.modes,
+                    text(&key, "subject"),
+                    mode,
+                );
                 Ok(())
             }
             Some("VLTAVA_NODE") => {
@@ -355,10 +499,7 @@ impl Store {
             .any(|vs| vs.values().any(|v| v.id == id));
         if !used {
             if let Some(stored) = self.schemas.remove(&id) {
-                let key = (
-                    stored.schema_type.name(),
-                    stored.parsed.normalized().to_string(),
-                );
+                let key = schema_key_of(&stored.parsed, &stored.references);
                 // Two ids can share a text (records written elsewhere): only
                 // this id's entry goes.
                 if self.ids_by_schema.get(&key) == Some(&id) {
@@ -467,19 +608,64 @@ impl Store {
         }
     }
 
+    /// The mode that applies to `subject` (`None`: the global one): a
+    /// global READONLY_OVERRIDE, else its own, else the global one, else
+    /// READWRITE.
+    pub fn mode(&self, subject: Option<&str>) -> Mode {
+        if self.global_mode == Some(Mode::ReadOnlyOverride) {
+            return Mode::ReadOnlyOverride;
+        }
+        subject
+            .and_then(|s| self.modes.get(s))
+            .copied()
+            .or(self.global_mode)
+            .unwrap_or(Mode::ReadWrite)
+    }
+
+    /// The mode set on `subject` (or globally for `None`), if any.
+    pub fn mode_set(&self, subject: Option<&str>) -> Option<Mode> {
+        match subject {
+            Some(s) => self.modes.get(s).copied(),
+            None => self.global_mode,
+        }
+    }
+
+    /// Refuses changing `subject`'s schemas while it is read-only
+    /// (Confluent's 42205).
+    pub fn writable(&self, subject: &str) -> Result<(), RegistryError> {
+        match self.mode(Some(subject)) {
+            Mode::ReadWrite => Ok(()),
+            Mode::ReadOnly | Mode::ReadOnlyOverride => Err(RegistryError::ReadOnly(format!(
+                "Subject {subject} is in read-only mode"
+            ))),
+        }
+    }
+
+    /// The record setting (or, with `None`, dropping) a mode.
+    pub fn plan_mode(subject: Option<&str>, mode: Option<Mode>) -> Write {
+        Write {
+            key: format!(
+                r#"{{"keytype":"MODE","subject":{},"magic":0}}"#,
+                subject.map_or("null".to_string(), quoted)
+            )
+            .into_bytes(),
+            value: mode.map(|m| json!({"mode": m.name()}).to_string().into_bytes()),
+        }
+    }
+
     /// The version of `subject` holding this schema (POST /subjects/{s}).
     pub fn lookup(
         &self,
         subject: &str,
         schema_type: SchemaType,
         text: &str,
+        references: &[Reference],
         deleted: bool,
     ) -> Result<(&Version, &Stored), RegistryError> {
-        let parsed = parse(schema_type, text)?;
         let versions = self.live_versions(subject, deleted)?;
-        let id = self
-            .ids_by_schema
-            .get(&(schema_type.name(), parsed.normalized().to_string()));
+        let references = self.pinned(references)?;
+        let parsed = self.parse(schema_type, text, &references)?;
+        let id = self.ids_by_schema.get(&schema_key_of(&parsed, &references));
         let found = id.and_then(|id| versions.iter().rev().find(|v| v.id == *id));
         match found {
             Some(v) => Ok((v, &self.schemas[&v.id])),
@@ -498,10 +684,12 @@ impl Store {
         spec: Option<VersionSpec>,
         schema_type: SchemaType,
         text: &str,
+        references: &[Reference],
     ) -> Result<Vec<String>, RegistryError> {
-        let parsed = parse(schema_type, text)?;
+        let references = self.pinned(references)?;
+        let parsed = self.parse(schema_type, text, &references)?;
         let level = self.level(Some(subject));
-        let earlier: Vec<(i32, &AvroSchema)> = match spec {
+        let earlier: Vec<(i32, &Parsed)> = match spec {
             None => match self.live_versions(subject, false) {
                 Ok(vs) => vs
                     .iter()
@@ -523,7 +711,7 @@ impl Store {
                 vec![(v.version, &stored.parsed)]
             }
         };
-        Ok(check_avro(level, &parsed, &earlier))
+        Ok(check(level, &parsed, &earlier))
     }
 
     /// Plans registering `text` under `subject`: the existing id if the
@@ -534,12 +722,14 @@ impl Store {
         subject: &str,
         schema_type: SchemaType,
         text: &str,
+        references: &[Reference],
     ) -> Result<Registration, RegistryError> {
         subject_checked(subject)?;
-        let parsed = parse(schema_type, text)?;
+        let references = self.pinned(references)?;
+        let parsed = self.parse(schema_type, text, &references)?;
         let known = self
             .ids_by_schema
-            .get(&(schema_type.name(), parsed.normalized().to_string()))
+            .get(&schema_key_of(&parsed, &references))
             .copied();
         let live: Vec<&Version> = self
             .subjects
@@ -554,11 +744,12 @@ impl Store {
                 });
             }
         }
-        let earlier: Vec<(i32, &AvroSchema)> = live
+        let earlier: Vec<(i32, &Parsed)> = live
             .iter()
             .map(|v| (v.version, &self.schemas[&v.id].parsed))
             .collect();
-        let problems = check_avro(self.level(Some(subject)), &parsed, &earlier);
+        self.writable(subject)?;
+        let problems = check(self.level(Some(subject)), &parsed, &earlier);
         if !problems.is_empty() {
             return Err(RegistryError::Incompatible(problems));
         }
@@ -607,6 +798,7 @@ impl Store {
             id,
             schema_type,
             text,
+            &references,
             false,
         ));
         Ok(Registration::New {
@@ -626,7 +818,9 @@ impl Store {
     ) -> Result<(i32, Write), RegistryError> {
         // Soft-deleted versions are found too: deleting one softly again is
         // Confluent's 40406, not "not found".
+        self.writable(subject)?;
         let (v, stored) = self.version(subject, spec, true)?;
+        self.unreferenced(subject, &[v.version])?;
         match (permanent, v.deleted) {
             (false, true) => Err(RegistryError::VersionSoftDeleted(format!(
                 "Subject '{subject}' Version {} was soft deleted. Set permanent=true to delete permanently",
@@ -637,7 +831,7 @@ impl Store {
                 v.version
             ))),
             (true, true) => Ok((v.version, Write { key: schema_key(subject, v.version), value: None })),
-            (false, false) => Ok((v.version, schema_record(subject, v.version, v.id, stored.schema_type, &stored.text, true))),
+            (false, false) => Ok((v.version, schema_record(subject, v.version, v.id, stored.schema_type, &stored.text, &stored.references, true))),
         }
     }
 
@@ -649,7 +843,10 @@ impl Store {
         subject: &str,
         permanent: bool,
     ) -> Result<(Vec<i32>, Vec<Write>), RegistryError> {
+        self.writable(subject)?;
         let all = self.live_versions(subject, true)?;
+        let numbers: Vec<i32> = all.iter().map(|v| v.version).collect();
+        self.unreferenced(subject, &numbers)?;
         if permanent {
             if all.iter().any(|v| !v.deleted) {
                 return Err(RegistryError::SubjectNotSoftDeleted(format!(
@@ -681,11 +878,121 @@ impl Store {
                     v.id,
                     stored.schema_type,
                     &stored.text,
+                    &stored.references,
                     true,
                 )
             })
             .collect();
         Ok((live.iter().map(|v| v.version).collect(), writes))
+    }
+
+    /// The ids of schemas that reference `subject`'s `version`
+    /// (`/subjects/{s}/versions/{v}/referencedby`), soft-deleted
+    /// referrers included.
+    pub fn referenced_by(&self, subject: &str, version: i32) -> Vec<i32> {
+        let mut ids: Vec<i32> = self
+            .schemas
+            .iter()
+            .filter(|(_, stored)| {
+                stored
+                    .references
+                    .iter()
+                    .any(|r| r.subject == subject && r.version == version)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Refuses deleting versions another schema references (Confluent's
+    /// 42206): the referrer could not be read back without them. Soft
+    /// deletes are refused too, as Confluent does, and soft-deleted
+    /// referrers count, since they can still be read or restored.
+    fn unreferenced(&self, subject: &str, versions: &[i32]) -> Result<(), RegistryError> {
+        for version in versions {
+            if !self.referenced_by(subject, *version).is_empty() {
+                return Err(RegistryError::ReferenceExists(format!(
+                    "One or more references exist to the schema {{magic=1,keytype=SCHEMA,subject={subject},version={version}}}."
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `references` with `-1` (latest) replaced by the version it names
+    /// now, each checked to exist (Confluent's 42201 otherwise).
+    fn pinned(&self, references: &[Reference]) -> Result<Vec<Reference>, RegistryError> {
+        references
+            .iter()
+            .map(|r| {
+                let spec = if r.version == -1 {
+                    VersionSpec::Latest
+                } else {
+                    VersionSpec::Number(r.version)
+                };
+                let (v, _) = self.version(&r.subject, spec, false).map_err(|_| {
+                    RegistryError::InvalidSchema(format!(
+                        "Invalid schema: reference {} names subject '{}' version {}, which does not exist",
+                        r.name, r.subject, r.version
+                    ))
+                })?;
+                Ok(Reference {
+                    version: v.version,
+                    ..r.clone()
+                })
+            })
+            .collect()
+    }
+
+    /// Every schema `references` reach, directly or through their own
+    /// references, each once, as the dependencies a parse needs.
+    fn dependencies<'s>(
+        &'s self,
+        references: &'s [Reference],
+    ) -> Result<Vec<Dependency<'s>>, RegistryError> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        let mut todo: Vec<&Reference> = references.iter().collect();
+        while let Some(r) = todo.pop() {
+            if !seen.insert((r.name.as_str(), r.subject.as_str(), r.version)) {
+                continue;
+            }
+            if seen.len() > REFERENCES_MAX {
+                return Err(RegistryError::InvalidSchema(format!(
+                    "Invalid schema: it reaches more than {REFERENCES_MAX} schemas through its references"
+                )));
+            }
+            let (_, stored) = self
+                .version(&r.subject, VersionSpec::Number(r.version), true)
+                .map_err(|_| {
+                    RegistryError::InvalidSchema(format!(
+                        "Invalid schema: reference {} names subject '{}' version {}, which does not exist",
+                        r.name, r.subject, r.version
+                    ))
+                })?;
+            out.push(Dependency {
+                name: &r.name,
+                text: &stored.text,
+            });
+            todo.extend(stored.references.iter());
+        }
+        // Dependencies before what depends on them, as Avro's named types
+        // need.
+        out.reverse();
+        Ok(out)
+    }
+
+    /// `text` parsed as a `schema_type` schema with `references`
+    /// resolved (Confluent's 42201 when it is not one).
+    fn parse(
+        &self,
+        schema_type: SchemaType,
+        text: &str,
+        references: &[Reference],
+    ) -> Result<Parsed, RegistryError> {
+        let deps = self.dependencies(references)?;
+        Parsed::parse(schema_type, text, &deps).map_err(RegistryError::InvalidSchema)
     }
 
     /// Where node `node`'s registry answers, as it last published.
@@ -720,14 +1027,6 @@ impl Store {
     }
 }
 
-/// `text` parsed as a schema of `schema_type` (Confluent's 42201 when it
-/// is not one).
-fn parse(schema_type: SchemaType, text: &str) -> Result<AvroSchema, RegistryError> {
-    match schema_type {
-        SchemaType::Avro => AvroSchema::parse(text).map_err(RegistryError::InvalidSchema),
-    }
-}
-
 /// A JSON string literal.
 fn quoted(text: &str) -> String {
     Value::from(text).to_string()
@@ -750,6 +1049,7 @@ fn schema_record(
     id: i32,
     schema_type: SchemaType,
     text: &str,
+    references: &[Reference],
     deleted: bool,
 ) -> Write {
     let mut value = json!({
@@ -757,6 +1057,7 @@ fn schema_record(
         "version": version,
         "id": id,
         "schema": text,
+        "references": Reference::json(references),
         "deleted": deleted,
     });
     if schema_type != SchemaType::Avro {
@@ -778,7 +1079,7 @@ mod tests {
 
     /// Registers and applies what the plan writes; returns (id, version).
     fn register(store: &mut Store, subject: &str, text: &str) -> Result<(i32, i32), RegistryError> {
-        match store.plan_register(subject, SchemaType::Avro, text)? {
+        match store.plan_register(subject, SchemaType::Avro, text, &[])? {
             Registration::Exists { id, version } => Ok((id, version)),
             Registration::New {
                 id,
@@ -820,20 +1121,20 @@ mod tests {
             .unwrap();
         assert_eq!((v.version, v.id, stored.text.as_str()), (2, 2, V2));
         assert_eq!(
-            s.lookup("users-value", SchemaType::Avro, V1, false)
+            s.lookup("users-value", SchemaType::Avro, V1, &[], false)
                 .unwrap()
                 .0
                 .version,
             1
         );
         assert_eq!(
-            s.lookup("users-value", SchemaType::Avro, BAD, false)
+            s.lookup("users-value", SchemaType::Avro, BAD, &[], false)
                 .unwrap_err()
                 .code(),
             40403
         );
         assert_eq!(
-            s.lookup("nobody", SchemaType::Avro, V1, false)
+            s.lookup("nobody", SchemaType::Avro, V1, &[], false)
                 .unwrap_err()
                 .code(),
             40401
@@ -850,7 +1151,7 @@ mod tests {
             .message()
             .starts_with("Schema being registered is incompatible"));
         assert_eq!(
-            s.compatibility("t-value", None, SchemaType::Avro, BAD)
+            s.compatibility("t-value", None, SchemaType::Avro, BAD, &[])
                 .unwrap()
                 .len(),
             1
@@ -861,7 +1162,8 @@ mod tests {
                 "new-value",
                 Some(VersionSpec::Latest),
                 SchemaType::Avro,
-                BAD
+                BAD,
+                &[]
             )
             .unwrap()
             .is_empty());
@@ -875,7 +1177,13 @@ mod tests {
             br#"{"keytype":"CONFIG","subject":null,"magic":0}"#.to_vec()
         );
         assert!(s
-            .compatibility("t-value", Some(VersionSpec::Latest), SchemaType::Avro, V2)
+            .compatibility(
+                "t-value",
+                Some(VersionSpec::Latest),
+                SchemaType::Avro,
+                V2,
+                &[]
+            )
             .unwrap()
             .is_empty());
         // NONE on the subject lets it through; the global level stays.
@@ -901,7 +1209,7 @@ mod tests {
         );
         for (error, code, status) in [
             (
-                s.plan_register("t-value", SchemaType::Avro, "{")
+                s.plan_register("t-value", SchemaType::Avro, "{", &[])
                     .unwrap_err(),
                 42201,
                 422,
@@ -915,11 +1223,11 @@ mod tests {
             ),
             (s.schema(99).unwrap_err(), 40403, 404),
             (
-                s.plan_register("", SchemaType::Avro, V1).unwrap_err(),
+                s.plan_register("", SchemaType::Avro, V1, &[]).unwrap_err(),
                 42208,
                 422,
             ),
-            (SchemaType::parse(Some("PROTOBUF")).unwrap_err(), 42201, 422),
+            (SchemaType::parse(Some("XML")).unwrap_err(), 42201, 422),
         ] {
             assert_eq!((error.code(), error.status()), (code, status), "{error:?}");
         }
@@ -1005,18 +1313,18 @@ mod tests {
         let key = format!(r#"{{"keytype":"SCHEMA","subject":"s","version":{max},"magic":1}}"#);
         s.apply(key.as_bytes(), Some(at_end.as_bytes())).unwrap();
         assert_eq!(
-            s.plan_register("t", SchemaType::Avro, V2)
+            s.plan_register("t", SchemaType::Avro, V2, &[])
                 .unwrap_err()
                 .code(),
             42201
         );
         // The schema already there keeps its id in another subject.
         assert!(matches!(
-            s.plan_register("t", SchemaType::Avro, V1),
+            s.plan_register("t", SchemaType::Avro, V1, &[]),
             Ok(Registration::New { id, version: 1, .. }) if id == max
         ));
         assert_eq!(
-            s.plan_register("s", SchemaType::Avro, V1),
+            s.plan_register("s", SchemaType::Avro, V1, &[]),
             Ok(Registration::Exists {
                 id: max,
                 version: max
@@ -1074,5 +1382,214 @@ mod tests {
         s.apply(&published.key, None).unwrap();
         assert_eq!(s.node_url(2), None);
         assert!(s.subjects(true).is_empty() && s.level(None) == Level::Backward);
+    }
+
+    /// Registers with references and applies what the plan writes.
+    fn register_with(
+        store: &mut Store,
+        subject: &str,
+        schema_type: SchemaType,
+        text: &str,
+        references: &[Reference],
+    ) -> Result<(i32, i32), RegistryError> {
+        match store.plan_register(subject, schema_type, text, references)? {
+            Registration::Exists { id, version } => Ok((id, version)),
+            Registration::New {
+                id,
+                version,
+                writes,
+            } => {
+                apply_all(store, writes);
+                Ok((id, version))
+            }
+        }
+    }
+
+    fn reference(name: &str, subject: &str, version: i32) -> Reference {
+        Reference {
+            name: name.to_string(),
+            subject: subject.to_string(),
+            version,
+        }
+    }
+
+    #[test]
+    fn references_resolve_pin_and_protect_what_they_name() {
+        let mut s = Store::new();
+        let money = "syntax = \"proto3\";\npackage shop;\nmessage Money { int64 cents = 1; }\n";
+        let order = "syntax = \"proto3\";\npackage shop;\nimport \"money.proto\";\nmessage Order { Money total = 1; }\n";
+        assert_eq!(
+            register_with(&mut s, "money.proto", SchemaType::Protobuf, money, &[]),
+            Ok((1, 1))
+        );
+        // Without its reference the import does not resolve.
+        let missing = register_with(&mut s, "orders-value", SchemaType::Protobuf, order, &[]);
+        assert_eq!(missing.unwrap_err().code(), 42201);
+        let unknown = [reference("money.proto", "money.proto", 7)];
+        let err = register_with(
+            &mut s,
+            "orders-value",
+            SchemaType::Protobuf,
+            order,
+            &unknown,
+        );
+        assert_eq!(err.unwrap_err().code(), 42201);
+        // -1 pins the latest version in what is stored.
+        let latest = [reference("money.proto", "money.proto", -1)];
+        assert_eq!(
+            register_with(&mut s, "orders-value", SchemaType::Protobuf, order, &latest),
+            Ok((2, 1))
+        );
+        let (_, stored) = s
+            .version("orders-value", VersionSpec::Latest, false)
+            .unwrap();
+        assert_eq!(
+            stored.references,
+            [reference("money.proto", "money.proto", 1)]
+        );
+        assert_eq!(s.referenced_by("money.proto", 1), [2]);
+        // The same text with the same references keeps its id; found by
+        // lookup too.
+        let pinned = [reference("money.proto", "money.proto", 1)];
+        assert_eq!(
+            register_with(&mut s, "orders-value", SchemaType::Protobuf, order, &pinned),
+            Ok((2, 1))
+        );
+        assert_eq!(
+            s.lookup("orders-value", SchemaType::Protobuf, order, &pinned, false)
+                .unwrap()
+                .1
+                .references,
+            pinned
+        );
+        // What a schema references cannot be deleted, softly or not.
+        for err in [
+            s.plan_delete_version("money.proto", VersionSpec::Number(1), false)
+                .unwrap_err(),
+            s.plan_delete_subject("money.proto", false).unwrap_err(),
+        ] {
+            assert_eq!((err.code(), err.status()), (42206, 422), "{err:?}");
+        }
+        // A store rebuilt from the records agrees, references included.
+        let mut rebuilt = Store::new();
+        let mut records = Vec::new();
+        for (subject, v) in [("money.proto", 1), ("orders-value", 1)] {
+            let (version, stored) = s.version(subject, VersionSpec::Number(v), false).unwrap();
+            records.push(schema_record(
+                subject,
+                version.version,
+                version.id,
+                stored.schema_type,
+                &stored.text,
+                &stored.references,
+                false,
+            ));
+        }
+        apply_all(&mut rebuilt, records);
+        assert_eq!(rebuilt.referenced_by("money.proto", 1), [2]);
+        assert_eq!(rebuilt.schema(2).unwrap().references, pinned);
+        // Deleting the referrer frees what it referenced.
+        let (_, writes) = s.plan_delete_subject("orders-value", false).unwrap();
+        apply_all(&mut s, writes);
+        let (_, writes) = s.plan_delete_subject("orders-value", true).unwrap();
+        apply_all(&mut s, writes);
+        assert!(s.referenced_by("money.proto", 1).is_empty());
+        assert!(s.plan_delete_subject("money.proto", false).is_ok());
+    }
+
+    #[test]
+    fn each_format_is_checked_by_its_own_rules() {
+        let mut s = Store::new();
+        let closed = r#"{"type":"object","properties":{"id":{"type":"integer"}},"additionalProperties":false}"#;
+        let closed_plus = r#"{"type":"object","properties":{"id":{"type":"integer"},"n":{"type":"string"}},"additionalProperties":false}"#;
+        let retyped = r#"{"type":"object","properties":{"id":{"type":"string"}},"additionalProperties":false}"#;
+        assert_eq!(
+            register_with(&mut s, "j", SchemaType::Json, closed, &[]),
+            Ok((1, 1))
+        );
+        assert_eq!(
+            register_with(&mut s, "j", SchemaType::Json, closed_plus, &[]),
+            Ok((2, 2))
+        );
+        assert_eq!(
+            register_with(&mut s, "j", SchemaType::Json, retyped, &[])
+                .unwrap_err()
+                .code(),
+            409
+        );
+        // The same text as Avro is another schema type: a change of type
+        // is incompatible.
+        let switched = s
+            .compatibility("j", None, SchemaType::Avro, V1, &[])
+            .unwrap();
+        assert!(
+            switched[0].contains("schema type changed from JSON to AVRO"),
+            "{switched:?}"
+        );
+        let p1 = "syntax = \"proto3\";\nmessage A { int32 x = 1; }";
+        let p2 = "syntax = \"proto3\";\nmessage A { string x = 1; }";
+        assert_eq!(
+            register_with(&mut s, "p", SchemaType::Protobuf, p1, &[]),
+            Ok((3, 1))
+        );
+        let refused = register_with(&mut s, "p", SchemaType::Protobuf, p2, &[]).unwrap_err();
+        assert!(
+            refused.message().contains("FIELD_SCALAR_KIND_CHANGED"),
+            "{refused:?}"
+        );
+        // A schema's record carries its type and references, Confluent's way.
+        let (_, stored) = s.version("p", VersionSpec::Latest, false).unwrap();
+        let record = schema_record("p", 1, 3, stored.schema_type, &stored.text, &[], false);
+        let value: Value = serde_json::from_slice(record.value.as_deref().unwrap()).unwrap();
+        assert_eq!(value["schemaType"], "PROTOBUF");
+        assert_eq!(value["references"], json!([]));
+    }
+
+    #[test]
+    fn read_only_subjects_refuse_changes_but_answer_what_they_hold() {
+        let mut s = Store::new();
+        register(&mut s, "m-value", V1).unwrap();
+        apply_all(
+            &mut s,
+            vec![Store::plan_mode(Some("m-value"), Some(Mode::ReadOnly))],
+        );
+        assert_eq!(
+            (s.mode(Some("m-value")), s.mode(None)),
+            (Mode::ReadOnly, Mode::ReadWrite)
+        );
+        // Registering what it holds is a lookup, still answered.
+        assert_eq!(register(&mut s, "m-value", V1), Ok((1, 1)));
+        for err in [
+            register(&mut s, "m-value", V2).unwrap_err(),
+            s.plan_delete_subject("m-value", false).unwrap_err(),
+            s.plan_delete_version("m-value", VersionSpec::Latest, false)
+                .unwrap_err(),
+        ] {
+            assert_eq!((err.code(), err.status()), (42205, 422), "{err:?}");
+        }
+        assert_eq!(register(&mut s, "other-value", V1), Ok((1, 1)));
+        // READONLY_OVERRIDE globally wins over a subject's own READWRITE.
+        apply_all(
+            &mut s,
+            vec![
+                Store::plan_mode(Some("other-value"), Some(Mode::ReadWrite)),
+                Store::plan_mode(None, Some(Mode::ReadOnlyOverride)),
+            ],
+        );
+        assert_eq!(
+            register(&mut s, "other-value", V2).unwrap_err().code(),
+            42205
+        );
+        apply_all(
+            &mut s,
+            vec![
+                Store::plan_mode(None, None),
+                Store::plan_mode(Some("m-value"), None),
+            ],
+        );
+        assert_eq!(register(&mut s, "m-value", V2), Ok((2, 2)));
+        assert_eq!(Mode::parse("import").unwrap_err().code(), 42204);
+        assert_eq!(Mode::parse("sideways").unwrap_err().code(), 42204);
+        assert_eq!(Mode::parse("readonly"), Ok(Mode::ReadOnly));
     }
 }

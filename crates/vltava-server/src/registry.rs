@@ -33,7 +33,9 @@ use vltava_client::admin::{Admin as KafkaAdmin, NewTopic};
 use vltava_client::consumer::{Consumer, ConsumerConfig, OffsetSpec};
 use vltava_client::producer::{Producer, ProducerConfig, ProducerRecord};
 use vltava_registry::compat::Level;
-use vltava_registry::store::{Registration, RegistryError, SchemaType, Store, VersionSpec, Write};
+use vltava_registry::store::{
+    Mode, Reference, Registration, RegistryError, SchemaType, Store, Stored, VersionSpec, Write,
+};
 
 use crate::admin::Admin;
 use crate::ServerError;
@@ -616,10 +618,16 @@ pub async fn serve(listeners: Vec<TcpListener>, admin: Arc<Admin>, shutdown: Can
 fn router(registry: Arc<Registry>) -> Router {
     Router::new()
         .route("/", get(|| async { answer(json!({})) }))
-        .route("/schemas/types", get(|| async { answer(json!(["AVRO"])) }))
         .route(
-            "/mode",
-            get(|| async { answer(json!({"mode": "READWRITE"})) }),
+            "/schemas/types",
+            get(|| async { answer(json!(["JSON", "PROTOBUF", "AVRO"])) }),
+        )
+        .route("/mode", get(global_mode).put(put_global_mode))
+        .route(
+            "/mode/{subject}",
+            get(subject_mode)
+                .put(put_subject_mode)
+                .delete(delete_subject_mode),
         )
         .route("/subjects", get(subjects))
         .route("/subjects/{subject}", post(lookup).delete(delete_subject))
@@ -631,6 +639,10 @@ fn router(registry: Arc<Registry>) -> Router {
         .route(
             "/subjects/{subject}/versions/{version}/schema",
             get(version_schema),
+        )
+        .route(
+            "/subjects/{subject}/versions/{version}/referencedby",
+            get(referenced_by),
         )
         .route("/schemas/ids/{id}", get(schema_by_id))
         .route("/schemas/ids/{id}/schema", get(raw_schema_by_id))
@@ -667,6 +679,7 @@ fn flag(params: &HashMap<String, String>, name: &str) -> bool {
 struct Posted {
     schema_type: SchemaType,
     text: String,
+    references: Vec<Reference>,
 }
 
 fn posted(body: &Bytes) -> Result<Posted, ApiError> {
@@ -677,33 +690,36 @@ fn posted(body: &Bytes) -> Result<Posted, ApiError> {
             "the body has no \"schema\" string".to_string(),
         ))
     })?;
-    if value
-        .get("references")
-        .and_then(Value::as_array)
-        .is_some_and(|r| !r.is_empty())
-    {
-        return Err(RegistryError::InvalidSchema(
-            "schema references are not supported yet".to_string(),
-        )
-        .into());
-    }
+    let references = Reference::list_from(value.get("references"))?;
     let schema_type = SchemaType::parse(value.get("schemaType").and_then(Value::as_str))?;
     Ok(Posted {
         schema_type,
         text: text.to_string(),
+        references,
     })
 }
 
-fn version_json(
-    subject: &str,
-    version: i32,
-    id: i32,
-    schema_type: SchemaType,
-    text: &str,
-) -> Value {
-    let mut v = json!({"subject": subject, "version": version, "id": id, "schema": text});
-    if schema_type != SchemaType::Avro {
-        v["schemaType"] = json!(schema_type.name());
+/// A schema as Confluent answers it: `schemaType` left out for Avro and
+/// `references` when there are none.
+fn schema_json(stored: &Stored) -> Value {
+    let mut v = json!({"schema": stored.text});
+    if stored.schema_type != SchemaType::Avro {
+        v["schemaType"] = json!(stored.schema_type.name());
+    }
+    if !stored.references.is_empty() {
+        v["references"] = stored
+            .references
+            .iter()
+            .map(|r| json!({"name": r.name, "subject": r.subject, "version": r.version}))
+            .collect();
+    }
+    v
+}
+
+fn version_json(subject: &str, version: i32, id: i32, stored: &Stored) -> Value {
+    let mut v = json!({"subject": subject, "version": version, "id": id});
+    if let (Value::Object(fields), Value::Object(schema)) = (&mut v, schema_json(stored)) {
+        fields.extend(schema);
     }
     v
 }
@@ -732,13 +748,7 @@ async fn version(
     let spec = VersionSpec::parse(&version)?;
     let (synced, ..) = r.synced().await?;
     let (v, stored) = synced.store.version(&subject, spec, flag(&p, "deleted"))?;
-    Ok(answer(version_json(
-        &subject,
-        v.version,
-        v.id,
-        stored.schema_type,
-        &stored.text,
-    )))
+    Ok(answer(version_json(&subject, v.version, v.id, stored)))
 }
 
 async fn version_schema(
@@ -750,6 +760,18 @@ async fn version_schema(
     let (synced, ..) = r.synced().await?;
     let (_, stored) = synced.store.version(&subject, spec, flag(&p, "deleted"))?;
     Ok(raw(&stored.text))
+}
+
+async fn referenced_by(
+    State(r): State<Arc<Registry>>,
+    Path((subject, version)): Path<(String, String)>,
+) -> Answer {
+    let spec = VersionSpec::parse(&version)?;
+    let (synced, ..) = r.synced().await?;
+    let (v, _) = synced.store.version(&subject, spec, false)?;
+    Ok(answer(json!(synced
+        .store
+        .referenced_by(&subject, v.version))))
 }
 
 /// A schema's text as the body, as Confluent answers `/schema` paths.
@@ -769,10 +791,12 @@ async fn register(
 ) -> Answer {
     let posted = posted(&body)?;
     let (mut synced, broker, client) = r.synced().await?;
-    match synced
-        .store
-        .plan_register(&subject, posted.schema_type, &posted.text)?
-    {
+    match synced.store.plan_register(
+        &subject,
+        posted.schema_type,
+        &posted.text,
+        &posted.references,
+    )? {
         Registration::Exists { id, .. } => Ok(answer(json!({"id": id}))),
         Registration::New {
             id,
@@ -798,15 +822,10 @@ async fn lookup(
         &subject,
         posted.schema_type,
         &posted.text,
+        &posted.references,
         flag(&p, "deleted"),
     )?;
-    Ok(answer(version_json(
-        &subject,
-        v.version,
-        v.id,
-        stored.schema_type,
-        &stored.text,
-    )))
+    Ok(answer(version_json(&subject, v.version, v.id, stored)))
 }
 
 async fn delete_subject(
@@ -847,12 +866,7 @@ fn id_param(id: &str) -> Result<i32, ApiError> {
 async fn schema_by_id(State(r): State<Arc<Registry>>, Path(id): Path<String>) -> Answer {
     let id = id_param(&id)?;
     let (synced, ..) = r.synced().await?;
-    let stored = synced.store.schema(id)?;
-    let mut v = json!({"schema": stored.text});
-    if stored.schema_type != SchemaType::Avro {
-        v["schemaType"] = json!(stored.schema_type.name());
-    }
-    Ok(answer(v))
+    Ok(answer(schema_json(synced.store.schema(id)?)))
 }
 
 async fn raw_schema_by_id(State(r): State<Arc<Registry>>, Path(id): Path<String>) -> Answer {
@@ -1006,10 +1020,13 @@ async fn compatibility_with(
     let spec = VersionSpec::parse(&version)?;
     let posted = posted(&body)?;
     let (synced, ..) = r.synced().await?;
-    let problems =
-        synced
-            .store
-            .compatibility(&subject, Some(spec), posted.schema_type, &posted.text)?;
+    let problems = synced.store.compatibility(
+        &subject,
+        Some(spec),
+        posted.schema_type,
+        &posted.text,
+        &posted.references,
+    )?;
     Ok(compatibility_answer(problems, flag(&p, "verbose")))
 }
 
@@ -1021,8 +1038,89 @@ async fn compatibility_all(
 ) -> Answer {
     let posted = posted(&body)?;
     let (synced, ..) = r.synced().await?;
-    let problems = synced
-        .store
-        .compatibility(&subject, None, posted.schema_type, &posted.text)?;
+    let problems = synced.store.compatibility(
+        &subject,
+        None,
+        posted.schema_type,
+        &posted.text,
+        &posted.references,
+    )?;
     Ok(compatibility_answer(problems, flag(&p, "verbose")))
+}
+
+async fn global_mode(State(r): State<Arc<Registry>>) -> Answer {
+    let (synced, ..) = r.synced().await?;
+    Ok(answer(json!({"mode": synced.store.mode(None).name()})))
+}
+
+async fn subject_mode(
+    State(r): State<Arc<Registry>>,
+    Path(subject): Path<String>,
+    Query(p): Params,
+) -> Answer {
+    let (synced, ..) = r.synced().await?;
+    match synced.store.mode_set(Some(&subject)) {
+        Some(mode) => Ok(answer(json!({"mode": mode.name()}))),
+        None if flag(&p, "defaultToGlobal") => {
+            Ok(answer(json!({"mode": synced.store.mode(None).name()})))
+        }
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            40409,
+            format!("Subject '{subject}' does not have subject-level mode configured"),
+        )),
+    }
+}
+
+/// The mode a PUT /mode body names.
+fn mode_posted(body: &Bytes) -> Result<Mode, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
+    let name = value
+        .get("mode")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    Ok(Mode::parse(name)?)
+}
+
+async fn put_global_mode(State(r): State<Arc<Registry>>, body: Bytes) -> Answer {
+    let mode = mode_posted(&body)?;
+    let (mut synced, broker, client) = r.synced().await?;
+    let write = Store::plan_mode(None, Some(mode));
+    r.write(&mut synced, &broker, &client, vec![write]).await?;
+    Ok(answer(json!({"mode": mode.name()})))
+}
+
+async fn put_subject_mode(
+    State(r): State<Arc<Registry>>,
+    Path(subject): Path<String>,
+    body: Bytes,
+) -> Answer {
+    vltava_registry::store::subject_checked(&subject)?;
+    let mode = mode_posted(&body)?;
+    if mode == Mode::ReadOnlyOverride {
+        return Err(RegistryError::InvalidMode(
+            "READONLY_OVERRIDE is a global mode; a subject is READWRITE or READONLY".to_string(),
+        )
+        .into());
+    }
+    let (mut synced, broker, client) = r.synced().await?;
+    let write = Store::plan_mode(Some(&subject), Some(mode));
+    r.write(&mut synced, &broker, &client, vec![write]).await?;
+    Ok(answer(json!({"mode": mode.name()})))
+}
+
+async fn delete_subject_mode(
+    State(r): State<Arc<Registry>>,
+    Path(subject): Path<String>,
+) -> Answer {
+    let (mut synced, broker, client) = r.synced().await?;
+    let Some(old) = synced.store.mode_set(Some(&subject)) else {
+        return Err(
+            RegistryError::SubjectNotFound(format!("Subject '{subject}' not found.")).into(),
+        );
+    };
+    let write = Store::plan_mode(Some(&subject), None);
+    r.write(&mut synced, &broker, &client, vec![write]).await?;
+    Ok(answer(json!({"mode": old.name()})))
 }

@@ -1,0 +1,131 @@
+//! A schema of any of the registry's formats: its type, what it was parsed
+//! into, and the reader/writer question compatibility asks of it.
+
+use crate::avro::AvroSchema;
+use crate::json::JsonSchema;
+use crate::protobuf::ProtoSchema;
+use crate::store::RegistryError;
+
+/// The longest schema text taken: a registered schema is one record of the
+/// `_schemas` topic, which Kafka's default `max.message.bytes` caps near
+/// 1 MiB.
+pub const SCHEMA_TEXT_BYTES_MAX: usize = 1024 * 1024;
+
+/// Refuses a schema text over [`SCHEMA_TEXT_BYTES_MAX`] before any parser
+/// reads it.
+pub(crate) fn size_checked(text: &str) -> Result<(), String> {
+    if text.len() > SCHEMA_TEXT_BYTES_MAX {
+        return Err(format!(
+            "the schema is {} bytes, over the {SCHEMA_TEXT_BYTES_MAX} bytes a schema may have",
+            text.len()
+        ));
+    }
+    Ok(())
+}
+
+/// A schema format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SchemaType {
+    Avro,
+    Json,
+    Protobuf,
+}
+
+impl SchemaType {
+    pub const ALL: [SchemaType; 3] = [SchemaType::Avro, SchemaType::Json, SchemaType::Protobuf];
+
+    /// Confluent's `schemaType` (absent means Avro), in any case.
+    pub fn parse(name: Option<&str>) -> Result<SchemaType, RegistryError> {
+        let Some(name) = name else {
+            return Ok(SchemaType::Avro);
+        };
+        SchemaType::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                RegistryError::InvalidSchema(format!(
+                    "Invalid schema type {name}: the types are AVRO, JSON and PROTOBUF"
+                ))
+            })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SchemaType::Avro => "AVRO",
+            SchemaType::Json => "JSON",
+            SchemaType::Protobuf => "PROTOBUF",
+        }
+    }
+}
+
+/// A schema a reference brings in: the name the referencing schema uses
+/// for it (an Avro full name, a `.proto` import path, a `$ref` URL) and
+/// its text. Avro ignores the name: named types carry their own.
+#[derive(Debug, Clone, Copy)]
+pub struct Dependency<'a> {
+    pub name: &'a str,
+    pub text: &'a str,
+}
+
+/// A parsed schema.
+#[derive(Debug, Clone)]
+pub enum Parsed {
+    Avro(AvroSchema),
+    Json(JsonSchema),
+    /// Boxed: a compiled descriptor is several times the others' size.
+    Protobuf(Box<ProtoSchema>),
+}
+
+impl Parsed {
+    /// Parses `text` as a `schema_type` schema whose references resolve to
+    /// `deps` (every schema reachable through them); `Err` says why not.
+    pub fn parse(
+        schema_type: SchemaType,
+        text: &str,
+        deps: &[Dependency],
+    ) -> Result<Parsed, String> {
+        let named: Vec<(&str, &str)> = deps.iter().map(|d| (d.name, d.text)).collect();
+        Ok(match schema_type {
+            SchemaType::Avro => {
+                let texts: Vec<&str> = deps.iter().map(|d| d.text).collect();
+                Parsed::Avro(AvroSchema::parse_with(text, &texts)?)
+            }
+            SchemaType::Json => Parsed::Json(JsonSchema::parse(text, &named)?),
+            SchemaType::Protobuf => Parsed::Protobuf(Box::new(ProtoSchema::parse(text, &named)?)),
+        })
+    }
+
+    pub fn schema_type(&self) -> SchemaType {
+        match self {
+            Parsed::Avro(_) => SchemaType::Avro,
+            Parsed::Json(_) => SchemaType::Json,
+            Parsed::Protobuf(_) => SchemaType::Protobuf,
+        }
+    }
+
+    /// The text two equal schemas of this type share.
+    pub fn normalized(&self) -> &str {
+        match self {
+            Parsed::Avro(s) => s.normalized(),
+            Parsed::Json(s) => s.normalized(),
+            Parsed::Protobuf(s) => s.normalized(),
+        }
+    }
+
+    /// Why `reader` cannot read everything written with `writer`: empty
+    /// when it can.
+    pub fn reads(writer: &Parsed, reader: &Parsed) -> Vec<String> {
+        match (writer, reader) {
+            (Parsed::Avro(w), Parsed::Avro(r)) => {
+                crate::avro::reads(w, r).err().into_iter().collect()
+            }
+            (Parsed::Json(w), Parsed::Json(r)) => crate::json::reads(w, r),
+            (Parsed::Protobuf(w), Parsed::Protobuf(r)) => crate::protobuf::reads(w, r),
+            (w, r) => vec![format!(
+                "the schema type changed from {} to {}",
+                w.schema_type().name(),
+                r.schema_type().name()
+            )],
+        }
+    }
+}
