@@ -254,3 +254,65 @@ def test_protobuf_records_round_trip_with_references(registry):
         [("money.proto", "money.proto", 1)]
     got = consume_exact(broker.bootstrap, [TopicPartition("orders", 0, 0)], 3)
     assert [deserialize(r.value, ctx) for r in got] == orders
+
+
+def delivery_errors(bootstrap: str, topic: str, values: list[bytes]) -> list:
+    """Produce each value on its own (no batching across them) and return each delivery's error
+    (None when taken), with retries off so a refusal is final."""
+    p = producer(bootstrap, retries=0, linger_ms=0, enable_idempotence=False)
+    errors = []
+    for v in values:
+        got = []
+        p.produce(topic, value=v, partition=0, on_delivery=lambda err, _msg: got.append(err))
+        assert p.flush(30) == 0
+        errors.append(got[0])
+    return errors
+
+
+def test_server_side_validation_refuses_values_without_a_registered_schema_id(registry):
+    from confluent_kafka import KafkaError
+
+    broker, url = registry
+    sr = SchemaRegistryClient({"url": url})
+    create_topic(admin(broker.bootstrap), "checked", 1, {"confluent.value.schema.validation": "true"})
+    create_topic(admin(broker.bootstrap), "unchecked", 1)
+    ctx = SerializationContext("checked", MessageField.VALUE)
+    good = AvroSerializer(sr, V1)({"id": 1, "name": "a"}, ctx)
+    # Registered, but under another subject than checked-value (TopicNameStrategy).
+    other_id = sr.register_schema("elsewhere-value", Schema(V3, "AVRO"))
+    elsewhere = b"\x00" + struct.pack(">I", other_id) + b"\x02"
+    unknown = b"\x00" + struct.pack(">I", 999) + b"\x02"
+    errors = delivery_errors(broker.bootstrap, "checked", [good, b"plain text", unknown, elsewhere, good])
+    assert errors[0] is None and errors[4] is None, errors
+    assert [e.code() for e in errors[1:4]] == [KafkaError.INVALID_RECORD] * 3, errors
+    # Only the two good records are in the log, byte for byte.
+    got = consume_exact(broker.bootstrap, [TopicPartition("checked", 0, 0)], 2)
+    assert [r.value for r in got] == [good, good]
+    # Without the config nothing is checked.
+    assert delivery_errors(broker.bootstrap, "unchecked", [b"plain text"]) == [None]
+    # Key validation checks keys: a keyless record is refused, one keyed with an id registered
+    # under keyed-key is taken.
+    create_topic(admin(broker.bootstrap), "keyed", 1, {
+        "confluent.key.schema.validation": "true",
+        "confluent.key.subject.name.strategy": "io.confluent.kafka.serializers.subject.TopicNameStrategy"})
+    key_id = sr.register_schema("keyed-key", Schema('"string"', "AVRO"))
+    p = producer(broker.bootstrap, retries=0, enable_idempotence=False)
+    outcomes = []
+    for key in [None, b"\x00" + struct.pack(">I", key_id) + b"\x02k"]:
+        p.produce("keyed", key=key, value=b"v", partition=0, on_delivery=lambda err, _m: outcomes.append(err))
+        assert p.flush(30) == 0
+    assert outcomes[0].code() == KafkaError.INVALID_RECORD and outcomes[1] is None, outcomes
+
+    # RecordNameStrategy takes an id registered under any subject.
+    import time
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+    strategy = ConfigEntry("confluent.value.subject.name.strategy",
+                           "io.confluent.kafka.serializers.subject.RecordNameStrategy",
+                           incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource("topic", "checked", incremental_configs=[strategy])
+    adm = admin(broker.bootstrap)
+    adm.incremental_alter_configs([resource])[resource].result(timeout=30)
+    deadline = time.monotonic() + 15
+    while delivery_errors(broker.bootstrap, "checked", [elsewhere])[0] is not None:
+        assert time.monotonic() < deadline, "the new strategy never applied"
+    assert delivery_errors(broker.bootstrap, "checked", [unknown])[0].code() == KafkaError.INVALID_RECORD

@@ -208,6 +208,9 @@ pub struct Broker {
     /// (client id, topic) pairs already warned about an unsupported
     /// feature, so each client is told in the log once.
     warned: Mutex<std::collections::HashSet<(String, &'static str)>>,
+    /// The schema registry server-side validation reads; set once by the
+    /// server.
+    schema_ids: std::sync::OnceLock<Arc<dyn crate::schema_ids::SchemaIdSource>>,
 }
 
 mod dynamic_config;
@@ -383,6 +386,7 @@ impl Broker {
             metrics: crate::metrics::Metrics::default(),
             _dir_lock: dir_lock,
             warned: Mutex::new(Default::default()),
+            schema_ids: std::sync::OnceLock::new(),
         };
         // Both go through the leader, so once they are answered this node
         // has applied everything the leader had: the image is current.
@@ -961,6 +965,21 @@ impl Broker {
         }
         if warned.insert((client_id.to_string(), feature)) {
             warn!(client_id, feature, "{message}");
+        }
+    }
+
+    /// Sets where server-side schema validation reads registered ids (the
+    /// node's schema registry). Once; later calls are ignored.
+    pub fn set_schema_id_source(&self, source: Arc<dyn crate::schema_ids::SchemaIdSource>) {
+        let _ = self.schema_ids.set(source);
+    }
+
+    /// The schema ids the registry holds now, for a produce to a topic
+    /// with schema validation on.
+    pub(crate) async fn schema_ids_now(&self) -> Result<Arc<crate::schema_ids::SchemaIds>, String> {
+        match self.schema_ids.get() {
+            Some(source) => source.current().await,
+            None => Err("this broker has no schema registry to validate against".to_string()),
         }
     }
 

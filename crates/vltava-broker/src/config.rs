@@ -131,6 +131,14 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "delete: drop whole segments past retention.ms/retention.bytes; compact: keep the latest record per key (the log cleaner rewrites closed segments); compact,delete: both"),
     def!("compression.type", "compression.type", String, "producer", &["producer"], 0,
         "Batches are stored as the producer compressed them; recompression is not supported"),
+    def!("confluent.key.schema.validation", "confluent.key.schema.validation", Boolean, "false", &[], 0,
+        "Refuse records whose key does not start with magic byte 0 and a schema id registered under the subject confluent.key.subject.name.strategy names (INVALID_RECORD)"),
+    def!("confluent.key.subject.name.strategy", "confluent.key.subject.name.strategy", String, "io.confluent.kafka.serializers.subject.TopicNameStrategy", &crate::schema_ids::SUBJECT_NAME_STRATEGIES, 0,
+        "Where a validated key's schema id must be registered: TOPIC-key (TopicNameStrategy), any subject (RecordNameStrategy), a subject TOPIC-... (TopicRecordNameStrategy)"),
+    def!("confluent.value.schema.validation", "confluent.value.schema.validation", Boolean, "false", &[], 0,
+        "Refuse records whose value does not start with magic byte 0 and a schema id registered under the subject confluent.value.subject.name.strategy names (INVALID_RECORD)"),
+    def!("confluent.value.subject.name.strategy", "confluent.value.subject.name.strategy", String, "io.confluent.kafka.serializers.subject.TopicNameStrategy", &crate::schema_ids::SUBJECT_NAME_STRATEGIES, 0,
+        "Where a validated value's schema id must be registered: TOPIC-value (TopicNameStrategy), any subject (RecordNameStrategy), a subject TOPIC-... (TopicRecordNameStrategy)"),
     def!("delete.retention.ms", "log.cleaner.delete.retention.ms", Long, "86400000", &[], 0,
         "How long tombstones stay in a compacted topic"),
     def!("flush.messages", "log.flush.interval.messages", Long, I64_MAX, &[], 1,
@@ -307,6 +315,20 @@ impl TopicConfig {
 
     pub fn log_append_time(&self) -> bool {
         self.get("message.timestamp.type") == "LogAppendTime"
+    }
+
+    /// Server-side schema validation as the topic's `confluent.*` configs
+    /// set it.
+    pub fn schema_validation(&self) -> crate::schema_ids::Validation {
+        let on = |key: &str| self.get(key).eq_ignore_ascii_case("true");
+        crate::schema_ids::Validation {
+            key: on("confluent.key.schema.validation"),
+            value: on("confluent.value.schema.validation"),
+            key_strategy: self.get("confluent.key.subject.name.strategy").to_string(),
+            value_strategy: self
+                .get("confluent.value.subject.name.strategy")
+                .to_string(),
+        }
     }
 
     pub fn is_compacted(&self) -> bool {

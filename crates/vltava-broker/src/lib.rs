@@ -22,6 +22,7 @@ pub mod handlers;
 pub mod metrics;
 mod partition;
 mod producer_state;
+pub mod schema_ids;
 pub mod storage_faults;
 
 pub use broker::{

@@ -205,12 +205,16 @@ fn server(file: Option<PathBuf>, overrides: Vec<String>) -> Result<()> {
         ));
         // The registry answers 503 until the broker has opened, as the
         // console does.
+        let registry = vltava_server::registry::Registry::new(admin.clone());
         let registry_server = tokio::spawn(vltava_server::registry::serve(
             registry_listeners,
-            admin.clone(),
+            registry.clone(),
             admin_shutdown.clone(),
         ));
         let broker = Arc::new(Broker::open(config, Arc::new(SystemClock)).await?);
+        // Server-side schema validation reads ids through the registry's
+        // store, whether or not its HTTP API is served.
+        broker.set_schema_id_source(registry);
         admin.opened(broker.clone());
         let listeners = vltava_server::bind(&broker).await?;
         admin.listening();

@@ -50,6 +50,7 @@ fn benches(c: &mut Criterion) {
     let rules = RecordRules {
         key_required: false,
         decompressed_bytes_max: 64 << 20,
+        schema_ids: None,
     };
     let mut g = c.benchmark_group("check_records");
     let codecs = [("none", Compression::None), ("zstd", Compression::Zstd)];

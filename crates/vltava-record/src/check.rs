@@ -11,6 +11,9 @@
 //! topic, a malformed record) come back as [`RecordFault`]s carrying the
 //! record's index in the batch, which is what Produce v8+ reports as
 //! `record_errors` (KIP-467) so that a client fails just those records.
+//! With [`SchemaIdRule`], keys and/or values must start with Confluent's
+//! wire-format prefix (magic byte 0 and a 4-byte schema id) naming an id the
+//! rule accepts; only those five bytes are read.
 
 use std::io::{self, BufRead};
 
@@ -18,13 +21,30 @@ use crate::decompress::{decompressing_reader, io_to_record_error, is_over_limit}
 use crate::{BatchHeader, Compression, RecordError, BATCH_HEADER_BYTES};
 
 /// What the caller requires of every record.
-#[derive(Debug, Clone, Copy)]
-pub struct RecordRules {
+#[derive(Clone, Copy)]
+pub struct RecordRules<'a> {
     /// Compacted topics refuse records without a key.
     pub key_required: bool,
     /// The most plain bytes a compressed batch may inflate to.
     pub decompressed_bytes_max: usize,
+    /// Keys and/or values must carry a schema id this rule accepts.
+    pub schema_ids: Option<&'a SchemaIdRule<'a>>,
 }
+
+/// Which fields of a record must start with a schema id in Confluent's
+/// wire format, and which ids are acceptable.
+pub struct SchemaIdRule<'a> {
+    pub key: bool,
+    pub value: bool,
+    /// Why `id` is not acceptable for the key (`true`) or the value
+    /// (`false`); `None` when it is.
+    #[allow(clippy::type_complexity)]
+    pub check: &'a (dyn Fn(bool, i32) -> Option<String> + Sync),
+}
+
+/// The bytes of Confluent's prefix: magic byte 0, then the schema id as a
+/// big-endian i32.
+pub const SCHEMA_ID_PREFIX_BYTES: usize = 5;
 
 /// One record that cannot be accepted: its index in the batch and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,10 +190,17 @@ fn check_one<R: BufRead + ?Sized>(
             "offset delta {offset_delta} where {index} was expected"
         )));
     }
+    let ids = rules.schema_ids;
     let key_length = read_varint(&mut body)?;
-    skip_field(&mut body, key_length, "key")?;
+    let key_fault = prefixed_field(&mut body, key_length, "key", ids.filter(|r| r.key), true)?;
     let value_length = read_varint(&mut body)?;
-    skip_field(&mut body, value_length, "value")?;
+    let value_fault = prefixed_field(
+        &mut body,
+        value_length,
+        "value",
+        ids.filter(|r| r.value),
+        false,
+    )?;
     let headers = read_varint(&mut body)?;
     if headers < 0 {
         return Err(bad(format!("negative header count {headers}")));
@@ -198,7 +225,46 @@ fn check_one<R: BufRead + ?Sized>(
             "Compacted topic cannot accept a record without a key".to_string(),
         ));
     }
-    Ok(None)
+    Ok(key_fault.or(value_fault))
+}
+
+/// Skips a key or value; when `rule` asks, first reads its schema-id
+/// prefix and returns why it is not acceptable (as a record fault).
+fn prefixed_field(
+    source: &mut impl ByteSource,
+    length: i32,
+    what: &str,
+    rule: Option<&SchemaIdRule>,
+    is_key: bool,
+) -> io::Result<Option<String>> {
+    let Some(rule) = rule else {
+        skip_field(source, length, what)?;
+        return Ok(None);
+    };
+    if length < SCHEMA_ID_PREFIX_BYTES as i32 {
+        skip_field(source, length, what)?;
+        return Ok(Some(format!(
+            "the {what} must start with a schema id (magic byte 0 and a 4-byte id), but it {}",
+            if length < 0 {
+                "is null".to_string()
+            } else {
+                format!("is {length} bytes")
+            }
+        )));
+    }
+    let mut prefix = [0u8; SCHEMA_ID_PREFIX_BYTES];
+    for byte in &mut prefix {
+        *byte = source.next_byte()?;
+    }
+    source.skip(length as usize - SCHEMA_ID_PREFIX_BYTES)?;
+    if prefix[0] != 0 {
+        return Ok(Some(format!(
+            "the {what} must start with magic byte 0 and a schema id, but starts with byte {}",
+            prefix[0]
+        )));
+    }
+    let id = i32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]);
+    Ok((rule.check)(is_key, id))
 }
 
 /// The records stream, one byte or one skip at a time.
@@ -302,10 +368,12 @@ mod tests {
     const RULES: RecordRules = RecordRules {
         key_required: false,
         decompressed_bytes_max: 1 << 20,
+        schema_ids: None,
     };
     const COMPACTED: RecordRules = RecordRules {
         key_required: true,
         decompressed_bytes_max: 1 << 20,
+        schema_ids: None,
     };
 
     fn zigzag(value: i64, out: &mut Vec<u8>) {
@@ -388,6 +456,73 @@ mod tests {
                 })
                 .build();
             assert_eq!(check(&batch, &COMPACTED), Ok(()), "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn schema_ids_are_read_from_keys_and_values_in_every_codec() {
+        let with_id = |id: i32, body: &[u8]| {
+            let mut v = vec![0u8];
+            v.extend_from_slice(&id.to_be_bytes());
+            v.extend_from_slice(body);
+            Bytes::from(v)
+        };
+        let values = [
+            Some(with_id(1, b"ok")),
+            Some(with_id(7, b"unregistered")),
+            Some(Bytes::from_static(b"\x01\x00\x00\x00\x01x")),
+            Some(Bytes::from_static(b"\x00\x00")),
+            None,
+            Some(with_id(1, b"")),
+        ];
+        let check_id = |is_key: bool, id: i32| {
+            (id != 1).then(|| {
+                format!(
+                    "{} id {id} is not registered",
+                    if is_key { "key" } else { "value" }
+                )
+            })
+        };
+        let value_rule = SchemaIdRule {
+            key: false,
+            value: true,
+            check: &check_id,
+        };
+        let key_rule = SchemaIdRule {
+            key: true,
+            value: false,
+            check: &check_id,
+        };
+        let rules = |rule| RecordRules {
+            key_required: false,
+            decompressed_bytes_max: 1 << 20,
+            schema_ids: Some(rule),
+        };
+        for codec in [Compression::None, Compression::Zstd] {
+            let batch = values
+                .iter()
+                .enumerate()
+                .fold(BatchBuilder::new(codec), |b, (i, v)| {
+                    b.record(
+                        Some(with_id(1, format!("k{i}").as_bytes())),
+                        v.clone(),
+                        vec![],
+                        1_000,
+                    )
+                })
+                .build();
+            assert_eq!(
+                faults(check(&batch, &rules(&value_rule))),
+                vec![
+                    (1, "value id 7 is not registered".to_string()),
+                    (2, "the value must start with magic byte 0 and a schema id, but starts with byte 1".to_string()),
+                    (3, "the value must start with a schema id (magic byte 0 and a 4-byte id), but it is 2 bytes".to_string()),
+                    (4, "the value must start with a schema id (magic byte 0 and a 4-byte id), but it is null".to_string()),
+                ],
+                "{codec:?}"
+            );
+            // Every key carries id 1: the key rule passes the same batch.
+            assert_eq!(check(&batch, &rules(&key_rule)), Ok(()), "{codec:?}");
         }
     }
 

@@ -729,7 +729,10 @@ mod check;
 mod decompress;
 mod rebuild;
 
-pub use check::{check_records, RecordFault, RecordRules, RecordsRefused, RECORD_FAULTS_MAX};
+pub use check::{
+    check_records, RecordFault, RecordRules, RecordsRefused, SchemaIdRule, RECORD_FAULTS_MAX,
+    SCHEMA_ID_PREFIX_BYTES,
+};
 pub use decompress::{
     decompress_bounded, decompressing_reader, DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT,
 };

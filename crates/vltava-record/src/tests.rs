@@ -320,7 +320,7 @@ proptest! {
         let header = validate_batch(&batch);
         prop_assert!(header.is_ok());
         let _ = decode_records(&batch);
-        let rules = RecordRules { key_required: true, decompressed_bytes_max: 1 << 20 };
+        let rules = RecordRules { key_required: true, decompressed_bytes_max: 1 << 20, schema_ids: None };
         let checked = check_records(&batch, &header.unwrap(), &rules);
         // Whatever the walk says must agree with the full decoder: a batch
         // the walk accepts decodes to exactly `count` keyed records.

@@ -580,6 +580,19 @@ impl Store {
             .ok_or_else(|| RegistryError::SchemaNotFound(format!("Schema {id} not found")))
     }
 
+    /// The ids each subject's live (not soft-deleted) versions hold, as
+    /// server-side validation asks.
+    pub fn live_ids_by_subject(&self) -> BTreeMap<String, std::collections::BTreeSet<i32>> {
+        self.subjects
+            .iter()
+            .map(|(s, vs)| {
+                let ids = vs.values().filter(|v| !v.deleted).map(|v| v.id).collect();
+                (s.clone(), ids)
+            })
+            .filter(|(_, ids): &(String, std::collections::BTreeSet<i32>)| !ids.is_empty())
+            .collect()
+    }
+
     /// Every (subject, version) holding schema `id`.
     pub fn uses_of(&self, id: i32, deleted: bool) -> Vec<(&str, i32)> {
         self.subjects

@@ -28,6 +28,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+use vltava_broker::schema_ids::{SchemaIdSource, SchemaIds};
 use vltava_broker::{Broker, BrokerConfig};
 use vltava_client::admin::{Admin as KafkaAdmin, NewTopic};
 use vltava_client::consumer::{Consumer, ConsumerConfig, OffsetSpec};
@@ -97,6 +98,9 @@ pub struct Registry {
     published: std::sync::atomic::AtomicBool,
     /// Requests served or waiting for the store at once.
     permits: tokio::sync::Semaphore,
+    /// The ids by subject server-side validation last read, with the
+    /// `_schemas` offset they are as of, rebuilt only when it moved.
+    validation_ids: std::sync::Mutex<Option<(i64, Arc<SchemaIds>)>>,
 }
 
 /// Registry requests in hand at once (each waits for the store's lock in
@@ -192,6 +196,7 @@ impl Registry {
             }),
             published: std::sync::atomic::AtomicBool::new(false),
             permits: tokio::sync::Semaphore::new(REGISTRY_REQUESTS_MAX),
+            validation_ids: std::sync::Mutex::new(None),
         })
     }
 
@@ -604,12 +609,42 @@ async fn catch_up(synced: &mut Synced, client: &vltava_client::Client) -> Result
     Ok(())
 }
 
+/// Server-side schema validation reads the ids through the same store as
+/// the HTTP API: brought up to date with `_schemas` first, so a schema
+/// registered anywhere before a produce is known to it.
+impl SchemaIdSource for Registry {
+    fn current(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Arc<SchemaIds>, String>> + Send + '_>,
+    > {
+        Box::pin(async move {
+            let (synced, ..) = self.synced().await.map_err(|e| e.message)?;
+            let mut cached = self
+                .validation_ids
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some((at, ids)) = cached.as_ref() {
+                if *at == synced.next {
+                    return Ok(ids.clone());
+                }
+            }
+            let ids = Arc::new(SchemaIds::new(synced.store.live_ids_by_subject()));
+            *cached = Some((synced.next, ids.clone()));
+            Ok(ids)
+        })
+    }
+}
+
 /// Serves the registry on `listeners` until `shutdown`.
-pub async fn serve(listeners: Vec<TcpListener>, admin: Arc<Admin>, shutdown: CancellationToken) {
+pub async fn serve(
+    listeners: Vec<TcpListener>,
+    registry: Arc<Registry>,
+    shutdown: CancellationToken,
+) {
     if listeners.is_empty() {
         return;
     }
-    let registry = Registry::new(admin);
     tokio::spawn(publish_when_used(registry.clone(), shutdown.clone()));
     let app = router(registry);
     crate::admin::serve_http("schema registry", listeners, app, shutdown).await;

@@ -3,6 +3,7 @@ use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use std::sync::Arc;
 use tracing::debug;
 use vltava_protocol::ResponseError;
 use vltava_record::{
@@ -14,6 +15,7 @@ use super::str_bytes;
 use crate::broker::{is_internal_topic, Topic};
 use crate::error::ApiError;
 use crate::partition::{Appended, Partition};
+use crate::schema_ids::{with_rule, SchemaIds};
 use crate::Broker;
 
 /// An acks=all write appended at the leader, waiting for the high
@@ -94,11 +96,29 @@ pub async fn start(broker: &Broker, version: i16, request: ProduceRequest) -> St
     let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let acks = request.acks;
     let deadline = tokio::time::Instant::now() + timeout;
-    let Ok(permit) = tokio::time::timeout(timeout, broker.produce_permit()).await else {
+    // Topics with schema validation need the registry's ids as they are
+    // now: read before taking a permit, within the request's timeout.
+    let validates = request.topic_data.iter().any(|t| {
+        broker
+            .topic(t.name.0.as_str())
+            .is_some_and(|topic| topic.config.schema_validation().any())
+    });
+    let schema_ids = if validates {
+        match tokio::time::timeout_at(deadline, broker.schema_ids_now()).await {
+            Ok(ids) => Some(ids),
+            Err(_) => Some(Err(
+                "the schema registry did not answer within the request's timeout".to_string(),
+            )),
+        }
+    } else {
+        None
+    };
+    let Ok(permit) = tokio::time::timeout_at(deadline, broker.produce_permit()).await else {
         return Started::Done(answer(acks, timed_out(version, request)));
     };
     broker.wait_for_disk().await;
-    let (response, writes) = super::off_workers(|| handle_now(broker, version, request));
+    let (response, writes) =
+        super::off_workers(|| handle_now(broker, version, request, schema_ids.as_ref()));
     // The permit bounds appending work, not waiting for followers.
     drop(permit);
     if writes.is_empty() {
@@ -210,6 +230,7 @@ fn handle_now(
     broker: &Broker,
     version: i16,
     request: ProduceRequest,
+    schema_ids: Option<&Result<Arc<SchemaIds>, String>>,
 ) -> (ProduceResponse, Vec<Replicating>) {
     let acks = request.acks;
     let now_ms = broker.now_ms();
@@ -233,7 +254,14 @@ fn handle_now(
                         )
                         .into())
                     } else {
-                        produce_partition(topic.as_deref(), p.index, p.records, acks, now_ms)
+                        produce_partition(
+                            topic.as_deref(),
+                            p.index,
+                            p.records,
+                            acks,
+                            now_ms,
+                            schema_ids,
+                        )
                     };
                     let result = result.map(|(appended, on)| {
                         if let (Some(topic), false) = (&topic, appended.duplicate) {
@@ -334,6 +362,7 @@ fn produce_partition(
     records: Option<Bytes>,
     acks: i16,
     now_ms: i64,
+    schema_ids: Option<&Result<Arc<SchemaIds>, String>>,
 ) -> Result<(Appended, std::sync::Arc<Partition>), Refusal> {
     let unknown = || {
         ApiError::new(
@@ -370,11 +399,39 @@ fn produce_partition(
         )
         .into());
     }
-    let rules = RecordRules {
-        key_required: topic.config.is_compacted(),
-        decompressed_bytes_max: topic.config.decompressed_batch_bytes_max(),
+    let validation = topic.config.schema_validation();
+    let no_ids = SchemaIds::default();
+    let ids = match (validation.any(), schema_ids) {
+        (false, _) => &no_ids,
+        (true, Some(Ok(ids))) => ids.as_ref(),
+        // Not a verdict on the records: the client retries.
+        (true, Some(Err(why))) => {
+            return Err(ApiError::new(
+                ResponseError::RequestTimedOut,
+                format!("cannot check schema ids for {}: {why}", topic.name),
+            )
+            .into())
+        }
+        (true, None) => {
+            return Err(ApiError::new(
+                ResponseError::RequestTimedOut,
+                format!(
+                    "cannot check schema ids for {}: validation was turned on meanwhile",
+                    topic.name
+                ),
+            )
+            .into())
+        }
     };
-    check_records(&batch, &header, &rules).map_err(records_refused)?;
+    with_rule(&validation, ids, &topic.name, |schema_rule| {
+        let rules = RecordRules {
+            key_required: topic.config.is_compacted(),
+            decompressed_bytes_max: topic.config.decompressed_batch_bytes_max(),
+            schema_ids: schema_rule,
+        };
+        check_records(&batch, &header, &rules)
+    })
+    .map_err(records_refused)?;
     let isr = partition.isr_len().max(1);
     if acks == -1 && (isr as i64) < topic.config.min_insync_replicas() {
         partition.note_refused(&header, ResponseError::NotEnoughReplicas);
