@@ -316,3 +316,56 @@ def test_server_side_validation_refuses_values_without_a_registered_schema_id(re
     while delivery_errors(broker.bootstrap, "checked", [elsewhere])[0] is not None:
         assert time.monotonic() < deadline, "the new strategy never applied"
     assert delivery_errors(broker.bootstrap, "checked", [unknown])[0].code() == KafkaError.INVALID_RECORD
+
+
+def console_consumer(broker, url: str, topic: str, count: int, *properties: str) -> list[str]:
+    """`vltava console-consumer` with a schema formatter: its output lines."""
+    import subprocess
+    from conftest import broker_binary
+    args = [str(broker_binary()), "console-consumer", "--bootstrap-server", broker.bootstrap,
+            "--topic", topic, "--from-beginning", "--max-messages", str(count), "--timeout-ms", "30000",
+            "--formatter", "io.confluent.kafka.formatter.AvroMessageFormatter",
+            "--property", f"schema.registry.url={url}"]
+    for p in properties:
+        args += ["--property", p]
+    done = subprocess.run(args, capture_output=True, timeout=60, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_console_consumer_decodes_every_format_through_the_registry(registry):
+    from confluent_kafka.schema_registry.json_schema import JSONSerializer
+    from google.protobuf import descriptor_pb2
+    from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
+    from confluent_kafka.serialization import StringSerializer
+
+    broker, url = registry
+    sr = SchemaRegistryClient({"url": url})
+    create_topic(admin(broker.bootstrap), "mixed", 1)
+    ctx = SerializationContext("mixed", MessageField.VALUE)
+    key_ctx = SerializationContext("mixed", MessageField.KEY)
+    # One subject takes three formats in turn: only under NONE (a change of type is incompatible).
+    sr.set_compatibility("mixed-value", "NONE")
+    avro_key = AvroSerializer(sr, '"string"')("k1", key_ctx)
+    Order = protobuf_classes(descriptor_pb2.FieldDescriptorProto.TYPE_INT64)
+    order = Order(id="o-1")
+    order.total.cents = 250
+    values = [
+        AvroSerializer(sr, V2)({"name": "ann", "id": 7, "email": "a@x"}, ctx),
+        JSONSerializer(J1, sr)({"id": 1, "name": "p"}, ctx),
+        ProtobufSerializer(Order, sr, {"use.deprecated.format": False})(order, ctx),
+    ]
+    produce_all(producer(broker.bootstrap), "mixed",
+                [{"partition": 0, "key": avro_key, "value": v} for v in values])
+    ids = [struct.unpack(">I", v[1:5])[0] for v in values]
+    key_id = struct.unpack(">I", avro_key[1:5])[0]
+    lines = console_consumer(broker, url, "mixed", 3, "print.key=true", "print.schema.ids=true")
+    assert lines == [
+        f'"k1"\t{key_id}\t{{"id":7,"name":"ann","email":"a@x"}}\t{ids[0]}',
+        f'"k1"\t{key_id}\t{{"id":1,"name":"p"}}\t{ids[1]}',
+        f'"k1"\t{key_id}\t{{"id":"o-1","total":{{"cents":"250"}}}}\t{ids[2]}',
+    ], lines
+    # Keys read by another deserializer are printed by it; ids only when asked.
+    plain_keys = console_consumer(broker, url, "mixed", 1, "print.key=true",
+                                  "key.deserializer=org.apache.kafka.common.serialization.ByteArrayDeserializer")
+    assert plain_keys == [f'{avro_key.decode("latin-1")}\t{{"id":7,"name":"ann","email":"a@x"}}']

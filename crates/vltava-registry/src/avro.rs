@@ -7,6 +7,9 @@ use apache_avro::Schema;
 #[derive(Debug, Clone)]
 pub struct AvroSchema {
     schema: Schema,
+    /// The schemas its references brought in (their named types), for
+    /// decoding data.
+    deps: Vec<Schema>,
     normalized: String,
 }
 
@@ -21,10 +24,10 @@ impl AvroSchema {
     /// its references resolve to).
     pub fn parse_with(text: &str, deps: &[&str]) -> Result<AvroSchema, String> {
         crate::schema::size_checked(text)?;
-        let schema = if deps.is_empty() {
-            Schema::parse_str(text)
+        let (schema, deps) = if deps.is_empty() {
+            Schema::parse_str(text).map(|schema| (schema, Vec::new()))
         } else {
-            Schema::parse_str_with_list(text, deps).map(|(schema, _)| schema)
+            Schema::parse_str_with_list(text, deps)
         }
         .map_err(|e| format!("invalid Avro schema: {e}"))?;
         // The schema as the library writes it back: whitespace, key order
@@ -34,7 +37,11 @@ impl AvroSchema {
         // Parsing Canonical Form drops them and would merge those).
         let normalized = serde_json::to_string(&schema)
             .map_err(|e| format!("invalid Avro schema: cannot write it back: {e}"))?;
-        Ok(AvroSchema { schema, normalized })
+        Ok(AvroSchema {
+            schema,
+            deps,
+            normalized,
+        })
     }
 
     /// The text two equal schemas share.
@@ -44,6 +51,11 @@ impl AvroSchema {
 
     pub fn schema(&self) -> &Schema {
         &self.schema
+    }
+
+    /// The named types its references brought in.
+    pub fn deps(&self) -> &[Schema] {
+        &self.deps
     }
 }
 

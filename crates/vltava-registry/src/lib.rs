@@ -18,6 +18,7 @@
 
 pub mod avro;
 pub mod compat;
+pub mod decode;
 pub mod json;
 pub mod protobuf;
 pub mod schema;

@@ -36,6 +36,8 @@ pub const FILES_MAX: usize = 1_000;
 #[derive(Debug, Clone)]
 pub struct ProtoSchema {
     file: FileDescriptorProto,
+    /// The file with everything it imports, for decoding data.
+    pool: prost_reflect::DescriptorPool,
     normalized: String,
 }
 
@@ -106,6 +108,7 @@ impl ProtoSchema {
         compiler
             .open_file(&name)
             .map_err(|e| format!("invalid Protobuf schema: {e}"))?;
+        let pool = compiler.descriptor_pool();
         let mut file = compiler
             .file_descriptor_set()
             .file
@@ -122,7 +125,11 @@ impl ProtoSchema {
             file.name(),
             base64::engine::general_purpose::STANDARD.encode(file.encode_to_vec())
         );
-        Ok(ProtoSchema { file, normalized })
+        Ok(ProtoSchema {
+            file,
+            pool,
+            normalized,
+        })
     }
 
     /// The text two equal schemas share.
@@ -133,6 +140,11 @@ impl ProtoSchema {
     /// The compiled file.
     pub fn file(&self) -> &FileDescriptorProto {
         &self.file
+    }
+
+    /// The file and its imports, as prost-reflect reads messages by them.
+    pub fn pool(&self) -> &prost_reflect::DescriptorPool {
+        &self.pool
     }
 }
 

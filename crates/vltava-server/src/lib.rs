@@ -12,6 +12,7 @@
 pub mod admin;
 mod connection;
 mod console;
+pub mod http_client;
 mod maintenance;
 pub mod registry;
 mod replica_fetcher;

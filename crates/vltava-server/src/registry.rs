@@ -503,11 +503,7 @@ async fn forward(
     node: i32,
     request: axum::extract::Request,
 ) -> Result<Response, String> {
-    use http_body_util::BodyExt;
-    let authority = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url} is not an http:// URL"))?
-        .to_string();
+    let authority = crate::http_client::authority(url)?;
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, FORWARDED_BODY_BYTES_MAX)
         .await
@@ -520,38 +516,18 @@ async fn forward(
     let mut outgoing = axum::http::Request::builder()
         .method(parts.method)
         .uri(path)
-        .header(header::HOST, authority.as_str())
         .header(FORWARDED_BY, node.to_string());
     if let Some(content_type) = parts.headers.get(header::CONTENT_TYPE) {
         outgoing = outgoing.header(header::CONTENT_TYPE, content_type);
     }
-    let outgoing = outgoing
-        .body(http_body_util::Full::new(body))
-        .map_err(|e| e.to_string())?;
-    let exchange = async {
-        let stream = tokio::net::TcpStream::connect(&authority)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-        tokio::spawn(connection);
-        let answer = sender
-            .send_request(outgoing)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (parts, body) = answer.into_parts();
-        let bytes = http_body_util::Limited::new(body, FORWARDED_ANSWER_BYTES_MAX)
-            .collect()
-            .await
-            .map_err(|e| format!("reading the answer: {e}"))?
-            .to_bytes();
-        Ok::<_, String>((parts, bytes))
-    };
-    let (parts, bytes) = tokio::time::timeout(FORWARD_TIMEOUT, exchange)
-        .await
-        .map_err(|_| format!("no answer within {} seconds", FORWARD_TIMEOUT.as_secs()))??;
+    let (parts, bytes) = crate::http_client::exchange(
+        authority,
+        outgoing,
+        body,
+        FORWARDED_ANSWER_BYTES_MAX,
+        FORWARD_TIMEOUT,
+    )
+    .await?;
     let mut answer = (parts.status, bytes).into_response();
     if let Some(content_type) = parts.headers.get(header::CONTENT_TYPE) {
         answer

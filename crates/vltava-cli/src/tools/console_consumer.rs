@@ -58,12 +58,16 @@ pub struct ConsoleConsumerArgs {
     /// print.offset, print.timestamp, print.headers, print.epoch,
     /// print.delivery, key.separator, line.separator, headers.separator,
     /// null.literal, key.deserializer, value.deserializer,
-    /// headers.deserializer (repeatable).
+    /// headers.deserializer; with a schema formatter schema.registry.url,
+    /// print.schema.ids, schema.id.separator (repeatable).
     #[arg(long = "property", value_name = "String: prop")]
     pub properties: Vec<String>,
     /// The formatter: kafka.tools.DefaultMessageFormatter (default),
     /// kafka.tools.LoggingMessageFormatter, kafka.tools.NoOpMessageFormatter
-    /// (Kafka's class names, any package), or json (one object per record).
+    /// (Kafka's class names, any package), json (one object per record), or
+    /// io.confluent.kafka.formatter.AvroMessageFormatter,
+    /// JsonSchemaMessageFormatter, ProtobufMessageFormatter (decode through
+    /// schema.registry.url).
     #[arg(long, value_name = "String: class")]
     pub formatter: Option<String>,
     /// A properties file for the formatter; --property wins over it.
@@ -317,6 +321,7 @@ async fn consume(
                 Ok(r) => r,
                 Err(e) => return fail(format!("Error: {e}")),
             };
+            formatter.prepare(&records).await;
             // No await from here to the flush: a signal cancels this
             // future only at an await, so the count always matches what
             // was written.

@@ -11,17 +11,25 @@
 //!   (shown with `RUST_LOG=info`; Kafka's tools log at WARN by default too).
 //! - `NoOpMessageFormatter`: prints nothing (to count or to time a read).
 //! - `json`: one JSON object per record, for scripts (see [`json_line`]).
+//! - Confluent's `AvroMessageFormatter`, `JsonSchemaMessageFormatter` and
+//!   `ProtobufMessageFormatter`: `DefaultMessageFormatter`'s columns with
+//!   keys and values decoded through the registry at
+//!   `schema.registry.url` (keys too, unless `key.deserializer` is set), and
+//!   with `print.schema.ids=true` each followed by `schema.id.separator`
+//!   (a tab) and its schema id (see [`super::schema_formatter`]).
 //!
 //! The formatters of Kafka's internal topics (offsets, group metadata,
 //! transactions) are refused by name: Vltava stores those differently.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use base64::Engine;
 use bytes::Bytes;
 use vltava_client::ConsumerRecord;
 
 use super::fail;
+use super::schema_formatter::SchemaDecoder;
 
 /// A formatter chosen by `--formatter`.
 #[derive(Debug, Clone)]
@@ -43,6 +51,30 @@ impl MessageFormatter {
             "DefaultMessageFormatter" => Self::Default(DefaultFormatter::from_properties(props)?),
             "LoggingMessageFormatter" => Self::Logging(DefaultFormatter::from_properties(props)?),
             "NoOpMessageFormatter" => Self::NoOp,
+            "AvroMessageFormatter" | "JsonSchemaMessageFormatter" | "ProtobufMessageFormatter" => {
+                let Some(url) = props.get("schema.registry.url") else {
+                    return fail(format!(
+                        "Error: formatter {} needs --property schema.registry.url=http://HOST:PORT",
+                        class.unwrap_or(name)
+                    ));
+                };
+                if let Err(e) = vltava_server::http_client::authority(url) {
+                    return fail(format!("Error: schema.registry.url: {e}"));
+                }
+                let print_ids = props
+                    .get("print.schema.ids")
+                    .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+                let separator = props.get("schema.id.separator").map_or("\t", String::as_str);
+                let mut formatter = DefaultFormatter::from_properties(props)?;
+                formatter.registry = Some(Arc::new(SchemaDecoder::new(url, print_ids, separator)));
+                if !props.contains_key("key.deserializer") {
+                    formatter.deserializers.key = Deserializer::Registry;
+                }
+                if !props.contains_key("value.deserializer") {
+                    formatter.deserializers.value = Deserializer::Registry;
+                }
+                Self::Default(formatter)
+            }
             "json" | "JsonMessageFormatter" => Self::Json(Deserializers::from_properties(props)?),
             "OffsetsMessageFormatter"
             | "GroupMetadataMessageFormatter"
@@ -60,6 +92,18 @@ impl MessageFormatter {
                 ))
             }
         })
+    }
+
+    /// Reads what `records` need from the schema registry before they are
+    /// written (nothing for formatters without one).
+    pub async fn prepare(&self, records: &[ConsumerRecord]) {
+        if let Self::Default(f) | Self::Logging(f) = self {
+            if let Some(registry) = &f.registry {
+                let keys = f.print_key && f.deserializers.key == Deserializer::Registry;
+                let values = f.print_value && f.deserializers.value == Deserializer::Registry;
+                registry.prepare(records, keys, values).await;
+            }
+        }
     }
 
     /// The bytes to print for one record, or the text of Kafka's
@@ -100,6 +144,8 @@ pub enum Deserializer {
     Float,
     Uuid,
     Void,
+    /// Confluent's wire format, decoded through the schema registry.
+    Registry,
 }
 
 impl Deserializer {
@@ -152,6 +198,11 @@ impl Deserializer {
                 .map(|u| u.hyphenated().to_string().into_bytes())
                 .ok_or_else(|| "Error parsing data into UUID".to_string())?,
             Self::Void => return Err("Data should be null for a VoidDeserializer.".to_string()),
+            Self::Registry => {
+                return Err(
+                    "decoding through a schema registry needs a schema formatter".to_string(),
+                )
+            }
         })
     }
 }
@@ -225,6 +276,8 @@ pub struct DefaultFormatter {
     pub headers_separator: String,
     pub null_literal: String,
     pub deserializers: Deserializers,
+    /// Where [`Deserializer::Registry`] fields are decoded.
+    pub registry: Option<Arc<SchemaDecoder>>,
 }
 
 impl DefaultFormatter {
@@ -249,6 +302,7 @@ impl DefaultFormatter {
             headers_separator: text("headers.separator", ","),
             null_literal: text("null.literal", "null"),
             deserializers: Deserializers::from_properties(props)?,
+            registry: None,
         })
     }
 
@@ -316,9 +370,10 @@ impl DefaultFormatter {
     /// A key, value or header value: `null.literal` when absent, else what
     /// its deserializer makes of it.
     fn field(&self, v: &Option<Bytes>, deserializer: Deserializer) -> Result<Vec<u8>, String> {
-        match v {
-            Some(b) => deserializer.text(b),
-            None => Ok(self.null_literal.as_bytes().to_vec()),
+        match (v, &self.registry) {
+            (Some(b), Some(registry)) if deserializer == Deserializer::Registry => registry.text(b),
+            (Some(b), _) => deserializer.text(b),
+            (None, _) => Ok(self.null_literal.as_bytes().to_vec()),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod log_dirs;
 pub mod metadata_quorum;
 pub mod perf;
 pub mod reassign_partitions;
+pub mod schema_formatter;
 pub mod storage;
 pub mod topics;
 pub mod verifiable;

@@ -30,6 +30,8 @@ use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use crate::admin::Admin;
+/// Group ids and topic names in links: one URL path segment each.
+use crate::http_client::path_segment as segment;
 
 pub mod actions;
 pub mod groups;
@@ -284,21 +286,6 @@ fn confirmation(action: &str, fields: &[(&str, &str)], button: &str, back: &str)
         }
         a href=(back) id="cancel" { "Cancel" }
     }
-}
-
-/// `s` made safe for one URL path segment (group ids may hold any
-/// character): everything but RFC 3986's unreserved characters is
-/// percent-encoded.
-fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Epoch milliseconds as `YYYY-MM-DD HH:MM:SS.mmm UTC`.

@@ -1,0 +1,246 @@
+//! Records in Confluent's wire format read back for people: the schema id
+//! in front, then the body decoded by the schema into JSON text. What the
+//! console consumer's schema formatters and the console print.
+//!
+//! The wire format: magic byte 0, the schema id as a big-endian i32, then
+//! for Protobuf the message indexes (a zigzag varint count, then that many
+//! zigzag varint indexes into the file's nested messages; a count of 0
+//! means the first message), then the body: Avro binary, JSON text, or a
+//! Protobuf message.
+//!
+//! The JSON written: Avro records keep their field order, unions print as
+//! their value, bytes and fixed as strings of their bytes as code points
+//! (Avro's JSON encoding of them); JSON Schema bodies as they are;
+//! Protobuf in its canonical JSON mapping (prost-reflect's).
+
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::types::Value as Avro;
+use prost_reflect::{DynamicMessage, MessageDescriptor};
+use serde_json::Value;
+
+use crate::schema::Parsed;
+
+/// The bytes in front of a body: magic byte 0 and a 4-byte schema id.
+pub const PREFIX_BYTES: usize = 5;
+
+/// How many message indexes a Protobuf record may carry (nesting depth).
+pub const MESSAGE_INDEXES_MAX: usize = 100;
+
+/// The schema id in front of `data` and the bytes after it; `None` when it
+/// does not start with magic byte 0 and an id.
+pub fn schema_id(data: &[u8]) -> Option<(i32, &[u8])> {
+    match data {
+        [0, a, b, c, d, rest @ ..] => Some((i32::from_be_bytes([*a, *b, *c, *d]), rest)),
+        _ => None,
+    }
+}
+
+/// `body` (what follows the schema id) decoded by `schema`, as one line of
+/// JSON.
+pub fn to_json(schema: &Parsed, body: &[u8]) -> Result<String, String> {
+    match schema {
+        Parsed::Avro(avro) => {
+            let mut reader = body;
+            // Names come from the schema itself and the schemas its
+            // references brought in.
+            let mut named: Vec<&apache_avro::Schema> = avro.deps().iter().collect();
+            named.push(avro.schema());
+            let value = GenericDatumReader::builder(avro.schema())
+                .writer_schemata(named)
+                .and_then(|b| b.build())
+                .and_then(|r| r.read_value(&mut reader))
+                .map_err(|e| format!("cannot decode Avro: {e}"))?;
+            if !reader.is_empty() {
+                return Err(format!(
+                    "cannot decode Avro: {} bytes follow the record",
+                    reader.len()
+                ));
+            }
+            let mut out = String::new();
+            write_avro(&value, &mut out)?;
+            Ok(out)
+        }
+        Parsed::Json(_) => {
+            let value: Value =
+                serde_json::from_slice(body).map_err(|e| format!("cannot decode JSON: {e}"))?;
+            Ok(value.to_string())
+        }
+        Parsed::Protobuf(proto) => {
+            let (descriptor, message) = protobuf_message(proto, body)?;
+            let decoded = DynamicMessage::decode(descriptor, message)
+                .map_err(|e| format!("cannot decode Protobuf: {e}"))?;
+            serde_json::to_string(&decoded)
+                .map_err(|e| format!("cannot write Protobuf as JSON: {e}"))
+        }
+    }
+}
+
+/// The message a Protobuf body's indexes name, and the message's bytes.
+fn protobuf_message<'a>(
+    proto: &crate::protobuf::ProtoSchema,
+    body: &'a [u8],
+) -> Result<(MessageDescriptor, &'a [u8]), String> {
+    let mut rest = body;
+    let count = zigzag(&mut rest)?;
+    let count = usize::try_from(count)
+        .ok()
+        .filter(|c| *c <= MESSAGE_INDEXES_MAX)
+        .ok_or_else(|| format!("cannot decode Protobuf: {count} message indexes"))?;
+    let mut indexes = Vec::with_capacity(count.max(1));
+    for _ in 0..count {
+        indexes.push(zigzag(&mut rest)?);
+    }
+    if indexes.is_empty() {
+        indexes.push(0);
+    }
+    let file = proto
+        .pool()
+        .get_file_by_name(proto.file().name())
+        .ok_or("cannot decode Protobuf: the schema's file is missing")?;
+    let missing = || format!("cannot decode Protobuf: no message at indexes {indexes:?}");
+    let index = |i: i64| usize::try_from(i).map_err(|_| missing());
+    let mut message = file
+        .messages()
+        .nth(index(indexes[0])?)
+        .ok_or_else(missing)?;
+    for i in &indexes[1..] {
+        let child = message.child_messages().nth(index(*i)?);
+        message = child.ok_or_else(missing)?;
+    }
+    Ok((message, rest))
+}
+
+/// One zigzag varint (at most 10 bytes) off the front of `data`.
+fn zigzag(data: &mut &[u8]) -> Result<i64, String> {
+    let mut raw = 0u64;
+    for shift in 0..10 {
+        let (&byte, rest) = data
+            .split_first()
+            .ok_or("cannot decode Protobuf: the message indexes end early")?;
+        *data = rest;
+        raw |= u64::from(byte & 0x7f) << (7 * shift);
+        if byte & 0x80 == 0 {
+            return Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64));
+        }
+    }
+    Err("cannot decode Protobuf: a message index is longer than 10 bytes".to_string())
+}
+
+/// Avro's value as JSON text, record fields in order.
+fn write_avro(value: &Avro, out: &mut String) -> Result<(), String> {
+    let bytes_text =
+        |b: &[u8]| Value::from(b.iter().map(|&c| char::from(c)).collect::<String>()).to_string();
+    match value {
+        Avro::Null => out.push_str("null"),
+        Avro::Boolean(b) => out.push_str(&b.to_string()),
+        Avro::Int(i) => out.push_str(&i.to_string()),
+        Avro::Long(l) => out.push_str(&l.to_string()),
+        Avro::Float(f) => out.push_str(&number(f64::from(*f))),
+        Avro::Double(d) => out.push_str(&number(*d)),
+        Avro::Bytes(b) | Avro::Fixed(_, b) => out.push_str(&bytes_text(b)),
+        Avro::String(s) | Avro::Enum(_, s) => out.push_str(&Value::from(s.as_str()).to_string()),
+        Avro::Union(_, inner) => write_avro(inner, out)?,
+        Avro::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_avro(item, out)?;
+            }
+            out.push(']');
+        }
+        Avro::Map(entries) => {
+            let mut keys: Vec<&String> = entries.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::from(k.as_str()).to_string());
+                out.push(':');
+                write_avro(&entries[k], out)?;
+            }
+            out.push('}');
+        }
+        Avro::Record(fields) => {
+            out.push('{');
+            for (i, (name, v)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::from(name.as_str()).to_string());
+                out.push(':');
+                write_avro(v, out)?;
+            }
+            out.push('}');
+        }
+        // Logical types: the library's JSON for them (numbers, strings).
+        other => {
+            let json = Value::try_from(other.clone())
+                .map_err(|e| format!("cannot write Avro as JSON: {e}"))?;
+            out.push_str(&json.to_string());
+        }
+    }
+    Ok(())
+}
+
+fn number(d: f64) -> String {
+    serde_json::Number::from_f64(d)
+        .map_or_else(|| Value::from(d.to_string()).to_string(), |n| n.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::SchemaType;
+
+    fn parsed(t: SchemaType, text: &str) -> Parsed {
+        Parsed::parse(t, text, &[]).unwrap()
+    }
+
+    #[test]
+    fn each_format_decodes_to_json() {
+        let avro = parsed(
+            SchemaType::Avro,
+            r#"{"type":"record","name":"U","fields":[{"name":"z","type":"long"},{"name":"a","type":["null","string"]}]}"#,
+        );
+        // z = 3 (zigzag 6), a = union branch 1 (zigzag 2), "hi".
+        assert_eq!(
+            to_json(&avro, &[6, 2, 4, b'h', b'i']).unwrap(),
+            r#"{"z":3,"a":"hi"}"#
+        );
+        assert!(to_json(&avro, &[])
+            .unwrap_err()
+            .starts_with("cannot decode Avro"));
+        assert!(to_json(&avro, &[6, 0, 9])
+            .unwrap_err()
+            .contains("1 bytes follow"));
+        let json = parsed(SchemaType::Json, r#"{"type":"object"}"#);
+        assert_eq!(to_json(&json, br#"{ "b": 1 }"#).unwrap(), r#"{"b":1}"#);
+        let proto = parsed(
+            SchemaType::Protobuf,
+            "syntax = \"proto3\";\nmessage A { int32 x = 1; }\nmessage B { string name = 1; message C { int64 n = 1; } }",
+        );
+        // Index [1] is B: one index (zigzag count 2), index 1 (zigzag 2).
+        assert_eq!(
+            to_json(&proto, &[2, 2, 0x0a, 2, b'h', b'i']).unwrap(),
+            r#"{"name":"hi"}"#
+        );
+        // Count 0: the first message, A.
+        assert_eq!(to_json(&proto, &[0, 0x08, 5]).unwrap(), r#"{"x":5}"#);
+        // [1, 0] is B.C.
+        assert_eq!(
+            to_json(&proto, &[4, 2, 0, 0x08, 7]).unwrap(),
+            r#"{"n":"7"}"#
+        );
+        assert!(to_json(&proto, &[2, 8])
+            .unwrap_err()
+            .contains("no message at indexes [4]"));
+        assert!(to_json(&proto, &[0xff; 12]).is_err());
+        assert_eq!(schema_id(&[0, 0, 0, 1, 2, 9]), Some((258, &[9u8][..])));
+        assert_eq!(schema_id(&[1, 0, 0, 0, 1]), None);
+        assert_eq!(schema_id(&[0, 0, 0]), None);
+    }
+}
