@@ -18,8 +18,8 @@
 
 pub mod avro;
 pub mod compat;
-pub mod decode;
 pub mod json;
 pub mod protobuf;
 pub mod schema;
 pub mod store;
+pub mod wire;

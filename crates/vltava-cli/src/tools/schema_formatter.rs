@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use vltava_client::ConsumerRecord;
-use vltava_registry::decode;
 use vltava_registry::schema::{Dependency, Parsed, SchemaType};
 use vltava_registry::store::REFERENCES_MAX;
+use vltava_registry::wire;
 use vltava_server::http_client::path_segment;
 
 /// The most bytes of one registry answer read.
@@ -58,7 +58,7 @@ impl SchemaDecoder {
         for r in records {
             let fields = [(keys, &r.key), (values, &r.value)];
             for (on, field) in fields {
-                if let Some((id, _)) = field.as_deref().filter(|_| on).and_then(decode::schema_id) {
+                if let Some((id, _)) = field.as_deref().filter(|_| on).and_then(wire::schema_id) {
                     if !wanted.contains(&id) && !self.cache().contains_key(&id) {
                         wanted.push(id);
                     }
@@ -78,13 +78,13 @@ impl SchemaDecoder {
     /// The JSON text of a key or value in Confluent's wire format, with its
     /// schema id after it when `print.schema.ids` asks.
     pub fn text(&self, data: &[u8]) -> Result<Vec<u8>, String> {
-        let (id, body) = decode::schema_id(data).ok_or("Unknown magic byte!".to_string())?;
+        let (id, body) = wire::schema_id(data).ok_or("Unknown magic byte!".to_string())?;
         let schema = match self.cache().get(&id) {
             Some(Ok(schema)) => schema.clone(),
             Some(Err(why)) => return Err(format!("Error retrieving schema for id {id}: {why}")),
             None => return Err(format!("Error retrieving schema for id {id}: not fetched")),
         };
-        let mut out = decode::to_json(&schema, body)
+        let mut out = wire::to_json(&schema, body)
             .map_err(|e| format!("Error deserializing payload for id {id}: {e}"))?
             .into_bytes();
         if self.print_ids {

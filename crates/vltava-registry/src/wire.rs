@@ -1,6 +1,7 @@
-//! Records in Confluent's wire format read back for people: the schema id
-//! in front, then the body decoded by the schema into JSON text. What the
-//! console consumer's schema formatters and the console print.
+//! Records in Confluent's wire format: read back for people (the schema id
+//! in front, then the body decoded by the schema into JSON text, as the
+//! console consumer's schema formatters and the REST proxy's consumers
+//! print it), and written from JSON (the REST proxy's produce).
 //!
 //! The wire format: magic byte 0, the schema id as a big-endian i32, then
 //! for Protobuf the message indexes (a zigzag varint count, then that many
@@ -15,6 +16,7 @@
 
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value as Avro;
+use apache_avro::writer::datum::GenericDatumWriter;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use serde_json::Value;
 
@@ -73,6 +75,53 @@ pub fn to_json(schema: &Parsed, body: &[u8]) -> Result<String, String> {
                 .map_err(|e| format!("cannot write Protobuf as JSON: {e}"))
         }
     }
+}
+
+/// `data` (JSON) written as a record of schema `id` in Confluent's wire
+/// format: the prefix, for Protobuf the first message's index, then the
+/// body. Avro values are resolved against the schema (a JSON object is a
+/// record, a union takes the first branch that fits); JSON Schema values
+/// are written as their JSON text; Protobuf values are read in the proto3
+/// JSON mapping into the file's first message.
+pub fn from_json(schema: &Parsed, id: i32, data: &Value) -> Result<Vec<u8>, String> {
+    let mut out = vec![0u8];
+    out.extend_from_slice(&id.to_be_bytes());
+    match schema {
+        Parsed::Avro(avro) => {
+            let value = Avro::try_from(data.clone())
+                .map_err(|e| format!("cannot read the JSON as Avro: {e}"))?;
+            let named: Vec<&apache_avro::Schema> = avro.deps().iter().collect();
+            let resolved = value
+                .resolve_schemata(avro.schema(), named.clone())
+                .map_err(|e| format!("the data does not fit the Avro schema: {e}"))?;
+            let body = GenericDatumWriter::builder(avro.schema())
+                .schemata(named)
+                .and_then(|b| b.build())
+                .and_then(|w| w.write_value_to_vec(resolved))
+                .map_err(|e| format!("cannot write Avro: {e}"))?;
+            out.extend_from_slice(&body);
+        }
+        Parsed::Json(_) => {
+            out.extend_from_slice(data.to_string().as_bytes());
+        }
+        Parsed::Protobuf(proto) => {
+            let file = proto
+                .pool()
+                .get_file_by_name(proto.file().name())
+                .ok_or("the schema's file is missing")?;
+            let descriptor = file
+                .messages()
+                .next()
+                .ok_or("the Protobuf schema has no message")?;
+            let message = DynamicMessage::deserialize(descriptor, data.clone())
+                .map_err(|e| format!("the data does not fit the Protobuf schema: {e}"))?;
+            // One message index, 0: the first message (Confluent's short
+            // form is the single byte 0).
+            out.push(0);
+            out.extend_from_slice(&prost::Message::encode_to_vec(&message));
+        }
+    }
+    Ok(out)
 }
 
 /// The message a Protobuf body's indexes name, and the message's bytes.
@@ -240,6 +289,40 @@ mod tests {
             .contains("no message at indexes [4]"));
         assert!(to_json(&proto, &[0xff; 12]).is_err());
         assert_eq!(schema_id(&[0, 0, 0, 1, 2, 9]), Some((258, &[9u8][..])));
+    }
+
+    #[test]
+    fn json_written_in_each_format_reads_back_the_same() {
+        let avro = parsed(
+            SchemaType::Avro,
+            r#"{"type":"record","name":"U","fields":[{"name":"z","type":"long"},{"name":"a","type":["null","string"]}]}"#,
+        );
+        let data: Value = serde_json::from_str(r#"{"z":3,"a":"hi"}"#).unwrap();
+        let written = from_json(&avro, 9, &data).unwrap();
+        assert_eq!(written, [0, 0, 0, 0, 9, 6, 2, 4, b'h', b'i']);
+        assert_eq!(
+            to_json(&avro, &written[5..]).unwrap(),
+            r#"{"z":3,"a":"hi"}"#
+        );
+        let err = from_json(&avro, 9, &serde_json::json!({"z": "three"})).unwrap_err();
+        assert!(err.contains("does not fit"), "{err}");
+        let proto = parsed(
+            SchemaType::Protobuf,
+            "syntax = \"proto3\";\nmessage A { int32 x = 1; string s = 2; }",
+        );
+        let data = serde_json::json!({"x": 5, "s": "t"});
+        let written = from_json(&proto, 2, &data).unwrap();
+        assert_eq!(written[..6], [0, 0, 0, 0, 2, 0]);
+        assert_eq!(
+            to_json(&proto, &written[5..]).unwrap(),
+            r#"{"x":5,"s":"t"}"#
+        );
+        assert!(from_json(&proto, 2, &serde_json::json!({"nope": 1})).is_err());
+        let json = parsed(SchemaType::Json, r#"{"type":"object"}"#);
+        assert_eq!(
+            from_json(&json, 1, &serde_json::json!({"a": 1})).unwrap(),
+            b"\0\0\0\0\x01{\"a\":1}"
+        );
         assert_eq!(schema_id(&[1, 0, 0, 0, 1]), None);
         assert_eq!(schema_id(&[0, 0, 0]), None);
     }
