@@ -106,6 +106,7 @@ class Broker:
             # Off unless a test asks for it: parallel brokers would all want the default port.
             "admin.listeners": "",
             "schema.registry.listeners": "",
+            "rest.proxy.listeners": "",
         }
         settings.update({k: str(v) for k, v in self.overrides.items()})
         cmd = [str(broker_binary()), "server"]

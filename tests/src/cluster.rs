@@ -57,6 +57,9 @@ impl Cluster {
                 let mut overrides = vec![
                     ("admin.listeners", admin_listeners.as_str()),
                     ("schema.registry.listeners", registry_listeners.as_str()),
+                    // Off: no cluster test reads it yet, and parallel
+                    // clusters would all want the default port.
+                    ("rest.proxy.listeners", ""),
                     ("node.id", id.as_str()),
                     ("process.roles", "broker,controller"),
                     ("listeners", listeners.as_str()),

@@ -478,7 +478,9 @@ impl TestBroker {
             .arg("--override")
             .arg("admin.listeners=")
             .arg("--override")
-            .arg("schema.registry.listeners=");
+            .arg("schema.registry.listeners=")
+            .arg("--override")
+            .arg("rest.proxy.listeners=");
         for (k, v) in &self.overrides {
             cmd.arg("--override").arg(format!("{k}={v}"));
         }

@@ -374,49 +374,60 @@ fn the_banner_names_the_listeners_and_a_taken_admin_port_names_the_setting() {
         "{}",
         off.stderr_log()
     );
+    assert!(
+        off.stderr_log()
+            .contains("  REST:     off (rest.proxy.listeners is empty)\n"),
+        "{}",
+        off.stderr_log()
+    );
 
-    // A second broker asking for the same admin port exits and says which
-    // setting to change.
+    // A second broker asking for a taken HTTP port exits and says which
+    // setting to change: the admin server's, the registry's (both held by
+    // the first broker), the REST proxy's (held by the test).
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let rest = held.local_addr().unwrap().to_string();
+    for (setting, address) in [
+        ("admin.listeners", admin.as_str()),
+        ("schema.registry.listeners", registry.as_str()),
+        ("rest.proxy.listeners", rest.as_str()),
+    ] {
+        let stderr = refused_http_port(setting, address);
+        assert!(
+            stderr.contains(&format!("{setting}: cannot listen on {address}"))
+                && stderr.contains(&format!("set {setting} to another http://HOST:PORT")),
+            "{stderr}"
+        );
+    }
+    drop(held);
+}
+
+/// The stderr of a broker started with only `setting` on `address` (the
+/// other HTTP servers off), which must fail to start.
+fn refused_http_port(setting: &str, address: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(vltava_bin());
     cmd.arg("server")
         .arg("--override")
         .arg(format!("listeners=PLAINTEXT://127.0.0.1:{}", free_port()))
         .arg("--override")
-        .arg(format!("log.dirs={}", dir.path().display()))
-        .arg("--override")
-        .arg(format!("admin.listeners=http://{admin}"))
-        .env_remove("RUST_LOG");
+        .arg(format!("log.dirs={}", dir.path().display()));
+    for other in [
+        "admin.listeners",
+        "schema.registry.listeners",
+        "rest.proxy.listeners",
+    ] {
+        let value = if other == setting {
+            format!("http://{address}")
+        } else {
+            String::new()
+        };
+        cmd.arg("--override").arg(format!("{other}={value}"));
+    }
+    cmd.env_remove("RUST_LOG");
     let out = run_tool(cmd, "", Duration::from_secs(60));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains(&format!("admin.listeners: cannot listen on {admin}"))
-            && stderr.contains("set admin.listeners to another http://HOST:PORT"),
-        "{stderr}"
-    );
-    // And the same for the schema registry's port.
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(vltava_bin());
-    cmd.arg("server")
-        .arg("--override")
-        .arg(format!("listeners=PLAINTEXT://127.0.0.1:{}", free_port()))
-        .arg("--override")
-        .arg(format!("log.dirs={}", dir.path().display()))
-        .arg("--override")
-        .arg("admin.listeners=")
-        .arg("--override")
-        .arg(format!("schema.registry.listeners={registry_url}"))
-        .env_remove("RUST_LOG");
-    let out = run_tool(cmd, "", Duration::from_secs(60));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "schema.registry.listeners: cannot listen on {registry}"
-        )) && stderr.contains("set schema.registry.listeners to another http://HOST:PORT"),
-        "{stderr}"
-    );
+    stderr
 }
 
 /// The gauge or counter `series` on each node's admin server.

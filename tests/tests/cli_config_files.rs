@@ -256,6 +256,8 @@ fn a_voter_list_without_this_node_is_refused_not_run_as_a_lone_node() {
             "admin.listeners=",
             "--override",
             "schema.registry.listeners=",
+            "--override",
+            "rest.proxy.listeners=",
         ],
         "",
     );

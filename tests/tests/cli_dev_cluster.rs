@@ -117,7 +117,20 @@ fn two_nodes_start_serve_one_cluster_and_stop_on_ctrl_c() {
                 .and_then(|rest| rest.split_whitespace().next())
                 .unwrap_or_else(|| panic!("no registry address in {line:?}"));
             let (status, _, body) = vltava_tests::http_get(registry, "/schemas/types").unwrap();
-            assert_eq!((status, body.as_str()), (200, "[\"AVRO\"]"), "{registry}");
+            assert_eq!(
+                (status, body.as_str()),
+                (200, "[\"JSON\",\"PROTOBUF\",\"AVRO\"]"),
+                "{registry}"
+            );
+            // And its REST proxy.
+            let rest = line
+                .split("rest http://")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .unwrap_or_else(|| panic!("no REST proxy address in {line:?}"));
+            let (status, _, body) = vltava_tests::http_get(rest, "/v3/clusters").unwrap();
+            assert_eq!(status, 200, "{rest}: {body}");
+            assert!(body.contains("\"kind\":\"KafkaClusterList\""), "{body}");
             let (_, _, metrics) = vltava_tests::http_get(admin, "/metrics").unwrap();
             metrics
                 .lines()

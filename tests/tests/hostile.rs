@@ -470,7 +470,9 @@ fn server_refuses(log_dir: &Path, overrides: &[&str]) -> (ExitStatus, String) {
         .arg("--override")
         .arg("admin.listeners=")
         .arg("--override")
-        .arg("schema.registry.listeners=");
+        .arg("schema.registry.listeners=")
+        .arg("--override")
+        .arg("rest.proxy.listeners=");
     for o in overrides {
         cmd.arg("--override").arg(o);
     }

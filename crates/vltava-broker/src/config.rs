@@ -744,6 +744,8 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker!("socket.request.max.bytes", "104857600", "bytes", "Largest request accepted; a larger one closes the connection", "same"),
     broker!("admin.listeners", "http://127.0.0.1:9644", "list", "Where the admin HTTP server listens, http://HOST:PORT, comma-separated: /health, /ready, Prometheus /metrics and the web console; empty turns it off", "Vltava's own: Kafka has no HTTP server and exposes metrics over JMX"),
     broker!("schema.registry.listeners", "http://127.0.0.1:8081", "list", "Where the schema registry (Confluent's REST API) listens, http://HOST:PORT, comma-separated; empty turns it off", "Vltava's own: Confluent runs its registry as a separate service, on port 8081"),
+    broker!("rest.proxy.listeners", "http://127.0.0.1:8082", "list", "Where the REST proxy (Confluent's REST Proxy API v3 and v2 consumers) listens, http://HOST:PORT, comma-separated; empty turns it off", "Vltava's own: Confluent runs its REST proxy as a separate service, on port 8082"),
+    broker!("rest.proxy.consumer.instance.timeout.ms", "300000", "ms", "A REST proxy v2 consumer instance unused this long is closed (it leaves its group)", "Confluent's consumer.instance.timeout.ms"),
     broker!("admin.console.read.only", "false", "boolean", "true: the web console shows everything and changes nothing (no create, delete, produce or offset reset; such requests get 403)", "Vltava's own"),
     broker!("admin.console.allowed.hosts", "", "list", "Host names the web console answers to besides IP addresses, localhost and the admin.listeners hosts (comma-separated; * for any): a console reached by a DNS name must be named here, which keeps DNS-rebinding pages out", "Vltava's own"),
     broker!("max.connections", "10000", "count", "Connections accepted at once; more are closed at accept", "Kafka's default is unlimited (2147483647)"),
@@ -940,6 +942,11 @@ pub struct BrokerConfig {
     /// `schema.registry.listeners`: HOST:PORT addresses of the schema
     /// registry (empty: off).
     pub schema_registry_listeners: Vec<String>,
+    /// `rest.proxy.listeners`: HOST:PORT addresses of the REST proxy
+    /// (empty: off).
+    pub rest_proxy_listeners: Vec<String>,
+    /// `rest.proxy.consumer.instance.timeout.ms`.
+    pub rest_proxy_consumer_instance_timeout: std::time::Duration,
     /// `admin.console.read.only`: the console refuses every write action.
     pub admin_console_read_only: bool,
     /// `admin.console.allowed.hosts`: host names (lowercase, no port) the
@@ -1190,6 +1197,13 @@ impl BrokerConfig {
                 "schema.registry.listeners",
                 &get("schema.registry.listeners"),
             )?,
+            rest_proxy_listeners: parse_http_listeners(
+                "rest.proxy.listeners",
+                &get("rest.proxy.listeners"),
+            )?,
+            rest_proxy_consumer_instance_timeout: std::time::Duration::from_millis(
+                number("rest.proxy.consumer.instance.timeout.ms")?.max(1000) as u64,
+            ),
             admin_console_read_only: get("admin.console.read.only").eq_ignore_ascii_case("true"),
             admin_console_allowed_hosts: get("admin.console.allowed.hosts")
                 .split(',')

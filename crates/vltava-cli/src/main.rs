@@ -197,6 +197,7 @@ fn server(file: Option<PathBuf>, overrides: Vec<String>) -> Result<()> {
         let admin = vltava_server::admin::Admin::new();
         let admin_listeners = vltava_server::admin::bind(&config).await?;
         let registry_listeners = vltava_server::registry::bind(&config).await?;
+        let rest_listeners = vltava_server::rest_proxy::bind(&config).await?;
         let admin_shutdown = CancellationToken::new();
         let admin_server = tokio::spawn(vltava_server::admin::serve(
             admin_listeners,
@@ -209,6 +210,11 @@ fn server(file: Option<PathBuf>, overrides: Vec<String>) -> Result<()> {
         let registry_server = tokio::spawn(vltava_server::registry::serve(
             registry_listeners,
             registry.clone(),
+            admin_shutdown.clone(),
+        ));
+        let rest_server = tokio::spawn(vltava_server::rest_proxy::serve(
+            rest_listeners,
+            vltava_server::rest_proxy::RestProxy::new(admin.clone(), registry.clone()),
             admin_shutdown.clone(),
         ));
         let broker = Arc::new(Broker::open(config, Arc::new(SystemClock)).await?);
@@ -236,6 +242,7 @@ fn server(file: Option<PathBuf>, overrides: Vec<String>) -> Result<()> {
         admin_shutdown.cancel();
         let _ = admin_server.await;
         let _ = registry_server.await;
+        let _ = rest_server.await;
         info!("Vltava broker stopped");
         Ok(())
     })
@@ -272,14 +279,23 @@ fn banner(broker: &Broker) -> String {
             .collect::<Vec<_>>()
             .join(", "),
     };
+    let rest = match config.rest_proxy_listeners.as_slice() {
+        [] => "off (rest.proxy.listeners is empty)".to_string(),
+        addresses => addresses
+            .iter()
+            .map(|a| format!("http://{a}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
     format!(
-        "\nVltava {} is up: node {}, cluster {}\n  Kafka:    {}\n  Admin:    {}\n  Registry: {}\n  Data:     {}\n  Try:      vltava console-producer --bootstrap-server {bootstrap} --topic demo\n\n",
+        "\nVltava {} is up: node {}, cluster {}\n  Kafka:    {}\n  Admin:    {}\n  Registry: {}\n  REST:     {}\n  Data:     {}\n  Try:      vltava console-producer --bootstrap-server {bootstrap} --topic demo\n\n",
         env!("CARGO_PKG_VERSION"),
         broker.node_id(),
         broker.cluster_id(),
         kafka.join(", "),
         admin,
         registry,
+        rest,
         config.data_dir().display(),
     )
 }

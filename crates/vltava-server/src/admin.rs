@@ -83,18 +83,7 @@ impl Admin {
         if let Some(client) = kept.as_ref() {
             return Ok(client.clone());
         }
-        let bootstrap = broker
-            .config
-            .advertised_listeners
-            .first()
-            .map(|l| {
-                let host = match l.host.as_str() {
-                    "" | "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
-                    host => host,
-                };
-                format!("{host}:{}", l.port)
-            })
-            .ok_or("this broker has no listener to connect to")?;
+        let bootstrap = own_bootstrap(broker).ok_or("this broker has no listener to connect to")?;
         let mut config = vltava_client::ClientConfig::new(&bootstrap).client_id("vltava-console");
         // A page waits seconds at most, not a client's half minute.
         config.timeouts.connect = CONSOLE_CLIENT_TIMEOUT;
@@ -146,14 +135,23 @@ impl Admin {
 /// Binds every `admin.listeners` address; a taken port names the setting
 /// to change.
 pub async fn bind(config: &BrokerConfig) -> Result<Vec<TcpListener>, ServerError> {
+    bind_all(&config.admin_listeners, |address, source| {
+        ServerError::AdminBind { address, source }
+    })
+    .await
+}
+
+/// Binds each of `addresses`; the first that cannot be bound is the error
+/// `refused` makes of it.
+pub(crate) async fn bind_all(
+    addresses: &[String],
+    refused: impl Fn(String, std::io::Error) -> ServerError,
+) -> Result<Vec<TcpListener>, ServerError> {
     let mut bound = Vec::new();
-    for address in &config.admin_listeners {
+    for address in addresses {
         let socket = TcpListener::bind(address)
             .await
-            .map_err(|source| ServerError::AdminBind {
-                address: address.clone(),
-                source,
-            })?;
+            .map_err(|source| refused(address.clone(), source))?;
         bound.push(socket);
     }
     Ok(bound)
@@ -183,6 +181,18 @@ pub async fn serve(listeners: Vec<TcpListener>, admin: Arc<Admin>, shutdown: Can
 /// Serves `app` on every listener until `shutdown`, then gives open
 /// requests [`SHUTDOWN_PATIENCE`] to finish: the admin server's and the
 /// schema registry's loop.
+/// This node's first advertised Kafka listener as a client connects to
+/// it (a wildcard host becomes 127.0.0.1).
+pub(crate) fn own_bootstrap(broker: &Broker) -> Option<String> {
+    broker.config.advertised_listeners.first().map(|l| {
+        let host = match l.host.as_str() {
+            "" | "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+            host => host,
+        };
+        format!("{host}:{}", l.port)
+    })
+}
+
 pub(crate) async fn serve_http(
     what: &'static str,
     listeners: Vec<TcpListener>,

@@ -11,11 +11,12 @@
 
 pub mod admin;
 mod connection;
-mod console;
+pub(crate) mod console;
 pub mod http_client;
 mod maintenance;
 pub mod registry;
 mod replica_fetcher;
+pub mod rest_proxy;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +46,11 @@ pub enum ServerError {
     },
     #[error("schema.registry.listeners: cannot listen on {address} ({source}): set schema.registry.listeners to another http://HOST:PORT, or to nothing to turn the schema registry off (or is this broker, or another schema registry, already running?)")]
     RegistryBind {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("rest.proxy.listeners: cannot listen on {address} ({source}): set rest.proxy.listeners to another http://HOST:PORT, or to nothing to turn the REST proxy off (or is this broker, or another REST proxy, already running?)")]
+    RestProxyBind {
         address: String,
         source: std::io::Error,
     },

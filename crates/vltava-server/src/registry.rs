@@ -34,6 +34,7 @@ use vltava_client::admin::{Admin as KafkaAdmin, NewTopic};
 use vltava_client::consumer::{Consumer, ConsumerConfig, OffsetSpec};
 use vltava_client::producer::{Producer, ProducerConfig, ProducerRecord};
 use vltava_registry::compat::Level;
+use vltava_registry::schema::Parsed;
 use vltava_registry::store::{
     Mode, Reference, Registration, RegistryError, SchemaType, Store, Stored, VersionSpec, Write,
 };
@@ -57,18 +58,10 @@ const TOPIC_PATIENCE: Duration = Duration::from_secs(10);
 /// Binds every `schema.registry.listeners` address; a taken port names the
 /// setting to change.
 pub async fn bind(config: &BrokerConfig) -> Result<Vec<TcpListener>, ServerError> {
-    let mut bound = Vec::new();
-    for address in &config.schema_registry_listeners {
-        let socket =
-            TcpListener::bind(address)
-                .await
-                .map_err(|source| ServerError::RegistryBind {
-                    address: address.clone(),
-                    source,
-                })?;
-        bound.push(socket);
-    }
-    Ok(bound)
+    crate::admin::bind_all(&config.schema_registry_listeners, |address, source| {
+        ServerError::RegistryBind { address, source }
+    })
+    .await
 }
 
 /// Set on a write forwarded by another node's registry (its node id).
@@ -583,6 +576,33 @@ async fn catch_up(synced: &mut Synced, client: &vltava_client::Client) -> Result
         }
     }
     Ok(())
+}
+
+impl ApiError {
+    /// The HTTP status, Confluent's error code and the message.
+    pub(crate) fn parts(&self) -> (StatusCode, u32, &str) {
+        (self.status, self.code, &self.message)
+    }
+}
+
+impl Registry {
+    /// Schema `id` as parsed, for writing or reading records in its
+    /// format (the REST proxy).
+    pub(crate) async fn parsed_by_id(&self, id: i32) -> Result<Parsed, ApiError> {
+        let (synced, ..) = self.synced().await?;
+        Ok(synced.store.schema(id)?.parsed().clone())
+    }
+
+    /// A version of `subject`: its schema id and parsed schema.
+    pub(crate) async fn parsed_by_subject(
+        &self,
+        subject: &str,
+        spec: VersionSpec,
+    ) -> Result<(i32, Parsed), ApiError> {
+        let (synced, ..) = self.synced().await?;
+        let (v, stored) = synced.store.version(subject, spec, false)?;
+        Ok((v.id, stored.parsed().clone()))
+    }
 }
 
 /// Server-side schema validation reads the ids through the same store as

@@ -37,8 +37,8 @@ pub struct DevClusterArgs {
     /// Node i listens for clients on PORT + 2(i-1) and for its voters on
     /// the port after (19092/19093, 19094/19095, ...), serves its admin
     /// endpoints (console, /metrics, /health, /ready) on PORT + 2n + (i-1),
-    /// after the n nodes' pairs, and its schema registry on PORT + 3n +
-    /// (i-1); 0 picks free ports.
+    /// after the n nodes' pairs, its schema registry on PORT + 3n + (i-1)
+    /// and its REST proxy on PORT + 4n + (i-1); 0 picks free ports.
     #[arg(long, default_value_t = 19092, value_name = "PORT")]
     pub base_port: u16,
     /// Set one config on every node, as `vltava server --override` does
@@ -53,6 +53,7 @@ struct Ports {
     controller: u16,
     admin: u16,
     registry: u16,
+    rest: u16,
 }
 
 pub async fn run(args: DevClusterArgs) -> anyhow::Result<()> {
@@ -118,11 +119,12 @@ pub async fn run(args: DevClusterArgs) -> anyhow::Result<()> {
     for (i, p) in ports.iter().enumerate() {
         let id = i as u16 + 1;
         println!(
-            "  node {id}: kafka 127.0.0.1:{}  controller 127.0.0.1:{}  admin http://127.0.0.1:{}  registry http://127.0.0.1:{}  log {}",
+            "  node {id}: kafka 127.0.0.1:{}  controller 127.0.0.1:{}  admin http://127.0.0.1:{}  registry http://127.0.0.1:{}  rest http://127.0.0.1:{}  log {}",
             p.kafka,
             p.controller,
             p.admin,
             p.registry,
+            p.rest,
             log_file(&dir, id).display()
         );
     }
@@ -164,12 +166,14 @@ fn choose_ports(nodes: u16, base: u16) -> Result<Vec<Ports>, String> {
                 controller: free()?,
                 admin: free()?,
                 registry: free()?,
+                rest: free()?,
             },
             base => {
                 let kafka = u32::from(base) + 2 * u32::from(i);
                 let admin = u32::from(base) + 2 * u32::from(nodes) + u32::from(i);
                 let registry = u32::from(base) + 3 * u32::from(nodes) + u32::from(i);
-                if registry > u32::from(u16::MAX) {
+                let rest = u32::from(base) + 4 * u32::from(nodes) + u32::from(i);
+                if rest > u32::from(u16::MAX) {
                     return Err(format!(
                         "--base-port {base} leaves no room for {nodes} nodes below port 65535"
                     ));
@@ -179,11 +183,12 @@ fn choose_ports(nodes: u16, base: u16) -> Result<Vec<Ports>, String> {
                     controller: kafka as u16 + 1,
                     admin: admin as u16,
                     registry: registry as u16,
+                    rest: rest as u16,
                 }
             }
         };
         if base != 0 {
-            for port in [p.kafka, p.controller, p.admin, p.registry] {
+            for port in [p.kafka, p.controller, p.admin, p.registry, p.rest] {
                 if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
                     return Err(format!(
                         "port {port} is taken ({e}): another dev cluster may be running; choose another --base-port (0 picks free ports)"
@@ -228,6 +233,7 @@ fn spawn_node(
             "schema.registry.listeners=http://127.0.0.1:{}",
             ports.registry
         ),
+        format!("rest.proxy.listeners=http://127.0.0.1:{}", ports.rest),
     ];
     for setting in settings.iter().chain(overrides) {
         cmd.arg("--override").arg(setting);

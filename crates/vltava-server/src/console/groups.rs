@@ -30,7 +30,7 @@ pub const GROUPS_PER_PAGE: usize = 50;
 const GROUPS_PAGE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One partition of a group: committed to, or assigned to a member.
-pub(super) struct OffsetRow {
+pub(crate) struct OffsetRow {
     pub tp: TopicPartition,
     /// `None` for an assigned partition with no commit yet.
     pub committed: Option<i64>,
@@ -50,7 +50,7 @@ impl OffsetRow {
 
 /// The log ends of `tps`, topic by topic, so one deleted or offline topic
 /// leaves only its own partitions without an end.
-pub(super) async fn log_ends(
+pub(crate) async fn log_ends(
     admin: &KafkaAdmin,
     tps: impl IntoIterator<Item = TopicPartition>,
     spec: OffsetSpec,
@@ -70,7 +70,7 @@ pub(super) async fn log_ends(
 
 /// A group's committed offsets with their log ends, and the partitions
 /// its members are assigned without a commit (as Kafka's tool lists them).
-pub(super) async fn offsets(
+pub(crate) async fn offsets(
     admin: &KafkaAdmin,
     group: &str,
     assigned: &[TopicPartition],
@@ -91,7 +91,7 @@ pub(super) async fn offsets(
 }
 
 /// Every partition assigned to a member of `d`.
-fn assigned(d: &GroupDescription) -> Vec<TopicPartition> {
+pub(crate) fn assigned(d: &GroupDescription) -> Vec<TopicPartition> {
     d.members
         .iter()
         .flat_map(|m| m.assignment.iter().cloned())

@@ -308,7 +308,7 @@ fn partition_field(text: &str, partitions: usize) -> Result<i32, String> {
 
 /// `YYYY-MM-DDTHH:MM[:SS[.mmm]]` (what a `datetime-local` input sends;
 /// read as UTC, with an optional trailing `Z`) or epoch milliseconds.
-fn parse_utc(text: &str) -> Option<i64> {
+pub(crate) fn parse_utc(text: &str) -> Option<i64> {
     let text = text.trim();
     // Negative numbers are ListOffsets' special values (-1 latest, -2
     // earliest, -3 the largest timestamp), not times.

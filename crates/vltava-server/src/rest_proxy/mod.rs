@@ -1,0 +1,305 @@
+//! The REST proxy on `rest.proxy.listeners` (default
+//! `http://127.0.0.1:8082`, Confluent's port): Confluent REST Proxy's API
+//! v3 (cluster, brokers, topics, partitions, configs, producing records,
+//! consumer groups and their lag; [`v3`]) and its v2 consumer API
+//! (instances in a group that subscribe, fetch and commit; [`v2`]), with
+//! their paths, bodies, content types and error shape
+//! (`{"error_code": N, "message": M}`).
+//!
+//! Everything goes through a Kafka client of this node's own listener, so
+//! the proxy takes the paths (controller, leaders, coordinators) and gives
+//! the errors any client would. Records produced with a schema are written
+//! in Confluent's wire format through the node's schema registry store.
+
+pub mod v2;
+pub mod v3;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use vltava_broker::config::BrokerConfig;
+use vltava_broker::Broker;
+use vltava_client::producer::{Producer, ProducerConfig};
+
+use crate::admin::Admin;
+use crate::registry::Registry;
+use crate::ServerError;
+
+/// v3's content type.
+pub const V3_CONTENT_TYPE: &str = "application/json";
+
+/// v2's content type for everything but records.
+pub const V2_CONTENT_TYPE: &str = "application/vnd.kafka.v2+json";
+
+/// Requests in hand at once; more wait up to [`REQUEST_QUEUE_PATIENCE`],
+/// then get 503.
+pub const REST_REQUESTS_MAX: usize = 64;
+
+const REQUEST_QUEUE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// The largest request body taken (a produce of many records included).
+pub const REST_BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// How long the proxy's client waits for the cluster.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Binds every `rest.proxy.listeners` address; a taken port names the
+/// setting to change.
+pub async fn bind(config: &BrokerConfig) -> Result<Vec<TcpListener>, ServerError> {
+    crate::admin::bind_all(&config.rest_proxy_listeners, |address, source| {
+        ServerError::RestProxyBind { address, source }
+    })
+    .await
+}
+
+/// The REST proxy of one node.
+pub struct RestProxy {
+    admin: Arc<Admin>,
+    registry: Arc<Registry>,
+    client: tokio::sync::Mutex<Option<vltava_client::Client>>,
+    producer: tokio::sync::Mutex<Option<Arc<Producer>>>,
+    consumers: v2::Instances,
+    permits: tokio::sync::Semaphore,
+}
+
+impl RestProxy {
+    pub fn new(admin: Arc<Admin>, registry: Arc<Registry>) -> Arc<RestProxy> {
+        Arc::new(RestProxy {
+            admin,
+            registry,
+            client: tokio::sync::Mutex::new(None),
+            producer: tokio::sync::Mutex::new(None),
+            consumers: v2::Instances::default(),
+            permits: tokio::sync::Semaphore::new(REST_REQUESTS_MAX),
+        })
+    }
+
+    fn broker(&self) -> Result<Arc<Broker>, RestError> {
+        self.admin.broker().ok_or_else(|| {
+            RestError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                50301,
+                "the broker is still starting",
+            )
+        })
+    }
+
+    /// The proxy's Kafka client of the cluster (one, shared).
+    async fn client(&self) -> Result<(Arc<Broker>, vltava_client::Client), RestError> {
+        let broker = self.broker()?;
+        let mut kept = self.client.lock().await;
+        if let Some(client) = kept.as_ref() {
+            return Ok((broker, client.clone()));
+        }
+        let bootstrap = crate::admin::own_bootstrap(&broker).ok_or_else(|| {
+            RestError::unavailable("this broker has no listener to connect to".to_string())
+        })?;
+        let mut config =
+            vltava_client::ClientConfig::new(&bootstrap).client_id("vltava-rest-proxy");
+        config.timeouts.connect = CLIENT_TIMEOUT;
+        config.timeouts.request = CLIENT_TIMEOUT;
+        let client = vltava_client::Client::connect(config).await.map_err(|e| {
+            RestError::unavailable(format!(
+                "cannot reach this broker's Kafka listener {bootstrap}: {e}"
+            ))
+        })?;
+        *kept = Some(client.clone());
+        Ok((broker, client))
+    }
+
+    async fn kafka_admin(&self) -> Result<(Arc<Broker>, vltava_client::admin::Admin), RestError> {
+        let (broker, client) = self.client().await?;
+        Ok((broker, vltava_client::admin::Admin::new(client)))
+    }
+
+    /// For a `/v3/clusters/{cluster_id}/...` request: the cluster id, checked
+    /// to be this cluster's (404 otherwise), and an admin client.
+    async fn cluster_admin(
+        &self,
+        cluster_id: &str,
+    ) -> Result<(String, vltava_client::admin::Admin), RestError> {
+        let c = v3::checked(self, cluster_id)?;
+        let (_, admin) = self.kafka_admin().await?;
+        Ok((c, admin))
+    }
+
+    /// The proxy's producer: idempotent, acks=all.
+    async fn producer(&self) -> Result<Arc<Producer>, RestError> {
+        let (_, client) = self.client().await?;
+        let mut kept = self.producer.lock().await;
+        if let Some(p) = kept.as_ref() {
+            return Ok(p.clone());
+        }
+        let producer = Producer::new(client, ProducerConfig::default())
+            .await
+            .map_err(|e| RestError::from_client(&e))?;
+        let producer = Arc::new(producer);
+        *kept = Some(producer.clone());
+        Ok(producer)
+    }
+}
+
+/// An error answer: `{"error_code": N, "message": M}`.
+#[derive(Debug)]
+pub struct RestError {
+    status: StatusCode,
+    code: u32,
+    message: String,
+    content_type: &'static str,
+}
+
+impl RestError {
+    pub fn new(status: StatusCode, code: u32, message: impl Into<String>) -> RestError {
+        RestError {
+            status,
+            code,
+            message: message.into(),
+            content_type: V3_CONTENT_TYPE,
+        }
+    }
+
+    fn unavailable(message: String) -> RestError {
+        RestError::new(StatusCode::SERVICE_UNAVAILABLE, 50301, message)
+    }
+
+    fn bad_request(message: impl Into<String>) -> RestError {
+        RestError::new(StatusCode::BAD_REQUEST, 400, message)
+    }
+
+    fn not_found(code: u32, message: impl Into<String>) -> RestError {
+        RestError::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// The same error in v2's content type.
+    fn v2(mut self) -> RestError {
+        self.content_type = V2_CONTENT_TYPE;
+        self
+    }
+
+    /// A client call's failure: Kafka's error codes become what Confluent's
+    /// proxy answers for them; transport failures are 503.
+    fn from_client(e: &vltava_client::Error) -> RestError {
+        let Some(k) = e.kafka() else {
+            return RestError::unavailable(e.to_string());
+        };
+        let message = k.message.clone().unwrap_or_else(|| e.to_string());
+        match k.code {
+            // UNKNOWN_TOPIC_OR_PARTITION
+            3 => RestError::not_found(40403, message),
+            // GROUP_ID_NOT_FOUND
+            69 => RestError::not_found(404, message),
+            // TOPIC_ALREADY_EXISTS
+            36 => RestError::new(StatusCode::BAD_REQUEST, 40002, message),
+            // INVALID_TOPIC, INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR,
+            // INVALID_CONFIG, INVALID_REQUEST, INVALID_RECORD, RECORD_TOO_LARGE,
+            // POLICY_VIOLATION
+            17 | 37 | 38 | 40 | 42 | 87 | 10 | 44 => {
+                RestError::new(StatusCode::BAD_REQUEST, 400, message)
+            }
+            _ => RestError::new(StatusCode::INTERNAL_SERVER_ERROR, 500, message),
+        }
+    }
+}
+
+impl IntoResponse for RestError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            [(header::CONTENT_TYPE, self.content_type)],
+            json!({"error_code": self.code, "message": self.message}).to_string(),
+        )
+            .into_response()
+    }
+}
+
+type Answer = Result<Response, RestError>;
+
+/// A JSON answer with `status` and `content_type`.
+fn answer(status: StatusCode, content_type: &'static str, value: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, content_type)],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+/// `http://HOST:PORT` as the client addressed this proxy, for the `self`
+/// and `related` links of v3 resources and v2's `base_uri`.
+pub struct BaseUrl(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for BaseUrl {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+            .unwrap_or("localhost");
+        Ok(BaseUrl(format!("http://{host}")))
+    }
+}
+
+/// A JSON body, or Confluent's 400 / 422 for what is not one.
+fn json_body(body: &[u8]) -> Result<Value, RestError> {
+    serde_json::from_slice(body).map_err(|e| {
+        RestError::new(
+            StatusCode::BAD_REQUEST,
+            400,
+            format!("the body is not JSON: {e}"),
+        )
+    })
+}
+
+/// In front of every route: at most [`REST_REQUESTS_MAX`] requests at once.
+async fn gate(State(proxy): State<Arc<RestProxy>>, request: Request, next: Next) -> Response {
+    let permit = tokio::time::timeout(REQUEST_QUEUE_PATIENCE, proxy.permits.acquire()).await;
+    match permit {
+        Ok(Ok(_permit)) => next.run(request).await,
+        _ => RestError::unavailable(format!(
+            "the REST proxy is serving {REST_REQUESTS_MAX} requests; try again"
+        ))
+        .into_response(),
+    }
+}
+
+fn router(proxy: Arc<RestProxy>) -> Router {
+    Router::new()
+        .route(
+            "/",
+            axum::routing::get(|| async { answer(StatusCode::OK, V2_CONTENT_TYPE, &json!({})) }),
+        )
+        .merge(v3::routes())
+        .merge(v2::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(REST_BODY_BYTES_MAX))
+        .route_layer(axum::middleware::from_fn_with_state(proxy.clone(), gate))
+        .with_state(proxy)
+}
+
+/// Serves the REST proxy on `listeners` until `shutdown`; v2 consumer
+/// instances idle past `rest.proxy.consumer.instance.timeout.ms` are
+/// closed meanwhile.
+pub async fn serve(
+    listeners: Vec<TcpListener>,
+    proxy: Arc<RestProxy>,
+    shutdown: CancellationToken,
+) {
+    if listeners.is_empty() {
+        return;
+    }
+    tokio::spawn(v2::expire_idle(proxy.clone(), shutdown.clone()));
+    let app = router(proxy.clone());
+    crate::admin::serve_http("REST proxy", listeners, app, shutdown).await;
+    proxy.consumers.close_all().await;
+}

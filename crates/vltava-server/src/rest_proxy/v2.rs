@@ -1,0 +1,697 @@
+//! Confluent REST Proxy's v2 consumer API: a consumer instance is made in
+//! a group (`POST /consumers/{group}`), subscribes to topics, fetches
+//! records (`GET .../records`, joining the group on the first fetch as a
+//! Java consumer joins on its first poll), commits and is deleted. Records
+//! come back in the instance's format: `binary` (base64), `json`, or
+//! `avro` / `jsonschema` / `protobuf` decoded through the schema registry.
+//!
+//! An instance is a group member of its own (a vltava-client
+//! `GroupMember` and `Consumer` over the proxy's client); one request uses
+//! it at a time. Committing offsets takes the offset of the last record
+//! consumed and commits the one after it, as Confluent's proxy does.
+//! Instances unused for `rest.proxy.consumer.instance.timeout.ms` are
+//! closed (they leave their group); at most [`CONSUMER_INSTANCES_MAX`]
+//! exist at once.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine;
+use bytes::Bytes;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+use vltava_client::consumer::{
+    Consumer, ConsumerConfig, ConsumerRecord, OffsetSpec, TopicPartition,
+};
+use vltava_client::group::{GroupConfig, GroupMember, Heartbeat};
+
+use super::{answer, json_body, Answer, BaseUrl, RestError, RestProxy, V2_CONTENT_TYPE};
+
+/// Consumer instances at once, over all groups.
+pub const CONSUMER_INSTANCES_MAX: usize = 1_000;
+
+/// The longest `timeout` a records request may ask for.
+pub const RECORDS_WAIT_MAX: Duration = Duration::from_secs(30);
+
+/// What a records request waits for records by default
+/// (Confluent's `consumer.request.timeout.ms`).
+const RECORDS_WAIT_DEFAULT: Duration = Duration::from_millis(1_000);
+
+/// The most bytes (keys and values) one records answer carries, and the
+/// default (Confluent's `consumer.request.max.bytes`).
+pub const RECORDS_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Instance names and group ids: at most this many bytes.
+const NAME_BYTES_MAX: usize = 255;
+
+/// How often idle instances are looked for.
+const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How an instance's records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Binary,
+    Json,
+    Avro,
+    JsonSchema,
+    Protobuf,
+}
+
+impl Format {
+    fn parse(name: &str) -> Option<Format> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "binary" => Format::Binary,
+            "json" => Format::Json,
+            "avro" => Format::Avro,
+            "jsonschema" => Format::JsonSchema,
+            "protobuf" => Format::Protobuf,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Format::Binary => "binary",
+            Format::Json => "json",
+            Format::Avro => "avro",
+            Format::JsonSchema => "jsonschema",
+            Format::Protobuf => "protobuf",
+        }
+    }
+}
+
+/// One consumer instance.
+struct Instance {
+    format: Format,
+    client: vltava_client::Client,
+    consumer: Consumer,
+    /// The group member, once subscribed; joined on the first fetch.
+    member: Option<GroupMember>,
+    joined: bool,
+    topics: Vec<String>,
+    /// Records fetched and not yet handed out.
+    pending: VecDeque<ConsumerRecord>,
+    /// The next offset after the last record handed out, per partition.
+    consumed: BTreeMap<TopicPartition, i64>,
+    auto_commit: bool,
+    last_used: Instant,
+}
+
+type Shared = Arc<tokio::sync::Mutex<Instance>>;
+
+/// Every instance by (group, name).
+#[derive(Default)]
+pub struct Instances {
+    map: std::sync::Mutex<BTreeMap<(String, String), Shared>>,
+}
+
+impl Instances {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), Shared>> {
+        self.map
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get(&self, group: &str, name: &str) -> Result<Shared, RestError> {
+        self.lock()
+            .get(&(group.to_string(), name.to_string()))
+            .cloned()
+            .ok_or_else(|| RestError::not_found(40403, "Consumer instance not found.").v2())
+    }
+
+    /// Leaves every group (shutdown).
+    pub async fn close_all(&self) {
+        let all: Vec<Shared> = std::mem::take(&mut *self.lock()).into_values().collect();
+        for instance in all {
+            close(&instance).await;
+        }
+    }
+}
+
+async fn close(instance: &Shared) {
+    let mut i = instance.lock().await;
+    if let Some(m) = i.member.as_mut() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), m.leave()).await;
+    }
+    i.member = None;
+}
+
+/// Closes instances unused past the configured timeout, until `shutdown`.
+pub async fn expire_idle(proxy: Arc<RestProxy>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(EXPIRY_INTERVAL) => {}
+        }
+        let Ok(broker) = proxy.broker() else { continue };
+        let timeout = broker.config.rest_proxy_consumer_instance_timeout;
+        let candidates: Vec<((String, String), Shared)> = proxy
+            .consumers
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (key, instance) in candidates {
+            // An instance in use is not idle.
+            let idle = match instance.try_lock() {
+                Ok(i) => i.last_used.elapsed() >= timeout,
+                Err(_) => false,
+            };
+            if idle {
+                proxy.consumers.lock().remove(&key);
+                info!(
+                    group = key.0,
+                    instance = key.1,
+                    "closed an idle REST consumer instance"
+                );
+                close(&instance).await;
+            }
+        }
+    }
+}
+
+pub fn routes() -> Router<Arc<RestProxy>> {
+    let i = "/consumers/{group}/instances/{instance}";
+    Router::new()
+        .route("/consumers/{group}", post(create))
+        .route(i, axum::routing::delete(delete))
+        .route(
+            &format!("{i}/subscription"),
+            post(subscribe).get(subscription).delete(unsubscribe),
+        )
+        .route(&format!("{i}/assignments"), get(assignments))
+        .route(&format!("{i}/records"), get(records))
+        .route(&format!("{i}/offsets"), post(commit).get(committed))
+        .route(&format!("{i}/positions/beginning"), post(to_beginning))
+        .route(&format!("{i}/positions/end"), post(to_end))
+}
+
+fn v2_ok(value: Value) -> Answer {
+    Ok(answer(StatusCode::OK, V2_CONTENT_TYPE, &value))
+}
+
+fn no_content() -> Answer {
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn bad(message: impl Into<String>) -> RestError {
+    RestError::bad_request(message).v2()
+}
+
+fn name_checked(what: &str, name: &str) -> Result<(), RestError> {
+    if name.is_empty() || name.len() > NAME_BYTES_MAX || name.chars().any(char::is_control) {
+        return Err(RestError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42204,
+            format!("the {what} must be 1 to {NAME_BYTES_MAX} bytes without control characters"),
+        )
+        .v2());
+    }
+    Ok(())
+}
+
+/// `{"name"?, "format"?, "auto.offset.reset"?, "auto.commit.enable"?}`:
+/// `{"instance_id", "base_uri"}`.
+async fn create(
+    State(p): State<Arc<RestProxy>>,
+    BaseUrl(base): BaseUrl,
+    Path(group): Path<String>,
+    body: Bytes,
+) -> Answer {
+    name_checked("group id", &group)?;
+    let body = if body.is_empty() {
+        json!({})
+    } else {
+        json_body(&body).map_err(RestError::v2)?
+    };
+    let text = |k: &str| body[k].as_str().map(str::to_string);
+    let name = text("name").unwrap_or_else(|| format!("rest-consumer-{}", uuid::Uuid::new_v4()));
+    name_checked("instance name", &name)?;
+    let format = match text("format") {
+        None => Format::Binary,
+        Some(f) => Format::parse(&f).ok_or_else(|| {
+            RestError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                42204,
+                format!("format {f} is not one of binary, json, avro, jsonschema, protobuf"),
+            )
+            .v2()
+        })?,
+    };
+    let reset = match text("auto.offset.reset").as_deref() {
+        None | Some("latest") => OffsetSpec::Latest,
+        Some("earliest") => OffsetSpec::Earliest,
+        Some(other) => {
+            return Err(RestError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                42204,
+                format!("auto.offset.reset={other} is not earliest or latest"),
+            )
+            .v2())
+        }
+    };
+    let auto_commit = match &body["auto.commit.enable"] {
+        Value::Null => true,
+        Value::Bool(b) => *b,
+        Value::String(s) => s.eq_ignore_ascii_case("true"),
+        _ => return Err(bad("auto.commit.enable is true or false")),
+    };
+    let (_, client) = p.client().await.map_err(RestError::v2)?;
+    let config = ConsumerConfig {
+        auto_offset_reset: reset,
+        ..ConsumerConfig::default()
+    };
+    let instance = Instance {
+        format,
+        client: client.clone(),
+        consumer: Consumer::new(client, config),
+        member: None,
+        joined: false,
+        topics: Vec::new(),
+        pending: VecDeque::new(),
+        consumed: BTreeMap::new(),
+        auto_commit,
+        last_used: Instant::now(),
+    };
+    {
+        let mut map = p.consumers.lock();
+        let key = (group.clone(), name.clone());
+        if map.contains_key(&key) {
+            return Err(RestError::new(
+                StatusCode::CONFLICT,
+                40902,
+                "Consumer instance with the specified name already exists.",
+            )
+            .v2());
+        }
+        if map.len() >= CONSUMER_INSTANCES_MAX {
+            return Err(RestError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                42901,
+                format!("{CONSUMER_INSTANCES_MAX} consumer instances exist; delete some first"),
+            )
+            .v2());
+        }
+        map.insert(key, Arc::new(tokio::sync::Mutex::new(instance)));
+    }
+    debug!(
+        group,
+        name,
+        format = format.name(),
+        "REST consumer instance created"
+    );
+    v2_ok(json!({
+        "instance_id": name,
+        "base_uri": format!(
+            "{base}/consumers/{}/instances/{}",
+            crate::http_client::path_segment(&group),
+            crate::http_client::path_segment(&name)
+        ),
+    }))
+}
+
+async fn delete(
+    State(p): State<Arc<RestProxy>>,
+    Path((group, name)): Path<(String, String)>,
+) -> Answer {
+    let instance = p.consumers.get(&group, &name)?;
+    p.consumers.lock().remove(&(group, name));
+    close(&instance).await;
+    no_content()
+}
+
+/// `{"topics": [...]}`.
+async fn subscribe(
+    State(p): State<Arc<RestProxy>>,
+    Path((group, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Answer {
+    let instance = p.consumers.get(&group, &name)?;
+    let body = json_body(&body).map_err(RestError::v2)?;
+    if !body["topic_pattern"].is_null() {
+        return Err(bad("topic_pattern is not supported: name the topics"));
+    }
+    let topics: Vec<String> = body["topics"]
+        .as_array()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| bad("topics is a non-empty list of topic names"))?
+        .iter()
+        .map(|t| {
+            t.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| bad("topic names are strings"))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut i = instance.lock().await;
+    i.last_used = Instant::now();
+    if let Some(m) = i.member.as_mut() {
+        let _ = m.leave().await;
+    }
+    let member = GroupMember::new(i.client.clone(), GroupConfig::new(&group), topics.clone());
+    i.member = Some(member);
+    i.joined = false;
+    i.topics = topics;
+    i.pending.clear();
+    i.consumer.assign(Vec::new());
+    no_content()
+}
+
+async fn subscription(
+    State(p): State<Arc<RestProxy>>,
+    Path((group, name)): Path<(String, String)>,
+) -> Answer {
+    let instance = p.consumers.get(&group, &name)?;
+    let i = instance.lock().await;
+    v2_ok(json!({"topics": i.topics}))
+}
+
+async fn unsubscribe(
+    State(p): State<Arc<RestProxy>>,
+    Path((group, name)): Path<(String, String)>,
+) -> Answer {
+    let instance = p.consumers.get(&group, &name)?;
+    let mut i = instance.lock().await;
+    if let Some(m) = i.member.as_mut() {
+        let _ = m.leave().await;
+    }
+    i.member = None;
+    i.joined = false;
+    i.topics.clear();
+    i.pending.clear();
+    i.consumer.assign(Vec::new());
+    no_content()
+}
+
+fn partitions_json(tps: &[TopicPartition]) -> Value {
+    json!(tps
+        .iter()
+        .map(|(t, p)| json!({"topic": t, "partition": p}))
+        .collect::<Vec<_>>())
+}
+
+async fn assignments(
+    State(p): State<Arc<RestProxy>>,
+    Path((group, name)): Path<(String, String)>,
+) -> Answer {
+    let instance = p.consumers.get(&group, &name)?;
+    let i = instance.lock().await;
+    v2_ok(json!({"partitions": partitions_json(&i.consumer.assignment())}))
+}
+
+/// Joins the group (again) and positions the consumer at the committed
+/// offsets of its new assignment.
+async fn join(i: &mut Instance) -> Result<(), RestError> {
+    let Some(member) = i.member.as_mut() else {
+        return Ok(());
+    };
+    let assignment = member
+        .join()
+        .await
+        .map_err(|e| RestError::from_client(&e).v2())?;
+    let committed = member
+        .committed(&assignment)
+        .await
+        .map_err(|e| RestError::from_client(&e).v2())?;
+    i.consumer.assign(assignment);
+    for (tp, offset) in committed {
+        i.consumer.seek(&tp, offset);
+    }
+    i.pending.clear();
+    i.joined = true;
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct RecordsQuery {
+    timeout: Option<u64>,
+    max_bytes: Option<usize>,
+}
+
+async fn records(
+    State(p): State<Arc<RestProxy>>,
+    Path((group, name)): Path<(String, String)>,
+    Query(q): Query<RecordsQuery>,
+) -> Answer {
+    let instance = p.consumers.get(&group, &name)?;
+    let mut i = instance.lock().await;
+    i.last_used = Instant::now();
+    if i.member.is_none() {
+        return Err(RestError::new(
+            StatusCode::CONFLICT,
+            40903,
+            "The consumer instance is not subscribed to any topic.",
+        )
+        .v2());
+    }
+    if !i.joined {
+        join(&mut i).await?;
+    }
+    let wait = q
+        .timeout
+        .map_or(RECORDS_WAIT_DEFAULT, Duration::from_millis)
+        .min(RECORDS_WAIT_MAX);
+    let max_bytes = q
+        .max_bytes
+        .unwrap_or(RECORDS_BYTES_MAX)
+        .min(RECORDS_BYTES_MAX);
+    let deadline = Instant::now() + wait;
+    while i.pending.is_empty() {
+        let beat = match i.member.as_mut() {
+            Some(m) => m
+                .heartbeat_if_due()
+                .await
+                .map_err(|e| RestError::from_client(&e).v2())?,
+            None => Heartbeat::Fine,
+        };
+        if beat == Heartbeat::Rejoin {
+            join(&mut i).await?;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match tokio::time::timeout(left, i.consumer.poll()).await {
+            Ok(Ok(got)) => i.pending.extend(got),
+            Ok(Err(e)) => return Err(RestError::from_client(&e).v2()),
+            Err(_) => break,
+        }
+    }
+    // Records up to max_bytes (at least one), the rest kept for the next
+    // request.
+    let mut taken = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(r) = i.pending.front() {
+        let size = r.key.as_ref().map_or(0, Bytes::len) + r.value.as_ref().map_or(0, Bytes::len);
+        if !taken.is_empty() && bytes + size > max_bytes {
+            break;
+        }
+        bytes += size;
+        taken.extend(i.pending.pop_front());
+    }
+    let mut out = Vec::with_capacity(taken.len());
+    for r in &taken {
+        out.push(json!({
+            "topic": r.topic,
+            "key": field(&p, i.format, &r.key).await?,
+            "value": field(&p, i.format, &r.value).await?,
+            "partition": r.partition,
+            "offset": r.offset,
+        }));
+    }
+    for r in &taken {
+        i.consumed
+            .insert((r.topic.clone(), r.partition), r.offset + 1);
+    }
+    if i.auto_commit && !taken.is_empty() {
+        let consumed = i.consumed.clone();
+        if let Some(m) = i.member.as_mut() {
+            if let Err(e) = m.commit(&consumed).await {
+                debug!(error = %e, "REST consumer auto-commit failed");
+            }
+        }
+    }
+    let content_type = match i.format {
+        Format::Binary => "application/vnd.kafka.binary.v2+json",
+        Format::Json => "application/vnd.kafka.json.v2+json",
+        Format::Avro => "application/vnd.kafka.avro.v2+json",
+        Format::JsonSchema => "application/vnd.kafka.jsonschema.v2+json",
+        Format::Protobuf => "application/vnd.kafka.protobuf.v2+json",
+    };
+    Ok(answer(StatusCode::OK, content_type, &Value::Array(out)))
+}
+
+/// A key or value in the instance's format.
+async fn field(p: &RestProxy, format: Format, data: &Option<Bytes>) -> Result<Value, RestError> {
+    let Some(data) = data else {
+        return Ok(Value::Null);
+    };
+    let undecodable = |why: String| {
+        RestError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            50002,
+            format!("Error deserializing a record: {why}"),
+        )
+        .v2()
+    };
+    match format {
+        Format::Binary => Ok(Value::from(
+            base64::engine::general_purpose::STANDARD.encode(data),
+        )),
+        Format::Json => serde_json::from_slice(data).map_err(|e| undecodable(e.to_string())),
+        Format::Avro | Format::JsonSchema | Format::Protobuf => {
+            let (id, body) = vltava_registry::wire::schema_id(data)
+                .ok_or_else(|| undecodable("Unknown magic byte!".to_string()))?;
+            let schema = p.registry.parsed_by_id(id).await.map_err(|e| {
+                let (_, _, message) = e.parts();
+                undecodable(format!("schema {id}: {message}"))
+            })?;
+            let text = vltava_registry::wire::to_json(&schema, body).map_err(undecodable)?;
+            serde_json::from_str(&text).map_err(|e| undecodable(e.to_string()))
+        }
+    }
+}
+
+/// `{"offsets": [{"topic", "partition", "offset"}]}` commits the offset
+/// after each given one; no body commits everything handed out.
+async fn commit(
+    State(p): State<Arc<RestProxy>>,
+    Path((group, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Answer {
+    let instance = p.consumers.get(&group, &name)?;
+    let mut offsets = BTreeMap::new();
+    let given = if body.is_empty() {
+        Value::Null
+    } else {
+        json_body(&body).map_err(RestError::v2)?
+    };
+    let mut i = instance.lock().await;
+    i.last_used = Instant::now();
+    match given["offsets"].as_array() {
+        None => offsets.extend(i.consumed.clone()),
+        Some(list) => {
+            for o in list {
+                let (Some(t), Some(part), Some(off)) = (
+                    o["topic"].as_str(),
+                    o["partition"].as_i64(),
+                    o["offset"].as_i64(),
+                ) else {
+                    return Err(bad("each offset is {\"topic\", \"partition\", \"offset\"}"));
+                };
+                let part = i32::try_from(part).map_err(|_| bad("partition is out of range"))?;
+                if off < 0 || off == i64::MAX {
+                    return Err(bad("offset must be 0 or more"));
+                }
+                offsets.insert((t.to_string(), part), off + 1);
+            }
+        }
+    }
+    let Some(member) = i.member.as_mut() else {
+        return Err(RestError::new(
+            StatusCode::CONFLICT,
+            40903,
+            "The consumer instance is not subscribed to any topic.",
+        )
+        .v2());
+    };
+    member
+        .commit(&offsets)
+        .await
+        .map_err(|e| RestError::from_client(&e).v2())?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `{"partitions": [{"topic", "partition"}]}`: their committed offsets.
+async fn committed(
+    State(p): State<Arc<RestProxy>>,
+    Path((group, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Answer {
+    let instance = p.consumers.get(&group, &name)?;
+    let tps = partitions_of(&body)?;
+    let mut i = instance.lock().await;
+    let Some(member) = i.member.as_mut() else {
+        return v2_ok(json!({"offsets": []}));
+    };
+    let got = member
+        .committed(&tps)
+        .await
+        .map_err(|e| RestError::from_client(&e).v2())?;
+    let offsets: Vec<Value> = got
+        .iter()
+        .map(|((t, part), o)| json!({"topic": t, "partition": part, "offset": o, "metadata": ""}))
+        .collect();
+    v2_ok(json!({"offsets": offsets}))
+}
+
+fn partitions_of(body: &Bytes) -> Result<Vec<TopicPartition>, RestError> {
+    let body = json_body(body).map_err(RestError::v2)?;
+    body["partitions"]
+        .as_array()
+        .ok_or_else(|| bad("partitions is a list of {\"topic\", \"partition\"}"))?
+        .iter()
+        .map(|x| match (x["topic"].as_str(), x["partition"].as_i64()) {
+            (Some(t), Some(part)) => i32::try_from(part)
+                .map(|part| (t.to_string(), part))
+                .map_err(|_| bad("partition is out of range")),
+            _ => Err(bad("each partition is {\"topic\", \"partition\"}")),
+        })
+        .collect()
+}
+
+async fn seek_all(
+    p: &RestProxy,
+    group: &str,
+    name: &str,
+    body: &Bytes,
+    spec: OffsetSpec,
+) -> Answer {
+    let instance = p.consumers.get(group, name)?;
+    let tps = partitions_of(body)?;
+    let mut i = instance.lock().await;
+    i.last_used = Instant::now();
+    let assigned = i.consumer.assignment();
+    for tp in &tps {
+        if !assigned.contains(tp) {
+            return Err(RestError::new(
+                StatusCode::CONFLICT,
+                40903,
+                format!(
+                    "{}-{} is not assigned to this consumer instance",
+                    tp.0, tp.1
+                ),
+            )
+            .v2());
+        }
+    }
+    for tp in &tps {
+        i.consumer.seek_to(tp, spec);
+    }
+    i.pending
+        .retain(|r| !tps.contains(&(r.topic.clone(), r.partition)));
+    no_content()
+}
+
+async fn to_beginning(
+    State(p): State<Arc<RestProxy>>,
+    Path((group, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Answer {
+    seek_all(&p, &group, &name, &body, OffsetSpec::Earliest).await
+}
+
+async fn to_end(
+    State(p): State<Arc<RestProxy>>,
+    Path((group, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Answer {
+    seek_all(&p, &group, &name, &body, OffsetSpec::Latest).await
+}

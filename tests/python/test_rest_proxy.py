@@ -1,0 +1,262 @@
+"""The built-in REST proxy (`rest.proxy.listeners`) with Confluent's REST Proxy API, checked
+against real Kafka clients: records produced through v3 (JSON, binary, string, Avro via the
+registry) are read back byte for byte with confluent-kafka; a v2 consumer instance reads what a
+Kafka producer wrote and commits; group lag through v3 agrees with what was committed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import urllib.error
+import urllib.request
+
+import pytest
+from confluent_kafka import TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from conftest import free_port
+from kafkautil import admin, consume_exact, create_topic, produce_all, producer
+
+V2 = "application/vnd.kafka.v2+json"
+
+
+def call(method: str, url: str, body=None, content_type: str = "application/json",
+         accept: str | None = None, raw: bytes | None = None) -> tuple[int, str, object]:
+    """(status, content type, parsed body or None)."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    headers = {"Content-Type": content_type}
+    if accept:
+        headers["Accept"] = accept
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            text = answer.read()
+            return answer.status, answer.headers.get("Content-Type", ""), json.loads(text) if text.strip() else None
+    except urllib.error.HTTPError as refused:
+        text = refused.read()
+        return refused.code, refused.headers.get("Content-Type", ""), json.loads(text) if text.strip() else None
+
+
+@pytest.fixture
+def proxy(make_broker):
+    rest, registry = free_port(), free_port()
+    broker = make_broker(rest_proxy_listeners=f"http://127.0.0.1:{rest}",
+                         schema_registry_listeners=f"http://127.0.0.1:{registry}")
+    return broker, f"http://127.0.0.1:{rest}", f"http://127.0.0.1:{registry}"
+
+
+def cluster_id(rest: str) -> str:
+    status, content_type, body = call("GET", f"{rest}/v3/clusters")
+    assert (status, content_type, body["kind"]) == (200, "application/json", "KafkaClusterList"), body
+    assert len(body["data"]) == 1
+    return body["data"][0]["cluster_id"]
+
+
+def test_v3_topics_and_records_read_back_by_a_kafka_client(proxy):
+    broker, rest, registry = proxy
+    c = cluster_id(rest)
+    base = f"{rest}/v3/clusters/{c}"
+
+    # Topics: create (201), read, its partitions and configs, alter a config, delete (204).
+    status, _, created = call("POST", f"{base}/topics", {
+        "topic_name": "orders", "partitions_count": 2, "replication_factor": 1,
+        "configs": [{"name": "retention.ms", "value": "3600000"}]})
+    assert status == 201, created
+    assert (created["kind"], created["topic_name"], created["partitions_count"], created["replication_factor"]) == \
+        ("KafkaTopic", "orders", 2, 1)
+    assert created["metadata"]["self"] == f"{base}/topics/orders"
+    status, _, again = call("POST", f"{base}/topics", {"topic_name": "orders", "partitions_count": 1})
+    assert (status, again["error_code"]) == (400, 40002), again
+    status, _, topics = call("GET", f"{base}/topics")
+    assert "orders" in [t["topic_name"] for t in topics["data"]]
+    status, _, parts = call("GET", f"{base}/topics/orders/partitions")
+    assert [p["partition_id"] for p in parts["data"]] == [0, 1]
+    status, _, retention = call("GET", f"{base}/topics/orders/configs/retention.ms")
+    assert (status, retention["value"], retention["is_default"], retention["source"]) == \
+        (200, "3600000", False, "DYNAMIC_TOPIC_CONFIG"), retention
+    assert call("PUT", f"{base}/topics/orders/configs/retention.ms", {"value": "7200000"})[0] == 204
+    assert call("GET", f"{base}/topics/orders/configs/retention.ms")[2]["value"] == "7200000"
+    assert call("DELETE", f"{base}/topics/orders/configs/retention.ms")[0] == 204
+    assert call("GET", f"{base}/topics/orders/configs/retention.ms")[2]["is_default"] is True
+    status, _, missing = call("GET", f"{base}/topics/nope")
+    assert (status, missing["error_code"]) == (404, 40403), missing
+    status, _, wrong = call("GET", f"{rest}/v3/clusters/not-this-one/topics")
+    assert status == 404, wrong
+
+    # Records: JSON, binary and string keys/values, a header and a timestamp, to partition 1.
+    records = [
+        {"partition_id": 1, "key": {"type": "STRING", "data": "k1"}, "value": {"type": "JSON", "data": {"n": 1, "s": "x"}},
+         "headers": [{"name": "h", "value": base64.b64encode(b"hv").decode()}], "timestamp": "2024-02-29T12:00:00.250Z"},
+        {"partition_id": 1, "key": {"type": "BINARY", "data": base64.b64encode(b"\x00\xffk").decode()},
+         "value": {"type": "BINARY", "data": base64.b64encode(b"\x01\x02").decode()}},
+        {"partition_id": 1, "value": {"data": [1, 2, 3]}},
+    ]
+    answers = []
+    for r in records:
+        status, _, got = call("POST", f"{base}/topics/orders/records", r)
+        assert status == 200, got
+        answers.append(got)
+    assert [(a["partition_id"], a["offset"]) for a in answers] == [(1, 0), (1, 1), (1, 2)]
+    assert answers[0]["key"] == {"type": "STRING", "size": 2} and answers[0]["value"]["type"] == "JSON"
+    assert answers[0]["timestamp"] == "2024-02-29T12:00:00.250Z"
+    assert answers[2]["key"] is None
+    got = consume_exact(broker.bootstrap, [TopicPartition("orders", 1, 0)], 3)
+    assert [(r.key, r.value) for r in got] == [
+        (b"k1", b'{"n":1,"s":"x"}'), (b"\x00\xffk", b"\x01\x02"), (None, b"[1,2,3]")]
+    assert list(got[0].headers) == [("h", b"hv")]
+    assert got[0].timestamp == 1709208000250
+
+    # A stream of records in one request: one answer line each, in order.
+    stream = b"".join(json.dumps({"partition_id": 0, "value": {"type": "STRING", "data": f"s{i}"}}).encode()
+                      for i in range(3))
+    request = urllib.request.Request(f"{base}/topics/orders/records", data=stream, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        lines = [json.loads(line) for line in answer.read().splitlines()]
+    assert [(x["partition_id"], x["offset"]) for x in lines] == [(0, 0), (0, 1), (0, 2)]
+    assert [r.value for r in consume_exact(broker.bootstrap, [TopicPartition("orders", 0, 0)], 3)] == \
+        [b"s0", b"s1", b"s2"]
+
+    # Bad records are refused with the reason.
+    status, _, bad = call("POST", f"{base}/topics/orders/records", {"value": {"type": "BINARY", "data": "!!"}})
+    assert (status, bad["error_code"]) == (400, 400), bad
+    status, _, bad = call("POST", f"{base}/topics/nope/records", {"value": {"data": 1}})
+    assert status == 404, bad
+
+    # Avro through the registry: the value in Confluent's wire format, read back by
+    # Confluent's AvroDeserializer.
+    sr = SchemaRegistryClient({"url": registry})
+    from confluent_kafka.schema_registry import Schema
+    schema = json.dumps({"type": "record", "name": "Order", "fields": [
+        {"name": "id", "type": "long"}, {"name": "note", "type": ["null", "string"], "default": None}]})
+    schema_id = sr.register_schema("orders-value", Schema(schema, "AVRO"))
+    # By subject version (the topic's orders-value, TopicNameStrategy) and by id.
+    status, _, avro = call("POST", f"{base}/topics/orders/records",
+                           {"partition_id": 0, "value": {"schema_version": 1, "data": {"id": 42, "note": "hi"}}})
+    assert (status, avro["value"]["type"], avro["offset"]) == (200, "AVRO", 3), avro
+    status, _, by_id = call("POST", f"{base}/topics/orders/records",
+                            {"partition_id": 0, "value": {"schema_id": schema_id, "data": {"id": 7, "note": None}}})
+    assert status == 200, by_id
+    got = consume_exact(broker.bootstrap, [TopicPartition("orders", 0, 3)], 2)
+    assert got[0].value[:5] == b"\x00" + struct.pack(">I", schema_id)
+    ctx = SerializationContext("orders", MessageField.VALUE)
+    assert [AvroDeserializer(sr)(r.value, ctx) for r in got] == [{"id": 42, "note": "hi"}, {"id": 7, "note": None}]
+    status, _, unfit = call("POST", f"{base}/topics/orders/records",
+                            {"value": {"schema_id": schema_id, "data": {"id": "not a long"}}})
+    assert (status, unfit["error_code"]) == (400, 42207), unfit
+
+    # An avro-format v2 consumer decodes Avro records through the registry.
+    assert call("POST", f"{base}/topics", {"topic_name": "typed", "partitions_count": 1})[0] == 201
+    for n in (1, 2):
+        status, _, put = call("POST", f"{base}/topics/typed/records",
+                              {"value": {"schema_id": schema_id, "data": {"id": n, "note": f"n{n}"}}})
+        assert status == 200, put
+    made = call("POST", f"{rest}/consumers/avro-readers",
+                {"name": "a", "format": "avro", "auto.offset.reset": "earliest"}, content_type=V2)[2]
+    assert call("POST", f"{made['base_uri']}/subscription", {"topics": ["typed"]}, content_type=V2)[0] == 204
+    import time
+    deadline = time.monotonic() + 30
+    decoded = []
+    while len(decoded) < 2:
+        assert time.monotonic() < deadline, decoded
+        status, content_type, batch = call("GET", f"{made['base_uri']}/records?timeout=1000")
+        assert (status, content_type) == (200, "application/vnd.kafka.avro.v2+json"), batch
+        decoded.extend(batch)
+    assert [(r["offset"], r["key"], r["value"]) for r in decoded] == \
+        [(0, None, {"id": 1, "note": "n1"}), (1, None, {"id": 2, "note": "n2"})]
+    assert call("DELETE", made["base_uri"])[0] == 204
+
+    assert call("DELETE", f"{base}/topics/orders")[0] == 204
+    assert call("DELETE", f"{base}/topics/orders")[0] == 404
+
+
+def test_v2_consumer_reads_what_a_kafka_producer_wrote_and_v3_reports_its_lag(proxy):
+    broker, rest, _ = proxy
+    c = cluster_id(rest)
+    create_topic(admin(broker.bootstrap), "events", 1)
+    produce_all(producer(broker.bootstrap), "events",
+                [{"partition": 0, "key": json.dumps(f"k{i}").encode(), "value": json.dumps({"i": i}).encode()}
+                 for i in range(5)])
+
+    status, content_type, made = call("POST", f"{rest}/consumers/readers", {
+        "name": "one", "format": "binary", "auto.offset.reset": "earliest", "auto.commit.enable": "false"},
+        content_type=V2)
+    assert (status, content_type) == (200, V2), made
+    assert made == {"instance_id": "one", "base_uri": f"{rest}/consumers/readers/instances/one"}
+    again = call("POST", f"{rest}/consumers/readers", {"name": "one"}, content_type=V2)
+    assert (again[0], again[2]["error_code"]) == (409, 40902)
+    me = made["base_uri"]
+    assert call("POST", f"{me}/subscription", {"topics": ["events"]}, content_type=V2)[0] == 204
+    assert call("GET", f"{me}/subscription")[2] == {"topics": ["events"]}
+
+    got = []
+    import time
+    deadline = time.monotonic() + 30
+    while len(got) < 5:
+        assert time.monotonic() < deadline, got
+        status, content_type, batch = call("GET", f"{me}/records?timeout=1000",
+                                           accept="application/vnd.kafka.binary.v2+json")
+        assert (status, content_type) == (200, "application/vnd.kafka.binary.v2+json"), batch
+        got.extend(batch)
+    assert [(r["topic"], r["partition"], r["offset"]) for r in got] == [("events", 0, i) for i in range(5)]
+    assert [base64.b64decode(r["key"]) for r in got] == [f'"k{i}"'.encode() for i in range(5)]
+    assert [json.loads(base64.b64decode(r["value"])) for r in got] == [{"i": i} for i in range(5)]
+    assert call("GET", f"{me}/assignments")[2] == {"partitions": [{"topic": "events", "partition": 0}]}
+
+    # Commit the third record (offset 2): the group's committed offset is 3, its lag 2.
+    assert call("POST", f"{me}/offsets", {"offsets": [{"topic": "events", "partition": 0, "offset": 2}]},
+                content_type=V2)[0] == 200
+    status, _, lags = call("GET", f"{rest}/v3/clusters/{c}/consumer-groups/readers/lags")
+    assert status == 200, lags
+    assert [(x["topic_name"], x["partition_id"], x["current_offset"], x["log_end_offset"], x["lag"])
+            for x in lags["data"]] == [("events", 0, 3, 5, 2)]
+    status, _, summary = call("GET", f"{rest}/v3/clusters/{c}/consumer-groups/readers/lag-summary")
+    assert (summary["total_lag"], summary["max_lag"], summary["max_lag_partition_id"]) == (2, 2, 0), summary
+    status, _, group = call("GET", f"{rest}/v3/clusters/{c}/consumer-groups/readers")
+    assert (status, group["consumer_group_id"], group["state"]) == (200, "readers", "STABLE"), group
+    assert call("GET", f"{rest}/v3/clusters/{c}/consumer-groups/nobody")[0] == 404
+
+    # A json-format instance in the same group takes over after the first leaves, from the commit.
+    assert call("DELETE", me)[0] == 204
+    assert call("GET", f"{me}/records")[0] == 404
+    made = call("POST", f"{rest}/consumers/readers", {"name": "two", "format": "json"}, content_type=V2)[2]
+    two = made["base_uri"]
+    assert call("POST", f"{two}/subscription", {"topics": ["events"]}, content_type=V2)[0] == 204
+    rest_of = []
+    deadline = time.monotonic() + 30
+    while len(rest_of) < 2:
+        assert time.monotonic() < deadline, rest_of
+        status, content_type, batch = call("GET", f"{two}/records?timeout=1000")
+        assert (status, content_type) == (200, "application/vnd.kafka.json.v2+json"), batch
+        rest_of.extend(batch)
+    assert [(r["offset"], r["key"], r["value"]) for r in rest_of] == [(3, "k3", {"i": 3}), (4, "k4", {"i": 4})]
+    # Auto-commit (the default) committed what was handed out: no lag left.
+    status, _, lags = call("GET", f"{rest}/v3/clusters/{c}/consumer-groups/readers/lags")
+    assert [x["lag"] for x in lags["data"]] == [0], lags
+    assert call("DELETE", two)[0] == 204
+
+
+def test_idle_consumer_instances_are_closed_after_the_configured_timeout(make_broker):
+    import time
+    rest = free_port()
+    broker = make_broker(rest_proxy_listeners=f"http://127.0.0.1:{rest}",
+                         overrides={"rest.proxy.consumer.instance.timeout.ms": "1000"})
+    url = f"http://127.0.0.1:{rest}"
+    made = call("POST", f"{url}/consumers/idle", {"name": "i"}, content_type=V2)[2]
+    assert call("GET", f"{made['base_uri']}/subscription")[0] == 200
+    created = time.monotonic()
+    # Asked about without being used (GET subscription does not count as use), it goes
+    # within a second or two of the timeout.
+    deadline = created + 15
+    while call("GET", f"{made['base_uri']}/subscription")[0] == 200:
+        assert time.monotonic() < deadline, "the idle instance was never closed"
+        time.sleep(0.1)
+    assert time.monotonic() - created >= 1.0
+    status, _, gone = call("GET", f"{made['base_uri']}/records")
+    assert (status, gone["error_code"]) == (404, 40403)
+    # Its name is free again.
+    assert call("POST", f"{url}/consumers/idle", {"name": "i"}, content_type=V2)[0] == 200
