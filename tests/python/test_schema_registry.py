@@ -288,20 +288,25 @@ def test_server_side_validation_refuses_values_without_a_registered_schema_id(re
     # Only the two good records are in the log, byte for byte.
     got = consume_exact(broker.bootstrap, [TopicPartition("checked", 0, 0)], 2)
     assert [r.value for r in got] == [good, good]
+    # A tombstone (null value) has nothing to check and is taken.
+    tombstone = []
+    p = producer(broker.bootstrap, retries=0, enable_idempotence=False)
+    p.produce("checked", key=b"k", value=None, partition=0, on_delivery=lambda err, _m: tombstone.append(err))
+    assert p.flush(30) == 0 and tombstone == [None], tombstone
     # Without the config nothing is checked.
     assert delivery_errors(broker.bootstrap, "unchecked", [b"plain text"]) == [None]
-    # Key validation checks keys: a keyless record is refused, one keyed with an id registered
-    # under keyed-key is taken.
+    # Key validation checks keys: a plain key is refused; a key with an id registered under
+    # keyed-key is taken, and so is a null key (nothing to check).
     create_topic(admin(broker.bootstrap), "keyed", 1, {
         "confluent.key.schema.validation": "true",
         "confluent.key.subject.name.strategy": "io.confluent.kafka.serializers.subject.TopicNameStrategy"})
     key_id = sr.register_schema("keyed-key", Schema('"string"', "AVRO"))
     p = producer(broker.bootstrap, retries=0, enable_idempotence=False)
     outcomes = []
-    for key in [None, b"\x00" + struct.pack(">I", key_id) + b"\x02k"]:
+    for key in [b"plain", b"\x00" + struct.pack(">I", key_id) + b"\x02k", None]:
         p.produce("keyed", key=key, value=b"v", partition=0, on_delivery=lambda err, _m: outcomes.append(err))
         assert p.flush(30) == 0
-    assert outcomes[0].code() == KafkaError.INVALID_RECORD and outcomes[1] is None, outcomes
+    assert outcomes[0].code() == KafkaError.INVALID_RECORD and outcomes[1:] == [None, None], outcomes
 
     # RecordNameStrategy takes an id registered under any subject.
     import time

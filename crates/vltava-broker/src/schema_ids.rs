@@ -59,8 +59,12 @@ pub const SUBJECT_NAME_STRATEGIES: [&str; 3] = [
     "io.confluent.kafka.serializers.subject.TopicRecordNameStrategy",
 ];
 
+/// The schema registry's own topic: never validated (the registry writes
+/// JSON records to it while it holds the store that validation reads).
+pub const REGISTRY_TOPIC: &str = "_schemas";
+
 /// A topic's validation settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Validation {
     pub key: bool,
     pub value: bool,
@@ -98,6 +102,14 @@ impl Validation {
             format!("the {suffix}'s schema id {id} is not registered under {under} (confluent.{suffix}.schema.validation is on for {topic})")
         })
     }
+}
+
+/// What `topic` validates: its configs', nothing for the registry's topic.
+pub fn validation_of(topic: &crate::Topic) -> Validation {
+    if topic.name == REGISTRY_TOPIC {
+        return Validation::default();
+    }
+    topic.config.schema_validation()
 }
 
 /// Runs `f` with the record rule for `topic` under `validation`.

@@ -17,6 +17,7 @@
 //! HTTP API.
 
 pub mod avro;
+pub mod avro_json;
 pub mod compat;
 pub mod json;
 pub mod protobuf;

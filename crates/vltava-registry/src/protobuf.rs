@@ -120,11 +120,13 @@ impl ProtoSchema {
         for message in &mut file.message_type {
             clear_json_names(message);
         }
-        let normalized = format!(
-            "{}:{}",
-            file.name(),
-            base64::engine::general_purpose::STANDARD.encode(file.encode_to_vec())
-        );
+        // The file's name is where importers find it, not what it says:
+        // a descriptor named `order.proto` (Confluent's Python client sends
+        // the source file's name) and the same schema as text are one
+        // schema.
+        let mut unnamed = file.clone();
+        unnamed.name = None;
+        let normalized = base64::engine::general_purpose::STANDARD.encode(unnamed.encode_to_vec());
         Ok(ProtoSchema {
             file,
             pool,
@@ -350,6 +352,16 @@ mod tests {
         let encoded = base64::engine::general_purpose::STANDARD.encode(a.file().encode_to_vec());
         let from_descriptor = ProtoSchema::parse(&encoded, &[]).unwrap();
         assert_eq!(from_descriptor.normalized(), a.normalized());
+        // Under another file name, as a client sends its source file's.
+        let mut named = a.file().clone();
+        named.name = Some("shop/order.proto".to_string());
+        let renamed = ProtoSchema::parse(
+            &base64::engine::general_purpose::STANDARD.encode(named.encode_to_vec()),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(renamed.file().name(), "shop/order.proto");
+        assert_eq!(renamed.normalized(), a.normalized());
         let other = proto("message Order { string id = 1; int32 cents = 2; }");
         assert_ne!(other.normalized(), a.normalized());
     }

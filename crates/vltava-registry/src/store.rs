@@ -968,7 +968,8 @@ impl Store {
         let mut out = Vec::new();
         let mut todo: Vec<&Reference> = references.iter().collect();
         while let Some(r) = todo.pop() {
-            if !seen.insert((r.name.as_str(), r.subject.as_str(), r.version)) {
+            // One schema reached under two names is read once.
+            if !seen.insert((r.subject.as_str(), r.version)) {
                 continue;
             }
             if seen.len() > REFERENCES_MAX {

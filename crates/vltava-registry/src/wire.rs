@@ -9,14 +9,11 @@
 //! means the first message), then the body: Avro binary, JSON text, or a
 //! Protobuf message.
 //!
-//! The JSON written: Avro records keep their field order, unions print as
-//! their value, bytes and fixed as strings of their bytes as code points
-//! (Avro's JSON encoding of them); JSON Schema bodies as they are;
-//! Protobuf in its canonical JSON mapping (prost-reflect's).
+//! The JSON: Avro's JSON encoding ([`crate::avro_json`]: unions wrapped
+//! in their branch's name, bytes as code points, field order kept, every
+//! bound checked); JSON Schema bodies as they are; Protobuf in its
+//! canonical JSON mapping (prost-reflect's).
 
-use apache_avro::reader::datum::GenericDatumReader;
-use apache_avro::types::Value as Avro;
-use apache_avro::writer::datum::GenericDatumWriter;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use serde_json::Value;
 
@@ -41,27 +38,8 @@ pub fn schema_id(data: &[u8]) -> Option<(i32, &[u8])> {
 /// JSON.
 pub fn to_json(schema: &Parsed, body: &[u8]) -> Result<String, String> {
     match schema {
-        Parsed::Avro(avro) => {
-            let mut reader = body;
-            // Names come from the schema itself and the schemas its
-            // references brought in.
-            let mut named: Vec<&apache_avro::Schema> = avro.deps().iter().collect();
-            named.push(avro.schema());
-            let value = GenericDatumReader::builder(avro.schema())
-                .writer_schemata(named)
-                .and_then(|b| b.build())
-                .and_then(|r| r.read_value(&mut reader))
-                .map_err(|e| format!("cannot decode Avro: {e}"))?;
-            if !reader.is_empty() {
-                return Err(format!(
-                    "cannot decode Avro: {} bytes follow the record",
-                    reader.len()
-                ));
-            }
-            let mut out = String::new();
-            write_avro(&value, &mut out)?;
-            Ok(out)
-        }
+        Parsed::Avro(avro) => crate::avro_json::decode(avro.schema(), avro.deps(), body)
+            .map_err(|e| format!("cannot decode Avro: {e}")),
         Parsed::Json(_) => {
             let value: Value =
                 serde_json::from_slice(body).map_err(|e| format!("cannot decode JSON: {e}"))?;
@@ -79,8 +57,8 @@ pub fn to_json(schema: &Parsed, body: &[u8]) -> Result<String, String> {
 
 /// `data` (JSON) written as a record of schema `id` in Confluent's wire
 /// format: the prefix, for Protobuf the first message's index, then the
-/// body. Avro values are resolved against the schema (a JSON object is a
-/// record, a union takes the first branch that fits); JSON Schema values
+/// body. Avro values are in Avro's JSON encoding (a union's value may also
+/// come unwrapped: the first branch it fits takes it); JSON Schema values
 /// are written as their JSON text; Protobuf values are read in the proto3
 /// JSON mapping into the file's first message.
 pub fn from_json(schema: &Parsed, id: i32, data: &Value) -> Result<Vec<u8>, String> {
@@ -88,17 +66,8 @@ pub fn from_json(schema: &Parsed, id: i32, data: &Value) -> Result<Vec<u8>, Stri
     out.extend_from_slice(&id.to_be_bytes());
     match schema {
         Parsed::Avro(avro) => {
-            let value = Avro::try_from(data.clone())
-                .map_err(|e| format!("cannot read the JSON as Avro: {e}"))?;
-            let named: Vec<&apache_avro::Schema> = avro.deps().iter().collect();
-            let resolved = value
-                .resolve_schemata(avro.schema(), named.clone())
+            let body = crate::avro_json::encode(avro.schema(), avro.deps(), data)
                 .map_err(|e| format!("the data does not fit the Avro schema: {e}"))?;
-            let body = GenericDatumWriter::builder(avro.schema())
-                .schemata(named)
-                .and_then(|b| b.build())
-                .and_then(|w| w.write_value_to_vec(resolved))
-                .map_err(|e| format!("cannot write Avro: {e}"))?;
             out.extend_from_slice(&body);
         }
         Parsed::Json(_) => {
@@ -175,71 +144,6 @@ fn zigzag(data: &mut &[u8]) -> Result<i64, String> {
     Err("cannot decode Protobuf: a message index is longer than 10 bytes".to_string())
 }
 
-/// Avro's value as JSON text, record fields in order.
-fn write_avro(value: &Avro, out: &mut String) -> Result<(), String> {
-    let bytes_text =
-        |b: &[u8]| Value::from(b.iter().map(|&c| char::from(c)).collect::<String>()).to_string();
-    match value {
-        Avro::Null => out.push_str("null"),
-        Avro::Boolean(b) => out.push_str(&b.to_string()),
-        Avro::Int(i) => out.push_str(&i.to_string()),
-        Avro::Long(l) => out.push_str(&l.to_string()),
-        Avro::Float(f) => out.push_str(&number(f64::from(*f))),
-        Avro::Double(d) => out.push_str(&number(*d)),
-        Avro::Bytes(b) | Avro::Fixed(_, b) => out.push_str(&bytes_text(b)),
-        Avro::String(s) | Avro::Enum(_, s) => out.push_str(&Value::from(s.as_str()).to_string()),
-        Avro::Union(_, inner) => write_avro(inner, out)?,
-        Avro::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_avro(item, out)?;
-            }
-            out.push(']');
-        }
-        Avro::Map(entries) => {
-            let mut keys: Vec<&String> = entries.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::from(k.as_str()).to_string());
-                out.push(':');
-                write_avro(&entries[k], out)?;
-            }
-            out.push('}');
-        }
-        Avro::Record(fields) => {
-            out.push('{');
-            for (i, (name, v)) in fields.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::from(name.as_str()).to_string());
-                out.push(':');
-                write_avro(v, out)?;
-            }
-            out.push('}');
-        }
-        // Logical types: the library's JSON for them (numbers, strings).
-        other => {
-            let json = Value::try_from(other.clone())
-                .map_err(|e| format!("cannot write Avro as JSON: {e}"))?;
-            out.push_str(&json.to_string());
-        }
-    }
-    Ok(())
-}
-
-fn number(d: f64) -> String {
-    serde_json::Number::from_f64(d)
-        .map_or_else(|| Value::from(d.to_string()).to_string(), |n| n.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,7 +162,7 @@ mod tests {
         // z = 3 (zigzag 6), a = union branch 1 (zigzag 2), "hi".
         assert_eq!(
             to_json(&avro, &[6, 2, 4, b'h', b'i']).unwrap(),
-            r#"{"z":3,"a":"hi"}"#
+            r#"{"z":3,"a":{"string":"hi"}}"#
         );
         assert!(to_json(&avro, &[])
             .unwrap_err()
@@ -302,7 +206,7 @@ mod tests {
         assert_eq!(written, [0, 0, 0, 0, 9, 6, 2, 4, b'h', b'i']);
         assert_eq!(
             to_json(&avro, &written[5..]).unwrap(),
-            r#"{"z":3,"a":"hi"}"#
+            r#"{"z":3,"a":{"string":"hi"}}"#
         );
         let err = from_json(&avro, 9, &serde_json::json!({"z": "three"})).unwrap_err();
         assert!(err.contains("does not fit"), "{err}");

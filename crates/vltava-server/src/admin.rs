@@ -178,9 +178,6 @@ pub async fn serve(listeners: Vec<TcpListener>, admin: Arc<Admin>, shutdown: Can
     serve_http(what, listeners, router(admin), shutdown).await;
 }
 
-/// Serves `app` on every listener until `shutdown`, then gives open
-/// requests [`SHUTDOWN_PATIENCE`] to finish: the admin server's and the
-/// schema registry's loop.
 /// This node's first advertised Kafka listener as a client connects to
 /// it (a wildcard host becomes 127.0.0.1).
 pub(crate) fn own_bootstrap(broker: &Broker) -> Option<String> {
@@ -193,6 +190,9 @@ pub(crate) fn own_bootstrap(broker: &Broker) -> Option<String> {
     })
 }
 
+/// Serves `app` on every listener until `shutdown`, then gives open
+/// requests [`SHUTDOWN_PATIENCE`] to finish: the admin server's, the
+/// schema registry's and the REST proxy's loop.
 pub(crate) async fn serve_http(
     what: &'static str,
     listeners: Vec<TcpListener>,

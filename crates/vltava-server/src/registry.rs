@@ -43,7 +43,7 @@ use crate::admin::Admin;
 use crate::ServerError;
 
 /// The topic the registry keeps its records in, as Confluent's does.
-pub const SCHEMAS_TOPIC: &str = "_schemas";
+pub const SCHEMAS_TOPIC: &str = vltava_broker::schema_ids::REGISTRY_TOPIC;
 
 /// Confluent's content type for every answer.
 pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";

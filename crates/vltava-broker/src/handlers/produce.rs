@@ -15,7 +15,7 @@ use super::str_bytes;
 use crate::broker::{is_internal_topic, Topic};
 use crate::error::ApiError;
 use crate::partition::{Appended, Partition};
-use crate::schema_ids::{with_rule, SchemaIds};
+use crate::schema_ids::{validation_of, with_rule, SchemaIds};
 use crate::Broker;
 
 /// An acks=all write appended at the leader, waiting for the high
@@ -101,7 +101,7 @@ pub async fn start(broker: &Broker, version: i16, request: ProduceRequest) -> St
     let validates = request.topic_data.iter().any(|t| {
         broker
             .topic(t.name.0.as_str())
-            .is_some_and(|topic| topic.config.schema_validation().any())
+            .is_some_and(|topic| validation_of(&topic).any())
     });
     let schema_ids = if validates {
         match tokio::time::timeout_at(deadline, broker.schema_ids_now()).await {
@@ -399,7 +399,7 @@ fn produce_partition(
         )
         .into());
     }
-    let validation = topic.config.schema_validation();
+    let validation = validation_of(topic);
     let no_ids = SchemaIds::default();
     let ids = match (validation.any(), schema_ids) {
         (false, _) => &no_ids,

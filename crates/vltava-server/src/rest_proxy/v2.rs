@@ -52,6 +52,10 @@ pub const RECORDS_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Instance names and group ids: at most this many bytes.
 const NAME_BYTES_MAX: usize = 255;
 
+/// How often an instance between requests checks whether a heartbeat is
+/// due.
+const HEARTBEAT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How often idle instances are looked for.
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -127,6 +131,20 @@ impl Instances {
             .ok_or_else(|| RestError::not_found(40403, "Consumer instance not found.").v2())
     }
 
+    /// Removes `key` if it is still `instance` (not a new one of the same
+    /// name).
+    fn remove_if_same(&self, key: &(String, String), instance: &Shared) -> bool {
+        let mut map = self.lock();
+        if map
+            .get(key)
+            .is_some_and(|found| Arc::ptr_eq(found, instance))
+        {
+            map.remove(key);
+            return true;
+        }
+        false
+    }
+
     /// Leaves every group (shutdown).
     pub async fn close_all(&self) {
         let all: Vec<Shared> = std::mem::take(&mut *self.lock()).into_values().collect();
@@ -142,6 +160,33 @@ async fn close(instance: &Shared) {
         let _ = tokio::time::timeout(Duration::from_secs(5), m.leave()).await;
     }
     i.member = None;
+}
+
+/// Heartbeats for an instance between its requests (as the Java
+/// consumer's background thread does), so a client that fetches less often
+/// than the session timeout keeps its partitions. A rebalance is left to
+/// the next fetch, which joins again. Ends with the instance.
+async fn keep_alive(instance: std::sync::Weak<tokio::sync::Mutex<Instance>>) {
+    loop {
+        tokio::time::sleep(HEARTBEAT_CHECK_INTERVAL).await;
+        let Some(instance) = instance.upgrade() else {
+            return;
+        };
+        // A request in hand heartbeats itself.
+        let Ok(mut i) = instance.try_lock() else {
+            continue;
+        };
+        if !i.joined {
+            continue;
+        }
+        let beat = match i.member.as_mut() {
+            Some(m) => m.heartbeat_if_due().await,
+            None => continue,
+        };
+        if !matches!(beat, Ok(Heartbeat::Fine)) {
+            i.joined = false;
+        }
+    }
 }
 
 /// Closes instances unused past the configured timeout, until `shutdown`.
@@ -160,19 +205,22 @@ pub async fn expire_idle(proxy: Arc<RestProxy>, shutdown: CancellationToken) {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         for (key, instance) in candidates {
-            // An instance in use is not idle.
-            let idle = match instance.try_lock() {
-                Ok(i) => i.last_used.elapsed() >= timeout,
-                Err(_) => false,
-            };
-            if idle {
-                proxy.consumers.lock().remove(&key);
+            // An instance in use is not idle; one found idle is taken out of
+            // the map while its lock is held, so no request picks it up in
+            // between.
+            let Ok(i) = instance.try_lock() else { continue };
+            if i.last_used.elapsed() < timeout {
+                continue;
+            }
+            let removed = proxy.consumers.remove_if_same(&key, &instance);
+            drop(i);
+            if removed {
                 info!(
                     group = key.0,
                     instance = key.1,
                     "closed an idle REST consumer instance"
                 );
-                close(&instance).await;
+                tokio::spawn(async move { close(&instance).await });
             }
         }
     }
@@ -300,7 +348,9 @@ async fn create(
             )
             .v2());
         }
-        map.insert(key, Arc::new(tokio::sync::Mutex::new(instance)));
+        let shared = Arc::new(tokio::sync::Mutex::new(instance));
+        tokio::spawn(keep_alive(Arc::downgrade(&shared)));
+        map.insert(key, shared);
     }
     debug!(
         group,
@@ -323,7 +373,7 @@ async fn delete(
     Path((group, name)): Path<(String, String)>,
 ) -> Answer {
     let instance = p.consumers.get(&group, &name)?;
-    p.consumers.lock().remove(&(group, name));
+    p.consumers.remove_if_same(&(group, name), &instance);
     close(&instance).await;
     no_content()
 }
@@ -360,6 +410,7 @@ async fn subscribe(
     i.joined = false;
     i.topics = topics;
     i.pending.clear();
+    i.consumed.clear();
     i.consumer.assign(Vec::new());
     no_content()
 }
@@ -386,6 +437,7 @@ async fn unsubscribe(
     i.joined = false;
     i.topics.clear();
     i.pending.clear();
+    i.consumed.clear();
     i.consumer.assign(Vec::new());
     no_content()
 }
@@ -420,6 +472,9 @@ async fn join(i: &mut Instance) -> Result<(), RestError> {
         .committed(&assignment)
         .await
         .map_err(|e| RestError::from_client(&e).v2())?;
+    // Offsets of partitions another member now owns are not this
+    // instance's to commit any more.
+    i.consumed.retain(|tp, _| assignment.contains(tp));
     i.consumer.assign(assignment);
     for (tp, offset) in committed {
         i.consumer.seek(&tp, offset);
@@ -484,27 +539,35 @@ async fn records(
             Err(_) => break,
         }
     }
-    // Records up to max_bytes (at least one), the rest kept for the next
-    // request.
+    // Records up to max_bytes (at least one), each decoded before it
+    // leaves `pending`: a record that cannot be decoded stays first in
+    // line, the ones before it are answered, and alone it is the error
+    // (the client moves past it with positions/end).
     let mut taken = Vec::new();
+    let mut out = Vec::new();
+    let mut schemas = SchemaCache::new();
     let mut bytes = 0usize;
     while let Some(r) = i.pending.front() {
         let size = r.key.as_ref().map_or(0, Bytes::len) + r.value.as_ref().map_or(0, Bytes::len);
         if !taken.is_empty() && bytes + size > max_bytes {
             break;
         }
-        bytes += size;
-        taken.extend(i.pending.pop_front());
-    }
-    let mut out = Vec::with_capacity(taken.len());
-    for r in &taken {
+        let key = field(&p, i.format, &r.key, &mut schemas).await;
+        let value = field(&p, i.format, &r.value, &mut schemas).await;
+        let (key, value) = match (key, value) {
+            (Ok(k), Ok(v)) => (k, v),
+            (Err(e), _) | (_, Err(e)) if taken.is_empty() => return Err(e),
+            _ => break,
+        };
         out.push(json!({
             "topic": r.topic,
-            "key": field(&p, i.format, &r.key).await?,
-            "value": field(&p, i.format, &r.value).await?,
+            "key": key,
+            "value": value,
             "partition": r.partition,
             "offset": r.offset,
         }));
+        bytes += size;
+        taken.extend(i.pending.pop_front());
     }
     for r in &taken {
         i.consumed
@@ -529,7 +592,15 @@ async fn records(
 }
 
 /// A key or value in the instance's format.
-async fn field(p: &RestProxy, format: Format, data: &Option<Bytes>) -> Result<Value, RestError> {
+/// Schemas read for one request, by id: each read from the registry once.
+type SchemaCache = std::collections::HashMap<i32, vltava_registry::schema::Parsed>;
+
+async fn field(
+    p: &RestProxy,
+    format: Format,
+    data: &Option<Bytes>,
+    schemas: &mut SchemaCache,
+) -> Result<Value, RestError> {
     let Some(data) = data else {
         return Ok(Value::Null);
     };
@@ -549,11 +620,17 @@ async fn field(p: &RestProxy, format: Format, data: &Option<Bytes>) -> Result<Va
         Format::Avro | Format::JsonSchema | Format::Protobuf => {
             let (id, body) = vltava_registry::wire::schema_id(data)
                 .ok_or_else(|| undecodable("Unknown magic byte!".to_string()))?;
-            let schema = p.registry.parsed_by_id(id).await.map_err(|e| {
-                let (_, _, message) = e.parts();
-                undecodable(format!("schema {id}: {message}"))
-            })?;
-            let text = vltava_registry::wire::to_json(&schema, body).map_err(undecodable)?;
+            let schema = match schemas.entry(id) {
+                std::collections::hash_map::Entry::Occupied(found) => found.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    let read = p.registry.parsed_by_id(id).await.map_err(|e| {
+                        let (_, _, message) = e.parts();
+                        undecodable(format!("schema {id}: {message}"))
+                    })?;
+                    slot.insert(read)
+                }
+            };
+            let text = vltava_registry::wire::to_json(schema, body).map_err(undecodable)?;
             serde_json::from_str(&text).map_err(|e| undecodable(e.to_string()))
         }
     }

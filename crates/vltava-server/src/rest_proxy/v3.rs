@@ -561,6 +561,12 @@ async fn field(p: &RestProxy, topic: &str, is_key: bool, spec: &Value) -> Result
             kind: "BINARY".to_string(),
         });
     }
+    if !spec.is_object() {
+        return Err(RestError::bad_request(format!(
+            "the {} is an object such as {{\"type\": \"JSON\", \"data\": ...}}, not {spec}",
+            if is_key { "key" } else { "value" }
+        )));
+    }
     let data = &spec["data"];
     let schema_asked = !spec["schema_id"].is_null()
         || !spec["schema_version"].is_null()
@@ -643,7 +649,7 @@ async fn field(p: &RestProxy, topic: &str, is_key: bool, spec: &Value) -> Result
             };
             let bytes = vltava_registry::wire::from_json(&schema, id, data).map_err(|e| {
                 RestError::new(
-                    StatusCode::BAD_REQUEST,
+                    StatusCode::UNPROCESSABLE_ENTITY,
                     42207,
                     format!("{}: {e}", if is_key { "key" } else { "value" }),
                 )
