@@ -13,6 +13,7 @@ pub mod admin;
 mod connection;
 pub(crate) mod console;
 pub mod http_client;
+mod http_errors;
 mod maintenance;
 pub mod registry;
 mod replica_fetcher;

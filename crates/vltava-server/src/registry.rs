@@ -695,6 +695,10 @@ fn router(registry: Arc<Registry>) -> Router {
             post(compatibility_all),
         )
         .route_layer(axum::middleware::from_fn_with_state(registry.clone(), gate))
+        .layer(axum::middleware::from_fn_with_state(
+            CONTENT_TYPE,
+            crate::http_errors::as_json,
+        ))
         .with_state(registry)
 }
 

@@ -54,6 +54,9 @@ impl SchemaDecoder {
     /// Fetches the schemas of `records`' keys (`keys`) and values not read
     /// yet, so that [`SchemaDecoder::text`] needs no I/O.
     pub async fn prepare(&self, records: &[ConsumerRecord], keys: bool, values: bool) {
+        // A failed fetch is tried again with the next batch (the registry
+        // may have been unreachable for a moment).
+        self.cache().retain(|_, fetched| fetched.is_ok());
         let mut wanted = Vec::new();
         for r in records {
             let fields = [(keys, &r.key), (values, &r.value)];

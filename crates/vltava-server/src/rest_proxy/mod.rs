@@ -189,7 +189,10 @@ impl RestError {
     /// proxy answers for them; transport failures are 503.
     fn from_client(e: &vltava_client::Error) -> RestError {
         let Some(k) = e.kafka() else {
-            return RestError::unavailable(e.to_string());
+            return match e {
+                vltava_client::Error::Invalid(m) => RestError::bad_request(m.clone()),
+                other => RestError::unavailable(other.to_string()),
+            };
         };
         let message = k.message.clone().unwrap_or_else(|| e.to_string());
         match k.code {
@@ -284,6 +287,10 @@ fn router(proxy: Arc<RestProxy>) -> Router {
         .merge(v2::routes())
         .layer(axum::extract::DefaultBodyLimit::max(REST_BODY_BYTES_MAX))
         .route_layer(axum::middleware::from_fn_with_state(proxy.clone(), gate))
+        .layer(axum::middleware::from_fn_with_state(
+            V3_CONTENT_TYPE,
+            crate::http_errors::as_json,
+        ))
         .with_state(proxy)
 }
 

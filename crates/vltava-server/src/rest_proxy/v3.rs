@@ -673,6 +673,7 @@ async fn produce_one(
     p: &RestProxy,
     c: &str,
     topic: &str,
+    partitions: usize,
     request: &Value,
 ) -> Result<Value, RestError> {
     if !request.is_object() {
@@ -687,6 +688,12 @@ async fn produce_one(
                 .ok_or_else(|| RestError::bad_request("partition_id must be a partition number"))?,
         ),
     };
+    if partition.is_some_and(|n| n as usize >= partitions) {
+        return Err(RestError::not_found(
+            40403,
+            "This server does not host this topic-partition.",
+        ));
+    }
     let timestamp_ms = match &request["timestamp"] {
         Value::Null => None,
         Value::String(t) => Some(crate::console::parse_utc(t).ok_or_else(|| {
@@ -785,17 +792,17 @@ async fn produce(
     if requests.is_empty() {
         return Err(RestError::bad_request("the body holds no record"));
     }
-    {
+    let partitions = {
         let (_, admin) = p.kafka_admin().await?;
-        described(&admin, &topic).await?;
-    }
+        described(&admin, &topic).await?.partitions.len()
+    };
     if requests.len() == 1 {
-        let one = produce_one(&p, &c, &topic, &requests[0]).await?;
+        let one = produce_one(&p, &c, &topic, partitions, &requests[0]).await?;
         return ok(one);
     }
     let mut out = String::new();
     for request in &requests {
-        let one = match produce_one(&p, &c, &topic, request).await {
+        let one = match produce_one(&p, &c, &topic, partitions, request).await {
             Ok(v) => v,
             Err(e) => json!({"error_code": e.code, "message": e.message}),
         };
