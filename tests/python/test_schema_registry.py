@@ -374,3 +374,24 @@ def test_console_consumer_decodes_every_format_through_the_registry(registry):
     plain_keys = console_consumer(broker, url, "mixed", 1, "print.key=true",
                                   "key.deserializer=org.apache.kafka.common.serialization.ByteArrayDeserializer")
     assert plain_keys == [f'{avro_key.decode("latin-1")}\t{{"id":7,"name":"ann","email":"a@x"}}']
+
+
+def test_the_console_decodes_records_through_the_registry(make_broker):
+    import html
+    import urllib.request
+    admin_port, registry_port = free_port(), free_port()
+    broker = make_broker(admin_listeners=f"http://127.0.0.1:{admin_port}",
+                         schema_registry_listeners=f"http://127.0.0.1:{registry_port}")
+    sr = SchemaRegistryClient({"url": f"http://127.0.0.1:{registry_port}"})
+    create_topic(admin(broker.bootstrap), "shown", 1)
+    ctx = SerializationContext("shown", MessageField.VALUE)
+    value = AvroSerializer(sr, V1)({"id": 5, "name": "eve"}, ctx)
+    produce_all(producer(broker.bootstrap), "shown",
+                [{"partition": 0, "key": b"plain key", "value": value}])
+    url = f"http://127.0.0.1:{admin_port}/topics/shown/messages?partition=0&from=beginning&format=schema"
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        page = html.unescape(answer.read().decode())
+    # The value decoded (pretty JSON, its schema id); the key, not in the wire format, as text.
+    assert '{\n  "id": 5,\n  "name": "eve"\n}' in page, page
+    assert "schema 1" in page
+    assert "plain key" in page and "(no schema id (not in Confluent's wire format))" in page

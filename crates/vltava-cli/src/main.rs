@@ -207,6 +207,7 @@ fn server(file: Option<PathBuf>, overrides: Vec<String>) -> Result<()> {
         // The registry answers 503 until the broker has opened, as the
         // console does.
         let registry = vltava_server::registry::Registry::new(admin.clone());
+        admin.set_registry(registry.clone());
         let registry_server = tokio::spawn(vltava_server::registry::serve(
             registry_listeners,
             registry.clone(),

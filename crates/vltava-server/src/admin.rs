@@ -38,6 +38,9 @@ pub struct Admin {
     /// Console requests served at once (each may hold a fetch of records
     /// or a round of requests to the cluster).
     console_permits: tokio::sync::Semaphore,
+    /// The node's schema registry store, for the console to decode records
+    /// in Confluent's wire format.
+    registry: OnceLock<Arc<crate::registry::Registry>>,
 }
 
 impl Default for Admin {
@@ -48,6 +51,7 @@ impl Default for Admin {
             stopping: AtomicBool::new(false),
             kafka: tokio::sync::Mutex::new(None),
             console_permits: tokio::sync::Semaphore::new(CONSOLE_REQUESTS_MAX),
+            registry: OnceLock::new(),
         }
     }
 }
@@ -61,6 +65,15 @@ impl Admin {
     /// current.
     pub fn opened(&self, broker: Arc<Broker>) {
         let _ = self.broker.set(broker);
+    }
+
+    /// The node's schema registry, for the console's decoding.
+    pub fn set_registry(&self, registry: Arc<crate::registry::Registry>) {
+        let _ = self.registry.set(registry);
+    }
+
+    pub(crate) fn registry(&self) -> Option<&Arc<crate::registry::Registry>> {
+        self.registry.get()
     }
 
     /// The Kafka listeners are bound.

@@ -67,6 +67,8 @@ enum Format {
     Text,
     Json,
     Hex,
+    /// Confluent's wire format decoded through the node's schema registry.
+    Schema,
 }
 
 impl Format {
@@ -75,6 +77,7 @@ impl Format {
             "" | "text" => Some(Format::Text),
             "json" => Some(Format::Json),
             "hex" => Some(Format::Hex),
+            "schema" => Some(Format::Schema),
             _ => None,
         }
     }
@@ -84,6 +87,7 @@ impl Format {
             Format::Text => "text",
             Format::Json => "json",
             Format::Hex => "hex",
+            Format::Schema => "schema",
         }
     }
 }
@@ -144,7 +148,8 @@ fn parse(q: &Browse, partitions: usize) -> Result<Request, String> {
             ))?,
     };
     let format = field(&q.format).unwrap_or("text");
-    let format = Format::parse(format).ok_or(format!("format {format}: text, json or hex"))?;
+    let format =
+        Format::parse(format).ok_or(format!("format {format}: text, json, hex or schema"))?;
     let search = match field(&q.search) {
         Some(s) if s.chars().count() > SEARCH_TEXT_MAX => {
             return Err(format!(
@@ -264,18 +269,27 @@ pub async fn messages(
             return problem(StatusCode::BAD_GATEWAY, "Cannot browse", &why);
         }
     };
+    let decoded = match request.format {
+        Format::Schema => decoded(&admin, &read.shown).await,
+        _ => Vec::new(),
+    };
     let body = html! {
         h1 { "Messages of " a href={ "/topics/" (name) } { code { (name) } } }
         (form(&name, partitions, &request, &q))
         (summary(&name, &request, &read))
         table id="messages" {
             tr { th { "Offset" } th { "Timestamp" } th { "Key" } th { "Value" } th { "Headers" } }
-            @for r in &read.shown {
+            @for (i, r) in read.shown.iter().enumerate() {
                 tr {
                     td.num { (r.offset) }
                     td { (utc(r.timestamp_ms)) br; span.muted { (r.timestamp_type) } }
-                    td { (shown_quietly(r.key.as_ref(), request.format)) }
-                    td { (shown(r.value.as_ref(), request.format)) }
+                    @if let Some((key, value)) = decoded.get(i) {
+                        td { (schema_shown(r.key.as_ref(), key)) }
+                        td { (schema_shown(r.value.as_ref(), value)) }
+                    } @else {
+                        td { (shown_quietly(r.key.as_ref(), request.format)) }
+                        td { (shown(r.value.as_ref(), request.format)) }
+                    }
                     td {
                         @for (k, v) in &r.headers {
                             div.header { code { (k) } ": " (shown_quietly(v.as_ref(), request.format)) }
@@ -431,6 +445,77 @@ fn matches(r: &ConsumerRecord, needle: &str) -> bool {
             .any(|(k, v)| k.to_lowercase().contains(needle) || has(v.as_ref()))
 }
 
+/// A key's or value's decoding: the schema id and its JSON, or why not.
+type Decoded = Option<Result<(i32, String), String>>;
+
+/// Each shown record's key and value decoded through the node's schema
+/// registry (each schema read once per page). Parts cut at
+/// `SHOWN_BYTES_MAX` are not decoded.
+async fn decoded(admin: &Admin, shown: &[Kept]) -> Vec<(Decoded, Decoded)> {
+    let mut schemas: std::collections::HashMap<
+        i32,
+        Result<vltava_registry::schema::Parsed, String>,
+    > = std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(shown.len());
+    for r in shown {
+        let mut pair = [None, None];
+        for (slot, part) in pair.iter_mut().zip([r.key.as_ref(), r.value.as_ref()]) {
+            let Some(part) = part else { continue };
+            if part.len > part.head.len() {
+                *slot = Some(Err(format!(
+                    "not decoded: {} bytes is over the {SHOWN_BYTES_MAX} shown",
+                    part.len
+                )));
+                continue;
+            }
+            let Some((id, body)) = vltava_registry::wire::schema_id(&part.head) else {
+                *slot = Some(Err(
+                    "no schema id (not in Confluent's wire format)".to_string()
+                ));
+                continue;
+            };
+            let schema = match schemas.entry(id) {
+                std::collections::hash_map::Entry::Occupied(found) => found.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(match admin.registry() {
+                        Some(registry) => registry
+                            .parsed_by_id(id)
+                            .await
+                            .map_err(|e| e.parts().2.to_string()),
+                        None => Err("this node has no schema registry".to_string()),
+                    })
+                }
+            };
+            *slot = Some(match schema {
+                Ok(schema) => vltava_registry::wire::to_json(schema, body).map(|text| (id, text)),
+                Err(why) => Err(format!("schema {id}: {why}")),
+            });
+        }
+        let [key, value] = pair;
+        out.push((key, value));
+    }
+    out
+}
+
+/// A decoded key or value: pretty JSON with its schema id, or the bytes as
+/// text and why they were not decoded.
+fn schema_shown(part: Option<&Part>, decoded: &Decoded) -> Markup {
+    match (part, decoded) {
+        (Some(_), Some(Ok((id, text)))) => {
+            let pretty = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                .unwrap_or_else(|| text.clone());
+            html! { pre { (pretty) } span.muted { "schema " (id) } }
+        }
+        (Some(part), Some(Err(why))) => html! {
+            pre { (String::from_utf8_lossy(&part.head)) }
+            span.muted { "(" (why) ")" }
+        },
+        (part, _) => shown(part, Format::Text),
+    }
+}
+
 /// A value as `format` shows it.
 fn shown(part: Option<&Part>, format: Format) -> Markup {
     shown_marked(part, format, true)
@@ -448,7 +533,8 @@ fn shown_marked(part: Option<&Part>, format: Format, mark: bool) -> Markup {
     };
     let more = part.len - part.head.len();
     let text = match format {
-        Format::Text => String::from_utf8_lossy(&part.head).into_owned(),
+        // Decoded by the page before it is drawn; here only as text.
+        Format::Text | Format::Schema => String::from_utf8_lossy(&part.head).into_owned(),
         Format::Hex => hex(&part.head),
         // Pretty only when the whole value is kept and is JSON; else as
         // text, said so.
@@ -509,7 +595,7 @@ fn form(topic: &str, partitions: usize, request: &Request, q: &Browse) -> Markup
             label { "Records" input type="number" name="limit" min="1" max=(MESSAGES_PER_PAGE_MAX) value=(request.limit); }
             label { "Show as"
                 select name="format" {
-                    @for f in [Format::Text, Format::Json, Format::Hex] {
+                    @for f in [Format::Text, Format::Json, Format::Hex, Format::Schema] {
                         option value=(f.name()) selected[f == request.format] { (f.name()) }
                     }
                 }
@@ -624,7 +710,7 @@ mod tests {
             ),
             (vec![("limit", "0")], "1 to 500"),
             (vec![("limit", "501")], "1 to 500"),
-            (vec![("format", "xml")], "text, json or hex"),
+            (vec![("format", "xml")], "text, json, hex or schema"),
             (vec![("from", "middle")], "beginning, end"),
         ] {
             let err = parse(&browse(&bad), 3).err().unwrap();
