@@ -866,6 +866,9 @@ refused with INVALID_CONFIG.\n\n\
         // Where Vltava's accepted values differ from Kafka's.
         let kafka = match d.name {
             "compression.type" => "Kafka also accepts a codec and recompresses to it",
+            n if n.starts_with("confluent.") => {
+                "Confluent Server's (Apache Kafka has no server-side schema validation)"
+            }
             _ => "same",
         };
         out.push_str(&format!(
