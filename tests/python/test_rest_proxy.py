@@ -263,3 +263,59 @@ def test_idle_consumer_instances_are_closed_after_the_configured_timeout(make_br
     assert (status, gone["error_code"]) == (404, 40403)
     # Its name is free again.
     assert call("POST", f"{url}/consumers/idle", {"name": "i"}, content_type=V2)[0] == 200
+
+
+def test_v2_produce_in_every_format_read_back_by_a_kafka_client(proxy):
+    broker, rest, registry = proxy
+    create_topic(admin(broker.bootstrap), "v2", 2)
+    status, _, names = call("GET", f"{rest}/topics")
+    assert status == 200 and "v2" in names, names
+    status, _, described = call("GET", f"{rest}/topics/v2")
+    assert (described["name"], len(described["partitions"])) == ("v2", 2), described
+    assert described["configs"]["cleanup.policy"] == "delete"
+    assert described["partitions"][0]["replicas"][0]["in_sync"] is True
+    assert call("GET", f"{rest}/topics/v2/partitions/1")[2]["partition"] == 1
+    assert call("GET", f"{rest}/topics/v2/partitions/9")[2]["error_code"] == 40402
+    assert call("GET", f"{rest}/topics/nope")[2]["error_code"] == 40401
+
+    binary = "application/vnd.kafka.binary.v2+json"
+    status, content_type, got = call("POST", f"{rest}/topics/v2/partitions/1", {"records": [
+        {"key": base64.b64encode(b"k").decode(), "value": base64.b64encode(b"\x00\x01").decode()},
+        {"value": "%%% not base64"},
+        {"value": base64.b64encode(b"two").decode()},
+    ]}, content_type=binary)
+    assert (status, content_type) == (200, V2), got
+    assert got["key_schema_id"] is None and got["value_schema_id"] is None
+    assert [(o["partition"], o["offset"], o["error_code"]) for o in got["offsets"]] == \
+        [(1, 0, None), (None, None, 42203), (1, 1, None)], got
+    status, _, got = call("POST", f"{rest}/topics/v2/partitions/1", {"records": [{"value": {"a": [1, True]}}]},
+                          content_type="application/vnd.kafka.json.v2+json")
+    assert got["offsets"][0]["offset"] == 2, got
+
+    # Avro: the schema given inline is registered under v2-value; then by its id.
+    avro = "application/vnd.kafka.avro.v2+json"
+    schema = json.dumps({"type": "record", "name": "P", "fields": [{"name": "n", "type": "int"}]})
+    status, _, got = call("POST", f"{rest}/topics/v2/partitions/1",
+                          {"value_schema": schema, "records": [{"value": {"n": 3}}]}, content_type=avro)
+    assert status == 200 and got["offsets"][0]["offset"] == 3, got
+    schema_id = got["value_schema_id"]
+    sr = SchemaRegistryClient({"url": registry})
+    assert sr.get_latest_version("v2-value").schema_id == schema_id
+    status, _, got = call("POST", f"{rest}/topics/v2/partitions/1",
+                          {"value_schema_id": schema_id, "records": [{"value": {"n": 4}}, {"value": {"n": "x"}}]},
+                          content_type=avro)
+    assert [(o["offset"], o["error_code"]) for o in got["offsets"]] == [(4, None), (None, 42203)], got
+
+    got = consume_exact(broker.bootstrap, [TopicPartition("v2", 1, 0)], 5)
+    assert [(r.key, r.value) for r in got[:3]] == [(b"k", b"\x00\x01"), (None, b"two"), (None, b'{"a":[1,true]}')]
+    ctx = SerializationContext("v2", MessageField.VALUE)
+    assert [AvroDeserializer(sr)(r.value, ctx) for r in got[3:]] == [{"n": 3}, {"n": 4}]
+
+    # Refusals: no format in the content type, no records, an unknown topic.
+    assert call("POST", f"{rest}/topics/v2", {"records": [{"value": 1}]})[0] == 415
+    assert call("POST", f"{rest}/topics/v2", {"records": []}, content_type=binary)[2]["error_code"] == 42201
+    assert call("POST", f"{rest}/topics/nope", {"records": [{"value": "AA=="}]},
+                content_type=binary)[2]["error_code"] == 40401
+    # A schema format with no schema: each record says so.
+    status, _, got = call("POST", f"{rest}/topics/v2", {"records": [{"value": {"n": 1}}]}, content_type=avro)
+    assert got["offsets"][0]["error_code"] == 42203 and "value_schema" in got["offsets"][0]["error"], got

@@ -400,7 +400,7 @@ fn owner_of(broker: &Broker) -> Option<i32> {
 /// Where this node's registry answers other nodes: its first
 /// `schema.registry.listeners` address, with the broker's advertised host
 /// for a wildcard one.
-fn own_url(broker: &Broker) -> Option<String> {
+pub(crate) fn own_url(broker: &Broker) -> Option<String> {
     let first = broker.config.schema_registry_listeners.first()?;
     let (host, port) = first.rsplit_once(':')?;
     let host = match host {

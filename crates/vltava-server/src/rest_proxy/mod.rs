@@ -12,6 +12,7 @@
 //! in Confluent's wire format through the node's schema registry store.
 
 pub mod v2;
+pub mod v2_topics;
 pub mod v3;
 
 use std::sync::Arc;
@@ -285,6 +286,7 @@ fn router(proxy: Arc<RestProxy>) -> Router {
         )
         .merge(v3::routes())
         .merge(v2::routes())
+        .merge(v2_topics::routes())
         .layer(axum::extract::DefaultBodyLimit::max(REST_BODY_BYTES_MAX))
         .route_layer(axum::middleware::from_fn_with_state(proxy.clone(), gate))
         .layer(axum::middleware::from_fn_with_state(
