@@ -295,6 +295,11 @@ pub struct Store {
     next_id: i32,
     /// Each node's registry URL, as it published it.
     node_urls: BTreeMap<i32, String>,
+    /// How many versions (of any subject) hold each id: a schema goes when
+    /// its count does, without a scan of every version.
+    uses: BTreeMap<i32, usize>,
+    /// The ids of the schemas that reference each (subject, version).
+    referrers: BTreeMap<(String, i32), std::collections::BTreeSet<i32>>,
 }
 
 /// What makes two schemas the same: type, normalized text, references.
@@ -386,7 +391,7 @@ impl Store {
                         self.subjects.remove(&subject);
                     }
                     if let Some(gone) = removed {
-                        self.forget_unless_used(gone.id);
+                        self.release(gone.id);
                     }
                     return Ok(());
                 };
@@ -409,6 +414,12 @@ impl Store {
                     self.ids_by_schema
                         .entry(schema_key_of(&parsed, &references))
                         .or_insert(id);
+                    for r in &references {
+                        self.referrers
+                            .entry((r.subject.clone(), r.version))
+                            .or_default()
+                            .insert(id);
+                    }
                     self.schemas.insert(
                         id,
                         Stored {
@@ -428,10 +439,12 @@ impl Store {
                         deleted,
                     },
                 );
-                // A version rewritten with another id (records written
-                // elsewhere) lets go of the old one, as compaction would.
-                if let Some(old) = replaced.filter(|old| old.id != id) {
-                    self.forget_unless_used(old.id);
+                *self.uses.entry(id).or_default() += 1;
+                // A version rewritten (deleted softly, or with another id by
+                // records written elsewhere) lets go of what it held, as
+                // compaction would.
+                if let Some(old) = replaced {
+                    self.release(old.id);
                 }
                 Ok(())
             }
@@ -492,18 +505,33 @@ impl Store {
         }
     }
 
-    fn forget_unless_used(&mut self, id: i32) {
-        let used = self
-            .subjects
-            .values()
-            .any(|vs| vs.values().any(|v| v.id == id));
-        if !used {
-            if let Some(stored) = self.schemas.remove(&id) {
-                let key = schema_key_of(&stored.parsed, &stored.references);
-                // Two ids can share a text (records written elsewhere): only
-                // this id's entry goes.
-                if self.ids_by_schema.get(&key) == Some(&id) {
-                    self.ids_by_schema.remove(&key);
+    /// One version fewer holds `id`; the schema goes with the last.
+    fn release(&mut self, id: i32) {
+        let left = match self.uses.get_mut(&id) {
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n
+            }
+            None => 0,
+        };
+        if left > 0 {
+            return;
+        }
+        self.uses.remove(&id);
+        if let Some(stored) = self.schemas.remove(&id) {
+            let key = schema_key_of(&stored.parsed, &stored.references);
+            // Two ids can share a text (records written elsewhere): only
+            // this id's entry goes.
+            if self.ids_by_schema.get(&key) == Some(&id) {
+                self.ids_by_schema.remove(&key);
+            }
+            for r in &stored.references {
+                let at = (r.subject.clone(), r.version);
+                if let Some(ids) = self.referrers.get_mut(&at) {
+                    ids.remove(&id);
+                    if ids.is_empty() {
+                        self.referrers.remove(&at);
+                    }
                 }
             }
         }
@@ -903,19 +931,10 @@ impl Store {
     /// (`/subjects/{s}/versions/{v}/referencedby`), soft-deleted
     /// referrers included.
     pub fn referenced_by(&self, subject: &str, version: i32) -> Vec<i32> {
-        let mut ids: Vec<i32> = self
-            .schemas
-            .iter()
-            .filter(|(_, stored)| {
-                stored
-                    .references
-                    .iter()
-                    .any(|r| r.subject == subject && r.version == version)
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        ids.sort_unstable();
-        ids
+        self.referrers
+            .get(&(subject.to_string(), version))
+            .map(|ids| ids.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Refuses deleting versions another schema references (Confluent's
@@ -1605,5 +1624,42 @@ mod tests {
         assert_eq!(Mode::parse("import").unwrap_err().code(), 42204);
         assert_eq!(Mode::parse("sideways").unwrap_err().code(), 42204);
         assert_eq!(Mode::parse("readonly"), Ok(Mode::ReadOnly));
+    }
+
+    #[test]
+    fn a_schema_goes_with_the_last_version_holding_it() {
+        let mut s = Store::new();
+        assert_eq!(register(&mut s, "a", V1), Ok((1, 1)));
+        assert_eq!(register(&mut s, "b", V1), Ok((1, 1)));
+        for subject in ["a", "b"] {
+            let (_, writes) = s.plan_delete_subject(subject, false).unwrap();
+            apply_all(&mut s, writes);
+            // Soft-deleted versions still hold it.
+            assert!(s.schema(1).is_ok());
+        }
+        let (_, writes) = s.plan_delete_subject("a", true).unwrap();
+        apply_all(&mut s, writes);
+        assert!(s.schema(1).is_ok(), "b still holds it");
+        let (_, writes) = s.plan_delete_subject("b", true).unwrap();
+        apply_all(&mut s, writes);
+        assert_eq!(s.schema(1).unwrap_err().code(), 40403);
+        // The same version record applied twice counts once.
+        assert_eq!(register(&mut s, "c", V2), Ok((2, 1)));
+        let (v, stored) = s.version("c", VersionSpec::Latest, false).unwrap();
+        let again = schema_record(
+            "c",
+            v.version,
+            v.id,
+            stored.schema_type,
+            &stored.text.clone(),
+            &[],
+            false,
+        );
+        apply_all(&mut s, vec![again]);
+        let (_, writes) = s.plan_delete_subject("c", false).unwrap();
+        apply_all(&mut s, writes);
+        let (_, writes) = s.plan_delete_subject("c", true).unwrap();
+        apply_all(&mut s, writes);
+        assert_eq!(s.schema(2).unwrap_err().code(), 40403);
     }
 }
