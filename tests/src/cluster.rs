@@ -22,6 +22,8 @@ pub struct Cluster {
     pub admin: Vec<String>,
     /// Each voter's schema registry, HOST:PORT.
     pub registry: Vec<String>,
+    /// Each voter's REST proxy, HOST:PORT.
+    pub rest: Vec<String>,
 }
 
 impl Cluster {
@@ -36,6 +38,9 @@ impl Cluster {
             .map(|_| format!("127.0.0.1:{}", free_port()))
             .collect();
         let registry: Vec<String> = (0..n)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
+        let rest: Vec<String> = (0..n)
             .map(|_| format!("127.0.0.1:{}", free_port()))
             .collect();
         let voters = ports
@@ -54,12 +59,11 @@ impl Cluster {
                 let rack = format!("rack-{}", i % 2);
                 let admin_listeners = format!("http://{}", admin[i]);
                 let registry_listeners = format!("http://{}", registry[i]);
+                let rest_listeners = format!("http://{}", rest[i]);
                 let mut overrides = vec![
                     ("admin.listeners", admin_listeners.as_str()),
                     ("schema.registry.listeners", registry_listeners.as_str()),
-                    // Off: no cluster test reads it yet, and parallel
-                    // clusters would all want the default port.
-                    ("rest.proxy.listeners", ""),
+                    ("rest.proxy.listeners", rest_listeners.as_str()),
                     ("node.id", id.as_str()),
                     ("process.roles", "broker,controller"),
                     ("listeners", listeners.as_str()),
@@ -83,6 +87,7 @@ impl Cluster {
             voters,
             admin,
             registry,
+            rest,
         }
     }
 

@@ -283,3 +283,162 @@ fn every_refusal_answers_in_confluents_shape() {
     assert_eq!(call(r, "DELETE", me, V2, "").status, 204);
     assert_eq!(refused(&call(r, "DELETE", me, V2, "")), (404, 40403, v2));
 }
+
+/// The JSON of a 2xx answer.
+fn ok_json(answer: HttpAnswer) -> Value {
+    assert!(
+        (200..300).contains(&answer.status),
+        "{} {}",
+        answer.status,
+        answer.body
+    );
+    serde_json::from_str(&answer.body).unwrap_or(Value::Null)
+}
+
+#[test]
+fn every_nodes_proxy_produces_and_consumes_the_whole_cluster() {
+    use std::time::{Duration, Instant};
+    use vltava_tests::cluster::Cluster;
+    let cluster = Cluster::start(3);
+    let (one, two, three) = (&cluster.rest[0], &cluster.rest[1], &cluster.rest[2]);
+    let c = ok_json(call(one, "GET", "/v3/clusters", JSON, ""))["data"][0]["cluster_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let base = format!("/v3/clusters/{c}");
+    // Three partitions of one replica: spread over the nodes, so each
+    // proxy writes and reads partitions other nodes lead.
+    let created = call(
+        one,
+        "POST",
+        &format!("{base}/topics"),
+        JSON,
+        &json!({"topic_name": "spread", "partitions_count": 3, "replication_factor": 1})
+            .to_string(),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for p in 0..3 {
+        // Through node 2, each partition (its metadata may lag a moment).
+        let body = json!({"partition_id": p, "value": {"type": "STRING", "data": format!("v{p}")}})
+            .to_string();
+        loop {
+            let answer = call(
+                two,
+                "POST",
+                &format!("{base}/topics/spread/records"),
+                JSON,
+                &body,
+            );
+            if answer.status == 200 {
+                let v: Value = serde_json::from_str(&answer.body).unwrap();
+                assert_eq!(
+                    (v["partition_id"].as_i64(), v["offset"].as_i64()),
+                    (Some(p), Some(0)),
+                    "{v}"
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} {}",
+                answer.status,
+                answer.body
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // A v2 produce with an inline Avro schema through node 3: the schema is
+    // registered through node 3's registry, which forwards the write.
+    let schema = r#"{"type":"record","name":"N","fields":[{"name":"n","type":"int"}]}"#;
+    let produced = ok_json(call(
+        three,
+        "POST",
+        "/topics/spread/partitions/0",
+        "application/vnd.kafka.avro.v2+json",
+        &json!({"value_schema": schema, "records": [{"value": {"n": 7}}]}).to_string(),
+    ));
+    assert_eq!(produced["offsets"][0]["offset"], 1, "{produced}");
+    assert_eq!(produced["value_schema_id"], 1, "{produced}");
+
+    // A v2 consumer on node 3 reads all four records.
+    let made = ok_json(call(
+        three,
+        "POST",
+        "/consumers/spread-readers",
+        V2,
+        r#"{"name": "r", "auto.offset.reset": "earliest", "auto.commit.enable": "false"}"#,
+    ));
+    assert_eq!(made["instance_id"], "r");
+    let me = "/consumers/spread-readers/instances/r";
+    ok_json(call(
+        three,
+        "POST",
+        &format!("{me}/subscription"),
+        V2,
+        r#"{"topics": ["spread"]}"#,
+    ));
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        assert!(Instant::now() < deadline, "{got:?}");
+        let batch = ok_json(call(
+            three,
+            "GET",
+            &format!("{me}/records?timeout=1000"),
+            V2,
+            "",
+        ));
+        got.extend(batch.as_array().unwrap().iter().map(|r| {
+            (
+                r["partition"].as_i64().unwrap(),
+                r["offset"].as_i64().unwrap(),
+                r["value"].as_str().unwrap().to_string(),
+            )
+        }));
+    }
+    got.sort();
+    use base64::Engine;
+    let text = |b: &str| {
+        String::from_utf8_lossy(&base64::engine::general_purpose::STANDARD.decode(b).unwrap())
+            .into_owned()
+    };
+    assert_eq!(
+        got.iter()
+            .map(|(p, o, v)| (*p, *o, text(v)))
+            .filter(|(_, o, _)| *o == 0)
+            .collect::<Vec<_>>(),
+        vec![
+            (0, 0, "v0".to_string()),
+            (1, 0, "v1".to_string()),
+            (2, 0, "v2".to_string())
+        ]
+    );
+    assert_eq!((got[1].0, got[1].1), (0, 1), "{got:?}");
+    // Committed through node 3; the lag through node 1.
+    assert_eq!(
+        call(three, "POST", &format!("{me}/offsets"), V2, "").status,
+        200
+    );
+    let lags = ok_json(call(
+        one,
+        "GET",
+        &format!("{base}/consumer-groups/spread-readers/lags"),
+        JSON,
+        "",
+    ));
+    let mut rows: Vec<(i64, i64, i64)> = lags["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["partition_id"].as_i64().unwrap(),
+                x["current_offset"].as_i64().unwrap(),
+                x["lag"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    rows.sort();
+    assert_eq!(rows, vec![(0, 2, 0), (1, 1, 0), (2, 1, 0)], "{lags}");
+    assert_eq!(call(three, "DELETE", me, V2, "").status, 204);
+}
