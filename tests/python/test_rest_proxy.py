@@ -319,3 +319,65 @@ def test_v2_produce_in_every_format_read_back_by_a_kafka_client(proxy):
     # A schema format with no schema: each record says so.
     status, _, got = call("POST", f"{rest}/topics/v2", {"records": [{"value": {"n": 1}}]}, content_type=avro)
     assert got["offsets"][0]["error_code"] == 42203 and "value_schema" in got["offsets"][0]["error"], got
+
+
+def test_v2_manual_assignment_seeks_and_topic_patterns(proxy):
+    import time
+    broker, rest, _ = proxy
+    for name in ("logs-a", "logs-b", "other"):
+        create_topic(admin(broker.bootstrap), name, 1)
+    produce_all(producer(broker.bootstrap), "logs-a",
+                [{"partition": 0, "value": f"a{i}".encode()} for i in range(4)])
+
+    # A pattern matches whole topic names, when the subscription is made.
+    made = call("POST", f"{rest}/consumers/pat", {"name": "p"}, content_type=V2)[2]
+    assert call("POST", f"{made['base_uri']}/subscription", {"topic_pattern": "logs-.*"}, content_type=V2)[0] == 204
+    assert sorted(call("GET", f"{made['base_uri']}/subscription")[2]["topics"]) == ["logs-a", "logs-b"]
+    status, _, none = call("POST", f"{made['base_uri']}/subscription", {"topic_pattern": "nothing.*"},
+                           content_type=V2)
+    assert (status, none["error_code"]) == (404, 40401), none
+    assert call("POST", f"{made['base_uri']}/subscription", {"topic_pattern": "("}, content_type=V2)[0] == 400
+    # Subscribed instances cannot also assign.
+    status, _, both = call("POST", f"{made['base_uri']}/assignments",
+                           {"partitions": [{"topic": "logs-a", "partition": 0}]}, content_type=V2)
+    assert (status, both["error_code"]) == (409, 40903), both
+    assert call("DELETE", made["base_uri"])[0] == 204
+
+    # Manual assignment: no group membership, reads from reset (earliest), seeks, commits
+    # under the group's id.
+    made = call("POST", f"{rest}/consumers/manual", {"name": "m", "format": "binary",
+                                                     "auto.offset.reset": "earliest",
+                                                     "auto.commit.enable": "false"}, content_type=V2)[2]
+    me = made["base_uri"]
+    assert call("POST", f"{me}/assignments", {"partitions": [{"topic": "logs-a", "partition": 0}]},
+                content_type=V2)[0] == 204
+    assert call("GET", f"{me}/assignments")[2] == {"partitions": [{"topic": "logs-a", "partition": 0}]}
+
+    def read(count):
+        got, deadline = [], time.monotonic() + 30
+        while len(got) < count:
+            assert time.monotonic() < deadline, got
+            status, _, batch = call("GET", f"{me}/records?timeout=1000")
+            assert status == 200, batch
+            got.extend((r["offset"], base64.b64decode(r["value"]).decode()) for r in batch)
+        return got
+
+    assert read(4) == [(0, "a0"), (1, "a1"), (2, "a2"), (3, "a3")]
+    assert call("POST", f"{me}/positions", {"offsets": [{"topic": "logs-a", "partition": 0, "offset": 2}]},
+                content_type=V2)[0] == 204
+    assert read(2) == [(2, "a2"), (3, "a3")]
+    status, _, unassigned = call("POST", f"{me}/positions",
+                                 {"offsets": [{"topic": "other", "partition": 0, "offset": 0}]}, content_type=V2)
+    assert (status, unassigned["error_code"]) == (409, 40903), unassigned
+    assert call("POST", f"{me}/offsets", {"offsets": [{"topic": "logs-a", "partition": 0, "offset": 1}]},
+                content_type=V2)[0] == 200
+    status, _, committed = call("GET", f"{me}/offsets", {"partitions": [{"topic": "logs-a", "partition": 0}]},
+                                content_type=V2)
+    assert committed["offsets"] == [{"topic": "logs-a", "partition": 0, "offset": 2, "metadata": ""}], committed
+    assert call("DELETE", me)[0] == 204
+    # A new manual instance of the group starts from the commit.
+    made = call("POST", f"{rest}/consumers/manual", {"name": "m2", "format": "binary"}, content_type=V2)[2]
+    me = made["base_uri"]
+    assert call("POST", f"{me}/assignments", {"partitions": [{"topic": "logs-a", "partition": 0}]},
+                content_type=V2)[0] == 204
+    assert read(2) == [(2, "a2"), (3, "a3")]

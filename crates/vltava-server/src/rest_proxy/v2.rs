@@ -94,6 +94,7 @@ impl Format {
 
 /// One consumer instance.
 struct Instance {
+    group: String,
     format: Format,
     client: vltava_client::Client,
     consumer: Consumer,
@@ -106,6 +107,8 @@ struct Instance {
     /// The next offset after the last record handed out, per partition.
     consumed: BTreeMap<TopicPartition, i64>,
     auto_commit: bool,
+    /// Reading partitions assigned by the client, not by the group.
+    manual: bool,
     last_used: Instant,
 }
 
@@ -235,7 +238,8 @@ pub fn routes() -> Router<Arc<RestProxy>> {
             &format!("{i}/subscription"),
             post(subscribe).get(subscription).delete(unsubscribe),
         )
-        .route(&format!("{i}/assignments"), get(assignments))
+        .route(&format!("{i}/assignments"), get(assignments).post(assign))
+        .route(&format!("{i}/positions"), post(seek))
         .route(&format!("{i}/records"), get(records))
         .route(&format!("{i}/offsets"), post(commit).get(committed))
         .route(&format!("{i}/positions/beginning"), post(to_beginning))
@@ -318,6 +322,7 @@ async fn create(
         ..ConsumerConfig::default()
     };
     let instance = Instance {
+        group: group.clone(),
         format,
         client: client.clone(),
         consumer: Consumer::new(client, config),
@@ -327,6 +332,7 @@ async fn create(
         pending: VecDeque::new(),
         consumed: BTreeMap::new(),
         auto_commit,
+        manual: false,
         last_used: Instant::now(),
     };
     {
@@ -386,22 +392,25 @@ async fn subscribe(
 ) -> Answer {
     let instance = p.consumers.get(&group, &name)?;
     let body = json_body(&body).map_err(RestError::v2)?;
-    if !body["topic_pattern"].is_null() {
-        return Err(bad("topic_pattern is not supported: name the topics"));
-    }
-    let topics: Vec<String> = body["topics"]
-        .as_array()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| bad("topics is a non-empty list of topic names"))?
-        .iter()
-        .map(|t| {
-            t.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| bad("topic names are strings"))
-        })
-        .collect::<Result<_, _>>()?;
+    let topics: Vec<String> = match body["topic_pattern"].as_str() {
+        Some(pattern) => matching_topics(&p, pattern).await?,
+        None => body["topics"]
+            .as_array()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| bad("topics is a non-empty list of topic names, or topic_pattern a regular expression"))?
+            .iter()
+            .map(|t| {
+                t.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| bad("topic names are strings"))
+            })
+            .collect::<Result<_, _>>()?,
+    };
     let mut i = instance.lock().await;
     i.last_used = Instant::now();
+    if i.manual {
+        return Err(exclusive());
+    }
     if let Some(m) = i.member.as_mut() {
         let _ = m.leave().await;
     }
@@ -412,6 +421,117 @@ async fn subscribe(
     i.pending.clear();
     i.consumed.clear();
     i.consumer.assign(Vec::new());
+    no_content()
+}
+
+/// The longest `topic_pattern` taken, and the most memory its compiled
+/// form may use.
+const TOPIC_PATTERN_CHARS_MAX: usize = 1_000;
+const TOPIC_PATTERN_BYTES_MAX: usize = 1 << 20;
+
+/// The topics (not internal ones) `pattern` matches whole, as Java's
+/// `Pattern.matches` does, when the subscription is made: topics made
+/// later are not picked up.
+async fn matching_topics(p: &RestProxy, pattern: &str) -> Result<Vec<String>, RestError> {
+    if pattern.chars().count() > TOPIC_PATTERN_CHARS_MAX {
+        return Err(bad(format!(
+            "topic_pattern is longer than {TOPIC_PATTERN_CHARS_MAX} characters"
+        )));
+    }
+    let regex = regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .size_limit(TOPIC_PATTERN_BYTES_MAX)
+        .build()
+        .map_err(|e| bad(format!("topic_pattern is not a regular expression: {e}")))?;
+    let (_, admin) = p.kafka_admin().await.map_err(RestError::v2)?;
+    let topics: Vec<String> = admin
+        .list_topics()
+        .await
+        .map_err(|e| RestError::from_client(&e).v2())?
+        .into_iter()
+        .filter(|t| !t.is_internal && regex.is_match(&t.name))
+        .map(|t| t.name)
+        .collect();
+    if topics.is_empty() {
+        return Err(RestError::not_found(
+            40401,
+            format!("no topic matches topic_pattern {pattern}"),
+        )
+        .v2());
+    }
+    Ok(topics)
+}
+
+fn exclusive() -> RestError {
+    RestError::new(
+        StatusCode::CONFLICT,
+        40903,
+        "Subscription to topics, partitions and pattern are mutually exclusive.",
+    )
+    .v2()
+}
+
+/// `{"partitions": [{"topic", "partition"}]}`: reads those partitions
+/// without joining the group (committing under its id), each from the
+/// group's committed offset, else `auto.offset.reset`.
+async fn assign(
+    State(p): State<Arc<RestProxy>>,
+    Path((group, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Answer {
+    let instance = p.consumers.get(&group, &name)?;
+    let tps = partitions_of(&body)?;
+    let mut i = instance.lock().await;
+    i.last_used = Instant::now();
+    if i.member.is_some() {
+        return Err(exclusive());
+    }
+    let coordinator = vltava_client::group::find_coordinator(&i.client, &group)
+        .await
+        .map_err(|e| RestError::from_client(&e).v2())?;
+    let committed = vltava_client::group::fetch_offsets(&i.client, coordinator, &group, Some(&tps))
+        .await
+        .map_err(|e| RestError::from_client(&e).v2())?;
+    i.consumer.assign(tps.clone());
+    for (tp, offset) in committed {
+        i.consumer.seek(&tp, offset);
+    }
+    i.consumed.retain(|tp, _| tps.contains(tp));
+    i.pending.clear();
+    i.manual = !tps.is_empty();
+    no_content()
+}
+
+/// `{"offsets": [{"topic", "partition", "offset"}]}`: the next fetch of
+/// each (assigned) partition starts at that offset.
+async fn seek(
+    State(p): State<Arc<RestProxy>>,
+    Path((group, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Answer {
+    let instance = p.consumers.get(&group, &name)?;
+    let wanted = offsets_of(&json_body(&body).map_err(RestError::v2)?["offsets"])?;
+    let mut i = instance.lock().await;
+    i.last_used = Instant::now();
+    let assigned = i.consumer.assignment();
+    if let Some((tp, _)) = wanted.iter().find(|(tp, _)| !assigned.contains(tp)) {
+        return Err(RestError::new(
+            StatusCode::CONFLICT,
+            40903,
+            format!(
+                "{}-{} is not assigned to this consumer instance",
+                tp.0, tp.1
+            ),
+        )
+        .v2());
+    }
+    for (tp, offset) in &wanted {
+        i.consumer.seek(tp, *offset);
+    }
+    i.pending.retain(|r| {
+        !wanted
+            .iter()
+            .any(|(tp, _)| tp.0 == r.topic && tp.1 == r.partition)
+    });
     no_content()
 }
 
@@ -435,6 +555,7 @@ async fn unsubscribe(
     }
     i.member = None;
     i.joined = false;
+    i.manual = false;
     i.topics.clear();
     i.pending.clear();
     i.consumed.clear();
@@ -498,7 +619,7 @@ async fn records(
     let instance = p.consumers.get(&group, &name)?;
     let mut i = instance.lock().await;
     i.last_used = Instant::now();
-    if i.member.is_none() {
+    if i.member.is_none() && !i.manual {
         return Err(RestError::new(
             StatusCode::CONFLICT,
             40903,
@@ -506,7 +627,7 @@ async fn records(
         )
         .v2());
     }
-    if !i.joined {
+    if !i.joined && !i.manual {
         join(&mut i).await?;
     }
     let wait = q
@@ -575,10 +696,8 @@ async fn records(
     }
     if i.auto_commit && !taken.is_empty() {
         let consumed = i.consumed.clone();
-        if let Some(m) = i.member.as_mut() {
-            if let Err(e) = m.commit(&consumed).await {
-                debug!(error = %e, "REST consumer auto-commit failed");
-            }
+        if let Err(e) = commit_as(&mut i, &consumed).await {
+            debug!(error = ?e, "REST consumer auto-commit failed");
         }
     }
     let content_type = match i.format {
@@ -652,38 +771,51 @@ async fn commit(
     };
     let mut i = instance.lock().await;
     i.last_used = Instant::now();
-    match given["offsets"].as_array() {
-        None => offsets.extend(i.consumed.clone()),
-        Some(list) => {
-            for o in list {
-                let (Some(t), Some(part), Some(off)) = (
-                    o["topic"].as_str(),
-                    o["partition"].as_i64(),
-                    o["offset"].as_i64(),
-                ) else {
-                    return Err(bad("each offset is {\"topic\", \"partition\", \"offset\"}"));
-                };
-                let part = i32::try_from(part).map_err(|_| bad("partition is out of range"))?;
-                if off < 0 || off == i64::MAX {
-                    return Err(bad("offset must be 0 or more"));
-                }
-                offsets.insert((t.to_string(), part), off + 1);
+    match given["offsets"] {
+        Value::Null => offsets.extend(i.consumed.clone()),
+        ref list => {
+            for (tp, off) in offsets_of(list)? {
+                offsets.insert(
+                    tp,
+                    off.checked_add(1)
+                        .ok_or_else(|| bad("offset is out of range"))?,
+                );
             }
         }
     }
-    let Some(member) = i.member.as_mut() else {
+    commit_as(&mut i, &offsets).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// Commits `offsets` as the group member, or, manually assigned, under
+/// the group's id without a generation (as a Java consumer that assigns).
+async fn commit_as(
+    i: &mut Instance,
+    offsets: &BTreeMap<TopicPartition, i64>,
+) -> Result<(), RestError> {
+    if let Some(member) = i.member.as_mut() {
+        return member
+            .commit(offsets)
+            .await
+            .map_err(|e| RestError::from_client(&e).v2());
+    }
+    if !i.manual {
         return Err(RestError::new(
             StatusCode::CONFLICT,
             40903,
             "The consumer instance is not subscribed to any topic.",
         )
         .v2());
-    };
-    member
-        .commit(&offsets)
+    }
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    let coordinator = vltava_client::group::find_coordinator(&i.client, &i.group)
         .await
         .map_err(|e| RestError::from_client(&e).v2())?;
-    Ok(StatusCode::OK.into_response())
+    vltava_client::group::commit_offsets(&i.client, coordinator, &i.group, -1, "", offsets)
+        .await
+        .map_err(|e| RestError::from_client(&e).v2())
 }
 
 /// `{"partitions": [{"topic", "partition"}]}`: their committed offsets.
@@ -694,12 +826,11 @@ async fn committed(
 ) -> Answer {
     let instance = p.consumers.get(&group, &name)?;
     let tps = partitions_of(&body)?;
-    let mut i = instance.lock().await;
-    let Some(member) = i.member.as_mut() else {
-        return v2_ok(json!({"offsets": []}));
-    };
-    let got = member
-        .committed(&tps)
+    let i = instance.lock().await;
+    let coordinator = vltava_client::group::find_coordinator(&i.client, &group)
+        .await
+        .map_err(|e| RestError::from_client(&e).v2())?;
+    let got = vltava_client::group::fetch_offsets(&i.client, coordinator, &group, Some(&tps))
         .await
         .map_err(|e| RestError::from_client(&e).v2())?;
     let offsets: Vec<Value> = got
@@ -707,6 +838,29 @@ async fn committed(
         .map(|((t, part), o)| json!({"topic": t, "partition": part, "offset": o, "metadata": ""}))
         .collect();
     v2_ok(json!({"offsets": offsets}))
+}
+
+/// `[{"topic", "partition", "offset"}]`, offsets 0 and up.
+fn offsets_of(list: &Value) -> Result<Vec<(TopicPartition, i64)>, RestError> {
+    let shape = || bad("offsets is a list of {\"topic\", \"partition\", \"offset\"}");
+    list.as_array()
+        .ok_or_else(shape)?
+        .iter()
+        .map(|o| {
+            let (Some(t), Some(part), Some(off)) = (
+                o["topic"].as_str(),
+                o["partition"].as_i64(),
+                o["offset"].as_i64(),
+            ) else {
+                return Err(shape());
+            };
+            let part = i32::try_from(part).map_err(|_| bad("partition is out of range"))?;
+            if off < 0 {
+                return Err(bad("offset must be 0 or more"));
+            }
+            Ok(((t.to_string(), part), off))
+        })
+        .collect()
 }
 
 fn partitions_of(body: &Bytes) -> Result<Vec<TopicPartition>, RestError> {
