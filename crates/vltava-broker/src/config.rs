@@ -318,17 +318,26 @@ impl TopicConfig {
     }
 
     /// Server-side schema validation as the topic's `confluent.*` configs
-    /// set it.
-    pub fn schema_validation(&self) -> crate::schema_ids::Validation {
-        let on = |key: &str| self.get(key).eq_ignore_ascii_case("true");
-        crate::schema_ids::Validation {
-            key: on("confluent.key.schema.validation"),
-            value: on("confluent.value.schema.validation"),
-            key_strategy: self.get("confluent.key.subject.name.strategy").to_string(),
-            value_strategy: self
-                .get("confluent.value.subject.name.strategy")
-                .to_string(),
-        }
+    /// set it; `None` (and nothing allocated) when it is off, as for most
+    /// topics on every produce.
+    pub fn schema_validation(&self) -> Option<crate::schema_ids::Validation> {
+        use crate::schema_ids::Strategy;
+        let field = |on: &str, strategy: &str| {
+            self.get(on)
+                .eq_ignore_ascii_case("true")
+                .then(|| Strategy::named(self.get(strategy)))
+        };
+        let validation = crate::schema_ids::Validation {
+            key: field(
+                "confluent.key.schema.validation",
+                "confluent.key.subject.name.strategy",
+            ),
+            value: field(
+                "confluent.value.schema.validation",
+                "confluent.value.subject.name.strategy",
+            ),
+        };
+        (validation.key.is_some() || validation.value.is_some()).then_some(validation)
     }
 
     pub fn is_compacted(&self) -> bool {

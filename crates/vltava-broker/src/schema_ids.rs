@@ -63,69 +63,81 @@ pub const SUBJECT_NAME_STRATEGIES: [&str; 3] = [
 /// JSON records to it while it holds the store that validation reads).
 pub const REGISTRY_TOPIC: &str = "_schemas";
 
-/// A topic's validation settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Where a validated key's or value's schema id must be registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// `TOPIC-key` / `TOPIC-value`.
+    Topic,
+    /// Any subject.
+    Record,
+    /// A subject `TOPIC-...`.
+    TopicRecord,
+}
+
+impl Strategy {
+    /// The strategy a config's class name names ([`SUBJECT_NAME_STRATEGIES`];
+    /// the config refuses others, so anything else is the default).
+    pub fn named(class: &str) -> Strategy {
+        match class.rsplit('.').next() {
+            Some("RecordNameStrategy") => Strategy::Record,
+            Some("TopicRecordNameStrategy") => Strategy::TopicRecord,
+            _ => Strategy::Topic,
+        }
+    }
+}
+
+/// A topic's validation: the strategy of each validated field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Validation {
-    pub key: bool,
-    pub value: bool,
-    pub key_strategy: String,
-    pub value_strategy: String,
+    pub key: Option<Strategy>,
+    pub value: Option<Strategy>,
 }
 
-impl Validation {
-    pub fn any(&self) -> bool {
-        self.key || self.value
-    }
-
-    /// Why `id` is not acceptable for `topic`'s key (or value), if it is not.
-    pub fn refusal(&self, ids: &SchemaIds, topic: &str, is_key: bool, id: i32) -> Option<String> {
-        let (strategy, suffix) = if is_key {
-            (&self.key_strategy, "key")
-        } else {
-            (&self.value_strategy, "value")
-        };
-        let (found, under) = match strategy.rsplit('.').next() {
-            Some("RecordNameStrategy") => (
-                ids.by_subject.values().any(|s| s.contains(&id)),
-                "any subject".to_string(),
-            ),
-            Some("TopicRecordNameStrategy") => (
-                ids.under_prefix(&format!("{topic}-"), id),
-                format!("a subject {topic}-<record name>"),
-            ),
-            _ => {
-                let subject = format!("{topic}-{suffix}");
-                (ids.under(&subject, id), format!("subject {subject}"))
-            }
-        };
-        (!found).then(|| {
-            format!("the {suffix}'s schema id {id} is not registered under {under} (confluent.{suffix}.schema.validation is on for {topic})")
-        })
-    }
-}
-
-/// What `topic` validates: its configs', nothing for the registry's topic.
-pub fn validation_of(topic: &crate::Topic) -> Validation {
+/// What `topic` validates, if anything: its configs', nothing for the
+/// registry's topic.
+pub fn validation_of(topic: &crate::Topic) -> Option<Validation> {
     if topic.name == REGISTRY_TOPIC {
-        return Validation::default();
+        return None;
     }
     topic.config.schema_validation()
 }
 
-/// Runs `f` with the record rule for `topic` under `validation`.
+/// Runs `f` with the record rule `validation` makes for `topic` (the
+/// subjects it names built once, not per record).
 pub fn with_rule<T>(
-    validation: &Validation,
+    validation: Option<Validation>,
     ids: &SchemaIds,
     topic: &str,
     f: impl FnOnce(Option<&SchemaIdRule>) -> T,
 ) -> T {
-    if !validation.any() {
+    let Some(validation) = validation else {
         return f(None);
-    }
-    let check = |is_key: bool, id: i32| validation.refusal(ids, topic, is_key, id);
+    };
+    let subjects = [format!("{topic}-key"), format!("{topic}-value")];
+    let prefix = format!("{topic}-");
+    let check = |is_key: bool, id: i32| {
+        let (strategy, subject, field) = if is_key {
+            (validation.key?, &subjects[0], "key")
+        } else {
+            (validation.value?, &subjects[1], "value")
+        };
+        let found = match strategy {
+            Strategy::Topic => ids.under(subject, id),
+            Strategy::Record => ids.by_subject.values().any(|s| s.contains(&id)),
+            Strategy::TopicRecord => ids.under_prefix(&prefix, id),
+        };
+        (!found).then(|| {
+            let under = match strategy {
+                Strategy::Topic => format!("subject {subject}"),
+                Strategy::Record => "any subject".to_string(),
+                Strategy::TopicRecord => format!("a subject {prefix}<record name>"),
+            };
+            format!("the {field}'s schema id {id} is not registered under {under} (confluent.{field}.schema.validation is on for {topic})")
+        })
+    };
     let rule = SchemaIdRule {
-        key: validation.key,
-        value: validation.value,
+        key: validation.key.is_some(),
+        value: validation.value.is_some(),
         check: &check,
     };
     f(Some(&rule))
@@ -142,28 +154,39 @@ mod tests {
             ("orders-shop.Order".to_string(), BTreeSet::from([5])),
             ("shop.Money".to_string(), BTreeSet::from([7])),
         ]));
-        let topic = |strategy: &str| Validation {
-            key: true,
-            value: true,
-            key_strategy: SUBJECT_NAME_STRATEGIES[0].to_string(),
-            value_strategy: strategy.to_string(),
+        let refusal = |class: &str, topic: &str, is_key: bool, id: i32| {
+            let validation = Validation {
+                key: Some(Strategy::Topic),
+                value: Some(Strategy::named(class)),
+            };
+            with_rule(Some(validation), &ids, topic, |rule| {
+                (rule.unwrap().check)(is_key, id)
+            })
         };
-        let by_topic = topic(SUBJECT_NAME_STRATEGIES[0]);
-        assert_eq!(by_topic.refusal(&ids, "orders", false, 2), None);
+        let [by_topic, by_record, by_topic_record] = SUBJECT_NAME_STRATEGIES;
+        assert_eq!(refusal(by_topic, "orders", false, 2), None);
         assert_eq!(
-            by_topic.refusal(&ids, "orders", false, 7).as_deref(),
+            refusal(by_topic, "orders", false, 7).as_deref(),
             Some("the value's schema id 7 is not registered under subject orders-value (confluent.value.schema.validation is on for orders)")
         );
         assert!(
-            by_topic.refusal(&ids, "orders", true, 1).is_some(),
+            refusal(by_topic, "orders", true, 1).is_some(),
             "no orders-key subject"
         );
-        let by_record = topic(SUBJECT_NAME_STRATEGIES[1]);
-        assert_eq!(by_record.refusal(&ids, "orders", false, 7), None);
-        assert!(by_record.refusal(&ids, "orders", false, 9).is_some());
-        let by_topic_record = topic(SUBJECT_NAME_STRATEGIES[2]);
-        assert_eq!(by_topic_record.refusal(&ids, "orders", false, 5), None);
-        assert!(by_topic_record.refusal(&ids, "orders", false, 7).is_some());
-        assert!(by_topic_record.refusal(&ids, "order", false, 5).is_some());
+        assert_eq!(refusal(by_record, "orders", false, 7), None);
+        assert!(refusal(by_record, "orders", false, 9).is_some());
+        assert_eq!(refusal(by_topic_record, "orders", false, 5), None);
+        assert!(refusal(by_topic_record, "orders", false, 7).is_some());
+        assert!(refusal(by_topic_record, "order", false, 5).is_some());
+        // A field not validated has nothing to refuse.
+        let value_only = Validation {
+            key: None,
+            value: Some(Strategy::Topic),
+        };
+        with_rule(Some(value_only), &ids, "orders", |rule| {
+            let rule = rule.unwrap();
+            assert!(!rule.key && rule.value);
+        });
+        with_rule(None, &ids, "orders", |rule| assert!(rule.is_none()));
     }
 }

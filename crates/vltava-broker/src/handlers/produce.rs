@@ -101,7 +101,7 @@ pub async fn start(broker: &Broker, version: i16, request: ProduceRequest) -> St
     let validates = request.topic_data.iter().any(|t| {
         broker
             .topic(t.name.0.as_str())
-            .is_some_and(|topic| validation_of(&topic).any())
+            .is_some_and(|topic| validation_of(&topic).is_some())
     });
     let schema_ids = if validates {
         match tokio::time::timeout_at(deadline, broker.schema_ids_now()).await {
@@ -401,7 +401,7 @@ fn produce_partition(
     }
     let validation = validation_of(topic);
     let no_ids = SchemaIds::default();
-    let ids = match (validation.any(), schema_ids) {
+    let ids = match (validation.is_some(), schema_ids) {
         (false, _) => &no_ids,
         (true, Some(Ok(ids))) => ids.as_ref(),
         // Not a verdict on the records: the client retries.
@@ -423,7 +423,7 @@ fn produce_partition(
             .into())
         }
     };
-    with_rule(&validation, ids, &topic.name, |schema_rule| {
+    with_rule(validation, ids, &topic.name, |schema_rule| {
         let rules = RecordRules {
             key_required: topic.config.is_compacted(),
             decompressed_bytes_max: topic.config.decompressed_batch_bytes_max(),
