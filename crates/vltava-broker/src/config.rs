@@ -125,6 +125,10 @@ macro_rules! def {
     };
 }
 
+/// The shortest `rest.proxy.consumer.instance.timeout.ms` taken: less
+/// would close instances between a client's requests.
+pub const REST_CONSUMER_INSTANCE_TIMEOUT_MIN_MS: i64 = 1_000;
+
 /// Every topic config Vltava understands. Anything else is INVALID_CONFIG.
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def!("cleanup.policy", "log.cleanup.policy", List, "delete", &["delete", "compact"], 0,
@@ -1214,7 +1218,8 @@ impl BrokerConfig {
                 &get("rest.proxy.listeners"),
             )?,
             rest_proxy_consumer_instance_timeout: std::time::Duration::from_millis(
-                number("rest.proxy.consumer.instance.timeout.ms")?.max(1000) as u64,
+                number("rest.proxy.consumer.instance.timeout.ms")?
+                    .max(REST_CONSUMER_INSTANCE_TIMEOUT_MIN_MS) as u64,
             ),
             admin_console_read_only: get("admin.console.read.only").eq_ignore_ascii_case("true"),
             admin_console_allowed_hosts: get("admin.console.allowed.hosts")

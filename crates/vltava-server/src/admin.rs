@@ -34,7 +34,7 @@ pub struct Admin {
     stopping: AtomicBool,
     /// The console's Kafka client of this node's own listener, made on
     /// first use and kept (it reconnects by itself).
-    kafka: tokio::sync::Mutex<Option<vltava_client::Client>>,
+    kafka: OwnClient,
     /// Console requests served at once (each may hold a fetch of records
     /// or a round of requests to the cluster).
     console_permits: tokio::sync::Semaphore,
@@ -49,7 +49,8 @@ impl Default for Admin {
             broker: OnceLock::new(),
             listening: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
-            kafka: tokio::sync::Mutex::new(None),
+            // A page waits seconds at most, not a client's half minute.
+            kafka: OwnClient::new("vltava-console", CONSOLE_CLIENT_TIMEOUT),
             console_permits: tokio::sync::Semaphore::new(CONSOLE_REQUESTS_MAX),
             registry: OnceLock::new(),
         }
@@ -92,20 +93,7 @@ impl Admin {
     /// same path (controller, leaders, coordinators) and give the same
     /// errors as any Kafka client's.
     pub(crate) async fn kafka(&self, broker: &Broker) -> Result<vltava_client::Client, String> {
-        let mut kept = self.kafka.lock().await;
-        if let Some(client) = kept.as_ref() {
-            return Ok(client.clone());
-        }
-        let bootstrap = own_bootstrap(broker).ok_or("this broker has no listener to connect to")?;
-        let mut config = vltava_client::ClientConfig::new(&bootstrap).client_id("vltava-console");
-        // A page waits seconds at most, not a client's half minute.
-        config.timeouts.connect = CONSOLE_CLIENT_TIMEOUT;
-        config.timeouts.request = CONSOLE_CLIENT_TIMEOUT;
-        let client = vltava_client::Client::connect(config)
-            .await
-            .map_err(|e| format!("cannot reach this broker's Kafka listener {bootstrap}: {e}"))?;
-        *kept = Some(client.clone());
-        Ok(client)
+        self.kafka.get(broker).await
     }
 
     /// A turn to serve one console request, or `None` when
@@ -189,6 +177,43 @@ const SHUTDOWN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5)
 pub async fn serve(listeners: Vec<TcpListener>, admin: Arc<Admin>, shutdown: CancellationToken) {
     let what = "admin server (console at /, /health, /ready, /metrics)";
     serve_http(what, listeners, router(admin), shutdown).await;
+}
+
+/// A Kafka client of this node's own listener, made on first use and kept
+/// (it reconnects by itself): the console's, the REST proxy's.
+pub(crate) struct OwnClient {
+    kept: tokio::sync::Mutex<Option<vltava_client::Client>>,
+    client_id: &'static str,
+    timeout: std::time::Duration,
+}
+
+impl OwnClient {
+    pub(crate) fn new(client_id: &'static str, timeout: std::time::Duration) -> OwnClient {
+        OwnClient {
+            kept: tokio::sync::Mutex::new(None),
+            client_id,
+            timeout,
+        }
+    }
+
+    /// The client, connecting it first if need be. The lock is held across
+    /// the connect on purpose: requests arriving meanwhile wait for that
+    /// one connection rather than each opening their own.
+    pub(crate) async fn get(&self, broker: &Broker) -> Result<vltava_client::Client, String> {
+        let mut kept = self.kept.lock().await;
+        if let Some(client) = kept.as_ref() {
+            return Ok(client.clone());
+        }
+        let bootstrap = own_bootstrap(broker).ok_or("this broker has no listener to connect to")?;
+        let mut config = vltava_client::ClientConfig::new(&bootstrap).client_id(self.client_id);
+        config.timeouts.connect = self.timeout;
+        config.timeouts.request = self.timeout;
+        let client = vltava_client::Client::connect(config)
+            .await
+            .map_err(|e| format!("cannot reach this broker's Kafka listener {bootstrap}: {e}"))?;
+        *kept = Some(client.clone());
+        Ok(client)
+    }
 }
 
 /// This node's first advertised Kafka listener as a client connects to

@@ -50,6 +50,58 @@ const REQUEST_QUEUE_PATIENCE: Duration = Duration::from_secs(10);
 /// The largest request body taken (a produce of many records included).
 pub const REST_BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
 
+/// Records one produce request may carry (v3's stream of objects, v2's
+/// `records`).
+pub const RECORDS_PER_REQUEST_MAX: usize = 10_000;
+
+/// The format of records produced or fetched (v2 names it in the content
+/// type or the consumer instance; v3 answers it back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordFormat {
+    Binary,
+    Json,
+    /// Confluent's wire format with a registered schema of this type.
+    Schema(vltava_registry::schema::SchemaType),
+}
+
+impl RecordFormat {
+    /// `binary`, `json`, `avro`, `jsonschema` or `protobuf`, in any case.
+    pub fn parse(name: &str) -> Option<RecordFormat> {
+        use vltava_registry::schema::SchemaType;
+        Some(match name.to_ascii_lowercase().as_str() {
+            "binary" => RecordFormat::Binary,
+            "json" => RecordFormat::Json,
+            "avro" => RecordFormat::Schema(SchemaType::Avro),
+            "jsonschema" => RecordFormat::Schema(SchemaType::Json),
+            "protobuf" => RecordFormat::Schema(SchemaType::Protobuf),
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        use vltava_registry::schema::SchemaType;
+        match self {
+            RecordFormat::Binary => "binary",
+            RecordFormat::Json => "json",
+            RecordFormat::Schema(SchemaType::Avro) => "avro",
+            RecordFormat::Schema(SchemaType::Json) => "jsonschema",
+            RecordFormat::Schema(SchemaType::Protobuf) => "protobuf",
+        }
+    }
+
+    /// v2's content type for records of this format.
+    pub fn content_type(self) -> &'static str {
+        use vltava_registry::schema::SchemaType;
+        match self {
+            RecordFormat::Binary => "application/vnd.kafka.binary.v2+json",
+            RecordFormat::Json => "application/vnd.kafka.json.v2+json",
+            RecordFormat::Schema(SchemaType::Avro) => "application/vnd.kafka.avro.v2+json",
+            RecordFormat::Schema(SchemaType::Json) => "application/vnd.kafka.jsonschema.v2+json",
+            RecordFormat::Schema(SchemaType::Protobuf) => "application/vnd.kafka.protobuf.v2+json",
+        }
+    }
+}
+
 /// How long the proxy's client waits for the cluster.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -66,7 +118,7 @@ pub async fn bind(config: &BrokerConfig) -> Result<Vec<TcpListener>, ServerError
 pub struct RestProxy {
     admin: Arc<Admin>,
     registry: Arc<Registry>,
-    client: tokio::sync::Mutex<Option<vltava_client::Client>>,
+    client: crate::admin::OwnClient,
     producer: tokio::sync::Mutex<Option<Arc<Producer>>>,
     consumers: v2::Instances,
     permits: tokio::sync::Semaphore,
@@ -77,7 +129,7 @@ impl RestProxy {
         Arc::new(RestProxy {
             admin,
             registry,
-            client: tokio::sync::Mutex::new(None),
+            client: crate::admin::OwnClient::new("vltava-rest-proxy", CLIENT_TIMEOUT),
             producer: tokio::sync::Mutex::new(None),
             consumers: v2::Instances::default(),
             permits: tokio::sync::Semaphore::new(REST_REQUESTS_MAX),
@@ -97,23 +149,11 @@ impl RestProxy {
     /// The proxy's Kafka client of the cluster (one, shared).
     async fn client(&self) -> Result<(Arc<Broker>, vltava_client::Client), RestError> {
         let broker = self.broker()?;
-        let mut kept = self.client.lock().await;
-        if let Some(client) = kept.as_ref() {
-            return Ok((broker, client.clone()));
-        }
-        let bootstrap = crate::admin::own_bootstrap(&broker).ok_or_else(|| {
-            RestError::unavailable("this broker has no listener to connect to".to_string())
-        })?;
-        let mut config =
-            vltava_client::ClientConfig::new(&bootstrap).client_id("vltava-rest-proxy");
-        config.timeouts.connect = CLIENT_TIMEOUT;
-        config.timeouts.request = CLIENT_TIMEOUT;
-        let client = vltava_client::Client::connect(config).await.map_err(|e| {
-            RestError::unavailable(format!(
-                "cannot reach this broker's Kafka listener {bootstrap}: {e}"
-            ))
-        })?;
-        *kept = Some(client.clone());
+        let client = self
+            .client
+            .get(&broker)
+            .await
+            .map_err(RestError::unavailable)?;
         Ok((broker, client))
     }
 

@@ -33,7 +33,10 @@ use vltava_client::consumer::{
 };
 use vltava_client::group::{GroupConfig, GroupMember, Heartbeat};
 
-use super::{answer, json_body, Answer, BaseUrl, RestError, RestProxy, V2_CONTENT_TYPE};
+use super::{
+    answer, json_body, Answer, BaseUrl, RecordFormat as Format, RestError, RestProxy,
+    V2_CONTENT_TYPE,
+};
 
 /// Consumer instances at once, over all groups.
 pub const CONSUMER_INSTANCES_MAX: usize = 1_000;
@@ -56,41 +59,11 @@ const NAME_BYTES_MAX: usize = 255;
 /// due.
 const HEARTBEAT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long closing an instance waits for its LeaveGroup.
+const LEAVE_PATIENCE: Duration = Duration::from_secs(5);
+
 /// How often idle instances are looked for.
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
-
-/// How an instance's records are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Binary,
-    Json,
-    Avro,
-    JsonSchema,
-    Protobuf,
-}
-
-impl Format {
-    fn parse(name: &str) -> Option<Format> {
-        Some(match name.to_ascii_lowercase().as_str() {
-            "binary" => Format::Binary,
-            "json" => Format::Json,
-            "avro" => Format::Avro,
-            "jsonschema" => Format::JsonSchema,
-            "protobuf" => Format::Protobuf,
-            _ => return None,
-        })
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Format::Binary => "binary",
-            Format::Json => "json",
-            Format::Avro => "avro",
-            Format::JsonSchema => "jsonschema",
-            Format::Protobuf => "protobuf",
-        }
-    }
-}
 
 /// One consumer instance.
 struct Instance {
@@ -160,7 +133,7 @@ impl Instances {
 async fn close(instance: &Shared) {
     let mut i = instance.lock().await;
     if let Some(m) = i.member.as_mut() {
-        let _ = tokio::time::timeout(Duration::from_secs(5), m.leave()).await;
+        let _ = tokio::time::timeout(LEAVE_PATIENCE, m.leave()).await;
     }
     i.member = None;
 }
@@ -700,13 +673,7 @@ async fn records(
             debug!(error = ?e, "REST consumer auto-commit failed");
         }
     }
-    let content_type = match i.format {
-        Format::Binary => "application/vnd.kafka.binary.v2+json",
-        Format::Json => "application/vnd.kafka.json.v2+json",
-        Format::Avro => "application/vnd.kafka.avro.v2+json",
-        Format::JsonSchema => "application/vnd.kafka.jsonschema.v2+json",
-        Format::Protobuf => "application/vnd.kafka.protobuf.v2+json",
-    };
+    let content_type = i.format.content_type();
     Ok(answer(StatusCode::OK, content_type, &Value::Array(out)))
 }
 
@@ -736,7 +703,7 @@ async fn field(
             base64::engine::general_purpose::STANDARD.encode(data),
         )),
         Format::Json => serde_json::from_slice(data).map_err(|e| undecodable(e.to_string())),
-        Format::Avro | Format::JsonSchema | Format::Protobuf => {
+        Format::Schema(_) => {
             let (id, body) = vltava_registry::wire::schema_id(data)
                 .ok_or_else(|| undecodable("Unknown magic byte!".to_string()))?;
             let schema = match schemas.entry(id) {

@@ -23,10 +23,10 @@ use vltava_client::admin::ResourceType;
 use vltava_client::producer::ProducerRecord;
 use vltava_registry::schema::{Parsed, SchemaType};
 
-use super::{answer, json_body, Answer, RestError, RestProxy, V2_CONTENT_TYPE};
-
-/// Records one v2 produce may carry.
-pub const RECORDS_PER_REQUEST_MAX: usize = 10_000;
+use super::{
+    answer, json_body, Answer, RecordFormat as Format, RestError, RestProxy,
+    RECORDS_PER_REQUEST_MAX, V2_CONTENT_TYPE,
+};
 
 pub fn routes() -> Router<Arc<RestProxy>> {
     Router::new()
@@ -130,13 +130,6 @@ async fn partition(
 }
 
 /// The records' format, from the request's content type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Binary,
-    Json,
-    Schema(SchemaType),
-}
-
 fn format_of(headers: &HeaderMap) -> Result<Format, RestError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -146,22 +139,15 @@ fn format_of(headers: &HeaderMap) -> Result<Format, RestError> {
     let embedded = content_type
         .strip_prefix("application/vnd.kafka.")
         .and_then(|rest| rest.split_once(".v2+json").map(|(f, _)| f));
-    Ok(match embedded {
-        Some("binary") => Format::Binary,
-        Some("json") => Format::Json,
-        Some("avro") => Format::Schema(SchemaType::Avro),
-        Some("jsonschema") => Format::Schema(SchemaType::Json),
-        Some("protobuf") => Format::Schema(SchemaType::Protobuf),
-        _ => {
-            return Err(RestError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                415,
-                format!(
-                    "Content-Type {content_type} names no record format: use application/vnd.kafka.{{binary,json,avro,jsonschema,protobuf}}.v2+json"
-                ),
-            )
-            .v2())
-        }
+    embedded.and_then(Format::parse).ok_or_else(|| {
+        RestError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            415,
+            format!(
+                "Content-Type {content_type} names no record format: use application/vnd.kafka.{{binary,json,avro,jsonschema,protobuf}}.v2+json"
+            ),
+        )
+        .v2()
     })
 }
 
@@ -216,6 +202,13 @@ async fn schema_for(
     Ok(Some((id, parsed)))
 }
 
+/// The most of the registry's answer to a registration read.
+const REGISTER_ANSWER_BYTES_MAX: usize = 64 * 1024;
+
+/// How long a registration through the registry API may take (a forwarded
+/// write included).
+const REGISTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Registers `text` under `subject` through this node's registry API
 /// (which forwards writes to the node that takes them): its id.
 async fn register(
@@ -247,8 +240,8 @@ async fn register(
         authority,
         request,
         Bytes::from(body),
-        64 * 1024,
-        std::time::Duration::from_secs(30),
+        REGISTER_ANSWER_BYTES_MAX,
+        REGISTER_TIMEOUT,
     )
     .await
     .map_err(|e| RestError::unavailable(format!("the schema registry did not answer: {e}")).v2())?;

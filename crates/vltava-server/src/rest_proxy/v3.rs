@@ -20,11 +20,11 @@ use vltava_client::client::TopicInfo;
 use vltava_client::producer::ProducerRecord;
 use vltava_registry::store::VersionSpec;
 
-use super::{answer, json_body, Answer, BaseUrl, RestError, RestProxy, V3_CONTENT_TYPE};
+use super::{
+    answer, json_body, Answer, BaseUrl, RestError, RestProxy, RECORDS_PER_REQUEST_MAX,
+    V3_CONTENT_TYPE,
+};
 use crate::console::groups::{assigned, offsets, OffsetRow};
-
-/// Records one produce request may carry (a stream of JSON objects).
-pub const RECORDS_PER_REQUEST_MAX: usize = 10_000;
 
 pub fn routes() -> Router<Arc<RestProxy>> {
     let c = "/v3/clusters/{cluster_id}";
