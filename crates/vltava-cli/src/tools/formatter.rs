@@ -492,6 +492,74 @@ mod tests {
     }
 
     #[test]
+    fn confluents_schema_formatters_decode_through_the_registry_with_their_properties() {
+        use vltava_registry::schema::{Parsed, SchemaType};
+        let url = ("schema.registry.url", "http://127.0.0.1:8081");
+        for class in [
+            "io.confluent.kafka.formatter.AvroMessageFormatter",
+            "io.confluent.kafka.formatter.JsonSchemaMessageFormatter",
+            "io.confluent.kafka.formatter.ProtobufMessageFormatter",
+        ] {
+            let f = MessageFormatter::new(
+                Some(class),
+                &props(&[
+                    url,
+                    ("print.key", "true"),
+                    ("print.schema.ids", "true"),
+                    ("schema.id.separator", "|"),
+                ]),
+            )
+            .unwrap();
+            let MessageFormatter::Default(d) = &f else {
+                panic!("{class}")
+            };
+            assert_eq!(
+                (d.deserializers.key, d.deserializers.value),
+                (Deserializer::Registry, Deserializer::Registry)
+            );
+            d.registry.as_ref().unwrap().remember(
+                3,
+                Parsed::parse(SchemaType::Json, r#"{"type":"object"}"#, &[]).unwrap(),
+            );
+            let mut r = record();
+            let mut wire = vec![0, 0, 0, 0, 3];
+            wire.extend_from_slice(br#"{"n": 1}"#);
+            r.key = Some(Bytes::from(wire.clone()));
+            r.value = Some(Bytes::from(wire));
+            assert_eq!(
+                String::from_utf8(f.write(&r).unwrap()).unwrap(),
+                "{\"n\":1}|3\t{\"n\":1}|3\n",
+                "{class}"
+            );
+        }
+        // A key deserializer named keeps keys away from the registry.
+        let f = MessageFormatter::new(
+            Some("JsonSchemaMessageFormatter"),
+            &props(&[
+                url,
+                (
+                    "key.deserializer",
+                    "org.apache.kafka.common.serialization.StringDeserializer",
+                ),
+            ]),
+        )
+        .unwrap();
+        let MessageFormatter::Default(d) = &f else {
+            panic!()
+        };
+        assert_eq!(d.deserializers.key, Deserializer::String);
+        // Without a registry URL, or with one that is not http://, it says so.
+        let err = MessageFormatter::new(Some("AvroMessageFormatter"), &props(&[])).unwrap_err();
+        assert!(err.to_string().contains("schema.registry.url"), "{err}");
+        let err = MessageFormatter::new(
+            Some("AvroMessageFormatter"),
+            &props(&[("schema.registry.url", "https://x:8081")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("http://"), "{err}");
+    }
+
+    #[test]
     fn value_only_by_default() {
         assert_eq!(default_output(&[], &record()).unwrap(), "null\n");
     }

@@ -78,6 +78,12 @@ impl SchemaDecoder {
         }
     }
 
+    /// Takes `schema` as id `id`'s, as a fetch would (tests).
+    #[cfg(test)]
+    pub fn remember(&self, id: i32, schema: Parsed) {
+        self.cache().insert(id, Ok(Arc::new(schema)));
+    }
+
     /// The JSON text of a key or value in Confluent's wire format, with its
     /// schema id after it when `print.schema.ids` asks.
     pub fn text(&self, data: &[u8]) -> Result<Vec<u8>, String> {
