@@ -115,15 +115,20 @@ def test_console_shows_the_cluster_topics_and_exact_offsets(make_broker, browser
 
 def follow(driver, element) -> None:
     """Click a link or submit button and wait until the next page has replaced this one
-    (a click returns before the navigation it starts has finished)."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
+    (a click returns before the navigation it starts has finished).
+
+    The old page is recognised by a mark set on its window, which a navigation discards;
+    asking about an element of the old page instead races the navigation, and Chrome then
+    answers with an inspector error rather than "stale element". While the next page is
+    loading, the driver may fail a script call; the wait retries those until its deadline."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    old = driver.find_element(By.TAG_NAME, "html")
+    driver.execute_script("window.vltavaOldPage = true;")
     element.click()
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old))
-    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    WebDriverWait(driver, 30, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script(
+            "return window.vltavaOldPage === undefined && document.readyState === 'complete'"))
 
 
 def submit(driver, button_id: str) -> None:
