@@ -411,7 +411,7 @@ impl Broker {
             }
         };
         loop {
-            match broker.register().await {
+            match broker.register(!clean_shutdown).await {
                 Err(e) if quorum_unavailable(&e) => {
                     info!(error = %e, "waiting for the metadata quorum to commit this broker's registration; trying again");
                 }
@@ -547,8 +547,13 @@ impl Broker {
 
     /// Registers this broker (its advertised listeners and rack) with a new
     /// epoch, as each Kafka broker does when it starts; clients learn
-    /// brokers' addresses from the registrations.
-    async fn register(&self) -> Result<(), ApiError> {
+    /// brokers' addresses from the registrations. `unclean_shutdown`: the
+    /// previous run ended without a clean shutdown, so this node's logs may
+    /// have lost unflushed writes; the controller then stops counting it as
+    /// holding everything committed (KIP-966's clean shutdown detection,
+    /// told by the broker rather than by comparing epochs: the marker it
+    /// reads is removed, durably, before it registers).
+    async fn register(&self, unclean_shutdown: bool) -> Result<(), ApiError> {
         let node_id = self.node_id();
         let endpoints: Vec<vltava_meta::BrokerEndpoint> = self
             .config
@@ -568,17 +573,18 @@ impl Broker {
                     epoch,
                     endpoints: endpoints.clone(),
                     rack: self.config.rack.clone(),
+                    unclean_shutdown,
                 };
-                let unclean = |name: &str| self.unclean_allowed(image, name);
+                let rules = |name: &str| self.topic_rules(image, name);
                 Ok((
-                    elections::with_elections(image, vec![record], &unclean),
+                    elections::with_elections(image, vec![record], &rules),
                     epoch,
                 ))
             })
             .await?;
         self.epoch
             .store(epoch, std::sync::atomic::Ordering::Release);
-        info!(node_id, epoch, "registered broker");
+        info!(node_id, epoch, unclean_shutdown, "registered broker");
         Ok(())
     }
 
@@ -713,7 +719,8 @@ impl Broker {
             .metadata
             .with_image(|image| image.brokers.get(&node_id).map(|b| b.epoch));
         if registered.is_none() {
-            match self.register().await {
+            // The same process: nothing was lost since the last registration.
+            match self.register(false).await {
                 Ok(()) => info!(
                     node_id,
                     "registered again: this broker's registration had been removed"
@@ -795,9 +802,9 @@ impl Broker {
         let changed = self
             .control_within(session, Route::LeaderOnly, |image| {
                 let records = wanted(image);
-                let unclean = |name: &str| self.unclean_allowed(image, name);
+                let rules = |name: &str| self.topic_rules(image, name);
                 Ok((
-                    elections::with_elections(image, records.clone(), &unclean),
+                    elections::with_elections(image, records.clone(), &rules),
                     records,
                 ))
             })
@@ -867,8 +874,8 @@ impl Broker {
                     false => Vec::new(),
                 };
                 // Leadership moves to other in-sync replicas in the same change.
-                let unclean = |name: &str| self.unclean_allowed(image, name);
-                Ok((elections::with_elections(image, records, &unclean), ()))
+                let rules = |name: &str| self.topic_rules(image, name);
+                Ok((elections::with_elections(image, records, &rules), ()))
             })
             .await;
         match fenced {
@@ -2058,6 +2065,7 @@ mod tests {
             partition_epoch: 0,
             adding: vec![],
             removing: vec![],
+            elr: vec![],
         }));
         records.push(MetaRecord::Config {
             resource: ConfigResource::Topic("t".into()),

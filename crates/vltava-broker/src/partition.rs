@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicUsize, Ordering};
 
 use bytes::BytesMut;
 use parking_lot::{Mutex, RwLock};
@@ -44,6 +44,9 @@ pub struct Assignment {
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
     pub partition_epoch: i32,
+    /// The eligible leader replicas (KIP-966), as DescribeTopicPartitions
+    /// lists them.
+    pub elr: Vec<i32>,
 }
 
 impl Assignment {
@@ -54,6 +57,7 @@ impl Assignment {
             replicas: image.replicas.clone(),
             isr: image.isr.clone(),
             partition_epoch: image.partition_epoch,
+            elr: image.elr.clone(),
         }
     }
 }
@@ -158,6 +162,10 @@ pub struct Partition {
     /// replica it follows the log end; replication will hold it back until
     /// the in-sync replicas have the data.
     high_watermark: AtomicI64,
+    /// The topic's `min.insync.replicas` (set by the metadata publisher):
+    /// while the committed ISR is smaller (or than the replica count, if
+    /// that is smaller still), the high watermark stands still.
+    min_insync: AtomicUsize,
     /// The partition's single writer: held from the sequence check through
     /// the append so that both see the same state. Never held across an
     /// await (there is none on this path).
@@ -423,7 +431,24 @@ impl Partition {
     /// replicas (the committed ISR and any pending change), and no
     /// further while one of them has not fetched in this leader epoch.
     /// Never moves back.
+    ///
+    /// KIP-966's strict rule: not at all while the committed ISR holds
+    /// fewer than `min.insync.replicas` (at most the replica count). So a
+    /// replica that leaves an ISR that small still holds every committed
+    /// record, and the controller may elect it (`PartitionImage::elr`)
+    /// when this leader is lost; and a write acknowledged with acks=all is
+    /// on `min.insync.replicas` replicas whatever happened between its
+    /// append and its acknowledgement.
     fn advance_leader_high_watermark(&self, assignment: &Assignment, leading: &LeaderState) {
+        // No replica list: a partition opened alone (tests, tools), not
+        // placed by the metadata.
+        let required = self
+            .min_insync
+            .load(Ordering::Acquire)
+            .min(assignment.replicas.len());
+        if assignment.isr.len() < required {
+            return;
+        }
         let mut members: BTreeSet<i32> = assignment.isr.iter().copied().collect();
         if let Some((pending, _)) = &leading.pending_isr {
             members.extend(pending.iter().copied());
@@ -585,6 +610,21 @@ impl Partition {
             .collect()
     }
 
+    /// Takes the topic's `min.insync.replicas` (at start and when the
+    /// topic's config changes); a leader whose high watermark it held back
+    /// moves it at once if it no longer does.
+    pub fn set_min_insync(&self, min_insync: i64) {
+        let min = usize::try_from(min_insync).unwrap_or(1).max(1);
+        if self.min_insync.swap(min, Ordering::AcqRel) == min {
+            return;
+        }
+        let assignment = self.assignment.read();
+        if assignment.leader == self.node && self.hosted {
+            let leading = self.leading.lock();
+            self.advance_leader_high_watermark(&assignment, &leading);
+        }
+    }
+
     /// The in-sync replicas, counted for min.insync.replicas.
     pub fn isr_len(&self) -> usize {
         self.assignment.read().isr.len()
@@ -614,6 +654,7 @@ impl Partition {
                 replicas: Vec::new(),
                 isr: Vec::new(),
                 partition_epoch: 0,
+                elr: Vec::new(),
             }),
             leading: Mutex::new(LeaderState::default()),
             hosted: true,
@@ -621,6 +662,7 @@ impl Partition {
             log,
             leader_epoch: AtomicI32::new(leader_epoch),
             high_watermark,
+            min_insync: AtomicUsize::new(1),
             writer: Mutex::new(producers),
             refused: Mutex::new(BTreeMap::new()),
             high_watermark_advanced: Notify::new(),
@@ -1355,6 +1397,34 @@ pub(crate) mod tests {
             .build();
         let header = validate_batch(&batch).unwrap();
         partition.append(batch, &header, false, 1).unwrap()
+    }
+
+    /// KIP-966's strict rule: a leader whose ISR is below
+    /// min.insync.replicas holds its high watermark where it is, however
+    /// far its log runs ahead; a lowered setting releases it at once.
+    #[test]
+    fn an_isr_below_min_insync_holds_the_high_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let partition =
+            Partition::open(dir.path(), "t", Uuid::nil(), 0, 0, LogConfig::default(), 0).unwrap();
+        partition.set_min_insync(2);
+        let assignment = Assignment {
+            leader: 1,
+            leader_epoch: 0,
+            replicas: vec![1, 2, 3],
+            isr: vec![1],
+            partition_epoch: 0,
+            elr: vec![2, 3],
+        };
+        let partition = partition.placed(1, assignment, 0);
+        append_one(&partition);
+        append_one(&partition);
+        assert_eq!(
+            (partition.log_end_offset(), partition.high_watermark()),
+            (2, 0)
+        );
+        partition.set_min_insync(1);
+        assert_eq!(partition.high_watermark(), 2);
     }
 
     /// Two appends race: the first is held between writing its batch and

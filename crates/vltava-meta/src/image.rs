@@ -20,8 +20,11 @@ pub struct PartitionImage {
     /// -1 when no replica can lead (every in-sync replica is fenced).
     pub leader: i32,
     pub leader_epoch: i32,
-    /// The in-sync replicas, the leader among them (never empty: when the
-    /// last one is lost it stays listed, so it leads again when it returns).
+    /// The in-sync replicas, the leader among them. When the last one is
+    /// lost it stays listed, so it leads again when it returns; the ISR is
+    /// empty only when that last one restarted after an unclean shutdown
+    /// while eligible leader replicas remain (then the partition has no
+    /// leader until one of them is back).
     pub isr: Vec<i32>,
     pub partition_epoch: i32,
     /// While a reassignment is under way (Kafka's addingReplicas and
@@ -31,6 +34,14 @@ pub struct PartitionImage {
     /// Both empty otherwise.
     pub adding: Vec<i32>,
     pub removing: Vec<i32>,
+    /// Eligible leader replicas (KIP-966): replicas that left the ISR while
+    /// it held fewer than `min.insync.replicas`. The high watermark does
+    /// not move while the ISR is that small, so each of them holds every
+    /// committed record and may lead when no in-sync replica can; one
+    /// whose run ended in an unclean shutdown leaves it, since it may have
+    /// lost writes that no fsync covered. Empty once the ISR is back at
+    /// `min.insync.replicas`.
+    pub elr: Vec<i32>,
 }
 
 impl PartitionImage {
@@ -44,6 +55,7 @@ impl PartitionImage {
             partition_epoch: 0,
             adding: Vec::new(),
             removing: Vec::new(),
+            elr: Vec::new(),
         }
     }
 
@@ -152,6 +164,7 @@ impl MetadataImage {
                 epoch: broker.epoch,
                 endpoints: broker.endpoints.clone(),
                 rack: broker.rack.clone(),
+                unclean_shutdown: false,
             });
             if broker.fenced {
                 out.push(MetaRecord::FenceBroker {
@@ -222,6 +235,7 @@ impl MetadataImage {
                 partition_epoch,
                 adding,
                 removing,
+                elr,
             } => {
                 let Some(topic) = self.topics.values_mut().find(|t| t.topic_id == *topic_id) else {
                     return;
@@ -234,6 +248,7 @@ impl MetadataImage {
                     partition_epoch: *partition_epoch,
                     adding: adding.clone(),
                     removing: removing.clone(),
+                    elr: elr.clone(),
                 };
                 let index = *partition as usize;
                 if index < topic.partitions.len() {
@@ -279,6 +294,7 @@ impl MetadataImage {
                 epoch,
                 endpoints,
                 rack,
+                unclean_shutdown: _,
             } => {
                 // An older incarnation's registration never replaces a newer one.
                 if self.brokers.get(node_id).is_some_and(|b| b.epoch > *epoch) {
@@ -335,6 +351,7 @@ mod tests {
             partition_epoch: 0,
             adding: vec![],
             removing: vec![],
+            elr: vec![],
         }
     }
 
@@ -384,6 +401,7 @@ mod tests {
                 partition_epoch: 0,
                 adding: vec![],
                 removing: vec![],
+                elr: vec![],
             },
             MetaRecord::Partition {
                 topic_id: id,
@@ -395,6 +413,7 @@ mod tests {
                 partition_epoch: 7,
                 adding: vec![3],
                 removing: vec![1],
+                elr: vec![],
             },
             MetaRecord::Config {
                 resource: ConfigResource::Topic("t".into()),
@@ -418,6 +437,7 @@ mod tests {
                     port: 9092,
                 }],
                 rack: Some("r1".into()),
+                unclean_shutdown: false,
             },
             MetaRecord::ClusterId {
                 cluster_id: "c1".into(),
@@ -427,6 +447,7 @@ mod tests {
                 epoch: 5,
                 endpoints: vec![],
                 rack: None,
+                unclean_shutdown: false,
             },
             // An older incarnation's fence is ignored; this one's holds.
             MetaRecord::FenceBroker {
@@ -446,6 +467,7 @@ mod tests {
                 epoch: 0,
                 endpoints: vec![],
                 rack: None,
+                unclean_shutdown: false,
             },
             MetaRecord::UnregisterBroker { node_id: 3 },
             // The first id stays.

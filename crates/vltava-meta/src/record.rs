@@ -36,6 +36,10 @@ pub enum MetaRecord {
         adding: Vec<i32>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         removing: Vec<i32>,
+        /// The eligible leader replicas (KIP-966; see
+        /// [`PartitionImage::elr`]): absent when there are none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        elr: Vec<i32>,
     },
     /// A config override set (`value` is `Some`) or removed (`None`).
     Config {
@@ -55,6 +59,13 @@ pub enum MetaRecord {
         epoch: i64,
         endpoints: Vec<BrokerEndpoint>,
         rack: Option<String>,
+        /// The node's previous run ended without a clean shutdown (a crash,
+        /// a kill, a power cut): its logs may have lost writes that no
+        /// fsync covered, so it no longer counts as holding everything
+        /// committed (KIP-966). Absent in records from before the flag
+        /// existed: those registrations are taken as clean, as they were.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        unclean_shutdown: bool,
     },
     /// The cluster's id, written once by the first controller that finds
     /// none (Kafka keeps it in every node's `meta.properties`; a node whose
@@ -83,6 +94,7 @@ impl MetaRecord {
             partition_epoch: image.partition_epoch,
             adding: image.adding.clone(),
             removing: image.removing.clone(),
+            elr: image.elr.clone(),
         }
     }
 }

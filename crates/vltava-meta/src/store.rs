@@ -148,6 +148,7 @@ mod tests {
                             partition_epoch: 0,
                             adding: vec![],
                             removing: vec![],
+                            elr: vec![],
                         },
                     ],
                     1,

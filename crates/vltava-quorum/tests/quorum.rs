@@ -542,6 +542,7 @@ async fn a_single_node_image_is_imported_once_and_survives_restarts() {
                     partition_epoch: 0,
                     adding: vec![],
                     removing: vec![],
+                    elr: vec![],
                 },
                 MetaRecord::Partition {
                     topic_id,
@@ -553,6 +554,7 @@ async fn a_single_node_image_is_imported_once_and_survives_restarts() {
                     partition_epoch: 0,
                     adding: vec![],
                     removing: vec![],
+                    elr: vec![],
                 },
                 MetaRecord::ProducerIds {
                     next_producer_id: 1000,

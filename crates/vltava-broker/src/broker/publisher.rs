@@ -219,6 +219,7 @@ impl TopicPublisher {
         if config != served.config {
             for partition in &partitions {
                 partition.log().set_config(config.log_config());
+                partition.set_min_insync(config.min_insync_replicas());
             }
             info!(topic = name, "topic config changed");
         }
@@ -356,6 +357,9 @@ impl TopicPublisher {
                 e,
             )
         });
+        // Before it is placed: a leader's first high watermark already
+        // follows the rule.
+        partition.set_min_insync(config.min_insync_replicas());
         Arc::new(partition.placed(node, assignment, now_ms))
     }
 

@@ -55,6 +55,7 @@ fn invalid(message: String) -> ApiError {
 /// `next` half changed, when no replica kept is in sync.
 fn set_replicas(image: &MetadataImage, next: &mut PartitionImage, replicas: Vec<i32>) -> bool {
     next.isr.retain(|id| replicas.contains(id));
+    next.elr.retain(|id| replicas.contains(id));
     next.replicas = replicas;
     if next.isr.is_empty() {
         return false;

@@ -187,12 +187,16 @@ impl Broker {
             let isr_before = partition.assignment().isr;
             let committed = self
                 .control(|image| {
+                    let min_insync = image
+                        .topic_by_id(partition.topic_id)
+                        .map_or(1, |t| self.topic_rules(image, &t.name).min_insync);
                     let record = elections::alter_isr(
                         image,
                         partition.topic_id,
                         partition.index,
                         node,
                         &change,
+                        min_insync,
                     )?;
                     Ok((vec![record], ()))
                 })
@@ -247,7 +251,10 @@ impl Broker {
                         ResponseError::UnknownTopicOrPartition,
                         format!("The topic {name} does not exist"),
                     )),
-                    Some(topic_id) => elections::elect(&scratch, topic_id, index, kind),
+                    Some(topic_id) => {
+                        let rules = self.topic_rules(image, &name);
+                        elections::elect(&scratch, topic_id, index, kind, rules)
+                    }
                 };
                 let result = result.map(|record| {
                     scratch.apply(&record);
@@ -287,10 +294,10 @@ impl Broker {
             *last = Some(tokio::time::Instant::now());
         }
         let percent = settings.leader_imbalance_percent;
-        if self
-            .metadata
-            .with_image(|image| elections::rebalance(image, percent).is_empty())
-        {
+        if self.metadata.with_image(|image| {
+            let rules = |name: &str| self.topic_rules(image, name);
+            elections::rebalance(image, percent, &rules).is_empty()
+        }) {
             return;
         }
         let moved = self
@@ -298,7 +305,8 @@ impl Broker {
                 std::time::Duration::from_secs(10),
                 Route::LeaderOnly,
                 |image| {
-                    let records = elections::rebalance(image, percent);
+                    let rules = |name: &str| self.topic_rules(image, name);
+                    let records = elections::rebalance(image, percent, &rules);
                     let count = records.len();
                     Ok((records, count))
                 },
@@ -314,12 +322,22 @@ impl Broker {
         }
     }
 
-    /// Whether unclean leader election is allowed for topic `name` in
-    /// `image` (its override, else the broker's default).
-    pub(crate) fn unclean_allowed(&self, image: &vltava_meta::MetadataImage, name: &str) -> bool {
+    /// The leadership rules of topic `name` in `image`: whether unclean
+    /// leader election is allowed and its `min.insync.replicas` (each its
+    /// override, else the broker's default).
+    pub(crate) fn topic_rules(
+        &self,
+        image: &vltava_meta::MetadataImage,
+        name: &str,
+    ) -> elections::TopicRules {
         let overrides = image.configs_of(&vltava_meta::ConfigResource::Topic(name.to_string()));
-        self.resolve_topic_config(&overrides)
-            .unclean_leader_election()
+        let config = self.resolve_topic_config(&overrides);
+        elections::TopicRules {
+            unclean: config.unclean_leader_election(),
+            min_insync: usize::try_from(config.min_insync_replicas())
+                .unwrap_or(1)
+                .max(1),
+        }
     }
 }
 

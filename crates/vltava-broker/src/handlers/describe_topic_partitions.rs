@@ -143,8 +143,9 @@ fn described(
 }
 
 /// One partition as Metadata describes it: its leader, replicas and ISR;
-/// no leader when it has none or its log here is unreadable. No eligible
-/// leader replicas (KIP-966): empty lists, as Kafka sends without ELR.
+/// no leader when it has none or its log here is unreadable; its eligible
+/// leader replicas (KIP-966). No last known ELR: Vltava keeps none (the
+/// last replica standing stays in the ISR instead).
 fn partition(
     p: &crate::Partition,
     offline: &std::collections::BTreeSet<i32>,
@@ -163,7 +164,7 @@ fn partition(
         .with_replica_nodes(ids(&a.replicas))
         .with_isr_nodes(ids(&a.isr))
         .with_offline_replicas(ids(&gone))
-        .with_eligible_leader_replicas(Some(Vec::new()))
+        .with_eligible_leader_replicas(Some(ids(&a.elr)))
         .with_last_known_elr(Some(Vec::new()));
     if a.leader < 0 || (p.is_leader() && p.is_offline()) || offline.contains(&a.leader) {
         return base.with_leader_id(BrokerId(-1));

@@ -584,6 +584,7 @@ mod tests {
                 replicas: vec![1, 2, 3],
                 isr: vec![1, 2],
                 partition_epoch: 0,
+                elr: vec![],
             },
             0,
         );
