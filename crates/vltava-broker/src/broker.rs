@@ -411,7 +411,10 @@ impl Broker {
             }
         };
         loop {
-            match broker.register(!clean_shutdown).await {
+            // A node that never held data (no meta.properties yet) lost
+            // nothing, whatever its marker says.
+            let unclean_shutdown = !clean_shutdown && stored_cluster_id.is_some();
+            match broker.register(unclean_shutdown).await {
                 Err(e) if quorum_unavailable(&e) => {
                     info!(error = %e, "waiting for the metadata quorum to commit this broker's registration; trying again");
                 }

@@ -162,7 +162,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def!("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", Long, "0", &[], 0,
         "Shortest time a record stays uncompacted"),
     def!("min.insync.replicas", "min.insync.replicas", Int, "1", &[], 1,
-        "In-sync replicas that must have a write for acks=all to succeed: fewer in the ISR refuses the write (NOT_ENOUGH_REPLICAS)"),
+        "In-sync replicas that must have a write for acks=all to succeed: fewer in the ISR refuses the write (NOT_ENOUGH_REPLICAS), and nothing new is committed (visible to consumers) until the ISR grows back (KIP-966)"),
     def!("unclean.leader.election.enable", "unclean.leader.election.enable", Boolean, "false", &[], 0,
         "When every in-sync replica is fenced, let an out-of-sync one lead (acknowledged writes may be lost)"),
     def!("retention.bytes", "log.retention.bytes", Long, "-1", &[], -1,
@@ -308,8 +308,12 @@ impl TopicConfig {
             .clamp(DECOMPRESSED_BATCH_BYTES_FLOOR, DECOMPRESSED_BATCH_BYTES_CAP)
     }
 
-    pub fn min_insync_replicas(&self) -> i64 {
-        self.long("min.insync.replicas")
+    /// `min.insync.replicas` as a count (at least 1; the setting's own
+    /// minimum is 1).
+    pub fn min_insync_replicas(&self) -> usize {
+        usize::try_from(self.long("min.insync.replicas"))
+            .unwrap_or(1)
+            .max(1)
     }
 
     pub fn unclean_leader_election(&self) -> bool {

@@ -613,8 +613,8 @@ impl Partition {
     /// Takes the topic's `min.insync.replicas` (at start and when the
     /// topic's config changes); a leader whose high watermark it held back
     /// moves it at once if it no longer does.
-    pub fn set_min_insync(&self, min_insync: i64) {
-        let min = usize::try_from(min_insync).unwrap_or(1).max(1);
+    pub fn set_min_insync(&self, min_insync: usize) {
+        let min = min_insync.max(1);
         if self.min_insync.swap(min, Ordering::AcqRel) == min {
             return;
         }

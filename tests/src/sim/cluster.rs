@@ -1296,3 +1296,42 @@ impl Checker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Page-cache mode excuses a lost write only by power cuts of distinct
+    /// replicas of its partition after it was sent: a node cut twice counts
+    /// once, cuts before the send and cuts of other nodes not at all.
+    #[test]
+    fn power_cuts_are_counted_per_replica_since_the_send() {
+        let state = State {
+            power_cuts: vec![
+                (1, Duration::from_secs(1)),
+                (2, Duration::from_secs(5)),
+                (2, Duration::from_secs(6)),
+                (4, Duration::from_secs(7)),
+                (3, Duration::from_secs(9)),
+            ],
+            ..State::default()
+        };
+        let replicas = [1, 2, 3];
+        assert_eq!(
+            power_cut_replicas(&state, &replicas, Duration::from_secs(2)),
+            2
+        );
+        assert_eq!(
+            power_cut_replicas(&state, &replicas, Duration::from_secs(6)),
+            2
+        );
+        assert_eq!(
+            power_cut_replicas(&state, &replicas, Duration::from_secs(8)),
+            1
+        );
+        assert_eq!(
+            power_cut_replicas(&state, &replicas, Duration::from_secs(0)),
+            3
+        );
+    }
+}

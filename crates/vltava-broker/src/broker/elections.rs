@@ -140,9 +140,15 @@ fn partitions(
 /// eligible, as do those that were eligible already; once the ISR is back
 /// at `min_insync`, committed records may be missing from anyone outside
 /// it, and none is. Only replicas of the partition are kept, in replica
-/// order.
-fn settle_elr(before: &PartitionImage, next: &mut PartitionImage, min_insync: usize) {
-    if next.isr.len() >= effective_min_insync(next, min_insync) {
+/// order. After an unclean election (`unclean_leader`) none is either: the
+/// leader lacks committed records, so nobody's log measures them any more.
+fn settle_elr(
+    before: &PartitionImage,
+    next: &mut PartitionImage,
+    min_insync: usize,
+    unclean_leader: bool,
+) {
+    if unclean_leader || next.isr.len() >= effective_min_insync(next, min_insync) {
         next.elr.clear();
         return;
     }
@@ -232,12 +238,7 @@ pub(crate) fn broker_lost(image: &MetadataImage, node: i32, rules: RulesOf<'_>) 
         if next.isr.contains(&node) && !others.is_empty() {
             next.isr = others;
         }
-        settle_elr(p, &mut next, rule.min_insync);
-        if unclean_election {
-            // A leader without every committed record: nobody's log is a
-            // measure of what was committed any more.
-            next.elr.clear();
-        }
+        settle_elr(p, &mut next, rule.min_insync, unclean_election);
         if next != *p {
             next.partition_epoch += 1;
             out.push(MetaRecord::partition(topic_id, index, &next));
@@ -316,10 +317,7 @@ pub(crate) fn broker_available(
         }
         next.leader = node;
         next.leader_epoch += 1;
-        settle_elr(p, &mut next, rule.min_insync);
-        if unclean_election {
-            next.elr.clear();
-        }
+        settle_elr(p, &mut next, rule.min_insync, unclean_election);
         next.partition_epoch += 1;
         out.push(MetaRecord::partition(topic_id, index, &next));
     }
@@ -394,7 +392,7 @@ pub(crate) fn alter_isr(
     next.isr = isr.to_vec();
     // The last joining replica's entry completes a reassignment.
     super::reassignment::complete_if_ready(image, &mut next);
-    settle_elr(p, &mut next, min_insync);
+    settle_elr(p, &mut next, min_insync, false);
     next.partition_epoch += 1;
     Ok(MetaRecord::partition(topic_id, index, &next))
 }
@@ -423,79 +421,95 @@ pub(crate) fn elect(
     kind: ElectionKind,
     rules: TopicRules,
 ) -> Result<MetaRecord, ApiError> {
-    let p = image
-        .topic_by_id(topic_id)
-        .and_then(|t| t.partitions.get(usize::try_from(index).ok()?))
-        .ok_or_else(|| ApiError::new(ResponseError::UnknownTopicOrPartition, ""))?;
-    let mut next = p.clone();
-    match kind {
-        ElectionKind::Preferred => {
-            let preferred = p.replicas.first().copied().unwrap_or(-1);
-            if p.leader == preferred {
-                return Err(ApiError::new(
-                    ResponseError::ElectionNotNeeded,
-                    "Leader election not needed for topic partition.",
-                ));
-            }
-            if !p.isr.contains(&preferred) || !usable(image, preferred) {
-                return Err(ApiError::new(
-                    ResponseError::PreferredLeaderNotAvailable,
-                    format!(
-                        "Failed to elect leader for partition {index}: the preferred replica {preferred} is not in sync or not alive"
-                    ),
-                ));
-            }
-            next.leader = preferred;
-        }
-        ElectionKind::Unclean => {
-            if p.leader >= 0 {
-                return Err(ApiError::new(
-                    ResponseError::ElectionNotNeeded,
-                    "Leader election not needed for topic partition.",
-                ));
-            }
-            let in_sync = p
-                .replicas
-                .iter()
-                .copied()
-                .find(|id| p.isr.contains(id) && usable(image, *id));
-            let eligible = eligible_leader(image, p, rules, -1);
-            let any = p.replicas.iter().copied().find(|id| usable(image, *id));
-            let Some(leader) = in_sync.or(eligible).or(any) else {
-                return Err(ApiError::new(
-                    ResponseError::EligibleLeadersNotAvailable,
-                    format!("Failed to elect leader for partition {index}: no replica is alive"),
-                ));
-            };
-            if in_sync.is_none() {
-                next.isr = vec![leader];
-            }
-            next.leader = leader;
-            settle_elr(p, &mut next, rules.min_insync);
-            if in_sync.is_none() && eligible.is_none() {
-                warn_unclean(
-                    image.topic_by_id(topic_id).map_or("", |t| t.name.as_str()),
-                    index,
-                    leader,
-                );
-                next.elr.clear();
-            }
-        }
+    if kind == ElectionKind::Preferred {
+        return elect_preferred(image, topic_id, index);
     }
+    let p = partition_of(image, topic_id, index)?;
+    if p.leader >= 0 {
+        return Err(not_needed());
+    }
+    let in_sync = p
+        .replicas
+        .iter()
+        .copied()
+        .find(|id| p.isr.contains(id) && usable(image, *id));
+    let eligible = eligible_leader(image, p, rules, -1);
+    let any = p.replicas.iter().copied().find(|id| usable(image, *id));
+    let Some(leader) = in_sync.or(eligible).or(any) else {
+        return Err(ApiError::new(
+            ResponseError::EligibleLeadersNotAvailable,
+            format!("Failed to elect leader for partition {index}: no replica is alive"),
+        ));
+    };
+    let unclean = in_sync.is_none() && eligible.is_none();
+    if unclean {
+        warn_unclean(
+            image.topic_by_id(topic_id).map_or("", |t| t.name.as_str()),
+            index,
+            leader,
+        );
+    }
+    let mut next = p.clone();
+    if in_sync.is_none() {
+        next.isr = vec![leader];
+    }
+    next.leader = leader;
+    settle_elr(p, &mut next, rules.min_insync, unclean);
     next.leader_epoch += 1;
     next.partition_epoch += 1;
     Ok(MetaRecord::partition(topic_id, index, &next))
+}
+
+/// A preferred-replica election: the first replica leads, if it is in
+/// sync and unfenced (the ISR, and so the ELR, stay as they are).
+fn elect_preferred(
+    image: &MetadataImage,
+    topic_id: uuid::Uuid,
+    index: i32,
+) -> Result<MetaRecord, ApiError> {
+    let p = partition_of(image, topic_id, index)?;
+    let preferred = p.replicas.first().copied().unwrap_or(-1);
+    if p.leader == preferred {
+        return Err(not_needed());
+    }
+    if !p.isr.contains(&preferred) || !usable(image, preferred) {
+        return Err(ApiError::new(
+            ResponseError::PreferredLeaderNotAvailable,
+            format!(
+                "Failed to elect leader for partition {index}: the preferred replica {preferred} is not in sync or not alive"
+            ),
+        ));
+    }
+    let mut next = p.clone();
+    next.leader = preferred;
+    next.leader_epoch += 1;
+    next.partition_epoch += 1;
+    Ok(MetaRecord::partition(topic_id, index, &next))
+}
+
+fn partition_of(
+    image: &MetadataImage,
+    topic_id: uuid::Uuid,
+    index: i32,
+) -> Result<&PartitionImage, ApiError> {
+    image
+        .topic_by_id(topic_id)
+        .and_then(|t| t.partitions.get(usize::try_from(index).ok()?))
+        .ok_or_else(|| ApiError::new(ResponseError::UnknownTopicOrPartition, ""))
+}
+
+fn not_needed() -> ApiError {
+    ApiError::new(
+        ResponseError::ElectionNotNeeded,
+        "Leader election not needed for topic partition.",
+    )
 }
 
 /// The preferred-leader elections that bring leadership home (Kafka's
 /// auto leader rebalance): for each broker whose share of partitions it is
 /// the preferred replica of but does not lead is above `imbalance_percent`,
 /// every such partition it could lead (in sync, unfenced).
-pub(crate) fn rebalance(
-    image: &MetadataImage,
-    imbalance_percent: u32,
-    rules: RulesOf<'_>,
-) -> Vec<MetaRecord> {
+pub(crate) fn rebalance(image: &MetadataImage, imbalance_percent: u32) -> Vec<MetaRecord> {
     let mut preferred_of: std::collections::BTreeMap<i32, (usize, usize)> = Default::default();
     for (_, _, _, p) in partitions(image) {
         if let Some(first) = p.replicas.first() {
@@ -515,9 +529,7 @@ pub(crate) fn rebalance(
         .collect();
     partitions(image)
         .filter(|(_, _, _, p)| p.replicas.first().is_some_and(|f| imbalanced.contains(f)))
-        .filter_map(|(name, topic_id, index, _)| {
-            elect(image, topic_id, index, ElectionKind::Preferred, rules(name)).ok()
-        })
+        .filter_map(|(_, topic_id, index, _)| elect_preferred(image, topic_id, index).ok())
         .collect()
 }
 
@@ -940,10 +952,10 @@ pub(super) mod tests {
     #[test]
     fn rebalancing_moves_leadership_to_in_sync_preferred_replicas() {
         let img = image(state(2, &[1, 2, 3]), &[]);
-        let records = rebalance(&img, 10, CLEAN);
+        let records = rebalance(&img, 10);
         assert_eq!(after(&img, records).leader, 1);
         // Preferred replica out of sync: nothing to do.
         let img = image(state(2, &[2, 3]), &[]);
-        assert!(rebalance(&img, 10, CLEAN).is_empty());
+        assert!(rebalance(&img, 10).is_empty());
     }
 }

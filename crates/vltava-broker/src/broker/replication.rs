@@ -294,10 +294,10 @@ impl Broker {
             *last = Some(tokio::time::Instant::now());
         }
         let percent = settings.leader_imbalance_percent;
-        if self.metadata.with_image(|image| {
-            let rules = |name: &str| self.topic_rules(image, name);
-            elections::rebalance(image, percent, &rules).is_empty()
-        }) {
+        if self
+            .metadata
+            .with_image(|image| elections::rebalance(image, percent).is_empty())
+        {
             return;
         }
         let moved = self
@@ -305,8 +305,7 @@ impl Broker {
                 std::time::Duration::from_secs(10),
                 Route::LeaderOnly,
                 |image| {
-                    let rules = |name: &str| self.topic_rules(image, name);
-                    let records = elections::rebalance(image, percent, &rules);
+                    let records = elections::rebalance(image, percent);
                     let count = records.len();
                     Ok((records, count))
                 },
@@ -334,9 +333,7 @@ impl Broker {
         let config = self.resolve_topic_config(&overrides);
         elections::TopicRules {
             unclean: config.unclean_leader_election(),
-            min_insync: usize::try_from(config.min_insync_replicas())
-                .unwrap_or(1)
-                .max(1),
+            min_insync: config.min_insync_replicas(),
         }
     }
 }

@@ -271,11 +271,8 @@ fn handle_now(
                                 .produced(&topic.name, records.max(0) as u64, bytes);
                         }
                         if acks == -1 && on.high_watermark() <= appended.last_offset {
-                            let min_insync = topic
-                                .as_ref()
-                                .map_or(1, |t| t.config.min_insync_replicas())
-                                .clamp(1, i64::from(i32::MAX))
-                                as usize;
+                            let min_insync =
+                                topic.as_ref().map_or(1, |t| t.config.min_insync_replicas());
                             replicating.push(Replicating {
                                 topic: t,
                                 partition: i,
@@ -433,7 +430,7 @@ fn produce_partition(
     })
     .map_err(records_refused)?;
     let isr = partition.isr_len().max(1);
-    if acks == -1 && (isr as i64) < topic.config.min_insync_replicas() {
+    if acks == -1 && isr < topic.config.min_insync_replicas() {
         partition.note_refused(&header, ResponseError::NotEnoughReplicas);
         return Err(ApiError::new(
             ResponseError::NotEnoughReplicas,
