@@ -321,21 +321,41 @@ def test_v2_produce_in_every_format_read_back_by_a_kafka_client(proxy):
     assert got["offsets"][0]["error_code"] == 42203 and "value_schema" in got["offsets"][0]["error"], got
 
 
-def test_v2_manual_assignment_seeks_and_topic_patterns(proxy):
+def read_records(base_uri: str, count: int) -> list[tuple[str, int, str]]:
+    """(topic, offset, value) of the next `count` binary records of a v2 instance, within 30 s."""
     import time
+    got, deadline = [], time.monotonic() + 30
+    while len(got) < count:
+        assert time.monotonic() < deadline, got
+        status, _, batch = call("GET", f"{base_uri}/records?timeout=500")
+        assert status == 200, batch
+        got.extend((r["topic"], r["offset"], base64.b64decode(r["value"]).decode()) for r in batch)
+    return got
+
+
+def test_v2_manual_assignment_seeks_and_topic_patterns(proxy):
     broker, rest, _ = proxy
     for name in ("logs-a", "logs-b", "other"):
         create_topic(admin(broker.bootstrap), name, 1)
     produce_all(producer(broker.bootstrap), "logs-a",
                 [{"partition": 0, "value": f"a{i}".encode()} for i in range(4)])
 
-    # A pattern matches whole topic names, when the subscription is made.
-    made = call("POST", f"{rest}/consumers/pat", {"name": "p"}, content_type=V2)[2]
+    # A pattern matches whole topic names, and a topic made later joins the subscription
+    # while the instance reads.
+    made = call("POST", f"{rest}/consumers/pat", {"name": "p", "auto.offset.reset": "earliest"},
+                content_type=V2)[2]
     assert call("POST", f"{made['base_uri']}/subscription", {"topic_pattern": "logs-.*"}, content_type=V2)[0] == 204
-    assert sorted(call("GET", f"{made['base_uri']}/subscription")[2]["topics"]) == ["logs-a", "logs-b"]
-    status, _, none = call("POST", f"{made['base_uri']}/subscription", {"topic_pattern": "nothing.*"},
-                           content_type=V2)
-    assert (status, none["error_code"]) == (404, 40401), none
+    assert call("GET", f"{made['base_uri']}/subscription")[2]["topics"] == ["logs-a", "logs-b"]
+
+    assert read_records(made["base_uri"], 4) == [("logs-a", i, f"a{i}") for i in range(4)]
+    create_topic(admin(broker.bootstrap), "logs-c", 1)
+    produce_all(producer(broker.bootstrap), "logs-c", [{"partition": 0, "value": b"c0"}])
+    assert read_records(made["base_uri"], 1) == [("logs-c", 0, "c0")]
+    assert call("GET", f"{made['base_uri']}/subscription")[2]["topics"] == ["logs-a", "logs-b", "logs-c"]
+    # A pattern that matches nothing yet is a subscription to nothing, as in the Java consumer.
+    assert call("POST", f"{made['base_uri']}/subscription", {"topic_pattern": "nothing.*"},
+                content_type=V2)[0] == 204
+    assert call("GET", f"{made['base_uri']}/subscription")[2]["topics"] == []
     assert call("POST", f"{made['base_uri']}/subscription", {"topic_pattern": "("}, content_type=V2)[0] == 400
     # Subscribed instances cannot also assign.
     status, _, both = call("POST", f"{made['base_uri']}/assignments",
@@ -353,19 +373,10 @@ def test_v2_manual_assignment_seeks_and_topic_patterns(proxy):
                 content_type=V2)[0] == 204
     assert call("GET", f"{me}/assignments")[2] == {"partitions": [{"topic": "logs-a", "partition": 0}]}
 
-    def read(count):
-        got, deadline = [], time.monotonic() + 30
-        while len(got) < count:
-            assert time.monotonic() < deadline, got
-            status, _, batch = call("GET", f"{me}/records?timeout=1000")
-            assert status == 200, batch
-            got.extend((r["offset"], base64.b64decode(r["value"]).decode()) for r in batch)
-        return got
-
-    assert read(4) == [(0, "a0"), (1, "a1"), (2, "a2"), (3, "a3")]
+    assert read_records(me, 4) == [("logs-a", i, f"a{i}") for i in range(4)]
     assert call("POST", f"{me}/positions", {"offsets": [{"topic": "logs-a", "partition": 0, "offset": 2}]},
                 content_type=V2)[0] == 204
-    assert read(2) == [(2, "a2"), (3, "a3")]
+    assert read_records(me, 2) == [("logs-a", 2, "a2"), ("logs-a", 3, "a3")]
     status, _, unassigned = call("POST", f"{me}/positions",
                                  {"offsets": [{"topic": "other", "partition": 0, "offset": 0}]}, content_type=V2)
     assert (status, unassigned["error_code"]) == (409, 40903), unassigned
@@ -380,4 +391,4 @@ def test_v2_manual_assignment_seeks_and_topic_patterns(proxy):
     me = made["base_uri"]
     assert call("POST", f"{me}/assignments", {"partitions": [{"topic": "logs-a", "partition": 0}]},
                 content_type=V2)[0] == 204
-    assert read(2) == [(2, "a2"), (3, "a3")]
+    assert read_records(me, 2) == [("logs-a", 2, "a2"), ("logs-a", 3, "a3")]

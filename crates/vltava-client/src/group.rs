@@ -354,6 +354,10 @@ impl GroupMember {
     pub fn group_id(&self) -> &str {
         &self.config.group_id
     }
+    /// The topics the next join subscribes to.
+    pub fn set_topics(&mut self, topics: Vec<String>) {
+        self.topics = topics;
+    }
     pub fn member_id(&self) -> &str {
         &self.member_id
     }

@@ -75,6 +75,9 @@ struct Instance {
     member: Option<GroupMember>,
     joined: bool,
     topics: Vec<String>,
+    /// A `topic_pattern` subscription, whose topics are listed again while
+    /// the instance reads.
+    pattern: Option<Pattern>,
     /// Records fetched and not yet handed out.
     pending: VecDeque<ConsumerRecord>,
     /// The next offset after the last record handed out, per partition.
@@ -86,6 +89,13 @@ struct Instance {
 }
 
 type Shared = Arc<tokio::sync::Mutex<Instance>>;
+
+/// A `topic_pattern` subscription: the expression and when the topics it
+/// matches were last listed.
+struct Pattern {
+    regex: regex::Regex,
+    listed: Instant,
+}
 
 /// Every instance by (group, name).
 #[derive(Default)]
@@ -302,6 +312,7 @@ async fn create(
         member: None,
         joined: false,
         topics: Vec::new(),
+        pattern: None,
         pending: VecDeque::new(),
         consumed: BTreeMap::new(),
         auto_commit,
@@ -357,7 +368,7 @@ async fn delete(
     no_content()
 }
 
-/// `{"topics": [...]}`.
+/// `{"topics": [...]}` or `{"topic_pattern": REGEX}`.
 async fn subscribe(
     State(p): State<Arc<RestProxy>>,
     Path((group, name)): Path<(String, String)>,
@@ -365,19 +376,27 @@ async fn subscribe(
 ) -> Answer {
     let instance = p.consumers.get(&group, &name)?;
     let body = json_body(&body).map_err(RestError::v2)?;
-    let topics: Vec<String> = match body["topic_pattern"].as_str() {
-        Some(pattern) => matching_topics(&p, pattern).await?,
-        None => body["topics"]
-            .as_array()
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| bad("topics is a non-empty list of topic names, or topic_pattern a regular expression"))?
-            .iter()
-            .map(|t| {
-                t.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| bad("topic names are strings"))
-            })
-            .collect::<Result<_, _>>()?,
+    let (topics, pattern) = match body["topic_pattern"].as_str() {
+        Some(text) => {
+            let regex = topic_pattern(text)?;
+            let topics = matching_topics(&p, &regex).await?;
+            let listed = Instant::now();
+            (topics, Some(Pattern { regex, listed }))
+        }
+        None => {
+            let topics = body["topics"]
+                .as_array()
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| bad("topics is a non-empty list of topic names, or topic_pattern a regular expression"))?
+                .iter()
+                .map(|t| {
+                    t.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| bad("topic names are strings"))
+                })
+                .collect::<Result<_, _>>()?;
+            (topics, None)
+        }
     };
     let mut i = instance.lock().await;
     i.last_used = Instant::now();
@@ -391,6 +410,7 @@ async fn subscribe(
     i.member = Some(member);
     i.joined = false;
     i.topics = topics;
+    i.pattern = pattern;
     i.pending.clear();
     i.consumed.clear();
     i.consumer.assign(Vec::new());
@@ -402,21 +422,33 @@ async fn subscribe(
 const TOPIC_PATTERN_CHARS_MAX: usize = 1_000;
 const TOPIC_PATTERN_BYTES_MAX: usize = 1 << 20;
 
-/// The topics (not internal ones) `pattern` matches whole, as Java's
-/// `Pattern.matches` does, when the subscription is made: topics made
-/// later are not picked up.
-async fn matching_topics(p: &RestProxy, pattern: &str) -> Result<Vec<String>, RestError> {
-    if pattern.chars().count() > TOPIC_PATTERN_CHARS_MAX {
+/// How often a pattern subscription lists the topics again while its
+/// instance reads, so topics made (or deleted) later join (or leave) it.
+/// The Java consumer does this at each metadata refresh
+/// (`metadata.max.age.ms`, 5 minutes by default); a listing is one
+/// metadata request, so the proxy looks far more often.
+pub const TOPIC_PATTERN_RELIST_INTERVAL: Duration = Duration::from_secs(3);
+
+/// `text` compiled to match whole topic names, as Java's
+/// `Pattern.matches` does.
+fn topic_pattern(text: &str) -> Result<regex::Regex, RestError> {
+    if text.chars().count() > TOPIC_PATTERN_CHARS_MAX {
         return Err(bad(format!(
             "topic_pattern is longer than {TOPIC_PATTERN_CHARS_MAX} characters"
         )));
     }
-    let regex = regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+    regex::RegexBuilder::new(&format!("^(?:{text})$"))
         .size_limit(TOPIC_PATTERN_BYTES_MAX)
         .build()
-        .map_err(|e| bad(format!("topic_pattern is not a regular expression: {e}")))?;
+        .map_err(|e| bad(format!("topic_pattern is not a regular expression: {e}")))
+}
+
+/// The topics (not internal ones) `regex` matches, sorted. None is no
+/// error: as with the Java consumer, the instance is assigned nothing
+/// until a matching topic is made.
+async fn matching_topics(p: &RestProxy, regex: &regex::Regex) -> Result<Vec<String>, RestError> {
     let (_, admin) = p.kafka_admin().await.map_err(RestError::v2)?;
-    let topics: Vec<String> = admin
+    let mut topics: Vec<String> = admin
         .list_topics()
         .await
         .map_err(|e| RestError::from_client(&e).v2())?
@@ -424,14 +456,35 @@ async fn matching_topics(p: &RestProxy, pattern: &str) -> Result<Vec<String>, Re
         .filter(|t| !t.is_internal && regex.is_match(&t.name))
         .map(|t| t.name)
         .collect();
-    if topics.is_empty() {
-        return Err(RestError::not_found(
-            40401,
-            format!("no topic matches topic_pattern {pattern}"),
-        )
-        .v2());
-    }
+    topics.sort();
     Ok(topics)
+}
+
+/// Lists a pattern subscription's topics again when it is due, and has
+/// the instance join again when they changed.
+async fn relist_pattern(p: &RestProxy, i: &mut Instance) -> Result<(), RestError> {
+    let Some(pattern) = i.pattern.as_mut() else {
+        return Ok(());
+    };
+    if pattern.listed.elapsed() < TOPIC_PATTERN_RELIST_INTERVAL {
+        return Ok(());
+    }
+    pattern.listed = Instant::now();
+    let topics = matching_topics(p, &pattern.regex).await?;
+    if topics == i.topics {
+        return Ok(());
+    }
+    debug!(
+        group = i.group,
+        ?topics,
+        "REST consumer pattern matches other topics"
+    );
+    if let Some(m) = i.member.as_mut() {
+        m.set_topics(topics.clone());
+    }
+    i.topics = topics;
+    i.joined = false;
+    Ok(())
 }
 
 fn exclusive() -> RestError {
@@ -530,6 +583,7 @@ async fn unsubscribe(
     i.joined = false;
     i.manual = false;
     i.topics.clear();
+    i.pattern = None;
     i.pending.clear();
     i.consumed.clear();
     i.consumer.assign(Vec::new());
@@ -600,6 +654,7 @@ async fn records(
         )
         .v2());
     }
+    relist_pattern(&p, &mut i).await?;
     if !i.joined && !i.manual {
         join(&mut i).await?;
     }
