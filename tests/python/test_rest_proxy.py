@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from conftest import free_port
@@ -310,6 +311,39 @@ def test_v2_produce_in_every_format_read_back_by_a_kafka_client(proxy):
     assert [(r.key, r.value) for r in got[:3]] == [(b"k", b"\x00\x01"), (None, b"two"), (None, b'{"a":[1,true]}')]
     ctx = SerializationContext("v2", MessageField.VALUE)
     assert [AvroDeserializer(sr)(r.value, ctx) for r in got[3:]] == [{"n": 3}, {"n": 4}]
+
+    # JSON Schema: each document is validated against its schema, as Confluent's serializer
+    # does; what passes reads back through confluent-kafka's JSONDeserializer.
+    create_topic(admin(broker.bootstrap), "v2j", 1)
+    js = json.dumps({"type": "object", "properties": {"n": {"type": "integer", "minimum": 0}},
+                     "required": ["n"]})
+    status, _, got = call("POST", f"{rest}/topics/v2j", {"value_schema": js, "records": [
+        {"value": {"n": 7}}, {"value": {"n": -1}}, {"value": {"m": 1}}]},
+        content_type="application/vnd.kafka.jsonschema.v2+json")
+    assert [(o["offset"], o["error_code"]) for o in got["offsets"]] == \
+        [(0, None), (None, 42203), (None, 42203)], got
+    assert "/n" in got["offsets"][1]["error"], got
+    js_id = got["value_schema_id"]
+    # v3 refuses the same document with 42207.
+    base = f"{rest}/v3/clusters/{cluster_id(rest)}"
+    status, _, unfit = call("POST", f"{base}/topics/v2j/records", {"value": {"schema_id": js_id, "data": {"n": -1}}})
+    assert (status, unfit["error_code"]) == (422, 42207), unfit
+    status, _, fit = call("POST", f"{base}/topics/v2j/records", {"value": {"schema_id": js_id, "data": {"n": 8}}})
+    assert (status, fit["offset"]) == (200, 1), fit
+    got = consume_exact(broker.bootstrap, [TopicPartition("v2j", 0, 0)], 2)
+    ctx = SerializationContext("v2j", MessageField.VALUE)
+    assert [JSONDeserializer(js)(r.value, ctx) for r in got] == [{"n": 7}, {"n": 8}]
+
+    # Protobuf: the record is the wire format with the first message's index (0).
+    create_topic(admin(broker.bootstrap), "v2p", 1)
+    proto = 'syntax = "proto3";\nmessage Q { int32 n = 1; string s = 2; }\n'
+    status, _, got = call("POST", f"{rest}/topics/v2p", {"value_schema": proto, "records": [
+        {"value": {"n": 5, "s": "hi"}}, {"value": {"nope": 1}}]},
+        content_type="application/vnd.kafka.protobuf.v2+json")
+    assert [(o["offset"], o["error_code"]) for o in got["offsets"]] == [(0, None), (None, 42203)], got
+    proto_id = got["value_schema_id"]
+    got = consume_exact(broker.bootstrap, [TopicPartition("v2p", 0, 0)], 1)
+    assert got[0].value == b"\x00" + struct.pack(">I", proto_id) + b"\x00" + b"\x08\x05\x12\x02hi"
 
     # Refusals: no format in the content type, no records, an unknown topic.
     assert call("POST", f"{rest}/topics/v2", {"records": [{"value": 1}]})[0] == 415

@@ -23,6 +23,7 @@
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 
@@ -46,6 +47,8 @@ pub struct JsonSchema {
     /// Referenced schemas by the name their references give them.
     deps: BTreeMap<String, Value>,
     normalized: String,
+    /// The schema compiled for validating documents, on first use.
+    validator: Arc<OnceLock<Result<jsonschema::Validator, String>>>,
 }
 
 impl JsonSchema {
@@ -68,12 +71,60 @@ impl JsonSchema {
             root,
             deps: parsed_deps,
             normalized,
+            validator: Arc::default(),
+        })
+    }
+
+    /// Whether `document` is valid by this schema: `Err` names the first
+    /// place it is not (or why the schema cannot validate). A schema
+    /// without `$schema` is draft-07, as Confluent's serializers take it;
+    /// `$ref`s reach this schema and its references, never the network.
+    pub fn validate(&self, document: &Value) -> Result<(), String> {
+        let validator = self.validator.get_or_init(|| {
+            let mut options = jsonschema::options().with_retriever(References(self.deps.clone()));
+            if self.root.get("$schema").is_none() {
+                options = options.with_draft(jsonschema::Draft::Draft7);
+            }
+            options
+                .build(&self.root)
+                .map_err(|e| format!("the JSON schema cannot validate documents: {e}"))
+        });
+        let validator = validator.as_ref().map_err(Clone::clone)?;
+        validator.validate(document).map_err(|e| {
+            let at = e.instance_path().to_string();
+            let at = if at.is_empty() { "/".to_string() } else { at };
+            format!("the document is not valid at {at}: {e}")
         })
     }
 
     /// The text two equal schemas share.
     pub fn normalized(&self) -> &str {
         &self.normalized
+    }
+}
+
+/// A schema's references for the validator, by the name each reference
+/// gives: a `$ref` to `address.json` resolves against the schema's base
+/// (`json-schema:///address.json` without an `$id`), so a reference
+/// matches a URI that is its name or ends in `/` and its name.
+struct References(BTreeMap<String, Value>);
+
+impl jsonschema::Retrieve for References {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        let uri = uri.as_str();
+        self.0
+            .iter()
+            .find(|(name, _)| {
+                uri == name.as_str()
+                    || uri
+                        .strip_suffix(name.as_str())
+                        .is_some_and(|head| head.ends_with('/'))
+            })
+            .map(|(_, schema)| schema.clone())
+            .ok_or_else(|| format!("{uri} is not one of the schema's references").into())
     }
 }
 
@@ -732,6 +783,38 @@ mod tests {
             .into_iter()
             .map(|p| p.split(':').next().unwrap().to_string())
             .collect()
+    }
+
+    #[test]
+    fn documents_are_validated_with_references_and_draft_07_by_default() {
+        let address = r#"{"type":"object","properties":{"zip":{"type":"string","pattern":"^[0-9]{5}$"}},"required":["zip"]}"#;
+        let customer = JsonSchema::parse(
+            r#"{"type":"object","properties":{"name":{"type":"string"},"home":{"$ref":"address.json"}},"required":["name"]}"#,
+            &[("address.json", address)],
+        )
+        .unwrap();
+        let good = serde_json::json!({"name": "Ema", "home": {"zip": "11000"}});
+        assert_eq!(customer.validate(&good), Ok(()));
+        let err = customer
+            .validate(&serde_json::json!({"name": "Ema", "home": {"zip": "110"}}))
+            .unwrap_err();
+        assert!(err.contains("not valid at /home/zip"), "{err}");
+        assert!(customer
+            .validate(&serde_json::json!({"home": {"zip": "11000"}}))
+            .unwrap_err()
+            .contains("\"name\" is a required property"));
+        // No $schema: draft-07, where `dependencies` is a keyword (it is
+        // not one in 2020-12).
+        let draft7 = JsonSchema::parse(r#"{"dependencies":{"a":["b"]}}"#, &[]).unwrap();
+        assert!(draft7.validate(&serde_json::json!({"a": 1})).is_err());
+        assert_eq!(
+            draft7.validate(&serde_json::json!({"a": 1, "b": 2})),
+            Ok(())
+        );
+        // A reference the schema was not given is refused, never fetched.
+        let dangling = JsonSchema::parse(r#"{"$ref":"https://example.com/x.json"}"#, &[]).unwrap();
+        let err = dangling.validate(&serde_json::json!(1)).unwrap_err();
+        assert!(err.contains("cannot validate"), "{err}");
     }
 
     #[test]

@@ -70,7 +70,8 @@ pub fn from_json(schema: &Parsed, id: i32, data: &Value) -> Result<Vec<u8>, Stri
                 .map_err(|e| format!("the data does not fit the Avro schema: {e}"))?;
             out.extend_from_slice(&body);
         }
-        Parsed::Json(_) => {
+        Parsed::Json(json) => {
+            json.validate(data)?;
             out.extend_from_slice(data.to_string().as_bytes());
         }
         Parsed::Protobuf(proto) => {
@@ -222,10 +223,20 @@ mod tests {
             r#"{"x":5,"s":"t"}"#
         );
         assert!(from_json(&proto, 2, &serde_json::json!({"nope": 1})).is_err());
-        let json = parsed(SchemaType::Json, r#"{"type":"object"}"#);
+        let json = parsed(
+            SchemaType::Json,
+            r#"{"type":"object","properties":{"a":{"type":"integer","minimum":0}},"required":["a"]}"#,
+        );
         assert_eq!(
             from_json(&json, 1, &serde_json::json!({"a": 1})).unwrap(),
             b"\0\0\0\0\x01{\"a\":1}"
+        );
+        let err = from_json(&json, 1, &serde_json::json!({"a": -1})).unwrap_err();
+        assert!(err.contains("not valid at /a"), "{err}");
+        let err = from_json(&json, 1, &serde_json::json!({"b": 1})).unwrap_err();
+        assert!(
+            err.contains("not valid at /") && err.contains("\"a\""),
+            "{err}"
         );
         assert_eq!(schema_id(&[1, 0, 0, 0, 1]), None);
         assert_eq!(schema_id(&[0, 0, 0]), None);
