@@ -610,6 +610,22 @@ impl Partition {
             .collect()
     }
 
+    /// The log end this broker's leader epoch began at, while the high
+    /// watermark is still below it: a new leader learns how far the
+    /// previous one committed only as its followers fetch, so until then
+    /// its high watermark may be lower than one clients already saw, and
+    /// answers that name it (ListOffsets) wait (Kafka's
+    /// OFFSET_NOT_AVAILABLE). `None` when this broker does not lead or the
+    /// high watermark has caught up.
+    pub fn high_watermark_behind_epoch_start(&self) -> Option<i64> {
+        let assignment = self.assignment.read();
+        if assignment.leader != self.node {
+            return None;
+        }
+        let start = self.leading.lock().epoch_start_offset;
+        (start > self.high_watermark()).then_some(start)
+    }
+
     /// Takes the topic's `min.insync.replicas` (at start and when the
     /// topic's config changes); a leader whose high watermark it held back
     /// moves it at once if it no longer does.
@@ -1425,6 +1441,40 @@ pub(crate) mod tests {
         );
         partition.set_min_insync(1);
         assert_eq!(partition.high_watermark(), 2);
+    }
+
+    #[test]
+    fn a_new_leader_reports_its_high_watermark_behind_the_epoch_start_until_followers_fetch() {
+        let dir = tempfile::tempdir().unwrap();
+        let partition =
+            Partition::open(dir.path(), "t", Uuid::nil(), 0, 0, LogConfig::default(), 0).unwrap();
+        let mut assignment = Assignment {
+            leader: 1,
+            leader_epoch: 0,
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+            partition_epoch: 0,
+            elr: Vec::new(),
+        };
+        let partition = partition.placed(1, assignment.clone(), 0);
+        append_one(&partition);
+        append_one(&partition);
+        // Follower 2 has not fetched: the high watermark stays at 0, and
+        // this epoch began at 0, so nothing is behind it.
+        assert_eq!(partition.high_watermark(), 0);
+        assert_eq!(partition.high_watermark_behind_epoch_start(), None);
+        // A new epoch begins at the log end (2), above the high watermark.
+        assignment.leader_epoch = 1;
+        partition.set_assignment(assignment.clone(), 0);
+        assert_eq!(partition.high_watermark_behind_epoch_start(), Some(2));
+        partition.record_follower_fetch(2, 0, 2, 0, 0).unwrap();
+        assert_eq!(partition.high_watermark(), 2);
+        assert_eq!(partition.high_watermark_behind_epoch_start(), None);
+        // A follower never reports it.
+        assignment.leader = 2;
+        assignment.leader_epoch = 2;
+        partition.set_assignment(assignment, 0);
+        assert_eq!(partition.high_watermark_behind_epoch_start(), None);
     }
 
     /// Two appends race: the first is held between writing its batch and

@@ -476,6 +476,10 @@ pub async fn list_offsets(
             let response = match response {
                 Ok(r) => r,
                 Err(e) if is_retriable(&e) && attempt < client.config().retries => {
+                    // The leader may be gone: learn the leaders afresh.
+                    for ((topic, _), ..) in &parts {
+                        client.invalidate(topic);
+                    }
                     retry.extend(parts.into_iter().map(|(tp, spec, _)| (tp, spec)));
                     continue;
                 }
@@ -489,7 +493,8 @@ pub async fn list_offsets(
                             out.insert(tp, p.offset);
                         }
                         code if (is_stale_metadata(code)
-                            || code == codes::LEADER_NOT_AVAILABLE)
+                            || code == codes::LEADER_NOT_AVAILABLE
+                            || code == codes::OFFSET_NOT_AVAILABLE)
                             && attempt < client.config().retries =>
                         {
                             client.invalidate(&tp.0);

@@ -133,6 +133,8 @@ pub mod codes {
     pub const NON_EMPTY_GROUP: i16 = 68;
     pub const FENCED_LEADER_EPOCH: i16 = 74;
     pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
+    /// A new leader's high watermark has not caught up yet (ListOffsets).
+    pub const OFFSET_NOT_AVAILABLE: i16 = 78;
     pub const MEMBER_ID_REQUIRED: i16 = 79;
     pub const FENCED_INSTANCE_ID: i16 = 82;
 }

@@ -16,7 +16,12 @@ const MAX_TIMESTAMP: i64 = -3;
 /// First version whose answers carry the leader epoch (KIP-320).
 const LEADER_EPOCH_VERSION: i16 = 4;
 
+/// The replica id a consumer's (not a follower's or a tool's) request
+/// carries.
+const CONSUMER_REPLICA_ID: i32 = -1;
+
 pub fn handle(broker: &Broker, version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let from_consumer = request.replica_id.0 == CONSUMER_REPLICA_ID;
     let topics = request
         .topics
         .into_iter()
@@ -27,7 +32,7 @@ pub fn handle(broker: &Broker, version: i16, request: ListOffsetsRequest) -> Lis
                 .iter()
                 .map(|p| {
                     let found = topic.as_ref().and_then(|t| t.partition(p.partition_index));
-                    answer(version, found.map(|p| p.as_ref()), p)
+                    answer(version, found.map(|p| p.as_ref()), p, from_consumer)
                 })
                 .collect();
             ListOffsetsTopicResponse::default()
@@ -42,12 +47,13 @@ fn answer(
     version: i16,
     partition: Option<&Partition>,
     request: &ListOffsetsPartition,
+    from_consumer: bool,
 ) -> ListOffsetsPartitionResponse {
     let response =
         ListOffsetsPartitionResponse::default().with_partition_index(request.partition_index);
     let result = match partition {
         Some(partition) => check_leader_epoch(partition, request.current_leader_epoch)
-            .and_then(|()| lookup(partition, request.timestamp))
+            .and_then(|()| lookup(partition, request.timestamp, from_consumer))
             .map(|found| (partition, found)),
         None => Err(ApiError::new(ResponseError::UnknownTopicOrPartition, "")),
     };
@@ -69,25 +75,40 @@ fn answer(
 }
 
 /// The `(offset, timestamp)` answer for one partition. A timestamp past every
-/// record answers offset -1, as Kafka does.
-fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), ApiError> {
+/// record answers offset -1, as Kafka does. A consumer asking a new leader
+/// whose high watermark has not yet reached the start of its epoch gets
+/// OFFSET_NOT_AVAILABLE (retriable) instead of an offset that may be below
+/// one it was already given, for the latest offset and for a time found
+/// at or past the high watermark, as in Kafka.
+fn lookup(
+    partition: &Partition,
+    timestamp: i64,
+    from_consumer: bool,
+) -> Result<(i64, i64), ApiError> {
     if let Some(reason) = partition.log().offline_reason() {
         return Err(ApiError::new(ResponseError::KafkaStorageError, reason));
     }
     let high_watermark = partition.high_watermark();
+    let not_yet = || {
+        match partition.high_watermark_behind_epoch_start() {
+        Some(start) if from_consumer => Err(ApiError::new(
+            ResponseError::OffsetNotAvailable,
+            format!(
+                "the high watermark ({high_watermark}) is behind the start of this leader epoch ({start})"
+            ),
+        )),
+        _ => Ok((-1, -1)),
+    }
+    };
+    let below_high_watermark = |found: Option<(i64, i64)>| match found {
+        Some(found) if found.0 < high_watermark => Ok(found),
+        _ => not_yet(),
+    };
     match timestamp {
         EARLIEST_TIMESTAMP => Ok((partition.log_start_offset(), -1)),
-        LATEST_TIMESTAMP => Ok((high_watermark, -1)),
-        MAX_TIMESTAMP => Ok(partition
-            .log()
-            .max_timestamp_offset()?
-            .filter(|(offset, _)| *offset < high_watermark)
-            .unwrap_or((-1, -1))),
-        ts if ts >= 0 => Ok(partition
-            .log()
-            .offset_for_timestamp(ts)?
-            .filter(|(offset, _)| *offset < high_watermark)
-            .unwrap_or((-1, -1))),
+        LATEST_TIMESTAMP => not_yet().map(|_| (high_watermark, -1)),
+        MAX_TIMESTAMP => below_high_watermark(partition.log().max_timestamp_offset()?),
+        ts if ts >= 0 => below_high_watermark(partition.log().offset_for_timestamp(ts)?),
         other => Err(ApiError::new(
             ResponseError::InvalidRequest,
             format!("unsupported ListOffsets timestamp {other}"),
