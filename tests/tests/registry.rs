@@ -629,3 +629,102 @@ fn every_node_answers_reads_and_forwards_writes_to_the_leader_of_schemas() {
         "{answers:?}"
     );
 }
+
+/// Leader, replicas and ISR of `_schemas` partition 0 as node `via`
+/// describes it, once it does.
+fn schemas_partition(cluster: &Cluster, via: i32) -> Option<(i32, Vec<i32>, Vec<i32>)> {
+    let mut client = vltava_tests::raw::RawClient::connect(cluster.node(via).addr()).ok()?;
+    let req = kafka_protocol::messages::MetadataRequest::default().with_topics(None);
+    let resp = client.request(&req, 12).ok()?;
+    let t = resp
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "_schemas"))?;
+    let p = t.partitions.iter().find(|p| p.partition_index == 0)?;
+    let ids = |v: &[kafka_protocol::messages::BrokerId]| {
+        let mut ids: Vec<i32> = v.iter().map(|b| b.0).collect();
+        ids.sort_unstable();
+        ids
+    };
+    Some((p.leader_id.0, ids(&p.replica_nodes), ids(&p.isr_nodes)))
+}
+
+/// Polls `probe` until it gives `Some`, failing the test after 90 s.
+fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_new_owner_of_schemas_goes_on_with_the_ids_when_the_old_one_dies() {
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            ("broker.heartbeat.interval.ms", "300"),
+            ("broker.session.timeout.ms", "2500"),
+        ],
+    );
+    let record = |i: usize| format!(r#"{{"type":"record","name":"F{i}","fields":[]}}"#);
+    for i in 1..=3 {
+        let path = format!("/subjects/f{i}-value/versions");
+        assert_eq!(
+            ok(
+                &cluster.registry[0],
+                "POST",
+                &path,
+                &schema_body(&record(i))
+            ),
+            json!({"id": i})
+        );
+    }
+    // Every replica in sync, so the next leader holds every write.
+    let (owner, _, _) = wait_for("_schemas fully in sync", || {
+        schemas_partition(&cluster, 1)
+            .filter(|(leader, replicas, isr)| *leader > 0 && replicas.len() == 3 && isr == replicas)
+    });
+    cluster.nodes[(owner - 1) as usize].kill_sigkill();
+    let survivor = if owner == 1 { 2 } else { 1 };
+    let new_owner = wait_for("a new leader of _schemas", || {
+        schemas_partition(&cluster, survivor)
+            .map(|(leader, ..)| leader)
+            .filter(|leader| *leader > 0 && *leader != owner)
+    });
+    // A write through either survivor reaches the new owner, which goes on
+    // from the ids the old one gave (a survivor may answer 5xx while the
+    // cluster fails over; clients retry).
+    for (n, i) in [(survivor, 4), (new_owner, 5)] {
+        let path = format!("/subjects/f{i}-value/versions");
+        let answer = wait_for("a registration through a survivor", || {
+            let answer = call(
+                &cluster.registry[(n - 1) as usize],
+                "POST",
+                &path,
+                &schema_body(&record(i)),
+            );
+            (answer.status < 500).then_some(answer)
+        });
+        assert_eq!(json_of(&answer, 200), json!({"id": i}), "through node {n}");
+    }
+    // The old owner, back, reads what the new one wrote.
+    cluster.nodes[(owner - 1) as usize].restart();
+    for n in [survivor, new_owner, owner] {
+        let registry = &cluster.registry[(n - 1) as usize];
+        for i in 1..=5 {
+            let answer = wait_for("the schema on every node", || {
+                let answer = call(registry, "GET", &format!("/schemas/ids/{i}"), "");
+                (answer.status < 500).then_some(answer)
+            });
+            assert_eq!(
+                json_of(&answer, 200),
+                json!({"schema": record(i)}),
+                "node {n}, id {i}"
+            );
+        }
+    }
+}

@@ -27,7 +27,7 @@ use axum::Router;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use vltava_broker::schema_ids::{SchemaIdSource, SchemaIds};
 use vltava_broker::{Broker, BrokerConfig};
 use vltava_client::admin::{Admin as KafkaAdmin, NewTopic};
@@ -108,6 +108,11 @@ struct Synced {
     store: Store,
     /// The next offset of `_schemas` partition 0 to apply.
     next: i64,
+    /// Whether `_schemas` was once read to its high watermark: from then
+    /// on a read this node cannot bring up to date (the partition's leader
+    /// gone, a failover under way) answers from what it has, as
+    /// Confluent's registry answers from its cache.
+    read_once: bool,
 }
 
 /// An error answer in Confluent's shape: `{"error_code": N, "message": M}`.
@@ -186,6 +191,7 @@ impl Registry {
             synced: tokio::sync::Mutex::new(Synced {
                 store: Store::new(),
                 next: 0,
+                read_once: false,
             }),
             published: std::sync::atomic::AtomicBool::new(false),
             permits: tokio::sync::Semaphore::new(REGISTRY_REQUESTS_MAX),
@@ -256,21 +262,39 @@ impl Registry {
 
     /// The store, read up to `_schemas`' high watermark; held, it keeps
     /// this node's other requests waiting (one writer).
-    async fn synced(
-        &self,
-    ) -> Result<
-        (
-            tokio::sync::MutexGuard<'_, Synced>,
-            Arc<Broker>,
-            vltava_client::Client,
-        ),
-        ApiError,
-    > {
+    async fn synced(&self) -> Result<InSync<'_>, ApiError> {
+        self.synced_with(false).await
+    }
+
+    /// The store for planning a write: on the owner, first everything in
+    /// its `_schemas` log is committed and read, so a write planned here
+    /// knows every record before it, including ones a previous owner (or
+    /// this node's own timed-out write) appended and got committed only
+    /// now. Without it, a new owner could give an id again.
+    async fn synced_to_write(&self) -> Result<InSync<'_>, ApiError> {
+        self.synced_with(true).await
+    }
+
+    async fn synced_with(&self, to_write: bool) -> Result<InSync<'_>, ApiError> {
         let broker = self.broker()?;
         let client = self.client(&broker).await?;
-        self.ensure_topic(&broker, &client).await?;
         let mut synced = self.synced.lock().await;
-        catch_up(&mut synced, &client).await?;
+        let read = async {
+            self.ensure_topic(&broker, &client).await?;
+            if to_write && owner_of(&broker) == Some(broker.node_id()) {
+                committed_to_log_end(&broker).await?;
+            }
+            catch_up(&mut synced, &client).await
+        }
+        .await;
+        match read {
+            Ok(()) => synced.read_once = true,
+            Err(e) if !to_write && synced.read_once => {
+                debug!(error = %e.message, "answering a registry read from what this node has read");
+                return Ok((synced, broker, client));
+            }
+            Err(e) => return Err(e),
+        }
         self.publish(&mut synced, &broker, &client).await;
         Ok((synced, broker, client))
     }
@@ -529,6 +553,47 @@ async fn forward(
     }
     Ok(answer)
 }
+
+/// Waits (up to `SYNC_DEADLINE`) until this node's `_schemas` partition 0,
+/// which it leads, has committed its whole log: the high watermark at the
+/// log end it had when the wait began. This is the fence between owners:
+/// the log orders every write, and a write is planned only on a state that
+/// includes every record committed before it (Confluent's registry gets
+/// the same by writing a no-op record and reading up to it).
+async fn committed_to_log_end(broker: &Broker) -> Result<(), ApiError> {
+    let partition = broker
+        .topic(SCHEMAS_TOPIC)
+        .and_then(|t| t.partition(0).cloned())
+        .ok_or_else(|| ApiError::unavailable(format!("{SCHEMAS_TOPIC} is not here yet")))?;
+    let end = partition.log_end_offset();
+    let deadline = tokio::time::Instant::now() + SYNC_DEADLINE;
+    loop {
+        let advanced = partition.high_watermark_advanced().notified();
+        tokio::pin!(advanced);
+        advanced.as_mut().enable();
+        if partition.high_watermark() >= end {
+            return Ok(());
+        }
+        if !partition.is_leader() {
+            return Err(ApiError::unavailable(format!(
+                "this node no longer leads {SCHEMAS_TOPIC}; retry"
+            )));
+        }
+        if tokio::time::timeout_at(deadline, advanced).await.is_err() {
+            return Err(ApiError::unavailable(format!(
+                "{SCHEMAS_TOPIC} did not commit its log end ({end}) within {} seconds (are its replicas in sync?)",
+                SYNC_DEADLINE.as_secs()
+            )));
+        }
+    }
+}
+
+/// The store held and read up to date, with the broker and a client of it.
+type InSync<'a> = (
+    tokio::sync::MutexGuard<'a, Synced>,
+    Arc<Broker>,
+    vltava_client::Client,
+);
 
 /// Applies `_schemas` from `synced.next` up to the high watermark.
 async fn catch_up(synced: &mut Synced, client: &vltava_client::Client) -> Result<(), ApiError> {
@@ -825,7 +890,7 @@ async fn register(
     body: Bytes,
 ) -> Answer {
     let posted = posted(&body)?;
-    let (mut synced, broker, client) = r.synced().await?;
+    let (mut synced, broker, client) = r.synced_to_write().await?;
     match synced.store.plan_register(
         &subject,
         posted.schema_type,
@@ -868,7 +933,7 @@ async fn delete_subject(
     Path(subject): Path<String>,
     Query(p): Params,
 ) -> Answer {
-    let (mut synced, broker, client) = r.synced().await?;
+    let (mut synced, broker, client) = r.synced_to_write().await?;
     let (versions, writes) = synced
         .store
         .plan_delete_subject(&subject, flag(&p, "permanent"))?;
@@ -882,7 +947,7 @@ async fn delete_version(
     Query(p): Params,
 ) -> Answer {
     let spec = VersionSpec::parse(&version)?;
-    let (mut synced, broker, client) = r.synced().await?;
+    let (mut synced, broker, client) = r.synced_to_write().await?;
     let (version, write) =
         synced
             .store
@@ -989,7 +1054,7 @@ fn level_posted(body: &Bytes) -> Result<Level, ApiError> {
 
 async fn put_global_config(State(r): State<Arc<Registry>>, body: Bytes) -> Answer {
     let level = level_posted(&body)?;
-    let (mut synced, broker, client) = r.synced().await?;
+    let (mut synced, broker, client) = r.synced_to_write().await?;
     r.write(
         &mut synced,
         &broker,
@@ -1007,7 +1072,7 @@ async fn put_subject_config(
 ) -> Answer {
     vltava_registry::store::subject_checked(&subject)?;
     let level = level_posted(&body)?;
-    let (mut synced, broker, client) = r.synced().await?;
+    let (mut synced, broker, client) = r.synced_to_write().await?;
     r.write(
         &mut synced,
         &broker,
@@ -1022,7 +1087,7 @@ async fn delete_subject_config(
     State(r): State<Arc<Registry>>,
     Path(subject): Path<String>,
 ) -> Answer {
-    let (mut synced, broker, client) = r.synced().await?;
+    let (mut synced, broker, client) = r.synced_to_write().await?;
     let Some(old) = synced.store.level_set(Some(&subject)) else {
         return Err(
             RegistryError::SubjectNotFound(format!("Subject '{subject}' not found.")).into(),
@@ -1120,7 +1185,7 @@ fn mode_posted(body: &Bytes) -> Result<Mode, ApiError> {
 
 async fn put_global_mode(State(r): State<Arc<Registry>>, body: Bytes) -> Answer {
     let mode = mode_posted(&body)?;
-    let (mut synced, broker, client) = r.synced().await?;
+    let (mut synced, broker, client) = r.synced_to_write().await?;
     let write = Store::plan_mode(None, Some(mode));
     r.write(&mut synced, &broker, &client, vec![write]).await?;
     Ok(answer(json!({"mode": mode.name()})))
@@ -1139,7 +1204,7 @@ async fn put_subject_mode(
         )
         .into());
     }
-    let (mut synced, broker, client) = r.synced().await?;
+    let (mut synced, broker, client) = r.synced_to_write().await?;
     let write = Store::plan_mode(Some(&subject), Some(mode));
     r.write(&mut synced, &broker, &client, vec![write]).await?;
     Ok(answer(json!({"mode": mode.name()})))
@@ -1149,7 +1214,7 @@ async fn delete_subject_mode(
     State(r): State<Arc<Registry>>,
     Path(subject): Path<String>,
 ) -> Answer {
-    let (mut synced, broker, client) = r.synced().await?;
+    let (mut synced, broker, client) = r.synced_to_write().await?;
     let Some(old) = synced.store.mode_set(Some(&subject)) else {
         return Err(
             RegistryError::SubjectNotFound(format!("Subject '{subject}' not found.")).into(),
