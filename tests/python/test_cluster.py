@@ -3,12 +3,16 @@
 The admin client, the producer and the group consumer are each given one
 different node to bootstrap from; partitions are spread over the three
 brokers, and every message comes back exactly once with its key and value.
+Confluent's SchemaRegistryClient gets the same ids, versions and schemas
+from every node's registry.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import struct
 import subprocess
 import threading
 import time
@@ -22,10 +26,17 @@ from conftest import broker_binary, wait_until
 READY_TIMEOUT_S = 60.0
 
 
+class Nodes(list):
+    """The nodes' bootstrap addresses, node 1 first, and each node's schema registry URL."""
+
+    registries: list[str]
+
+
 @pytest.fixture
 def cluster(tmp_path):
     """Runs `vltava dev-cluster --nodes 3` on free ports; yields the three
-    bootstrap addresses; stops it with SIGINT (Ctrl-C) and checks exit 0."""
+    bootstrap addresses (with the registry URLs); stops it with SIGINT
+    (Ctrl-C) and checks exit 0."""
     env = dict(os.environ)
     env.pop("RUST_LOG", None)
     proc = subprocess.Popen(
@@ -57,7 +68,10 @@ def cluster(tmp_path):
     try:
         assert ready.wait(READY_TIMEOUT_S), f"dev-cluster did not start: {lines}"
         bootstrap = next(l for l in lines if l.startswith("Bootstrap servers: "))
-        yield bootstrap.removeprefix("Bootstrap servers: ").split(",")
+        nodes = Nodes(bootstrap.removeprefix("Bootstrap servers: ").split(","))
+        nodes.registries = [l.split(" registry ")[1].split()[0] for l in lines if " registry http" in l]
+        assert len(nodes.registries) == 3, lines
+        yield nodes
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
@@ -205,3 +219,60 @@ def test_acks_all_survives_the_leader_being_killed(cluster, tmp_path):
     assert len(seen) == total, f"read {len(seen)} of {total}"
     assert [v for _, v in seen] == [f"m{i:06}" for i in range(total)]
     assert {v: o for o, v in seen} == acked
+
+
+def test_schema_registry_answers_the_same_through_every_node(cluster):
+    """Registrations through different nodes' registries form one sequence of ids; records
+    serialized through one node's registry are deserialized through another's; every node
+    answers the same ids, versions and schemas."""
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    clients = [SchemaRegistryClient({"url": url}) for url in cluster.registries]
+    person = json.dumps({"type": "record", "name": "Person", "namespace": "crew",
+                         "fields": [{"name": "name", "type": "string"}, {"name": "age", "type": "int"}]})
+    person2 = json.dumps({"type": "record", "name": "Person", "namespace": "crew",
+                          "fields": [{"name": "name", "type": "string"}, {"name": "age", "type": "int"},
+                                     {"name": "rank", "type": "string", "default": "crew"}]})
+    shape = json.dumps({"type": "object", "properties": {"sides": {"type": "integer"}}})
+    ids = [
+        clients[1].register_schema("people-value", Schema(person, "AVRO")),
+        clients[2].register_schema("shapes-value", Schema(shape, "JSON")),
+        clients[0].register_schema("people-value", Schema(person2, "AVRO")),
+    ]
+    assert ids == [1, 2, 3]
+
+    admin = AdminClient({"bootstrap.servers": cluster[0]})
+    admin.create_topics([NewTopic("people", num_partitions=1, replication_factor=3)])["people"].result(timeout=30)
+    serialize = AvroSerializer(clients[2], person2, conf={"auto.register.schemas": False,
+                                                        "use.latest.version": True})
+    producer = Producer({"bootstrap.servers": cluster[2], "acks": "all"})
+    ctx = SerializationContext("people", MessageField.VALUE)
+    sent = [{"name": "Ada", "age": 36, "rank": "captain"}, {"name": "Bo", "age": 7, "rank": "crew"}]
+    for value in sent:
+        producer.produce("people", value=serialize(value, ctx))
+    assert producer.flush(30) == 0
+    consumer = Consumer({"bootstrap.servers": cluster[1], "group.id": "registry-readers",
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe(["people"])
+    deserialize = AvroDeserializer(clients[0])
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < 2 and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is not None and msg.error() is None:
+            assert msg.value()[:5] == b"\x00" + struct.pack(">I", 3)
+            got.append(deserialize(msg.value(), ctx))
+    consumer.close()
+    assert got == sent
+
+    for n, url in enumerate(cluster.registries, start=1):
+        fresh = SchemaRegistryClient({"url": url})  # no cache from the registrations above
+        assert fresh.get_subjects() == ["people-value", "shapes-value"], n
+        assert fresh.get_versions("people-value") == [1, 2], n
+        latest = fresh.get_latest_version("people-value")
+        assert (latest.schema_id, latest.version) == (3, 2), n
+        assert json.loads(fresh.get_schema(1).schema_str) == json.loads(person), n
+        assert fresh.get_schema(2).schema_type == "JSON", n
+        assert fresh.lookup_schema("shapes-value", Schema(shape, "JSON")).schema_id == 2, n
