@@ -354,6 +354,192 @@ fn every_endpoint_answers_in_confluents_shape_and_codes() {
     );
 }
 
+/// The error codes and flags of each endpoint that the walk above does
+/// not reach: unknown subjects, versions and ids on every read, `deleted`
+/// on reads of soft-deleted versions, a permanent delete of one version,
+/// bad subjects, levels and schemas on the config and compatibility
+/// endpoints, and Avro references.
+#[test]
+fn every_endpoint_refuses_what_it_cannot_answer() {
+    let (_broker, r) = registry_broker();
+    let r = r.as_str();
+    for path in [
+        "/subjects/nobody/versions",
+        "/subjects/nobody/versions/1/schema",
+        "/subjects/nobody/versions/1/referencedby",
+    ] {
+        assert_eq!(error(r, "GET", path, ""), (404, 40401), "{path}");
+    }
+    assert_eq!(error(r, "DELETE", "/subjects/nobody", ""), (404, 40401));
+    assert_eq!(
+        error(r, "DELETE", "/subjects/nobody/versions/1", ""),
+        (404, 40401)
+    );
+    assert_eq!(
+        ok(r, "POST", "/subjects/a-value/versions", &schema_body(V1)),
+        json!({"id": 1})
+    );
+    assert_eq!(
+        ok(r, "POST", "/subjects/a-value/versions", &schema_body(V2)),
+        json!({"id": 2})
+    );
+    for path in [
+        "/subjects/a-value/versions/7/schema",
+        "/subjects/a-value/versions/7/referencedby",
+    ] {
+        assert_eq!(error(r, "GET", path, ""), (404, 40402), "{path}");
+    }
+    for path in [
+        "/subjects/a-value/versions/0/schema",
+        "/subjects/a-value/versions/x/referencedby",
+    ] {
+        assert_eq!(error(r, "GET", path, ""), (422, 42202), "{path}");
+    }
+    for path in [
+        "/schemas/ids/9/subjects",
+        "/schemas/ids/9/versions",
+        "/schemas/ids/9/schema",
+    ] {
+        assert_eq!(error(r, "GET", path, ""), (404, 40403), "{path}");
+    }
+    // A bad subject is 42208 wherever a subject is written.
+    let bad = "/subjects/a%01b/versions";
+    assert_eq!(error(r, "POST", bad, &schema_body(V1)), (422, 42208));
+    assert_eq!(
+        error(r, "PUT", "/config/a%01b", r#"{"compatibility":"NONE"}"#),
+        (422, 42208)
+    );
+    assert_eq!(
+        error(
+            r,
+            "PUT",
+            "/config/a-value",
+            r#"{"compatibility":"SIDEWAYS"}"#
+        ),
+        (422, 42203)
+    );
+    // Compatibility refuses a schema it cannot parse and a version it cannot read.
+    assert_eq!(
+        error(
+            r,
+            "POST",
+            "/compatibility/subjects/a-value/versions/latest",
+            &schema_body("{")
+        ),
+        (422, 42201)
+    );
+    assert_eq!(
+        error(
+            r,
+            "POST",
+            "/compatibility/subjects/a-value/versions/x",
+            &schema_body(V2)
+        ),
+        (422, 42202)
+    );
+
+    // A soft-deleted version: gone from reads unless `deleted=true` asks.
+    assert_eq!(
+        ok(r, "DELETE", "/subjects/a-value/versions/latest", ""),
+        json!(2)
+    );
+    assert_eq!(
+        error(r, "GET", "/subjects/a-value/versions/2", ""),
+        (404, 40402)
+    );
+    assert_eq!(
+        ok(r, "GET", "/subjects/a-value/versions/2?deleted=true", ""),
+        json!({"subject": "a-value", "version": 2, "id": 2, "schema": V2})
+    );
+    assert_eq!(
+        error(r, "POST", "/subjects/a-value", &schema_body(V2)),
+        (404, 40403)
+    );
+    assert_eq!(
+        ok(
+            r,
+            "POST",
+            "/subjects/a-value?deleted=true",
+            &schema_body(V2)
+        )["version"],
+        json!(2)
+    );
+    assert_eq!(ok(r, "GET", "/schemas/ids/2/subjects", ""), json!([]));
+    assert_eq!(
+        ok(r, "GET", "/schemas/ids/2/subjects?deleted=true", ""),
+        json!(["a-value"])
+    );
+    assert_eq!(ok(r, "GET", "/schemas/ids/2/versions", ""), json!([]));
+    assert_eq!(
+        ok(r, "GET", "/schemas/ids/2/versions?deleted=true", ""),
+        json!([{"subject": "a-value", "version": 2}])
+    );
+    // Then permanently: the version is gone even from `deleted=true`, the
+    // rest of the subject stays.
+    assert_eq!(
+        ok(
+            r,
+            "DELETE",
+            "/subjects/a-value/versions/2?permanent=true",
+            ""
+        ),
+        json!(2)
+    );
+    assert_eq!(
+        error(r, "GET", "/subjects/a-value/versions/2?deleted=true", ""),
+        (404, 40402)
+    );
+    assert_eq!(
+        ok(r, "GET", "/subjects/a-value/versions?deleted=true", ""),
+        json!([1])
+    );
+    assert_eq!(error(r, "GET", "/schemas/ids/2", ""), (404, 40403));
+
+    // Avro references: a record names a type another subject holds.
+    let address = r#"{"type":"record","name":"Address","namespace":"shop","fields":[{"name":"zip","type":"string"}]}"#;
+    let customer = r#"{"type":"record","name":"Customer","namespace":"shop","fields":[{"name":"home","type":"shop.Address"}]}"#;
+    assert_eq!(
+        ok(
+            r,
+            "POST",
+            "/subjects/address/versions",
+            &schema_body(address)
+        ),
+        json!({"id": 3})
+    );
+    assert_eq!(
+        error(
+            r,
+            "POST",
+            "/subjects/customer-value/versions",
+            &schema_body(customer)
+        ),
+        (422, 42201)
+    );
+    let refs = json!([{"name": "shop.Address", "subject": "address", "version": 1}]);
+    let with_refs = json!({"schema": customer, "references": refs}).to_string();
+    assert_eq!(
+        ok(r, "POST", "/subjects/customer-value/versions", &with_refs),
+        json!({"id": 4})
+    );
+    assert_eq!(
+        ok(r, "GET", "/schemas/ids/4", ""),
+        json!({"schema": customer, "references": refs})
+    );
+    assert_eq!(
+        ok(r, "POST", "/subjects/customer-value", &with_refs)["id"],
+        json!(4)
+    );
+    assert_eq!(
+        ok(r, "GET", "/subjects/address/versions/1/referencedby", ""),
+        json!([4])
+    );
+    assert_eq!(
+        error(r, "DELETE", "/subjects/address/versions/1", ""),
+        (422, 42206)
+    );
+}
+
 #[test]
 fn formats_references_and_modes_over_http() {
     let (_broker, r) = registry_broker();
