@@ -308,7 +308,9 @@ def test_server_side_validation_refuses_values_without_a_registered_schema_id(re
         assert p.flush(30) == 0
     assert outcomes[0].code() == KafkaError.INVALID_RECORD and outcomes[1:] == [None, None], outcomes
 
-    # RecordNameStrategy takes an id registered under any subject.
+    # RecordNameStrategy: the subject is the record's full name (shop.User for V1 and V3), so
+    # ids registered only under topic subjects are refused once it applies, and an id
+    # registered under shop.User is taken.
     import time
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
     strategy = ConfigEntry("confluent.value.subject.name.strategy",
@@ -318,9 +320,13 @@ def test_server_side_validation_refuses_values_without_a_registered_schema_id(re
     adm = admin(broker.bootstrap)
     adm.incremental_alter_configs([resource])[resource].result(timeout=30)
     deadline = time.monotonic() + 15
-    while delivery_errors(broker.bootstrap, "checked", [elsewhere])[0] is not None:
+    while delivery_errors(broker.bootstrap, "checked", [good])[0] is None:
         assert time.monotonic() < deadline, "the new strategy never applied"
-    assert delivery_errors(broker.bootstrap, "checked", [unknown])[0].code() == KafkaError.INVALID_RECORD
+    assert delivery_errors(broker.bootstrap, "checked", [elsewhere])[0].code() == KafkaError.INVALID_RECORD
+    assert sr.register_schema("shop.User", Schema(V3, "AVRO")) == other_id
+    errors = delivery_errors(broker.bootstrap, "checked", [elsewhere, good, unknown])
+    assert errors[0] is None, errors
+    assert [e.code() for e in errors[1:]] == [KafkaError.INVALID_RECORD] * 2, errors
 
 
 def console_consumer(broker, url: str, topic: str, count: int, *properties: str) -> list[str]:

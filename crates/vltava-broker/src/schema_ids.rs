@@ -7,8 +7,9 @@
 //! start with Confluent's wire-format prefix (magic byte 0, a 4-byte
 //! schema id) naming a schema registered under the subject the topic's
 //! subject name strategy gives: `TOPIC-key`/`TOPIC-value` for
-//! `TopicNameStrategy` (the default), any subject for
-//! `RecordNameStrategy`, a subject `TOPIC-...` for
+//! `TopicNameStrategy` (the default), the record's name (the schema's: an
+//! Avro record's full name, a JSON Schema's title, a Protobuf message's
+//! full name) for `RecordNameStrategy`, `TOPIC-<record name>` for
 //! `TopicRecordNameStrategy`. Soft-deleted versions do not count. Records
 //! that fail are refused with INVALID_RECORD and a message each.
 
@@ -19,15 +20,23 @@ use std::sync::Arc;
 
 use vltava_record::SchemaIdRule;
 
-/// Schema ids by subject, live versions only.
+/// Schema ids by subject, live versions only, and the record names of
+/// each id's schema.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SchemaIds {
     by_subject: BTreeMap<String, BTreeSet<i32>>,
+    record_names: BTreeMap<i32, Vec<String>>,
 }
 
 impl SchemaIds {
-    pub fn new(by_subject: BTreeMap<String, BTreeSet<i32>>) -> SchemaIds {
-        SchemaIds { by_subject }
+    pub fn new(
+        by_subject: BTreeMap<String, BTreeSet<i32>>,
+        record_names: BTreeMap<i32, Vec<String>>,
+    ) -> SchemaIds {
+        SchemaIds {
+            by_subject,
+            record_names,
+        }
     }
 
     fn under(&self, subject: &str, id: i32) -> bool {
@@ -36,11 +45,13 @@ impl SchemaIds {
             .is_some_and(|ids| ids.contains(&id))
     }
 
-    fn under_prefix(&self, prefix: &str, id: i32) -> bool {
-        self.by_subject
-            .range(prefix.to_string()..)
-            .take_while(|(s, _)| s.starts_with(prefix))
-            .any(|(_, ids)| ids.contains(&id))
+    /// Whether a subject `prefix` + one of the id's record names holds it.
+    fn under_record_name(&self, prefix: &str, id: i32) -> bool {
+        self.record_names.get(&id).is_some_and(|names| {
+            names
+                .iter()
+                .any(|n| self.under(&format!("{prefix}{n}"), id))
+        })
     }
 }
 
@@ -68,9 +79,9 @@ pub const REGISTRY_TOPIC: &str = "_schemas";
 pub enum Strategy {
     /// `TOPIC-key` / `TOPIC-value`.
     Topic,
-    /// Any subject.
+    /// The record's name.
     Record,
-    /// A subject `TOPIC-...`.
+    /// `TOPIC-<record name>`.
     TopicRecord,
 }
 
@@ -123,14 +134,14 @@ pub fn with_rule<T>(
         };
         let found = match strategy {
             Strategy::Topic => ids.under(subject, id),
-            Strategy::Record => ids.by_subject.values().any(|s| s.contains(&id)),
-            Strategy::TopicRecord => ids.under_prefix(&prefix, id),
+            Strategy::Record => ids.under_record_name("", id),
+            Strategy::TopicRecord => ids.under_record_name(&prefix, id),
         };
         (!found).then(|| {
             let under = match strategy {
                 Strategy::Topic => format!("subject {subject}"),
-                Strategy::Record => "any subject".to_string(),
-                Strategy::TopicRecord => format!("a subject {prefix}<record name>"),
+                Strategy::Record => "the subject of its record name".to_string(),
+                Strategy::TopicRecord => format!("a subject {prefix}<its record name>"),
             };
             format!("the {field}'s schema id {id} is not registered under {under} (confluent.{field}.schema.validation is on for {topic})")
         })
@@ -149,11 +160,20 @@ mod tests {
 
     #[test]
     fn each_strategy_names_the_subjects_an_id_may_be_under() {
-        let ids = SchemaIds::new(BTreeMap::from([
-            ("orders-value".to_string(), BTreeSet::from([1, 2])),
-            ("orders-shop.Order".to_string(), BTreeSet::from([5])),
-            ("shop.Money".to_string(), BTreeSet::from([7])),
-        ]));
+        let ids = SchemaIds::new(
+            BTreeMap::from([
+                ("orders-value".to_string(), BTreeSet::from([1, 2])),
+                ("orders-shop.Order".to_string(), BTreeSet::from([5])),
+                ("shop.Money".to_string(), BTreeSet::from([7])),
+                ("elsewhere-value".to_string(), BTreeSet::from([8])),
+            ]),
+            BTreeMap::from([
+                (1, vec!["shop.Order".to_string()]),
+                (5, vec!["shop.Order".to_string()]),
+                (7, vec!["shop.Money".to_string()]),
+                (8, vec!["shop.Money".to_string()]),
+            ]),
+        );
         let refusal = |class: &str, topic: &str, is_key: bool, id: i32| {
             let validation = Validation {
                 key: Some(Strategy::Topic),
@@ -173,9 +193,15 @@ mod tests {
             refusal(by_topic, "orders", true, 1).is_some(),
             "no orders-key subject"
         );
+        // The record's name: shop.Money holds 7; 8 (also a shop.Money) is
+        // only under elsewhere-value, and 1 (a shop.Order) under a topic.
         assert_eq!(refusal(by_record, "orders", false, 7), None);
+        assert!(refusal(by_record, "orders", false, 8).is_some());
+        assert!(refusal(by_record, "orders", false, 1).is_some());
         assert!(refusal(by_record, "orders", false, 9).is_some());
+        // TOPIC-<record name>: orders-shop.Order holds 5, not 1.
         assert_eq!(refusal(by_topic_record, "orders", false, 5), None);
+        assert!(refusal(by_topic_record, "orders", false, 1).is_some());
         assert!(refusal(by_topic_record, "orders", false, 7).is_some());
         assert!(refusal(by_topic_record, "order", false, 5).is_some());
         // A field not validated has nothing to refuse.

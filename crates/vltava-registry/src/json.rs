@@ -101,6 +101,11 @@ impl JsonSchema {
     pub fn normalized(&self) -> &str {
         &self.normalized
     }
+
+    /// The schema's `title`, if it has one.
+    pub fn title(&self) -> Option<&str> {
+        self.root.get("title").and_then(Value::as_str)
+    }
 }
 
 /// A schema's references for the validator, by the name each reference

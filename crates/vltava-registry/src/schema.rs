@@ -112,6 +112,34 @@ impl Parsed {
         }
     }
 
+    /// The names Confluent's `RecordNameStrategy` gives records of this
+    /// schema as their subject: an Avro record's full name (nothing for
+    /// another top-level type), a JSON Schema's `title`, and the full name
+    /// of each message a Protobuf file declares (a record names one by its
+    /// message indexes).
+    pub fn record_names(&self) -> Vec<String> {
+        match self {
+            Parsed::Avro(s) => match s.schema() {
+                apache_avro::Schema::Record(record) => vec![record.name.fullname(None)],
+                _ => Vec::new(),
+            },
+            Parsed::Json(s) => s.title().map(str::to_string).into_iter().collect(),
+            Parsed::Protobuf(s) => {
+                let Some(file) = s.pool().get_file_by_name(s.file().name()) else {
+                    return Vec::new();
+                };
+                let mut names = Vec::new();
+                let mut todo: Vec<_> = file.messages().collect();
+                while let Some(message) = todo.pop() {
+                    names.push(message.full_name().to_string());
+                    todo.extend(message.child_messages());
+                }
+                names.sort();
+                names
+            }
+        }
+    }
+
     /// Why `reader` cannot read everything written with `writer`: empty
     /// when it can.
     pub fn reads(writer: &Parsed, reader: &Parsed) -> Vec<String> {
@@ -127,5 +155,35 @@ impl Parsed {
                 r.schema_type().name()
             )],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_names_are_what_the_record_name_strategy_takes() {
+        let names = |t: SchemaType, text: &str| Parsed::parse(t, text, &[]).unwrap().record_names();
+        assert_eq!(
+            names(
+                SchemaType::Avro,
+                r#"{"type":"record","name":"User","namespace":"shop","fields":[]}"#
+            ),
+            ["shop.User"]
+        );
+        assert!(names(SchemaType::Avro, r#""string""#).is_empty());
+        assert_eq!(
+            names(SchemaType::Json, r#"{"title":"Order","type":"object"}"#),
+            ["Order"]
+        );
+        assert!(names(SchemaType::Json, r#"{"type":"object"}"#).is_empty());
+        assert_eq!(
+            names(
+                SchemaType::Protobuf,
+                "syntax = \"proto3\";\npackage shop;\nmessage A { message B { int32 x = 1; } }\nmessage C { int32 y = 1; }\n"
+            ),
+            ["shop.A", "shop.A.B", "shop.C"]
+        );
     }
 }

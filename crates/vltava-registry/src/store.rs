@@ -621,6 +621,20 @@ impl Store {
             .collect()
     }
 
+    /// The record names (`Parsed::record_names`) of every schema a live
+    /// version holds, by id.
+    pub fn live_record_names(&self) -> BTreeMap<i32, Vec<String>> {
+        self.subjects
+            .values()
+            .flat_map(|vs| vs.values())
+            .filter(|v| !v.deleted)
+            .filter_map(|v| {
+                let stored = self.schemas.get(&v.id)?;
+                Some((v.id, stored.parsed().record_names()))
+            })
+            .collect()
+    }
+
     /// Every (subject, version) holding schema `id`.
     pub fn uses_of(&self, id: i32, deleted: bool) -> Vec<(&str, i32)> {
         self.subjects

@@ -690,7 +690,10 @@ impl SchemaIdSource for Registry {
                     return Ok(ids.clone());
                 }
             }
-            let ids = Arc::new(SchemaIds::new(synced.store.live_ids_by_subject()));
+            let ids = Arc::new(SchemaIds::new(
+                synced.store.live_ids_by_subject(),
+                synced.store.live_record_names(),
+            ));
             *cached = Some((synced.next, ids.clone()));
             Ok(ids)
         })
