@@ -538,6 +538,57 @@ fn every_endpoint_refuses_what_it_cannot_answer() {
         error(r, "DELETE", "/subjects/address/versions/1", ""),
         (422, 42206)
     );
+
+    // The global level is dropped back to the default, answering the old
+    // one; levels are not changed while their scope is read-only.
+    let level = |name: &str| format!(r#"{{"compatibility":"{name}"}}"#);
+    assert_eq!(
+        ok(r, "PUT", "/config", &level("FULL")),
+        json!({"compatibility": "FULL"})
+    );
+    assert_eq!(
+        ok(r, "DELETE", "/config", ""),
+        json!({"compatibilityLevel": "FULL"})
+    );
+    assert_eq!(
+        ok(r, "GET", "/config", ""),
+        json!({"compatibilityLevel": "BACKWARD"})
+    );
+    assert_eq!(
+        ok(r, "DELETE", "/config", ""),
+        json!({"compatibilityLevel": "BACKWARD"})
+    );
+    assert_eq!(
+        ok(r, "PUT", "/config/address", &level("NONE")),
+        json!({"compatibility": "NONE"})
+    );
+    assert_eq!(
+        ok(r, "PUT", "/mode/address", r#"{"mode":"READONLY"}"#),
+        json!({"mode": "READONLY"})
+    );
+    assert_eq!(
+        error(r, "PUT", "/config/address", &level("FULL")),
+        (422, 42205)
+    );
+    assert_eq!(error(r, "DELETE", "/config/address", ""), (422, 42205));
+    assert_eq!(
+        ok(r, "PUT", "/mode", r#"{"mode":"READONLY"}"#),
+        json!({"mode": "READONLY"})
+    );
+    assert_eq!(error(r, "PUT", "/config", &level("FULL")), (422, 42205));
+    assert_eq!(error(r, "DELETE", "/config", ""), (422, 42205));
+    assert_eq!(
+        error(r, "PUT", "/config/customer-value", &level("FULL")),
+        (422, 42205)
+    );
+    assert_eq!(
+        ok(r, "PUT", "/mode", r#"{"mode":"READWRITE"}"#),
+        json!({"mode": "READWRITE"})
+    );
+    assert_eq!(
+        ok(r, "GET", "/config/address", ""),
+        json!({"compatibilityLevel": "NONE"})
+    );
 }
 
 #[test]

@@ -275,6 +275,14 @@ impl VersionSpec {
             ))),
         }
     }
+
+    /// `latest` or the number, as error messages name it.
+    pub fn name(self) -> String {
+        match self {
+            VersionSpec::Latest => "latest".to_string(),
+            VersionSpec::Number(n) => n.to_string(),
+        }
+    }
 }
 
 /// The registry's state.
@@ -587,13 +595,7 @@ impl Store {
             VersionSpec::Number(n) => versions.iter().copied().find(|v| v.version == n),
         };
         let version = found.ok_or_else(|| {
-            RegistryError::VersionNotFound(format!(
-                "Version {} not found.",
-                match spec {
-                    VersionSpec::Latest => "latest".to_string(),
-                    VersionSpec::Number(n) => n.to_string(),
-                }
-            ))
+            RegistryError::VersionNotFound(format!("Version {} not found.", spec.name()))
         })?;
         let stored = self.schemas.get(&version.id).ok_or_else(|| {
             RegistryError::SchemaNotFound(format!("Schema {} not found", version.id))
@@ -688,11 +690,21 @@ impl Store {
     /// Refuses changing `subject`'s schemas while it is read-only
     /// (Confluent's 42205).
     pub fn writable(&self, subject: &str) -> Result<(), RegistryError> {
-        match self.mode(Some(subject)) {
+        self.scope_writable(Some(subject))
+    }
+
+    /// [`Store::writable`] for a subject or, with `None`, the registry's
+    /// global settings (a compatibility level change checks its scope's
+    /// mode, as Confluent's does).
+    pub fn scope_writable(&self, subject: Option<&str>) -> Result<(), RegistryError> {
+        match self.mode(subject) {
             Mode::ReadWrite => Ok(()),
-            Mode::ReadOnly | Mode::ReadOnlyOverride => Err(RegistryError::ReadOnly(format!(
-                "Subject {subject} is in read-only mode"
-            ))),
+            Mode::ReadOnly | Mode::ReadOnlyOverride => {
+                Err(RegistryError::ReadOnly(match subject {
+                    Some(subject) => format!("Subject {subject} is in read-only mode"),
+                    None => "The registry is in read-only mode".to_string(),
+                }))
+            }
         }
     }
 
@@ -752,17 +764,27 @@ impl Store {
                     .collect(),
                 Err(_) => Vec::new(),
             },
-            // `latest` is what clients ask by default: the subject's level
-            // decides against which versions (none for a new subject).
+            // One version, `latest` (none for a new subject) or a number,
+            // whatever the level: as Confluent, a transitive level widens
+            // only the check without a version, as a registration does.
             Some(VersionSpec::Latest) => match self.live_versions(subject, false) {
                 Ok(vs) => vs
-                    .iter()
+                    .last()
                     .map(|v| (v.version, &self.schemas[&v.id].parsed))
+                    .into_iter()
                     .collect(),
                 Err(_) => Vec::new(),
             },
             Some(spec) => {
-                let (v, stored) = self.version(subject, spec, false)?;
+                let (v, stored) = self.version(subject, spec, false).map_err(|e| match e {
+                    // A numbered version of a subject there is not is a
+                    // version not found, as Confluent answers it.
+                    RegistryError::SubjectNotFound(_) => RegistryError::VersionNotFound(format!(
+                        "Version {} not found.",
+                        spec.name()
+                    )),
+                    other => other,
+                })?;
                 vec![(v.version, &stored.parsed)]
             }
         };
@@ -1186,6 +1208,46 @@ mod tests {
                 .code(),
             40401
         );
+    }
+
+    #[test]
+    fn a_named_version_is_checked_alone_and_the_level_widens_only_the_check_without_one() {
+        let mut s = Store::new();
+        apply_all(
+            &mut s,
+            vec![Store::plan_level(Some("tr"), Some(Level::None))],
+        );
+        register(&mut s, "tr", V1).unwrap();
+        register(&mut s, "tr", BAD).unwrap();
+        apply_all(
+            &mut s,
+            vec![Store::plan_level(
+                Some("tr"),
+                Some(Level::BackwardTransitive),
+            )],
+        );
+        // Reads version 2's data (a field added with a default), not
+        // version 1's (long to string).
+        let next = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"string"},{"name":"x","type":"int","default":0}]}"#;
+        let problems = |spec| {
+            s.compatibility("tr", spec, SchemaType::Avro, next, &[])
+                .map(|p| p.len())
+        };
+        assert_eq!(problems(Some(VersionSpec::Latest)), Ok(0));
+        assert_eq!(problems(Some(VersionSpec::Number(2))), Ok(0));
+        assert_eq!(problems(Some(VersionSpec::Number(1))), Ok(1));
+        assert_eq!(problems(None), Ok(1));
+        // A numbered version of a subject there is not: 40402.
+        let missing = s
+            .compatibility(
+                "none",
+                Some(VersionSpec::Number(1)),
+                SchemaType::Avro,
+                next,
+                &[],
+            )
+            .unwrap_err();
+        assert_eq!(missing.code(), 40402);
     }
 
     #[test]

@@ -747,7 +747,12 @@ fn router(registry: Arc<Registry>) -> Router {
         .route("/schemas/ids/{id}/schema", get(raw_schema_by_id))
         .route("/schemas/ids/{id}/subjects", get(subjects_by_id))
         .route("/schemas/ids/{id}/versions", get(versions_by_id))
-        .route("/config", get(global_config).put(put_global_config))
+        .route(
+            "/config",
+            get(global_config)
+                .put(put_global_config)
+                .delete(delete_global_config),
+        )
         .route(
             "/config/{subject}",
             get(subject_config)
@@ -1058,6 +1063,7 @@ fn level_posted(body: &Bytes) -> Result<Level, ApiError> {
 async fn put_global_config(State(r): State<Arc<Registry>>, body: Bytes) -> Answer {
     let level = level_posted(&body)?;
     let (mut synced, broker, client) = r.synced_to_write().await?;
+    synced.store.scope_writable(None)?;
     r.write(
         &mut synced,
         &broker,
@@ -1076,6 +1082,7 @@ async fn put_subject_config(
     vltava_registry::store::subject_checked(&subject)?;
     let level = level_posted(&body)?;
     let (mut synced, broker, client) = r.synced_to_write().await?;
+    synced.store.scope_writable(Some(&subject))?;
     r.write(
         &mut synced,
         &broker,
@@ -1091,6 +1098,7 @@ async fn delete_subject_config(
     Path(subject): Path<String>,
 ) -> Answer {
     let (mut synced, broker, client) = r.synced_to_write().await?;
+    synced.store.scope_writable(Some(&subject))?;
     let Some(old) = synced.store.level_set(Some(&subject)) else {
         return Err(
             RegistryError::SubjectNotFound(format!("Subject '{subject}' not found.")).into(),
@@ -1101,6 +1109,22 @@ async fn delete_subject_config(
         &broker,
         &client,
         vec![Store::plan_level(Some(&subject), None)],
+    )
+    .await?;
+    Ok(answer(json!({"compatibilityLevel": old.name()})))
+}
+
+/// Drops the global level (back to the default, BACKWARD): the level it
+/// had, as Confluent answers.
+async fn delete_global_config(State(r): State<Arc<Registry>>) -> Answer {
+    let (mut synced, broker, client) = r.synced_to_write().await?;
+    synced.store.scope_writable(None)?;
+    let old = synced.store.level(None);
+    r.write(
+        &mut synced,
+        &broker,
+        &client,
+        vec![Store::plan_level(None, None)],
     )
     .await?;
     Ok(answer(json!({"compatibilityLevel": old.name()})))
