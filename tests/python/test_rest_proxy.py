@@ -74,6 +74,22 @@ def test_v3_topics_and_records_read_back_by_a_kafka_client(proxy):
     assert (status, again["error_code"]) == (400, 40002), again
     status, _, topics = call("GET", f"{base}/topics")
     assert "orders" in [t["topic_name"] for t in topics["data"]]
+    status, _, cluster = call("GET", base)
+    assert (status, cluster["kind"], cluster["cluster_id"]) == (200, "KafkaCluster", c), cluster
+    assert cluster["brokers"]["related"] == f"{base}/brokers"
+    status, _, brokers = call("GET", f"{base}/brokers")
+    host, port = broker.bootstrap.rsplit(":", 1)
+    assert [(b["broker_id"], b["host"], b["port"]) for b in brokers["data"]] == \
+        [(broker.node_id, host, int(port))], brokers
+    status, _, one = call("GET", f"{base}/brokers/{broker.node_id}")
+    assert (status, one["kind"], one["broker_id"]) == (200, "KafkaBroker", broker.node_id), one
+    status, _, topic = call("GET", f"{base}/topics/orders")
+    assert (status, topic["kind"], topic["partitions_count"], topic["is_internal"]) == \
+        (200, "KafkaTopic", 2, False), topic
+    status, _, configs = call("GET", f"{base}/topics/orders/configs")
+    by_name = {x["name"]: x for x in configs["data"]}
+    assert (status, configs["kind"]) == (200, "KafkaTopicConfigList"), configs
+    assert (by_name["retention.ms"]["value"], by_name["cleanup.policy"]["value"]) == ("3600000", "delete")
     status, _, parts = call("GET", f"{base}/topics/orders/partitions")
     assert [p["partition_id"] for p in parts["data"]] == [0, 1]
     status, _, retention = call("GET", f"{base}/topics/orders/configs/retention.ms")
@@ -223,6 +239,12 @@ def test_v2_consumer_reads_what_a_kafka_producer_wrote_and_v3_reports_its_lag(pr
     status, _, group = call("GET", f"{rest}/v3/clusters/{c}/consumer-groups/readers")
     assert (status, group["consumer_group_id"], group["state"]) == (200, "readers", "STABLE"), group
     assert call("GET", f"{rest}/v3/clusters/{c}/consumer-groups/nobody")[0] == 404
+    status, _, groups = call("GET", f"{rest}/v3/clusters/{c}/consumer-groups")
+    assert (status, groups["kind"]) == (200, "KafkaConsumerGroupList"), groups
+    assert "readers" in [g["consumer_group_id"] for g in groups["data"]], groups
+    status, _, members = call("GET", f"{rest}/v3/clusters/{c}/consumer-groups/readers/consumers")
+    assert (status, members["kind"], len(members["data"])) == (200, "KafkaConsumerList", 1), members
+    assert members["data"][0]["consumer_group_id"] == "readers" and members["data"][0]["consumer_id"], members
 
     # A json-format instance in the same group takes over after the first leaves, from the commit.
     assert call("DELETE", me)[0] == 204
