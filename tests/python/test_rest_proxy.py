@@ -167,6 +167,25 @@ def test_v3_topics_and_records_read_back_by_a_kafka_client(proxy):
     assert (status, unfit["error_code"]) == (422, 42207), unfit
     status, _, bare = call("POST", f"{base}/topics/orders/records", {"value": "abc"})
     assert (status, bare["error_code"]) == (400, 400), bare
+    # A schema given whole (raw_schema) is registered under the subject its strategy names, and
+    # found there the next time.
+    tick = json.dumps({"type": "record", "name": "Tick", "namespace": "mkt", "fields": [{"name": "p", "type": "int"}]})
+    for strategy, subject in (("RECORD_NAME", "mkt.Tick"), ("TOPIC_RECORD_NAME", "orders-mkt.Tick")):
+        for p in (5, 6):
+            status, _, put = call("POST", f"{base}/topics/orders/records", {"partition_id": 0, "value": {
+                "type": "AVRO", "raw_schema": tick, "subject_name_strategy": strategy, "data": {"p": p}}})
+            assert (status, put["value"]["type"]) == (200, "AVRO"), put
+            got = consume_exact(broker.bootstrap, [TopicPartition("orders", 0, put["offset"])], 1)[0]
+            registered = sr.get_latest_version(subject)
+            assert got.value[:5] == b"\x00" + struct.pack(">I", registered.schema_id)
+            assert AvroDeserializer(sr)(got.value, ctx) == {"p": p}
+        assert sr.get_versions(subject) == [1], subject
+    status, _, odd = call("POST", f"{base}/topics/orders/records", {"value": {
+        "type": "AVRO", "raw_schema": tick, "subject_name_strategy": "SIDEWAYS", "data": {"p": 1}}})
+    assert (status, odd["error_code"]) == (400, 400), odd
+    status, _, odd = call("POST", f"{base}/topics/orders/records", {"value": {
+        "type": "AVRO", "raw_schema": "{", "data": {"p": 1}}})
+    assert (status, odd["error_code"]) == (422, 42201), odd
 
     # An avro-format v2 consumer decodes Avro records through the registry.
     assert call("POST", f"{base}/topics", {"topic_name": "typed", "partitions_count": 1})[0] == 201

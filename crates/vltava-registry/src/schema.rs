@@ -115,8 +115,9 @@ impl Parsed {
     /// The names Confluent's `RecordNameStrategy` gives records of this
     /// schema as their subject: an Avro record's full name (nothing for
     /// another top-level type), a JSON Schema's `title`, and the full name
-    /// of each message a Protobuf file declares (a record names one by its
-    /// message indexes).
+    /// of each message a Protobuf file declares, in declaration order (a
+    /// record names one by its message indexes; the schema is named by the
+    /// first).
     pub fn record_names(&self) -> Vec<String> {
         match self {
             Parsed::Avro(s) => match s.schema() {
@@ -128,13 +129,22 @@ impl Parsed {
                 let Some(file) = s.pool().get_file_by_name(s.file().name()) else {
                     return Vec::new();
                 };
+                // In declaration order, each message before its nested
+                // ones: the first is the file's first message, the one a
+                // Protobuf schema is named by.
                 let mut names = Vec::new();
                 let mut todo: Vec<_> = file.messages().collect();
+                todo.reverse();
                 while let Some(message) = todo.pop() {
                     names.push(message.full_name().to_string());
-                    todo.extend(message.child_messages());
+                    todo.extend(
+                        message
+                            .child_messages()
+                            .collect::<Vec<_>>()
+                            .into_iter()
+                            .rev(),
+                    );
                 }
-                names.sort();
                 names
             }
         }
@@ -181,9 +191,9 @@ mod tests {
         assert_eq!(
             names(
                 SchemaType::Protobuf,
-                "syntax = \"proto3\";\npackage shop;\nmessage A { message B { int32 x = 1; } }\nmessage C { int32 y = 1; }\n"
+                "syntax = \"proto3\";\npackage shop;\nmessage Z { message B { int32 x = 1; } }\nmessage C { int32 y = 1; }\n"
             ),
-            ["shop.A", "shop.A.B", "shop.C"]
+            ["shop.Z", "shop.Z.B", "shop.C"]
         );
     }
 }

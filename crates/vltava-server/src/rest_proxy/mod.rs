@@ -20,16 +20,18 @@ use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use vltava_broker::config::BrokerConfig;
 use vltava_broker::Broker;
 use vltava_client::producer::{Producer, ProducerConfig};
+use vltava_registry::schema::SchemaType;
 
 use crate::admin::Admin;
 use crate::registry::Registry;
@@ -351,4 +353,60 @@ pub async fn serve(
     let app = router(proxy.clone());
     crate::admin::serve_http("REST proxy", listeners, app, shutdown).await;
     proxy.consumers.close_all().await;
+}
+
+/// The most of the registry's answer to a registration read.
+const REGISTER_ANSWER_BYTES_MAX: usize = 64 * 1024;
+
+/// How long a registration through the registry API may take (a forwarded
+/// write included).
+const REGISTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Registers `text` under `subject` through this node's registry API
+/// (which forwards writes to the node that takes them): its id. The same
+/// schema registered before answers its id, writing nothing.
+pub(super) async fn register_schema(
+    p: &RestProxy,
+    subject: &str,
+    schema_type: SchemaType,
+    text: &str,
+) -> Result<i32, RestError> {
+    let broker = p.broker()?;
+    let url = crate::registry::own_url(&broker).ok_or_else(|| {
+        RestError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42205,
+            "registering a schema needs this node's schema registry (schema.registry.listeners is empty); give its id instead",
+        )
+    })?;
+    let request = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri(format!(
+            "/subjects/{}/versions",
+            crate::http_client::path_segment(subject)
+        ))
+        .header(header::CONTENT_TYPE, crate::registry::CONTENT_TYPE);
+    let body = json!({"schema": text, "schemaType": schema_type.name()}).to_string();
+    let authority = crate::http_client::authority(&url).map_err(RestError::unavailable)?;
+    let (parts, answer) = crate::http_client::exchange(
+        authority,
+        request,
+        Bytes::from(body),
+        REGISTER_ANSWER_BYTES_MAX,
+        REGISTER_TIMEOUT,
+    )
+    .await
+    .map_err(|e| RestError::unavailable(format!("the schema registry did not answer: {e}")))?;
+    let value: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
+    match value["id"].as_i64().and_then(|id| i32::try_from(id).ok()) {
+        Some(id) if parts.status.is_success() => Ok(id),
+        _ => Err(RestError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            value["error_code"].as_u64().map_or(42205, |c| c as u32),
+            format!(
+                "registering the schema under {subject} failed: {}",
+                value["message"].as_str().unwrap_or("no answer")
+            ),
+        )),
+    }
 }

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use base64::Engine;
@@ -197,67 +197,11 @@ async fn schema_for(
         return Ok(None);
     };
     let subject = format!("{topic}-{which}");
-    let id = register(p, &subject, schema_type, text).await?;
+    let id = super::register_schema(p, &subject, schema_type, text)
+        .await
+        .map_err(RestError::v2)?;
     let parsed = p.registry.parsed_by_id(id).await.map_err(registry_error)?;
     Ok(Some((id, parsed)))
-}
-
-/// The most of the registry's answer to a registration read.
-const REGISTER_ANSWER_BYTES_MAX: usize = 64 * 1024;
-
-/// How long a registration through the registry API may take (a forwarded
-/// write included).
-const REGISTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Registers `text` under `subject` through this node's registry API
-/// (which forwards writes to the node that takes them): its id.
-async fn register(
-    p: &RestProxy,
-    subject: &str,
-    schema_type: SchemaType,
-    text: &str,
-) -> Result<i32, RestError> {
-    let broker = p.broker().map_err(RestError::v2)?;
-    let url = crate::registry::own_url(&broker).ok_or_else(|| {
-        RestError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            42205,
-            "registering a schema needs this node's schema registry (schema.registry.listeners is empty); give its id instead",
-        )
-        .v2()
-    })?;
-    let request = axum::http::Request::builder()
-        .method(Method::POST)
-        .uri(format!(
-            "/subjects/{}/versions",
-            crate::http_client::path_segment(subject)
-        ))
-        .header(header::CONTENT_TYPE, crate::registry::CONTENT_TYPE);
-    let body = json!({"schema": text, "schemaType": schema_type.name()}).to_string();
-    let authority =
-        crate::http_client::authority(&url).map_err(|e| RestError::unavailable(e).v2())?;
-    let (parts, answer) = crate::http_client::exchange(
-        authority,
-        request,
-        Bytes::from(body),
-        REGISTER_ANSWER_BYTES_MAX,
-        REGISTER_TIMEOUT,
-    )
-    .await
-    .map_err(|e| RestError::unavailable(format!("the schema registry did not answer: {e}")).v2())?;
-    let value: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
-    match value["id"].as_i64().and_then(|id| i32::try_from(id).ok()) {
-        Some(id) if parts.status.is_success() => Ok(id),
-        _ => Err(RestError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            value["error_code"].as_u64().map_or(42205, |c| c as u32),
-            format!(
-                "registering the schema under {subject} failed: {}",
-                value["message"].as_str().unwrap_or("no answer")
-            ),
-        )
-        .v2()),
-    }
 }
 
 /// A key or value in the request's format, as bytes.

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use vltava_client::admin::{Admin as KafkaAdmin, AlterOp, NewTopic, ResourceType};
 use vltava_client::client::TopicInfo;
 use vltava_client::producer::ProducerRecord;
+use vltava_registry::schema::{Parsed, SchemaType};
 use vltava_registry::store::VersionSpec;
 
 use super::{
@@ -570,7 +571,8 @@ async fn field(p: &RestProxy, topic: &str, is_key: bool, spec: &Value) -> Result
     let data = &spec["data"];
     let schema_asked = !spec["schema_id"].is_null()
         || !spec["schema_version"].is_null()
-        || !spec["subject"].is_null();
+        || !spec["subject"].is_null()
+        || !spec["raw_schema"].is_null();
     let kind = spec["type"]
         .as_str()
         .map(str::to_ascii_uppercase)
@@ -613,8 +615,8 @@ async fn field(p: &RestProxy, topic: &str, is_key: bool, spec: &Value) -> Result
                 let (status, code, message) = e.parts();
                 RestError::new(status, code, message.to_string())
             };
-            let (id, schema) = match spec["schema_id"].as_i64() {
-                Some(id) => {
+            let (id, schema) = match (spec["schema_id"].as_i64(), spec["raw_schema"].as_str()) {
+                (Some(id), _) => {
                     let id = i32::try_from(id)
                         .map_err(|_| RestError::bad_request("schema_id is out of range"))?;
                     (
@@ -622,11 +624,30 @@ async fn field(p: &RestProxy, topic: &str, is_key: bool, spec: &Value) -> Result
                         p.registry.parsed_by_id(id).await.map_err(registry_error)?,
                     )
                 }
-                None => {
-                    let subject = match spec["subject"].as_str() {
-                        Some(s) => s.to_string(),
-                        None => format!("{topic}-{}", if is_key { "key" } else { "value" }),
+                // A schema given whole: registered under its subject (or
+                // found there), as Confluent's proxy does.
+                (None, Some(text)) => {
+                    let schema_type = match kind.as_str() {
+                        "AVRO" => SchemaType::Avro,
+                        "JSONSCHEMA" => SchemaType::Json,
+                        "PROTOBUF" => SchemaType::Protobuf,
+                        _ => {
+                            return Err(RestError::bad_request(
+                                "raw_schema needs type AVRO, JSONSCHEMA or PROTOBUF",
+                            ))
+                        }
                     };
+                    let parsed = Parsed::parse(schema_type, text, &[])
+                        .map_err(|e| RestError::new(StatusCode::UNPROCESSABLE_ENTITY, 42201, e))?;
+                    let subject = subject_of(topic, is_key, spec, Some(&parsed))?;
+                    let id = super::register_schema(p, &subject, schema_type, text).await?;
+                    (
+                        id,
+                        p.registry.parsed_by_id(id).await.map_err(registry_error)?,
+                    )
+                }
+                (None, None) => {
+                    let subject = subject_of(topic, is_key, spec, None)?;
                     let version =
                         match &spec["schema_version"] {
                             Value::Null => VersionSpec::Latest,
@@ -658,6 +679,43 @@ async fn field(p: &RestProxy, topic: &str, is_key: bool, spec: &Value) -> Result
         }
         other => Err(RestError::bad_request(format!(
             "type {other} is not one of BINARY, JSON, STRING, AVRO, JSONSCHEMA, PROTOBUF"
+        ))),
+    }
+}
+
+/// The subject a key's or value's schema is under: `subject` if given,
+/// else what `subject_name_strategy` makes of the topic and the schema's
+/// record name (`TOPIC_NAME`, the default: `TOPIC-key`/`TOPIC-value`;
+/// `RECORD_NAME`; `TOPIC_RECORD_NAME`: `TOPIC-<record name>`). A record
+/// name is known only from a `raw_schema`.
+fn subject_of(
+    topic: &str,
+    is_key: bool,
+    spec: &Value,
+    schema: Option<&Parsed>,
+) -> Result<String, RestError> {
+    if let Some(subject) = spec["subject"].as_str() {
+        return Ok(subject.to_string());
+    }
+    let strategy = spec["subject_name_strategy"]
+        .as_str()
+        .unwrap_or("TOPIC_NAME")
+        .to_ascii_uppercase();
+    let record_name = || {
+        schema
+            .and_then(|s| s.record_names().into_iter().next())
+            .ok_or_else(|| {
+                RestError::bad_request(format!(
+                    "subject_name_strategy {strategy} needs a raw_schema with a record name"
+                ))
+            })
+    };
+    match strategy.as_str() {
+        "TOPIC_NAME" => Ok(format!("{topic}-{}", if is_key { "key" } else { "value" })),
+        "RECORD_NAME" => record_name(),
+        "TOPIC_RECORD_NAME" => Ok(format!("{topic}-{}", record_name()?)),
+        other => Err(RestError::bad_request(format!(
+            "subject_name_strategy {other} is not one of TOPIC_NAME, RECORD_NAME, TOPIC_RECORD_NAME"
         ))),
     }
 }
