@@ -502,6 +502,49 @@ impl Store {
                 }
                 Ok(())
             }
+            // Written by Confluent's registry (a `_schemas` it filled,
+            // mirrored here): a subject soft-deleted up to a version (its
+            // live versions up to there are marked deleted; nothing is
+            // rewritten), and a subject's deleted versions cleared away
+            // (before an import).
+            Some("DELETE_SUBJECT") => {
+                let subject =
+                    text(&key, "subject").ok_or("DELETE_SUBJECT key without a subject")?;
+                let Some(value) = value else { return Ok(()) };
+                let upto =
+                    int(&value, "version").ok_or("DELETE_SUBJECT value without a version")?;
+                if let Some(versions) = self.subjects.get_mut(&subject) {
+                    for version in versions.range_mut(..=upto).map(|(_, v)| v) {
+                        version.deleted = true;
+                    }
+                }
+                Ok(())
+            }
+            Some("CLEAR_SUBJECT") => {
+                let subject = text(&key, "subject").ok_or("CLEAR_SUBJECT key without a subject")?;
+                if value.is_none() {
+                    return Ok(());
+                }
+                let Some(versions) = self.subjects.get_mut(&subject) else {
+                    return Ok(());
+                };
+                let cleared: Vec<i32> = versions
+                    .values()
+                    .filter(|v| v.deleted)
+                    .map(|v| v.version)
+                    .collect();
+                let ids: Vec<i32> = cleared
+                    .iter()
+                    .filter_map(|n| versions.remove(n).map(|v| v.id))
+                    .collect();
+                if versions.is_empty() {
+                    self.subjects.remove(&subject);
+                }
+                for id in ids {
+                    self.release(id);
+                }
+                Ok(())
+            }
             Some("VLTAVA_ID") => {
                 if let Some(next) = value.as_ref().and_then(|v| int(v, "next")) {
                     self.next_id = self.next_id.max(next);
@@ -1439,6 +1482,41 @@ mod tests {
                 version: max
             })
         );
+    }
+
+    #[test]
+    fn confluents_subject_deletes_are_read_as_confluent_reads_them() {
+        let mut s = Store::new();
+        let schema = |subject: &str, version: i32, id: i32, text: &str| {
+            let key = schema_key(subject, version);
+            let value = json!({"subject": subject, "version": version, "id": id,
+                               "schema": text, "deleted": false})
+            .to_string();
+            (key, value.into_bytes())
+        };
+        for (key, value) in [schema("s", 1, 1, V1), schema("s", 2, 2, V2)] {
+            s.apply(&key, Some(&value)).unwrap();
+        }
+        let delete = br#"{"keytype":"DELETE_SUBJECT","subject":"s","magic":0}"#;
+        s.apply(delete, Some(br#"{"subject":"s","version":2}"#))
+            .unwrap();
+        // Registered again after the soft delete: version 3, live.
+        let (key, value) = schema("s", 3, 3, BAD);
+        s.apply(&key, Some(&value)).unwrap();
+        let numbers = |s: &Store, deleted| {
+            s.live_versions("s", deleted)
+                .map(|vs| vs.iter().map(|v| v.version).collect::<Vec<_>>())
+        };
+        assert_eq!(numbers(&s, false), Ok(vec![3]));
+        assert_eq!(numbers(&s, true), Ok(vec![1, 2, 3]));
+        // Soft-deleted schemas still resolve by id.
+        assert_eq!(s.schema(1).map(|st| st.text.as_str()), Ok(V1));
+        // An import's clearing drops the deleted versions and their ids.
+        let clear = br#"{"keytype":"CLEAR_SUBJECT","subject":"s","magic":0}"#;
+        s.apply(clear, Some(br#"{"subject":"s"}"#)).unwrap();
+        assert_eq!(numbers(&s, true), Ok(vec![3]));
+        assert!(s.schema(1).is_err() && s.schema(2).is_err());
+        assert_eq!(s.next_id, 4);
     }
 
     #[test]
