@@ -17,6 +17,7 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.schema_registry.json_schema import JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from conftest import free_port
@@ -392,8 +393,15 @@ def test_the_console_decodes_records_through_the_registry(make_broker):
     create_topic(admin(broker.bootstrap), "shown", 1)
     ctx = SerializationContext("shown", MessageField.VALUE)
     value = AvroSerializer(sr, V1)({"id": 5, "name": "eve"}, ctx)
+    # A JSON Schema key (shown-key, id 2) and a Protobuf value (id 3: message index 0, n = 5).
+    shape = json.dumps({"type": "object", "properties": {"sides": {"type": "integer"}}})
+    key = JSONSerializer(shape, sr)({"sides": 3}, SerializationContext("shown", MessageField.KEY))
+    proto_id = sr.register_schema("shown-proto", Schema('syntax = "proto3";\nmessage Q { int32 n = 1; }\n',
+                                                        "PROTOBUF"))
+    proto_value = b"\x00" + struct.pack(">I", proto_id) + b"\x00" + b"\x08\x05"
     produce_all(producer(broker.bootstrap), "shown",
-                [{"partition": 0, "key": b"plain key", "value": value}])
+                [{"partition": 0, "key": b"plain key", "value": value},
+                 {"partition": 0, "key": key, "value": proto_value}])
     url = f"http://127.0.0.1:{admin_port}/topics/shown/messages?partition=0&from=beginning&format=schema"
     with urllib.request.urlopen(url, timeout=30) as answer:
         page = html.unescape(answer.read().decode())
@@ -401,3 +409,7 @@ def test_the_console_decodes_records_through_the_registry(make_broker):
     assert '{\n  "id": 5,\n  "name": "eve"\n}' in page, page
     assert "schema 1" in page
     assert "plain key" in page and "(no schema id (not in Confluent's wire format))" in page
+    # JSON Schema and Protobuf decode the same way.
+    assert proto_id == 3
+    assert '{\n  "sides": 3\n}' in page and "schema 2" in page, page
+    assert '{\n  "n": 5\n}' in page and "schema 3" in page, page
