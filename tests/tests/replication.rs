@@ -459,7 +459,7 @@ fn an_old_leader_truncates_the_tail_the_new_leader_never_had() {
 }
 
 #[test]
-fn with_two_replicas_gone_acks_all_is_refused_and_acks_one_is_held_uncommitted() {
+fn with_two_replicas_gone_acks_all_is_refused_and_acks_one_is_held_until_min_insync_is_lowered() {
     // Three voters keep the controller up; the followers are broker-only
     // nodes 4 and 5, killed.
     let mut cluster = Cluster::start_with(3, FAST_FENCING);
@@ -472,11 +472,16 @@ fn with_two_replicas_gone_acks_all_is_refused_and_acks_one_is_held_uncommitted()
     let mut client = RawClient::connect(cluster.node(1).addr()).unwrap();
     let ok = client.produce(TOPIC, 0, plain(&["a"]), -1).unwrap();
     assert_eq!(ok.error_code, 0);
+    // One at a time: f1 leaves while the ISR still meets
+    // min.insync.replicas (2), f2 as it falls below, so f2 alone is an
+    // eligible leader replica (KIP-966).
     cluster.nodes[(f1 - 1) as usize].kill_sigkill();
+    wait_state(&cluster, 1, "f1 left the ISR", |s| s.3 == [1, f2]);
     cluster.nodes[(f2 - 1) as usize].kill_sigkill();
     wait_state(&cluster, 1, "the ISR shrank to the leader", |s| {
         s.0 == 1 && s.3 == [1]
     });
+    assert_eq!(eligible_leader_replicas(&cluster, 1), [f2]);
     // Visible to operators as Kafka's tool shows it.
     let bs = cluster.node(1).bootstrap();
     let describe = |flag: &str| {
@@ -503,6 +508,53 @@ fn with_two_replicas_gone_acks_all_is_refused_and_acks_one_is_held_uncommitted()
         .map(|(_, v)| v)
         .collect();
     assert_eq!(values, ["a"]);
+    // Lowering min.insync.replicas to 1 releases the high watermark and
+    // clears the eligible leader replicas, as in Kafka.
+    let bs = cluster.node(2).bootstrap();
+    let alter = [
+        "--alter",
+        "--entity-type",
+        "topics",
+        "--entity-name",
+        TOPIC,
+        "--add-config",
+        "min.insync.replicas=1",
+    ];
+    vltava_tests::stdout_ok(
+        "configs",
+        &vltava_tests::vltava_tool("configs", &bs, &alter),
+    );
+    let started = Instant::now();
+    while !eligible_leader_replicas(&cluster, 1).is_empty() {
+        assert!(started.elapsed() < DEADLINE, "the ELR was never cleared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let values: Vec<String> = read_all(&cluster.node(1).bootstrap())
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(values, ["a", "c"]);
+}
+
+/// Partition 0's eligible leader replicas as node `via` describes them
+/// (DescribeTopicPartitions, KIP-966).
+fn eligible_leader_replicas(cluster: &Cluster, via: i32) -> Vec<i32> {
+    use kafka_protocol::messages::describe_topic_partitions_request::TopicRequest;
+    use kafka_protocol::messages::DescribeTopicPartitionsRequest;
+    let mut client = RawClient::connect(cluster.node(via).addr()).unwrap();
+    let req = DescribeTopicPartitionsRequest::default()
+        .with_topics(vec![
+            TopicRequest::default().with_name(vltava_tests::raw::topic_name(TOPIC))
+        ])
+        .with_response_partition_limit(10);
+    let resp = client.request(&req, 0).unwrap();
+    let p = &resp.topics[0].partitions[0];
+    assert_eq!(resp.topics[0].error_code, 0, "{resp:?}");
+    p.eligible_leader_replicas
+        .iter()
+        .flatten()
+        .map(|b| b.0)
+        .collect()
 }
 
 /// `vltava leader-election` (kafka-leader-election.sh) moves leadership

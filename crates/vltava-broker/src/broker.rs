@@ -14,7 +14,7 @@ use vltava_protocol::ResponseError;
 use vltava_quorum::ProposeError;
 
 use crate::clock::Clock;
-use crate::config::{validate_topic_config, BrokerConfig, TopicConfig};
+use crate::config::{validate_topic_config, BrokerConfig, TopicConfig, MIN_INSYNC_REPLICAS};
 use crate::error::ApiError;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::group::GroupCoordinator;
@@ -1295,8 +1295,12 @@ impl Broker {
                 if validate_only {
                     return Ok((Vec::new(), 0));
                 }
-                let records = config_changes(&resource, &image.configs_of(&resource), &overrides);
+                let current = image.configs_of(&resource);
+                let mut records = config_changes(&resource, &current, &overrides);
                 let changes = records.len();
+                if current.get(MIN_INSYNC_REPLICAS) != overrides.get(MIN_INSYNC_REPLICAS) {
+                    records.extend(elections::min_insync_changed(image, &|t| t == name));
+                }
                 Ok((records, changes))
             })
             .await?;

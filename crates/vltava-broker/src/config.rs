@@ -27,6 +27,9 @@ pub const DYNAMIC_BROKER_KEYS: &[&str] = &[
     "producer.id.expiration.ms",
 ];
 
+/// The topic (and default) config the controller's leadership rules read.
+pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
+
 /// Whether a broker key may be changed at run time: every key that sets a
 /// topic default, and [`DYNAMIC_BROKER_KEYS`].
 pub fn is_dynamic_broker_config(name: &str) -> bool {
@@ -162,7 +165,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def!("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", Long, "0", &[], 0,
         "Shortest time a record stays uncompacted"),
     def!("min.insync.replicas", "min.insync.replicas", Int, "1", &[], 1,
-        "In-sync replicas that must have a write for acks=all to succeed: fewer in the ISR refuses the write (NOT_ENOUGH_REPLICAS), and nothing new is committed (visible to consumers) until the ISR grows back (KIP-966)"),
+        "In-sync replicas that must have a write for acks=all to succeed: fewer in the ISR refuses the write (NOT_ENOUGH_REPLICAS), and nothing new is committed (visible to consumers) until the ISR grows back (KIP-966); a change clears the eligible leader replicas"),
     def!("unclean.leader.election.enable", "unclean.leader.election.enable", Boolean, "false", &[], 0,
         "When every in-sync replica is fenced, let an out-of-sync one lead (acknowledged writes may be lost)"),
     def!("retention.bytes", "log.retention.bytes", Long, "-1", &[], -1,
@@ -311,7 +314,7 @@ impl TopicConfig {
     /// `min.insync.replicas` as a count (at least 1; the setting's own
     /// minimum is 1).
     pub fn min_insync_replicas(&self) -> usize {
-        usize::try_from(self.long("min.insync.replicas"))
+        usize::try_from(self.long(MIN_INSYNC_REPLICAS))
             .unwrap_or(1)
             .max(1)
     }

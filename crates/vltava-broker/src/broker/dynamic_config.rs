@@ -15,7 +15,7 @@ use vltava_protocol::ResponseError;
 use super::{config_changes, Broker};
 use crate::config::{
     canonical_broker_config, is_dynamic_broker_config, validate_dynamic_broker_config,
-    BrokerConfig, ConfigSource, TopicConfig, TopicConfigDef,
+    BrokerConfig, ConfigSource, TopicConfig, TopicConfigDef, MIN_INSYNC_REPLICAS,
 };
 use crate::error::ApiError;
 
@@ -193,8 +193,19 @@ impl Broker {
         // re-resolves every topic's defaults (here before this returns).
         let changes = self
             .control(|image| {
-                let records = config_changes(&resource, &image.configs_of(&resource), &wanted);
+                let current = image.configs_of(&resource);
+                let mut records = config_changes(&resource, &current, &wanted);
                 let changes = records.len();
+                // A default min.insync.replicas changed: the topics that
+                // take the default clear their eligible leader replicas.
+                if current.get(MIN_INSYNC_REPLICAS) != wanted.get(MIN_INSYNC_REPLICAS) {
+                    let own = |t: &str| {
+                        image
+                            .configs_of(&ConfigResource::Topic(t.to_string()))
+                            .contains_key(MIN_INSYNC_REPLICAS)
+                    };
+                    records.extend(super::elections::min_insync_changed(image, &|t| !own(t)));
+                }
                 Ok((records, changes))
             })
             .await?;

@@ -186,6 +186,26 @@ fn eligible_leader(
         .find(|id| *id != except && usable(image, *id))
 }
 
+/// `min.insync.replicas` changed for the topics `changed` names: their
+/// partitions' eligible leader replicas are cleared, as Kafka's controller
+/// clears them (KIP-966). The ELR was measured against the old setting,
+/// and under the new one the high watermark may already have moved past
+/// what its members hold.
+pub(crate) fn min_insync_changed(
+    image: &MetadataImage,
+    changed: &dyn Fn(&str) -> bool,
+) -> Vec<MetaRecord> {
+    partitions(image)
+        .filter(|(name, _, _, p)| !p.elr.is_empty() && changed(name))
+        .map(|(_, topic_id, index, p)| {
+            let mut next = p.clone();
+            next.elr.clear();
+            next.partition_epoch += 1;
+            MetaRecord::partition(topic_id, index, &next)
+        })
+        .collect()
+}
+
 /// Broker `node` can no longer serve: each partition it leads gets the
 /// first other in-sync replica that is unfenced (in replica order) as
 /// leader, or else the first unfenced eligible leader replica (which then
@@ -602,6 +622,22 @@ pub(super) mod tests {
         unclean: false,
         min_insync: 2,
     };
+
+    #[test]
+    fn a_min_insync_change_clears_the_eligible_leader_replicas_of_its_topics() {
+        let mut held = state(1, &[1]);
+        held.elr = vec![2, 3];
+        let img = image(held, &[]);
+        assert!(min_insync_changed(&img, &|t| t == "u").is_empty());
+        let p = after(&img, min_insync_changed(&img, &|t| t == "t"));
+        assert_eq!(
+            (p.elr.len(), p.isr.as_slice(), p.partition_epoch),
+            (0, &[1][..], 11)
+        );
+        // Nothing to clear: no record.
+        let cleared = after(&img, min_insync_changed(&img, &|_| true));
+        assert!(min_insync_changed(&image(cleared, &[]), &|_| true).is_empty());
+    }
 
     #[test]
     fn a_fenced_leader_hands_over_to_the_next_in_sync_replica() {
