@@ -415,7 +415,24 @@ impl Store {
                     .get("deleted")
                     .and_then(Value::as_bool)
                     .unwrap_or(false);
-                if !self.schemas.contains_key(&id) {
+                if let Some(held) = self.schemas.get(&id) {
+                    // An id is one schema for good: a record giving it to
+                    // another (two writers racing a change of owner) is
+                    // skipped, as Confluent's registry skips it.
+                    let same = (held.schema_type, held.text.as_str(), &held.references)
+                        == (schema_type, schema_text.as_str(), &references)
+                        || self
+                            .parse(schema_type, &schema_text, &references)
+                            .is_ok_and(|p| {
+                                schema_key_of(&p, &references)
+                                    == schema_key_of(&held.parsed, &held.references)
+                            });
+                    if !same {
+                        return Err(format!(
+                            "SCHEMA record for {subject} version {version} gives id {id}, which another schema holds"
+                        ));
+                    }
+                } else {
                     let parsed = self
                         .parse(schema_type, &schema_text, &references)
                         .map_err(|e| e.message())?;
@@ -1481,6 +1498,33 @@ mod tests {
                 id: max,
                 version: max
             })
+        );
+    }
+
+    #[test]
+    fn an_id_given_to_another_schema_is_skipped() {
+        let mut s = Store::new();
+        let record = |subject: &str, text: &str| {
+            let value = json!({"subject": subject, "version": 1, "id": 1, "schema": text});
+            (schema_key(subject, 1), value.to_string().into_bytes())
+        };
+        let (key, value) = record("a", V1);
+        s.apply(&key, Some(&value)).unwrap();
+        let (key, value) = record("b", BAD);
+        let err = s.apply(&key, Some(&value)).unwrap_err();
+        assert!(
+            err.contains("gives id 1, which another schema holds"),
+            "{err}"
+        );
+        assert!(s.live_versions("b", true).is_err());
+        assert_eq!(s.schema(1).map(|st| st.text.as_str()), Ok(V1));
+        // The same schema laid out otherwise is the same schema.
+        let (key, value) = record("c", &V1.replace(',', ", "));
+        s.apply(&key, Some(&value)).unwrap();
+        assert_eq!(
+            s.version("c", VersionSpec::Latest, false)
+                .map(|(v, _)| v.id),
+            Ok(1)
         );
     }
 

@@ -113,6 +113,11 @@ struct Synced {
     /// gone, a failover under way) answers from what it has, as
     /// Confluent's registry answers from its cache.
     read_once: bool,
+    /// The leader epoch of `_schemas` partition 0 under which this node,
+    /// as its owner, last passed the fence (`committed_to_log_end`): a
+    /// write goes out only under the same epoch, so ownership cannot
+    /// change between planning a write and making it.
+    fenced_epoch: Option<i32>,
 }
 
 /// An error answer in Confluent's shape: `{"error_code": N, "message": M}`.
@@ -192,6 +197,7 @@ impl Registry {
                 store: Store::new(),
                 next: 0,
                 read_once: false,
+                fenced_epoch: None,
             }),
             published: std::sync::atomic::AtomicBool::new(false),
             permits: tokio::sync::Semaphore::new(REGISTRY_REQUESTS_MAX),
@@ -263,7 +269,7 @@ impl Registry {
     /// The store, read up to `_schemas`' high watermark; held, it keeps
     /// this node's other requests waiting (one writer).
     async fn synced(&self) -> Result<InSync<'_>, ApiError> {
-        self.synced_with(false).await
+        self.synced_with(Sync::Read).await
     }
 
     /// The store for planning a write: on the owner, first everything in
@@ -272,24 +278,38 @@ impl Registry {
     /// this node's own timed-out write) appended and got committed only
     /// now. Without it, a new owner could give an id again.
     async fn synced_to_write(&self) -> Result<InSync<'_>, ApiError> {
-        self.synced_with(true).await
+        self.synced_with(Sync::Write).await
     }
 
-    async fn synced_with(&self, to_write: bool) -> Result<InSync<'_>, ApiError> {
+    async fn synced_with(&self, sync: Sync) -> Result<InSync<'_>, ApiError> {
         let broker = self.broker()?;
         let client = self.client(&broker).await?;
         let mut synced = self.synced.lock().await;
+        synced.fenced_epoch = None;
         let read = async {
             self.ensure_topic(&broker, &client).await?;
-            if to_write && owner_of(&broker) == Some(broker.node_id()) {
-                committed_to_log_end(&broker).await?;
-            }
-            catch_up(&mut synced, &client).await
-        }
-        .await;
+            let fenced = match sync {
+                Sync::Write if owner_of(&broker) == Some(broker.node_id()) => {
+                    Some(committed_to_log_end(&broker).await?)
+                }
+                _ => None,
+            };
+            catch_up(&mut synced, &client).await?;
+            Ok::<_, ApiError>(fenced)
+        };
+        let read = match tokio::time::timeout(SYNC_DEADLINE, read).await {
+            Ok(read) => read,
+            Err(_) => Err(ApiError::unavailable(format!(
+                "reading {SCHEMAS_TOPIC} took longer than {} seconds",
+                SYNC_DEADLINE.as_secs()
+            ))),
+        };
         match read {
-            Ok(()) => synced.read_once = true,
-            Err(e) if !to_write && synced.read_once => {
+            Ok(fenced) => {
+                synced.read_once = true;
+                synced.fenced_epoch = fenced;
+            }
+            Err(e) if sync == Sync::Read && synced.read_once => {
                 debug!(error = %e.message, "answering a registry read from what this node has read");
                 return Ok((synced, broker, client));
             }
@@ -329,6 +349,17 @@ impl Registry {
             return Err(ApiError::unavailable(format!(
                 "this node does not take registry writes: node {} leads {SCHEMAS_TOPIC} and takes them; send writes to its registry",
                 owner.unwrap_or(-1)
+            )));
+        }
+        // Planned under the fence, and still the owner in the same leader
+        // epoch: otherwise another owner may have written since.
+        let epoch = schemas_partition(broker)
+            .ok()
+            .filter(|p| p.is_leader())
+            .map(|p| p.leader_epoch());
+        if synced.fenced_epoch.is_none() || synced.fenced_epoch != epoch {
+            return Err(ApiError::unavailable(format!(
+                "the ownership of {SCHEMAS_TOPIC} moved while this write was planned; retry"
             )));
         }
         produce(synced, client, writes).await
@@ -560,24 +591,22 @@ async fn forward(
 /// the log orders every write, and a write is planned only on a state that
 /// includes every record committed before it (Confluent's registry gets
 /// the same by writing a no-op record and reading up to it).
-async fn committed_to_log_end(broker: &Broker) -> Result<(), ApiError> {
-    let partition = broker
-        .topic(SCHEMAS_TOPIC)
-        .and_then(|t| t.partition(0).cloned())
-        .ok_or_else(|| ApiError::unavailable(format!("{SCHEMAS_TOPIC} is not here yet")))?;
+async fn committed_to_log_end(broker: &Broker) -> Result<i32, ApiError> {
+    let partition = schemas_partition(broker)?;
+    let epoch = partition.leader_epoch();
     let end = partition.log_end_offset();
     let deadline = tokio::time::Instant::now() + SYNC_DEADLINE;
     loop {
         let advanced = partition.high_watermark_advanced().notified();
         tokio::pin!(advanced);
         advanced.as_mut().enable();
-        if partition.high_watermark() >= end {
-            return Ok(());
-        }
-        if !partition.is_leader() {
+        if !partition.is_leader() || partition.leader_epoch() != epoch {
             return Err(ApiError::unavailable(format!(
                 "this node no longer leads {SCHEMAS_TOPIC}; retry"
             )));
+        }
+        if partition.high_watermark() >= end {
+            return Ok(epoch);
         }
         if tokio::time::timeout_at(deadline, advanced).await.is_err() {
             return Err(ApiError::unavailable(format!(
@@ -586,6 +615,25 @@ async fn committed_to_log_end(broker: &Broker) -> Result<(), ApiError> {
             )));
         }
     }
+}
+
+/// This node's replica of `_schemas` partition 0.
+fn schemas_partition(broker: &Broker) -> Result<Arc<vltava_broker::Partition>, ApiError> {
+    broker
+        .topic(SCHEMAS_TOPIC)
+        .and_then(|t| t.partition(0).cloned())
+        .ok_or_else(|| ApiError::unavailable(format!("{SCHEMAS_TOPIC} is not here yet")))
+}
+
+/// How a request reads the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    /// Up to date if `_schemas` can be read, else as last read.
+    Read,
+    /// Up to date, or an error.
+    Fresh,
+    /// Up to date and, on the owner, fenced for a write.
+    Write,
 }
 
 /// The store held and read up to date, with the broker and a client of it.
@@ -680,7 +728,10 @@ impl SchemaIdSource for Registry {
         Box<dyn std::future::Future<Output = Result<Arc<SchemaIds>, String>> + Send + '_>,
     > {
         Box::pin(async move {
-            let (synced, ..) = self.synced().await.map_err(|e| e.message)?;
+            // Fresh, never as last read: an id registered meanwhile would
+            // otherwise refuse a record for good (INVALID_RECORD) where a
+            // retriable error lets the producer try again.
+            let (synced, ..) = self.synced_with(Sync::Fresh).await.map_err(|e| e.message)?;
             let mut cached = self
                 .validation_ids
                 .lock()
@@ -912,6 +963,17 @@ async fn register(
             writes,
         } => {
             r.write(&mut synced, &broker, &client, writes).await?;
+            // Read back: the version holds the id planned (a record that
+            // lost a race for the id is skipped by every reader).
+            let landed = synced
+                .store
+                .version(&subject, VersionSpec::Number(version), false)
+                .is_ok_and(|(v, _)| v.id == id);
+            if !landed {
+                return Err(ApiError::unavailable(format!(
+                    "the registration under {subject} raced another write to {SCHEMAS_TOPIC}; retry"
+                )));
+            }
             info!(subject, version, id, "registered a schema");
             Ok(answer(json!({"id": id})))
         }
@@ -1098,12 +1160,12 @@ async fn delete_subject_config(
     Path(subject): Path<String>,
 ) -> Answer {
     let (mut synced, broker, client) = r.synced_to_write().await?;
-    synced.store.scope_writable(Some(&subject))?;
     let Some(old) = synced.store.level_set(Some(&subject)) else {
         return Err(
             RegistryError::SubjectNotFound(format!("Subject '{subject}' not found.")).into(),
         );
     };
+    synced.store.scope_writable(Some(&subject))?;
     r.write(
         &mut synced,
         &broker,
