@@ -186,6 +186,11 @@ def test_v3_topics_and_records_read_back_by_a_kafka_client(proxy):
     status, _, odd = call("POST", f"{base}/topics/orders/records", {"value": {
         "type": "AVRO", "raw_schema": "{", "data": {"p": 1}}})
     assert (status, odd["error_code"]) == (422, 42201), odd
+    for both in ({"schema_id": 1, "raw_schema": tick}, {"schema_id": 1, "schema_version": 1},
+                 {"raw_schema": tick, "schema_version": 1}, {"raw_schema": tick, "subject": 7}):
+        status, _, odd = call("POST", f"{base}/topics/orders/records",
+                              {"value": {"type": "AVRO", "data": {"p": 1}, **both}})
+        assert (status, odd["error_code"]) == (400, 400), (both, odd)
 
     # An avro-format v2 consumer decodes Avro records through the registry.
     assert call("POST", f"{base}/topics", {"topic_name": "typed", "partitions_count": 1})[0] == 201

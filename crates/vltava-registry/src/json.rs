@@ -36,6 +36,9 @@ pub const COMPARE_DEPTH_MAX: usize = 64;
 /// what is left must be equal to be compatible.
 pub const COMPARE_STEPS_MAX: usize = 100_000;
 
+/// The most of a validator's message a refusal quotes.
+pub const VALIDATION_MESSAGE_BYTES_MAX: usize = 1_000;
+
 const TYPES: [&str; 7] = [
     "null", "boolean", "object", "array", "number", "string", "integer",
 ];
@@ -93,7 +96,18 @@ impl JsonSchema {
         validator.validate(document).map_err(|e| {
             let at = e.instance_path().to_string();
             let at = if at.is_empty() { "/".to_string() } else { at };
-            format!("the document is not valid at {at}: {e}")
+            // The validator's message quotes the offending value: cut, so a
+            // large document is not echoed back whole.
+            let mut why = e.to_string();
+            if why.len() > VALIDATION_MESSAGE_BYTES_MAX {
+                let mut cut = VALIDATION_MESSAGE_BYTES_MAX;
+                while !why.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                why.truncate(cut);
+                why.push_str("...");
+            }
+            format!("the document is not valid at {at}: {why}")
         })
     }
 
@@ -816,6 +830,13 @@ mod tests {
             draft7.validate(&serde_json::json!({"a": 1, "b": 2})),
             Ok(())
         );
+        // A large offending value is not quoted back whole.
+        let short = JsonSchema::parse(r#"{"type":"string","maxLength":1}"#, &[]).unwrap();
+        let err = short
+            .validate(&serde_json::json!("x".repeat(100_000)))
+            .unwrap_err();
+        assert!(err.len() < VALIDATION_MESSAGE_BYTES_MAX + 100, "{}", err.len());
+        assert!(err.ends_with("..."), "{err}");
         // A reference the schema was not given is refused, never fetched.
         let dangling = JsonSchema::parse(r#"{"$ref":"https://example.com/x.json"}"#, &[]).unwrap();
         let err = dangling.validate(&serde_json::json!(1)).unwrap_err();

@@ -401,7 +401,13 @@ pub(super) async fn register_schema(
     match value["id"].as_i64().and_then(|id| i32::try_from(id).ok()) {
         Some(id) if parts.status.is_success() => Ok(id),
         _ => Err(RestError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
+            // The registry's own trouble (5xx) stays retriable; the schema's
+            // (4xx) is the record's.
+            if parts.status.is_server_error() {
+                parts.status
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            },
             value["error_code"].as_u64().map_or(42205, |c| c as u32),
             format!(
                 "registering the schema under {subject} failed: {}",

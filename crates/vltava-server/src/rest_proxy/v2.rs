@@ -462,17 +462,24 @@ async fn matching_topics(p: &RestProxy, regex: &regex::Regex) -> Result<Vec<Stri
 
 /// Lists a pattern subscription's topics again when it is due, and has
 /// the instance join again when they changed.
-async fn relist_pattern(p: &RestProxy, i: &mut Instance) -> Result<(), RestError> {
+async fn relist_pattern(p: &RestProxy, i: &mut Instance) {
     let Some(pattern) = i.pattern.as_mut() else {
-        return Ok(());
+        return;
     };
     if pattern.listed.elapsed() < TOPIC_PATTERN_RELIST_INTERVAL {
-        return Ok(());
+        return;
     }
     pattern.listed = Instant::now();
-    let topics = matching_topics(p, &pattern.regex).await?;
+    // A listing that fails keeps the topics it had: the fetch goes on.
+    let topics = match matching_topics(p, &pattern.regex).await {
+        Ok(topics) => topics,
+        Err(e) => {
+            debug!(group = i.group, error = ?e, "REST consumer pattern not listed again");
+            return;
+        }
+    };
     if topics == i.topics {
-        return Ok(());
+        return;
     }
     debug!(
         group = i.group,
@@ -484,7 +491,6 @@ async fn relist_pattern(p: &RestProxy, i: &mut Instance) -> Result<(), RestError
     }
     i.topics = topics;
     i.joined = false;
-    Ok(())
 }
 
 fn exclusive() -> RestError {
@@ -654,7 +660,7 @@ async fn records(
         )
         .v2());
     }
-    relist_pattern(&p, &mut i).await?;
+    relist_pattern(&p, &mut i).await;
     if !i.joined && !i.manual {
         join(&mut i).await?;
     }

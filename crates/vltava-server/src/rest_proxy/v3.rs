@@ -569,6 +569,22 @@ async fn field(p: &RestProxy, topic: &str, is_key: bool, spec: &Value) -> Result
         )));
     }
     let data = &spec["data"];
+    let given = |k: &str| !spec[k].is_null();
+    if given("schema_id") && (given("raw_schema") || given("schema_version")) {
+        return Err(RestError::bad_request(
+            "schema_id cannot come with raw_schema or schema_version",
+        ));
+    }
+    if given("raw_schema") && given("schema_version") {
+        return Err(RestError::bad_request(
+            "raw_schema cannot come with schema_version",
+        ));
+    }
+    for k in ["subject", "raw_schema", "subject_name_strategy"] {
+        if given(k) && !spec[k].is_string() {
+            return Err(RestError::bad_request(format!("{k} must be a string")));
+        }
+    }
     let schema_asked = !spec["schema_id"].is_null()
         || !spec["schema_version"].is_null()
         || !spec["subject"].is_null()
