@@ -835,7 +835,11 @@ mod tests {
         let err = short
             .validate(&serde_json::json!("x".repeat(100_000)))
             .unwrap_err();
-        assert!(err.len() < VALIDATION_MESSAGE_BYTES_MAX + 100, "{}", err.len());
+        assert!(
+            err.len() < VALIDATION_MESSAGE_BYTES_MAX + 100,
+            "{}",
+            err.len()
+        );
         assert!(err.ends_with("..."), "{err}");
         // A reference the schema was not given is refused, never fetched.
         let dangling = JsonSchema::parse(r#"{"$ref":"https://example.com/x.json"}"#, &[]).unwrap();
