@@ -134,6 +134,8 @@ fn a_power_cut_of_the_last_in_sync_replica_without_fsync_loses_nothing() {
     assert!(report.crashes > 0, "{report}");
     assert_eq!(report.violations.lost, 0, "{report}");
     assert_eq!(report.lost_to_power_cuts, 0, "{report}");
+    assert_eq!(report.hw_set_back_by_power_cuts, 0, "{report}");
+    assert_eq!(report.commits_lost_to_power_cuts, 0, "{report}");
 }
 
 /// The `vltava-sim` command line: each flag does what `--help` says, and

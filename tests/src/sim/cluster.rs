@@ -155,6 +155,11 @@ pub struct ClusterReport {
     /// least `min.insync.replicas` of their replicas (allowed: no fsync
     /// protected them; fewer cuts losing one is a violation).
     pub lost_to_power_cuts: usize,
+    /// Page-cache mode, from the same power cuts: high watermarks a node
+    /// saw set back (its leader led with a log that lost committed
+    /// records) and groups whose acknowledged commits were lost.
+    pub hw_set_back_by_power_cuts: usize,
+    pub commits_lost_to_power_cuts: usize,
     /// How long after the heal every partition took writes again.
     pub recovered_within: Option<Duration>,
     pub violations: Violations,
@@ -237,8 +242,10 @@ impl std::fmt::Display for ClusterReport {
                 .map_or("never".to_string(), |d| format!("{d:.1?}")),
             match self.config.page_cache {
                 true => format!(
-                    " {} acknowledged writes lost to power cuts of {MIN_INSYNC} replicas,",
-                    self.lost_to_power_cuts
+                    " {} acknowledged writes, {} high watermarks and {} committed offsets lost to power cuts of {MIN_INSYNC} replicas,",
+                    self.lost_to_power_cuts,
+                    self.hw_set_back_by_power_cuts,
+                    self.commits_lost_to_power_cuts
                 ),
                 false => String::new(),
             },
@@ -452,6 +459,8 @@ pub fn run(config: ClusterConfig) -> anyhow::Result<ClusterReport> {
         stale_reads: s.stale_reads,
         leaderships: checker.leaders.len(),
         lost_to_power_cuts: checker.lost_to_power_cuts.len(),
+        hw_set_back_by_power_cuts: checker.hw_set_back_by_power_cuts,
+        commits_lost_to_power_cuts: checker.commits_lost_to_power_cuts,
         recovered_within: checker.recovered_within,
         violations: checker.violations,
         trace: s.trace.clone(),
@@ -1035,6 +1044,8 @@ struct Checker {
     /// were sent, which no fsync protected (not a violation; counted).
     page_cache: bool,
     lost_to_power_cuts: std::collections::BTreeSet<(i32, i64)>,
+    hw_set_back_by_power_cuts: usize,
+    commits_lost_to_power_cuts: usize,
     violations: Violations,
 }
 
@@ -1094,10 +1105,29 @@ impl Checker {
                         .entry((id, *start, index))
                         .or_insert(hw);
                     if hw < *last {
-                        self.violations.hw_back += 1;
-                        self.violations.examples.note(format!(
-                            "node {id} partition {index}: high watermark went from {last} back to {hw}"
-                        ));
+                        // Page-cache mode: a leader that lost committed
+                        // records in power cuts of min.insync.replicas of
+                        // the partition's replicas (since the earliest
+                        // acknowledged write set back) sets its followers'
+                        // high watermarks back too: the same loss.
+                        let since = state
+                            .acked
+                            .iter()
+                            .filter(|a| a.partition == index && a.offset >= hw && a.offset < *last)
+                            .map(|a| a.sent)
+                            .min()
+                            .unwrap_or(Duration::ZERO);
+                        let replicas = partition.assignment().replicas;
+                        if self.page_cache
+                            && power_cut_replicas(state, &replicas, since) >= MIN_INSYNC
+                        {
+                            self.hw_set_back_by_power_cuts += 1;
+                        } else {
+                            self.violations.hw_back += 1;
+                            self.violations.examples.note(format!(
+                                "node {id} partition {index}: high watermark went from {last} back to {hw}"
+                            ));
+                        }
                     }
                     // Each drop counts once.
                     *last = hw;
@@ -1223,6 +1253,22 @@ impl Checker {
         // acknowledged (the last read of each group after everything).
         for (group, read, committed) in &state.commit_reads {
             if read < committed {
+                // Page-cache mode: lost with the group's __consumer_offsets
+                // partition (3 replicas: every node of a 3-node cluster)
+                // in power cuts of min.insync.replicas of them since the
+                // first commit above the offset read was acknowledged.
+                let since = state
+                    .commits
+                    .iter()
+                    .filter(|(g, offset, _)| g == group && offset > read)
+                    .map(|(_, _, at)| *at)
+                    .min()
+                    .unwrap_or(Duration::ZERO);
+                let nodes: Vec<i32> = ids.iter().map(|id| *id as i32).collect();
+                if self.page_cache && power_cut_replicas(state, &nodes, since) >= MIN_INSYNC {
+                    self.commits_lost_to_power_cuts += 1;
+                    continue;
+                }
                 self.violations.lost_commits += 1;
                 self.violations.examples.note(format!(
                     "{group}: read offset {read} after offset {committed} was acknowledged"
