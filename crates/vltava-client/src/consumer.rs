@@ -430,7 +430,11 @@ pub async fn list_offsets(
     let mut out = BTreeMap::new();
     let mut todo: Vec<(TopicPartition, OffsetSpec)> = wanted.to_vec();
     let mut attempt = 0;
+    let started = tokio::time::Instant::now();
     while !todo.is_empty() {
+        // Partitions retried only to wait for a high watermark: they do
+        // not use up the retry count.
+        let mut waiting_for_high_watermark = 0usize;
         let mut by_leader: BTreeMap<i32, Vec<(TopicPartition, OffsetSpec, i32)>> = BTreeMap::new();
         let mut retry = Vec::new();
         for (tp, spec) in todo.drain(..) {
@@ -492,9 +496,20 @@ pub async fn list_offsets(
                         0 => {
                             out.insert(tp, p.offset);
                         }
+                        // A new leader's high watermark catches up once a
+                        // follower fetches: waited for up to a deadline of
+                        // its own (the Java client waits its API timeout),
+                        // not the retry count.
+                        codes::OFFSET_NOT_AVAILABLE
+                            if started.elapsed() < OFFSET_NOT_AVAILABLE_PATIENCE =>
+                        {
+                            waiting_for_high_watermark += 1;
+                            if let Some(spec) = parts.iter().find(|(x, ..)| *x == tp).map(|x| x.1) {
+                                retry.push((tp, spec));
+                            }
+                        }
                         code if (is_stale_metadata(code)
-                            || code == codes::LEADER_NOT_AVAILABLE
-                            || code == codes::OFFSET_NOT_AVAILABLE)
+                            || code == codes::LEADER_NOT_AVAILABLE)
                             && attempt < client.config().retries =>
                         {
                             client.invalidate(&tp.0);
@@ -508,13 +523,19 @@ pub async fn list_offsets(
             }
         }
         if !retry.is_empty() {
-            attempt += 1;
+            if retry.len() > waiting_for_high_watermark {
+                attempt += 1;
+            }
             tokio::time::sleep(client.config().retry_backoff).await;
         }
         todo = retry;
     }
     Ok(out)
 }
+
+/// How long ListOffsets waits for a new leader's high watermark to reach
+/// the start of its epoch (OFFSET_NOT_AVAILABLE) before giving up.
+pub const OFFSET_NOT_AVAILABLE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {
@@ -533,6 +554,65 @@ mod tests {
     use super::*;
     use crate::test_broker::{self, Received};
     use crate::ClientConfig;
+
+    /// OFFSET_NOT_AVAILABLE (a new leader's high watermark catching up) is
+    /// waited out past the retry count, until its own deadline.
+    #[tokio::test]
+    async fn a_new_leaders_offset_not_available_is_waited_out() {
+        let asked = Arc::new(AtomicI32::new(0));
+        let (addr, _) = {
+            let asked = asked.clone();
+            test_broker::start(move |r: Received| {
+                let asked = asked.clone();
+                async move {
+                    match r.key {
+                        ApiKey::ApiVersions => r.reply(test_broker::api_versions(&[
+                            (ApiKey::ApiVersions, 0, 3),
+                            (ApiKey::Metadata, 1, 12),
+                            (ApiKey::ListOffsets, 1, 8),
+                        ])),
+                        ApiKey::Metadata => r.reply(test_broker::metadata(r.port).with_topics(
+                            vec![MetadataResponseTopic::default()
+                                .with_name(Some(topic_name("t")))
+                                .with_partitions(vec![MetadataResponsePartition::default()
+                                    .with_leader_id(BrokerId(1))
+                                    .with_replica_nodes(vec![BrokerId(1)])
+                                    .with_isr_nodes(vec![BrokerId(1)])])],
+                        )),
+                        ApiKey::ListOffsets => {
+                            // Twice the retry count of refusals, then 42.
+                            let n = asked.fetch_add(1, Ordering::SeqCst);
+                            let p = match n < 20 {
+                                true => ListOffsetsPartitionResponse::default()
+                                    .with_error_code(codes::OFFSET_NOT_AVAILABLE),
+                                false => ListOffsetsPartitionResponse::default().with_offset(42),
+                            };
+                            r.reply(ListOffsetsResponse::default().with_topics(vec![
+                                ListOffsetsTopicResponse::default()
+                                    .with_name(topic_name("t"))
+                                    .with_partitions(vec![p]),
+                            ]))
+                        }
+                        other => panic!("the test broker does not answer {other:?}"),
+                    }
+                }
+            })
+            .await
+        };
+        let mut config = ClientConfig::new(&addr);
+        config.retry_backoff = Duration::from_millis(1);
+        let client = Client::connect(config).await.unwrap();
+        let tp = ("t".to_string(), 0);
+        let got = list_offsets(
+            &client,
+            &[(tp.clone(), OffsetSpec::Latest)],
+            IsolationLevel::ReadUncommitted,
+        )
+        .await
+        .unwrap();
+        assert_eq!(got[&tp], 42);
+        assert_eq!(asked.load(Ordering::SeqCst), 21);
+    }
 
     /// KIP-320: ListOffsets and Fetch carry the leader epoch the metadata
     /// gave; a FENCED_LEADER_EPOCH answer sends the consumer back to the
