@@ -555,6 +555,20 @@ mod tests {
     use crate::test_broker::{self, Received};
     use crate::ClientConfig;
 
+    /// The test broker's metadata: topic "t" with one partition, led by
+    /// broker 1 in `epoch`.
+    fn one_partition(r: &Received, epoch: i32) -> Bytes {
+        r.reply(
+            test_broker::metadata(r.port).with_topics(vec![MetadataResponseTopic::default()
+                .with_name(Some(topic_name("t")))
+                .with_partitions(vec![MetadataResponsePartition::default()
+                    .with_leader_id(BrokerId(1))
+                    .with_leader_epoch(epoch)
+                    .with_replica_nodes(vec![BrokerId(1)])
+                    .with_isr_nodes(vec![BrokerId(1)])])]),
+        )
+    }
+
     /// OFFSET_NOT_AVAILABLE (a new leader's high watermark catching up) is
     /// waited out past the retry count, until its own deadline.
     #[tokio::test]
@@ -571,14 +585,7 @@ mod tests {
                             (ApiKey::Metadata, 1, 12),
                             (ApiKey::ListOffsets, 1, 8),
                         ])),
-                        ApiKey::Metadata => r.reply(test_broker::metadata(r.port).with_topics(
-                            vec![MetadataResponseTopic::default()
-                                .with_name(Some(topic_name("t")))
-                                .with_partitions(vec![MetadataResponsePartition::default()
-                                    .with_leader_id(BrokerId(1))
-                                    .with_replica_nodes(vec![BrokerId(1)])
-                                    .with_isr_nodes(vec![BrokerId(1)])])],
-                        )),
+                        ApiKey::Metadata => one_partition(&r, 0),
                         ApiKey::ListOffsets => {
                             // Twice the retry count of refusals, then 42.
                             let n = asked.fetch_add(1, Ordering::SeqCst);
@@ -634,15 +641,7 @@ mod tests {
                             (ApiKey::ListOffsets, 1, 8),
                             (ApiKey::Fetch, 4, 12),
                         ])),
-                        ApiKey::Metadata => r.reply(test_broker::metadata(r.port).with_topics(
-                            vec![MetadataResponseTopic::default()
-                                .with_name(Some(topic_name("t")))
-                                .with_partitions(vec![MetadataResponsePartition::default()
-                                    .with_leader_id(BrokerId(1))
-                                    .with_leader_epoch(epoch.load(Ordering::SeqCst))
-                                    .with_replica_nodes(vec![BrokerId(1)])
-                                    .with_isr_nodes(vec![BrokerId(1)])])],
-                        )),
+                        ApiKey::Metadata => one_partition(&r, epoch.load(Ordering::SeqCst)),
                         ApiKey::ListOffsets => {
                             let req: ListOffsetsRequest = r.decode();
                             let asked = req.topics[0].partitions[0].current_leader_epoch;
