@@ -886,16 +886,17 @@ fn schemas_partition(cluster: &Cluster, via: i32) -> Option<(i32, Vec<i32>, Vec<
     Some((p.leader_id.0, ids(&p.replica_nodes), ids(&p.isr_nodes)))
 }
 
-/// Polls `probe` until it gives `Some`, failing the test after 90 s.
+/// `probe`'s first `Some`, polled by `wait_until`, failing the test after
+/// 90 s.
 fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
-    loop {
-        if let Some(found) = probe() {
-            return found;
-        }
-        assert!(std::time::Instant::now() < deadline, "{what}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let mut found = None;
+    let deadline = std::time::Duration::from_secs(90);
+    let seen = vltava_tests::wait_until(deadline, || {
+        found = probe();
+        found.is_some()
+    });
+    assert!(seen, "{what}");
+    found.expect("wait_until saw it")
 }
 
 #[test]

@@ -1443,11 +1443,14 @@ pub(crate) mod tests {
         assert_eq!(partition.high_watermark(), 2);
     }
 
-    #[test]
-    fn a_new_leader_reports_its_high_watermark_behind_the_epoch_start_until_followers_fetch() {
-        let dir = tempfile::tempdir().unwrap();
+    /// Node 1 leading replicas [1, 2] with two records (timestamp 1)
+    /// appended in epoch 0 before follower 2 fetched (high watermark 0),
+    /// then placed again in epoch 1, which began at offset 2: a new
+    /// leader whose high watermark is behind its epoch's start. Also the
+    /// assignment it was placed with.
+    pub(crate) fn new_leader_behind(dir: &std::path::Path) -> (Partition, Assignment) {
         let partition =
-            Partition::open(dir.path(), "t", Uuid::nil(), 0, 0, LogConfig::default(), 0).unwrap();
+            Partition::open(dir, "t", Uuid::nil(), 0, 0, LogConfig::default(), 0).unwrap();
         let mut assignment = Assignment {
             leader: 1,
             leader_epoch: 0,
@@ -1460,12 +1463,18 @@ pub(crate) mod tests {
         append_one(&partition);
         append_one(&partition);
         // Follower 2 has not fetched: the high watermark stays at 0, and
-        // this epoch began at 0, so nothing is behind it.
+        // epoch 0 began at 0, so nothing is behind it.
         assert_eq!(partition.high_watermark(), 0);
         assert_eq!(partition.high_watermark_behind_epoch_start(), None);
-        // A new epoch begins at the log end (2), above the high watermark.
         assignment.leader_epoch = 1;
         partition.set_assignment(assignment.clone(), 0);
+        (partition, assignment)
+    }
+
+    #[test]
+    fn a_new_leader_reports_its_high_watermark_behind_the_epoch_start_until_followers_fetch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (partition, mut assignment) = new_leader_behind(dir.path());
         assert_eq!(partition.high_watermark_behind_epoch_start(), Some(2));
         partition.record_follower_fetch(2, 0, 2, 0, 0).unwrap();
         assert_eq!(partition.high_watermark(), 2);

@@ -269,7 +269,7 @@ impl Registry {
     /// The store, read up to `_schemas`' high watermark; held, it keeps
     /// this node's other requests waiting (one writer).
     async fn synced(&self) -> Result<InSync<'_>, ApiError> {
-        self.synced_with(Sync::Read).await
+        self.synced_with(SyncFor::Read).await
     }
 
     /// The store for planning a write: on the owner, first everything in
@@ -278,10 +278,10 @@ impl Registry {
     /// this node's own timed-out write) appended and got committed only
     /// now. Without it, a new owner could give an id again.
     async fn synced_to_write(&self) -> Result<InSync<'_>, ApiError> {
-        self.synced_with(Sync::Write).await
+        self.synced_with(SyncFor::Write).await
     }
 
-    async fn synced_with(&self, sync: Sync) -> Result<InSync<'_>, ApiError> {
+    async fn synced_with(&self, sync: SyncFor) -> Result<InSync<'_>, ApiError> {
         let broker = self.broker()?;
         let client = self.client(&broker).await?;
         let mut synced = self.synced.lock().await;
@@ -289,7 +289,7 @@ impl Registry {
         let read = async {
             self.ensure_topic(&broker, &client).await?;
             let fenced = match sync {
-                Sync::Write if owner_of(&broker) == Some(broker.node_id()) => {
+                SyncFor::Write if owner_of(&broker) == Some(broker.node_id()) => {
                     Some(committed_to_log_end(&broker).await?)
                 }
                 _ => None,
@@ -309,7 +309,7 @@ impl Registry {
                 synced.read_once = true;
                 synced.fenced_epoch = fenced;
             }
-            Err(e) if sync == Sync::Read && synced.read_once => {
+            Err(e) if sync == SyncFor::Read && synced.read_once => {
                 debug!(error = %e.message, "answering a registry read from what this node has read");
                 return Ok((synced, broker, client));
             }
@@ -627,7 +627,7 @@ fn schemas_partition(broker: &Broker) -> Result<Arc<vltava_broker::Partition>, A
 
 /// How a request reads the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sync {
+enum SyncFor {
     /// Up to date if `_schemas` can be read, else as last read.
     Read,
     /// Up to date, or an error.
@@ -731,7 +731,10 @@ impl SchemaIdSource for Registry {
             // Fresh, never as last read: an id registered meanwhile would
             // otherwise refuse a record for good (INVALID_RECORD) where a
             // retriable error lets the producer try again.
-            let (synced, ..) = self.synced_with(Sync::Fresh).await.map_err(|e| e.message)?;
+            let (synced, ..) = self
+                .synced_with(SyncFor::Fresh)
+                .await
+                .map_err(|e| e.message)?;
             let mut cached = self
                 .validation_ids
                 .lock()

@@ -118,43 +118,13 @@ fn lookup(
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
-    use vltava_record::{validate_batch, BatchBuilder, Compression};
-
     use super::*;
-    use crate::partition::Assignment;
-
-    /// A leader (node 1) of two appended records (timestamp 1) in its
-    /// second epoch, which began at offset 2 while follower 2 had not yet
-    /// fetched: its high watermark (0) is behind the epoch's start.
-    fn new_leader_behind(dir: &std::path::Path) -> Partition {
-        let log = vltava_log::LogConfig::default();
-        let partition = Partition::open(dir, "t", uuid::Uuid::nil(), 0, 0, log, 0).unwrap();
-        let mut assignment = Assignment {
-            leader: 1,
-            leader_epoch: 0,
-            replicas: vec![1, 2],
-            isr: vec![1, 2],
-            partition_epoch: 0,
-            elr: Vec::new(),
-        };
-        let partition = partition.placed(1, assignment.clone(), 0);
-        for _ in 0..2 {
-            let batch = BatchBuilder::new(Compression::None)
-                .record(None, Some(Bytes::from_static(b"v")), vec![], 1)
-                .build();
-            let header = validate_batch(&batch).unwrap();
-            partition.append(batch, &header, false, 1).unwrap();
-        }
-        assignment.leader_epoch = 1;
-        partition.set_assignment(assignment, 0);
-        partition
-    }
+    use crate::partition::tests::new_leader_behind;
 
     #[test]
     fn a_new_leader_answers_consumers_offset_not_available_until_its_high_watermark_catches_up() {
         let dir = tempfile::tempdir().unwrap();
-        let p = new_leader_behind(dir.path());
+        let (p, _) = new_leader_behind(dir.path());
         let code = |r: Result<(i64, i64), ApiError>| r.map_err(|e| e.code());
         let not_available = Err(ResponseError::OffsetNotAvailable.code());
         assert_eq!(code(lookup(&p, LATEST_TIMESTAMP, true)), not_available);
