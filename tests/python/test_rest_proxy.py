@@ -180,6 +180,20 @@ def test_v3_topics_and_records_read_back_by_a_kafka_client(proxy):
             assert got.value[:5] == b"\x00" + struct.pack(">I", registered.schema_id)
             assert AvroDeserializer(sr)(got.value, ctx) == {"p": p}
         assert sr.get_versions(subject) == [1], subject
+    # Protobuf and JSON Schema given whole, under the topic's subject (TOPIC_NAME, the default).
+    create_topic(admin(broker.bootstrap), "whole", 1)
+    for kind, schema, data, body in (
+            ("PROTOBUF", 'syntax = "proto3";\nmessage W { int32 n = 1; }\n', {"n": 5}, b"\x00\x08\x05"),
+            ("JSONSCHEMA", json.dumps({"type": "object", "properties": {"n": {"type": "integer"}}}), {"n": 5},
+             b'{"n":5}')):
+        status, _, put = call("POST", f"{base}/topics/whole/records", {"key": {
+            "type": kind, "raw_schema": schema, "data": data}})
+        assert (status, put["key"]["type"]) == (200, kind), put
+        got = consume_exact(broker.bootstrap, [TopicPartition("whole", 0, put["offset"])], 1)[0]
+        registered = SchemaRegistryClient({"url": registry}).get_latest_version("whole-key")  # uncached
+        assert registered.schema.schema_type == ("JSON" if kind == "JSONSCHEMA" else kind)
+        assert got.key == b"\x00" + struct.pack(">I", registered.schema_id) + body
+        sr.set_compatibility("whole-key", "NONE")
     status, _, odd = call("POST", f"{base}/topics/orders/records", {"value": {
         "type": "AVRO", "raw_schema": tick, "subject_name_strategy": "SIDEWAYS", "data": {"p": 1}}})
     assert (status, odd["error_code"]) == (400, 400), odd

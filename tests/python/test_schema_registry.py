@@ -17,7 +17,7 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
-from confluent_kafka.schema_registry.json_schema import JSONSerializer
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from conftest import free_port
@@ -126,7 +126,6 @@ def http_json(method: str, url: str, body: dict | None = None) -> tuple[int, obj
 
 
 def test_json_schema_records_round_trip_and_evolve_by_content_model(registry):
-    from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 
     broker, url = registry
     sr = SchemaRegistryClient({"url": url})
@@ -346,7 +345,6 @@ def console_consumer(broker, url: str, topic: str, count: int, *properties: str)
 
 
 def test_console_consumer_decodes_every_format_through_the_registry(registry):
-    from confluent_kafka.schema_registry.json_schema import JSONSerializer
     from google.protobuf import descriptor_pb2
     from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
     from confluent_kafka.serialization import StringSerializer
