@@ -585,10 +585,9 @@ async fn field(p: &RestProxy, topic: &str, is_key: bool, spec: &Value) -> Result
             return Err(RestError::bad_request(format!("{k} must be a string")));
         }
     }
-    let schema_asked = !spec["schema_id"].is_null()
-        || !spec["schema_version"].is_null()
-        || !spec["subject"].is_null()
-        || !spec["raw_schema"].is_null();
+    let schema_asked = ["schema_id", "schema_version", "subject", "raw_schema"]
+        .into_iter()
+        .any(given);
     let kind = spec["type"]
         .as_str()
         .map(str::to_ascii_uppercase)
@@ -656,11 +655,11 @@ async fn field(p: &RestProxy, topic: &str, is_key: bool, spec: &Value) -> Result
                     let parsed = Parsed::parse(schema_type, text, &[])
                         .map_err(|e| RestError::new(StatusCode::UNPROCESSABLE_ENTITY, 42201, e))?;
                     let subject = subject_of(topic, is_key, spec, Some(&parsed))?;
+                    // The registry answers the id of this schema (the same
+                    // schema, however laid out): what was parsed here is
+                    // what the record is written with.
                     let id = super::register_schema(p, &subject, schema_type, text).await?;
-                    (
-                        id,
-                        p.registry.parsed_by_id(id).await.map_err(registry_error)?,
-                    )
+                    (id, parsed)
                 }
                 (None, None) => {
                     let subject = subject_of(topic, is_key, spec, None)?;
